@@ -1,0 +1,102 @@
+"""Reading and converting audio: the one place that turns files and arrays into 16 kHz mono int16."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+SAMPLE_RATE = 16000
+
+
+class AudioError(ValueError):
+    """Audio that cannot be turned into 16 kHz mono int16; the message names the source."""
+
+
+def to_int16(samples: np.ndarray, *, source: str = "array") -> np.ndarray:
+    """Convert samples to int16 without silent garbage.
+
+    int16 passes through; int32 keeps its top 16 bits (as a 32-bit PCM file would);
+    floats are taken as full scale +-1.0 and rounded, saturating at the int16 range.
+    NaN/inf, empty input and other dtypes are errors naming `source`.
+    """
+    samples = np.asarray(samples)
+    if samples.size == 0:
+        raise AudioError(f"{source}: no audio samples (empty input)")
+    if samples.dtype == np.int16:
+        return samples
+    if samples.dtype == np.int32:
+        return (samples >> 16).astype(np.int16)
+    if np.issubdtype(samples.dtype, np.floating):
+        if not np.all(np.isfinite(samples)):
+            raise AudioError(f"{source}: audio contains NaN or infinite values")
+        scaled = np.rint(samples.astype(np.float64) * 32768.0)
+        return np.clip(scaled, -32768, 32767).astype(np.int16)
+    raise AudioError(
+        f"{source}: unsupported sample type {samples.dtype}; expected int16, int32 or float audio"
+    )
+
+
+def to_mono(samples: np.ndarray, *, source: str = "array") -> np.ndarray:
+    """Downmix (frames, channels) to one channel by averaging the channels."""
+    samples = np.asarray(samples)
+    if samples.ndim == 1:
+        return samples
+    if samples.ndim == 2:
+        if samples.dtype == np.int16:
+            return np.rint(samples.astype(np.float64).mean(axis=1)).astype(np.int16)
+        return samples.mean(axis=1)
+    raise AudioError(
+        f"{source}: expected 1-D mono or 2-D (frames, channels) audio, got shape {samples.shape}"
+    )
+
+
+def resample(samples: np.ndarray, from_rate: int, to_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """High-quality resampling (soxr); int16 in gives int16 out."""
+    if from_rate == to_rate:
+        return samples
+    if from_rate <= 0:
+        raise AudioError(f"invalid sample rate {from_rate} Hz")
+    if samples.dtype == np.int16:
+        floats = soxr.resample(samples.astype(np.float32) / 32768.0, from_rate, to_rate, quality="HQ")
+        return to_int16(floats)
+    return soxr.resample(samples, from_rate, to_rate, quality="HQ")
+
+
+def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Read any audio file soundfile understands as mono int16 at `sample_rate`.
+
+    16-bit PCM is read exactly; other encodings (8/24/32-bit, float) are converted,
+    stereo is downmixed and other rates are resampled. Errors name the file.
+    """
+    path = Path(path)
+    try:
+        info = sf.info(str(path))
+        dtype = "int16" if info.subtype == "PCM_16" else "float64"
+        samples, file_rate = sf.read(str(path), dtype=dtype, always_2d=False)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as error:
+        raise AudioError(f"{path}: not a readable audio file ({error})") from error
+    if samples.size == 0:
+        raise AudioError(f"{path}: the file holds no audio samples")
+    samples = to_mono(samples, source=str(path))
+    samples = resample(samples, file_rate, sample_rate)
+    return to_int16(samples, source=str(path))
+
+
+def fit_length(samples: np.ndarray, length: int) -> np.ndarray:
+    """Zero-pad at the end or truncate to exactly `length` samples."""
+    if samples.shape[-1] >= length:
+        return samples[..., :length]
+    pad = [(0, 0)] * (samples.ndim - 1) + [(0, length - samples.shape[-1])]
+    return np.pad(samples, pad)
+
+
+def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+    """Write 16-bit PCM atomically: a crash never leaves a truncated file under `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    sf.write(str(partial), to_int16(samples, source=str(path)), sample_rate, subtype="PCM_16", format="WAV")
+    partial.replace(path)

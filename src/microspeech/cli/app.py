@@ -1,0 +1,39 @@
+"""The Typer application every command module attaches to."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from microspeech import __version__
+
+app = typer.Typer(
+    name="microspeech",
+    help="Train, quantize, evaluate, profile and run tiny keyword-spotting models for microcontrollers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"microspeech {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """microspeech command line."""
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print a clear error and exit with `code` (no traceback for user mistakes)."""
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)

@@ -1,0 +1,1 @@
+"""Datasets: listing clips (path, word, speaker, split), reading them, augmenting them."""

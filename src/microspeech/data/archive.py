@@ -1,0 +1,59 @@
+"""Safe, resumable extraction of dataset archives into a cache directory."""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+import tarfile
+from contextlib import contextmanager
+from pathlib import Path
+
+COMPLETE_MARKER = ".microspeech-complete"
+
+
+@contextmanager
+def _exclusive_lock(path: Path):
+    """Serialize extraction across processes (pytest-xdist workers, parallel CLIs)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def extract_archive(archive: str | Path, target_dir: str | Path) -> Path:
+    """Extract `archive` into `target_dir` once and return `target_dir`.
+
+    Extraction goes to a temporary sibling and is renamed into place only when
+    complete, so an interrupted run never leaves a directory that looks finished.
+    tarfile's `data` filter refuses members that would land outside the target
+    (absolute paths, `..`, links pointing out) and special files.
+    """
+    archive = Path(archive)
+    target_dir = Path(target_dir)
+    if (target_dir / COMPLETE_MARKER).exists():
+        return target_dir
+    if not archive.is_file():
+        raise FileNotFoundError(f"archive not found: {archive}")
+    with _exclusive_lock(target_dir.with_name(target_dir.name + ".lock")):
+        if (target_dir / COMPLETE_MARKER).exists():
+            return target_dir
+        partial = target_dir.with_name(target_dir.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(partial, filter="data")
+        except (tarfile.TarError, OSError, EOFError) as error:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise RuntimeError(f"{archive}: extraction failed ({error}); nothing was kept") from error
+        # Archives hold one top-level folder; unwrap it so target_dir is the dataset root.
+        entries = list(partial.iterdir())
+        root = entries[0] if len(entries) == 1 and entries[0].is_dir() else partial
+        (root / COMPLETE_MARKER).touch()
+        shutil.rmtree(target_dir, ignore_errors=True)
+        root.replace(target_dir)
+        shutil.rmtree(partial, ignore_errors=True)
+    return target_dir

@@ -1,0 +1,47 @@
+"""Shared fixtures: the genuine Speech Commands bundles from ../shared/data, unpacked once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from microspeech.data.archive import extract_archive
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SUBSET_ARCHIVE = "speech_commands_v0.02_subset.tar.xz"
+TEST_SET_ARCHIVE = "speech_commands_test_set_v0.02_dev.tar.xz"
+
+
+def shared_data_dir() -> Path | None:
+    """The shared bundles: $MICROSPEECH_SHARED_DATA, else ../shared/data next to the repo."""
+    candidates = [os.environ.get("MICROSPEECH_SHARED_DATA"), REPO_ROOT.parent / "shared" / "data"]
+    candidates += [Path("/work/shared/data")]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / TEST_SET_ARCHIVE).is_file():
+            return Path(candidate)
+    return None
+
+
+def test_data_cache() -> Path:
+    return Path(os.environ.get("MICROSPEECH_TEST_CACHE", Path.home() / ".cache" / "microspeech" / "data"))
+
+
+def _bundle(archive_name: str) -> Path:
+    data_dir = shared_data_dir()
+    if data_dir is None:
+        pytest.skip("the shared Speech Commands bundles (../shared/data) are not on this machine")
+    return extract_archive(data_dir / archive_name, test_data_cache() / archive_name.removesuffix(".tar.xz"))
+
+
+@pytest.fixture(scope="session")
+def subset_dir() -> Path:
+    """Unpacked speech_commands_v0.02_subset: train+validation clips, lists, background noise."""
+    return _bundle(SUBSET_ARCHIVE)
+
+
+@pytest.fixture(scope="session")
+def test_set_dir() -> Path:
+    """Unpacked speech_commands_test_set_v0.02_dev: 12 folders of official test clips."""
+    return _bundle(TEST_SET_ARCHIVE)

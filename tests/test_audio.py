@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+import soundfile as sf
+
+from microspeech.audio import AudioError, fit_length, read_audio, to_int16, to_mono, write_wav
+
+
+def test_int16_passes_through_unchanged():
+    samples = np.array([-32768, -1, 0, 1, 32767], dtype=np.int16)
+    assert to_int16(samples) is samples
+
+
+def test_float_is_full_scale_and_saturates():
+    out = to_int16(np.array([-2.0, -1.0, 0.0, 0.5, 1.0]))
+    assert out.tolist() == [-32768, -32768, 0, 16384, 32767]
+
+
+def test_int32_keeps_top_bits():
+    assert to_int16(np.array([65536 * 3, -65536], dtype=np.int32)).tolist() == [3, -1]
+
+
+@pytest.mark.parametrize("bad", [np.array([0.0, np.nan]), np.array([np.inf])])
+def test_non_finite_is_an_error(bad):
+    with pytest.raises(AudioError, match="NaN or infinite"):
+        to_int16(bad, source="clip.wav")
+
+
+def test_empty_and_odd_dtypes_are_errors():
+    with pytest.raises(AudioError, match="empty"):
+        to_int16(np.array([], dtype=np.int16))
+    with pytest.raises(AudioError, match="unsupported sample type"):
+        to_int16(np.array(["a"]))
+    with pytest.raises(AudioError, match="shape"):
+        to_mono(np.zeros((2, 2, 2)))
+
+
+def test_stereo_downmix_and_resample(tmp_path):
+    t = np.arange(44100) / 44100
+    tone = 0.25 * np.sin(2 * np.pi * 440 * t)
+    path = tmp_path / "stereo.wav"
+    sf.write(path, np.stack([tone, tone], axis=1), 44100, subtype="PCM_24")
+    audio = read_audio(path)
+    assert audio.dtype == np.int16 and audio.ndim == 1
+    assert abs(len(audio) - 16000) <= 1
+    assert 0.2 * 32768 < np.abs(audio).max() < 0.3 * 32768
+
+
+def test_pcm16_is_read_exactly_and_written_atomically(tmp_path):
+    samples = np.random.default_rng(0).integers(-32768, 32767, 1600).astype(np.int16)
+    path = tmp_path / "x.wav"
+    write_wav(path, samples)
+    assert not (tmp_path / "x.wav.partial").exists()
+    np.testing.assert_array_equal(read_audio(path), samples)
+
+
+def test_corrupt_file_names_the_file(tmp_path):
+    path = tmp_path / "broken.wav"
+    path.write_bytes(b"RIFF\x00\x00garbage")
+    with pytest.raises(AudioError, match="broken.wav"):
+        read_audio(path)
+
+
+def test_fit_length_pads_and_truncates():
+    assert fit_length(np.ones(3, np.int16), 5).tolist() == [1, 1, 1, 0, 0]
+    assert fit_length(np.ones((2, 7), np.int16), 5).shape == (2, 5)
