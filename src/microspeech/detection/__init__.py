@@ -1,0 +1,1 @@
+"""Streaming keyword detection: the detector firmware runs, and its parameters."""

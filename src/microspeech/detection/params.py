@@ -1,0 +1,48 @@
+"""Streaming detection parameters, stored in the .tflite under MLTK's key names."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass
+class DetectionParams:
+    """How firmware turns per-inference scores into keyword detections (MLTK semantics)."""
+
+    average_window_duration_ms: int = 1000
+    detection_threshold: int = 185  # on the 0-255 score scale
+    suppression_ms: int = 750
+    minimum_count: int = 3
+    volume_gain: float = 2.0
+    latency_ms: int = 100
+    verbose_model_output_logs: bool = False
+
+    def __post_init__(self) -> None:
+        checks = {
+            "average_window_duration_ms": self.average_window_duration_ms > 0,
+            "detection_threshold": 0 <= self.detection_threshold <= 255,
+            "suppression_ms": self.suppression_ms >= 0,
+            "minimum_count": self.minimum_count >= 1,
+            "volume_gain": self.volume_gain >= 0,
+            "latency_ms": self.latency_ms > 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"detection parameter {name}={getattr(self, name)!r} is out of range")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> DetectionParams:
+        """Pick the known keys from a parameter dict (e.g. read from a .tflite); others are ignored."""
+        known = {f.name: f.type for f in fields(cls)}
+        picked: dict[str, Any] = {}
+        for name in known:
+            if name in values:
+                default = getattr(cls, name)
+                picked[name] = type(default)(values[name]) if not isinstance(default, bool) else bool(
+                    values[name]
+                )
+        return cls(**picked)
