@@ -1,0 +1,1 @@
+"""Evaluation: metrics, plots, clip and streaming evaluation."""

@@ -1,0 +1,1 @@
+"""Model specs: a registry and one module per architecture."""

@@ -1,0 +1,1 @@
+"""The .tflite file: metadata, runtimes, summary, profiling, C export, diagrams."""

@@ -1,0 +1,1 @@
+"""Training, checkpoints and quantization to a full-int8 .tflite."""
