@@ -117,7 +117,9 @@ def trapezoid_auc(fpr: np.ndarray, tpr: np.ndarray) -> float:
     return float(np.sum(0.5 * (tpr[:-1] + tpr[1:]) * (fpr[:-1] - fpr[1:])))
 
 
-def precision_recall_curve(class_scores: np.ndarray, is_positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def precision_recall_curve(
+    class_scores: np.ndarray, is_positive: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Precision and recall of one class, as scikit-learn < 1.1 computed them for MLTK.
 
     Thresholds are the distinct scores (positive when score >= threshold). Points run from
