@@ -23,7 +23,7 @@ class DetectionParams:
             "average_window_duration_ms": self.average_window_duration_ms > 0,
             "detection_threshold": 0 <= self.detection_threshold <= 255,
             "suppression_ms": self.suppression_ms >= 0,
-            "minimum_count": self.minimum_count >= 1,
+            "minimum_count": self.minimum_count >= 0,  # 0: no averaging (MLTK)
             "volume_gain": self.volume_gain >= 0,
             "latency_ms": self.latency_ms > 0,
         }

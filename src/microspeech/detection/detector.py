@@ -1,0 +1,248 @@
+"""MLTK's keyword decision rule (RecognizeCommands in its audio_classifier firmware).
+
+Each inference result is mapped to the 0-255 scale, kept for `average_window_duration_ms`
+(at most 50 results), averaged per class with integer division once `minimum_count`
+results are held, and the top class is detected when its average is strictly above the
+threshold, its label does not start with `_`, and it differs from the last detection or
+more than `suppression_ms` have passed since it. `CommandRecognizer` is that rule step by
+step; `replay` gives the same decisions for a whole recorded score sequence at once, so
+threshold sweeps cost milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from microspeech.detection.params import DetectionParams
+
+# The firmware's fixed-size result queue; a full queue refuses the newest result.
+MAX_RESULT_COUNT = 50
+
+
+def scores_to_uint8(scores: np.ndarray) -> np.ndarray:
+    """Map one model output to the firmware's 0-255 scale.
+
+    int8 outputs are shifted by +128 (a softmax with scale 1/256 and zero point -128
+    becomes round(p * 256) clipped to 255); float outputs are p * 255 truncated; uint8
+    outputs pass through.
+    """
+    scores = np.asarray(scores)
+    if scores.dtype == np.uint8:
+        return scores
+    if scores.dtype == np.int8:
+        return (scores.astype(np.int16) + 128).astype(np.uint8)
+    if np.issubdtype(scores.dtype, np.floating):
+        return np.clip(scores.astype(np.float64) * 255.0, 0, 255).astype(np.uint8)
+    raise ValueError(f"model output of type {scores.dtype} is not supported; expected int8, uint8 or float")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The recognizer's answer for one inference result."""
+
+    time_ms: int
+    class_index: int  # the top class (the previous detection's while too few results are held)
+    label: str
+    score: int  # the top class's 0-255 average; 0 while too few results are held
+    is_detection: bool
+    averages: np.ndarray | None  # per-class 0-255 averages; None while too few results are held
+
+
+@dataclass(frozen=True)
+class Detection:
+    time_ms: int
+    class_index: int
+    label: str
+    score: int
+
+
+class CommandRecognizer:
+    """MLTK's RecognizeCommands: smoothing, threshold and suppression over a result stream.
+
+    `class_thresholds` is MLTK's optional `detection_threshold_list` parameter (one
+    threshold per class, replacing the global one).
+    """
+
+    def __init__(
+        self,
+        classes: Sequence[str],
+        params: DetectionParams | None = None,
+        *,
+        class_thresholds: Sequence[int] | None = None,
+    ) -> None:
+        self.classes = list(classes)
+        if not self.classes:
+            raise ValueError("the recognizer needs at least one class label")
+        self.params = params or DetectionParams()
+        if class_thresholds is not None and len(class_thresholds) != len(self.classes):
+            raise ValueError(
+                f"detection_threshold_list has {len(class_thresholds)} entries but the model has "
+                f"{len(self.classes)} classes"
+            )
+        self.class_thresholds = None if class_thresholds is None else [int(t) for t in class_thresholds]
+        self._results: deque[tuple[int, np.ndarray]] = deque()
+        self.reset()
+
+    def reset(self) -> None:
+        self._results.clear()
+        # The firmware starts as if class 0 had been detected at time 0.
+        self._last_index = 0
+        self._last_time_ms = 0
+        self._last_input_time_ms: int | None = None
+
+    def _threshold(self, index: int) -> int:
+        if self.class_thresholds is not None:
+            return self.class_thresholds[index]
+        return self.params.detection_threshold
+
+    def process(self, scores: np.ndarray, time_ms: int) -> Decision:
+        """Feed one inference result (the model's raw output row) taken at `time_ms`."""
+        scores_u8 = scores_to_uint8(np.asarray(scores).reshape(-1))
+        if scores_u8.shape[0] != len(self.classes):
+            raise ValueError(
+                f"the model output has {scores_u8.shape[0]} scores but there are {len(self.classes)} classes"
+            )
+        time_ms = int(time_ms)
+        if self._last_input_time_ms is not None and time_ms < self._last_input_time_ms:
+            raise ValueError(
+                f"results must come in time order: {time_ms} ms came after {self._last_input_time_ms} ms"
+            )
+        self._last_input_time_ms = time_ms
+
+        params = self.params
+        if params.minimum_count == 0:
+            # Averaging disabled: the latest result alone decides.
+            averages = scores_u8.astype(np.int64)
+        else:
+            if len(self._results) < MAX_RESULT_COUNT:
+                self._results.append((time_ms, scores_u8))
+            oldest_kept = time_ms - params.average_window_duration_ms
+            while self._results and self._results[0][0] < oldest_kept:
+                self._results.popleft()
+            if len(self._results) < params.minimum_count:
+                return Decision(time_ms, self._last_index, self.classes[self._last_index], 0, False, None)
+            total = np.zeros(len(self.classes), dtype=np.int64)
+            for _, held in self._results:
+                total += held
+            averages = total // len(self._results)
+
+        top = int(np.argmax(averages))  # first index wins ties, as the firmware's strict '>' scan
+        top_score = int(averages[top])
+        label = self.classes[top]
+        is_detection = (
+            top_score > self._threshold(top)
+            and not label.startswith("_")
+            and (top != self._last_index or time_ms - self._last_time_ms > params.suppression_ms)
+        )
+        if is_detection:
+            self._last_index = top
+            self._last_time_ms = time_ms
+        return Decision(time_ms, top, label, top_score, is_detection, averages)
+
+
+@dataclass(frozen=True)
+class SmoothedScores:
+    """Per-step window averages of a score sequence for one (window, minimum_count) pair."""
+
+    times_ms: np.ndarray  # (K,) int64
+    top_index: np.ndarray  # (K,) int64
+    top_score: np.ndarray  # (K,) int64
+    ready: np.ndarray  # (K,) bool: at least minimum_count results were held
+
+
+def smooth_scores(
+    scores_u8: np.ndarray, times_ms: np.ndarray, average_window_duration_ms: int, minimum_count: int
+) -> SmoothedScores:
+    """The recognizer's averages for every step at once (vectorized with cumulative sums).
+
+    Exact as long as the window never holds MAX_RESULT_COUNT results; otherwise the
+    firmware's refusal of new results makes the queue history-dependent, so that case
+    runs the step-by-step queue.
+    """
+    scores_u8 = np.asarray(scores_u8, dtype=np.uint8)
+    times_ms = np.asarray(times_ms, dtype=np.int64)
+    if scores_u8.ndim != 2 or scores_u8.shape[0] != times_ms.shape[0]:
+        raise ValueError("scores must be (steps, classes) with one time per step")
+    if np.any(np.diff(times_ms) < 0):
+        raise ValueError("result times must be non-decreasing")
+    steps = times_ms.shape[0]
+    if minimum_count == 0:
+        averages = scores_u8.astype(np.int64)
+        ready = np.ones(steps, dtype=bool)
+    else:
+        first = np.searchsorted(times_ms, times_ms - average_window_duration_ms, side="left")
+        counts = np.arange(1, steps + 1) - first
+        if steps and counts.max() >= MAX_RESULT_COUNT:
+            return _smooth_with_queue(scores_u8, times_ms, average_window_duration_ms, minimum_count)
+        cumulative = np.zeros((steps + 1, scores_u8.shape[1]), np.int64)
+        np.cumsum(scores_u8, axis=0, dtype=np.int64, out=cumulative[1:])
+        totals = cumulative[1:] - cumulative[first]
+        averages = totals // counts[:, None]
+        ready = counts >= minimum_count
+    top_index = np.argmax(averages, axis=1) if steps else np.zeros(0, np.int64)
+    top_score = averages[np.arange(steps), top_index] if steps else np.zeros(0, np.int64)
+    return SmoothedScores(times_ms, top_index.astype(np.int64), top_score.astype(np.int64), ready)
+
+
+def _smooth_with_queue(
+    scores_u8: np.ndarray, times_ms: np.ndarray, average_window_duration_ms: int, minimum_count: int
+) -> SmoothedScores:
+    classes = [f"c{i}" for i in range(scores_u8.shape[1])]
+    params = DetectionParams(
+        average_window_duration_ms=average_window_duration_ms,
+        minimum_count=minimum_count,
+        detection_threshold=255,
+    )
+    recognizer = CommandRecognizer(classes, params)
+    steps = times_ms.shape[0]
+    top_index = np.zeros(steps, np.int64)
+    top_score = np.zeros(steps, np.int64)
+    ready = np.zeros(steps, bool)
+    for step in range(steps):
+        decision = recognizer.process(scores_u8[step], int(times_ms[step]))
+        if decision.averages is not None:
+            top_index[step] = decision.class_index
+            top_score[step] = decision.score
+            ready[step] = True
+    return SmoothedScores(times_ms, top_index, top_score, ready)
+
+
+def detect(
+    smoothed: SmoothedScores,
+    classes: Sequence[str],
+    detection_threshold: int | Sequence[int],
+    suppression_ms: int,
+) -> list[Detection]:
+    """Apply threshold and suppression to precomputed averages (the recognizer's second half)."""
+    thresholds = np.broadcast_to(np.asarray(detection_threshold, dtype=np.int64), (len(classes),))
+    keyword = np.array([not name.startswith("_") for name in classes])
+    candidate = smoothed.ready & (smoothed.top_score > thresholds[smoothed.top_index])
+    candidate &= keyword[smoothed.top_index]
+    detections: list[Detection] = []
+    last_index, last_time = 0, 0
+    for step in np.flatnonzero(candidate):
+        index = int(smoothed.top_index[step])
+        time_ms = int(smoothed.times_ms[step])
+        if index != last_index or time_ms - last_time > suppression_ms:
+            last_index, last_time = index, time_ms
+            detections.append(Detection(time_ms, index, classes[index], int(smoothed.top_score[step])))
+    return detections
+
+
+def replay(
+    scores: np.ndarray,
+    times_ms: np.ndarray,
+    classes: Sequence[str],
+    params: DetectionParams,
+    *,
+    class_thresholds: Sequence[int] | None = None,
+) -> list[Detection]:
+    """All detections `CommandRecognizer` makes on a recorded (steps, classes) score sequence."""
+    scores_u8 = scores_to_uint8(np.asarray(scores).reshape(-1, len(classes)))
+    smoothed = smooth_scores(scores_u8, times_ms, params.average_window_duration_ms, params.minimum_count)
+    threshold = params.detection_threshold if class_thresholds is None else class_thresholds
+    return detect(smoothed, classes, threshold, params.suppression_ms)
