@@ -1,0 +1,50 @@
+"""`microspeech params`: print the SL_PARAMSv1 parameters embedded in a .tflite."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.table import Table
+
+from microspeech.cli.app import app, console, fail
+
+
+def format_value(value: object, limit: int = 80) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return f"<{len(value)} bytes>"
+    text = ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def parameters_table(params: dict, dtypes: dict[str, str], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("Key", style="cyan")
+    table.add_column("Value", overflow="fold")
+    table.add_column("Type", style="dim")
+    for key, value in params.items():
+        table.add_row(key, format_value(value), dtypes.get(key, ""))
+    return table
+
+
+@app.command("params")
+def params_command(
+    model: str = typer.Argument(..., help="A .tflite file or a trained model's name."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table (bytes as hex)."),
+) -> None:
+    """Print the model parameters (MLTK SL_PARAMSv1 metadata) embedded in a .tflite."""
+    from microspeech.tflite.files import ModelNotFoundError, resolve_model_file
+    from microspeech.tflite.metadata import ParameterError, read_parameters
+
+    try:
+        path = resolve_model_file(model, "tflite")
+        params, dtypes = read_parameters(path, with_dtypes=True)
+    except (ModelNotFoundError, ParameterError, ValueError) as error:
+        fail(str(error))
+    if as_json:
+        console.print_json(json.dumps({k: v.hex() if isinstance(v, bytes) else v for k, v in params.items()}))
+        return
+    if not params:
+        console.print(f"{path}: no SL_PARAMSv1 parameters embedded")
+        return
+    console.print(parameters_table(params, dtypes, f"{path} ({len(params)} parameters)"))

@@ -1,0 +1,203 @@
+"""Run a .tflite with LiteRT (reference kernels, XNNPACK off) or with TFLite Micro.
+
+Both backends behind one small class so evaluation, profiling and tests can compare
+them sample for sample: firmware runs TFLM, so "what the device computes" is the TFLM output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from microspeech.tflite.flatbuffer import load_bytes, read_model
+
+Backend = Literal["litert", "tflm"]
+BACKENDS: tuple[str, ...] = ("litert", "tflm")
+# Headroom over the tensor bytes for TFLM's persistent structures (nodes, eval tensors, op data).
+_TFLM_ARENA_OVERHEAD = 16 * 1024
+
+
+@dataclass(frozen=True)
+class TensorDetails:
+    """An input or output tensor: shape, dtype and its (per-tensor) quantization."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    scale: float
+    zero_point: int
+
+    @property
+    def is_quantized(self) -> bool:
+        return self.scale != 0.0
+
+    def quantize(self, values: np.ndarray) -> np.ndarray:
+        """Float values -> this tensor's integer type (round to nearest, saturate)."""
+        if not self.is_quantized:
+            return np.asarray(values, dtype=self.dtype)
+        info = np.iinfo(self.dtype)
+        scaled = np.round(np.asarray(values, dtype=np.float64) / self.scale) + self.zero_point
+        return np.clip(scaled, info.min, info.max).astype(self.dtype)
+
+    def dequantize(self, values: np.ndarray) -> np.ndarray:
+        """This tensor's integers -> float32 (identity for float tensors)."""
+        values = np.asarray(values)
+        if not self.is_quantized:
+            return values.astype(np.float32)
+        return ((values.astype(np.float32) - self.zero_point) * self.scale).astype(np.float32)
+
+
+def default_tflm_arena_size(tflite_bytes: bytes) -> int:
+    """An arena that surely fits: every tensor's bytes plus headroom (profile finds the minimum)."""
+    model = read_model(tflite_bytes)
+    itemsize = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 9: 1, 10: 8, 11: 8}  # TensorType -> bytes
+    total = 0
+    for s in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(s)
+        for t in range(subgraph.TensorsLength()):
+            tensor = subgraph.Tensors(t)
+            elements = int(np.prod(tensor.ShapeAsNumpy())) if tensor.ShapeLength() else 1
+            total += max(elements, 1) * itemsize.get(tensor.Type(), 4)
+    return 2 * total + _TFLM_ARENA_OVERHEAD
+
+
+class TfliteRunner:
+    """One .tflite, one interpreter: `predict(batch)` runs it sample by sample.
+
+    backend="litert": ai_edge_litert with the builtin reference/optimized kernels and no
+    default delegate (XNNPACK would change int8 rounding on some ops). backend="tflm":
+    the TFLite Micro interpreter from the `tflite-micro` package, in an arena of
+    `arena_size` bytes (default: generous; see `microspeech.tflite.profile.find_min_arena_size`).
+    """
+
+    def __init__(
+        self,
+        path_or_bytes: str | Path | bytes,
+        backend: Backend = "litert",
+        *,
+        arena_size: int | None = None,
+        num_threads: int = 1,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend={backend!r}: expected one of {', '.join(BACKENDS)}")
+        self.tflite_bytes = load_bytes(path_or_bytes)
+        self.source = str(path_or_bytes) if isinstance(path_or_bytes, (str, Path)) else "<bytes>"
+        self.backend: Backend = backend
+        self.arena_size: int | None = None
+        if backend == "litert":
+            from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+            self._litert = Interpreter(
+                model_content=self.tflite_bytes,
+                experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+                num_threads=num_threads,
+            )
+            self._litert.allocate_tensors()
+            inputs = self._litert.get_input_details()
+            outputs = self._litert.get_output_details()
+            self._input_indices = [d["index"] for d in inputs]
+            self._output_indices = [d["index"] for d in outputs]
+        else:
+            from tflite_micro.python.tflite_micro import runtime as tflm
+
+            self.arena_size = arena_size or default_tflm_arena_size(self.tflite_bytes)
+            try:
+                self._tflm = tflm.Interpreter.from_bytes(self.tflite_bytes, arena_size=self.arena_size)
+            except RuntimeError as error:
+                raise RuntimeError(
+                    f"{self.source}: TFLM could not prepare the model in a {self.arena_size}-byte arena "
+                    f"({error}); pass a larger arena_size"
+                ) from error
+            inputs = [self._tflm.get_input_details(i) for i in range(self._count_io("Inputs"))]
+            outputs = [self._tflm.get_output_details(i) for i in range(self._count_io("Outputs"))]
+        names = self._io_names()
+        self.inputs = [_details(d, names[0][i]) for i, d in enumerate(inputs)]
+        self.outputs = [_details(d, names[1][i]) for i, d in enumerate(outputs)]
+        if len(self.inputs) != 1 or len(self.outputs) != 1:
+            raise ValueError(
+                f"{self.source}: expected one input and one output tensor, "
+                f"found {len(self.inputs)} and {len(self.outputs)}"
+            )
+
+    def _count_io(self, which: str) -> int:
+        subgraph = read_model(self.tflite_bytes).Subgraphs(0)
+        return int(getattr(subgraph, f"{which}Length")())
+
+    def _io_names(self) -> tuple[list[str], list[str]]:
+        subgraph = read_model(self.tflite_bytes).Subgraphs(0)
+
+        def name(index: int) -> str:
+            raw = subgraph.Tensors(index).Name()
+            return raw.decode("utf-8") if raw else f"tensor_{index}"
+
+        return (
+            [name(subgraph.Inputs(i)) for i in range(subgraph.InputsLength())],
+            [name(subgraph.Outputs(i)) for i in range(subgraph.OutputsLength())],
+        )
+
+    @property
+    def input_details(self) -> TensorDetails:
+        return self.inputs[0]
+
+    @property
+    def output_details(self) -> TensorDetails:
+        return self.outputs[0]
+
+    def _prepare(self, sample: np.ndarray) -> np.ndarray:
+        details = self.input_details
+        sample = np.asarray(sample)
+        if sample.size != int(np.prod(details.shape)):
+            raise ValueError(
+                f"input of shape {sample.shape} does not fit the model input {details.shape} ({self.source})"
+            )
+        if sample.dtype != details.dtype:
+            if np.issubdtype(details.dtype, np.integer):
+                if not np.issubdtype(sample.dtype, np.integer):
+                    raise ValueError(
+                        f"model input is {details.dtype.name} but got {sample.dtype.name}; "
+                        "quantize with runner.input_details.quantize(x)"
+                    )
+                info = np.iinfo(details.dtype)
+                if sample.size and (sample.min() < info.min or sample.max() > info.max):
+                    raise ValueError(
+                        f"input values outside the {details.dtype.name} range of the model input"
+                    )
+            sample = sample.astype(details.dtype)
+        return np.ascontiguousarray(sample.reshape(details.shape))
+
+    def predict_one(self, x: np.ndarray) -> np.ndarray:
+        """Raw output for one sample (the output shape without its batch dimension)."""
+        sample = self._prepare(x)
+        if self.backend == "litert":
+            self._litert.set_tensor(self._input_indices[0], sample)
+            self._litert.invoke()
+            output = self._litert.get_tensor(self._output_indices[0])
+        else:
+            self._tflm.set_input(sample, 0)
+            self._tflm.invoke()
+            output = self._tflm.get_output(0)
+        return np.array(output).reshape(self.output_details.shape[1:])
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Raw outputs for a batch: (N, *output_shape[1:]), one invoke per sample."""
+        batch = np.asarray(batch)
+        outputs = np.empty((len(batch), *self.output_details.shape[1:]), dtype=self.output_details.dtype)
+        for i, sample in enumerate(batch):
+            outputs[i] = self.predict_one(sample)
+        return outputs
+
+
+def _details(raw: dict, name: str) -> TensorDetails:
+    quant = raw.get("quantization_parameters") or {}
+    scales = np.asarray(quant.get("scales", []), dtype=np.float64)
+    zero_points = np.asarray(quant.get("zero_points", []), dtype=np.int64)
+    return TensorDetails(
+        name=name,
+        shape=tuple(int(v) for v in raw["shape"]),
+        dtype=np.dtype(raw["dtype"]),
+        scale=float(scales[0]) if scales.size else 0.0,
+        zero_point=int(zero_points[0]) if zero_points.size else 0,
+    )

@@ -1,0 +1,52 @@
+"""TfliteRunner: LiteRT (no XNNPACK) and TFLM agree bit for bit; inputs are checked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from microspeech.tflite.runtime import TfliteRunner
+
+
+def test_litert_equals_tflm_on_mltk_model(mltk_tflite_bytes, random_features):
+    litert = TfliteRunner(mltk_tflite_bytes, "litert")
+    tflm = TfliteRunner(mltk_tflite_bytes, "tflm")
+    assert litert.input_details == tflm.input_details
+    assert litert.input_details.shape == (1, 49, 40, 1)
+    assert litert.input_details.dtype == np.int8
+    assert (litert.input_details.scale, litert.input_details.zero_point) == (1.0, 0)
+    assert litert.output_details.shape == (1, 4)
+    expected = litert.predict(random_features)
+    assert expected.shape == (32, 4) and expected.dtype == np.int8
+    assert np.array_equal(tflm.predict(random_features), expected)
+    # scores are a softmax: they sum to ~1 once dequantized, and differ between inputs
+    probabilities = litert.output_details.dequantize(expected)
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=0.02)
+    assert len({tuple(row) for row in expected}) > 1
+    assert np.array_equal(tflm.predict_one(random_features[5]), expected[5])
+
+
+def test_input_checks(mltk_tflite_bytes, mltk_tflite_path):
+    runner = TfliteRunner(mltk_tflite_path, "litert")
+    with pytest.raises(ValueError, match="does not fit"):
+        runner.predict_one(np.zeros((10, 10), np.int8))
+    with pytest.raises(ValueError, match="quantize"):
+        runner.predict_one(np.zeros((49, 40), np.float32))
+    with pytest.raises(ValueError, match="range"):
+        runner.predict_one(np.full((49, 40), 300, np.int16))
+    # integer input in range is accepted and cast
+    assert np.array_equal(
+        runner.predict_one(np.ones((49, 40), np.int32)), runner.predict_one(np.ones((49, 40), np.int8))
+    )
+    with pytest.raises(ValueError, match="backend"):
+        TfliteRunner(mltk_tflite_bytes, "tflite")  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="arena"):
+        TfliteRunner(mltk_tflite_bytes, "tflm", arena_size=1000)
+
+
+def test_quantize_dequantize(mltk_tflite_bytes):
+    output = TfliteRunner(mltk_tflite_bytes, "litert").output_details
+    values = np.array([0.0, 0.5, 1.0, 2.0])
+    q = output.quantize(values)
+    assert q.tolist() == [-128, 0, 127, 127]
+    assert np.allclose(output.dequantize(q)[:2], [0.0, 0.5])
