@@ -1,0 +1,172 @@
+"""Model specs: everything that defines a trainable model, as serializable dataclasses.
+
+A spec holds the class names, the frontend settings, a Keras builder and the training,
+augmentation and detection settings. It is what `microspeech train NAME` trains and what
+the .tflite metadata records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+from microspeech.detection.params import DetectionParams
+
+if TYPE_CHECKING:
+    import keras
+
+    from microspeech.frontend import FrontendSettings
+
+UNKNOWN = "_unknown_"
+SILENCE = "_silence_"
+
+
+def _from_known_keys(cls: type, values: dict[str, Any]) -> Any:
+    """Build a dataclass from a dict, rejecting keys it does not know (typos must not pass silently)."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown setting(s) {unknown}; known: {sorted(known)}")
+    converted = {}
+    for f in fields(cls):
+        if f.name in values:
+            value = values[f.name]
+            converted[f.name] = tuple(value) if isinstance(value, list) else value
+    return cls(**converted)
+
+
+@dataclass
+class TrainSettings:
+    """Optimizer, schedule and stopping rules (MLTK tflite_micro_speech defaults)."""
+
+    batch_size: int = 32
+    epochs: int = 200
+    learning_rate: float = 1e-3
+    reduce_lr_factor: float = 0.25
+    reduce_lr_patience: int = 7
+    min_learning_rate: float = 1e-6
+    early_stopping_patience: int = 20
+    monitor: str = "val_accuracy"
+    balanced_class_weights: bool = True
+    # Clip counts relative to the mean keyword count (MLTK: unknown 3x, silence 0.2x).
+    unknown_ratio: float = 3.0
+    silence_ratio: float = 0.2
+    # Dry runs cap the clips per class; None keeps all.
+    max_clips_per_class: int | None = None
+    validation_fraction: float = 0.15
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.epochs < 1:
+            raise ValueError(f"batch_size and epochs must be >= 1, got {self.batch_size}, {self.epochs}")
+        if self.monitor not in ("val_accuracy", "val_loss"):
+            raise ValueError(f"monitor must be val_accuracy or val_loss, got {self.monitor!r}")
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainSettings:
+        return _from_known_keys(cls, values)
+
+
+@dataclass
+class AugmentationSettings:
+    """Training-time augmentation, drawn anew every epoch; validation/test get none."""
+
+    trim_threshold_db: float = 20.0
+    random_offset: bool = True
+    noise_probability: float = 1.0
+    noise_factor_range: tuple[float, float] = (0.0, 0.3)
+    # Optional ranges; (1, 1) switches one off.
+    loudness_range: tuple[float, float] = (1.0, 1.0)
+    speed_range: tuple[float, float] = (1.0, 1.0)
+    pitch_semitones_range: tuple[float, float] = (0.0, 0.0)
+    # `_silence_` clips: noise slices scaled by a gain drawn log-uniformly from this range,
+    # with this fraction at near-zero gain (so quiet rooms are silence too).
+    silence_gain_range: tuple[float, float] = (0.01, 1.0)
+    silence_near_zero_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        ranges = ("noise_factor_range", "loudness_range", "speed_range", "pitch_semitones_range",
+                  "silence_gain_range")
+        for name in ranges:
+            low, high = getattr(self, name)
+            if low > high:
+                raise ValueError(f"augmentation {name}={getattr(self, name)} has low > high")
+        if self.speed_range[0] <= 0 or self.loudness_range[0] < 0:
+            raise ValueError("augmentation speed_range must be > 0 and loudness_range >= 0")
+        for name in ("noise_probability", "silence_near_zero_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"augmentation {name} must be in [0, 1], got {getattr(self, name)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: list(value) if isinstance(value, tuple) else value
+                for key, value in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> AugmentationSettings:
+        return _from_known_keys(cls, values)
+
+
+@dataclass
+class ModelSpec:
+    """A registered model: name, classes, frontend, architecture and how to train it."""
+
+    name: str
+    classes: list[str]
+    frontend: FrontendSettings
+    build: Callable[[ModelSpec], keras.Model]
+    train: TrainSettings = field(default_factory=TrainSettings)
+    augmentation: AugmentationSettings = field(default_factory=AugmentationSettings)
+    detection: DetectionParams = field(default_factory=DetectionParams)
+    version: int = 1
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if len(set(self.classes)) != len(self.classes) or len(self.classes) < 2:
+            raise ValueError(f"model {self.name}: classes must be >= 2 distinct names, got {self.classes}")
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        return (self.frontend.n_frames, self.frontend.n_channels)
+
+    @property
+    def keywords(self) -> list[str]:
+        """The classes that are real words (not `_unknown_`/`_silence_`)."""
+        return [name for name in self.classes if name not in (UNKNOWN, SILENCE)]
+
+    def build_model(self) -> keras.Model:
+        return self.build(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but the builder (code, which the registry finds by name)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "classes": list(self.classes),
+            "frontend": self.frontend.to_dict(),
+            "train": self.train.to_dict(),
+            "augmentation": self.augmentation.to_dict(),
+            "detection": self.detection.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], build: Callable[[ModelSpec], keras.Model]) -> ModelSpec:
+        from microspeech.frontend import FrontendSettings
+
+        return cls(
+            name=values["name"],
+            version=int(values.get("version", 1)),
+            description=values.get("description", ""),
+            classes=list(values["classes"]),
+            frontend=FrontendSettings.from_dict(values["frontend"]),
+            build=build,
+            train=TrainSettings.from_dict(values.get("train", {})),
+            augmentation=AugmentationSettings.from_dict(values.get("augmentation", {})),
+            detection=DetectionParams.from_dict(values.get("detection", {})),
+        )

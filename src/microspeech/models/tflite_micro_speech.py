@@ -1,0 +1,60 @@
+"""tflite_micro_speech: the TFLM micro_speech model, as trained by Silicon Labs MLTK.
+
+Copy this file to make a new model: change the name, classes, frontend, `build` and the
+settings; the registry picks the new module up by itself.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from microspeech.detection.params import DetectionParams
+from microspeech.models.registry import register_model
+from microspeech.models.spec import SILENCE, UNKNOWN, AugmentationSettings, ModelSpec, TrainSettings
+
+if TYPE_CHECKING:
+    import keras
+
+
+def build(spec: ModelSpec) -> keras.Model:
+    """Conv2D(8, 10x8, stride 2, same) -> BatchNorm -> ReLU -> Dropout(0.5) -> Flatten -> Dense(softmax).
+
+    The input is the frontend's int8 features as floats, (frames, channels); the Reshape
+    adds the channel axis and the converter folds it away.
+    """
+    import keras
+
+    frames, channels = spec.input_shape
+    features = keras.Input(shape=(frames, channels), name="features")
+    x = keras.layers.Reshape((frames, channels, 1))(features)
+    x = keras.layers.Conv2D(8, (10, 8), strides=(2, 2), padding="same", use_bias=True)(x)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Dropout(0.5)(x)
+    x = keras.layers.Flatten()(x)
+    scores = keras.layers.Dense(len(spec.classes), activation="softmax", name="scores")(x)
+    return keras.Model(features, scores, name=spec.name.replace("-", "_"))
+
+
+@register_model("tflite_micro_speech")
+def tflite_micro_speech() -> ModelSpec:
+    from microspeech.frontend import FrontendSettings
+
+    return ModelSpec(
+        name="tflite_micro_speech",
+        description="TFLM micro_speech keyword spotter (yes/no), MLTK recipe",
+        classes=["yes", "no", UNKNOWN, SILENCE],
+        frontend=FrontendSettings(),
+        build=build,
+        train=TrainSettings(),
+        augmentation=AugmentationSettings(),
+        detection=DetectionParams(
+            average_window_duration_ms=1000,
+            detection_threshold=185,
+            suppression_ms=750,
+            minimum_count=3,
+            volume_gain=2.0,
+            latency_ms=100,
+            verbose_model_output_logs=False,
+        ),
+    )

@@ -1,0 +1,132 @@
+"""Full-int8 .tflite conversion with the model's parameters embedded (MLTK SL_PARAMSv1).
+
+The quantized model takes the frontend's int8 features directly (input scale 1.0, zero
+point 0: firmware feeds frontend output straight in) and returns int8 softmax scores.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import tempfile
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from microspeech import __version__
+
+if TYPE_CHECKING:
+    import keras
+
+    from microspeech.models import ModelSpec
+
+EXPECTED_OPS = frozenset({"CONV_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"})
+REPRESENTATIVE_SAMPLES = 500
+
+
+class QuantizationError(RuntimeError):
+    """The converted model does not meet the contract (ops, input quantization)."""
+
+
+def _representative(features: np.ndarray, seed: int) -> Iterator[list[np.ndarray]]:
+    if len(features) == 0:
+        raise QuantizationError("the representative dataset is empty (no validation features)")
+    rng = np.random.default_rng(seed)
+    picked = features[rng.permutation(len(features))[:REPRESENTATIVE_SAMPLES]].astype(np.float32)
+    # Pin the calibrated input range to the full int8 range, so the input's scale is
+    # exactly 1.0 with zero point 0 whatever the validation features happen to span.
+    pinned = picked[0].copy()
+    pinned.flat[0], pinned.flat[1] = -128.0, 127.0
+    yield [pinned[None]]
+    for sample in picked:
+        yield [sample[None]]
+
+
+def convert_to_int8(model: keras.Model, representative_features: np.ndarray, *, seed: int = 0) -> bytes:
+    """TFLiteConverter, TFLITE_BUILTINS_INT8, int8 in/out, batch-1 signature."""
+    import tensorflow as tf
+
+    input_shape = tuple(model.input_shape[1:])
+    with tempfile.TemporaryDirectory(prefix="microspeech-export-") as saved_model:
+        # Through a SavedModel with a static batch of 1: the graph then needs no SHAPE/PACK
+        # ops to rebuild dynamic shapes, leaving only CONV_2D, RESHAPE, FULLY_CONNECTED, SOFTMAX.
+        signature = [tf.TensorSpec((1, *input_shape), tf.float32, name="features")]
+        model.export(saved_model, format="tf_saved_model", verbose=False, input_signature=signature)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: _representative(representative_features, seed)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+        tflite_bytes = bytes(converter.convert())
+    check_int8_model(tflite_bytes)
+    return tflite_bytes
+
+
+def operator_names(tflite_bytes: bytes) -> list[str]:
+    """Builtin op names of every operator in the main subgraph, in execution order."""
+    from microspeech.tflite.flatbuffer import builtin_op_names, read_model
+
+    names = builtin_op_names()
+    model = read_model(tflite_bytes)
+    codes = [model.OperatorCodes(i) for i in range(model.OperatorCodesLength())]
+    subgraph = model.Subgraphs(0)
+    ops = []
+    for i in range(subgraph.OperatorsLength()):
+        code = codes[subgraph.Operators(i).OpcodeIndex()]
+        ops.append(names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())])
+    return ops
+
+
+def check_int8_model(tflite_bytes: bytes) -> None:
+    """Raise QuantizationError unless ops are the expected set and the input is int8 x1.0 + 0."""
+    from microspeech.tflite.runtime import TfliteRunner
+
+    ops = set(operator_names(tflite_bytes))
+    if not ops <= EXPECTED_OPS:
+        raise QuantizationError(
+            f"unexpected ops {sorted(ops - EXPECTED_OPS)}; allowed: {sorted(EXPECTED_OPS)}"
+        )
+    runner = TfliteRunner(tflite_bytes, backend="litert")
+    details = runner.input_details
+    if details.dtype != np.int8 or details.scale != 1.0 or details.zero_point != 0:
+        raise QuantizationError(
+            f"model input is {details.dtype} scale {details.scale} zero point {details.zero_point}; "
+            "expected int8 with scale 1.0 and zero point 0"
+        )
+    if runner.output_details.dtype != np.int8:
+        raise QuantizationError(f"model output is {runner.output_details.dtype}, expected int8")
+
+
+def tflm_arena_size(tflite_bytes: bytes) -> int:
+    """The smallest TFLM arena (bytes) in which the model prepares and runs."""
+    from microspeech.tflite.profile import find_min_arena_size
+
+    return int(find_min_arena_size(tflite_bytes))
+
+
+def model_parameters(spec: ModelSpec, tflite_bytes: bytes, *, runtime_memory_size: int) -> dict[str, Any]:
+    """The SL_PARAMSv1 dictionary MLTK writes for an audio model, from the spec."""
+    params: dict[str, Any] = {
+        "name": spec.name,
+        "version": int(spec.version),
+        "classes": list(spec.classes),
+        "hash": hashlib.md5(tflite_bytes).hexdigest(),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "runtime_memory_size": int(runtime_memory_size),
+        "microspeech_version": __version__,
+    }
+    params.update(spec.detection.to_dict())
+    params.update(spec.frontend.to_dict())
+    return params
+
+
+def build_tflite(spec: ModelSpec, model: keras.Model, representative_features: np.ndarray,
+                 *, seed: int = 0) -> bytes:
+    """Convert, measure the TFLM arena, and embed the parameters: the final .tflite bytes."""
+    from microspeech.tflite.metadata import write_parameters
+
+    tflite_bytes = convert_to_int8(model, representative_features, seed=seed)
+    arena = tflm_arena_size(tflite_bytes)
+    return write_parameters(tflite_bytes, model_parameters(spec, tflite_bytes, runtime_memory_size=arena))
