@@ -92,11 +92,6 @@ def test_bad_input_is_named() -> None:
         metrics.overall_accuracy(SCORES, LABELS.astype(float))
 
 
-def test_dequantize_scores() -> None:
-    raw = np.array([[-128, 127]], dtype=np.int8)
-    np.testing.assert_allclose(metrics.dequantize_scores(raw, 1 / 256, -128), [[0.0, 255 / 256]])
-
-
 @pytest.mark.skipif(not MLTK_ZIP.is_file(), reason="the MLTK oracle wheel is not installed")
 @pytest.mark.parametrize("variant", ["h5", "tflite"])
 def test_matches_mltk_shipped_results(variant: str) -> None:

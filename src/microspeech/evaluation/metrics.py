@@ -201,13 +201,3 @@ def compute_metrics(scores: np.ndarray, labels: np.ndarray, classes: list[str]) 
         recall=[r.tolist() for r in recall],
         confusion_matrix=matrix.tolist(),
     )
-
-
-def dequantize_scores(raw: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """int8/uint8 model outputs -> float scores: (q - zero_point) * scale (float input passes through)."""
-    raw = np.asarray(raw)
-    if np.issubdtype(raw.dtype, np.floating):
-        return raw.astype(np.float64)
-    if scale <= 0:
-        raise ValueError(f"quantized output needs a positive scale, got {scale}")
-    return (raw.astype(np.float64) - zero_point) * scale

@@ -1,0 +1,77 @@
+"""`microspeech evaluate`: clip evaluation (float and int8 side by side) or, with --streaming, streaming."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from microspeech.cli.app import app, console, fail
+
+
+def _print_streaming(report: dict) -> None:
+    table = Table(title="Streaming evaluation")
+    table.add_column("Metric")
+    table.add_column("Value", justify="right")
+    for key, value in report.items():
+        if isinstance(value, bool | int | float | str):
+            table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+@app.command()
+def evaluate(
+    model: str = typer.Argument(..., help="Model name, model directory, .keras file or bare .tflite file."),
+    tflite: bool = typer.Option(
+        False, "--tflite", help="Evaluate only the int8 .tflite (default: float and int8)."
+    ),
+    tflm: bool = typer.Option(False, "--tflm", help="Run the int8 .tflite in TFLM instead of LiteRT."),
+    dataset: str = typer.Option(
+        None,
+        "--dataset",
+        help="Dataset name or folder (default: the model's test split, else the official test set).",
+    ),
+    output: Path = typer.Option(None, "--output", help="Results folder (default: <model dir>/eval)."),
+    seed: int = typer.Option(
+        0, "--seed", help="Seed for anything sampled (silence slices, streaming audio)."
+    ),
+    no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
+    streaming: bool = typer.Option(
+        False,
+        "--streaming",
+        help="Streaming evaluation: keywords in long noisy audio, through the detector.",
+    ),
+    minutes: float = typer.Option(10.0, "--minutes", help="With --streaming: minutes of generated audio."),
+    snr_db: float = typer.Option(10.0, "--snr-db", help="With --streaming: keyword-to-noise ratio in dB."),
+) -> None:
+    """Score the test clips once each; write eval-results.json, summary.txt and plots."""
+    if streaming:
+        from microspeech.evaluation.streaming import evaluate_streaming
+
+        try:
+            report = evaluate_streaming(
+                model, dataset=dataset, minutes=minutes, snr_db=snr_db, seed=seed, output_dir=output
+            )
+        except (FileNotFoundError, ValueError) as error:
+            fail(str(error))
+        _print_streaming(report)
+        return
+
+    from microspeech.evaluation.evaluate import evaluate_model
+    from microspeech.evaluation.report import rich_table
+
+    try:
+        report = evaluate_model(
+            model,
+            tflite=tflite,
+            tflm=tflm,
+            dataset=dataset,
+            output_dir=output,
+            seed=seed,
+            plots=not no_plots,
+        )
+    except (FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    console.print(rich_table(report))
+    console.print(f"Results written to {report.output_dir}")

@@ -1,0 +1,190 @@
+"""What an evaluation hands back and writes: results per model variant, summary text, rich table.
+
+Every file is written atomically (temporary file in the same folder, then renamed), so an
+interrupted evaluation never leaves a half-written `eval-results.json` behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.table import Table
+
+from microspeech.evaluation.metrics import ClassifierMetrics
+
+RESULTS_FILE = "eval-results.json"
+SUMMARY_FILE = "summary.txt"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    """One model variant (float Keras, int8 on LiteRT, int8 on TFLM) scored on the test clips."""
+
+    variant: str
+    runtime: str
+    model_path: Path
+    metrics: ClassifierMetrics
+    scores: np.ndarray
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "variant": self.variant,
+            "runtime": self.runtime,
+            "model_path": str(self.model_path),
+            "seconds": round(self.seconds, 3),
+            **self.metrics.to_dict(),
+            "scores": np.round(self.scores, 6).tolist(),
+        }
+
+
+@dataclass
+class EvaluationReport:
+    """Everything `evaluate_model` measured, and the files it wrote."""
+
+    name: str
+    model_dir: Path | None
+    dataset: str
+    dataset_root: Path
+    split: str
+    classes: list[str]
+    labels: np.ndarray
+    clip_paths: list[str | None]
+    results: list[VariantResult]
+    output_dir: Path | None = None
+    files: list[Path] = field(default_factory=list)
+
+    def result(self, variant: str) -> VariantResult:
+        for result in self.results:
+            if result.variant == variant:
+                return result
+        raise KeyError(f"no '{variant}' result; evaluated: {', '.join(r.variant for r in self.results)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "model_type": "classification",
+            "model_dir": str(self.model_dir) if self.model_dir else None,
+            "dataset": self.dataset,
+            "dataset_root": str(self.dataset_root),
+            "split": self.split,
+            "classes": self.classes,
+            "n_samples": int(self.labels.size),
+            "labels": self.labels.tolist(),
+            "clips": self.clip_paths,
+            "results": {result.variant: result.to_dict() for result in self.results},
+        }
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.3f}%"
+
+
+def comparison_rows(report: EvaluationReport) -> list[tuple[str, list[str]]]:
+    """(metric, value per variant) rows shared by the summary text and the rich table."""
+    results = report.results
+    rows = [
+        ("Overall accuracy", [_percent(r.metrics.overall_accuracy) for r in results]),
+        ("Balanced accuracy", [_percent(r.metrics.balanced_accuracy) for r in results]),
+        ("Average ROC AUC", [_percent(r.metrics.roc_auc_avg) for r in results]),
+    ]
+    for index, name in enumerate(report.classes):
+        rows.append((f"{name} accuracy", [_percent(r.metrics.class_accuracies[index]) for r in results]))
+    for index, name in enumerate(report.classes):
+        rows.append((f"{name} ROC AUC", [_percent(r.metrics.roc_auc[index]) for r in results]))
+    rows.append(("Seconds", [f"{r.seconds:.1f}" for r in results]))
+    return rows
+
+
+def _variant_block(result: VariantResult) -> str:
+    """MLTK's summary layout for one variant (sorted best first), then the confusion matrix."""
+    metrics = result.metrics
+    lines = [f"[{result.variant}] {result.model_path} ({result.runtime})"]
+    lines.append(f"Overall accuracy: {_percent(metrics.overall_accuracy)}")
+    lines.append(f"Balanced accuracy: {_percent(metrics.balanced_accuracy)}")
+    lines.append("Class accuracies:")
+    for name, value in sorted(
+        zip(metrics.classes, metrics.class_accuracies, strict=True), key=lambda p: -p[1]
+    ):
+        lines.append(f"- {name} = {_percent(value)}")
+    lines.append(f"Average ROC AUC: {_percent(metrics.roc_auc_avg)}")
+    lines.append("Class ROC AUC:")
+    for name, value in sorted(zip(metrics.classes, metrics.roc_auc, strict=True), key=lambda p: -p[1]):
+        lines.append(f"- {name} = {_percent(value)}")
+    width = max(len(name) for name in metrics.classes) + 2
+    lines.append("Confusion matrix (rows: actual, columns: predicted):")
+    lines.append(" " * width + "".join(f"{name:>{width}}" for name in metrics.classes))
+    for name, row in zip(metrics.classes, metrics.confusion_matrix, strict=True):
+        lines.append(f"{name:<{width}}" + "".join(f"{count:>{width}}" for count in row))
+    return "\n".join(lines)
+
+
+def summary_text(report: EvaluationReport) -> str:
+    counts = report.results[0].metrics.class_counts
+    per_class = ", ".join(f"{name} {count}" for name, count in zip(report.classes, counts, strict=True))
+    lines = [
+        f"Name: {report.name}",
+        "Model Type: classification",
+        f"Dataset: {report.dataset} ({report.dataset_root}), split '{report.split}'",
+        f"Clips: {report.labels.size} ({per_class}), each scored exactly once",
+        "",
+    ]
+    rows = comparison_rows(report)
+    first = max(len(label) for label, _ in rows) + 2
+    widths = [
+        max(len(r.variant), *(len(values[i]) for _, values in rows)) + 2
+        for i, r in enumerate(report.results)
+    ]
+    lines.append(
+        " " * first + "".join(f"{r.variant:>{w}}" for r, w in zip(report.results, widths, strict=True))
+    )
+    for label, values in rows:
+        lines.append(
+            f"{label:<{first}}" + "".join(f"{v:>{w}}" for v, w in zip(values, widths, strict=True))
+        )
+    for result in report.results:
+        lines += ["", _variant_block(result)]
+    return "\n".join(lines) + "\n"
+
+
+def rich_table(report: EvaluationReport) -> Table:
+    table = Table(title=f"{report.name} on {report.dataset} ({report.labels.size} clips)")
+    table.add_column("Metric")
+    for result in report.results:
+        table.add_column(f"{result.variant} ({result.runtime})", justify="right")
+    for label, values in comparison_rows(report):
+        table.add_row(label, *values)
+    return table
+
+
+def write_results(report: EvaluationReport, output_dir: Path) -> list[Path]:
+    """Write eval-results.json and summary.txt into `output_dir`; returns their paths."""
+    results_path = output_dir / RESULTS_FILE
+    summary_path = output_dir / SUMMARY_FILE
+    atomic_write_text(results_path, json.dumps(report.to_dict(), indent=1) + "\n")
+    atomic_write_text(summary_path, summary_text(report))
+    return [results_path, summary_path]
