@@ -1,1 +1,13 @@
-"""Datasets: listing clips (path, word, speaker, split), reading them, augmenting them."""
+"""Datasets: listing clips (path, word, speaker, split), reading them, augmenting them.
+
+    from microspeech.data import load_dataset
+    dataset = load_dataset("synthetic")          # or "speech_commands_v2", or a folder path
+    clip = dataset.split("train")[0]
+    audio = dataset.read(clip)                   # int16, 16 kHz mono, at most one second
+"""
+
+from microspeech.data import datasets as _datasets  # noqa: F401  (registers the named datasets)
+from microspeech.data.clips import SPLITS, AudioDataset, Clip, FileIssue
+from microspeech.data.registry import list_datasets, load_dataset, register_dataset
+
+__all__ = ["SPLITS", "AudioDataset", "Clip", "FileIssue", "list_datasets", "load_dataset", "register_dataset"]

@@ -12,8 +12,8 @@ COMPLETE_MARKER = ".microspeech-complete"
 
 
 @contextmanager
-def _exclusive_lock(path: Path):
-    """Serialize extraction across processes (pytest-xdist workers, parallel CLIs)."""
+def exclusive_lock(path: Path):
+    """Serialize extraction, downloads, generation across processes (pytest-xdist workers, parallel CLIs)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -37,7 +37,7 @@ def extract_archive(archive: str | Path, target_dir: str | Path) -> Path:
         return target_dir
     if not archive.is_file():
         raise FileNotFoundError(f"archive not found: {archive}")
-    with _exclusive_lock(target_dir.with_name(target_dir.name + ".lock")):
+    with exclusive_lock(target_dir.with_name(target_dir.name + ".lock")):
         if (target_dir / COMPLETE_MARKER).exists():
             return target_dir
         partial = target_dir.with_name(target_dir.name + ".partial")

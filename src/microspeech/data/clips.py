@@ -1,0 +1,208 @@
+"""What a dataset is: a list of clips (path, word, speaker, split), background noise, and how to read them.
+
+Indexing probes every audio file's header (cheap: about the cost of decoding a
+one-second clip) so that files that cannot be used are skipped at load time with a
+warning naming them, instead of failing in the middle of training.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import soundfile as sf
+
+from microspeech.audio import SAMPLE_RATE, AudioError, read_audio
+
+logger = logging.getLogger("microspeech.data")
+
+Split = Literal["train", "validation", "test"]
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
+AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac")
+BACKGROUND_NOISE_DIR = "_background_noise_"
+CLIP_SAMPLES = SAMPLE_RATE  # every word clip is at most one second
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One labelled recording. `word` is what was said (or a folder name such as `_silence_`)."""
+
+    path: Path
+    word: str
+    speaker_id: str
+    split: str
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise ValueError(f"{self.path}: split must be one of {', '.join(SPLITS)}, got {self.split!r}")
+
+
+@dataclass(frozen=True)
+class FileIssue:
+    """A file that was skipped (unusable) or will be converted when read."""
+
+    path: Path
+    problem: str
+    skipped: bool
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What a header says about an audio file, and how reading it will convert it."""
+
+    sample_rate: int
+    channels: int
+    frames: int
+    subtype: str
+    declared_frames: int | None = None  # what a WAV header promises, when more than is present
+
+    def conversions(self, clip_samples: int | None) -> list[str]:
+        """What reading will change; `clip_samples` None for recordings of any length (noise)."""
+        notes = []
+        if self.sample_rate != SAMPLE_RATE:
+            notes.append(f"resampled from {self.sample_rate} Hz")
+        if self.channels > 1:
+            notes.append(f"downmixed from {self.channels} channels")
+        if self.subtype != "PCM_16":
+            notes.append(f"converted from {self.subtype} samples")
+        if self.declared_frames is not None:
+            notes.append(f"truncated: {self.frames} of {self.declared_frames} samples present, read as is")
+        duration = self.frames / self.sample_rate
+        if clip_samples is not None and duration * SAMPLE_RATE > clip_samples:
+            notes.append(f"{duration:.2f} s long: its loudest {clip_samples / SAMPLE_RATE:g} s is used")
+        return notes
+
+
+def probe_audio(path: Path) -> ProbeResult:
+    """Read an audio file's header; AudioError naming the file when it is not usable audio."""
+    if path.suffix.lower() not in AUDIO_EXTENSIONS:
+        raise AudioError(f"{path}: not an audio file (expected {' or '.join(AUDIO_EXTENSIONS)})")
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise AudioError(f"{path}: cannot be read ({error})") from error
+    if size == 0:
+        raise AudioError(f"{path}: empty file")
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as error:
+        raise AudioError(f"{path}: not a readable audio file ({error})") from error
+    if info.frames <= 0:
+        raise AudioError(f"{path}: the file holds no audio samples")
+    declared = _wav_declared_frames(path, info.channels, info.subtype) if info.format == "WAV" else None
+    truncated = declared if declared is not None and declared > info.frames else None
+    return ProbeResult(info.samplerate, info.channels, info.frames, info.subtype, truncated)
+
+
+_BYTES_PER_SAMPLE = {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
+
+
+def _wav_declared_frames(path: Path, channels: int, subtype: str) -> int | None:
+    """Frames the RIFF `data` chunk header declares (libsndfile silently shortens truncated files)."""
+    width = _BYTES_PER_SAMPLE.get(subtype)
+    if width is None:
+        return None
+    with open(path, "rb") as handle:
+        header = handle.read(12)
+        if len(header) < 12 or header[:4] != b"RIFF":
+            return None
+        while chunk := handle.read(8):
+            if len(chunk) < 8:
+                return None
+            size = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                # 0 and 0xFFFFFFFF mean "unknown length" (streamed writers): not a truncation.
+                return None if size in (0, 0xFFFFFFFF) else size // (width * channels)
+            handle.seek(size + (size & 1), 1)
+    return None
+
+
+def loudest_window(samples: np.ndarray, length: int) -> np.ndarray:
+    """The `length`-sample window with the most energy (where the word is in an over-long clip)."""
+    if samples.shape[0] <= length:
+        return samples
+    energy = np.concatenate([[0], np.cumsum(samples.astype(np.int64) ** 2)])
+    window_energy = energy[length:] - energy[:-length]
+    start = int(np.argmax(window_energy))
+    return samples[start : start + length]
+
+
+@dataclass
+class AudioDataset:
+    """Clips plus background noise, read as 16 kHz mono int16.
+
+    `issues` lists files that were skipped (unusable) or that reading converts
+    (other rate, stereo, other sample format, longer than one second).
+    """
+
+    name: str
+    root: Path
+    clips: list[Clip]
+    noise_paths: list[Path] = field(default_factory=list)
+    issues: list[FileIssue] = field(default_factory=list)
+    layout: str = "folder"
+    clip_samples: int = CLIP_SAMPLES
+
+    @property
+    def words(self) -> list[str]:
+        return sorted({clip.word for clip in self.clips})
+
+    @property
+    def skipped(self) -> list[FileIssue]:
+        return [issue for issue in self.issues if issue.skipped]
+
+    @property
+    def converted(self) -> list[FileIssue]:
+        return [issue for issue in self.issues if not issue.skipped]
+
+    def split(self, name: str) -> list[Clip]:
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}")
+        return [clip for clip in self.clips if clip.split == name]
+
+    def read(self, clip: Clip) -> np.ndarray:
+        """The clip as 16 kHz mono int16, not padded; an over-long clip gives its loudest second."""
+        return loudest_window(read_audio(clip.path), self.clip_samples)
+
+    def read_noise(self, path: Path) -> np.ndarray:
+        """A whole background-noise recording as 16 kHz mono int16."""
+        return read_audio(path)
+
+    def speakers(self, split: str | None = None) -> set[str]:
+        clips = self.clips if split is None else self.split(split)
+        return {clip.speaker_id for clip in clips}
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Clips per word per split: {word: {split: n}}."""
+        table: dict[str, Counter] = {word: Counter() for word in self.words}
+        for clip in self.clips:
+            table[clip.word][clip.split] += 1
+        return {word: {split: counter[split] for split in SPLITS} for word, counter in table.items()}
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{split} {len(self.split(split))}" for split in SPLITS)
+        return (
+            f"AudioDataset({self.name!r}, {len(self.clips)} clips: {sizes}; {len(self.words)} words, "
+            f"{len(self.noise_paths)} noise files, {len(self.skipped)} skipped)"
+        )
+
+
+def report_issues(issues: Iterable[FileIssue], source: str) -> None:
+    """Warn about each skipped file by name, then the count (conversions are only logged at debug)."""
+    skipped = 0
+    for issue in issues:
+        if issue.skipped:
+            skipped += 1
+            logger.warning("skipped %s: %s", issue.path, issue.problem)
+        else:
+            logger.debug("%s: %s", issue.path, issue.problem)
+    if skipped:
+        logger.warning("%s: %d unusable file(s) skipped", source, skipped)

@@ -1,0 +1,19 @@
+"""The named datasets `load_dataset` knows."""
+
+from __future__ import annotations
+
+from microspeech.data.clips import AudioDataset
+from microspeech.data.registry import register_dataset
+from microspeech.data.speech_commands import SPEECH_COMMANDS_TEST_SET_V2, SPEECH_COMMANDS_V2, load_remote
+
+
+@register_dataset(SPEECH_COMMANDS_V2.name)
+def speech_commands_v2(*, download: bool = True) -> AudioDataset:
+    """Google Speech Commands v0.02: 35 words, official validation/testing lists, background noise."""
+    return load_remote(SPEECH_COMMANDS_V2, download=download)
+
+
+@register_dataset(SPEECH_COMMANDS_TEST_SET_V2.name)
+def speech_commands_test_set_v2(*, download: bool = True) -> AudioDataset:
+    """The official v0.02 test archive: 10 commands, `_unknown_`, `_silence_`; every clip is split "test"."""
+    return load_remote(SPEECH_COMMANDS_TEST_SET_V2, download=download)

@@ -1,0 +1,138 @@
+"""Resumable, verified downloads: a file appears under its final name only once complete and checked.
+
+The bytes go to `<name>.part`; an interrupted run leaves only that, and the next run
+asks the server for the rest (HTTP Range) instead of starting again. A size or SHA-256
+mismatch deletes the partial file, so a bad download is never mistaken for a good one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from microspeech.data.archive import exclusive_lock
+
+CHUNK_BYTES = 1 << 20
+
+
+class DownloadError(RuntimeError):
+    """A download that could not be completed or verified; the message names the URL or file."""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _verify(path: Path, url: str, size: int | None, sha256: str | None) -> None:
+    actual_size = path.stat().st_size
+    if size is not None and actual_size != size:
+        raise DownloadError(f"{url}: got {actual_size} bytes, expected {size}; the partial file was deleted")
+    if sha256 is not None:
+        actual = sha256_of(path)
+        if actual != sha256.lower():
+            raise DownloadError(
+                f"{url}: SHA-256 {actual} does not match the published {sha256}; the file was deleted"
+            )
+
+
+def download_file(
+    url: str,
+    destination: str | Path,
+    *,
+    size: int | None = None,
+    sha256: str | None = None,
+    timeout_s: float = 30.0,
+    show_progress: bool = True,
+) -> Path:
+    """Download `url` to `destination` (resuming a previous partial download) and verify it.
+
+    Returns `destination` at once when it already exists. Raises DownloadError naming
+    the URL when the server cannot be reached or the bytes do not match.
+    """
+    destination = Path(destination)
+    if destination.is_file():
+        return destination
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(destination.name + ".part")
+    with exclusive_lock(destination.with_name(destination.name + ".lock")):
+        if destination.is_file():
+            return destination
+        have = partial.stat().st_size if partial.exists() else 0
+        if size is not None and have > size:
+            partial.unlink()
+            have = 0
+        expected = size
+        if size is None or have < size:
+            expected = _fetch(url, partial, have, size, timeout_s, show_progress)
+        got = partial.stat().st_size if partial.exists() else 0
+        if expected is not None and got < expected:
+            # A silent early close: keep the bytes so the next run resumes.
+            raise DownloadError(
+                f"{url}: the connection closed after {got} of {expected} bytes; "
+                f"run again to resume from {partial}"
+            )
+        try:
+            _verify(partial, url, size, sha256)
+        except DownloadError:
+            partial.unlink(missing_ok=True)
+            raise
+        partial.replace(destination)
+    return destination
+
+
+def _fetch(url: str, partial: Path, have: int, size: int | None, timeout_s: float, show: bool) -> int | None:
+    """Append the missing bytes to `partial`; returns the expected total size when known."""
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout_s)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and have:  # the partial file already holds everything
+            return size
+        raise DownloadError(f"{url}: HTTP {error.code} {error.reason}") from error
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise DownloadError(f"{url}: cannot connect ({reason})") from error
+    with response:
+        resumed = have and response.status == 206
+        if not resumed:
+            have = 0  # the server ignored the Range header: start over
+        length = response.headers.get("Content-Length")
+        total = size if size is not None else (have + int(length) if length else None)
+        progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            disable=not show,
+        )
+        with progress, open(partial, "ab" if resumed else "wb") as handle:
+            verb = "resuming" if resumed else "downloading"
+            task = progress.add_task(f"{verb} {partial.stem}", total=total)
+            progress.update(task, completed=have)
+            try:
+                while chunk := response.read(CHUNK_BYTES):
+                    handle.write(chunk)
+                    progress.advance(task, len(chunk))
+            except (OSError, http.client.HTTPException) as error:
+                raise DownloadError(
+                    f"{url}: the connection broke after {handle.tell()} bytes ({error}); "
+                    f"run again to resume from {partial}"
+                ) from error
+    return total

@@ -1,0 +1,47 @@
+"""Named datasets and `load_dataset`: one entry point for names and paths."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from microspeech.data.clips import AudioDataset
+from microspeech.data.folder import index_folder
+
+DatasetLoader = Callable[..., AudioDataset]
+_REGISTRY: dict[str, DatasetLoader] = {}
+
+
+def register_dataset(name: str) -> Callable[[DatasetLoader], DatasetLoader]:
+    """Decorator: `loader(*, download: bool) -> AudioDataset` becomes loadable by `name`."""
+
+    def decorate(loader: DatasetLoader) -> DatasetLoader:
+        if name in _REGISTRY:
+            raise ValueError(f"dataset {name!r} is already registered")
+        _REGISTRY[name] = loader
+        return loader
+
+    return decorate
+
+
+def list_datasets() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def load_dataset(name_or_path: str | Path, *, download: bool = True) -> AudioDataset:
+    """A registered dataset by name, or a folder on disk (layout detected).
+
+    Names: see `list_datasets()` (speech_commands_v2, speech_commands_test_set_v0.02,
+    synthetic, synthetic-tiny). A path holds the Speech Commands v0.02 layout, the
+    official test-set layout, or `<root>/<word>/*.wav`.
+    """
+    key = str(name_or_path)
+    if key in _REGISTRY and not Path(key).is_dir():
+        return _REGISTRY[key](download=download)
+    path = Path(key).expanduser()
+    if path.is_dir():
+        return index_folder(path)
+    raise ValueError(
+        f"unknown dataset {key!r}: expected one of {', '.join(list_datasets())} or an existing folder "
+        "(<root>/<word>/*.wav)"
+    )

@@ -1,0 +1,74 @@
+"""Which split a clip belongs to: official lists, or TensorFlow's speaker hash rule.
+
+The hash rule is the one in TensorFlow's speech_commands `input_data.which_set`: the
+file name up to `_nohash_` names the speaker, its SHA-1 picks a stable percentage, so
+all clips of one speaker land in the same split and adding files never moves old ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from microspeech.data.clips import AUDIO_EXTENSIONS
+
+NOHASH = "_nohash_"
+VALIDATION_LIST = "validation_list.txt"
+TESTING_LIST = "testing_list.txt"
+# TensorFlow's constant: the hash is folded into this many buckets.
+MAX_NUM_WAVS_PER_CLASS = 2**27 - 1
+
+
+def strip_audio_extensions(filename: str) -> str:
+    """`a_nohash_0.wav.wav` -> `a_nohash_0` (the official test set doubles the extension)."""
+    name = filename
+    while True:
+        lowered = name.lower()
+        suffix = next((ext for ext in AUDIO_EXTENSIONS if lowered.endswith(ext)), None)
+        if suffix is None or len(name) == len(suffix):
+            return name
+        name = name[: -len(suffix)]
+
+
+def speaker_from_filename(filename: str, *, word_prefixed: bool = False) -> str:
+    """The speaker id in `<speaker>_nohash_<n>.wav`; the file stem when there is no `_nohash_`.
+
+    `word_prefixed` handles the test set's `_unknown_` names, `<word>_<speaker>_nohash_<n>.wav.wav`.
+    """
+    stem = strip_audio_extensions(filename)
+    if NOHASH not in stem:
+        return stem
+    speaker = stem.split(NOHASH, 1)[0]
+    if word_prefixed and "_" in speaker:
+        speaker = speaker.split("_", 1)[1]
+    return speaker
+
+
+def hash_split(speaker_id: str, validation_percent: float = 10.0, test_percent: float = 10.0) -> str:
+    """TensorFlow's rule: sha1(speaker) -> percentage -> validation | test | train."""
+    digest = int(hashlib.sha1(speaker_id.encode("utf-8")).hexdigest(), 16)
+    percentage = (digest % (MAX_NUM_WAVS_PER_CLASS + 1)) * (100.0 / MAX_NUM_WAVS_PER_CLASS)
+    if percentage < validation_percent:
+        return "validation"
+    if percentage < validation_percent + test_percent:
+        return "test"
+    return "train"
+
+
+def read_split_lists(root: Path) -> dict[str, str] | None:
+    """{"word/file.wav": split} from the official lists, or None when the folder has none.
+
+    Lists may name files that are absent (a partial copy): they simply match nothing.
+    """
+    lists = {"validation": root / VALIDATION_LIST, "test": root / TESTING_LIST}
+    if not any(path.is_file() for path in lists.values()):
+        return None
+    assignment: dict[str, str] = {}
+    for split, path in lists.items():
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            entry = line.strip().replace("\\", "/").removeprefix("./")
+            if entry:
+                assignment[entry] = split
+    return assignment

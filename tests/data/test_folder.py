@@ -1,0 +1,135 @@
+"""User folders and bad input: each file is converted as documented or skipped by name."""
+
+import logging
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from microspeech.data import load_dataset
+from microspeech.data.folder import index_folder
+from microspeech.data.splits import hash_split, speaker_from_filename, strip_audio_extensions
+from microspeech.data.verify import verify_dataset
+
+RATE = 16000
+
+
+def _tone(seconds: float, rate: int = RATE, frequency: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return 0.3 * np.sin(2 * np.pi * frequency * t)
+
+
+@pytest.fixture()
+def messy_folder(tmp_path):
+    root = tmp_path / "mine"
+    (root / "yes").mkdir(parents=True)
+    (root / "no").mkdir()
+    (root / "_background_noise_").mkdir()
+    sf.write(root / "yes" / "alice_nohash_0.wav", _tone(1.0), RATE, subtype="PCM_16")
+    sf.write(root / "yes" / "alice_nohash_1.wav", _tone(0.6), RATE, subtype="PCM_24")
+    sf.write(root / "yes" / "bob_nohash_0.wav", np.stack([_tone(1.0, 44100)] * 2, 1), 44100, subtype="PCM_16")
+    sf.write(root / "yes" / "bob_nohash_1.wav", _tone(0.8, 8000), 8000, subtype="PCM_U8")
+    sf.write(root / "yes" / "carol_nohash_0.wav", _tone(0.9), RATE, subtype="PCM_32")
+    sf.write(root / "yes" / "carol_nohash_1.wav", _tone(0.9), RATE, subtype="FLOAT")
+    # 2.5 s of near-silence with the word (a loud tone) from 1.5 s to 1.9 s.
+    long = np.full(int(2.5 * RATE), 1e-4)
+    long[int(1.5 * RATE) : int(1.9 * RATE)] = _tone(0.4)
+    sf.write(root / "yes" / "dave_nohash_0.wav", long, RATE, subtype="PCM_16")
+    (root / "yes" / "empty_nohash_0.wav").write_bytes(b"")
+    (root / "yes" / "notes.txt").write_text("not audio")
+    (root / "yes" / "garbage_nohash_0.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk" * 8)
+    full = root / "yes" / "erin_nohash_0.wav"
+    sf.write(full, _tone(1.0), RATE, subtype="PCM_16")
+    (root / "yes" / "erin_nohash_1.wav").write_bytes(full.read_bytes()[:20044])  # header + 10,000 samples
+    sf.write(root / "no" / "plain_name.flac", _tone(0.7), RATE)
+    sf.write(root / "no" / "silent_nohash_0.wav", np.zeros(RATE), RATE, subtype="PCM_16")
+    sf.write(root / "_background_noise_" / "hum.wav", _tone(5.0, frequency=50), RATE, subtype="PCM_16")
+    (root / "README.md").write_text("my keywords")
+    (root / "yes" / ".DS_Store").write_bytes(b"\x00\x01")
+    return root
+
+
+def test_bad_files_are_skipped_by_name_and_counted(messy_folder, caplog):
+    with caplog.at_level(logging.WARNING, logger="microspeech.data"):
+        dataset = load_dataset(str(messy_folder))
+    assert dataset.layout == "folder"
+    skipped = {issue.path.name: issue.problem for issue in dataset.skipped}
+    assert set(skipped) == {"empty_nohash_0.wav", "notes.txt", "garbage_nohash_0.wav"}
+    assert "empty" in skipped["empty_nohash_0.wav"]
+    assert "not an audio file" in skipped["notes.txt"]
+    for name in skipped:
+        assert any(name in record.getMessage() for record in caplog.records)
+    assert any("3 unusable file(s) skipped" in record.getMessage() for record in caplog.records)
+    assert {clip.path.name for clip in dataset.clips}.isdisjoint(skipped)
+    assert len(dataset.clips) == 11 and dataset.words == ["no", "yes"]
+    assert [path.name for path in dataset.noise_paths] == ["hum.wav"]
+
+
+def test_conversions_are_documented_and_applied(messy_folder):
+    dataset = index_folder(messy_folder)
+    notes = {issue.path.name: issue.problem for issue in dataset.converted}
+    assert "resampled from 44100 Hz" in notes["bob_nohash_0.wav"]
+    assert "downmixed from 2 channels" in notes["bob_nohash_0.wav"]
+    assert "PCM_U8" in notes["bob_nohash_1.wav"] and "resampled from 8000 Hz" in notes["bob_nohash_1.wav"]
+    assert "PCM_24" in notes["alice_nohash_1.wav"] and "FLOAT" in notes["carol_nohash_1.wav"]
+    assert "2.50 s long" in notes["dave_nohash_0.wav"]
+    assert "truncated: 10000 of 16000" in notes["erin_nohash_1.wav"]
+    assert "alice_nohash_0.wav" not in notes
+    clips = {clip.path.name: clip for clip in dataset.clips}
+    expected_sizes = {"bob_nohash_0.wav": 16000, "bob_nohash_1.wav": 12800, "carol_nohash_0.wav": 14400}
+    expected_sizes |= {"carol_nohash_1.wav": 14400, "erin_nohash_1.wav": 10000}
+    for name, expected in expected_sizes.items():
+        audio = dataset.read(clips[name])
+        assert audio.dtype == np.int16 and audio.ndim == 1 and audio.size == expected, name
+        assert 9000 < np.abs(audio.astype(np.int32)).max() < 10500, name  # 0.3 full scale survived
+    long = dataset.read(clips["dave_nohash_0.wav"])
+    # The whole 0.4 s tone is inside the window (a sine spends 2/3 of its time above half its peak).
+    assert long.size == 16000 and np.count_nonzero(np.abs(long) > 5000) > 4200
+
+
+def test_speakers_and_speaker_aware_hash_split(messy_folder):
+    dataset = index_folder(messy_folder)
+    clips = {clip.path.name: clip for clip in dataset.clips}
+    assert clips["plain_name.flac"].speaker_id == "plain_name"
+    assert clips["bob_nohash_1.wav"].speaker_id == "bob"
+    for clip in dataset.clips:
+        assert clip.split == hash_split(clip.speaker_id)
+    by_speaker = {}
+    for clip in dataset.clips:
+        by_speaker.setdefault(clip.speaker_id, set()).add(clip.split)
+    assert all(len(splits) == 1 for splits in by_speaker.values())
+
+
+def test_split_lists_in_a_user_folder_win_over_the_hash(messy_folder):
+    (messy_folder / "validation_list.txt").write_text("yes/alice_nohash_0.wav\nyes/absent_nohash_0.wav\n")
+    (messy_folder / "testing_list.txt").write_text("no/plain_name.flac\n")
+    dataset = index_folder(messy_folder)
+    splits = {clip.path.name: clip.split for clip in dataset.clips}
+    assert splits["alice_nohash_0.wav"] == "validation" and splits["plain_name.flac"] == "test"
+    assert splits["alice_nohash_1.wav"] == "train"  # unlisted: train, even for a listed speaker
+
+
+def test_verify_lists_every_unusable_file(messy_folder):
+    dataset = index_folder(messy_folder)
+    problems = {issue.path.name: issue.problem for issue in verify_dataset(dataset)}
+    assert set(problems) == {"empty_nohash_0.wav", "notes.txt", "garbage_nohash_0.wav", "silent_nohash_0.wav"}
+    assert "zero" in problems["silent_nohash_0.wav"]
+
+
+def test_tensorflow_hash_rule_and_name_parsing():
+    # Values from TensorFlow's which_set (sha1 of the speaker, 2**27 - 1 buckets, 10 % / 10 %).
+    speakers = ["0a196374", "439c84f4", "099d52ad"]
+    assert [hash_split(s) for s in speakers] == ["train", "validation", "validation"]
+    assert strip_audio_extensions("backward_0c540988_nohash_0.wav.wav") == "backward_0c540988_nohash_0"
+    assert speaker_from_filename("backward_0c540988_nohash_0.wav.wav", word_prefixed=True) == "0c540988"
+    assert speaker_from_filename("0c540988_nohash_3.wav") == "0c540988"
+    assert speaker_from_filename("my recording.flac") == "my recording"
+
+
+def test_a_folder_without_audio_is_a_clear_error(tmp_path):
+    (tmp_path / "yes").mkdir()
+    (tmp_path / "yes" / "a.txt").write_text("x")
+    with pytest.raises(ValueError, match="no usable audio clips"):
+        index_folder(tmp_path)
+    with pytest.raises(FileNotFoundError, match="not_here"):
+        index_folder(tmp_path / "not_here")
