@@ -1,0 +1,310 @@
+"""Keyword spotting on a stream, the way MLTK's audio_classifier firmware does it.
+
+Audio is scaled by `volume_gain` (saturating), fed to the streaming micro frontend whose
+state persists across calls, and every `latency_ms` of audio the newest 49 frames (zeros
+until that many exist) go through the int8 model; `CommandRecognizer` turns the scores into
+detections. As in the firmware, a detection resets the frontend and clears the feature
+buffer (`reset_after_detection`), so one word cannot trigger twice.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from microspeech.audio import SAMPLE_RATE
+from microspeech.detection.detector import CommandRecognizer, Decision, Detection
+from microspeech.detection.params import DetectionParams
+
+
+class ModelLoadError(ValueError):
+    """A model that cannot be found or used for streaming detection; the message names it."""
+
+
+@dataclass(frozen=True)
+class KeywordModel:
+    """A .tflite with what streaming needs from its SL_PARAMSv1 parameters."""
+
+    name: str
+    source: str
+    tflite_bytes: bytes
+    parameters: dict[str, Any]
+    classes: list[str]
+    detection: DetectionParams
+    class_thresholds: list[int] | None
+
+    @property
+    def frontend_settings(self) -> Any:
+        from microspeech.frontend import FrontendSettings
+
+        if any(key.startswith("fe.") for key in self.parameters):
+            return FrontendSettings.from_dict(self.parameters)
+        return FrontendSettings()
+
+
+def _tflite_from_zip(path: Path) -> tuple[str, bytes]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [name for name in archive.namelist() if name.endswith(".tflite")]
+            if not members:
+                raise ModelLoadError(f"{path}: the archive holds no .tflite model")
+            # MLTK archives hold <name>.tflite at the top; prefer that over nested copies.
+            member = min(members, key=lambda name: (name.count("/"), name))
+            return Path(member).stem, archive.read(member)
+    except zipfile.BadZipFile as error:
+        raise ModelLoadError(f"{path}: not a readable zip archive ({error})") from error
+
+
+def resolve_tflite(model: str | Path) -> tuple[str, Path, bytes]:
+    """(name, file, .tflite bytes) for a .tflite, an MLTK .mltk.zip archive, a model folder or name."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        candidates = [path / f"{path.name}.tflite"] + sorted(path.glob("*.tflite"))
+        found = next((candidate for candidate in candidates if candidate.is_file()), None)
+        if found is None:
+            raise ModelLoadError(f"{path}: the model folder holds no .tflite")
+        path = found
+    elif path.suffix == ".keras" and path.with_suffix(".tflite").is_file():
+        path = path.with_suffix(".tflite")  # the quantized model that sits next to the Keras one
+    if path.is_file():
+        if zipfile.is_zipfile(path):
+            name, data = _tflite_from_zip(path)
+            return name, path, data
+        return path.stem, path, path.read_bytes()
+    if path.suffix in (".tflite", ".zip") or len(path.parts) > 1:
+        raise ModelLoadError(f"{model}: no such model file")
+    try:
+        from microspeech.training import resolve_model
+    except ImportError as error:  # training not installed in this build
+        raise ModelLoadError(f"{model}: not a file, and model names cannot be resolved ({error})") from error
+    try:
+        artifacts = resolve_model(str(model))
+    except (FileNotFoundError, KeyError, ValueError) as error:
+        raise ModelLoadError(f"{model}: not a .tflite/.zip file nor a trained model ({error})") from error
+    tflite_path = Path(artifacts.tflite_path)
+    if not tflite_path.is_file():
+        raise ModelLoadError(f"{model}: the model has no quantized .tflite yet (expected {tflite_path})")
+    return str(model), tflite_path, tflite_path.read_bytes()
+
+
+def load_keyword_model(model: str | Path, *, classes: list[str] | None = None) -> KeywordModel:
+    """Load a keyword model: its bytes, classes and embedded detection parameters."""
+    from microspeech.tflite.metadata import read_parameters
+
+    name, source, data = resolve_tflite(model)
+    try:
+        parameters = read_parameters(data)
+    except ValueError as error:
+        raise ModelLoadError(f"{source}: unreadable model parameters ({error})") from error
+    classes = list(classes) if classes is not None else list(parameters.get("classes") or [])
+    if not classes:
+        raise ModelLoadError(f"{source}: the model has no 'classes' parameter; give the class labels")
+    rate = int(parameters.get("fe.sample_rate_hz", SAMPLE_RATE))
+    if rate != SAMPLE_RATE:
+        raise ModelLoadError(
+            f"{source}: fe.sample_rate_hz={rate}; only {SAMPLE_RATE} Hz models are supported"
+        )
+    try:
+        detection = DetectionParams.from_dict(parameters)
+    except ValueError as error:
+        raise ModelLoadError(f"{source}: {error}") from error
+    thresholds = parameters.get("detection_threshold_list")
+    if thresholds is not None and len(thresholds) != len(classes):
+        raise ModelLoadError(
+            f"{source}: detection_threshold_list has {len(thresholds)} entries for {len(classes)} classes"
+        )
+    return KeywordModel(
+        name=str(parameters.get("name") or name),
+        source=str(source),
+        tflite_bytes=data,
+        parameters=parameters,
+        classes=classes,
+        detection=detection,
+        class_thresholds=None if thresholds is None else [int(t) for t in thresholds],
+    )
+
+
+def apply_volume_gain(audio: np.ndarray, gain: float) -> np.ndarray:
+    """Scale int16 audio by `gain`, saturating at the int16 range (0 or 1: unchanged, as in MLTK)."""
+    if gain in (0, 1):
+        return audio
+    scaled = np.rint(audio.astype(np.float64) * gain)
+    return np.clip(scaled, -32768, 32767).astype(np.int16)
+
+
+def detection_params_with(base: DetectionParams, overrides: dict[str, Any] | None) -> DetectionParams:
+    """`base` with the given parameters replaced (None values are ignored); errors name the key."""
+    if not overrides:
+        return base
+    known = set(base.to_dict())
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(
+            f"unknown detection parameter(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}"
+        )
+    values = {key: value for key, value in overrides.items() if value is not None}
+    return DetectionParams.from_dict({**base.to_dict(), **values})
+
+
+class KeywordSpotter:
+    """The firmware loop on a PC: feed audio with `process`, get one `Decision` per inference.
+
+    Times are milliseconds of audio consumed since the start (or the last `reset`).
+    """
+
+    def __init__(
+        self,
+        model: KeywordModel | str | Path,
+        params: DetectionParams | None = None,
+        *,
+        backend: str = "litert",
+        reset_after_detection: bool = True,
+    ) -> None:
+        from microspeech.frontend import StreamingFrontend, uint16_to_int8
+        from microspeech.tflite.runtime import TfliteRunner
+
+        self.model = model if isinstance(model, KeywordModel) else load_keyword_model(model)
+        self.params = params or self.model.detection
+        self.reset_after_detection = reset_after_detection
+        self.runner = TfliteRunner(self.model.tflite_bytes, backend=backend)  # type: ignore[arg-type]
+        outputs = int(np.prod(self.runner.output_details.shape[1:]))
+        if outputs != len(self.model.classes):
+            raise ModelLoadError(
+                f"{self.model.source}: the model has {outputs} outputs but {len(self.model.classes)} classes"
+            )
+        self._input = self.runner.input_details
+        if self._input.dtype not in (np.int8, np.uint16, np.float32):
+            raise ModelLoadError(
+                f"{self.model.source}: input type {self._input.dtype} is not supported; "
+                "expected int8, uint16 or float32"
+            )
+        self._to_int8 = uint16_to_int8
+        settings = self.model.frontend_settings
+        self.frontend = StreamingFrontend(settings)
+        self.n_frames = int(settings.n_frames)
+        self.n_channels = int(settings.n_channels)
+        if int(np.prod(self._input.shape)) != self.n_frames * self.n_channels:
+            raise ModelLoadError(
+                f"{self.model.source}: model input {self._input.shape} does not hold "
+                f"{self.n_frames}x{self.n_channels} features"
+            )
+        self.set_params(self.params)
+
+    @property
+    def classes(self) -> list[str]:
+        return self.model.classes
+
+    def set_params(self, params: DetectionParams) -> None:
+        """Use other detection parameters (same model and interpreter); starts over."""
+        hop_samples = params.latency_ms * SAMPLE_RATE // 1000
+        if hop_samples < 1:
+            raise ValueError(f"latency_ms={params.latency_ms} is shorter than one sample")
+        self.params = params
+        self.hop_samples = hop_samples
+        self.recognizer = CommandRecognizer(
+            self.classes, params, class_thresholds=self.model.class_thresholds
+        )
+        self.reset()
+
+    def reset(self) -> None:
+        """Start over: clock, frontend state, feature buffer and recognizer."""
+        self.samples_seen = 0
+        self._since_inference = 0
+        self.recognizer.reset()
+        self._clear_features()
+
+    def _clear_features(self) -> None:
+        self.frontend.reset()
+        self._features = np.zeros((self.n_frames, self.n_channels), dtype=np.uint16)
+
+    def _model_input(self) -> np.ndarray:
+        if self._input.dtype == np.int8:
+            return self._to_int8(self._features)
+        if self._input.dtype == np.uint16:
+            return self._features
+        return self._features.astype(np.float32)  # MLTK feeds raw values to float models
+
+    def _push_frames(self, frames: np.ndarray) -> None:
+        if len(frames) >= self.n_frames:
+            self._features = np.ascontiguousarray(frames[-self.n_frames :], dtype=np.uint16)
+        elif len(frames):
+            self._features = np.concatenate([self._features[len(frames) :], frames]).astype(np.uint16)
+
+    def infer(self) -> np.ndarray:
+        """The model's raw output for the current feature buffer."""
+        return self.runner.predict_one(self._model_input()).reshape(-1)
+
+    def process(self, audio: np.ndarray) -> list[Decision]:
+        """Consume int16 mono audio; returns the decision of every inference this audio completed."""
+        audio = np.asarray(audio)
+        if audio.dtype != np.int16 or audio.ndim != 1:
+            raise ValueError(f"expected 1-D int16 audio at {SAMPLE_RATE} Hz, got {audio.dtype} {audio.shape}")
+        audio = apply_volume_gain(audio, self.params.volume_gain)
+        decisions: list[Decision] = []
+        position = 0
+        while position < len(audio):
+            take = min(len(audio) - position, self.hop_samples - self._since_inference)
+            self._push_frames(self.frontend.process(audio[position : position + take]))
+            position += take
+            self._since_inference += take
+            self.samples_seen += take
+            if self._since_inference == self.hop_samples:
+                self._since_inference = 0
+                time_ms = self.samples_seen * 1000 // SAMPLE_RATE
+                decision = self.recognizer.process(self.infer(), time_ms)
+                decisions.append(decision)
+                if decision.is_detection and self.reset_after_detection:
+                    self._clear_features()
+        return decisions
+
+
+@dataclass(frozen=True)
+class StreamRun:
+    """Everything one pass over a stream produced."""
+
+    times_ms: np.ndarray  # (K,) inference times
+    scores: np.ndarray  # (K, classes) uint8: the model outputs on the firmware's 0-255 scale
+    detections: list[Detection]
+
+
+def run_stream(
+    spotter: KeywordSpotter, audio: np.ndarray, *, chunk_samples: int = SAMPLE_RATE, progress: Any = None
+) -> StreamRun:
+    """Feed `audio` in chunks (as a microphone would) from a fresh start; collect scores and detections.
+
+    `progress(samples_done)` is called after each chunk when given.
+    """
+    spotter.reset()
+    times: list[int] = []
+    scores: list[np.ndarray] = []
+    detections: list[Detection] = []
+    for start in range(0, len(audio), chunk_samples):
+        for decision in spotter.process(audio[start : start + chunk_samples]):
+            times.append(decision.time_ms)
+            scores.append(decision.scores_u8)
+            if decision.is_detection:
+                detections.append(
+                    Detection(decision.time_ms, decision.class_index, decision.label, decision.score)
+                )
+        if progress is not None:
+            progress(min(start + chunk_samples, len(audio)))
+    width = len(spotter.classes)
+    stacked = np.stack(scores) if scores else np.zeros((0, width), np.uint8)
+    return StreamRun(np.asarray(times, dtype=np.int64), stacked, detections)
+
+
+__all__ = [
+    "KeywordModel",
+    "KeywordSpotter",
+    "ModelLoadError",
+    "StreamRun",
+    "apply_volume_gain",
+    "detection_params_with",
+    "load_keyword_model",
+    "resolve_tflite",
+    "run_stream",
+]

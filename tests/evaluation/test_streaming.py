@@ -1,0 +1,154 @@
+"""Streaming evaluation: deterministic streams from real clips, detection scoring, the full report."""
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from microspeech.audio import SAMPLE_RATE
+from microspeech.data import load_dataset
+from microspeech.evaluation.streaming import (
+    StreamEvent,
+    build_stream,
+    score_detections,
+    stream_from_dataset,
+)
+
+CLASSES = ["yes", "no", "_unknown_", "_silence_"]
+
+
+@pytest.fixture(scope="module")
+def real_clips(test_set_dir, subset_dir):
+    """A few real test clips of each kind and the real background-noise recordings."""
+    test_set = load_dataset(str(test_set_dir))
+    noise_set = load_dataset(str(subset_dir))
+
+    def entries(words, count):
+        chosen = [c for c in test_set.clips if c.word in words][:count]
+        return [(c.word, c.path.name, (lambda clip=c: test_set.read(clip))) for c in chosen]
+
+    noise = [noise_set.read_noise(path) for path in noise_set.noise_paths]
+    return entries({"yes", "no"}, 12), entries({"left", "_unknown_"}, 12), noise
+
+
+def test_same_seed_same_stream_other_seed_other_stream(real_clips):
+    keywords, others, noise = real_clips
+    first = build_stream(keywords, others, noise, minutes=0.5, snr_db=[5, 20], seed=3)
+    again = build_stream(keywords, others, noise, minutes=0.5, snr_db=[5, 20], seed=3)
+    other = build_stream(keywords, others, noise, minutes=0.5, snr_db=[5, 20], seed=4)
+    assert first.audio.dtype == np.int16 and len(first.audio) == 30 * SAMPLE_RATE
+    assert np.array_equal(first.audio, again.audio) and first.events == again.events
+    assert not np.array_equal(first.audio, other.audio)
+
+
+def test_clips_sit_at_their_event_times_with_gaps_and_room_at_the_end(real_clips):
+    keywords, others, noise = real_clips
+    stream = build_stream(keywords, others, noise, minutes=1.0, snr_db=60, seed=0)
+    assert {e.is_keyword for e in stream.events} == {True, False}
+    assert all(e.label in ("yes", "no") for e in stream.events if e.is_keyword)
+    assert all(e.label == "_unknown_" for e in stream.events if not e.is_keyword)
+    readers = {name: read for _, name, read in keywords + others}
+    for previous, event in zip(stream.events, stream.events[1:], strict=False):
+        assert event.start - (previous.start + SAMPLE_RATE) >= 2.5 * SAMPLE_RATE - 1
+    assert stream.events[-1].start + SAMPLE_RATE + 2 * SAMPLE_RATE <= len(stream.audio)
+    # At 60 dB SNR the stream is the clip itself (scaled) where an event sits.
+    for event in stream.events[:6]:
+        clip = readers[event.source]().astype(np.float64)
+        segment = stream.audio[event.start : event.start + event.length].astype(np.float64)
+        correlation = np.dot(clip, segment) / np.sqrt(np.dot(clip, clip) * np.dot(segment, segment))
+        assert correlation > 0.99, event
+
+
+def test_speech_to_noise_ratio_is_what_was_asked(real_clips):
+    keywords, others, noise = real_clips
+    stream = build_stream(keywords, [], noise, minutes=1.0, snr_db=10, seed=1)
+    audio = stream.audio.astype(np.float64)
+    gaps = np.ones(len(audio), bool)
+    for event in stream.events:
+        gaps[event.start : event.start + event.length] = False
+    assert np.sqrt(np.mean(audio[gaps] ** 2)) == pytest.approx(stream.noise_rms, rel=0.15)
+    readers = {name: read for _, name, read in keywords}
+    measured = []
+    for e in stream.events:
+        # Mixture power over the frames where the clean clip is active speech.
+        clean = readers[e.source]().astype(np.float64)
+        frames = len(clean) // 160
+        clean_power = np.mean(clean[: frames * 160].reshape(frames, 160) ** 2, axis=1)
+        active = clean_power >= clean_power.max() * 10 ** (-3.0)
+        mixed = audio[e.start : e.start + frames * 160].reshape(frames, 160)
+        measured.append(10 * np.log10(np.mean(mixed[active] ** 2) / stream.noise_rms**2))
+    # Active speech plus noise over noise: 10*log10(10 + 1) = 10.4 dB.
+    assert np.median(measured) == pytest.approx(10.4, abs=0.7)
+    assert stream.clipped_samples == 0
+
+
+def test_bad_stream_requests_are_refused(real_clips):
+    keywords, others, noise = real_clips
+    with pytest.raises(ValueError, match="no keyword clips"):
+        build_stream([], others, noise, minutes=1, snr_db=10)
+    with pytest.raises(ValueError, match="minutes=0"):
+        build_stream(keywords, others, noise, minutes=0, snr_db=10)
+    with pytest.raises(ValueError, match="silent"):
+        build_stream(keywords, others, [np.zeros(SAMPLE_RATE, np.int16)], minutes=0.2, snr_db=10)
+
+
+def event(start_ms, word, is_keyword=True):
+    start = start_ms * SAMPLE_RATE // 1000
+    return StreamEvent(
+        start, SAMPLE_RATE, word, word if is_keyword else "_unknown_", is_keyword, 10.0, "x.wav"
+    )
+
+
+def found(time_ms, label):
+    return SimpleNamespace(time_ms=time_ms, label=label)
+
+
+def test_scoring_hits_misses_repeats_and_false_accepts():
+    events = [
+        event(1000, "yes"),
+        event(5000, "no"),
+        event(9000, "left", is_keyword=False),
+        event(13000, "yes"),
+    ]
+    detections = [
+        found(500, "yes"),  # before any clip: false accept
+        found(2100, "yes"),  # hit, 100 ms after the clip's end
+        found(2300, "yes"),  # the same word again: a repeat
+        found(5500, "yes"),  # wrong keyword during "no": false accept ("no" is then missed)
+        found(9800, "no"),  # during another word: false accept
+        found(15500, "yes"),  # exactly at end + tolerance: still a hit
+    ]
+    score = score_detections(events, detections, seconds=3600.0, tolerance_ms=1500)
+    assert (score.hits, score.misses, score.false_accepts, score.repeats) == (2, 1, 3, 1)
+    assert score.keywords == 3 and score.miss_rate == pytest.approx(1 / 3)
+    assert score.fa_per_hour == pytest.approx(3.0)
+    assert score.outcomes == ["false_accept", "hit", "repeat", "false_accept", "false_accept", "hit"]
+    assert score.found_ms == [2100, None, None, 15500]
+    assert score.per_class == {
+        "yes": {"keywords": 2, "hits": 2, "misses": 0},
+        "no": {"keywords": 1, "hits": 0, "misses": 1},
+    }
+    assert score.mean_latency_ms == pytest.approx((100 + 1500) / 2)
+    late = score_detections(events, [found(15501, "yes")], seconds=3600.0, tolerance_ms=1500)
+    assert (late.hits, late.false_accepts) == (0, 1)
+
+
+def test_stream_from_the_official_test_set_uses_its_silence_clips_as_noise(test_set_dir):
+    stream, name = stream_from_dataset(
+        test_set_dir, CLASSES, minutes=0.5, snr_db=10, seed=0, show_progress=False
+    )
+    assert name == "speech_commands_test_set_v0.02_dev"
+    assert all(e.word in ("yes", "no") for e in stream.events if e.is_keyword)
+    assert not any(e.word == "_silence_" for e in stream.events)
+    assert stream.noise_rms > 0 and len(stream.audio) == 30 * SAMPLE_RATE
+    with pytest.raises(ValueError, match="no validation-split clips"):
+        stream_from_dataset(
+            test_set_dir, CLASSES, minutes=0.5, snr_db=10, seed=0, split="validation", show_progress=False
+        )
+
+
+def test_report_json_is_plain_json():
+    # The events/detections lists must serialize without numpy types.
+    score = score_detections([event(1000, "yes")], [found(2100, "yes")], seconds=60.0)
+    json.dumps(score.summary())
