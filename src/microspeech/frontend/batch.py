@@ -1,0 +1,110 @@
+"""compute_features: a batch of fixed-length clips -> features, each clip from fresh state, all cores."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from microspeech.audio import AudioError, to_int16
+from microspeech.frontend import kernels
+from microspeech.frontend.quantize import uint16_to_int8
+from microspeech.frontend.settings import FrontendSettings
+from microspeech.frontend.tables import LOG_LUT, FrontendTables, build_tables
+
+DTYPES = {"int8": np.int8, "uint16": np.uint16}
+
+
+def kernel_tables(tables: FrontendTables) -> tuple[np.ndarray, ...]:
+    """The table arguments every kernel takes, in order."""
+    return (
+        tables.window,
+        tables.fft_perm,
+        tables.fft_stages,
+        tables.twiddles,
+        tables.super_twiddles,
+        tables.bin_channel,
+        tables.bin_weight,
+        tables.bin_unweight,
+        tables.gain_lut,
+        LOG_LUT,
+        tables.params,
+    )
+
+
+def as_samples(audio: object, *, source: str = "audio") -> np.ndarray:
+    """int16 as is; int32 and float (full scale +-1.0) converted by microspeech.audio.to_int16.
+
+    NaN/inf, empty input and any other dtype are errors (AudioError) naming `source`.
+    """
+    array = np.asarray(audio)
+    if array.dtype == np.int16:
+        if array.size == 0:
+            raise AudioError(f"{source}: no audio samples (empty input)")
+        return array
+    if array.dtype.kind not in "iuf":
+        raise AudioError(f"{source}: expected int16 audio samples, got an array of {array.dtype}")
+    return to_int16(array, source=source)
+
+
+def check_rate(sample_rate: int | None, settings: FrontendSettings, source: str) -> None:
+    if sample_rate is not None and sample_rate != settings.sample_rate_hz:
+        raise AudioError(
+            f"{source}: audio at {sample_rate} Hz but the frontend expects {settings.sample_rate_hz} Hz; "
+            "resample it first (microspeech.audio.resample or read_audio)"
+        )
+
+
+def _as_clips(audio: object, settings: FrontendSettings, source: str) -> np.ndarray:
+    samples = as_samples(audio, source=source)
+    expected = settings.n_samples
+    if samples.ndim == 1:
+        samples = samples[np.newaxis]
+    elif samples.ndim != 2:
+        raise AudioError(
+            f"{source}: expected (n_samples,) or (n_clips, n_samples) audio, got shape {samples.shape}"
+        )
+    length = samples.shape[1]
+    if length == expected:
+        return np.ascontiguousarray(samples)
+    if samples.shape[0] == expected and length in (1, 2):
+        raise AudioError(
+            f"{source}: shape {samples.shape} looks like (frames, channels) audio; "
+            "downmix it to mono first (microspeech.audio.to_mono)"
+        )
+    if length < settings.window_size:
+        raise AudioError(
+            f"{source}: {length} samples is shorter than one {settings.window_size_ms} ms window "
+            f"({settings.window_size} samples)"
+        )
+    raise AudioError(
+        f"{source}: clips must hold exactly {expected} samples ({settings.sample_length_ms} ms at "
+        f"{settings.sample_rate_hz} Hz), got {length}; pad or trim with microspeech.audio.fit_length"
+    )
+
+
+def compute_features(
+    audio: np.ndarray,
+    settings: FrontendSettings | None = None,
+    dtype: str = "int8",
+    *,
+    sample_rate: int | None = None,
+) -> np.ndarray:
+    """Micro-frontend features, bit-exact with MLTK's AudioFeatureGenerator (and TFLM firmware).
+
+    audio: (n_samples,) or (N, n_samples) int16 at settings.sample_rate_hz (int32 and float
+    arrays are converted with microspeech.audio.to_int16; pass `sample_rate` to have a wrong
+    rate reported). Returns (n_frames, n_channels) or (N, n_frames, n_channels) of `dtype`
+    ("int8" or "uint16"). Every clip starts from a fresh frontend state, as in training;
+    clips are spread over all cores.
+    """
+    settings = settings or FrontendSettings()
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype={dtype!r}: expected one of {', '.join(DTYPES)}")
+    check_rate(sample_rate, settings, "audio")
+    single = np.asarray(audio).ndim == 1
+    clips = _as_clips(audio, settings, "audio")
+    features = np.empty((clips.shape[0], settings.n_frames, settings.n_channels), dtype=np.uint16)
+    activity = np.zeros(clips.shape[0], dtype=np.int64)
+    kernels.process_clips(clips, *kernel_tables(build_tables(settings)), features, activity)
+    if dtype == "int8":
+        features = uint16_to_int8(features, settings)
+    return features[0] if single else features
