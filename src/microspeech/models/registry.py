@@ -52,7 +52,10 @@ def list_models() -> list[str]:
 def dry_run_spec(spec: ModelSpec) -> ModelSpec:
     """The dry-run variant of a spec: same model and code path, tiny data, 3 epochs, batch 3."""
     train = dataclasses.replace(
-        spec.train, epochs=3, batch_size=3, max_clips_per_class=DRY_RUN_CLIPS_PER_CLASS,
+        spec.train,
+        epochs=3,
+        batch_size=3,
+        max_clips_per_class=DRY_RUN_CLIPS_PER_CLASS,
     )
     return dataclasses.replace(spec, name=spec.name + DRY_RUN_SUFFIX, train=train)
 

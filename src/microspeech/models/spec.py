@@ -91,8 +91,13 @@ class AugmentationSettings:
     silence_near_zero_fraction: float = 0.1
 
     def __post_init__(self) -> None:
-        ranges = ("noise_factor_range", "loudness_range", "speed_range", "pitch_semitones_range",
-                  "silence_gain_range")
+        ranges = (
+            "noise_factor_range",
+            "loudness_range",
+            "speed_range",
+            "pitch_semitones_range",
+            "silence_gain_range",
+        )
         for name in ranges:
             low, high = getattr(self, name)
             if low > high:
@@ -104,8 +109,10 @@ class AugmentationSettings:
                 raise ValueError(f"augmentation {name} must be in [0, 1], got {getattr(self, name)}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {key: list(value) if isinstance(value, tuple) else value
-                for key, value in dataclasses.asdict(self).items()}
+        return {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in dataclasses.asdict(self).items()
+        }
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> AugmentationSettings:

@@ -40,8 +40,9 @@ class FastTrainer:
         self._class_weights = tf.constant(class_weights, dtype=tf.float32)
         # Resizable variables hold the epoch's data, so each chunk gathers its batches in-graph.
         input_shape = tuple(model.input_shape[1:])
-        self._features = tf.Variable(tf.zeros((1, *input_shape)), shape=tf.TensorShape([None, *input_shape]),
-                                     trainable=False)
+        self._features = tf.Variable(
+            tf.zeros((1, *input_shape)), shape=tf.TensorShape([None, *input_shape]), trainable=False
+        )
         self._labels = tf.Variable(tf.zeros((1,), tf.int32), shape=tf.TensorShape([None]), trainable=False)
         self._train_chunk = tf.function(self._train_chunk_impl, reduce_retracing=True)
         self._predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
@@ -67,8 +68,9 @@ class FastTrainer:
             weights = tf.gather(self._class_weights, y)
             with tf.GradientTape() as tape:
                 scores = self.model(x, training=True)
-                per_sample = -tf.reduce_sum(tf.one_hot(y, n_classes) * tf.math.log(
-                    tf.clip_by_value(scores, 1e-7, 1.0)), axis=-1)
+                per_sample = -tf.reduce_sum(
+                    tf.one_hot(y, n_classes) * tf.math.log(tf.clip_by_value(scores, 1e-7, 1.0)), axis=-1
+                )
                 # Keras' "sum_over_batch_size" with sample weights.
                 loss = tf.reduce_sum(per_sample * weights) / tf.cast(tf.shape(y)[0], tf.float32)
             grads = tape.gradient(loss, self.model.trainable_variables)
@@ -78,8 +80,14 @@ class FastTrainer:
             correct += tf.reduce_sum(tf.cast(tf.equal(predicted, y), tf.int32))
         return loss_sum, correct
 
-    def train_epoch(self, features: np.ndarray, labels: np.ndarray, batch_size: int,
-                    rng: np.random.Generator, on_chunk=None) -> EpochResult:
+    def train_epoch(
+        self,
+        features: np.ndarray,
+        labels: np.ndarray,
+        batch_size: int,
+        rng: np.random.Generator,
+        on_chunk=None,
+    ) -> EpochResult:
         """One pass over shuffled `features`; `on_chunk(samples_done, loss, accuracy)` after each call."""
         import tensorflow as tf
 
@@ -88,8 +96,10 @@ class FastTrainer:
         self._labels.assign(tf.constant(labels, tf.int32))
         order = rng.permutation(n).astype(np.int32)
         full = (n // batch_size) * batch_size
-        chunks = [order[start:start + STEPS_PER_CALL * batch_size].reshape(-1, batch_size)
-                  for start in range(0, full, STEPS_PER_CALL * batch_size)]
+        step = STEPS_PER_CALL * batch_size
+        chunks = [
+            order[start : min(start + step, full)].reshape(-1, batch_size) for start in range(0, full, step)
+        ]
         if full < n:  # the last, smaller batch (as Keras fit does)
             chunks.append(order[full:].reshape(1, -1))
         loss_total, correct_total, done = 0.0, 0, 0
@@ -104,8 +114,10 @@ class FastTrainer:
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Softmax scores in inference mode (BatchNorm statistics, no dropout)."""
-        outputs = [self._predict(np.asarray(features[start:start + EVAL_BATCH], np.float32)).numpy()
-                   for start in range(0, len(features), EVAL_BATCH)]
+        outputs = [
+            self._predict(np.asarray(features[start : start + EVAL_BATCH], np.float32)).numpy()
+            for start in range(0, len(features), EVAL_BATCH)
+        ]
         return np.concatenate(outputs) if outputs else np.zeros((0, self.model.output_shape[-1]), np.float32)
 
     def evaluate(self, features: np.ndarray, labels: np.ndarray) -> tuple[float, float]:

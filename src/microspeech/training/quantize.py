@@ -122,8 +122,9 @@ def model_parameters(spec: ModelSpec, tflite_bytes: bytes, *, runtime_memory_siz
     return params
 
 
-def build_tflite(spec: ModelSpec, model: keras.Model, representative_features: np.ndarray,
-                 *, seed: int = 0) -> bytes:
+def build_tflite(
+    spec: ModelSpec, model: keras.Model, representative_features: np.ndarray, *, seed: int = 0
+) -> bytes:
     """Convert, measure the TFLM arena, and embed the parameters: the final .tflite bytes."""
     from microspeech.tflite.metadata import write_parameters
 

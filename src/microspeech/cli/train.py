@@ -1,0 +1,61 @@
+"""`microspeech train NAME`: train a registered model end to end (float .keras + int8 .tflite)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from microspeech.cli.app import app, console, fail
+
+# TensorFlow's C++ info lines (oneDNN, CPU features) would bury the progress bars.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@app.command()
+def train(
+    name: str = typer.Argument(
+        ..., help="Registered model name; add -test for a dry run (see `microspeech list`)."
+    ),
+    dataset: str = typer.Option(
+        "synthetic", "--dataset", "-d", help="speech_commands_v2, synthetic, or a dataset folder PATH."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same model."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Output folder (default ~/.microspeech/models/NAME)."
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue an interrupted run from its last checkpoint."
+    ),
+    epochs: int | None = typer.Option(
+        None, "--epochs", min=1, help="Override the spec's maximum number of epochs."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Train NAME on a dataset: NAME.keras, NAME.tflite (int8 + parameters), history, logs, manifest."""
+    from microspeech.data.pipeline import DatasetError
+    from microspeech.models import get_model_spec
+    from microspeech.training import train_model
+    from microspeech.training.trainer import ResumeError
+
+    try:
+        spec = get_model_spec(name)
+    except KeyError as error:
+        fail(str(error.args[0]))
+    try:
+        artifacts = train_model(
+            spec,
+            dataset=dataset,
+            seed=seed,
+            output=output,
+            resume=resume,
+            epochs=epochs,
+            progress=not quiet,
+            console=console,
+            command_line=["microspeech", *sys.argv[1:]],
+        )
+    except (DatasetError, ResumeError, FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    console.print(f"model: {artifacts.tflite_path}")

@@ -1,0 +1,294 @@
+"""Batch audio augmentation: place, stretch, pitch-shift, scale and mix noise, for many clips at once.
+
+MLTK's generator decodes, trims and augments one clip at a time in Python (about 3 ms per
+clip). Here the decoded, trimmed clips sit once in one int16 buffer (`ClipBank`), the
+background noise in another (`NoiseBank`); each epoch draws every clip's parameters with
+numpy (`draw_plan`) and one parallel numba kernel renders the whole batch (`render`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numba
+import numpy as np
+
+if TYPE_CHECKING:
+    from microspeech.models.spec import AugmentationSettings
+
+TRIM_FRAME = 512
+TRIM_HOP = 128
+# Grain size for pitch shifting (64 ms hann windows at 75% overlap).
+GRAIN = 1024
+GRAIN_HOP = GRAIN // 4
+
+
+def trim_bounds(samples: np.ndarray, threshold_db: float = 20.0) -> tuple[int, int]:
+    """[start, end) of the part whose frame RMS is within `threshold_db` of the loudest frame.
+
+    Frames of 512 samples every 128 (32 ms / 8 ms); an all-zero clip keeps its full length.
+    """
+    n = samples.shape[0]
+    if n <= TRIM_FRAME:
+        return 0, n
+    energy = np.concatenate([[0.0], np.cumsum(samples.astype(np.float64) ** 2)])
+    frame_starts = np.arange(0, n - TRIM_FRAME + 1, TRIM_HOP)
+    power = (energy[frame_starts + TRIM_FRAME] - energy[frame_starts]) / TRIM_FRAME
+    peak = power.max()
+    if peak <= 0.0:
+        return 0, n
+    loud = np.flatnonzero(power >= peak * 10.0 ** (-threshold_db / 10.0))
+    return int(frame_starts[loud[0]]), int(min(frame_starts[loud[-1]] + TRIM_FRAME, n))
+
+
+def trim(samples: np.ndarray, threshold_db: float = 20.0) -> np.ndarray:
+    start, end = trim_bounds(samples, threshold_db)
+    return samples[start:end]
+
+
+@dataclass
+class ClipBank:
+    """Decoded (and optionally trimmed) clips, back to back in one int16 buffer."""
+
+    audio: np.ndarray  # int16, all clips concatenated
+    starts: np.ndarray  # int64 per clip
+    lengths: np.ndarray  # int64 per clip
+
+    @classmethod
+    def from_arrays(cls, clips: Sequence[np.ndarray], max_length: int) -> ClipBank:
+        clipped = [np.asarray(c, dtype=np.int16)[:max_length] for c in clips]
+        lengths = np.array([len(c) for c in clipped], dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(clipped) else lengths
+        audio = np.concatenate(clipped) if clipped else np.zeros(0, np.int16)
+        return cls(audio, starts, lengths)
+
+    @classmethod
+    def read(
+        cls,
+        read: Callable[[object], np.ndarray],
+        items: Sequence[object],
+        max_length: int,
+        threshold_db: float | None,
+        on_item: Callable[[], None] | None = None,
+    ) -> ClipBank:
+        """Read each item with `read`, trim at `threshold_db` (None: keep as is), keep <= max_length."""
+        arrays = []
+        for item in items:
+            samples = read(item)
+            arrays.append(trim(samples, threshold_db) if threshold_db is not None else samples)
+            if on_item is not None:
+                on_item()
+        return cls.from_arrays(arrays, max_length)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+
+@dataclass
+class NoiseBank:
+    """Background-noise recordings as float32, back to back, each at least one window long."""
+
+    audio: np.ndarray  # float32
+    starts: np.ndarray
+    lengths: np.ndarray
+    names: list[str]
+
+    @classmethod
+    def from_arrays(cls, recordings: Sequence[np.ndarray], names: Sequence[str], window: int) -> NoiseBank:
+        padded = []
+        for samples in recordings:
+            samples = np.asarray(samples, dtype=np.float32)
+            if len(samples) == 0:
+                continue
+            # A recording shorter than a window repeats, so every slice is real noise.
+            reps = -(-window // len(samples))
+            padded.append(np.tile(samples, reps) if reps > 1 else samples)
+        lengths = np.array([len(p) for p in padded], dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if padded else lengths
+        audio = np.concatenate(padded) if padded else np.zeros(0, np.float32)
+        return cls(audio, starts, lengths, list(names))
+
+    @classmethod
+    def read(cls, read: Callable[[Path], np.ndarray], paths: Sequence[Path], window: int) -> NoiseBank:
+        return cls.from_arrays([read(p) for p in paths], [p.name for p in paths], window)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def draw_starts(self, rng: np.random.Generator, count: int, window: int) -> np.ndarray:
+        """Start indices (into `audio`) of `count` random `window`-long slices."""
+        if len(self) == 0:
+            raise ValueError("no background-noise recordings to draw from")
+        files = rng.integers(0, len(self), count)
+        room = self.lengths[files] - window + 1
+        return self.starts[files] + (rng.random(count) * room).astype(np.int64)
+
+
+@dataclass
+class Plan:
+    """Per-output-clip parameters for `render`. `sources` -1 means a pure noise (silence) clip."""
+
+    sources: np.ndarray  # int64 index into the ClipBank, or -1
+    offsets: np.ndarray  # int64: where the clip starts in the output window
+    gains: np.ndarray  # float32: loudness factor of the clip
+    speeds: np.ndarray  # float32: > 1 plays faster (shorter)
+    pitches: np.ndarray  # float32: frequency factor (1 = unchanged)
+    noise_starts: np.ndarray  # int64 into NoiseBank.audio
+    noise_gains: np.ndarray  # float32: 0 = no noise
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+
+def _uniform(rng: np.random.Generator, bounds: tuple[float, float], count: int) -> np.ndarray:
+    low, high = bounds
+    return (low + (high - low) * rng.random(count)) if high > low else np.full(count, low)
+
+
+def draw_plan(
+    rng: np.random.Generator,
+    sources: np.ndarray,
+    bank: ClipBank,
+    noise: NoiseBank | None,
+    settings: AugmentationSettings,
+    window: int,
+    *,
+    augment: bool,
+) -> Plan:
+    """Draw every clip's augmentation. Without `augment`: left-aligned, unchanged, no noise.
+
+    Silence clips (source -1) are always noise slices at a random gain, drawn log-uniformly
+    from `silence_gain_range` with a `silence_near_zero_fraction` share near zero.
+    """
+    sources = np.asarray(sources, dtype=np.int64)
+    count = len(sources)
+    is_word = sources >= 0
+    ones = np.ones(count, np.float32)
+    if augment:
+        gains = _uniform(rng, settings.loudness_range, count).astype(np.float32)
+        speeds = _uniform(rng, settings.speed_range, count).astype(np.float32)
+        semitones = _uniform(rng, settings.pitch_semitones_range, count)
+        pitches = (2.0 ** (semitones / 12.0)).astype(np.float32)
+        lengths = np.where(is_word, bank.lengths[np.maximum(sources, 0)], 0)
+        played = np.minimum(np.ceil(lengths / speeds), window).astype(np.int64)
+        offsets = (
+            (rng.random(count) * (window - played + 1)).astype(np.int64)
+            if settings.random_offset
+            else np.zeros(count, np.int64)
+        )
+        noisy = rng.random(count) < settings.noise_probability
+        noise_gains = np.where(noisy, _uniform(rng, settings.noise_factor_range, count), 0.0)
+    else:
+        gains, speeds, pitches = ones, ones.copy(), ones.copy()
+        offsets = np.zeros(count, np.int64)
+        noise_gains = np.zeros(count)
+    n_silence = int((~is_word).sum())
+    if n_silence:
+        low, high = settings.silence_gain_range
+        silence_gains = np.exp(_uniform(rng, (np.log(low), np.log(high)), n_silence))
+        near_zero = rng.random(n_silence) < settings.silence_near_zero_fraction
+        silence_gains[near_zero] = low * rng.random(int(near_zero.sum())) * 0.1
+        noise_gains = noise_gains.astype(np.float64)
+        noise_gains[~is_word] = silence_gains
+    needs_noise = noise_gains > 0
+    if needs_noise.any() and (noise is None or len(noise) == 0):
+        raise ValueError("augmentation needs background noise but the dataset has no noise recordings")
+    noise_starts = np.zeros(count, np.int64)
+    if needs_noise.any():
+        noise_starts = noise.draw_starts(rng, count, window)
+    return Plan(
+        sources,
+        offsets,
+        gains.astype(np.float32),
+        speeds.astype(np.float32),
+        pitches.astype(np.float32),
+        noise_starts,
+        noise_gains.astype(np.float32),
+    )
+
+
+@numba.njit(cache=True, inline="always")
+def _sample(audio, start, length, position):  # linear interpolation inside one clip
+    if position < 0.0 or position > length - 1:
+        return 0.0
+    k = int(position)
+    frac = position - k
+    a = np.float32(audio[start + k])
+    b = np.float32(audio[start + min(k + 1, length - 1)])
+    return a + frac * (b - a)
+
+
+@numba.njit(parallel=True, cache=True)
+def _render(
+    bank_audio,
+    bank_starts,
+    bank_lengths,
+    sources,
+    offsets,
+    gains,
+    speeds,
+    pitches,
+    noise_audio,
+    noise_starts,
+    noise_gains,
+    out,
+):
+    n_clips, window = out.shape
+    for i in numba.prange(n_clips):
+        mixed = np.zeros(window, np.float32)
+        source = sources[i]
+        if source >= 0:
+            start = bank_starts[source]
+            length = bank_lengths[source]
+            offset = offsets[i]
+            speed = speeds[i]
+            pitch = pitches[i]
+            gain = gains[i]
+            if pitch == 1.0:
+                for t in range(offset, window):
+                    mixed[t] = gain * _sample(bank_audio, start, length, (t - offset) * speed)
+            else:
+                # Grains read at `pitch` times the rate from where they sit in time, overlap-added
+                # with hann windows (sum 2 at 75% overlap): pitch changes, duration does not.
+                first = offset - GRAIN
+                for grain_start in range(first - first % GRAIN_HOP, window, GRAIN_HOP):
+                    anchor = (grain_start - offset) * speed
+                    for j in range(GRAIN):
+                        t = grain_start + j
+                        if t < offset or t >= window:
+                            continue
+                        w = 0.5 - 0.5 * np.cos(2.0 * np.pi * j / GRAIN)
+                        value = _sample(bank_audio, start, length, anchor + j * speed * pitch)
+                        mixed[t] += 0.5 * w * gain * value
+        noise_gain = noise_gains[i]
+        if noise_gain != 0.0:
+            noise_start = noise_starts[i]
+            for t in range(window):
+                mixed[t] += noise_gain * noise_audio[noise_start + t]
+        for t in range(window):
+            value = np.round(mixed[t])
+            out[i, t] = min(max(value, -32768.0), 32767.0)
+
+
+def render(plan: Plan, bank: ClipBank, noise: NoiseBank | None, window: int) -> np.ndarray:
+    """The planned clips as int16 (len(plan), window), all cores."""
+    out = np.empty((len(plan), window), dtype=np.int16)
+    noise_audio = noise.audio if noise is not None and len(noise) else np.zeros(window, np.float32)
+    _render(
+        bank.audio,
+        bank.starts,
+        bank.lengths,
+        plan.sources,
+        plan.offsets,
+        plan.gains,
+        plan.speeds,
+        plan.pitches,
+        noise_audio,
+        plan.noise_starts,
+        plan.noise_gains,
+        out,
+    )
+    return out

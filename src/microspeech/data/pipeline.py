@@ -1,0 +1,329 @@
+"""The batch feature pipeline: balanced, augmented training epochs and un-augmented evaluation sets.
+
+Training (`TrainingPipeline`): every keyword's train clips; `_unknown_` = `unknown_ratio` x
+the mean keyword count, drawn evenly from all other words; `_silence_` = `silence_ratio` x,
+one-second background-noise slices at random gains (near-zero included). Clips are decoded
+and trimmed once; each epoch re-draws the unknown clips and the augmentation from
+(seed, epoch), renders the batch with numba and computes int8 features with the frontend.
+
+Evaluation (`make_eval_set`): no augmentation, words left-aligned after trimming; a
+`_silence_` folder is used as is, otherwise silence is sliced deterministically from noise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from microspeech.data.augmentation import ClipBank, NoiseBank, Plan, draw_plan, render
+from microspeech.models.spec import SILENCE, UNKNOWN, AugmentationSettings
+
+if TYPE_CHECKING:
+    from microspeech.data.clips import AudioDataset, Clip
+    from microspeech.frontend import FrontendSettings
+    from microspeech.models.spec import ModelSpec
+
+EVAL_SILENCE_RATIO = 0.2
+FEATURE_BATCH = 4096  # clips rendered and featurized at once (bounds memory)
+
+
+class DatasetError(ValueError):
+    """The dataset cannot train this model (missing class, too small); raised before training."""
+
+
+@dataclass
+class EvalSet:
+    """Features and labels of one split, mapped onto a model's classes."""
+
+    features: np.ndarray  # (N, frames, channels) int8
+    labels: np.ndarray  # (N,) int64 class indices
+    clips: list[Clip | None]  # None for silence generated from noise
+    class_names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def counts(self) -> dict[str, int]:
+        bins = np.bincount(self.labels, minlength=len(self.class_names))
+        return {name: int(n) for name, n in zip(self.class_names, bins, strict=True)}
+
+
+def label_of(word: str, classes: Sequence[str]) -> int | None:
+    """Class index of a word: itself if it is a class, else `_unknown_` (None if the model has none)."""
+    if word in classes:
+        return list(classes).index(word)
+    return list(classes).index(UNKNOWN) if UNKNOWN in classes else None
+
+
+def dataset_fingerprint(dataset: AudioDataset) -> str:
+    """sha256 over every clip's relative path, word, split and size, and the noise files."""
+    digest = hashlib.sha256()
+    entries = [(c.path, c.word, c.split) for c in dataset.clips] + [
+        (p, "", "noise") for p in dataset.noise_paths
+    ]
+    for path, word, split in sorted(entries, key=lambda e: (str(e[0]), e[2])):
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = -1
+        relative = path.relative_to(dataset.root) if path.is_relative_to(dataset.root) else path
+        digest.update(f"{relative}\t{word}\t{split}\t{size}\n".encode())
+    return digest.hexdigest()
+
+
+def _features(audio_int16: np.ndarray, frontend: FrontendSettings) -> np.ndarray:
+    from microspeech.frontend import compute_features
+
+    return compute_features(audio_int16, frontend, dtype="int8")
+
+
+def _noise_bank(dataset: AudioDataset, window: int) -> NoiseBank | None:
+    if not dataset.noise_paths:
+        return None
+    return NoiseBank.read(dataset.read_noise, sorted(dataset.noise_paths), window)
+
+
+def _render_features(
+    rng: np.random.Generator,
+    sources: np.ndarray,
+    bank: ClipBank,
+    noise: NoiseBank | None,
+    settings: AugmentationSettings,
+    frontend: FrontendSettings,
+    *,
+    augment: bool,
+) -> np.ndarray:
+    plan = draw_plan(rng, sources, bank, noise, settings, frontend.n_samples, augment=augment)
+    out = np.empty((len(sources), frontend.n_frames, frontend.n_channels), np.int8)
+    for start in range(0, len(sources), FEATURE_BATCH):
+        part = slice(start, start + FEATURE_BATCH)
+        audio = render(_slice_plan(plan, part), bank, noise, frontend.n_samples)
+        out[part] = _features(audio, frontend)
+    return out
+
+
+def _slice_plan(plan: Plan, part: slice) -> Plan:
+    return dataclasses.replace(
+        plan, **{f.name: getattr(plan, f.name)[part] for f in dataclasses.fields(plan)}
+    )
+
+
+def make_eval_set(
+    dataset: AudioDataset,
+    split: str,
+    classes: list[str],
+    frontend: FrontendSettings,
+    *,
+    seed: int = 0,
+    silence_ratio: float = EVAL_SILENCE_RATIO,
+    max_per_class: int | None = None,
+) -> EvalSet:
+    """Un-augmented features of `split`, labels mapped onto `classes`.
+
+    Words are trimmed at 20 dB and left-aligned; clips whose word is `_silence_` are used
+    untrimmed; when `_silence_` is a class and the split has no such clips,
+    round(silence_ratio x mean keyword count) noise slices are generated from `seed`.
+    `max_per_class` keeps a deterministic sample of each class (dry runs).
+    """
+    rng = np.random.default_rng([seed, 0xE7A1])
+    labelled = [(clip, label_of(clip.word, classes)) for clip in dataset.split(split)]
+    labelled = [(clip, label) for clip, label in labelled if label is not None]
+    if max_per_class is not None:
+        labelled = _cap_per_class(labelled, len(classes), max_per_class, rng)
+    settings = AugmentationSettings()
+    words = [(c, lab) for c, lab in labelled if c.word != SILENCE]
+    silences = [(c, lab) for c, lab in labelled if c.word == SILENCE]
+    bank = ClipBank.read(dataset.read, [c for c, _ in words], frontend.n_samples, settings.trim_threshold_db)
+    features = [_render_features(rng, np.arange(len(bank)), bank, None, settings, frontend, augment=False)]
+    clips: list[Clip | None] = [c for c, _ in words]
+    labels = [lab for _, lab in words]
+    if silences:
+        silence_bank = ClipBank.read(dataset.read, [c for c, _ in silences], frontend.n_samples, None)
+        features.append(
+            _render_features(
+                rng, np.arange(len(silence_bank)), silence_bank, None, settings, frontend, augment=False
+            )
+        )
+        clips += [c for c, _ in silences]
+        labels += [lab for _, lab in silences]
+    elif SILENCE in classes and dataset.noise_paths:
+        keyword_counts = [
+            sum(1 for c, _ in words if c.word == k) for k in classes if k not in (UNKNOWN, SILENCE)
+        ]
+        count = max(1, round(silence_ratio * float(np.mean(keyword_counts or [0]))))
+        if max_per_class is not None:
+            count = min(count, max_per_class)
+        noise = _noise_bank(dataset, frontend.n_samples)
+        features.append(
+            _render_features(rng, np.full(count, -1), bank, noise, settings, frontend, augment=False)
+        )
+        clips += [None] * count
+        labels += [classes.index(SILENCE)] * count
+    stacked = np.concatenate(features) if features else np.zeros((0, frontend.n_frames, frontend.n_channels))
+    return EvalSet(stacked.astype(np.int8), np.asarray(labels, dtype=np.int64), clips, list(classes))
+
+
+def _cap_per_class(labelled: list, n_classes: int, cap: int, rng: np.random.Generator) -> list:
+    kept = []
+    for label in range(n_classes):
+        members = [item for item in labelled if item[1] == label]
+        picked = sorted(rng.permutation(len(members))[:cap])
+        kept += [members[i] for i in picked]
+    return kept
+
+
+def even_quotas(available: Sequence[int], total: int) -> list[int]:
+    """Split `total` as evenly as possible over groups holding `available` items each.
+
+    Water-filling: a group with fewer items gives them all and the rest is shared by the
+    others. The sum is min(total, sum(available)).
+    """
+    quotas = [0] * len(available)
+    remaining = min(total, sum(available))
+    open_groups = [i for i, n in enumerate(available) if n > 0]
+    while remaining > 0 and open_groups:
+        share, extra = divmod(remaining, len(open_groups))
+        next_open = []
+        for rank, i in enumerate(open_groups):
+            want = share + (1 if rank < extra else 0)
+            take = min(want, available[i] - quotas[i])
+            quotas[i] += take
+            remaining -= take
+            if quotas[i] < available[i]:
+                next_open.append(i)
+        open_groups = next_open
+    return quotas
+
+
+class TrainingPipeline:
+    """Balanced, augmented training epochs for one spec and dataset, deterministic per (seed, epoch)."""
+
+    def __init__(
+        self,
+        dataset: AudioDataset,
+        spec: ModelSpec,
+        *,
+        seed: int = 0,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """Check the dataset, pick the pools, decode and trim them; `progress(done, total)` per clip."""
+        self.dataset = dataset
+        self.spec = spec
+        self.seed = seed
+        self.frontend = spec.frontend
+        classes = spec.classes
+        self.classes = list(classes)
+        train_clips = dataset.split("train")
+        check_dataset(dataset, spec)
+        rng = np.random.default_rng([seed, 0x7EA1])
+        cap = spec.train.max_clips_per_class
+        self.keyword_pools: dict[str, list[Clip]] = {}
+        for word in spec.keywords:
+            members = [c for c in train_clips if c.word == word]
+            if cap is not None:
+                members = [members[i] for i in sorted(rng.permutation(len(members))[:cap])]
+            self.keyword_pools[word] = members
+        self.unknown_pools: dict[str, list[Clip]] = {}
+        if UNKNOWN in classes:
+            for clip in train_clips:
+                if clip.word not in classes or clip.word == UNKNOWN:
+                    self.unknown_pools.setdefault(clip.word, []).append(clip)
+            if cap is not None:
+                self.unknown_pools = {
+                    w: [p[i] for i in sorted(rng.permutation(len(p))[:cap])]
+                    for w, p in sorted(self.unknown_pools.items())
+                }
+        mean_keywords = float(np.mean([len(p) for p in self.keyword_pools.values()] or [0]))
+        self.n_unknown = round(spec.train.unknown_ratio * mean_keywords) if UNKNOWN in classes else 0
+        self.n_silence = max(1, round(spec.train.silence_ratio * mean_keywords)) if SILENCE in classes else 0
+        if cap is not None:
+            self.n_unknown, self.n_silence = min(self.n_unknown, cap), min(self.n_silence, cap)
+        # Decode and trim every clip an epoch can use, once.
+        ordered = [c for w in spec.keywords for c in self.keyword_pools[w]]
+        ordered += [c for w in sorted(self.unknown_pools) for c in self.unknown_pools[w]]
+        self._index = {clip: i for i, clip in enumerate(ordered)}
+        done = iter(range(1, len(ordered) + 1))
+        self.bank = ClipBank.read(
+            dataset.read,
+            ordered,
+            self.frontend.n_samples,
+            spec.augmentation.trim_threshold_db,
+            on_item=(lambda: progress(next(done), len(ordered))) if progress else None,
+        )
+        self.noise = _noise_bank(dataset, self.frontend.n_samples)
+
+    def epoch_sources(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """(bank index or -1 for silence, label) of every clip of this epoch, in class order."""
+        rng = np.random.default_rng([self.seed, epoch, 0x5E1])
+        sources, labels = [], []
+        for word, pool in self.keyword_pools.items():
+            sources += [self._index[c] for c in pool]
+            labels += [self.classes.index(word)] * len(pool)
+        if self.n_unknown:
+            words = sorted(self.unknown_pools)
+            quotas = even_quotas([len(self.unknown_pools[w]) for w in words], self.n_unknown)
+            for word, quota in zip(words, quotas, strict=True):
+                pool = self.unknown_pools[word]
+                sources += [self._index[pool[i]] for i in sorted(rng.permutation(len(pool))[:quota])]
+            labels += [self.classes.index(UNKNOWN)] * (len(sources) - len(labels))
+        if self.n_silence:
+            sources += [-1] * self.n_silence
+            labels += [self.classes.index(SILENCE)] * self.n_silence
+        return np.asarray(sources, np.int64), np.asarray(labels, np.int64)
+
+    def epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """(features int8 (N, frames, channels), labels) of one augmented training epoch."""
+        sources, labels = self.epoch_sources(epoch)
+        rng = np.random.default_rng([self.seed, epoch, 0xA06])
+        features = _render_features(
+            rng, sources, self.bank, self.noise, self.spec.augmentation, self.frontend, augment=True
+        )
+        return features, labels
+
+    def validation(self) -> EvalSet:
+        return make_eval_set(
+            self.dataset,
+            "validation",
+            self.classes,
+            self.frontend,
+            seed=self.seed,
+            silence_ratio=self.spec.train.silence_ratio,
+            max_per_class=self.spec.train.max_clips_per_class,
+        )
+
+
+def check_dataset(dataset: AudioDataset, spec: ModelSpec) -> None:
+    """Clear errors before any training: a missing/empty class, no noise for silence, too small a split."""
+    train = dataset.split("train")
+    validation = dataset.split("validation")
+    train_words = {c.word for c in train}
+    where = f"dataset {dataset.name!r} ({dataset.root})"
+    for word in spec.keywords:
+        if word not in train_words:
+            found = ", ".join(sorted(train_words)) or "none"
+            raise DatasetError(
+                f"{where}: class {word!r} of model {spec.name!r} has no training clips (words found: {found})"
+            )
+    if UNKNOWN in spec.classes and not (train_words - set(spec.keywords) - {SILENCE}):
+        raise DatasetError(
+            f"{where}: class {UNKNOWN!r} needs training clips of words other than "
+            f"{', '.join(spec.keywords)}, found none"
+        )
+    if SILENCE in spec.classes and not dataset.noise_paths:
+        raise DatasetError(
+            f"{where}: class {SILENCE!r} and noise augmentation need background-noise "
+            "recordings (a _background_noise_ folder), found none"
+        )
+    validation_words = {c.word for c in validation}
+    missing = [w for w in spec.keywords if w not in validation_words]
+    if missing:
+        raise DatasetError(
+            f"{where} is too small for the split: no validation clips of {', '.join(missing)} "
+            f"({len(train)} train, {len(validation)} validation clips); add recordings "
+            "from more speakers"
+        )

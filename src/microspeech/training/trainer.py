@@ -1,0 +1,360 @@
+"""`train_model`: dataset -> balanced augmented epochs -> fast training -> best weights -> int8 .tflite.
+
+Every epoch: render the epoch's augmented features (deterministic from seed and epoch),
+train on them with the fast loop, evaluate on the un-augmented validation split, apply
+ReduceLROnPlateau and EarlyStopping, append history, write a checkpoint. At the end the
+best epoch's weights are restored, saved as .keras and quantized to the .tflite.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import logging
+import math
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from microspeech.models import ModelSpec, get_model_spec
+from microspeech.training.artifacts import (
+    ModelArtifacts,
+    atomic_write_bytes,
+    atomic_write_text,
+    load_checkpoint,
+    model_directory,
+    package_versions,
+    save_checkpoint,
+)
+from microspeech.training.callbacks import EarlyStopping, ReduceLROnPlateau, balanced_class_weights
+
+logger = logging.getLogger("microspeech.training")
+logger.propagate = False  # epoch lines go to train.log; the console shows progress bars
+HISTORY_COLUMNS = (
+    "epoch",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "learning_rate",
+    "samples_per_second",
+    "seconds",
+)
+
+
+class ResumeError(RuntimeError):
+    """A checkpoint that does not belong to this run (other seed, dataset or model)."""
+
+
+def configure_determinism(seed: int) -> None:
+    """Same seed, same result: Python/numpy/TF seeds and deterministic TF ops."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def _progress(console: Console, enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not enabled,
+        transient=False,
+    )
+
+
+def _scalar_summary(tag: str, value: float) -> None:
+    """A TensorBoard scalar without the tensorboard package (tf.summary.scalar needs it)."""
+    import tensorflow as tf
+    from tensorflow.core.framework import summary_pb2
+
+    metadata = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
+        data_class=summary_pb2.DATA_CLASS_SCALAR,
+    )
+    tf.summary.write(tag, tf.constant(float(value), tf.float32), metadata=metadata)
+
+
+def _write_history(path: Path, rows: list[dict[str, Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def _attach_log(path: Path) -> logging.Handler:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return handler
+
+
+def train_model(
+    model: str | ModelSpec,
+    *,
+    dataset: str = "synthetic",
+    seed: int = 0,
+    output: str | Path | None = None,
+    resume: bool = False,
+    epochs: int | None = None,
+    progress: bool = True,
+    console: Console | None = None,
+    command_line: list[str] | None = None,
+) -> ModelArtifacts:
+    """Train a registered model (or a spec) on a dataset name or folder; returns its artifacts.
+
+    Errors in the model name or the dataset (missing/empty class, too small for the split)
+    are raised before any training starts.
+    """
+    from microspeech.data import load_dataset
+    from microspeech.data.pipeline import TrainingPipeline, dataset_fingerprint
+
+    spec = get_model_spec(model) if isinstance(model, str) else model
+    if epochs is not None:
+        spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=epochs))
+    console = console or Console(stderr=True)
+    started = time.perf_counter()
+    data = load_dataset(dataset)
+    fingerprint = dataset_fingerprint(data)
+    artifacts = ModelArtifacts(model_directory(spec.name, output), spec.name)
+    checkpoint = load_checkpoint(artifacts.checkpoint_dir) if resume else None
+    if checkpoint is not None:
+        _check_resumable(checkpoint[1], spec, seed, fingerprint, artifacts)
+    elif resume:
+        console.print(f"no checkpoint in {artifacts.checkpoint_dir}: starting from the first epoch")
+
+    with _progress(console, progress) as bars:
+        task = bars.add_task("decoding clips", total=None, stats="")
+        pipeline = TrainingPipeline(
+            data, spec, seed=seed, progress=lambda done, total: bars.update(task, completed=done, total=total)
+        )
+        bars.update(task, description="validation features")
+        validation = pipeline.validation()
+        bars.remove_task(task)
+
+    artifacts.directory.mkdir(parents=True, exist_ok=True)
+    handler = _attach_log(artifacts.train_log_path)
+    try:
+        logger.info(
+            "train %s on %s (%s), seed %d, %s",
+            spec.name,
+            data.name,
+            data.root,
+            seed,
+            "resuming" if checkpoint else "from scratch",
+        )
+        logger.info("validation: %s", validation.counts())
+        keras_model, history, best_epoch = _fit(
+            spec, pipeline, validation, seed, fingerprint, checkpoint, artifacts, console, progress
+        )
+        _finish(
+            spec,
+            artifacts,
+            keras_model,
+            validation.features,
+            {
+                "name": spec.name,
+                "seed": seed,
+                "dataset": {
+                    "name": data.name,
+                    "root": str(data.root),
+                    "fingerprint": fingerprint,
+                    "clips": len(data.clips),
+                },
+                "epochs_run": len(history),
+                "best_epoch": best_epoch,
+                "best_val_accuracy": max((r["val_accuracy"] for r in history), default=math.nan),
+                "command_line": command_line if command_line is not None else [sys.argv[0], *sys.argv[1:]],
+                "command": shlex.join(command_line if command_line is not None else sys.argv),
+                "wall_seconds": round(time.perf_counter() - started, 2),
+            },
+            console,
+        )
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    return artifacts
+
+
+def _check_resumable(
+    state: dict[str, Any], spec: ModelSpec, seed: int, fingerprint: str, artifacts: ModelArtifacts
+) -> None:
+    recorded = (state.get("model"), state.get("seed"), state.get("dataset_fingerprint"))
+    if recorded != (spec.name, seed, fingerprint):
+        raise ResumeError(
+            f"{artifacts.checkpoint_dir} belongs to model {recorded[0]!r} seed {recorded[1]} and another "
+            f"dataset version; resume with the same model, --seed and --dataset, or train without --resume"
+        )
+
+
+def _fit(
+    spec: ModelSpec,
+    pipeline: Any,
+    validation: Any,
+    seed: int,
+    fingerprint: str,
+    checkpoint: Any,
+    artifacts: ModelArtifacts,
+    console: Console,
+    progress: bool,
+) -> tuple[Any, list[dict[str, Any]], int]:
+    """The epoch loop; returns the model with the best epoch's weights, the history, the best epoch."""
+    import tensorflow as tf
+
+    from microspeech.training.loop import FastTrainer
+
+    configure_determinism(seed)
+    settings = spec.train
+    _, first_labels = pipeline.epoch_sources(0)
+    weights = (
+        balanced_class_weights(first_labels, len(spec.classes))
+        if settings.balanced_class_weights
+        else [1.0] * len(spec.classes)
+    )
+    trainer = FastTrainer(spec.build_model(), settings.learning_rate, weights)
+    reduce_lr = ReduceLROnPlateau(
+        settings.monitor, settings.reduce_lr_factor, settings.reduce_lr_patience, settings.min_learning_rate
+    )
+    stopping = EarlyStopping(settings.monitor, settings.early_stopping_patience)
+    history: list[dict[str, Any]] = []
+    best_weights = trainer.model_weights()
+    start_epoch, stopped = 0, False
+    if checkpoint is not None:
+        arrays, state = checkpoint
+        trainer.load_state({k: v for k, v in arrays.items() if not k.startswith("best/")})
+        best_weights = [arrays[f"best/{i}"] for i in range(len(best_weights))]
+        reduce_lr = ReduceLROnPlateau.from_dict(state["reduce_lr"])
+        stopping = EarlyStopping.from_dict(state["early_stopping"])
+        history = state["history"]
+        start_epoch, stopped = state["epoch"] + 1, state["stopped"]
+        logger.info("resumed after epoch %d", state["epoch"] + 1)
+
+    writer = tf.summary.create_file_writer(str(artifacts.logs_dir / "train"))
+    with _progress(console, progress) as bars:
+        for epoch in range(start_epoch, settings.epochs):
+            if stopped:
+                break
+            epoch_started = time.perf_counter()
+            features, labels = pipeline.epoch(epoch)
+            task = bars.add_task(f"epoch {epoch + 1}/{settings.epochs}", total=len(labels), stats="")
+            train_started = time.perf_counter()
+
+            def show(
+                done: int, loss: float, accuracy: float, task: Any = task, since: float = train_started
+            ) -> None:
+                rate = done / max(time.perf_counter() - since, 1e-9)
+                bars.update(
+                    task, completed=done, stats=f"{rate:,.0f} samples/s  loss {loss:.4f}  acc {accuracy:.3f}"
+                )
+
+            rng = np.random.default_rng([seed, epoch, 0x5F1])
+            result = trainer.train_epoch(features, labels, settings.batch_size, rng, on_chunk=show)
+            train_seconds = time.perf_counter() - train_started
+            val_loss, val_accuracy = trainer.evaluate(validation.features, validation.labels)
+            metrics = {
+                "loss": result.loss,
+                "accuracy": result.accuracy,
+                "val_loss": val_loss,
+                "val_accuracy": val_accuracy,
+            }
+            row = {
+                "epoch": epoch + 1,
+                **metrics,
+                "learning_rate": trainer.learning_rate,
+                "samples_per_second": round(result.samples / train_seconds, 1),
+                "seconds": round(time.perf_counter() - epoch_started, 3),
+            }
+            history.append(row)
+            bars.update(
+                task,
+                stats=f"{row['samples_per_second']:,.0f} samples/s  loss {result.loss:.4f}  "
+                f"acc {result.accuracy:.3f}  val_acc {val_accuracy:.3f}",
+            )
+            with writer.as_default(step=epoch + 1):
+                for key, value in {**metrics, "learning_rate": trainer.learning_rate}.items():
+                    _scalar_summary(key, value)
+            logger.info("epoch %d: %s", epoch + 1, {k: round(float(v), 5) for k, v in row.items()})
+            is_best, stopped = stopping.on_epoch_end(epoch, metrics)
+            if is_best:
+                best_weights = trainer.model_weights()
+            trainer.learning_rate = reduce_lr.on_epoch_end(metrics, trainer.learning_rate)
+            if stopped:
+                logger.info(
+                    "early stopping after epoch %d; best epoch %d (%s %.4f)",
+                    epoch + 1,
+                    stopping.best_epoch + 1,
+                    stopping.monitor,
+                    stopping.best,
+                )
+            arrays = trainer.state()
+            arrays.update({f"best/{i}": w for i, w in enumerate(best_weights)})
+            save_checkpoint(
+                artifacts.checkpoint_dir,
+                arrays,
+                {
+                    "model": spec.name,
+                    "seed": seed,
+                    "dataset_fingerprint": fingerprint,
+                    "epoch": epoch,
+                    "stopped": stopped,
+                    "reduce_lr": reduce_lr.to_dict(),
+                    "early_stopping": stopping.to_dict(),
+                    "history": history,
+                },
+            )
+            _write_history(artifacts.history_path, history)
+    writer.close()
+    trainer.set_model_weights(best_weights)
+    return trainer.model, history, stopping.best_epoch + 1
+
+
+def _finish(
+    spec: ModelSpec,
+    artifacts: ModelArtifacts,
+    keras_model: Any,
+    representative: np.ndarray,
+    manifest: dict[str, Any],
+    console: Console,
+) -> None:
+    """Save the .keras and the int8 .tflite (atomically), then the manifest that says they are complete."""
+    from microspeech.training.quantize import build_tflite
+
+    partial = artifacts.directory / f".{spec.name}.partial.keras"
+    keras_model.save(partial)
+    os.replace(partial, artifacts.keras_path)
+    tflite_bytes = build_tflite(spec, keras_model, representative, seed=manifest["seed"])
+    atomic_write_bytes(artifacts.tflite_path, tflite_bytes)
+    manifest.update(
+        {
+            "spec": spec.to_dict(),
+            "packages": package_versions(),
+            "files": {
+                "keras": artifacts.keras_path.name,
+                "tflite": artifacts.tflite_path.name,
+                "tflite_bytes": len(tflite_bytes),
+            },
+        }
+    )
+    artifacts.write_manifest(manifest)
+    logger.info("wrote %s and %s (%d bytes)", artifacts.keras_path, artifacts.tflite_path, len(tflite_bytes))
+    console.print(
+        f"[green]trained[/] {spec.name}: best epoch {manifest['best_epoch']} of "
+        f"{manifest['epochs_run']}, val_accuracy {manifest['best_val_accuracy']:.4f} -> "
+        f"{artifacts.directory}"
+    )
