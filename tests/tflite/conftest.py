@@ -59,3 +59,80 @@ def mltk_dictionary_class():
 def random_features() -> np.ndarray:
     """int8 'features' of the seed model's input shape, fixed seed."""
     return np.random.default_rng(1234).integers(-128, 128, size=(32, 49, 40), dtype=np.int8)
+
+
+def _convert_int8(model, representative: np.ndarray) -> bytes:
+    """The real TFLiteConverter, full int8 (int8 in/out), batch-1 signature."""
+    import tempfile
+
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as saved_model:
+        signature = [tf.TensorSpec((1, *model.input_shape[1:]), tf.float32)]
+        model.export(saved_model, format="tf_saved_model", verbose=False, input_signature=signature)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([sample[None]] for sample in representative)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+        return bytes(converter.convert())
+
+
+def _randomize(model, seed: int) -> None:
+    """Non-zero weights and biases everywhere (an all-zero bias would be folded away)."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if weights:
+            layer.set_weights([rng.normal(0.0, 0.1, w.shape).astype(np.float32) + 0.01 for w in weights])
+
+
+@pytest.fixture(scope="session")
+def seed_keras(tmp_path_factory: pytest.TempPathFactory):
+    """The seed architecture (Conv2D 8x(10x8)/2 -> BN -> ReLU -> Dropout -> Flatten -> Dense 4 softmax)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((49, 40, 1))
+    x = keras.layers.Conv2D(8, (10, 8), strides=2, padding="same")(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Dropout(0.5)(x)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(4, activation="softmax")(x)
+    model = keras.Model(inputs, outputs, name="seed")
+    _randomize(model, 0)
+    # keep BatchNorm's variance positive
+    bn = model.layers[2]
+    gamma, beta, mean, _ = bn.get_weights()
+    bn.set_weights([gamma, beta, mean, np.full_like(mean, 1.0)])
+    path = tmp_path_factory.mktemp("seed") / "seed.keras"
+    model.save(path)
+    return model, path
+
+
+@pytest.fixture(scope="session")
+def seed_tflite_bytes(seed_keras, random_features) -> bytes:
+    model, _ = seed_keras
+    return _convert_int8(model, random_features[:, :, :, None].astype(np.float32))
+
+
+@pytest.fixture(scope="session")
+def tiny_tflite_bytes() -> bytes:
+    """A different small graph: depthwise conv, pooling, 1x1 conv, dense; all converted to int8."""
+    import keras
+
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((12, 10, 2))
+    x = keras.layers.DepthwiseConv2D((3, 3), padding="valid")(inputs)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.AveragePooling2D((2, 2))(x)
+    x = keras.layers.Conv2D(4, (1, 1))(x)
+    x = keras.layers.MaxPooling2D((2, 2))(x)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(3, activation="softmax")(x)
+    model = keras.Model(inputs, outputs, name="tiny")
+    _randomize(model, 1)
+    representative = np.random.default_rng(2).normal(0, 20, (20, 12, 10, 2)).astype(np.float32)
+    return _convert_int8(model, representative)

@@ -1,0 +1,271 @@
+"""How a .tflite runs: smallest TFLM arena, per-layer cost, host latency, an MCU estimate.
+
+Arena: TFLM allocates everything in `AllocateTensors`, so the smallest arena is found by
+bisection on "the interpreter prepares and one inference runs". The host build is 64-bit,
+where TFLM's bookkeeping structs hold 8-byte pointers; on a 32-bit Cortex-M they shrink.
+`estimate_arena_32bit` rescales the pointer-bearing categories that TFLM's recording
+allocator reports (see its docstring); tensor data (the "head") is the same on both.
+
+Latency on a microcontroller is an estimate from a cycles-per-operation model (see
+`CYCLE_MODEL`), not a measurement.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from microspeech.tflite.flatbuffer import load_bytes
+from microspeech.tflite.runtime import TfliteRunner, default_tflm_arena_size
+from microspeech.tflite.summary import ModelSummary, summarize_tflite
+
+# A first-order cycle model for int8 kernels on a Cortex-M33 with the DSP extension running
+# TFLM's CMSIS-NN kernels (no accelerator). Where the constants come from:
+# - cycles_per_mac: CMSIS-NN's int8 convolution / fully-connected inner loops widen int8
+#   pairs to int16 with SXTB16 and accumulate two products per SMLAD (Lai, Suda, Chandra,
+#   "CMSIS-NN: Efficient Neural Network Kernels for Arm Cortex-M CPUs", arXiv:1801.06601);
+#   SMLAD issues in one cycle on Cortex-M33 (Arm Cortex-M33 TRM, DSP instruction timing).
+#   Counting loads, SXTB16s and SMLADs per 4 MACs gives about 1 cycle per MAC at best; 1.5
+#   adds the im2col copies, loop control and per-output requantization.
+# - cycles_per_op_elementwise: the element loops (RESHAPE copy, softmax, pooling, bias add
+#   outside the MAC loop) load, compute and store each element: ~2 cycles.
+# - cycles_per_layer: TFLM's per-operator dispatch and bookkeeping, ~2,000 cycles.
+# It ignores memory wait states and caches; treat the result as +-50 %, printed as an estimate.
+CYCLE_MODEL: dict[str, float] = {
+    "cycles_per_mac": 1.5,
+    "cycles_per_op_elementwise": 2.0,
+    "cycles_per_layer": 2000.0,
+}
+DEFAULT_CLOCK_MHZ = 78.0  # the EFR32xG24 (Cortex-M33) maximum core clock
+
+# sizeof() on a 32-bit target / sizeof() on the 64-bit host, per recording-allocator category
+# (TFLM's micro_allocator.h structs): TfLiteEvalTensor {void* data; TfLiteIntArray* dims;
+# TfLiteType type} 24 -> 12; TfLiteTensor (static-memory build, 64 -> 40); the quantization
+# structs {TfLiteFloatArray*, TfLiteIntArray*, int32} 24/16 -> 12/8; NodeAndRegistration
+# {TfLiteNode (7 pointers + size_t) + registration pointer} 64 -> 32. Op data ("Persistent
+# buffer data") is mostly int32 multipliers and shifts: kept as is.
+_POINTER_CATEGORY_RATIO = {
+    "TfLiteEvalTensor data": 0.5,
+    "Persistent TfLiteTensor data": 40 / 64,
+    "Persistent TfLiteTensor quantization data": 0.5,
+    "NodeAndRegistration struct": 0.5,
+}
+
+
+@contextlib.contextmanager
+def _capture_native_output() -> Iterator[list[str]]:
+    """Redirect the C-level stdout/stderr (TFLM's MicroPrintf) into a list of lines."""
+    lines: list[str] = []
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        saved = [os.dup(1), os.dup(2)]
+        try:
+            for fd in (1, 2):
+                os.dup2(sink.fileno(), fd)
+            yield lines
+        finally:
+            for fd, copy in zip((1, 2), saved, strict=True):
+                os.dup2(copy, fd)
+                os.close(copy)
+            sink.seek(0)
+            lines.extend(sink.read().decode("utf-8", "replace").splitlines())
+
+
+def _arena_works(tflite_bytes: bytes, arena_size: int, sample: np.ndarray) -> bool:
+    try:
+        TfliteRunner(tflite_bytes, "tflm", arena_size=arena_size).predict_one(sample)
+    except RuntimeError:
+        return False
+    return True
+
+
+def find_min_arena_size(path_or_bytes: str | Path | bytes, *, upper: int | None = None) -> int:
+    """Smallest TFLM arena (bytes, host build) in which the model prepares and runs one inference.
+
+    Bisection between 0 and a size that works: 1 byte less fails. TFLM's own messages
+    about the failed allocations are swallowed.
+    """
+    tflite_bytes = load_bytes(path_or_bytes)
+    probe = TfliteRunner(tflite_bytes, "litert")
+    sample = np.zeros(probe.input_details.shape, dtype=probe.input_details.dtype)
+    high = upper or default_tflm_arena_size(tflite_bytes)
+    with _capture_native_output():
+        for _ in range(8):
+            if _arena_works(tflite_bytes, high, sample):
+                break
+            high *= 2
+        else:
+            raise RuntimeError(f"TFLM could not run the model even with a {high}-byte arena")
+        low = 0  # known to fail
+        while high - low > 1:
+            middle = (low + high) // 2
+            if _arena_works(tflite_bytes, middle, sample):
+                high = middle
+            else:
+                low = middle
+    return high
+
+
+@dataclass
+class ArenaReport:
+    """TFLM's arena use (host, 64-bit) and the 32-bit estimate."""
+
+    min_arena_bytes: int
+    head_bytes: int
+    tail_bytes: int
+    categories: dict[str, int] = field(default_factory=dict)
+    estimated_32bit_bytes: int = 0
+
+
+_TOTAL = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
+_CATEGORY = re.compile(r"'([^']+)' used (\d+) bytes")
+
+
+def arena_report(path_or_bytes: str | Path | bytes, min_arena_bytes: int | None = None) -> ArenaReport:
+    """Minimum arena plus TFLM's recording-allocator breakdown and the 32-bit estimate."""
+    tflite_bytes = load_bytes(path_or_bytes)
+    minimum = min_arena_bytes or find_min_arena_size(tflite_bytes)
+    runner = TfliteRunner(tflite_bytes, "tflm", arena_size=minimum)
+    runner.predict_one(np.zeros(runner.input_details.shape, dtype=runner.input_details.dtype))
+    with _capture_native_output() as lines:
+        runner._tflm.print_allocations()
+    totals = {m.group(1): int(m.group(2)) for line in lines if (m := _TOTAL.search(line))}
+    categories = {m.group(1): int(m.group(2)) for line in lines if (m := _CATEGORY.search(line))}
+    report = ArenaReport(minimum, totals.get("head", 0), totals.get("tail", 0), categories)
+    report.estimated_32bit_bytes = estimate_arena_32bit(report)
+    return report
+
+
+def estimate_arena_32bit(report: ArenaReport) -> int:
+    """Host arena minus what the pointer-bearing structs lose on a 32-bit MCU.
+
+    Tensor buffers (head) are identical; each tail category in `_POINTER_CATEGORY_RATIO` is
+    scaled by its struct's 32/64-bit size ratio; the rest of the tail is kept. Rounded up to
+    TFLM's 16-byte buffer alignment.
+    """
+    saved = sum(
+        used * (1.0 - _POINTER_CATEGORY_RATIO[name])
+        for name, used in report.categories.items()
+        if name in _POINTER_CATEGORY_RATIO
+    )
+    estimate = report.min_arena_bytes - int(saved)
+    return int(-(-estimate // 16) * 16)
+
+
+def host_latency_ms(path_or_bytes: str | Path | bytes, *, runs: int = 200, backend: str = "litert") -> dict:
+    """Median (and spread) of `runs` single inferences on this host, after 10 warm-up runs."""
+    runner = TfliteRunner(path_or_bytes, backend)  # type: ignore[arg-type]
+    details = runner.input_details
+    rng = np.random.default_rng(0)
+    info = np.iinfo(details.dtype) if np.issubdtype(details.dtype, np.integer) else None
+    sample = (
+        rng.integers(info.min, info.max + 1, size=details.shape).astype(details.dtype)
+        if info is not None
+        else rng.standard_normal(details.shape).astype(details.dtype)
+    )
+    for _ in range(10):
+        runner.predict_one(sample)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        runner.predict_one(sample)
+        times.append((time.perf_counter() - start) * 1e3)
+    return {
+        "backend": backend,
+        "runs": runs,
+        "median_ms": statistics.median(times),
+        "p10_ms": float(np.percentile(times, 10)),
+        "p90_ms": float(np.percentile(times, 90)),
+    }
+
+
+def estimate_mcu_latency_ms(summary: ModelSummary, clock_mhz: float = DEFAULT_CLOCK_MHZ) -> dict[str, Any]:
+    """Estimated Cortex-M33 (DSP, CMSIS-NN, no accelerator) latency from `CYCLE_MODEL`."""
+    if clock_mhz <= 0:
+        raise ValueError(f"--clock-mhz must be positive, got {clock_mhz}")
+    per_layer = []
+    for layer in summary.layers:
+        elementwise = max(layer.ops - 2 * layer.macs, 0) if layer.macs else layer.ops
+        cycles = (
+            layer.macs * CYCLE_MODEL["cycles_per_mac"]
+            + elementwise * CYCLE_MODEL["cycles_per_op_elementwise"]
+            + CYCLE_MODEL["cycles_per_layer"]
+        )
+        per_layer.append(cycles)
+    total = sum(per_layer)
+    return {
+        "clock_mhz": clock_mhz,
+        "cycles": int(total),
+        "latency_ms": total / (clock_mhz * 1e3),
+        "per_layer_ms": [c / (clock_mhz * 1e3) for c in per_layer],
+        "model": dict(CYCLE_MODEL),
+    }
+
+
+@dataclass
+class ProfileReport:
+    """Everything `microspeech profile` prints."""
+
+    path: str
+    summary: ModelSummary
+    arena: ArenaReport
+    host: dict[str, Any]
+    mcu: dict[str, Any]
+    without_reshape: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "file_size": self.summary.file_size,
+            "total_macs": self.summary.total_macs,
+            "total_ops": self.summary.total_ops,
+            "layers": [
+                {"index": layer.index, "opcode": layer.opcode, "macs": layer.macs, "ops": layer.ops}
+                for layer in self.summary.layers
+            ],
+            "arena": asdict(self.arena),
+            "host_latency": self.host,
+            "mcu_estimate": self.mcu,
+            "without_reshape": self.without_reshape,
+        }
+
+
+def profile_model(
+    path_or_bytes: str | Path | bytes, *, clock_mhz: float = DEFAULT_CLOCK_MHZ, runs: int = 200
+) -> ProfileReport:
+    """Arena, per-layer cost, host latency and the MCU estimate; also the RESHAPE-free variant."""
+    from microspeech.tflite.graph import remove_reshape_before_fully_connected
+
+    tflite_bytes = load_bytes(path_or_bytes)
+    summary = summarize_tflite(tflite_bytes)
+    if isinstance(path_or_bytes, (str, Path)):
+        summary.path = str(path_or_bytes)
+    arena = arena_report(tflite_bytes)
+    report = ProfileReport(
+        path=summary.path,
+        summary=summary,
+        arena=arena,
+        host=host_latency_ms(tflite_bytes, runs=runs),
+        mcu=estimate_mcu_latency_ms(summary, clock_mhz),
+    )
+    slim = remove_reshape_before_fully_connected(tflite_bytes)
+    if slim != tflite_bytes:
+        slim_summary = summarize_tflite(slim)
+        slim_arena = arena_report(slim)
+        report.without_reshape = {
+            "min_arena_bytes": slim_arena.min_arena_bytes,
+            "estimated_32bit_bytes": slim_arena.estimated_32bit_bytes,
+            "total_ops": slim_summary.total_ops,
+            "file_size": len(slim),
+            "mcu_latency_ms": estimate_mcu_latency_ms(slim_summary, clock_mhz)["latency_ms"],
+        }
+    return report

@@ -1,0 +1,88 @@
+"""RESHAPE removal keeps outputs bit for bit and shrinks the arena; arena search is tight."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from microspeech.tflite.graph import remove_reshape_before_fully_connected
+from microspeech.tflite.metadata import read_parameters
+from microspeech.tflite.profile import (
+    arena_report,
+    estimate_mcu_latency_ms,
+    find_min_arena_size,
+    host_latency_ms,
+    profile_model,
+)
+from microspeech.tflite.runtime import TfliteRunner
+from microspeech.tflite.summary import summarize_tflite
+
+pytestmark = pytest.mark.xdist_group("tflite_models")
+
+
+@pytest.mark.parametrize("model", ["mltk_tflite_bytes", "seed_tflite_bytes"])
+def test_reshape_removal_is_exact(model, request, random_features):
+    original = request.getfixturevalue(model)
+    slim = remove_reshape_before_fully_connected(original)
+    summary = summarize_tflite(slim)
+    assert [layer.opcode for layer in summary.layers] == ["CONV_2D", "FULLY_CONNECTED", "SOFTMAX"]
+    assert summary.layers[1].inputs[0].shape == (1, 25, 20, 8)
+    assert summary.total_macs == 336_000 and summary.total_ops == 676_012
+    assert len(summary.tensors) == len(summarize_tflite(original).tensors) - 2  # reshaped + shape tensors
+    reference = TfliteRunner(original, "tflm").predict(random_features)
+    for backend in ("tflm", "litert"):
+        assert np.array_equal(TfliteRunner(slim, backend).predict(random_features), reference)
+    assert read_parameters(slim) == read_parameters(original)
+    assert remove_reshape_before_fully_connected(slim) == slim  # nothing left to remove
+
+
+def test_reshape_after_pooling(tiny_tflite_bytes):
+    assert "RESHAPE" in [layer.opcode for layer in summarize_tflite(tiny_tflite_bytes).layers]
+    tiny_slim = remove_reshape_before_fully_connected(tiny_tflite_bytes)
+    assert "RESHAPE" not in [layer.opcode for layer in summarize_tflite(tiny_slim).layers]
+    x = np.random.default_rng(5).integers(-128, 128, (16, 12, 10, 2), dtype=np.int8)
+    assert np.array_equal(
+        TfliteRunner(tiny_slim, "tflm").predict(x), TfliteRunner(tiny_tflite_bytes, "litert").predict(x)
+    )
+
+
+@pytest.mark.parametrize("model", ["mltk_tflite_bytes", "seed_tflite_bytes", "tiny_tflite_bytes"])
+def test_min_arena_is_tight(model, request):
+    tflite_bytes = request.getfixturevalue(model)
+    size = find_min_arena_size(tflite_bytes)
+    runner = TfliteRunner(tflite_bytes, "tflm", arena_size=size)
+    runner.predict_one(np.zeros(runner.input_details.shape, np.int8))
+    with pytest.raises(RuntimeError, match="arena"):
+        TfliteRunner(tflite_bytes, "tflm", arena_size=size - 1).predict_one(
+            np.zeros(runner.input_details.shape, np.int8)
+        )
+
+
+def test_reshape_removal_shrinks_arena(mltk_tflite_bytes):
+    before = arena_report(mltk_tflite_bytes)
+    after = arena_report(remove_reshape_before_fully_connected(mltk_tflite_bytes))
+    # the 4000-byte reshaped copy no longer overlaps the conv output
+    assert before.head_bytes == 8000 and after.head_bytes < 6000
+    assert before.min_arena_bytes - after.min_arena_bytes > 2000
+    assert before.min_arena_bytes == before.head_bytes + before.tail_bytes
+    # the 32-bit estimate shrinks only the bookkeeping, never the tensors
+    assert before.head_bytes < before.estimated_32bit_bytes < before.min_arena_bytes
+
+
+def test_latency_and_estimate(mltk_tflite_bytes):
+    host = host_latency_ms(mltk_tflite_bytes, runs=20)
+    assert 0 < host["p10_ms"] <= host["median_ms"] <= host["p90_ms"]
+    summary = summarize_tflite(mltk_tflite_bytes)
+    fast, slow = estimate_mcu_latency_ms(summary, 156.0), estimate_mcu_latency_ms(summary, 78.0)
+    assert slow["latency_ms"] == pytest.approx(2 * fast["latency_ms"])
+    assert slow["cycles"] > summary.total_macs  # at least a cycle per MAC
+    with pytest.raises(ValueError, match="clock"):
+        estimate_mcu_latency_ms(summary, 0)
+
+
+def test_profile_report(mltk_tflite_path):
+    report = profile_model(mltk_tflite_path, runs=20)
+    data = report.to_dict()
+    assert data["total_macs"] == 336_000 and data["arena"]["min_arena_bytes"] == report.arena.min_arena_bytes
+    assert data["without_reshape"]["total_ops"] == 676_012
+    assert data["without_reshape"]["min_arena_bytes"] < report.arena.min_arena_bytes
