@@ -183,7 +183,7 @@ class KeywordSpotter:
                 "expected int8, uint16 or float32"
             )
         self._to_int8 = uint16_to_int8
-        settings = self.model.frontend_settings
+        settings = self._settings = self.model.frontend_settings
         self.frontend = StreamingFrontend(settings)
         self.n_frames = int(settings.n_frames)
         self.n_channels = int(settings.n_channels)
@@ -223,7 +223,7 @@ class KeywordSpotter:
 
     def _model_input(self) -> np.ndarray:
         if self._input.dtype == np.int8:
-            return self._to_int8(self._features)
+            return self._to_int8(self._features, self._settings)
         if self._input.dtype == np.uint16:
             return self._features
         return self._features.astype(np.float32)  # MLTK feeds raw values to float models

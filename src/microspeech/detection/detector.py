@@ -31,10 +31,10 @@ def scores_to_uint8(scores: np.ndarray) -> np.ndarray:
     outputs pass through.
     """
     scores = np.asarray(scores)
+    if scores.dtype == np.int8:
+        return scores.view(np.uint8) ^ np.uint8(0x80)  # two's complement + 128, without widening
     if scores.dtype == np.uint8:
         return scores
-    if scores.dtype == np.int8:
-        return (scores.astype(np.int16) + 128).astype(np.uint8)
     if np.issubdtype(scores.dtype, np.floating):
         return np.clip(scores.astype(np.float64) * 255.0, 0, 255).astype(np.uint8)
     raise ValueError(f"model output of type {scores.dtype} is not supported; expected int8, uint8 or float")
@@ -50,6 +50,7 @@ class Decision:
     score: int  # the top class's 0-255 average; 0 while too few results are held
     is_detection: bool
     averages: np.ndarray | None  # per-class 0-255 averages; None while too few results are held
+    scores_u8: np.ndarray  # this inference's scores on the 0-255 scale
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class CommandRecognizer:
 
     def reset(self) -> None:
         self._results.clear()
+        self._total = np.zeros(len(self.classes), dtype=np.int64)  # sum of the held results
         # The firmware starts as if class 0 had been detected at time 0.
         self._last_index = 0
         self._last_time_ms = 0
@@ -120,15 +122,15 @@ class CommandRecognizer:
         else:
             if len(self._results) < MAX_RESULT_COUNT:
                 self._results.append((time_ms, scores_u8))
+                self._total += scores_u8
             oldest_kept = time_ms - params.average_window_duration_ms
             while self._results and self._results[0][0] < oldest_kept:
-                self._results.popleft()
+                self._total -= self._results.popleft()[1]
             if len(self._results) < params.minimum_count:
-                return Decision(time_ms, self._last_index, self.classes[self._last_index], 0, False, None)
-            total = np.zeros(len(self.classes), dtype=np.int64)
-            for _, held in self._results:
-                total += held
-            averages = total // len(self._results)
+                return Decision(
+                    time_ms, self._last_index, self.classes[self._last_index], 0, False, None, scores_u8
+                )
+            averages = self._total // len(self._results)
 
         top = int(np.argmax(averages))  # first index wins ties, as the firmware's strict '>' scan
         top_score = int(averages[top])
@@ -141,7 +143,7 @@ class CommandRecognizer:
         if is_detection:
             self._last_index = top
             self._last_time_ms = time_ms
-        return Decision(time_ms, top, label, top_score, is_detection, averages)
+        return Decision(time_ms, top, label, top_score, is_detection, averages, scores_u8)
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ class DetectionParams:
         for name in known:
             if name in values:
                 default = getattr(cls, name)
-                picked[name] = type(default)(values[name]) if not isinstance(default, bool) else bool(
-                    values[name]
+                picked[name] = (
+                    type(default)(values[name]) if not isinstance(default, bool) else bool(values[name])
                 )
         return cls(**picked)

@@ -1,0 +1,128 @@
+"""`microspeech classify_audio`: keyword detection on audio files or the microphone, as firmware does it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from microspeech.cli.app import app, console, fail
+
+
+def _format_scores(values) -> str:
+    return " ".join(f"{int(v):3d}" for v in values)
+
+
+@app.command("classify_audio")
+def classify_audio(
+    model: str = typer.Argument(..., help="A .tflite, an MLTK .mltk.zip archive, a model folder or name."),
+    wav: list[Path] = typer.Option(None, "--wav", help="Audio file to classify (repeat for several)."),
+    mic: bool = typer.Option(False, "--mic", help="Listen to the microphone (Ctrl+C stops)."),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Print every inference's scores and averages."
+    ),
+    average_window_duration_ms: int = typer.Option(
+        None,
+        "--window",
+        "-w",
+        help="Average the results of the last N ms [model: average_window_duration_ms].",
+    ),
+    detection_threshold: int = typer.Option(
+        None,
+        "--threshold",
+        "-t",
+        help="Detect when the top average is above this, 0-255 [detection_threshold].",
+    ),
+    suppression_ms: int = typer.Option(
+        None, "--suppression", "-s", help="Ms before the same keyword may be detected again [suppression_ms]."
+    ),
+    minimum_count: int = typer.Option(
+        None,
+        "--count",
+        "-c",
+        help="Results needed in the window before deciding; 0: no averaging [minimum_count].",
+    ),
+    volume_gain: float = typer.Option(
+        None,
+        "--volume",
+        "-u",
+        help="Multiply the audio by this, saturating; 0 or 1: unchanged [volume_gain].",
+    ),
+    latency_ms: int = typer.Option(
+        None, "--latency", "-l", help="Ms of audio between inferences [latency_ms]."
+    ),
+    backend: str = typer.Option("litert", "--backend", help="Interpreter: litert or tflm."),
+    no_reset: bool = typer.Option(
+        False, "--no-reset", help="Keep the frontend state after a detection (firmware resets it)."
+    ),
+    device: str = typer.Option(None, "--device", help="With --mic: input device name or index."),
+    seconds: float = typer.Option(None, "--seconds", help="With --mic: stop after this many seconds."),
+) -> None:
+    """Run an int8 keyword model on a stream: print each detection's time, label and score.
+
+    Parameters embedded in the .tflite (MLTK's SL_PARAMSv1) are used unless overridden here.
+    """
+    from microspeech.audio import AudioError, read_audio
+    from microspeech.detection.classify import KeywordSpotter, detection_params_with, load_keyword_model
+
+    if not wav and not mic:
+        fail("give --wav FILE (one or more) or --mic")
+    overrides = {
+        "average_window_duration_ms": average_window_duration_ms,
+        "detection_threshold": detection_threshold,
+        "suppression_ms": suppression_ms,
+        "minimum_count": minimum_count,
+        "volume_gain": volume_gain,
+        "latency_ms": latency_ms,
+    }
+    if backend not in ("litert", "tflm"):
+        fail(f"--backend {backend!r}: expected litert or tflm")
+    try:
+        keyword_model = load_keyword_model(model)
+        params = detection_params_with(keyword_model.detection, overrides)
+        if verbose:
+            params = detection_params_with(params, {"verbose_model_output_logs": True})
+        spotter = KeywordSpotter(keyword_model, params, backend=backend, reset_after_detection=not no_reset)
+    except (FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    settings = ", ".join(f"{key}={value}" for key, value in params.to_dict().items())
+    console.print(f"[bold]{keyword_model.name}[/] ({keyword_model.source})", highlight=False, soft_wrap=True)
+    console.print(f"classes: {', '.join(keyword_model.classes)}", highlight=False, soft_wrap=True)
+    console.print(f"settings: {settings}", highlight=False, soft_wrap=True)
+
+    def show(decisions, source: str = "") -> None:
+        for decision in decisions:
+            if params.verbose_model_output_logs:
+                averages = "-" if decision.averages is None else _format_scores(decision.averages)
+                scores = _format_scores(decision.scores_u8)
+                line = f"[{decision.time_ms:8d} ms] scores {scores} | averages {averages}"
+                console.print(line, highlight=False, soft_wrap=True)
+            if decision.is_detection:
+                console.print(
+                    f"{source}{decision.time_ms / 1000:9.2f} s  detected [bold green]{decision.label}[/] "
+                    f"score={decision.score}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+
+    for path in wav or []:
+        try:
+            audio = read_audio(path)
+        except (AudioError, OSError) as error:
+            fail(f"--wav {path}: {error}")
+        spotter.reset()
+        console.print(f"[dim]{path}: {len(audio) / 16000:.2f} s[/]", highlight=False, soft_wrap=True)
+        show(spotter.process(audio), f"{path.name}: " if len(wav) > 1 else "")
+    if mic:
+        from microspeech.detection.mic import MicrophoneError, listen
+
+        spotter.reset()
+        console.print("Listening... (Ctrl+C to stop)")
+        try:
+            listen(
+                spotter, show, device=int(device) if device and device.isdigit() else device, seconds=seconds
+            )
+        except MicrophoneError as error:
+            fail(str(error))
+        except KeyboardInterrupt:
+            console.print("stopped")

@@ -1,0 +1,107 @@
+"""`microspeech tune`: detection parameters for a false-accept budget, optionally stored in the .tflite."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from microspeech.cli.app import app, console, fail
+
+
+def _ints(text: str, option: str) -> list[int]:
+    try:
+        values = [int(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        fail(f"{option} {text!r}: expected comma-separated integers")
+    if not values:
+        fail(f"{option}: give at least one value")
+    return values
+
+
+@app.command("tune")
+def tune(
+    model: str = typer.Argument(..., help="A .tflite, an MLTK .mltk.zip archive, a model folder or name."),
+    max_fa_per_hour: float = typer.Option(..., "--max-fa-per-hour", help="False-accept budget per hour."),
+    write: bool = typer.Option(False, "--write", help="Store the pick in the .tflite's parameters."),
+    dataset: str = typer.Option(
+        None, "--dataset", help="Dataset for the stream (default: speech_commands_v2)."
+    ),
+    noise_dataset: str = typer.Option(None, "--noise-dataset", help="Dataset whose background noise to use."),
+    minutes: float = typer.Option(10.0, "--minutes", help="Minutes of stream."),
+    snr_db: str = typer.Option("10", "--snr-db", help="Keyword-to-noise ratio(s) in dB, e.g. 5,10,20."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the stream."),
+    thresholds: str = typer.Option(
+        ",".join(str(v) for v in range(100, 256, 5)), "--thresholds", help="detection_threshold values."
+    ),
+    windows: str = typer.Option(
+        "500,750,1000,1250,1500", "--windows", help="average_window_duration_ms values."
+    ),
+    counts: str = typer.Option("1,2,3,4,5", "--counts", help="minimum_count values."),
+    output: Path = typer.Option(None, "--output", help="Also write the full sweep as JSON here."),
+) -> None:
+    """Sweep detection_threshold, average_window_duration_ms and minimum_count on a stream; pick the
+    setting with the fewest misses within the false-accept budget."""
+    from microspeech.detection.tuning import TUNED_KEYS, tune_detection, write_detection_params
+
+    try:
+        snrs = [float(v) for v in snr_db.split(",") if v.strip()]
+    except ValueError:
+        fail(f"--snr-db {snr_db!r}: expected numbers separated by commas")
+    try:
+        report = tune_detection(
+            model,
+            max_fa_per_hour=max_fa_per_hour,
+            dataset=dataset,
+            noise_dataset=noise_dataset,
+            minutes=minutes,
+            snr_db=snrs,
+            seed=seed,
+            thresholds=_ints(thresholds, "--thresholds"),
+            windows=_ints(windows, "--windows"),
+            minimum_counts=_ints(counts, "--counts"),
+        )
+    except (FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    if output is not None:
+        from microspeech.evaluation.report import atomic_write_text
+
+        atomic_write_text(output, json.dumps(report, indent=2) + "\n")
+
+    table = Table(title=f"{report['model']}: {report['minutes']:g} min of {report['dataset']}")
+    for column in ("setting", *TUNED_KEYS, "hits", "misses", "miss rate", "FA/h"):
+        table.add_column(column, justify="right")
+
+    def add(name: str, values: dict, score: dict) -> None:
+        table.add_row(
+            name,
+            *(str(values[key]) for key in TUNED_KEYS),
+            str(score["hits"]),
+            str(score["misses"]),
+            f"{100 * score['miss_rate']:.1f}%",
+            f"{score['fa_per_hour']:.2f}",
+        )
+
+    add("current (firmware)", report["current"], report["current"]["firmware"])
+    chosen = report["chosen"]
+    if chosen is not None:
+        add("chosen (replayed)", chosen, chosen["replayed"])
+        add("chosen (firmware)", chosen, chosen["firmware"])
+    console.print(table)
+    if chosen is None:
+        best = min(report["rows"], key=lambda row: row["fa_per_hour"])
+        fail(
+            f"no setting on the grid stays within {max_fa_per_hour:g} false accepts per hour "
+            f"(the fewest: {best['fa_per_hour']:.2f}/h); nothing written",
+            code=1,
+        )
+    if write:
+        try:
+            write_detection_params(report["model_source"], {key: chosen[key] for key in TUNED_KEYS})
+        except ValueError as error:
+            fail(str(error))
+        console.print(
+            f"Wrote {', '.join(f'{k}={chosen[k]}' for k in TUNED_KEYS)} into {report['model_source']}"
+        )

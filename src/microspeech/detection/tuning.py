@@ -1,0 +1,190 @@
+"""Pick detection parameters for a false-accept budget and store them in the .tflite.
+
+The firmware loop runs once over a streaming-evaluation stream (without detection resets,
+so the scores do not depend on the parameters); the detector is then replayed for every
+(average_window_duration_ms, minimum_count, detection_threshold) on the grid. The setting
+with the fewest misses whose false accepts per hour stay within the budget wins (ties: fewer
+false accepts, then the higher threshold, then the shorter window). The pick is then checked
+with an exact firmware pass (resets included) and both results are reported.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from microspeech.detection.detector import detect, smooth_scores
+from microspeech.detection.params import DetectionParams
+
+TUNED_KEYS = ("detection_threshold", "average_window_duration_ms", "minimum_count")
+DEFAULT_THRESHOLDS = tuple(range(100, 256, 5))
+DEFAULT_WINDOWS = (500, 750, 1000, 1250, 1500)
+DEFAULT_MINIMUM_COUNTS = (1, 2, 3, 4, 5)
+
+
+def sweep(
+    stream: Any,
+    scores_u8: Any,
+    times_ms: Any,
+    classes: Sequence[str],
+    base: DetectionParams,
+    *,
+    thresholds: Sequence[int] = DEFAULT_THRESHOLDS,
+    windows: Sequence[int] = DEFAULT_WINDOWS,
+    minimum_counts: Sequence[int] = DEFAULT_MINIMUM_COUNTS,
+    tolerance_ms: int = 1500,
+) -> list[dict[str, Any]]:
+    """One row per grid point: the three parameters and the stream score of replaying them."""
+    from microspeech.evaluation.streaming import score_detections
+
+    rows = []
+    for window in windows:
+        for count in minimum_counts:
+            smoothed = smooth_scores(scores_u8, times_ms, int(window), int(count))
+            for threshold in thresholds:
+                detections = detect(smoothed, classes, int(threshold), base.suppression_ms)
+                score = score_detections(stream.events, detections, stream.seconds, tolerance_ms=tolerance_ms)
+                rows.append(
+                    {
+                        "detection_threshold": int(threshold),
+                        "average_window_duration_ms": int(window),
+                        "minimum_count": int(count),
+                        **score.summary(),
+                    }
+                )
+    return rows
+
+
+def pick(rows: Sequence[dict[str, Any]], max_fa_per_hour: float) -> dict[str, Any] | None:
+    """The row with the fewest misses within the false-accept budget (None when none fits)."""
+    within = [row for row in rows if row["fa_per_hour"] <= max_fa_per_hour]
+    if not within:
+        return None
+    return min(
+        within,
+        key=lambda r: (
+            r["misses"],
+            r["false_accepts"],
+            -r["detection_threshold"],
+            r["average_window_duration_ms"],
+        ),
+    )
+
+
+def tune_detection(
+    model: str | Path,
+    *,
+    max_fa_per_hour: float,
+    dataset: str | None = None,
+    minutes: float = 10.0,
+    snr_db: float | Sequence[float] = 10.0,
+    seed: int = 0,
+    noise_dataset: str | None = None,
+    split: str = "test",
+    thresholds: Sequence[int] = DEFAULT_THRESHOLDS,
+    windows: Sequence[int] = DEFAULT_WINDOWS,
+    minimum_counts: Sequence[int] = DEFAULT_MINIMUM_COUNTS,
+    backend: str = "litert",
+    tolerance_ms: int = 1500,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Sweep the grid on a stream; the report holds `chosen` (None if nothing fits), `current`, `rows`."""
+    from microspeech.detection.classify import KeywordSpotter, load_keyword_model
+    from microspeech.evaluation.streaming import (
+        DEFAULT_DATASET,
+        run_spotter,
+        score_detections,
+        stream_from_dataset,
+    )
+
+    if max_fa_per_hour < 0:
+        raise ValueError(f"--max-fa-per-hour={max_fa_per_hour} must be zero or more")
+    keyword_model = load_keyword_model(model)
+    base = keyword_model.detection
+    stream, data_name = stream_from_dataset(
+        dataset or DEFAULT_DATASET,
+        keyword_model.classes,
+        minutes=minutes,
+        snr_db=snr_db,
+        seed=seed,
+        split=split,
+        noise_dataset=noise_dataset,
+        show_progress=show_progress,
+    )
+    spotter = KeywordSpotter(keyword_model, base, backend=backend, reset_after_detection=False)
+    scores_run, scores_seconds = run_spotter(spotter, stream, "Scoring the stream", show_progress)
+    started = time.perf_counter()
+    rows = sweep(
+        stream,
+        scores_run.scores,
+        scores_run.times_ms,
+        keyword_model.classes,
+        base,
+        thresholds=thresholds,
+        windows=windows,
+        minimum_counts=minimum_counts,
+        tolerance_ms=tolerance_ms,
+    )
+    sweep_seconds = time.perf_counter() - started
+    chosen = pick(rows, max_fa_per_hour)
+
+    def firmware_score(params: DetectionParams) -> dict[str, Any]:
+        spotter.set_params(params)
+        spotter.reset_after_detection = True
+        run, _ = run_spotter(spotter, stream, "Checking with the firmware loop", show_progress)
+        return score_detections(
+            stream.events, run.detections, stream.seconds, tolerance_ms=tolerance_ms
+        ).summary()
+
+    current = {key: getattr(base, key) for key in TUNED_KEYS}
+    report: dict[str, Any] = {
+        "model": keyword_model.name,
+        "model_source": keyword_model.source,
+        "dataset": data_name,
+        "minutes": round(stream.seconds / 60, 3),
+        "snr_db": [float(v) for v in (snr_db if isinstance(snr_db, Sequence) else [snr_db])],
+        "seed": seed,
+        "max_fa_per_hour": max_fa_per_hour,
+        "grid_points": len(rows),
+        "current": {**current, "firmware": firmware_score(base)},
+        "chosen": None,
+        "timing_s": {"scoring_pass": round(scores_seconds, 3), "sweep": round(sweep_seconds, 3)},
+        "rows": rows,
+    }
+    if chosen is not None:
+        picked = {key: chosen[key] for key in TUNED_KEYS}
+        params = DetectionParams.from_dict({**base.to_dict(), **picked})
+        report["chosen"] = {**picked, "replayed": chosen, "firmware": firmware_score(params)}
+    return report
+
+
+def write_detection_params(model_path: str | Path, values: dict[str, Any]) -> None:
+    """Store detection parameters in a .tflite's SL_PARAMSv1 block, atomically, keeping the other entries."""
+    from microspeech.evaluation.report import atomic_write_bytes
+    from microspeech.tflite.metadata import read_parameters, write_parameters
+
+    path = Path(model_path)
+    if path.suffix != ".tflite" or not path.is_file():
+        raise ValueError(f"{path}: --write needs the model's .tflite file (not an archive or a name)")
+    data = path.read_bytes()
+    params, dtypes = read_parameters(data, with_dtypes=True)
+    DetectionParams.from_dict({**params, **values})  # refuse out-of-range values before writing
+    updated = {**params, **values}
+    # Keep each stored entry's type where the new value fits it; new keys get MLTK's choice.
+    keep = {key: dtype for key, dtype in dtypes.items() if key not in values or _fits(dtype, values[key])}
+    atomic_write_bytes(path, write_parameters(data, updated, keep))
+
+
+def _fits(dtype: str, value: Any) -> bool:
+    bounds = {
+        "uint8": (0, 255),
+        "uint16": (0, 65535),
+        "uint32": (0, 2**32 - 1),
+        "int32": (-(2**31), 2**31 - 1),
+    }
+    if dtype not in bounds or not isinstance(value, int):
+        return False
+    low, high = bounds[dtype]
+    return low <= value <= high
