@@ -15,18 +15,14 @@ class ModelNotFoundError(FileNotFoundError):
 def resolve_model_file(model: str | Path, kind: ModelKind = "tflite") -> Path:
     """The `kind` file of `model`: the path itself when it is one, else the trained model's artifact.
 
-    A path's suffix decides its kind (.tflite or .keras/.h5); a name is looked up with
-    `microspeech.training.resolve_model` (the artifacts under models_dir()/<name>/).
+    A path's suffix decides its kind (.tflite or .keras/.h5); a name or a model folder is
+    looked up with `microspeech.training.resolve_model` (artifacts under models_dir()/<name>/).
     """
     path = Path(model).expanduser()
     if path.suffix in (".tflite", ".keras", ".h5"):
         if not path.is_file():
             raise ModelNotFoundError(f"{path}: no such model file")
         return path
-    if path.is_dir():
-        candidates = sorted(path.glob(f"*.{'tflite' if kind == 'tflite' else 'keras'}"))
-        if len(candidates) == 1:
-            return candidates[0]
     try:
         from microspeech.training import resolve_model
     except ImportError as error:
@@ -45,3 +41,21 @@ def resolve_model_file(model: str | Path, kind: ModelKind = "tflite") -> Path:
             f"model {model!r} has no {kind} file yet ({found}); train it first: microspeech train {model}"
         )
     return found
+
+
+def write_atomic(path: str | Path, data: bytes) -> Path:
+    """Write through a temporary file in the same folder and a rename: never a half-written file."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path

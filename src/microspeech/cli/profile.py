@@ -1,0 +1,79 @@
+"""`microspeech profile`: TFLM arena, per-layer cost, host latency and an MCU latency estimate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from microspeech.cli.app import app, console, fail
+
+
+@app.command("profile")
+def profile_command(
+    model: str = typer.Argument(..., help="A .tflite file or a trained model's name."),
+    clock_mhz: float = typer.Option(
+        78.0, "--clock-mhz", help="Cortex-M33 core clock for the latency estimate."
+    ),
+    runs: int = typer.Option(500, "--runs", min=10, help="Host inferences to time (the median is reported)."),
+    json_path: Path | None = typer.Option(
+        None, "--json", help="Also write the full report to this JSON file."
+    ),
+) -> None:
+    """Smallest TFLM arena, per-layer MACs/OPs, host latency (LiteRT) and estimated Cortex-M33 latency."""
+    from microspeech.tflite.files import ModelNotFoundError, resolve_model_file
+    from microspeech.tflite.profile import CYCLE_MODEL, profile_model
+    from microspeech.tflite.summary import format_units
+
+    if clock_mhz <= 0:
+        fail(f"--clock-mhz must be positive, got {clock_mhz}")
+    try:
+        path = resolve_model_file(model, "tflite")
+        with console.status(f"profiling {path.name} (arena search, {runs} timed runs)"):
+            report = profile_model(path, clock_mhz=clock_mhz, runs=runs)
+    except (ModelNotFoundError, ValueError, RuntimeError) as error:
+        fail(str(error))
+
+    table = Table(title=str(path), title_justify="left")
+    for column in ("Index", "OpCode", "MACs", "OPs", f"Est. ms @ {clock_mhz:g} MHz"):
+        table.add_column(column, justify="left" if column in ("Index", "OpCode") else "right")
+    for layer, ms in zip(report.summary.layers, report.mcu["per_layer_ms"], strict=True):
+        table.add_row(
+            str(layer.index),
+            layer.opcode.lower(),
+            format_units(layer.macs),
+            format_units(layer.ops),
+            f"{ms:.3f}",
+        )
+    console.print(table)
+    arena, host, mcu, slim = report.arena, report.host, report.mcu, report.without_reshape
+    summary = report.summary
+    lines = [
+        f"Total MACs: {format_units(summary.total_macs)}   Total OPs: {format_units(summary.total_ops)}",
+        f"TFLM arena, smallest that works (measured, 64-bit host): [bold]{arena.min_arena_bytes:,} B[/] "
+        f"(tensors {arena.head_bytes:,} B + bookkeeping {arena.tail_bytes:,} B)",
+        f"TFLM arena on a 32-bit MCU ([yellow]estimate[/], pointer-bearing structs rescaled): "
+        f"~{arena.estimated_32bit_bytes:,} B",
+        f"Host latency (LiteRT, XNNPACK off, median of {host['runs']}): {host['median_ms'] * 1e3:.1f} us "
+        f"(p10 {host['p10_ms'] * 1e3:.1f}, p90 {host['p90_ms'] * 1e3:.1f})",
+        f"Cortex-M33 latency at {clock_mhz:g} MHz, CMSIS-NN, no accelerator ([yellow]estimate[/], not a "
+        f"measurement): ~{mcu['latency_ms']:.2f} ms = {mcu['cycles']:,} cycles at "
+        f"{CYCLE_MODEL['cycles_per_mac']} cycles/MAC, {CYCLE_MODEL['cycles_per_op_elementwise']} per "
+        f"elementwise OP, {CYCLE_MODEL['cycles_per_layer']:,.0f} per layer",
+    ]
+    if slim:
+        lines.append(
+            "Without the RESHAPE before FULLY_CONNECTED (bit-identical outputs): "
+            f"arena {slim['min_arena_bytes']:,} B (32-bit ~{slim['estimated_32bit_bytes']:,} B), "
+            f"OPs {format_units(slim['total_ops'])}, file {slim['file_size']:,} B, "
+            f"est. {slim['mcu_latency_ms']:.2f} ms"
+        )
+    for line in lines:
+        console.print(line)
+    if json_path is not None:
+        from microspeech.tflite.files import write_atomic
+
+        write_atomic(json_path, json.dumps(report.to_dict(), indent=2).encode())
+        console.print(f"wrote {json_path}")
