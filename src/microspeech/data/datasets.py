@@ -5,6 +5,7 @@ from __future__ import annotations
 from microspeech.data.clips import AudioDataset
 from microspeech.data.registry import register_dataset
 from microspeech.data.speech_commands import SPEECH_COMMANDS_TEST_SET_V2, SPEECH_COMMANDS_V2, load_remote
+from microspeech.data.synthetic import load_synthetic
 
 
 @register_dataset(SPEECH_COMMANDS_V2.name)
@@ -17,3 +18,15 @@ def speech_commands_v2(*, download: bool = True) -> AudioDataset:
 def speech_commands_test_set_v2(*, download: bool = True) -> AudioDataset:
     """The official v0.02 test archive: 10 commands, `_unknown_`, `_silence_`; every clip is split "test"."""
     return load_remote(SPEECH_COMMANDS_TEST_SET_V2, download=download)
+
+
+@register_dataset("synthetic")
+def synthetic(*, download: bool = True) -> AudioDataset:
+    """eSpeak NG speaking all 35 words (~4,700 clips), generated offline on first use and cached."""
+    return load_synthetic("synthetic")
+
+
+@register_dataset("synthetic-tiny")
+def synthetic_tiny(*, download: bool = True) -> AudioDataset:
+    """Five clips per word: for tests and dry runs, made in seconds."""
+    return load_synthetic("synthetic-tiny")

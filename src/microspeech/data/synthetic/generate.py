@@ -1,0 +1,335 @@
+"""Generate the synthetic dataset: plan each clip from the seed, render in parallel, publish atomically.
+
+Layout (the Speech Commands v0.02 layout, so the ordinary loader reads it):
+`<word>/<speaker_id>_nohash_<n>.wav`, `validation_list.txt`, `testing_list.txt`,
+`_background_noise_/{white,pink,brown}_noise.wav`, `synthetic.json` (the recipe and
+what came out). Splits are by voice: a voice's speakers are all on one side.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import time
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field, fields
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from microspeech.audio import write_wav
+from microspeech.data.archive import COMPLETE_MARKER, exclusive_lock
+from microspeech.data.clips import BACKGROUND_NOISE_DIR, AudioDataset
+from microspeech.data.folder import LAYOUT_SPEECH_COMMANDS, index_folder
+from microspeech.data.speech_commands import COMMAND_WORDS, WORDS
+from microspeech.data.splits import TESTING_LIST, VALIDATION_LIST
+from microspeech.data.synthetic import espeak
+from microspeech.data.synthetic.render import (
+    MAX_SPEECH_SAMPLES,
+    MIN_SPEECH_SAMPLES,
+    ClipSpec,
+    Speaker,
+    finish_clip,
+    noise_recording,
+    stable_seed,
+    trim_silence,
+)
+from microspeech.paths import datasets_dir
+
+GENERATOR_VERSION = 1
+MANIFEST = "synthetic.json"
+NOISE_COLORS = ("white", "pink", "brown")
+# Fixed batch size: results must not depend on how many workers share the work.
+BATCH_CLIPS = 40
+RATES_WPM = (115, 135, 155, 175, 200, 225)
+PITCHES = (20, 32, 44, 56, 68, 80)
+PITCH_RANGES = (20, 45, 70, 95)
+WARPS = (0.88, 0.94, 1.0, 1.06, 1.12)
+
+
+class SynthesisError(RuntimeError):
+    """Synthetic generation that cannot proceed; the message names the word, voice or setting."""
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """How big the synthetic dataset is; every field changes the fingerprint (and the cache folder)."""
+
+    train_per_word: int = 80
+    validation_per_word: int = 12
+    test_per_word: int = 12
+    command_factor: int = 2  # the ten command words get this many times more clips, as in v0.02
+    validation_voices: int = 8
+    test_voices: int = 12
+    speakers_per_voice: int = 4
+    noise_seconds: float = 60.0
+    seed: int = 0
+    words: tuple[str, ...] = field(default=WORDS)
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, int | float) and value < 0:
+                raise ValueError(f"SyntheticConfig.{item.name} must be >= 0, got {value}")
+        if self.train_per_word < 1 or self.speakers_per_voice < 1 or self.command_factor < 1:
+            raise ValueError("train_per_word, speakers_per_voice and command_factor must be >= 1")
+        if not self.words or len(set(self.words)) != len(self.words):
+            raise ValueError(f"SyntheticConfig.words must be distinct and not empty, got {self.words}")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "words": list(self.words)}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> SyntheticConfig:
+        known = {item.name for item in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown SyntheticConfig keys {sorted(unknown)}; expected {sorted(known)}")
+        return cls(**{**values, "words": tuple(values.get("words", WORDS))})
+
+    def clips_per_word(self, word: str, split: str) -> int:
+        base = {"train": self.train_per_word, "validation": self.validation_per_word}
+        base["test"] = self.test_per_word
+        return base[split] * (self.command_factor if word in COMMAND_WORDS else 1)
+
+    def fingerprint(self) -> str:
+        recipe = {"config": self.to_dict(), "generator": GENERATOR_VERSION, "engines": engine_versions()}
+        return format(stable_seed(json.dumps(recipe, sort_keys=True)), "x")[:12]
+
+
+PRESETS: dict[str, SyntheticConfig] = {
+    "synthetic": SyntheticConfig(),
+    # Seconds to make: for tests and dry runs. Every word, one clip per split and voice side.
+    "synthetic-tiny": SyntheticConfig(
+        train_per_word=3, validation_per_word=1, test_per_word=1, command_factor=1,
+        validation_voices=2, test_voices=2, speakers_per_voice=1, noise_seconds=5.0,
+    ),  # fmt: skip
+}
+
+
+def engine_versions() -> dict[str, str]:
+    return {"espeak-ng": version("espeakng-loader")}
+
+
+@dataclass(frozen=True)
+class Plan:
+    voices: dict[str, list[str]]
+    speakers: dict[str, list[Speaker]]
+    clips: list[ClipSpec]
+    split_of: dict[str, str]  # relative path -> split
+
+
+def plan(config: SyntheticConfig) -> Plan:
+    """Decide every clip (word, speaker, seed, file name) from the config alone."""
+    voices = [f"espeak:{variant}" for variant in espeak.variants()]
+    held_out = config.validation_voices + config.test_voices
+    if len(voices) - held_out < 1:
+        raise SynthesisError(
+            f"{len(voices)} voices cannot hold out {held_out} for validation+test; lower "
+            "validation_voices/test_voices"
+        )
+    order = sorted(voices, key=lambda voice: stable_seed(config.seed, "voice", voice))
+    by_split = {
+        "test": sorted(order[: config.test_voices]),
+        "validation": sorted(order[config.test_voices : held_out]),
+        "train": sorted(order[held_out:]),
+    }
+    speakers: dict[str, list[Speaker]] = {}
+    for split, split_voices in by_split.items():
+        speakers[split] = []
+        for voice in split_voices:
+            for k in range(config.speakers_per_voice):
+                rng = np.random.default_rng(stable_seed(config.seed, "speaker", voice, k))
+                engine, variant = voice.split(":", 1)
+                speakers[split].append(
+                    Speaker(
+                        engine=engine,
+                        variant=variant,
+                        accent=str(rng.choice(espeak.ACCENTS)),
+                        rate_wpm=int(rng.choice(RATES_WPM)),
+                        pitch=int(rng.choice(PITCHES)),
+                        pitch_range=int(rng.choice(PITCH_RANGES)),
+                        warp=float(rng.choice(WARPS)),
+                    )
+                )
+    clips: list[ClipSpec] = []
+    split_of: dict[str, str] = {}
+    takes: Counter = Counter()
+    for split in ("train", "validation", "test"):
+        if not speakers[split]:
+            continue
+        for word in config.words:
+            for index in range(config.clips_per_word(word, split)):
+                seed = stable_seed(config.seed, "clip", split, word, index)
+                speaker = speakers[split][seed % len(speakers[split])]
+                take = takes[(word, speaker.speaker_id)]
+                takes[(word, speaker.speaker_id)] += 1
+                path = f"{word}/{speaker.speaker_id}_nohash_{take}.wav"
+                clips.append(ClipSpec(relative_path=path, word=word, speaker=speaker, seed=seed))
+                split_of[path] = split
+    return Plan(voices=by_split, speakers=speakers, clips=clips, split_of=split_of)
+
+
+def render_clip(spec: ClipSpec) -> np.ndarray:
+    """One clip: speak the word, speeding up until it fits in the clip, then finish it."""
+    rng = np.random.default_rng(spec.seed)
+    speaker = spec.speaker
+    rate = speaker.rate_wpm * rng.uniform(0.93, 1.07)
+    pitch = int(np.clip(speaker.pitch + rng.integers(-4, 5), 0, 99))
+    for _ in range(4):
+        speech = espeak.engine().render(
+            spec.word, accent=speaker.accent, variant=speaker.variant, rate_wpm=round(rate), pitch=pitch,
+            pitch_range=speaker.pitch_range, seed=spec.seed & 0x7FFFFFFF,
+        )  # fmt: skip
+        trimmed = trim_silence(speech)
+        fitted_length = trimmed.shape[0] / (espeak.OUTPUT_RATE * speaker.warp) * 16000
+        if fitted_length <= MAX_SPEECH_SAMPLES:
+            break
+        rate *= 1.25
+    if fitted_length < MIN_SPEECH_SAMPLES:
+        raise SynthesisError(f"{speaker.voice} ({speaker.accent}) produced no speech for {spec.word!r}")
+    return finish_clip(trimmed, espeak.OUTPUT_RATE, speaker, rng)
+
+
+def _render_batch(root: str, batch: list[ClipSpec]) -> int:
+    """Runs in a fresh process (see espeak.py: the library's state must start clean)."""
+    for spec in batch:
+        write_wav(Path(root) / spec.relative_path, render_clip(spec))
+    return len(batch)
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    # forkserver: children start from a clean server process, not a copy of a caller that may
+    # hold TensorFlow threads; one batch per child keeps eSpeak's hidden state reproducible.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["microspeech.data.synthetic.generate"])
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, max_tasks_per_child=1)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """Where the dataset is and what this call did (0 clips rendered when it was cached)."""
+
+    root: Path
+    clips_rendered: int
+    seconds: float
+
+    @property
+    def clips_per_second(self) -> float:
+        return self.clips_rendered / self.seconds if self.seconds > 0 else 0.0
+
+
+def synthetic_dir(config: SyntheticConfig) -> Path:
+    return datasets_dir() / f"synthetic-{config.fingerprint()}"
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def generate_synthetic(
+    config: SyntheticConfig | None = None,
+    *,
+    root: str | Path | None = None,
+    workers: int | None = None,
+    show_progress: bool = True,
+) -> Generation:
+    """Generate (or find cached) the synthetic dataset for `config`; see the module doc.
+
+    Work goes to `<root>.partial/` and is renamed to `root` only when complete; an
+    interrupted run resumes there (finished batches are kept, a broken batch is redone).
+    """
+    config = config or SyntheticConfig()
+    root = Path(root) if root is not None else synthetic_dir(config)
+    if (root / COMPLETE_MARKER).exists():
+        return Generation(root, 0, 0.0)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(root.with_name(root.name + ".lock")):
+        if (root / COMPLETE_MARKER).exists():
+            return Generation(root, 0, 0.0)
+        started = time.perf_counter()
+        partial = root.with_name(root.name + ".partial")
+        partial.mkdir(exist_ok=True)
+        recipe = plan(config)
+        batches = [recipe.clips[i : i + BATCH_CLIPS] for i in range(0, len(recipe.clips), BATCH_CLIPS)]
+        todo = [batch for batch in batches if not all((partial / s.relative_path).is_file() for s in batch)]
+        rendered = sum(len(batch) for batch in todo)
+        _run_batches(partial, todo, len(recipe.clips), workers or default_workers(), show_progress)
+        for color in NOISE_COLORS:
+            seed = stable_seed(config.seed, "noise", color)
+            noise = noise_recording(color, config.noise_seconds, seed)
+            write_wav(partial / BACKGROUND_NOISE_DIR / f"{color}_noise.wav", noise)
+        for name, split in ((VALIDATION_LIST, "validation"), (TESTING_LIST, "test")):
+            listed = sorted(path for path, where in recipe.split_of.items() if where == split)
+            _write_text(partial / name, "".join(f"{path}\n" for path in listed))
+        seconds = time.perf_counter() - started
+        manifest = {
+            "generator": GENERATOR_VERSION,
+            "engines": engine_versions(),
+            "config": config.to_dict(),
+            "voices": recipe.voices,
+            "speakers": {split: [s.speaker_id for s in group] for split, group in recipe.speakers.items()},
+            "clips": dict(Counter(recipe.split_of.values())),
+            "seconds": round(seconds, 2),
+        }
+        _write_text(partial / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+        for leftover in partial.rglob("*.partial"):  # half-written files of an interrupted run
+            leftover.unlink()
+        (partial / COMPLETE_MARKER).touch()
+        shutil.rmtree(root, ignore_errors=True)  # a leftover without the marker is not a dataset
+        partial.replace(root)
+    return Generation(root, rendered, seconds)
+
+
+def _write_text(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".partial")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)
+
+
+def _run_batches(partial: Path, batches: list[list[ClipSpec]], total: int, workers: int, show: bool) -> None:
+    done = total - sum(len(batch) for batch in batches)
+    progress = Progress(
+        TextColumn("[bold]synthesizing"), BarColumn(), MofNCompleteColumn(), TextColumn("clips"),
+        TimeElapsedColumn(), TimeRemainingColumn(), disable=not show,
+    )  # fmt: skip
+    with progress:
+        task = progress.add_task("synthetic", total=total, completed=done)
+        if not batches:
+            return
+        with _pool(workers) as pool:
+            pending = {pool.submit(_render_batch, str(partial), batch) for batch in batches}
+            try:
+                while pending:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        progress.advance(task, future.result())
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
+
+
+def load_synthetic(
+    config: SyntheticConfig | str | None = None, *, workers: int | None = None, show_progress: bool = True
+) -> AudioDataset:
+    """The synthetic dataset for `config` (a SyntheticConfig or a preset name), generated on first use."""
+    name = config if isinstance(config, str) else "synthetic"
+    if isinstance(config, str):
+        if config not in PRESETS:
+            raise ValueError(f"unknown synthetic preset {config!r}; expected one of {', '.join(PRESETS)}")
+        config = PRESETS[config]
+    generation = generate_synthetic(config, workers=workers, show_progress=show_progress)
+    return index_folder(generation.root, name=name, layout=LAYOUT_SPEECH_COMMANDS)

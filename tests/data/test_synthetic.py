@@ -1,0 +1,132 @@
+"""The synthetic dataset: real eSpeak NG speech, deterministic, split by voice, published atomically."""
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from microspeech.data import load_dataset
+from microspeech.data.archive import COMPLETE_MARKER
+from microspeech.data.speech_commands import COMMAND_WORDS, WORDS
+from microspeech.data.synthetic import SyntheticConfig, generate_synthetic, load_synthetic
+from microspeech.data.synthetic.generate import BATCH_CLIPS, plan
+from microspeech.data.synthetic.render import colored_noise
+
+pytestmark = pytest.mark.xdist_group("synthetic")
+
+SMALL = SyntheticConfig(
+    train_per_word=14, validation_per_word=2, test_per_word=2, command_factor=1, noise_seconds=2.0,
+    words=("yes", "no", "marvin"), validation_voices=2, test_voices=3, speakers_per_voice=1,
+)  # fmt: skip
+
+
+def _digest(root):
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != "synthetic.json")
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+@pytest.fixture(scope="module")
+def small_root(tmp_path_factory):
+    return generate_synthetic(SMALL, root=tmp_path_factory.mktemp("syn") / "small", show_progress=False).root
+
+
+def test_plan_splits_by_voice_and_covers_all_words():
+    recipe = plan(SyntheticConfig())
+    voices = {split: set(names) for split, names in recipe.voices.items()}
+    assert not voices["train"] & voices["test"] and not voices["train"] & voices["validation"]
+    assert not voices["validation"] & voices["test"]
+    assert len(voices["test"]) == 12 and len(voices["validation"]) == 8 and len(voices["train"]) >= 60
+    for spec in recipe.clips:
+        assert spec.speaker.voice in voices[recipe.split_of[spec.relative_path]]
+    assert {spec.word for spec in recipe.clips} == set(WORDS) and len(WORDS) == 35
+    per_word = {word: sum(spec.word == word for spec in recipe.clips) for word in ("yes", "bed")}
+    assert per_word == {"yes": 2 * 104, "bed": 104}  # commands get command_factor x (80 + 12 + 12)
+    assert len({spec.relative_path for spec in recipe.clips}) == len(recipe.clips)
+    assert set(COMMAND_WORDS) < set(WORDS)
+
+
+def test_generated_clips_are_one_second_of_unclipped_speech(small_root):
+    dataset = load_synthetic_root(small_root)
+    assert dataset.words == ["marvin", "no", "yes"]
+    assert {split: len(dataset.split(split)) for split in ("train", "validation", "test")} == {
+        "train": 42, "validation": 6, "test": 6,
+    }  # fmt: skip
+    assert not dataset.issues
+    for clip in dataset.clips:
+        audio = dataset.read(clip)
+        assert audio.dtype == np.int16 and audio.shape == (16000,)
+        peak = np.abs(audio.astype(np.int32)).max()
+        assert 1500 < peak < 32440, clip.path  # between -24 and -3 dBFS target, never clipped
+        # Speech is much louder than the faint noise floor around it: a real word is in there.
+        frames = audio.astype(np.float64)[: 16000 // 160 * 160].reshape(-1, 160)
+        energy = np.sort((frames**2).mean(axis=1))
+        assert energy[-5:].mean() > 1000 * max(energy[:20].mean(), 1e-3), clip.path
+    manifest = json.loads((small_root / "synthetic.json").read_text())
+    train_voices = {s.split(".")[2] for s in manifest["speakers"]["train"]}
+    test_voices = {s.split(".")[2] for s in manifest["speakers"]["test"]}
+    assert not train_voices & test_voices
+    assert {clip.speaker_id.split(".")[2] for clip in dataset.split("test")} <= test_voices
+
+
+def test_background_noise_is_white_pink_brown(small_root):
+    dataset = load_synthetic_root(small_root)
+    names = sorted(path.name for path in dataset.noise_paths)
+    assert names == ["brown_noise.wav", "pink_noise.wav", "white_noise.wav"]
+    for path in dataset.noise_paths:
+        noise = dataset.read_noise(path)
+        assert noise.shape == (32000,) and np.any(noise)
+    # Spectral slopes: white is flat, pink falls ~3 dB/octave, brown ~6 dB/octave.
+    rng = np.random.default_rng(0)
+    for color, slope in (("white", 0.0), ("pink", -3.0), ("brown", -6.0)):
+        power = np.abs(np.fft.rfft(colored_noise(color, 1 << 16, rng))) ** 2
+        bin_of = (1 << 16) / 16000
+        bands = [power[int(f * bin_of) : int(2 * f * bin_of)].mean() for f in (250, 500, 1000, 2000)]
+        measured = np.mean(np.diff(10 * np.log10(bands)))
+        assert abs(measured - slope) < 1.0, color
+
+
+def test_deterministic_across_worker_counts_and_resumes_cleanly(small_root, tmp_path):
+    reference = _digest(small_root)
+    # An interrupted run: one finished batch, plus a half-written file, in the work folder.
+    target = tmp_path / "resumed"
+    partial = tmp_path / "resumed.partial"
+    first_batch = [spec.relative_path for spec in plan(SMALL).clips[:BATCH_CLIPS]]
+    for relative in first_batch:
+        (partial / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(small_root / relative, partial / relative)
+    (partial / "yes" / "broken.wav.partial").write_bytes(b"RIFF")
+    assert not target.exists()  # nothing that looks like a dataset yet
+    generation = generate_synthetic(SMALL, root=target, workers=1, show_progress=False)
+    assert generation.clips_rendered == len(plan(SMALL).clips) - len(first_batch)
+    assert not partial.exists() and (target / COMPLETE_MARKER).exists()
+    assert _digest(target) == reference  # same bytes with 1 worker as with 2, resumed or not
+    again = generate_synthetic(SMALL, root=target, show_progress=False)
+    assert again.clips_rendered == 0  # cached
+
+
+def test_load_dataset_synthetic_tiny_uses_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MICROSPEECH_HOME", str(tmp_path))
+    dataset = load_dataset("synthetic-tiny")
+    assert len(dataset.words) == 35 and len(dataset.clips) == 35 * 5
+    assert dataset.root.parent == tmp_path / "datasets" and dataset.root.name.startswith("synthetic-")
+    assert not dataset.speakers("train") & dataset.speakers("test")
+    assert load_synthetic("synthetic-tiny").root == dataset.root
+
+
+def test_config_validation_and_round_trip():
+    assert SyntheticConfig.from_dict(SMALL.to_dict()) == SMALL
+    assert SMALL.fingerprint() != SyntheticConfig().fingerprint()
+    with pytest.raises(ValueError, match="test_voices"):
+        SyntheticConfig(test_voices=-1)
+    with pytest.raises(ValueError, match="unknown SyntheticConfig keys"):
+        SyntheticConfig.from_dict({"clips": 3})
+    with pytest.raises(ValueError, match="synthetic-tiny"):
+        load_synthetic("synthetic-huge")
+
+
+def load_synthetic_root(root):
+    from microspeech.data.folder import index_folder
+
+    return index_folder(root, layout="speech_commands")
