@@ -1,0 +1,88 @@
+"""C export: the array holds exactly the .tflite, and the sources compile and run."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+from typer.testing import CliRunner
+
+from microspeech.cli import app
+from microspeech.tflite.export_c import c_identifier, export_c, parse_c_array
+from microspeech.tflite.metadata import read_parameters, write_parameters
+
+CHECK_PROGRAM = r"""
+#include <stdio.h>
+#include <string.h>
+#include "{symbol}_model_data.h"
+#include "{symbol}_model_settings.h"
+
+int main(void) {{
+    if (g_{symbol}_model_data_len != {upper}_MODEL_DATA_LEN) return 1;
+    if (((unsigned long)g_{symbol}_model_data) % 16 != 0) return 2;
+    if (memcmp(g_{symbol}_model_data + 4, "TFL3", 4) != 0) return 3;
+    printf("%u %d %s %d %d %g %d\n", g_{symbol}_model_data_len, {upper}_CLASSES_COUNT,
+           {upper}_CLASSES[{upper}_CLASSES_COUNT - 1], {upper}_DETECTION_THRESHOLD,
+           {upper}_FE_SAMPLE_RATE_HZ, (double){upper}_FE_PCAN_STRENGTH, {upper}_OUTPUT_ZERO_POINT);
+    return 0;
+}}
+"""
+
+
+def test_array_is_the_tflite(mltk_tflite_bytes, tmp_path):
+    files = export_c(mltk_tflite_bytes, tmp_path)
+    assert files.symbol == "tflite_micro_speech"
+    assert parse_c_array(files.source.read_text()) == mltk_tflite_bytes
+    assert f"_MODEL_DATA_LEN {len(mltk_tflite_bytes)}" in files.header.read_text()
+    settings = files.settings.read_text()
+    assert "#define TFLITE_MICRO_SPEECH_FE_NOISE_REDUCTION_EVEN_SMOOTHING 0.025f" in settings
+    assert "#define TFLITE_MICRO_SPEECH_DETECTION_THRESHOLD 185" in settings
+    assert '{"yes", "no", "_unknown_", "_silence_"}' in settings
+    assert "#define TFLITE_MICRO_SPEECH_OUTPUT_ZERO_POINT (-128)" in settings
+
+
+@pytest.mark.skipif(shutil.which("g++") is None or shutil.which("gcc") is None, reason="no C/C++ compiler")
+def test_sources_compile_and_run(mltk_tflite_bytes, tmp_path):
+    model = write_parameters(mltk_tflite_bytes, {**read_parameters(mltk_tflite_bytes), "name": "kws-test 2"})
+    files = export_c(model, tmp_path)
+    symbol = files.symbol
+    assert symbol == c_identifier("kws-test 2") == "kws_test_2"
+    main = tmp_path / "main.c"
+    main.write_text(CHECK_PROGRAM.format(symbol=symbol, upper=symbol.upper()))
+    objects = tmp_path / "model.o"
+    subprocess.run(
+        ["g++", "-std=c++11", "-Wall", "-Werror", "-c", str(files.source), "-o", str(objects)], check=True
+    )
+    # the settings header is plain C
+    subprocess.run(
+        [
+            "gcc",
+            "-std=c99",
+            "-Wall",
+            "-Werror",
+            "-Wno-unused-variable",
+            "-c",
+            str(main),
+            "-o",
+            str(tmp_path / "main.o"),
+        ],
+        check=True,
+    )
+    binary = tmp_path / "check"
+    subprocess.run(["g++", str(tmp_path / "main.o"), str(objects), "-o", str(binary)], check=True)
+    result = subprocess.run([str(binary)], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == [str(len(model)), "4", "_silence_", "185", "16000", "0.95", "-128"]
+
+
+def test_export_cli(mltk_tflite_path, tmp_path):
+    out = tmp_path / "firmware"
+    result = CliRunner().invoke(app, ["export", str(mltk_tflite_path), "--c", str(out), "--name", "kws"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "kws_model_data.cc",
+        "kws_model_data.h",
+        "kws_model_settings.h",
+    ]
+    result = CliRunner().invoke(app, ["export", str(tmp_path / "missing.tflite"), "--c", str(out)])
+    assert result.exit_code == 2 and "missing.tflite" in result.output
