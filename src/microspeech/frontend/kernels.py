@@ -43,6 +43,7 @@ from microspeech.frontend.tables import (
 U32 = 0xFFFFFFFF
 # Activity-detection state slots (filter_a, filter_b, arm, trip) in one int64 array.
 AD_STATE_SIZE = 4
+WORK_EXTRA = 2
 
 
 @njit(cache=True, inline="always")
@@ -219,7 +220,7 @@ def process_frame(
 ):
     """One window of int16 samples -> one row of uint16 features; `estimate` is the noise state.
 
-    `work` is an int64 scratch of length 4 * fft_size + n_channels + 1.
+    `work` is an int64 scratch of length WORK_EXTRA + 4 * fft_size + n_channels.
     """
     size = params[P_WINDOW_SIZE]
     fft_size = params[P_FFT_SIZE]
@@ -230,7 +231,9 @@ def process_frame(
     im = work[fft_size + n : 2 * fft_size]
     spec_re = work[2 * fft_size : 2 * fft_size + n + 1]
     spec_im = work[3 * fft_size : 3 * fft_size + n + 1]
-    acc = work[4 * fft_size : 4 * fft_size + n_channels + 1]
+    # One slot per channel plus two: channel 0's weights and the last channel's unweights,
+    # which C accumulates and then drops.
+    acc = work[4 * fft_size : 4 * fft_size + n_channels + 2]
 
     # Window (Q12) and the largest magnitude; C negates in int16, so -32768 stays negative.
     max_abs = 0
@@ -329,7 +332,7 @@ def process_frame(
         spec_im[n - k] = _wrap16((ti - f1i) >> 1)
 
     # Power spectrum (int32 in C: 2**31 wraps negative) into the triangular filterbank.
-    for c in range(n_channels + 1):
+    for c in range(n_channels + 2):
         acc[c] = 0
     start = params[P_START_INDEX]
     for b in range(params[P_END_INDEX] - start):
@@ -395,7 +398,7 @@ def process_frames(
     out,
 ):
     """Consecutive windows of `samples` (hop = window step) into out[:n_frames]; state carries on."""
-    work = np.empty(4 * params[P_FFT_SIZE] + params[P_N_CHANNELS] + 1, dtype=np.int64)
+    work = np.empty(WORK_EXTRA + 4 * params[P_FFT_SIZE] + params[P_N_CHANNELS], dtype=np.int64)
     step = params[P_WINDOW_STEP]
     size = params[P_WINDOW_SIZE]
     for f in range(n_frames):

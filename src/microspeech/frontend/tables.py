@@ -134,11 +134,12 @@ class FrontendTables:
 
 
 def _window(size: int) -> np.ndarray:
-    arg = F32(F32(math.pi) * F32(2.0) / F32(size))
+    # MLTK's window_util.c mixes precisions: a float argument, products in double, cosf.
+    arg = F32(math.pi * 2.0 / float(F32(size)))
     coefficients = np.empty(size, dtype=np.int64)
     for i in range(size):
-        value = F32(F32(0.5) - F32(F32(0.5) * _cosf(F32(arg * F32(F32(i) + F32(0.5))))))
-        coefficients[i] = int(math.floor(F32(F32(value * F32(1 << WINDOW_BITS)) + F32(0.5))))
+        value = F32(0.5 - 0.5 * float(_cosf(F32(float(arg) * (i + 0.5)))))
+        coefficients[i] = math.floor(float(value) * (1 << WINDOW_BITS) + 0.5)
     return coefficients
 
 
@@ -205,8 +206,9 @@ def _filterbank(settings: FrontendSettings, spectrum_size: int) -> tuple[int, in
     mel_span = F32(_freq_to_mel(upper) - mel_low)
     mel_spacing = F32(mel_span / F32(n_plus_1))
     centers = [F32(mel_low + F32(mel_spacing * F32(i + 1))) for i in range(n_plus_1)]
-    hz_per_sbin = F32(F32(F32(0.5) * F32(settings.sample_rate_hz)) / F32(F32(spectrum_size) - F32(1.0)))
-    start_index = int(F32(F32(1.5) + F32(lower / hz_per_sbin)))
+    # MLTK's filterbank_util.c (an early TFLM version) computes these two in double.
+    hz_per_sbin = F32(0.5 * settings.sample_rate_hz / float(F32(spectrum_size) - F32(1.0)))
+    start_index = int(1.5 + float(F32(lower / hz_per_sbin)))
 
     channel_starts, channel_widths = [], []
     freq_start = start_index
@@ -228,7 +230,6 @@ def _filterbank(settings: FrontendSettings, spectrum_size: int) -> tuple[int, in
     bin_channel = np.zeros(bins, dtype=np.int64)
     bin_weight = np.zeros(bins, dtype=np.int64)
     bin_unweight = np.zeros(bins, dtype=np.int64)
-    one = F32(1 << FILTERBANK_BITS)
     for channel in range(n_plus_1):
         denominator = mel_low if channel == 0 else centers[channel - 1]
         for freq in range(channel_starts[channel], channel_starts[channel] + channel_widths[channel]):
@@ -236,8 +237,8 @@ def _filterbank(settings: FrontendSettings, spectrum_size: int) -> tuple[int, in
             weight = F32(F32(centers[channel] - mel) / F32(centers[channel] - denominator))
             index = freq - start_index
             bin_channel[index] = channel
-            bin_weight[index] = int(math.floor(F32(F32(weight * one) + F32(0.5))))
-            bin_unweight[index] = int(math.floor(F32(F32(F32(F32(1.0) - weight) * one) + F32(0.5))))
+            bin_weight[index] = math.floor(float(weight) * (1 << FILTERBANK_BITS) + 0.5)
+            bin_unweight[index] = math.floor((1.0 - float(weight)) * (1 << FILTERBANK_BITS) + 0.5)
     return start_index, end_index, bin_channel, bin_weight, bin_unweight
 
 

@@ -1,0 +1,71 @@
+"""StreamingFrontend: any chunking gives the batch API's frames; state carries across chunks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from microspeech.audio import AudioError
+from microspeech.frontend import FrontendSettings, StreamingFrontend, compute_features
+
+pytestmark = pytest.mark.xdist_group("frontend")
+
+
+def stream(frontend: StreamingFrontend, audio: np.ndarray, chunk_sizes) -> np.ndarray:
+    frames, position = [], 0
+    sizes = iter(chunk_sizes)
+    while position < len(audio):
+        size = next(sizes)
+        frames.append(frontend.process(audio[position : position + size]))
+        position += size
+    return np.concatenate(frames)
+
+
+@hsettings(max_examples=40, deadline=None)
+@given(index=st.integers(0, 299), seed=st.integers(0, 2**32 - 1), largest=st.sampled_from([1, 7, 320, 5000]))
+def test_random_chunks_equal_the_batch_api(real_clips, index, seed, largest):
+    clip = real_clips[index % len(real_clips)]
+    rng = np.random.default_rng(seed)
+    chunk_sizes = rng.integers(0 if largest > 1 else 1, largest + 1, size=20000)
+    frontend = StreamingFrontend()
+    assert np.array_equal(stream(frontend, clip, chunk_sizes), compute_features(clip, dtype="uint16"))
+    assert frontend.frames_emitted == 49
+
+
+def test_state_carries_over_like_one_long_clip(real_clips, oracle):
+    """Three seconds streamed == MLTK run once over a 3000 ms clip (noise estimate kept throughout)."""
+    settings = FrontendSettings(sample_length_ms=3000, dc_notch_filter_enable=True)
+    audio = np.concatenate(real_clips[10:13])
+    frontend = StreamingFrontend(settings)
+    frames = stream(frontend, audio, [1234, 321, 4000] * 100)
+    assert np.array_equal(frames, oracle(settings, audio[np.newaxis])[0])
+    fresh = compute_features(real_clips[11], dtype="uint16")
+    assert not np.array_equal(frames[50:99], fresh), "the second second must see the first's noise estimate"
+
+
+def test_reset_starts_over(real_clips):
+    frontend = StreamingFrontend()
+    first = frontend.process(real_clips[3])
+    frontend.process(real_clips[4][:777])
+    frontend.reset()
+    assert np.array_equal(frontend.process(real_clips[3]), first)
+
+
+def test_empty_and_short_chunks_emit_nothing():
+    frontend = StreamingFrontend()
+    assert frontend.process(np.zeros(0, dtype=np.int16)).shape == (0, 40)
+    assert frontend.process(np.zeros(479, dtype=np.int16)).shape == (0, 40)
+    assert frontend.process(np.zeros(1, dtype=np.int16)).shape == (1, 40)
+
+
+def test_streaming_rejects_stereo_and_wrong_rate():
+    frontend = StreamingFrontend()
+    with pytest.raises(AudioError, match="1-D mono"):
+        frontend.process(np.zeros((800, 2), dtype=np.int16))
+    with pytest.raises(AudioError, match="8000 Hz"):
+        frontend.process(np.zeros(800, dtype=np.int16), sample_rate=8000)
+    with pytest.raises(AudioError, match="NaN"):
+        frontend.process(np.array([0.0, np.nan]))
