@@ -124,7 +124,7 @@ def test_tflm_and_litert_give_the_same_scores(mltk_model, clips):
 
 
 def test_stream_of_real_test_clips_detects_keywords_at_their_times(mltk_model, test_set_dir, subset_dir):
-    stream, _ = stream_from_dataset(
+    stream, _, _ = stream_from_dataset(
         test_set_dir,
         mltk_model.classes,
         minutes=1.5,

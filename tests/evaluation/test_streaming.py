@@ -135,10 +135,10 @@ def test_scoring_hits_misses_repeats_and_false_accepts():
 
 
 def test_stream_from_the_official_test_set_uses_its_silence_clips_as_noise(test_set_dir):
-    stream, name = stream_from_dataset(
+    stream, name, noise_name = stream_from_dataset(
         test_set_dir, CLASSES, minutes=0.5, snr_db=10, seed=0, show_progress=False
     )
-    assert name == "speech_commands_test_set_v0.02_dev"
+    assert name == noise_name == "speech_commands_test_set_v0.02_dev"
     assert all(e.word in ("yes", "no") for e in stream.events if e.is_keyword)
     assert not any(e.word == "_silence_" for e in stream.events)
     assert stream.noise_rms > 0 and len(stream.audio) == 30 * SAMPLE_RATE

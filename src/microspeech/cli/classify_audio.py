@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from microspeech.cli.app import app, console, fail
 
@@ -84,7 +85,7 @@ def classify_audio(
             params = detection_params_with(params, {"verbose_model_output_logs": True})
         spotter = KeywordSpotter(keyword_model, params, backend=backend, reset_after_detection=not no_reset)
     except (FileNotFoundError, ValueError) as error:
-        fail(str(error))
+        fail(escape(str(error)))
     settings = ", ".join(f"{key}={value}" for key, value in params.to_dict().items())
     console.print(f"[bold]{keyword_model.name}[/] ({keyword_model.source})", highlight=False, soft_wrap=True)
     console.print(f"classes: {', '.join(keyword_model.classes)}", highlight=False, soft_wrap=True)
@@ -109,7 +110,7 @@ def classify_audio(
         try:
             audio = read_audio(path)
         except (AudioError, OSError) as error:
-            fail(f"--wav {path}: {error}")
+            fail(escape(f"--wav {path}: {error}"))
         spotter.reset()
         console.print(f"[dim]{path}: {len(audio) / 16000:.2f} s[/]", highlight=False, soft_wrap=True)
         show(spotter.process(audio), f"{path.name}: " if len(wav) > 1 else "")
@@ -123,6 +124,6 @@ def classify_audio(
                 spotter, show, device=int(device) if device and device.isdigit() else device, seconds=seconds
             )
         except MicrophoneError as error:
-            fail(str(error))
+            fail(escape(str(error)))
         except KeyboardInterrupt:
             console.print("stopped")

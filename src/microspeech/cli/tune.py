@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from microspeech.cli.app import app, console, fail
@@ -64,15 +65,15 @@ def tune(
             minimum_counts=_ints(counts, "--counts"),
         )
     except (FileNotFoundError, ValueError) as error:
-        fail(str(error))
+        fail(escape(str(error)))
     if output is not None:
-        from microspeech.evaluation.report import atomic_write_text
+        from microspeech.training.artifacts import atomic_write_text
 
         atomic_write_text(output, json.dumps(report, indent=2) + "\n")
 
     table = Table(title=f"{report['model']}: {report['minutes']:g} min of {report['dataset']}")
-    for column in ("setting", *TUNED_KEYS, "hits", "misses", "miss rate", "FA/h"):
-        table.add_column(column, justify="right")
+    for column in ("", "threshold", "window", "count", "hits", "misses", "miss", "FA/h"):
+        table.add_column(column, justify="right", no_wrap=True)
 
     def add(name: str, values: dict, score: dict) -> None:
         table.add_row(
@@ -84,11 +85,11 @@ def tune(
             f"{score['fa_per_hour']:.2f}",
         )
 
-    add("current (firmware)", report["current"], report["current"]["firmware"])
+    add("current", report["current"], report["current"]["firmware"])
     chosen = report["chosen"]
     if chosen is not None:
-        add("chosen (replayed)", chosen, chosen["replayed"])
-        add("chosen (firmware)", chosen, chosen["firmware"])
+        add("chosen (replay)", chosen, chosen["replayed"])
+        add("chosen", chosen, chosen["firmware"])
     console.print(table)
     if chosen is None:
         best = min(report["rows"], key=lambda row: row["fa_per_hour"])
@@ -101,7 +102,7 @@ def tune(
         try:
             write_detection_params(report["model_source"], {key: chosen[key] for key in TUNED_KEYS})
         except ValueError as error:
-            fail(str(error))
+            fail(escape(str(error)))
         console.print(
             f"Wrote {', '.join(f'{k}={chosen[k]}' for k in TUNED_KEYS)} into {report['model_source']}"
         )

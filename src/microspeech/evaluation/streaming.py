@@ -159,9 +159,10 @@ def build_stream(
         if progress is not None:
             progress(done + 1, len(placements))
     levels = [level for _, level in clips if level > 0]
-    # Speech keeps its typical recorded level; the noise sits mean(SNR) below it.
+    # At the highest SNR speech keeps its typical recorded level; lower SNRs make it quieter,
+    # never louder, so mixing seldom saturates.
     speech_level = float(np.median(levels)) if levels else 1000.0
-    noise_rms = speech_level / 10 ** (np.mean(snrs) / 20)
+    noise_rms = speech_level / 10 ** (max(snrs) / 20)
 
     mix = _noise_bed(noise, length, rng) * noise_rms
     events = []
@@ -289,13 +290,15 @@ def _progress() -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    console = Console(stderr=True)
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.percentage:>3.0f}%"),
         TimeRemainingColumn(),
-        console=Console(stderr=True),
+        console=console,
         transient=True,
+        disable=not console.is_terminal,  # no bar residue in logs and pipes
     )
 
 
@@ -309,11 +312,11 @@ def stream_from_dataset(
     split: str = "test",
     noise_dataset: str | Path | None = None,
     show_progress: bool = True,
-) -> tuple[KeywordStream, str]:
+) -> tuple[KeywordStream, str, str]:
     """A stream from a dataset's `split` clips and its (or `noise_dataset`'s) background noise.
 
     Noise comes from the noise recordings (`_background_noise_`), else from the dataset's
-    `_silence_` clips. Returns the stream and the dataset's name.
+    `_silence_` clips. Returns the stream and the names of the clip and noise datasets.
     """
     from microspeech.data import load_dataset
 
@@ -358,7 +361,7 @@ def stream_from_dataset(
             seed=seed,
             progress=advance,
         )
-    return stream, data.name
+    return stream, data.name, noise_source.name
 
 
 class _NullProgress:
@@ -443,12 +446,12 @@ def evaluate_streaming(
     `eval/` folder next to the .tflite.
     """
     from microspeech.detection.classify import KeywordSpotter, detection_params_with, load_keyword_model
-    from microspeech.evaluation.report import atomic_write_bytes, atomic_write_text
+    from microspeech.training.artifacts import atomic_write_bytes, atomic_write_text
 
     keyword_model = load_keyword_model(model)
     params = detection_params_with(keyword_model.detection, params_override)
     dataset_name = dataset or DEFAULT_DATASET
-    stream, data_name = stream_from_dataset(
+    stream, data_name, noise_name = stream_from_dataset(
         dataset_name,
         keyword_model.classes,
         minutes=minutes,
@@ -481,7 +484,7 @@ def evaluate_streaming(
         "model_source": keyword_model.source,
         "dataset": data_name,
         "split": split,
-        "noise_dataset": noise_dataset or data_name,
+        "noise_dataset": noise_name,
         "seed": seed,
         "minutes": round(stream.seconds / 60, 3),
         "snr_db": [float(v) for v in np.atleast_1d(snr_db)],

