@@ -1,0 +1,152 @@
+"""`microspeech dataset download|info|synth|verify`: thin wrappers over microspeech.data."""
+
+from __future__ import annotations
+
+import time
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from microspeech.cli.app import app, console, fail
+
+dataset_app = typer.Typer(help="Download, inspect, generate and check datasets.", no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+
+DOWNLOAD_HELP = "Download a named dataset when it is not on disk."
+NAME_HELP = "speech_commands_v2, speech_commands_test_set_v0.02, synthetic, synthetic-tiny, or a folder PATH."
+
+
+def _load(name_or_path: str, download: bool):
+    from microspeech.data import load_dataset
+    from microspeech.data.speech_commands import DatasetUnavailableError
+    from microspeech.data.synthetic import SynthesisError
+
+    try:
+        return load_dataset(name_or_path, download=download)
+    except (DatasetUnavailableError, SynthesisError, ValueError, FileNotFoundError) as error:
+        fail(str(error))
+
+
+@dataset_app.command("download")
+def download_command(
+    name: str = typer.Argument(..., help="speech_commands_v2, speech_commands_test_set_v0.02 or synthetic."),
+) -> None:
+    """Fetch a named dataset into ~/.microspeech/datasets (MICROSPEECH_HOME): resumable and verified."""
+    from microspeech.data import list_datasets
+
+    if name not in list_datasets():
+        fail(f"unknown dataset {name!r}; expected one of {', '.join(list_datasets())}")
+    started = time.perf_counter()
+    dataset = _load(name, download=True)
+    console.print(
+        f"{dataset.name}: {len(dataset.clips):,} clips, {len(dataset.noise_paths)} noise files "
+        f"in {dataset.root} ({time.perf_counter() - started:.1f} s)"
+    )
+
+
+@dataset_app.command("info")
+def info_command(
+    name_or_path: str = typer.Argument(..., help=NAME_HELP),
+    download: bool = typer.Option(False, "--download/--no-download", help=DOWNLOAD_HELP),
+) -> None:
+    """Clips per word and split, speakers per split, background noise, skipped and converted files."""
+    from microspeech.data import SPLITS
+
+    dataset = _load(name_or_path, download)
+    console.print(f"[bold]{dataset.name}[/] ({dataset.layout} layout): {dataset.root}")
+    table = Table()
+    table.add_column("word")
+    for split in SPLITS:
+        table.add_column(split, justify="right")
+    table.add_column("total", justify="right")
+    counts = dataset.counts()
+    for word in dataset.words:
+        row = counts[word]
+        table.add_row(word, *(f"{row[split]:,}" for split in SPLITS), f"{sum(row.values()):,}")
+    totals = [len(dataset.split(split)) for split in SPLITS]
+    table.add_row("[bold]all", *(f"[bold]{n:,}" for n in totals), f"[bold]{sum(totals):,}")
+    speakers = [f"{len(dataset.speakers(split)):,}" for split in SPLITS]
+    table.add_row("speakers", *speakers, f"{len(dataset.speakers()):,}")
+    console.print(table)
+    shared = dataset.speakers("train") & (dataset.speakers("validation") | dataset.speakers("test"))
+    console.print(f"background noise: {len(dataset.noise_paths)} file(s)")
+    console.print(f"speakers in train and in validation/test: {len(shared)}")
+    console.print(
+        f"skipped: {len(dataset.skipped)} unusable file(s); converted when read: {len(dataset.converted)} "
+        "(run `microspeech dataset verify` to list them)"
+    )
+
+
+@dataset_app.command("synth")
+def synth_command(
+    preset: str = typer.Option("synthetic", "--preset", help="synthetic (default size) or synthetic-tiny."),
+    train_per_word: int = typer.Option(None, "--train-per-word", min=1, help="Training clips per word."),
+    validation_per_word: int = typer.Option(None, "--validation-per-word", min=0),
+    test_per_word: int = typer.Option(None, "--test-per-word", min=0),
+    command_factor: int = typer.Option(
+        None, "--command-factor", min=1, help="The 10 command words get this many times more clips."
+    ),
+    speakers_per_voice: int = typer.Option(None, "--speakers-per-voice", min=1),
+    seed: int = typer.Option(None, "--seed", help="Changes every voice assignment and clip."),
+    workers: int = typer.Option(None, "--workers", min=1, help="Processes (default: all cores)."),
+) -> None:
+    """Generate the synthetic dataset with eSpeak NG (cached: a second run returns at once)."""
+    import dataclasses
+
+    from microspeech.data.folder import LAYOUT_SPEECH_COMMANDS, index_folder
+    from microspeech.data.synthetic import PRESETS, SynthesisError, generate_synthetic
+
+    if preset not in PRESETS:
+        fail(f"unknown --preset {preset!r}; expected one of {', '.join(PRESETS)}")
+    overrides = {
+        "train_per_word": train_per_word,
+        "validation_per_word": validation_per_word,
+        "test_per_word": test_per_word,
+        "command_factor": command_factor,
+        "speakers_per_voice": speakers_per_voice,
+        "seed": seed,
+    }
+    try:
+        config = dataclasses.replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
+        generation = generate_synthetic(config, workers=workers)
+        dataset = index_folder(generation.root, name=preset, layout=LAYOUT_SPEECH_COMMANDS)
+    except (SynthesisError, ValueError) as error:
+        fail(str(error))
+    if generation.clips_rendered:
+        console.print(
+            f"generated {generation.clips_rendered:,} clips in {generation.seconds:.1f} s "
+            f"({generation.clips_per_second:.0f} clips/s)"
+        )
+    else:
+        console.print("already generated (cached)")
+    console.print(f"{dataset!r}\n{generation.root}")
+
+
+@dataset_app.command("verify")
+def verify_command(
+    name_or_path: str = typer.Argument(..., help=NAME_HELP),
+    download: bool = typer.Option(False, "--download/--no-download", help=DOWNLOAD_HELP),
+) -> None:
+    """Decode every file; list each unusable one with the reason (exit code 1 when any)."""
+    from microspeech.data.verify import verify_dataset
+
+    dataset = _load(name_or_path, download)
+    total = len(dataset.clips) + len(dataset.noise_paths)
+    columns = (TextColumn("[bold]verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    progress = Progress(*columns, console=console)
+    with progress:
+        task = progress.add_task("verify", total=total)
+        problems = verify_dataset(dataset, on_progress=lambda done: progress.update(task, completed=done))
+    if dataset.converted:
+        converted = len(dataset.converted)
+        console.print(f"{converted} file(s) are converted when read (rate, channels, sample format, length)")
+    if not problems:
+        console.print(f"[green]all {total:,} files are usable[/]")
+        return
+    console.print(f"[bold red]{len(problems)} unusable file(s)[/] in {dataset.root}:")
+    for issue in problems:
+        inside = issue.path.is_relative_to(dataset.root)
+        shown = issue.path.relative_to(dataset.root) if inside else issue.path
+        console.print(f"  {shown}: {issue.problem}", soft_wrap=True, markup=False, highlight=False)
+    raise typer.Exit(1)

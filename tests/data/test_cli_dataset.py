@@ -1,0 +1,58 @@
+"""`microspeech dataset ...` end to end through the Typer app."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from microspeech.cli import app
+
+runner = CliRunner()
+
+
+@pytest.mark.xdist_group("speech_commands_bundles")
+def test_info_prints_counts_speakers_and_noise(subset_dir):
+    result = runner.invoke(app, ["dataset", "info", str(subset_dir)])
+    assert result.exit_code == 0, result.output
+    assert "speech_commands layout" in result.output
+    row = next(line for line in result.output.splitlines() if line.startswith("│ yes "))
+    assert [cell.strip() for cell in row.split("│")[2:6]] == ["809", "107", "0", "916"]
+    assert "background noise: 6 file(s)" in result.output
+    assert "speakers in train and in validation/test: 22" in result.output
+
+
+def test_verify_lists_each_unusable_file_and_fails(tmp_path):
+    (tmp_path / "yes").mkdir()
+    sf.write(tmp_path / "yes" / "a_nohash_0.wav", 0.2 * np.sin(np.arange(16000) / 3), 16000, subtype="PCM_16")
+    sf.write(tmp_path / "yes" / "b_nohash_0.wav", np.zeros(8000), 16000, subtype="PCM_16")
+    (tmp_path / "yes" / "c_nohash_0.wav").write_bytes(b"")
+    result = runner.invoke(app, ["dataset", "verify", str(tmp_path)], terminal_width=200)
+    assert result.exit_code == 1
+    assert "2 unusable file(s)" in result.output
+    assert "c_nohash_0.wav" in result.output and "empty file" in result.output
+    assert "b_nohash_0.wav" in result.output and "all samples are zero" in result.output
+    assert "a_nohash_0.wav" not in result.output.split("unusable")[1]
+
+
+def test_info_offline_names_the_alternatives(tmp_path, monkeypatch):
+    monkeypatch.setenv("MICROSPEECH_HOME", str(tmp_path))
+    result = runner.invoke(app, ["dataset", "info", "speech_commands_v2"], terminal_width=300)
+    assert result.exit_code == 2
+    assert "--dataset PATH" in result.output and "synthetic" in result.output
+
+
+def test_download_rejects_unknown_names():
+    result = runner.invoke(app, ["dataset", "download", "imagenet"], terminal_width=300)
+    assert result.exit_code == 2 and "speech_commands_v2" in result.output
+
+
+@pytest.mark.xdist_group("synthetic")
+def test_synth_reports_time_then_uses_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MICROSPEECH_HOME", str(tmp_path))
+    arguments = ["dataset", "synth", "--preset", "synthetic-tiny", "--train-per-word", "1"]
+    arguments += ["--test-per-word", "0"]
+    first = runner.invoke(app, arguments, terminal_width=200)
+    assert first.exit_code == 0, first.output
+    assert "generated 70 clips in" in first.output and "clips/s" in first.output
+    second = runner.invoke(app, arguments, terminal_width=200)
+    assert "already generated (cached)" in second.output

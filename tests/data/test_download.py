@@ -1,0 +1,168 @@
+"""Downloads against a local HTTP server on loopback (the stand-in for the internet)."""
+
+import dataclasses
+import hashlib
+import http.server
+import io
+import socket
+import tarfile
+import threading
+
+import pytest
+
+from microspeech.data import datasets as named
+from microspeech.data import load_dataset
+from microspeech.data.download import DownloadError, download_file
+from microspeech.data.speech_commands import (
+    SPEECH_COMMANDS_TEST_SET_V2,
+    SPEECH_COMMANDS_V2,
+    DatasetUnavailableError,
+    fetch,
+)
+
+PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
+
+
+class _Server:
+    """Serves named payloads with HTTP Range; can cut the first response short or ignore Range."""
+
+    def __init__(self):
+        self.files: dict[str, bytes] = {}
+        self.cut_after: int | None = None
+        self.honour_range = True
+        self.ranges: list[str | None] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                body = server.files.get(self.path.lstrip("/"))
+                if body is None:
+                    self.send_error(404)
+                    return
+                requested = self.headers.get("Range")
+                server.ranges.append(requested)
+                start = 0
+                if requested and server.honour_range:
+                    start = int(requested.removeprefix("bytes=").split("-")[0])
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(body) - start))
+                self.end_headers()
+                chunk = body[start:]
+                if server.cut_after is not None:
+                    chunk, server.cut_after = chunk[: server.cut_after], None
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(chunk)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
+
+
+@pytest.fixture()
+def server():
+    instance = _Server()
+    yield instance
+    instance.httpd.shutdown()
+    instance.httpd.server_close()
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _get(server, target, **checks):
+    return download_file(server.url("a.tar.gz"), target, show_progress=False, **checks)
+
+
+CHECKS = {"size": len(PAYLOAD), "sha256": hashlib.sha256(PAYLOAD).hexdigest()}
+
+
+def test_download_verifies_and_publishes_atomically(server, tmp_path):
+    server.files["a.tar.gz"] = PAYLOAD
+    target = tmp_path / "a.tar.gz"
+    _get(server, target, **CHECKS)
+    assert target.read_bytes() == PAYLOAD
+    assert not (tmp_path / "a.tar.gz.part").exists()
+    server.files.clear()  # a second call is served from disk
+    assert download_file(server.url("a.tar.gz"), target, show_progress=False) == target
+
+
+def test_interrupted_download_resumes_with_range(server, tmp_path):
+    server.files["a.tar.gz"] = PAYLOAD
+    server.cut_after = 300_000
+    target = tmp_path / "a.tar.gz"
+    with pytest.raises(DownloadError, match="run again to resume"):
+        _get(server, target, **CHECKS)
+    assert not target.exists()  # nothing that looks complete
+    assert (tmp_path / "a.tar.gz.part").stat().st_size == 300_000
+    _get(server, target, **CHECKS)
+    assert server.ranges == [None, "bytes=300000-"]
+    assert target.read_bytes() == PAYLOAD
+
+
+def test_server_ignoring_range_restarts_from_zero(server, tmp_path):
+    server.files["a.tar.gz"] = PAYLOAD
+    server.honour_range = False
+    (tmp_path / "a.tar.gz.part").write_bytes(b"stale bytes from another file")
+    target = _get(server, tmp_path / "a.tar.gz", **CHECKS)
+    assert target.read_bytes() == PAYLOAD
+
+
+def test_checksum_mismatch_deletes_everything(server, tmp_path):
+    server.files["a.tar.gz"] = PAYLOAD
+    with pytest.raises(DownloadError, match="SHA-256"):
+        _get(server, tmp_path / "a.tar.gz", sha256="0" * 64)
+    assert list(tmp_path.iterdir()) == [tmp_path / "a.tar.gz.lock"]
+
+
+def test_offline_error_says_how_to_go_on(tmp_path, monkeypatch):
+    monkeypatch.setenv("MICROSPEECH_HOME", str(tmp_path))
+    with socket.socket() as probe:  # a port nobody listens on: the machine is offline
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    offline = dataclasses.replace(SPEECH_COMMANDS_V2, url=f"http://127.0.0.1:{closed}/speech_commands_v0.02.tar.gz")
+    monkeypatch.setattr(named, "SPEECH_COMMANDS_V2", offline)
+    with pytest.raises(DatasetUnavailableError) as raised:
+        load_dataset("speech_commands_v2")
+    message = str(raised.value)
+    assert "cannot connect" in message and "--dataset PATH" in message and "synthetic" in message
+    with pytest.raises(DatasetUnavailableError, match="download is off"):
+        load_dataset("speech_commands_v2", download=False)
+    assert not (tmp_path / "datasets" / "speech_commands_v2").exists()
+
+
+@pytest.mark.xdist_group("speech_commands_bundles")
+def test_test_set_download_extract_and_load_end_to_end(server, tmp_path, monkeypatch, test_set_dir):
+    # A miniature official test-set archive made of genuine clips, published by the local server.
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for folder in ("yes", "_unknown_", "_silence_"):
+            for path in sorted((test_set_dir / folder).iterdir())[:3]:
+                tar.add(path, arcname=f"./{folder}/{path.name}")
+    archive = buffer.getvalue()
+    server.files["speech_commands_test_set_v0.02.tar.gz"] = archive
+    url = server.url("speech_commands_test_set_v0.02.tar.gz")
+    published = {"url": url, "size": len(archive), "sha256": _sha(archive)}
+    remote = dataclasses.replace(SPEECH_COMMANDS_TEST_SET_V2, **published)
+    monkeypatch.setenv("MICROSPEECH_HOME", str(tmp_path))
+    monkeypatch.setattr(named, "SPEECH_COMMANDS_TEST_SET_V2", remote)
+    dataset = load_dataset("speech_commands_test_set_v0.02")
+    assert dataset.root == tmp_path / "datasets" / "speech_commands_test_set_v0.02"
+    assert dataset.layout == "test_set" and len(dataset.clips) == 9
+    assert dataset.words == ["_silence_", "_unknown_", "yes"] and {c.split for c in dataset.clips} == {"test"}
+    assert not remote.archive_path.exists()  # the archive is dropped once extracted
+    server.files.clear()
+    assert len(load_dataset("speech_commands_test_set_v0.02").clips) == 9  # no second download
+    assert fetch(remote) == dataset.root
