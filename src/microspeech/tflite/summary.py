@@ -314,6 +314,12 @@ class KerasLayerInfo:
     params: int
     macs: int
     ops: int
+    inbound: tuple[str, ...] = ()
+
+    @property
+    def output_elements(self) -> int:
+        dims = [int(d) for d in self.output_shape.split("x") if d.isdigit()]
+        return int(np.prod(dims)) if dims else 0
 
 
 @dataclass
@@ -378,6 +384,18 @@ def _keras_cost(layer: Any) -> tuple[int, int]:
     return 0, 0
 
 
+def _inbound(layer: Any) -> tuple[str, ...]:
+    """Names of the layers feeding `layer` (Keras 3 functional graph), empty when unknown."""
+    names: list[str] = []
+    for node in getattr(layer, "_inbound_nodes", []) or []:
+        for tensor in getattr(node, "input_tensors", []) or []:
+            history = getattr(tensor, "_keras_history", None)
+            operation = getattr(history, "operation", None)
+            if operation is not None and operation.name not in names:
+                names.append(operation.name)
+    return tuple(names)
+
+
 def summarize_keras(model_or_path: Any) -> KerasSummary:
     """Summary of a Keras model object or a .keras/.h5 file."""
     import keras
@@ -403,7 +421,15 @@ def summarize_keras(model_or_path: Any) -> KerasSummary:
             except (AttributeError, ValueError):
                 shape_text = "?"
             rows.append(
-                KerasLayerInfo(layer.name, type(layer).__name__, shape_text, layer.count_params(), macs, ops)
+                KerasLayerInfo(
+                    layer.name,
+                    type(layer).__name__,
+                    shape_text,
+                    layer.count_params(),
+                    macs,
+                    ops,
+                    _inbound(layer),
+                )
             )
 
     visit(model)

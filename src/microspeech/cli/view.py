@@ -1,0 +1,58 @@
+"""`microspeech view`: draw the model (SVG + PNG), or open it in Netron."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from microspeech.cli.app import app, console, fail
+
+
+@app.command("view")
+def view_command(
+    model: str = typer.Argument(..., help="A .tflite or .keras file, or a trained model's name."),
+    tflite: bool = typer.Option(
+        False, "--tflite", help="For a model name: draw its .tflite, not the Keras model."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="Folder for the SVG and PNG (default: next to the model)."
+    ),
+    netron: bool = typer.Option(
+        False, "--netron", help="Open the model in Netron (needs `pip install netron`)."
+    ),
+) -> None:
+    """Diagram of the model's ops, tensor shapes and byte sizes, as SVG and PNG."""
+    from microspeech.tflite.files import ModelNotFoundError, resolve_model_file
+
+    try:
+        path = resolve_model_file(model, "tflite" if tflite else "keras")
+    except ModelNotFoundError as error:
+        fail(str(error))
+    if netron:
+        _open_in_netron(path)
+        return
+    from microspeech.tflite.diagram import draw_model
+    from microspeech.tflite.summary import summarize_keras, summarize_tflite
+
+    try:
+        summary = summarize_tflite(path) if path.suffix == ".tflite" else summarize_keras(path)
+        written = draw_model(summary, out or path.parent, stem=f"{path.stem}{path.suffix.replace('.', '-')}")
+    except (ValueError, OSError) as error:
+        fail(str(error))
+    for file in written:
+        console.print(f"wrote {file}")
+
+
+def _open_in_netron(path: Path) -> None:
+    try:
+        import netron  # type: ignore[import-not-found]
+    except ImportError:
+        fail(
+            "Netron is not installed: `pip install netron` (or open the file in https://netron.app); "
+            f"without --netron, `microspeech view {path}` draws an SVG/PNG diagram instead",
+            code=1,
+        )
+    console.print(f"serving {path} in Netron; press Ctrl-C to stop")
+    netron.start(str(path))
+    netron.wait()

@@ -1,0 +1,68 @@
+"""`microspeech view`: SVG and PNG diagrams that show ops, shapes and byte sizes."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ElementTree
+
+import matplotlib.image
+import pytest
+from typer.testing import CliRunner
+
+from microspeech.cli import app
+from microspeech.tflite.diagram import draw_model
+from microspeech.tflite.graph import remove_reshape_before_fully_connected
+from microspeech.tflite.summary import summarize_keras, summarize_tflite
+
+pytestmark = pytest.mark.xdist_group("tflite_models")
+
+
+def _svg_text(path) -> str:
+    ElementTree.parse(path)  # well-formed XML
+    return path.read_text()
+
+
+def test_tflite_diagram(mltk_tflite_bytes, tmp_path):
+    svg, png = draw_model(summarize_tflite(mltk_tflite_bytes), tmp_path, stem="speech")
+    assert (svg.name, png.name) == ("speech.svg", "speech.png")
+    text = _svg_text(svg)
+    for expected in (
+        "CONV_2D",
+        "RESHAPE",
+        "FULLY_CONNECTED",
+        "SOFTMAX",
+        "1x25x20x8 int8 (4,000 B)",
+        "16,000 B",
+    ):
+        assert expected in text, expected
+    image = matplotlib.image.imread(png)
+    assert image.shape[0] > 500 and image.shape[1] > 500
+    slim_svg, _ = draw_model(
+        summarize_tflite(remove_reshape_before_fully_connected(mltk_tflite_bytes)), tmp_path
+    )
+    assert "RESHAPE" not in _svg_text(slim_svg)
+
+
+def test_keras_diagram_and_cli(seed_keras, tmp_path):
+    _, path = seed_keras
+    svg, _ = draw_model(summarize_keras(path), tmp_path)
+    text = _svg_text(svg)
+    assert "conv2d (Conv2D)" in text and "1x4000" not in text and "4000 float32 (16,000 B)" in text
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(app, ["view", str(path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["seed-keras.png", "seed-keras.svg"]
+
+
+def test_netron_missing_is_explained(mltk_tflite_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_netron(name, *args, **kwargs):
+        if name == "netron":
+            raise ImportError("No module named 'netron'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_netron)
+    result = CliRunner().invoke(app, ["view", str(mltk_tflite_path), "--netron"])
+    assert result.exit_code == 1 and "pip install netron" in result.output
