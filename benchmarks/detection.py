@@ -1,0 +1,213 @@
+"""Streaming detection: speed of the firmware loop on one core, and miss rate / false accepts per hour.
+
+Speed: `KeywordSpotter` (streaming frontend + one int8 inference + the recognizer every
+100 ms hop) over a stream built from real test clips, pinned to one CPU with one thread,
+best of --repeats. The reference does what MLTK's Python tools allow: its compiled
+AudioFeatureGenerator has no streaming API, so each hop recomputes the newest second from a
+fresh state (same inference and recognizer), which also loses the noise estimate's history.
+
+Accuracy: `evaluate_streaming` on a --minutes stream of test-split clips over the real
+background-noise recordings, for MLTK's shipped tflite_micro_speech .tflite and for ours
+(--model), same stream. Prints Markdown for BENCHMARKS.md.
+
+    .venv/bin/python benchmarks/detection.py [--model tflite_micro_speech] [--minutes 30]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")  # one core, before numba is imported
+
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import zipfile  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from microspeech.audio import SAMPLE_RATE  # noqa: E402
+from microspeech.data.archive import extract_archive  # noqa: E402
+from microspeech.detection.classify import KeywordSpotter, apply_volume_gain, load_keyword_model  # noqa: E402
+from microspeech.detection.detector import CommandRecognizer  # noqa: E402
+from microspeech.evaluation.streaming import evaluate_streaming, stream_from_dataset  # noqa: E402
+from microspeech.frontend import StreamingFrontend, uint16_to_int8  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+MLTK_ZIP = REPO / ".venv/lib/python3.11/site-packages/mltk/models/tflite_micro/tflite_micro_speech.mltk.zip"
+BUNDLES = ("speech_commands_test_set_v0.02_dev.tar.xz", "speech_commands_v0.02_subset.tar.xz")
+CACHE = Path(os.environ.get("MICROSPEECH_TEST_CACHE", Path.home() / ".cache" / "microspeech" / "data"))
+
+
+def shared_bundle(name: str) -> Path:
+    for data_dir in (REPO.parent / "shared" / "data", Path("/work/shared/data")):
+        if (data_dir / name).is_file():
+            return extract_archive(data_dir / name, CACHE / name.removesuffix(".tar.xz"))
+    sys.exit(f"error: {name} not found in ../shared/data; pass --dataset and --noise-dataset")
+
+
+def best_of(repeats: int, run) -> float:
+    run()  # warm-up: numba compilation, interpreter allocation, caches
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def speed(model_path: Path, audio: np.ndarray, repeats: int) -> dict[str, float]:
+    """Seconds per second of audio for ours, its parts, and the recompute-the-window reference."""
+    spotter = KeywordSpotter(model_path, reset_after_detection=False)
+    hop = spotter.hop_samples
+    usable = len(audio) // hop * hop
+    audio = audio[:usable]
+    seconds = usable / SAMPLE_RATE
+    hops = [audio[start : start + hop] for start in range(0, usable, hop)]
+
+    def ours() -> None:
+        spotter.reset()
+        for chunk in hops:
+            spotter.process(chunk)
+
+    settings = spotter.model.frontend_settings
+    frontend = StreamingFrontend(settings)
+
+    def frontend_only() -> None:
+        frontend.reset()
+        for chunk in hops:
+            frontend.process(chunk)
+
+    features = uint16_to_int8(np.zeros((settings.n_frames, settings.n_channels), np.uint16), settings)
+
+    def inference_only() -> None:
+        for _ in hops:
+            spotter.runner.predict_one(features)
+
+    scores = spotter.runner.predict_one(features)
+    recognizer = CommandRecognizer(spotter.classes, spotter.params)
+
+    def recognizer_only() -> None:
+        recognizer.reset()
+        for step in range(len(hops)):
+            recognizer.process(scores, step * spotter.params.latency_ms)
+
+    from microspeech.frontend.mltk_oracle import MltkFrontend
+
+    mltk_frontend = MltkFrontend(settings)
+    gained = apply_volume_gain(audio, spotter.params.volume_gain)
+    reference_recognizer = CommandRecognizer(spotter.classes, spotter.params)
+
+    def reference() -> None:
+        reference_recognizer.reset()
+        window = np.zeros(SAMPLE_RATE, np.int16)
+        for step, start in enumerate(range(0, usable, hop)):
+            window = np.concatenate([window[hop:], gained[start : start + hop]])
+            u16 = mltk_frontend.process_sample(window)
+            output = spotter.runner.predict_one(uint16_to_int8(u16, settings))
+            reference_recognizer.process(output, (step + 1) * spotter.params.latency_ms)
+
+    return {
+        "ours": best_of(repeats, ours) / seconds,
+        "frontend": best_of(repeats, frontend_only) / seconds,
+        "inference": best_of(repeats, inference_only) / seconds,
+        "recognizer": best_of(repeats, recognizer_only) / seconds,
+        "reference": best_of(repeats, reference) / seconds,
+        "hops_per_second": 1000 / spotter.params.latency_ms,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", action="append", default=[], help="our model(s): name, folder or .tflite")
+    parser.add_argument("--dataset", help="clips for the streams (default: the dev test bundle)")
+    parser.add_argument("--noise-dataset", help="background noise (default: the subset bundle's recordings)")
+    parser.add_argument("--minutes", type=float, default=30.0, help="stream length for FA/h and miss rate")
+    parser.add_argument("--snr-db", default="5,10,20", help="keyword-to-noise ratios, comma-separated")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--speed-minutes", type=float, default=2.0, help="audio timed for speed")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cpu", type=int, default=0, help="the one CPU to pin to")
+    parser.add_argument(
+        "--output", type=Path, default=Path(tempfile.gettempdir()) / "microspeech-bench-detection"
+    )
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {args.cpu})
+    dataset = args.dataset or str(shared_bundle(BUNDLES[0]))
+    noise = args.noise_dataset or str(shared_bundle(BUNDLES[1]))
+    snrs = [float(v) for v in args.snr_db.split(",")]
+
+    with zipfile.ZipFile(MLTK_ZIP) as archive:
+        reference_path = args.output / "mltk" / "tflite_micro_speech.tflite"
+        reference_path.parent.mkdir(parents=True, exist_ok=True)
+        reference_path.write_bytes(archive.read("tflite_micro_speech.tflite"))
+    models = [("MLTK tflite_micro_speech (shipped)", reference_path)]
+    for name in args.model:
+        model = load_keyword_model(name)
+        models.append((f"ours: {name}", Path(model.source)))
+
+    speed_stream, _, _ = stream_from_dataset(
+        dataset,
+        ["yes", "no"],
+        minutes=args.speed_minutes,
+        snr_db=snrs,
+        seed=args.seed,
+        noise_dataset=noise,
+        show_progress=False,
+    )
+    print(
+        f"# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, "
+        f"pinned to CPU {args.cpu}, NUMBA_NUM_THREADS={os.environ['NUMBA_NUM_THREADS']}\n"
+    )
+    print(
+        "| model | ours: x real time | µs per 100 ms hop (frontend / inference / recognizer) "
+        "| reference: x real time | speed-up |"
+    )
+    print("|---|---|---|---|---|")
+    for label, path in models:
+        s = speed(path, speed_stream.audio, args.repeats)
+        per_hop = 1e6 / s["hops_per_second"]
+        parts = " / ".join(f"{s[key] * per_hop:.0f}" for key in ("frontend", "inference", "recognizer"))
+        print(
+            f"| {label} | {1 / s['ours']:.0f}x | {s['ours'] * per_hop:.0f} ({parts}) "
+            f"| {1 / s['reference']:.0f}x | {s['reference'] / s['ours']:.1f}x |"
+        )
+
+    print(
+        f"\nStream: {args.minutes:g} min of {Path(dataset).name} test clips over {Path(noise).name} noise, "
+        f"SNR {args.snr_db} dB, seed {args.seed}; embedded detection parameters; firmware loop.\n"
+    )
+    print(
+        "| model | keywords | hits | misses | miss rate | false accepts | FA/h | miss rate at <= 2 FA/h "
+        "(threshold) | x real time |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for label, path in models:
+        report = evaluate_streaming(
+            path,
+            dataset=dataset,
+            noise_dataset=noise,
+            minutes=args.minutes,
+            snr_db=snrs,
+            seed=args.seed,
+            output_dir=args.output / path.stem,
+            show_progress=False,
+        )
+        within = [p for p in report["curve"] if p["fa_per_hour"] <= 2.0]
+        best = min(within, key=lambda p: (p["miss_rate"], -p["detection_threshold"])) if within else None
+        at_budget = f"{100 * best['miss_rate']:.1f}% ({best['detection_threshold']})" if best else "-"
+        print(
+            f"| {label} | {report['keywords']} | {report['hits']} | {report['misses']} "
+            f"| {100 * report['miss_rate']:.1f}% | {report['false_accepts']} | {report['fa_per_hour']:.1f} "
+            f"| {at_budget} | {report['x_realtime']:.0f}x |"
+        )
+    print(f"\nReports: {args.output}/<model>/streaming.json and streaming_miss_vs_fa.png")
+
+
+if __name__ == "__main__":
+    main()
