@@ -184,3 +184,15 @@ def test_models_that_cannot_be_used_are_named(tmp_path, mltk_model):
     spotter = KeywordSpotter(mltk_model)
     with pytest.raises(ValueError, match="expected 1-D int16"):
         spotter.process(np.zeros(100, np.float32))
+
+
+def test_activity_detection_gates_inference_like_firmware(mltk_model, clips, tmp_path):
+    params = read_parameters(mltk_model.tflite_bytes)
+    params["fe.activity_detection_enable"] = True
+    gated_path = tmp_path / "gated.tflite"
+    gated_path.write_bytes(write_parameters(mltk_model.tflite_bytes, params))
+    gated = KeywordSpotter(gated_path)
+    assert gated.process(np.zeros(3 * SAMPLE_RATE, np.int16)) == []  # silence never trips it
+    speech = np.concatenate([clips["yes"][0], clips["no"][0], clips["yes"][1]])
+    decisions = gated.process(speech)
+    assert 0 < len(decisions) < len(speech) // gated.hop_samples

@@ -2,7 +2,8 @@
 
 Audio is scaled by `volume_gain` (saturating), fed to the streaming micro frontend whose
 state persists across calls, and every `latency_ms` of audio the newest 49 frames (zeros
-until that many exist) go through the int8 model; `CommandRecognizer` turns the scores into
+until that many exist) go through the int8 model (only when the frontend's activity
+detector tripped, if the model enables it); `CommandRecognizer` turns the scores into
 detections. As in the firmware, a detection resets the frontend and clears the feature
 buffer (`reset_after_detection`), so one word cannot trigger twice.
 """
@@ -184,6 +185,7 @@ class KeywordSpotter:
             )
         self._to_int8 = uint16_to_int8
         settings = self._settings = self.model.frontend_settings
+        self._gated = bool(settings.activity_detection_enable)
         self.frontend = StreamingFrontend(settings)
         self.n_frames = int(settings.n_frames)
         self.n_channels = int(settings.n_channels)
@@ -226,7 +228,14 @@ class KeywordSpotter:
             return self._to_int8(self._features, self._settings)
         if self._input.dtype == np.uint16:
             return self._features
-        return self._features.astype(np.float32)  # MLTK feeds raw values to float models
+        # Float models get what MLTK's feature generator gives them: scaled, standardized or raw.
+        values = self._features.astype(np.float32)
+        rescale = float(self.model.parameters.get("samplewise_norm.rescale") or 0.0)
+        if rescale:
+            return values * np.float32(rescale)
+        if self.model.parameters.get("samplewise_norm.mean_and_std"):
+            return (values - values.mean()) / np.float32(max(float(values.std()), 1e-12))
+        return values
 
     def _push_frames(self, frames: np.ndarray) -> None:
         if len(frames) >= self.n_frames:
@@ -254,6 +263,8 @@ class KeywordSpotter:
             self.samples_seen += take
             if self._since_inference == self.hop_samples:
                 self._since_inference = 0
+                if self._gated and not self.frontend.activity_detected():
+                    continue  # firmware runs neither the model nor the recognizer without activity
                 time_ms = self.samples_seen * 1000 // SAMPLE_RATE
                 decision = self.recognizer.process(self.infer(), time_ms)
                 decisions.append(decision)
