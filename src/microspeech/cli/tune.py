@@ -28,7 +28,7 @@ def tune(
     max_fa_per_hour: float = typer.Option(..., "--max-fa-per-hour", help="False-accept budget per hour."),
     write: bool = typer.Option(False, "--write", help="Store the pick in the .tflite's parameters."),
     dataset: str = typer.Option(
-        None, "--dataset", help="Dataset for the stream (default: speech_commands_v2)."
+        None, "--dataset", help="Dataset for the stream (default: the official test set)."
     ),
     noise_dataset: str = typer.Option(None, "--noise-dataset", help="Dataset whose background noise to use."),
     minutes: float = typer.Option(10.0, "--minutes", help="Minutes of stream."),

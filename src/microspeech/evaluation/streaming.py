@@ -30,7 +30,7 @@ from microspeech.audio import SAMPLE_RATE
 
 STREAM_JSON = "streaming.json"
 STREAM_PLOT = "streaming_miss_vs_fa.png"
-DEFAULT_DATASET = "speech_commands_v2"
+DEFAULT_DATASET = "speech_commands_test_set_v0.02"  # the official test set, as clip evaluation
 FRAME = SAMPLE_RATE // 100  # 10 ms frames for the active-speech level
 ACTIVE_DB = 30.0  # frames within this many dB of a clip's loudest frame count as speech
 
