@@ -43,8 +43,11 @@ def tune(
     counts: str = typer.Option("1,2,3,4,5", "--counts", help="minimum_count values."),
     output: Path = typer.Option(None, "--output", help="Also write the full sweep as JSON here."),
 ) -> None:
-    """Sweep detection_threshold, average_window_duration_ms and minimum_count on a stream; pick the
-    setting with the fewest misses within the false-accept budget."""
+    """Tune detection_threshold, window and minimum_count for a false-accept budget on a stream.
+
+    The grid is replayed over one pass of the model; the best settings are checked with the
+    firmware loop and the one with the fewest misses within the budget is shown (and written
+    into the .tflite with --write)."""
     from microspeech.detection.tuning import TUNED_KEYS, tune_detection, write_detection_params
 
     try:
