@@ -130,6 +130,7 @@ def test_scoring_hits_misses_repeats_and_false_accepts():
         "no": {"keywords": 1, "hits": 0, "misses": 1},
     }
     assert score.mean_latency_ms == pytest.approx((100 + 1500) / 2)
+    assert score.false_accept_contexts == {"other_word": 1, "other_keyword": 1, "background": 1}
     late = score_detections(events, [found(15501, "yes")], seconds=3600.0, tolerance_ms=1500)
     assert (late.hits, late.false_accepts) == (0, 1)
 
@@ -204,6 +205,9 @@ def test_evaluate_streaming_writes_the_report_and_the_curve(mltk_tflite, test_se
     assert len(written["detections"]) == report["hits"] + report["false_accepts"] + report["repeats"]
     hits = [e for e in written["events"] if e["detected_ms"] is not None]
     assert len(hits) == report["hits"] and all(e["is_keyword"] for e in hits)
+    assert sum(v["hits"] for v in report["per_snr"].values()) == report["hits"]
+    assert set(report["per_snr"]) <= {"10", "20"}
+    assert sum(report["false_accept_contexts"].values()) == report["false_accepts"]
     # Deterministic: the same call gives the same numbers.
     again = evaluate_streaming(
         mltk_tflite,

@@ -190,6 +190,7 @@ class StreamScore:
     mean_latency_ms: float | None  # detection time after the clip's end, over hits
     outcomes: list[str | None]  # per detection: "hit", "repeat" or "false_accept"
     found_ms: list[int | None]  # per event: the hit's detection time
+    false_accept_contexts: dict[str, int]  # during another word, another keyword, or background only
 
     @property
     def miss_rate(self) -> float:
@@ -223,6 +224,7 @@ def score_detections(
     found_ms: list[int | None] = [None] * len(events)
     outcomes: list[str | None] = []
     false_accepts = repeats = 0
+    contexts = {"other_word": 0, "other_keyword": 0, "background": 0}
     for detection in detections:
         slot = int(np.searchsorted(starts, detection.time_ms, side="right")) - 1
         inside = slot >= 0 and detection.time_ms <= ends[slot]
@@ -236,6 +238,10 @@ def score_detections(
         else:
             false_accepts += 1
             outcomes.append("false_accept")
+            context = (
+                "background" if not inside else "other_keyword" if events[slot].is_keyword else "other_word"
+            )
+            contexts[context] += 1
     per_class: dict[str, dict[str, int]] = {}
     latencies = []
     for event, found in zip(events, found_ms, strict=True):
@@ -261,6 +267,7 @@ def score_detections(
         mean_latency_ms=float(np.mean(latencies)) if latencies else None,
         outcomes=outcomes,
         found_ms=found_ms,
+        false_accept_contexts=contexts,
     )
 
 
@@ -411,11 +418,23 @@ def plot_curve(curve: Sequence[dict[str, Any]], operating: dict[str, Any], title
     axes.set_xlabel("False accepts per hour")
     axes.set_ylabel("Miss rate (%)")
     axes.grid(True, which="both", alpha=0.4)
-    axes.legend(loc="upper right")
+    axes.legend(loc="lower left")
     axes.set_title(title)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     return buffer.getvalue()
+
+
+def _per_snr(events: Sequence[StreamEvent], found_ms: Sequence[int | None]) -> dict[str, dict[str, Any]]:
+    table: dict[str, dict[str, Any]] = {}
+    for event, found in zip(events, found_ms, strict=True):
+        if event.is_keyword:
+            entry = table.setdefault(f"{event.snr_db:g}", {"keywords": 0, "hits": 0})
+            entry["keywords"] += 1
+            entry["hits"] += found is not None
+    for entry in table.values():
+        entry["miss_rate"] = round(1 - entry["hits"] / entry["keywords"], 5)
+    return dict(sorted(table.items(), key=lambda item: float(item[0])))
 
 
 def _default_output_dir(source: Path, model: str | Path) -> Path:
@@ -498,6 +517,8 @@ def evaluate_streaming(
         "clipped_samples": stream.clipped_samples,
         "params": params.to_dict(),
         "per_class": operating.per_class,
+        "per_snr": _per_snr(stream.events, operating.found_ms),
+        "false_accept_contexts": operating.false_accept_contexts,
         "operating_point": {"firmware": operating_summary, "replayed_without_resets": curve_at_operating},
         "curve": curve,
         "timing_s": {"firmware_pass": round(firmware_seconds, 3), "curve_pass": round(replay_seconds, 3)},
