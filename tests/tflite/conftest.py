@@ -136,3 +136,27 @@ def tiny_tflite_bytes() -> bytes:
     _randomize(model, 1)
     representative = np.random.default_rng(2).normal(0, 20, (20, 12, 10, 2)).astype(np.float32)
     return _convert_int8(model, representative)
+
+
+@pytest.fixture(scope="session")
+def input_reshape_tflite_bytes(seed_keras, random_features) -> bytes:
+    """The seed model taking (49, 40) features and adding the channel axis itself (a leading RESHAPE)."""
+    import keras
+
+    trained, _ = seed_keras
+    inputs = keras.Input((49, 40))
+    x = keras.layers.Reshape((49, 40, 1))(inputs)
+    for layer in trained.layers[1:]:
+        x = layer(x)
+    model = keras.Model(inputs, x)
+    return _convert_int8(model, random_features.astype(np.float32))
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(subset_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`tflite_micro_speech-test` (the dry run) trained here on the real subset bundle."""
+    from microspeech.training import train_model
+
+    output = tmp_path_factory.mktemp("trained") / "tflite_micro_speech-test"
+    train_model("tflite_micro_speech-test", dataset=str(subset_dir), output=output, progress=False)
+    return output

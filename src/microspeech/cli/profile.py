@@ -65,7 +65,7 @@ def profile_command(
     ]
     if slim:
         lines.append(
-            "Without the RESHAPE before FULLY_CONNECTED (bit-identical outputs): "
+            "Without the redundant RESHAPEs (tflite.graph.simplify_graph, bit-identical outputs): "
             f"arena {slim['min_arena_bytes']:,} B (32-bit ~{slim['estimated_32bit_bytes']:,} B), "
             f"OPs {format_units(slim['total_ops'])}, file {slim['file_size']:,} B, "
             f"est. {slim['mcu_latency_ms']:.2f} ms"

@@ -1,5 +1,9 @@
 """Graph surgery on a converted .tflite that keeps its outputs bit for bit.
 
+`remove_input_reshape`: a Keras model that takes (frames, channels) and adds the channel
+axis with a Reshape layer converts to a leading RESHAPE; making its output the graph input
+(same bytes, one more unit dimension) drops that copy.
+
 `remove_reshape_before_fully_connected`: the converter puts a RESHAPE (a copy in TFLM)
 between a convolution and the FULLY_CONNECTED that reads it. FULLY_CONNECTED flattens its
 input itself (rows = elements / weight depth, with keep_num_dims false), so it can read the
@@ -71,6 +75,52 @@ def remove_reshape_before_fully_connected(tflite_bytes: bytes) -> bytes:
         return tflite_bytes
     _prune(model)
     return pack_model(model)
+
+
+def remove_input_reshape(tflite_bytes: bytes) -> bytes:
+    """Make a RESHAPE that only reshapes the graph input (e.g. 1x49x40 -> 1x49x40x1) the input itself.
+
+    The input then has the reshaped shape (same bytes in the same order, so firmware and
+    `TfliteRunner` feed it unchanged) and TFLM skips one copy. Only when the graph input
+    feeds nothing else and both tensors have the same type and quantization.
+    """
+    tflite_bytes = load_bytes(tflite_bytes)
+    model = unpack_model(tflite_bytes)
+    changed = False
+    for subgraph_index, subgraph in enumerate(model.subgraphs or []):
+        operators = list(subgraph.operators or [])
+        inputs = [int(i) for i in subgraph.inputs]
+        for op in list(operators):
+            if _opcode_name(model, op) != "RESHAPE" or int(op.inputs[0]) not in inputs:
+                continue
+            source, reshaped = int(op.inputs[0]), int(op.outputs[0])
+            other_readers = [o for o in operators if o is not op and source in np.asarray(o.inputs).tolist()]
+            source_t, reshaped_t = subgraph.tensors[source], subgraph.tensors[reshaped]
+            if other_readers or source in np.asarray(subgraph.outputs).tolist():
+                continue
+            if source_t.type != reshaped_t.type or not _same_quantization(source_t, reshaped_t):
+                continue
+            reshaped_t.name = source_t.name
+            reshaped_t.shapeSignature = None
+            inputs = [reshaped if i == source else i for i in inputs]
+            for signature in model.signatureDefs or []:
+                if signature.subgraphIndex == subgraph_index:
+                    for entry in signature.inputs or []:
+                        if int(entry.tensorIndex) == source:
+                            entry.tensorIndex = reshaped
+            operators.remove(op)
+            changed = True
+        subgraph.inputs = np.asarray(inputs, dtype=np.int32)
+        subgraph.operators = operators
+    if not changed:
+        return tflite_bytes
+    _prune(model)
+    return pack_model(model)
+
+
+def simplify_graph(tflite_bytes: bytes) -> bytes:
+    """Both exact rewrites: the input RESHAPE and the RESHAPE before FULLY_CONNECTED."""
+    return remove_reshape_before_fully_connected(remove_input_reshape(tflite_bytes))
 
 
 def _fc_can_read(
