@@ -61,8 +61,11 @@ SPEECH_COMMANDS_TEST_SET_V2 = RemoteArchive(
 )
 
 
-class DatasetUnavailableError(RuntimeError):
-    """A named dataset that is neither on disk nor downloadable; the message says what to do instead."""
+class DatasetUnavailableError(FileNotFoundError):
+    """A named dataset that is neither on disk nor downloadable; the message says what to do instead.
+
+    A FileNotFoundError so that callers handling "dataset not found" handle this too.
+    """
 
 
 def fetch(remote: RemoteArchive, *, download: bool = True, show_progress: bool = True) -> Path:

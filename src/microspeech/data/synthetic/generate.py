@@ -15,7 +15,7 @@ import shutil
 import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from importlib.metadata import version
 from pathlib import Path
 
@@ -36,11 +36,13 @@ from microspeech.data.folder import LAYOUT_SPEECH_COMMANDS, index_folder
 from microspeech.data.speech_commands import COMMAND_WORDS, WORDS
 from microspeech.data.splits import TESTING_LIST, VALIDATION_LIST
 from microspeech.data.synthetic import espeak
+from microspeech.data.synthetic.engines import CommandEngine, optional_engines
 from microspeech.data.synthetic.render import (
     MAX_SPEECH_SAMPLES,
     MIN_SPEECH_SAMPLES,
     ClipSpec,
     Speaker,
+    SynthesisError,
     finish_clip,
     noise_recording,
     stable_seed,
@@ -59,10 +61,6 @@ PITCH_RANGES = (20, 45, 70, 95)
 WARPS = (0.88, 0.94, 1.0, 1.06, 1.12)
 
 
-class SynthesisError(RuntimeError):
-    """Synthetic generation that cannot proceed; the message names the word, voice or setting."""
-
-
 @dataclass(frozen=True)
 class SyntheticConfig:
     """How big the synthetic dataset is; every field changes the fingerprint (and the cache folder)."""
@@ -77,6 +75,8 @@ class SyntheticConfig:
     noise_seconds: float = 60.0
     seed: int = 0
     words: tuple[str, ...] = field(default=WORDS)
+    # flite / pico2wave when installed (see engines.py); a machine with them makes another dataset.
+    optional_engines: bool = True
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -105,7 +105,7 @@ class SyntheticConfig:
         return base[split] * (self.command_factor if word in COMMAND_WORDS else 1)
 
     def fingerprint(self) -> str:
-        recipe = {"config": self.to_dict(), "generator": GENERATOR_VERSION, "engines": engine_versions()}
+        recipe = {"config": self.to_dict(), "generator": GENERATOR_VERSION, "engines": engine_versions(self)}
         return format(stable_seed(json.dumps(recipe, sort_keys=True)), "x")[:12]
 
 
@@ -119,8 +119,16 @@ PRESETS: dict[str, SyntheticConfig] = {
 }
 
 
-def engine_versions() -> dict[str, str]:
-    return {"espeak-ng": version("espeakng-loader")}
+def engine_versions(config: SyntheticConfig) -> dict[str, str]:
+    """Engines that will speak, with what identifies their output (package version or voices)."""
+    found = {"espeak-ng": version("espeakng-loader")}
+    for name, engine in _engines(config).items():
+        found[name] = ",".join(engine.voices)
+    return found
+
+
+def _engines(config: SyntheticConfig) -> dict[str, CommandEngine]:
+    return optional_engines() if config.optional_engines else {}
 
 
 @dataclass(frozen=True)
@@ -131,19 +139,31 @@ class Plan:
     split_of: dict[str, str]  # relative path -> split
 
 
-def plan(config: SyntheticConfig) -> Plan:
-    """Decide every clip (word, speaker, seed, file name) from the config alone."""
+def plan(config: SyntheticConfig, engines: dict[str, CommandEngine] | None = None) -> Plan:
+    """Decide every clip (word, speaker, seed, file name) from the config and the engines present.
+
+    Split by voice: `test_voices` voices are the test split, `validation_voices` the
+    validation split, the rest train. When optional engines exist, the whole of the first
+    one is in the test split (a synthesizer never heard in training), topped up with
+    eSpeak voices to `test_voices`.
+    """
+    engines = _engines(config) if engines is None else engines
     voices = [f"espeak:{variant}" for variant in espeak.variants()]
-    held_out = config.validation_voices + config.test_voices
+    held_engine: list[str] = []
+    for index, name in enumerate(sorted(engines)):
+        named = [f"{name}:{voice}" for voice in engines[name].voices]
+        (held_engine if index == 0 else voices).extend(named)
+    held_out = config.validation_voices + max(config.test_voices - len(held_engine), 0)
     if len(voices) - held_out < 1:
         raise SynthesisError(
             f"{len(voices)} voices cannot hold out {held_out} for validation+test; lower "
             "validation_voices/test_voices"
         )
     order = sorted(voices, key=lambda voice: stable_seed(config.seed, "voice", voice))
+    n_test = held_out - config.validation_voices
     by_split = {
-        "test": sorted(order[: config.test_voices]),
-        "validation": sorted(order[config.test_voices : held_out]),
+        "test": sorted(held_engine + order[:n_test]),
+        "validation": sorted(order[n_test:held_out]),
         "train": sorted(order[held_out:]),
     }
     speakers: dict[str, list[Speaker]] = {}
@@ -157,7 +177,7 @@ def plan(config: SyntheticConfig) -> Plan:
                     Speaker(
                         engine=engine,
                         variant=variant,
-                        accent=str(rng.choice(espeak.ACCENTS)),
+                        accent=str(rng.choice(espeak.ACCENTS)) if engine == "espeak" else "en",
                         rate_wpm=int(rng.choice(RATES_WPM)),
                         pitch=int(rng.choice(PITCHES)),
                         pitch_range=int(rng.choice(PITCH_RANGES)),
@@ -182,31 +202,43 @@ def plan(config: SyntheticConfig) -> Plan:
     return Plan(voices=by_split, speakers=speakers, clips=clips, split_of=split_of)
 
 
-def render_clip(spec: ClipSpec) -> np.ndarray:
+def _speak(word: str, speaker: Speaker, rate_wpm: float, pitch: int, seed: int,
+           engines: dict[str, CommandEngine]) -> tuple[np.ndarray, int]:  # fmt: skip
+    if speaker.engine == "espeak":
+        speech = espeak.engine().render(
+            word, accent=speaker.accent, variant=speaker.variant, rate_wpm=round(rate_wpm), pitch=pitch,
+            pitch_range=speaker.pitch_range, seed=seed & 0x7FFFFFFF,
+        )  # fmt: skip
+        return speech, espeak.OUTPUT_RATE
+    if speaker.engine not in engines:
+        raise SynthesisError(f"{speaker.voice}: the {speaker.engine} program is not installed here")
+    adjusted = replace(speaker, rate_wpm=round(rate_wpm), pitch=pitch)
+    return engines[speaker.engine].render(word, adjusted)
+
+
+def render_clip(spec: ClipSpec, engines: dict[str, CommandEngine] | None = None) -> np.ndarray:
     """One clip: speak the word, speeding up until it fits in the clip, then finish it."""
     rng = np.random.default_rng(spec.seed)
     speaker = spec.speaker
     rate = speaker.rate_wpm * rng.uniform(0.93, 1.07)
     pitch = int(np.clip(speaker.pitch + rng.integers(-4, 5), 0, 99))
     for _ in range(4):
-        speech = espeak.engine().render(
-            spec.word, accent=speaker.accent, variant=speaker.variant, rate_wpm=round(rate), pitch=pitch,
-            pitch_range=speaker.pitch_range, seed=spec.seed & 0x7FFFFFFF,
-        )  # fmt: skip
+        speech, sample_rate = _speak(spec.word, speaker, rate, pitch, spec.seed, engines or {})
         trimmed = trim_silence(speech)
-        fitted_length = trimmed.shape[0] / (espeak.OUTPUT_RATE * speaker.warp) * 16000
+        fitted_length = trimmed.shape[0] / (sample_rate * speaker.warp) * 16000
         if fitted_length <= MAX_SPEECH_SAMPLES:
             break
         rate *= 1.25
     if fitted_length < MIN_SPEECH_SAMPLES:
+        # Some voices silently drop sounds: an empty clip would teach the model silence is a word.
         raise SynthesisError(f"{speaker.voice} ({speaker.accent}) produced no speech for {spec.word!r}")
-    return finish_clip(trimmed, espeak.OUTPUT_RATE, speaker, rng)
+    return finish_clip(trimmed, sample_rate, speaker, rng)
 
 
-def _render_batch(root: str, batch: list[ClipSpec]) -> int:
+def _render_batch(root: str, batch: list[ClipSpec], engines: dict[str, CommandEngine]) -> int:
     """Runs in a fresh process (see espeak.py: the library's state must start clean)."""
     for spec in batch:
-        write_wav(Path(root) / spec.relative_path, render_clip(spec))
+        write_wav(Path(root) / spec.relative_path, render_clip(spec, engines))
     return len(batch)
 
 
@@ -262,11 +294,12 @@ def generate_synthetic(
         started = time.perf_counter()
         partial = root.with_name(root.name + ".partial")
         partial.mkdir(exist_ok=True)
-        recipe = plan(config)
+        engines = _engines(config)
+        recipe = plan(config, engines)
         batches = [recipe.clips[i : i + BATCH_CLIPS] for i in range(0, len(recipe.clips), BATCH_CLIPS)]
         todo = [batch for batch in batches if not all((partial / s.relative_path).is_file() for s in batch)]
         rendered = sum(len(batch) for batch in todo)
-        _run_batches(partial, todo, len(recipe.clips), workers or default_workers(), show_progress)
+        _run_batches(partial, todo, engines, len(recipe.clips), workers or default_workers(), show_progress)
         for color in NOISE_COLORS:
             seed = stable_seed(config.seed, "noise", color)
             noise = noise_recording(color, config.noise_seconds, seed)
@@ -277,7 +310,7 @@ def generate_synthetic(
         seconds = time.perf_counter() - started
         manifest = {
             "generator": GENERATOR_VERSION,
-            "engines": engine_versions(),
+            "engines": engine_versions(config),
             "config": config.to_dict(),
             "voices": recipe.voices,
             "speakers": {split: [s.speaker_id for s in group] for split, group in recipe.speakers.items()},
@@ -299,7 +332,14 @@ def _write_text(path: Path, text: str) -> None:
     temporary.replace(path)
 
 
-def _run_batches(partial: Path, batches: list[list[ClipSpec]], total: int, workers: int, show: bool) -> None:
+def _run_batches(
+    partial: Path,
+    batches: list[list[ClipSpec]],
+    engines: dict[str, CommandEngine],
+    total: int,
+    workers: int,
+    show: bool,
+) -> None:
     done = total - sum(len(batch) for batch in batches)
     progress = Progress(
         TextColumn("[bold]synthesizing"), BarColumn(), MofNCompleteColumn(), TextColumn("clips"),
@@ -310,7 +350,7 @@ def _run_batches(partial: Path, batches: list[list[ClipSpec]], total: int, worke
         if not batches:
             return
         with _pool(workers) as pool:
-            pending = {pool.submit(_render_batch, str(partial), batch) for batch in batches}
+            pending = {pool.submit(_render_batch, str(partial), batch, engines) for batch in batches}
             try:
                 while pending:
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)

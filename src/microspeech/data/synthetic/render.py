@@ -21,6 +21,10 @@ MIN_SPEECH_SAMPLES = SAMPLE_RATE // 10  # shorter than 0.1 s: the engine dropped
 MAX_SPEECH_SAMPLES = int(0.92 * SAMPLE_RATE)  # leave room to move the word around
 
 
+class SynthesisError(RuntimeError):
+    """Synthetic generation that cannot proceed; the message names the word, voice or setting."""
+
+
 def stable_seed(*parts: object) -> int:
     """A seed that depends only on `parts` (not on Python's salted hash or on process order)."""
     digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
