@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import typer
@@ -71,6 +72,12 @@ def info_command(
     console.print(table)
     shared = dataset.speakers("train") & (dataset.speakers("validation") | dataset.speakers("test"))
     console.print(f"background noise: {len(dataset.noise_paths)} file(s)")
+    manifest_path = dataset.root / "synthetic.json"
+    if manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text())
+        voices = ", ".join(f"{split} {len(names)}" for split, names in manifest["voices"].items())
+        engines = ", ".join(manifest["engines"])
+        console.print(f"synthetic voices (no voice in two splits): {voices}; engines: {engines}")
     console.print(f"speakers in train and in validation/test: {len(shared)}")
     console.print(
         f"skipped: {len(dataset.skipped)} unusable file(s); converted when read: {len(dataset.converted)} "

@@ -36,7 +36,8 @@ def load_dataset(name_or_path: str | Path, *, download: bool = True) -> AudioDat
     official test-set layout, or `<root>/<word>/*.wav`.
     """
     key = str(name_or_path)
-    if key in _REGISTRY and not Path(key).is_dir():
+    # A bare registered name wins over a same-named folder in the working directory (write ./NAME).
+    if key in _REGISTRY and not isinstance(name_or_path, Path):
         return _REGISTRY[key](download=download)
     path = Path(key).expanduser()
     if path.is_dir():
