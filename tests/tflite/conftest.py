@@ -160,3 +160,12 @@ def trained_model_dir(subset_dir: Path, tmp_path_factory: pytest.TempPathFactory
     output = tmp_path_factory.mktemp("trained") / "tflite_micro_speech-test"
     train_model("tflite_micro_speech-test", dataset=str(subset_dir), output=output, progress=False)
     return output
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rich wraps at the terminal width of the worker; make CLI output one line per message."""
+    from microspeech.cli.app import console, err_console
+
+    for target in (console, err_console):
+        monkeypatch.setattr(target, "_width", 200)
