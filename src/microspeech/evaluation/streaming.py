@@ -328,7 +328,7 @@ def stream_from_dataset(
     from microspeech.data import load_dataset
 
     data = load_dataset(str(dataset))
-    clips = data.split(split)
+    clips = sorted(data.split(split), key=lambda clip: str(clip.path))  # independent of the loader's order
     keyword_classes = {name for name in classes if not name.startswith("_")}
     keyword_clips = [c for c in clips if c.word in keyword_classes]
     other_clips = [c for c in clips if c.word not in keyword_classes and not c.word.startswith("_silence")]
@@ -338,9 +338,11 @@ def stream_from_dataset(
         )
     noise_source = load_dataset(str(noise_dataset)) if noise_dataset is not None else data
     if noise_source.noise_paths:
-        noise = [noise_source.read_noise(path) for path in noise_source.noise_paths]
+        noise = [noise_source.read_noise(path) for path in sorted(noise_source.noise_paths)]
     else:
-        silence = [c for c in noise_source.clips if c.word.startswith("_silence")]
+        silence = sorted(
+            (c for c in noise_source.clips if c.word.startswith("_silence")), key=lambda c: str(c.path)
+        )
         if not silence:
             raise ValueError(
                 f"dataset {noise_source.name!r} has neither background-noise recordings nor _silence_ "
