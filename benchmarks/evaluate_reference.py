@@ -2,7 +2,8 @@
 
 The reference is the int8 .tflite inside MLTK's `tflite_micro_speech.mltk.zip` (classes and
 frontend settings from its embedded SL_PARAMSv1), scored by the same `evaluate_model` as our
-model, so the only difference is the model. Prints a Markdown table for BENCHMARKS.md.
+model, so the only difference is the model; its float .h5 from the same archive is scored on
+the same features. Prints a Markdown table for BENCHMARKS.md.
 
     .venv/bin/python benchmarks/evaluate_reference.py [--model tflite_micro_speech] [--dataset PATH]
 
@@ -16,13 +17,17 @@ import os
 import platform
 import sys
 import tempfile
+import time
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 from microspeech.data.archive import extract_archive
 from microspeech.evaluation.evaluate import evaluate_model
-from microspeech.evaluation.report import EvaluationReport, rich_table
+from microspeech.evaluation.metrics import compute_metrics
+from microspeech.evaluation.report import EvaluationReport, VariantResult, rich_table
 
 REPO = Path(__file__).resolve().parents[1]
 MLTK_ZIP = REPO / ".venv/lib/python3.11/site-packages/mltk/models/tflite_micro/tflite_micro_speech.mltk.zip"
@@ -54,6 +59,24 @@ def rows(label: str, report: EvaluationReport) -> list[str]:
     return lines
 
 
+def mltk_float_result(reference: EvaluationReport, scratch: Path, dataset: str) -> VariantResult:
+    """MLTK's float .h5 (shipped next to its .tflite) on the very clips the reference report scored."""
+    from microspeech.data import load_dataset
+    from microspeech.data.pipeline import make_eval_set
+    from microspeech.evaluation.evaluate import resolve_model_under_test, score_keras
+
+    h5_path = scratch / "tflite_micro_speech.h5"
+    with zipfile.ZipFile(MLTK_ZIP) as archive:
+        h5_path.write_bytes(archive.read("tflite_micro_speech.h5"))
+    target = resolve_model_under_test(reference.results[0].model_path)
+    eval_set = make_eval_set(load_dataset(dataset), "test", target.classes, target.frontend)
+    assert np.array_equal(eval_set.labels, reference.labels), "clip order differs between runs"
+    started = time.perf_counter()
+    scores = score_keras(h5_path, eval_set.features)
+    metrics = compute_metrics(scores, eval_set.labels, target.classes)
+    return VariantResult("float", "keras", h5_path, metrics, scores, time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="our model (name or directory); omitted: the reference only")
@@ -82,6 +105,7 @@ def main() -> None:
                 ),
             ),
         ]
+        reports[0][1].results.insert(0, mltk_float_result(reports[0][1], Path(scratch), dataset))
         if args.model:
             reports.append(
                 (
@@ -96,23 +120,24 @@ def main() -> None:
         for _, report in reports:
             Console().print(rich_table(report))
 
-    reference = reports[0][1].results[0].metrics
-    print(
-        f"\n{datetime.now(UTC):%Y-%m-%d}, {platform.machine()}, dataset {dataset}, "
-        f"{reports[0][1].labels.size} clips\n"
-    )
+    reference = reports[0][1]
+    when = f"{datetime.now(UTC):%Y-%m-%d}, {platform.machine()}"
+    print(f"\n{when}, dataset {dataset}, {reference.labels.size} clips\n")
     print("| model | variant | accuracy | balanced accuracy | mean ROC AUC | class accuracies (%) |")
     print("|---|---|---|---|---|---|")
     for label, report in reports:
         print("\n".join(rows(label, report)))
     for label, report in reports[1:]:
         for result in report.results:
-            error, reference_error = 1 - result.metrics.overall_accuracy, 1 - reference.overall_accuracy
+            # Float against MLTK's float, int8 against MLTK's int8.
+            error = 1 - result.metrics.overall_accuracy
+            mltk = reference.result(result.variant).metrics
+            reference_error = 1 - mltk.overall_accuracy
+            balanced = result.metrics.balanced_accuracy / mltk.balanced_accuracy
             print(
-                f"\n{label} {result.variant}: error rate {error / max(reference_error, 1e-9):.2f}x the "
-                f"reference's ({100 * error:.2f}% vs {100 * reference_error:.2f}%)"
+                f"{label} {result.variant}: error rate {error / max(reference_error, 1e-9):.2f}x MLTK's "
+                f"({100 * error:.2f}% vs {100 * reference_error:.2f}%), balanced accuracy {balanced:.2f}x"
             )
-
 
 if __name__ == "__main__":
     main()

@@ -30,7 +30,6 @@ def reference_eval(mltk_tflite_path: Path, test_set_dir: Path, tmp_path_factory)
         app, ["evaluate", str(mltk_tflite_path), "--dataset", str(test_set_dir), "--output", str(output)]
     )
     assert result.exit_code == 0, result.output
-    assert "Overall accuracy" in result.output
     return output
 
 
