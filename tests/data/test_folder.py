@@ -45,6 +45,7 @@ def messy_folder(tmp_path):
     sf.write(root / "no" / "silent_nohash_0.wav", np.zeros(RATE), RATE, subtype="PCM_16")
     sf.write(root / "_background_noise_" / "hum.wav", _tone(5.0, frequency=50), RATE, subtype="PCM_16")
     (root / "README.md").write_text("my keywords")
+    (root / "_background_noise_" / "README.md").write_text("as in the official archive")
     (root / "yes" / ".DS_Store").write_bytes(b"\x00\x01")
     return root
 

@@ -95,7 +95,9 @@ def index_folder(
             if path.is_dir():
                 issues.append(FileIssue(path, "a folder inside a word folder (not searched)", True))
             elif entry.name == BACKGROUND_NOISE_DIR:
-                noise_candidates.append(path)
+                # The official archive documents its noise recordings in a README there.
+                if path.suffix.lower() not in (".md", ".txt"):
+                    noise_candidates.append(path)
             else:
                 candidates.append((path, entry.name))
 
