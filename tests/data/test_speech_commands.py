@@ -76,3 +76,12 @@ def test_clip_is_frozen_and_checks_split(tmp_path):
 def test_unknown_name_is_a_clear_error():
     with pytest.raises(ValueError, match="speech_commands_v2"):
         load_dataset("no_such_dataset_or_folder")
+
+
+def test_hash_rule_reproduces_every_official_list_entry(subset_dir):
+    # The official lists were made with TensorFlow's which_set: our rule must agree on all ~21k.
+    listed = read_split_lists(subset_dir)
+    assert len(listed) > 20000
+    for entry, split in listed.items():
+        speaker = entry.split("/", 1)[1].split("_nohash_")[0]
+        assert hash_split(speaker) == split, entry
