@@ -57,7 +57,8 @@ def profile_command(
         f"TFLM arena on a 32-bit MCU ([yellow]estimate[/], pointer-bearing structs rescaled): "
         f"~{arena.estimated_32bit_bytes:,} B",
         f"Host latency (LiteRT, XNNPACK off, median of {host['runs']}): {host['median_ms'] * 1e3:.1f} us "
-        f"(p10 {host['p10_ms'] * 1e3:.1f}, p90 {host['p90_ms'] * 1e3:.1f})",
+        f"(p10 {host['p10_ms'] * 1e3:.1f}, p90 {host['p90_ms'] * 1e3:.1f}); "
+        f"TFLM reference kernels on this host: {report.host_tflm['median_ms'] * 1e3:.1f} us",
         f"Cortex-M33 latency at {clock_mhz:g} MHz, CMSIS-NN, no accelerator ([yellow]estimate[/], not a "
         f"measurement): ~{mcu['latency_ms']:.2f} ms = {mcu['cycles']:,} cycles at "
         f"{CYCLE_MODEL['cycles_per_mac']} cycles/MAC, {CYCLE_MODEL['cycles_per_op_elementwise']} per "

@@ -220,6 +220,7 @@ class ProfileReport:
     arena: ArenaReport
     host: dict[str, Any]
     mcu: dict[str, Any]
+    host_tflm: dict[str, Any] | None = None
     without_reshape: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -234,6 +235,7 @@ class ProfileReport:
             ],
             "arena": asdict(self.arena),
             "host_latency": self.host,
+            "host_latency_tflm": self.host_tflm,
             "mcu_estimate": self.mcu,
             "without_reshape": self.without_reshape,
         }
@@ -255,6 +257,7 @@ def profile_model(
         summary=summary,
         arena=arena,
         host=host_latency_ms(tflite_bytes, runs=runs),
+        host_tflm=host_latency_ms(tflite_bytes, runs=runs, backend="tflm"),
         mcu=estimate_mcu_latency_ms(summary, clock_mhz),
     )
     slim = simplify_graph(tflite_bytes)
