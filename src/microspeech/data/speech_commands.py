@@ -90,7 +90,7 @@ def fetch(remote: RemoteArchive, *, download: bool = True, show_progress: bool =
         )
     except DownloadError as error:
         raise DatasetUnavailableError(f"cannot download {remote.name}: {error}. {alternatives}") from error
-    directory = extract_archive(archive, remote.directory)
+    directory = extract_archive(archive, remote.directory, show_progress=show_progress)
     archive.unlink(missing_ok=True)  # 2.3 GB we no longer need: the extracted tree is complete
     return directory
 
