@@ -106,11 +106,13 @@ def classify_audio(
                     soft_wrap=True,
                 )
 
-    for path in wav or []:
+    recordings = []
+    for path in wav or []:  # read them all first: a bad file fails before any output
         try:
-            audio = read_audio(path)
+            recordings.append((path, read_audio(path)))
         except (AudioError, OSError) as error:
-            fail(escape(f"--wav {path}: {error}"))
+            fail(escape(f"--wav: {error}"))
+    for path, audio in recordings:
         spotter.reset()
         console.print(f"[dim]{path}: {len(audio) / 16000:.2f} s[/]", highlight=False, soft_wrap=True)
         show(spotter.process(audio), f"{path.name}: " if len(wav) > 1 else "")
