@@ -68,6 +68,12 @@ def classify_audio(
 
     if not wav and not mic:
         fail("give --wav FILE (one or more) or --mic")
+    recordings = []
+    for path in wav or []:  # read them all first: a bad file fails before any output
+        try:
+            recordings.append((path, read_audio(path)))
+        except (AudioError, OSError) as error:
+            fail(escape(f"--wav: {error}"))
     overrides = {
         "average_window_duration_ms": average_window_duration_ms,
         "detection_threshold": detection_threshold,
@@ -106,12 +112,6 @@ def classify_audio(
                     soft_wrap=True,
                 )
 
-    recordings = []
-    for path in wav or []:  # read them all first: a bad file fails before any output
-        try:
-            recordings.append((path, read_audio(path)))
-        except (AudioError, OSError) as error:
-            fail(escape(f"--wav: {error}"))
     for path, audio in recordings:
         spotter.reset()
         console.print(f"[dim]{path}: {len(audio) / 16000:.2f} s[/]", highlight=False, soft_wrap=True)
