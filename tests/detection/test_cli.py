@@ -72,16 +72,16 @@ def test_several_files_are_named_on_their_lines(archive, yes_wav):
     assert len(detections) == 2 and all(line.startswith("yes_then_quiet.wav: ") for line in detections)
 
 
-def test_classify_audio_errors_name_the_problem(archive, tmp_path):
+def test_classify_audio_errors_name_the_problem(archive, yes_wav, tmp_path):
     result = invoke("classify_audio", archive)
     assert result.exit_code == 2 and says(result, "--wav FILE")
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"not audio")
     result = invoke("classify_audio", archive, "--wav", bad)
     assert result.exit_code == 2 and says(result, "bad.wav")
-    result = invoke("classify_audio", tmp_path / "nope.tflite", "--wav", bad)
+    result = invoke("classify_audio", tmp_path / "nope.tflite", "--wav", yes_wav)
     assert result.exit_code == 2 and says(result, "nope.tflite: no such model file")
-    result = invoke("classify_audio", archive, "--wav", bad, "--threshold", "300")
+    result = invoke("classify_audio", archive, "--wav", yes_wav, "--threshold", "300")
     assert result.exit_code == 2 and says(result, "detection_threshold=300")
 
 
