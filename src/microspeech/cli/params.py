@@ -19,7 +19,7 @@ def format_value(value: object, limit: int = 80) -> str:
 
 def parameters_table(params: dict, dtypes: dict[str, str], title: str) -> Table:
     table = Table(title=title, title_justify="left")
-    table.add_column("Key", style="cyan")
+    table.add_column("Key", style="cyan", no_wrap=True)
     table.add_column("Value", overflow="fold")
     table.add_column("Type", style="dim")
     for key, value in params.items():

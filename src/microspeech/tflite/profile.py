@@ -16,6 +16,7 @@ import contextlib
 import os
 import re
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -70,6 +71,9 @@ _POINTER_CATEGORY_RATIO = {
 def _capture_native_output() -> Iterator[list[str]]:
     """Redirect the C-level stdout/stderr (TFLM's MicroPrintf) into a list of lines."""
     lines: list[str] = []
+    # Python's own buffered output goes out first, so none of it lands in the sink
+    sys.stdout.flush()
+    sys.stderr.flush()
     with tempfile.TemporaryFile(mode="w+b") as sink:
         saved = [os.dup(1), os.dup(2)]
         try:
