@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import typer
@@ -44,6 +43,11 @@ def train(
         spec = get_model_spec(name)
     except KeyError as error:
         fail(str(error.args[0]))
+    # The command as parsed (sys.argv is the host's when called from Python, e.g. in tests).
+    command = ["microspeech", "train", name, "--dataset", dataset, "--seed", str(seed)]
+    command += ["--output", str(output)] if output is not None else []
+    command += ["--resume"] if resume else []
+    command += ["--epochs", str(epochs)] if epochs is not None else []
     try:
         artifacts = train_model(
             spec,
@@ -54,7 +58,7 @@ def train(
             epochs=epochs,
             progress=not quiet,
             console=console,
-            command_line=["microspeech", *sys.argv[1:]],
+            command_line=command,
         )
     except (DatasetError, ResumeError, FileNotFoundError, ValueError) as error:
         fail(str(error))

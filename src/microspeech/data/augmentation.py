@@ -41,7 +41,9 @@ def trim_bounds(samples: np.ndarray, threshold_db: float = 20.0) -> tuple[int, i
     if peak <= 0.0:
         return 0, n
     loud = np.flatnonzero(power >= peak * 10.0 ** (-threshold_db / 10.0))
-    return int(frame_starts[loud[0]]), int(min(frame_starts[loud[-1]] + TRIM_FRAME, n))
+    # A loud last frame keeps the few samples after the frame grid too.
+    end = n if loud[-1] == len(frame_starts) - 1 else int(frame_starts[loud[-1]] + TRIM_FRAME)
+    return int(frame_starts[loud[0]]), end
 
 
 def trim(samples: np.ndarray, threshold_db: float = 20.0) -> np.ndarray:
@@ -174,11 +176,8 @@ def draw_plan(
         pitches = (2.0 ** (semitones / 12.0)).astype(np.float32)
         lengths = np.where(is_word, bank.lengths[np.maximum(sources, 0)], 0)
         played = np.minimum(np.ceil(lengths / speeds), window).astype(np.int64)
-        offsets = (
-            (rng.random(count) * (window - played + 1)).astype(np.int64)
-            if settings.random_offset
-            else np.zeros(count, np.int64)
-        )
+        room = window - played
+        offsets = np.floor(_uniform(rng, settings.offset_range, count) * room).astype(np.int64)
         noisy = rng.random(count) < settings.noise_probability
         noise_gains = np.where(noisy, _uniform(rng, settings.noise_factor_range, count), 0.0)
     else:

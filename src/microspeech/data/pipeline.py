@@ -183,20 +183,22 @@ def even_quotas(available: Sequence[int], total: int) -> list[int]:
     Water-filling: a group with fewer items gives them all and the rest is shared by the
     others. The sum is min(total, sum(available)).
     """
-    quotas = [0] * len(available)
-    remaining = min(total, sum(available))
-    open_groups = [i for i, n in enumerate(available) if n > 0]
-    while remaining > 0 and open_groups:
-        share, extra = divmod(remaining, len(open_groups))
-        next_open = []
-        for rank, i in enumerate(open_groups):
-            want = share + (1 if rank < extra else 0)
-            take = min(want, available[i] - quotas[i])
-            quotas[i] += take
-            remaining -= take
-            if quotas[i] < available[i]:
-                next_open.append(i)
-        open_groups = next_open
+    target = min(total, sum(available))
+    low, high = 0, max(available, default=0)
+    while low < high:  # the highest level L with sum(min(a, L)) <= target
+        level = (low + high + 1) // 2
+        if sum(min(a, level) for a in available) <= target:
+            low = level
+        else:
+            high = level - 1
+    quotas = [min(a, low) for a in available]
+    remainder = target - sum(quotas)
+    for i, a in enumerate(available):  # one more each for the first groups that still have clips
+        if remainder == 0:
+            break
+        if a > low:
+            quotas[i] += 1
+            remainder -= 1
     return quotas
 
 

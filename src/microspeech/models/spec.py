@@ -78,7 +78,9 @@ class AugmentationSettings:
     """Training-time augmentation, drawn anew every epoch; validation/test get none."""
 
     trim_threshold_db: float = 20.0
-    random_offset: bool = True
+    # Where the trimmed word starts, as a fraction of the room left in the window
+    # (MLTK's offset_range): (0, 0) left-aligns like evaluation, (0, 1) is anywhere.
+    offset_range: tuple[float, float] = (0.0, 1.0)
     noise_probability: float = 1.0
     noise_factor_range: tuple[float, float] = (0.0, 0.3)
     # Optional ranges; (1, 1) switches one off.
@@ -92,6 +94,7 @@ class AugmentationSettings:
 
     def __post_init__(self) -> None:
         ranges = (
+            "offset_range",
             "noise_factor_range",
             "loudness_range",
             "speed_range",
@@ -102,6 +105,8 @@ class AugmentationSettings:
             low, high = getattr(self, name)
             if low > high:
                 raise ValueError(f"augmentation {name}={getattr(self, name)} has low > high")
+        if not 0.0 <= self.offset_range[0] <= self.offset_range[1] <= 1.0:
+            raise ValueError(f"augmentation offset_range={self.offset_range} must lie within [0, 1]")
         if self.speed_range[0] <= 0 or self.loudness_range[0] < 0:
             raise ValueError("augmentation speed_range must be > 0 and loudness_range >= 0")
         for name in ("noise_probability", "silence_near_zero_fraction"):

@@ -1,0 +1,144 @@
+"""Batch augmentation kernels: trimming, placement, speed, pitch, loudness, noise mixing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from microspeech.data.augmentation import ClipBank, NoiseBank, draw_plan, render, trim_bounds
+from microspeech.models import AugmentationSettings
+
+WINDOW = 16000
+
+
+def _tone(n: int, freq: float = 440.0, amplitude: float = 8000.0) -> np.ndarray:
+    return (amplitude * np.sin(2 * np.pi * freq * np.arange(n) / 16000)).astype(np.int16)
+
+
+def _word_in_silence() -> np.ndarray:
+    quiet = np.zeros(4000, np.int16)
+    return np.concatenate([quiet, _tone(6000), quiet])
+
+
+def _dominant_hz(samples: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64) * np.hanning(len(samples))))
+    return float(np.argmax(spectrum) * 16000 / len(samples))
+
+
+def test_trim_keeps_the_loud_part_within_a_frame():
+    start, end = trim_bounds(_word_in_silence(), 20.0)
+    assert 4000 - 512 <= start <= 4000
+    assert 10000 <= end <= 10000 + 512
+    assert trim_bounds(np.zeros(8000, np.int16)) == (0, 8000)
+
+
+def test_trim_threshold_is_relative_to_the_loudest_frame():
+    # A -26 dB tail is cut at 20 dB but kept at 30 dB.
+    clip = np.concatenate([_tone(6000), _tone(6000, amplitude=400)])
+    assert trim_bounds(clip, 20.0)[1] < 7000
+    assert trim_bounds(clip, 30.0)[1] == 12000
+
+
+def _bank(clips):
+    return ClipBank.from_arrays(clips, WINDOW)
+
+
+def test_no_augmentation_renders_the_clip_left_aligned_unchanged():
+    clips = [_tone(3000), _tone(9000, 1000.0)]
+    bank = _bank(clips)
+    plan = draw_plan(
+        np.random.default_rng(0), np.arange(2), bank, None, AugmentationSettings(), WINDOW, augment=False
+    )
+    out = render(plan, bank, None, WINDOW)
+    for row, clip in zip(out, clips, strict=True):
+        np.testing.assert_array_equal(row[: len(clip)], clip)
+        assert not row[len(clip) :].any()
+
+
+def test_random_offsets_keep_the_word_inside_the_window():
+    bank = _bank([_tone(5000)] * 200)
+    settings = AugmentationSettings(noise_probability=0.0)
+    plan = draw_plan(np.random.default_rng(1), np.arange(200), bank, None, settings, WINDOW, augment=True)
+    assert plan.offsets.min() >= 0 and plan.offsets.max() <= WINDOW - 5000
+    assert len(set(plan.offsets.tolist())) > 150  # placement really varies
+    out = render(plan, bank, None, WINDOW)
+    np.testing.assert_array_equal((out != 0).sum(axis=1), (bank.audio[:5000] != 0).sum())
+
+
+def test_background_noise_is_really_mixed_at_the_drawn_factor():
+    rng = np.random.default_rng(2)
+    noise = NoiseBank.from_arrays([rng.normal(0, 1000, 40000)], ["white"], WINDOW)
+    bank = _bank([np.zeros(4000, np.int16)] * 64)
+    settings = AugmentationSettings()  # the default recipe: noise factor in [0, 0.3], always on
+    plan = draw_plan(np.random.default_rng(3), np.arange(64), bank, noise, settings, WINDOW, augment=True)
+    assert 0.0 <= plan.noise_gains.min() and plan.noise_gains.max() <= 0.3
+    assert (plan.noise_gains > 0.01).mean() > 0.9
+    out = render(plan, bank, noise, WINDOW).astype(np.float64)
+    for i in range(64):
+        expected = plan.noise_gains[i] * noise.audio[plan.noise_starts[i] : plan.noise_starts[i] + WINDOW]
+        np.testing.assert_allclose(out[i], np.round(expected), atol=1.0)
+    assert out.std(axis=1).mean() > 100  # far from the silent input
+
+
+def test_speed_changes_the_duration_and_pitch_keeps_it():
+    bank = _bank([_tone(8000)])
+    faster = AugmentationSettings(speed_range=(2.0, 2.0), noise_probability=0.0, offset_range=(0.0, 0.0))
+    plan = draw_plan(np.random.default_rng(0), np.arange(1), bank, None, faster, WINDOW, augment=True)
+    played = np.flatnonzero(render(plan, bank, None, WINDOW)[0])
+    assert 3990 <= played[-1] <= 4000
+    higher = AugmentationSettings(
+        pitch_semitones_range=(12.0, 12.0), noise_probability=0.0, offset_range=(0.0, 0.0)
+    )
+    plan = draw_plan(np.random.default_rng(0), np.arange(1), bank, None, higher, WINDOW, augment=True)
+    shifted = render(plan, bank, None, WINDOW)[0]
+    assert abs(_dominant_hz(shifted[1000:7000]) - 880.0) < 15.0
+    assert np.abs(shifted[7000:7800]).mean() > 1000 and not shifted[8100:].any()
+
+
+def test_loudness_scales_and_saturates():
+    bank = _bank([_tone(4000, amplitude=20000)])
+    louder = AugmentationSettings(loudness_range=(2.0, 2.0), noise_probability=0.0, offset_range=(0.0, 0.0))
+    plan = draw_plan(np.random.default_rng(0), np.arange(1), bank, None, louder, WINDOW, augment=True)
+    out = render(plan, bank, None, WINDOW)[0]
+    assert out.max() == 32767 and out.min() == -32768
+
+
+def test_silence_is_noise_at_random_gains_including_near_zero():
+    rng = np.random.default_rng(4)
+    noise = NoiseBank.from_arrays([rng.normal(0, 3000, 20000)], ["pink"], WINDOW)
+    bank = _bank([_tone(100)])
+    sources = np.full(500, -1)
+    for augment in (True, False):
+        plan = draw_plan(
+            np.random.default_rng(5), sources, bank, noise, AugmentationSettings(), WINDOW, augment=augment
+        )
+        assert plan.noise_gains.min() < 1e-3 and plan.noise_gains.max() > 0.5
+        assert 0.03 < (plan.noise_gains < 0.01).mean() < 0.2
+    levels = render(plan, bank, noise, WINDOW).std(axis=1)
+    assert levels.max() > 100 * max(levels.min(), 1.0)
+
+
+def test_rendering_is_deterministic_per_seed():
+    rng = np.random.default_rng(6)
+    noise = NoiseBank.from_arrays([rng.normal(0, 1000, 30000)], ["n"], WINDOW)
+    bank = _bank([_tone(3000 + 100 * i) for i in range(20)])
+    settings = AugmentationSettings(speed_range=(0.9, 1.1), loudness_range=(0.8, 1.2))
+
+    def once(seed: int) -> np.ndarray:
+        plan = draw_plan(
+            np.random.default_rng(seed), np.arange(20), bank, noise, settings, WINDOW, augment=True
+        )
+        return render(plan, bank, noise, WINDOW)
+
+    np.testing.assert_array_equal(once(7), once(7))
+    assert not np.array_equal(once(7), once(8))
+
+
+def test_short_noise_recordings_repeat_and_missing_noise_is_an_error():
+    noise = NoiseBank.from_arrays([np.arange(1000)], ["short"], WINDOW)
+    assert noise.lengths[0] >= WINDOW
+    bank = _bank([_tone(100)])
+    with pytest.raises(ValueError, match="noise"):
+        draw_plan(
+            np.random.default_rng(0), np.full(3, -1), bank, None, AugmentationSettings(), WINDOW, augment=True
+        )

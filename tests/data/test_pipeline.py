@@ -1,0 +1,146 @@
+"""Class balancing, evaluation sets and dataset checks on the real Speech Commands bundles."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from microspeech.audio import write_wav
+from microspeech.data import load_dataset
+from microspeech.data.pipeline import DatasetError, TrainingPipeline, even_quotas, make_eval_set
+from microspeech.models import get_model_spec
+
+pytestmark = pytest.mark.xdist_group("pipeline")
+
+
+@given(st.lists(st.integers(0, 50), min_size=1, max_size=12), st.integers(0, 400))
+def test_even_quotas_share_evenly_and_never_overdraw(available, total):
+    quotas = even_quotas(available, total)
+    assert sum(quotas) == min(total, sum(available))
+    assert all(0 <= q <= a for q, a in zip(quotas, available, strict=True))
+    open_quotas = [q for q, a in zip(quotas, available, strict=True) if q < a]
+    if open_quotas:  # groups not exhausted differ by at most one and hold at least as many as any other
+        assert max(open_quotas) - min(open_quotas) <= 1
+        assert min(open_quotas) >= max(quotas) - 1
+
+
+@pytest.fixture(scope="module")
+def subset(subset_dir):
+    return load_dataset(str(subset_dir))
+
+
+@pytest.fixture(scope="module")
+def dry_pipeline(subset):
+    return TrainingPipeline(subset, get_model_spec("tflite_micro_speech-test"), seed=3)
+
+
+def test_full_recipe_balances_unknown_and_silence_from_keyword_counts(subset):
+    spec = get_model_spec("tflite_micro_speech")
+    spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, max_clips_per_class=None))
+    counts = {w: sum(1 for c in subset.split("train") if c.word == w) for w in ("yes", "no")}
+    mean = (counts["yes"] + counts["no"]) / 2
+    quotas_pool = Counter(c.word for c in subset.split("train") if c.word not in ("yes", "no"))
+    expected_unknown = even_quotas(list(quotas_pool.values()), round(3 * mean))
+    # The arithmetic only: cheap to check without decoding 4,000 clips.
+    assert sum(expected_unknown) == round(3 * mean)
+    assert round(0.2 * mean) == 161
+    assert (
+        max(expected_unknown)
+        - min(q for q, a in zip(expected_unknown, quotas_pool.values(), strict=True) if q < a)
+        <= 1
+    )
+
+
+def test_epochs_hold_every_class_unknown_from_many_words_and_are_deterministic(subset, dry_pipeline):
+    sources, labels = dry_pipeline.epoch_sources(0)
+    counts = Counter(labels.tolist())
+    assert counts[0] == counts[1] == 12  # dry run: 12 clips per keyword
+    assert counts[2] == 12 and counts[3] == 2  # min(3 x 12, 12) unknown, round(0.2 x 12) silence
+    bank_words = [c.word for w in sorted(dry_pipeline.unknown_pools) for c in dry_pipeline.unknown_pools[w]]
+    offset = sum(len(p) for p in dry_pipeline.keyword_pools.values())
+    unknown_words = {bank_words[s - offset] for s in sources[labels == 2]}
+    assert len(unknown_words) >= 10  # drawn evenly from the other words, not from one
+    features, again_labels = dry_pipeline.epoch(0)
+    assert features.dtype == np.int8 and features.shape == (len(labels), 49, 40)
+    np.testing.assert_array_equal(again_labels, labels)
+    np.testing.assert_array_equal(dry_pipeline.epoch(0)[0], features)
+    assert not np.array_equal(dry_pipeline.epoch(1)[0], features)  # augmentation drawn anew per epoch
+
+
+def test_training_epochs_really_contain_background_noise(dry_pipeline):
+    from microspeech.data.augmentation import draw_plan, render
+
+    sources, _ = dry_pipeline.epoch_sources(0)
+    rng = np.random.default_rng(0)
+    plan = draw_plan(
+        rng,
+        sources,
+        dry_pipeline.bank,
+        dry_pipeline.noise,
+        dry_pipeline.spec.augmentation,
+        16000,
+        augment=True,
+    )
+    words = sources >= 0
+    assert (plan.noise_gains[words] > 0.01).mean() > 0.8
+    audio = render(plan, dry_pipeline.bank, dry_pipeline.noise, 16000).astype(np.int64)
+    clean = dataclasses.replace(plan, noise_gains=np.zeros_like(plan.noise_gains))
+    difference = audio - render(clean, dry_pipeline.bank, dry_pipeline.noise, 16000)
+    noisy = words & (plan.noise_gains > 0.05)
+    assert np.abs(difference[noisy]).mean(axis=1).min() > 1.0
+
+
+def test_eval_set_on_the_official_test_layout(test_set_dir):
+    spec = get_model_spec("tflite_micro_speech")
+    dataset = load_dataset(str(test_set_dir))
+    eval_set = make_eval_set(dataset, "test", spec.classes, spec.frontend)
+    counts = eval_set.counts()
+    folders = Counter(c.word for c in dataset.split("test"))
+    assert counts["yes"] == folders["yes"] and counts["no"] == folders["no"]
+    assert counts["_silence_"] == folders["_silence_"]  # the real silence folder, used as is
+    assert counts["_unknown_"] == sum(n for w, n in folders.items() if w not in ("yes", "no", "_silence_"))
+    assert all(clip is not None for clip in eval_set.clips)
+    assert eval_set.features.dtype == np.int8 and eval_set.features.shape[1:] == (49, 40)
+
+
+def test_eval_set_generates_silence_from_noise_deterministically(subset):
+    spec = get_model_spec("tflite_micro_speech")
+    first = make_eval_set(subset, "validation", spec.classes, spec.frontend, seed=1, max_per_class=20)
+    second = make_eval_set(subset, "validation", spec.classes, spec.frontend, seed=1, max_per_class=20)
+    np.testing.assert_array_equal(first.features, second.features)
+    silence = first.labels == 3
+    assert silence.sum() == 4  # round(0.2 x 20)
+    assert all(first.clips[i] is None for i in np.flatnonzero(silence))
+    assert all(first.clips[i] is not None for i in np.flatnonzero(~silence))
+
+
+def _folder_dataset(root: Path, words: dict[str, int], noise: bool = True) -> Path:
+    rng = np.random.default_rng(0)
+    for word, count in words.items():
+        for i in range(count):
+            tone = 3000 * np.sin(2 * np.pi * (300 + 50 * len(word)) * np.arange(8000) / 16000)
+            write_wav(
+                root / word / f"spk{i % 7}_nohash_{i}.wav", (tone + rng.normal(0, 30, 8000)).astype(np.int16)
+            )
+    if noise:
+        write_wav(root / "_background_noise_" / "hum.wav", rng.normal(0, 500, 32000).astype(np.int16))
+    return root
+
+
+def test_clear_errors_before_training(tmp_path):
+    spec = get_model_spec("tflite_micro_speech")
+    missing = load_dataset(str(_folder_dataset(tmp_path / "missing", {"yes": 30, "cat": 30})))
+    with pytest.raises(DatasetError, match="'no'.*no training clips"):
+        TrainingPipeline(missing, spec)
+    no_noise = load_dataset(str(_folder_dataset(tmp_path / "quiet", {"yes": 30, "no": 30, "cat": 30}, False)))
+    with pytest.raises(DatasetError, match="_background_noise_"):
+        TrainingPipeline(no_noise, spec)
+    tiny = load_dataset(str(_folder_dataset(tmp_path / "tiny", {"yes": 2, "no": 2, "cat": 2})))
+    with pytest.raises(DatasetError, match="too small for the split|no training clips"):
+        TrainingPipeline(tiny, spec)

@@ -1,0 +1,101 @@
+"""Model registry and spec (de)serialization."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from microspeech.models import (
+    AugmentationSettings,
+    ModelSpec,
+    TrainSettings,
+    get_model_spec,
+    list_models,
+    register_model,
+)
+from microspeech.models.registry import DRY_RUN_CLIPS_PER_CLASS
+
+
+def test_tflite_micro_speech_is_registered_with_the_reference_recipe():
+    assert "tflite_micro_speech" in list_models()
+    spec = get_model_spec("tflite_micro_speech")
+    assert spec.classes == ["yes", "no", "_unknown_", "_silence_"]
+    assert spec.keywords == ["yes", "no"]
+    assert spec.input_shape == (49, 40)
+    assert (spec.train.batch_size, spec.train.learning_rate) == (32, 1e-3)
+    assert (spec.train.reduce_lr_factor, spec.train.reduce_lr_patience) == (0.25, 7)
+    assert (spec.train.monitor, spec.train.early_stopping_patience) == ("val_accuracy", 20)
+    assert spec.augmentation.trim_threshold_db == 20.0
+    assert spec.augmentation.noise_factor_range == (0.0, 0.3)
+    detection = spec.detection.to_dict()
+    assert detection == {
+        "average_window_duration_ms": 1000,
+        "detection_threshold": 185,
+        "suppression_ms": 750,
+        "minimum_count": 3,
+        "volume_gain": 2.0,
+        "latency_ms": 100,
+        "verbose_model_output_logs": False,
+    }
+
+
+def test_dry_run_variant_is_the_same_model_with_tiny_settings():
+    spec = get_model_spec("tflite_micro_speech-test")
+    full = get_model_spec("tflite_micro_speech")
+    assert spec.name == "tflite_micro_speech-test"
+    assert (spec.train.epochs, spec.train.batch_size) == (3, 3)
+    assert spec.train.max_clips_per_class == DRY_RUN_CLIPS_PER_CLASS
+    assert spec.build is full.build and spec.classes == full.classes
+
+
+def test_unknown_model_name_lists_the_registered_ones():
+    with pytest.raises(KeyError, match="tflite_micro_speech"):
+        get_model_spec("no_such_model")
+
+
+def test_register_rejects_reserved_suffix_and_duplicates():
+    with pytest.raises(ValueError, match="-test"):
+        register_model("thing-test")
+    factory = get_model_spec  # any callable distinct from the registered factory
+    with pytest.raises(ValueError, match="registered twice"):
+        register_model("tflite_micro_speech")(factory)
+
+
+def test_spec_round_trips_through_its_dict():
+    spec = get_model_spec("tflite_micro_speech")
+    spec = dataclasses.replace(spec, augmentation=AugmentationSettings(speed_range=(0.9, 1.1)))
+    again = ModelSpec.from_dict(spec.to_dict(), build=spec.build)
+    assert again.to_dict() == spec.to_dict()
+    assert again.augmentation.speed_range == (0.9, 1.1)
+
+
+def test_settings_reject_unknown_keys_and_bad_values():
+    with pytest.raises(ValueError, match="batchsize"):
+        TrainSettings.from_dict({"batchsize": 16})
+    with pytest.raises(ValueError, match="monitor"):
+        TrainSettings(monitor="accuracy_val")
+    with pytest.raises(ValueError, match="noise_factor_range"):
+        AugmentationSettings(noise_factor_range=(0.5, 0.1))
+    assert TrainSettings.from_dict(TrainSettings(epochs=7).to_dict()).epochs == 7
+
+
+def test_built_model_matches_the_reference_architecture():
+    model = get_model_spec("tflite_micro_speech").build_model()
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == [
+        "InputLayer",
+        "Reshape",
+        "Conv2D",
+        "BatchNormalization",
+        "ReLU",
+        "Dropout",
+        "Flatten",
+        "Dense",
+    ]
+    conv = model.layers[2]
+    assert (conv.filters, conv.kernel_size, conv.strides, conv.padding) == (8, (10, 8), (2, 2), "same")
+    assert model.layers[5].rate == 0.5
+    assert model.output_shape == (None, 4)
+    # 10*8*8 + 8 conv, 4*8 batch norm, 25*20*8*4 + 4 dense
+    assert model.count_params() == 648 + 32 + 16004

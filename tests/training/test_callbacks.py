@@ -1,0 +1,59 @@
+"""Epoch-end rules and the fast loop's loss, against Keras' own definitions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from microspeech.training.callbacks import EarlyStopping, ReduceLROnPlateau, balanced_class_weights
+
+
+def test_reduce_lr_after_patience_epochs_without_improvement():
+    rule = ReduceLROnPlateau("val_accuracy", factor=0.25, patience=2, min_lr=1e-4)
+    rates, lr = [], 1e-3
+    for accuracy in [0.5, 0.6, 0.6, 0.6, 0.59, 0.58, 0.7, 0.7, 0.7]:
+        lr = rule.on_epoch_end({"val_accuracy": accuracy}, lr)
+        rates.append(lr)
+    assert rates == pytest.approx([1e-3, 1e-3, 1e-3, 2.5e-4, 2.5e-4, 1e-4, 1e-4, 1e-4, 1e-4])
+
+
+def test_early_stopping_remembers_the_best_epoch_and_survives_a_round_trip():
+    rule = EarlyStopping("val_accuracy", patience=3)
+    outcomes = []
+    for epoch, accuracy in enumerate([0.5, 0.7, 0.65, 0.7, 0.69]):
+        outcomes.append(rule.on_epoch_end(epoch, {"val_accuracy": accuracy}))
+        rule = EarlyStopping.from_dict(rule.to_dict())  # as a resumed run would
+    assert outcomes == [(True, False), (True, False), (False, False), (False, False), (False, True)]
+    assert rule.best_epoch == 1 and rule.best == 0.7
+    loss_rule = EarlyStopping("val_loss", patience=1)
+    assert loss_rule.on_epoch_end(0, {"val_loss": 1.0}) == (True, False)
+    assert loss_rule.on_epoch_end(1, {"val_loss": 1.5}) == (False, True)
+
+
+def test_balanced_class_weights_match_total_over_classes_times_count():
+    labels = np.array([0] * 10 + [1] * 30 + [3] * 20)
+    weights = balanced_class_weights(labels, 4)
+    assert weights == pytest.approx([60 / 40, 60 / 120, 0.0, 60 / 80])
+
+
+def test_fast_loop_loss_is_keras_weighted_categorical_crossentropy():
+    import keras
+
+    from microspeech.models import get_model_spec
+    from microspeech.training.loop import FastTrainer
+
+    keras.utils.set_random_seed(0)
+    model = get_model_spec("tflite_micro_speech").build_model()
+    weights = [1.5, 0.5, 2.0, 1.0]
+    trainer = FastTrainer(model, 0.0, weights)  # learning rate 0: the loss is of the initial weights
+    rng = np.random.default_rng(0)
+    features = rng.integers(-128, 128, (64, 49, 40)).astype(np.int8)
+    labels = rng.integers(0, 4, 64)
+    model.layers[5].rate = 0.0  # no dropout, so Keras sees the same forward pass
+    result = trainer.train_epoch(features, labels, 64, np.random.default_rng(1))
+    scores = model(features.astype(np.float32), training=True)
+    loss = keras.losses.CategoricalCrossentropy()(
+        keras.utils.to_categorical(labels, 4), scores, sample_weight=np.asarray(weights)[labels]
+    )
+    assert result.loss == pytest.approx(float(loss), rel=1e-4)
+    assert result.samples == 64

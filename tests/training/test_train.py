@@ -1,0 +1,187 @@
+"""End-to-end dry runs: real clips, the real converter, TFLM and LiteRT, resume and errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from microspeech.cli import app
+from microspeech.data import load_dataset
+from microspeech.data.pipeline import make_eval_set
+from microspeech.models import get_model_spec
+from microspeech.tflite.metadata import read_parameters
+from microspeech.tflite.runtime import TfliteRunner
+from microspeech.training import resolve_model, train_model
+from microspeech.training.quantize import EXPECTED_OPS, operator_names
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("train")]
+DRY_RUN = "tflite_micro_speech-test"
+
+
+@pytest.fixture(scope="module")
+def trained(subset_dir, tmp_path_factory):
+    """`microspeech train tflite_micro_speech-test` on real clips, through the CLI."""
+    output = tmp_path_factory.mktemp("dry") / "model"
+    result = CliRunner().invoke(
+        app,
+        ["train", DRY_RUN, "--dataset", str(subset_dir), "--seed", "1", "--output", str(output), "--quiet"],
+    )
+    assert result.exit_code == 0, result.output
+    return output
+
+
+@pytest.fixture(scope="module")
+def validation(subset_dir):
+    spec = get_model_spec(DRY_RUN)
+    return make_eval_set(
+        load_dataset(str(subset_dir)), "validation", spec.classes, spec.frontend, seed=1, max_per_class=40
+    )
+
+
+def test_dry_run_writes_every_artifact(trained):
+    artifacts = resolve_model(trained)
+    assert artifacts.name == DRY_RUN
+    for path in (
+        artifacts.keras_path,
+        artifacts.tflite_path,
+        artifacts.history_path,
+        artifacts.train_log_path,
+        artifacts.manifest_path,
+    ):
+        assert path.is_file() and path.stat().st_size > 0, path
+    assert list((artifacts.logs_dir / "train").glob("events.out.tfevents.*"))
+    rows = list(csv.DictReader(artifacts.history_path.open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert all(float(r["samples_per_second"]) > 0 for r in rows)
+    manifest = json.loads(artifacts.manifest_path.read_text())
+    assert manifest["seed"] == 1 and manifest["epochs_run"] == 3
+    assert len(manifest["dataset"]["fingerprint"]) == 64
+    assert manifest["packages"]["tensorflow-cpu"] and manifest["command_line"][:2] == ["microspeech", "train"]
+    assert artifacts.spec.classes == ["yes", "no", "_unknown_", "_silence_"]
+    assert not list(artifacts.directory.glob("*.partial*"))
+    assert resolve_model(artifacts.tflite_path).directory == artifacts.directory
+
+
+def test_tflite_is_full_int8_with_exactly_the_expected_ops(trained):
+    tflite = resolve_model(trained).tflite_path
+    assert set(operator_names(tflite.read_bytes())) == EXPECTED_OPS
+    runner = TfliteRunner(tflite, backend="litert")
+    details = runner.input_details
+    assert (details.shape, details.dtype, details.scale, details.zero_point) == ((1, 49, 40), np.int8, 1.0, 0)
+    assert runner.output_details.dtype == np.int8 and runner.output_details.shape == (1, 4)
+
+
+def test_parameters_read_back(trained):
+    artifacts = resolve_model(trained)
+    params = read_parameters(artifacts.tflite_path)
+    spec = artifacts.spec
+    assert params["name"] == DRY_RUN and params["version"] == 1
+    assert params["classes"] == spec.classes
+    assert len(params["hash"]) == 32 and params["date"].endswith("Z")
+    assert 4000 < params["runtime_memory_size"] < 20000
+    for key, value in spec.detection.to_dict().items():
+        assert params[key] == pytest.approx(value)
+    frontend = spec.frontend.to_dict()
+    assert {k for k in params if k.startswith("fe.")} == set(frontend)
+    assert params["fe.filterbank_n_channels"] == 40 and params["fe.window_step_ms"] == 20
+
+
+def test_measured_arena_runs_the_model_in_tflm(trained, validation):
+    tflite = resolve_model(trained).tflite_path
+    arena = read_parameters(tflite)["runtime_memory_size"]
+    runner = TfliteRunner(tflite, backend="tflm", arena_size=arena)
+    assert runner.predict(validation.features[:3]).shape == (3, 4)
+
+
+def test_tflm_and_litert_give_identical_outputs_on_validation_features(trained, validation):
+    tflite = resolve_model(trained).tflite_path
+    litert = TfliteRunner(tflite, backend="litert").predict(validation.features)
+    tflm = TfliteRunner(tflite, backend="tflm").predict(validation.features)
+    np.testing.assert_array_equal(litert, tflm)
+    assert len(np.unique(litert.argmax(-1))) >= 1 and litert.dtype == np.int8
+
+
+def test_int8_model_follows_the_float_model(trained, validation):
+    import keras
+
+    artifacts = resolve_model(trained)
+    model = keras.saving.load_model(artifacts.keras_path)
+    float_scores = model.predict(validation.features.astype(np.float32), verbose=0)
+    runner = TfliteRunner(artifacts.tflite_path, backend="litert")
+    int8_scores = runner.output_details.dequantize(runner.predict(validation.features))
+    assert np.abs(float_scores - int8_scores).max() < 0.1
+
+
+def _metrics(history: Path) -> list[tuple[str, ...]]:
+    """History rows without the timing columns."""
+    columns = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
+    return [tuple(row[c] for c in columns) for row in csv.DictReader(history.open())]
+
+
+def test_interrupted_run_resumes_to_the_same_result(subset_dir, tmp_path, monkeypatch):
+    from microspeech.training import loop
+
+    straight = train_model(
+        DRY_RUN, dataset=str(subset_dir), seed=2, output=tmp_path / "straight", progress=False
+    )
+    original = loop.FastTrainer.train_epoch
+    calls = []
+
+    def interrupted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # Ctrl-C during the third epoch
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(loop.FastTrainer, "train_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(DRY_RUN, dataset=str(subset_dir), seed=2, output=tmp_path / "resumed", progress=False)
+    assert not (tmp_path / "resumed" / f"{DRY_RUN}.tflite").exists()
+    monkeypatch.setattr(loop.FastTrainer, "train_epoch", original)
+    resumed = train_model(
+        DRY_RUN, dataset=str(subset_dir), seed=2, output=tmp_path / "resumed", resume=True, progress=False
+    )
+    assert _metrics(resumed.history_path) == _metrics(straight.history_path)  # deterministic too
+    assert "resumed after epoch 2" in resumed.train_log_path.read_text()
+    a, b = (TfliteRunner(x.tflite_path).predict(np.zeros((1, 49, 40), np.int8)) for x in (straight, resumed))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_resume_refuses_a_checkpoint_of_another_seed(subset_dir, tmp_path):
+    from microspeech.training.trainer import ResumeError
+
+    train_model(DRY_RUN, dataset=str(subset_dir), seed=3, output=tmp_path / "m", progress=False, epochs=1)
+    with pytest.raises(ResumeError, match="seed"):
+        train_model(
+            DRY_RUN, dataset=str(subset_dir), seed=4, output=tmp_path / "m", progress=False, resume=True
+        )
+
+
+def test_dry_run_on_tiny_synthetic_dataset(tmp_path):
+    artifacts = train_model(
+        DRY_RUN, dataset="synthetic-tiny", seed=0, output=tmp_path / "syn", progress=False
+    )
+    assert set(operator_names(artifacts.tflite_path.read_bytes())) == EXPECTED_OPS
+    assert read_parameters(artifacts.tflite_path)["name"] == DRY_RUN
+
+
+def test_cli_errors_before_training(tmp_path: Path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "no_such_model", "--output", str(tmp_path / "x")])
+    assert (
+        result.exit_code == 2 and "unknown model" in result.output and "tflite_micro_speech" in result.output
+    )
+    folder = tmp_path / "words"
+    from microspeech.audio import write_wav
+
+    for word in ("yes", "cat"):
+        for i in range(4):
+            write_wav(folder / word / f"s{i}_nohash_0.wav", np.full(8000, 1000 * (i + 1), np.int16))
+    result = runner.invoke(app, ["train", DRY_RUN, "--dataset", str(folder), "--output", str(tmp_path / "y")])
+    assert result.exit_code == 2 and "'no'" in result.output and "no training clips" in result.output
+    assert not (tmp_path / "y").exists()
