@@ -124,3 +124,13 @@ def test_default_dataset_is_the_training_one(trained_test_model: Path, subset_di
     )
     with pytest.raises(EvaluationError, match=f"{keras_only}: no .tflite model"):
         evaluate_model(keras_only, tflite=True)
+
+
+def test_cli_streaming(mltk_tflite_path: Path, test_set_dir: Path, tmp_path: Path) -> None:
+    args = ["evaluate", str(mltk_tflite_path), "--streaming", "--minutes", "0.5", "--seed", "3"]
+    args += ["--dataset", str(test_set_dir), "--output", str(tmp_path), "--tflm"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "streaming.json").read_text())
+    assert report["seed"] == 3 and report["minutes"] == 0.5 and report["backend"] == "tflm"
+    assert not (tmp_path / "eval-results.json").exists()  # clip evaluation did not run

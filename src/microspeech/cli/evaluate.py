@@ -51,7 +51,13 @@ def evaluate(
 
         try:
             report = evaluate_streaming(
-                model, dataset=dataset, minutes=minutes, snr_db=snr_db, seed=seed, output_dir=output
+                model,
+                dataset=dataset,
+                minutes=minutes,
+                snr_db=snr_db,
+                seed=seed,
+                output_dir=output,
+                backend="tflm" if tflm else "litert",
             )
         except (FileNotFoundError, ValueError) as error:
             fail(str(error))
