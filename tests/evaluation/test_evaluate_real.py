@@ -111,6 +111,14 @@ def test_trained_model_float_and_int8_side_by_side(trained_test_model: Path, tes
     # The float plots of the earlier run would now contradict eval-results.json: gone.
     assert sorted(p.name.split("-")[0] for p in report.output_dir.glob("*.png")) == ["int8"] * 4
 
+    # A .keras file alone: the float model only, same scores as before.
+    keras_path = trained_test_model / "tflite_micro_speech-test.keras"
+    keras_report = evaluate_model(
+        keras_path, dataset=str(test_set_dir), output_dir=trained_test_model / "keras-eval", plots=False
+    )
+    assert [r.variant for r in keras_report.results] == ["float"]
+    np.testing.assert_allclose(keras_report.results[0].scores, float_result.scores, atol=1e-6)
+
 
 def test_default_dataset_is_the_training_one(trained_test_model: Path, subset_dir: Path) -> None:
     # The manifest records the subset bundle, which holds no test clip: the error says what to pass.

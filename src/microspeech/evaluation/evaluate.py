@@ -206,8 +206,8 @@ def evaluate_model(
     when both exist; `tflite=True` keeps only the int8 one, `tflm=True` runs it on TFLM.
     `dataset`: a dataset name or path; by default the one recorded in the model's
     manifest.json, else the official Speech Commands test set.
-    Results go to `<model dir>/eval/` (a bare .tflite: `<its folder>/eval/`) unless
-    `output_dir` is given; `output_dir=None` with no model directory still writes there.
+    Results go to `output_dir`, by default `<model dir>/eval/` (for a bare .tflite,
+    `eval/` next to it). Plots of a variant not evaluated this time are removed there.
     """
     from microspeech.data import load_dataset
     from microspeech.data.pipeline import make_eval_set
@@ -260,6 +260,10 @@ def evaluate_model(
                 )
                 path, runtime = target.tflite_path, backend
             progress.remove_task(task)
+            if scores.shape[1] != len(target.classes):
+                raise EvaluationError(
+                    f"{path}: {scores.shape[1]} outputs for {len(target.classes)} classes {target.classes}"
+                )
             _check_each_clip_once(eval_set.clips, scores.shape[0], labels.size)
             metrics = compute_metrics(scores, labels, target.classes)
             results.append(
