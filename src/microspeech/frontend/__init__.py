@@ -1,6 +1,6 @@
 """The TFLM micro frontend, bit-exact: settings, batch kernels and a streaming frontend.
 
-    from microspeech.frontend import FrontendSettings, compute_features, StreamingFrontend, uint16_to_int8
+from microspeech.frontend import FrontendSettings, compute_features, StreamingFrontend, uint16_to_int8
 """
 
 from microspeech.frontend.batch import compute_features

@@ -17,7 +17,7 @@ def kernel_tables(tables: FrontendTables) -> tuple[np.ndarray, ...]:
     """The table arguments every kernel takes, in order."""
     return (
         tables.window,
-        tables.fft_perm,
+        tables.fft_source,
         tables.fft_stages,
         tables.twiddles,
         tables.super_twiddles,

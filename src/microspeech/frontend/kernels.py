@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 from numba import njit, prange
+from numba.cpython.unsafe.numbers import leading_zeros
 
 from microspeech.frontend.tables import (
     P_AD_ALPHA_A,
@@ -43,7 +44,6 @@ from microspeech.frontend.tables import (
 U32 = 0xFFFFFFFF
 # Activity-detection state slots (filter_a, filter_b, arm, trip) in one int64 array.
 AD_STATE_SIZE = 4
-WORK_EXTRA = 2
 
 
 @njit(cache=True, inline="always")
@@ -65,11 +65,7 @@ def _sround(x):
 @njit(cache=True, inline="always")
 def _msb(x):
     """MostSignificantBit32/64: bits needed to hold x (0 for 0); x >= 0."""
-    bits = 0
-    while x > 0:
-        x >>= 1
-        bits += 1
-    return bits
+    return 64 - leading_zeros(x)
 
 
 @njit(cache=True)
@@ -118,9 +114,7 @@ def _filterbank_sqrt(num):
 @njit(cache=True, inline="always")
 def _wide_dynamic_function(x, lut):
     """pcan_gain_control.c WideDynamicFunction: piecewise-quadratic gain, int16 result."""
-    if x <= 2:
-        return lut[x]
-    interval = _msb(x)
+    interval = max(_msb(x), 2)  # x <= 2 reads lut[x] below; keep the other path in bounds
     base = 4 * interval - 6
     if interval < 11:
         frac = ((x << (11 - interval)) & U32) & 0x3FF
@@ -131,7 +125,7 @@ def _wide_dynamic_function(x, lut):
     result = _wrap32(result * frac)
     result = (result + (1 << 14)) >> 15
     result += lut[base]
-    return _wrap16(result)
+    return lut[x] if x <= 2 else _wrap16(result)
 
 
 @njit(cache=True, inline="always")
@@ -199,61 +193,61 @@ def _activity_detection(signal, n_channels, params, ad_state):
         ad_state[3] = 1
 
 
-@njit(cache=True)
-def process_frame(
-    frame,
-    window,
-    perm,
-    stages,
-    twiddles,
-    super_twiddles,
-    bin_channel,
-    bin_weight,
-    bin_unweight,
-    gain_lut,
-    log_lut,
-    params,
-    estimate,
-    ad_state,
-    out,
-    work,
-):
-    """One window of int16 samples -> one row of uint16 features; `estimate` is the noise state.
+# Frames transformed together: the innermost loops run across frames (SIMD lanes). 56 holds a
+# one-second clip's 49 frames, is a multiple of 8 lanes and avoids power-of-two row strides.
+BLOCK = 56
 
-    `work` is an int64 scratch of length WORK_EXTRA + 4 * fft_size + n_channels.
+
+@njit(cache=True)
+def _window_block(samples, first, count, lanes, window, source, params, windowed, fft_re, fft_im, shifts):
+    """Q12 window, dynamic input shift and kissfft's input permutation for `count` frames.
+
+    `windowed` (window_size + 1, BLOCK) holds window position x frame, its last row zeros;
+    source[2j] / source[2j + 1] is the row feeding the real / imaginary part of FFT leaf j
+    (the zero row past the window). Every pass runs across frames, in SIMD lanes; lanes
+    from `count` up to `lanes` (a multiple of the SIMD width) are zero-filled padding.
     """
     size = params[P_WINDOW_SIZE]
-    fft_size = params[P_FFT_SIZE]
-    n = fft_size // 2
-    n_channels = params[P_N_CHANNELS]
-    fft_in = work[:fft_size]
-    re = work[fft_size : fft_size + n]
-    im = work[fft_size + n : 2 * fft_size]
-    spec_re = work[2 * fft_size : 2 * fft_size + n + 1]
-    spec_im = work[3 * fft_size : 3 * fft_size + n + 1]
-    # One slot per channel plus two: channel 0's weights and the last channel's unweights,
-    # which C accumulates and then drops.
-    acc = work[4 * fft_size : 4 * fft_size + n_channels + 2]
-
-    # Window (Q12) and the largest magnitude; C negates in int16, so -32768 stays negative.
-    max_abs = 0
+    step = params[P_WINDOW_STEP]
+    start = first * step
     for i in range(size):
-        value = (np.int64(frame[i]) * window[i]) >> 12
-        fft_in[i] = value
-        magnitude = _wrap16(-value) if value < 0 else value
-        if magnitude > max_abs:
-            max_abs = magnitude
-    shift = 15 - _msb(max_abs)
+        coefficient = window[i]
+        for b in range(count):
+            windowed[i, b] = (samples[start + b * step + i] * coefficient) >> 12
+    windowed[:, count:lanes] = 0
+    windowed[size, :lanes] = 0
+    max_abs = np.zeros(lanes, dtype=np.int64)
     for i in range(size):
-        fft_in[i] = _wrap16((fft_in[i] & 0xFFFF) << shift)
-    for i in range(size, fft_size):
-        fft_in[i] = 0
+        for b in range(lanes):
+            value = windowed[i, b]
+            # C negates in int16: -32768 stays negative and never counts as the maximum.
+            max_abs[b] = max(max_abs[b], abs(value) if value > -32768 else 0)
+    for b in range(lanes):
+        shifts[b] = 15 - _msb(max_abs[b])
+    # int16 stores truncate: that is C's (int16_t)((uint16_t)x << shift).
+    for j in range(fft_re.shape[0]):
+        real_row = source[2 * j]
+        imag_row = source[2 * j + 1]
+        for b in range(lanes):
+            fft_re[j, b] = windowed[real_row, b] << shifts[b]
+            fft_im[j, b] = windowed[imag_row, b] << shifts[b]
 
-    # kissfft complex FFT of n points (even samples real, odd imaginary), stages unrolled.
-    for j in range(n):
-        source = perm[j]
-        re[j] = fft_in[2 * source]
-        im[j] = fft_in[2 * source + 1]
+
+@njit(cache=True, inline="always")
+def _round15(x):
+    # kissfft sround (FRACBITS=15) where the result provably fits in int16 (no wrap needed).
+    return (x + 16384) >> 15
+
+
+@njit(cache=True)
+def _fft_block(stages, twiddles, super_twiddles, re, im, spec_re, spec_im, count):
+    """kissfft (FIXED_POINT=16) real FFT of `count` frames at once; rows are bins, columns frames.
+
+    re/im/spec are int16 arrays, so every store wraps exactly as C's int16 fields do. Values
+    that provably stay in int16 (C_FIXDIV outputs, products of them with twiddles, sums of
+    two such terms) skip the explicit wrap.
+    """
+    n = re.shape[0]
     for s in range(stages.shape[0]):
         radix = stages[s, 0]
         m = stages[s, 1]
@@ -262,120 +256,140 @@ def process_frame(
             for k in range(m):
                 i0 = base + k
                 i1 = i0 + m
+                w1r = twiddles[k * fstride, 0]
+                w1i = twiddles[k * fstride, 1]
                 if radix == 2:
-                    ar = _sround(re[i0] * 16383)
-                    ai = _sround(im[i0] * 16383)
-                    br = _sround(re[i1] * 16383)
-                    bi = _sround(im[i1] * 16383)
-                    wr = twiddles[k * fstride, 0]
-                    wi = twiddles[k * fstride, 1]
-                    tr = _sround(br * wr - bi * wi)
-                    ti = _sround(br * wi + bi * wr)
-                    re[i1] = _wrap16(ar - tr)
-                    im[i1] = _wrap16(ai - ti)
-                    re[i0] = _wrap16(ar + tr)
-                    im[i0] = _wrap16(ai + ti)
+                    for b in range(count):
+                        ar = _round15(re[i0, b] * 16383)
+                        ai = _round15(im[i0, b] * 16383)
+                        br = _round15(re[i1, b] * 16383)
+                        bi = _round15(im[i1, b] * 16383)
+                        tr = _round15(br * w1r - bi * w1i)
+                        ti = _round15(br * w1i + bi * w1r)
+                        re[i1, b] = ar - tr
+                        im[i1, b] = ai - ti
+                        re[i0, b] = ar + tr
+                        im[i0, b] = ai + ti
                     continue
                 i2 = i1 + m
                 i3 = i2 + m
-                f0r = _sround(re[i0] * 8191)
-                f0i = _sround(im[i0] * 8191)
-                f1r = _sround(re[i1] * 8191)
-                f1i = _sround(im[i1] * 8191)
-                f2r = _sround(re[i2] * 8191)
-                f2i = _sround(im[i2] * 8191)
-                f3r = _sround(re[i3] * 8191)
-                f3i = _sround(im[i3] * 8191)
-                w1 = k * fstride
-                w2 = 2 * w1
-                w3 = 3 * w1
-                s0r = _sround(f1r * twiddles[w1, 0] - f1i * twiddles[w1, 1])
-                s0i = _sround(f1r * twiddles[w1, 1] + f1i * twiddles[w1, 0])
-                s1r = _sround(f2r * twiddles[w2, 0] - f2i * twiddles[w2, 1])
-                s1i = _sround(f2r * twiddles[w2, 1] + f2i * twiddles[w2, 0])
-                s2r = _sround(f3r * twiddles[w3, 0] - f3i * twiddles[w3, 1])
-                s2i = _sround(f3r * twiddles[w3, 1] + f3i * twiddles[w3, 0])
-                s5r = _wrap16(f0r - s1r)
-                s5i = _wrap16(f0i - s1i)
-                f0r = _wrap16(f0r + s1r)
-                f0i = _wrap16(f0i + s1i)
-                s3r = _wrap16(s0r + s2r)
-                s3i = _wrap16(s0i + s2i)
-                s4r = _wrap16(s0r - s2r)
-                s4i = _wrap16(s0i - s2i)
-                re[i2] = _wrap16(f0r - s3r)
-                im[i2] = _wrap16(f0i - s3i)
-                re[i0] = _wrap16(f0r + s3r)
-                im[i0] = _wrap16(f0i + s3i)
-                re[i1] = _wrap16(s5r + s4i)
-                im[i1] = _wrap16(s5i - s4r)
-                re[i3] = _wrap16(s5r - s4i)
-                im[i3] = _wrap16(s5i + s4r)
+                w2r = twiddles[2 * k * fstride, 0]
+                w2i = twiddles[2 * k * fstride, 1]
+                w3r = twiddles[3 * k * fstride, 0]
+                w3i = twiddles[3 * k * fstride, 1]
+                for b in range(count):
+                    f0r = _round15(re[i0, b] * 8191)
+                    f0i = _round15(im[i0, b] * 8191)
+                    f1r = _round15(re[i1, b] * 8191)
+                    f1i = _round15(im[i1, b] * 8191)
+                    f2r = _round15(re[i2, b] * 8191)
+                    f2i = _round15(im[i2, b] * 8191)
+                    f3r = _round15(re[i3, b] * 8191)
+                    f3i = _round15(im[i3, b] * 8191)
+                    s0r = _round15(f1r * w1r - f1i * w1i)
+                    s0i = _round15(f1r * w1i + f1i * w1r)
+                    s1r = _round15(f2r * w2r - f2i * w2i)
+                    s1i = _round15(f2r * w2i + f2i * w2r)
+                    s2r = _round15(f3r * w3r - f3i * w3i)
+                    s2i = _round15(f3r * w3i + f3i * w3r)
+                    s5r = f0r - s1r
+                    s5i = f0i - s1i
+                    f0r += s1r
+                    f0i += s1i
+                    s3r = s0r + s2r
+                    s3i = s0i + s2i
+                    s4r = s0r - s2r
+                    s4i = s0i - s2i
+                    re[i2, b] = f0r - s3r
+                    im[i2, b] = f0i - s3i
+                    re[i0, b] = f0r + s3r
+                    im[i0, b] = f0i + s3i
+                    re[i1, b] = s5r + s4i
+                    im[i1, b] = s5i - s4r
+                    re[i3, b] = s5r - s4i
+                    im[i3, b] = s5i + s4r
 
     # kiss_fftr: split the packed transform into the real signal's spectrum.
     for k in range(1, n // 2 + 1):
-        pkr = _sround(re[k] * 16383)
-        pki = _sround(im[k] * 16383)
-        nkr = _sround(re[n - k] * 16383)
-        nki = _sround(_wrap16(-im[n - k]) * 16383)
-        f1r = _wrap16(pkr + nkr)
-        f1i = _wrap16(pki + nki)
-        f2r = _wrap16(pkr - nkr)
-        f2i = _wrap16(pki - nki)
         wr = super_twiddles[k - 1, 0]
         wi = super_twiddles[k - 1, 1]
-        tr = _sround(f2r * wr - f2i * wi)
-        ti = _sround(f2r * wi + f2i * wr)
-        spec_re[k] = _wrap16((f1r + tr) >> 1)
-        spec_im[k] = _wrap16((f1i + ti) >> 1)
-        spec_re[n - k] = _wrap16((f1r - tr) >> 1)
-        spec_im[n - k] = _wrap16((ti - f1i) >> 1)
+        for b in range(count):
+            pkr = _round15(re[k, b] * 16383)
+            pki = _round15(im[k, b] * 16383)
+            nkr = _round15(re[n - k, b] * 16383)
+            nki = _round15(_wrap16(-im[n - k, b]) * 16383)
+            f1r = _wrap16(pkr + nkr)
+            f1i = _wrap16(pki + nki)
+            f2r = _wrap16(pkr - nkr)
+            f2i = _wrap16(pki - nki)
+            tr = _sround(f2r * wr - f2i * wi)
+            ti = _sround(f2r * wi + f2i * wr)
+            spec_re[k, b] = (f1r + tr) >> 1
+            spec_im[k, b] = (f1i + ti) >> 1
+            spec_re[n - k, b] = (f1r - tr) >> 1
+            spec_im[n - k, b] = (ti - f1i) >> 1
 
-    # Power spectrum (int32 in C: 2**31 wraps negative) into the triangular filterbank.
-    for c in range(n_channels + 2):
-        acc[c] = 0
+
+@njit(cache=True)
+def _filterbank_block(
+    spec_re, spec_im, bin_channel, bin_weight, bin_unweight, params, shifts, acc, signal, count
+):
+    """Power spectrum (int32 in C: 2**31 wraps negative), triangular filterbank, rounded sqrt."""
+    n_channels = params[P_N_CHANNELS]
     start = params[P_START_INDEX]
-    for b in range(params[P_END_INDEX] - start):
-        real = spec_re[start + b]
-        imag = spec_im[start + b]
-        energy = _wrap32(real * real + imag * imag)
-        channel = bin_channel[b]
-        acc[channel] += bin_weight[b] * energy
-        acc[channel + 1] += bin_unweight[b] * energy
-
-    smoothing_bits = params[P_NR_SMOOTHING_BITS]
-    correction_bits = params[P_CORRECTION_BITS]
-    log_shift = params[P_LOG_SHIFT]
+    acc[:, :count] = 0
+    for bin_index in range(params[P_END_INDEX] - start):
+        channel = bin_channel[bin_index]
+        weight = bin_weight[bin_index]
+        unweight = bin_unweight[bin_index]
+        for b in range(count):
+            real = spec_re[start + bin_index, b]
+            imag = spec_im[start + bin_index, b]
+            energy = _wrap32(real * real + imag * imag)
+            acc[channel, b] += weight * energy
+            acc[channel + 1, b] += unweight * energy
+    # acc row 0 holds channel 0's weights and row n+1 the last unweights: C drops both.
     for c in range(n_channels):
-        out_value = _filterbank_sqrt(acc[c + 1]) >> shift
-        acc[c] = out_value  # acc[c] is no longer needed: reuse it for the signal
-    signal = acc
+        for b in range(count):
+            signal[c, b] = _filterbank_sqrt(acc[c + 1, b]) >> shifts[b]
+
+
+@njit(cache=True)
+def _post_process(signal, b, smoothing, gain_lut, log_lut, params, estimate, ad_state, out):
+    """Noise reduction, PCAN and log scale of one frame (column b); the noise estimate carries on.
+
+    Each stage is one branch-free loop over channels, so it runs in SIMD lanes.
+    """
+    n_channels = params[P_N_CHANNELS]
+    value = signal[:, b]
     if params[P_AD_ENABLE]:
-        _activity_detection(signal, n_channels, params, ad_state)
-
-    for c in range(n_channels):
-        value = signal[c]
-        if params[P_NR_ENABLE]:
-            smoothing = params[P_NR_EVEN] if c % 2 == 0 else params[P_NR_ODD]
-            scaled = (value << smoothing_bits) & U32
-            noise = (scaled * smoothing + estimate[c] * ((1 << 14) - smoothing)) >> 14
+        _activity_detection(value, n_channels, params, ad_state)
+    if params[P_NR_ENABLE]:
+        smoothing_bits = params[P_NR_SMOOTHING_BITS]
+        min_remaining = params[P_NR_MIN_REMAINING]
+        for c in range(n_channels):
+            scaled = (value[c] << smoothing_bits) & U32
+            noise = (scaled * smoothing[c] + estimate[c] * ((1 << 14) - smoothing[c])) >> 14
             estimate[c] = noise
-            if noise > scaled:
-                noise = scaled
-            floor = (value * params[P_NR_MIN_REMAINING]) >> 14
-            subtracted = (scaled - noise) >> smoothing_bits
-            value = subtracted if subtracted > floor else floor
-            if params[P_PCAN_ENABLE]:
-                gain = _wide_dynamic_function(estimate[c], gain_lut) & U32
-                snr = np.uint64(value) * np.uint64(gain)
-                value = _pcan_shrink(np.int64(snr >> np.uint64(params[P_PCAN_SNR_SHIFT])) & U32)
-        if params[P_LOG_ENABLE]:
+            floor = (value[c] * min_remaining) >> 14
+            value[c] = max((scaled - min(noise, scaled)) >> smoothing_bits, floor)
+    if params[P_PCAN_ENABLE]:
+        snr_shift = np.uint64(params[P_PCAN_SNR_SHIFT])
+        for c in range(n_channels):
+            gain = _wide_dynamic_function(estimate[c], gain_lut) & U32
+            snr = np.int64((np.uint64(value[c]) * np.uint64(gain)) >> snr_shift) & U32
+            value[c] = _pcan_shrink(snr)
+    if params[P_LOG_ENABLE]:
+        correction_bits = params[P_CORRECTION_BITS]
+        log_shift = params[P_LOG_SHIFT]
+        for c in range(n_channels):
             if correction_bits < 0:
-                value >>= -correction_bits
+                scaled = value[c] >> -correction_bits
             else:
-                value = (value << correction_bits) & U32
-            value = _log_scale(value, log_shift, log_lut) if value > 1 else 0
-        out[c] = value if value < 0xFFFF else 0xFFFF
+                scaled = (value[c] << correction_bits) & U32
+            value[c] = _log_scale(max(scaled, 2), log_shift, log_lut) if scaled > 1 else 0
+    for c in range(n_channels):
+        out[c] = min(value[c], 0xFFFF)
 
 
 @njit(cache=True)
@@ -383,7 +397,7 @@ def process_frames(
     samples,
     n_frames,
     window,
-    perm,
+    source,
     stages,
     twiddles,
     super_twiddles,
@@ -397,36 +411,41 @@ def process_frames(
     ad_state,
     out,
 ):
-    """Consecutive windows of `samples` (hop = window step) into out[:n_frames]; state carries on."""
-    work = np.empty(WORK_EXTRA + 4 * params[P_FFT_SIZE] + params[P_N_CHANNELS], dtype=np.int64)
-    step = params[P_WINDOW_STEP]
-    size = params[P_WINDOW_SIZE]
-    for f in range(n_frames):
-        process_frame(
-            samples[f * step : f * step + size],
-            window,
-            perm,
-            stages,
-            twiddles,
-            super_twiddles,
-            bin_channel,
-            bin_weight,
-            bin_unweight,
-            gain_lut,
-            log_lut,
-            params,
-            estimate,
-            ad_state,
-            out[f],
-            work,
+    """Consecutive windows of `samples` (hop = window step) into out[:n_frames]; state carries on.
+
+    Windows, FFTs and filterbanks of BLOCK frames are computed together (independent of
+    state); noise reduction, PCAN and log then run frame by frame, in order.
+    """
+    n = params[P_FFT_SIZE] // 2
+    n_channels = params[P_N_CHANNELS]
+    windowed = np.empty((params[P_WINDOW_SIZE] + 1, BLOCK), dtype=np.int64)
+    fft_re = np.empty((n, BLOCK), dtype=np.int16)
+    fft_im = np.empty((n, BLOCK), dtype=np.int16)
+    spec_re = np.empty((n + 1, BLOCK), dtype=np.int16)
+    spec_im = np.empty((n + 1, BLOCK), dtype=np.int16)
+    acc = np.empty((n_channels + 2, BLOCK), dtype=np.int64)
+    signal = np.empty((n_channels, BLOCK), dtype=np.int64)
+    shifts = np.empty(BLOCK, dtype=np.int64)
+    smoothing = np.empty(n_channels, dtype=np.int64)
+    smoothing[0::2] = params[P_NR_EVEN]
+    smoothing[1::2] = params[P_NR_ODD]
+    for first in range(0, n_frames, BLOCK):
+        count = min(BLOCK, n_frames - first)
+        lanes = min(BLOCK, (count + 7) // 8 * 8)
+        _window_block(samples, first, count, lanes, window, source, params, windowed, fft_re, fft_im, shifts)
+        _fft_block(stages, twiddles, super_twiddles, fft_re, fft_im, spec_re, spec_im, count)
+        _filterbank_block(
+            spec_re, spec_im, bin_channel, bin_weight, bin_unweight, params, shifts, acc, signal, count
         )
+        for b in range(count):
+            _post_process(signal, b, smoothing, gain_lut, log_lut, params, estimate, ad_state, out[first + b])
 
 
 @njit(cache=True, parallel=True)
 def process_clips(
     audio,
     window,
-    perm,
+    source,
     stages,
     twiddles,
     super_twiddles,
@@ -446,17 +465,17 @@ def process_clips(
         estimate = np.zeros(params[P_N_CHANNELS], dtype=np.int64)
         ad_state = np.zeros(AD_STATE_SIZE, dtype=np.int64)
         if params[P_DC_ENABLE]:
-            filtered = np.empty(audio.shape[1], dtype=np.int64)
+            filtered = np.empty(audio.shape[1], dtype=np.int16)
             dc_state = np.zeros(2, dtype=np.int64)
             dc_notch(audio[clip], filtered, dc_state, params[P_DC_COEF])
             samples = filtered
         else:
-            samples = audio[clip].astype(np.int64)
+            samples = audio[clip]
         process_frames(
             samples,
             n_frames,
             window,
-            perm,
+            source,
             stages,
             twiddles,
             super_twiddles,

@@ -27,7 +27,7 @@ class StreamingFrontend:
     def reset(self) -> None:
         """Forget all state, as firmware's FrontendReset does."""
         n_channels = self.settings.n_channels
-        self._pending = np.zeros(0, dtype=np.int64)
+        self._pending = np.zeros(0, dtype=np.int16)
         self._estimate = np.zeros(n_channels, dtype=np.int64)
         self._activity = np.zeros(kernels.AD_STATE_SIZE, dtype=np.int64)
         self._dc_state = np.zeros(2, dtype=np.int64)
@@ -53,12 +53,12 @@ class StreamingFrontend:
             raise AudioError(f"chunk: expected 1-D mono samples, got shape {raw.shape}; downmix stereo first")
         if raw.size == 0:
             return np.zeros((0, settings.n_channels), dtype=np.uint16)
-        samples = as_samples(raw, source="chunk")
+        samples = np.ascontiguousarray(as_samples(raw, source="chunk"))
         if settings.dc_notch_filter_enable:
-            filtered = np.empty(samples.shape[0], dtype=np.int64)
+            filtered = np.empty(samples.shape[0], dtype=np.int16)
             kernels.dc_notch(samples, filtered, self._dc_state, self._tables[-1][kernels.P_DC_COEF])
         else:
-            filtered = samples.astype(np.int64)
+            filtered = samples
         buffered = np.concatenate([self._pending, filtered]) if self._pending.size else filtered
         size, step = settings.window_size, settings.window_step
         n_frames = (buffered.shape[0] - size) // step + 1 if buffered.shape[0] >= size else 0

@@ -92,7 +92,7 @@ class FrontendTables:
     """Everything precomputed for one FrontendSettings; arrays are read-only inputs to the kernels."""
 
     window: np.ndarray  # (window_size,) int64 Q12 Hann coefficients
-    fft_perm: np.ndarray  # (n,) int64 input index of each leaf of kissfft's recursion
+    fft_source: np.ndarray  # (2n,) int64 window position feeding each (re, im) leaf; window_size: zero
     fft_stages: np.ndarray  # (stages, 3) int64 rows (radix, m, fstride), deepest stage first
     twiddles: np.ndarray  # (n, 2) int64 complex twiddles of the n = fft/2 point complex FFT
     super_twiddles: np.ndarray  # (n/2, 2) int64 real-FFT split twiddles
@@ -281,6 +281,11 @@ def build_tables(settings: FrontendSettings) -> FrontendTables:
     fft_size = settings.fft_length
     n = fft_size // 2
     perm, stages = _fft_plan(n)
+    window = _window(settings.window_size)
+    # Leaf j of the complex FFT reads real sample 2*perm[j] and imaginary sample 2*perm[j]+1;
+    # past the window the FFT input is zero: row window_size of the kernel's buffer.
+    source = np.stack([2 * perm, 2 * perm + 1], axis=1).reshape(-1)
+    source = np.minimum(source, settings.window_size)
     twiddles, supers = _twiddles(n)
     start_index, end_index, bin_channel, bin_weight, bin_unweight = _filterbank(settings, n + 1)
     correction_bits = _msb(fft_size) - 1 - FILTERBANK_BITS // 2
@@ -314,8 +319,8 @@ def build_tables(settings: FrontendSettings) -> FrontendTables:
     params[P_AD_TRIP] = int(F32(settings.activity_detection_trip_threshold) * (1 << 12))
 
     tables = FrontendTables(
-        window=_window(settings.window_size),
-        fft_perm=perm,
+        window=window,
+        fft_source=source,
         fft_stages=stages,
         twiddles=twiddles,
         super_twiddles=supers,
