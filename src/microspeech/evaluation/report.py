@@ -124,13 +124,19 @@ def _variant_block(result: VariantResult) -> str:
     return "\n".join(lines)
 
 
+def _dataset_label(report: EvaluationReport) -> str:
+    if Path(report.dataset) == report.dataset_root:
+        return report.dataset
+    return f"{report.dataset} ({report.dataset_root})"
+
+
 def summary_text(report: EvaluationReport) -> str:
     counts = report.results[0].metrics.class_counts
     per_class = ", ".join(f"{name} {count}" for name, count in zip(report.classes, counts, strict=True))
     lines = [
         f"Name: {report.name}",
         "Model Type: classification",
-        f"Dataset: {report.dataset} ({report.dataset_root}), split '{report.split}'",
+        f"Dataset: {_dataset_label(report)}, split '{report.split}'",
         f"Clips: {report.labels.size} ({per_class}), each scored exactly once",
         "",
     ]
