@@ -1,0 +1,65 @@
+"""`microspeech features`: the micro frontend's features of an audio file (.npy and/or a PNG)."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+from microspeech.cli.app import app, console, fail
+
+
+class FeatureDtype(StrEnum):
+    int8 = "int8"
+    uint16 = "uint16"
+
+
+@app.command("features")
+def features_command(
+    audio: Path = typer.Argument(..., help="Audio file (any rate, channels or encoding soundfile reads)."),
+    out: Path | None = typer.Option(None, "--out", help="Save the features to this .npy file."),
+    plot: Path | None = typer.Option(None, "--plot", help="Draw a labelled spectrogram to this .png file."),
+    dtype: FeatureDtype = typer.Option(
+        FeatureDtype.int8, "--dtype", help="int8 (what the model sees) or uint16 (raw frontend output)."
+    ),
+    whole: bool = typer.Option(
+        False, "--whole", help="Every window of the recording (as firmware streams it), not one padded clip."
+    ),
+    settings_file: Path | None = typer.Option(
+        None, "--settings", help="JSON with MLTK fe.* keys (default: the tflite_micro_speech frontend)."
+    ),
+) -> None:
+    """Bit-exact TFLM micro-frontend features (MLTK's AudioFeatureGenerator) of one recording."""
+    from microspeech.audio import AudioError
+    from microspeech.frontend import FrontendSettings, FrontendSettingsError
+    from microspeech.frontend.files import features_from_file, save_features
+    from microspeech.frontend.plot import plot_features
+
+    if out is not None and out.suffix != ".npy":
+        fail(f"--out {out}: features are saved as .npy; use a .npy file name")
+    if plot is not None and plot.suffix.lower() != ".png":
+        fail(f"--plot {plot}: the spectrogram is drawn as PNG; use a .png file name")
+    try:
+        settings = FrontendSettings()
+        if settings_file is not None:
+            settings = FrontendSettings.from_dict(json.loads(settings_file.read_text()))
+    except (OSError, json.JSONDecodeError, FrontendSettingsError) as error:
+        fail(f"--settings {settings_file}: {error}")
+    try:
+        result = features_from_file(audio, settings, dtype.value, whole=whole)
+    except (AudioError, OSError) as error:
+        fail(str(error))
+    features = result.features
+    seconds = result.source_samples / settings.sample_rate_hz
+    note = {"padded": ", zero-padded", "trimmed": ", trimmed"}.get(result.adjusted, "")
+    console.print(
+        f"{audio}: {seconds:.3f} s{note} -> {features.shape[0]} frames x {features.shape[1]} channels "
+        f"{features.dtype}, min {features.min()}, max {features.max()}, mean {features.mean():.1f}"
+    )
+    if out is not None:
+        console.print(f"wrote {save_features(features, out)}")
+    if plot is not None:
+        written = plot_features(features, plot, settings, title=audio.name, audio=result.audio)
+        console.print(f"wrote {written}")

@@ -1,0 +1,102 @@
+"""`microspeech features` end to end on real recordings: files written, values, clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from microspeech.audio import fit_length, read_audio
+from microspeech.cli import app
+from microspeech.frontend import FrontendSettings, StreamingFrontend, compute_features, uint16_to_int8
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def clip_path(test_set_dir: Path) -> Path:
+    return sorted((test_set_dir / "yes").glob("*.wav"))[0]
+
+
+def invoke(*args: object):
+    return runner.invoke(app, [str(arg) for arg in args])
+
+
+def test_writes_npy_and_labelled_png(clip_path, tmp_path):
+    out, plot = tmp_path / "f.npy", tmp_path / "f.png"
+    result = invoke("features", clip_path, "--out", out, "--plot", plot)
+    assert result.exit_code == 0, result.output
+    assert "49 frames x 40 channels int8" in result.output
+    features = np.load(out)
+    expected = compute_features(fit_length(read_audio(clip_path), 16000))
+    assert features.dtype == np.int8 and np.array_equal(features, expected)
+    image = matplotlib.image.imread(plot)
+    assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 600
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_uint16_and_settings_file(clip_path, tmp_path):
+    settings = FrontendSettings(window_step_ms=10, filterbank_n_channels=32)
+    settings_file = tmp_path / "fe.json"
+    settings_file.write_text(json.dumps({**settings.to_dict(), "classes": ["yes", "no"]}))
+    out = tmp_path / "f.npy"
+    result = invoke("features", clip_path, "--dtype", "uint16", "--settings", settings_file, "--out", out)
+    assert result.exit_code == 0, result.output
+    expected = compute_features(fit_length(read_audio(clip_path), 16000), settings, "uint16")
+    assert np.array_equal(np.load(out), expected) and expected.shape == (98, 32)
+
+
+def test_stereo_44k_recording_is_downmixed_and_resampled(clip_path, tmp_path):
+    mono = read_audio(clip_path, 44100)
+    stereo_path = tmp_path / "stereo.wav"
+    sf.write(stereo_path, np.stack([mono, mono], axis=1), 44100, subtype="PCM_16")
+    out = tmp_path / "f.npy"
+    result = invoke("features", stereo_path, "--out", out)
+    assert result.exit_code == 0, result.output
+    expected = compute_features(fit_length(read_audio(stereo_path), 16000))
+    assert np.array_equal(np.load(out), expected)
+
+
+def test_whole_recording_streams_every_window(test_set_dir, tmp_path):
+    clips = [read_audio(path) for path in sorted((test_set_dir / "no").glob("*.wav"))[:3]]
+    long_audio = np.concatenate(clips)
+    path = tmp_path / "long.wav"
+    sf.write(path, long_audio, 16000, subtype="PCM_16")
+    out = tmp_path / "f.npy"
+    result = invoke("features", path, "--whole", "--out", out)
+    assert result.exit_code == 0, result.output
+    expected = uint16_to_int8(StreamingFrontend().process(long_audio))
+    assert np.array_equal(np.load(out), expected)
+    assert expected.shape[0] == (len(long_audio) - 480) // 320 + 1
+
+
+def test_short_recording_is_padded_and_noted(clip_path, tmp_path):
+    path = tmp_path / "short.wav"
+    sf.write(path, read_audio(clip_path)[:4000], 16000, subtype="PCM_16")
+    result = invoke("features", path)
+    assert result.exit_code == 0 and "zero-padded" in result.output
+
+
+@pytest.mark.parametrize(
+    ("make_args", "message"),
+    [
+        (lambda clip, tmp: ["features", tmp / "missing.wav"], "missing.wav"),
+        (lambda clip, tmp: ["features", clip, "--out", tmp / "f.txt"], "--out"),
+        (lambda clip, tmp: ["features", clip, "--plot", tmp / "f.jpg"], "--plot"),
+        (lambda clip, tmp: ["features", clip, "--settings", tmp / "bad.json"], "fe.window_sise_ms"),
+        (lambda clip, tmp: ["features", tmp / "tiny.wav", "--whole"], "shorter than one 30 ms window"),
+        (lambda clip, tmp: ["features", tmp / "bad.json"], "not a readable audio file"),
+    ],
+)
+def test_bad_input_fails_clearly(clip_path, tmp_path, make_args, message):
+    (tmp_path / "bad.json").write_text(json.dumps({"fe.window_sise_ms": 30}))
+    sf.write(tmp_path / "tiny.wav", np.zeros(100, dtype=np.int16), 16000, subtype="PCM_16")
+    result = invoke(*make_args(clip_path, tmp_path))
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+    assert not list(tmp_path.glob("f.*"))
