@@ -26,6 +26,7 @@ def test_tflite_micro_speech_is_registered_with_the_reference_recipe():
     assert (spec.train.batch_size, spec.train.learning_rate) == (32, 1e-3)
     assert (spec.train.reduce_lr_factor, spec.train.reduce_lr_patience) == (0.25, 7)
     assert (spec.train.monitor, spec.train.early_stopping_patience) == ("val_accuracy", 20)
+    assert spec.train.reduce_lr_monitor == "accuracy"  # as MLTK's recipe
     assert spec.augmentation.trim_threshold_db == 20.0
     assert spec.augmentation.noise_factor_range == (0.0, 0.3)
     detection = spec.detection.to_dict()
@@ -73,7 +74,7 @@ def test_spec_round_trips_through_its_dict():
 def test_settings_reject_unknown_keys_and_bad_values():
     with pytest.raises(ValueError, match="batchsize"):
         TrainSettings.from_dict({"batchsize": 16})
-    with pytest.raises(ValueError, match="monitor"):
+    with pytest.raises(ValueError, match="monitor must be one of"):
         TrainSettings(monitor="accuracy_val")
     with pytest.raises(ValueError, match="noise_factor_range"):
         AugmentationSettings(noise_factor_range=(0.5, 0.1))

@@ -121,6 +121,7 @@ def make_eval_set(
     *,
     seed: int = 0,
     silence_ratio: float = EVAL_SILENCE_RATIO,
+    unknown_ratio: float | None = None,
     max_per_class: int | None = None,
 ) -> EvalSet:
     """Un-augmented features of `split`, labels mapped onto `classes`.
@@ -128,11 +129,14 @@ def make_eval_set(
     Words are trimmed at 20 dB and left-aligned; clips whose word is `_silence_` are used
     untrimmed; when `_silence_` is a class and the split has no such clips,
     round(silence_ratio x mean keyword count) noise slices are generated from `seed`.
-    `max_per_class` keeps a deterministic sample of each class (dry runs).
+    `unknown_ratio` balances `_unknown_` as training does (validation splits); None keeps all
+    (test sets). `max_per_class` keeps a deterministic sample of each class (dry runs).
     """
     rng = np.random.default_rng([seed, 0xE7A1])
     labelled = [(clip, label_of(clip.word, classes)) for clip in dataset.split(split)]
     labelled = [(clip, label) for clip, label in labelled if label is not None]
+    if unknown_ratio is not None and UNKNOWN in classes:
+        labelled = _balance_unknown(labelled, classes, unknown_ratio, rng)
     if max_per_class is not None:
         labelled = _cap_per_class(labelled, len(classes), max_per_class, rng)
     settings = AugmentationSettings()
@@ -166,6 +170,23 @@ def make_eval_set(
         labels += [classes.index(SILENCE)] * count
     stacked = np.concatenate(features) if features else np.zeros((0, frontend.n_frames, frontend.n_channels))
     return EvalSet(stacked.astype(np.int8), np.asarray(labels, dtype=np.int64), clips, list(classes))
+
+
+def _balance_unknown(labelled: list, classes: Sequence[str], ratio: float, rng: np.random.Generator) -> list:
+    """Keep round(ratio x mean keyword count) `_unknown_` clips, drawn evenly from the other words."""
+    unknown = classes.index(UNKNOWN)
+    keywords = [k for k in classes if k not in (UNKNOWN, SILENCE)]
+    mean = float(np.mean([sum(1 for c, _ in labelled if c.word == k) for k in keywords] or [0]))
+    by_word: dict[str, list] = {}
+    for item in labelled:
+        if item[1] == unknown:
+            by_word.setdefault(item[0].word, []).append(item)
+    words = sorted(by_word)
+    quotas = even_quotas([len(by_word[w]) for w in words], round(ratio * mean))
+    kept = [item for item in labelled if item[1] != unknown]
+    for word, quota in zip(words, quotas, strict=True):
+        kept += [by_word[word][i] for i in sorted(rng.permutation(len(by_word[word]))[:quota])]
+    return kept
 
 
 def _cap_per_class(labelled: list, n_classes: int, cap: int, rng: np.random.Generator) -> list:
@@ -295,6 +316,7 @@ class TrainingPipeline:
             self.frontend,
             seed=self.seed,
             silence_ratio=self.spec.train.silence_ratio,
+            unknown_ratio=self.spec.train.unknown_ratio,
             max_per_class=self.spec.train.max_clips_per_class,
         )
 

@@ -48,6 +48,9 @@ class TrainSettings:
     reduce_lr_patience: int = 7
     min_learning_rate: float = 1e-6
     early_stopping_patience: int = 20
+    # MLTK: the learning rate follows the training accuracy, early stopping and the kept
+    # (best) weights follow the validation accuracy.
+    reduce_lr_monitor: str = "accuracy"
     monitor: str = "val_accuracy"
     balanced_class_weights: bool = True
     # Clip counts relative to the mean keyword count (MLTK: unknown 3x, silence 0.2x).
@@ -60,8 +63,10 @@ class TrainSettings:
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.epochs < 1:
             raise ValueError(f"batch_size and epochs must be >= 1, got {self.batch_size}, {self.epochs}")
-        if self.monitor not in ("val_accuracy", "val_loss"):
-            raise ValueError(f"monitor must be val_accuracy or val_loss, got {self.monitor!r}")
+        metrics = ("accuracy", "loss", "val_accuracy", "val_loss")
+        for name in ("monitor", "reduce_lr_monitor"):
+            if getattr(self, name) not in metrics:
+                raise ValueError(f"{name} must be one of {', '.join(metrics)}, got {getattr(self, name)!r}")
         if not 0.0 < self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
 

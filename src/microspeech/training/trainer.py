@@ -17,6 +17,7 @@ import os
 import shlex
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -229,7 +230,10 @@ def _fit(
     )
     trainer = FastTrainer(spec.build_model(), settings.learning_rate, weights)
     reduce_lr = ReduceLROnPlateau(
-        settings.monitor, settings.reduce_lr_factor, settings.reduce_lr_patience, settings.min_learning_rate
+        settings.reduce_lr_monitor,
+        settings.reduce_lr_factor,
+        settings.reduce_lr_patience,
+        settings.min_learning_rate,
     )
     stopping = EarlyStopping(settings.monitor, settings.early_stopping_patience)
     history: list[dict[str, Any]] = []
@@ -246,12 +250,22 @@ def _fit(
         logger.info("resumed after epoch %d", state["epoch"] + 1)
 
     writer = tf.summary.create_file_writer(str(artifacts.logs_dir / "train"))
-    with _progress(console, progress) as bars:
+    # The next epoch's features are rendered in a worker thread while this epoch trains
+    # (numba and TensorFlow both release the GIL); each epoch depends only on (seed, epoch).
+    with _progress(console, progress) as bars, ThreadPoolExecutor(1, thread_name_prefix="features") as pool:
+        upcoming = (
+            pool.submit(pipeline.epoch, start_epoch)
+            if start_epoch < settings.epochs and not stopped
+            else None
+        )
         for epoch in range(start_epoch, settings.epochs):
             if stopped:
                 break
             epoch_started = time.perf_counter()
-            features, labels = pipeline.epoch(epoch)
+            assert upcoming is not None
+            features, labels = upcoming.result()
+            if epoch + 1 < settings.epochs:
+                upcoming = pool.submit(pipeline.epoch, epoch + 1)
             task = bars.add_task(f"epoch {epoch + 1}/{settings.epochs}", total=len(labels), stats="")
             train_started = time.perf_counter()
 

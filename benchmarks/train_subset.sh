@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Full training run on the real bundles, then float and int8 accuracy on the dev test bundle.
+#
+#   benchmarks/train_subset.sh [OUTPUT_DIR]        (SEED=N to change the seed)
+#
+# Trains tflite_micro_speech on speech_commands_v0.02_subset (early stopping on its
+# validation split), prints the wall time of `microspeech train` (process start to the
+# written .tflite), then evaluates the float and int8 models on
+# speech_commands_test_set_v0.02_dev mapped to yes/no/_unknown_/_silence_.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUTPUT=${1:-/tmp/microspeech-train-subset}
+SEED=${SEED:-0}
+SHARED=${MICROSPEECH_SHARED_DATA:-$(cd .. && pwd)/shared/data}
+[ -d "$SHARED" ] || SHARED=/work/shared/data
+CACHE=${MICROSPEECH_TEST_CACHE:-$HOME/.cache/microspeech/data}
+
+.venv/bin/python - "$SHARED" "$CACHE" <<'PY'
+import sys
+from pathlib import Path
+from microspeech.data.archive import extract_archive
+shared, cache = Path(sys.argv[1]), Path(sys.argv[2])
+for name in ("speech_commands_v0.02_subset", "speech_commands_test_set_v0.02_dev"):
+    extract_archive(shared / f"{name}.tar.xz", cache / name)
+PY
+
+rm -rf "$OUTPUT"
+start=$(date +%s.%N)
+.venv/bin/microspeech train tflite_micro_speech --dataset "$CACHE/speech_commands_v0.02_subset" \
+    --seed "$SEED" --output "$OUTPUT" --quiet
+end=$(date +%s.%N)
+.venv/bin/python - "$OUTPUT" "$start" "$end" <<'PY'
+import json, sys
+manifest = json.load(open(f"{sys.argv[1]}/manifest.json"))
+wall = float(sys.argv[3]) - float(sys.argv[2])
+print(f"train wall time: {wall:.1f} s = {wall / 60:.2f} min (MLTK 0.20 on this subset: 15.7 min, "
+      f"ratio {15.7 * 60 / wall:.1f}x); epochs {manifest['epochs_run']}, best epoch {manifest['best_epoch']}, "
+      f"best val_accuracy {manifest['best_val_accuracy']:.4f}")
+PY
+.venv/bin/microspeech evaluate "$OUTPUT" --dataset "$CACHE/speech_commands_test_set_v0.02_dev" --no-plots
