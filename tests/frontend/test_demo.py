@@ -13,7 +13,7 @@ from microspeech.frontend import compute_features
 
 
 def test_demo_writes_clip_features_and_plot(tmp_path):
-    demo.main(["--output", str(tmp_path), "--word", "no", "--seed", "3"])
+    demo.main(["--output", str(tmp_path), "--word", "no", "--seed", "3", "--features-only"])
     clip = read_audio(tmp_path / "no-seed3.wav")
     features = np.load(tmp_path / "no-seed3.npy")
     assert clip.shape == (16000,) and np.abs(clip).max() > 3000  # a spoken word, not silence
@@ -26,7 +26,16 @@ def test_demo_is_deterministic_per_seed(tmp_path):
     clips = []
     for run, seed in (("a", 1), ("b", 1), ("c", 2)):
         subprocess.run(
-            [sys.executable, "-m", "microspeech.demo", "--output", str(tmp_path / run), "--seed", str(seed)],
+            [
+                sys.executable,
+                "-m",
+                "microspeech.demo",
+                "--output",
+                str(tmp_path / run),
+                "--seed",
+                str(seed),
+                "--features-only",
+            ],
             check=True,
             capture_output=True,
         )
