@@ -57,12 +57,6 @@ def _wrap32(x):
 
 
 @njit(cache=True, inline="always")
-def _sround(x):
-    # kissfft sround for FRACBITS=15, stored into an int16.
-    return _wrap16((x + 16384) >> 15)
-
-
-@njit(cache=True, inline="always")
 def _msb(x):
     """MostSignificantBit32/64: bits needed to hold x (0 for 0); x >= 0."""
     return 64 - leading_zeros(x)
@@ -193,33 +187,34 @@ def _activity_detection(signal, n_channels, params, ad_state):
         ad_state[3] = 1
 
 
-# Frames transformed together: the innermost loops run across frames (SIMD lanes). 56 holds a
-# one-second clip's 49 frames, is a multiple of 8 lanes and avoids power-of-two row strides.
-BLOCK = 56
+# Frames transformed together run in SIMD lanes: every inner loop goes across frames. The
+# batch API puts the frames of several clips side by side (about TARGET_LANES lanes), so
+# the per-loop overhead of the FFT's many short loops is shared; LANE_MULTIPLE is the SIMD
+# width that lane counts are padded to.
+TARGET_LANES = 200
+LANE_MULTIPLE = 8
 
 
 @njit(cache=True)
-def _window_block(samples, first, count, lanes, window, source, params, windowed, fft_re, fft_im, shifts):
+def _window_lanes(flat, lane_offset, count, lanes, window, source, params, windowed, fft_re, fft_im, shifts):
     """Q12 window, dynamic input shift and kissfft's input permutation for `count` frames.
 
-    `windowed` (window_size + 1, BLOCK) holds window position x frame, its last row zeros;
-    source[2j] / source[2j + 1] is the row feeding the real / imaginary part of FFT leaf j
-    (the zero row past the window). Every pass runs across frames, in SIMD lanes; lanes
-    from `count` up to `lanes` (a multiple of the SIMD width) are zero-filled padding.
+    Frame b starts at flat[lane_offset[b]]. `windowed` (window_size + 1, capacity) holds
+    window position x frame, its last row zeros; source[2j] / source[2j + 1] is the row
+    feeding the real / imaginary part of FFT leaf j (the zero row past the window). Lanes
+    from `count` up to `lanes` (a multiple of the SIMD width) are zero padding.
     """
     size = params[P_WINDOW_SIZE]
-    step = params[P_WINDOW_STEP]
-    start = first * step
     for i in range(size):
         coefficient = window[i]
         for b in range(count):
-            windowed[i, b] = (samples[start + b * step + i] * coefficient) >> 12
+            windowed[i, b] = (flat[lane_offset[b] + i] * coefficient) >> 12
     windowed[:, count:lanes] = 0
     windowed[size, :lanes] = 0
     max_abs = np.zeros(lanes, dtype=np.int64)
     for i in range(size):
         for b in range(lanes):
-            value = windowed[i, b]
+            value = np.int64(windowed[i, b])
             # C negates in int16: -32768 stays negative and never counts as the maximum.
             max_abs[b] = max(max_abs[b], abs(value) if value > -32768 else 0)
     for b in range(lanes):
@@ -229,14 +224,50 @@ def _window_block(samples, first, count, lanes, window, source, params, windowed
         real_row = source[2 * j]
         imag_row = source[2 * j + 1]
         for b in range(lanes):
-            fft_re[j, b] = windowed[real_row, b] << shifts[b]
-            fft_im[j, b] = windowed[imag_row, b] << shifts[b]
+            fft_re[j, b] = np.int64(windowed[real_row, b]) << shifts[b]
+            fft_im[j, b] = np.int64(windowed[imag_row, b]) << shifts[b]
+
+
+# The FFT runs in int32: every value kissfft holds fits in int16 and every product sum in
+# int32, so truncating each step to int32 changes nothing, and it lets LLVM use 32-bit SIMD
+# lanes (twice as many as int64, with a native multiply). I32 marks each truncation.
+I32 = np.int32
 
 
 @njit(cache=True, inline="always")
-def _round15(x):
-    # kissfft sround (FRACBITS=15) where the result provably fits in int16 (no wrap needed).
-    return (x + 16384) >> 15
+def _r15(x):
+    # kissfft sround (FRACBITS=15) of an int32 product sum.
+    return I32(I32(x + 16384) >> 15)
+
+
+@njit(cache=True, inline="always")
+def _w16(x):
+    # Store-to-int16 wrap of an int32 value.
+    return I32(np.int16(x))
+
+
+@njit(cache=True, inline="always")
+def _div4(x):
+    # C_FIXDIV(x, 4) = sround(x * (32767 // 4)); the result fits in int16.
+    return _r15(I32(I32(x) * 8191))
+
+
+@njit(cache=True, inline="always")
+def _div2(x):
+    # C_FIXDIV(x, 2) = sround(x * (32767 // 2)).
+    return _r15(I32(I32(x) * 16383))
+
+
+@njit(cache=True, inline="always")
+def _mul_re(ar, ai, wr, wi):
+    # Real part of C_MUL: sround(ar * wr - ai * wi).
+    return _r15(I32(I32(ar * wr) - I32(ai * wi)))
+
+
+@njit(cache=True, inline="always")
+def _mul_im(ar, ai, wr, wi):
+    # Imaginary part of C_MUL: sround(ar * wi + ai * wr).
+    return _r15(I32(I32(ar * wi) + I32(ai * wr)))
 
 
 @njit(cache=True)
@@ -244,8 +275,8 @@ def _fft_block(stages, twiddles, super_twiddles, re, im, spec_re, spec_im, count
     """kissfft (FIXED_POINT=16) real FFT of `count` frames at once; rows are bins, columns frames.
 
     re/im/spec are int16 arrays, so every store wraps exactly as C's int16 fields do. Values
-    that provably stay in int16 (C_FIXDIV outputs, products of them with twiddles, sums of
-    two such terms) skip the explicit wrap.
+    that provably stay in int16 (C_FIXDIV outputs, their products with twiddles, sums of two
+    such terms) skip the explicit wrap; the others get _w16.
     """
     n = re.shape[0]
     for s in range(stages.shape[0]):
@@ -256,16 +287,16 @@ def _fft_block(stages, twiddles, super_twiddles, re, im, spec_re, spec_im, count
             for k in range(m):
                 i0 = base + k
                 i1 = i0 + m
-                w1r = twiddles[k * fstride, 0]
-                w1i = twiddles[k * fstride, 1]
+                w1r = I32(twiddles[k * fstride, 0])
+                w1i = I32(twiddles[k * fstride, 1])
                 if radix == 2:
                     for b in range(count):
-                        ar = _round15(re[i0, b] * 16383)
-                        ai = _round15(im[i0, b] * 16383)
-                        br = _round15(re[i1, b] * 16383)
-                        bi = _round15(im[i1, b] * 16383)
-                        tr = _round15(br * w1r - bi * w1i)
-                        ti = _round15(br * w1i + bi * w1r)
+                        ar = _div2(re[i0, b])
+                        ai = _div2(im[i0, b])
+                        br = _div2(re[i1, b])
+                        bi = _div2(im[i1, b])
+                        tr = _mul_re(br, bi, w1r, w1i)
+                        ti = _mul_im(br, bi, w1r, w1i)
                         re[i1, b] = ar - tr
                         im[i1, b] = ai - ti
                         re[i0, b] = ar + tr
@@ -273,33 +304,33 @@ def _fft_block(stages, twiddles, super_twiddles, re, im, spec_re, spec_im, count
                     continue
                 i2 = i1 + m
                 i3 = i2 + m
-                w2r = twiddles[2 * k * fstride, 0]
-                w2i = twiddles[2 * k * fstride, 1]
-                w3r = twiddles[3 * k * fstride, 0]
-                w3i = twiddles[3 * k * fstride, 1]
+                w2r = I32(twiddles[2 * k * fstride, 0])
+                w2i = I32(twiddles[2 * k * fstride, 1])
+                w3r = I32(twiddles[3 * k * fstride, 0])
+                w3i = I32(twiddles[3 * k * fstride, 1])
                 for b in range(count):
-                    f0r = _round15(re[i0, b] * 8191)
-                    f0i = _round15(im[i0, b] * 8191)
-                    f1r = _round15(re[i1, b] * 8191)
-                    f1i = _round15(im[i1, b] * 8191)
-                    f2r = _round15(re[i2, b] * 8191)
-                    f2i = _round15(im[i2, b] * 8191)
-                    f3r = _round15(re[i3, b] * 8191)
-                    f3i = _round15(im[i3, b] * 8191)
-                    s0r = _round15(f1r * w1r - f1i * w1i)
-                    s0i = _round15(f1r * w1i + f1i * w1r)
-                    s1r = _round15(f2r * w2r - f2i * w2i)
-                    s1i = _round15(f2r * w2i + f2i * w2r)
-                    s2r = _round15(f3r * w3r - f3i * w3i)
-                    s2i = _round15(f3r * w3i + f3i * w3r)
-                    s5r = f0r - s1r
-                    s5i = f0i - s1i
-                    f0r += s1r
-                    f0i += s1i
-                    s3r = s0r + s2r
-                    s3i = s0i + s2i
-                    s4r = s0r - s2r
-                    s4i = s0i - s2i
+                    f0r = _div4(re[i0, b])
+                    f0i = _div4(im[i0, b])
+                    f1r = _div4(re[i1, b])
+                    f1i = _div4(im[i1, b])
+                    f2r = _div4(re[i2, b])
+                    f2i = _div4(im[i2, b])
+                    f3r = _div4(re[i3, b])
+                    f3i = _div4(im[i3, b])
+                    s0r = _mul_re(f1r, f1i, w1r, w1i)
+                    s0i = _mul_im(f1r, f1i, w1r, w1i)
+                    s1r = _mul_re(f2r, f2i, w2r, w2i)
+                    s1i = _mul_im(f2r, f2i, w2r, w2i)
+                    s2r = _mul_re(f3r, f3i, w3r, w3i)
+                    s2i = _mul_im(f3r, f3i, w3r, w3i)
+                    s5r = I32(f0r - s1r)
+                    s5i = I32(f0i - s1i)
+                    f0r = I32(f0r + s1r)
+                    f0i = I32(f0i + s1i)
+                    s3r = I32(s0r + s2r)
+                    s3i = I32(s0i + s2i)
+                    s4r = I32(s0r - s2r)
+                    s4i = I32(s0i - s2i)
                     re[i2, b] = f0r - s3r
                     im[i2, b] = f0i - s3i
                     re[i0, b] = f0r + s3r
@@ -311,23 +342,23 @@ def _fft_block(stages, twiddles, super_twiddles, re, im, spec_re, spec_im, count
 
     # kiss_fftr: split the packed transform into the real signal's spectrum.
     for k in range(1, n // 2 + 1):
-        wr = super_twiddles[k - 1, 0]
-        wi = super_twiddles[k - 1, 1]
+        wr = I32(super_twiddles[k - 1, 0])
+        wi = I32(super_twiddles[k - 1, 1])
         for b in range(count):
-            pkr = _round15(re[k, b] * 16383)
-            pki = _round15(im[k, b] * 16383)
-            nkr = _round15(re[n - k, b] * 16383)
-            nki = _round15(_wrap16(-im[n - k, b]) * 16383)
-            f1r = _wrap16(pkr + nkr)
-            f1i = _wrap16(pki + nki)
-            f2r = _wrap16(pkr - nkr)
-            f2i = _wrap16(pki - nki)
-            tr = _sround(f2r * wr - f2i * wi)
-            ti = _sround(f2r * wi + f2i * wr)
-            spec_re[k, b] = (f1r + tr) >> 1
-            spec_im[k, b] = (f1i + ti) >> 1
-            spec_re[n - k, b] = (f1r - tr) >> 1
-            spec_im[n - k, b] = (ti - f1i) >> 1
+            pkr = _div2(re[k, b])
+            pki = _div2(im[k, b])
+            nkr = _div2(re[n - k, b])
+            nki = _div2(_w16(-I32(im[n - k, b])))
+            f1r = _w16(pkr + nkr)
+            f1i = _w16(pki + nki)
+            f2r = _w16(pkr - nkr)
+            f2i = _w16(pki - nki)
+            tr = _w16(_mul_re(f2r, f2i, wr, wi))
+            ti = _w16(_mul_im(f2r, f2i, wr, wi))
+            spec_re[k, b] = I32(f1r + tr) >> 1
+            spec_im[k, b] = I32(f1i + ti) >> 1
+            spec_re[n - k, b] = I32(f1r - tr) >> 1
+            spec_im[n - k, b] = I32(ti - f1i) >> 1
 
 
 @njit(cache=True)
@@ -351,142 +382,168 @@ def _filterbank_block(
     # acc row 0 holds channel 0's weights and row n+1 the last unweights: C drops both.
     for c in range(n_channels):
         for b in range(count):
-            signal[c, b] = _filterbank_sqrt(acc[c + 1, b]) >> shifts[b]
+            signal[b, c] = _filterbank_sqrt(acc[c + 1, b]) >> shifts[b]
 
 
 @njit(cache=True)
-def _post_process(signal, b, smoothing, gain_lut, log_lut, params, estimate, ad_state, out):
-    """Noise reduction, PCAN and log scale of one frame (column b); the noise estimate carries on.
+def _post_process(frames, smoothing, gain_lut, log_lut, params, estimate, ad_state):
+    """Noise reduction, PCAN and log scale of one frame of G streams, in place.
 
-    Each stage is one branch-free loop over channels, so it runs in SIMD lanes.
+    frames, smoothing, estimate: (G, n_channels); ad_state: (G, AD_STATE_SIZE). The noise
+    estimate carries on to the next frame. Each stage is one branch-free loop over all
+    G * n_channels values, so it runs in SIMD lanes.
     """
-    n_channels = params[P_N_CHANNELS]
-    value = signal[:, b]
     if params[P_AD_ENABLE]:
-        _activity_detection(value, n_channels, params, ad_state)
+        for g in range(frames.shape[0]):
+            _activity_detection(frames[g], frames.shape[1], params, ad_state[g])
+    value = frames.reshape(-1)
+    noise_estimate = estimate.reshape(-1)
+    smoothing = smoothing.reshape(-1)
+    n = value.shape[0]
     if params[P_NR_ENABLE]:
         smoothing_bits = params[P_NR_SMOOTHING_BITS]
         min_remaining = params[P_NR_MIN_REMAINING]
-        for c in range(n_channels):
+        for c in range(n):
             scaled = (value[c] << smoothing_bits) & U32
-            noise = (scaled * smoothing[c] + estimate[c] * ((1 << 14) - smoothing[c])) >> 14
-            estimate[c] = noise
+            noise = (scaled * smoothing[c] + noise_estimate[c] * ((1 << 14) - smoothing[c])) >> 14
+            noise_estimate[c] = noise
             floor = (value[c] * min_remaining) >> 14
             value[c] = max((scaled - min(noise, scaled)) >> smoothing_bits, floor)
     if params[P_PCAN_ENABLE]:
         snr_shift = np.uint64(params[P_PCAN_SNR_SHIFT])
-        for c in range(n_channels):
-            gain = _wide_dynamic_function(estimate[c], gain_lut) & U32
+        for c in range(n):
+            gain = _wide_dynamic_function(noise_estimate[c], gain_lut) & U32
             snr = np.int64((np.uint64(value[c]) * np.uint64(gain)) >> snr_shift) & U32
             value[c] = _pcan_shrink(snr)
     if params[P_LOG_ENABLE]:
         correction_bits = params[P_CORRECTION_BITS]
         log_shift = params[P_LOG_SHIFT]
-        for c in range(n_channels):
+        for c in range(n):
             if correction_bits < 0:
                 scaled = value[c] >> -correction_bits
             else:
                 scaled = (value[c] << correction_bits) & U32
             value[c] = _log_scale(max(scaled, 2), log_shift, log_lut) if scaled > 1 else 0
-    for c in range(n_channels):
-        out[c] = min(value[c], 0xFFFF)
+    for c in range(n):
+        value[c] = min(value[c], 0xFFFF)
 
 
 @njit(cache=True)
-def process_frames(
-    samples,
-    n_frames,
-    window,
-    source,
-    stages,
-    twiddles,
-    super_twiddles,
-    bin_channel,
-    bin_weight,
-    bin_unweight,
-    gain_lut,
-    log_lut,
-    params,
-    estimate,
-    ad_state,
-    out,
-):
-    """Consecutive windows of `samples` (hop = window step) into out[:n_frames]; state carries on.
-
-    Windows, FFTs and filterbanks of BLOCK frames are computed together (independent of
-    state); noise reduction, PCAN and log then run frame by frame, in order.
-    """
+def _scratch(params, capacity):
+    """Work arrays for `capacity` lanes."""
     n = params[P_FFT_SIZE] // 2
     n_channels = params[P_N_CHANNELS]
-    windowed = np.empty((params[P_WINDOW_SIZE] + 1, BLOCK), dtype=np.int64)
-    fft_re = np.empty((n, BLOCK), dtype=np.int16)
-    fft_im = np.empty((n, BLOCK), dtype=np.int16)
-    spec_re = np.empty((n + 1, BLOCK), dtype=np.int16)
-    spec_im = np.empty((n + 1, BLOCK), dtype=np.int16)
-    acc = np.empty((n_channels + 2, BLOCK), dtype=np.int64)
-    signal = np.empty((n_channels, BLOCK), dtype=np.int64)
-    shifts = np.empty(BLOCK, dtype=np.int64)
     smoothing = np.empty(n_channels, dtype=np.int64)
     smoothing[0::2] = params[P_NR_EVEN]
     smoothing[1::2] = params[P_NR_ODD]
-    for first in range(0, n_frames, BLOCK):
-        count = min(BLOCK, n_frames - first)
-        lanes = min(BLOCK, (count + 7) // 8 * 8)
-        _window_block(samples, first, count, lanes, window, source, params, windowed, fft_re, fft_im, shifts)
-        _fft_block(stages, twiddles, super_twiddles, fft_re, fft_im, spec_re, spec_im, count)
-        _filterbank_block(
-            spec_re, spec_im, bin_channel, bin_weight, bin_unweight, params, shifts, acc, signal, count
-        )
+    return (
+        np.empty((params[P_WINDOW_SIZE] + 1, capacity), dtype=np.int16),  # windowed
+        np.empty((n, capacity), dtype=np.int16),  # FFT real
+        np.empty((n, capacity), dtype=np.int16),  # FFT imaginary
+        np.empty((n + 1, capacity), dtype=np.int16),  # spectrum real
+        np.empty((n + 1, capacity), dtype=np.int16),  # spectrum imaginary
+        np.empty((n_channels + 2, capacity), dtype=np.int64),  # filterbank accumulators
+        np.empty((capacity, n_channels), dtype=np.int64),  # filterbank output, frame-major
+        np.empty(capacity, dtype=np.int64),  # input shifts
+        np.empty(capacity, dtype=np.int64),  # lane offsets
+        smoothing,
+    )
+
+
+@njit(cache=True)
+def _transform(flat, count, window, source, stages, twiddles, super_twiddles, bin_channel, bin_weight,
+               bin_unweight, params, scratch):  # fmt: skip
+    """Window, FFT, filterbank and sqrt of `count` frames (offsets in scratch[8]): state-free."""
+    windowed, fft_re, fft_im, spec_re, spec_im, acc, signal, shifts, lane_offset, _ = scratch
+    lanes = min(fft_re.shape[1], (count + LANE_MULTIPLE - 1) // LANE_MULTIPLE * LANE_MULTIPLE)
+    _window_lanes(flat, lane_offset, count, lanes, window, source, params, windowed, fft_re, fft_im, shifts)
+    _fft_block(stages, twiddles, super_twiddles, fft_re, fft_im, spec_re, spec_im, count)
+    _filterbank_block(
+        spec_re, spec_im, bin_channel, bin_weight, bin_unweight, params, shifts, acc, signal, count
+    )
+
+
+@njit(cache=True)
+def process_frames(samples, n_frames, window, source, stages, twiddles, super_twiddles, bin_channel,
+                   bin_weight, bin_unweight, gain_lut, log_lut, params, estimate, ad_state, out):  # fmt: skip
+    """Consecutive windows of `samples` (hop = window step) into out[:n_frames]; state carries on.
+
+    Windows, FFTs and filterbanks of up to TARGET_LANES frames are computed together
+    (they do not depend on state); noise reduction, PCAN and log then run frame by frame.
+    """
+    step = params[P_WINDOW_STEP]
+    capacity = min(TARGET_LANES, (n_frames + LANE_MULTIPLE - 1) // LANE_MULTIPLE * LANE_MULTIPLE)
+    scratch = _scratch(params, capacity)
+    lane_offset, signal, smoothing = scratch[8], scratch[6], scratch[9]
+    streams_estimate = estimate.reshape(1, -1)
+    streams_ad = ad_state.reshape(1, -1)
+    streams_smoothing = smoothing.reshape(1, -1)
+    for first in range(0, n_frames, capacity):
+        count = min(capacity, n_frames - first)
         for b in range(count):
-            _post_process(signal, b, smoothing, gain_lut, log_lut, params, estimate, ad_state, out[first + b])
+            lane_offset[b] = (first + b) * step
+        _transform(samples, count, window, source, stages, twiddles, super_twiddles, bin_channel, bin_weight,
+                   bin_unweight, params, scratch)  # fmt: skip
+        for b in range(count):
+            frame = signal[b : b + 1]
+            _post_process(frame, streams_smoothing, gain_lut, log_lut, params, streams_estimate, streams_ad)
+            out[first + b] = frame[0]
 
 
 @njit(cache=True, parallel=True)
-def process_clips(
-    audio,
-    window,
-    source,
-    stages,
-    twiddles,
-    super_twiddles,
-    bin_channel,
-    bin_weight,
-    bin_unweight,
-    gain_lut,
-    log_lut,
-    params,
-    out,
-    activity,
-):
-    """Each clip of `audio` (N, n_samples) from fresh state into out (N, n_frames, n_channels)."""
-    n_clips = audio.shape[0]
+def process_clips(audio, window, source, stages, twiddles, super_twiddles, bin_channel, bin_weight,
+                  bin_unweight, gain_lut, log_lut, params, out, activity):  # fmt: skip
+    """Each clip of `audio` (N, n_samples) from fresh state into out (N, n_frames, n_channels).
+
+    Groups of clips are spread over the cores. Within a group, all frames of all its clips
+    are transformed side by side (lane f * group_clips + g is frame f of clip g), then the
+    clips' frame f are post-processed together, frame after frame.
+    """
+    n_clips, length = audio.shape
     n_frames = out.shape[1]
-    for clip in prange(n_clips):
-        estimate = np.zeros(params[P_N_CHANNELS], dtype=np.int64)
-        ad_state = np.zeros(AD_STATE_SIZE, dtype=np.int64)
-        if params[P_DC_ENABLE]:
-            filtered = np.empty(audio.shape[1], dtype=np.int16)
-            dc_state = np.zeros(2, dtype=np.int64)
-            dc_notch(audio[clip], filtered, dc_state, params[P_DC_COEF])
-            samples = filtered
-        else:
+    n_channels = params[P_N_CHANNELS]
+    step = params[P_WINDOW_STEP]
+    per_group = max(1, TARGET_LANES // n_frames)
+    n_groups = (n_clips + per_group - 1) // per_group
+    for group in prange(n_groups):
+        first_clip = group * per_group
+        group_clips = min(per_group, n_clips - first_clip)
+        if n_frames > TARGET_LANES:  # long clips: one at a time, in blocks of frames
+            clip = first_clip
             samples = audio[clip]
-        process_frames(
-            samples,
-            n_frames,
-            window,
-            source,
-            stages,
-            twiddles,
-            super_twiddles,
-            bin_channel,
-            bin_weight,
-            bin_unweight,
-            gain_lut,
-            log_lut,
-            params,
-            estimate,
-            ad_state,
-            out[clip],
-        )
-        activity[clip] = ad_state[3]
+            if params[P_DC_ENABLE]:
+                samples = np.empty(length, dtype=np.int16)
+                dc_notch(audio[clip], samples, np.zeros(2, dtype=np.int64), params[P_DC_COEF])
+            ad_state = np.zeros(AD_STATE_SIZE, dtype=np.int64)
+            process_frames(samples, n_frames, window, source, stages, twiddles, super_twiddles, bin_channel,
+                           bin_weight, bin_unweight, gain_lut, log_lut, params,
+                           np.zeros(n_channels, dtype=np.int64), ad_state, out[clip])  # fmt: skip
+            activity[clip] = ad_state[3]
+            continue
+        flat = audio[first_clip : first_clip + group_clips].reshape(-1)
+        if params[P_DC_ENABLE]:
+            filtered = np.empty(group_clips * length, dtype=np.int16)
+            for g in range(group_clips):
+                dc_notch(flat[g * length : (g + 1) * length], filtered[g * length : (g + 1) * length],
+                         np.zeros(2, dtype=np.int64), params[P_DC_COEF])  # fmt: skip
+            flat = filtered
+        count = group_clips * n_frames
+        scratch = _scratch(params, (count + LANE_MULTIPLE - 1) // LANE_MULTIPLE * LANE_MULTIPLE)
+        lane_offset, signal, smoothing = scratch[8], scratch[6], scratch[9]
+        for f in range(n_frames):
+            for g in range(group_clips):
+                lane_offset[f * group_clips + g] = g * length + f * step
+        _transform(flat, count, window, source, stages, twiddles, super_twiddles, bin_channel, bin_weight,
+                   bin_unweight, params, scratch)  # fmt: skip
+        estimate = np.zeros((group_clips, n_channels), dtype=np.int64)
+        ad_state = np.zeros((group_clips, AD_STATE_SIZE), dtype=np.int64)
+        group_smoothing = np.empty((group_clips, n_channels), dtype=np.int64)
+        for g in range(group_clips):
+            group_smoothing[g] = smoothing
+        for f in range(n_frames):
+            frames = signal[f * group_clips : (f + 1) * group_clips]
+            _post_process(frames, group_smoothing, gain_lut, log_lut, params, estimate, ad_state)
+            for g in range(group_clips):
+                out[first_clip + g, f] = frames[g]
+        for g in range(group_clips):
+            activity[first_clip + g] = ad_state[g, 3]
