@@ -37,4 +37,7 @@ print(f"train wall time: {wall:.1f} s = {wall / 60:.2f} min (MLTK 0.20 on this s
       f"ratio {15.7 * 60 / wall:.1f}x); epochs {manifest['epochs_run']}, best epoch {manifest['best_epoch']}, "
       f"best val_accuracy {manifest['best_val_accuracy']:.4f}")
 PY
-.venv/bin/microspeech evaluate "$OUTPUT" --dataset "$CACHE/speech_commands_test_set_v0.02_dev" --no-plots
+# Float and int8 side by side, with plots, into $OUTPUT/eval; then next to MLTK's shipped model.
+.venv/bin/microspeech evaluate "$OUTPUT" --dataset "$CACHE/speech_commands_test_set_v0.02_dev"
+.venv/bin/python benchmarks/evaluate_reference.py --model "$OUTPUT" \
+    --dataset "$CACHE/speech_commands_test_set_v0.02_dev" --output "$OUTPUT/reference-comparison"
