@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from microspeech.frontend import kernels
 from microspeech.frontend.settings import FrontendSettings
 
-# MLTK / TFLM micro_speech: int8 = round(u16 * 256 / 666) - 128, i.e. the range 0..666 maps onto int8.
-FEATURE_RANGE_MAX = 666
 LN10_DIV_20 = 0.11512925465
 
 
@@ -29,10 +28,13 @@ def uint16_to_int8(features_u16: np.ndarray, settings: FrontendSettings | None =
     values = np.asarray(features_u16)
     if values.dtype != np.uint16:
         raise TypeError(f"uint16_to_int8 expects uint16 features, got {values.dtype}")
-    wide = values.astype(np.int32)
     if settings is None or not settings.quantize_dynamic_scale_enable:
-        quantized = (wide * 256 + FEATURE_RANGE_MAX // 2) // FEATURE_RANGE_MAX - 128
-        return np.clip(quantized, -128, 127).astype(np.int8)
+        # MLTK / TFLM micro_speech: round(u16 * 256 / 666) - 128, the range 0..666 onto int8.
+        flat = np.ascontiguousarray(values).reshape(-1)
+        quantized = np.empty(flat.shape, dtype=np.int8)
+        kernels.quantize_int8(flat, quantized)
+        return quantized.reshape(values.shape)
+    wide = values.astype(np.int32)
     if values.ndim < 2:
         raise ValueError("dynamic quantization needs whole spectrograms (frames, channels)")
     maximum = wide.max(axis=(-2, -1), keepdims=True)
