@@ -85,7 +85,7 @@ def test_short_recording_is_padded_and_noted(clip_path, tmp_path):
 @pytest.mark.parametrize(
     ("make_args", "message"),
     [
-        (lambda clip, tmp: ["features", tmp / "missing.wav"], "missing.wav"),
+        (lambda clip, tmp: ["features", tmp / "missing.wav"], "missing.wav: no such file"),
         (lambda clip, tmp: ["features", clip, "--out", tmp / "f.txt"], "--out"),
         (lambda clip, tmp: ["features", clip, "--plot", tmp / "f.jpg"], "--plot"),
         (lambda clip, tmp: ["features", clip, "--settings", tmp / "bad.json"], "fe.window_sise_ms"),
@@ -98,5 +98,5 @@ def test_bad_input_fails_clearly(clip_path, tmp_path, make_args, message):
     sf.write(tmp_path / "tiny.wav", np.zeros(100, dtype=np.int16), 16000, subtype="PCM_16")
     result = invoke(*make_args(clip_path, tmp_path))
     assert result.exit_code == 2
-    assert message in " ".join(result.output.split())
+    assert message.replace(" ", "") in "".join(result.output.split())  # rich wraps long paths
     assert not list(tmp_path.glob("f.*"))

@@ -37,6 +37,8 @@ def features_command(
     from microspeech.frontend.files import features_from_file, save_features
     from microspeech.frontend.plot import plot_features
 
+    if not audio.is_file():
+        fail(f"{audio}: no such file")
     if out is not None and out.suffix != ".npy":
         fail(f"--out {out}: features are saved as .npy; use a .npy file name")
     if plot is not None and plot.suffix.lower() != ".png":

@@ -44,6 +44,10 @@ from microspeech.frontend.tables import (
 U32 = 0xFFFFFFFF
 # Activity-detection state slots (filter_a, filter_b, arm, trip) in one int64 array.
 AD_STATE_SIZE = 4
+# Wherever C computes in 16/32-bit integers and values provably fit (window, FFT, power
+# spectrum), we truncate every step to int32 (I32): that changes nothing, and it lets LLVM
+# use 32-bit SIMD lanes (twice as many as int64, with a native multiply).
+I32 = np.int32
 
 
 @njit(cache=True, inline="always")
@@ -58,7 +62,7 @@ def _wrap32(x):
 
 @njit(cache=True, inline="always")
 def _msb(x):
-    """MostSignificantBit32/64: bits needed to hold x (0 for 0); x >= 0."""
+    """MostSignificantBit32/64: bits needed to hold x (0 for 0); x >= 0 and int64."""
     return 64 - leading_zeros(x)
 
 
@@ -206,32 +210,26 @@ def _window_lanes(flat, lane_offset, count, lanes, window, source, params, windo
     """
     size = params[P_WINDOW_SIZE]
     for i in range(size):
-        coefficient = window[i]
+        coefficient = I32(window[i])
         for b in range(count):
-            windowed[i, b] = (flat[lane_offset[b] + i] * coefficient) >> 12
+            windowed[i, b] = I32(I32(flat[lane_offset[b] + i]) * coefficient) >> 12
     windowed[:, count:lanes] = 0
     windowed[size, :lanes] = 0
-    max_abs = np.zeros(lanes, dtype=np.int64)
+    max_abs = np.zeros(lanes, dtype=np.int32)
     for i in range(size):
         for b in range(lanes):
-            value = np.int64(windowed[i, b])
+            value = I32(windowed[i, b])
             # C negates in int16: -32768 stays negative and never counts as the maximum.
             max_abs[b] = max(max_abs[b], abs(value) if value > -32768 else 0)
     for b in range(lanes):
-        shifts[b] = 15 - _msb(max_abs[b])
+        shifts[b] = 15 - _msb(np.int64(max_abs[b]))
     # int16 stores truncate: that is C's (int16_t)((uint16_t)x << shift).
     for j in range(fft_re.shape[0]):
         real_row = source[2 * j]
         imag_row = source[2 * j + 1]
         for b in range(lanes):
-            fft_re[j, b] = np.int64(windowed[real_row, b]) << shifts[b]
-            fft_im[j, b] = np.int64(windowed[imag_row, b]) << shifts[b]
-
-
-# The FFT runs in int32: every value kissfft holds fits in int16 and every product sum in
-# int32, so truncating each step to int32 changes nothing, and it lets LLVM use 32-bit SIMD
-# lanes (twice as many as int64, with a native multiply). I32 marks each truncation.
-I32 = np.int32
+            fft_re[j, b] = I32(windowed[real_row, b]) << I32(shifts[b])
+            fft_im[j, b] = I32(windowed[imag_row, b]) << I32(shifts[b])
 
 
 @njit(cache=True, inline="always")
@@ -374,9 +372,9 @@ def _filterbank_block(
         weight = bin_weight[bin_index]
         unweight = bin_unweight[bin_index]
         for b in range(count):
-            real = spec_re[start + bin_index, b]
-            imag = spec_im[start + bin_index, b]
-            energy = _wrap32(real * real + imag * imag)
+            real = I32(spec_re[start + bin_index, b])
+            imag = I32(spec_im[start + bin_index, b])
+            energy = np.int64(I32(I32(real * real) + I32(imag * imag)))  # C's int32, wrap included
             acc[channel, b] += weight * energy
             acc[channel + 1, b] += unweight * energy
     # acc row 0 holds channel 0's weights and row n+1 the last unweights: C drops both.
