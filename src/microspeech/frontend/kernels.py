@@ -1,9 +1,10 @@
-"""Numba kernels: one frame of the TFLM micro frontend, bit for bit, and loops over frames and clips.
+"""Numba kernels of the TFLM micro frontend, bit for bit, over blocks of frames and batches of clips.
 
 Every stage mirrors the integer arithmetic of MLTK 0.20's C frontend (TFLM microfrontend
-lib + kissfft v130 with FIXED_POINT=16), including its int16/uint32 wrap-arounds, so that
-edge cases such as full-scale input give the same bits as firmware. Values are carried in
-int64 and wrapped explicitly where C stores into a narrower type.
+lib + kissfft v130 with FIXED_POINT=16), including its int16/int32/uint32 wrap-arounds, so
+that edge cases such as full-scale input give the same bits as firmware. Window, FFT and
+power spectrum run in int32 lanes (values provably fit); filterbank sums, noise reduction,
+PCAN and log run in int64 with explicit wraps where C stores into a narrower type.
 """
 
 from __future__ import annotations
@@ -70,12 +71,7 @@ def _msb(x):
 def _sqrt_wide(num):
     """Sqrt64's digit-by-digit path for accumulators that wrapped past 2**63 (C's uint64)."""
     x = np.uint64(num)
-    bits = 64
-    probe = x
-    while probe < np.uint64(1) << np.uint64(63):
-        probe <<= np.uint64(1)
-        bits -= 1
-    max_bit_number = (64 - bits) | 1
+    max_bit_number = leading_zeros(x) | 1
     bit = np.uint64(1) << np.uint64(63 - max_bit_number)
     iterations = (63 - max_bit_number) // 2 + 1
     res = np.uint64(0)
