@@ -50,6 +50,10 @@ def test_wrong_sample_rate_and_dtype_are_errors(clip):
     assert compute_features(clip, sample_rate=16000).shape == (49, 40)
 
 
+def test_empty_batch_gives_no_features():
+    assert compute_features(np.zeros((0, 16000), dtype=np.int16), dtype="uint16").shape == (0, 49, 40)
+
+
 def test_batch_equals_one_clip_at_a_time(clip):
     batch = np.stack([clip, clip[::-1], np.zeros_like(clip)])
     together = compute_features(batch, dtype="uint16")

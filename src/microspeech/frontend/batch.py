@@ -100,7 +100,10 @@ def compute_features(
     if dtype not in DTYPES:
         raise ValueError(f"dtype={dtype!r}: expected one of {', '.join(DTYPES)}")
     check_rate(sample_rate, settings, "audio")
-    single = np.asarray(audio).ndim == 1
+    raw = np.asarray(audio)
+    if raw.ndim == 2 and raw.shape == (0, settings.n_samples):  # an empty batch is not an error
+        return np.zeros((0, settings.n_frames, settings.n_channels), dtype=DTYPES[dtype])
+    single = raw.ndim == 1
     clips = _as_clips(audio, settings, "audio")
     features = np.empty((clips.shape[0], settings.n_frames, settings.n_channels), dtype=np.uint16)
     activity = np.zeros(clips.shape[0], dtype=np.int64)
