@@ -105,39 +105,37 @@ def _filterbank_sqrt(num):
     return root
 
 
+# The per-value helpers below are branch-free (both sides computed, then selected) so that
+# the loops over channels calling them compile to SIMD code.
+
+
 @njit(cache=True, inline="always")
 def _wide_dynamic_function(x, lut):
     """pcan_gain_control.c WideDynamicFunction: piecewise-quadratic gain, int16 result."""
     interval = max(_msb(x), 2)  # x <= 2 reads lut[x] below; keep the other path in bounds
     base = 4 * interval - 6
-    if interval < 11:
-        frac = ((x << (11 - interval)) & U32) & 0x3FF
-    else:
-        frac = (x >> (interval - 11)) & 0x3FF
+    # C: x << (11 - interval) below 11, x >> (interval - 11) above; only 10 bits are kept.
+    frac = ((x << max(11 - interval, 0)) >> max(interval - 11, 0)) & 0x3FF
     result = _wrap32(lut[base + 2] * frac) >> 5
     result += lut[base + 1] * 32
     result = _wrap32(result * frac)
     result = (result + (1 << 14)) >> 15
     result += lut[base]
-    return lut[x] if x <= 2 else _wrap16(result)
+    return lut[min(x, 2)] if x <= 2 else _wrap16(result)
 
 
 @njit(cache=True, inline="always")
 def _pcan_shrink(x):
-    if x < (2 << 12):
-        return (x * x) >> 20
-    return (x >> 6) - 64
+    return ((x * x) >> 20) if x < (2 << 12) else (x >> 6) - 64
 
 
 @njit(cache=True, inline="always")
 def _log_scale(x, scale_shift, log_lut):
-    """log_scale.c Log(): fixed-point natural log scaled by 2**scale_shift."""
+    """log_scale.c Log(): fixed-point natural log scaled by 2**scale_shift (x >= 2)."""
     integer = _msb(x) - 1
     frac = x - (1 << integer)
-    if integer < 16:
-        frac <<= 16 - integer
-    else:
-        frac >>= integer - 16
+    # C: frac << (16 - integer) below 16, frac >> (integer - 16) above.
+    frac = (frac << max(16 - integer, 0)) >> max(integer - 16, 0)
     base_seg = frac >> 9
     c0 = log_lut[base_seg]
     c1 = log_lut[base_seg + 1]
@@ -410,13 +408,11 @@ def _post_process(frames, smoothing, gain_lut, log_lut, params, estimate, ad_sta
             snr = np.int64((np.uint64(value[c]) * np.uint64(gain)) >> snr_shift) & U32
             value[c] = _pcan_shrink(snr)
     if params[P_LOG_ENABLE]:
-        correction_bits = params[P_CORRECTION_BITS]
+        left = max(params[P_CORRECTION_BITS], 0)
+        right = max(-params[P_CORRECTION_BITS], 0)
         log_shift = params[P_LOG_SHIFT]
         for c in range(n):
-            if correction_bits < 0:
-                scaled = value[c] >> -correction_bits
-            else:
-                scaled = (value[c] << correction_bits) & U32
+            scaled = ((value[c] << left) & U32) >> right
             value[c] = _log_scale(max(scaled, 2), log_shift, log_lut) if scaled > 1 else 0
     for c in range(n):
         value[c] = min(value[c], 0xFFFF)
