@@ -539,9 +539,13 @@ def process_clips(audio, window, source, stages, twiddles, super_twiddles, bin_c
             activity[first_clip + g] = ad_state[g, 3]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def quantize_int8(features, out):
-    """MLTK's fixed uint16 -> int8 mapping: clip((u16 * 256 + 333) // 666 - 128, -128, 127)."""
-    for i in prange(features.shape[0]):
+    """MLTK's fixed uint16 -> int8 mapping: clip((u16 * 256 + 333) // 666 - 128, -128, 127).
+
+    Serial: it runs at memory speed, and streaming calls it per frame, where starting
+    threads would cost more than the work.
+    """
+    for i in range(features.shape[0]):
         value = (np.int64(features[i]) * 256 + 333) // 666 - 128
         out[i] = min(max(value, -128), 127)
