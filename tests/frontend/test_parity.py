@@ -145,3 +145,16 @@ def test_activity_detection_matches_mltk(real_clips, edge_cases, oracle):
         tripped.append(frontend.activity_detected())
         assert tripped[-1] == reference.activity_was_detected()
     assert any(tripped) and not all(tripped)
+
+
+def test_long_clips_span_several_blocks(real_clips, oracle):
+    """Clips with more frames than one SIMD block (TARGET_LANES): noise state crosses blocks."""
+    from microspeech.frontend.kernels import TARGET_LANES
+
+    settings = DEFAULT.replace(sample_length_ms=5000, window_step_ms=10, dc_notch_filter_enable=True)
+    assert settings.n_frames > 2 * TARGET_LANES
+    clips = np.stack([np.concatenate(real_clips[i : i + 5]) for i in (0, 40, 80)])
+    for dtype in DTYPES:
+        assert_same(compute_features(clips, settings, dtype), oracle(settings, clips, dtype))
+    streamed = StreamingFrontend(settings).process(clips[1])
+    assert_same(streamed, oracle(settings, clips[1:2])[0])
