@@ -70,6 +70,8 @@ def test_dry_run_writes_every_artifact(trained):
 def test_tflite_is_full_int8_with_exactly_the_expected_ops(trained):
     tflite = resolve_model(trained).tflite_path
     assert set(operator_names(tflite.read_bytes())) == EXPECTED_OPS
+    # The converter's RESHAPE before FULLY_CONNECTED is gone; the input one stays.
+    assert operator_names(tflite.read_bytes()) == ["RESHAPE", "CONV_2D", "FULLY_CONNECTED", "SOFTMAX"]
     runner = TfliteRunner(tflite, backend="litert")
     details = runner.input_details
     assert (details.shape, details.dtype, details.scale, details.zero_point) == ((1, 49, 40), np.int8, 1.0, 0)

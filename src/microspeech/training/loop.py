@@ -16,7 +16,7 @@ import numpy as np
 if TYPE_CHECKING:
     import keras
 
-STEPS_PER_CALL = 25
+STEPS_PER_CALL = 100
 EVAL_BATCH = 2048
 
 

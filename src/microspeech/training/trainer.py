@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from microspeech.models import ModelSpec, get_model_spec
 from microspeech.training.artifacts import (
@@ -67,8 +67,7 @@ def configure_determinism(seed: int) -> None:
 def _progress(console: Console, enabled: bool) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
+        BarColumn(bar_width=10),  # narrow: the stats must fit an 80-column terminal
         TextColumn("{task.fields[stats]}"),
         TimeElapsedColumn(),
         console=console,
