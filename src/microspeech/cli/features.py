@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from microspeech.cli.app import app, console, fail
+
+if TYPE_CHECKING:
+    from microspeech.frontend import FrontendSettings
 
 
 class FeatureDtype(StrEnum):
@@ -30,6 +34,9 @@ def features_command(
     settings_file: Path | None = typer.Option(
         None, "--settings", help="JSON with MLTK fe.* keys (default: the tflite_micro_speech frontend)."
     ),
+    model: str | None = typer.Option(
+        None, "--model", help="Use the frontend settings stored in this model (.tflite, or a trained name)."
+    ),
 ) -> None:
     """Bit-exact TFLM micro-frontend features (MLTK's AudioFeatureGenerator) of one recording."""
     from microspeech.audio import AudioError
@@ -43,12 +50,16 @@ def features_command(
         fail(f"--out {out}: features are saved as .npy; use a .npy file name")
     if plot is not None and plot.suffix.lower() != ".png":
         fail(f"--plot {plot}: the spectrogram is drawn as PNG; use a .png file name")
-    try:
-        settings = FrontendSettings()
-        if settings_file is not None:
+    if settings_file is not None and model is not None:
+        fail("--settings and --model both give frontend settings; use one")
+    settings = FrontendSettings()
+    if settings_file is not None:
+        try:
             settings = FrontendSettings.from_dict(json.loads(settings_file.read_text()))
-    except (OSError, json.JSONDecodeError, FrontendSettingsError) as error:
-        fail(f"--settings {settings_file}: {error}")
+        except (OSError, json.JSONDecodeError, FrontendSettingsError) as error:
+            fail(f"--settings {settings_file}: {error}")
+    if model is not None:
+        settings = _model_settings(model)
     try:
         result = features_from_file(audio, settings, dtype.value, whole=whole)
     except (AudioError, OSError) as error:
@@ -65,3 +76,22 @@ def features_command(
     if plot is not None:
         written = plot_features(features, plot, settings, title=audio.name, audio=result.audio)
         console.print(f"wrote {written}")
+
+
+def _model_settings(model: str) -> FrontendSettings:
+    """The fe.* settings in a model's SL_PARAMSv1 metadata (as MLTK and our training write them)."""
+    from microspeech.frontend import FrontendSettings, FrontendSettingsError  # noqa: F811
+    from microspeech.tflite.files import ModelNotFoundError, resolve_model_file
+    from microspeech.tflite.metadata import read_parameters
+
+    try:
+        path = resolve_model_file(model, "tflite")
+        params = read_parameters(path)
+    except (ModelNotFoundError, OSError, ValueError) as error:
+        fail(f"--model {model}: {error}")
+    if not any(str(key).startswith("fe.") for key in params):
+        fail(f"--model {model}: {path} stores no frontend settings (fe.* parameters)")
+    try:
+        return FrontendSettings.from_dict(params)
+    except FrontendSettingsError as error:
+        fail(f"--model {model}: {error}")
