@@ -130,6 +130,54 @@ def at_budget(curve: list[dict], max_fa_per_hour: float) -> str:
     return f"{100 * best['miss_rate']:.1f}% ({best['detection_threshold']})"
 
 
+def tuned_rows(args, models, dataset: str, noise: str, snrs: list[float]) -> None:
+    """Tune on the validation split of the noise dataset, then score the pick on the test stream."""
+    from microspeech.detection.tuning import TUNED_KEYS, tune_detection
+
+    print(
+        f"\nTuned with `tune --max-fa-per-hour {args.tune_budget:g}` on {args.tune_minutes:g} min of "
+        f"{Path(noise).name} validation clips (seed {args.seed + 1}), then scored on the test stream above.\n"
+    )
+    print(
+        "| model | tuned threshold / window / count | hits | miss rate | false accepts | FA/h "
+        "| per SNR miss rate |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for label, path, folder in models:
+        tuned = tune_detection(
+            path,
+            max_fa_per_hour=args.tune_budget,
+            dataset=noise,
+            split="validation",
+            minutes=args.tune_minutes,
+            snr_db=snrs,
+            seed=args.seed + 1,
+            show_progress=False,
+        )
+        chosen = tuned["chosen"]
+        if chosen is None:
+            print(f"| {label} | nothing within {args.tune_budget:g} FA/h | | | | | |")
+            continue
+        override = {key: chosen[key] for key in TUNED_KEYS}
+        report = evaluate_streaming(
+            path,
+            dataset=dataset,
+            noise_dataset=noise,
+            minutes=args.minutes,
+            snr_db=snrs,
+            seed=args.seed,
+            output_dir=args.output / f"{folder}-tuned",
+            params_override=override,
+            show_progress=False,
+        )
+        per_snr = ", ".join(f"{snr} dB {100 * v['miss_rate']:.0f}%" for snr, v in report["per_snr"].items())
+        setting = " / ".join(str(override[key]) for key in TUNED_KEYS)
+        print(
+            f"| {label} | {setting} | {report['hits']} | {100 * report['miss_rate']:.1f}% "
+            f"| {report['false_accepts']} | {report['fa_per_hour']:.1f} | {per_snr} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", default=[], help="our model(s): name, folder or .tflite")
@@ -141,6 +189,13 @@ def main() -> None:
     parser.add_argument("--speed-minutes", type=float, default=2.0, help="audio timed for speed")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cpu", type=int, default=0, help="the one CPU to pin to")
+    parser.add_argument(
+        "--tune-budget",
+        type=float,
+        default=2.0,
+        help="also tune each model for this FA/h on the noise dataset's validation split (-1: skip)",
+    )
+    parser.add_argument("--tune-minutes", type=float, default=30.0)
     parser.add_argument(
         "--output", type=Path, default=Path(tempfile.gettempdir()) / "microspeech-bench-detection"
     )
@@ -217,6 +272,8 @@ def main() -> None:
             + " | ".join(at_budget(report["curve"], b) for b in budgets)
             + f" | {report['x_realtime']:.0f}x |"
         )
+    if args.tune_budget >= 0:
+        tuned_rows(args, models, dataset, noise, snrs)
     print(f"\nReports: {args.output}/{{mltk,ours-N}}/streaming.json and streaming_miss_vs_fa.png")
 
 

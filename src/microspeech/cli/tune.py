@@ -31,6 +31,9 @@ def tune(
         None, "--dataset", help="Dataset for the stream (default: the official test set)."
     ),
     noise_dataset: str = typer.Option(None, "--noise-dataset", help="Dataset whose background noise to use."),
+    split: str = typer.Option(
+        "test", "--split", help="Clips of this split (tune on validation, report on test)."
+    ),
     minutes: float = typer.Option(10.0, "--minutes", help="Minutes of stream."),
     snr_db: str = typer.Option("10", "--snr-db", help="Keyword-to-noise ratio(s) in dB, e.g. 5,10,20."),
     seed: int = typer.Option(0, "--seed", help="Seed for the stream."),
@@ -60,6 +63,7 @@ def tune(
             max_fa_per_hour=max_fa_per_hour,
             dataset=dataset,
             noise_dataset=noise_dataset,
+            split=split,
             minutes=minutes,
             snr_db=snrs,
             seed=seed,
