@@ -1,12 +1,44 @@
 """microspeech: train, quantize, evaluate, profile and run tiny keyword-spotting models.
 
 The data flow follows the subpackages: audio -> frontend -> data -> models ->
-training -> tflite -> evaluation / detection.
+training -> tflite -> evaluation / detection. The common entry points are importable
+from the top level:
+
+    from microspeech import compute_features, load_dataset, train_model, evaluate_model
 """
 
+from __future__ import annotations
+
+import importlib
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 try:
     __version__ = version("microspeech")
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0"
+
+# Resolved on first use, so `import microspeech` stays cheap (no TensorFlow, no numba compile).
+_LAZY_EXPORTS = {
+    "read_audio": "microspeech.audio",
+    "FrontendSettings": "microspeech.frontend",
+    "compute_features": "microspeech.frontend",
+    "StreamingFrontend": "microspeech.frontend",
+    "load_dataset": "microspeech.data",
+    "get_model_spec": "microspeech.models",
+    "train_model": "microspeech.training",
+    "resolve_model": "microspeech.training",
+    "evaluate_model": "microspeech.evaluation",
+    "read_parameters": "microspeech.tflite.metadata",
+    "write_parameters": "microspeech.tflite.metadata",
+    "TfliteRunner": "microspeech.tflite.runtime",
+    "DetectionParams": "microspeech.detection.params",
+}
+
+__all__ = ["__version__", *_LAZY_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_EXPORTS:
+        return getattr(importlib.import_module(_LAZY_EXPORTS[name]), name)
+    raise AttributeError(f"module 'microspeech' has no attribute {name!r}")
