@@ -171,3 +171,5 @@ def test_tune_refuses_an_impossible_budget_and_writes_nothing(tflite_copy, test_
     assert tflite_copy.read_bytes() == original
     result = invoke("tune", tflite_copy, "--max-fa-per-hour", "5", "--windows", "a,b")
     assert result.exit_code == 2 and says(result, "--windows")
+    result = invoke("tune", MLTK_ARCHIVE, "--max-fa-per-hour", "5", "--write")
+    assert result.exit_code == 2 and says(result, "is an archive; give the .tflite file")

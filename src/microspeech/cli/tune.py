@@ -57,6 +57,15 @@ def tune(
         snrs = [float(v) for v in snr_db.split(",") if v.strip()]
     except ValueError:
         fail(f"--snr-db {snr_db!r}: expected numbers separated by commas")
+    if write:
+        from microspeech.detection.classify import resolve_tflite
+
+        try:
+            source = resolve_tflite(model)[1]
+        except ValueError as error:
+            fail(escape(str(error)))
+        if source.suffix != ".tflite":
+            fail(escape(f"--write: {source} is an archive; give the .tflite file to write into"))
     try:
         report = tune_detection(
             model,
