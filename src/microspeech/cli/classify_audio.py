@@ -26,31 +26,31 @@ def classify_audio(
         None,
         "--window",
         "-w",
-        help="Average the results of the last N ms [model: average_window_duration_ms].",
+        help="Average the results of the last N ms (average_window_duration_ms).",
     ),
     detection_threshold: int = typer.Option(
         None,
         "--threshold",
         "-t",
-        help="Detect when the top average is above this, 0-255 [detection_threshold].",
+        help="Detect when the top average is above this, 0-255 (detection_threshold).",
     ),
     suppression_ms: int = typer.Option(
-        None, "--suppression", "-s", help="Ms before the same keyword may be detected again [suppression_ms]."
+        None, "--suppression", "-s", help="Ms before the same keyword may be detected again (suppression_ms)."
     ),
     minimum_count: int = typer.Option(
         None,
         "--count",
         "-c",
-        help="Results needed in the window before deciding; 0: no averaging [minimum_count].",
+        help="Results needed in the window before deciding; 0: no averaging (minimum_count).",
     ),
     volume_gain: float = typer.Option(
         None,
         "--volume",
         "-u",
-        help="Multiply the audio by this, saturating; 0 or 1: unchanged [volume_gain].",
+        help="Multiply the audio by this, saturating; 0 or 1: unchanged (volume_gain).",
     ),
     latency_ms: int = typer.Option(
-        None, "--latency", "-l", help="Ms of audio between inferences [latency_ms]."
+        None, "--latency", "-l", help="Ms of audio between inferences (latency_ms)."
     ),
     backend: str = typer.Option("litert", "--backend", help="Interpreter: litert or tflm."),
     no_reset: bool = typer.Option(
