@@ -151,6 +151,7 @@ def test_tune_writes_the_pick_into_the_tflite(tflite_copy, test_set_dir, subset_
     before = read_parameters(tflite_copy, with_dtypes=True)
     args = ["tune", tflite_copy, "--max-fa-per-hour", "1000", "--dataset", test_set_dir]
     args += ["--noise-dataset", subset_dir, "--minutes", "1", "--windows", "500,1000", "--counts", "1,3"]
+    args += ["--thresholds", "150-250/10,255"]
     result = invoke(*args, "--write")
     assert result.exit_code == 0, result.output
     after = read_parameters(tflite_copy, with_dtypes=True)
@@ -159,6 +160,7 @@ def test_tune_writes_the_pick_into_the_tflite(tflite_copy, test_set_dir, subset_
     assert after[1] == before[1]  # stored types kept
     assert f"detection_threshold={after[0]['detection_threshold']}" in result.output
     assert after[0]["average_window_duration_ms"] in (500, 1000) and after[0]["minimum_count"] in (1, 3)
+    assert after[0]["detection_threshold"] in [*range(150, 251, 10), 255]
 
 
 def test_tune_refuses_an_impossible_budget_and_writes_nothing(tflite_copy, test_set_dir):

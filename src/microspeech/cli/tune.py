@@ -13,10 +13,20 @@ from microspeech.cli.app import app, console, fail
 
 
 def _ints(text: str, option: str) -> list[int]:
+    """Comma-separated integers and inclusive ranges `START-END` or `START-END/STEP`."""
+    values: list[int] = []
     try:
-        values = [int(item) for item in text.split(",") if item.strip()]
+        for item in (part.strip() for part in text.split(",")):
+            if not item:
+                continue
+            span, _, step = item.partition("/")
+            start, dash, end = span.partition("-")
+            if dash:
+                values.extend(range(int(start), int(end) + 1, int(step or 1)))
+            else:
+                values.append(int(span))
     except ValueError:
-        fail(f"{option} {text!r}: expected comma-separated integers")
+        fail(f"{option} {text!r}: expected integers and ranges such as 100-255/5, separated by commas")
     if not values:
         fail(f"{option}: give at least one value")
     return values
@@ -37,9 +47,7 @@ def tune(
     minutes: float = typer.Option(10.0, "--minutes", help="Minutes of stream."),
     snr_db: str = typer.Option("10", "--snr-db", help="Keyword-to-noise ratio(s) in dB, e.g. 5,10,20."),
     seed: int = typer.Option(0, "--seed", help="Seed for the stream."),
-    thresholds: str = typer.Option(
-        ",".join(str(v) for v in range(100, 256, 5)), "--thresholds", help="detection_threshold values."
-    ),
+    thresholds: str = typer.Option("100-255/5", "--thresholds", help="detection_threshold values."),
     windows: str = typer.Option(
         "500,750,1000,1250,1500", "--windows", help="average_window_duration_ms values."
     ),
