@@ -95,7 +95,8 @@ def seed_keras(tmp_path_factory: pytest.TempPathFactory):
 
     keras.utils.set_random_seed(0)
     inputs = keras.Input((49, 40, 1))
-    x = keras.layers.Conv2D(8, (10, 8), strides=2, padding="same")(inputs)
+    # Explicit names: Keras numbers default names per process, which varies with test order.
+    x = keras.layers.Conv2D(8, (10, 8), strides=2, padding="same", name="conv2d")(inputs)
     x = keras.layers.BatchNormalization()(x)
     x = keras.layers.ReLU()(x)
     x = keras.layers.Dropout(0.5)(x)
