@@ -8,6 +8,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from microspeech.files import atomic_output
+
 SAMPLE_RATE = 16000
 
 
@@ -95,8 +97,6 @@ def fit_length(samples: np.ndarray, length: int) -> np.ndarray:
 
 def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
     """Write 16-bit PCM atomically: a crash never leaves a truncated file under `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    sf.write(str(partial), to_int16(samples, source=str(path)), sample_rate, subtype="PCM_16", format="WAV")
-    partial.replace(path)
+    samples = to_int16(samples, source=str(path))
+    with atomic_output(path) as partial:
+        sf.write(str(partial), samples, sample_rate, subtype="PCM_16", format="WAV")

@@ -74,7 +74,7 @@ def profile_command(
     for line in lines:
         console.print(line)
     if json_path is not None:
-        from microspeech.tflite.files import write_atomic
+        from microspeech.files import write_bytes_atomic
 
-        write_atomic(json_path, json.dumps(report.to_dict(), indent=2).encode())
+        write_bytes_atomic(json_path, json.dumps(report.to_dict(), indent=2).encode())
         console.print(f"wrote {json_path}")

@@ -91,9 +91,9 @@ def tune(
     except (FileNotFoundError, ValueError) as error:
         fail(escape(str(error)))
     if output is not None:
-        from microspeech.training.artifacts import atomic_write_text
+        from microspeech.files import write_text_atomic
 
-        atomic_write_text(output, json.dumps(report, indent=2) + "\n")
+        write_text_atomic(output, json.dumps(report, indent=2) + "\n")
 
     table = Table(title=f"{report['model']}: {report['minutes']:g} min of {report['dataset']}")
     for column in ("", "threshold", "window", "count", "hits", "misses", "miss", "FA/h"):

@@ -17,6 +17,7 @@ from typing import Any
 
 from microspeech.detection.detector import detect, smooth_scores
 from microspeech.detection.params import DetectionParams
+from microspeech.files import write_bytes_atomic
 
 TUNED_KEYS = ("detection_threshold", "average_window_duration_ms", "minimum_count")
 DEFAULT_THRESHOLDS = tuple(range(100, 256, 5))
@@ -195,7 +196,6 @@ def tune_detection(
 def write_detection_params(model_path: str | Path, values: dict[str, Any]) -> None:
     """Store detection parameters in a .tflite's SL_PARAMSv1 block, atomically, keeping the other entries."""
     from microspeech.tflite.metadata import read_parameters, write_parameters
-    from microspeech.training.artifacts import atomic_write_bytes
 
     path = Path(model_path)
     if path.suffix != ".tflite" or not path.is_file():
@@ -206,7 +206,7 @@ def write_detection_params(model_path: str | Path, values: dict[str, Any]) -> No
     updated = {**params, **values}
     # Keep each stored entry's type where the new value fits it; new keys get MLTK's choice.
     keep = {key: dtype for key, dtype in dtypes.items() if key not in values or _fits(dtype, values[key])}
-    atomic_write_bytes(path, write_parameters(data, updated, keep))
+    write_bytes_atomic(path, write_parameters(data, updated, keep))
 
 
 def _fits(dtype: str, value: Any) -> bool:

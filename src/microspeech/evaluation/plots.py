@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from microspeech.evaluation.metrics import ClassifierMetrics
-from microspeech.training.artifacts import atomic_write_bytes
+from microspeech.files import write_bytes_atomic
 
 # MLTK's zoomed ROC window (its plot_roc), shown next to the full curve.
 _ROC_ZOOM = ((0.0, 0.1), (0.5, 1.01))
@@ -27,7 +27,7 @@ def _label(name: str) -> str:
 def _save(figure: Figure, path: Path) -> Path:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    atomic_write_bytes(path, buffer.getvalue())
+    write_bytes_atomic(path, buffer.getvalue())
     return path
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from rich.table import Table
 
 from microspeech.evaluation.metrics import ClassifierMetrics
-from microspeech.training.artifacts import atomic_write_text
+from microspeech.files import write_text_atomic
 
 RESULTS_FILE = "eval-results.json"
 SUMMARY_FILE = "summary.txt"
@@ -172,6 +172,6 @@ def write_results(report: EvaluationReport, output_dir: Path) -> list[Path]:
     """Write eval-results.json and summary.txt into `output_dir`; returns their paths."""
     results_path = output_dir / RESULTS_FILE
     summary_path = output_dir / SUMMARY_FILE
-    atomic_write_text(results_path, json.dumps(report.to_dict(), separators=(",", ":")) + "\n")
-    atomic_write_text(summary_path, summary_text(report))
+    write_text_atomic(results_path, json.dumps(report.to_dict(), separators=(",", ":")) + "\n")
+    write_text_atomic(summary_path, summary_text(report))
     return [results_path, summary_path]

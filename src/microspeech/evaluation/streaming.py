@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from microspeech.audio import SAMPLE_RATE
+from microspeech.files import write_bytes_atomic, write_text_atomic
 
 STREAM_JSON = "streaming.json"
 STREAM_PLOT = "streaming_miss_vs_fa.png"
@@ -468,7 +469,6 @@ def evaluate_streaming(
     `eval/` folder next to the .tflite.
     """
     from microspeech.detection.classify import KeywordSpotter, detection_params_with, load_keyword_model
-    from microspeech.training.artifacts import atomic_write_bytes, atomic_write_text
 
     keyword_model = load_keyword_model(model)
     params = detection_params_with(keyword_model.detection, params_override)
@@ -538,7 +538,7 @@ def evaluate_streaming(
         Path(output_dir) if output_dir is not None else _default_output_dir(Path(keyword_model.source), model)
     )
     title = f"{keyword_model.name} on {data_name}: {report['minutes']:g} min, SNR {report['snr_db']} dB"
-    atomic_write_bytes(out / STREAM_PLOT, plot_curve(curve, operating_summary, title))
-    atomic_write_text(out / STREAM_JSON, json.dumps(report, indent=2) + "\n")
+    write_bytes_atomic(out / STREAM_PLOT, plot_curve(curve, operating_summary, title))
+    write_text_atomic(out / STREAM_JSON, json.dumps(report, indent=2) + "\n")
     report["output_dir"] = str(out)
     return report

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from microspeech.audio import AudioError, fit_length, read_audio
+from microspeech.files import atomic_output
 from microspeech.frontend.batch import compute_features
 from microspeech.frontend.quantize import uint16_to_int8
 from microspeech.frontend.settings import FrontendSettings
@@ -61,9 +62,6 @@ def save_features(features: np.ndarray, path: str | Path) -> Path:
     path = Path(path)
     if path.suffix != ".npy":
         raise ValueError(f"{path}: features are saved as .npy; use a .npy file name")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "wb") as handle:
+    with atomic_output(path) as partial, open(partial, "wb") as handle:
         np.save(handle, features)
-    partial.replace(path)
     return path

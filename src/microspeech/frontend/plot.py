@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from microspeech.files import atomic_output  # noqa: E402
 from microspeech.frontend.settings import FrontendSettings  # noqa: E402
 
 
@@ -60,11 +61,9 @@ def plot_features(
         or f"{features.shape[0]} frames x {features.shape[1]} channels "
         f"({settings.window_size_ms}/{settings.window_step_ms} ms windows)"
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
     try:
-        figure.savefig(partial, format="png", dpi=110)
+        with atomic_output(path) as partial:
+            figure.savefig(partial, format="png", dpi=110)
     finally:
         plt.close(figure)
-    partial.replace(path)
     return path

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from microspeech.tflite.files import write_atomic
+from microspeech.files import write_bytes_atomic
 from microspeech.tflite.summary import KerasSummary, ModelSummary, TensorInfo, format_units
 
 BOX_WIDTH = 5.2
@@ -207,7 +207,7 @@ def draw_model(
             # real <text> in the SVG (searchable, smaller) rather than glyph outlines
             with matplotlib.rc_context({"svg.fonttype": "none"}):
                 figure.savefig(buffer, format=extension, dpi=150 if extension == "png" else None)
-            written.append(write_atomic(Path(output_dir) / f"{stem}.{extension}", buffer.getvalue()))
+            written.append(write_bytes_atomic(Path(output_dir) / f"{stem}.{extension}", buffer.getvalue()))
     finally:
         plt.close(figure)
     return written

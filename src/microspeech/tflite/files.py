@@ -41,21 +41,3 @@ def resolve_model_file(model: str | Path, kind: ModelKind = "tflite") -> Path:
             f"model {model!r} has no {kind} file yet ({found}); train it first: microspeech train {model}"
         )
     return found
-
-
-def write_atomic(path: str | Path, data: bytes) -> Path:
-    """Write through a temporary file in the same folder and a rename: never a half-written file."""
-    import os
-    import tempfile
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path

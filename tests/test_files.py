@@ -1,0 +1,23 @@
+import pytest
+
+from microspeech.files import atomic_output, write_bytes_atomic, write_text_atomic
+
+
+def test_writes_and_replaces(tmp_path):
+    target = tmp_path / "sub" / "a.json"
+    write_text_atomic(target, "one")
+    write_bytes_atomic(target, b"two")
+    assert target.read_bytes() == b"two"
+    assert [p.name for p in target.parent.iterdir()] == ["a.json"]
+
+
+def test_failure_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "model.tflite"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_output(target) as temporary:
+            assert temporary.suffix == ".tflite"
+            temporary.write_bytes(b"half")
+            raise RuntimeError("interrupted")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.tflite"]
