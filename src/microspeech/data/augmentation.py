@@ -24,6 +24,8 @@ TRIM_HOP = 128
 # Grain size for pitch shifting (64 ms hann windows at 75% overlap).
 GRAIN = 1024
 GRAIN_HOP = GRAIN // 4
+# Hann window halved: four overlapping grains then sum to exactly one.
+_GRAIN_WINDOW = (0.25 - 0.25 * np.cos(2.0 * np.pi * np.arange(GRAIN) / GRAIN)).astype(np.float32)
 
 
 def trim_bounds(samples: np.ndarray, threshold_db: float = 20.0) -> tuple[int, int]:
@@ -253,15 +255,12 @@ def _render(
                 # Grains read at `pitch` times the rate from where they sit in time, overlap-added
                 # with hann windows (sum 2 at 75% overlap): pitch changes, duration does not.
                 first = offset - GRAIN
-                for grain_start in range(first - first % GRAIN_HOP, window, GRAIN_HOP):
+                last = min(window, offset + int(length / speed) + GRAIN)  # grains past the word are silent
+                for grain_start in range(first - first % GRAIN_HOP, last, GRAIN_HOP):
                     anchor = (grain_start - offset) * speed
-                    for j in range(GRAIN):
-                        t = grain_start + j
-                        if t < offset or t >= window:
-                            continue
-                        w = 0.5 - 0.5 * np.cos(2.0 * np.pi * j / GRAIN)
+                    for j in range(max(0, offset - grain_start), min(GRAIN, window - grain_start)):
                         value = _sample(bank_audio, start, length, anchor + j * speed * pitch)
-                        mixed[t] += 0.5 * w * gain * value
+                        mixed[grain_start + j] += _GRAIN_WINDOW[j] * gain * value
         noise_gain = noise_gains[i]
         if noise_gain != 0.0:
             noise_start = noise_starts[i]
