@@ -8,10 +8,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from microspeech.files import write_text_atomic
 from microspeech.paths import models_dir
 
 if TYPE_CHECKING:
@@ -35,24 +34,6 @@ RECORDED_PACKAGES = (
     "ai-edge-litert",
     "tflite-micro",
 )
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.chmod(partial, 0o644)  # mkstemp's 0600 would hide the model from other users
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def package_versions() -> dict[str, str]:
@@ -130,7 +111,7 @@ class ModelArtifacts:
         return ModelSpec.from_dict(recorded, build=registered.build)
 
     def write_manifest(self, values: dict[str, Any]) -> None:
-        atomic_write_text(
+        write_text_atomic(
             self.manifest_path, json.dumps(values, indent=2, sort_keys=True, default=str) + "\n"
         )
 

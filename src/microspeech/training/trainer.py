@@ -13,7 +13,6 @@ import dataclasses
 import io
 import logging
 import math
-import os
 import shlex
 import sys
 import time
@@ -25,11 +24,10 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from microspeech.files import atomic_output, write_bytes_atomic, write_text_atomic
 from microspeech.models import ModelSpec, get_model_spec
 from microspeech.training.artifacts import (
     ModelArtifacts,
-    atomic_write_bytes,
-    atomic_write_text,
     load_checkpoint,
     model_directory,
     package_versions,
@@ -106,7 +104,7 @@ def _write_history(path: Path, rows: list[dict[str, Any]]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
+    write_text_atomic(path, buffer.getvalue())
 
 
 def _attach_log(path: Path) -> logging.Handler:
@@ -362,11 +360,10 @@ def _finish(
     """Save the .keras and the int8 .tflite (atomically), then the manifest that says they are complete."""
     from microspeech.training.quantize import build_tflite
 
-    partial = artifacts.directory / f".{spec.name}.partial.keras"
-    keras_model.save(partial)
-    os.replace(partial, artifacts.keras_path)
+    with atomic_output(artifacts.keras_path) as partial:
+        keras_model.save(partial)
     tflite_bytes = build_tflite(spec, keras_model, representative, seed=manifest["seed"])
-    atomic_write_bytes(artifacts.tflite_path, tflite_bytes)
+    write_bytes_atomic(artifacts.tflite_path, tflite_bytes)
     manifest.update(
         {
             "spec": spec.to_dict(),
