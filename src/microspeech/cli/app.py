@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 from rich.console import Console
 
 from microspeech import __version__
+
+# TensorFlow's C++ info/warning lines drown the command's own output; errors still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 app = typer.Typer(
     name="microspeech",
