@@ -142,3 +142,33 @@ def test_short_noise_recordings_repeat_and_missing_noise_is_an_error():
         draw_plan(
             np.random.default_rng(0), np.full(3, -1), bank, None, AugmentationSettings(), WINDOW, augment=True
         )
+
+
+def test_feature_masks_really_mask_bands_and_are_deterministic_per_seed():
+    from microspeech.data.augmentation import mask_features
+
+    rng = np.random.default_rng(5)
+    # Values +-100 only: the fill (each clip's mean, near 0) never equals an unmasked cell.
+    features = rng.choice(np.array([-100, 100], np.int8), (200, 49, 40))
+    original = features.copy()
+    settings = AugmentationSettings(
+        time_mask_count=1, time_mask_max_frames=6, freq_mask_count=1, freq_mask_max_channels=5
+    )
+    masked = mask_features(features, np.random.default_rng(1), settings)
+    np.testing.assert_array_equal(features, original)  # input untouched
+    again = mask_features(features, np.random.default_rng(1), settings)
+    np.testing.assert_array_equal(masked, again)
+    assert not np.array_equal(masked, mask_features(features, np.random.default_rng(2), settings))
+    fill = original.reshape(200, -1).mean(axis=1).round().astype(np.int8)
+    changed = masked != original
+    frames_hit = changed.all(axis=2).sum(axis=1)  # whole frames masked (a time band)
+    channels_hit = changed.all(axis=1).sum(axis=1)  # whole channels masked (a frequency band)
+    assert frames_hit.max() == 6 and channels_hit.max() == 5 and frames_hit.min() == 0
+    assert (frames_hit > 0).mean() > 0.7 and (channels_hit > 0).mean() > 0.7
+    for i in range(200):  # every changed cell holds the clip's mean, and the bands are contiguous
+        assert np.all(masked[i][changed[i]] == fill[i])
+        rows = np.flatnonzero(changed[i].all(axis=1))
+        assert len(rows) == 0 or rows[-1] - rows[0] + 1 == len(rows)
+        assert changed[i].sum() <= 6 * 40 + 5 * 49
+    off = mask_features(features, np.random.default_rng(1), AugmentationSettings())
+    np.testing.assert_array_equal(off, original)

@@ -73,6 +73,24 @@ def test_epochs_hold_every_class_unknown_from_many_words_and_are_deterministic(s
     assert not np.array_equal(dry_pipeline.epoch(1)[0], features)  # augmentation drawn anew per epoch
 
 
+def test_feature_masks_apply_to_training_epochs_only_and_leave_other_draws_alone(subset, dry_pipeline):
+    spec = dry_pipeline.spec
+    masked_spec = dataclasses.replace(
+        spec, augmentation=dataclasses.replace(spec.augmentation, time_mask_count=2, time_mask_max_frames=8)
+    )
+    masked = TrainingPipeline(subset, masked_spec, seed=3)
+    plain, labels = dry_pipeline.epoch(0)
+    features, masked_labels = masked.epoch(0)
+    np.testing.assert_array_equal(masked_labels, labels)
+    changed = features != plain
+    assert changed.any()
+    # Only whole frames change (time bands), everything else is the unmasked epoch, bit for bit.
+    assert np.all(changed.any(axis=2) == (changed.sum(axis=2) >= 30))
+    assert changed.any(axis=2).sum(axis=1).max() <= 16
+    np.testing.assert_array_equal(masked.epoch(0)[0], features)
+    np.testing.assert_array_equal(masked.validation().features, dry_pipeline.validation().features)
+
+
 def test_training_epochs_really_contain_background_noise(dry_pipeline):
     from microspeech.data.augmentation import draw_plan, render
 

@@ -79,6 +79,15 @@ def test_settings_reject_unknown_keys_and_bad_values():
     with pytest.raises(ValueError, match="noise_factor_range"):
         AugmentationSettings(noise_factor_range=(0.5, 0.1))
     assert TrainSettings.from_dict(TrainSettings(epochs=7).to_dict()).epochs == 7
+    with pytest.raises(ValueError, match="label_smoothing"):
+        TrainSettings(label_smoothing=1.0)
+    with pytest.raises(ValueError, match="time_mask_count"):
+        AugmentationSettings(time_mask_count=-1)
+    assert TrainSettings(monitor="val_balanced_accuracy").monitor == "val_balanced_accuracy"
+    settings = AugmentationSettings(time_mask_count=2, freq_mask_max_channels=4)
+    assert AugmentationSettings.from_dict(settings.to_dict()) == settings
+    train = TrainSettings(label_smoothing=0.1)
+    assert TrainSettings.from_dict(train.to_dict()) == train
 
 
 def test_built_model_matches_the_reference_architecture():

@@ -57,3 +57,36 @@ def test_fast_loop_loss_is_keras_weighted_categorical_crossentropy():
     )
     assert result.loss == pytest.approx(float(loss), rel=1e-4)
     assert result.samples == 64
+
+
+def test_label_smoothing_matches_keras_and_balanced_accuracy_is_mean_recall():
+    import keras
+
+    from microspeech.models import get_model_spec
+    from microspeech.training.loop import FastTrainer
+
+    keras.utils.set_random_seed(0)
+    model = get_model_spec("tflite_micro_speech").build_model()
+    weights = [1.5, 0.5, 2.0, 1.0]
+    trainer = FastTrainer(model, 0.0, weights, label_smoothing=0.1)
+    rng = np.random.default_rng(0)
+    features = rng.integers(-128, 128, (64, 49, 40)).astype(np.int8)
+    labels = rng.integers(0, 4, 64)
+    model.layers[5].rate = 0.0
+    result = trainer.train_epoch(features, labels, 64, np.random.default_rng(1))
+    scores = model(features.astype(np.float32), training=True)
+    targets = keras.utils.to_categorical(labels, 4)
+    sample_weight = np.asarray(weights)[labels]
+    smoothed = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)(
+        targets, scores, sample_weight=sample_weight
+    )
+    plain = keras.losses.CategoricalCrossentropy()(targets, scores, sample_weight=sample_weight)
+    assert result.loss == pytest.approx(float(smoothed), rel=1e-4)
+    assert abs(float(smoothed) - float(plain)) > 1e-3  # the option really changes the loss
+
+    predicted = trainer.predict(features).argmax(-1)
+    loss, accuracy, balanced = trainer.evaluate_balanced(features, labels)
+    recalls = [(predicted[labels == c] == c).mean() for c in range(4)]
+    assert accuracy == pytest.approx((predicted == labels).mean())
+    assert balanced == pytest.approx(np.mean(recalls))
+    assert trainer.evaluate(features, labels) == pytest.approx((loss, accuracy))

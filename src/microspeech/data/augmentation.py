@@ -290,3 +290,27 @@ def render(plan: Plan, bank: ClipBank, noise: NoiseBank | None, window: int) -> 
         out,
     )
     return out
+
+
+def mask_features(
+    features: np.ndarray, rng: np.random.Generator, settings: AugmentationSettings
+) -> np.ndarray:
+    """SpecAugment-style time and frequency masks on (N, frames, channels) features, as a new array.
+
+    Each clip gets its own band widths (uniform in 0..max) and starts; masked cells take the
+    clip's mean value (a zero-width band masks nothing). The input is left unchanged.
+    """
+    count, frames, channels = features.shape
+    fill = features.reshape(count, -1).mean(axis=1).round().astype(features.dtype)[:, None, None]
+    masked = np.zeros(features.shape, dtype=bool)
+    for n_bands, max_width, size, axis in (
+        (settings.time_mask_count, settings.time_mask_max_frames, frames, 1),
+        (settings.freq_mask_count, settings.freq_mask_max_channels, channels, 2),
+    ):
+        positions = np.arange(size)[None, :]
+        for _ in range(n_bands if max_width > 0 else 0):
+            widths = rng.integers(0, min(max_width, size) + 1, count)
+            starts = rng.integers(0, size - widths + 1)  # the band lies inside the window
+            band = (positions >= starts[:, None]) & (positions < (starts + widths)[:, None])
+            masked |= band[:, :, None] if axis == 1 else band[:, None, :]
+    return np.where(masked, fill, features)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from microspeech.data.augmentation import ClipBank, NoiseBank, Plan, draw_plan, render
+from microspeech.data.augmentation import ClipBank, NoiseBank, Plan, draw_plan, mask_features, render
 from microspeech.models.spec import SILENCE, UNKNOWN, AugmentationSettings
 
 if TYPE_CHECKING:
@@ -306,6 +306,10 @@ class TrainingPipeline:
         features = _render_features(
             rng, sources, self.bank, self.noise, self.spec.augmentation, self.frontend, augment=True
         )
+        settings = self.spec.augmentation
+        if settings.time_mask_count or settings.freq_mask_count:
+            # Own stream, so switching masks on leaves every other draw of the epoch unchanged.
+            features = mask_features(features, np.random.default_rng([self.seed, epoch, 0x3A5C]), settings)
         return features, labels
 
     def validation(self) -> EvalSet:

@@ -53,6 +53,8 @@ class TrainSettings:
     reduce_lr_monitor: str = "accuracy"
     monitor: str = "val_accuracy"
     balanced_class_weights: bool = True
+    # Cross-entropy against (1 - s) one-hot + s / classes (Keras' label_smoothing); 0 is off.
+    label_smoothing: float = 0.0
     # Clip counts relative to the mean keyword count (MLTK: unknown 3x, silence 0.2x).
     unknown_ratio: float = 3.0
     silence_ratio: float = 0.2
@@ -63,10 +65,12 @@ class TrainSettings:
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.epochs < 1:
             raise ValueError(f"batch_size and epochs must be >= 1, got {self.batch_size}, {self.epochs}")
-        metrics = ("accuracy", "loss", "val_accuracy", "val_loss")
+        metrics = ("accuracy", "loss", "val_accuracy", "val_loss", "val_balanced_accuracy")
         for name in ("monitor", "reduce_lr_monitor"):
             if getattr(self, name) not in metrics:
                 raise ValueError(f"{name} must be one of {', '.join(metrics)}, got {getattr(self, name)!r}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not 0.0 < self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
 
@@ -96,6 +100,13 @@ class AugmentationSettings:
     # with this fraction at near-zero gain (so quiet rooms are silence too).
     silence_gain_range: tuple[float, float] = (0.01, 1.0)
     silence_near_zero_fraction: float = 0.1
+    # SpecAugment-style masks on the int8 features: each clip gets `time_mask_count` bands of
+    # 0..time_mask_max_frames frames and `freq_mask_count` bands of 0..freq_mask_max_channels
+    # channels (widths and starts drawn per clip), filled with the clip's mean feature value.
+    time_mask_count: int = 0
+    time_mask_max_frames: int = 0
+    freq_mask_count: int = 0
+    freq_mask_max_channels: int = 0
 
     def __post_init__(self) -> None:
         ranges = (
@@ -114,6 +125,10 @@ class AugmentationSettings:
             raise ValueError(f"augmentation offset_range={self.offset_range} must lie within [0, 1]")
         if self.speed_range[0] <= 0 or self.loudness_range[0] < 0:
             raise ValueError("augmentation speed_range must be > 0 and loudness_range >= 0")
+        masks = ("time_mask_count", "time_mask_max_frames", "freq_mask_count", "freq_mask_max_channels")
+        for name in masks:
+            if getattr(self, name) < 0:
+                raise ValueError(f"augmentation {name} must be >= 0, got {getattr(self, name)}")
         for name in ("noise_probability", "silence_near_zero_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"augmentation {name} must be in [0, 1], got {getattr(self, name)}")

@@ -30,7 +30,14 @@ class EpochResult:
 class FastTrainer:
     """Trains one Keras model with Adam and weighted categorical cross-entropy."""
 
-    def __init__(self, model: keras.Model, learning_rate: float, class_weights: list[float]) -> None:
+    def __init__(
+        self,
+        model: keras.Model,
+        learning_rate: float,
+        class_weights: list[float],
+        *,
+        label_smoothing: float = 0.0,
+    ) -> None:
         import keras
         import tensorflow as tf
 
@@ -38,6 +45,7 @@ class FastTrainer:
         self.optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
         self.optimizer.build(model.trainable_variables)
         self._class_weights = tf.constant(class_weights, dtype=tf.float32)
+        self._label_smoothing = float(label_smoothing)
         # Resizable variables hold the epoch's data, so each chunk gathers its batches in-graph.
         input_shape = tuple(model.input_shape[1:])
         self._features = tf.Variable(
@@ -66,10 +74,13 @@ class FastTrainer:
             x = tf.gather(self._features, indices)
             y = tf.gather(self._labels, indices)
             weights = tf.gather(self._class_weights, y)
+            targets = tf.one_hot(y, n_classes)
+            if self._label_smoothing:
+                targets = targets * (1.0 - self._label_smoothing) + self._label_smoothing / n_classes
             with tf.GradientTape() as tape:
                 scores = self.model(x, training=True)
                 per_sample = -tf.reduce_sum(
-                    tf.one_hot(y, n_classes) * tf.math.log(tf.clip_by_value(scores, 1e-7, 1.0)), axis=-1
+                    targets * tf.math.log(tf.clip_by_value(scores, 1e-7, 1.0)), axis=-1
                 )
                 # Keras' "sum_over_batch_size" with sample weights.
                 loss = tf.reduce_sum(per_sample * weights) / tf.cast(tf.shape(y)[0], tf.float32)
@@ -122,10 +133,18 @@ class FastTrainer:
 
     def evaluate(self, features: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
         """(weighted-free cross-entropy, accuracy), as Keras reports val_loss/val_accuracy."""
+        loss, accuracy, _ = self.evaluate_balanced(features, labels)
+        return loss, accuracy
+
+    def evaluate_balanced(self, features: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
+        """(cross-entropy, accuracy, balanced accuracy = mean recall over the classes present)."""
         scores = self.predict(features)
         labels = np.asarray(labels)
         picked = np.clip(scores[np.arange(len(labels)), labels], 1e-7, 1.0)
-        return float(-np.log(picked).mean()), float((scores.argmax(-1) == labels).mean())
+        hits = scores.argmax(-1) == labels
+        recalls = [hits[labels == c].mean() for c in np.unique(labels)]
+        balanced = float(np.mean(recalls)) if recalls else 0.0
+        return float(-np.log(picked).mean()), float(hits.mean()), balanced
 
     def state(self) -> dict[str, np.ndarray]:
         """Model and optimizer variables (incl. dropout seed state), for checkpoints."""

@@ -43,6 +43,7 @@ HISTORY_COLUMNS = (
     "accuracy",
     "val_loss",
     "val_accuracy",
+    "val_balanced_accuracy",
     "learning_rate",
     "samples_per_second",
     "seconds",
@@ -239,7 +240,9 @@ def _fit(
         if settings.balanced_class_weights
         else [1.0] * len(spec.classes)
     )
-    trainer = FastTrainer(spec.build_model(), settings.learning_rate, weights)
+    trainer = FastTrainer(
+        spec.build_model(), settings.learning_rate, weights, label_smoothing=settings.label_smoothing
+    )
     reduce_lr = ReduceLROnPlateau(
         settings.reduce_lr_monitor,
         settings.reduce_lr_factor,
@@ -291,12 +294,15 @@ def _fit(
             rng = np.random.default_rng([seed, epoch, 0x5F1])
             result = trainer.train_epoch(features, labels, settings.batch_size, rng, on_chunk=show)
             train_seconds = time.perf_counter() - train_started
-            val_loss, val_accuracy = trainer.evaluate(validation.features, validation.labels)
+            val_loss, val_accuracy, val_balanced = trainer.evaluate_balanced(
+                validation.features, validation.labels
+            )
             metrics = {
                 "loss": result.loss,
                 "accuracy": result.accuracy,
                 "val_loss": val_loss,
                 "val_accuracy": val_accuracy,
+                "val_balanced_accuracy": val_balanced,
             }
             row = {
                 "epoch": epoch + 1,
