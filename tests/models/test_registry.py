@@ -88,6 +88,13 @@ def test_settings_reject_unknown_keys_and_bad_values():
     assert AugmentationSettings.from_dict(settings.to_dict()) == settings
     train = TrainSettings(label_smoothing=0.1)
     assert TrainSettings.from_dict(train.to_dict()) == train
+    train = TrainSettings(class_weight_scale={"no": 1.3})
+    assert TrainSettings.from_dict(train.to_dict()) == train
+    with pytest.raises(ValueError, match=r"class_weight_scale\['no'\]"):
+        TrainSettings(class_weight_scale={"no": 0.0})
+    spec = get_model_spec("tflite_micro_speech")
+    with pytest.raises(ValueError, match="unknown class 'nope'"):
+        dataclasses.replace(spec, train=TrainSettings(class_weight_scale={"nope": 1.3}))
 
 
 def test_built_model_matches_the_reference_architecture():

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from microspeech.training.callbacks import EarlyStopping, ReduceLROnPlateau, balanced_class_weights
+from microspeech.training.callbacks import (
+    EarlyStopping,
+    ReduceLROnPlateau,
+    balanced_class_weights,
+    scale_class_weights,
+)
 
 
 def test_reduce_lr_after_patience_epochs_without_improvement():
@@ -34,6 +39,33 @@ def test_balanced_class_weights_match_total_over_classes_times_count():
     labels = np.array([0] * 10 + [1] * 30 + [3] * 20)
     weights = balanced_class_weights(labels, 4)
     assert weights == pytest.approx([60 / 40, 60 / 120, 0.0, 60 / 80])
+
+
+def test_class_weight_scale_multiplies_only_the_named_classes():
+    import dataclasses
+
+    from microspeech.models import TrainSettings, get_model_spec
+    from microspeech.training.trainer import loss_class_weights
+
+    classes = ["yes", "no", "_unknown_", "_silence_"]
+    assert scale_class_weights([1.5, 0.5, 2.0, 0.75], classes, {"no": 1.6}) == pytest.approx(
+        [1.5, 0.8, 2.0, 0.75]
+    )
+    with pytest.raises(ValueError, match="'maybe'"):
+        scale_class_weights([1.0] * 4, classes, {"maybe": 2.0})
+    # Through the spec, as the trainer computes them: balanced first, then scaled.
+    spec = get_model_spec("tflite_micro_speech")
+    labels = np.array([0] * 10 + [1] * 30 + [2] * 60 + [3] * 20)
+    plain = loss_class_weights(spec, labels)
+    assert plain == pytest.approx(balanced_class_weights(labels, 4))
+    scaled = dataclasses.replace(spec, train=TrainSettings(class_weight_scale={"no": 1.3, "_silence_": 0.5}))
+    assert loss_class_weights(scaled, labels) == pytest.approx(
+        [plain[0], plain[1] * 1.3, plain[2], plain[3] * 0.5]
+    )
+    unweighted = dataclasses.replace(
+        spec, train=TrainSettings(balanced_class_weights=False, class_weight_scale={"yes": 2.0})
+    )
+    assert loss_class_weights(unweighted, labels) == pytest.approx([2.0, 1.0, 1.0, 1.0])
 
 
 def test_fast_loop_loss_is_keras_weighted_categorical_crossentropy():

@@ -53,6 +53,9 @@ class TrainSettings:
     reduce_lr_monitor: str = "accuracy"
     monitor: str = "val_accuracy"
     balanced_class_weights: bool = True
+    # Per-class multipliers on the loss weights above, by class name (e.g. {"no": 1.3} to
+    # push a weak class's recall); classes not named keep x1. Empty is off.
+    class_weight_scale: dict[str, float] = field(default_factory=dict)
     # Cross-entropy against (1 - s) one-hot + s / classes (Keras' label_smoothing); 0 is off.
     label_smoothing: float = 0.0
     # Clip counts relative to the mean keyword count (MLTK: unknown 3x, silence 0.2x).
@@ -73,6 +76,9 @@ class TrainSettings:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not 0.0 < self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
+        for name, scale in self.class_weight_scale.items():
+            if not (isinstance(scale, int | float) and 0.0 < scale < float("inf")):
+                raise ValueError(f"class_weight_scale[{name!r}] must be a positive number, got {scale!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -161,6 +167,12 @@ class ModelSpec:
     def __post_init__(self) -> None:
         if len(set(self.classes)) != len(self.classes) or len(self.classes) < 2:
             raise ValueError(f"model {self.name}: classes must be >= 2 distinct names, got {self.classes}")
+        for name in self.train.class_weight_scale:
+            if name not in self.classes:
+                raise ValueError(
+                    f"model {self.name}: class_weight_scale names unknown class {name!r}; "
+                    f"classes: {self.classes}"
+                )
 
     @property
     def input_shape(self) -> tuple[int, int]:

@@ -95,3 +95,11 @@ def balanced_class_weights(labels: Any, n_classes: int) -> list[float]:
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_classes).astype(np.float64)
     total = counts.sum()
     return [float(total / (n_classes * count)) if count else 0.0 for count in counts]
+
+
+def scale_class_weights(weights: list[float], classes: list[str], scale: dict[str, float]) -> list[float]:
+    """Multiply the weight of each class named in `scale` by its factor; others unchanged."""
+    unknown = sorted(set(scale) - set(classes))
+    if unknown:
+        raise ValueError(f"class_weight_scale names unknown class(es) {unknown}; classes: {classes}")
+    return [float(weight * scale.get(name, 1.0)) for weight, name in zip(weights, classes, strict=True)]

@@ -33,7 +33,12 @@ from microspeech.training.artifacts import (
     package_versions,
     save_checkpoint,
 )
-from microspeech.training.callbacks import EarlyStopping, ReduceLROnPlateau, balanced_class_weights
+from microspeech.training.callbacks import (
+    EarlyStopping,
+    ReduceLROnPlateau,
+    balanced_class_weights,
+    scale_class_weights,
+)
 
 logger = logging.getLogger("microspeech.training")
 logger.propagate = False  # epoch lines go to train.log; the console shows progress bars
@@ -215,6 +220,16 @@ def _check_resumable(
         )
 
 
+def loss_class_weights(spec: ModelSpec, labels: Any) -> list[float]:
+    """The per-class loss weights: balanced (or all 1) times the spec's `class_weight_scale`."""
+    n_classes = len(spec.classes)
+    settings = spec.train
+    weights = (
+        balanced_class_weights(labels, n_classes) if settings.balanced_class_weights else [1.0] * n_classes
+    )
+    return scale_class_weights(weights, spec.classes, settings.class_weight_scale)
+
+
 def _fit(
     spec: ModelSpec,
     pipeline: Any,
@@ -235,11 +250,7 @@ def _fit(
     configure_determinism(seed)
     settings = spec.train
     _, first_labels = pipeline.epoch_sources(0)
-    weights = (
-        balanced_class_weights(first_labels, len(spec.classes))
-        if settings.balanced_class_weights
-        else [1.0] * len(spec.classes)
-    )
+    weights = loss_class_weights(spec, first_labels)
     trainer = FastTrainer(
         spec.build_model(), settings.learning_rate, weights, label_smoothing=settings.label_smoothing
     )
