@@ -118,7 +118,6 @@ def tune_detection(
     """
     from microspeech.detection.classify import KeywordSpotter, load_keyword_model
     from microspeech.evaluation.streaming import (
-        DEFAULT_DATASET,
         run_spotter,
         score_detections,
         stream_from_dataset,
@@ -129,7 +128,7 @@ def tune_detection(
     keyword_model = load_keyword_model(model)
     base = keyword_model.detection
     stream, data_name, noise_name = stream_from_dataset(
-        dataset or DEFAULT_DATASET,
+        dataset,
         keyword_model.classes,
         minutes=minutes,
         snr_db=snr_db,

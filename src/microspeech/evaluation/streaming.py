@@ -311,7 +311,7 @@ def _progress() -> Any:
 
 
 def stream_from_dataset(
-    dataset: str | Path,
+    dataset: str | Path | None,
     classes: Sequence[str],
     *,
     minutes: float,
@@ -324,11 +324,12 @@ def stream_from_dataset(
     """A stream from a dataset's `split` clips and its (or `noise_dataset`'s) background noise.
 
     Noise comes from the noise recordings (`_background_noise_`), else from the dataset's
-    `_silence_` clips. Returns the stream and the names of the clip and noise datasets.
+    `_silence_` clips; no dataset means the official test set. Returns the stream and the names
+    of the clip and noise datasets.
     """
     from microspeech.data import load_dataset
 
-    data = load_dataset(str(dataset))
+    data = load_dataset(str(dataset or DEFAULT_DATASET))
     clips = sorted(data.split(split), key=lambda clip: str(clip.path))  # independent of the loader's order
     keyword_classes = {name for name in classes if not name.startswith("_")}
     keyword_clips = [c for c in clips if c.word in keyword_classes]
@@ -472,9 +473,8 @@ def evaluate_streaming(
 
     keyword_model = load_keyword_model(model)
     params = detection_params_with(keyword_model.detection, params_override)
-    dataset_name = dataset or DEFAULT_DATASET
     stream, data_name, noise_name = stream_from_dataset(
-        dataset_name,
+        dataset,
         keyword_model.classes,
         minutes=minutes,
         snr_db=snr_db,
