@@ -17,15 +17,7 @@ def _tflite_table(summary) -> Table:  # noqa: ANN001 (ModelSummary, imported laz
     from microspeech.tflite.summary import format_units
 
     for layer in summary.layers:
-        table.add_row(
-            str(layer.index),
-            layer.opcode.lower(),
-            "\n".join(t.shape_str() for t in layer.inputs),
-            "\n".join(t.shape_str() for t in layer.outputs),
-            layer.config,
-            format_units(layer.macs),
-            format_units(layer.ops),
-        )
+        table.add_row(*layer.table_cells(), format_units(layer.macs), format_units(layer.ops))
     return table
 
 

@@ -84,6 +84,16 @@ class LayerInfo:
     ops: int
     options: dict[str, Any] = field(default_factory=dict)
 
+    def table_cells(self) -> tuple[str, str, str, str, str]:
+        """The seed's columns: Index, OpCode, Input(s), Output(s), Config."""
+        return (
+            str(self.index),
+            self.opcode.lower(),
+            "\n".join(t.shape_str() for t in self.inputs),
+            "\n".join(t.shape_str() for t in self.outputs),
+            self.config,
+        )
+
 
 @dataclass
 class ModelSummary:
@@ -447,17 +457,7 @@ def summarize_keras(model_or_path: Any) -> KerasSummary:
 def layer_table_text(summary: ModelSummary) -> str:
     """The seed's plain-text layer table (Index, OpCode, Input(s), Output(s), Config) and totals."""
     header = ("Index", "OpCode", "Input(s)", "Output(s)", "Config")
-    rows = []
-    for layer in summary.layers:
-        rows.append(
-            (
-                str(layer.index),
-                layer.opcode.lower(),
-                "\n".join(t.shape_str() for t in layer.inputs),
-                "\n".join(t.shape_str() for t in layer.outputs),
-                layer.config,
-            )
-        )
+    rows = [layer.table_cells() for layer in summary.layers]
     widths = [
         max([len(h)] + [len(line) for row in rows for line in row[i].split("\n")])
         for i, h in enumerate(header)
