@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -49,7 +48,6 @@ def train_and_show(
     dataset: str = "synthetic", *, seed: int = 0, output: Path | None = None, epochs: int | None = None
 ) -> Path:
     """Train MODEL on `dataset`, then print its summary and its evaluation; returns the model folder."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from microspeech.cli import app
     from microspeech.cli.app import console
     from microspeech.data import load_dataset

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
 
 from microspeech.cli.app import app, console, fail
-
-# TensorFlow's C++ info lines (oneDNN, CPU features) would bury the progress bars.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 @app.command()
