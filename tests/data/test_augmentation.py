@@ -25,18 +25,34 @@ def _dominant_hz(samples: np.ndarray) -> float:
     return float(np.argmax(spectrum) * 16000 / len(samples))
 
 
-def test_trim_keeps_the_loud_part_within_a_frame():
+def test_trim_keeps_the_loud_part_with_a_margin_of_at_most_a_frame():
+    # Half a 2048-sample frame plus a hop at most, on each side.
     start, end = trim_bounds(_word_in_silence(), 20.0)
-    assert 4000 - 512 <= start <= 4000
-    assert 10000 <= end <= 10000 + 512
+    assert 4000 - 1536 <= start <= 4000
+    assert 10000 <= end <= 10000 + 1536
     assert trim_bounds(np.zeros(8000, np.int16)) == (0, 8000)
+    assert trim_bounds(np.zeros(0, np.int16)) == (0, 0)
 
 
 def test_trim_threshold_is_relative_to_the_loudest_frame():
     # A -26 dB tail is cut at 20 dB but kept at 30 dB.
     clip = np.concatenate([_tone(6000), _tone(6000, amplitude=400)])
-    assert trim_bounds(clip, 20.0)[1] < 7000
+    assert trim_bounds(clip, 20.0)[1] <= 6000 + 1536
     assert trim_bounds(clip, 30.0)[1] == 12000
+
+
+@pytest.mark.parametrize("threshold_db", [20.0, 30.0])
+def test_trim_matches_librosa_which_mltk_uses(subset_dir, threshold_db):
+    """MLTK trims with librosa.effects.trim(top_db=...) on float audio; same bounds on real clips."""
+    import librosa
+    import soundfile
+
+    paths = sorted(subset_dir.glob("*/*.wav"))[::25]
+    assert len(paths) > 150
+    for path in paths:
+        samples, _ = soundfile.read(path, dtype="int16")
+        _, expected = librosa.effects.trim(samples.astype(np.float32) / 32768.0, top_db=threshold_db)
+        assert trim_bounds(samples, threshold_db) == tuple(int(v) for v in expected), path
 
 
 def _bank(clips):

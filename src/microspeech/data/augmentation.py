@@ -19,8 +19,10 @@ import numpy as np
 if TYPE_CHECKING:
     from microspeech.models.spec import AugmentationSettings
 
-TRIM_FRAME = 512
-TRIM_HOP = 128
+# librosa.effects.trim defaults (frame, hop, amplitude floor), which MLTK trims with.
+TRIM_FRAME = 2048
+TRIM_HOP = 512
+TRIM_AMPLITUDE_FLOOR = 1e-5
 # Grain size for pitch shifting (64 ms hann windows at 75% overlap).
 GRAIN = 1024
 GRAIN_HOP = GRAIN // 4
@@ -29,23 +31,26 @@ _GRAIN_WINDOW = (0.25 - 0.25 * np.cos(2.0 * np.pi * np.arange(GRAIN) / GRAIN)).a
 
 
 def trim_bounds(samples: np.ndarray, threshold_db: float = 20.0) -> tuple[int, int]:
-    """[start, end) of the part whose frame RMS is within `threshold_db` of the loudest frame.
+    """[start, end) of the part louder than `threshold_db` below the loudest frame, as MLTK trims.
 
-    Frames of 512 samples every 128 (32 ms / 8 ms); an all-zero clip keeps its full length.
+    Exactly `librosa.effects.trim(samples / 32768, top_db=threshold_db)` (librosa 0.11's
+    defaults, which MLTK's generator uses): RMS over 2048-sample frames centred every 512
+    samples with zero padding, in dB against the loudest frame (amplitudes floored at 1e-5);
+    a frame counts if it is strictly above -threshold_db; the bounds are the first loud
+    frame's centre and one hop after the last one's. The wide centred frames keep a margin of
+    up to 64 ms around the word, so weak onsets and endings (the n of "no", the t of "left")
+    survive; an all-zero clip keeps its full length.
     """
     n = samples.shape[0]
-    if n <= TRIM_FRAME:
-        return 0, n
-    energy = np.concatenate([[0.0], np.cumsum(samples.astype(np.float64) ** 2)])
-    frame_starts = np.arange(0, n - TRIM_FRAME + 1, TRIM_HOP)
-    power = (energy[frame_starts + TRIM_FRAME] - energy[frame_starts]) / TRIM_FRAME
-    peak = power.max()
-    if peak <= 0.0:
-        return 0, n
-    loud = np.flatnonzero(power >= peak * 10.0 ** (-threshold_db / 10.0))
-    # A loud last frame keeps the few samples after the frame grid too.
-    end = n if loud[-1] == len(frame_starts) - 1 else int(frame_starts[loud[-1]] + TRIM_FRAME)
-    return int(frame_starts[loud[0]]), end
+    if n == 0:
+        return 0, 0
+    padded = np.pad(samples.astype(np.float64) / 32768.0, TRIM_FRAME // 2)
+    energy = np.concatenate([[0.0], np.cumsum(padded**2)])
+    starts = np.arange(1 + (padded.shape[0] - TRIM_FRAME) // TRIM_HOP) * TRIM_HOP
+    rms = np.sqrt(np.maximum(energy[starts + TRIM_FRAME] - energy[starts], 0.0) / TRIM_FRAME)
+    level_db = 20.0 * np.log10(np.maximum(rms, TRIM_AMPLITUDE_FLOOR))
+    loud = np.flatnonzero(level_db - level_db.max() > -threshold_db)
+    return int(loud[0] * TRIM_HOP), int(min(n, (loud[-1] + 1) * TRIM_HOP))
 
 
 def trim(samples: np.ndarray, threshold_db: float = 20.0) -> np.ndarray:
