@@ -46,10 +46,17 @@ def tflite_micro_speech() -> ModelSpec:
         classes=["yes", "no", UNKNOWN, SILENCE],
         frontend=FrontendSettings(),
         build=build,
-        train=TrainSettings(),
+        # Label smoothing 0.1 (Keras' CategoricalCrossentropy(label_smoothing=0.1)): with the
+        # noise below it lifted int8 test accuracy 89.24 -> 89.83% and balanced 88.00 -> 88.11%
+        # over seeds 0-4 (BENCHMARKS.md, "Training").
+        train=TrainSettings(label_smoothing=0.1),
         # Mild speed and loudness changes help the subset-sized data generalize to new speakers
-        # (MLTK lists wider ranges but leaves them off); pitch stays off: it costs 10x the render time.
-        augmentation=AugmentationSettings(speed_range=(0.9, 1.1), loudness_range=(0.7, 1.3)),
+        # (MLTK lists wider ranges but leaves them off); pitch stays off: it costs 10x the render
+        # time. Background noise at [0, 0.2] rather than MLTK's declared [0, 0.3] (the settings'
+        # default): "no" recall was 3 points higher at 0.2 over seeds 0-2.
+        augmentation=AugmentationSettings(
+            speed_range=(0.9, 1.1), loudness_range=(0.7, 1.3), noise_factor_range=(0.0, 0.2)
+        ),
         detection=DetectionParams(
             average_window_duration_ms=1000,
             detection_threshold=185,
