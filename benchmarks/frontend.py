@@ -31,24 +31,13 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
+from bundles import DEV_TEST_SET, shared_bundle
 from microspeech.audio import fit_length, read_audio
-from microspeech.data.archive import extract_archive
 from microspeech.frontend import FrontendSettings, compute_features
 from microspeech.frontend.mltk_oracle import INSTALL_HINT, MltkFrontend, find_wrapper
 
-REPO = Path(__file__).resolve().parents[1]
-TEST_BUNDLE = "speech_commands_test_set_v0.02_dev.tar.xz"
-# Where the test suite unpacks the shared bundles (tests/conftest.py), so nothing is unpacked twice.
-BUNDLE_CACHE = Path(os.environ.get("MICROSPEECH_TEST_CACHE", Path.home() / ".cache" / "microspeech" / "data"))
 console = Console()
 _worker_clips: np.ndarray | None = None  # set before forking the oracle's worker processes
-
-
-def dev_test_bundle() -> Path:
-    for data_dir in (REPO.parent / "shared" / "data", Path("/work/shared/data")):
-        if (data_dir / TEST_BUNDLE).is_file():
-            return extract_archive(data_dir / TEST_BUNDLE, BUNDLE_CACHE / TEST_BUNDLE.removesuffix(".tar.xz"))
-    sys.exit(f"error: {TEST_BUNDLE} not found in ../shared/data; pass --dataset")
 
 
 def load_clips(root: Path, n_samples: int) -> np.ndarray:
@@ -89,7 +78,7 @@ def main() -> None:
         sys.exit(f"error: MLTK's compiled frontend is not installed ({INSTALL_HINT})")
 
     settings = FrontendSettings()
-    clips = load_clips(args.dataset or dev_test_bundle(), settings.n_samples)
+    clips = load_clips(args.dataset or shared_bundle(DEV_TEST_SET, "pass --dataset"), settings.n_samples)
     n = len(clips)
     cores = numba.config.NUMBA_NUM_THREADS
     oracle = MltkFrontend(settings)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 import tempfile
 import time
@@ -24,18 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from microspeech.data.archive import extract_archive
-
-REPO = Path(__file__).resolve().parents[1]
-BUNDLE_CACHE = Path(os.environ.get("MICROSPEECH_TEST_CACHE", Path.home() / ".cache" / "microspeech" / "data"))
-
-
-def shared_bundle(name: str) -> Path:
-    """A bundle from ../shared/data, unpacked once into the cache the test suite uses."""
-    for data_dir in (REPO.parent / "shared" / "data", Path("/work/shared/data")):
-        if (data_dir / f"{name}.tar.xz").is_file():
-            return extract_archive(data_dir / f"{name}.tar.xz", BUNDLE_CACHE / name)
-    sys.exit(f"error: {name}.tar.xz not found in ../shared/data")
+from bundles import DEV_TEST_SET, SUBSET, shared_bundle
 
 
 def apply_overrides(spec, assignments: list[str]):
@@ -81,8 +69,8 @@ def main() -> None:
     from microspeech.training import train_model
 
     spec = apply_overrides(get_model_spec("tflite_micro_speech"), args.assignments)
-    subset = shared_bundle("speech_commands_v0.02_subset")
-    test_root = shared_bundle("speech_commands_test_set_v0.02_dev")
+    subset = shared_bundle(SUBSET)
+    test_root = shared_bundle(DEV_TEST_SET)
     test = make_eval_set(load_dataset(str(test_root)), "test", spec.classes, spec.frontend)
     n_classes = len(spec.classes)
     label = " ".join(args.assignments) or "the default recipe"
