@@ -21,7 +21,6 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")  # one core, before numba is imp
 
 import argparse  # noqa: E402
 import platform  # noqa: E402
-import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import zipfile  # noqa: E402
@@ -30,24 +29,14 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from bundles import DEV_TEST_SET, MLTK_ZIP, SUBSET, shared_bundle  # noqa: E402
 from microspeech.audio import SAMPLE_RATE  # noqa: E402
-from microspeech.data.archive import extract_archive  # noqa: E402
 from microspeech.detection.classify import KeywordSpotter, apply_volume_gain, load_keyword_model  # noqa: E402
 from microspeech.detection.detector import CommandRecognizer  # noqa: E402
 from microspeech.evaluation.streaming import evaluate_streaming, stream_from_dataset  # noqa: E402
 from microspeech.frontend import StreamingFrontend, uint16_to_int8  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-MLTK_ZIP = REPO / ".venv/lib/python3.11/site-packages/mltk/models/tflite_micro/tflite_micro_speech.mltk.zip"
-BUNDLES = ("speech_commands_test_set_v0.02_dev.tar.xz", "speech_commands_v0.02_subset.tar.xz")
-CACHE = Path(os.environ.get("MICROSPEECH_TEST_CACHE", Path.home() / ".cache" / "microspeech" / "data"))
-
-
-def shared_bundle(name: str) -> Path:
-    for data_dir in (REPO.parent / "shared" / "data", Path("/work/shared/data")):
-        if (data_dir / name).is_file():
-            return extract_archive(data_dir / name, CACHE / name.removesuffix(".tar.xz"))
-    sys.exit(f"error: {name} not found in ../shared/data; pass --dataset and --noise-dataset")
+HINT = "pass --dataset and --noise-dataset"
 
 
 def best_of(repeats: int, run) -> float:
@@ -202,8 +191,8 @@ def main() -> None:
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
-    dataset = args.dataset or str(shared_bundle(BUNDLES[0]))
-    noise = args.noise_dataset or str(shared_bundle(BUNDLES[1]))
+    dataset = args.dataset or str(shared_bundle(DEV_TEST_SET, HINT))
+    noise = args.noise_dataset or str(shared_bundle(SUBSET, HINT))
     snrs = [float(v) for v in args.snr_db.split(",")]
 
     with zipfile.ZipFile(MLTK_ZIP) as archive:
