@@ -71,6 +71,17 @@ def test_no_augmentation_renders_the_clip_left_aligned_unchanged():
         assert not row[len(clip) :].any()
 
 
+def test_without_augmentation_words_sit_at_the_requested_offset():
+    bank = _bank([_tone(4000), _tone(10000)])
+    settings = AugmentationSettings()
+    for offset, expected in ((0.0, [0, 0]), (0.5, [6000, 3000]), (1.0, [12000, 6000])):
+        rng = np.random.default_rng(0)
+        plan = draw_plan(rng, np.arange(2), bank, None, settings, WINDOW, augment=False, word_offset=offset)
+        assert plan.offsets.tolist() == expected
+        out = render(plan, bank, None, WINDOW)
+        assert np.flatnonzero(out[0])[0] in (expected[0], expected[0] + 1)  # sin(0) is 0
+
+
 def test_random_offsets_keep_the_word_inside_the_window():
     bank = _bank([_tone(5000)] * 200)
     settings = AugmentationSettings(noise_probability=0.0)

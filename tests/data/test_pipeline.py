@@ -127,6 +127,24 @@ def test_eval_set_on_the_official_test_layout(test_set_dir):
     assert eval_set.features.dtype == np.int8 and eval_set.features.shape[1:] == (49, 40)
 
 
+def test_eval_set_word_offset_moves_words_not_silence(test_set_dir):
+    spec = get_model_spec("tflite_micro_speech")
+    dataset = load_dataset(str(test_set_dir))
+    kept = [c for c in dataset.clips if c.word in ("yes", "_silence_")][::20]
+    small = dataclasses.replace(dataset, clips=kept)
+    left = make_eval_set(small, "test", spec.classes, spec.frontend)
+    right = make_eval_set(small, "test", spec.classes, spec.frontend, word_offset=1.0)
+    words = np.array([clip.word != "_silence_" for clip in left.clips])
+    assert words.any() and (~words).any()
+    assert np.array_equal(left.labels, right.labels)
+    assert np.array_equal(left.features[~words], right.features[~words])  # silence clips: untouched
+    pairs = zip(left.features[words], right.features[words], strict=True)
+    moved = [not np.array_equal(a, b) for a, b in pairs]
+    assert np.mean(moved) > 0.9  # every word shorter than the window moves
+    with pytest.raises(ValueError, match="word_offset"):
+        make_eval_set(small, "test", spec.classes, spec.frontend, word_offset=1.5)
+
+
 def test_eval_set_generates_silence_from_noise_deterministically(subset):
     spec = get_model_spec("tflite_micro_speech")
     first = make_eval_set(subset, "validation", spec.classes, spec.frontend, seed=1, max_per_class=20)

@@ -71,6 +71,8 @@ def test_bad_model_and_dataset_are_named(tmp_path: Path, mltk_tflite_path: Path,
     with pytest.raises(EvaluationError, match="junk.tflite"):
         evaluate_model(not_a_model)
     # The subset bundle has no test-split clip: the message names the option and a remedy.
+    with pytest.raises(EvaluationError, match="--word-offset 2"):
+        evaluate_model(mltk_tflite_path, dataset=str(subset_dir), word_offset=2.0)
     with pytest.raises(EvaluationError, match="--dataset .* has no 'test' clips"):
         evaluate_model(mltk_tflite_path, dataset=str(subset_dir), output_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()

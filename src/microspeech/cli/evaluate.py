@@ -37,6 +37,12 @@ def evaluate(
         0, "--seed", help="Seed for anything sampled (silence slices, streaming audio)."
     ),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
+    word_offset: float = typer.Option(
+        0.0,
+        "--word-offset",
+        help="Where each trimmed word sits in the window, as a fraction of the room left: "
+        "0 left-aligns (the default, as validation), 0.5 centres, 1 right-aligns.",
+    ),
     streaming: bool = typer.Option(
         False,
         "--streaming",
@@ -76,6 +82,7 @@ def evaluate(
             output_dir=output,
             seed=seed,
             plots=not no_plots,
+            word_offset=word_offset,
         )
     except (FileNotFoundError, ValueError) as error:
         fail(str(error))

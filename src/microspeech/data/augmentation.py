@@ -166,8 +166,10 @@ def draw_plan(
     window: int,
     *,
     augment: bool,
+    word_offset: float = 0.0,
 ) -> Plan:
-    """Draw every clip's augmentation. Without `augment`: left-aligned, unchanged, no noise.
+    """Draw every clip's augmentation. Without `augment`: unchanged, no noise, each word at
+    `word_offset` of the room left in the window (0 left-aligns, as evaluation does by default).
 
     Silence clips (source -1) are always noise slices at a random gain, drawn log-uniformly
     from `silence_gain_range` with a `silence_near_zero_fraction` share near zero.
@@ -189,7 +191,8 @@ def draw_plan(
         noise_gains = np.where(noisy, _uniform(rng, settings.noise_factor_range, count), 0.0)
     else:
         gains, speeds, pitches = ones, ones.copy(), ones.copy()
-        offsets = np.zeros(count, np.int64)
+        lengths = np.where(is_word, bank.lengths[np.maximum(sources, 0)], 0)
+        offsets = np.floor(word_offset * np.maximum(window - lengths, 0)).astype(np.int64)
         noise_gains = np.zeros(count)
     n_silence = int((~is_word).sum())
     if n_silence:

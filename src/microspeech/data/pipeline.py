@@ -97,8 +97,11 @@ def _render_features(
     frontend: FrontendSettings,
     *,
     augment: bool,
+    word_offset: float = 0.0,
 ) -> np.ndarray:
-    plan = draw_plan(rng, sources, bank, noise, settings, frontend.n_samples, augment=augment)
+    plan = draw_plan(
+        rng, sources, bank, noise, settings, frontend.n_samples, augment=augment, word_offset=word_offset
+    )
     out = np.empty((len(sources), frontend.n_frames, frontend.n_channels), np.int8)
     for start in range(0, len(sources), FEATURE_BATCH):
         part = slice(start, start + FEATURE_BATCH)
@@ -123,15 +126,20 @@ def make_eval_set(
     silence_ratio: float = EVAL_SILENCE_RATIO,
     unknown_ratio: float | None = None,
     max_per_class: int | None = None,
+    word_offset: float = 0.0,
 ) -> EvalSet:
     """Un-augmented features of `split`, labels mapped onto `classes`.
 
-    Words are trimmed at 20 dB and left-aligned; clips whose word is `_silence_` are used
+    Words are trimmed at 20 dB and left-aligned (`word_offset` 0; 0.5 centres them, 1
+    right-aligns them: the fraction of the room left in the window before the word);
+    clips whose word is `_silence_` are used
     untrimmed; when `_silence_` is a class and the split has no such clips,
     round(silence_ratio x mean keyword count) noise slices are generated from `seed`.
     `unknown_ratio` balances `_unknown_` as training does (validation splits); None keeps all
     (test sets). `max_per_class` keeps a deterministic sample of each class (dry runs).
     """
+    if not 0.0 <= word_offset <= 1.0:
+        raise ValueError(f"word_offset must be within [0, 1] (0 left-aligns, 1 right-aligns): {word_offset}")
     rng = np.random.default_rng([seed, 0xE7A1])
     labelled = [(clip, label_of(clip.word, classes)) for clip in dataset.split(split)]
     labelled = [(clip, label) for clip, label in labelled if label is not None]
@@ -143,7 +151,11 @@ def make_eval_set(
     words = [(c, lab) for c, lab in labelled if c.word != SILENCE]
     silences = [(c, lab) for c, lab in labelled if c.word == SILENCE]
     bank = ClipBank.read(dataset.read, [c for c, _ in words], frontend.n_samples, settings.trim_threshold_db)
-    features = [_render_features(rng, np.arange(len(bank)), bank, None, settings, frontend, augment=False)]
+    features = [
+        _render_features(
+            rng, np.arange(len(bank)), bank, None, settings, frontend, augment=False, word_offset=word_offset
+        )
+    ]
     clips: list[Clip | None] = [c for c, _ in words]
     labels = [lab for _, lab in words]
     if silences:

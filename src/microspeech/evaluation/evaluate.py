@@ -198,6 +198,7 @@ def evaluate_model(
     seed: int = 0,
     plots: bool = True,
     show_progress: bool = True,
+    word_offset: float = 0.0,
 ) -> EvaluationReport:
     """Score every clip of the test split once and write eval-results.json, summary.txt and plots.
 
@@ -208,10 +209,16 @@ def evaluate_model(
     manifest.json, else the official Speech Commands test set.
     Results go to `output_dir`, by default `<model dir>/eval/` (for a bare .tflite,
     `eval/` next to it). Plots of a variant not evaluated this time are removed there.
+    `word_offset`: where each trimmed word sits in the one-second window, as a fraction of the
+    room left (0, the default, left-aligns as training's validation does; 0.5 centres).
     """
     from microspeech.data import load_dataset
     from microspeech.data.pipeline import make_eval_set
 
+    if not 0.0 <= word_offset <= 1.0:
+        raise EvaluationError(
+            f"--word-offset {word_offset}: must be within [0, 1] (0 left-aligns, 1 right-aligns)"
+        )
     target = resolve_model_under_test(model)
     if target.tflite_path is None and (tflite or tflm or target.keras_path is None):
         where = target.model_dir or model
@@ -230,7 +237,9 @@ def evaluate_model(
             f"--dataset {dataset_name} ({audio_dataset.root}) has no '{split}' clips; pass a test set, "
             f"e.g. --dataset {DEFAULT_TEST_DATASET} or the folder of the official test-set archive"
         )
-    eval_set = make_eval_set(audio_dataset, split, target.classes, target.frontend, seed=seed)
+    eval_set = make_eval_set(
+        audio_dataset, split, target.classes, target.frontend, seed=seed, word_offset=word_offset
+    )
     features = np.asarray(eval_set.features)
     labels = np.asarray(eval_set.labels, dtype=np.int64)
 
@@ -276,6 +285,7 @@ def evaluate_model(
         dataset=dataset_name,
         dataset_root=Path(audio_dataset.root),
         split=split,
+        word_offset=word_offset,
         classes=target.classes,
         labels=labels,
         clip_paths=[str(clip.path) if clip is not None else None for clip in eval_set.clips],

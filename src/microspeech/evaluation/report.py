@@ -58,6 +58,7 @@ class EvaluationReport:
     results: list[VariantResult]
     output_dir: Path | None = None
     files: list[Path] = field(default_factory=list)
+    word_offset: float = 0.0  # where each trimmed word sat in the window (0 = left-aligned)
 
     def result(self, variant: str) -> VariantResult:
         for result in self.results:
@@ -73,6 +74,7 @@ class EvaluationReport:
             "dataset": self.dataset,
             "dataset_root": str(self.dataset_root),
             "split": self.split,
+            "word_offset": self.word_offset,
             "classes": self.classes,
             "n_samples": int(self.labels.size),
             "labels": self.labels.tolist(),
@@ -143,16 +145,13 @@ def summary_text(report: EvaluationReport) -> str:
     rows = comparison_rows(report)
     first = max(len(label) for label, _ in rows) + 2
     widths = [
-        max(len(r.variant), *(len(values[i]) for _, values in rows)) + 2
-        for i, r in enumerate(report.results)
+        max(len(r.variant), *(len(values[i]) for _, values in rows)) + 2 for i, r in enumerate(report.results)
     ]
     lines.append(
         " " * first + "".join(f"{r.variant:>{w}}" for r, w in zip(report.results, widths, strict=True))
     )
     for label, values in rows:
-        lines.append(
-            f"{label:<{first}}" + "".join(f"{v:>{w}}" for v, w in zip(values, widths, strict=True))
-        )
+        lines.append(f"{label:<{first}}" + "".join(f"{v:>{w}}" for v, w in zip(values, widths, strict=True)))
     for result in report.results:
         lines += ["", _variant_block(result)]
     return "\n".join(lines) + "\n"
