@@ -177,13 +177,14 @@ def draw_plan(
     sources = np.asarray(sources, dtype=np.int64)
     count = len(sources)
     is_word = sources >= 0
+    # Silence (-1) has no length; an all-silence batch may come with an empty bank.
+    lengths = np.where(is_word, bank.lengths[np.maximum(sources, 0)], 0) if is_word.any() else np.zeros(count)
     ones = np.ones(count, np.float32)
     if augment:
         gains = _uniform(rng, settings.loudness_range, count).astype(np.float32)
         speeds = _uniform(rng, settings.speed_range, count).astype(np.float32)
         semitones = _uniform(rng, settings.pitch_semitones_range, count)
         pitches = (2.0 ** (semitones / 12.0)).astype(np.float32)
-        lengths = np.where(is_word, bank.lengths[np.maximum(sources, 0)], 0)
         played = np.minimum(np.ceil(lengths / speeds), window).astype(np.int64)
         room = window - played
         offsets = np.floor(_uniform(rng, settings.offset_range, count) * room).astype(np.int64)
@@ -191,7 +192,6 @@ def draw_plan(
         noise_gains = np.where(noisy, _uniform(rng, settings.noise_factor_range, count), 0.0)
     else:
         gains, speeds, pitches = ones, ones.copy(), ones.copy()
-        lengths = np.where(is_word, bank.lengths[np.maximum(sources, 0)], 0)
         offsets = np.floor(word_offset * np.maximum(window - lengths, 0)).astype(np.int64)
         noise_gains = np.zeros(count)
     n_silence = int((~is_word).sum())
