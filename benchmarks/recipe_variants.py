@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from bundles import DEV_TEST_SET, SUBSET, shared_bundle
+from microspeech.evaluation.metrics import balanced_accuracy, class_accuracies, overall_accuracy
 
 
 def apply_overrides(spec, assignments: list[str]):
@@ -49,10 +50,6 @@ def apply_overrides(spec, assignments: list[str]):
     return dataclasses.replace(spec, train=train, augmentation=augmentation)
 
 
-def class_recalls(predicted: np.ndarray, labels: np.ndarray, n_classes: int) -> list[float]:
-    return [100 * float((predicted[labels == c] == c).mean()) for c in range(n_classes)]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -72,7 +69,6 @@ def main() -> None:
     subset = shared_bundle(SUBSET)
     test_root = shared_bundle(DEV_TEST_SET)
     test = make_eval_set(load_dataset(str(test_root)), "test", spec.classes, spec.frontend)
-    n_classes = len(spec.classes)
     label = " ".join(args.assignments) or "the default recipe"
 
     print(f"variant: {label}; test clips: {len(test.labels)} ({test_root.name})\n")
@@ -91,13 +87,14 @@ def main() -> None:
             wall = time.perf_counter() - started
             manifest = json.loads(artifacts.manifest_path.read_text())
             model = keras.models.load_model(artifacts.keras_path, compile=False)
-            float_predicted = model.predict(test.features.astype(np.float32), verbose=0, batch_size=1024)
+            float_scores = model.predict(test.features.astype(np.float32), verbose=0, batch_size=1024)
             runner = TfliteRunner(artifacts.tflite_path, backend="litert")
             int8_scores = np.asarray(runner.predict(test.features)).reshape(len(test.labels), -1)
             row = []
-            for predicted in (float_predicted.argmax(-1), int8_scores.argmax(-1)):
-                recalls = class_recalls(predicted, test.labels, n_classes)
-                row.append((100 * float((predicted == test.labels).mean()), float(np.mean(recalls)), recalls))
+            for scores in (float_scores, int8_scores):
+                recalls = [100 * recall for recall in class_accuracies(scores, test.labels)]
+                accuracy = 100 * overall_accuracy(scores, test.labels)
+                row.append((accuracy, 100 * balanced_accuracy(scores, test.labels), recalls))
             results.append(row)
             (float_acc, float_bal, _), (int8_acc, int8_bal, int8_recalls) = row
             print(f"| {label} | {seed} | {wall:.0f} s | {manifest['epochs_run']} ({manifest['best_epoch']}) "
