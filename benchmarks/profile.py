@@ -13,22 +13,19 @@ from __future__ import annotations
 import argparse
 import platform
 import zipfile
-from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from microspeech.mltk_wheel import shipped_speech_model_zip
 from microspeech.tflite.files import resolve_model_file
 from microspeech.tflite.graph import simplify_graph
 from microspeech.tflite.profile import arena_report, estimate_mcu_latency_ms, host_latency_ms
 from microspeech.tflite.runtime import TfliteRunner
 from microspeech.tflite.summary import format_units, summarize_tflite
 
-MLTK_ZIP = (
-    Path(__file__).resolve().parents[1]
-    / ".venv/lib/python3.11/site-packages/mltk/models/tflite_micro/tflite_micro_speech.mltk.zip"
-)
+MLTK_ZIP = shipped_speech_model_zip()
 
 
 def _profile(name: str, tflite_bytes: bytes, runs: int, clock_mhz: float) -> dict:

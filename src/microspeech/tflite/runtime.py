@@ -1,21 +1,28 @@
-"""Run a .tflite with LiteRT (reference kernels, XNNPACK off) or with TFLite Micro.
+"""Run a .tflite with LiteRT (reference kernels, XNNPACK off), TFLite Micro, or Silicon Labs' TFLM.
 
-Both backends behind one small class so evaluation, profiling and tests can compare
+Three backends behind one small class so evaluation, profiling and tests can compare
 them sample for sample: firmware runs TFLM, so "what the device computes" is the TFLM output.
+"silabs-tflm" is the TFLM build Silicon Labs ships compiled in the silabs-mltk wheel (the
+kernels of their SDK); it is older than the `tflite-micro` package, so a .tflite can compute
+differently there (see `microspeech.tflite.parity`).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Literal
 
 import numpy as np
 
-from microspeech.tflite.flatbuffer import load_bytes, read_model
+from microspeech.mltk_wheel import INSTALL_HINT, find_mltk_file
+from microspeech.tflite.flatbuffer import load_bytes, read_model, tensor_type_names
 
-Backend = Literal["litert", "tflm"]
-BACKENDS: tuple[str, ...] = ("litert", "tflm")
+Backend = Literal["litert", "tflm", "silabs-tflm"]
+BACKENDS: tuple[str, ...] = ("litert", "tflm", "silabs-tflm")
+_SILABS_WRAPPER = (("core", "tflite_micro"), "_tflite_micro_wrapper*.so")
 # Headroom over the tensor bytes for TFLM's persistent structures (nodes, eval tensors, op data).
 _TFLM_ARENA_OVERHEAD = 16 * 1024
 
@@ -64,6 +71,40 @@ def default_tflm_arena_size(tflite_bytes: bytes) -> int:
     return 2 * total + _TFLM_ARENA_OVERHEAD
 
 
+def silabs_tflm_available() -> bool:
+    """Whether Silicon Labs' compiled TFLM (the silabs-mltk wheel) is installed."""
+    return find_mltk_file(*_SILABS_WRAPPER[0], pattern=_SILABS_WRAPPER[1]) is not None
+
+
+def available_backends() -> tuple[str, ...]:
+    """The backends this machine can run: litert and tflm always, silabs-tflm with the MLTK wheel."""
+    return BACKENDS if silabs_tflm_available() else BACKENDS[:2]
+
+
+_silabs_module: ModuleType | None = None
+_silabs_log: list[str] = []
+
+
+def _silabs_wrapper() -> ModuleType:
+    """Silicon Labs' `_tflite_micro_wrapper`, loaded by path and initialised once per process."""
+    global _silabs_module
+    if _silabs_module is None:
+        path = find_mltk_file(*_SILABS_WRAPPER[0], pattern=_SILABS_WRAPPER[1])
+        if path is None:
+            raise RuntimeError(
+                "backend 'silabs-tflm' needs Silicon Labs' compiled TFLM from the MLTK wheel "
+                f"({INSTALL_HINT})"
+            )
+        spec = importlib.util.spec_from_file_location("_tflite_micro_wrapper", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.init()
+        module.set_logger_callback(_silabs_log.append)
+        _silabs_module = module
+    return _silabs_module
+
+
 class TfliteRunner:
     """One .tflite, one interpreter: `predict(batch)` runs it sample by sample.
 
@@ -71,6 +112,9 @@ class TfliteRunner:
     default delegate (XNNPACK would change int8 rounding on some ops). backend="tflm":
     the TFLite Micro interpreter from the `tflite-micro` package, in an arena of
     `arena_size` bytes (default: generous; see `microspeech.tflite.profile.find_min_arena_size`).
+    backend="silabs-tflm": Silicon Labs' TFLM build from the MLTK wheel, driven as MLTK's
+    `TfliteMicroModel` drives it (no accelerator; arena sized by the wrapper or `arena_size`).
+    `single_output=False` admits models with several outputs (`predict_outputs`).
     """
 
     def __init__(
@@ -80,6 +124,7 @@ class TfliteRunner:
         *,
         arena_size: int | None = None,
         num_threads: int = 1,
+        single_output: bool = True,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r}: expected one of {', '.join(BACKENDS)}")
@@ -100,6 +145,19 @@ class TfliteRunner:
             outputs = self._litert.get_output_details()
             self._input_indices = [d["index"] for d in inputs]
             self._output_indices = [d["index"] for d in outputs]
+        elif backend == "silabs-tflm":
+            wrapper = _silabs_wrapper()
+            self._silabs = wrapper.TfliteMicroModelWrapper()
+            _silabs_log.clear()
+            if not self._silabs.load(self.tflite_bytes, None, False, False, False, False, [arena_size or 0]):
+                raise RuntimeError(
+                    f"{self.source}: Silicon Labs' TFLM could not load the model: "
+                    + ("; ".join(_silabs_log) or "no message")
+                )
+            inputs, outputs = (
+                [_flatbuffer_details(self.tflite_bytes, which, i) for i in range(self._count_io(which))]
+                for which in ("Inputs", "Outputs")
+            )
         else:
             from tflite_micro.python.tflite_micro import runtime as tflm
 
@@ -116,7 +174,7 @@ class TfliteRunner:
         names = self._io_names()
         self.inputs = [_details(d, names[0][i]) for i, d in enumerate(inputs)]
         self.outputs = [_details(d, names[1][i]) for i, d in enumerate(outputs)]
-        if len(self.inputs) != 1 or len(self.outputs) != 1:
+        if len(self.inputs) != 1 or (single_output and len(self.outputs) != 1):
             raise ValueError(
                 f"{self.source}: expected one input and one output tensor, "
                 f"found {len(self.inputs)} and {len(self.outputs)}"
@@ -168,18 +226,29 @@ class TfliteRunner:
             sample = sample.astype(details.dtype)
         return np.ascontiguousarray(sample.reshape(details.shape))
 
-    def predict_one(self, x: np.ndarray) -> np.ndarray:
-        """Raw output for one sample (the output shape without its batch dimension)."""
+    def predict_outputs(self, x: np.ndarray) -> list[np.ndarray]:
+        """Every output tensor for one sample, as copies in the model's output shapes."""
         sample = self._prepare(x)
         if self.backend == "litert":
             self._litert.set_tensor(self._input_indices[0], sample)
             self._litert.invoke()
-            output = self._litert.get_tensor(self._output_indices[0])
+            raw = [self._litert.get_tensor(index) for index in self._output_indices]
+        elif self.backend == "silabs-tflm":
+            np.copyto(self._silabs.get_input(0), sample.reshape(self._silabs.get_input(0).shape))
+            _silabs_log.clear()
+            if not self._silabs.invoke():
+                message = "; ".join(_silabs_log) or "no message"
+                raise RuntimeError(f"{self.source}: Silicon Labs' TFLM invoke failed: {message}")
+            raw = [self._silabs.get_output(i) for i in range(len(self.outputs))]
         else:
             self._tflm.set_input(sample, 0)
             self._tflm.invoke()
-            output = self._tflm.get_output(0)
-        return np.array(output).reshape(self.output_details.shape[1:])
+            raw = [self._tflm.get_output(i) for i in range(len(self.outputs))]
+        return [np.array(value).reshape(out.shape) for value, out in zip(raw, self.outputs, strict=True)]
+
+    def predict_one(self, x: np.ndarray) -> np.ndarray:
+        """Raw output for one sample (the output shape without its batch dimension)."""
+        return self.predict_outputs(x)[0].reshape(self.output_details.shape[1:])
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Raw outputs for a batch: (N, *output_shape[1:]), one invoke per sample."""
@@ -188,6 +257,21 @@ class TfliteRunner:
         for i, sample in enumerate(batch):
             outputs[i] = self.predict_one(sample)
         return outputs
+
+
+def _flatbuffer_details(tflite_bytes: bytes, which: str, position: int) -> dict:
+    """A graph input or output described from the flatbuffer, in the shape interpreters report."""
+    subgraph = read_model(tflite_bytes).Subgraphs(0)
+    tensor = subgraph.Tensors(getattr(subgraph, which[:-1])(position))
+    quant = tensor.Quantization()
+    return {
+        "shape": tensor.ShapeAsNumpy().tolist() if tensor.ShapeLength() else [],
+        "dtype": np.dtype(tensor_type_names()[tensor.Type()]),
+        "quantization_parameters": {
+            "scales": quant.ScaleAsNumpy() if quant is not None and quant.ScaleLength() else [],
+            "zero_points": quant.ZeroPointAsNumpy() if quant is not None and quant.ZeroPointLength() else [],
+        },
+    }
 
 
 def _details(raw: dict, name: str) -> TensorDetails:
