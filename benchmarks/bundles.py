@@ -26,3 +26,42 @@ def shared_bundle(name: str, hint: str = "") -> Path:
             return extract_archive(archive, BUNDLE_CACHE / name)
     where = "$MICROSPEECH_SHARED_DATA or ../shared/data"
     sys.exit(f"error: {name}.tar.xz not found in {where}" + (f"; {hint}" if hint else ""))
+
+
+def machine_description() -> str:
+    """CPU model, the SIMD flags that change speed, cores and package versions: print it with every result."""
+    import importlib.metadata
+    import platform
+
+    model, flags = platform.processor() or platform.machine(), set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    simd = [
+        flag
+        for flag in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "amx_tile")
+        if flag in flags
+    ]
+    versions = []
+    for package in (
+        "numpy",
+        "numba",
+        "tensorflow-cpu",
+        "keras",
+        "ai-edge-litert",
+        "tflite-micro",
+        "silabs-mltk",
+    ):
+        try:
+            versions.append(f"{package} {importlib.metadata.version(package)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return (
+        f"CPU: {model}; flags: {' '.join(simd) or 'none of note'}; cores: {os.cpu_count()}; "
+        f"Python {platform.python_version()}; " + ", ".join(versions)
+    )

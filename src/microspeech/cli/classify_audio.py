@@ -52,7 +52,13 @@ def classify_audio(
     latency_ms: int = typer.Option(
         None, "--latency", "-l", help="Ms of audio between inferences (latency_ms)."
     ),
-    backend: str = typer.Option("litert", "--backend", help="Interpreter: litert or tflm."),
+    backend: str = typer.Option(
+        "litert",
+        "--runtime",
+        "--backend",
+        help="Interpreter: litert, tflm (tflite-micro package) or silabs-tflm (Silicon Labs' TFLM "
+        "build from the MLTK wheel).",
+    ),
     no_reset: bool = typer.Option(
         False, "--no-reset", help="Keep the frontend state after a detection (firmware resets it)."
     ),
@@ -82,8 +88,10 @@ def classify_audio(
         "volume_gain": volume_gain,
         "latency_ms": latency_ms,
     }
-    if backend not in ("litert", "tflm"):
-        fail(f"--backend {backend!r}: expected litert or tflm")
+    from microspeech.tflite.runtime import available_backends
+
+    if backend not in available_backends():
+        fail(f"--runtime {backend!r}: expected one of {', '.join(available_backends())} on this machine")
     try:
         keyword_model = load_keyword_model(model)
         params = detection_params_with(keyword_model.detection, overrides)

@@ -26,7 +26,13 @@ def evaluate(
     tflite: bool = typer.Option(
         False, "--tflite", help="Evaluate only the int8 .tflite (default: float and int8)."
     ),
-    tflm: bool = typer.Option(False, "--tflm", help="Run the int8 .tflite in TFLM instead of LiteRT."),
+    tflm: bool = typer.Option(False, "--tflm", help="Short for --runtime tflm."),
+    runtime: str = typer.Option(
+        None,
+        "--runtime",
+        help="Interpreter of the int8 .tflite: litert (default), tflm (tflite-micro package) or "
+        "silabs-tflm (Silicon Labs' TFLM build from the MLTK wheel: the kernels of the part).",
+    ),
     dataset: str = typer.Option(
         None,
         "--dataset",
@@ -63,7 +69,7 @@ def evaluate(
                 snr_db=snr_db,
                 seed=seed,
                 output_dir=output,
-                backend="tflm" if tflm else "litert",
+                backend=runtime or ("tflm" if tflm else "litert"),
             )
         except (FileNotFoundError, ValueError) as error:
             fail(str(error))
@@ -78,6 +84,7 @@ def evaluate(
             model,
             tflite=tflite,
             tflm=tflm,
+            runtime=runtime,
             dataset=dataset,
             output_dir=output,
             seed=seed,

@@ -192,6 +192,7 @@ def evaluate_model(
     *,
     tflite: bool = False,
     tflm: bool = False,
+    runtime: str | None = None,
     dataset: str | None = None,
     output_dir: str | Path | None = None,
     split: str = "test",
@@ -204,7 +205,9 @@ def evaluate_model(
 
     MODEL: a registered name, a model directory, a `.keras` file or a bare `.tflite`.
     By default the float (Keras) and int8 (.tflite on LiteRT) models are both evaluated
-    when both exist; `tflite=True` keeps only the int8 one, `tflm=True` runs it on TFLM.
+    when both exist; `tflite=True` keeps only the int8 one. `runtime` picks the interpreter of
+    the int8 model: litert (default), tflm (the `tflite-micro` package; `tflm=True` is short
+    for it) or silabs-tflm (Silicon Labs' TFLM build from the MLTK wheel, the kernels of the part).
     `dataset`: a dataset name or path; by default the one recorded in the model's
     manifest.json, else the official Speech Commands test set.
     Results go to `output_dir`, by default `<model dir>/eval/` (for a bare .tflite,
@@ -219,13 +222,22 @@ def evaluate_model(
         raise EvaluationError(
             f"--word-offset {word_offset}: must be within [0, 1] (0 left-aligns, 1 right-aligns)"
         )
+    from microspeech.tflite.runtime import BACKENDS, available_backends
+
+    backend = runtime or ("tflm" if tflm else "litert")
+    if backend not in BACKENDS:
+        raise EvaluationError(f"--runtime {backend}: expected one of {', '.join(BACKENDS)}")
+    if backend not in available_backends():
+        raise EvaluationError(
+            f"--runtime {backend}: Silicon Labs' TFLM is not installed "
+            "(pip install --no-deps silabs-mltk==0.20.0)"
+        )
     target = resolve_model_under_test(model)
-    if target.tflite_path is None and (tflite or tflm or target.keras_path is None):
+    if target.tflite_path is None and (tflite or runtime or tflm or target.keras_path is None):
         where = target.model_dir or model
         raise EvaluationError(f"{where}: no .tflite model to evaluate (train it, or drop --tflite/--tflm)")
     available = {"float": target.keras_path is not None, "int8": target.tflite_path is not None}
     wanted = ["int8"] if tflite else [variant for variant in VARIANTS if available[variant]]
-    backend = "tflm" if tflm else "litert"
 
     dataset_name = dataset or target.training_dataset or DEFAULT_TEST_DATASET
     try:

@@ -10,6 +10,8 @@ differently there (see `microspeech.tflite.parity`).
 from __future__ import annotations
 
 import importlib.util
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -97,8 +99,15 @@ def _silabs_wrapper() -> ModuleType:
             )
         spec = importlib.util.spec_from_file_location("_tflite_micro_wrapper", path)
         assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        # TensorFlow loads its own TFLite kernels with global symbols; without DEEPBIND the
+        # wrapper would bind to those (other struct layouts) and fail to prepare any model.
+        flags = sys.getdlopenflags()
+        sys.setdlopenflags(os.RTLD_NOW | os.RTLD_DEEPBIND)
+        try:
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        finally:
+            sys.setdlopenflags(flags)
         module.init()
         module.set_logger_callback(_silabs_log.append)
         _silabs_module = module
@@ -137,7 +146,7 @@ class TfliteRunner:
 
             self._litert = Interpreter(
                 model_content=self.tflite_bytes,
-                experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+                experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
                 num_threads=num_threads,
             )
             self._litert.allocate_tensors()
@@ -262,7 +271,7 @@ class TfliteRunner:
 def _flatbuffer_details(tflite_bytes: bytes, which: str, position: int) -> dict:
     """A graph input or output described from the flatbuffer, in the shape interpreters report."""
     subgraph = read_model(tflite_bytes).Subgraphs(0)
-    tensor = subgraph.Tensors(getattr(subgraph, which[:-1])(position))
+    tensor = subgraph.Tensors(getattr(subgraph, which)(position))
     quant = tensor.Quantization()
     return {
         "shape": tensor.ShapeAsNumpy().tolist() if tensor.ShapeLength() else [],

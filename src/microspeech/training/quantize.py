@@ -43,11 +43,26 @@ def _representative(features: np.ndarray, seed: int) -> Iterator[list[np.ndarray
         yield [sample[None]]
 
 
-def convert_to_int8(model: keras.Model, representative_features: np.ndarray, *, seed: int = 0) -> bytes:
-    """TFLiteConverter, TFLITE_BUILTINS_INT8, int8 in/out, batch-1 signature."""
+def convert_to_int8(
+    model: keras.Model,
+    representative_features: np.ndarray,
+    *,
+    seed: int = 0,
+    legacy: bool = False,
+) -> bytes:
+    """TFLiteConverter, TFLITE_BUILTINS_INT8, int8 in/out, batch-1 signature, as older TFLM builds run it.
+
+    FULLY_CONNECTED weights get one scale for all rows (`per_channel_dense=False`): TensorFlow
+    2.21 quantizes them per output row by default, and TFLM builds older than per-channel
+    FULLY_CONNECTED (Silicon Labs' in the MLTK 0.20 wheel among them) apply the first row's
+    scale to every row, so the part would compute other scores than the host. The input
+    RESHAPE is folded into the input (1x49x40x1, as MLTK's model), one copy less.
+    `legacy=True` converts as microspeech did before (per-channel FULLY_CONNECTED, input
+    RESHAPE kept): the parity check must catch it (tests, benchmarks/runtime_parity.py).
+    """
     import tensorflow as tf
 
-    from microspeech.tflite.graph import remove_reshape_before_fully_connected
+    from microspeech.tflite.graph import remove_reshape_before_fully_connected, simplify_graph
 
     input_shape = tuple(model.input_shape[1:])
     with tempfile.TemporaryDirectory(prefix="microspeech-export-") as saved_model:
@@ -61,10 +76,15 @@ def convert_to_int8(model: keras.Model, representative_features: np.ndarray, *, 
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = not legacy
         tflite_bytes = bytes(converter.convert())
-    # FULLY_CONNECTED flattens by itself: dropping the converter's RESHAPE before it is exact
-    # (tested bit for bit in microspeech.tflite.graph) and lowers the TFLM arena.
-    tflite_bytes = remove_reshape_before_fully_connected(tflite_bytes)
+    # Both rewrites are exact (tested bit for bit in microspeech.tflite.graph): the input
+    # RESHAPE becomes the input's shape, and FULLY_CONNECTED flattens by itself, so the
+    # RESHAPE before it goes too; TFLM then copies nothing and its arena is lower.
+    if legacy:
+        tflite_bytes = remove_reshape_before_fully_connected(tflite_bytes)
+    else:
+        tflite_bytes = simplify_graph(tflite_bytes)
     check_int8_model(tflite_bytes)
     return tflite_bytes
 

@@ -375,14 +375,25 @@ def _finish(
     console: Console,
 ) -> None:
     """Save the .keras and the int8 .tflite (atomically), then the manifest that says they are complete."""
+    from microspeech.tflite.parity import check_parity
     from microspeech.training.quantize import build_tflite
 
     with atomic_output(artifacts.keras_path) as partial:
         keras_model.save(partial)
     tflite_bytes = build_tflite(spec, keras_model, representative, seed=manifest["seed"])
     write_bytes_atomic(artifacts.tflite_path, tflite_bytes)
+    # What the host measures must be what the part computes: the same bytes in every runtime,
+    # up to one-step rounding ties (microspeech.tflite.parity says why those remain).
+    parity = check_parity(tflite_bytes, representative)
+    if parity.rounding_only:
+        logger.info("runtime parity on the validation features: %s", parity.describe())
+        console.print(f"[green]runtime parity[/] on the validation clips: {parity.describe()}")
+    else:
+        logger.warning("runtime parity on the validation features: %s", parity.describe())
+        console.print(f"[bold red]runtimes disagree[/] on the validation clips: {parity.describe()}")
     manifest.update(
         {
+            "runtime_parity": parity.to_dict(),
             "spec": spec.to_dict(),
             "packages": package_versions(),
             "files": {
