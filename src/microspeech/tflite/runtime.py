@@ -117,8 +117,8 @@ def _silabs_wrapper() -> ModuleType:
 class TfliteRunner:
     """One .tflite, one interpreter: `predict(batch)` runs it sample by sample.
 
-    backend="litert": ai_edge_litert with the builtin reference/optimized kernels and no
-    default delegate (XNNPACK would change int8 rounding on some ops). backend="tflm":
+    backend="litert": ai_edge_litert with its reference kernels (BUILTIN_REF: the optimized
+    kernels and XNNPACK round some int8 ops differently from TFLM's). backend="tflm":
     the TFLite Micro interpreter from the `tflite-micro` package, in an arena of
     `arena_size` bytes (default: generous; see `microspeech.tflite.profile.find_min_arena_size`).
     backend="silabs-tflm": Silicon Labs' TFLM build from the MLTK wheel, driven as MLTK's
