@@ -100,3 +100,21 @@ def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int = SAMPLE_R
     samples = to_int16(samples, source=str(path))
     with atomic_output(path) as partial:
         sf.write(str(partial), samples, sample_rate, subtype="PCM_16", format="WAV")
+
+
+# 10 ms frames within ACTIVE_DB of the loudest one count as speech (for SNRs).
+SPEECH_FRAME = SAMPLE_RATE // 100
+ACTIVE_DB = 30.0
+
+
+def active_rms(audio: np.ndarray) -> float:
+    """RMS over the 10 ms frames within ACTIVE_DB of the loudest one (the spoken part)."""
+    samples = np.asarray(audio, dtype=np.float64)
+    usable = len(samples) // SPEECH_FRAME * SPEECH_FRAME
+    if usable == 0:
+        return float(np.sqrt(np.mean(samples**2))) if len(samples) else 0.0
+    energy = np.mean(samples[:usable].reshape(-1, SPEECH_FRAME) ** 2, axis=1)
+    loudest = energy.max()
+    if loudest <= 0:
+        return 0.0
+    return float(np.sqrt(energy[energy >= loudest * 10 ** (-ACTIVE_DB / 10)].mean()))

@@ -75,7 +75,8 @@ def test_tflite_is_full_int8_with_exactly_the_expected_ops(trained):
     assert operator_names(tflite.read_bytes()) == ["CONV_2D", "FULLY_CONNECTED", "SOFTMAX"]
     runner = TfliteRunner(tflite, backend="litert")
     details = runner.input_details
-    assert (details.shape, details.dtype, details.scale, details.zero_point) == ((1, 49, 40, 1), np.int8, 1.0, 0)
+    expected = ((1, 49, 40, 1), np.int8, 1.0, 0)
+    assert (details.shape, details.dtype, details.scale, details.zero_point) == expected
     assert runner.output_details.dtype == np.int8 and runner.output_details.shape == (1, 4)
 
 

@@ -16,13 +16,17 @@ from typing import TYPE_CHECKING
 import numba
 import numpy as np
 
+from microspeech.audio import active_rms
+
 if TYPE_CHECKING:
-    from microspeech.models.spec import AugmentationSettings
+    from microspeech.data.settings import AugmentationSettings
 
 # librosa.effects.trim defaults (frame, hop, amplitude floor), which MLTK trims with.
 TRIM_FRAME = 2048
 TRIM_HOP = 512
 TRIM_AMPLITUDE_FLOOR = 1e-5
+# What each rendered word is, for its placement (`draw_plan`'s `kinds`).
+KEYWORD, OTHER, FRAGMENT = 0, 1, 2
 # Grain size for pitch shifting (64 ms hann windows at 75% overlap).
 GRAIN = 1024
 GRAIN_HOP = GRAIN // 4
@@ -65,6 +69,7 @@ class ClipBank:
     audio: np.ndarray  # int16, all clips concatenated
     starts: np.ndarray  # int64 per clip
     lengths: np.ndarray  # int64 per clip
+    levels: np.ndarray  # float64 per clip: active-speech RMS (int16 units), for mixing at an SNR
 
     @classmethod
     def from_arrays(cls, clips: Sequence[np.ndarray], max_length: int) -> ClipBank:
@@ -72,7 +77,8 @@ class ClipBank:
         lengths = np.array([len(c) for c in clipped], dtype=np.int64)
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(clipped) else lengths
         audio = np.concatenate(clipped) if clipped else np.zeros(0, np.int16)
-        return cls(audio, starts, lengths)
+        levels = np.array([active_rms(c) for c in clipped], dtype=np.float64)
+        return cls(audio, starts, lengths, levels)
 
     @classmethod
     def read(
@@ -127,6 +133,17 @@ class NoiseBank:
     def __len__(self) -> int:
         return len(self.lengths)
 
+    def rms_at(self, starts: np.ndarray) -> np.ndarray:
+        """RMS (int16 units) of the recording each start falls in (streams scale their noise bed so)."""
+        files = np.searchsorted(self.starts, starts, side="right") - 1
+        rms = np.array(
+            [
+                np.sqrt(np.mean(np.square(self.audio[s : s + n], dtype=np.float64)))
+                for s, n in zip(self.starts, self.lengths, strict=True)
+            ]
+        )
+        return rms[files]
+
     def draw_starts(self, rng: np.random.Generator, count: int, window: int) -> np.ndarray:
         """Start indices (into `audio`) of `count` random `window`-long slices."""
         if len(self) == 0:
@@ -147,6 +164,9 @@ class Plan:
     pitches: np.ndarray  # float32: frequency factor (1 = unchanged)
     noise_starts: np.ndarray  # int64 into NoiseBank.audio
     noise_gains: np.ndarray  # float32: 0 = no noise
+    # int64: samples before this index are digital silence (the frontend starts fresh there);
+    # 0 lets the frontend warm up on the audio before the window, as on a stream.
+    silent_until: np.ndarray
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -167,15 +187,25 @@ def draw_plan(
     *,
     augment: bool,
     word_offset: float = 0.0,
+    kinds: np.ndarray | None = None,
+    warm_up: int = 0,
 ) -> Plan:
     """Draw every clip's augmentation. Without `augment`: unchanged, no noise, each word at
     `word_offset` of the room left in the window (0 left-aligns, as evaluation does by default).
 
     Silence clips (source -1) are always noise slices at a random gain, drawn log-uniformly
     from `silence_gain_range` with a `silence_near_zero_fraction` share near zero.
+
+    Stream-like windows (see `AugmentationSettings`): `kinds` says per clip whether it is a
+    KEYWORD, an OTHER word or a keyword FRAGMENT (default: all KEYWORD); the rendered buffer
+    is `warm_up` samples of audio before the `window`, and offsets count from the buffer's
+    start. A keyword may stick out of the window by up to 1 - keyword_visible_min of its
+    length, another word by 1 - other_visible_min; a fragment shows only between
+    fragment_visible_range of it, cut at the left or the right edge.
     """
     sources = np.asarray(sources, dtype=np.int64)
     count = len(sources)
+    kinds = np.full(count, KEYWORD, np.int64) if kinds is None else np.asarray(kinds, np.int64)
     is_word = sources >= 0
     # Silence (-1) has no length; an all-silence batch may come with an empty bank.
     lengths = np.where(is_word, bank.lengths[np.maximum(sources, 0)], 0) if is_word.any() else np.zeros(count)
@@ -186,14 +216,20 @@ def draw_plan(
         semitones = _uniform(rng, settings.pitch_semitones_range, count)
         pitches = (2.0 ** (semitones / 12.0)).astype(np.float32)
         played = np.minimum(np.ceil(lengths / speeds), window).astype(np.int64)
-        room = window - played
-        offsets = np.floor(_uniform(rng, settings.offset_range, count) * room).astype(np.int64)
+        offsets = _stream_offsets(rng, settings, kinds, played, window)
         noisy = rng.random(count) < settings.noise_probability
-        noise_gains = np.where(noisy, _uniform(rng, settings.noise_factor_range, count), 0.0)
+        if settings.snr_db_range is None:
+            noise_gains = np.where(noisy, _uniform(rng, settings.noise_factor_range, count), 0.0)
+        else:
+            snr_db = _uniform(rng, settings.snr_db_range, count)
+            speech = gains * bank.levels[np.maximum(sources, 0)] if is_word.any() else np.zeros(count)
+            noise_gains = np.where(noisy & is_word, speech / 10 ** (snr_db / 20), 0.0)  # / noise RMS below
+        warm = rng.random(count) < settings.warm_up_probability
     else:
         gains, speeds, pitches = ones, ones.copy(), ones.copy()
         offsets = np.floor(word_offset * np.maximum(window - lengths, 0)).astype(np.int64)
         noise_gains = np.zeros(count)
+        warm = np.zeros(count, bool)
     n_silence = int((~is_word).sum())
     if n_silence:
         low, high = settings.silence_gain_range
@@ -207,16 +243,46 @@ def draw_plan(
         raise ValueError("augmentation needs background noise but the dataset has no noise recordings")
     noise_starts = np.zeros(count, np.int64)
     if needs_noise.any():
-        noise_starts = noise.draw_starts(rng, count, window)
+        noise_starts = noise.draw_starts(rng, count, window + warm_up)
+        if augment and settings.snr_db_range is not None:
+            words_at_snr = is_word & needs_noise
+            noise_gains = noise_gains.astype(np.float64)
+            noise_gains[words_at_snr] /= np.maximum(noise.rms_at(noise_starts[words_at_snr]), 1e-9)
     return Plan(
         sources,
-        offsets,
+        offsets + warm_up,
         gains.astype(np.float32),
         speeds.astype(np.float32),
         pitches.astype(np.float32),
         noise_starts,
         noise_gains.astype(np.float32),
+        np.where(warm, 0, warm_up).astype(np.int64),
     )
+
+
+def _stream_offsets(
+    rng: np.random.Generator,
+    settings: AugmentationSettings,
+    kinds: np.ndarray,
+    played: np.ndarray,
+    window: int,
+) -> np.ndarray:
+    """Where each word starts relative to the window (negative: its start lies before the window)."""
+    count = len(kinds)
+    visible_min = np.where(kinds == OTHER, settings.other_visible_min, settings.keyword_visible_min)
+    # Whole words (visible_min 1) land in [0, room] exactly as MLTK's offset_range draws them.
+    lower = -np.floor((1.0 - visible_min) * played)
+    upper = window - np.ceil(visible_min * played)
+    draw = _uniform(rng, settings.offset_range, count)
+    offsets = np.floor(lower + draw * np.maximum(upper - lower, 0)).astype(np.int64)
+    fragments = np.flatnonzero(kinds == FRAGMENT)
+    if fragments.size:
+        shown = _uniform(rng, settings.fragment_visible_range, fragments.size) * played[fragments]
+        cut_start = rng.random(fragments.size) < 0.5  # the window shows the word's end, else its start
+        offsets[fragments] = np.where(
+            cut_start, -(played[fragments] - np.round(shown)), window - np.round(shown)
+        ).astype(np.int64)
+    return offsets
 
 
 @numba.njit(cache=True, inline="always")
@@ -243,6 +309,7 @@ def _render(
     noise_audio,
     noise_starts,
     noise_gains,
+    silent_until,
     out,
 ):
     n_clips, window = out.shape
@@ -257,7 +324,7 @@ def _render(
             pitch = pitches[i]
             gain = gains[i]
             if pitch == 1.0:
-                for t in range(offset, window):
+                for t in range(max(offset, 0), window):
                     mixed[t] = gain * _sample(bank_audio, start, length, (t - offset) * speed)
             else:
                 # Grains read at `pitch` times the rate from where they sit in time, overlap-added
@@ -266,7 +333,9 @@ def _render(
                 last = min(window, offset + int(length / speed) + GRAIN)  # grains past the word are silent
                 for grain_start in range(first - first % GRAIN_HOP, last, GRAIN_HOP):
                     anchor = (grain_start - offset) * speed
-                    for j in range(max(0, offset - grain_start), min(GRAIN, window - grain_start)):
+                    for j in range(
+                        max(0, offset - grain_start, -grain_start), min(GRAIN, window - grain_start)
+                    ):
                         value = _sample(bank_audio, start, length, anchor + j * speed * pitch)
                         mixed[grain_start + j] += _GRAIN_WINDOW[j] * gain * value
         noise_gain = noise_gains[i]
@@ -274,6 +343,8 @@ def _render(
             noise_start = noise_starts[i]
             for t in range(window):
                 mixed[t] += noise_gain * noise_audio[noise_start + t]
+        for t in range(silent_until[i]):
+            mixed[t] = 0.0
         for t in range(window):
             value = np.round(mixed[t])
             out[i, t] = min(max(value, -32768.0), 32767.0)
@@ -295,6 +366,7 @@ def render(plan: Plan, bank: ClipBank, noise: NoiseBank | None, window: int) -> 
         noise_audio,
         plan.noise_starts,
         plan.noise_gains,
+        plan.silent_until,
         out,
     )
     return out

@@ -24,7 +24,6 @@ logger = logging.getLogger("microspeech.data")
 Split = Literal["train", "validation", "test"]
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac")
-BACKGROUND_NOISE_DIR = "_background_noise_"
 CLIP_SAMPLES = SAMPLE_RATE  # every word clip is at most one second
 
 

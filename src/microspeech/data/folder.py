@@ -12,7 +12,6 @@ from pathlib import Path
 
 from microspeech.audio import AudioError
 from microspeech.data.clips import (
-    BACKGROUND_NOISE_DIR,
     CLIP_SAMPLES,
     AudioDataset,
     Clip,
@@ -21,6 +20,7 @@ from microspeech.data.clips import (
     report_issues,
 )
 from microspeech.data.splits import hash_split, read_split_lists, speaker_from_filename
+from microspeech.labels import BACKGROUND_NOISE_DIR
 
 UNKNOWN_DIR = "_unknown_"
 SILENCE_DIR = "_silence_"

@@ -20,8 +20,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from microspeech.data.augmentation import ClipBank, NoiseBank, Plan, draw_plan, mask_features, render
-from microspeech.models.spec import SILENCE, UNKNOWN, AugmentationSettings
+from microspeech.data.augmentation import (
+    FRAGMENT,
+    KEYWORD,
+    OTHER,
+    ClipBank,
+    NoiseBank,
+    Plan,
+    draw_plan,
+    mask_features,
+    render,
+)
+from microspeech.data.settings import AugmentationSettings
+from microspeech.labels import SILENCE, UNKNOWN
 
 if TYPE_CHECKING:
     from microspeech.data.clips import AudioDataset, Clip
@@ -76,10 +87,27 @@ def dataset_fingerprint(dataset: AudioDataset) -> str:
     return digest.hexdigest()
 
 
-def _features(audio_int16: np.ndarray, frontend: FrontendSettings) -> np.ndarray:
+def warm_up_samples(settings: AugmentationSettings, frontend: FrontendSettings) -> int:
+    """Samples rendered before each training window; a whole number of frontend steps."""
+    samples = settings.warm_up_ms * frontend.sample_rate_hz // 1000
+    if samples % frontend.window_step:
+        raise ValueError(
+            f"augmentation warm_up_ms={settings.warm_up_ms} must be a multiple of the frontend step "
+            f"({frontend.window_step_ms} ms), so the window's frames line up with a stream's"
+        )
+    return samples
+
+
+def _features(audio_int16: np.ndarray, frontend: FrontendSettings, warm_up: int = 0) -> np.ndarray:
+    """int8 features of the window that ends each row: the frontend runs over the whole row."""
     from microspeech.frontend import compute_features
 
-    return compute_features(audio_int16, frontend, dtype="int8")
+    if not warm_up:
+        return compute_features(audio_int16, frontend, dtype="int8")
+    longer = frontend.replace(
+        sample_length_ms=frontend.sample_length_ms + warm_up * 1000 // frontend.sample_rate_hz
+    )
+    return np.ascontiguousarray(compute_features(audio_int16, longer, dtype="int8")[:, -frontend.n_frames :])
 
 
 def _noise_bank(dataset: AudioDataset, window: int) -> NoiseBank | None:
@@ -98,15 +126,26 @@ def _render_features(
     *,
     augment: bool,
     word_offset: float = 0.0,
+    kinds: np.ndarray | None = None,
 ) -> np.ndarray:
+    warm_up = warm_up_samples(settings, frontend) if augment else 0
     plan = draw_plan(
-        rng, sources, bank, noise, settings, frontend.n_samples, augment=augment, word_offset=word_offset
+        rng,
+        sources,
+        bank,
+        noise,
+        settings,
+        frontend.n_samples,
+        augment=augment,
+        word_offset=word_offset,
+        kinds=kinds,
+        warm_up=warm_up,
     )
     out = np.empty((len(sources), frontend.n_frames, frontend.n_channels), np.int8)
     for start in range(0, len(sources), FEATURE_BATCH):
         part = slice(start, start + FEATURE_BATCH)
-        audio = render(_slice_plan(plan, part), bank, noise, frontend.n_samples)
-        out[part] = _features(audio, frontend)
+        audio = render(_slice_plan(plan, part), bank, noise, frontend.n_samples + warm_up)
+        out[part] = _features(audio, frontend, warm_up)
     return out
 
 
@@ -290,15 +329,29 @@ class TrainingPipeline:
             spec.augmentation.trim_threshold_db,
             on_item=(lambda: progress(next(done), len(ordered))) if progress else None,
         )
-        self.noise = _noise_bank(dataset, self.frontend.n_samples)
+        warm_up = warm_up_samples(spec.augmentation, self.frontend)
+        self.noise = _noise_bank(dataset, self.frontend.n_samples + warm_up)
+        self.n_fragments = (
+            round(spec.augmentation.fragment_ratio * mean_keywords) if UNKNOWN in classes else 0
+        )
 
     def epoch_sources(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """(bank index or -1 for silence, label) of every clip of this epoch, in class order."""
+        sources, labels, _ = self.epoch_plan(epoch)
+        return sources, labels
+
+    def epoch_plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(bank index or -1 for silence, label, kind) of every clip of this epoch, in class order.
+
+        Kinds (`augmentation.KEYWORD`, `OTHER`, `FRAGMENT`) decide how a word may sit across the
+        window's edges; keyword fragments come last among the `_unknown_` clips.
+        """
         rng = np.random.default_rng([self.seed, epoch, 0x5E1])
         sources, labels = [], []
         for word, pool in self.keyword_pools.items():
             sources += [self._index[c] for c in pool]
             labels += [self.classes.index(word)] * len(pool)
+        n_keyword_clips = len(sources)
         if self.n_unknown:
             words = sorted(self.unknown_pools)
             quotas = even_quotas([len(self.unknown_pools[w]) for w in words], self.n_unknown)
@@ -306,17 +359,33 @@ class TrainingPipeline:
                 pool = self.unknown_pools[word]
                 sources += [self._index[pool[i]] for i in sorted(rng.permutation(len(pool))[:quota])]
             labels += [self.classes.index(UNKNOWN)] * (len(sources) - len(labels))
+        n_before_fragments = len(sources)
+        if self.n_fragments:
+            # Own stream, so switching fragments on leaves the other clips' draws unchanged.
+            fragment_rng = np.random.default_rng([self.seed, epoch, 0xF5A6])
+            sources += [int(i) for i in fragment_rng.integers(0, n_keyword_clips, self.n_fragments)]
+            labels += [self.classes.index(UNKNOWN)] * self.n_fragments
         if self.n_silence:
             sources += [-1] * self.n_silence
             labels += [self.classes.index(SILENCE)] * self.n_silence
-        return np.asarray(sources, np.int64), np.asarray(labels, np.int64)
+        kinds = np.full(len(sources), KEYWORD, np.int64)
+        kinds[n_keyword_clips:n_before_fragments] = OTHER
+        kinds[n_before_fragments : n_before_fragments + self.n_fragments] = FRAGMENT
+        return np.asarray(sources, np.int64), np.asarray(labels, np.int64), kinds
 
     def epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """(features int8 (N, frames, channels), labels) of one augmented training epoch."""
-        sources, labels = self.epoch_sources(epoch)
+        sources, labels, kinds = self.epoch_plan(epoch)
         rng = np.random.default_rng([self.seed, epoch, 0xA06])
         features = _render_features(
-            rng, sources, self.bank, self.noise, self.spec.augmentation, self.frontend, augment=True
+            rng,
+            sources,
+            self.bank,
+            self.noise,
+            self.spec.augmentation,
+            self.frontend,
+            augment=True,
+            kinds=kinds,
         )
         settings = self.spec.augmentation
         if settings.time_mask_count or settings.freq_mask_count:

@@ -9,32 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from microspeech.config import from_known_keys
+from microspeech.data.settings import AugmentationSettings
 from microspeech.detection.params import DetectionParams
+from microspeech.labels import SILENCE, UNKNOWN
 
 if TYPE_CHECKING:
     import keras
 
     from microspeech.frontend import FrontendSettings
 
-UNKNOWN = "_unknown_"
-SILENCE = "_silence_"
-
-
-def _from_known_keys(cls: type, values: dict[str, Any]) -> Any:
-    """Build a dataclass from a dict, rejecting keys it does not know (typos must not pass silently)."""
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"{cls.__name__}: unknown setting(s) {unknown}; known: {sorted(known)}")
-    converted = {}
-    for f in fields(cls):
-        if f.name in values:
-            value = values[f.name]
-            converted[f.name] = tuple(value) if isinstance(value, list) else value
-    return cls(**converted)
+__all__ = ["SILENCE", "UNKNOWN", "AugmentationSettings", "ModelSpec", "TrainSettings"]
 
 
 @dataclass
@@ -85,69 +73,7 @@ class TrainSettings:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainSettings:
-        return _from_known_keys(cls, values)
-
-
-@dataclass
-class AugmentationSettings:
-    """Training-time augmentation, drawn anew every epoch; validation/test get none."""
-
-    trim_threshold_db: float = 20.0
-    # Where the trimmed word starts, as a fraction of the room left in the window
-    # (MLTK's offset_range): (0, 0) left-aligns like evaluation, (0, 1) is anywhere.
-    offset_range: tuple[float, float] = (0.0, 1.0)
-    noise_probability: float = 1.0
-    noise_factor_range: tuple[float, float] = (0.0, 0.3)
-    # Optional ranges; (1, 1) switches one off.
-    loudness_range: tuple[float, float] = (1.0, 1.0)
-    speed_range: tuple[float, float] = (1.0, 1.0)
-    pitch_semitones_range: tuple[float, float] = (0.0, 0.0)
-    # `_silence_` clips: noise slices scaled by a gain drawn log-uniformly from this range,
-    # with this fraction at near-zero gain (so quiet rooms are silence too).
-    silence_gain_range: tuple[float, float] = (0.01, 1.0)
-    silence_near_zero_fraction: float = 0.1
-    # SpecAugment-style masks on the int8 features: each clip gets `time_mask_count` bands of
-    # 0..time_mask_max_frames frames and `freq_mask_count` bands of 0..freq_mask_max_channels
-    # channels (widths and starts drawn per clip), filled with the clip's mean feature value.
-    time_mask_count: int = 0
-    time_mask_max_frames: int = 0
-    freq_mask_count: int = 0
-    freq_mask_max_channels: int = 0
-
-    def __post_init__(self) -> None:
-        ranges = (
-            "offset_range",
-            "noise_factor_range",
-            "loudness_range",
-            "speed_range",
-            "pitch_semitones_range",
-            "silence_gain_range",
-        )
-        for name in ranges:
-            low, high = getattr(self, name)
-            if low > high:
-                raise ValueError(f"augmentation {name}={getattr(self, name)} has low > high")
-        if not 0.0 <= self.offset_range[0] <= self.offset_range[1] <= 1.0:
-            raise ValueError(f"augmentation offset_range={self.offset_range} must lie within [0, 1]")
-        if self.speed_range[0] <= 0 or self.loudness_range[0] < 0:
-            raise ValueError("augmentation speed_range must be > 0 and loudness_range >= 0")
-        masks = ("time_mask_count", "time_mask_max_frames", "freq_mask_count", "freq_mask_max_channels")
-        for name in masks:
-            if getattr(self, name) < 0:
-                raise ValueError(f"augmentation {name} must be >= 0, got {getattr(self, name)}")
-        for name in ("noise_probability", "silence_near_zero_fraction"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"augmentation {name} must be in [0, 1], got {getattr(self, name)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            key: list(value) if isinstance(value, tuple) else value
-            for key, value in dataclasses.asdict(self).items()
-        }
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> AugmentationSettings:
-        return _from_known_keys(cls, values)
+        return from_known_keys(cls, values)
 
 
 @dataclass

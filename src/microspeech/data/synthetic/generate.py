@@ -31,7 +31,7 @@ from rich.progress import (
 
 from microspeech.audio import write_wav
 from microspeech.data.archive import COMPLETE_MARKER, exclusive_lock
-from microspeech.data.clips import BACKGROUND_NOISE_DIR, AudioDataset
+from microspeech.data.clips import AudioDataset
 from microspeech.data.folder import LAYOUT_SPEECH_COMMANDS, index_folder
 from microspeech.data.speech_commands import COMMAND_WORDS, WORDS
 from microspeech.data.splits import TESTING_LIST, VALIDATION_LIST
@@ -48,6 +48,7 @@ from microspeech.data.synthetic.render import (
     stable_seed,
     trim_silence,
 )
+from microspeech.labels import BACKGROUND_NOISE_DIR
 from microspeech.paths import datasets_dir
 
 GENERATOR_VERSION = 1

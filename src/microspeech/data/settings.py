@@ -1,0 +1,109 @@
+"""Augmentation settings: how training windows are drawn and rendered (owned by data, used by specs)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from microspeech.config import from_known_keys
+
+__all__ = ["AugmentationSettings"]
+
+
+@dataclass
+class AugmentationSettings:
+    """Training-time augmentation, drawn anew every epoch; validation/test get none."""
+
+    trim_threshold_db: float = 20.0
+    # Where the trimmed word starts, as a fraction of the room left in the window
+    # (MLTK's offset_range): (0, 0) left-aligns like evaluation, (0, 1) is anywhere.
+    offset_range: tuple[float, float] = (0.0, 1.0)
+    noise_probability: float = 1.0
+    noise_factor_range: tuple[float, float] = (0.0, 0.3)
+    # Optional ranges; (1, 1) switches one off.
+    loudness_range: tuple[float, float] = (1.0, 1.0)
+    speed_range: tuple[float, float] = (1.0, 1.0)
+    pitch_semitones_range: tuple[float, float] = (0.0, 0.0)
+    # `_silence_` clips: noise slices scaled by a gain drawn log-uniformly from this range,
+    # with this fraction at near-zero gain (so quiet rooms are silence too).
+    silence_gain_range: tuple[float, float] = (0.01, 1.0)
+    silence_near_zero_fraction: float = 0.1
+    # SpecAugment-style masks on the int8 features: each clip gets `time_mask_count` bands of
+    # 0..time_mask_max_frames frames and `freq_mask_count` bands of 0..freq_mask_max_channels
+    # channels (widths and starts drawn per clip), filled with the clip's mean feature value.
+    time_mask_count: int = 0
+    time_mask_max_frames: int = 0
+    freq_mask_count: int = 0
+    freq_mask_max_channels: int = 0
+    # Stream-like windows (all off by default: MLTK's clips, a fresh frontend per clip).
+    # Audio rendered before the window (a multiple of the frontend step): the frontend runs
+    # over it and the window's features are its last frames, warm as on a stream. A
+    # `warm_up_probability` share of windows gets it; the rest start from a fresh frontend
+    # (digital silence before the window), as after the firmware resets it on a detection.
+    warm_up_ms: int = 0
+    warm_up_probability: float = 1.0
+    # Noise for word windows at a speech-to-noise ratio (active-speech RMS over the noise
+    # recording's RMS) drawn from this range, instead of `noise_factor_range`; windows without
+    # noise (1 - noise_probability) are clean. None keeps the noise factor.
+    snr_db_range: tuple[float, float] | None = None
+    # The labelling rule for words cut by the window's edges: a keyword window keeps its
+    # keyword label with at least `keyword_visible_min` of the trimmed word inside (the rest
+    # before or after the window); other words are `_unknown_` with `other_visible_min` inside.
+    keyword_visible_min: float = 1.0
+    other_visible_min: float = 1.0
+    # Keyword fragments labelled `_unknown_`: fragment_ratio x the mean keyword count per
+    # epoch, each showing a `fragment_visible_range` share of the word at one window edge.
+    fragment_ratio: float = 0.0
+    fragment_visible_range: tuple[float, float] = (0.15, 0.5)
+
+    def __post_init__(self) -> None:
+        ranges = (
+            "offset_range",
+            "noise_factor_range",
+            "loudness_range",
+            "speed_range",
+            "pitch_semitones_range",
+            "silence_gain_range",
+            "fragment_visible_range",
+        )
+        if self.snr_db_range is not None:
+            ranges += ("snr_db_range",)
+        for name in ranges:
+            low, high = getattr(self, name)
+            if low > high:
+                raise ValueError(f"augmentation {name}={getattr(self, name)} has low > high")
+        if not 0.0 <= self.offset_range[0] <= self.offset_range[1] <= 1.0:
+            raise ValueError(f"augmentation offset_range={self.offset_range} must lie within [0, 1]")
+        if self.speed_range[0] <= 0 or self.loudness_range[0] < 0:
+            raise ValueError("augmentation speed_range must be > 0 and loudness_range >= 0")
+        masks = ("time_mask_count", "time_mask_max_frames", "freq_mask_count", "freq_mask_max_channels")
+        for name in masks:
+            if getattr(self, name) < 0:
+                raise ValueError(f"augmentation {name} must be >= 0, got {getattr(self, name)}")
+        if self.warm_up_ms < 0 or self.fragment_ratio < 0:
+            raise ValueError("augmentation warm_up_ms and fragment_ratio must be >= 0")
+        if not 0.0 < self.keyword_visible_min <= 1.0 or not 0.0 < self.other_visible_min <= 1.0:
+            raise ValueError("augmentation keyword_visible_min and other_visible_min must be in (0, 1]")
+        if not 0.0 < self.fragment_visible_range[0] <= self.fragment_visible_range[1] < 1.0:
+            raise ValueError(
+                f"augmentation fragment_visible_range={self.fragment_visible_range} must lie in (0, 1)"
+            )
+        if self.fragment_ratio and self.fragment_visible_range[1] >= self.keyword_visible_min:
+            raise ValueError(
+                "augmentation fragment_visible_range must stay below keyword_visible_min: "
+                "a window cannot be both a keyword and a fragment"
+            )
+        for name in ("noise_probability", "silence_near_zero_fraction", "warm_up_probability"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"augmentation {name} must be in [0, 1], got {getattr(self, name)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in dataclasses.asdict(self).items()
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> AugmentationSettings:
+        return from_known_keys(cls, values)

@@ -1,0 +1,399 @@
+"""Streams: keywords hidden in long noisy audio at known times, and scoring detections against them.
+
+A stream is built deterministically from a seed: clips (half of them keywords, half other
+words) placed at known times with random gaps over a bed of background noise, each clip
+scaled to a chosen signal-to-noise ratio (active-speech RMS over noise RMS; "clean" streams
+have no noise at all). Detections (anything with `.time_ms` and `.label`) are matched to the
+clip they fall in: the right keyword within [clip start, clip end + tolerance] is a hit
+(repeats are counted apart), anything else is a false accept.
+
+Evaluation scores test streams with it; training builds validation streams with it, to pick
+checkpoints and detection parameters on audio the device would hear.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from microspeech.audio import SAMPLE_RATE, active_rms
+from microspeech.labels import UNKNOWN
+
+DEFAULT_DATASET = "speech_commands_test_set_v0.02"  # the official test set, as clip evaluation
+CLEAN = math.inf  # the SNR of a stream without noise
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One clip placed in the stream."""
+
+    start: int  # sample index
+    length: int  # samples
+    word: str
+    label: str  # the model class it should trigger (`_unknown_` for other words)
+    is_keyword: bool
+    snr_db: float
+    source: str
+
+    @property
+    def start_ms(self) -> int:
+        return self.start * 1000 // SAMPLE_RATE
+
+    @property
+    def end_ms(self) -> int:
+        return (self.start + self.length) * 1000 // SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class KeywordStream:
+    audio: np.ndarray  # int16
+    events: list[StreamEvent]
+    noise_rms: float  # int16 units
+    clipped_samples: int
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / SAMPLE_RATE
+
+
+def _noise_bed(sources: Sequence[np.ndarray], length: int, rng: np.random.Generator) -> np.ndarray:
+    """`length` samples of unit-RMS noise: random excerpts of the sources, crossfaded."""
+    normalized = []
+    for source in sources:
+        source = np.asarray(source, dtype=np.float64)
+        rms = np.sqrt(np.mean(source**2)) if len(source) else 0.0
+        if rms >= 1.0 and len(source) >= SAMPLE_RATE // 4:  # skip digital silence and scraps
+            normalized.append(source / rms)
+    if not normalized:
+        raise ValueError("the background-noise recordings are all silent or shorter than 0.25 s")
+    fade = SAMPLE_RATE // 50  # 20 ms crossfade hides the joins
+    ramp = np.linspace(0.0, 1.0, fade)
+    bed = np.zeros(length + fade)
+    position = 0
+    while position < length:
+        source = normalized[int(rng.integers(len(normalized)))]
+        excerpt_len = min(len(source), int(rng.uniform(5, 20) * SAMPLE_RATE))
+        offset = int(rng.integers(0, len(source) - excerpt_len + 1))
+        excerpt = source[offset : offset + excerpt_len].copy()
+        excerpt[:fade] *= ramp[: len(excerpt[:fade])]
+        excerpt[-fade:] *= ramp[::-1][-len(excerpt[-fade:]) :]
+        end = min(position + len(excerpt), len(bed))
+        bed[position:end] += excerpt[: end - position]
+        position += max(len(excerpt) - fade, 1)
+    return bed[:length]
+
+
+def build_stream(
+    keyword_clips: Sequence[tuple[str, str, Callable[[], np.ndarray]]],
+    other_clips: Sequence[tuple[str, str, Callable[[], np.ndarray]]],
+    noise: Sequence[np.ndarray],
+    *,
+    minutes: float,
+    snr_db: float | Sequence[float],
+    seed: int = 0,
+    keyword_fraction: float = 0.5,
+    gap_s: tuple[float, float] = (2.5, 6.0),
+    tail_ms: int = 2000,
+    progress: Callable[[int, int], None] | None = None,
+) -> KeywordStream:
+    """Place clips at known times over a noise bed; the same arguments give the same samples.
+
+    Clips are (word, source name, reader) triples; keyword clips' word is the label they
+    should trigger. Each event's SNR is drawn from `snr_db`. Gaps are drawn from `gap_s`
+    seconds, and no clip starts within `tail_ms` of the end, so detections have time to come.
+    """
+    if minutes <= 0:
+        raise ValueError(f"minutes={minutes}: the stream must be longer than zero")
+    if not keyword_clips:
+        raise ValueError("no keyword clips to place in the stream")
+    if not 0 < keyword_fraction <= 1:
+        raise ValueError(f"keyword_fraction={keyword_fraction} must be in (0, 1]")
+    if keyword_fraction < 1 and not other_clips:
+        keyword_fraction = 1.0
+    snrs = [float(v) for v in np.atleast_1d(np.asarray(snr_db, dtype=np.float64))]
+    if any(math.isnan(v) for v in snrs):
+        raise ValueError(f"snr_db={snrs}: an SNR must be a number of dB (or inf for a clean stream)")
+    clean = all(math.isinf(v) and v > 0 for v in snrs)
+    if not clean and any(math.isinf(v) for v in snrs):
+        raise ValueError(f"snr_db={snrs}: a clean stream (inf) cannot mix with noisy SNRs; build it apart")
+    length = int(round(minutes * 60 * SAMPLE_RATE))
+    rng = np.random.default_rng(seed)
+    keyword_order = rng.permutation(len(keyword_clips))
+    other_order = rng.permutation(len(other_clips)) if other_clips else np.zeros(0, int)
+    counters = {True: 0, False: 0}
+
+    placements: list[tuple[int, bool, int, float]] = []  # (start, is_keyword, clip index, snr)
+    cursor = int(rng.uniform(*gap_s) * SAMPLE_RATE)
+    while cursor + SAMPLE_RATE + tail_ms * SAMPLE_RATE // 1000 <= length:
+        is_keyword = bool(rng.random() < keyword_fraction)
+        order = keyword_order if is_keyword else other_order
+        index = int(order[counters[is_keyword] % len(order)])
+        counters[is_keyword] += 1
+        placements.append((cursor, is_keyword, index, snrs[int(rng.integers(len(snrs)))]))
+        cursor += SAMPLE_RATE + int(rng.uniform(*gap_s) * SAMPLE_RATE)
+
+    clips: list[tuple[np.ndarray, float]] = []
+    for done, (_, is_keyword, index, _) in enumerate(placements):
+        audio = (keyword_clips if is_keyword else other_clips)[index][2]()
+        clips.append((audio, active_rms(audio)))
+        if progress is not None:
+            progress(done + 1, len(placements))
+    levels = [level for _, level in clips if level > 0]
+    # At the highest SNR speech keeps its typical recorded level; lower SNRs make it quieter,
+    # never louder, so mixing seldom saturates.
+    speech_level = float(np.median(levels)) if levels else 1000.0
+    noise_rms = 0.0 if clean else speech_level / 10 ** (max(snrs) / 20)
+
+    mix = np.zeros(length) if clean else _noise_bed(noise, length, rng) * noise_rms
+    events = []
+    for (start, is_keyword, index, snr), (audio, level) in zip(placements, clips, strict=True):
+        word, source, _ = (keyword_clips if is_keyword else other_clips)[index]
+        target = speech_level if clean else noise_rms * 10 ** (snr / 20)
+        gain = target / level if level > 0 else 0.0
+        mix[start : start + len(audio)] += audio.astype(np.float64) * gain
+        label = word if is_keyword else UNKNOWN
+        events.append(StreamEvent(start, len(audio), word, label, is_keyword, snr, source))
+    rounded = np.rint(mix)
+    clipped = int(np.count_nonzero((rounded > 32767) | (rounded < -32768)))
+    audio = np.clip(rounded, -32768, 32767).astype(np.int16)
+    return KeywordStream(audio, events, float(noise_rms), clipped)
+
+
+def concatenate_streams(streams: Sequence[KeywordStream]) -> KeywordStream:
+    """One stream of several played one after the other (events moved to their new times)."""
+    if not streams:
+        raise ValueError("no streams to concatenate")
+    events, offset = [], 0
+    for stream in streams:
+        events += [dataclasses.replace(event, start=event.start + offset) for event in stream.events]
+        offset += len(stream.audio)
+    return KeywordStream(
+        np.concatenate([stream.audio for stream in streams]),
+        events,
+        float(max(stream.noise_rms for stream in streams)),
+        int(sum(stream.clipped_samples for stream in streams)),
+    )
+
+
+@dataclass(frozen=True)
+class StreamScore:
+    hits: int
+    misses: int
+    false_accepts: int
+    repeats: int  # extra detections of an already-found keyword within its window
+    keywords: int
+    hours: float
+    per_class: dict[str, dict[str, int]]
+    mean_latency_ms: float | None  # detection time after the clip's end, over hits
+    outcomes: list[str | None]  # per detection: "hit", "repeat" or "false_accept"
+    found_ms: list[int | None]  # per event: the hit's detection time
+    false_accept_contexts: dict[str, int]  # during another word, another keyword, or background only
+
+    @property
+    def miss_rate(self) -> float:
+        return self.misses / self.keywords if self.keywords else 0.0
+
+    @property
+    def fa_per_hour(self) -> float:
+        return self.false_accepts / self.hours if self.hours else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "hits": self.hits,
+            "misses": self.misses,
+            "miss_rate": round(self.miss_rate, 5),
+            "false_accepts": self.false_accepts,
+            "fa_per_hour": round(self.fa_per_hour, 3),
+            "repeats": self.repeats,
+        }
+
+
+def score_detections(
+    events: Sequence[StreamEvent],
+    detections: Sequence[Any],
+    seconds: float,
+    *,
+    tolerance_ms: int = 1500,
+) -> StreamScore:
+    """Match detections (anything with `.time_ms` and `.label`) to events; see the module docstring."""
+    starts = np.array([event.start_ms for event in events], dtype=np.int64)
+    ends = np.array([event.end_ms + tolerance_ms for event in events], dtype=np.int64)
+    found_ms: list[int | None] = [None] * len(events)
+    outcomes: list[str | None] = []
+    false_accepts = repeats = 0
+    contexts = {"other_word": 0, "other_keyword": 0, "background": 0}
+    for detection in detections:
+        slot = int(np.searchsorted(starts, detection.time_ms, side="right")) - 1
+        inside = slot >= 0 and detection.time_ms <= ends[slot]
+        if inside and events[slot].is_keyword and events[slot].label == detection.label:
+            if found_ms[slot] is None:
+                found_ms[slot] = int(detection.time_ms)
+                outcomes.append("hit")
+            else:
+                repeats += 1
+                outcomes.append("repeat")
+        else:
+            false_accepts += 1
+            outcomes.append("false_accept")
+            context = (
+                "background" if not inside else "other_keyword" if events[slot].is_keyword else "other_word"
+            )
+            contexts[context] += 1
+    per_class: dict[str, dict[str, int]] = {}
+    latencies = []
+    for event, found in zip(events, found_ms, strict=True):
+        if not event.is_keyword:
+            continue
+        entry = per_class.setdefault(event.label, {"keywords": 0, "hits": 0, "misses": 0})
+        entry["keywords"] += 1
+        entry["hits" if found is not None else "misses"] += 1
+        if found is not None:
+            latencies.append(found - event.end_ms)
+    keywords = sum(1 for event in events if event.is_keyword)
+    hits = sum(
+        1 for event, found in zip(events, found_ms, strict=True) if event.is_keyword and found is not None
+    )
+    return StreamScore(
+        hits=hits,
+        misses=keywords - hits,
+        false_accepts=false_accepts,
+        repeats=repeats,
+        keywords=keywords,
+        hours=seconds / 3600,
+        per_class=per_class,
+        mean_latency_ms=float(np.mean(latencies)) if latencies else None,
+        outcomes=outcomes,
+        found_ms=found_ms,
+        false_accept_contexts=contexts,
+    )
+
+
+
+def stream_progress() -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,  # no bar residue in logs and pipes
+    )
+
+
+def stream_from_dataset(
+    dataset: Any,
+    classes: Sequence[str],
+    *,
+    minutes: float,
+    snr_db: float | Sequence[float],
+    seed: int,
+    split: str = "test",
+    noise_dataset: Any = None,
+    show_progress: bool = True,
+    segmented: bool = False,
+) -> tuple[KeywordStream, str, str]:
+    """A stream from a dataset's `split` clips and its (or `noise_dataset`'s) background noise.
+
+    `dataset` and `noise_dataset`: a name, a folder or a loaded `AudioDataset`. Noise comes
+    from the noise recordings (`_background_noise_`), else from the dataset's `_silence_`
+    clips; no dataset means the official test set. Each event's SNR is drawn from `snr_db`;
+    with `segmented`, each SNR (inf: clean) gets its own segment of minutes / len(snr_db)
+    instead, played one after the other (seed + segment number). Returns the stream and the
+    names of the clip and noise datasets.
+    """
+    from microspeech.data import load_dataset
+    from microspeech.data.clips import AudioDataset
+
+    def loaded(value: Any) -> AudioDataset:
+        return value if isinstance(value, AudioDataset) else load_dataset(str(value))
+
+    data = loaded(dataset or DEFAULT_DATASET)
+    clips = sorted(data.split(split), key=lambda clip: str(clip.path))  # independent of the loader's order
+    keyword_classes = {name for name in classes if not name.startswith("_")}
+    keyword_clips = [c for c in clips if c.word in keyword_classes]
+    other_clips = [c for c in clips if c.word not in keyword_classes and not c.word.startswith("_silence")]
+    if not keyword_clips:
+        raise ValueError(
+            f"dataset {data.name!r} has no {split}-split clips of the keywords {sorted(keyword_classes)}"
+        )
+    noise_source = loaded(noise_dataset) if noise_dataset is not None else data
+    if noise_source.noise_paths:
+        noise = [noise_source.read_noise(path) for path in sorted(noise_source.noise_paths)]
+    else:
+        silence = sorted(
+            (c for c in noise_source.clips if c.word.startswith("_silence")), key=lambda c: str(c.path)
+        )
+        if not silence:
+            raise ValueError(
+                f"dataset {noise_source.name!r} has neither background-noise recordings nor _silence_ "
+                "clips; give a noise dataset"
+            )
+        noise = [noise_source.read(clip) for clip in silence]
+
+    def entry(clip: Any) -> tuple[str, str, Callable[[], np.ndarray]]:
+        path = Path(clip.path)
+        name = str(path.relative_to(data.root)) if path.is_relative_to(data.root) else str(path)
+        return clip.word, name, lambda: data.read(clip)
+
+    with stream_progress() if show_progress else NullProgress() as progress:
+        task = progress.add_task("Building the stream", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        keyword_entries = [entry(c) for c in keyword_clips]
+        other_entries = [entry(c) for c in other_clips]
+        if segmented:
+            conditions = [float(v) for v in np.atleast_1d(snr_db)]
+            stream = concatenate_streams(
+                [
+                    build_stream(
+                        keyword_entries,
+                        other_entries,
+                        noise,
+                        minutes=minutes / len(conditions),
+                        snr_db=condition,
+                        seed=seed + number,
+                        progress=advance,
+                    )
+                    for number, condition in enumerate(conditions)
+                ]
+            )
+            return stream, data.name, noise_source.name
+        stream = build_stream(
+            keyword_entries,
+            other_entries,
+            noise,
+            minutes=minutes,
+            snr_db=snr_db,
+            seed=seed,
+            progress=advance,
+        )
+    return stream, data.name, noise_source.name
+
+
+class NullProgress:
+    def __enter__(self) -> NullProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, *args: Any, **kwargs: Any) -> int:
+        return 0
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
