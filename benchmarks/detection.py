@@ -6,11 +6,14 @@ best of --repeats. The reference does what MLTK's Python tools allow: its compil
 AudioFeatureGenerator has no streaming API, so each hop recomputes the newest second from a
 fresh state (same inference and recognizer), which also loses the noise estimate's history.
 
-Accuracy: `evaluate_streaming` on a --minutes stream of test-split clips over the real
-background-noise recordings, for MLTK's shipped tflite_micro_speech .tflite and for ours
-(--model), same stream. Prints Markdown for BENCHMARKS.md.
+Accuracy, the headline: `evaluate_streaming` on a --minutes stream of test-split clips over the
+real background-noise recordings, one segment per condition (clean, 30, 20, 10, 5, 0 dB), for
+MLTK's shipped tflite_micro_speech .tflite and for ours (--model), same stream: the miss rate at
+the parameters embedded in each .tflite (no flags), per condition, and the best miss rate within
+1 / 5 / 20 false accepts per hour; clip accuracy of the same models in the same run; 20 clean
+"yes" clips 2 s apart. Prints Markdown for BENCHMARKS.md and plots every model's miss-vs-FA curve.
 
-    .venv/bin/python benchmarks/detection.py [--model tflite_micro_speech] [--minutes 30]
+    .venv/bin/python benchmarks/detection.py --model MODEL [--model MODEL ...] [--minutes 60]
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from bundles import DEV_TEST_SET, MLTK_ZIP, SUBSET, shared_bundle  # noqa: E402
+from bundles import DEV_TEST_SET, MLTK_ZIP, SUBSET, machine_description, shared_bundle  # noqa: E402
 from microspeech.audio import SAMPLE_RATE  # noqa: E402
 from microspeech.detection.classify import KeywordSpotter, apply_volume_gain, load_keyword_model  # noqa: E402
 from microspeech.detection.detector import CommandRecognizer  # noqa: E402
@@ -119,52 +122,62 @@ def at_budget(curve: list[dict], max_fa_per_hour: float) -> str:
     return f"{100 * best['miss_rate']:.1f}% ({best['detection_threshold']})"
 
 
-def tuned_rows(args, models, dataset: str, noise: str, snrs: list[float]) -> None:
-    """Tune on the validation split of the noise dataset, then score the pick on the test stream."""
-    from microspeech.detection.tuning import TUNED_KEYS, tune_detection
+def clean_yes_test(path: Path, dataset: str, count: int = 20, gap_s: float = 2.0) -> tuple[int, int]:
+    """`count` clean "yes" clips of the test set, `gap_s` of digital silence apart, at the embedded
+    parameters (firmware loop): (yes detections matched to a clip, false accepts)."""
+    from microspeech.data import load_dataset
+    from microspeech.detection.classify import run_stream
 
-    print(
-        f"\nTuned with `tune --max-fa-per-hour {args.tune_budget:g}` on {args.tune_minutes:g} min of "
-        f"{Path(noise).name} validation clips (seed {args.seed + 1}), then scored on the test stream above.\n"
+    clips = sorted(
+        (c for c in load_dataset(dataset).split("test") if c.word == "yes"), key=lambda c: str(c.path)
     )
-    print(
-        "| model | tuned threshold / window / count | hits | miss rate | false accepts | FA/h "
-        "| per SNR miss rate |"
+    picked = [clips[i] for i in np.random.default_rng(0).permutation(len(clips))[:count]]
+    gap = np.zeros(int(gap_s * SAMPLE_RATE), np.int16)
+    audio, spans = [gap], []
+    position = len(gap)
+    for clip in picked:
+        samples = load_dataset(dataset).read(clip)
+        spans.append((position * 1000 // SAMPLE_RATE, (position + len(samples)) * 1000 // SAMPLE_RATE + 1500))
+        audio += [samples, gap]
+        position += len(samples) + len(gap)
+    run = run_stream(KeywordSpotter(path, reset_after_detection=True), np.concatenate(audio))
+    found, false_accepts = set(), 0
+    for detection in run.detections:
+        slot = next((k for k, (start, end) in enumerate(spans) if start <= detection.time_ms <= end), None)
+        if slot is not None and detection.label == "yes" and slot not in found:
+            found.add(slot)
+        else:
+            false_accepts += 1
+    return len(found), false_accepts
+
+
+def clip_accuracy(path: Path, dataset: str, output: Path) -> str:
+    from microspeech.evaluation.evaluate import evaluate_model
+
+    report = evaluate_model(
+        path, tflite=True, dataset=dataset, output_dir=output, plots=False, show_progress=False
     )
-    print("|---|---|---|---|---|---|---|")
-    for label, path, folder in models:
-        tuned = tune_detection(
-            path,
-            max_fa_per_hour=args.tune_budget,
-            dataset=noise,
-            split="validation",
-            minutes=args.tune_minutes,
-            snr_db=snrs,
-            seed=args.seed + 1,
-            show_progress=False,
-        )
-        chosen = tuned["chosen"]
-        if chosen is None:
-            print(f"| {label} | nothing within {args.tune_budget:g} FA/h | | | | | |")
-            continue
-        override = {key: chosen[key] for key in TUNED_KEYS}
-        report = evaluate_streaming(
-            path,
-            dataset=dataset,
-            noise_dataset=noise,
-            minutes=args.minutes,
-            snr_db=snrs,
-            seed=args.seed,
-            output_dir=args.output / f"{folder}-tuned",
-            params_override=override,
-            show_progress=False,
-        )
-        per_snr = ", ".join(f"{snr} dB {100 * v['miss_rate']:.0f}%" for snr, v in report["per_snr"].items())
-        setting = " / ".join(str(override[key]) for key in TUNED_KEYS)
-        print(
-            f"| {label} | {setting} | {report['hits']} | {100 * report['miss_rate']:.1f}% "
-            f"| {report['false_accepts']} | {report['fa_per_hour']:.1f} | {per_snr} |"
-        )
+    metrics = report.result("int8").metrics
+    return f"{100 * metrics.overall_accuracy:.2f}% / {100 * metrics.balanced_accuracy:.2f}%"
+
+
+def plot_curves(curves: dict[str, list[dict]], path: Path, title: str) -> None:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 5))
+    axes = figure.subplots()
+    for label, curve in curves.items():
+        axes.plot([p["fa_per_hour"] for p in curve], [100 * p["miss_rate"] for p in curve], label=label)
+    axes.set_xscale("symlog", linthresh=1.0)
+    axes.set_xlim(0, 100)
+    axes.set_ylim(0, 100)
+    axes.set_xlabel("False accepts per hour")
+    axes.set_ylabel("Miss rate (%)")
+    axes.grid(True, which="both", alpha=0.4)
+    axes.legend(loc="upper right")
+    axes.set_title(title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100, bbox_inches="tight")
 
 
 def main() -> None:
@@ -172,19 +185,16 @@ def main() -> None:
     parser.add_argument("--model", action="append", default=[], help="our model(s): name, folder or .tflite")
     parser.add_argument("--dataset", help="clips for the streams (default: the dev test bundle)")
     parser.add_argument("--noise-dataset", help="background noise (default: the subset bundle's recordings)")
-    parser.add_argument("--minutes", type=float, default=30.0, help="stream length for FA/h and miss rate")
-    parser.add_argument("--snr-db", default="5,10,20", help="keyword-to-noise ratios, comma-separated")
+    parser.add_argument(
+        "--minutes", type=float, default=60.0, help="stream length, split over the conditions"
+    )
+    parser.add_argument(
+        "--conditions", default="clean,30,20,10,5,0", help="one segment each: clean or an SNR in dB"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--speed-minutes", type=float, default=2.0, help="audio timed for speed")
+    parser.add_argument("--speed-minutes", type=float, default=2.0, help="audio timed for speed (0: skip)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cpu", type=int, default=0, help="the one CPU to pin to")
-    parser.add_argument(
-        "--tune-budget",
-        type=float,
-        default=2.0,
-        help="also tune each model for this FA/h on the noise dataset's validation split (-1: skip)",
-    )
-    parser.add_argument("--tune-minutes", type=float, default=30.0)
     parser.add_argument(
         "--output", type=Path, default=Path(tempfile.gettempdir()) / "microspeech-bench-detection"
     )
@@ -193,7 +203,7 @@ def main() -> None:
         os.sched_setaffinity(0, {args.cpu})
     dataset = args.dataset or str(shared_bundle(DEV_TEST_SET, HINT))
     noise = args.noise_dataset or str(shared_bundle(SUBSET, HINT))
-    snrs = [float(v) for v in args.snr_db.split(",")]
+    conditions = [float("inf") if v.strip() == "clean" else float(v) for v in args.conditions.split(",")]
 
     with zipfile.ZipFile(MLTK_ZIP) as archive:
         reference_path = args.output / "mltk" / "tflite_micro_speech.tflite"
@@ -203,67 +213,85 @@ def main() -> None:
     for number, name in enumerate(args.model, 1):
         model = load_keyword_model(name)
         models.append((f"ours: {name}", Path(model.source), f"ours-{number}"))
-
-    speed_stream, _, _ = stream_from_dataset(
-        dataset,
-        ["yes", "no"],
-        minutes=args.speed_minutes,
-        snr_db=snrs,
-        seed=args.seed,
-        noise_dataset=noise,
-        show_progress=False,
-    )
+    print(machine_description())
     print(
         f"# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, "
         f"pinned to CPU {args.cpu}, NUMBA_NUM_THREADS={os.environ['NUMBA_NUM_THREADS']}\n"
     )
-    print(
-        "| model | ours: x real time | µs per 100 ms hop (frontend / inference / recognizer) "
-        "| reference: x real time | speed-up |"
-    )
-    print("|---|---|---|---|---|")
-    for label, path, _ in models:
-        s = speed(path, speed_stream.audio, args.repeats)
-        per_hop = 1e6 / s["hops_per_second"]
-        parts = " / ".join(f"{s[key] * per_hop:.0f}" for key in ("frontend", "inference", "recognizer"))
-        print(
-            f"| {label} | {1 / s['ours']:.0f}x | {s['ours'] * per_hop:.0f} ({parts}) "
-            f"| {1 / s['reference']:.0f}x | {s['reference'] / s['ours']:.1f}x |"
-        )
 
+    if args.speed_minutes > 0:
+        speed_stream, _, _ = stream_from_dataset(
+            dataset,
+            ["yes", "no"],
+            minutes=args.speed_minutes,
+            snr_db=[5, 10, 20],
+            seed=args.seed,
+            noise_dataset=noise,
+            show_progress=False,
+        )
+        print(
+            "| model | ours: x real time | µs per 100 ms hop (frontend / inference / recognizer) "
+            "| reference: x real time | speed-up |"
+        )
+        print("|---|---|---|---|---|")
+        for label, path, _ in models:
+            s = speed(path, speed_stream.audio, args.repeats)
+            per_hop = 1e6 / s["hops_per_second"]
+            parts = " / ".join(f"{s[key] * per_hop:.0f}" for key in ("frontend", "inference", "recognizer"))
+            print(
+                f"| {label} | {1 / s['ours']:.0f}x | {s['ours'] * per_hop:.0f} ({parts}) "
+                f"| {1 / s['reference']:.0f}x | {s['reference'] / s['ours']:.1f}x |"
+            )
+
+    names = ", ".join("clean" if c == float("inf") else f"{c:g} dB" for c in conditions)
     print(
-        f"\nStream: {args.minutes:g} min of {Path(dataset).name} test clips over {Path(noise).name} noise, "
-        f"SNR {args.snr_db} dB, seed {args.seed}. Hits, misses and FA/h: embedded detection parameters, "
-        "firmware loop. Budget columns: the threshold curve (detector replayed without resets).\n"
+        f"\nStream: {args.minutes:g} min of {Path(dataset).name} test clips (half keywords, half other "
+        f"words) over {Path(noise).name} noise, one {args.minutes / len(conditions):g}-min segment per "
+        f"condition ({names}), seed {args.seed}. At the embedded parameters: the firmware loop (a "
+        "detection resets the frontend). Budget columns: the detection_threshold swept at the embedded "
+        "window and minimum count (detector replayed without resets). Clip accuracy: int8 on every clip "
+        "of the same test set, same run. 20 yes: 20 clean test clips of yes, 2 s of silence apart, "
+        "embedded parameters.\n"
     )
     budgets = (1.0, 5.0, 20.0)
     print(
-        "| model | keywords | hits | miss rate | false accepts | FA/h | per SNR miss rate | "
-        + " | ".join(f"miss rate at <= {b:g} FA/h (threshold)" for b in budgets)
-        + " | x real time |"
+        "| model | clip acc. / balanced | embedded: threshold / window / count | miss rate (FA/h) | "
+        + " | ".join(f"miss {'clean' if c == float('inf') else f'{c:g} dB'}" for c in conditions)
+        + " | "
+        + " | ".join(f"miss at <= {b:g} FA/h (thr)" for b in budgets)
+        + " | 20 yes: found / FA |"
     )
-    print("|---" * (7 + len(budgets) + 1) + "|")
+    print("|---" * (6 + len(conditions) + len(budgets)) + "|")
+    curves = {}
     for label, path, folder in models:
         report = evaluate_streaming(
             path,
             dataset=dataset,
             noise_dataset=noise,
             minutes=args.minutes,
-            snr_db=snrs,
+            snr_db=conditions,
             seed=args.seed,
             output_dir=args.output / folder,
             show_progress=False,
+            segmented=True,
         )
-        per_snr = ", ".join(f"{snr} dB {100 * v['miss_rate']:.0f}%" for snr, v in report["per_snr"].items())
+        curves[label] = report["curve"]
+        params = report["params"]
+        embedded = " / ".join(
+            str(params[key]) for key in ("detection_threshold", "average_window_duration_ms", "minimum_count")
+        )
+        per_condition = [f"{100 * v['miss_rate']:.1f}%" for v in report["per_snr"].values()]
+        found, yes_fa = clean_yes_test(path, dataset)
         print(
-            f"| {label} | {report['keywords']} | {report['hits']} | {100 * report['miss_rate']:.1f}% "
-            f"| {report['false_accepts']} | {report['fa_per_hour']:.1f} | {per_snr} | "
+            f"| {label} | {clip_accuracy(path, dataset, args.output / folder / 'clips')} | {embedded} "
+            f"| {100 * report['miss_rate']:.1f}% ({report['fa_per_hour']:.1f}) | "
+            + " | ".join(per_condition)
+            + " | "
             + " | ".join(at_budget(report["curve"], b) for b in budgets)
-            + f" | {report['x_realtime']:.0f}x |"
+            + f" | {found}/20 / {yes_fa} |"
         )
-    if args.tune_budget >= 0:
-        tuned_rows(args, models, dataset, noise, snrs)
-    print(f"\nReports: {args.output}/{{mltk,ours-N}}/streaming.json and streaming_miss_vs_fa.png")
+    plot_curves(curves, args.output / "miss_vs_fa.png", f"{args.minutes:g} min, {names}")
+    print(f"\nReports: {args.output}/{{mltk,ours-N}}/streaming.json; curves: {args.output}/miss_vs_fa.png")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import numpy as np
 
 from microspeech.audio import SAMPLE_RATE, active_rms
 from microspeech.labels import UNKNOWN
+from microspeech.progress import progress_bar
 
 DEFAULT_DATASET = "speech_commands_test_set_v0.02"  # the official test set, as clip evaluation
 CLEAN = math.inf  # the SNR of a stream without noise
@@ -110,11 +111,13 @@ def build_stream(
     """
     if minutes <= 0:
         raise ValueError(f"minutes={minutes}: the stream must be longer than zero")
-    if not keyword_clips:
+    if not 0 <= keyword_fraction <= 1:
+        raise ValueError(f"keyword_fraction={keyword_fraction} must be in [0, 1]")
+    if keyword_fraction > 0 and not keyword_clips:
         raise ValueError("no keyword clips to place in the stream")
-    if not 0 < keyword_fraction <= 1:
-        raise ValueError(f"keyword_fraction={keyword_fraction} must be in (0, 1]")
     if keyword_fraction < 1 and not other_clips:
+        if keyword_fraction == 0:
+            raise ValueError("no other words to place in a stream without keywords")
         keyword_fraction = 1.0
     snrs = [float(v) for v in np.atleast_1d(np.asarray(snr_db, dtype=np.float64))]
     if any(math.isnan(v) for v in snrs):
@@ -275,22 +278,6 @@ def score_detections(
 
 
 
-def stream_progress() -> Any:
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    console = Console(stderr=True)
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,  # no bar residue in logs and pipes
-    )
-
-
 def stream_from_dataset(
     dataset: Any,
     classes: Sequence[str],
@@ -302,6 +289,7 @@ def stream_from_dataset(
     noise_dataset: Any = None,
     show_progress: bool = True,
     segmented: bool = False,
+    keyword_fraction: float = 0.5,
 ) -> tuple[KeywordStream, str, str]:
     """A stream from a dataset's `split` clips and its (or `noise_dataset`'s) background noise.
 
@@ -309,8 +297,9 @@ def stream_from_dataset(
     from the noise recordings (`_background_noise_`), else from the dataset's `_silence_`
     clips; no dataset means the official test set. Each event's SNR is drawn from `snr_db`;
     with `segmented`, each SNR (inf: clean) gets its own segment of minutes / len(snr_db)
-    instead, played one after the other (seed + segment number). Returns the stream and the
-    names of the clip and noise datasets.
+    instead, played one after the other (seed + segment number). `keyword_fraction` 0 gives a
+    stream of other words only (hard-negative mining). Returns the stream and the names of the
+    clip and noise datasets.
     """
     from microspeech.data import load_dataset
     from microspeech.data.clips import AudioDataset
@@ -323,7 +312,7 @@ def stream_from_dataset(
     keyword_classes = {name for name in classes if not name.startswith("_")}
     keyword_clips = [c for c in clips if c.word in keyword_classes]
     other_clips = [c for c in clips if c.word not in keyword_classes and not c.word.startswith("_silence")]
-    if not keyword_clips:
+    if keyword_fraction > 0 and not keyword_clips:
         raise ValueError(
             f"dataset {data.name!r} has no {split}-split clips of the keywords {sorted(keyword_classes)}"
         )
@@ -346,7 +335,7 @@ def stream_from_dataset(
         name = str(path.relative_to(data.root)) if path.is_relative_to(data.root) else str(path)
         return clip.word, name, lambda: data.read(clip)
 
-    with stream_progress() if show_progress else NullProgress() as progress:
+    with progress_bar(show_progress) as progress:
         task = progress.add_task("Building the stream", total=None)
 
         def advance(done: int, total: int) -> None:
@@ -365,6 +354,7 @@ def stream_from_dataset(
                         minutes=minutes / len(conditions),
                         snr_db=condition,
                         seed=seed + number,
+                        keyword_fraction=keyword_fraction,
                         progress=advance,
                     )
                     for number, condition in enumerate(conditions)
@@ -378,22 +368,7 @@ def stream_from_dataset(
             minutes=minutes,
             snr_db=snr_db,
             seed=seed,
+            keyword_fraction=keyword_fraction,
             progress=advance,
         )
     return stream, data.name, noise_source.name
-
-
-class NullProgress:
-    def __enter__(self) -> NullProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def add_task(self, *args: Any, **kwargs: Any) -> int:
-        return 0
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-

@@ -308,6 +308,20 @@ def run_stream(
     return StreamRun(np.asarray(times, dtype=np.int64), stacked, detections)
 
 
+def run_spotter(spotter: KeywordSpotter, stream: Any, description: str, show_progress: bool = True) -> Any:
+    """The firmware loop over `stream.audio` once, with a progress bar; returns (StreamRun, seconds)."""
+    import time
+
+    from microspeech.progress import progress_bar
+
+    with progress_bar(show_progress) as progress:
+        task = progress.add_task(description, total=len(stream.audio))
+        spotter.process(np.zeros(spotter.hop_samples, np.int16))  # compile and allocate before timing
+        started = time.perf_counter()
+        run = run_stream(spotter, stream.audio, progress=lambda done: progress.update(task, completed=done))
+        return run, time.perf_counter() - started
+
+
 __all__ = [
     "KeywordModel",
     "KeywordSpotter",
@@ -317,5 +331,6 @@ __all__ = [
     "detection_params_with",
     "load_keyword_model",
     "resolve_tflite",
+    "run_spotter",
     "run_stream",
 ]

@@ -19,7 +19,7 @@ from microspeech.detection.detector import detect, smooth_scores
 from microspeech.detection.params import DetectionParams
 from microspeech.files import write_bytes_atomic
 
-TUNED_KEYS = ("detection_threshold", "average_window_duration_ms", "minimum_count")
+TUNED_KEYS = ("detection_threshold", "average_window_duration_ms", "minimum_count", "suppression_ms")
 DEFAULT_THRESHOLDS = tuple(range(100, 256, 5))
 DEFAULT_WINDOWS = (500, 750, 1000, 1250, 1500)
 DEFAULT_MINIMUM_COUNTS = (1, 2, 3, 4, 5)
@@ -35,26 +35,34 @@ def sweep(
     thresholds: Sequence[int] = DEFAULT_THRESHOLDS,
     windows: Sequence[int] = DEFAULT_WINDOWS,
     minimum_counts: Sequence[int] = DEFAULT_MINIMUM_COUNTS,
+    suppressions: Sequence[int] | None = None,
     tolerance_ms: int = 1500,
 ) -> list[dict[str, Any]]:
-    """One row per grid point: the three parameters and the stream score of replaying them."""
-    from microspeech.evaluation.streaming import score_detections
+    """One row per grid point: the parameters and the stream score of replaying them.
+
+    `suppressions` defaults to the base parameters' suppression_ms alone.
+    """
+    from microspeech.data.streams import score_detections
 
     rows = []
     for window in windows:
         for count in minimum_counts:
             smoothed = smooth_scores(scores_u8, times_ms, int(window), int(count))
-            for threshold in thresholds:
-                detections = detect(smoothed, classes, int(threshold), base.suppression_ms)
-                score = score_detections(stream.events, detections, stream.seconds, tolerance_ms=tolerance_ms)
-                rows.append(
-                    {
-                        "detection_threshold": int(threshold),
-                        "average_window_duration_ms": int(window),
-                        "minimum_count": int(count),
-                        **score.summary(),
-                    }
-                )
+            for suppression in suppressions or (base.suppression_ms,):
+                for threshold in thresholds:
+                    detections = detect(smoothed, classes, int(threshold), int(suppression))
+                    score = score_detections(
+                        stream.events, detections, stream.seconds, tolerance_ms=tolerance_ms
+                    )
+                    rows.append(
+                        {
+                            "detection_threshold": int(threshold),
+                            "average_window_duration_ms": int(window),
+                            "minimum_count": int(count),
+                            "suppression_ms": int(suppression),
+                            **score.summary(),
+                        }
+                    )
     return rows
 
 
@@ -116,17 +124,12 @@ def tune_detection(
     The `verify` best replayed settings within the budget, and as many just over it, are rerun
     with the firmware loop; the pick is made on those exact results.
     """
-    from microspeech.detection.classify import KeywordSpotter, load_keyword_model
-    from microspeech.evaluation.streaming import (
-        run_spotter,
-        score_detections,
-        stream_from_dataset,
-    )
+    from microspeech.data.streams import stream_from_dataset
+    from microspeech.detection.classify import load_keyword_model
 
-    if max_fa_per_hour < 0:
-        raise ValueError(f"--max-fa-per-hour={max_fa_per_hour} must be zero or more")
+    if not max_fa_per_hour > 0 or max_fa_per_hour != max_fa_per_hour:
+        raise ValueError(f"--max-fa-per-hour={max_fa_per_hour} must be a number above zero")
     keyword_model = load_keyword_model(model)
-    base = keyword_model.detection
     stream, data_name, noise_name = stream_from_dataset(
         dataset,
         keyword_model.classes,
@@ -137,6 +140,54 @@ def tune_detection(
         noise_dataset=noise_dataset,
         show_progress=show_progress,
     )
+    tuned = tune_on_stream(
+        keyword_model,
+        stream,
+        max_fa_per_hour=max_fa_per_hour,
+        thresholds=thresholds,
+        windows=windows,
+        minimum_counts=minimum_counts,
+        backend=backend,
+        tolerance_ms=tolerance_ms,
+        verify=verify,
+        show_progress=show_progress,
+    )
+    return {
+        "model": keyword_model.name,
+        "model_source": keyword_model.source,
+        "dataset": data_name,
+        "noise_dataset": noise_name,
+        "minutes": round(stream.seconds / 60, 3),
+        "snr_db": [float(v) for v in (snr_db if isinstance(snr_db, Sequence) else [snr_db])],
+        "seed": seed,
+        "max_fa_per_hour": max_fa_per_hour,
+        **tuned,
+    }
+
+
+def tune_on_stream(
+    keyword_model: Any,
+    stream: Any,
+    *,
+    max_fa_per_hour: float,
+    thresholds: Sequence[int] = DEFAULT_THRESHOLDS,
+    windows: Sequence[int] = DEFAULT_WINDOWS,
+    minimum_counts: Sequence[int] = DEFAULT_MINIMUM_COUNTS,
+    suppressions: Sequence[int] | None = None,
+    backend: str = "litert",
+    tolerance_ms: int = 1500,
+    verify: int = 4,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """The grid sweep and firmware check of `tune_detection` on a stream already built.
+
+    Returns `grid_points`, `current` (the model's own parameters, firmware-scored), `chosen`
+    (None when nothing fits), `verified`, `timing_s` and `rows`.
+    """
+    from microspeech.data.streams import score_detections
+    from microspeech.detection.classify import KeywordSpotter, run_spotter
+
+    base = keyword_model.detection
     spotter = KeywordSpotter(keyword_model, base, backend=backend, reset_after_detection=False)
     scores_run, scores_seconds = run_spotter(spotter, stream, "Scoring the stream", show_progress)
     started = time.perf_counter()
@@ -149,6 +200,7 @@ def tune_detection(
         thresholds=thresholds,
         windows=windows,
         minimum_counts=minimum_counts,
+        suppressions=suppressions,
         tolerance_ms=tolerance_ms,
     )
     sweep_seconds = time.perf_counter() - started
@@ -175,14 +227,6 @@ def tune_detection(
 
     current = {key: getattr(base, key) for key in TUNED_KEYS}
     return {
-        "model": keyword_model.name,
-        "model_source": keyword_model.source,
-        "dataset": data_name,
-        "noise_dataset": noise_name,
-        "minutes": round(stream.seconds / 60, 3),
-        "snr_db": [float(v) for v in (snr_db if isinstance(snr_db, Sequence) else [snr_db])],
-        "seed": seed,
-        "max_fa_per_hour": max_fa_per_hour,
         "grid_points": len(rows),
         "current": {**current, "firmware": firmware_score(current)},
         "chosen": chosen,

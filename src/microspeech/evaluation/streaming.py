@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -28,14 +27,13 @@ import numpy as np
 
 from microspeech.data.streams import (
     KeywordStream,
-    NullProgress,
     StreamEvent,
     StreamScore,
     build_stream,
     score_detections,
     stream_from_dataset,
-    stream_progress,
 )
+from microspeech.detection.classify import run_spotter
 from microspeech.files import write_bytes_atomic, write_text_atomic
 
 __all__ = [
@@ -77,18 +75,6 @@ def threshold_curve(
         score = score_detections(stream.events, detections, stream.seconds, tolerance_ms=tolerance_ms)
         points.append({"detection_threshold": int(threshold), **score.summary()})
     return points
-
-
-def run_spotter(spotter: Any, stream: KeywordStream, description: str, show_progress: bool = True) -> Any:
-    """One pass of the firmware loop over the stream, with a progress bar; returns (StreamRun, seconds)."""
-    from microspeech.detection.classify import run_stream
-
-    with stream_progress() if show_progress else NullProgress() as progress:
-        task = progress.add_task(description, total=len(stream.audio))
-        spotter.process(np.zeros(spotter.hop_samples, np.int16))  # compile and allocate before timing
-        started = time.perf_counter()
-        run = run_stream(spotter, stream.audio, progress=lambda done: progress.update(task, completed=done))
-        return run, time.perf_counter() - started
 
 
 def plot_curve(curve: Sequence[dict[str, Any]], operating: dict[str, Any], title: str) -> bytes:
@@ -152,10 +138,12 @@ def evaluate_streaming(
     backend: str = "litert",
     tolerance_ms: int = 1500,
     show_progress: bool = True,
+    segmented: bool = False,
 ) -> dict:
     """Build a stream, run the detector over it and write `streaming.json` + the curve PNG.
 
-    `params_override` replaces detection parameters embedded in the model. Returns the report
+    `params_override` replaces detection parameters embedded in the model. With `segmented`,
+    each SNR of `snr_db` (inf: clean) is a segment of its own (`stream_from_dataset`). Returns the report
     (the headline numbers at its top level). Output goes to `output_dir`, by default an
     `eval/` folder next to the .tflite.
     """
@@ -172,6 +160,7 @@ def evaluate_streaming(
         split=split,
         noise_dataset=noise_dataset,
         show_progress=show_progress,
+        segmented=segmented,
     )
     spotter = KeywordSpotter(keyword_model, params, backend=backend, reset_after_detection=True)
     firmware_run, firmware_seconds = run_spotter(spotter, stream, "Detector (firmware)", show_progress)

@@ -50,12 +50,17 @@ def list_models() -> list[str]:
 
 
 def dry_run_spec(spec: ModelSpec) -> ModelSpec:
-    """The dry-run variant of a spec: same model and code path, tiny data, 3 epochs, batch 3."""
+    """The dry-run variant of a spec: same model and code path, tiny data, 3 epochs, batch 3,
+    at most a minute of validation stream and one mining round of half a minute."""
     train = dataclasses.replace(
         spec.train,
         epochs=3,
         batch_size=3,
         max_clips_per_class=DRY_RUN_CLIPS_PER_CLASS,
+        stream_validation_minutes=min(spec.train.stream_validation_minutes, 1.0),
+        mining_rounds=min(spec.train.mining_rounds, 1),
+        mining_every=1,
+        mining_minutes=min(spec.train.mining_minutes, 0.5),
     )
     return dataclasses.replace(spec, name=spec.name + DRY_RUN_SUFFIX, train=train)
 

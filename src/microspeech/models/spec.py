@@ -52,14 +52,57 @@ class TrainSettings:
     # Dry runs cap the clips per class; None keeps all.
     max_clips_per_class: int | None = None
     validation_fraction: float = 0.15
+    # Streaming validation (training.stream_selection): minutes of a stream built from the
+    # validation split, one segment per condition (clean if `stream_clean_segment`, then each
+    # SNR in dB). With monitor "val_stream_score" it picks the checkpoint: the mean share of
+    # keywords found within 1, 2, 4 and 8 x `max_fa_per_hour`; and at the end of training the
+    # detection parameters are calibrated on it for that budget and written into the .tflite.
+    # 0 minutes: no stream (checkpoints by clip metrics, the spec's detection parameters).
+    stream_validation_minutes: float = 0.0
+    stream_snr_db: tuple[float, ...] = (30.0, 20.0, 10.0, 5.0, 0.0)
+    stream_clean_segment: bool = True
+    max_fa_per_hour: float = 2.0
+    # Hard-negative mining (training.mining): after every `mining_every` epochs, up to
+    # `mining_rounds` times, score a `mining_minutes` stream of the training split's other
+    # words; windows whose top keyword score reaches `mining_threshold` (0-255) join training
+    # as `_unknown_` (at most `mining_max_windows` a round). 0 rounds is off.
+    mining_rounds: int = 0
+    mining_every: int = 10
+    mining_minutes: float = 20.0
+    mining_threshold: int = 128
+    mining_max_windows: int = 1000
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.epochs < 1:
             raise ValueError(f"batch_size and epochs must be >= 1, got {self.batch_size}, {self.epochs}")
-        metrics = ("accuracy", "loss", "val_accuracy", "val_loss", "val_balanced_accuracy")
+        metrics = (
+            "accuracy",
+            "loss",
+            "val_accuracy",
+            "val_loss",
+            "val_balanced_accuracy",
+            "val_stream_score",
+        )
         for name in ("monitor", "reduce_lr_monitor"):
             if getattr(self, name) not in metrics:
                 raise ValueError(f"{name} must be one of {', '.join(metrics)}, got {getattr(self, name)!r}")
+        if (
+            "val_stream_score" in (self.monitor, self.reduce_lr_monitor)
+            and not self.stream_validation_minutes > 0
+        ):
+            raise ValueError("monitor val_stream_score needs stream_validation_minutes > 0")
+        if self.stream_validation_minutes < 0 or not self.max_fa_per_hour > 0:
+            raise ValueError(
+                f"stream_validation_minutes must be >= 0 and max_fa_per_hour > 0, got "
+                f"{self.stream_validation_minutes} and {self.max_fa_per_hour}"
+            )
+        if self.mining_rounds < 0 or self.mining_every < 1 or not 0 <= self.mining_threshold <= 255:
+            raise ValueError(
+                "mining_rounds must be >= 0, mining_every >= 1 and mining_threshold within 0-255, got "
+                f"{self.mining_rounds}, {self.mining_every}, {self.mining_threshold}"
+            )
+        if self.mining_rounds and not (self.mining_minutes > 0 and self.mining_max_windows > 0):
+            raise ValueError("mining needs mining_minutes > 0 and mining_max_windows > 0")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not 0.0 < self.validation_fraction < 1.0:

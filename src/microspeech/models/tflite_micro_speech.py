@@ -49,13 +49,37 @@ def tflite_micro_speech() -> ModelSpec:
         # Label smoothing 0.1 (Keras' CategoricalCrossentropy(label_smoothing=0.1)): with the
         # noise below it lifted int8 test accuracy 89.24 -> 89.83% and balanced 88.00 -> 88.11%
         # over seeds 0-4 (BENCHMARKS.md, "Training").
-        train=TrainSettings(label_smoothing=0.1),
+        # The checkpoint is the epoch that finds the most keywords on a 30-minute stream of the
+        # validation split within 2 false accepts per hour; the detection parameters are then
+        # calibrated on that stream and written into the .tflite (training.stream_selection).
+        train=TrainSettings(
+            label_smoothing=0.1,
+            stream_validation_minutes=30.0,
+            monitor="val_stream_score",
+            max_fa_per_hour=2.0,
+            mining_rounds=3,
+            mining_every=10,
+        ),
         # Mild speed and loudness changes help the subset-sized data generalize to new speakers
         # (MLTK lists wider ranges but leaves them off); pitch stays off: it costs 10x the render
         # time. Background noise at [0, 0.2] rather than MLTK's declared [0, 0.3] (the settings'
         # default): "no" recall was 3 points higher at 0.2 over seeds 0-2.
+        # Windows as the device sees them (data.settings.AugmentationSettings): the frontend warm
+        # from a second of audio before the window (a quarter fresh, as after a detection resets
+        # it), keywords labelled as such with >= 80% of the word inside, other words cut at
+        # the edges, keyword fragments (15-50% visible) as _unknown_, noise at 0-30 dB SNR with
+        # a fifth of the windows clean.
         augmentation=AugmentationSettings(
-            speed_range=(0.9, 1.1), loudness_range=(0.7, 1.3), noise_factor_range=(0.0, 0.2)
+            speed_range=(0.9, 1.1),
+            loudness_range=(0.7, 1.3),
+            noise_probability=0.8,
+            snr_db_range=(3.0, 30.0),
+            warm_up_ms=1000,
+            warm_up_probability=0.5,
+            keyword_visible_min=0.9,
+            other_visible_min=0.5,
+            fragment_ratio=0.5,
+            fragment_visible_range=(0.15, 0.5),
         ),
         detection=DetectionParams(
             average_window_duration_ms=1000,

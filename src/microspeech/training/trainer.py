@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from microspeech.files import atomic_output, write_bytes_atomic, write_text_atomic
+from microspeech.labels import UNKNOWN
 from microspeech.models import ModelSpec, get_model_spec
 from microspeech.training.artifacts import (
     ModelArtifacts,
@@ -52,6 +53,15 @@ HISTORY_COLUMNS = (
     "learning_rate",
     "samples_per_second",
     "seconds",
+)
+# With a validation stream (TrainSettings.stream_validation_minutes): the checkpoint score (mean
+# share of keywords found within 1-8x the false-accept budget), and keywords found at the best
+# threshold within the budget, its false accepts per hour and the threshold.
+STREAM_HISTORY_COLUMNS = (
+    "val_stream_score",
+    "val_stream_hit_rate",
+    "val_stream_fa_per_hour",
+    "val_stream_threshold",
 )
 
 
@@ -107,7 +117,9 @@ def _scalar_summary(tag: str, value: float) -> None:
 
 def _write_history(path: Path, rows: list[dict[str, Any]]) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+    streamed = bool(rows) and STREAM_HISTORY_COLUMNS[0] in rows[0]
+    columns = HISTORY_COLUMNS + (STREAM_HISTORY_COLUMNS if streamed else ())
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(path, buffer.getvalue())
@@ -163,6 +175,13 @@ def train_model(
         )
         bars.update(task, description="validation features")
         validation = pipeline.validation()
+        stream = None
+        if spec.train.stream_validation_minutes > 0:
+            from microspeech.training.stream_selection import ValidationStream, check_stream_data
+
+            check_stream_data(data, spec)
+            bars.update(task, description="validation stream")
+            stream = ValidationStream(data, spec, seed=seed)
         bars.remove_task(task)
 
     artifacts.directory.mkdir(parents=True, exist_ok=True)
@@ -177,8 +196,15 @@ def train_model(
             "resuming" if checkpoint else "from scratch",
         )
         logger.info("validation: %s", validation.counts())
-        keras_model, history, best_epoch = _fit(
-            spec, pipeline, validation, seed, fingerprint, checkpoint, artifacts, console, progress
+        if stream is not None:
+            logger.info(
+                "validation stream: %.1f min, %d keywords, %d inferences",
+                stream.stream.seconds / 60,
+                stream.keywords,
+                len(stream.inputs.times_ms),
+            )
+        keras_model, history, best_epoch, mining_rounds = _fit(
+            spec, pipeline, validation, stream, seed, fingerprint, checkpoint, artifacts, console, progress
         )
         _finish(
             spec,
@@ -195,6 +221,7 @@ def train_model(
                     "clips": len(data.clips),
                 },
                 "epochs_run": len(history),
+                "hard_negative_mining": mining_rounds,
                 "best_epoch": best_epoch,
                 "best_val_accuracy": max((r["val_accuracy"] for r in history), default=math.nan),
                 "command_line": command_line if command_line is not None else [sys.argv[0], *sys.argv[1:]],
@@ -202,6 +229,8 @@ def train_model(
                 "wall_seconds": round(time.perf_counter() - started, 2),
             },
             console,
+            stream,
+            progress,
         )
     finally:
         logger.removeHandler(handler)
@@ -234,13 +263,14 @@ def _fit(
     spec: ModelSpec,
     pipeline: Any,
     validation: Any,
+    stream: Any,
     seed: int,
     fingerprint: str,
     checkpoint: Any,
     artifacts: ModelArtifacts,
     console: Console,
     progress: bool,
-) -> tuple[Any, list[dict[str, Any]], int]:
+) -> tuple[Any, list[dict[str, Any]], int, list[dict[str, Any]]]:
     """The epoch loop; returns the model with the best epoch's weights, the history, the best epoch."""
     import tensorflow as tf
 
@@ -264,9 +294,14 @@ def _fit(
     history: list[dict[str, Any]] = []
     best_weights = trainer.model_weights()
     start_epoch, stopped = 0, False
+    # Hard negatives mined so far (training.mining): extra `_unknown_` windows for every later epoch.
+    mined = np.zeros((0, *spec.input_shape), np.int8)
+    mining_rounds: list[dict[str, Any]] = []
     if checkpoint is not None:
         arrays, state = checkpoint
-        trainer.load_state({k: v for k, v in arrays.items() if not k.startswith("best/")})
+        mined = arrays.get("mined/features", mined)
+        mining_rounds = state.get("mining_rounds", [])
+        trainer.load_state({k: v for k, v in arrays.items() if not k.startswith(("best/", "mined/"))})
         best_weights = [arrays[f"best/{i}"] for i in range(len(best_weights))]
         reduce_lr = ReduceLROnPlateau.from_dict(state["reduce_lr"])
         stopping = EarlyStopping.from_dict(state["early_stopping"])
@@ -291,6 +326,10 @@ def _fit(
             features, labels = upcoming.result()
             if epoch + 1 < settings.epochs:
                 upcoming = pool.submit(pipeline.epoch, epoch + 1)
+            if len(mined):
+                features = np.concatenate([features, mined])
+                unknown = np.full(len(mined), spec.classes.index(UNKNOWN), labels.dtype)
+                labels = np.concatenate([labels, unknown])
             task = bars.add_task(f"epoch {epoch + 1}/{settings.epochs}", total=len(labels), stats="")
             train_started = time.perf_counter()
 
@@ -315,6 +354,13 @@ def _fit(
                 "val_accuracy": val_accuracy,
                 "val_balanced_accuracy": val_balanced,
             }
+            if stream is not None:
+                stream_scores = trainer.predict(stream.inputs.features)
+                point = stream.best_at_budget(stream_scores)
+                metrics["val_stream_score"] = stream.checkpoint_score(stream_scores)
+                metrics["val_stream_hit_rate"] = point.hit_rate
+                metrics["val_stream_fa_per_hour"] = point.fa_per_hour
+                metrics["val_stream_threshold"] = point.detection_threshold
             row = {
                 "epoch": epoch + 1,
                 **metrics,
@@ -326,7 +372,8 @@ def _fit(
             bars.update(
                 task,
                 stats=f"{row['samples_per_second']:,.0f} samples/s  loss {result.loss:.4f}  "
-                f"acc {result.accuracy:.3f}  val_acc {val_accuracy:.3f}",
+                f"acc {result.accuracy:.3f}  val_acc {val_accuracy:.3f}"
+                + (f"  stream {metrics['val_stream_score']:.3f}" if stream is not None else ""),
             )
             with writer.as_default(step=epoch + 1):
                 for key, value in {**metrics, "learning_rate": trainer.learning_rate}.items():
@@ -344,8 +391,28 @@ def _fit(
                     stopping.monitor,
                     stopping.best,
                 )
+            if (
+                len(mining_rounds) < settings.mining_rounds
+                and (epoch + 1) % settings.mining_every == 0
+                and not stopped
+                and epoch + 1 < settings.epochs
+            ):
+                from microspeech.training.mining import mine_hard_negatives
+
+                found = mine_hard_negatives(
+                    trainer.predict,
+                    pipeline.dataset,
+                    spec,
+                    seed=seed,
+                    round_number=len(mining_rounds) + 1,
+                    after_epoch=epoch + 1,
+                )
+                mined = np.concatenate([mined, found.features])
+                mining_rounds.append(found.to_dict())
+                logger.info("hard-negative mining: %s", found.to_dict())
             arrays = trainer.state()
             arrays.update({f"best/{i}": w for i, w in enumerate(best_weights)})
+            arrays["mined/features"] = mined
             save_checkpoint(
                 artifacts.checkpoint_dir,
                 arrays,
@@ -358,12 +425,13 @@ def _fit(
                     "reduce_lr": reduce_lr.to_dict(),
                     "early_stopping": stopping.to_dict(),
                     "history": history,
+                    "mining_rounds": mining_rounds,
                 },
             )
             _write_history(artifacts.history_path, history)
     writer.close()
     trainer.set_model_weights(best_weights)
-    return trainer.model, history, stopping.best_epoch + 1
+    return trainer.model, history, stopping.best_epoch + 1, mining_rounds
 
 
 def _finish(
@@ -373,6 +441,8 @@ def _finish(
     representative: np.ndarray,
     manifest: dict[str, Any],
     console: Console,
+    stream: Any = None,
+    progress: bool = True,
 ) -> None:
     """Save the .keras and the int8 .tflite (atomically), then the manifest that says they are complete."""
     from microspeech.tflite.parity import check_parity
@@ -391,6 +461,14 @@ def _finish(
     else:
         logger.warning("runtime parity on the validation features: %s", parity.describe())
         console.print(f"[bold red]runtimes disagree[/] on the validation clips: {parity.describe()}")
+    if stream is not None:
+        from microspeech.training.stream_selection import calibrate_detection
+
+        calibration = calibrate_detection(artifacts.tflite_path, stream, show_progress=progress)
+        tflite_bytes = artifacts.tflite_path.read_bytes()  # the chosen parameters are in it now
+        manifest["detection_calibration"] = calibration.to_dict()
+        logger.info("detection calibration: %s", calibration.describe())
+        console.print(f"[green]detection parameters[/] {calibration.describe()}")
     manifest.update(
         {
             "runtime_parity": parity.to_dict(),

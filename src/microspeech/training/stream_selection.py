@@ -1,0 +1,256 @@
+"""Training aimed at the stream: a validation stream, the checkpoint it picks, and calibrated detection.
+
+The validation stream is built from the dataset's *validation* split only (keywords and other
+words over the background-noise recordings, one segment per condition: clean and each SNR of
+`TrainSettings.stream_snr_db`). Its model inputs are computed once, as the firmware computes
+them (`detection.windows.stream_inputs`). Each epoch the float model scores every inference;
+the metric is the share of keywords found at the best detection threshold whose false accepts
+stay within `max_fa_per_hour` (window, minimum count and suppression as in the spec). At the
+end, the int8 .tflite is scored on the same stream and (threshold, window, minimum count,
+suppression) are chosen for the budget with the firmware loop, as `microspeech tune` does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from microspeech.data.streams import CLEAN, KeywordStream, score_detections, stream_from_dataset
+from microspeech.detection.detector import detect, scores_to_uint8, smooth_scores
+from microspeech.detection.params import DetectionParams
+from microspeech.detection.windows import StreamInputs, stream_inputs
+
+if TYPE_CHECKING:
+    from microspeech.data.clips import AudioDataset
+    from microspeech.models.spec import ModelSpec
+
+__all__ = [
+    "Calibration",
+    "StreamOperatingPoint",
+    "ValidationStream",
+    "calibrate_detection",
+    "check_stream_data",
+]
+
+# Thresholds scanned for the checkpoint metric, from the top: false accepts grow as it falls.
+_THRESHOLDS = tuple(range(255, -1, -5))
+
+
+@dataclass(frozen=True)
+class StreamOperatingPoint:
+    """Detection parameters and what they do on the validation stream."""
+
+    detection_threshold: int
+    average_window_duration_ms: int
+    minimum_count: int
+    suppression_ms: int
+    hits: int
+    keywords: int
+    false_accepts: int
+    fa_per_hour: float
+
+    @property
+    def miss_rate(self) -> float:
+        return 1.0 - self.hits / self.keywords if self.keywords else 0.0
+
+    @property
+    def hit_rate(self) -> float:
+        return 1.0 - self.miss_rate
+
+    def params(self) -> dict[str, int]:
+        return {
+            "detection_threshold": self.detection_threshold,
+            "average_window_duration_ms": self.average_window_duration_ms,
+            "minimum_count": self.minimum_count,
+            "suppression_ms": self.suppression_ms,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.params(),
+            "hits": self.hits,
+            "keywords": self.keywords,
+            "miss_rate": round(self.miss_rate, 5),
+            "false_accepts": self.false_accepts,
+            "fa_per_hour": round(self.fa_per_hour, 3),
+        }
+
+
+def check_stream_data(dataset: AudioDataset, spec: ModelSpec) -> None:
+    """Clear errors before training when the validation split cannot make a stream."""
+    from microspeech.data.pipeline import DatasetError
+
+    where = f"dataset {dataset.name!r} ({dataset.root})"
+    validation = dataset.split("validation")
+    found = {word: sum(1 for c in validation if c.word == word) for word in spec.keywords}
+    others = [c for c in validation if c.word not in spec.keywords and not c.word.startswith("_")]
+    missing = [word for word, count in found.items() if count == 0]
+    if missing:
+        raise DatasetError(
+            f"{where}: the validation stream (TrainSettings.stream_validation_minutes) needs validation "
+            f"clips of every keyword; none of {', '.join(missing)} (found {found}). Add recordings, or "
+            "set stream_validation_minutes to 0 to choose checkpoints by clip accuracy instead"
+        )
+    if not others:
+        raise DatasetError(
+            f"{where}: the validation stream needs validation clips of words other than the keywords "
+            "(false accepts are measured on them), found none"
+        )
+    if not dataset.noise_paths:
+        raise DatasetError(f"{where}: the validation stream needs background-noise recordings, found none")
+
+
+class ValidationStream:
+    """The validation split as a stream, with the firmware's model input at every inference."""
+
+    def __init__(self, dataset: AudioDataset, spec: ModelSpec, *, seed: int) -> None:
+        settings = spec.train
+        self.spec = spec
+        self.classes = list(spec.classes)
+        self.max_fa_per_hour = settings.max_fa_per_hour
+        conditions = ([CLEAN] if settings.stream_clean_segment else []) + list(settings.stream_snr_db)
+        self.stream: KeywordStream
+        self.stream, _, _ = stream_from_dataset(
+            dataset,
+            spec.classes,
+            minutes=settings.stream_validation_minutes,
+            snr_db=conditions,
+            seed=seed + 7919,  # not the test benchmark's seeds
+            split="validation",
+            show_progress=False,
+            segmented=True,
+        )
+        self.inputs: StreamInputs = stream_inputs(self.stream.audio, spec.frontend, spec.detection)
+
+    @property
+    def keywords(self) -> int:
+        return sum(1 for event in self.stream.events if event.is_keyword)
+
+    def operating_points(
+        self,
+        scores: np.ndarray,
+        params: DetectionParams | None = None,
+        *,
+        max_fa_per_hour: float | None = None,
+    ) -> list[StreamOperatingPoint]:
+        """The detector at every threshold from the top down, until false accepts pass `max_fa_per_hour`.
+
+        Window, minimum count and suppression are `params`' (default: the spec's).
+        """
+        params = params or self.spec.detection
+        limit = self.max_fa_per_hour if max_fa_per_hour is None else max_fa_per_hour
+        scores_u8 = scores_to_uint8(np.asarray(scores).reshape(len(self.inputs.times_ms), len(self.classes)))
+        smoothed = smooth_scores(
+            scores_u8, self.inputs.times_ms, params.average_window_duration_ms, params.minimum_count
+        )
+        points = []
+        for threshold in _THRESHOLDS:
+            detections = detect(smoothed, self.classes, threshold, params.suppression_ms)
+            score = score_detections(self.stream.events, detections, self.stream.seconds)
+            points.append(
+                StreamOperatingPoint(
+                    threshold,
+                    params.average_window_duration_ms,
+                    params.minimum_count,
+                    params.suppression_ms,
+                    score.hits,
+                    score.keywords,
+                    score.false_accepts,
+                    score.fa_per_hour,
+                )
+            )
+            if score.fa_per_hour > limit:
+                break  # lower thresholds only add false accepts
+        return points
+
+    def best_at_budget(
+        self, scores: np.ndarray, params: DetectionParams | None = None
+    ) -> StreamOperatingPoint:
+        """The most keywords found by any threshold within the budget (window, count, suppression fixed)."""
+        within = [p for p in self.operating_points(scores, params) if p.fa_per_hour <= self.max_fa_per_hour]
+        return max(within, key=lambda point: point.hits)  # threshold 255 never fires, so never empty
+
+    def checkpoint_score(self, scores: np.ndarray) -> float:
+        """Mean share of keywords found within 1, 2, 4 and 8 times the budget: one false accept more
+        or less moves it a little, not from best to worst (the budget alone is a step function)."""
+        budgets = [self.max_fa_per_hour * factor for factor in (1, 2, 4, 8)]
+        points = self.operating_points(scores, max_fa_per_hour=budgets[-1])
+        return float(
+            np.mean([max(p.hit_rate for p in points if p.fa_per_hour <= budget) for budget in budgets])
+        )
+
+
+# The calibration grid: finer and lower than `tune`'s default (label smoothing lowers scores).
+CALIBRATION_THRESHOLDS = tuple(range(60, 256, 4))
+CALIBRATION_WINDOWS = (300, 500, 750, 1000)
+CALIBRATION_MINIMUM_COUNTS = (1, 2, 3, 4)
+CALIBRATION_SUPPRESSIONS = (500, 750, 1000, 1500)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The detection parameters written into the .tflite, and how they did on the validation stream."""
+
+    max_fa_per_hour: float
+    minutes: float
+    keywords: int
+    chosen: dict[str, Any] | None  # the four parameters and their firmware score; None: nothing fits
+    spec_params: dict[str, Any]  # the spec's parameters with their firmware score, for comparison
+
+    def describe(self) -> str:
+        budget = f"<= {self.max_fa_per_hour:g} FA/h on {self.minutes:.0f} min of validation stream"
+        if self.chosen is None:
+            return f"kept the spec's (nothing reached {budget})"
+        score = self.chosen["firmware"]
+        params = ", ".join(
+            f"{key} {self.chosen[key]}" for key in self.chosen if key not in ("firmware", "replayed")
+        )
+        return (
+            f"{params}: {100 * score['miss_rate']:.1f}% missed, {score['fa_per_hour']:.1f} FA/h ({budget}); "
+            f"the spec's: {100 * self.spec_params['firmware']['miss_rate']:.1f}% missed, "
+            f"{self.spec_params['firmware']['fa_per_hour']:.1f} FA/h"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "max_fa_per_hour": self.max_fa_per_hour,
+            "minutes": round(self.minutes, 3),
+            "keywords": self.keywords,
+            "chosen": self.chosen,
+            "spec_params": self.spec_params,
+        }
+
+
+def calibrate_detection(
+    tflite_path: Any, stream: ValidationStream, *, show_progress: bool = True
+) -> Calibration:
+    """Choose detection parameters for the budget with the int8 model's firmware loop; write them in.
+
+    Nothing within the budget keeps the spec's parameters (reported, not an error).
+    """
+    from microspeech.detection.classify import load_keyword_model
+    from microspeech.detection.tuning import TUNED_KEYS, tune_on_stream, write_detection_params
+
+    keyword_model = load_keyword_model(tflite_path)
+    tuned = tune_on_stream(
+        keyword_model,
+        stream.stream,
+        max_fa_per_hour=stream.max_fa_per_hour,
+        thresholds=CALIBRATION_THRESHOLDS,
+        windows=CALIBRATION_WINDOWS,
+        minimum_counts=CALIBRATION_MINIMUM_COUNTS,
+        suppressions=CALIBRATION_SUPPRESSIONS,
+        show_progress=show_progress,
+    )
+    chosen = tuned["chosen"]
+    if chosen is not None:
+        write_detection_params(tflite_path, {key: int(chosen[key]) for key in TUNED_KEYS})
+    return Calibration(
+        max_fa_per_hour=stream.max_fa_per_hour,
+        minutes=stream.stream.seconds / 60,
+        keywords=stream.keywords,
+        chosen=None if chosen is None else {key: value for key, value in chosen.items() if key != "replayed"},
+        spec_params=tuned["current"],
+    )
