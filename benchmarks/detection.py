@@ -280,7 +280,7 @@ def main() -> None:
         embedded = " / ".join(
             str(params[key]) for key in ("detection_threshold", "average_window_duration_ms", "minimum_count")
         )
-        per_condition = [f"{100 * v['miss_rate']:.1f}%" for v in report["per_snr"].values()]
+        per_condition = [f"{100 * report['per_snr'][f'{c:g}']['miss_rate']:.1f}%" for c in conditions]
         found, yes_fa = clean_yes_test(path, dataset)
         print(
             f"| {label} | {clip_accuracy(path, dataset, args.output / folder / 'clips')} | {embedded} "
