@@ -28,6 +28,12 @@ def train(
         None, "--epochs", min=1, help="Override the spec's maximum number of epochs."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    max_fa_per_hour: float | None = typer.Option(
+        None,
+        "--max-fa-per-hour",
+        help="False-accept budget for the checkpoint choice and the calibrated detection parameters "
+        "(default: the spec's, 2 for tflite_micro_speech).",
+    ),
 ) -> None:
     """Train NAME on a dataset: NAME.keras, NAME.tflite (int8 + parameters), history, logs, manifest."""
     from microspeech.data.pipeline import DatasetError
@@ -39,11 +45,21 @@ def train(
         spec = get_model_spec(name)
     except KeyError as error:
         fail(str(error.args[0]))
+    if max_fa_per_hour is not None:
+        import dataclasses
+
+        if not max_fa_per_hour > 0:
+            fail(f"--max-fa-per-hour {max_fa_per_hour}: the budget must be above zero false accepts per hour")
+        if not spec.train.stream_validation_minutes > 0:
+            fail(f"--max-fa-per-hour: model {name!r} trains without a validation stream; no budget applies")
+        train_settings = dataclasses.replace(spec.train, max_fa_per_hour=max_fa_per_hour)
+        spec = dataclasses.replace(spec, train=train_settings)
     # The command as parsed (sys.argv is the host's when called from Python, e.g. in tests).
     command = ["microspeech", "train", name, "--dataset", dataset, "--seed", str(seed)]
     command += ["--output", str(output)] if output is not None else []
     command += ["--resume"] if resume else []
     command += ["--epochs", str(epochs)] if epochs is not None else []
+    command += ["--max-fa-per-hour", f"{max_fa_per_hour:g}"] if max_fa_per_hour is not None else []
     try:
         artifacts = train_model(
             spec,

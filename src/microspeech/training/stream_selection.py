@@ -105,14 +105,19 @@ def check_stream_data(dataset: AudioDataset, spec: ModelSpec) -> None:
 class ValidationStream:
     """The validation split as a stream, with the firmware's model input at every inference."""
 
-    def __init__(self, dataset: AudioDataset, spec: ModelSpec, *, seed: int) -> None:
-        settings = spec.train
+    def __init__(self, stream: KeywordStream, spec: ModelSpec) -> None:
         self.spec = spec
         self.classes = list(spec.classes)
-        self.max_fa_per_hour = settings.max_fa_per_hour
+        self.max_fa_per_hour = spec.train.max_fa_per_hour
+        self.stream = stream
+        self.inputs: StreamInputs = stream_inputs(stream.audio, spec.frontend, spec.detection)
+
+    @classmethod
+    def build(cls, dataset: AudioDataset, spec: ModelSpec, *, seed: int) -> ValidationStream:
+        """The stream of `spec.train`'s settings from `dataset`'s validation split."""
+        settings = spec.train
         conditions = ([CLEAN] if settings.stream_clean_segment else []) + list(settings.stream_snr_db)
-        self.stream: KeywordStream
-        self.stream, _, _ = stream_from_dataset(
+        stream, _, _ = stream_from_dataset(
             dataset,
             spec.classes,
             minutes=settings.stream_validation_minutes,
@@ -122,7 +127,7 @@ class ValidationStream:
             show_progress=False,
             segmented=True,
         )
-        self.inputs: StreamInputs = stream_inputs(self.stream.audio, spec.frontend, spec.detection)
+        return cls(stream, spec)
 
     @property
     def keywords(self) -> int:

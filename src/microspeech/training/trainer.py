@@ -181,7 +181,7 @@ def train_model(
 
             check_stream_data(data, spec)
             bars.update(task, description="validation stream")
-            stream = ValidationStream(data, spec, seed=seed)
+            stream = ValidationStream.build(data, spec, seed=seed)
         bars.remove_task(task)
 
     artifacts.directory.mkdir(parents=True, exist_ok=True)

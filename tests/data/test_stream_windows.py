@@ -1,0 +1,169 @@
+"""Stream-like training windows: the labelling rule at the window's edges, warm-up, SNR noise."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from microspeech.audio import active_rms
+from microspeech.data.augmentation import FRAGMENT, KEYWORD, OTHER, ClipBank, NoiseBank, draw_plan, render
+from microspeech.data.pipeline import TrainingPipeline, _render_features, warm_up_samples
+from microspeech.data.settings import AugmentationSettings
+from microspeech.frontend import FrontendSettings, compute_features
+from microspeech.models import get_model_spec, list_models
+
+WINDOW = 16000
+COUNT = 400
+
+
+def _word(length: int = 8000, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (3000 * rng.standard_normal(length)).clip(-32000, 32000).astype(np.int16)
+
+
+STREAM_LIKE = AugmentationSettings(
+    keyword_visible_min=0.8,
+    other_visible_min=0.5,
+    fragment_ratio=0.5,
+    fragment_visible_range=(0.15, 0.5),
+    noise_probability=0.0,
+)
+
+
+def _visible_fraction(offsets: np.ndarray, length: int, window: int) -> np.ndarray:
+    inside = np.minimum(offsets + length, window) - np.maximum(offsets, 0)
+    return np.clip(inside, 0, None) / length
+
+
+@pytest.mark.parametrize(
+    ("kind", "low", "high"),
+    [(KEYWORD, 0.8, 1.0), (OTHER, 0.5, 1.0), (FRAGMENT, 0.15, 0.5)],
+)
+def test_the_labelling_rule_bounds_how_much_of_the_word_is_inside(kind, low, high):
+    """Keyword windows keep >= 80% of the word, other words >= 50%, fragments 15-50% at one edge."""
+    bank = ClipBank.from_arrays([_word()], WINDOW)
+    plan = draw_plan(
+        np.random.default_rng(0),
+        np.zeros(COUNT, np.int64),
+        bank,
+        None,
+        STREAM_LIKE,
+        WINDOW,
+        augment=True,
+        kinds=np.full(COUNT, kind),
+    )
+    visible = _visible_fraction(plan.offsets, 8000, WINDOW)
+    assert visible.min() >= low - 1e-3 and visible.max() <= high + 1e-3
+    if kind != FRAGMENT:
+        assert (visible < 1.0).any() and (visible == 1.0).any()  # cut at the edges, and whole
+    else:
+        cut_start, cut_end = plan.offsets < 0, plan.offsets + 8000 > WINDOW
+        assert np.all(cut_start ^ cut_end) and cut_start.any() and cut_end.any()
+
+
+def test_whole_words_land_exactly_as_mltks_offset_range_draws_them():
+    """keyword_visible_min 1 (the default) keeps today's placement: within the window."""
+    bank = ClipBank.from_arrays([_word()], WINDOW)
+    plan = draw_plan(
+        np.random.default_rng(0),
+        np.zeros(COUNT, np.int64),
+        bank,
+        None,
+        AugmentationSettings(noise_probability=0.0),
+        WINDOW,
+        augment=True,
+    )
+    assert plan.offsets.min() >= 0 and (plan.offsets + 8000).max() <= WINDOW
+    assert np.all(plan.silent_until == 0)
+
+
+def test_a_fresh_window_after_digital_silence_has_exactly_the_fresh_frontends_features():
+    """Warm-up off for a window (warm_up_probability 0) means the frontend starts fresh at the window."""
+    frontend = FrontendSettings()
+    bank = ClipBank.from_arrays([_word(6000, seed=s) for s in range(8)], WINDOW)
+    sources = np.arange(8)
+    fresh = dataclasses.replace(
+        STREAM_LIKE, warm_up_ms=1000, warm_up_probability=0.0, keyword_visible_min=1.0
+    )
+    warm_features = _render_features(
+        np.random.default_rng(3), sources, bank, None, fresh, frontend, augment=True
+    )
+    plan = draw_plan(
+        np.random.default_rng(3), sources, bank, None, fresh, WINDOW, augment=True, warm_up=16000
+    )
+    audio = render(plan, bank, None, WINDOW + 16000)
+    assert np.all(audio[:, :16000] == 0)
+    expected = compute_features(np.ascontiguousarray(audio[:, 16000:]), frontend, dtype="int8")
+    np.testing.assert_array_equal(warm_features, expected)
+
+
+def test_warm_windows_see_the_audio_before_them():
+    frontend = FrontendSettings()
+    noise = NoiseBank.from_arrays([_word(64000, seed=9)], ["noise"], WINDOW + 16000)
+    bank = ClipBank.from_arrays([_word(6000)], WINDOW)
+    warm = dataclasses.replace(
+        STREAM_LIKE,
+        warm_up_ms=1000,
+        warm_up_probability=1.0,
+        noise_probability=1.0,
+        snr_db_range=(10.0, 10.0),
+    )
+    plan = draw_plan(
+        np.random.default_rng(0),
+        np.zeros(4, np.int64),
+        bank,
+        noise,
+        warm,
+        WINDOW,
+        augment=True,
+        warm_up=16000,
+    )
+    audio = render(plan, bank, noise, WINDOW + 16000)
+    assert np.all(plan.silent_until == 0) and np.all(np.abs(audio[:, :16000]).max(axis=1) > 0)
+    with pytest.raises(ValueError, match="multiple of the frontend step"):
+        warm_up_samples(dataclasses.replace(warm, warm_up_ms=1010), frontend)
+
+
+def test_noise_is_mixed_at_the_drawn_speech_to_noise_ratio():
+    noise_audio = (1000 * np.random.default_rng(5).standard_normal(64000)).astype(np.float32)
+    noise = NoiseBank.from_arrays([noise_audio], ["noise"], WINDOW)
+    word = _word(8000)
+    bank = ClipBank.from_arrays([word], WINDOW)
+    settings = dataclasses.replace(STREAM_LIKE, noise_probability=1.0, snr_db_range=(10.0, 10.0))
+    plan = draw_plan(
+        np.random.default_rng(1),
+        np.zeros(6, np.int64),
+        bank,
+        noise,
+        settings,
+        WINDOW,
+        augment=True,
+        kinds=np.full(6, KEYWORD),
+    )
+    silent = dataclasses.replace(plan, noise_gains=np.zeros(6, np.float32))
+    speech = render(silent, bank, noise, WINDOW).astype(np.float64)
+    mixed = render(plan, bank, noise, WINDOW).astype(np.float64)
+    for row in range(6):
+        snr = 20 * np.log10(active_rms(speech[row]) / np.sqrt(np.mean((mixed[row] - speech[row]) ** 2)))
+        assert snr == pytest.approx(10.0, abs=0.3)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_epochs_hold_keyword_fragments_as_unknown_and_are_deterministic(name, subset_dir):
+    from microspeech.data import load_dataset
+
+    spec = get_model_spec(f"{name}-test")
+    spec = dataclasses.replace(spec, augmentation=dataclasses.replace(spec.augmentation, fragment_ratio=0.5))
+    pipeline = TrainingPipeline(load_dataset(str(subset_dir)), spec, seed=4)
+    sources, labels, kinds = pipeline.epoch_plan(2)
+    unknown = spec.classes.index("_unknown_")
+    assert (
+        np.all(labels[kinds == FRAGMENT] == unknown) and (kinds == FRAGMENT).sum() == pipeline.n_fragments > 0
+    )
+    keyword_labels = {spec.classes.index(k) for k in spec.keywords}
+    assert set(labels[kinds == KEYWORD]) - {spec.classes.index("_silence_")} <= keyword_labels
+    first, again = pipeline.epoch(2), TrainingPipeline(load_dataset(str(subset_dir)), spec, seed=4).epoch(2)
+    np.testing.assert_array_equal(first[0], again[0])
+    np.testing.assert_array_equal(first[1], again[1])

@@ -1,0 +1,182 @@
+"""Training for the stream: checkpoint metric, mining, calibration written where classify_audio reads it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from microspeech.audio import SAMPLE_RATE
+from microspeech.cli import app
+from microspeech.data import load_dataset
+from microspeech.data.pipeline import DatasetError
+from microspeech.data.streams import KeywordStream, StreamEvent
+from microspeech.detection.classify import KeywordSpotter, load_keyword_model
+from microspeech.detection.windows import stream_inputs
+from microspeech.models import get_model_spec, list_models
+from microspeech.tflite.metadata import read_parameters
+from microspeech.training import train_model
+from microspeech.training.mining import mine_hard_negatives
+from microspeech.training.stream_selection import ValidationStream, check_stream_data
+
+CLASSES = ["yes", "no", "_unknown_", "_silence_"]
+
+
+def _spec(budget: float = 2.0):
+    spec = get_model_spec("tflite_micro_speech")
+    return dataclasses.replace(spec, train=dataclasses.replace(spec.train, max_fa_per_hour=budget))
+
+
+def _hand_made_stream(minutes: float = 30.0) -> KeywordStream:
+    """Silence with events at known places: two keywords ("yes" at 10 s, "no" at 20 s), two other words."""
+    events = [
+        StreamEvent(10 * SAMPLE_RATE, SAMPLE_RATE, "yes", "yes", True, 10.0, "a"),
+        StreamEvent(20 * SAMPLE_RATE, SAMPLE_RATE, "no", "no", True, 10.0, "b"),
+        StreamEvent(30 * SAMPLE_RATE, SAMPLE_RATE, "go", "_unknown_", False, 10.0, "c"),
+        StreamEvent(40 * SAMPLE_RATE, SAMPLE_RATE, "left", "_unknown_", False, 10.0, "d"),
+    ]
+    audio = np.zeros(int(minutes * 60 * SAMPLE_RATE), np.int16)
+    return KeywordStream(audio, events, 0.0, 0)
+
+
+def _scores(stream: ValidationStream, peaks: dict[int, tuple[int, float]]) -> np.ndarray:
+    """Silence everywhere except `peaks`: second -> (class index, probability) for one second."""
+    scores = np.zeros((len(stream.inputs.times_ms), 4), np.float32)
+    scores[:, 3] = 1.0
+    for second, (index, value) in peaks.items():
+        inside = (stream.inputs.times_ms > second * 1000) & (stream.inputs.times_ms <= (second + 1) * 1000)
+        scores[inside] = (1 - value) / 3
+        scores[inside, index] = value
+    return scores
+
+
+def test_the_metric_takes_the_best_threshold_within_the_budget():
+    """ "go" scores 0.7 as yes: a threshold above it finds only the keyword scoring 0.9."""
+    stream = ValidationStream(_hand_made_stream(), _spec(budget=1.0))  # 30 min: one false accept is 2 FA/h
+    scores = _scores(stream, {10: (0, 0.9), 20: (1, 0.6), 30: (0, 0.7)})
+    best = stream.best_at_budget(scores)
+    assert (best.hits, best.false_accepts, best.keywords) == (1, 0, 2)
+    assert 0.6 * 255 < 0.7 * 255 <= best.detection_threshold < 0.9 * 255
+    generous = ValidationStream(_hand_made_stream(), _spec(budget=2.0))
+    found_all = generous.best_at_budget(scores)
+    assert (found_all.hits, found_all.false_accepts) == (2, 1) and found_all.detection_threshold < 0.6 * 255
+    # The checkpoint score averages budgets 1-8x: both keywords fit within 2 FA/h and more.
+    assert stream.checkpoint_score(scores) == pytest.approx((0.5 + 1 + 1 + 1) / 4)
+
+
+def test_the_checkpoint_score_prefers_the_epoch_that_finds_more_keywords_at_the_budget():
+    stream = ValidationStream(_hand_made_stream(), _spec(budget=2.0))
+    confident_on_other_words = _scores(stream, {10: (0, 0.95), 20: (1, 0.95), 30: (0, 0.97), 40: (1, 0.97)})
+    quiet_on_other_words = _scores(stream, {10: (0, 0.8), 20: (1, 0.8), 30: (2, 0.9), 40: (2, 0.9)})
+    assert stream.checkpoint_score(quiet_on_other_words) > stream.checkpoint_score(confident_on_other_words)
+
+
+def test_mining_keeps_exactly_the_windows_that_fired(subset_dir):
+    spec = get_model_spec("tflite_micro_speech-test")
+    dataset = load_dataset(str(subset_dir))
+    seen = {}
+
+    def predict(features: np.ndarray) -> np.ndarray:
+        seen["features"] = features
+        scores = np.zeros((len(features), 4), np.float32)
+        scores[:, 2] = 1.0
+        scores[firing(len(features))] = [0.9, 0.05, 0.05, 0.0]  # these inferences "hear" yes
+        return scores
+
+    def firing(count: int) -> np.ndarray:
+        # every 7th inference, and two seconds in a row (which the detector turns into a detection)
+        return np.union1d(np.arange(0, count, 7), np.arange(100, 120))
+
+    found = mine_hard_negatives(predict, dataset, spec, seed=0, round_number=1, after_epoch=1)
+    fired = firing(found.inferences)
+    assert found.windows_fired == len(fired) == found.windows_kept
+    np.testing.assert_array_equal(found.features, seen["features"][fired])
+    assert found.false_accepts >= 1 and found.to_dict()["fa_per_hour"] > 0
+    again = mine_hard_negatives(predict, dataset, spec, seed=0, round_number=1, after_epoch=1)
+    np.testing.assert_array_equal(again.features, found.features)
+
+
+@pytest.fixture(scope="module", params=list_models())
+def streamed_dry_run(
+    request: pytest.FixtureRequest, subset_dir: Path, tmp_path_factory: pytest.TempPathFactory
+):
+    """Every registered model's dry run, with a validation stream, mining and calibration on."""
+    spec = get_model_spec(f"{request.param}-test")
+    train = dataclasses.replace(
+        spec.train,
+        stream_validation_minutes=1.0,
+        monitor="val_stream_score",
+        mining_rounds=1,
+        mining_every=1,
+        mining_minutes=0.5,
+        max_fa_per_hour=60.0,
+    )
+    spec = dataclasses.replace(spec, train=train)
+    output = tmp_path_factory.mktemp("streamed") / spec.name
+    train_model(spec, dataset=str(subset_dir), output=output, seed=5, progress=False)
+    return spec, output
+
+
+@pytest.mark.slow
+def test_the_checkpoint_is_the_epoch_with_the_best_stream_score(streamed_dry_run):
+    _, output = streamed_dry_run
+    manifest = json.loads((output / "manifest.json").read_text())
+    import csv
+
+    rows = list(csv.DictReader((output / "history.csv").open()))
+    scores = [float(row["val_stream_score"]) for row in rows]
+    assert manifest["best_epoch"] == 1 + int(np.argmax(scores))
+    assert manifest["hard_negative_mining"][0]["round"] == 1
+
+
+@pytest.mark.slow
+def test_calibrated_parameters_are_the_ones_classify_audio_uses(streamed_dry_run):
+    _, output = streamed_dry_run
+    tflite = next(output.glob("*.tflite"))
+    calibration = json.loads((output / "manifest.json").read_text())["detection_calibration"]
+    stored = read_parameters(tflite)
+    used = KeywordSpotter(load_keyword_model(tflite)).params
+    keys = ("detection_threshold", "average_window_duration_ms", "minimum_count", "suppression_ms")
+    chosen = calibration["chosen"] or calibration["spec_params"]
+    for key in keys:
+        assert stored[key] == chosen[key] == getattr(used, key)
+    assert calibration["max_fa_per_hour"] == 60.0
+
+
+@pytest.mark.slow
+def test_the_same_seed_gives_the_same_calibrated_model(streamed_dry_run, tmp_path, subset_dir):
+    spec, output = streamed_dry_run
+    train_model(spec, dataset=str(subset_dir), output=tmp_path / "again", seed=5, progress=False)
+    first, second = next(output.glob("*.tflite")), next((tmp_path / "again").glob("*.tflite"))
+    strip = ("date",)
+    a, b = read_parameters(first), read_parameters(second)
+    assert {k: v for k, v in a.items() if k not in strip} == {k: v for k, v in b.items() if k not in strip}
+
+
+def test_a_dataset_without_validation_keywords_is_refused_before_training(tmp_path, subset_dir):
+    dataset = load_dataset(str(subset_dir))
+    spec = dataclasses.replace(
+        get_model_spec("tflite_micro_speech"), classes=["yes", "dog", "_unknown_", "_silence_"]
+    )
+    without_dog = dataclasses.replace(
+        dataset, clips=[c for c in dataset.clips if not (c.word == "dog" and c.split == "validation")]
+    )
+    with pytest.raises(DatasetError, match="dog"):
+        check_stream_data(without_dog, spec)
+
+
+@pytest.mark.parametrize("budget", ["0", "-1"])
+def test_an_impossible_budget_is_refused_with_its_option_named(budget):
+    result = CliRunner().invoke(app, ["train", "tflite_micro_speech-test", "--max-fa-per-hour", budget])
+    assert result.exit_code == 2 and "--max-fa-per-hour" in result.output
+
+
+def test_stream_inputs_of_the_hand_made_stream_line_up_with_the_hops():
+    stream = _hand_made_stream(minutes=0.5)
+    inputs = stream_inputs(stream.audio, get_model_spec("tflite_micro_speech").frontend, _spec().detection)
+    assert inputs.times_ms[0] == 100 and np.all(np.diff(inputs.times_ms) == 100)
+    assert inputs.features.shape == (300, 49, 40)
