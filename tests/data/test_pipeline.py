@@ -58,13 +58,16 @@ def test_full_recipe_balances_unknown_and_silence_from_keyword_counts(subset):
 
 
 def test_epochs_hold_every_class_unknown_from_many_words_and_are_deterministic(subset, dry_pipeline):
-    sources, labels = dry_pipeline.epoch_sources(0)
+    from microspeech.data.augmentation import OTHER
+
+    sources, labels, kinds = dry_pipeline.epoch_plan(0)
     counts = Counter(labels.tolist())
     assert counts[0] == counts[1] == 12  # dry run: 12 clips per keyword
-    assert counts[2] == 12 and counts[3] == 2  # min(3 x 12, 12) unknown, round(0.2 x 12) silence
+    # min(3 x 12, 12) other words and the keyword fragments as unknown, round(0.2 x 12) silence
+    assert counts[2] == 12 + dry_pipeline.n_fragments and counts[3] == 2
     bank_words = [c.word for w in sorted(dry_pipeline.unknown_pools) for c in dry_pipeline.unknown_pools[w]]
     offset = sum(len(p) for p in dry_pipeline.keyword_pools.values())
-    unknown_words = {bank_words[s - offset] for s in sources[labels == 2]}
+    unknown_words = {bank_words[s - offset] for s in sources[(labels == 2) & (kinds == OTHER)]}
     assert len(unknown_words) >= 10  # drawn evenly from the other words, not from one
     features, again_labels = dry_pipeline.epoch(0)
     assert features.dtype == np.int8 and features.shape == (len(labels), 49, 40)
@@ -106,7 +109,8 @@ def test_training_epochs_really_contain_background_noise(dry_pipeline):
         augment=True,
     )
     words = sources >= 0
-    assert (plan.noise_gains[words] > 0.01).mean() > 0.8
+    # the spec mixes noise into 80% of the word windows (the rest stay clean)
+    assert (plan.noise_gains[words] > 0.01).mean() > 0.6
     audio = render(plan, dry_pipeline.bank, dry_pipeline.noise, 16000).astype(np.int64)
     clean = dataclasses.replace(plan, noise_gains=np.zeros_like(plan.noise_gains))
     difference = audio - render(clean, dry_pipeline.bank, dry_pipeline.noise, 16000)

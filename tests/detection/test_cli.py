@@ -164,7 +164,10 @@ def test_tune_refuses_an_impossible_budget_and_writes_nothing(tflite_copy, test_
     original = tflite_copy.read_bytes()
     backup = tflite_copy.with_suffix(".orig")
     shutil.copy(tflite_copy, backup)
-    args = ["tune", tflite_copy, "--max-fa-per-hour", "0", "--dataset", test_set_dir, "--minutes", "0.5"]
+    for budget in ("0", "-1"):
+        result = invoke("tune", tflite_copy, "--max-fa-per-hour", budget, "--write")
+        assert result.exit_code == 2 and says(result, "--max-fa-per-hour")
+    args = ["tune", tflite_copy, "--max-fa-per-hour", "0.01", "--dataset", test_set_dir, "--minutes", "0.5"]
     result = invoke(*args, "--thresholds", "0", "--windows", "1000", "--counts", "1", "--write")
     assert result.exit_code == 1 and says(result, "nothing written")
     assert tflite_copy.read_bytes() == original

@@ -88,8 +88,10 @@ def test_parameters_read_back(trained):
     assert params["classes"] == spec.classes
     assert len(params["hash"]) == 32 and params["date"].endswith("Z")
     assert 4000 < params["runtime_memory_size"] < 20000
+    # Calibrated on the validation stream (training.stream_selection); the rest as the spec says.
+    chosen = json.loads(artifacts.manifest_path.read_text())["detection_calibration"]["chosen"] or {}
     for key, value in spec.detection.to_dict().items():
-        assert params[key] == pytest.approx(value)
+        assert params[key] == pytest.approx(chosen.get(key, value))
     frontend = spec.frontend.to_dict()
     assert {k for k in params if k.startswith("fe.")} == set(frontend)
     assert params["fe.filterbank_n_channels"] == 40 and params["fe.window_step_ms"] == 20

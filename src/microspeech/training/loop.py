@@ -52,7 +52,11 @@ class FastTrainer:
             tf.zeros((1, *input_shape)), shape=tf.TensorShape([None, *input_shape]), trainable=False
         )
         self._labels = tf.Variable(tf.zeros((1,), tf.int32), shape=tf.TensorShape([None]), trainable=False)
-        self._train_chunk = tf.function(self._train_chunk_impl, reduce_retracing=True)
+        # One trace with dynamic shapes: which chunk shapes came first (epochs grow when mined
+        # negatives join, a resumed run skips the early ones) must not change the numerics.
+        self._train_chunk = tf.function(
+            self._train_chunk_impl, input_signature=[tf.TensorSpec([None, None], tf.int32)]
+        )
         self._predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
     @property
