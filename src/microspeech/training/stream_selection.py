@@ -247,6 +247,7 @@ def calibrate_detection(
         windows=CALIBRATION_WINDOWS,
         minimum_counts=CALIBRATION_MINIMUM_COUNTS,
         suppressions=CALIBRATION_SUPPRESSIONS,
+        verify=3,  # three candidates per margin: each firmware check replays the whole stream
         show_progress=show_progress,
     )
     chosen = tuned["chosen"]
