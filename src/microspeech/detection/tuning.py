@@ -180,9 +180,13 @@ def tune_on_stream(
     backend: str = "litert",
     tolerance_ms: int = 1500,
     verify: int = 4,
+    check_over_budget: bool = True,
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """The grid sweep and firmware check of `tune_detection` on a stream already built.
+
+    `check_over_budget=False` skips the firmware check of settings that replay over the
+    budget (the firmware's resets mostly add false accepts, seldom remove them).
 
     Returns `grid_points`, `current` (the model's own parameters, firmware-scored), `chosen`
     (None when nothing fits), `verified`, `timing_s` and `rows`.
@@ -224,7 +228,9 @@ def tune_on_stream(
     for budget in (max_fa_per_hour, max_fa_per_hour - one_fa, max_fa_per_hour - 2 * one_fa):
         if budget >= 0:
             shortlist += [row for row in _shortlist(rows, budget, verify) if row not in shortlist]
-    shortlist += _shortlist([row for row in rows if row["fa_per_hour"] > max_fa_per_hour], slack, verify)
+    if check_over_budget:
+        over = [row for row in rows if row["fa_per_hour"] > max_fa_per_hour]
+        shortlist += _shortlist(over, slack, verify)
     verified = []
     for row in shortlist:
         params = {key: row[key] for key in TUNED_KEYS}

@@ -247,7 +247,8 @@ def calibrate_detection(
         windows=CALIBRATION_WINDOWS,
         minimum_counts=CALIBRATION_MINIMUM_COUNTS,
         suppressions=CALIBRATION_SUPPRESSIONS,
-        verify=3,  # three candidates per margin: each firmware check replays the whole stream
+        verify=2,  # two candidates per margin: each firmware check replays the whole stream
+        check_over_budget=False,
         show_progress=show_progress,
     )
     chosen = tuned["chosen"]
