@@ -1,6 +1,6 @@
 """Does a .tflite compute the same bytes in every interpreter a user may deploy it with?
 
-LiteRT's reference kernels are the reference; the `tflite-micro` package and Silicon Labs'
+LiteRT's reference kernels (BUILTIN_REF) are the reference; the `tflite-micro` package and Silicon Labs'
 TFLM build (from the silabs-mltk wheel, when installed) must give identical int8 outputs on
 the same inputs. A mismatch is explained by the first layer whose output differs, found by
 running the graph with every operator output exposed (`graph.expose_layer_outputs`).
@@ -108,7 +108,7 @@ class _LayerTracer:
 
     def __init__(self, tflite_bytes: bytes, backend: str) -> None:
         exposed, self.labels = expose_layer_outputs(tflite_bytes)
-        self.reference = TfliteRunner(exposed, REFERENCE_BACKEND, single_output=False)
+        self.reference = TfliteRunner(exposed, REFERENCE_BACKEND, single_output=False, reference_kernels=True)
         self.other = TfliteRunner(exposed, backend, single_output=False)  # type: ignore[arg-type]
 
     def first_difference(self, sample: np.ndarray) -> tuple[str, int] | None:
@@ -140,7 +140,8 @@ def check_parity(
     if len(features) == 0:
         raise ValueError("parity check: no features to compare on")
     others = backends or tuple(b for b in available_backends() if b != REFERENCE_BACKEND)
-    expected = TfliteRunner(tflite_bytes, REFERENCE_BACKEND).predict(features).reshape(len(features), -1)
+    reference = TfliteRunner(tflite_bytes, REFERENCE_BACKEND, reference_kernels=True)
+    expected = reference.predict(features).reshape(len(features), -1)
     results = []
     for backend in others:
         actual = TfliteRunner(tflite_bytes, backend).predict(features).reshape(len(features), -1)  # type: ignore[arg-type]

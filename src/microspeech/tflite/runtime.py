@@ -117,8 +117,9 @@ def _silabs_wrapper() -> ModuleType:
 class TfliteRunner:
     """One .tflite, one interpreter: `predict(batch)` runs it sample by sample.
 
-    backend="litert": ai_edge_litert with its reference kernels (BUILTIN_REF: the optimized
-    kernels and XNNPACK round some int8 ops differently from TFLM's). backend="tflm":
+    backend="litert": ai_edge_litert with its builtin kernels and no default delegate (XNNPACK
+    would change int8 rounding on some ops); `reference_kernels=True` uses LiteRT's reference
+    kernels instead (10x slower; the parity check's reference). backend="tflm":
     the TFLite Micro interpreter from the `tflite-micro` package, in an arena of
     `arena_size` bytes (default: generous; see `microspeech.tflite.profile.find_min_arena_size`).
     backend="silabs-tflm": Silicon Labs' TFLM build from the MLTK wheel, driven as MLTK's
@@ -134,6 +135,7 @@ class TfliteRunner:
         arena_size: int | None = None,
         num_threads: int = 1,
         single_output: bool = True,
+        reference_kernels: bool = False,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r}: expected one of {', '.join(BACKENDS)}")
@@ -146,7 +148,11 @@ class TfliteRunner:
 
             self._litert = Interpreter(
                 model_content=self.tflite_bytes,
-                experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+                experimental_op_resolver_type=(
+                    OpResolverType.BUILTIN_REF
+                    if reference_kernels
+                    else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+                ),
                 num_threads=num_threads,
             )
             self._litert.allocate_tensors()
