@@ -40,6 +40,9 @@ class TrainSettings:
     # (best) weights follow the validation accuracy.
     reduce_lr_monitor: str = "accuracy"
     monitor: str = "val_accuracy"
+    # Early stopping follows this metric when set (else `monitor`): a noisy checkpoint metric
+    # such as the stream score would stop training before the learning rate has decayed.
+    stopping_monitor: str | None = None
     balanced_class_weights: bool = True
     # Per-class multipliers on the loss weights above, by class name (e.g. {"no": 1.3} to
     # push a weak class's recall); classes not named keep x1. Empty is off.
@@ -83,11 +86,13 @@ class TrainSettings:
             "val_balanced_accuracy",
             "val_stream_score",
         )
-        for name in ("monitor", "reduce_lr_monitor"):
+        for name in ("monitor", "reduce_lr_monitor", "stopping_monitor"):
+            if name == "stopping_monitor" and self.stopping_monitor is None:
+                continue
             if getattr(self, name) not in metrics:
                 raise ValueError(f"{name} must be one of {', '.join(metrics)}, got {getattr(self, name)!r}")
         if (
-            "val_stream_score" in (self.monitor, self.reduce_lr_monitor)
+            "val_stream_score" in (self.monitor, self.reduce_lr_monitor, self.stopping_monitor)
             and not self.stream_validation_minutes > 0
         ):
             raise ValueError("monitor val_stream_score needs stream_validation_minutes > 0")

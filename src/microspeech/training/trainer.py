@@ -290,7 +290,9 @@ def _fit(
         settings.reduce_lr_patience,
         settings.min_learning_rate,
     )
-    stopping = EarlyStopping(settings.monitor, settings.early_stopping_patience)
+    stopping = EarlyStopping(settings.stopping_monitor or settings.monitor, settings.early_stopping_patience)
+    # The kept epoch follows `monitor`; when stopping follows another metric, track it apart.
+    selection = EarlyStopping(settings.monitor, patience=settings.epochs)
     history: list[dict[str, Any]] = []
     best_weights = trainer.model_weights()
     start_epoch, stopped = 0, False
@@ -305,6 +307,7 @@ def _fit(
         best_weights = [arrays[f"best/{i}"] for i in range(len(best_weights))]
         reduce_lr = ReduceLROnPlateau.from_dict(state["reduce_lr"])
         stopping = EarlyStopping.from_dict(state["early_stopping"])
+        selection = EarlyStopping.from_dict(state.get("selection", state["early_stopping"]))
         history = state["history"]
         start_epoch, stopped = state["epoch"] + 1, state["stopped"]
         logger.info("resumed after epoch %d", state["epoch"] + 1)
@@ -379,17 +382,19 @@ def _fit(
                 for key, value in {**metrics, "learning_rate": trainer.learning_rate}.items():
                     _scalar_summary(key, value)
             logger.info("epoch %d: %s", epoch + 1, {k: round(float(v), 5) for k, v in row.items()})
-            is_best, stopped = stopping.on_epoch_end(epoch, metrics)
+            _, stopped = stopping.on_epoch_end(epoch, metrics)
+            is_best, _ = selection.on_epoch_end(epoch, metrics)
             if is_best:
                 best_weights = trainer.model_weights()
             trainer.learning_rate = reduce_lr.on_epoch_end(metrics, trainer.learning_rate)
             if stopped:
                 logger.info(
-                    "early stopping after epoch %d; best epoch %d (%s %.4f)",
+                    "early stopping after epoch %d (%s); best epoch %d (%s %.4f)",
                     epoch + 1,
-                    stopping.best_epoch + 1,
                     stopping.monitor,
-                    stopping.best,
+                    selection.best_epoch + 1,
+                    selection.monitor,
+                    selection.best,
                 )
             if (
                 len(mining_rounds) < settings.mining_rounds
@@ -424,6 +429,7 @@ def _fit(
                     "stopped": stopped,
                     "reduce_lr": reduce_lr.to_dict(),
                     "early_stopping": stopping.to_dict(),
+                    "selection": selection.to_dict(),
                     "history": history,
                     "mining_rounds": mining_rounds,
                 },
@@ -431,7 +437,7 @@ def _fit(
             _write_history(artifacts.history_path, history)
     writer.close()
     trainer.set_model_weights(best_weights)
-    return trainer.model, history, stopping.best_epoch + 1, mining_rounds
+    return trainer.model, history, selection.best_epoch + 1, mining_rounds
 
 
 def _finish(
