@@ -1,5 +1,6 @@
 """`microspeech classify_audio` and `tune` end to end (a fake sounddevice stands in for a microphone)."""
 
+import json
 import shutil
 import sys
 import types
@@ -175,3 +176,37 @@ def test_tune_refuses_an_impossible_budget_and_writes_nothing(tflite_copy, test_
     assert result.exit_code == 2 and says(result, "--windows")
     result = invoke("tune", MLTK_ARCHIVE, "--max-fa-per-hour", "5", "--write")
     assert result.exit_code == 2 and says(result, "is an archive; give the .tflite file")
+
+
+@pytest.mark.parametrize("runtime", ["tflm", "silabs-tflm"])
+def test_classify_audio_runs_on_each_runtime_with_the_same_detections(archive, yes_wav, runtime):
+    reference = invoke("classify_audio", archive, "--wav", yes_wav)
+    result = invoke("classify_audio", archive, "--wav", yes_wav, "--runtime", runtime)
+    assert result.exit_code == 0, result.output
+    detections = [line for line in result.output.splitlines() if "detected" in line]
+    assert detections and detections == [line for line in reference.output.splitlines() if "detected" in line]
+    refused = invoke("classify_audio", archive, "--wav", yes_wav, "--runtime", "gpu")
+    assert refused.exit_code == 2 and says(refused, "--runtime")
+
+
+def test_evaluate_scores_with_silicon_labs_tflm(archive, test_set_dir, tmp_path):
+    import zipfile
+
+    model = tmp_path / "tflite_micro_speech.tflite"
+    model.write_bytes(zipfile.ZipFile(archive).read("tflite_micro_speech.tflite"))
+    result = invoke(
+        "evaluate",
+        model,
+        "--runtime",
+        "silabs-tflm",
+        "--dataset",
+        test_set_dir,
+        "--output",
+        tmp_path / "eval",
+        "--no-plots",
+    )
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "eval" / "eval-results.json").read_text())["results"]
+    assert {variant: r["runtime"] for variant, r in results.items()} == {"int8": "silabs-tflm"}
+    refused = invoke("evaluate", model, "--runtime", "cuda", "--dataset", test_set_dir)
+    assert refused.exit_code == 2 and says(refused, "--runtime")
