@@ -37,6 +37,26 @@ def _open_for_reading(archive: Path, show_progress: bool):
         yield handle
 
 
+def _safe_members(tar: tarfile.TarFile, target: Path) -> list[tarfile.TarInfo]:
+    """The members, checked as tarfile's `data` filter checks them: refuse what would land outside
+    `target` (absolute paths, `..`, links pointing out) and special files; drop set-id bits."""
+    root = target.resolve()
+    members = []
+    for member in tar.getmembers():
+        destination = (root / member.name).resolve()
+        if member.name.startswith("/") or not destination.is_relative_to(root):
+            raise tarfile.TarError(f"member {member.name!r} would be extracted outside the target")
+        if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+            raise tarfile.TarError(f"member {member.name!r} is a special file")
+        if member.issym() or member.islnk():
+            base = destination.parent if member.issym() else root
+            if member.linkname.startswith("/") or not (base / member.linkname).resolve().is_relative_to(root):
+                raise tarfile.TarError(f"link {member.name!r} points outside the target")
+        member.mode &= 0o755
+        members.append(member)
+    return members
+
+
 def extract_archive(archive: str | Path, target_dir: str | Path, *, show_progress: bool = False) -> Path:
     """Extract `archive` into `target_dir` once and return `target_dir`.
 
@@ -61,7 +81,10 @@ def extract_archive(archive: str | Path, target_dir: str | Path, *, show_progres
         partial.mkdir(parents=True)
         try:
             with _open_for_reading(archive, show_progress) as source, tarfile.open(fileobj=source) as tar:
-                tar.extractall(partial, filter="data")
+                if hasattr(tarfile, "data_filter"):
+                    tar.extractall(partial, filter="data")
+                else:  # Python < 3.11.4 (e.g. Debian 12's 3.11.2) has no extraction filters
+                    tar.extractall(partial, members=_safe_members(tar, partial))
         except (tarfile.TarError, OSError, EOFError) as error:
             shutil.rmtree(partial, ignore_errors=True)
             raise RuntimeError(f"{archive}: extraction failed ({error}); nothing was kept") from error
