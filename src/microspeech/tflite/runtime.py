@@ -9,22 +9,17 @@ differently there (see `microspeech.tflite.parity`).
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Literal
 
 import numpy as np
 
-from microspeech.mltk_wheel import INSTALL_HINT, find_mltk_file
 from microspeech.tflite.flatbuffer import load_bytes, read_model, tensor_type_names
+from microspeech.tflite.silabs_tflm import SilabsTflmProcess, silabs_tflm_available
 
 Backend = Literal["litert", "tflm", "silabs-tflm"]
 BACKENDS: tuple[str, ...] = ("litert", "tflm", "silabs-tflm")
-_SILABS_WRAPPER = (("core", "tflite_micro"), "_tflite_micro_wrapper*.so")
 # Headroom over the tensor bytes for TFLM's persistent structures (nodes, eval tensors, op data).
 _TFLM_ARENA_OVERHEAD = 16 * 1024
 
@@ -73,45 +68,9 @@ def default_tflm_arena_size(tflite_bytes: bytes) -> int:
     return 2 * total + _TFLM_ARENA_OVERHEAD
 
 
-def silabs_tflm_available() -> bool:
-    """Whether Silicon Labs' compiled TFLM (the silabs-mltk wheel) is installed."""
-    return find_mltk_file(*_SILABS_WRAPPER[0], pattern=_SILABS_WRAPPER[1]) is not None
-
-
 def available_backends() -> tuple[str, ...]:
     """The backends this machine can run: litert and tflm always, silabs-tflm with the MLTK wheel."""
     return BACKENDS if silabs_tflm_available() else BACKENDS[:2]
-
-
-_silabs_module: ModuleType | None = None
-_silabs_log: list[str] = []
-
-
-def _silabs_wrapper() -> ModuleType:
-    """Silicon Labs' `_tflite_micro_wrapper`, loaded by path and initialised once per process."""
-    global _silabs_module
-    if _silabs_module is None:
-        path = find_mltk_file(*_SILABS_WRAPPER[0], pattern=_SILABS_WRAPPER[1])
-        if path is None:
-            raise RuntimeError(
-                "backend 'silabs-tflm' needs Silicon Labs' compiled TFLM from the MLTK wheel "
-                f"({INSTALL_HINT})"
-            )
-        spec = importlib.util.spec_from_file_location("_tflite_micro_wrapper", path)
-        assert spec is not None and spec.loader is not None
-        # TensorFlow loads its own TFLite kernels with global symbols; without DEEPBIND the
-        # wrapper would bind to those (other struct layouts) and fail to prepare any model.
-        flags = sys.getdlopenflags()
-        sys.setdlopenflags(os.RTLD_NOW | os.RTLD_DEEPBIND)
-        try:
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-        finally:
-            sys.setdlopenflags(flags)
-        module.init()
-        module.set_logger_callback(_silabs_log.append)
-        _silabs_module = module
-    return _silabs_module
 
 
 class TfliteRunner:
@@ -122,8 +81,8 @@ class TfliteRunner:
     kernels instead (10x slower; the parity check's reference). backend="tflm":
     the TFLite Micro interpreter from the `tflite-micro` package, in an arena of
     `arena_size` bytes (default: generous; see `microspeech.tflite.profile.find_min_arena_size`).
-    backend="silabs-tflm": Silicon Labs' TFLM build from the MLTK wheel, driven as MLTK's
-    `TfliteMicroModel` drives it (no accelerator; arena sized by the wrapper or `arena_size`).
+    backend="silabs-tflm": Silicon Labs' TFLM build from the MLTK wheel, in a child process
+    (`microspeech.tflite.silabs_tflm`; no accelerator; arena sized by the wrapper or `arena_size`).
     `single_output=False` admits models with several outputs (`predict_outputs`).
     """
 
@@ -161,14 +120,7 @@ class TfliteRunner:
             self._input_indices = [d["index"] for d in inputs]
             self._output_indices = [d["index"] for d in outputs]
         elif backend == "silabs-tflm":
-            wrapper = _silabs_wrapper()
-            self._silabs = wrapper.TfliteMicroModelWrapper()
-            _silabs_log.clear()
-            if not self._silabs.load(self.tflite_bytes, None, False, False, False, False, [arena_size or 0]):
-                raise RuntimeError(
-                    f"{self.source}: Silicon Labs' TFLM could not load the model: "
-                    + ("; ".join(_silabs_log) or "no message")
-                )
+            self._silabs = SilabsTflmProcess(self.tflite_bytes, arena_size, source=self.source)
             inputs, outputs = (
                 [_flatbuffer_details(self.tflite_bytes, which, i) for i in range(self._count_io(which))]
                 for which in ("Inputs", "Outputs")
@@ -249,12 +201,7 @@ class TfliteRunner:
             self._litert.invoke()
             raw = [self._litert.get_tensor(index) for index in self._output_indices]
         elif self.backend == "silabs-tflm":
-            np.copyto(self._silabs.get_input(0), sample.reshape(self._silabs.get_input(0).shape))
-            _silabs_log.clear()
-            if not self._silabs.invoke():
-                message = "; ".join(_silabs_log) or "no message"
-                raise RuntimeError(f"{self.source}: Silicon Labs' TFLM invoke failed: {message}")
-            raw = [self._silabs.get_output(i) for i in range(len(self.outputs))]
+            raw = self._silabs.run([sample])[0]
         else:
             self._tflm.set_input(sample, 0)
             self._tflm.invoke()
@@ -269,6 +216,11 @@ class TfliteRunner:
         """Raw outputs for a batch: (N, *output_shape[1:]), one invoke per sample."""
         batch = np.asarray(batch)
         outputs = np.empty((len(batch), *self.output_details.shape[1:]), dtype=self.output_details.dtype)
+        if self.backend == "silabs-tflm":  # one round trip to the child process per batch
+            results = self._silabs.run([self._prepare(sample) for sample in batch])
+            for i, result in enumerate(results):
+                outputs[i] = result[0].reshape(outputs.shape[1:])
+            return outputs
         for i, sample in enumerate(batch):
             outputs[i] = self.predict_one(sample)
         return outputs
