@@ -93,3 +93,18 @@ def test_generation_runs_the_programs_and_rejects_empty_speech(fake_engines, tmp
     with pytest.raises(SynthesisError, match="produced no speech for 'silence'"):
         generate_synthetic(silent, root=tmp_path / "silent", workers=1, show_progress=False)
     assert not (tmp_path / "silent").exists()
+
+
+def test_a_long_espeak_data_path_is_reached_through_a_short_link(tmp_path, monkeypatch):
+    """eSpeak NG keeps its data path in a 160-byte buffer: a venv deep in a long folder must still work."""
+    from microspeech.data.synthetic import espeak
+
+    real = espeak.data_path()
+    deep = tmp_path.joinpath(*["a_long_folder_name_for_the_virtual_environment"] * 4)
+    deep.mkdir(parents=True)
+    (deep / "espeak-ng-data").symlink_to(real, target_is_directory=True)
+    monkeypatch.setattr(espeak, "data_path", lambda: deep / "espeak-ng-data")
+    link = espeak.library_data_path()
+    assert len(str(link)) <= 150 < len(str(deep / "espeak-ng-data"))
+    assert (link / "phontab").is_file() and link.resolve() == real.resolve()
+    assert espeak.library_data_path() == link  # reused, not made again

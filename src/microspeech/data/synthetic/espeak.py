@@ -9,6 +9,7 @@ renders fixed batches of clips, each in a fresh process (see generate.py).
 from __future__ import annotations
 
 import ctypes
+import os
 from functools import cache
 from pathlib import Path
 
@@ -39,6 +40,31 @@ def data_path() -> Path:
     return Path(espeakng_loader.get_data_path())
 
 
+# eSpeak NG copies the data path into a fixed 160-byte buffer; a longer one (a venv deep in a
+# long folder) silently falls back to the build machine's path, and the library exits the process.
+_MAX_DATA_PATH = 150
+
+
+def library_data_path() -> Path:
+    """`data_path()`, or a short symlink to it in the temporary folder when it is too long for eSpeak."""
+    import hashlib
+    import tempfile
+
+    path = data_path()
+    if len(os.fsencode(path)) <= _MAX_DATA_PATH:
+        return path
+    digest = hashlib.sha256(os.fsencode(path)).hexdigest()[:12]
+    link = Path(tempfile.gettempdir()) / f"microspeech-espeak-{os.getuid()}-{digest}"
+    if not (link.is_symlink() and link.resolve() == path.resolve()):
+        partial = link.with_name(f"{link.name}.{os.getpid()}.partial")
+        partial.unlink(missing_ok=True)
+        partial.symlink_to(path, target_is_directory=True)
+        os.replace(partial, link)  # atomic, so parallel workers never see a half-made link
+    if len(os.fsencode(link)) > _MAX_DATA_PATH:
+        raise EspeakError(f"eSpeak NG's data path is too long ({path}) and the temporary folder too ({link})")
+    return link
+
+
 def variants() -> list[str]:
     """Voice variants (timbres) shipped with the wheel, minus the non-human ones."""
     names = (entry.name for entry in (data_path() / "voices" / "!v").iterdir() if entry.is_file())
@@ -66,7 +92,7 @@ class Espeak:
         lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         lib.espeak_Info.restype = ctypes.c_char_p
         lib.espeak_Info.argtypes = [ctypes.c_void_p]
-        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, str(data_path()).encode(), 0)
+        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, os.fsencode(library_data_path()), 0)
         if rate != OUTPUT_RATE:
             raise EspeakError(f"eSpeak NG initialisation failed (returned {rate}, expected {OUTPUT_RATE} Hz)")
         self._chunks: list[np.ndarray] = []
