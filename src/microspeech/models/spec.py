@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from microspeech.config import from_known_keys
 from microspeech.data.settings import AugmentationSettings
+from microspeech.data.streams import CLEAN
 from microspeech.detection.params import DetectionParams
 from microspeech.labels import SILENCE, UNKNOWN
 
@@ -115,6 +116,11 @@ class TrainSettings:
         for name, scale in self.class_weight_scale.items():
             if not (isinstance(scale, int | float) and 0.0 < scale < float("inf")):
                 raise ValueError(f"class_weight_scale[{name!r}] must be a positive number, got {scale!r}")
+
+    @property
+    def stream_conditions(self) -> list[float]:
+        """SNRs of the validation and mining streams' segments, clean (inf) first when asked for."""
+        return ([CLEAN] if self.stream_clean_segment else []) + list(self.stream_snr_db)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from microspeech.data.streams import CLEAN, stream_from_dataset
+from microspeech.data.streams import stream_from_dataset
 from microspeech.detection.detector import detect, scores_to_uint8, smooth_scores
 from microspeech.detection.windows import stream_inputs
 from microspeech.labels import is_word_class
@@ -70,12 +70,11 @@ def mine_hard_negatives(
 ) -> MiningRound:
     """One round with `predict` (features -> class scores in [0, 1]); deterministic per (seed, round)."""
     settings = spec.train
-    conditions = ([CLEAN] if settings.stream_clean_segment else []) + list(settings.stream_snr_db)
     stream, _, _ = stream_from_dataset(
         dataset,
         spec.classes,
         minutes=settings.mining_minutes,
-        snr_db=conditions,
+        snr_db=settings.stream_conditions,
         seed=seed * 1000 + 104729 + round_number,  # a new stream every round, never the validation one
         split="train",
         show_progress=False,
