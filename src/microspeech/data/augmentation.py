@@ -8,6 +8,7 @@ numpy (`draw_plan`) and one parallel numba kernel renders the whole batch (`rend
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,16 +134,19 @@ class NoiseBank:
     def __len__(self) -> int:
         return len(self.lengths)
 
-    def rms_at(self, starts: np.ndarray) -> np.ndarray:
-        """RMS (int16 units) of the recording each start falls in (streams scale their noise bed so)."""
-        files = np.searchsorted(self.starts, starts, side="right") - 1
-        rms = np.array(
+    @functools.cached_property
+    def recording_rms(self) -> np.ndarray:
+        """RMS (int16 units) of each recording, computed once (streams scale their noise bed so)."""
+        return np.array(
             [
                 np.sqrt(np.mean(np.square(self.audio[s : s + n], dtype=np.float64)))
                 for s, n in zip(self.starts, self.lengths, strict=True)
             ]
         )
-        return rms[files]
+
+    def rms_at(self, starts: np.ndarray) -> np.ndarray:
+        """RMS of the recording each start index (into `audio`) falls in."""
+        return self.recording_rms[np.searchsorted(self.starts, starts, side="right") - 1]
 
     def draw_starts(self, rng: np.random.Generator, count: int, window: int) -> np.ndarray:
         """Start indices (into `audio`) of `count` random `window`-long slices."""
