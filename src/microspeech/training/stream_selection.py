@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from microspeech.data.streams import CLEAN, KeywordStream, score_detections, stream_from_dataset
+from microspeech.data.streams import KeywordStream, score_detections, stream_from_dataset
 from microspeech.detection.detector import detect, scores_to_uint8, smooth_scores
 from microspeech.detection.params import DetectionParams
 from microspeech.detection.windows import StreamInputs, stream_inputs
@@ -116,12 +116,11 @@ class ValidationStream:
     def build(cls, dataset: AudioDataset, spec: ModelSpec, *, seed: int) -> ValidationStream:
         """The stream of `spec.train`'s settings from `dataset`'s validation split."""
         settings = spec.train
-        conditions = ([CLEAN] if settings.stream_clean_segment else []) + list(settings.stream_snr_db)
         stream, _, _ = stream_from_dataset(
             dataset,
             spec.classes,
             minutes=settings.stream_validation_minutes,
-            snr_db=conditions,
+            snr_db=settings.stream_conditions,
             seed=seed + 7919,  # not the test benchmark's seeds
             split="validation",
             show_progress=False,
@@ -174,17 +173,31 @@ class ValidationStream:
         self, scores: np.ndarray, params: DetectionParams | None = None
     ) -> StreamOperatingPoint:
         """The most keywords found by any threshold within the budget (window, count, suppression fixed)."""
-        within = [p for p in self.operating_points(scores, params) if p.fa_per_hour <= self.max_fa_per_hour]
-        return max(within, key=lambda point: point.hits)  # threshold 255 never fires, so never empty
+        return _best_within(self.operating_points(scores, params), self.max_fa_per_hour, until_over=True)
 
     def checkpoint_score(self, scores: np.ndarray) -> float:
         """Mean share of keywords found within 1, 2, 4 and 8 times the budget: one false accept more
         or less moves it a little, not from best to worst (the budget alone is a step function)."""
+        return self.epoch_metrics(scores)[0]
+
+    def epoch_metrics(self, scores: np.ndarray) -> tuple[float, StreamOperatingPoint]:
+        """(`checkpoint_score`, `best_at_budget`) from one sweep of the thresholds."""
         budgets = [self.max_fa_per_hour * factor for factor in (1, 2, 4, 8)]
         points = self.operating_points(scores, max_fa_per_hour=budgets[-1])
-        return float(
-            np.mean([max(p.hit_rate for p in points if p.fa_per_hour <= budget) for budget in budgets])
-        )
+        score = float(np.mean([_best_within(points, budget).hit_rate for budget in budgets]))
+        return score, _best_within(points, self.max_fa_per_hour, until_over=True)
+
+
+def _best_within(
+    points: list[StreamOperatingPoint], budget: float, *, until_over: bool = False
+) -> StreamOperatingPoint:
+    """The point finding the most keywords within `budget`; `until_over` looks only at the
+    thresholds above the first one that passes the budget (as the sweep that stops there)."""
+    if until_over:
+        over = next((i for i, point in enumerate(points) if point.fa_per_hour > budget), len(points))
+        points = points[:over]
+    within = [point for point in points if point.fa_per_hour <= budget]
+    return max(within, key=lambda point: point.hits)  # threshold 255 never fires, so never empty
 
 
 # The calibration grid: finer and lower than `tune`'s default (label smoothing lowers scores).

@@ -358,9 +358,8 @@ def _fit(
                 "val_balanced_accuracy": val_balanced,
             }
             if stream is not None:
-                stream_scores = trainer.predict(stream.inputs.features)
-                point = stream.best_at_budget(stream_scores)
-                metrics["val_stream_score"] = stream.checkpoint_score(stream_scores)
+                stream_score, point = stream.epoch_metrics(trainer.predict(stream.inputs.features))
+                metrics["val_stream_score"] = stream_score
                 metrics["val_stream_hit_rate"] = point.hit_rate
                 metrics["val_stream_fa_per_hour"] = point.fa_per_hour
                 metrics["val_stream_threshold"] = point.detection_threshold
