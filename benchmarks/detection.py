@@ -36,7 +36,7 @@ from bundles import DEV_TEST_SET, MLTK_ZIP, SUBSET, machine_description, shared_
 from microspeech.audio import SAMPLE_RATE  # noqa: E402
 from microspeech.detection.classify import KeywordSpotter, apply_volume_gain, load_keyword_model  # noqa: E402
 from microspeech.detection.detector import CommandRecognizer  # noqa: E402
-from microspeech.evaluation.streaming import evaluate_streaming, stream_from_dataset  # noqa: E402
+from microspeech.evaluation.streaming import evaluate_streaming, plot_curves, stream_from_dataset  # noqa: E402
 from microspeech.frontend import StreamingFrontend, uint16_to_int8  # noqa: E402
 
 HINT = "pass --dataset and --noise-dataset"
@@ -161,25 +161,6 @@ def clip_accuracy(path: Path, dataset: str, output: Path) -> str:
     return f"{100 * metrics.overall_accuracy:.2f}% / {100 * metrics.balanced_accuracy:.2f}%"
 
 
-def plot_curves(curves: dict[str, list[dict]], path: Path, title: str) -> None:
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(7, 5))
-    axes = figure.subplots()
-    for label, curve in curves.items():
-        axes.plot([p["fa_per_hour"] for p in curve], [100 * p["miss_rate"] for p in curve], label=label)
-    axes.set_xscale("symlog", linthresh=1.0)
-    axes.set_xlim(0, 100)
-    axes.set_ylim(0, 100)
-    axes.set_xlabel("False accepts per hour")
-    axes.set_ylabel("Miss rate (%)")
-    axes.grid(True, which="both", alpha=0.4)
-    axes.legend(loc="upper right")
-    axes.set_title(title)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100, bbox_inches="tight")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", default=[], help="our model(s): name, folder or .tflite")
@@ -290,7 +271,8 @@ def main() -> None:
             + " | ".join(at_budget(report["curve"], b) for b in budgets)
             + f" | {found}/20 / {yes_fa} |"
         )
-    plot_curves(curves, args.output / "miss_vs_fa.png", f"{args.minutes:g} min, {names}")
+    png = plot_curves(curves, f"{args.minutes:g} min, {names}", max_fa_per_hour=100)
+    (args.output / "miss_vs_fa.png").write_bytes(png)
     print(f"\nReports: {args.output}/{{mltk,ours-N}}/streaming.json; curves: {args.output}/miss_vs_fa.png")
 
 

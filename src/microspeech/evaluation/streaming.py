@@ -45,6 +45,7 @@ __all__ = [
     "build_stream",
     "evaluate_streaming",
     "plot_curve",
+    "plot_curves",
     "run_spotter",
     "score_detections",
     "stream_from_dataset",
@@ -79,27 +80,42 @@ def threshold_curve(
 
 def plot_curve(curve: Sequence[dict[str, Any]], operating: dict[str, Any], title: str) -> bytes:
     """PNG of miss rate against false accepts per hour, the operating point marked."""
+    return plot_curves({"detection_threshold sweep": curve}, title, operating=operating)
+
+
+def plot_curves(
+    curves: dict[str, Sequence[dict[str, Any]]],
+    title: str,
+    *,
+    operating: dict[str, Any] | None = None,
+    max_fa_per_hour: float | None = None,
+) -> bytes:
+    """PNG of miss rate against false accepts per hour, one line per labelled curve (several
+    models on one stream), with `operating` (a firmware run's point) marked when given."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(7, 5))
     axes = figure.subplots()
-    fa = np.array([p["fa_per_hour"] for p in curve])
-    miss = np.array([100 * p["miss_rate"] for p in curve])
-    axes.plot(fa, miss, marker=".", markersize=3, label="detection_threshold sweep")
-    axes.plot(
-        [operating["fa_per_hour"]],
-        [100 * operating["miss_rate"]],
-        "o",
-        color="red",
-        label=f"operating point (threshold {operating['detection_threshold']}, firmware run)",
-    )
+    for label, curve in curves.items():
+        fa = np.array([p["fa_per_hour"] for p in curve])
+        miss = np.array([100 * p["miss_rate"] for p in curve])
+        style = {"marker": ".", "markersize": 3} if operating is not None else {}
+        axes.plot(fa, miss, label=label, **style)
+    if operating is not None:
+        axes.plot(
+            [operating["fa_per_hour"]],
+            [100 * operating["miss_rate"]],
+            "o",
+            color="red",
+            label=f"operating point (threshold {operating['detection_threshold']}, firmware run)",
+        )
     axes.set_xscale("symlog", linthresh=1.0)
-    axes.set_xlim(left=0)
+    axes.set_xlim(left=0, right=max_fa_per_hour)
     axes.set_ylim(0, 100)
     axes.set_xlabel("False accepts per hour")
     axes.set_ylabel("Miss rate (%)")
     axes.grid(True, which="both", alpha=0.4)
-    axes.legend(loc="lower left")
+    axes.legend(loc="lower left" if operating is not None else "upper right")
     axes.set_title(title)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
