@@ -30,6 +30,7 @@ demo: install
 
 lint: dev
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python tests/check_layers.py src/microspeech
 
 test: lint
 	$(BIN)/pytest -n 2 --dist loadgroup tests

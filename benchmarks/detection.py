@@ -34,9 +34,14 @@ import numpy as np  # noqa: E402
 
 from bundles import DEV_TEST_SET, MLTK_ZIP, SUBSET, machine_description, shared_bundle  # noqa: E402
 from microspeech.audio import SAMPLE_RATE  # noqa: E402
-from microspeech.detection.classify import KeywordSpotter, apply_volume_gain, load_keyword_model  # noqa: E402
+from microspeech.detection.classify import KeywordSpotter, apply_volume_gain  # noqa: E402
 from microspeech.detection.detector import CommandRecognizer  # noqa: E402
-from microspeech.evaluation.streaming import evaluate_streaming, plot_curves, stream_from_dataset  # noqa: E402
+from microspeech.evaluation.streaming import (  # noqa: E402
+    evaluate_streaming,
+    plot_curves,
+    resolve_keyword_model,  # noqa: E402
+    stream_from_dataset,
+)
 from microspeech.frontend import StreamingFrontend, uint16_to_int8  # noqa: E402
 
 HINT = "pass --dataset and --noise-dataset"
@@ -192,7 +197,7 @@ def main() -> None:
         reference_path.write_bytes(archive.read("tflite_micro_speech.tflite"))
     models = [("MLTK tflite_micro_speech (shipped)", reference_path, "mltk")]
     for number, name in enumerate(args.model, 1):
-        model = load_keyword_model(name)
+        model = resolve_keyword_model(name)
         models.append((f"ours: {name}", Path(model.source), f"ours-{number}"))
     print(machine_description())
     print(

@@ -47,12 +47,13 @@ def mltk_float_result(reference: EvaluationReport, scratch: Path, dataset: str) 
     """MLTK's float .h5 (shipped next to its .tflite) on the very clips the reference report scored."""
     from microspeech.data import load_dataset
     from microspeech.data.pipeline import make_eval_set
-    from microspeech.evaluation.evaluate import resolve_model_under_test, score_keras
+    from microspeech.evaluation.evaluate import score_keras
+    from microspeech.models import resolve_model
 
     h5_path = scratch / "tflite_micro_speech.h5"
     with zipfile.ZipFile(MLTK_ZIP) as archive:
         h5_path.write_bytes(archive.read("tflite_micro_speech.h5"))
-    target = resolve_model_under_test(reference.results[0].model_path)
+    target = resolve_model(reference.results[0].model_path)
     eval_set = make_eval_set(load_dataset(dataset), "test", target.classes, target.frontend)
     assert np.array_equal(eval_set.labels, reference.labels), "clip order differs between runs"
     started = time.perf_counter()

@@ -57,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     dataset = load_dataset(args.dataset)
     started = time.perf_counter()
-    pipeline = TrainingPipeline(dataset, get_model_spec("tflite_micro_speech"), seed=0)
+    pipeline = TrainingPipeline(dataset, get_model_spec("tflite_micro_speech").training_target(), seed=0)
     decode_seconds = time.perf_counter() - started
     pipeline.epoch(0)  # numba compilation / cache load
     best = 0.0

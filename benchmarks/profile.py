@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from microspeech.mltk_wheel import shipped_speech_model_zip
-from microspeech.tflite.files import resolve_model_file
+from microspeech.models import resolve_model
 from microspeech.tflite.graph import simplify_graph
 from microspeech.tflite.profile import arena_report, estimate_mcu_latency_ms, host_latency_ms
 from microspeech.tflite.runtime import TfliteRunner
@@ -73,8 +73,8 @@ def main() -> None:
             _profile("MLTK shipped", archive.read("tflite_micro_speech.tflite"), args.runs, args.clock_mhz)
         )
     for model in args.models:
-        path = resolve_model_file(model, "tflite")
-        rows.append(_profile(path.name, path.read_bytes(), args.runs, args.clock_mhz))
+        tflite = resolve_model(model).require_tflite()
+        rows.append(_profile(tflite.path.name, tflite.tflite_bytes, args.runs, args.clock_mhz))
     reference = rows[0]
     table = Table(
         title=f"{platform.machine()} {platform.processor() or ''}, {args.runs} timed runs",

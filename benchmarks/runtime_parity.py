@@ -25,11 +25,12 @@ import numpy as np
 from bundles import DEV_TEST_SET, MLTK_ZIP, machine_description, shared_bundle
 from microspeech.data import load_dataset
 from microspeech.data.pipeline import make_eval_set
-from microspeech.evaluation.evaluate import resolve_model_under_test, score_keras
+from microspeech.evaluation.evaluate import score_keras
 from microspeech.frontend import FrontendSettings
+from microspeech.models import resolve_model
+from microspeech.tflite.convert import convert_to_int8
 from microspeech.tflite.parity import check_parity
 from microspeech.tflite.runtime import TfliteRunner
-from microspeech.training.quantize import convert_to_int8
 
 CLASSES = ["yes", "no", "_unknown_", "_silence_"]
 
@@ -80,7 +81,7 @@ def main() -> None:
     with zipfile.ZipFile(MLTK_ZIP) as archive:
         print(row("MLTK shipped", archive.read("tflite_micro_speech.tflite"), features, labels, "-"))
     for folder in args.models:
-        target = resolve_model_under_test(folder)
+        target = resolve_model(folder)
         keras_path = target.keras_path
         model = keras.saving.load_model(keras_path, compile=False)
         float_acc = f"{100 * np.mean(score_keras(keras_path, features).argmax(1) == labels):.2f}%"

@@ -1,8 +1,8 @@
 """microspeech: train, quantize, evaluate, profile and run tiny keyword-spotting models.
 
 The data flow follows the subpackages: audio -> frontend -> data -> models ->
-training -> tflite -> evaluation / detection. The common entry points are importable
-from the top level:
+training -> tflite -> evaluation / detection; which package may import which is checked by
+tests/check_layers.py (`make lint`). The common entry points are importable from the top level:
 
     from microspeech import compute_features, load_dataset, train_model, evaluate_model
 """
@@ -10,13 +10,9 @@ from the top level:
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-try:
-    __version__ = version("microspeech")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0"
+from microspeech.version import __version__
 
 # Resolved on first use, so `import microspeech` stays cheap (no TensorFlow, no numba compile).
 _LAZY_EXPORTS = {
@@ -27,7 +23,8 @@ _LAZY_EXPORTS = {
     "load_dataset": "microspeech.data",
     "get_model_spec": "microspeech.models",
     "train_model": "microspeech.training",
-    "resolve_model": "microspeech.training",
+    "resolve_model": "microspeech.models",
+    "ResolvedModel": "microspeech.models",
     "evaluate_model": "microspeech.evaluation",
     "read_parameters": "microspeech.tflite.metadata",
     "write_parameters": "microspeech.tflite.metadata",

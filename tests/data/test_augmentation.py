@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from microspeech.data.augmentation import ClipBank, NoiseBank, draw_plan, render, trim_bounds
-from microspeech.models import AugmentationSettings
+from microspeech.data.settings import AugmentationSettings
 
 WINDOW = 16000
 

@@ -37,7 +37,7 @@ def subset(subset_dir):
 
 @pytest.fixture(scope="module")
 def dry_pipeline(subset):
-    return TrainingPipeline(subset, get_model_spec("tflite_micro_speech-test"), seed=3)
+    return TrainingPipeline(subset, get_model_spec("tflite_micro_speech-test").training_target(), seed=3)
 
 
 def test_full_recipe_balances_unknown_and_silence_from_keyword_counts(subset):
@@ -77,11 +77,12 @@ def test_epochs_hold_every_class_unknown_from_many_words_and_are_deterministic(s
 
 
 def test_feature_masks_apply_to_training_epochs_only_and_leave_other_draws_alone(subset, dry_pipeline):
-    spec = dry_pipeline.spec
-    masked_spec = dataclasses.replace(
-        spec, augmentation=dataclasses.replace(spec.augmentation, time_mask_count=2, time_mask_max_frames=8)
+    target = dry_pipeline.target
+    masked_target = dataclasses.replace(
+        target,
+        augmentation=dataclasses.replace(target.augmentation, time_mask_count=2, time_mask_max_frames=8),
     )
-    masked = TrainingPipeline(subset, masked_spec, seed=3)
+    masked = TrainingPipeline(subset, masked_target, seed=3)
     plain, labels = dry_pipeline.epoch(0)
     features, masked_labels = masked.epoch(0)
     np.testing.assert_array_equal(masked_labels, labels)
@@ -104,7 +105,7 @@ def test_training_epochs_really_contain_background_noise(dry_pipeline):
         sources,
         dry_pipeline.bank,
         dry_pipeline.noise,
-        dry_pipeline.spec.augmentation,
+        dry_pipeline.target.augmentation,
         16000,
         augment=True,
     )
@@ -177,10 +178,10 @@ def test_clear_errors_before_training(tmp_path):
     spec = get_model_spec("tflite_micro_speech")
     missing = load_dataset(str(_folder_dataset(tmp_path / "missing", {"yes": 30, "cat": 30})))
     with pytest.raises(DatasetError, match="'no'.*no training clips"):
-        TrainingPipeline(missing, spec)
+        TrainingPipeline(missing, spec.training_target())
     no_noise = load_dataset(str(_folder_dataset(tmp_path / "quiet", {"yes": 30, "no": 30, "cat": 30}, False)))
     with pytest.raises(DatasetError, match="_background_noise_"):
-        TrainingPipeline(no_noise, spec)
+        TrainingPipeline(no_noise, spec.training_target())
     tiny = load_dataset(str(_folder_dataset(tmp_path / "tiny", {"yes": 2, "no": 2, "cat": 2})))
     with pytest.raises(DatasetError, match="too small for the split|no training clips"):
-        TrainingPipeline(tiny, spec)
+        TrainingPipeline(tiny, spec.training_target())

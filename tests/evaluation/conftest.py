@@ -20,7 +20,7 @@ def tiny_model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pa
     """(model.keras, model.tflite): Conv2D(2, 10x8, stride 2) -> Flatten -> Dense(4, softmax), seeded."""
     import keras
 
-    from microspeech.training.quantize import convert_to_int8
+    from microspeech.tflite.convert import convert_to_int8
 
     keras.utils.set_random_seed(5)
     model = keras.Sequential(

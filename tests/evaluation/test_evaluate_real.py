@@ -78,7 +78,7 @@ def test_bad_model_and_dataset_are_named(tmp_path: Path, mltk_tflite_path: Path,
     assert not (tmp_path / "out").exists()
     result = CliRunner().invoke(app, ["evaluate", str(missing)])
     # rich wraps long paths mid-word: compare without whitespace.
-    assert result.exit_code == 2 and f"{missing}:nosuch.tflitefile" in "".join(result.output.split())
+    assert result.exit_code == 2 and f"{missing}:nosuchmodelfileorfolder" in "".join(result.output.split())
 
 
 def test_trained_model_float_and_int8_side_by_side(trained_test_model: Path, test_set_dir: Path) -> None:

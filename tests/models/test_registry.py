@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
+from microspeech.data.settings import AugmentationSettings
 from microspeech.models import (
-    AugmentationSettings,
     ModelSpec,
     TrainSettings,
     get_model_spec,

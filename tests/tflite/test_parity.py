@@ -17,22 +17,34 @@ from microspeech.data import load_dataset
 from microspeech.data.pipeline import make_eval_set
 from microspeech.frontend import FrontendSettings
 from microspeech.models import list_models
+from microspeech.tflite.convert import convert_to_int8, operator_names
 from microspeech.tflite.flatbuffer import unpack_model
 from microspeech.tflite.graph import expose_layer_outputs
 from microspeech.tflite.parity import check_parity
 from microspeech.tflite.runtime import TfliteRunner, available_backends
-from microspeech.training.quantize import convert_to_int8, operator_names
 
 pytestmark = pytest.mark.xdist_group("parity")
 N_CLIPS = 400
 CLASSES = ["yes", "no", "_unknown_", "_silence_"]
 
 
-@pytest.fixture(scope="module")
-def dev_features(test_set_dir: Path) -> np.ndarray:
-    eval_set = make_eval_set(load_dataset(str(test_set_dir)), "test", CLASSES, FrontendSettings())
+def _dev_features(test_set_dir: Path, frontend: FrontendSettings) -> np.ndarray:
+    eval_set = make_eval_set(load_dataset(str(test_set_dir)), "test", CLASSES, frontend)
     picked = np.random.default_rng(0).permutation(len(eval_set.labels))[:N_CLIPS]
     return np.asarray(eval_set.features)[np.sort(picked)]
+
+
+@pytest.fixture(scope="module")
+def dev_features(test_set_dir: Path) -> np.ndarray:
+    """Features of MLTK's frontend settings (49x40), what MLTK's model and the seed take."""
+    return _dev_features(test_set_dir, FrontendSettings())
+
+
+def _model_features(test_set_dir: Path, model_dir: Path) -> np.ndarray:
+    """Features with the frontend settings embedded in the trained model's .tflite."""
+    from microspeech.models import resolve_model
+
+    return _dev_features(test_set_dir, resolve_model(model_dir).frontend)
 
 
 @pytest.fixture(scope="module", params=list_models())
@@ -49,8 +61,9 @@ def test_silicon_labs_tflm_is_installed():
     assert "silabs-tflm" in available_backends()
 
 
-def test_every_registered_model_computes_the_same_in_all_runtimes(dry_run_model: Path, dev_features):
+def test_every_registered_model_computes_the_same_in_all_runtimes(dry_run_model: Path, test_set_dir: Path):
     tflite_bytes = next(dry_run_model.glob("*.tflite")).read_bytes()
+    dev_features = _model_features(test_set_dir, dry_run_model)
     report = check_parity(tflite_bytes, dev_features)
     assert [r.backend for r in report.results] == ["tflm", "silabs-tflm"]
     for result in report.results:
@@ -72,9 +85,12 @@ def test_train_records_the_parity_check(dry_run_model: Path):
 
 
 def test_the_input_is_shaped_like_mltks_and_no_reshape_remains(dry_run_model: Path):
+    from microspeech.models import resolve_model
+
     tflite_bytes = next(dry_run_model.glob("*.tflite")).read_bytes()
     assert "RESHAPE" not in operator_names(tflite_bytes)
-    assert TfliteRunner(tflite_bytes).input_details.shape == (1, 49, 40, 1)
+    frames, channels = resolve_model(dry_run_model).frontend.spectrogram_shape
+    assert TfliteRunner(tflite_bytes).input_details.shape == (1, frames, channels, 1)
     model = unpack_model(tflite_bytes)
     for op in model.subgraphs[0].operators:
         if operator_names(tflite_bytes)[list(model.subgraphs[0].operators).index(op)] == "FULLY_CONNECTED":

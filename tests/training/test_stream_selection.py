@@ -157,7 +157,7 @@ def test_the_same_seed_gives_the_same_calibrated_model(streamed_dry_run, tmp_pat
     strip = ("date", "hash")
     a, b = read_parameters(first), read_parameters(second)
     assert {k: v for k, v in a.items() if k not in strip} == {k: v for k, v in b.items() if k not in strip}
-    features = np.random.default_rng(0).integers(-128, 128, (20, 49, 40), dtype=np.int8)
+    features = np.random.default_rng(0).integers(-128, 128, (20, *spec.input_shape), dtype=np.int8)
     outputs = [TfliteRunner(path).predict(features) for path in (first, second)]
     np.testing.assert_array_equal(*outputs)
 

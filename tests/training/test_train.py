@@ -13,11 +13,11 @@ from typer.testing import CliRunner
 from microspeech.cli import app
 from microspeech.data import load_dataset
 from microspeech.data.pipeline import make_eval_set
-from microspeech.models import get_model_spec
+from microspeech.models import get_model_spec, resolve_model
+from microspeech.tflite.convert import ALLOWED_OPS, operator_names
 from microspeech.tflite.metadata import read_parameters
 from microspeech.tflite.runtime import TfliteRunner
-from microspeech.training import resolve_model, train_model
-from microspeech.training.quantize import EXPECTED_OPS, operator_names
+from microspeech.training import train_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("train")]
 DRY_RUN = "tflite_micro_speech-test"
@@ -44,7 +44,7 @@ def validation(subset_dir):
 
 
 def test_dry_run_writes_every_artifact(trained):
-    artifacts = resolve_model(trained)
+    artifacts = resolve_model(trained).artifacts
     assert artifacts.name == DRY_RUN
     for path in (
         artifacts.keras_path,
@@ -69,7 +69,7 @@ def test_dry_run_writes_every_artifact(trained):
 
 def test_tflite_is_full_int8_with_exactly_the_expected_ops(trained):
     tflite = resolve_model(trained).tflite_path
-    assert set(operator_names(tflite.read_bytes())) <= EXPECTED_OPS
+    assert set(operator_names(tflite.read_bytes())) <= ALLOWED_OPS
     # Both converter RESHAPEs are gone: the input is 1x49x40x1 (as MLTK's model) and
     # FULLY_CONNECTED reads the convolution's output directly.
     assert operator_names(tflite.read_bytes()) == ["CONV_2D", "FULLY_CONNECTED", "SOFTMAX"]
@@ -81,7 +81,7 @@ def test_tflite_is_full_int8_with_exactly_the_expected_ops(trained):
 
 
 def test_parameters_read_back(trained):
-    artifacts = resolve_model(trained)
+    artifacts = resolve_model(trained).artifacts
     params = read_parameters(artifacts.tflite_path)
     spec = artifacts.spec
     assert params["name"] == DRY_RUN and params["version"] == 1
@@ -115,7 +115,7 @@ def test_tflm_and_litert_give_identical_outputs_on_validation_features(trained, 
 def test_int8_model_follows_the_float_model(trained, validation):
     import keras
 
-    artifacts = resolve_model(trained)
+    artifacts = resolve_model(trained).artifacts
     model = keras.saving.load_model(artifacts.keras_path)
     float_scores = model.predict(validation.features.astype(np.float32), verbose=0)
     runner = TfliteRunner(artifacts.tflite_path, backend="litert")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -45,3 +46,20 @@ def fail(message: str, code: int = 2) -> None:
     """Print a clear error and exit with `code` (no traceback for user mistakes)."""
     err_console.print(f"[bold red]error:[/] {message}", soft_wrap=not err_console.is_terminal)
     raise typer.Exit(code)
+
+
+def model_file(model: str, kind: str = "tflite") -> Path:
+    """The `kind` file ("tflite" or "keras") of a MODEL argument, through the one resolver.
+
+    A file argument's own suffix wins (a .keras is the Keras model, a .tflite or .mltk.zip the
+    int8 one); an archive's .tflite is copied out for tools that take a path.
+    Raises `microspeech.models.ModelResolutionError` with the argument named.
+    """
+    from microspeech.models import resolve_model
+    from microspeech.tflite.files import materialize_tflite
+
+    resolved = resolve_model(model)
+    suffix = Path(model).suffix
+    if suffix == ".keras" or (kind == "keras" and suffix not in (".tflite", ".zip")):
+        return resolved.require_keras()
+    return materialize_tflite(resolved.require_tflite())

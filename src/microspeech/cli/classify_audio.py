@@ -70,7 +70,8 @@ def classify_audio(
     Parameters embedded in the .tflite (MLTK's SL_PARAMSv1) are used unless overridden here.
     """
     from microspeech.audio import AudioError, read_audio
-    from microspeech.detection.classify import KeywordSpotter, detection_params_with, load_keyword_model
+    from microspeech.detection.classify import KeywordSpotter, detection_params_with
+    from microspeech.evaluation.streaming import resolve_keyword_model
 
     if not wav and not mic:
         fail("give --wav FILE (one or more) or --mic")
@@ -93,8 +94,8 @@ def classify_audio(
     if backend not in available_backends():
         fail(f"--runtime {backend!r}: expected one of {', '.join(available_backends())} on this machine")
     try:
-        keyword_model = load_keyword_model(model)
-        params = detection_params_with(keyword_model.detection, overrides)
+        keyword_model = resolve_keyword_model(model, overrides)
+        params = keyword_model.detection
         if verbose:
             params = detection_params_with(params, {"verbose_model_output_logs": True})
         spotter = KeywordSpotter(keyword_model, params, backend=backend, reset_after_detection=not no_reset)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from microspeech.cli.app import app, console, fail
+from microspeech.cli.app import app, console, fail, model_file
 
 
 @app.command("export")
@@ -20,14 +20,14 @@ def export_command(
     The settings header holds the frontend settings, class names and detection parameters
     embedded in the model, and its tensor shapes and quantization.
     """
+    from microspeech.models import ModelResolutionError
     from microspeech.tflite.export_c import export_c
-    from microspeech.tflite.files import ModelNotFoundError, resolve_model_file
     from microspeech.tflite.metadata import ParameterError
 
     try:
-        path = resolve_model_file(model, "tflite")
+        path = model_file(model, "tflite")
         files = export_c(path, c_dir, name=name)
-    except (ModelNotFoundError, ParameterError, ValueError) as error:
+    except (ModelResolutionError, ParameterError, ValueError) as error:
         fail(str(error))
     except OSError as error:
         fail(f"cannot write into --c {c_dir}: {error}")

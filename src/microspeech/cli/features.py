@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from microspeech.cli.app import app, console, fail
+from microspeech.cli.app import app, console, fail, model_file
 
 if TYPE_CHECKING:
     from microspeech.frontend import FrontendSettings
@@ -81,13 +81,13 @@ def features_command(
 def _model_settings(model: str) -> FrontendSettings:
     """The fe.* settings in a model's SL_PARAMSv1 metadata (as MLTK and our training write them)."""
     from microspeech.frontend import FrontendSettings, FrontendSettingsError  # noqa: F811
-    from microspeech.tflite.files import ModelNotFoundError, resolve_model_file
+    from microspeech.models import ModelResolutionError
     from microspeech.tflite.metadata import read_parameters
 
     try:
-        path = resolve_model_file(model, "tflite")
+        path = model_file(model, "tflite")
         params = read_parameters(path)
-    except (ModelNotFoundError, OSError, ValueError) as error:
+    except (ModelResolutionError, OSError, ValueError) as error:
         fail(f"--model {model}: {error}")
     if not any(str(key).startswith("fe.") for key in params):
         fail(f"--model {model}: {path} stores no frontend settings (fe.* parameters)")

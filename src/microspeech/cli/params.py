@@ -7,7 +7,7 @@ import json
 import typer
 from rich.table import Table
 
-from microspeech.cli.app import app, console, fail
+from microspeech.cli.app import app, console, fail, model_file
 
 
 def format_value(value: object, limit: int = 80) -> str:
@@ -33,13 +33,13 @@ def params_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table (bytes as hex)."),
 ) -> None:
     """Print the model parameters (MLTK SL_PARAMSv1 metadata) embedded in a .tflite."""
-    from microspeech.tflite.files import ModelNotFoundError, resolve_model_file
+    from microspeech.models import ModelResolutionError
     from microspeech.tflite.metadata import ParameterError, read_parameters
 
     try:
-        path = resolve_model_file(model, "tflite")
+        path = model_file(model, "tflite")
         params, dtypes = read_parameters(path, with_dtypes=True)
-    except (ModelNotFoundError, ParameterError, ValueError) as error:
+    except (ModelResolutionError, ParameterError, ValueError) as error:
         fail(str(error))
     if as_json:
         console.print_json(json.dumps({k: v.hex() if isinstance(v, bytes) else v for k, v in params.items()}))

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from microspeech.cli.app import app, console, fail
+from microspeech.cli.app import app, console, fail, model_file
 
 
 @app.command("profile")
@@ -23,17 +23,17 @@ def profile_command(
     ),
 ) -> None:
     """Smallest TFLM arena, per-layer MACs/OPs, host latency (LiteRT) and estimated Cortex-M33 latency."""
-    from microspeech.tflite.files import ModelNotFoundError, resolve_model_file
+    from microspeech.models import ModelResolutionError
     from microspeech.tflite.profile import CYCLE_MODEL, profile_model
     from microspeech.tflite.summary import format_units
 
     if clock_mhz <= 0:
         fail(f"--clock-mhz must be positive, got {clock_mhz}")
     try:
-        path = resolve_model_file(model, "tflite")
+        path = model_file(model, "tflite")
         with console.status(f"profiling {path.name} (arena search, {runs} timed runs)"):
             report = profile_model(path, clock_mhz=clock_mhz, runs=runs)
-    except (ModelNotFoundError, ValueError, RuntimeError) as error:
+    except (ModelResolutionError, ValueError, RuntimeError) as error:
         fail(str(error))
 
     table = Table(title=str(path), title_justify="left")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from microspeech.cli.app import app, console, fail
+from microspeech.cli.app import app, console, fail, model_file
 
 
 def _tflite_table(summary) -> Table:  # noqa: ANN001 (ModelSummary, imported lazily)
@@ -48,12 +48,12 @@ def summarize_command(
 ) -> None:
     """Layer table, Total MACs / Total OPs (MLTK's counting), embedded parameters and file size."""
     from microspeech.cli.params import parameters_table
-    from microspeech.tflite.files import ModelNotFoundError, resolve_model_file
+    from microspeech.models import ModelResolutionError
     from microspeech.tflite.metadata import ParameterError, read_parameters
     from microspeech.tflite.summary import format_units, summarize_keras, summarize_tflite
 
     try:
-        path = resolve_model_file(model, "tflite" if tflite else "keras")
+        path = model_file(model, "tflite" if tflite else "keras")
         if path.suffix == ".tflite":
             summary = summarize_tflite(path)
             console.print(_tflite_table(summary))
@@ -63,7 +63,7 @@ def summarize_command(
             console.print(_keras_table(summary))
             console.print(f"Total params: {summary.total_params:,} (trainable {summary.trainable_params:,})")
             params, dtypes = {}, {}
-    except (ModelNotFoundError, ParameterError, ValueError, OSError) as error:
+    except (ModelResolutionError, ParameterError, ValueError, OSError) as error:
         fail(str(error))
     console.print(f"Total MACs: {format_units(summary.total_macs)}")
     console.print(f"Total OPs: {format_units(summary.total_ops)}")

@@ -59,17 +59,17 @@ def tune(
     The grid is replayed over one pass of the model; the best settings are checked with the
     firmware loop and the one with the fewest misses within the budget is shown (and written
     into the .tflite with --write)."""
-    from microspeech.detection.tuning import TUNED_KEYS, tune_detection, write_detection_params
+    from microspeech.evaluation.tuning import TUNED_KEYS, tune_detection, write_detection_params
 
     try:
         snrs = [float(v) for v in snr_db.split(",") if v.strip()]
     except ValueError:
         fail(f"--snr-db {snr_db!r}: expected numbers separated by commas")
     if write:
-        from microspeech.detection.classify import resolve_tflite
+        from microspeech.models import resolve_model
 
         try:
-            source = resolve_tflite(model)[1]
+            source = resolve_model(model).require_tflite().path
         except ValueError as error:
             fail(escape(str(error)))
         if source.suffix != ".tflite":

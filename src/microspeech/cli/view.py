@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from microspeech.cli.app import app, console, fail
+from microspeech.cli.app import app, console, fail, model_file
 
 
 @app.command("view")
@@ -23,11 +23,11 @@ def view_command(
     ),
 ) -> None:
     """Diagram of the model's ops, tensor shapes and byte sizes, as SVG and PNG."""
-    from microspeech.tflite.files import ModelNotFoundError, resolve_model_file
+    from microspeech.models import ModelResolutionError
 
     try:
-        path = resolve_model_file(model, "tflite" if tflite else "keras")
-    except ModelNotFoundError as error:
+        path = model_file(model, "tflite" if tflite else "keras")
+    except ModelResolutionError as error:
         fail(str(error))
     if netron:
         _open_in_netron(path)

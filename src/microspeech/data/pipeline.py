@@ -32,12 +32,11 @@ from microspeech.data.augmentation import (
     render,
 )
 from microspeech.data.settings import AugmentationSettings
-from microspeech.labels import SILENCE, UNKNOWN
+from microspeech.labels import SILENCE, UNKNOWN, is_word_class
 
 if TYPE_CHECKING:
     from microspeech.data.clips import AudioDataset, Clip
     from microspeech.frontend import FrontendSettings
-    from microspeech.models.spec import ModelSpec
 
 EVAL_SILENCE_RATIO = 0.2
 FEATURE_BATCH = 4096  # clips rendered and featurized at once (bounds memory)
@@ -166,11 +165,14 @@ def make_eval_set(
     unknown_ratio: float | None = None,
     max_per_class: int | None = None,
     word_offset: float = 0.0,
+    trim_threshold_db: float | None = None,
 ) -> EvalSet:
     """Un-augmented features of `split`, labels mapped onto `classes`.
 
-    Words are trimmed at 20 dB and left-aligned (`word_offset` 0; 0.5 centres them, 1
-    right-aligns them: the fraction of the room left in the window before the word);
+    Words are trimmed as training trims them (`trim_threshold_db`, by default
+    AugmentationSettings' 20 dB: pass the model's own setting) and left-aligned (`word_offset`
+    0; 0.5 centres them, 1 right-aligns them: the fraction of the room left in the window
+    before the word);
     clips whose word is `_silence_` are used
     untrimmed; when `_silence_` is a class and the split has no such clips,
     round(silence_ratio x mean keyword count) noise slices are generated from `seed`.
@@ -187,6 +189,8 @@ def make_eval_set(
     if max_per_class is not None:
         labelled = _cap_per_class(labelled, len(classes), max_per_class, rng)
     settings = AugmentationSettings()
+    if trim_threshold_db is not None:
+        settings = dataclasses.replace(settings, trim_threshold_db=trim_threshold_db)
     words = [(c, lab) for c, lab in labelled if c.word != SILENCE]
     silences = [(c, lab) for c, lab in labelled if c.word == SILENCE]
     bank = ClipBank.read(dataset.read, [c for c, _ in words], frontend.n_samples, settings.trim_threshold_db)
@@ -274,30 +278,48 @@ def even_quotas(available: Sequence[int], total: int) -> list[int]:
     return quotas
 
 
+@dataclass(frozen=True)
+class TrainingTarget:
+    """What the pipeline renders for: a model's classes, frontend and augmentation, and the class
+    quotas (clip counts relative to the mean keyword count; a cap per class for dry runs)."""
+
+    name: str
+    classes: list[str]
+    frontend: FrontendSettings
+    augmentation: AugmentationSettings
+    unknown_ratio: float = 3.0
+    silence_ratio: float = 0.2
+    max_clips_per_class: int | None = None
+
+    @property
+    def keywords(self) -> list[str]:
+        return [name for name in self.classes if is_word_class(name)]
+
+
 class TrainingPipeline:
-    """Balanced, augmented training epochs for one spec and dataset, deterministic per (seed, epoch)."""
+    """Balanced, augmented training epochs for one target and dataset, deterministic per (seed, epoch)."""
 
     def __init__(
         self,
         dataset: AudioDataset,
-        spec: ModelSpec,
+        target: TrainingTarget,
         *,
         seed: int = 0,
         progress: Callable[[int, int], None] | None = None,
     ) -> None:
         """Check the dataset, pick the pools, decode and trim them; `progress(done, total)` per clip."""
         self.dataset = dataset
-        self.spec = spec
+        self.target = target
         self.seed = seed
-        self.frontend = spec.frontend
-        classes = spec.classes
+        self.frontend = target.frontend
+        classes = target.classes
         self.classes = list(classes)
         train_clips = dataset.split("train")
-        check_dataset(dataset, spec)
+        check_dataset(dataset, target)
         rng = np.random.default_rng([seed, 0x7EA1])
-        cap = spec.train.max_clips_per_class
+        cap = target.max_clips_per_class
         self.keyword_pools: dict[str, list[Clip]] = {}
-        for word in spec.keywords:
+        for word in target.keywords:
             members = [c for c in train_clips if c.word == word]
             if cap is not None:
                 members = [members[i] for i in sorted(rng.permutation(len(members))[:cap])]
@@ -313,12 +335,12 @@ class TrainingPipeline:
                     for w, p in sorted(self.unknown_pools.items())
                 }
         mean_keywords = float(np.mean([len(p) for p in self.keyword_pools.values()] or [0]))
-        self.n_unknown = round(spec.train.unknown_ratio * mean_keywords) if UNKNOWN in classes else 0
-        self.n_silence = max(1, round(spec.train.silence_ratio * mean_keywords)) if SILENCE in classes else 0
+        self.n_unknown = round(target.unknown_ratio * mean_keywords) if UNKNOWN in classes else 0
+        self.n_silence = max(1, round(target.silence_ratio * mean_keywords)) if SILENCE in classes else 0
         if cap is not None:
             self.n_unknown, self.n_silence = min(self.n_unknown, cap), min(self.n_silence, cap)
         # Decode and trim every clip an epoch can use, once.
-        ordered = [c for w in spec.keywords for c in self.keyword_pools[w]]
+        ordered = [c for w in target.keywords for c in self.keyword_pools[w]]
         ordered += [c for w in sorted(self.unknown_pools) for c in self.unknown_pools[w]]
         self._index = {clip: i for i, clip in enumerate(ordered)}
         done = iter(range(1, len(ordered) + 1))
@@ -326,13 +348,13 @@ class TrainingPipeline:
             dataset.read,
             ordered,
             self.frontend.n_samples,
-            spec.augmentation.trim_threshold_db,
+            target.augmentation.trim_threshold_db,
             on_item=(lambda: progress(next(done), len(ordered))) if progress else None,
         )
-        warm_up = warm_up_samples(spec.augmentation, self.frontend)
+        warm_up = warm_up_samples(target.augmentation, self.frontend)
         self.noise = _noise_bank(dataset, self.frontend.n_samples + warm_up)
         self.n_fragments = (
-            round(spec.augmentation.fragment_ratio * mean_keywords) if UNKNOWN in classes else 0
+            round(target.augmentation.fragment_ratio * mean_keywords) if UNKNOWN in classes else 0
         )
 
     def epoch_sources(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -382,12 +404,12 @@ class TrainingPipeline:
             sources,
             self.bank,
             self.noise,
-            self.spec.augmentation,
+            self.target.augmentation,
             self.frontend,
             augment=True,
             kinds=kinds,
         )
-        settings = self.spec.augmentation
+        settings = self.target.augmentation
         if settings.time_mask_count or settings.freq_mask_count:
             # Own stream, so switching masks on leaves every other draw of the epoch unchanged.
             features = mask_features(features, np.random.default_rng([self.seed, epoch, 0x3A5C]), settings)
@@ -400,36 +422,38 @@ class TrainingPipeline:
             self.classes,
             self.frontend,
             seed=self.seed,
-            silence_ratio=self.spec.train.silence_ratio,
-            unknown_ratio=self.spec.train.unknown_ratio,
-            max_per_class=self.spec.train.max_clips_per_class,
+            silence_ratio=self.target.silence_ratio,
+            unknown_ratio=self.target.unknown_ratio,
+            max_per_class=self.target.max_clips_per_class,
+            trim_threshold_db=self.target.augmentation.trim_threshold_db,
         )
 
 
-def check_dataset(dataset: AudioDataset, spec: ModelSpec) -> None:
+def check_dataset(dataset: AudioDataset, target: TrainingTarget) -> None:
     """Clear errors before any training: a missing/empty class, no noise for silence, too small a split."""
     train = dataset.split("train")
     validation = dataset.split("validation")
     train_words = {c.word for c in train}
     where = f"dataset {dataset.name!r} ({dataset.root})"
-    for word in spec.keywords:
+    for word in target.keywords:
         if word not in train_words:
             found = ", ".join(sorted(train_words)) or "none"
             raise DatasetError(
-                f"{where}: class {word!r} of model {spec.name!r} has no training clips (words found: {found})"
+                f"{where}: class {word!r} of model {target.name!r} has no training clips "
+                f"(words found: {found})"
             )
-    if UNKNOWN in spec.classes and not (train_words - set(spec.keywords) - {SILENCE}):
+    if UNKNOWN in target.classes and not (train_words - set(target.keywords) - {SILENCE}):
         raise DatasetError(
             f"{where}: class {UNKNOWN!r} needs training clips of words other than "
-            f"{', '.join(spec.keywords)}, found none"
+            f"{', '.join(target.keywords)}, found none"
         )
-    if SILENCE in spec.classes and not dataset.noise_paths:
+    if SILENCE in target.classes and not dataset.noise_paths:
         raise DatasetError(
             f"{where}: class {SILENCE!r} and noise augmentation need background-noise "
             "recordings (a _background_noise_ folder), found none"
         )
     validation_words = {c.word for c in validation}
-    missing = [w for w in spec.keywords if w not in validation_words]
+    missing = [w for w in target.keywords if w not in validation_words]
     if missing:
         raise DatasetError(
             f"{where} is too small for the split: no validation clips of {', '.join(missing)} "

@@ -10,7 +10,6 @@ buffer (`reset_after_detection`), so one word cannot trigger twice.
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,61 +46,34 @@ class KeywordModel:
         return FrontendSettings()
 
 
-def _tflite_from_zip(path: Path) -> tuple[str, bytes]:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = [name for name in archive.namelist() if name.endswith(".tflite")]
-            if not members:
-                raise ModelLoadError(f"{path}: the archive holds no .tflite model")
-            # MLTK archives hold <name>.tflite at the top; prefer that over nested copies.
-            member = min(members, key=lambda name: (name.count("/"), name))
-            return Path(member).stem, archive.read(member)
-    except zipfile.BadZipFile as error:
-        raise ModelLoadError(f"{path}: not a readable zip archive ({error})") from error
+def load_keyword_model(
+    model: bytes | str | Path,
+    *,
+    classes: list[str] | None = None,
+    name: str | None = None,
+    source: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> KeywordModel:
+    """A keyword model from .tflite bytes or a file (.tflite, or an .mltk.zip holding one): its
+    bytes, classes and embedded detection parameters. Model names and folders are resolved by
+    `microspeech.models.resolve_model`, above this layer: pass its `.tflite` here.
+    `overrides` replace embedded detection parameters before they are checked (None: keep)."""
+    from microspeech.tflite.files import TfliteFileError, read_tflite_file
+    from microspeech.tflite.metadata import classes_from_parameters, read_parameters
 
-
-def resolve_tflite(model: str | Path) -> tuple[str, Path, bytes]:
-    """(name, file, .tflite bytes) for a .tflite, an MLTK .mltk.zip archive, a model folder or name."""
-    path = Path(model).expanduser()
-    if path.is_dir():
-        candidates = [path / f"{path.name}.tflite"] + sorted(path.glob("*.tflite"))
-        found = next((candidate for candidate in candidates if candidate.is_file()), None)
-        if found is None:
-            raise ModelLoadError(f"{path}: the model folder holds no .tflite")
-        path = found
-    elif path.suffix == ".keras" and path.with_suffix(".tflite").is_file():
-        path = path.with_suffix(".tflite")  # the quantized model that sits next to the Keras one
-    if path.is_file():
-        if zipfile.is_zipfile(path):
-            name, data = _tflite_from_zip(path)
-            return name, path, data
-        return path.stem, path, path.read_bytes()
-    if path.suffix in (".tflite", ".zip") or len(path.parts) > 1:
-        raise ModelLoadError(f"{model}: no such model file")
-    try:
-        from microspeech.training import resolve_model
-    except ImportError as error:  # training not installed in this build
-        raise ModelLoadError(f"{model}: not a file, and model names cannot be resolved ({error})") from error
-    try:
-        artifacts = resolve_model(str(model))
-    except (FileNotFoundError, KeyError, ValueError) as error:
-        raise ModelLoadError(f"{model}: not a .tflite/.zip file nor a trained model ({error})") from error
-    tflite_path = Path(artifacts.tflite_path)
-    if not tflite_path.is_file():
-        raise ModelLoadError(f"{model}: the model has no quantized .tflite yet (expected {tflite_path})")
-    return str(model), tflite_path, tflite_path.read_bytes()
-
-
-def load_keyword_model(model: str | Path, *, classes: list[str] | None = None) -> KeywordModel:
-    """Load a keyword model: its bytes, classes and embedded detection parameters."""
-    from microspeech.tflite.metadata import read_parameters
-
-    name, source, data = resolve_tflite(model)
+    if isinstance(model, bytes):
+        source, data = source or name or "<.tflite bytes>", model
+    else:
+        try:
+            tflite = read_tflite_file(model)
+        except TfliteFileError as error:
+            raise ModelLoadError(str(error)) from error
+        source, data, name = str(tflite.path), tflite.tflite_bytes, name or tflite.name
     try:
         parameters = read_parameters(data)
     except ValueError as error:
         raise ModelLoadError(f"{source}: unreadable model parameters ({error})") from error
-    classes = list(classes) if classes is not None else list(parameters.get("classes") or [])
+    classes = [str(c) for c in classes] if classes is not None else classes_from_parameters(parameters)
     if not classes:
         raise ModelLoadError(f"{source}: the model has no 'classes' parameter; give the class labels")
     rate = int(parameters.get("fe.sample_rate_hz", SAMPLE_RATE))
@@ -110,7 +82,13 @@ def load_keyword_model(model: str | Path, *, classes: list[str] | None = None) -
             f"{source}: fe.sample_rate_hz={rate}; only {SAMPLE_RATE} Hz models are supported"
         )
     try:
-        detection = DetectionParams.from_dict(parameters)
+        # Overrides apply before validation: a model storing an invalid value (MLTK's older
+        # models store latency_ms=0) runs when the user gives a valid one.
+        given = {key: value for key, value in (overrides or {}).items() if value is not None}
+        unknown = sorted(set(given) - set(DetectionParams().to_dict()))
+        if unknown:
+            raise ValueError(f"unknown detection parameter(s) {', '.join(unknown)}")
+        detection = DetectionParams.from_dict({**parameters, **given})
     except ValueError as error:
         raise ModelLoadError(f"{source}: {error}") from error
     thresholds = parameters.get("detection_threshold_list")
@@ -119,7 +97,7 @@ def load_keyword_model(model: str | Path, *, classes: list[str] | None = None) -
             f"{source}: detection_threshold_list has {len(thresholds)} entries for {len(classes)} classes"
         )
     return KeywordModel(
-        name=str(parameters.get("name") or name),
+        name=str(parameters.get("name") or name or "model"),
         source=str(source),
         tflite_bytes=data,
         parameters=parameters,
@@ -330,7 +308,6 @@ __all__ = [
     "apply_volume_gain",
     "detection_params_with",
     "load_keyword_model",
-    "resolve_tflite",
     "run_spotter",
     "run_stream",
 ]

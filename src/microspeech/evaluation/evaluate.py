@@ -9,12 +9,10 @@ array, built once, so float and int8 see identical inputs.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -22,9 +20,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from microspeech.evaluation.metrics import compute_metrics
 from microspeech.evaluation.plots import PLOTS, write_plots
 from microspeech.evaluation.report import EvaluationReport, VariantResult, write_results
-
-if TYPE_CHECKING:
-    from microspeech.frontend import FrontendSettings
 
 # Without a recorded training dataset, score on the official Speech Commands test set.
 DEFAULT_TEST_DATASET = "speech_commands_test_set_v0.02"
@@ -35,101 +30,6 @@ _CHUNK = 64
 
 class EvaluationError(ValueError):
     """A model or dataset that cannot be evaluated; the message names the file or option."""
-
-
-@dataclass(frozen=True)
-class ModelUnderTest:
-    """What `evaluate_model` resolved MODEL to."""
-
-    name: str
-    model_dir: Path | None
-    keras_path: Path | None
-    tflite_path: Path | None
-    classes: list[str]
-    frontend: FrontendSettings
-    training_dataset: str | None
-
-
-def _manifest_dataset(directory: Path) -> str | None:
-    """The dataset the model was trained on, as recorded in its manifest.json (if any)."""
-    manifest_path = directory / "manifest.json"
-    if not manifest_path.is_file():
-        return None
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise EvaluationError(f"{manifest_path}: unreadable manifest ({error})") from error
-    dataset = manifest.get("dataset")
-    if isinstance(dataset, dict):
-        from microspeech.data import list_datasets
-
-        # A registered name loads anywhere; a folder dataset is found again by its root.
-        name = dataset.get("name")
-        dataset = name if name in list_datasets() else dataset.get("root") or name
-    return str(dataset) if dataset else None
-
-
-def _from_tflite(path: Path) -> ModelUnderTest:
-    from microspeech.frontend import FrontendSettings
-    from microspeech.tflite.metadata import read_parameters
-
-    try:
-        parameters = read_parameters(path)
-    except (OSError, ValueError) as error:
-        raise EvaluationError(f"{path}: cannot read its embedded parameters ({error})") from error
-    classes = parameters.get("classes")
-    if isinstance(classes, str):
-        classes = [name.strip() for name in classes.split(",") if name.strip()]
-    if not classes:
-        raise EvaluationError(
-            f"{path}: no 'classes' in its embedded parameters (SL_PARAMSv1); "
-            "evaluate the model directory or name instead"
-        )
-    # MLTK models may normalise each spectrogram before the model; our features are raw int8.
-    if parameters.get("samplewise_norm.rescale") or parameters.get("samplewise_norm.mean_and_std"):
-        raise EvaluationError(f"{path}: models with samplewise_norm.* input normalisation are not supported")
-    try:
-        frontend = FrontendSettings.from_dict(parameters)
-    except ValueError as error:
-        raise EvaluationError(f"{path}: bad frontend settings in its parameters ({error})") from error
-    return ModelUnderTest(
-        name=str(parameters.get("name") or path.stem),
-        model_dir=None,
-        keras_path=None,
-        tflite_path=path,
-        classes=list(classes),
-        frontend=frontend,
-        training_dataset=_manifest_dataset(path.parent),
-    )
-
-
-def resolve_model_under_test(model: str | Path) -> ModelUnderTest:
-    """A bare .tflite (classes and frontend from its metadata), or anything `resolve_model` accepts."""
-    path = Path(model).expanduser()
-    if path.suffix == ".tflite":
-        if not path.is_file():
-            raise EvaluationError(f"{path}: no such .tflite file")
-        return _from_tflite(path)
-
-    from microspeech.training import resolve_model
-
-    try:
-        artifacts = resolve_model(model)
-    except (FileNotFoundError, KeyError, ValueError) as error:
-        raise EvaluationError(f"MODEL {model}: {error}") from error
-    keras_path = Path(artifacts.keras_path) if artifacts.keras_path else None
-    tflite_path = Path(artifacts.tflite_path) if artifacts.tflite_path else None
-    if path.suffix == ".keras":
-        keras_path, tflite_path = path, None
-    return ModelUnderTest(
-        name=artifacts.spec.name,
-        model_dir=Path(artifacts.directory),
-        keras_path=keras_path if keras_path and keras_path.is_file() else None,
-        tflite_path=tflite_path if tflite_path and tflite_path.is_file() else None,
-        classes=list(artifacts.spec.classes),
-        frontend=artifacts.spec.frontend,
-        training_dataset=_manifest_dataset(Path(artifacts.directory)),
-    )
 
 
 def _progress() -> Progress:
@@ -156,7 +56,7 @@ def score_keras(keras_path: Path, features: np.ndarray, *, batch_size: int = 256
 
 
 def score_tflite(
-    tflite_path: Path,
+    tflite: Path | bytes,
     features: np.ndarray,
     *,
     backend: str = "litert",
@@ -165,7 +65,7 @@ def score_tflite(
     """Scores in [0, 1] (n, n_classes) of a .tflite on LiteRT or TFLM, outputs dequantized."""
     from microspeech.tflite.runtime import TfliteRunner
 
-    runner = TfliteRunner(tflite_path, backend=backend)
+    runner = TfliteRunner(tflite, backend=backend)
     # Our features are int8 values; with the usual input scale 1 / zero point 0 this is the identity.
     batch = runner.input_details.quantize(features.astype(np.float32))
     chunks = []
@@ -232,11 +132,23 @@ def evaluate_model(
             f"--runtime {backend}: Silicon Labs' TFLM is not installed "
             "(pip install --no-deps silabs-mltk==0.20.0)"
         )
-    target = resolve_model_under_test(model)
-    if target.tflite_path is None and (tflite or runtime or tflm or target.keras_path is None):
-        where = target.model_dir or model
+    from microspeech.models import ModelResolutionError, resolve_model
+
+    try:
+        target = resolve_model(model)
+        target.require_classes()
+        target.require_raw_features()
+    except ModelResolutionError as error:
+        message = str(error)
+        raise EvaluationError(message if str(model) in message else f"MODEL {model}: {message}") from error
+    # A file argument names one variant: a .keras the float model, a .tflite or archive the int8 one.
+    suffix = Path(str(model)).suffix
+    keras_path = target.keras_path if suffix not in (".tflite", ".zip") else None
+    tflite_file = target.tflite if suffix != ".keras" else None
+    if tflite_file is None and (tflite or runtime or tflm or keras_path is None):
+        where = target.directory or model
         raise EvaluationError(f"{where}: no .tflite model to evaluate (train it, or drop --tflite/--tflm)")
-    available = {"float": target.keras_path is not None, "int8": target.tflite_path is not None}
+    available = {"float": keras_path is not None, "int8": tflite_file is not None}
     wanted = ["int8"] if tflite else [variant for variant in VARIANTS if available[variant]]
 
     dataset_name = dataset or target.training_dataset or DEFAULT_TEST_DATASET
@@ -250,7 +162,13 @@ def evaluate_model(
             f"e.g. --dataset {DEFAULT_TEST_DATASET} or the folder of the official test-set archive"
         )
     eval_set = make_eval_set(
-        audio_dataset, split, target.classes, target.frontend, seed=seed, word_offset=word_offset
+        audio_dataset,
+        split,
+        target.classes,
+        target.frontend,
+        seed=seed,
+        word_offset=word_offset,
+        trim_threshold_db=target.trim_threshold_db,
     )
     features = np.asarray(eval_set.features)
     labels = np.asarray(eval_set.labels, dtype=np.int64)
@@ -260,26 +178,26 @@ def evaluate_model(
         for variant in wanted:
             started = time.perf_counter()
             if variant == "float":
-                assert target.keras_path is not None
+                assert keras_path is not None
                 task = progress.add_task(
-                    f"Scoring {target.keras_path.name} (Keras)", total=None, visible=show_progress
+                    f"Scoring {keras_path.name} (Keras)", total=None, visible=show_progress
                 )
-                scores = score_keras(target.keras_path, features)
-                path, runtime = target.keras_path, "keras"
+                scores = score_keras(keras_path, features)
+                path, runtime = keras_path, "keras"
             else:
-                assert target.tflite_path is not None
+                assert tflite_file is not None
                 task = progress.add_task(
-                    f"Scoring {target.tflite_path.name} ({backend})",
+                    f"Scoring {tflite_file.path.name} ({backend})",
                     total=len(labels),
                     visible=show_progress,
                 )
                 scores = score_tflite(
-                    target.tflite_path,
+                    tflite_file.tflite_bytes,
                     features,
                     backend=backend,
                     on_progress=lambda n, task=task: progress.advance(task, n),
                 )
-                path, runtime = target.tflite_path, backend
+                path, runtime = tflite_file.path, backend
             progress.remove_task(task)
             if scores.shape[1] != len(target.classes):
                 raise EvaluationError(
@@ -293,7 +211,7 @@ def evaluate_model(
 
     report = EvaluationReport(
         name=target.name,
-        model_dir=target.model_dir,
+        model_dir=target.directory,
         dataset=dataset_name,
         dataset_root=Path(audio_dataset.root),
         split=split,
@@ -304,7 +222,7 @@ def evaluate_model(
         results=results,
     )
     if output_dir is None:
-        base = target.model_dir or (target.tflite_path.parent if target.tflite_path else Path.cwd())
+        base = target.directory or (target.tflite_path.parent if target.tflite_path else Path.cwd())
         output_dir = base / "eval"
     report.output_dir = Path(output_dir)
     report.files = write_results(report, report.output_dir)

@@ -33,7 +33,7 @@ from microspeech.data.streams import (
     score_detections,
     stream_from_dataset,
 )
-from microspeech.detection.classify import run_spotter
+from microspeech.detection.classify import KeywordModel, run_spotter
 from microspeech.files import write_bytes_atomic, write_text_atomic
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "evaluate_streaming",
     "plot_curve",
     "plot_curves",
+    "resolve_keyword_model",
     "run_spotter",
     "score_detections",
     "stream_from_dataset",
@@ -53,6 +54,26 @@ __all__ = [
 ]
 
 STREAM_JSON = "streaming.json"
+
+
+def resolve_keyword_model(
+    model: str | Path | KeywordModel, overrides: dict[str, Any] | None = None
+) -> KeywordModel:
+    """The firmware loop's model for a MODEL argument (name, folder, .tflite, .mltk.zip);
+    `overrides` replace its embedded detection parameters before they are checked."""
+    from microspeech.detection.classify import ModelLoadError, load_keyword_model
+    from microspeech.models import ModelResolutionError, resolve_model
+
+    if isinstance(model, KeywordModel):
+        return model
+    try:
+        resolved = resolve_model(model)
+        tflite = resolved.require_tflite()
+    except ModelResolutionError as error:
+        raise ModelLoadError(str(error)) from error
+    return load_keyword_model(
+        tflite.tflite_bytes, name=resolved.name, source=str(tflite.path), overrides=overrides
+    )
 STREAM_PLOT = "streaming_miss_vs_fa.png"
 
 
@@ -163,9 +184,9 @@ def evaluate_streaming(
     (the headline numbers at its top level). Output goes to `output_dir`, by default an
     `eval/` folder next to the .tflite.
     """
-    from microspeech.detection.classify import KeywordSpotter, detection_params_with, load_keyword_model
+    from microspeech.detection.classify import KeywordSpotter, detection_params_with
 
-    keyword_model = load_keyword_model(model)
+    keyword_model = resolve_keyword_model(model, params_override)
     params = detection_params_with(keyword_model.detection, params_override)
     stream, data_name, noise_name = stream_from_dataset(
         dataset,

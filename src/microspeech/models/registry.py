@@ -18,7 +18,7 @@ DRY_RUN_SUFFIX = "-test"
 DRY_RUN_CLIPS_PER_CLASS = 12
 
 _FACTORIES: dict[str, Callable[[], ModelSpec]] = {}
-_INFRASTRUCTURE = {"registry", "spec"}
+_INFRASTRUCTURE = {"artifacts", "registry", "spec"}
 
 
 def register_model(name: str) -> Callable[[Callable[[], ModelSpec]], Callable[[], ModelSpec]]:

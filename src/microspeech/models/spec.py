@@ -21,9 +21,10 @@ from microspeech.labels import SILENCE, UNKNOWN
 if TYPE_CHECKING:
     import keras
 
+    from microspeech.data.pipeline import TrainingTarget
     from microspeech.frontend import FrontendSettings
 
-__all__ = ["SILENCE", "UNKNOWN", "AugmentationSettings", "ModelSpec", "TrainSettings"]
+__all__ = ["ModelSpec", "TrainSettings"]
 
 
 @dataclass
@@ -165,6 +166,30 @@ class ModelSpec:
 
     def build_model(self) -> keras.Model:
         return self.build(self)
+
+    def training_target(self) -> TrainingTarget:
+        """What the data pipeline needs of this spec: classes, frontend, augmentation, quotas."""
+        from microspeech.data.pipeline import TrainingTarget
+
+        return TrainingTarget(
+            name=self.name,
+            classes=list(self.classes),
+            frontend=self.frontend,
+            augmentation=self.augmentation,
+            unknown_ratio=self.train.unknown_ratio,
+            silence_ratio=self.train.silence_ratio,
+            max_clips_per_class=self.train.max_clips_per_class,
+        )
+
+    def parameters(self) -> dict[str, Any]:
+        """What the spec puts in the .tflite's SL_PARAMSv1: name, version, classes, detection, frontend."""
+        return {
+            "name": self.name,
+            "version": int(self.version),
+            "classes": list(self.classes),
+            **self.detection.to_dict(),
+            **self.frontend.to_dict(),
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """Everything but the builder (code, which the registry finds by name)."""

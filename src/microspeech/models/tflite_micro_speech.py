@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from microspeech.data.settings import AugmentationSettings
 from microspeech.detection.params import DetectionParams
+from microspeech.labels import SILENCE, UNKNOWN
 from microspeech.models.registry import register_model
-from microspeech.models.spec import SILENCE, UNKNOWN, AugmentationSettings, ModelSpec, TrainSettings
+from microspeech.models.spec import ModelSpec, TrainSettings
 
 if TYPE_CHECKING:
     import keras

@@ -319,3 +319,11 @@ def write_parameters(
         entry.buffer = len(model.buffers) - 1
         model.metadata.append(entry)
     return pack_model(model)
+
+
+def classes_from_parameters(parameters: Mapping[str, Any]) -> list[str]:
+    """The `classes` parameter as a list: MLTK stores a list, some tools a comma-separated string."""
+    classes = parameters.get("classes")
+    if isinstance(classes, str):
+        return [name.strip() for name in classes.split(",") if name.strip()]
+    return [str(name) for name in classes] if classes else []

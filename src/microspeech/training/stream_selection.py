@@ -249,7 +249,7 @@ def calibrate_detection(
     Nothing within the budget keeps the spec's parameters (reported, not an error).
     """
     from microspeech.detection.classify import load_keyword_model
-    from microspeech.detection.tuning import TUNED_KEYS, tune_on_stream, write_detection_params
+    from microspeech.evaluation.tuning import TUNED_KEYS, tune_on_stream, write_detection_params
 
     keyword_model = load_keyword_model(tflite_path)
     tuned = tune_on_stream(

@@ -26,9 +26,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from microspeech.files import atomic_output, write_bytes_atomic, write_text_atomic
 from microspeech.labels import UNKNOWN
-from microspeech.models import ModelSpec, get_model_spec
+from microspeech.models import ModelArtifacts, ModelSpec, get_model_spec
 from microspeech.training.artifacts import (
-    ModelArtifacts,
     load_checkpoint,
     model_directory,
     package_versions,
@@ -171,7 +170,10 @@ def train_model(
     with _progress(console, progress) as bars:
         task = bars.add_task("decoding clips", total=None, stats="")
         pipeline = TrainingPipeline(
-            data, spec, seed=seed, progress=lambda done, total: bars.update(task, completed=done, total=total)
+            data,
+            spec.training_target(),
+            seed=seed,
+            progress=lambda done, total: bars.update(task, completed=done, total=total),
         )
         bars.update(task, description="validation features")
         validation = pipeline.validation()
@@ -450,12 +452,12 @@ def _finish(
     progress: bool = True,
 ) -> None:
     """Save the .keras and the int8 .tflite (atomically), then the manifest that says they are complete."""
+    from microspeech.tflite.convert import build_tflite
     from microspeech.tflite.parity import check_parity
-    from microspeech.training.quantize import build_tflite
 
     with atomic_output(artifacts.keras_path) as partial:
         keras_model.save(partial)
-    tflite_bytes = build_tflite(spec, keras_model, representative, seed=manifest["seed"])
+    tflite_bytes = build_tflite(keras_model, representative, spec.parameters(), seed=manifest["seed"])
     write_bytes_atomic(artifacts.tflite_path, tflite_bytes)
     # What the host measures must be what the part computes: the same bytes in every runtime,
     # up to one-step rounding ties (microspeech.tflite.parity says why those remain).

@@ -14,14 +14,25 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from microspeech import __version__
+from microspeech.version import __version__
 
 if TYPE_CHECKING:
     import keras
 
-    from microspeech.models import ModelSpec
-
-EXPECTED_OPS = frozenset({"CONV_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"})
+# Builtin int8 kernels that TFLM (and Silicon Labs' build in MLTK 0.20) run; a converted
+# model with anything else (a Flex op, a float op, a custom op) is refused.
+ALLOWED_OPS = frozenset(
+    {
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "AVERAGE_POOL_2D",
+        "MAX_POOL_2D",
+        "RESHAPE",
+        "FULLY_CONNECTED",
+        "SOFTMAX",
+        "ADD",
+    }
+)
 REPRESENTATIVE_SAMPLES = 500
 
 
@@ -109,9 +120,9 @@ def check_int8_model(tflite_bytes: bytes) -> None:
     from microspeech.tflite.runtime import TfliteRunner
 
     ops = set(operator_names(tflite_bytes))
-    if not ops <= EXPECTED_OPS:
+    if not ops <= ALLOWED_OPS:
         raise QuantizationError(
-            f"unexpected ops {sorted(ops - EXPECTED_OPS)}; allowed: {sorted(EXPECTED_OPS)}"
+            f"unexpected ops {sorted(ops - ALLOWED_OPS)}; allowed: {sorted(ALLOWED_OPS)}"
         )
     runner = TfliteRunner(tflite_bytes, backend="litert")
     details = runner.input_details
@@ -131,28 +142,32 @@ def tflm_arena_size(tflite_bytes: bytes) -> int:
     return int(find_min_arena_size(tflite_bytes))
 
 
-def model_parameters(spec: ModelSpec, tflite_bytes: bytes, *, runtime_memory_size: int) -> dict[str, Any]:
-    """The SL_PARAMSv1 dictionary MLTK writes for an audio model, from the spec."""
-    params: dict[str, Any] = {
-        "name": spec.name,
-        "version": int(spec.version),
-        "classes": list(spec.classes),
+def artifact_parameters(tflite_bytes: bytes, *, runtime_memory_size: int) -> dict[str, Any]:
+    """The SL_PARAMSv1 entries MLTK adds for any converted model: hash, date, arena, tool version."""
+    return {
         "hash": hashlib.md5(tflite_bytes).hexdigest(),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "runtime_memory_size": int(runtime_memory_size),
         "microspeech_version": __version__,
     }
-    params.update(spec.detection.to_dict())
-    params.update(spec.frontend.to_dict())
-    return params
 
 
 def build_tflite(
-    spec: ModelSpec, model: keras.Model, representative_features: np.ndarray, *, seed: int = 0
+    model: keras.Model,
+    representative_features: np.ndarray,
+    model_parameters: dict[str, Any],
+    *,
+    seed: int = 0,
 ) -> bytes:
-    """Convert, measure the TFLM arena, and embed the parameters: the final .tflite bytes."""
+    """Convert, measure the TFLM arena, and embed `model_parameters` (name, classes, frontend,
+    detection: what the model's spec says) with the artifact's own: the final .tflite bytes."""
     from microspeech.tflite.metadata import write_parameters
 
     tflite_bytes = convert_to_int8(model, representative_features, seed=seed)
     arena = tflm_arena_size(tflite_bytes)
-    return write_parameters(tflite_bytes, model_parameters(spec, tflite_bytes, runtime_memory_size=arena))
+    parameters = dict(model_parameters)
+    # In MLTK's order: name, version, classes, then the artifact's entries, then the rest.
+    head = {key: parameters.pop(key) for key in ("name", "version", "classes") if key in parameters}
+    return write_parameters(
+        tflite_bytes, {**head, **artifact_parameters(tflite_bytes, runtime_memory_size=arena), **parameters}
+    )

@@ -128,11 +128,11 @@ def tune_detection(
     with the firmware loop; the pick is made on those exact results.
     """
     from microspeech.data.streams import stream_from_dataset
-    from microspeech.detection.classify import load_keyword_model
+    from microspeech.evaluation.streaming import resolve_keyword_model
 
     if not max_fa_per_hour > 0 or max_fa_per_hour != max_fa_per_hour:
         raise ValueError(f"--max-fa-per-hour={max_fa_per_hour} must be a number above zero")
-    keyword_model = load_keyword_model(model)
+    keyword_model = resolve_keyword_model(model)
     stream, data_name, noise_name = stream_from_dataset(
         dataset,
         keyword_model.classes,

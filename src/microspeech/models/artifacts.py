@@ -1,0 +1,309 @@
+"""A trained model's files, and the one resolver every command uses for its MODEL argument.
+
+<models_dir()>/<name>/  (or train --output)
+    <name>.keras  <name>.tflite  history.csv  logs/  train.log  manifest.json
+    checkpoint/   (last finished epoch, for --resume)   eval/  (written by evaluation)
+
+`resolve_model` accepts a trained model's name, its folder, a `.keras`, a `.tflite` or an
+MLTK `.mltk.zip`, and returns a `ResolvedModel`: where the files are, the .tflite bytes and
+parameters, and the classes and frontend settings (from the .tflite's parameters when there
+is one, else from the spec the manifest recorded).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from microspeech.files import write_text_atomic
+from microspeech.paths import models_dir
+
+if TYPE_CHECKING:
+    from microspeech.frontend import FrontendSettings
+    from microspeech.models.spec import ModelSpec
+    from microspeech.tflite.files import TfliteFile
+
+__all__ = ["MANIFEST", "ModelArtifacts", "ModelResolutionError", "ResolvedModel", "resolve_model"]
+
+MANIFEST = "manifest.json"
+CHECKPOINT = "checkpoint"
+MODEL_SUFFIXES = (".tflite", ".keras", ".zip")
+
+
+class ModelResolutionError(ValueError):
+    """A MODEL argument that names no usable model; the message names it and what was looked for."""
+
+
+@dataclass
+class ModelArtifacts:
+    """The files of one trained model; `spec` comes from the registry or the manifest."""
+
+    directory: Path
+    name: str
+
+    @property
+    def keras_path(self) -> Path:
+        return self.directory / f"{self.name}.keras"
+
+    @property
+    def tflite_path(self) -> Path:
+        return self.directory / f"{self.name}.tflite"
+
+    @property
+    def history_path(self) -> Path:
+        return self.directory / "history.csv"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.directory / "logs"
+
+    @property
+    def train_log_path(self) -> Path:
+        return self.directory / "train.log"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.directory / MANIFEST
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.directory / CHECKPOINT
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.directory / "eval"
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        if not self.manifest_path.is_file():
+            return {}
+        try:
+            manifest = json.loads(self.manifest_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ModelResolutionError(f"{self.manifest_path}: unreadable manifest ({error})") from error
+        if not isinstance(manifest, dict):
+            raise ModelResolutionError(f"{self.manifest_path}: not a manifest (a JSON object expected)")
+        return manifest
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The registered spec of this name, else the one recorded in the manifest (no builder)."""
+        from microspeech.models.registry import get_model_spec
+        from microspeech.models.spec import ModelSpec
+
+        recorded = self.manifest.get("spec")
+        try:
+            registered = get_model_spec(self.name)
+        except KeyError:
+            if recorded is None:
+                raise KeyError(
+                    f"model {self.name!r} is not registered and {self.manifest_path} is missing"
+                ) from None
+            return ModelSpec.from_dict(recorded, build=_no_builder)
+        if recorded is None:
+            return registered
+        # Keep the trained classes/frontend/settings even if the registry changed since.
+        return ModelSpec.from_dict(recorded, build=registered.build)
+
+    def write_manifest(self, values: dict[str, Any]) -> None:
+        write_text_atomic(
+            self.manifest_path, json.dumps(values, indent=2, sort_keys=True, default=str) + "\n"
+        )
+
+
+def _no_builder(spec: ModelSpec) -> Any:
+    raise KeyError(f"model {spec.name!r} is not registered: cannot rebuild it, only load its files")
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """What a MODEL argument names: its files, .tflite bytes and parameters, classes and frontend."""
+
+    name: str
+    argument: str
+    directory: Path | None
+    keras_path: Path | None
+    tflite: TfliteFile | None
+    parameters: dict[str, Any]
+    classes: list[str]
+    frontend: FrontendSettings
+    spec: ModelSpec | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tflite_path(self) -> Path | None:
+        """The .tflite file, or the archive that holds it."""
+        return self.tflite.path if self.tflite else None
+
+    @property
+    def tflite_bytes(self) -> bytes | None:
+        return self.tflite.tflite_bytes if self.tflite else None
+
+    @property
+    def artifacts(self) -> ModelArtifacts | None:
+        return ModelArtifacts(self.directory, self.name) if self.directory is not None else None
+
+    @property
+    def training_dataset(self) -> str | None:
+        """The dataset the model was trained on, as its manifest records it (None if unknown)."""
+        dataset = self.manifest.get("dataset")
+        if isinstance(dataset, dict):
+            from microspeech.data import list_datasets
+
+            # A registered name loads anywhere; a folder dataset is found again by its root.
+            name = dataset.get("name")
+            dataset = name if name in list_datasets() else dataset.get("root") or name
+        return str(dataset) if dataset else None
+
+    @property
+    def trim_threshold_db(self) -> float:
+        """How training trimmed its clips (the spec's setting), so evaluation trims the same way."""
+        from microspeech.data.settings import AugmentationSettings
+
+        settings = self.spec.augmentation if self.spec is not None else AugmentationSettings()
+        return float(settings.trim_threshold_db)
+
+    def require_tflite(self) -> TfliteFile:
+        if self.tflite is None:
+            raise ModelResolutionError(
+                f"model {self.argument!r} has no quantized .tflite yet"
+                + (f" (expected {self.directory / (self.name + '.tflite')})" if self.directory else "")
+                + f"; train it first: microspeech train {self.name}"
+            )
+        return self.tflite
+
+    def require_keras(self) -> Path:
+        if self.keras_path is None:
+            raise ModelResolutionError(
+                f"model {self.argument!r} has no .keras model"
+                + (" (an archive or a bare .tflite holds only the int8 model)" if self.tflite else "")
+            )
+        return self.keras_path
+
+    def require_classes(self) -> list[str]:
+        if not self.classes:
+            raise ModelResolutionError(
+                f"{self.tflite_path or self.directory}: no 'classes' in its embedded parameters "
+                "(SL_PARAMSv1) and no manifest naming them"
+            )
+        return self.classes
+
+    def require_raw_features(self) -> None:
+        """Refuse models that normalise each spectrogram first: our features go in as raw int8."""
+        keys = ("samplewise_norm.rescale", "samplewise_norm.mean_and_std")
+        if any(self.parameters.get(key) for key in keys):
+            raise ModelResolutionError(
+                f"{self.tflite_path}: models with samplewise_norm.* input normalisation are not supported"
+            )
+
+
+def _load_tflite(path: Path) -> tuple[TfliteFile, dict[str, Any]]:
+    from microspeech.tflite.files import TfliteFileError, read_tflite_file
+    from microspeech.tflite.metadata import read_parameters
+
+    try:
+        tflite = read_tflite_file(path)
+        parameters = read_parameters(tflite.tflite_bytes)
+    except (TfliteFileError, ValueError) as error:
+        raise ModelResolutionError(str(error) if str(path) in str(error) else f"{path}: {error}") from error
+    return tflite, parameters
+
+
+def _folder_model_name(folder: Path) -> str:
+    artifacts = ModelArtifacts(folder, folder.name)
+    name = artifacts.manifest.get("name")
+    if isinstance(name, str) and name:
+        return name
+    for pattern in (f"{folder.name}.tflite", "*.tflite", f"{folder.name}.keras", "*.keras"):
+        found = sorted(folder.glob(pattern))
+        if found:
+            return found[0].name.removesuffix(found[0].suffix)
+    raise ModelResolutionError(f"{folder}: no manifest.json, .tflite or .keras model in this folder")
+
+
+def resolve_model(model: str | Path) -> ResolvedModel:
+    """The model a MODEL argument names: a trained model's name (models_dir()/NAME), its folder,
+    a .keras or .tflite file, or an archive (.mltk.zip) holding a .tflite."""
+    from microspeech.frontend import FrontendSettings
+    from microspeech.tflite.metadata import classes_from_parameters
+
+    argument = str(model)
+    path = Path(model).expanduser()
+    directory: Path | None = None
+    keras_path: Path | None = None
+    tflite_path: Path | None = None
+    if path.is_dir():
+        directory = path
+        name = _folder_model_name(path)
+    elif path.is_file():
+        if path.suffix == ".keras":
+            directory, name, keras_path = path.parent, path.stem, path
+        elif path.suffix == ".tflite" or path.name.endswith(".zip"):
+            tflite_path = path
+            name = path.name.removesuffix(".zip").removesuffix(".mltk").removesuffix(".tflite")
+            # A .tflite inside a trained model's folder belongs to that model.
+            in_folder = path.with_suffix(".keras").is_file() or (path.parent / MANIFEST).is_file()
+            if path.suffix == ".tflite" and in_folder:
+                directory = path.parent
+        else:
+            raise ModelResolutionError(f"{path}: not a model file (.tflite, .keras or .mltk.zip expected)")
+    elif path.suffix in MODEL_SUFFIXES or len(path.parts) > 1:
+        raise ModelResolutionError(f"{path}: no such model file or folder")
+    else:
+        directory = models_dir() / argument
+        if not directory.is_dir():
+            from microspeech.models.registry import list_models
+
+            hint = (
+                f"train it with `microspeech train {argument}`"
+                if argument.removesuffix("-test") in list_models()
+                else f"registered models: {', '.join(list_models())}"
+            )
+            raise ModelResolutionError(
+                f"no trained model {argument!r}: not a file or folder, and {directory} "
+                f"does not exist ({hint})"
+            )
+        name = _folder_model_name(directory)
+
+    spec = None
+    manifest: dict[str, Any] = {}
+    if directory is not None:
+        artifacts = ModelArtifacts(directory, name)
+        manifest = artifacts.manifest
+        if keras_path is None and artifacts.keras_path.is_file():
+            keras_path = artifacts.keras_path
+        if tflite_path is None and artifacts.tflite_path.is_file():
+            tflite_path = artifacts.tflite_path
+        try:
+            spec = artifacts.spec
+        except KeyError:
+            spec = None
+    tflite, parameters = _load_tflite(tflite_path) if tflite_path is not None else (None, {})
+    if tflite is None and keras_path is None:
+        raise ModelResolutionError(f"{directory}: holds no {name}.tflite and no {name}.keras")
+
+    # Empty when neither the .tflite nor a manifest names them: `require_classes` says so.
+    classes = classes_from_parameters(parameters) or (list(spec.classes) if spec else [])
+    try:
+        if any(key.startswith("fe.") for key in parameters):
+            frontend = FrontendSettings.from_dict(parameters)
+        else:
+            frontend = spec.frontend if spec is not None else FrontendSettings()
+    except ValueError as error:
+        raise ModelResolutionError(
+            f"{tflite_path}: bad frontend settings in its parameters ({error})"
+        ) from error
+    return ResolvedModel(
+        name=str(parameters.get("name") or (spec.name if spec else name)),
+        argument=argument,
+        directory=directory,
+        keras_path=keras_path,
+        tflite=tflite,
+        parameters=parameters,
+        classes=classes,
+        frontend=frontend,
+        spec=spec,
+        manifest=manifest,
+    )

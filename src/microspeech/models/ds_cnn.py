@@ -1,0 +1,63 @@
+"""ds_cnn: the MLPerf Tiny keyword-spotting DS-CNN, on the micro frontend.
+
+The shape of MLPerf Tiny's (and MLTK's `keyword_spotting`) DS-CNN: Conv2D(64, 10x4, stride 2)
+then four depthwise-separable blocks of 64 channels, average pooling over the whole map and
+one dense layer; builtin int8 ops only (CONV_2D, DEPTHWISE_CONV_2D, AVERAGE_POOL_2D,
+FULLY_CONNECTED, SOFTMAX). MLPerf feeds it 49x10 MFCCs; here the micro frontend computes 10
+log-filterbank channels over the same 125-7500 Hz (everything else as the seed's frontend),
+so the input is 49x10 int8 and the MAC count is MLPerf's: about 2.66 M.
+
+The recipe (augmentation, stream validation, mining, calibration) is the seed's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from microspeech.models.registry import get_model_spec, register_model
+from microspeech.models.spec import ModelSpec
+
+if TYPE_CHECKING:
+    import keras
+
+CHANNELS = 64
+BLOCKS = 4
+
+
+def build(spec: ModelSpec) -> keras.Model:
+    """Conv2D(64, 10x4, /2) -> 4 x [DepthwiseConv2D(3x3) -> BN -> ReLU -> Conv2D(64, 1x1) -> BN -> ReLU]
+    -> AveragePooling2D(whole map) -> Dense(softmax), dropout 0.2 / 0.4 as MLPerf's."""
+    import keras
+
+    frames, channels = spec.input_shape
+    features = keras.Input(shape=(frames, channels), name="features")
+    x = keras.layers.Reshape((frames, channels, 1))(features)
+    x = keras.layers.Conv2D(CHANNELS, (10, 4), strides=(2, 2), padding="same", use_bias=False)(x)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Dropout(0.2)(x)
+    for _ in range(BLOCKS):
+        x = keras.layers.DepthwiseConv2D((3, 3), padding="same", use_bias=False)(x)
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.ReLU()(x)
+        x = keras.layers.Conv2D(CHANNELS, (1, 1), padding="same", use_bias=False)(x)
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.ReLU()(x)
+    x = keras.layers.Dropout(0.4)(x)
+    x = keras.layers.AveragePooling2D(pool_size=(int(x.shape[1]), int(x.shape[2])))(x)
+    x = keras.layers.Flatten()(x)
+    scores = keras.layers.Dense(len(spec.classes), activation="softmax", name="scores")(x)
+    return keras.Model(features, scores, name=spec.name.replace("-", "_"))
+
+
+@register_model("ds_cnn")
+def ds_cnn() -> ModelSpec:
+    seed = get_model_spec("tflite_micro_speech")
+    return dataclasses.replace(
+        seed,
+        name="ds_cnn",
+        description="MLPerf Tiny DS-CNN (4 depthwise-separable blocks of 64), 49x10 filterbank input",
+        frontend=dataclasses.replace(seed.frontend, filterbank_n_channels=10),
+        build=build,
+    )
