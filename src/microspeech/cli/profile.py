@@ -105,7 +105,15 @@ def _profile_mvp(path: Path, clock_mhz: float, json_path: Path | None) -> None:
     except (MvpError, ValueError) as error:
         fail(str(error))
     table = Table(title=f"{path} on the MVP (EFR32xG24) simulator", title_justify="left")
-    columns = ("Index", "OpCode", "MACs", "Acc. cycles", "CPU cycles (est.)", f"ms @ {clock_mhz:g} MHz", "Runs on")
+    columns = (
+        "Index",
+        "OpCode",
+        "MACs",
+        "Acc. cycles",
+        "CPU cycles (est.)",
+        f"ms @ {clock_mhz:g} MHz",
+        "Runs on",
+    )
     for column in columns:
         table.add_column(column, justify="left" if column in ("Index", "OpCode", "Runs on") else "right")
     for layer in report.layers:
@@ -123,7 +131,8 @@ def _profile_mvp(path: Path, clock_mhz: float, json_path: Path | None) -> None:
         console.print(
             f"[yellow]layer {layer.index} {layer.opcode}[/] runs on the CPU: the MVP kernel's limit "
             f"{layer.fallback_reason} (the simulator still reports {layer.accelerator_cycles:,} accelerator "
-            "cycles for it, as MLTK's profiler does; its time here is the larger of those and the CPU estimate)"
+            "cycles for it, as MLTK's profiler does; its time here is the larger of those and the CPU "
+            "estimate)"
         )
     console.print(
         f"Accelerator cycles (simulated, measured): [bold]{report.accelerator_cycles:,}[/] = "
