@@ -134,6 +134,11 @@ def _profile_mvp(path: Path, clock_mhz: float, json_path: Path | None) -> None:
             "cycles for it, as MLTK's profiler does; its time here is the larger of those and the CPU "
             "estimate)"
         )
+    if report.accelerator_cycles == 0:
+        console.print(
+            "[yellow]No layer of this model runs on the MVP[/] (the simulator reported 0 accelerator "
+            "cycles; the MVP kernels take int8 layers only)"
+        )
     console.print(
         f"Accelerator cycles (simulated, measured): [bold]{report.accelerator_cycles:,}[/] = "
         f"{report.accelerator_cycles / (clock_mhz * 1e3):.3f} ms at {clock_mhz:g} MHz"

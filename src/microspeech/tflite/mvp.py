@@ -130,7 +130,7 @@ class MvpLayer:
             return "MVP"
         if self.fallback_reason:
             return f"CPU fallback: {self.fallback_reason}"
-        return "CPU (no MVP kernel)"
+        return "CPU (MVP not used)"
 
 
 @dataclass
