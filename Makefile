@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# The MLTK wheel is only the bit-exact oracle for frontend tests; --no-deps keeps
-# its TensorFlow 2.16 pin out of our environment.
+# The MLTK wheel is the bit-exact oracle for frontend tests and brings Silicon Labs' TFLM
+# and MVP simulator (profile --accelerator mvp); --no-deps keeps its TensorFlow 2.16 pin
+# out of our environment.
 MLTK_ORACLE := silabs-mltk==0.20.0
 
 .PHONY: install dev demo test lint bench clean

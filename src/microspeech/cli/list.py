@@ -1,20 +1,112 @@
-"""`microspeech list`: the registered models."""
+"""`microspeech list`: the registered models side by side, optionally within a RAM/flash budget."""
 
 from __future__ import annotations
 
+import typer
 from rich.table import Table
 
-from microspeech.cli.app import app, console
+from microspeech.cli.app import app, console, fail
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
 
 
 @app.command("list")
-def list_command() -> None:
-    """List the registered models (append -test to a name for a dry run)."""
-    from microspeech.models import get_model_spec, list_models
+def list_command(
+    max_ram: str | None = typer.Option(
+        None,
+        "--max-ram",
+        help="Keep models whose TFLM arena (measured on this 64-bit host, an upper bound for a 32-bit "
+        "MCU) fits, e.g. 16k (k = 1024 bytes).",
+    ),
+    max_flash: str | None = typer.Option(
+        None, "--max-flash", help="Keep models whose .tflite (weights and graph) fits, e.g. 64k."
+    ),
+    refresh: bool = typer.Option(False, "--refresh", help="Recompute the cached per-model numbers."),
+) -> None:
+    """Registered models: parameters, MACs, .tflite size, TFLM arena, Cortex-M33 estimate, MVP cycles,
+    measured accuracy and streaming miss rate (append -test to a name for a dry run)."""
+    from microspeech.evaluation.catalog import MEASURED_RESULTS, fit_budget, model_cards, parse_bytes
 
-    table = Table("model", "classes", "input", "description")
-    for name in list_models():
-        spec = get_model_spec(name)
-        frames, channels = spec.input_shape
-        table.add_row(name, ", ".join(spec.classes), f"{frames}x{channels} int8", spec.description)
+    limits: dict[str, int | None] = {}
+    for option, text in (("--max-ram", max_ram), ("--max-flash", max_flash)):
+        try:
+            limits[option] = parse_bytes(text) if text is not None else None
+        except ValueError as error:
+            fail(f"{option}: {error}")
+    ram, flash = limits["--max-ram"], limits["--max-flash"]
+    try:
+        with console.status("measuring the registered models (converted once, then cached)"):
+            cards = model_cards(use_cache=not refresh)
+        fitting, closest = fit_budget(cards, max_ram=ram, max_flash=flash)
+    except (ValueError, RuntimeError, KeyError) as error:
+        fail(str(error))
+
+    budget = ", ".join(
+        f"{label} <= {value:,} B"
+        for label, value in (("arena", ram), (".tflite", flash))
+        if value is not None
+    )
+    shown = fitting
+    if closest is not None:
+        over = [
+            f"arena {closest.arena_bytes:,} B" if ram is not None and closest.arena_bytes > ram else "",
+            f".tflite {closest.tflite_bytes:,} B"
+            if flash is not None and closest.tflite_bytes > flash
+            else "",
+        ]
+        console.print(
+            f"[yellow]No registered model fits {budget}.[/] The closest, {closest.name}, needs "
+            + " and ".join(part for part in over if part)
+            + ":"
+        )
+        shown = [closest]
+    table = Table(title=f"within {budget}" if budget and closest is None else None, title_justify="left")
+    columns = (
+        "model",
+        "params",
+        "MACs",
+        ".tflite B",
+        "arena B (32-bit est.)",
+        "M33 ms (est.)",
+        "MVP acc. cycles / ms",
+        "clip acc.",
+        "miss @5 FA/h",
+    )
+    for column in columns:
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for card in shown:
+        mvp = (
+            "-"
+            if card.mvp_accelerator_cycles is None
+            else f"{card.mvp_accelerator_cycles:,} / {card.mvp_ms:.2f}"
+        )
+        table.add_row(
+            card.name + ("" if card.source == "trained" else " *"),
+            f"{card.parameters:,}",
+            f"{card.macs:,}",
+            f"{card.tflite_bytes:,}",
+            f"{card.arena_bytes:,} ({card.arena_32bit_bytes:,})",
+            f"{card.m33_ms:.2f}",
+            mvp,
+            _percent(card.clip_accuracy),
+            _percent(card.miss_rate_at_5_fa_per_hour),
+        )
     console.print(table)
+    notes = [
+        "* sizes from the untrained build (no trained .tflite under the models folder); same graph."
+        if any(card.source != "trained" for card in shown)
+        else "",
+        "arena: smallest TFLM arena that works, measured on this host. M33: Cortex-M33 @ 78 MHz, "
+        "CMSIS-NN, cycle-model estimate. MVP: simulated accelerator cycles / total ms at 78 MHz with "
+        "the CPU layers estimated (microspeech profile MODEL --accelerator mvp).",
+    ]
+    for card in shown:
+        if card.mvp_fallbacks:
+            notes.append(f"{card.name} on the MVP, CPU fallback: {'; '.join(card.mvp_fallbacks)}")
+        measured = MEASURED_RESULTS.get(card.name)
+        if measured is not None:
+            notes.append(f"{card.name} accuracy / miss rate: {measured.source}, {measured.date}")
+    for note in filter(None, notes):
+        console.print(note, style="dim")

@@ -1,4 +1,5 @@
-"""`microspeech profile`: TFLM arena, per-layer cost, host latency and an MCU latency estimate."""
+"""`microspeech profile`: TFLM arena, per-layer cost, host latency and an MCU latency estimate;
+with `--accelerator mvp`, per-layer cycles on Silicon Labs' MVP simulator."""
 
 from __future__ import annotations
 
@@ -21,6 +22,12 @@ def profile_command(
     json_path: Path | None = typer.Option(
         None, "--json", help="Also write the full report to this JSON file."
     ),
+    accelerator: str = typer.Option(
+        "none",
+        "--accelerator",
+        help="none: TFLM on the CPU (arena, latency); mvp: cycles on Silicon Labs' MVP simulator "
+        "(needs `pip install --no-deps silabs-mltk==0.20.0`).",
+    ),
 ) -> None:
     """Smallest TFLM arena, per-layer MACs/OPs, host latency (LiteRT) and estimated Cortex-M33 latency."""
     from microspeech.models import ModelResolutionError
@@ -29,8 +36,16 @@ def profile_command(
 
     if clock_mhz <= 0:
         fail(f"--clock-mhz must be positive, got {clock_mhz}")
+    if accelerator.lower() not in ("none", "mvp"):
+        fail(f"--accelerator must be none or mvp, got {accelerator!r}")
     try:
         path = model_file(model, "tflite")
+    except (ModelResolutionError, ValueError) as error:
+        fail(str(error))
+    if accelerator.lower() == "mvp":
+        _profile_mvp(path, clock_mhz, json_path)
+        return
+    try:
         with console.status(f"profiling {path.name} (arena search, {runs} timed runs)"):
             report = profile_model(path, clock_mhz=clock_mhz, runs=runs)
     except (ModelResolutionError, ValueError, RuntimeError) as error:
@@ -73,6 +88,67 @@ def profile_command(
         )
     for line in lines:
         console.print(line)
+    if json_path is not None:
+        from microspeech.files import write_bytes_atomic
+
+        write_bytes_atomic(json_path, json.dumps(report.to_dict(), indent=2).encode())
+        console.print(f"wrote {json_path}")
+
+
+def _profile_mvp(path: Path, clock_mhz: float, json_path: Path | None) -> None:
+    from microspeech.tflite.mvp import MvpError, profile_mvp
+    from microspeech.tflite.summary import format_units
+
+    try:
+        with console.status(f"simulating {path.name} on the MVP"):
+            report = profile_mvp(path, clock_mhz=clock_mhz)
+    except (MvpError, ValueError) as error:
+        fail(str(error))
+    table = Table(title=f"{path} on the MVP (EFR32xG24) simulator", title_justify="left")
+    columns = (
+        "Index",
+        "OpCode",
+        "MACs",
+        "Acc. cycles",
+        "CPU cycles (est.)",
+        f"ms @ {clock_mhz:g} MHz",
+        "Runs on",
+    )
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("Index", "OpCode", "Runs on") else "right")
+    for layer in report.layers:
+        table.add_row(
+            str(layer.index),
+            layer.opcode.lower(),
+            format_units(layer.macs),
+            f"{layer.accelerator_cycles:,}",
+            f"{layer.cpu_cycles_estimate:,}",
+            f"{layer.cycles / (clock_mhz * 1e3):.3f}",
+            layer.where,
+        )
+    console.print(table)
+    for layer in report.fallbacks:
+        console.print(
+            f"[yellow]layer {layer.index} {layer.opcode}[/] runs on the CPU: the MVP kernel's limit "
+            f"{layer.fallback_reason} (the simulator still reports {layer.accelerator_cycles:,} accelerator "
+            "cycles for it, as MLTK's profiler does; its time here is the larger of those and the CPU "
+            "estimate)"
+        )
+    if report.accelerator_cycles == 0:
+        console.print(
+            "[yellow]No layer of this model runs on the MVP[/] (the simulator reported 0 accelerator "
+            "cycles; the MVP kernels take int8 layers only)"
+        )
+    console.print(
+        f"Accelerator cycles (simulated, measured): [bold]{report.accelerator_cycles:,}[/] = "
+        f"{report.accelerator_cycles / (clock_mhz * 1e3):.3f} ms at {clock_mhz:g} MHz"
+    )
+    console.print(
+        f"Total per inference: ~{report.total_cycles:,} cycles = [bold]~{report.latency_ms:.2f} ms[/] at "
+        f"{clock_mhz:g} MHz (each layer max(accelerator, CPU); CPU cycles are a [yellow]Cortex-M33 "
+        "estimate[/] from microspeech's cycle model, not MLTK's downloaded estimators)"
+    )
+    console.print(f"TFLM runtime memory reported by the simulator: {report.runtime_memory_bytes:,} B")
     if json_path is not None:
         from microspeech.files import write_bytes_atomic
 

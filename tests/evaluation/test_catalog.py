@@ -1,0 +1,96 @@
+"""`microspeech list` and its library: one card per registered model, and the budget filter.
+
+Every registered model is converted from its untrained build once (a few seconds each) into a
+module-private MICROSPEECH_HOME, so no trained model on this machine changes the numbers.
+"""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from microspeech.cli import app
+from microspeech.evaluation.catalog import MEASURED_RESULTS, fit_budget, model_cards, parse_bytes
+from microspeech.models import list_models
+from microspeech.tflite.mvp import mvp_available
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tflite_models")]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory):
+    path = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MICROSPEECH_HOME", str(path))
+        yield path
+
+
+@pytest.fixture(scope="module")
+def cards(home):
+    return model_cards()
+
+
+def test_parse_bytes():
+    assert [parse_bytes(text) for text in ("16k", "64KiB", "1m", "9000", "2.5k")] == [
+        16384,
+        65536,
+        1048576,
+        9000,
+        2560,
+    ]
+    with pytest.raises(ValueError, match="16k"):
+        parse_bytes("lots")
+
+
+def test_one_card_per_registered_model(cards, home):
+    assert [card.name for card in cards] == list_models()
+    for card in cards:
+        assert card.source == "untrained build"
+        assert card.parameters > 0 and card.macs > 0 and card.m33_ms > 0
+        assert 0 < card.arena_32bit_bytes <= card.arena_bytes < card.tflite_bytes * 10
+        if mvp_available():
+            assert card.mvp_accelerator_cycles and card.mvp_ms and card.mvp_ms > 0
+        measured = MEASURED_RESULTS.get(card.name)
+        assert card.clip_accuracy == (measured.clip_accuracy if measured else None)
+    # Cached: the second call reads the same numbers back.
+    assert model_cards() == cards
+    assert len(list((home / "cache" / "model_cards").glob("*.json"))) == len(cards)
+
+
+def test_budget_filter(cards):
+    largest_arena = max(card.arena_bytes for card in cards)
+    largest_file = max(card.tflite_bytes for card in cards)
+    fitting, closest = fit_budget(cards, max_ram=largest_arena, max_flash=largest_file)
+    assert fitting == cards and closest is None
+    for card in cards:
+        fitting, _ = fit_budget(cards, max_ram=card.arena_bytes)
+        assert card in fitting and all(other.arena_bytes <= card.arena_bytes for other in fitting)
+        fitting, _ = fit_budget(cards, max_flash=card.tflite_bytes)
+        assert card in fitting and all(other.tflite_bytes <= card.tflite_bytes for other in fitting)
+    fitting, closest = fit_budget(cards, max_ram=1, max_flash=1)
+    assert fitting == [] and closest is min(cards, key=lambda card: max(card.arena_bytes, card.tflite_bytes))
+    with pytest.raises(ValueError, match="--max-ram"):
+        fit_budget(cards, max_ram=0)
+
+
+def _run(*args: str):
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": "250"})
+
+
+def test_cli_list(cards):
+    result = _run("list")
+    assert result.exit_code == 0, result.output
+    for card in cards:
+        assert card.name in result.output and f"{card.arena_bytes:,}" in result.output
+        measured = MEASURED_RESULTS.get(card.name)
+        if measured is not None:
+            assert f"{measured.clip_accuracy * 100:.1f}%" in result.output
+    largest = max(cards, key=lambda card: card.tflite_bytes)
+    result = _run("list", "--max-ram", str(10**9), "--max-flash", f"{largest.tflite_bytes}")
+    assert result.exit_code == 0 and all(card.name in result.output for card in cards), result.output
+    result = _run("list", "--max-ram", "16", "--max-flash", "1k")
+    assert result.exit_code == 0, result.output
+    assert "No registered model fits arena <= 16 B, .tflite <= 1,024 B" in result.output
+    assert "The closest" in result.output
+    result = _run("list", "--max-ram", "lots")
+    assert result.exit_code == 2 and "--max-ram" in result.output
