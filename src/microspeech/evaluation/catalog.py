@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from microspeech.version import __version__
 from microspeech.paths import cache_dir, models_dir
+from microspeech.version import __version__
 
 __all__ = [
     "MEASURED_RESULTS",
