@@ -7,7 +7,18 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
+from microspeech.checks import OptionError, check_number
 from microspeech.cli.app import app, console, fail
+from microspeech.detection.params import PARAM_RANGES
+
+OPTION_NAMES = {
+    "average_window_duration_ms": "--window",
+    "detection_threshold": "--threshold",
+    "suppression_ms": "--suppression",
+    "minimum_count": "--count",
+    "volume_gain": "--volume",
+    "latency_ms": "--latency",
+}
 
 
 def _format_scores(values) -> str:
@@ -74,12 +85,6 @@ def classify_audio(
 
     if not wav and not mic:
         fail("give --wav FILE (one or more) or --mic")
-    recordings = []
-    for path in wav or []:  # read them all first: a bad file fails before any output
-        try:
-            recordings.append((path, read_audio(path)))
-        except (AudioError, OSError) as error:
-            fail(escape(f"--wav: {error}"))
     overrides = {
         "average_window_duration_ms": average_window_duration_ms,
         "detection_threshold": detection_threshold,
@@ -88,6 +93,21 @@ def classify_audio(
         "volume_gain": volume_gain,
         "latency_ms": latency_ms,
     }
+    try:
+        for key, value in overrides.items():
+            if value is not None:
+                low, high = PARAM_RANGES[key]
+                check_number(value, f"{OPTION_NAMES[key]} ({key})", low=low, high=high)
+        if seconds is not None:
+            check_number(seconds, "--seconds", above=0.0, high=86_400.0)
+    except OptionError as error:
+        fail(escape(str(error)))
+    recordings = []
+    for path in wav or []:  # read them all first: a bad file fails before any output
+        try:
+            recordings.append((path, read_audio(path)))
+        except (AudioError, OSError) as error:
+            fail(escape(f"--wav: {error}"))
     from microspeech.tflite.runtime import available_backends
 
     if backend not in available_backends():

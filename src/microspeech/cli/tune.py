@@ -9,27 +9,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from microspeech.checks import (
+    SNR_DB_RANGE,
+    OptionError,
+    check_minutes,
+    check_number,
+    check_seed,
+    parse_float_list,
+    parse_int_list,
+)
 from microspeech.cli.app import app, console, fail
-
-
-def _ints(text: str, option: str) -> list[int]:
-    """Comma-separated integers and inclusive ranges `START-END` or `START-END/STEP`."""
-    values: list[int] = []
-    try:
-        for item in (part.strip() for part in text.split(",")):
-            if not item:
-                continue
-            span, _, step = item.partition("/")
-            start, dash, end = span.partition("-")
-            if dash:
-                values.extend(range(int(start), int(end) + 1, int(step or 1)))
-            else:
-                values.append(int(span))
-    except ValueError:
-        fail(f"{option} {text!r}: expected integers and ranges such as 100-255/5, separated by commas")
-    if not values:
-        fail(f"{option}: give at least one value")
-    return values
+from microspeech.detection.params import PARAM_RANGES
 
 
 @app.command("tune")
@@ -62,9 +52,26 @@ def tune(
     from microspeech.detection.tuning import TUNED_KEYS, tune_detection, write_detection_params
 
     try:
-        snrs = [float(v) for v in snr_db.split(",") if v.strip()]
-    except ValueError:
-        fail(f"--snr-db {snr_db!r}: expected numbers separated by commas")
+        check_number(max_fa_per_hour, "--max-fa-per-hour", above=0.0, high=3600.0 * 1000)
+        snrs = parse_float_list(snr_db, "--snr-db", low=SNR_DB_RANGE[0], high=SNR_DB_RANGE[1])
+        check_minutes(minutes)
+        check_seed(seed)
+        grid = {
+            "thresholds": parse_int_list(
+                thresholds, "--thresholds", low=PARAM_RANGES["detection_threshold"][0],
+                high=PARAM_RANGES["detection_threshold"][1],
+            ),
+            "windows": parse_int_list(
+                windows, "--windows", low=PARAM_RANGES["average_window_duration_ms"][0],
+                high=PARAM_RANGES["average_window_duration_ms"][1],
+            ),
+            "minimum_counts": parse_int_list(
+                counts, "--counts", low=PARAM_RANGES["minimum_count"][0],
+                high=PARAM_RANGES["minimum_count"][1],
+            ),
+        }
+    except OptionError as error:
+        fail(escape(str(error)))
     if write:
         from microspeech.detection.classify import resolve_tflite
 
@@ -84,9 +91,7 @@ def tune(
             minutes=minutes,
             snr_db=snrs,
             seed=seed,
-            thresholds=_ints(thresholds, "--thresholds"),
-            windows=_ints(windows, "--windows"),
-            minimum_counts=_ints(counts, "--counts"),
+            **grid,
         )
     except (FileNotFoundError, ValueError) as error:
         fail(escape(str(error)))
