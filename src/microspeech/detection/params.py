@@ -6,7 +6,6 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-
 # Accepted (low, high) of each parameter. The detector averages at most 50 results, so a larger
 # minimum_count never detects; windows and latencies beyond 10 s leave nothing to average.
 PARAM_RANGES: dict[str, tuple[float, float]] = {
