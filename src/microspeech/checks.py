@@ -8,6 +8,8 @@ caller allows infinity explicitly; ranges are counted before they are expanded.
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 # A list option expands to at most this many values (a grid of three such lists is still small).
 MAX_LIST_VALUES = 1000
@@ -50,13 +52,17 @@ def check_number(
         number = float(value)
     except (TypeError, ValueError, OverflowError):
         raise OptionError(f"{option} {value!r}: expected a number") from None
-    accepted = _range_text(low, high) if above is None else f"above {above:g}" + (
-        f" and at most {high:g}" if high is not None else ""
+    accepted = (
+        _range_text(low, high)
+        if above is None
+        else f"above {above:g}" + (f" and at most {high:g}" if high is not None else "")
     )
     if math.isnan(number) or (math.isinf(number) and not allow_inf):
         raise OptionError(f"{option} {value}: expected a finite number, {accepted}")
-    if (low is not None and number < low) or (high is not None and number > high) or (
-        above is not None and not number > above
+    if (
+        (low is not None and number < low)
+        or (high is not None and number > high)
+        or (above is not None and not number > above)
     ):
         raise OptionError(f"{option} {number:g}: out of range; expected {accepted}")
     return number
@@ -140,3 +146,33 @@ def parse_float_list(
     if len(items) > max_count:
         raise OptionError(f"{option}: {len(items)} values; at most {max_count} are accepted")
     return [check_number(item, option, low=low, high=high, allow_inf=allow_inf) for item in items]
+
+
+def check_output_file(path: Path, option: str) -> Path:
+    """`path` if a file can be written there: not a folder, its parent a writable folder (or creatable)."""
+    path = Path(path)
+    if path.is_dir():
+        raise OptionError(f"{option} {path}: is a folder; give a file name")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OptionError(f"{option} {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OptionError(f"{option} {path}: the folder {parent} is not writable")
+    return path
+
+
+def check_output_folder(path: Path, option: str) -> Path:
+    """`path` if it is (or can be created as) a writable folder."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OptionError(f"{option} {path}: is a file, not a folder")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OptionError(f"{option} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OptionError(f"{option} {path}: the folder {existing} is not writable")
+    return path

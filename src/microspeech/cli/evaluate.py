@@ -94,4 +94,4 @@ def evaluate(
     except (FileNotFoundError, ValueError) as error:
         fail(str(error))
     console.print(rich_table(report))
-    console.print(f"Results written to {report.output_dir}")
+    console.print(f"Results written to {report.output_dir}", markup=False)

@@ -32,4 +32,4 @@ def export_command(
     except OSError as error:
         fail(f"cannot write into --c {c_dir}: {error}")
     for written in (files.source, files.header, files.settings):
-        console.print(f"wrote {written} ({written.stat().st_size:,} bytes)")
+        console.print(f"wrote {written} ({written.stat().st_size:,} bytes)", markup=False)

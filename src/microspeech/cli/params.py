@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from microspeech.cli.app import app, console, fail
@@ -23,7 +24,7 @@ def parameters_table(params: dict, dtypes: dict[str, str], title: str) -> Table:
     table.add_column("Value", overflow="fold")
     table.add_column("Type", style="dim")
     for key, value in params.items():
-        table.add_row(key, format_value(value), dtypes.get(key, ""))
+        table.add_row(escape(key), escape(format_value(value)), dtypes.get(key, ""))
     return table
 
 
@@ -45,6 +46,6 @@ def params_command(
         console.print_json(json.dumps({k: v.hex() if isinstance(v, bytes) else v for k, v in params.items()}))
         return
     if not params:
-        console.print(f"{path}: no SL_PARAMSv1 parameters embedded")
+        console.print(f"{path}: no SL_PARAMSv1 parameters embedded", markup=False)
         return
     console.print(parameters_table(params, dtypes, f"{path} ({len(params)} parameters)"))

@@ -77,4 +77,4 @@ def profile_command(
         from microspeech.files import write_bytes_atomic
 
         write_bytes_atomic(json_path, json.dumps(report.to_dict(), indent=2).encode())
-        console.print(f"wrote {json_path}")
+        console.print(f"wrote {json_path}", markup=False)

@@ -58,29 +58,35 @@ def tune(
         check_seed(seed)
         grid = {
             "thresholds": parse_int_list(
-                thresholds, "--thresholds", low=PARAM_RANGES["detection_threshold"][0],
+                thresholds,
+                "--thresholds",
+                low=PARAM_RANGES["detection_threshold"][0],
                 high=PARAM_RANGES["detection_threshold"][1],
             ),
             "windows": parse_int_list(
-                windows, "--windows", low=PARAM_RANGES["average_window_duration_ms"][0],
+                windows,
+                "--windows",
+                low=PARAM_RANGES["average_window_duration_ms"][0],
                 high=PARAM_RANGES["average_window_duration_ms"][1],
             ),
             "minimum_counts": parse_int_list(
-                counts, "--counts", low=PARAM_RANGES["minimum_count"][0],
+                counts,
+                "--counts",
+                low=PARAM_RANGES["minimum_count"][0],
                 high=PARAM_RANGES["minimum_count"][1],
             ),
         }
     except OptionError as error:
-        fail(escape(str(error)))
+        fail(str(error))
     if write:
         from microspeech.detection.classify import resolve_tflite
 
         try:
             source = resolve_tflite(model)[1]
         except ValueError as error:
-            fail(escape(str(error)))
+            fail(str(error))
         if source.suffix != ".tflite":
-            fail(escape(f"--write: {source} is an archive; give the .tflite file to write into"))
+            fail(f"--write: {source} is an archive; give the .tflite file to write into")
     try:
         report = tune_detection(
             model,
@@ -94,13 +100,13 @@ def tune(
             **grid,
         )
     except (FileNotFoundError, ValueError) as error:
-        fail(escape(str(error)))
+        fail(str(error))
     if output is not None:
         from microspeech.files import write_text_atomic
 
         write_text_atomic(output, json.dumps(report, indent=2) + "\n")
 
-    table = Table(title=f"{report['model']}: {report['minutes']:g} min of {report['dataset']}")
+    table = Table(title=escape(f"{report['model']}: {report['minutes']:g} min of {report['dataset']}"))
     for column in ("", "threshold", "window", "count", "hits", "misses", "miss", "FA/h"):
         table.add_column(column, justify="right", no_wrap=True)
 
@@ -131,7 +137,7 @@ def tune(
         try:
             write_detection_params(report["model_source"], {key: chosen[key] for key in TUNED_KEYS})
         except ValueError as error:
-            fail(escape(str(error)))
+            fail(str(error))
         console.print(
             f"Wrote {', '.join(f'{k}={chosen[k]}' for k in TUNED_KEYS)} into {report['model_source']}"
         )

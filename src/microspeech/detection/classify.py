@@ -48,16 +48,9 @@ class KeywordModel:
 
 
 def _tflite_from_zip(path: Path) -> tuple[str, bytes]:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = [name for name in archive.namelist() if name.endswith(".tflite")]
-            if not members:
-                raise ModelLoadError(f"{path}: the archive holds no .tflite model")
-            # MLTK archives hold <name>.tflite at the top; prefer that over nested copies.
-            member = min(members, key=lambda name: (name.count("/"), name))
-            return Path(member).stem, archive.read(member)
-    except zipfile.BadZipFile as error:
-        raise ModelLoadError(f"{path}: not a readable zip archive ({error})") from error
+    from microspeech.tflite.flatbuffer import read_archive_member
+
+    return read_archive_member(path)
 
 
 def resolve_tflite(model: str | Path) -> tuple[str, Path, bytes]:
@@ -72,10 +65,13 @@ def resolve_tflite(model: str | Path) -> tuple[str, Path, bytes]:
     elif path.suffix == ".keras" and path.with_suffix(".tflite").is_file():
         path = path.with_suffix(".tflite")  # the quantized model that sits next to the Keras one
     if path.is_file():
-        if zipfile.is_zipfile(path):
+        if path.suffix == ".zip" or zipfile.is_zipfile(path):
             name, data = _tflite_from_zip(path)
+            from microspeech.tflite.flatbuffer import check_flatbuffer
+
+            check_flatbuffer(data, f"{path} ({name}.tflite)")
             return name, path, data
-        return path.stem, path, path.read_bytes()
+        return path.stem, path, _checked(path)
     if path.suffix in (".tflite", ".zip") or len(path.parts) > 1:
         raise ModelLoadError(f"{model}: no such model file")
     try:
@@ -89,7 +85,14 @@ def resolve_tflite(model: str | Path) -> tuple[str, Path, bytes]:
     tflite_path = Path(artifacts.tflite_path)
     if not tflite_path.is_file():
         raise ModelLoadError(f"{model}: the model has no quantized .tflite yet (expected {tflite_path})")
-    return str(model), tflite_path, tflite_path.read_bytes()
+    return str(model), tflite_path, _checked(tflite_path)
+
+
+def _checked(path: Path) -> bytes:
+    """A .tflite's bytes through the one safe reader (size cap, bounds-checked flatbuffer)."""
+    from microspeech.tflite.flatbuffer import load_bytes
+
+    return load_bytes(path)
 
 
 def load_keyword_model(model: str | Path, *, classes: list[str] | None = None) -> KeywordModel:

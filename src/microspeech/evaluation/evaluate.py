@@ -106,9 +106,9 @@ def _from_tflite(path: Path) -> ModelUnderTest:
 def resolve_model_under_test(model: str | Path) -> ModelUnderTest:
     """A bare .tflite (classes and frontend from its metadata), or anything `resolve_model` accepts."""
     path = Path(model).expanduser()
-    if path.suffix == ".tflite":
+    if path.suffix in (".tflite", ".zip"):  # a bare .tflite, or MLTK's .mltk.zip holding one
         if not path.is_file():
-            raise EvaluationError(f"{path}: no such .tflite file")
+            raise EvaluationError(f"{path}: no such {path.suffix} file")
         return _from_tflite(path)
 
     from microspeech.training import resolve_model

@@ -19,7 +19,9 @@ def resolve_model_file(model: str | Path, kind: ModelKind = "tflite") -> Path:
     looked up with `microspeech.training.resolve_model` (artifacts under models_dir()/<name>/).
     """
     path = Path(model).expanduser()
-    if path.suffix in (".tflite", ".keras", ".h5"):
+    if path.suffix in (".tflite", ".keras", ".h5") or path.suffix == ".zip":
+        if path.is_dir():
+            raise ModelNotFoundError(f"{path}: is a folder, not a model file")
         if not path.is_file():
             raise ModelNotFoundError(f"{path}: no such model file")
         return path
