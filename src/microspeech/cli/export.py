@@ -20,14 +20,16 @@ def export_command(
     The settings header holds the frontend settings, class names and detection parameters
     embedded in the model, and its tensor shapes and quantization.
     """
+    from microspeech.checks import OptionError, check_output_folder
     from microspeech.tflite.export_c import export_c
     from microspeech.tflite.files import ModelNotFoundError, resolve_model_file
     from microspeech.tflite.metadata import ParameterError
 
     try:
+        check_output_folder(c_dir, "--c")
         path = resolve_model_file(model, "tflite")
         files = export_c(path, c_dir, name=name)
-    except (ModelNotFoundError, ParameterError, ValueError) as error:
+    except (ModelNotFoundError, ParameterError, OptionError, ValueError) as error:
         fail(str(error))
     except OSError as error:
         fail(f"cannot write into --c {c_dir}: {error}")
