@@ -17,8 +17,14 @@ from microspeech.audio import MAX_AUDIO_SECONDS, AudioError, read_audio
 from microspeech.cli import app
 
 
-def wav_bytes(rate: int, channels: int = 1, bits: int = 16, payload: bytes = b"", declared: int | None = None,
-              fmt_code: int = 1) -> bytes:
+def wav_bytes(
+    rate: int,
+    channels: int = 1,
+    bits: int = 16,
+    payload: bytes = b"",
+    declared: int | None = None,
+    fmt_code: int = 1,
+) -> bytes:
     """A RIFF/WAVE file with whatever header fields are given (no check: hostile headers too)."""
     size = len(payload) if declared is None else declared
     block = channels * bits // 8

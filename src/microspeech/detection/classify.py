@@ -48,9 +48,14 @@ class KeywordModel:
 
 
 def _tflite_from_zip(path: Path) -> tuple[str, bytes]:
-    from microspeech.tflite.flatbuffer import read_archive_member
+    from microspeech.tflite.flatbuffer import TfliteFormatError, check_flatbuffer, read_archive_member
 
-    return read_archive_member(path)
+    try:
+        name, data = read_archive_member(path)
+        check_flatbuffer(data, f"{path} ({name}.tflite)")
+    except (TfliteFormatError, PermissionError) as error:
+        raise ModelLoadError(str(error)) from error
+    return name, data
 
 
 def resolve_tflite(model: str | Path) -> tuple[str, Path, bytes]:
@@ -67,9 +72,6 @@ def resolve_tflite(model: str | Path) -> tuple[str, Path, bytes]:
     if path.is_file():
         if path.suffix == ".zip" or zipfile.is_zipfile(path):
             name, data = _tflite_from_zip(path)
-            from microspeech.tflite.flatbuffer import check_flatbuffer
-
-            check_flatbuffer(data, f"{path} ({name}.tflite)")
             return name, path, data
         return path.stem, path, _checked(path)
     if path.suffix in (".tflite", ".zip") or len(path.parts) > 1:
@@ -90,9 +92,12 @@ def resolve_tflite(model: str | Path) -> tuple[str, Path, bytes]:
 
 def _checked(path: Path) -> bytes:
     """A .tflite's bytes through the one safe reader (size cap, bounds-checked flatbuffer)."""
-    from microspeech.tflite.flatbuffer import load_bytes
+    from microspeech.tflite.flatbuffer import TfliteFormatError, load_bytes
 
-    return load_bytes(path)
+    try:
+        return load_bytes(path)
+    except (TfliteFormatError, PermissionError) as error:
+        raise ModelLoadError(str(error)) from error
 
 
 def load_keyword_model(model: str | Path, *, classes: list[str] | None = None) -> KeywordModel:

@@ -7,8 +7,10 @@ edits and graph surgery share the same packing rules.
 from __future__ import annotations
 
 import functools
+import lzma
 import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import flatbuffers
