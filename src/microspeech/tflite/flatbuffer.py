@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import functools
 import lzma
+import lzma
 import struct
 import zipfile
+import zlib
 import zlib
 from pathlib import Path
 
@@ -101,6 +103,8 @@ def read_archive_member(
         EOFError,
         NotImplementedError,
         OSError,
+        zlib.error,
+        lzma.LZMAError,
         *_MALFORMED,
     ) as error:
         if isinstance(error, (TfliteFormatError, PermissionError, FileNotFoundError, IsADirectoryError)):
