@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import functools
 import lzma
-import lzma
 import struct
 import zipfile
-import zlib
 import zlib
 from pathlib import Path
 
