@@ -19,7 +19,7 @@ def format_value(value: object, limit: int = 80) -> str:
 
 
 def parameters_table(params: dict, dtypes: dict[str, str], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(title), title_justify="left")
     table.add_column("Key", style="cyan", no_wrap=True)
     table.add_column("Value", overflow="fold")
     table.add_column("Type", style="dim")
@@ -40,7 +40,7 @@ def params_command(
     try:
         path = resolve_model_file(model, "tflite")
         params, dtypes = read_parameters(path, with_dtypes=True)
-    except (ModelNotFoundError, ParameterError, ValueError) as error:
+    except (ModelNotFoundError, ParameterError, ValueError, OSError) as error:
         fail(str(error))
     if as_json:
         console.print_json(json.dumps({k: v.hex() if isinstance(v, bytes) else v for k, v in params.items()}))

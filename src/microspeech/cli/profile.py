@@ -23,17 +23,23 @@ def profile_command(
     ),
 ) -> None:
     """Smallest TFLM arena, per-layer MACs/OPs, host latency (LiteRT) and estimated Cortex-M33 latency."""
+    from microspeech.checks import OptionError, check_int, check_number, check_output_file
     from microspeech.tflite.files import ModelNotFoundError, resolve_model_file
     from microspeech.tflite.profile import CYCLE_MODEL, profile_model
     from microspeech.tflite.summary import format_units
 
-    if clock_mhz <= 0:
-        fail(f"--clock-mhz must be positive, got {clock_mhz}")
+    try:
+        check_number(clock_mhz, "--clock-mhz", above=0.0, high=10_000.0)
+        check_int(runs, "--runs", low=10, high=1_000_000)
+        if json_path is not None:
+            check_output_file(json_path, "--json")
+    except OptionError as error:
+        fail(str(error))
     try:
         path = resolve_model_file(model, "tflite")
         with console.status(f"profiling {path.name} (arena search, {runs} timed runs)"):
             report = profile_model(path, clock_mhz=clock_mhz, runs=runs)
-    except (ModelNotFoundError, ValueError, RuntimeError) as error:
+    except (ModelNotFoundError, ValueError, RuntimeError, OSError) as error:
         fail(str(error))
 
     table = Table(title=str(path), title_justify="left")

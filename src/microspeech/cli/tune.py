@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -14,6 +15,7 @@ from microspeech.checks import (
     OptionError,
     check_minutes,
     check_number,
+    check_output_file,
     check_seed,
     parse_float_list,
     parse_int_list,
@@ -76,6 +78,8 @@ def tune(
                 high=PARAM_RANGES["minimum_count"][1],
             ),
         }
+        if output is not None:
+            check_output_file(output, "--output")
     except OptionError as error:
         fail(str(error))
     if write:
@@ -87,6 +91,8 @@ def tune(
             fail(str(error))
         if source.suffix != ".tflite":
             fail(f"--write: {source} is an archive; give the .tflite file to write into")
+        if not os.access(source, os.W_OK) or not os.access(source.parent, os.W_OK | os.X_OK):
+            fail(f"--write: {source} cannot be written (read-only file or folder); nothing was swept")
     try:
         report = tune_detection(
             model,

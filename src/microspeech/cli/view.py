@@ -23,11 +23,14 @@ def view_command(
     ),
 ) -> None:
     """Diagram of the model's ops, tensor shapes and byte sizes, as SVG and PNG."""
+    from microspeech.checks import OptionError, check_output_folder
     from microspeech.tflite.files import ModelNotFoundError, resolve_model_file
 
     try:
+        if out is not None:
+            check_output_folder(out, "--out")
         path = resolve_model_file(model, "tflite" if tflite else "keras")
-    except ModelNotFoundError as error:
+    except (ModelNotFoundError, OptionError) as error:
         fail(str(error))
     if netron:
         _open_in_netron(path)
