@@ -6,8 +6,10 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-# Accepted (low, high) of each parameter. The detector averages at most 50 results, so a larger
-# minimum_count never detects; windows and latencies beyond 10 s leave nothing to average.
+# What the command line accepts for each parameter (low, high). The detector holds at most 50
+# results, so a larger minimum_count never detects; windows and latencies beyond 10 s leave
+# nothing to average. The dataclass itself only refuses what cannot run (firmware behaviour
+# at the edges stays testable).
 PARAM_RANGES: dict[str, tuple[float, float]] = {
     "average_window_duration_ms": (1, 10_000),
     "detection_threshold": (0, 255),
@@ -31,12 +33,17 @@ class DetectionParams:
     verbose_model_output_logs: bool = False
 
     def __post_init__(self) -> None:
-        for name, (low, high) in PARAM_RANGES.items():
-            value = getattr(self, name)
-            if not (math.isfinite(value) and low <= value <= high):
-                raise ValueError(
-                    f"detection parameter {name}={value!r} is out of range; expected {low:g} to {high:g}"
-                )
+        checks = {
+            "average_window_duration_ms": self.average_window_duration_ms > 0,
+            "detection_threshold": 0 <= self.detection_threshold <= 255,
+            "suppression_ms": self.suppression_ms >= 0,
+            "minimum_count": self.minimum_count >= 0,  # 0: no averaging (MLTK)
+            "volume_gain": math.isfinite(self.volume_gain) and self.volume_gain >= 0,
+            "latency_ms": self.latency_ms > 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"detection parameter {name}={getattr(self, name)!r} is out of range")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
