@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,12 @@ import soxr
 from microspeech.files import atomic_output
 
 SAMPLE_RATE = 16000
+# Plausible audio headers: a rate outside this range is a corrupt or hostile header (a file claiming
+# 1 Hz would be resampled 16000x), and nothing longer than an hour is read into memory.
+MIN_FILE_RATE = 1000
+MAX_FILE_RATE = 768_000
+MAX_CHANNELS = 64
+MAX_AUDIO_SECONDS = 3600.0
 
 
 class AudioError(ValueError):
@@ -67,6 +74,36 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int = SAMPLE_RATE) ->
     return soxr.resample(samples, from_rate, to_rate, quality="HQ")
 
 
+def check_file_readable(path: Path) -> None:
+    """AudioError naming `path` when it is missing, a folder or not readable (before any decoder runs)."""
+    if path.is_dir():
+        raise AudioError(f"{path}: is a folder, not an audio file")
+    if not path.exists():
+        raise AudioError(f"{path}: no such file")
+    if not os.access(path, os.R_OK):
+        raise AudioError(f"{path}: permission denied (the file is not readable)")
+
+
+def check_audio_header(
+    source: str, file_rate: int, channels: int, frames: int, sample_rate: int = SAMPLE_RATE
+) -> None:
+    """Refuse implausible headers before any allocation: rate, channel count and resampled length."""
+    if not MIN_FILE_RATE <= file_rate <= MAX_FILE_RATE:
+        raise AudioError(
+            f"{source}: implausible sample rate {file_rate} Hz in the header "
+            f"(accepted: {MIN_FILE_RATE} to {MAX_FILE_RATE} Hz)"
+        )
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise AudioError(f"{source}: implausible channel count {channels} (accepted: 1 to {MAX_CHANNELS})")
+    seconds = frames / file_rate
+    if frames * channels > MAX_AUDIO_SECONDS * MAX_FILE_RATE or seconds > MAX_AUDIO_SECONDS:
+        raise AudioError(
+            f"{source}: {seconds:.0f} s of audio; at most {MAX_AUDIO_SECONDS:.0f} s is read at once"
+        )
+    if frames * sample_rate / file_rate > MAX_AUDIO_SECONDS * sample_rate:
+        raise AudioError(f"{source}: too long once resampled to {sample_rate} Hz")
+
+
 def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Read any audio file soundfile understands as mono int16 at `sample_rate`.
 
@@ -74,12 +111,16 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     stereo is downmixed and other rates are resampled. Errors name the file.
     """
     path = Path(path)
+    check_file_readable(path)
     try:
         info = sf.info(str(path))
+        check_audio_header(str(path), info.samplerate, info.channels, info.frames, sample_rate)
         dtype = "int16" if info.subtype == "PCM_16" else "float64"
         samples, file_rate = sf.read(str(path), dtype=dtype, always_2d=False)
     except (sf.LibsndfileError, RuntimeError, TypeError) as error:
         raise AudioError(f"{path}: not a readable audio file ({error})") from error
+    except OSError as error:
+        raise AudioError(f"{path}: cannot be read ({error.strerror or error})") from error
     if samples.size == 0:
         raise AudioError(f"{path}: the file holds no audio samples")
     samples = to_mono(samples, source=str(path))

@@ -40,3 +40,34 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_files_atomic(contents: dict[Path, bytes]) -> list[Path]:
+    """Write several files as a set: every one is staged beside its target first, then all are renamed.
+
+    Any failure while staging (a full disk, a read-only folder) removes the staged files and
+    leaves every existing target as it was, so a failed export never mixes a new header with an
+    old source. The renames come last and cannot fail halfway for want of space.
+    """
+    folders = [str(path) for path in contents if Path(path).is_dir()]
+    if folders:
+        raise IsADirectoryError(f"{', '.join(folders)}: a folder stands where a file is to be written")
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, data in contents.items():
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(
+                dir=path.parent, prefix=f".{path.stem}.", suffix=f".partial{path.suffix}"
+            )
+            staged.append((Path(temporary), path))
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(data)
+            os.chmod(temporary, 0o644)
+        for temporary, path in staged:
+            os.replace(temporary, path)
+    except BaseException:
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)
+        raise
+    return [Path(path) for path in contents]

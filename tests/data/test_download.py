@@ -166,3 +166,19 @@ def test_test_set_download_extract_and_load_end_to_end(server, tmp_path, monkeyp
     server.files.clear()
     assert len(load_dataset("speech_commands_test_set_v0.02").clips) == 9  # no second download
     assert fetch(remote) == dataset.root
+
+
+def test_an_archive_found_in_the_download_folder_is_checked_too(server, tmp_path):
+    """Issue 16, case 8: a tar placed there was extracted unchecked, marked complete, deleted."""
+    server.files["a.tar.gz"] = PAYLOAD
+    target = tmp_path / "a.tar.gz"
+    target.write_bytes(b"a planted archive of the wrong size")
+    assert _get(server, target, **CHECKS).read_bytes() == PAYLOAD  # replaced by the verified download
+    same_size = bytes(len(PAYLOAD))
+    target.write_bytes(same_size)  # right size, wrong SHA-256
+    assert _get(server, target, **CHECKS).read_bytes() == PAYLOAD
+    server.files.clear()
+    target.write_bytes(same_size)
+    with pytest.raises(DownloadError):  # offline: refused, never handed on for extraction
+        _get(server, target, **CHECKS)
+    assert not target.exists()

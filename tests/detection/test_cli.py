@@ -80,7 +80,7 @@ def test_classify_audio_errors_name_the_problem(archive, yes_wav, tmp_path):
     result = invoke("classify_audio", tmp_path / "nope.tflite", "--wav", yes_wav)
     assert result.exit_code == 2 and says(result, "nope.tflite: no such model file")
     result = invoke("classify_audio", archive, "--wav", yes_wav, "--threshold", "300")
-    assert result.exit_code == 2 and says(result, "detection_threshold=300")
+    assert result.exit_code == 2 and says(result, "--threshold (detection_threshold) 300")
 
 
 def fake_sounddevice(audio: np.ndarray | None) -> types.ModuleType:

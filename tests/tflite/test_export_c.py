@@ -86,3 +86,24 @@ def test_export_cli(mltk_tflite_path, tmp_path):
     ]
     result = CliRunner().invoke(app, ["export", str(tmp_path / "missing.tflite"), "--c", str(out)])
     assert result.exit_code == 2 and "missing.tflite" in result.output
+
+
+def test_a_failed_export_leaves_the_previous_one_intact(mltk_tflite_path, tmp_path):
+    """Issue 16, case 4: the .h was written first, then a truncated model failed with a traceback."""
+    out = tmp_path / "firmware"
+    result = CliRunner().invoke(app, ["export", str(mltk_tflite_path), "--c", str(out), "--name", "kws"])
+    assert result.exit_code == 0, result.output
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    truncated = tmp_path / "kws.tflite"
+    truncated.write_bytes(mltk_tflite_path.read_bytes()[:5000])
+    result = CliRunner().invoke(app, ["export", str(truncated), "--c", str(out), "--name", "kws"])
+    assert result.exit_code == 2 and "not a valid .tflite" in " ".join(result.output.split())
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+
+
+def test_export_refuses_a_file_as_the_folder(mltk_tflite_path, tmp_path):
+    target = tmp_path / "not_a_folder"
+    target.write_text("x")
+    result = CliRunner().invoke(app, ["export", str(mltk_tflite_path), "--c", str(target)])
+    assert result.exit_code == 2 and "--c" in result.output and "is a file, not a folder" in result.output

@@ -86,3 +86,28 @@ def test_profile_report(mltk_tflite_path):
     assert data["total_macs"] == 336_000 and data["arena"]["min_arena_bytes"] == report.arena.min_arena_bytes
     assert data["without_reshape"]["total_ops"] == 676_012
     assert data["without_reshape"]["min_arena_bytes"] < report.arena.min_arena_bytes
+
+
+@pytest.mark.parametrize("model", ["mltk_tflite_bytes", "tiny_tflite_bytes"])
+def test_arena_search_never_runs_tflm_where_it_crashes(model, request, tmp_path):
+    """Issue 16, case 5: TFLM segfaults in arenas of a few hundred bytes (MLTK's model too), so
+    the search starts at a floor no arena below which can work, whatever `upper` says."""
+    import subprocess
+    import sys
+
+    from microspeech.tflite.profile import arena_floor
+
+    tflite_bytes = request.getfixturevalue(model)
+    path = tmp_path / "model.tflite"
+    path.write_bytes(tflite_bytes)
+    floor = arena_floor(tflite_bytes)
+    assert 1024 <= floor <= find_min_arena_size(tflite_bytes)
+    script = (
+        "import sys; from microspeech.tflite.profile import find_min_arena_size; "
+        "print(find_min_arena_size(sys.argv[1], upper=64))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert int(done.stdout.split()[-1]) == find_min_arena_size(tflite_bytes)

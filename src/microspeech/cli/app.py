@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from microspeech import __version__
 
@@ -43,8 +44,12 @@ def _root(
 
 
 def fail(message: str, code: int = 2) -> None:
-    """Print a clear error and exit with `code` (no traceback for user mistakes)."""
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=not err_console.is_terminal)
+    """Print a clear error and exit with `code` (no traceback for user mistakes).
+
+    `message` is plain text: brackets in paths or values are printed as they are, never read
+    as rich markup.
+    """
+    err_console.print(f"[bold red]error:[/] {escape(str(message))}", soft_wrap=not err_console.is_terminal)
     raise typer.Exit(code)
 
 

@@ -7,7 +7,18 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
+from microspeech.checks import OptionError, check_number
 from microspeech.cli.app import app, console, fail
+from microspeech.detection.params import PARAM_RANGES
+
+OPTION_NAMES = {
+    "average_window_duration_ms": "--window",
+    "detection_threshold": "--threshold",
+    "suppression_ms": "--suppression",
+    "minimum_count": "--count",
+    "volume_gain": "--volume",
+    "latency_ms": "--latency",
+}
 
 
 def _format_scores(values) -> str:
@@ -75,12 +86,6 @@ def classify_audio(
 
     if not wav and not mic:
         fail("give --wav FILE (one or more) or --mic")
-    recordings = []
-    for path in wav or []:  # read them all first: a bad file fails before any output
-        try:
-            recordings.append((path, read_audio(path)))
-        except (AudioError, OSError) as error:
-            fail(escape(f"--wav: {error}"))
     overrides = {
         "average_window_duration_ms": average_window_duration_ms,
         "detection_threshold": detection_threshold,
@@ -89,6 +94,21 @@ def classify_audio(
         "volume_gain": volume_gain,
         "latency_ms": latency_ms,
     }
+    try:
+        for key, value in overrides.items():
+            if value is not None:
+                low, high = PARAM_RANGES[key]
+                check_number(value, f"{OPTION_NAMES[key]} ({key})", low=low, high=high)
+        if seconds is not None:
+            check_number(seconds, "--seconds", above=0.0, high=86_400.0)
+    except OptionError as error:
+        fail(str(error))
+    recordings = []
+    for path in wav or []:  # read them all first: a bad file fails before any output
+        try:
+            recordings.append((path, read_audio(path)))
+        except (AudioError, OSError) as error:
+            fail(f"--wav: {error}")
     from microspeech.tflite.runtime import available_backends
 
     if backend not in available_backends():
@@ -100,11 +120,17 @@ def classify_audio(
             params = detection_params_with(params, {"verbose_model_output_logs": True})
         spotter = KeywordSpotter(keyword_model, params, backend=backend, reset_after_detection=not no_reset)
     except (FileNotFoundError, ValueError) as error:
-        fail(escape(str(error)))
+        fail(str(error))
     settings = ", ".join(f"{key}={value}" for key, value in params.to_dict().items())
-    console.print(f"[bold]{keyword_model.name}[/] ({keyword_model.source})", highlight=False, soft_wrap=True)
-    console.print(f"classes: {', '.join(keyword_model.classes)}", highlight=False, soft_wrap=True)
-    console.print(f"settings: {settings}", highlight=False, soft_wrap=True)
+    console.print(
+        f"[bold]{escape(keyword_model.name)}[/] ({escape(keyword_model.source)})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
+        f"classes: {', '.join(keyword_model.classes)}", markup=False, highlight=False, soft_wrap=True
+    )
+    console.print(f"settings: {settings}", markup=False, highlight=False, soft_wrap=True)
 
     def show(decisions, source: str = "") -> None:
         for decision in decisions:
@@ -115,15 +141,17 @@ def classify_audio(
                 console.print(line, highlight=False, soft_wrap=True)
             if decision.is_detection:
                 console.print(
-                    f"{source}{decision.time_ms / 1000:9.2f} s  detected [bold green]{decision.label}[/] "
-                    f"score={decision.score}",
+                    f"{escape(source)}{decision.time_ms / 1000:9.2f} s  detected "
+                    f"[bold green]{escape(decision.label)}[/] score={decision.score}",
                     highlight=False,
                     soft_wrap=True,
                 )
 
     for path, audio in recordings:
         spotter.reset()
-        console.print(f"[dim]{path}: {len(audio) / 16000:.2f} s[/]", highlight=False, soft_wrap=True)
+        console.print(
+            f"[dim]{escape(str(path))}: {len(audio) / 16000:.2f} s[/]", highlight=False, soft_wrap=True
+        )
         show(spotter.process(audio), f"{path.name}: " if len(wav) > 1 else "")
     if mic:
         from microspeech.detection.mic import MicrophoneError, listen
@@ -135,6 +163,6 @@ def classify_audio(
                 spotter, show, device=int(device) if device and device.isdigit() else device, seconds=seconds
             )
         except MicrophoneError as error:
-            fail(escape(str(error)))
+            fail(str(error))
         except KeyboardInterrupt:
             console.print("stopped")

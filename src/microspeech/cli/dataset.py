@@ -6,6 +6,7 @@ import json
 import time
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -55,7 +56,7 @@ def info_command(
     from microspeech.data import SPLITS
 
     dataset = _load(name_or_path, download)
-    console.print(f"[bold]{dataset.name}[/] ({dataset.layout} layout): {dataset.root}")
+    console.print(f"[bold]{escape(dataset.name)}[/] ({dataset.layout} layout): {escape(str(dataset.root))}")
     table = Table()
     table.add_column("word")
     for split in SPLITS:
@@ -64,7 +65,7 @@ def info_command(
     counts = dataset.counts()
     for word in dataset.words:
         row = counts[word]
-        table.add_row(word, *(f"{row[split]:,}" for split in SPLITS), f"{sum(row.values()):,}")
+        table.add_row(escape(word), *(f"{row[split]:,}" for split in SPLITS), f"{sum(row.values()):,}")
     totals = [len(dataset.split(split)) for split in SPLITS]
     table.add_row("[bold]all", *(f"[bold]{n:,}" for n in totals), f"[bold]{sum(totals):,}")
     speakers = [f"{len(dataset.speakers(split)):,}" for split in SPLITS]
@@ -127,7 +128,7 @@ def synth_command(
         )
     else:
         console.print("already generated (cached)")
-    console.print(f"{dataset!r}\n{generation.root}")
+    console.print(f"{dataset!r}\n{generation.root}", markup=False)
 
 
 @dataset_app.command("verify")
@@ -151,7 +152,7 @@ def verify_command(
     if not problems:
         console.print(f"[green]all {total:,} files are usable[/]")
         return
-    console.print(f"[bold red]{len(problems)} unusable file(s)[/] in {dataset.root}:")
+    console.print(f"[bold red]{len(problems)} unusable file(s)[/] in {escape(str(dataset.root))}:")
     for issue in problems:
         inside = issue.path.is_relative_to(dataset.root)
         shown = issue.path.relative_to(dataset.root) if inside else issue.path

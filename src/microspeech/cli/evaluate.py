@@ -58,6 +58,25 @@ def evaluate(
     snr_db: float = typer.Option(10.0, "--snr-db", help="With --streaming: keyword-to-noise ratio in dB."),
 ) -> None:
     """Score the test clips once each; write eval-results.json, summary.txt and plots."""
+    from microspeech.checks import (
+        SNR_DB_RANGE,
+        OptionError,
+        check_minutes,
+        check_number,
+        check_output_folder,
+        check_seed,
+    )
+
+    try:
+        check_seed(seed)
+        check_number(word_offset, "--word-offset", low=0.0, high=1.0)
+        if streaming:
+            check_minutes(minutes)
+            check_number(snr_db, "--snr-db", low=SNR_DB_RANGE[0], high=SNR_DB_RANGE[1], allow_inf=True)
+        if output is not None:
+            check_output_folder(output, "--output")
+    except OptionError as error:
+        fail(str(error))
     if streaming:
         from microspeech.evaluation.streaming import evaluate_streaming
 
@@ -94,4 +113,4 @@ def evaluate(
     except (FileNotFoundError, ValueError) as error:
         fail(str(error))
     console.print(rich_table(report))
-    console.print(f"Results written to {report.output_dir}")
+    console.print(f"Results written to {report.output_dir}", markup=False)

@@ -20,16 +20,18 @@ def export_command(
     The settings header holds the frontend settings, class names and detection parameters
     embedded in the model, and its tensor shapes and quantization.
     """
+    from microspeech.checks import OptionError, check_output_folder
     from microspeech.models import ModelResolutionError
     from microspeech.tflite.export_c import export_c
     from microspeech.tflite.metadata import ParameterError
 
     try:
+        check_output_folder(c_dir, "--c")
         path = model_file(model, "tflite")
         files = export_c(path, c_dir, name=name)
-    except (ModelResolutionError, ParameterError, ValueError) as error:
+    except (ModelResolutionError, ParameterError, OptionError, ValueError) as error:
         fail(str(error))
     except OSError as error:
         fail(f"cannot write into --c {c_dir}: {error}")
     for written in (files.source, files.header, files.settings):
-        console.print(f"wrote {written} ({written.stat().st_size:,} bytes)")
+        console.print(f"wrote {written} ({written.stat().st_size:,} bytes)", markup=False)

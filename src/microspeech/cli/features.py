@@ -40,12 +40,21 @@ def features_command(
 ) -> None:
     """Bit-exact TFLM micro-frontend features (MLTK's AudioFeatureGenerator) of one recording."""
     from microspeech.audio import AudioError
+    from microspeech.checks import OptionError, check_output_file
     from microspeech.frontend import FrontendSettings, FrontendSettingsError
     from microspeech.frontend.files import features_from_file, save_features
     from microspeech.frontend.plot import plot_features
 
+    if audio.is_dir():
+        fail(f"{audio}: is a folder, not an audio file")
     if not audio.is_file():
         fail(f"{audio}: no such file")
+    try:
+        for option, path in (("--out", out), ("--plot", plot)):
+            if path is not None:
+                check_output_file(path, option)
+    except OptionError as error:
+        fail(str(error))
     if out is not None and out.suffix != ".npy":
         fail(f"--out {out}: features are saved as .npy; use a .npy file name")
     if plot is not None and plot.suffix.lower() != ".png":
@@ -55,8 +64,13 @@ def features_command(
     settings = FrontendSettings()
     if settings_file is not None:
         try:
-            settings = FrontendSettings.from_dict(json.loads(settings_file.read_text()))
-        except (OSError, json.JSONDecodeError, FrontendSettingsError) as error:
+            values = json.loads(settings_file.read_text())
+            if not isinstance(values, dict):
+                raise FrontendSettingsError(
+                    f"expected a JSON object of fe.* keys, got a {type(values).__name__}"
+                )
+            settings = FrontendSettings.from_dict(values)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, FrontendSettingsError) as error:
             fail(f"--settings {settings_file}: {error}")
     if model is not None:
         settings = _model_settings(model)
@@ -69,13 +83,14 @@ def features_command(
     note = {"padded": ", zero-padded", "trimmed": ", trimmed"}.get(result.adjusted, "")
     console.print(
         f"{audio}: {seconds:.3f} s{note} -> {features.shape[0]} frames x {features.shape[1]} channels "
-        f"{features.dtype}, min {features.min()}, max {features.max()}, mean {features.mean():.1f}"
+        f"{features.dtype}, min {features.min()}, max {features.max()}, mean {features.mean():.1f}",
+        markup=False,
     )
     if out is not None:
-        console.print(f"wrote {save_features(features, out)}")
+        console.print(f"wrote {save_features(features, out)}", markup=False)
     if plot is not None:
         written = plot_features(features, plot, settings, title=audio.name, audio=result.audio)
-        console.print(f"wrote {written}")
+        console.print(f"wrote {written}", markup=False)
 
 
 def _model_settings(model: str) -> FrontendSettings:

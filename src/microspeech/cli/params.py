@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from microspeech.cli.app import app, console, fail, model_file
@@ -18,12 +19,12 @@ def format_value(value: object, limit: int = 80) -> str:
 
 
 def parameters_table(params: dict, dtypes: dict[str, str], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(title), title_justify="left")
     table.add_column("Key", style="cyan", no_wrap=True)
     table.add_column("Value", overflow="fold")
     table.add_column("Type", style="dim")
     for key, value in params.items():
-        table.add_row(key, format_value(value), dtypes.get(key, ""))
+        table.add_row(escape(key), escape(format_value(value)), dtypes.get(key, ""))
     return table
 
 
@@ -39,12 +40,12 @@ def params_command(
     try:
         path = model_file(model, "tflite")
         params, dtypes = read_parameters(path, with_dtypes=True)
-    except (ModelResolutionError, ParameterError, ValueError) as error:
+    except (ModelResolutionError, ParameterError, ValueError, OSError) as error:
         fail(str(error))
     if as_json:
         console.print_json(json.dumps({k: v.hex() if isinstance(v, bytes) else v for k, v in params.items()}))
         return
     if not params:
-        console.print(f"{path}: no SL_PARAMSv1 parameters embedded")
+        console.print(f"{path}: no SL_PARAMSv1 parameters embedded", markup=False)
         return
     console.print(parameters_table(params, dtypes, f"{path} ({len(params)} parameters)"))

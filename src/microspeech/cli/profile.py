@@ -30,17 +30,23 @@ def profile_command(
     ),
 ) -> None:
     """Smallest TFLM arena, per-layer MACs/OPs, host latency (LiteRT) and estimated Cortex-M33 latency."""
+    from microspeech.checks import OptionError, check_int, check_number, check_output_file
     from microspeech.models import ModelResolutionError
     from microspeech.tflite.profile import CYCLE_MODEL, profile_model
     from microspeech.tflite.summary import format_units
 
-    if clock_mhz <= 0:
-        fail(f"--clock-mhz must be positive, got {clock_mhz}")
+    try:
+        check_number(clock_mhz, "--clock-mhz", above=0.0, high=10_000.0)
+        check_int(runs, "--runs", low=10, high=1_000_000)
+        if json_path is not None:
+            check_output_file(json_path, "--json")
+    except OptionError as error:
+        fail(str(error))
     if accelerator.lower() not in ("none", "mvp"):
         fail(f"--accelerator must be none or mvp, got {accelerator!r}")
     try:
         path = model_file(model, "tflite")
-    except (ModelResolutionError, ValueError) as error:
+    except (ModelResolutionError, ValueError, OSError) as error:
         fail(str(error))
     if accelerator.lower() == "mvp":
         _profile_mvp(path, clock_mhz, json_path)
@@ -48,7 +54,7 @@ def profile_command(
     try:
         with console.status(f"profiling {path.name} (arena search, {runs} timed runs)"):
             report = profile_model(path, clock_mhz=clock_mhz, runs=runs)
-    except (ModelResolutionError, ValueError, RuntimeError) as error:
+    except (ModelResolutionError, ValueError, RuntimeError, OSError) as error:
         fail(str(error))
 
     table = Table(title=str(path), title_justify="left")
@@ -92,7 +98,7 @@ def profile_command(
         from microspeech.files import write_bytes_atomic
 
         write_bytes_atomic(json_path, json.dumps(report.to_dict(), indent=2).encode())
-        console.print(f"wrote {json_path}")
+        console.print(f"wrote {json_path}", markup=False)
 
 
 def _profile_mvp(path: Path, clock_mhz: float, json_path: Path | None) -> None:
@@ -153,4 +159,4 @@ def _profile_mvp(path: Path, clock_mhz: float, json_path: Path | None) -> None:
         from microspeech.files import write_bytes_atomic
 
         write_bytes_atomic(json_path, json.dumps(report.to_dict(), indent=2).encode())
-        console.print(f"wrote {json_path}")
+        console.print(f"wrote {json_path}", markup=False)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from microspeech.cli.app import app, console, fail, model_file
 
 
 def _tflite_table(summary) -> Table:  # noqa: ANN001 (ModelSummary, imported lazily)
-    table = Table(title=f"{summary.path}", title_justify="left", show_lines=True)
+    table = Table(title=escape(str(summary.path)), title_justify="left", show_lines=True)
     for column in ("Index", "OpCode", "Input(s)", "Output(s)", "Config"):
         table.add_column(column, overflow="fold")
     table.add_column("MACs", justify="right")
@@ -24,7 +25,7 @@ def _tflite_table(summary) -> Table:  # noqa: ANN001 (ModelSummary, imported laz
 def _keras_table(summary) -> Table:  # noqa: ANN001 (KerasSummary)
     from microspeech.tflite.summary import format_units
 
-    table = Table(title=f"{summary.path} ({summary.name})", title_justify="left")
+    table = Table(title=escape(f"{summary.path} ({summary.name})"), title_justify="left")
     for column in ("Layer", "Type", "Output shape", "Params", "MACs", "OPs"):
         table.add_column(column, justify="right" if column in ("Params", "MACs", "OPs") else "left")
     for layer in summary.layers:

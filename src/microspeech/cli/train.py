@@ -74,4 +74,4 @@ def train(
         )
     except (DatasetError, ResumeError, FileNotFoundError, ValueError) as error:
         fail(str(error))
-    console.print(f"model: {artifacts.tflite_path}")
+    console.print(f"model: {artifacts.tflite_path}", markup=False)

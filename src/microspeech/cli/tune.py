@@ -3,33 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from microspeech.checks import (
+    SNR_DB_RANGE,
+    OptionError,
+    check_minutes,
+    check_number,
+    check_output_file,
+    check_seed,
+    parse_float_list,
+    parse_int_list,
+)
 from microspeech.cli.app import app, console, fail
-
-
-def _ints(text: str, option: str) -> list[int]:
-    """Comma-separated integers and inclusive ranges `START-END` or `START-END/STEP`."""
-    values: list[int] = []
-    try:
-        for item in (part.strip() for part in text.split(",")):
-            if not item:
-                continue
-            span, _, step = item.partition("/")
-            start, dash, end = span.partition("-")
-            if dash:
-                values.extend(range(int(start), int(end) + 1, int(step or 1)))
-            else:
-                values.append(int(span))
-    except ValueError:
-        fail(f"{option} {text!r}: expected integers and ranges such as 100-255/5, separated by commas")
-    if not values:
-        fail(f"{option}: give at least one value")
-    return values
+from microspeech.detection.params import PARAM_RANGES
 
 
 @app.command("tune")
@@ -62,18 +54,45 @@ def tune(
     from microspeech.evaluation.tuning import TUNED_KEYS, tune_detection, write_detection_params
 
     try:
-        snrs = [float(v) for v in snr_db.split(",") if v.strip()]
-    except ValueError:
-        fail(f"--snr-db {snr_db!r}: expected numbers separated by commas")
+        check_number(max_fa_per_hour, "--max-fa-per-hour", above=0.0, high=3600.0 * 1000)
+        snrs = parse_float_list(snr_db, "--snr-db", low=SNR_DB_RANGE[0], high=SNR_DB_RANGE[1])
+        check_minutes(minutes)
+        check_seed(seed)
+        grid = {
+            "thresholds": parse_int_list(
+                thresholds,
+                "--thresholds",
+                low=PARAM_RANGES["detection_threshold"][0],
+                high=PARAM_RANGES["detection_threshold"][1],
+            ),
+            "windows": parse_int_list(
+                windows,
+                "--windows",
+                low=PARAM_RANGES["average_window_duration_ms"][0],
+                high=PARAM_RANGES["average_window_duration_ms"][1],
+            ),
+            "minimum_counts": parse_int_list(
+                counts,
+                "--counts",
+                low=PARAM_RANGES["minimum_count"][0],
+                high=PARAM_RANGES["minimum_count"][1],
+            ),
+        }
+        if output is not None:
+            check_output_file(output, "--output")
+    except OptionError as error:
+        fail(str(error))
     if write:
         from microspeech.models import resolve_model
 
         try:
             source = resolve_model(model).require_tflite().path
         except ValueError as error:
-            fail(escape(str(error)))
+            fail(str(error))
         if source.suffix != ".tflite":
-            fail(escape(f"--write: {source} is an archive; give the .tflite file to write into"))
+            fail(f"--write: {source} is an archive; give the .tflite file to write into")
+        if not os.access(source, os.W_OK) or not os.access(source.parent, os.W_OK | os.X_OK):
+            fail(f"--write: {source} cannot be written (read-only file or folder); nothing was swept")
     try:
         report = tune_detection(
             model,
@@ -84,18 +103,16 @@ def tune(
             minutes=minutes,
             snr_db=snrs,
             seed=seed,
-            thresholds=_ints(thresholds, "--thresholds"),
-            windows=_ints(windows, "--windows"),
-            minimum_counts=_ints(counts, "--counts"),
+            **grid,
         )
     except (FileNotFoundError, ValueError) as error:
-        fail(escape(str(error)))
+        fail(str(error))
     if output is not None:
         from microspeech.files import write_text_atomic
 
         write_text_atomic(output, json.dumps(report, indent=2) + "\n")
 
-    table = Table(title=f"{report['model']}: {report['minutes']:g} min of {report['dataset']}")
+    table = Table(title=escape(f"{report['model']}: {report['minutes']:g} min of {report['dataset']}"))
     for column in ("", "threshold", "window", "count", "hits", "misses", "miss", "FA/h"):
         table.add_column(column, justify="right", no_wrap=True)
 
@@ -126,7 +143,7 @@ def tune(
         try:
             write_detection_params(report["model_source"], {key: chosen[key] for key in TUNED_KEYS})
         except ValueError as error:
-            fail(escape(str(error)))
+            fail(str(error))
         console.print(
             f"Wrote {', '.join(f'{k}={chosen[k]}' for k in TUNED_KEYS)} into {report['model_source']}"
         )

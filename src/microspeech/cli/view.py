@@ -23,11 +23,14 @@ def view_command(
     ),
 ) -> None:
     """Diagram of the model's ops, tensor shapes and byte sizes, as SVG and PNG."""
+    from microspeech.checks import OptionError, check_output_folder
     from microspeech.models import ModelResolutionError
 
     try:
+        if out is not None:
+            check_output_folder(out, "--out")
         path = model_file(model, "tflite" if tflite else "keras")
-    except ModelResolutionError as error:
+    except (ModelResolutionError, OptionError) as error:
         fail(str(error))
     if netron:
         _open_in_netron(path)
@@ -36,12 +39,12 @@ def view_command(
     from microspeech.tflite.summary import summarize_keras, summarize_tflite
 
     try:
-        summary = summarize_tflite(path) if path.suffix == ".tflite" else summarize_keras(path)
+        summary = summarize_tflite(path) if path.suffix in (".tflite", ".zip") else summarize_keras(path)
         written = draw_model(summary, out or path.parent, stem=f"{path.stem}{path.suffix.replace('.', '-')}")
     except (ValueError, OSError) as error:
         fail(str(error))
     for file in written:
-        console.print(f"wrote {file}")
+        console.print(f"wrote {file}", markup=False)
 
 
 def _open_in_netron(path: Path) -> None:
@@ -53,6 +56,6 @@ def _open_in_netron(path: Path) -> None:
             f"without --netron, `microspeech view {path}` draws an SVG/PNG diagram instead",
             code=1,
         )
-    console.print(f"serving {path} in Netron; press Ctrl-C to stop")
+    console.print(f"serving {path} in Netron; press Ctrl-C to stop", markup=False)
     netron.start(str(path))
     netron.wait()

@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 import soundfile as sf
 
-from microspeech.audio import SAMPLE_RATE, AudioError, read_audio
+from microspeech.audio import SAMPLE_RATE, AudioError, check_audio_header, read_audio
 
 logger = logging.getLogger("microspeech.data")
 
@@ -93,6 +93,7 @@ def probe_audio(path: Path) -> ProbeResult:
         raise AudioError(f"{path}: not a readable audio file ({error})") from error
     if info.frames <= 0:
         raise AudioError(f"{path}: the file holds no audio samples")
+    check_audio_header(str(path), info.samplerate, info.channels, info.frames)
     declared = _wav_declared_frames(path, info.channels, info.subtype) if info.format == "WAV" else None
     truncated = declared if declared is not None and declared > info.frames else None
     return ProbeResult(info.samplerate, info.channels, info.frames, info.subtype, truncated)

@@ -66,13 +66,18 @@ def download_file(
     the URL when the server cannot be reached or the bytes do not match.
     """
     destination = Path(destination)
-    if destination.is_file():
-        return destination
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(destination.name + ".part")
     with exclusive_lock(destination.with_name(destination.name + ".lock")):
         if destination.is_file():
-            return destination
+            # An archive found in the download folder (placed there by hand, or left by an older
+            # version) gets the same size and SHA-256 check as a fresh download; a mismatch is
+            # deleted and downloaded again.
+            try:
+                _verify(destination, str(destination), size, sha256)
+                return destination
+            except DownloadError:
+                destination.unlink()
         have = partial.stat().st_size if partial.exists() else 0
         if size is not None and have > size:
             partial.unlink()

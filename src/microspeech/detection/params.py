@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+# What the command line accepts for each parameter (low, high). The detector holds at most 50
+# results, so a larger minimum_count never detects; windows and latencies beyond 10 s leave
+# nothing to average. The dataclass itself only refuses what cannot run (firmware behaviour
+# at the edges stays testable).
+PARAM_RANGES: dict[str, tuple[float, float]] = {
+    "average_window_duration_ms": (1, 10_000),
+    "detection_threshold": (0, 255),
+    "suppression_ms": (0, 3_600_000),
+    "minimum_count": (0, 50),
+    "volume_gain": (0.0, 1000.0),
+    "latency_ms": (1, 10_000),
+}
 
 
 @dataclass
@@ -24,7 +38,7 @@ class DetectionParams:
             "detection_threshold": 0 <= self.detection_threshold <= 255,
             "suppression_ms": self.suppression_ms >= 0,
             "minimum_count": self.minimum_count >= 0,  # 0: no averaging (MLTK)
-            "volume_gain": self.volume_gain >= 0,
+            "volume_gain": math.isfinite(self.volume_gain) and self.volume_gain >= 0,
             "latency_ms": self.latency_ms > 0,
         }
         for name, ok in checks.items():

@@ -145,6 +145,10 @@ class FrontendSettings:
         for name in ("sample_rate_hz", "sample_length_ms", "window_size_ms", "window_step_ms"):
             if getattr(self, name) <= 0:
                 raise bad(name, "must be a positive integer")
+        if not 1000 <= self.sample_rate_hz <= 96_000:
+            raise bad("sample_rate_hz", "must be 1000 to 96000 Hz")
+        if self.sample_length_ms > 60_000:
+            raise bad("sample_length_ms", "must be at most 60000 (one minute)")
         if self.window_size < MIN_WINDOW_SAMPLES:
             raise bad("window_size_ms", f"gives {self.window_size} samples; {MIN_WINDOW_SAMPLES} needed")
         if self.window_size > self.n_samples:
@@ -155,8 +159,12 @@ class FrontendSettings:
             )
         if not 0 < self.window_step <= self.window_size:
             raise bad("window_step_ms", f"must give 1 to {self.window_size} samples (the window size)")
-        if self.filterbank_n_channels < 1:
-            raise bad("filterbank_n_channels", "must be at least 1")
+        fft_bins = self.fft_length // 2 + 1
+        if not 1 <= self.filterbank_n_channels <= fft_bins:
+            raise bad(
+                "filterbank_n_channels",
+                f"must be 1 to {fft_bins} (the FFT bins of a {self.fft_length}-point FFT)",
+            )
         nyquist = self.sample_rate_hz / 2
         if not 0.0 <= self.filterbank_lower_band_limit < self.filterbank_upper_band_limit:
             raise bad("filterbank_lower_band_limit", "must be >= 0 and below fe.filterbank_upper_band_limit")

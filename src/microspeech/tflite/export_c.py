@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from microspeech.files import write_bytes_atomic
+from microspeech.files import write_files_atomic
 from microspeech.tflite.flatbuffer import load_bytes
 from microspeech.tflite.metadata import read_parameters
 from microspeech.tflite.summary import summarize_tflite
@@ -185,13 +185,15 @@ def export_c(
     source = directory / f"{symbol}_model_data.cc"
     header = directory / f"{symbol}_model_data.h"
     settings = directory / f"{symbol}_model_settings.h"
-    write_bytes_atomic(
-        header, _model_data_header(symbol, len(tflite_bytes), _header_guard(header.name)).encode()
+    # Everything is rendered before anything is written, and the three files land as a set: a
+    # failure never leaves a new header beside an old source.
+    write_files_atomic(
+        {
+            header: _model_data_header(symbol, len(tflite_bytes), _header_guard(header.name)).encode(),
+            settings: _settings_header(symbol, params, tflite_bytes, _header_guard(settings.name)).encode(),
+            source: _model_data_source(symbol, tflite_bytes, header.name).encode(),
+        }
     )
-    write_bytes_atomic(
-        settings, _settings_header(symbol, params, tflite_bytes, _header_guard(settings.name)).encode()
-    )
-    write_bytes_atomic(source, _model_data_source(symbol, tflite_bytes, header.name).encode())
     return ExportedFiles(source, header, settings, symbol)
 
 

@@ -16,10 +16,6 @@ from microspeech.files import write_bytes_atomic
 
 __all__ = ["TfliteFile", "TfliteFileError", "read_tflite_file", "materialize_tflite"]
 
-# A keyword model is kilobytes; an archive member claiming more is refused before it is read.
-MAX_TFLITE_BYTES = 64 * 1024 * 1024
-
-
 class TfliteFileError(ValueError):
     """A file that holds no readable .tflite; the message names it."""
 
@@ -37,42 +33,32 @@ class TfliteFile:
         return self.path.suffix != ".tflite"
 
 
-def _from_zip(path: Path) -> TfliteFile:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = [info for info in archive.infolist() if info.filename.endswith(".tflite")]
-            if not members:
-                raise TfliteFileError(f"{path}: the archive holds no .tflite model")
-            # MLTK archives hold <name>.tflite at the top; prefer that over nested copies.
-            member = min(members, key=lambda info: (info.filename.count("/"), info.filename))
-            if member.file_size > MAX_TFLITE_BYTES:
-                raise TfliteFileError(
-                    f"{path}: {member.filename} claims {member.file_size:,} bytes "
-                    f"(more than {MAX_TFLITE_BYTES:,}); not a keyword model"
-                )
-            return TfliteFile(Path(member.filename).stem, path, archive.read(member))
-    except (zipfile.BadZipFile, EOFError) as error:
-        raise TfliteFileError(f"{path}: not a readable zip archive ({error})") from error
-
-
 def read_tflite_file(path: str | Path) -> TfliteFile:
-    """The .tflite in `path` (a .tflite file or a zip archive holding one)."""
+    """The .tflite in `path` (a .tflite file or a zip archive holding one), checked to be a
+    well-formed flatbuffer; sizes are capped before anything is read whole."""
+    from microspeech.tflite.flatbuffer import (
+        TfliteFormatError,
+        load_bytes,
+        read_archive_member,
+        read_file_capped,
+    )
+
     path = Path(path).expanduser()
-    if path.is_dir():
-        raise TfliteFileError(f"{path}: is a folder, not a .tflite file")
-    if not path.is_file():
-        raise TfliteFileError(f"{path}: no such file")
     try:
-        if zipfile.is_zipfile(path):
-            return _from_zip(path)
-        size = path.stat().st_size
-        if size > MAX_TFLITE_BYTES:
-            raise TfliteFileError(
-                f"{path}: {size:,} bytes, more than {MAX_TFLITE_BYTES:,}; not a keyword model"
-            )
-        return TfliteFile(path.name.removesuffix(".tflite"), path, path.read_bytes())
+        if path.is_file() and zipfile.is_zipfile(path):
+            member, data = read_archive_member(path)
+            name = Path(member).stem
+        else:
+            data = read_file_capped(path, what=".tflite file")
+            name = path.name.removesuffix(".tflite")
+        return TfliteFile(name, path, load_bytes(data))
+    except TfliteFormatError as error:
+        message = str(error)
+        raise TfliteFileError(message if str(path) in message else f"{path}: {message}") from error
     except PermissionError as error:
         raise TfliteFileError(f"{path}: cannot read it (permission denied)") from error
+    except (FileNotFoundError, IsADirectoryError) as error:
+        raise TfliteFileError(str(error)) from error
 
 
 def materialize_tflite(tflite: TfliteFile) -> Path:

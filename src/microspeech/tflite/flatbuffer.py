@@ -6,6 +6,11 @@ edits and graph surgery share the same packing rules.
 
 from __future__ import annotations
 
+import functools
+import lzma
+import struct
+import zipfile
+import zlib
 from pathlib import Path
 
 import flatbuffers
@@ -18,20 +23,154 @@ TFLITE_FILE_IDENTIFIER = b"TFL3"
 BUFFER_ALIGNMENT = 16
 
 
+# No microcontroller model comes near this; a larger file or archive member is refused unread.
+MAX_TFLITE_BYTES = 64 * 2**20
+# Reading garbage through the generated accessors fails with these (offsets out of range,
+# short vectors, bad strings); the safe reader turns each into a TfliteFormatError.
+_MALFORMED = (
+    struct.error,
+    IndexError,
+    ValueError,
+    TypeError,
+    UnicodeDecodeError,
+    OverflowError,
+    RecursionError,
+)
+
+
+class TfliteFormatError(ValueError):
+    """Bytes that are not a valid .tflite flatbuffer; the message names the file and the defect."""
+
+
+def read_file_capped(path: Path, limit: int = MAX_TFLITE_BYTES, *, what: str = "file") -> bytes:
+    """The bytes of `path`, refusing folders, unreadable files and files over `limit` with a named error."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder, not a {what}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such {what}")
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise TfliteFormatError(
+                f"{path}: {size:,} bytes; a {what} of at most {limit:,} bytes is accepted"
+            )
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except PermissionError as error:
+        raise PermissionError(f"{path}: permission denied (the {what} is not readable)") from error
+    if len(data) > limit:
+        raise TfliteFormatError(f"{path}: larger than {limit:,} bytes; refused")
+    return data
+
+
+def read_archive_member(
+    path: Path, suffix: str = ".tflite", limit: int = MAX_TFLITE_BYTES
+) -> tuple[str, bytes]:
+    """(member name, bytes) of the shallowest `suffix` member of a zip archive (MLTK's .mltk.zip).
+
+    The member is read in chunks and refused past `limit` bytes, whatever its header claims, so
+    a small archive that expands to gigabytes costs nothing; a truncated or corrupt archive is a
+    TfliteFormatError naming the file.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [info for info in archive.infolist() if info.filename.endswith(suffix)]
+            if not members:
+                raise TfliteFormatError(f"{path}: the archive holds no {suffix} model")
+            member = min(members, key=lambda info: (info.filename.count("/"), info.filename))
+            if member.file_size > limit:
+                raise TfliteFormatError(
+                    f"{path}: member {member.filename} expands to {member.file_size:,} bytes; "
+                    f"at most {limit:,} are accepted"
+                )
+            chunks: list[bytes] = []
+            total = 0
+            with archive.open(member) as stream:
+                while chunk := stream.read(1 << 20):
+                    total += len(chunk)
+                    if total > limit:
+                        raise TfliteFormatError(
+                            f"{path}: member {member.filename} expands past {limit:,} bytes (its header "
+                            f"claims {member.file_size:,}); refused"
+                        )
+                    chunks.append(chunk)
+            return Path(member.filename).stem, b"".join(chunks)
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        NotImplementedError,
+        OSError,
+        zlib.error,
+        lzma.LZMAError,
+        *_MALFORMED,
+    ) as error:
+        if isinstance(error, (TfliteFormatError, PermissionError, FileNotFoundError, IsADirectoryError)):
+            raise
+        raise TfliteFormatError(f"{path}: not a readable zip archive ({error})") from error
+
+
 def load_bytes(path_or_bytes: str | Path | bytes | bytearray | memoryview) -> bytes:
-    """The .tflite bytes from a path or from bytes; names the file when it is not a .tflite."""
+    """The .tflite bytes from a path or from bytes, checked to be a well-formed flatbuffer.
+
+    Errors: FileNotFoundError/IsADirectoryError/PermissionError naming the file, or
+    TfliteFormatError ("not a valid .tflite: ...") for anything that is not a readable model.
+    """
     if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
         data = bytes(path_or_bytes)
         where = "the given bytes"
     else:
         path = Path(path_or_bytes)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such .tflite file")
-        data = path.read_bytes()
-        where = str(path)
+        if path.name.endswith(".zip"):  # MLTK's .mltk.zip: the model inside it
+            member, data = read_archive_member(path) if path.is_file() else (None, read_file_capped(path))
+            where = f"{path} ({member}.tflite)"
+        else:
+            data = read_file_capped(path, what=".tflite file")
+            where = str(path)
     if len(data) < 8 or data[4:8] != TFLITE_FILE_IDENTIFIER:
-        raise ValueError(f"{where}: not a .tflite flatbuffer (file identifier TFL3 missing)")
+        raise TfliteFormatError(f"{where}: not a .tflite flatbuffer (file identifier TFL3 missing)")
+    check_flatbuffer(data, where)
     return data
+
+
+@functools.lru_cache(maxsize=16)
+def _flatbuffer_defect(tflite_bytes: bytes) -> str | None:
+    """Why the bytes are not a readable Model (None when every reachable offset is in range)."""
+    size = len(tflite_bytes)
+    if size > MAX_TFLITE_BYTES:
+        return f"{size:,} bytes; at most {MAX_TFLITE_BYTES:,} are accepted"
+    try:
+        model = read_model(tflite_bytes)
+        # Shared offsets could make a small file unpack to a huge tree: bound the fan-out first.
+        fan_out = model.BuffersLength() + model.MetadataLength() + model.OperatorCodesLength()
+        for index in range(model.SubgraphsLength()):
+            subgraph = model.Subgraphs(index)
+            fan_out += 1 + subgraph.TensorsLength() + subgraph.OperatorsLength()
+            if fan_out > size:
+                break
+        if fan_out > size:
+            return "more tables than the file has bytes"
+        if model.SubgraphsLength() == 0:
+            return "no subgraph"
+        unpacked = schema.ModelT.InitFromObj(model)
+        for meta in unpacked.metadata or []:
+            (meta.name or b"").decode("utf-8")
+            if not 0 <= meta.buffer < len(unpacked.buffers or []):
+                return f"metadata {meta.name!r} points to buffer {meta.buffer}, which does not exist"
+        for subgraph in unpacked.subgraphs or []:
+            for tensor in subgraph.tensors or []:
+                if not 0 <= tensor.buffer < len(unpacked.buffers or []):
+                    return f"tensor {tensor.name!r} points to buffer {tensor.buffer}, which does not exist"
+    except _MALFORMED as error:
+        return f"an offset or length is out of range ({type(error).__name__}: {error})"
+    return None
+
+
+def check_flatbuffer(tflite_bytes: bytes, where: str = "the given bytes") -> None:
+    """TfliteFormatError "not a valid .tflite: ..." unless every table and vector reads in range."""
+    defect = _flatbuffer_defect(bytes(tflite_bytes))
+    if defect is not None:
+        raise TfliteFormatError(f"{where}: not a valid .tflite: {defect}")
 
 
 def read_model(tflite_bytes: bytes) -> schema.Model:

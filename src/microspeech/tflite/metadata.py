@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import struct
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -264,7 +265,7 @@ def deserialize_parameters(data: bytes, with_dtypes: bool = False) -> Any:
                 value_pos = _field(entry, 2)
                 params[key] = _read_value(buf, _DTYPES[tag], entry.Indirect(value_pos))
                 dtypes[key] = _DTYPES[tag]
-    except (IndexError, UnicodeDecodeError, ValueError) as error:
+    except (IndexError, UnicodeDecodeError, ValueError, struct.error, TypeError, OverflowError) as error:
         if isinstance(error, ParameterError):
             raise
         raise ParameterError(f"malformed {METADATA_TAG} block: {error}") from error

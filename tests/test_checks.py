@@ -1,0 +1,90 @@
+"""Option checks at the edge: NaN/inf refused, ranges counted before they are expanded."""
+
+from __future__ import annotations
+
+import math
+import tracemalloc
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from microspeech.checks import (
+    OptionError,
+    check_int,
+    check_minutes,
+    check_number,
+    check_seed,
+    parse_float_list,
+    parse_int_list,
+)
+
+
+def test_int_list_ranges_steps_and_values():
+    assert parse_int_list("100-110/5, 7", "--x", low=0, high=255) == [100, 105, 110, 7]
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("0-1000000000", "out of range"),  # issue 16, case 1: this grew to 24 GB
+        ("10-5", "ends before"),
+        ("1-9/0", "step"),
+        ("1-9/-2", "step"),
+        ("abc", "not understood"),
+        ("", "at least one"),
+        ("-5", "out of range"),
+    ],
+)
+def test_int_list_refuses_with_the_option_named(text, fragment):
+    with pytest.raises(OptionError, match=fragment) as error:
+        parse_int_list(text, "--thresholds", low=0, high=255)
+    assert "--thresholds" in str(error.value)
+
+
+def test_int_list_counts_before_expanding():
+    tracemalloc.start()
+    try:
+        with pytest.raises(OptionError, match="5000001 values"):
+            parse_int_list("0-5000000", "--windows", low=0, high=10**9, max_count=1000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", float("nan"), math.inf])
+def test_numbers_refuse_nan_and_infinities(value):
+    with pytest.raises(OptionError, match="--clock-mhz"):
+        check_number(value, "--clock-mhz", above=0.0)
+
+
+def test_numbers_bounds_and_allowed_inf():
+    assert check_number("inf", "--snr-db", low=-40, allow_inf=True) == math.inf
+    with pytest.raises(OptionError, match="from -40 to 100"):
+        check_number(-math.inf, "--snr-db", low=-40, high=100, allow_inf=True)
+    with pytest.raises(OptionError, match="above 0"):
+        check_number(0, "--max-fa-per-hour", above=0.0)
+    with pytest.raises(OptionError, match="--minutes"):
+        check_minutes(math.inf)
+    assert parse_float_list("5, 10,inf", "--snr-db", low=-40, high=math.inf, allow_inf=True)[-1] == math.inf
+
+
+def test_seeds_are_32_bit():
+    assert check_seed(2**32 - 1) == 2**32 - 1
+    for seed in (-1, 2**32):
+        with pytest.raises(OptionError, match="--seed"):
+            check_seed(seed)
+    with pytest.raises(OptionError, match="integer"):
+        check_int(1.5, "--runs")  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="0123456789-/, x", max_size=40))
+def test_int_list_fuzz_named_error_or_bounded_list(text):
+    try:
+        values = parse_int_list(text, "--counts", low=0, high=10**9, max_count=1000)
+    except OptionError as error:
+        assert "--counts" in str(error)
+    else:
+        assert 1 <= len(values) <= 1000 and all(0 <= v <= 10**9 for v in values)

@@ -1,0 +1,186 @@
+"""Issue 16, cases 3 and 6: one safe reader for .tflite flatbuffers and model archives.
+
+Every command gets "a named error or a result, never another exception, and bounded memory"
+from truncated files, random bytes after "TFL3", metadata offsets out of range, truncated
+archives and archives that expand to gigabytes.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import tracemalloc
+import zipfile
+
+import numpy as np
+import pytest
+import soundfile as sf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from microspeech.cli import app
+from microspeech.tflite.flatbuffer import (
+    MAX_TFLITE_BYTES,
+    TfliteFormatError,
+    load_bytes,
+    pack_model,
+    read_archive_member,
+    unpack_model,
+)
+from microspeech.tflite.metadata import ParameterError, read_parameters
+
+pytestmark = pytest.mark.xdist_group("mltk_model")
+
+
+@pytest.fixture(scope="module")
+def bad_models(mltk_tflite_bytes, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bad")
+    data = mltk_tflite_bytes
+    files = {
+        "truncated.tflite": data[: len(data) // 2],
+        "random.tflite": b"\x10\x00\x00\x00TFL3" + bytes((i * 7919 + 13) % 256 for i in range(3000)),
+    }
+    model = unpack_model(data)
+    model.metadata[0].buffer = 9999
+    files["metadata_offset.tflite"] = pack_model(model)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("tflite_micro_speech.tflite", data)
+    files["truncated.mltk.zip"] = archive.getvalue()[: len(archive.getvalue()) // 2]
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
+    return folder
+
+
+def bomb(path, size: int, claimed: int | None = None) -> None:
+    """A zip whose .tflite member expands to `size` bytes of zeros (a few kB on disk)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as bundle:
+        with bundle.open("model.tflite", "w", force_zip64=True) as member:
+            for _ in range(size // 2**20):
+                member.write(bytes(2**20))
+    if claimed is not None:  # a lying header: the central directory claims `claimed` bytes
+        raw = bytearray(path.read_bytes())
+        with zipfile.ZipFile(path) as bundle:
+            info = bundle.infolist()[0]
+        assert info.file_size == size
+        raw = raw.replace(size.to_bytes(8, "little"), claimed.to_bytes(8, "little"))
+        path.write_bytes(bytes(raw))
+
+
+def test_archive_member_over_the_cap_is_refused_unread(tmp_path):
+    path = tmp_path / "bomb.mltk.zip"
+    bomb(path, MAX_TFLITE_BYTES + 2**20)
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(TfliteFormatError, match="bomb.mltk.zip: member model.tflite expands to"):
+            read_archive_member(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20 and time.perf_counter() - started < 2
+
+
+def test_archive_whose_header_lies_about_the_size_is_read_streaming_and_capped(tmp_path):
+    path = tmp_path / "liar.mltk.zip"
+    bomb(path, 8 * 2**20, claimed=1000)
+    with pytest.raises(TfliteFormatError, match="liar.mltk.zip"):
+        read_archive_member(path, limit=2 * 2**20)
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("truncated.tflite", "not a valid .tflite: an offset or length is out of range"),
+        ("random.tflite", "not a valid .tflite"),
+        ("metadata_offset.tflite", "points to buffer 9999, which does not exist"),
+        ("truncated.mltk.zip", "not a readable zip archive"),
+    ],
+)
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["params"],
+        ["summarize"],
+        ["summarize", "--tflite"],
+        ["export", "--c", "{tmp}/c"],
+        ["profile"],
+        ["view", "--tflite", "--out", "{tmp}/view"],
+        ["features", "{clip}", "--model"],
+        ["classify_audio", "--wav", "{clip}"],
+        ["evaluate", "--tflite"],
+    ],
+    ids=lambda c: c[0] if isinstance(c, list) else c,
+)
+def test_every_command_names_the_malformed_model(bad_models, tmp_path, command, name, message):
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, np.zeros(16000, dtype=np.int16), 16000, subtype="PCM_16")
+    model = str(bad_models / name)
+    args = [part.format(tmp=tmp_path, clip=clip) for part in command]
+    if args[0] == "features":
+        args = [*args, model]
+    else:
+        args = [args[0], model, *args[1:]]
+    result = CliRunner().invoke(app, args)
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2, (args, result.output, result.exception)
+    assert name in text and message in text, text
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+
+
+def test_archives_are_models_for_params_and_summarize(tmp_path, mltk_tflite_bytes):
+    path = tmp_path / "kws.mltk.zip"
+    with zipfile.ZipFile(path, "w") as bundle:
+        bundle.writestr("kws.tflite", mltk_tflite_bytes)
+    for command in (["params"], ["summarize"]):
+        result = CliRunner().invoke(app, [*command, str(path)])
+        assert result.exit_code == 0, result.output
+        assert "detection_threshold" in result.output and "train" not in result.output
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_flatbuffer_fuzz_named_error_or_result_with_bounded_memory(mltk_tflite_bytes, data):
+    original = mltk_tflite_bytes
+    mutated = bytearray(original)
+    for _ in range(data.draw(st.integers(1, 16))):
+        mutated[data.draw(st.integers(0, len(original) - 1))] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.one_of(st.none(), st.integers(0, len(original))))
+    candidate = bytes(mutated[:cut] if cut is not None else mutated)
+    tracemalloc.start()
+    try:
+        try:
+            params = read_parameters(candidate)
+        except (TfliteFormatError, ParameterError) as error:
+            assert "not a" in str(error) or "SL_PARAMS" in str(error) or "TFL3" in str(error)
+        else:
+            assert isinstance(params, dict)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 2**20
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payload=st.binary(max_size=3000), cut=st.integers(0, 4000), flips=st.lists(st.integers(0, 3999)))
+def test_archive_fuzz_named_error_or_result(tmp_path, payload, cut, flips):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
+        bundle.writestr("m.tflite", payload)
+    raw = bytearray(buffer.getvalue())
+    for index in flips:
+        if index < len(raw):
+            raw[index] ^= 0xFF
+    path = tmp_path / "fuzz.mltk.zip"
+    path.write_bytes(bytes(raw[:cut]))
+    try:
+        name, member = read_archive_member(path)
+    except TfliteFormatError as error:
+        assert "fuzz.mltk.zip" in str(error)
+    else:
+        assert name == "m" and len(member) <= MAX_TFLITE_BYTES
+
+
+def test_the_good_model_still_loads(mltk_tflite_bytes):
+    assert load_bytes(mltk_tflite_bytes) == mltk_tflite_bytes
