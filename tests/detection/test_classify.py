@@ -164,7 +164,7 @@ def test_parameter_overrides_are_checked():
 
 
 def test_models_that_cannot_be_used_are_named(tmp_path, mltk_model):
-    with pytest.raises(ModelLoadError, match="missing.tflite: no such file"):
+    with pytest.raises(ModelLoadError, match="missing.tflite: no such .tflite file"):
         load_keyword_model(tmp_path / "missing.tflite")
     empty_zip = tmp_path / "empty.mltk.zip"
     with zipfile.ZipFile(empty_zip, "w") as archive:

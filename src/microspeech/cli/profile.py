@@ -44,6 +44,12 @@ def profile_command(
         fail(str(error))
     if accelerator.lower() not in ("none", "mvp"):
         fail(f"--accelerator must be none or mvp, got {accelerator!r}")
+    if accelerator.lower() == "mvp":
+        from microspeech.tflite.mvp import INSTALL_HINT, mvp_available
+
+        # The library is looked for before the model is read: one line either way.
+        if not mvp_available():
+            fail(f"--accelerator mvp needs Silicon Labs' MVP simulator from the MLTK wheel ({INSTALL_HINT})")
     try:
         path = model_file(model, "tflite")
     except (ModelResolutionError, ValueError, OSError) as error:

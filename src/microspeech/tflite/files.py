@@ -45,7 +45,7 @@ def read_tflite_file(path: str | Path) -> TfliteFile:
 
     path = Path(path).expanduser()
     try:
-        if path.is_file() and zipfile.is_zipfile(path):
+        if path.is_file() and (path.name.endswith(".zip") or zipfile.is_zipfile(path)):
             member, data = read_archive_member(path)
             name = Path(member).stem
         else:
