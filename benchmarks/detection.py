@@ -93,7 +93,7 @@ def speed(model_path: Path, audio: np.ndarray, repeats: int) -> dict[str, float]
         for step in range(len(hops)):
             recognizer.process(scores, step * spotter.params.latency_ms)
 
-    from microspeech.frontend.mltk_oracle import MltkFrontend
+    from microspeech.testing.mltk_oracle import MltkFrontend
 
     mltk_frontend = MltkFrontend(settings)
     gained = apply_volume_gain(audio, spotter.params.volume_gain)

@@ -34,7 +34,7 @@ from rich.table import Table
 from bundles import DEV_TEST_SET, shared_bundle
 from microspeech.audio import fit_length, read_audio
 from microspeech.frontend import FrontendSettings, compute_features
-from microspeech.frontend.mltk_oracle import INSTALL_HINT, MltkFrontend, find_wrapper
+from microspeech.testing.mltk_oracle import INSTALL_HINT, MltkFrontend, find_wrapper
 
 console = Console()
 _worker_clips: np.ndarray | None = None  # set before forking the oracle's worker processes

@@ -11,7 +11,7 @@ contract (STYLE.md, "Layers"):
 - tflite (the artifact) knows nothing of data, models, training, evaluation or detection;
 - detection (the firmware loop) needs only frontend, tflite and the leaves;
 - data knows no model specs, training or evaluation;
-- the library never imports the CLI (only `demo`, itself a command, may).
+- the library never imports the CLI (only `demo`, itself a command, may) nor `testing`.
 Exit status 1 with one line per violation.
 """
 
@@ -37,6 +37,7 @@ ALLOWED: dict[str, frozenset[str] | None] = {
     "cli": None,
     "demo": None,
     "microspeech": None,
+    "testing": None,
 }
 
 
@@ -125,6 +126,8 @@ def violations(root: Path) -> list[str]:
         for target, places in sorted(targets.items()):
             if target == "cli" and source != "demo":
                 found.append(f"{places[0]}: {source} imports the CLI ({target})")
+            elif target == "testing" and source != "testing":
+                found.append(f"{places[0]}: {source} imports the test helpers ({target})")
             elif allowed is not None and target not in allowed:
                 found.append(
                     f"{places[0]}: {source} must not import {target} "

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -45,12 +47,25 @@ def test_stereo_downmix_and_resample(tmp_path):
     assert 0.2 * 32768 < np.abs(audio).max() < 0.3 * 32768
 
 
-def test_pcm16_is_read_exactly_and_written_atomically(tmp_path):
+def test_pcm16_is_read_exactly_and_written_atomically(tmp_path, monkeypatch):
     samples = np.random.default_rng(0).integers(-32768, 32767, 1600).astype(np.int16)
     path = tmp_path / "x.wav"
     write_wav(path, samples)
-    assert not (tmp_path / "x.wav.partial").exists()
     np.testing.assert_array_equal(read_audio(path), samples)
+    assert [p.name for p in tmp_path.iterdir()] == ["x.wav"]
+
+    # A writer that dies half-way (disk full, Ctrl-C): the old file stays whole, nothing else remains.
+    import microspeech.audio as audio_module
+
+    def dies_half_way(target, data, *args, **kwargs):
+        Path(target).write_bytes(b"RIFF\x00\x01")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(audio_module.sf, "write", dies_half_way)
+    with pytest.raises(OSError, match="disk full"):
+        write_wav(path, -samples)
+    np.testing.assert_array_equal(read_audio(path), samples)
+    assert [p.name for p in tmp_path.iterdir()] == ["x.wav"]
 
 
 def test_corrupt_file_names_the_file(tmp_path):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from microspeech.audio import fit_length, read_audio
-from microspeech.frontend.mltk_oracle import INSTALL_HINT, MltkFrontend, find_wrapper
+from microspeech.testing.mltk_oracle import INSTALL_HINT, MltkFrontend, find_wrapper
 
 N_REAL_CLIPS = 300
 SAMPLES = 16000

@@ -132,7 +132,7 @@ def test_hypothesis_settings_are_bit_exact(real_clips, edge_cases, oracle, setti
 
 
 def test_activity_detection_matches_mltk(real_clips, edge_cases, oracle):
-    from microspeech.frontend.mltk_oracle import MltkFrontend
+    from microspeech.testing.mltk_oracle import MltkFrontend
 
     settings = DEFAULT.replace(activity_detection_enable=True)
     reference = MltkFrontend(settings)

@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 
 from microspeech.frontend import FrontendSettings, FrontendSettingsError
-from microspeech.frontend.mltk_oracle import find_wrapper
+from microspeech.testing.mltk_oracle import find_wrapper
 
 
 def test_defaults_are_the_tflite_micro_speech_frontend():

@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from microspeech.cli import app
-from microspeech.tflite.export_c import c_identifier, export_c, parse_c_array
+from microspeech.testing.readback import parse_c_array
+from microspeech.tflite.export_c import c_identifier, export_c
 from microspeech.tflite.metadata import read_parameters, write_parameters
 
 CHECK_PROGRAM = r"""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from microspeech.tflite.summary import format_units, layer_table_text, summarize_keras, summarize_tflite
+from microspeech.testing.readback import layer_table_text
+from microspeech.tflite.summary import format_units, summarize_keras, summarize_tflite
 
 pytestmark = pytest.mark.xdist_group("tflite_models")
 

@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 __all__ = ["ModelSpec", "TrainSettings"]
 
 
+# TrainSettings keys older manifests may hold that no longer mean anything.
+RETIRED_KEYS = frozenset({"validation_fraction"})
+
+
 @dataclass
 class TrainSettings:
     """Optimizer, schedule and stopping rules (MLTK tflite_micro_speech defaults)."""
@@ -56,7 +60,6 @@ class TrainSettings:
     silence_ratio: float = 0.2
     # Dry runs cap the clips per class; None keeps all.
     max_clips_per_class: int | None = None
-    validation_fraction: float = 0.15
     # Streaming validation (training.stream_selection): minutes of a stream built from the
     # validation split, one segment per condition (clean if `stream_clean_segment`, then each
     # SNR in dB). With monitor "val_stream_score" it picks the checkpoint: the mean share of
@@ -112,8 +115,6 @@ class TrainSettings:
             raise ValueError("mining needs mining_minutes > 0 and mining_max_windows > 0")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
         for name, scale in self.class_weight_scale.items():
             if not (isinstance(scale, int | float) and 0.0 < scale < float("inf")):
                 raise ValueError(f"class_weight_scale[{name!r}] must be a positive number, got {scale!r}")
@@ -128,7 +129,8 @@ class TrainSettings:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainSettings:
-        return from_known_keys(cls, values)
+        # Manifests written before it was removed carry the never-used validation_fraction.
+        return from_known_keys(cls, {k: v for k, v in values.items() if k not in RETIRED_KEYS})
 
 
 @dataclass

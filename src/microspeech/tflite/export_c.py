@@ -195,9 +195,3 @@ def export_c(
         }
     )
     return ExportedFiles(source, header, settings, symbol)
-
-
-def parse_c_array(source_text: str) -> bytes:
-    """The bytes of the first `{ 0x.., ... }` array in a generated .cc (to check an export)."""
-    body = source_text[source_text.index("{") + 1 : source_text.index("};")]
-    return bytes(int(token, 16) for token in re.findall(r"0x([0-9a-fA-F]{2})", body))

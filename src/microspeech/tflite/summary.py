@@ -452,27 +452,3 @@ def summarize_keras(model_or_path: Any) -> KerasSummary:
         trainable_params=trainable,
         file_size=path.stat().st_size if path else None,
     )
-
-
-def layer_table_text(summary: ModelSummary) -> str:
-    """The seed's plain-text layer table (Index, OpCode, Input(s), Output(s), Config) and totals."""
-    header = ("Index", "OpCode", "Input(s)", "Output(s)", "Config")
-    rows = [layer.table_cells() for layer in summary.layers]
-    widths = [
-        max([len(h)] + [len(line) for row in rows for line in row[i].split("\n")])
-        for i, h in enumerate(header)
-    ]
-    rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
-
-    def line(cells: tuple[str, ...]) -> str:
-        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
-
-    out = [rule, line(header), rule]
-    for row in rows:
-        parts = [cell.split("\n") for cell in row]
-        for k in range(max(len(p) for p in parts)):
-            out.append(line(tuple(p[k] if k < len(p) else "" for p in parts)))
-    out.append(rule)
-    out.append(f"Total MACs: {format_units(summary.total_macs)}")
-    out.append(f"Total OPs: {format_units(summary.total_ops)}")
-    return "\n".join(out)
