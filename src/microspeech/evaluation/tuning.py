@@ -104,6 +104,44 @@ def _shortlist(rows: Sequence[dict[str, Any]], max_fa_per_hour: float, count: in
     return chosen
 
 
+def candidates(
+    rows: Sequence[dict[str, Any]],
+    max_fa_per_hour: float,
+    stream_hours: float,
+    *,
+    verify: int = 4,
+    check_over_budget: bool = True,
+) -> list[dict[str, Any]]:
+    """The replayed rows worth checking with the firmware loop, preferred first.
+
+    Replay skips the firmware's reset after each detection, which can add or remove false
+    accepts (a reset frontend meets the noise afresh), so besides the `verify` best rows
+    within the budget come those with one and two false accepts to spare, and (the slack rule)
+    the best rows up to one false accept, or twice the budget, over it.
+    """
+    one_fa = 1 / stream_hours
+    slack = max(2 * max_fa_per_hour, max_fa_per_hour + one_fa)
+    shortlist: list[dict[str, Any]] = []
+    for budget in (max_fa_per_hour, max_fa_per_hour - one_fa, max_fa_per_hour - 2 * one_fa):
+        if budget >= 0:
+            shortlist += [row for row in _shortlist(rows, budget, verify) if row not in shortlist]
+    if check_over_budget:
+        over = [row for row in rows if row["fa_per_hour"] > max_fa_per_hour]
+        shortlist += [row for row in _shortlist(over, slack, verify) if row not in shortlist]
+    return shortlist
+
+
+def choose(
+    verified: Sequence[dict[str, Any]], current: dict[str, Any], max_fa_per_hour: float
+) -> dict[str, Any] | None:
+    """The firmware-checked entry with the fewest misses within the budget (`_preference`
+    breaks ties), the model's own parameters (`current`) competing; None when none fits."""
+    # The model's own parameters compete too: when every candidate overshoots on the firmware
+    # loop, keeping them may still be the best choice within the budget.
+    fitting = [entry for entry in [*verified, current] if entry["firmware"]["fa_per_hour"] <= max_fa_per_hour]
+    return min(fitting, key=lambda entry: _preference({**entry, **entry["firmware"]})) if fitting else None
+
+
 def tune_detection(
     model: str | Path,
     *,
@@ -219,30 +257,16 @@ def tune_on_stream(
         score = score_detections(stream.events, run.detections, stream.seconds, tolerance_ms=tolerance_ms)
         return score.summary()
 
-    # Replay skips the firmware's reset after each detection, which can add or remove false
-    # accepts (a reset frontend meets the noise afresh), so candidates with one and two false
-    # accepts to spare, and up to one false accept (or twice the budget) over, are checked too.
-    one_fa = 1 / (stream.seconds / 3600)
-    slack = max(2 * max_fa_per_hour, max_fa_per_hour + one_fa)
-    shortlist = []
-    for budget in (max_fa_per_hour, max_fa_per_hour - one_fa, max_fa_per_hour - 2 * one_fa):
-        if budget >= 0:
-            shortlist += [row for row in _shortlist(rows, budget, verify) if row not in shortlist]
-    if check_over_budget:
-        over = [row for row in rows if row["fa_per_hour"] > max_fa_per_hour]
-        shortlist += _shortlist(over, slack, verify)
+    shortlist = candidates(
+        rows, max_fa_per_hour, stream.seconds / 3600, verify=verify, check_over_budget=check_over_budget
+    )
     verified = []
     for row in shortlist:
         params = {key: row[key] for key in TUNED_KEYS}
         verified.append({**params, "replayed": row, "firmware": firmware_score(params)})
     current = {key: getattr(base, key) for key in TUNED_KEYS}
     current_entry = {**current, "firmware": firmware_score(current)}
-    # The model's own parameters compete too: when every candidate overshoots on the firmware
-    # loop, keeping them may still be the best choice within the budget.
-    fitting = [
-        entry for entry in verified + [current_entry] if entry["firmware"]["fa_per_hour"] <= max_fa_per_hour
-    ]
-    chosen = min(fitting, key=lambda entry: _preference({**entry, **entry["firmware"]})) if fitting else None
+    chosen = choose(verified, current_entry, max_fa_per_hour)
     return {
         "grid_points": len(rows),
         "current": current_entry,

@@ -1,0 +1,48 @@
+"""two_conv: the seed's first convolution, then a second one: between the seed and the DS-CNN.
+
+Conv2D(16, 10x8, /2) -> BN -> ReLU -> Conv2D(32, 3x3, /2) -> BN -> ReLU -> Dropout(0.5) ->
+Flatten -> Dense(softmax), on the seed's 49x40 features: about 1.26 M MACs (the seed 0.34 M,
+the DS-CNN 2.66 M), 22.5 k parameters and a ~14 kB TFLM arena, builtin ops only (CONV_2D,
+FULLY_CONNECTED, SOFTMAX), so it runs wherever the seed runs. The recipe is the seed's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from microspeech.models.registry import get_model_spec, register_model
+from microspeech.models.spec import ModelSpec
+
+if TYPE_CHECKING:
+    import keras
+
+
+def build(spec: ModelSpec) -> keras.Model:
+    """Conv2D(16, 10x8, /2) -> BN -> ReLU -> Conv2D(32, 3x3, /2) -> BN -> ReLU -> Dropout -> Dense."""
+    import keras
+
+    frames, channels = spec.input_shape
+    features = keras.Input(shape=(frames, channels), name="features")
+    x = keras.layers.Reshape((frames, channels, 1))(features)
+    x = keras.layers.Conv2D(16, (10, 8), strides=(2, 2), padding="same", use_bias=False)(x)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Conv2D(32, (3, 3), strides=(2, 2), padding="same", use_bias=False)(x)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Dropout(0.5)(x)
+    x = keras.layers.Flatten()(x)
+    scores = keras.layers.Dense(len(spec.classes), activation="softmax", name="scores")(x)
+    return keras.Model(features, scores, name=spec.name.replace("-", "_"))
+
+
+@register_model("two_conv")
+def two_conv() -> ModelSpec:
+    seed = get_model_spec("tflite_micro_speech")
+    return dataclasses.replace(
+        seed,
+        name="two_conv",
+        description="two convolutions (16, 32 filters) on 49x40 features, between the seed and the DS-CNN",
+        build=build,
+    )

@@ -1,0 +1,72 @@
+"""The tuning choice on hand-made curves: the pick, its preference order, the slack rule."""
+
+from __future__ import annotations
+
+from microspeech.evaluation.tuning import candidates, choose, pick
+
+HOURS = 0.5  # a 30-minute stream: one false accept is 2 FA/h
+
+
+def row(threshold, window=1000, count=3, suppression=750, misses=10, false_accepts=0, hits=None):
+    return {
+        "detection_threshold": threshold,
+        "average_window_duration_ms": window,
+        "minimum_count": count,
+        "suppression_ms": suppression,
+        "hits": 100 - misses if hits is None else hits,
+        "misses": misses,
+        "false_accepts": false_accepts,
+        "fa_per_hour": false_accepts / HOURS,
+    }
+
+
+def test_the_pick_has_the_fewest_misses_within_the_budget():
+    rows = [row(150, misses=2, false_accepts=3), row(180, misses=5, false_accepts=1), row(200, misses=9)]
+    assert pick(rows, max_fa_per_hour=2.0)["detection_threshold"] == 180  # 150 misses less but costs 6 FA/h
+    assert pick(rows, max_fa_per_hour=6.0)["detection_threshold"] == 150
+    assert pick([row(150, false_accepts=3)], max_fa_per_hour=2.0) is None
+
+
+def test_ties_prefer_fewer_false_accepts_then_a_higher_threshold_shorter_window_longer_suppression():
+    assert pick([row(180, false_accepts=1), row(200, false_accepts=0)], 2.0)["detection_threshold"] == 200
+    assert pick([row(180), row(200)], 2.0)["detection_threshold"] == 200
+    assert pick([row(200, window=1000), row(200, window=500)], 2.0)["average_window_duration_ms"] == 500
+    assert pick([row(200, suppression=500), row(200, suppression=1500)], 2.0)["suppression_ms"] == 1500
+
+
+def test_the_slack_rule_checks_rows_one_false_accept_over_the_budget_but_not_more():
+    within = row(200, misses=20, false_accepts=1)  # 2 FA/h: at the budget
+    one_over = row(180, misses=10, false_accepts=2)  # 4 FA/h: one false accept over
+    far_over = row(150, misses=1, false_accepts=5)  # 10 FA/h
+    shortlist = candidates([within, one_over, far_over], max_fa_per_hour=2.0, stream_hours=HOURS)
+    assert within in shortlist and one_over in shortlist and far_over not in shortlist
+    assert shortlist.index(within) < shortlist.index(one_over)  # within the budget first
+    assert candidates([within, one_over], 2.0, HOURS, check_over_budget=False) == [within]
+
+
+def test_rows_with_false_accepts_to_spare_are_shortlisted_too():
+    # More than `verify` rows at the budget: those with one or two false accepts to spare still get
+    # a firmware check, since the firmware's resets can add a false accept.
+    at_budget = [row(t, misses=5, false_accepts=1) for t in (150, 160, 170, 180)]
+    spare = row(230, misses=30, false_accepts=0)
+    shortlist = candidates([*at_budget, spare], max_fa_per_hour=2.0, stream_hours=HOURS, verify=2)
+    assert spare in shortlist and len([r for r in shortlist if r in at_budget]) == 2
+
+
+def entry(threshold, misses, fa_per_hour):
+    return {
+        "detection_threshold": threshold,
+        "average_window_duration_ms": 1000,
+        "minimum_count": 3,
+        "suppression_ms": 750,
+        "firmware": {"misses": misses, "false_accepts": fa_per_hour * HOURS, "fa_per_hour": fa_per_hour},
+    }
+
+
+def test_the_choice_follows_the_firmware_result_and_the_models_own_parameters_compete():
+    replay_best = entry(180, misses=5, fa_per_hour=4.0)  # fitted on replay, overshoots on the firmware
+    second = entry(200, misses=8, fa_per_hour=2.0)
+    current = entry(185, misses=12, fa_per_hour=0.0)
+    assert choose([replay_best, second], current, 2.0) is second
+    assert choose([replay_best], current, 2.0) is current
+    assert choose([replay_best], entry(185, 12, 6.0), 2.0) is None
