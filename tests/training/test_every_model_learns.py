@@ -31,7 +31,8 @@ def test_a_short_run_beats_chance_on_the_validation_split(name, subset_dir, tmp_
         stopping_monitor=None,
         mining_rounds=0,
     )
-    train_model(dataclasses.replace(spec, train=train), dataset=str(subset_dir), output=tmp_path, progress=False)
+    short = dataclasses.replace(spec, train=train)
+    train_model(short, dataset=str(subset_dir), output=tmp_path, progress=False)
     rows = list(csv.DictReader((tmp_path / "history.csv").open()))
     best = max(float(row["val_balanced_accuracy"]) for row in rows)
     chance = 1 / len(spec.classes)

@@ -51,8 +51,15 @@ def score_keras(keras_path: Path, features: np.ndarray, *, batch_size: int = 256
     except (OSError, ValueError) as error:
         raise EvaluationError(f"{keras_path}: cannot load the Keras model ({error})") from error
     inputs = features.astype(np.float32).reshape((features.shape[0], *model.input_shape[1:]))
-    # predict() handles the last partial batch without padding: each clip scored once.
-    return np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0), dtype=np.float64)
+    # Called batch by batch rather than through predict(): no tf.data pipeline, whose graph makes
+    # TensorFlow's C++ log an E0000 "NodeDef mentions attribute use_unbounded_threadpool" line
+    # in the middle of the results; each clip is scored once either way.
+    chunks = [
+        np.asarray(model(inputs[start : start + batch_size], training=False))
+        for start in range(0, len(inputs), batch_size)
+    ]
+    n_outputs = int(model.output_shape[-1])
+    return np.concatenate(chunks).astype(np.float64) if chunks else np.zeros((0, n_outputs))
 
 
 def score_tflite(
