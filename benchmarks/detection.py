@@ -261,19 +261,19 @@ def main() -> None:
             show_progress=False,
             segmented=True,
         )
-        curves[label] = report["curve"]
-        params = report["params"]
+        curves[label] = report.curve
+        params = report.params
         embedded = " / ".join(
             str(params[key]) for key in ("detection_threshold", "average_window_duration_ms", "minimum_count")
         )
-        per_condition = [f"{100 * report['per_snr'][f'{c:g}']['miss_rate']:.1f}%" for c in conditions]
+        per_condition = [f"{100 * report.per_snr[f'{c:g}']['miss_rate']:.1f}%" for c in conditions]
         found, yes_fa = clean_yes_test(path, dataset)
         print(
             f"| {label} | {clip_accuracy(path, dataset, args.output / folder / 'clips')} | {embedded} "
-            f"| {100 * report['miss_rate']:.1f}% ({report['fa_per_hour']:.1f}) | "
+            f"| {100 * report.miss_rate:.1f}% ({report.fa_per_hour:.1f}) | "
             + " | ".join(per_condition)
             + " | "
-            + " | ".join(at_budget(report["curve"], b) for b in budgets)
+            + " | ".join(at_budget(report.curve, b) for b in budgets)
             + f" | {found}/20 / {yes_fa} |"
         )
     png = plot_curves(curves, f"{args.minutes:g} min, {names}", max_fa_per_hour=100)

@@ -180,28 +180,28 @@ def test_evaluate_streaming_writes_the_report_and_the_curve(mltk_tflite, test_se
     )
     written = json.loads((tmp_path / "out" / STREAM_JSON).read_text())
     # The report is plain JSON (no numpy types, no NaN) and is what the file holds.
-    plain = json.loads(json.dumps(report, allow_nan=False))
-    assert plain.pop("output_dir") == str(tmp_path / "out") and plain == written
+    assert report.output_dir == tmp_path / "out"
+    assert json.loads(json.dumps(report.to_dict(), allow_nan=False)) == written
     assert (tmp_path / "out" / STREAM_PLOT).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (
         written["params"]["detection_threshold"]
         == 170
-        == report["operating_point"]["firmware"]["detection_threshold"]
+        == report.operating_point["firmware"]["detection_threshold"]
     )
-    assert report["hits"] + report["misses"] == report["keywords"] > 0
-    assert report["fa_per_hour"] == pytest.approx(
-        report["false_accepts"] / (report["minutes"] / 60), abs=1e-3
+    assert report.hits + report.misses == report.keywords > 0
+    assert report.fa_per_hour == pytest.approx(
+        report.false_accepts / (report.minutes / 60), abs=1e-3
     )
-    assert [p["detection_threshold"] for p in report["curve"]] == list(range(256))
-    assert report["curve"][255]["hits"] == report["curve"][255]["false_accepts"] == 0  # nothing is above 255
-    assert report["curve"][0]["hits"] >= report["hits"]
+    assert [p["detection_threshold"] for p in report.curve] == list(range(256))
+    assert report.curve[255]["hits"] == report.curve[255]["false_accepts"] == 0  # nothing is above 255
+    assert report.curve[0]["hits"] >= report.hits
     # Every detection is accounted for, and every hit points at a keyword event.
-    assert len(written["detections"]) == report["hits"] + report["false_accepts"] + report["repeats"]
+    assert len(written["detections"]) == report.hits + report.false_accepts + report.repeats
     hits = [e for e in written["events"] if e["detected_ms"] is not None]
-    assert len(hits) == report["hits"] and all(e["is_keyword"] for e in hits)
-    assert sum(v["hits"] for v in report["per_snr"].values()) == report["hits"]
-    assert set(report["per_snr"]) <= {"10", "20"}
-    assert sum(report["false_accept_contexts"].values()) == report["false_accepts"]
+    assert len(hits) == report.hits and all(e["is_keyword"] for e in hits)
+    assert sum(v["hits"] for v in report.per_snr.values()) == report.hits
+    assert set(report.per_snr) <= {"10", "20"}
+    assert sum(report.false_accept_contexts.values()) == report.false_accepts
     # Deterministic: the same call gives the same numbers.
     again = evaluate_streaming(
         mltk_tflite,
@@ -214,7 +214,7 @@ def test_evaluate_streaming_writes_the_report_and_the_curve(mltk_tflite, test_se
         params_override={"detection_threshold": 170},
         show_progress=False,
     )
-    assert again["curve"] == report["curve"] and again["detections"] == report["detections"]
+    assert again.curve == report.curve and again.detections == report.detections
     with pytest.raises(ValueError, match="unknown detection parameter"):
         evaluate_streaming(
             mltk_tflite,

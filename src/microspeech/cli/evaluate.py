@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from microspeech.cli.app import app, console, fail
 
+if TYPE_CHECKING:
+    from microspeech.evaluation.streaming import StreamingReport
 
-def _print_streaming(report: dict) -> None:
+
+def _print_streaming(report: StreamingReport) -> None:
     table = Table(title="Streaming evaluation")
     table.add_column("Metric")
     table.add_column("Value", justify="right")
-    for key, value in report.items():
-        if isinstance(value, bool | int | float | str):
-            table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    for key, value in report.headline():
+        table.add_row(key, escape(f"{value:.4g}" if isinstance(value, float) else str(value)))
     console.print(table)
 
 

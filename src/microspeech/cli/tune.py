@@ -110,9 +110,9 @@ def tune(
     if output is not None:
         from microspeech.files import write_text_atomic
 
-        write_text_atomic(output, json.dumps(report, indent=2) + "\n")
+        write_text_atomic(output, json.dumps(report.to_dict(), indent=2) + "\n")
 
-    table = Table(title=escape(f"{report['model']}: {report['minutes']:g} min of {report['dataset']}"))
+    table = Table(title=escape(f"{report.model}: {report.minutes:g} min of {report.dataset}"))
     for column in ("", "threshold", "window", "count", "hits", "misses", "miss", "FA/h"):
         table.add_column(column, justify="right", no_wrap=True)
 
@@ -126,14 +126,14 @@ def tune(
             f"{score['fa_per_hour']:.2f}",
         )
 
-    add("current", report["current"], report["current"]["firmware"])
-    chosen = report["chosen"]
+    add("current", report.tuning.current, report.tuning.current["firmware"])
+    chosen = report.tuning.chosen
     if chosen is not None:
         add("chosen (replay)", chosen, chosen["replayed"])
         add("chosen", chosen, chosen["firmware"])
     console.print(table)
     if chosen is None:
-        best = min(report["rows"], key=lambda row: row["fa_per_hour"])
+        best = min(report.tuning.rows, key=lambda row: row["fa_per_hour"])
         fail(
             f"no setting on the grid stays within {max_fa_per_hour:g} false accepts per hour "
             f"(the fewest: {best['fa_per_hour']:.2f}/h); nothing written",
@@ -141,9 +141,9 @@ def tune(
         )
     if write:
         try:
-            write_detection_params(report["model_source"], {key: chosen[key] for key in TUNED_KEYS})
+            write_detection_params(report.model_source, {key: chosen[key] for key in TUNED_KEYS})
         except ValueError as error:
             fail(str(error))
         console.print(
-            f"Wrote {', '.join(f'{k}={chosen[k]}' for k in TUNED_KEYS)} into {report['model_source']}"
+            f"Wrote {', '.join(f'{k}={chosen[k]}' for k in TUNED_KEYS)} into {report.model_source}"
         )

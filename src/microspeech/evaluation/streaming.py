@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from microspeech.files import write_bytes_atomic, write_text_atomic
 __all__ = [
     "STREAM_JSON",
     "STREAM_PLOT",
+    "StreamingReport",
     "KeywordStream",
     "StreamEvent",
     "StreamScore",
@@ -54,6 +55,57 @@ __all__ = [
 ]
 
 STREAM_JSON = "streaming.json"
+
+
+@dataclass
+class StreamingReport:
+    """What `evaluate_streaming` measured; `to_dict()` is what `streaming.json` holds.
+
+    The headline (hits ... fa_per_hour, at the firmware loop's operating point) comes first; the
+    nested parts stay plain JSON-ready values: per-class and per-SNR scores, the threshold curve
+    (one point per threshold 0-255), every stream event and every detection.
+    """
+
+    model: str
+    model_source: str
+    dataset: str
+    split: str
+    noise_dataset: str | None
+    seed: int
+    minutes: float
+    snr_db: list[float]
+    keywords: int
+    other_words: int
+    hits: int
+    misses: int
+    miss_rate: float
+    false_accepts: int
+    fa_per_hour: float
+    repeats: int
+    mean_latency_ms: float | None
+    x_realtime: float | None
+    backend: str
+    tolerance_ms: int
+    clipped_samples: int
+    params: dict[str, Any]
+    per_class: dict[str, Any]
+    per_snr: dict[str, Any]
+    false_accept_contexts: dict[str, int]
+    operating_point: dict[str, Any]
+    curve: list[dict[str, Any]]
+    timing_s: dict[str, float]
+    events: list[dict[str, Any]]
+    detections: list[dict[str, Any]]
+    output_dir: Path | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """streaming.json: every field but where it was written."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "output_dir"}
+
+    def headline(self) -> list[tuple[str, Any]]:
+        """The scalar fields, in order, for a table."""
+        values = [(key, value) for key, value in self.to_dict().items()]
+        return [(key, value) for key, value in values if isinstance(value, bool | int | float | str)]
 
 
 def resolve_keyword_model(
@@ -176,7 +228,7 @@ def evaluate_streaming(
     tolerance_ms: int = 1500,
     show_progress: bool = True,
     segmented: bool = False,
-) -> dict:
+) -> StreamingReport:
     """Build a stream, run the detector over it and write `streaming.json` + the curve PNG.
 
     `params_override` replaces detection parameters embedded in the model. With `segmented`,
@@ -217,44 +269,50 @@ def evaluate_streaming(
     )
     curve_at_operating = next(p for p in curve if p["detection_threshold"] == params.detection_threshold)
     operating_summary = {"detection_threshold": params.detection_threshold, **operating.summary()}
-    report: dict[str, Any] = {
-        "model": keyword_model.name,
-        "model_source": keyword_model.source,
-        "dataset": data_name,
-        "split": split,
-        "noise_dataset": noise_name,
-        "seed": seed,
-        "minutes": round(stream.seconds / 60, 3),
-        "snr_db": [float(v) for v in np.atleast_1d(snr_db)],
-        "keywords": operating.keywords,
-        "other_words": len(stream.events) - operating.keywords,
-        **operating.summary(),
-        "mean_latency_ms": None if operating.mean_latency_ms is None else round(operating.mean_latency_ms, 1),
-        "x_realtime": round(stream.seconds / firmware_seconds, 1) if firmware_seconds > 0 else None,
-        "backend": backend,
-        "tolerance_ms": tolerance_ms,
-        "clipped_samples": stream.clipped_samples,
-        "params": params.to_dict(),
-        "per_class": operating.per_class,
-        "per_snr": _per_snr(stream.events, operating.found_ms),
-        "false_accept_contexts": operating.false_accept_contexts,
-        "operating_point": {"firmware": operating_summary, "replayed_without_resets": curve_at_operating},
-        "curve": curve,
-        "timing_s": {"firmware_pass": round(firmware_seconds, 3), "curve_pass": round(replay_seconds, 3)},
-        "events": [
+    summary = operating.summary()
+    report = StreamingReport(
+        model=keyword_model.name,
+        model_source=keyword_model.source,
+        dataset=data_name,
+        split=split,
+        noise_dataset=noise_name,
+        seed=seed,
+        minutes=round(stream.seconds / 60, 3),
+        snr_db=[float(v) for v in np.atleast_1d(snr_db)],
+        keywords=operating.keywords,
+        other_words=len(stream.events) - operating.keywords,
+        hits=summary["hits"],
+        misses=summary["misses"],
+        miss_rate=summary["miss_rate"],
+        false_accepts=summary["false_accepts"],
+        fa_per_hour=summary["fa_per_hour"],
+        repeats=summary["repeats"],
+        mean_latency_ms=None if operating.mean_latency_ms is None else round(operating.mean_latency_ms, 1),
+        x_realtime=round(stream.seconds / firmware_seconds, 1) if firmware_seconds > 0 else None,
+        backend=backend,
+        tolerance_ms=tolerance_ms,
+        clipped_samples=stream.clipped_samples,
+        params=params.to_dict(),
+        per_class=operating.per_class,
+        per_snr=_per_snr(stream.events, operating.found_ms),
+        false_accept_contexts=operating.false_accept_contexts,
+        operating_point={"firmware": operating_summary, "replayed_without_resets": curve_at_operating},
+        curve=curve,
+        timing_s={"firmware_pass": round(firmware_seconds, 3), "curve_pass": round(replay_seconds, 3)},
+        events=[
             {**asdict(event), "start_ms": event.start_ms, "end_ms": event.end_ms, "detected_ms": found}
             for event, found in zip(stream.events, operating.found_ms, strict=True)
         ],
-        "detections": [
+        detections=[
             {"time_ms": d.time_ms, "label": d.label, "score": d.score, "outcome": outcome}
             for d, outcome in zip(firmware_run.detections, operating.outcomes, strict=True)
         ],
-    }
+    )
     out = (
         Path(output_dir) if output_dir is not None else _default_output_dir(Path(keyword_model.source), model)
     )
-    title = f"{keyword_model.name} on {data_name}: {report['minutes']:g} min, SNR {report['snr_db']} dB"
+    title = f"{keyword_model.name} on {data_name}: {report.minutes:g} min, SNR {report.snr_db} dB"
     write_bytes_atomic(out / STREAM_PLOT, plot_curve(curve, operating_summary, title))
-    write_text_atomic(out / STREAM_JSON, json.dumps(report, indent=2) + "\n")
-    report["output_dir"] = str(out)
+    write_text_atomic(out / STREAM_JSON, json.dumps(report.to_dict(), indent=2) + "\n")
+    report.output_dir = out
     return report

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,42 @@ TUNED_KEYS = ("detection_threshold", "average_window_duration_ms", "minimum_coun
 DEFAULT_THRESHOLDS = tuple(range(100, 256, 5))
 DEFAULT_WINDOWS = (500, 750, 1000, 1250, 1500)
 DEFAULT_MINIMUM_COUNTS = (1, 2, 3, 4, 5)
+
+
+@dataclass
+class StreamTuning:
+    """A grid sweep on one stream and its firmware check.
+
+    `current`: the model's own parameters with their firmware score; `chosen`: the pick within
+    the budget (None when nothing fits), `verified`: every firmware-checked candidate, `rows`:
+    every replayed grid point. Entries are dicts of the TUNED_KEYS plus scores (JSON-ready).
+    """
+
+    grid_points: int
+    current: dict[str, Any]
+    chosen: dict[str, Any] | None
+    verified: list[dict[str, Any]]
+    timing_s: dict[str, float]
+    rows: list[dict[str, Any]]
+
+
+@dataclass
+class TuningReport:
+    """What `tune_detection` did: the stream it built and the sweep on it; `to_dict()` is the JSON."""
+
+    model: str
+    model_source: str
+    dataset: str
+    noise_dataset: str | None
+    minutes: float
+    snr_db: list[float]
+    seed: int
+    max_fa_per_hour: float
+    tuning: StreamTuning
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        return {**values, **values.pop("tuning")}
 
 
 def sweep(
@@ -159,8 +196,8 @@ def tune_detection(
     tolerance_ms: int = 1500,
     verify: int = 4,
     show_progress: bool = True,
-) -> dict[str, Any]:
-    """Sweep the grid on a stream; the report holds `chosen` (None if nothing fits), `current`, `rows`.
+) -> TuningReport:
+    """Sweep the grid on a stream; a `TuningReport` whose `tuning` holds `chosen` (None if nothing fits).
 
     The `verify` best replayed settings within the budget, and as many just over it, are rerun
     with the firmware loop; the pick is made on those exact results.
@@ -193,17 +230,17 @@ def tune_detection(
         verify=verify,
         show_progress=show_progress,
     )
-    return {
-        "model": keyword_model.name,
-        "model_source": keyword_model.source,
-        "dataset": data_name,
-        "noise_dataset": noise_name,
-        "minutes": round(stream.seconds / 60, 3),
-        "snr_db": [float(v) for v in (snr_db if isinstance(snr_db, Sequence) else [snr_db])],
-        "seed": seed,
-        "max_fa_per_hour": max_fa_per_hour,
-        **tuned,
-    }
+    return TuningReport(
+        model=keyword_model.name,
+        model_source=keyword_model.source,
+        dataset=data_name,
+        noise_dataset=noise_name,
+        minutes=round(stream.seconds / 60, 3),
+        snr_db=[float(v) for v in (snr_db if isinstance(snr_db, Sequence) else [snr_db])],
+        seed=seed,
+        max_fa_per_hour=max_fa_per_hour,
+        tuning=tuned,
+    )
 
 
 def tune_on_stream(
@@ -220,13 +257,13 @@ def tune_on_stream(
     verify: int = 4,
     check_over_budget: bool = True,
     show_progress: bool = True,
-) -> dict[str, Any]:
+) -> StreamTuning:
     """The grid sweep and firmware check of `tune_detection` on a stream already built.
 
     `check_over_budget=False` skips the firmware check of settings that replay over the
     budget (the firmware's resets mostly add false accepts, seldom remove them).
 
-    Returns `grid_points`, `current` (the model's own parameters, firmware-scored), `chosen`
+    A `StreamTuning`: `grid_points`, `current` (the model's own parameters, firmware-scored), `chosen`
     (None when nothing fits), `verified`, `timing_s` and `rows`.
     """
     from microspeech.data.streams import score_detections
@@ -267,14 +304,14 @@ def tune_on_stream(
     current = {key: getattr(base, key) for key in TUNED_KEYS}
     current_entry = {**current, "firmware": firmware_score(current)}
     chosen = choose(verified, current_entry, max_fa_per_hour)
-    return {
-        "grid_points": len(rows),
-        "current": current_entry,
-        "chosen": chosen,
-        "verified": verified,
-        "timing_s": {"scoring_pass": round(scores_seconds, 3), "sweep": round(sweep_seconds, 3)},
-        "rows": rows,
-    }
+    return StreamTuning(
+        grid_points=len(rows),
+        current=current_entry,
+        chosen=chosen,
+        verified=verified,
+        timing_s={"scoring_pass": round(scores_seconds, 3), "sweep": round(sweep_seconds, 3)},
+        rows=rows,
+    )
 
 
 def write_detection_params(model_path: str | Path, values: dict[str, Any]) -> None:

@@ -264,7 +264,7 @@ def calibrate_detection(
         check_over_budget=False,
         show_progress=show_progress,
     )
-    chosen = tuned["chosen"]
+    chosen = tuned.chosen
     if chosen is not None:
         write_detection_params(tflite_path, {key: int(chosen[key]) for key in TUNED_KEYS})
     return Calibration(
@@ -272,5 +272,5 @@ def calibrate_detection(
         minutes=stream.stream.seconds / 60,
         keywords=stream.keywords,
         chosen=None if chosen is None else {key: value for key, value in chosen.items() if key != "replayed"},
-        spec_params=tuned["current"],
+        spec_params=tuned.current,
     )
