@@ -7,22 +7,58 @@ from typing import Any
 __all__ = ["NullProgress", "progress_bar"]
 
 
-def progress_bar(enabled: bool = True) -> Any:
-    """A rich Progress (description, bar, percentage, time left), or a no-op when not `enabled`."""
+def progress_bar(
+    enabled: bool = True,
+    *,
+    kind: str = "percent",
+    console: Any = None,
+    transient: bool = True,
+    only_on_terminal: bool = True,
+) -> Any:
+    """The one progress-bar factory for library code: a rich Progress, or a no-op when not `enabled`.
+
+    Kinds (the columns after the description and the bar):
+    - "percent": percentage and time left (the default);
+    - "count": done / total and time elapsed (clips, inferences);
+    - "count-eta": done / total, time elapsed and time left (long batch jobs);
+    - "bytes": bytes done / total, speed and time left (downloads, extraction);
+    - "stats": a `stats` task field (epoch metrics) and time elapsed, a narrow bar (training).
+    Bars go to stderr (or `console`) and, with `only_on_terminal`, are drawn only on a terminal:
+    no residue in logs and pipes.
+    """
     if not enabled:
         return NullProgress()
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
-    console = Console(stderr=True)
+    tails = {
+        "percent": (TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn()),
+        "count": (MofNCompleteColumn(), TimeElapsedColumn()),
+        "count-eta": (MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()),
+        "bytes": (DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()),
+        "stats": (TextColumn("{task.fields[stats]}"), TimeElapsedColumn()),
+    }
+    if kind not in tails:
+        raise ValueError(f"progress kind {kind!r}: expected one of {', '.join(tails)}")
+    console = console or Console(stderr=True)
+    # Narrow for the training stats, which must fit an 80-column terminal.
+    bar = BarColumn(bar_width=10) if kind == "stats" else BarColumn()
     return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeRemainingColumn(),
+        TextColumn("[bold]{task.description}"),
+        bar,
+        *tails[kind],
         console=console,
-        transient=True,
-        disable=not console.is_terminal,  # no bar residue in logs and pipes
+        transient=transient,
+        disable=only_on_terminal and not console.is_terminal,
     )
 
 
@@ -46,3 +82,6 @@ class NullProgress:
 
     def remove_task(self, *args: Any, **kwargs: Any) -> None:
         return None
+
+    def open(self, path: Any, mode: str = "rb", **kwargs: Any) -> Any:
+        return open(path, mode)

@@ -7,10 +7,10 @@ import time
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from microspeech.cli.app import app, console, fail
+from microspeech.progress import progress_bar
 
 dataset_app = typer.Typer(help="Download, inspect, generate and check datasets.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
@@ -141,10 +141,9 @@ def verify_command(
 
     dataset = _load(name_or_path, download)
     total = len(dataset.clips) + len(dataset.noise_paths)
-    columns = (TextColumn("[bold]verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    progress = Progress(*columns, console=console)
+    progress = progress_bar(kind="count-eta", console=console, only_on_terminal=False)
     with progress:
-        task = progress.add_task("verify", total=total)
+        task = progress.add_task("verifying", total=total)
         problems = verify_dataset(dataset, on_progress=lambda done: progress.update(task, completed=done))
     if dataset.converted:
         converted = len(dataset.converted)

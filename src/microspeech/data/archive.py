@@ -29,11 +29,10 @@ def _open_for_reading(archive: Path, show_progress: bool):
         with open(archive, "rb") as handle:
             yield handle
         return
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+    from microspeech.progress import progress_bar
 
-    title = TextColumn(f"[bold]extracting {archive.name}")
-    columns = (title, BarColumn(), DownloadColumn(), TimeRemainingColumn())
-    with Progress(*columns) as progress, progress.open(archive, "rb") as handle:
+    progress = progress_bar(kind="bytes", only_on_terminal=False)
+    with progress, progress.open(archive, "rb", description=f"extracting {archive.name}") as handle:
         yield handle
 
 

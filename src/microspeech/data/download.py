@@ -13,16 +13,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-
 from microspeech.data.archive import exclusive_lock
+from microspeech.progress import progress_bar
 
 CHUNK_BYTES = 1 << 20
 
@@ -119,14 +111,7 @@ def _fetch(url: str, partial: Path, have: int, size: int | None, timeout_s: floa
             have = 0  # the server ignored the Range header: start over
         length = response.headers.get("Content-Length")
         total = size if size is not None else (have + int(length) if length else None)
-        progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            disable=not show,
-        )
+        progress = progress_bar(show, kind="bytes", only_on_terminal=False)
         with progress, open(partial, "ab" if resumed else "wb") as handle:
             verb = "resuming" if resumed else "downloading"
             task = progress.add_task(f"{verb} {partial.stem}", total=total)

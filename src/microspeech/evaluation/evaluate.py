@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from microspeech.evaluation.metrics import compute_metrics
 from microspeech.evaluation.plots import PLOTS, write_plots
 from microspeech.evaluation.report import EvaluationReport, VariantResult, write_results
+from microspeech.progress import progress_bar
 
 # Without a recorded training dataset, score on the official Speech Commands test set.
 DEFAULT_TEST_DATASET = "speech_commands_test_set_v0.02"
@@ -32,14 +32,9 @@ class EvaluationError(ValueError):
     """A model or dataset that cannot be evaluated; the message names the file or option."""
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        transient=True,
-    )
+def _progress() -> Any:
+
+    return progress_bar(kind="count")
 
 
 def score_keras(keras_path: Path, features: np.ndarray, *, batch_size: int = 256) -> np.ndarray:

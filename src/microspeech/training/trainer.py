@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from microspeech.files import atomic_output, write_bytes_atomic, write_text_atomic
 from microspeech.labels import UNKNOWN
 from microspeech.models import ModelArtifacts, ModelSpec, get_model_spec
+from microspeech.progress import progress_bar
 from microspeech.training.artifacts import (
     load_checkpoint,
     model_directory,
@@ -90,16 +90,10 @@ def configure_threads() -> None:
         pass
 
 
-def _progress(console: Console, enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(bar_width=10),  # narrow: the stats must fit an 80-column terminal
-        TextColumn("{task.fields[stats]}"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not enabled,
-        transient=False,
-    )
+def _progress(console: Console, enabled: bool) -> Any:
+
+    # The epoch lines stay on screen (not transient), as Keras' do.
+    return progress_bar(enabled, kind="stats", console=console, transient=False, only_on_terminal=False)
 
 
 def _scalar_summary(tag: str, value: float) -> None:

@@ -20,14 +20,6 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from microspeech.audio import write_wav
 from microspeech.data.archive import COMPLETE_MARKER, exclusive_lock
@@ -50,6 +42,7 @@ from microspeech.data.synthetic.render import (
 )
 from microspeech.labels import BACKGROUND_NOISE_DIR
 from microspeech.paths import datasets_dir
+from microspeech.progress import progress_bar
 
 GENERATOR_VERSION = 1
 MANIFEST = "synthetic.json"
@@ -342,12 +335,9 @@ def _run_batches(
     show: bool,
 ) -> None:
     done = total - sum(len(batch) for batch in batches)
-    progress = Progress(
-        TextColumn("[bold]synthesizing"), BarColumn(), MofNCompleteColumn(), TextColumn("clips"),
-        TimeElapsedColumn(), TimeRemainingColumn(), disable=not show,
-    )  # fmt: skip
+    progress = progress_bar(show, kind="count-eta", only_on_terminal=False)
     with progress:
-        task = progress.add_task("synthetic", total=total, completed=done)
+        task = progress.add_task("synthesizing clips", total=total, completed=done)
         if not batches:
             return
         with _pool(workers) as pool:
