@@ -293,7 +293,8 @@ def resolve_model_spec(
 def main_for(factory: Callable[[], ModelSpec], argv: Sequence[str] | None = None) -> None:
     """The `if __name__ == "__main__":` of a spec file: `python my_model.py [--test] [train options]`
     trains the file's model with `microspeech train`, then evaluates it with `microspeech evaluate`
-    (`--no-evaluate` skips that). Exits with the first failing command's status.
+    on `--eval-dataset` (default: the training dataset's test split; `--no-evaluate` skips it).
+    Exits with the first failing command's status.
 
     The commands run as child processes: the CLI sits above the models package, which must
     not import it.
@@ -309,6 +310,9 @@ def main_for(factory: Callable[[], ModelSpec], argv: Sequence[str] | None = None
     parser.add_argument("--no-evaluate", action="store_true", help="train only")
     parser.add_argument("--output", "-o", help="output folder (default: models_dir()/NAME)")
     parser.add_argument("--keywords", help="comma-separated words to train on instead")
+    parser.add_argument(
+        "--eval-dataset", help="test set for the evaluation (default: the training dataset's test split)"
+    )
     known, rest = parser.parse_known_args(sys.argv[1:] if argv is None else list(argv))
     path = _source_file(factory)
     train = [path, *rest]
@@ -325,7 +329,8 @@ def main_for(factory: Callable[[], ModelSpec], argv: Sequence[str] | None = None
             keywords = known.keywords.split(",") if known.keywords else None
             spec = resolve_model_spec(path, keywords=keywords, dry_run=known.test)
             trained = str(models_dir() / spec.name)
-        status = _run_cli(["evaluate", trained])
+        evaluate = ["--dataset", known.eval_dataset] if known.eval_dataset else []
+        status = _run_cli(["evaluate", trained, *evaluate])
     sys.exit(status)
 
 
