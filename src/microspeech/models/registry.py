@@ -305,6 +305,8 @@ def main_for(factory: Callable[[], ModelSpec], argv: Sequence[str] | None = None
         prog=Path(sys.argv[0]).name,
         description="Train this spec file's model (the options of `microspeech train`), then evaluate it.",
         allow_abbrev=False,
+        epilog="Any other option goes to `microspeech train` as given (--dataset, --seed, --epochs, "
+        "--quiet, ...: see `microspeech train --help`).",
     )
     parser.add_argument("--test", action="store_true", help="dry run: a few clips, 3 epochs")
     parser.add_argument("--no-evaluate", action="store_true", help="train only")
