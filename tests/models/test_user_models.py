@@ -162,3 +162,24 @@ def test_the_template_writes_the_recipe_out_as_a_spec_file(model_registry, sourc
         write_spec_file(spec, "other", path, source=source)
     with pytest.raises(ValueError, match="model name 'my-copy'"):
         render_spec_file(spec, "my-copy", source=source)
+
+
+def test_the_template_refuses_keywords_as_names_and_builders_it_cannot_copy(model_registry, tmp_path):
+    spec = get_model_spec("tflite_micro_speech")
+    with pytest.raises(ValueError, match="model name 'class'"):
+        render_spec_file(spec, "class", source="tflite_micro_speech")
+    path = tmp_path / "helper_model.py"
+    path.write_text(
+        "import dataclasses\n"
+        "from microspeech.models import get_model_spec, register_model\n\n"
+        "def layers(spec):\n"
+        "    return get_model_spec('tflite_micro_speech').build(spec)\n\n"
+        "def build(spec):\n"
+        "    return layers(spec)\n\n"
+        "@register_model('helper_model')\n"
+        "def helper_model():\n"
+        "    seed = get_model_spec('tflite_micro_speech')\n"
+        "    return dataclasses.replace(seed, name='helper_model', build=build)\n"
+    )
+    with pytest.raises(ValueError, match="uses layers from its module.*copy that file"):
+        render_spec_file(resolve_model_spec(str(path)), "copied", source=str(path))

@@ -20,6 +20,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import keyword
 import os
 import pkgutil
 import re
@@ -70,7 +71,7 @@ class ModelFileError(ValueError):
 
 def check_model_name(name: str) -> str:
     """`name` if it can name a model (a letter, then letters, digits or _), else ValueError."""
-    if not _MODEL_NAME.fullmatch(name):
+    if not _MODEL_NAME.fullmatch(name) or keyword.iskeyword(name):
         raise ValueError(
             f"model name {name!r}: use a letter then letters, digits or underscores (e.g. my_model)"
         )

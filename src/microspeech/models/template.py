@@ -60,14 +60,32 @@ def _settings_call(value: Any, indent: str) -> str:
     return "\n".join(lines)
 
 
+# What the written file imports itself; a builder may read these from its module.
+_FILE_NAMES = frozenset(
+    {"AugmentationSettings", "DetectionParams", "FrontendSettings", "ModelSpec", "TrainSettings"}
+    | {"SILENCE", "UNKNOWN", "TYPE_CHECKING", "register_model", "main_for", "annotations"}
+)
+
+
 def _builder_source(spec: ModelSpec) -> str:
     """The builder's source, after the module constants it reads (e.g. CHANNELS = 64)."""
     build = spec.build
+    read = [name for name in build.__code__.co_names if name in build.__globals__]
     constants = [
         f"{name} = {build.__globals__[name]!r}"
-        for name in build.__code__.co_names
-        if name in build.__globals__ and isinstance(build.__globals__[name], int | float | str | tuple)
+        for name in read
+        if isinstance(build.__globals__[name], int | float | str | tuple)
     ]
+    others = [
+        name
+        for name in read
+        if name not in _FILE_NAMES and not isinstance(build.__globals__[name], int | float | str | tuple)
+    ]
+    if others:
+        raise ValueError(
+            f"{build.__module__}.{build.__name__} uses {', '.join(others)} from its module, which a "
+            "written spec file would lack: copy that file instead"
+        )
     source = textwrap.dedent(inspect.getsource(build))
     if build.__name__ != "build":
         source = source.replace(f"def {build.__name__}(", "def build(", 1)
