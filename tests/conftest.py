@@ -62,3 +62,29 @@ def subset_dir() -> Path:
 def test_set_dir() -> Path:
     """Unpacked speech_commands_test_set_v0.02_dev: 12 folders of official test clips."""
     return _bundle(TEST_SET_ARCHIVE)
+
+
+@pytest.fixture
+def model_registry(tmp_path, monkeypatch):
+    """The model registry as it is, restored after the test; the test runs in an empty folder
+    (no ./models) with no $MICROSPEECH_MODEL_PATH and its own MICROSPEECH_HOME, so spec files
+    it writes or loads are seen by no other test."""
+    import sys
+
+    from microspeech.models import registry
+
+    registry.list_models()
+    saved = (dict(registry._FACTORIES), dict(registry._SOURCES), dict(registry._LOADED), set(sys.modules))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.delenv(registry.MODEL_PATH_ENV, raising=False)
+    monkeypatch.setenv("MICROSPEECH_HOME", str(tmp_path / "home"))
+    yield registry
+    states = (registry._FACTORIES, registry._SOURCES, registry._LOADED)
+    for state, before in zip(states, saved[:3], strict=True):
+        state.clear()
+        state.update(before)
+    for name in set(sys.modules) - saved[3]:
+        if name.startswith("_microspeech_model_"):
+            del sys.modules[name]

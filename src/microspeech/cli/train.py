@@ -1,4 +1,5 @@
-"""`microspeech train NAME`: train a registered model end to end (float .keras + int8 .tflite)."""
+"""`microspeech train MODEL`: train a registered model or a spec file end to end (float .keras +
+int8 .tflite); `--test` (or NAME-test) is the dry run, `--keywords` the same model on other words."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from microspeech.cli.app import app, console, fail
 @app.command()
 def train(
     name: str = typer.Argument(
-        ..., help="Registered model name; add -test for a dry run (see `microspeech list`)."
+        ...,
+        metavar="MODEL",
+        help="Registered model name (see `microspeech list`; add -test for a dry run) or a spec "
+        "file's path (./my_model.py).",
     ),
     dataset: str = typer.Option(
         "synthetic", "--dataset", "-d", help="speech_commands_v2, synthetic, or a dataset folder PATH."
@@ -28,6 +32,15 @@ def train(
         None, "--epochs", min=1, help="Override the spec's maximum number of epochs."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    test: bool = typer.Option(
+        False, "--test", help="Dry run (as NAME-test): a few clips per class, 3 epochs, batch 3."
+    ),
+    keywords: str | None = typer.Option(
+        None,
+        "--keywords",
+        help="Comma-separated words to spot instead of the spec's (_unknown_ and _silence_ kept), "
+        "e.g. on,off; the model is named NAME-on-off (its folder too).",
+    ),
     max_fa_per_hour: float | None = typer.Option(
         None,
         "--max-fa-per-hour",
@@ -35,16 +48,18 @@ def train(
         "(default: the spec's, 2 for tflite_micro_speech).",
     ),
 ) -> None:
-    """Train NAME on a dataset: NAME.keras, NAME.tflite (int8 + parameters), history, logs, manifest."""
+    """Train MODEL on a dataset: NAME.keras, NAME.tflite (int8 + parameters), history, logs, manifest."""
     from microspeech.data.pipeline import DatasetError
-    from microspeech.models import get_model_spec
+    from microspeech.models import resolve_model_spec
     from microspeech.training import train_model
     from microspeech.training.trainer import ResumeError
 
     try:
-        spec = get_model_spec(name)
+        spec = resolve_model_spec(name, keywords=keywords.split(",") if keywords else None, dry_run=test)
     except KeyError as error:
         fail(str(error.args[0]))
+    except ValueError as error:
+        fail(str(error))
     if max_fa_per_hour is not None:
         import dataclasses
 
@@ -60,6 +75,8 @@ def train(
     command += ["--resume"] if resume else []
     command += ["--epochs", str(epochs)] if epochs is not None else []
     command += ["--max-fa-per-hour", f"{max_fa_per_hour:g}"] if max_fa_per_hour is not None else []
+    command += ["--test"] if test else []
+    command += ["--keywords", keywords] if keywords else []
     try:
         artifacts = train_model(
             spec,

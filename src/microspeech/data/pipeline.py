@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -435,13 +436,15 @@ def check_dataset(dataset: AudioDataset, target: TrainingTarget) -> None:
     validation = dataset.split("validation")
     train_words = {c.word for c in train}
     where = f"dataset {dataset.name!r} ({dataset.root})"
-    for word in target.keywords:
-        if word not in train_words:
-            found = ", ".join(sorted(train_words)) or "none"
-            raise DatasetError(
-                f"{where}: class {word!r} of model {target.name!r} has no training clips "
-                f"(words found: {found})"
-            )
+    missing = [word for word in target.keywords if word not in train_words]
+    if missing:
+        counts = Counter(clip.word for clip in train)
+        found = ", ".join(f"{word} ({counts[word]})" for word in sorted(counts)) or "none"
+        raise DatasetError(
+            f"{where}: {'classes' if len(missing) > 1 else 'class'} {', '.join(map(repr, missing))} "
+            f"of model {target.name!r} {'have' if len(missing) > 1 else 'has'} no training clips; "
+            f"the words it has, with their training clips: {found}"
+        )
     if UNKNOWN in target.classes and not (train_words - set(target.keywords) - {SILENCE}):
         raise DatasetError(
             f"{where}: class {UNKNOWN!r} needs training clips of words other than "

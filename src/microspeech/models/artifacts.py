@@ -4,10 +4,10 @@
     <name>.keras  <name>.tflite  history.csv  logs/  train.log  manifest.json
     checkpoint/   (last finished epoch, for --resume)   eval/  (written by evaluation)
 
-`resolve_model` accepts a trained model's name, its folder, a `.keras`, a `.tflite` or an
-MLTK `.mltk.zip`, and returns a `ResolvedModel`: where the files are, the .tflite bytes and
-parameters, and the classes and frontend settings (from the .tflite's parameters when there
-is one, else from the spec the manifest recorded).
+`resolve_model` accepts a trained model's name, its folder, a `.keras`, a `.tflite`, an
+MLTK `.mltk.zip` or the spec file (`.py`) it was trained from, and returns a `ResolvedModel`:
+where the files are, the .tflite bytes and parameters, and the classes and frontend settings
+(from the .tflite's parameters when there is one, else from the spec the manifest recorded).
 """
 
 from __future__ import annotations
@@ -223,9 +223,27 @@ def _folder_model_name(folder: Path) -> str:
     raise ModelResolutionError(f"{folder}: no manifest.json, .tflite or .keras model in this folder")
 
 
+def _spec_file_model(path: Path) -> tuple[Path, str]:
+    """A spec file's trained model: (models_dir()/NAME, NAME) for the one model it registers."""
+    from microspeech.models.registry import ModelFileError, spec_file_model_name
+
+    try:
+        name = spec_file_model_name(path)
+    except ModelFileError as error:
+        raise ModelResolutionError(str(error)) from error
+    directory = models_dir() / name
+    if not directory.is_dir():
+        raise ModelResolutionError(
+            f"model {name!r} of {path} is not trained yet: {directory} does not exist; "
+            f"train it with `microspeech train {path}` (or name a trained folder)"
+        )
+    return directory, _folder_model_name(directory)
+
+
 def resolve_model(model: str | Path) -> ResolvedModel:
     """The model a MODEL argument names: a trained model's name (models_dir()/NAME), its folder,
-    a .keras or .tflite file, or an archive (.mltk.zip) holding a .tflite."""
+    a .keras or .tflite file, an archive (.mltk.zip) holding a .tflite, or a spec file (.py)
+    whose model was trained into models_dir()/NAME."""
     from microspeech.frontend import FrontendSettings
     from microspeech.tflite.metadata import classes_from_parameters
 
@@ -234,7 +252,9 @@ def resolve_model(model: str | Path) -> ResolvedModel:
     directory: Path | None = None
     keras_path: Path | None = None
     tflite_path: Path | None = None
-    if path.is_dir():
+    if path.suffix == ".py":
+        directory, name = _spec_file_model(path)
+    elif path.is_dir():
         directory = path
         name = _folder_model_name(path)
     elif path.is_file():
@@ -280,6 +300,8 @@ def resolve_model(model: str | Path) -> ResolvedModel:
             spec = artifacts.spec
         except KeyError:
             spec = None
+        except ValueError as error:
+            raise ModelResolutionError(str(error)) from error
     tflite, parameters = _load_tflite(tflite_path) if tflite_path is not None else (None, {})
     if tflite is None and keras_path is None:
         raise ModelResolutionError(f"{directory}: holds no {name}.tflite and no {name}.keras")

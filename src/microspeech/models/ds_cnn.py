@@ -7,7 +7,8 @@ FULLY_CONNECTED, SOFTMAX). MLPerf feeds it 49x10 MFCCs; here the micro frontend 
 log-filterbank channels over the same 125-7500 Hz (everything else as the seed's frontend),
 so the input is 49x10 int8 and the MAC count is MLPerf's: about 2.66 M.
 
-The recipe (augmentation, stream validation, mining, calibration) is the seed's.
+The recipe (augmentation, stream validation, mining, calibration) is the seed's. Run by
+itself (`python ds_cnn.py [--test] [train options]`) the file trains and evaluates the model.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from microspeech.models.registry import get_model_spec, register_model
+from microspeech.models.registry import get_model_spec, main_for, register_model
 from microspeech.models.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -61,3 +62,7 @@ def ds_cnn() -> ModelSpec:
         frontend=dataclasses.replace(seed.frontend, filterbank_n_channels=10),
         build=build,
     )
+
+
+if __name__ == "__main__":
+    main_for(ds_cnn)

@@ -1,7 +1,8 @@
 """tflite_micro_speech: the TFLM micro_speech model, as trained by Silicon Labs MLTK.
 
-Copy this file to make a new model: change the name, classes, frontend, `build` and the
-settings; the registry picks the new module up by itself.
+To make a new model, `microspeech new-model NAME` writes this recipe out as a spec file of
+your own (./models/NAME.py). Run by itself, this file trains the model, then evaluates it:
+`python tflite_micro_speech.py [--test] [--dataset D] [train options]` (registry.main_for).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 from microspeech.data.settings import AugmentationSettings
 from microspeech.detection.params import DetectionParams
 from microspeech.labels import SILENCE, UNKNOWN
-from microspeech.models.registry import register_model
+from microspeech.models.registry import main_for, register_model
 from microspeech.models.spec import ModelSpec, TrainSettings
 
 if TYPE_CHECKING:
@@ -97,3 +98,7 @@ def tflite_micro_speech() -> ModelSpec:
             verbose_model_output_logs=False,
         ),
     )
+
+
+if __name__ == "__main__":
+    main_for(tflite_micro_speech)

@@ -25,7 +25,7 @@ from rich.console import Console
 
 from microspeech.files import atomic_output, write_bytes_atomic, write_text_atomic
 from microspeech.labels import UNKNOWN
-from microspeech.models import ModelArtifacts, ModelSpec, get_model_spec
+from microspeech.models import ModelArtifacts, ModelSpec, resolve_model_spec
 from microspeech.progress import progress_bar
 from microspeech.training.artifacts import (
     load_checkpoint,
@@ -139,7 +139,8 @@ def train_model(
     console: Console | None = None,
     command_line: list[str] | None = None,
 ) -> ModelArtifacts:
-    """Train a registered model (or a spec) on a dataset name or folder; returns its artifacts.
+    """Train a registered model (NAME or NAME-test), a spec file (.py) or a spec on a dataset name
+    or folder; returns its artifacts.
 
     Errors in the model name or the dataset (missing/empty class, too small for the split)
     are raised before any training starts.
@@ -147,7 +148,7 @@ def train_model(
     from microspeech.data import load_dataset
     from microspeech.data.pipeline import TrainingPipeline, dataset_fingerprint
 
-    spec = get_model_spec(model) if isinstance(model, str) else model
+    spec = resolve_model_spec(model) if isinstance(model, str | Path) else model
     if epochs is not None:
         spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=epochs))
     console = console or Console(stderr=True)

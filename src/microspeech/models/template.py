@@ -1,0 +1,167 @@
+"""`microspeech new-model`: a spec file with the recipe in plain view, made from a registered spec.
+
+The file holds the classes, every frontend, training, augmentation and detection setting (with
+the settings' own comments), the Keras builder's source, and a `__main__` block, so it trains
+as written: `microspeech train ./models/NAME.py` or `python models/NAME.py [--test]`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import re
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from microspeech.labels import SILENCE, UNKNOWN
+from microspeech.models.registry import check_model_name
+from microspeech.models.spec import ModelSpec
+
+__all__ = ["render_spec_file", "write_spec_file"]
+
+_FIELD = re.compile(r"\s+(\w+)\s*:")
+
+
+def _field_comments(cls: type) -> dict[str, list[str]]:
+    """The `#` comment lines right above (or after) each field in the settings class's source."""
+    comments: dict[str, list[str]] = {}
+    pending: list[str] = []
+    for line in inspect.getsource(cls).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            pending.append(stripped)
+            continue
+        match = _FIELD.match(line)
+        if match and not stripped.startswith(("def ", "@", "return")):
+            trailing = line.split("  # ", 1)[1:]
+            comments[match.group(1)] = pending + [f"# {text}" for text in trailing]
+        pending = []
+    return comments
+
+
+def _literal(value: Any) -> str:
+    """Python source for a setting's value, strings in double quotes as the rest of the file."""
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+def _settings_call(value: Any, indent: str) -> str:
+    """`ClassName(field=value, ...)` over every init field, each with its comments."""
+    cls = type(value)
+    comments = _field_comments(cls)
+    lines = [f"{cls.__name__}("]
+    for field in dataclasses.fields(value):
+        if not field.init:
+            continue
+        lines += [f"{indent}    {comment}" for comment in comments.get(field.name, [])]
+        lines.append(f"{indent}    {field.name}={_literal(getattr(value, field.name))},")
+    lines.append(f"{indent})")
+    return "\n".join(lines)
+
+
+# What the written file imports itself; a builder may read these from its module.
+_FILE_NAMES = frozenset(
+    {"AugmentationSettings", "DetectionParams", "FrontendSettings", "ModelSpec", "TrainSettings"}
+    | {"SILENCE", "UNKNOWN", "TYPE_CHECKING", "register_model", "main_for", "annotations"}
+)
+
+
+def _builder_source(spec: ModelSpec) -> str:
+    """The builder's source, after the module constants it reads (e.g. CHANNELS = 64)."""
+    build = spec.build
+    read = [name for name in build.__code__.co_names if name in build.__globals__]
+    constants = [
+        f"{name} = {build.__globals__[name]!r}"
+        for name in read
+        if isinstance(build.__globals__[name], int | float | str | tuple)
+    ]
+    others = [
+        name
+        for name in read
+        if name not in _FILE_NAMES and not isinstance(build.__globals__[name], int | float | str | tuple)
+    ]
+    if others:
+        raise ValueError(
+            f"{build.__module__}.{build.__name__} uses {', '.join(others)} from its module, which a "
+            "written spec file would lack: copy that file instead"
+        )
+    source = textwrap.dedent(inspect.getsource(build))
+    if build.__name__ != "build":
+        source = source.replace(f"def {build.__name__}(", "def build(", 1)
+    return "\n".join(constants) + ("\n\n\n" if constants else "") + source
+
+
+def render_spec_file(spec: ModelSpec, name: str, *, source: str) -> str:
+    """A spec file registering `name`: `spec`'s recipe written out; `source` says where it came from."""
+    check_model_name(name)
+    classes = ", ".join(
+        {UNKNOWN: "UNKNOWN", SILENCE: "SILENCE"}.get(word, _literal(word)) for word in spec.classes
+    )
+    indent = " " * 8
+    description = f"{name}: {', '.join(spec.keywords)} (from {source})"
+    return f'''"""{name}: a keyword-spotting model spec, written by `microspeech new-model` from {source}.
+
+Train it, then evaluate it (python runs the same `microspeech` commands):
+    microspeech train ./models/{name}.py            or   python models/{name}.py
+    microspeech train ./models/{name}.py --test     or   python models/{name}.py --test   (dry run)
+    microspeech evaluate ./models/{name}.py
+Every setting is spelled out below; edit freely. The file registers the model as {name!r}, so
+from the folder above models/ (or with this folder in $MICROSPEECH_MODEL_PATH) the name works too.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from microspeech.data.settings import AugmentationSettings
+from microspeech.detection.params import DetectionParams
+from microspeech.frontend import FrontendSettings
+from microspeech.labels import SILENCE, UNKNOWN
+from microspeech.models import ModelSpec, TrainSettings, register_model
+from microspeech.models.registry import main_for
+
+if TYPE_CHECKING:
+    import keras
+
+
+{_builder_source(spec).rstrip()}
+
+
+@register_model({_literal(name)})
+def {name}() -> ModelSpec:
+    return ModelSpec(
+        name={_literal(name)},
+        description={_literal(description)},
+        # The words to spot, then {UNKNOWN} (any other word) and {SILENCE} (background noise only).
+        classes=[{classes}],
+        # The micro frontend (as on the device): 16 kHz audio -> int8 filterbank frames.
+        frontend={_settings_call(spec.frontend, indent)},
+        build=build,
+        # Optimizer, schedule, checkpoint choice, stream validation and hard-negative mining.
+        train={_settings_call(spec.train, indent)},
+        # How training windows are drawn and disturbed (speed, loudness, noise, warm-up, edges).
+        augmentation={_settings_call(spec.augmentation, indent)},
+        # The detector's settings written into the .tflite (calibrated at the end of training
+        # when train.stream_validation_minutes > 0).
+        detection={_settings_call(spec.detection, indent)},
+        version={spec.version!r},
+    )
+
+
+if __name__ == "__main__":
+    main_for({name})
+'''
+
+
+def write_spec_file(spec: ModelSpec, name: str, output: str | Path, *, source: str) -> Path:
+    """Write `render_spec_file` to `output`, refusing to overwrite an existing file."""
+    path = Path(output).expanduser()
+    text = render_spec_file(spec, name, source=source)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with path.open("x", encoding="utf-8") as file:
+            file.write(text)
+    except FileExistsError:
+        raise FileExistsError(f"{path} exists already; choose another --output or name") from None
+    return path

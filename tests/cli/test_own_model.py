@@ -1,0 +1,69 @@
+"""Your own model end to end: `new-model`, `train ./file.py --test --keywords`, a spec file run
+by itself (`python my_model.py --test`), and a keyword the dataset lacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from microspeech.cli import app
+from microspeech.models import resolve_model
+from microspeech.paths import models_dir
+from microspeech.tflite.metadata import read_parameters
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("train")]
+SOURCE_ROOT = Path(__file__).resolve().parents[2] / "src"
+
+
+def test_new_model_writes_a_spec_file_whose_dry_run_trains(model_registry, subset_dir):
+    runner = CliRunner()
+    result = runner.invoke(app, ["new-model", "my_kws", "--from", "tflite_micro_speech"])
+    assert result.exit_code == 0, result.output
+    path = Path("models/my_kws.py")
+    assert '@register_model("my_kws")' in path.read_text()
+    again = runner.invoke(app, ["new-model", "my_kws", "--output", "other.py"])
+    assert again.exit_code == 2 and "registered already" in again.output and "my_kws.py" in again.output
+
+    command = ["train", f"./{path}", "--test", "--keywords", "on,off", "--dataset", str(subset_dir), "-q"]
+    result = runner.invoke(app, command)
+    assert result.exit_code == 0, result.output
+    folder = models_dir() / "my_kws-on-off-test"
+    parameters = read_parameters(folder / "my_kws-on-off-test.tflite")
+    assert parameters["name"] == "my_kws-on-off-test"
+    assert parameters["classes"] == ["on", "off", "_unknown_", "_silence_"]
+    # The trained folder by name (./models is on the search path), then by file before training it.
+    assert resolve_model("my_kws-on-off-test").classes == ["on", "off", "_unknown_", "_silence_"]
+    result = runner.invoke(app, ["summarize", str(path)])
+    assert result.exit_code == 2 and "not trained yet" in result.output
+
+
+def test_a_keyword_the_dataset_lacks_lists_its_words_with_counts(model_registry, subset_dir):
+    result = CliRunner().invoke(
+        app, ["train", "tflite_micro_speech", "--keywords", "on,abracadabra", "--dataset", str(subset_dir)]
+    )
+    assert result.exit_code == 2, result.output
+    output = " ".join(result.output.split())
+    assert "'abracadabra'" in output and "no training clips" in output
+    assert "on (" in output and "yes (" in output and "sheila (" in output
+    assert not (models_dir() / "tflite_micro_speech-on-abracadabra").exists()
+
+
+def test_a_spec_file_runs_by_itself(model_registry, subset_dir, test_set_dir):
+    result = CliRunner().invoke(app, ["new-model", "solo_model", "--keywords", "left,right"])
+    assert result.exit_code == 0, result.output
+    environment = {**os.environ, "PYTHONPATH": str(SOURCE_ROOT)}
+    command = [sys.executable, "models/solo_model.py", "--test", "--dataset", str(subset_dir)]
+    command += ["--eval-dataset", str(test_set_dir), "--quiet", "--seed", "2"]
+    run = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=540, check=False)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    folder = models_dir() / "solo_model-test"
+    assert read_parameters(folder / "solo_model-test.tflite")["classes"][:2] == ["left", "right"]
+    assert (folder / "eval").is_dir()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert "--seed 2" in manifest["command"] and "--test" in manifest["command"]

@@ -1,0 +1,185 @@
+"""Spec files the user owns: the search path, loading by path, duplicate and broken files,
+keyword variants, and the new-model template."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from microspeech.labels import SILENCE, UNKNOWN
+from microspeech.models import (
+    ModelFileError,
+    ModelResolutionError,
+    get_model_spec,
+    list_models,
+    resolve_model,
+    resolve_model_spec,
+    with_keywords,
+)
+from microspeech.models.registry import model_source
+from microspeech.models.template import render_spec_file, write_spec_file
+
+
+def spec_file(folder: Path, name: str, *, classes: tuple[str, ...] = ("on", "off"), body: str = "") -> Path:
+    """A spec file registering `name`: the seed's architecture and recipe on `classes`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.py"
+    path.write_text(
+        "import dataclasses\n"
+        "from microspeech.models import get_model_spec, register_model\n"
+        f"{body}"
+        f"@register_model({name!r})\n"
+        f"def {name}():\n"
+        f"    seed = get_model_spec('tflite_micro_speech')\n"
+        f"    return dataclasses.replace(seed, name={name!r}, classes=[*{list(classes)!r}, '_unknown_'])\n"
+    )
+    return path
+
+
+def test_spec_files_on_the_search_path_register_by_name(model_registry, tmp_path, monkeypatch):
+    first, second = tmp_path / "first", tmp_path / "second"
+    from_env = [spec_file(first, "alpha_model"), spec_file(second, "beta_model")]
+    from_cwd = spec_file(Path("models"), "gamma_model", classes=("up",))
+    monkeypatch.setenv("MICROSPEECH_MODEL_PATH", os.pathsep.join([str(first), str(second)]))
+    assert {"alpha_model", "beta_model", "gamma_model", "tflite_micro_speech"} <= set(list_models())
+    assert get_model_spec("gamma_model").classes == ["up", UNKNOWN]
+    assert model_source("alpha_model") == str(from_env[0].resolve())
+    assert model_source("gamma_model") == str(from_cwd.resolve())
+    dry = get_model_spec("beta_model-test")
+    assert dry.name == "beta_model-test" and dry.train.epochs == 3
+
+
+def test_a_spec_file_by_path_needs_no_search_path(model_registry, tmp_path):
+    path = spec_file(tmp_path / "elsewhere", "delta_model")
+    assert resolve_model_spec(str(path)).name == "delta_model"
+    assert resolve_model_spec(str(path), dry_run=True).name == "delta_model-test"
+    assert "delta_model" in list_models()
+
+
+def test_a_missing_search_path_entry_is_named(model_registry, tmp_path, monkeypatch):
+    monkeypatch.setenv("MICROSPEECH_MODEL_PATH", str(tmp_path / "nowhere"))
+    with pytest.raises(ModelFileError, match="MICROSPEECH_MODEL_PATH.*nowhere"):
+        list_models()
+
+
+def test_two_files_with_one_name_are_an_error_naming_both(model_registry, tmp_path, monkeypatch):
+    first = spec_file(tmp_path / "a", "same_name")
+    second = spec_file(tmp_path / "b", "same_name")
+    monkeypatch.setenv("MICROSPEECH_MODEL_PATH", os.pathsep.join([str(tmp_path / "a"), str(tmp_path / "b")]))
+    with pytest.raises(ModelFileError) as caught:
+        list_models()
+    message = str(caught.value)
+    assert (
+        "registered twice" in message and str(first.resolve()) in message and str(second.resolve()) in message
+    )
+
+
+def test_a_copy_of_a_packaged_spec_under_its_old_name_is_a_duplicate(model_registry, tmp_path):
+    path = spec_file(tmp_path, "tflite_micro_speech")
+    with pytest.raises(ModelFileError, match=r"registered twice: in .*tflite_micro_speech\.py and in"):
+        resolve_model_spec(str(path))
+
+
+def test_a_file_that_raises_names_the_file_and_line(model_registry, tmp_path):
+    path = spec_file(tmp_path, "broken_model", body="x = 1\nraise RuntimeError('no microphone')\n")
+    with pytest.raises(ModelFileError) as caught:
+        resolve_model_spec(str(path))
+    assert f"{path.resolve()}, line 4" in str(caught.value) and "RuntimeError: no microphone" in str(
+        caught.value
+    )
+    syntax = tmp_path / "syntax_model.py"
+    syntax.write_text("from microspeech.models import register_model\n\ndef oops(:\n")
+    with pytest.raises(ModelFileError, match=rf"{syntax.resolve()}, line 3: .*SyntaxError"):
+        resolve_model_spec(str(syntax))
+
+
+def test_a_failed_file_leaves_no_model_behind(model_registry, tmp_path):
+    path = tmp_path / "half.py"
+    path.write_text(spec_file(tmp_path / "x", "half_model").read_text() + "raise ValueError('late')\n")
+    with pytest.raises(ModelFileError, match="line 7"):
+        resolve_model_spec(str(path))
+    assert "half_model" not in list_models()
+
+
+def test_a_file_that_registers_nothing_is_named(model_registry, tmp_path):
+    path = tmp_path / "empty_model.py"
+    path.write_text("NAME = 'nothing here'\n")
+    with pytest.raises(ModelFileError, match=rf"{path.resolve()}: registers no model.*@register_model"):
+        resolve_model_spec(str(path))
+    with pytest.raises(ModelFileError, match="no such model spec file"):
+        resolve_model_spec(str(tmp_path / "absent.py"))
+
+
+def test_a_spec_function_that_raises_names_its_file_and_line(model_registry, tmp_path):
+    path = tmp_path / "bad_factory.py"
+    path.write_text(
+        "from microspeech.models import register_model\n\n"
+        "@register_model('bad_factory')\n"
+        "def bad_factory():\n"
+        "    return 1 / 0\n"
+    )
+    with pytest.raises(
+        ModelFileError, match=rf"{path.resolve()}, line 5: .*'bad_factory'.*ZeroDivisionError"
+    ):
+        resolve_model_spec(str(path))
+
+
+def test_a_spec_file_resolves_to_its_trained_folder(model_registry, tmp_path):
+    path = spec_file(tmp_path, "epsilon_model")
+    with pytest.raises(ModelResolutionError, match=r"'epsilon_model' .* not trained yet.*microspeech train"):
+        resolve_model(str(path))
+
+
+def test_keywords_swap_the_words_and_keep_unknown_and_silence():
+    seed = get_model_spec("tflite_micro_speech")
+    spec = with_keywords(seed, ["on", " off"])
+    assert spec.name == "tflite_micro_speech-on-off"
+    assert spec.classes == ["on", "off", UNKNOWN, SILENCE]
+    assert spec.parameters()["classes"] == spec.classes and spec.build is seed.build
+    assert (
+        resolve_model_spec("tflite_micro_speech-test", keywords=["on"]).name == "tflite_micro_speech-on-test"
+    )
+    for bad in (["on", "on"], [UNKNOWN], ["two words"], []):
+        with pytest.raises(ValueError, match="keywords"):
+            with_keywords(seed, bad)
+
+
+@pytest.mark.parametrize("source", list_models())
+def test_the_template_writes_the_recipe_out_as_a_spec_file(model_registry, source):
+    spec = with_keywords(get_model_spec(source), ["on", "off"])
+    path = write_spec_file(spec, "my_copy", Path("models") / "my_copy.py", source=source)
+    text = path.read_text()
+    assert "def build(spec: ModelSpec)" in text and "main_for(my_copy)" in text
+    assert "# Clip counts relative to the mean keyword count" in text  # the settings' own comments
+    written = get_model_spec("my_copy")  # ./models is on the search path
+    assert model_source("my_copy") == str(path.resolve())
+    expected = {**spec.to_dict(), "name": "my_copy", "description": written.description}
+    assert written.to_dict() == expected
+    assert written.build_model().count_params() == spec.build_model().count_params()
+    with pytest.raises(FileExistsError, match="exists already"):
+        write_spec_file(spec, "other", path, source=source)
+    with pytest.raises(ValueError, match="model name 'my-copy'"):
+        render_spec_file(spec, "my-copy", source=source)
+
+
+def test_the_template_refuses_keywords_as_names_and_builders_it_cannot_copy(model_registry, tmp_path):
+    spec = get_model_spec("tflite_micro_speech")
+    with pytest.raises(ValueError, match="model name 'class'"):
+        render_spec_file(spec, "class", source="tflite_micro_speech")
+    path = tmp_path / "helper_model.py"
+    path.write_text(
+        "import dataclasses\n"
+        "from microspeech.models import get_model_spec, register_model\n\n"
+        "def layers(spec):\n"
+        "    return get_model_spec('tflite_micro_speech').build(spec)\n\n"
+        "def build(spec):\n"
+        "    return layers(spec)\n\n"
+        "@register_model('helper_model')\n"
+        "def helper_model():\n"
+        "    seed = get_model_spec('tflite_micro_speech')\n"
+        "    return dataclasses.replace(seed, name='helper_model', build=build)\n"
+    )
+    with pytest.raises(ValueError, match="uses layers from its module.*copy that file"):
+        render_spec_file(resolve_model_spec(str(path)), "copied", source=str(path))
