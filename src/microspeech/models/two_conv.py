@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from microspeech.models.registry import get_model_spec, register_model
+from microspeech.models.registry import get_model_spec, main_for, register_model
 from microspeech.models.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -46,3 +46,7 @@ def two_conv() -> ModelSpec:
         description="two convolutions (16, 32 filters) on 49x40 features, between the seed and the DS-CNN",
         build=build,
     )
+
+
+if __name__ == "__main__":
+    main_for(two_conv)
