@@ -71,9 +71,15 @@ def imports_of(root: Path) -> dict[str, dict[str, list[str]]]:
                     targets = [".".join([*base, *([node.module] if node.module else [])])]
                 else:
                     targets = [node.module or ""]
-                # `from microspeech import training` imports the package `training`.
+                # `from microspeech import training` imports the package `training`;
+                # `from microspeech import __version__` a name of the root package.
                 if targets == ["microspeech"]:
-                    targets = [f"microspeech.{alias.name}" for alias in node.names]
+                    targets = [
+                        f"microspeech.{alias.name}"
+                        if (root / alias.name).is_dir() or (root / f"{alias.name}.py").is_file()
+                        else "microspeech"
+                        for alias in node.names
+                    ]
             for target in targets:
                 imported = package_of(target)
                 if imported and imported != source:
