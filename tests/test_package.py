@@ -1,3 +1,5 @@
+import pytest
+
 import microspeech
 
 
@@ -13,3 +15,22 @@ def test_unknown_attribute_is_an_attribute_error():
         assert "no_such_thing" in str(error)
     else:
         raise AssertionError("expected AttributeError")
+
+
+@pytest.mark.parametrize(
+    "package",
+    [
+        "microspeech",
+        *(
+            f"microspeech.{name}"
+            for name in ("data", "detection", "evaluation", "frontend", "models", "tflite", "training")
+        ),
+    ],
+)
+def test_every_package_has_a_public_api_whose_names_resolve(package):
+    import importlib
+
+    module = importlib.import_module(package)
+    assert module.__all__, f"{package} has no __all__"
+    for name in module.__all__:
+        assert getattr(module, name) is not None, f"{package}.{name}"

@@ -1,1 +1,35 @@
-"""Streaming keyword detection: the detector firmware runs, and its parameters."""
+"""Streaming keyword detection: the firmware loop on a PC (frontend, int8 model, recognizer)
+and its parameters. Knows only the frontend, the .tflite runtime and shared leaves.
+
+    from microspeech.detection import KeywordSpotter, load_keyword_model
+    spotter = KeywordSpotter(load_keyword_model("model.tflite"))
+    decisions = spotter.process(audio_int16)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# name -> submodule; resolved on first use, so importing the package loads no runtime.
+_LAZY = {
+    "CommandRecognizer": "detector",
+    "Decision": "detector",
+    "Detection": "detector",
+    "DetectionParams": "params",
+    "KeywordModel": "classify",
+    "KeywordSpotter": "classify",
+    "ModelLoadError": "classify",
+    "detection_params_with": "classify",
+    "load_keyword_model": "classify",
+    "run_spotter": "classify",
+    "run_stream": "classify",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

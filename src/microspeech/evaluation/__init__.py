@@ -1,21 +1,34 @@
-"""Evaluation: metrics, plots, clip and streaming evaluation.
+"""Evaluation: metrics, plots, clip and streaming evaluation, detection tuning, the model catalog.
 
-    from microspeech.evaluation import evaluate_model
+    from microspeech.evaluation import evaluate_model, evaluate_streaming
     report = evaluate_model("tflite_micro_speech", dataset="speech_commands_test_set_v0.02")
     report.result("int8").metrics.overall_accuracy
+    evaluate_streaming("tflite_micro_speech", dataset="...", snr_db=[20, 10]).miss_rate
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-_LAZY = {"evaluate_model": "evaluate", "EvaluationError": "evaluate", "compute_metrics": "metrics"}
+# name -> submodule; resolved on first use, so importing the package loads no runtime.
+_LAZY = {
+    "EvaluationError": "evaluate",
+    "EvaluationReport": "report",
+    "StreamingReport": "streaming",
+    "TuningReport": "tuning",
+    "compute_metrics": "metrics",
+    "evaluate_model": "evaluate",
+    "evaluate_streaming": "streaming",
+    "model_cards": "catalog",
+    "resolve_keyword_model": "streaming",
+    "tune_detection": "tuning",
+}
+
+__all__ = sorted(_LAZY)
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy, so `microspeech.evaluation.streaming` users do not pay for Keras/plots imports.
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

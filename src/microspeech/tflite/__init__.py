@@ -1,12 +1,37 @@
-"""The .tflite file: metadata, runtimes, summary, profiling, C export, diagrams.
+"""The .tflite artifact: conversion, metadata (SL_PARAMSv1), runtimes, parity, graph surgery,
+summary, profiling (TFLM, MVP), C export, diagrams. Knows nothing of data, models or training.
 
-    from microspeech.tflite.metadata import read_parameters, write_parameters   # SL_PARAMSv1
-    from microspeech.tflite.runtime import TfliteRunner                         # LiteRT / TFLM
-    from microspeech.tflite.summary import summarize_tflite, summarize_keras    # layers, MACs/OPs
-    from microspeech.tflite.profile import find_min_arena_size, profile_model   # arena, latency
-    from microspeech.tflite.graph import simplify_graph                         # exact RESHAPE removal
-    from microspeech.tflite.export_c import export_c                            # firmware sources
-    from microspeech.tflite.diagram import draw_model                           # SVG/PNG
-
-Submodules are imported on demand: importing this package loads no runtime.
+    from microspeech.tflite import read_parameters, TfliteRunner, summarize_tflite, profile_model
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# name -> submodule; resolved on first use, so importing the package loads no runtime.
+_LAZY = {
+    "TfliteRunner": "runtime",
+    "build_tflite": "convert",
+    "check_parity": "parity",
+    "convert_to_int8": "convert",
+    "draw_model": "diagram",
+    "export_c": "export_c",
+    "find_min_arena_size": "profile",
+    "profile_model": "profile",
+    "profile_mvp": "mvp",
+    "read_parameters": "metadata",
+    "read_tflite_file": "files",
+    "simplify_graph": "graph",
+    "summarize_keras": "summary",
+    "summarize_tflite": "summary",
+    "write_parameters": "metadata",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
