@@ -10,4 +10,25 @@ from microspeech.data import datasets as _datasets  # noqa: F401  (registers the
 from microspeech.data.clips import SPLITS, AudioDataset, Clip, FileIssue
 from microspeech.data.registry import list_datasets, load_dataset, register_dataset
 
-__all__ = ["SPLITS", "AudioDataset", "Clip", "FileIssue", "list_datasets", "load_dataset", "register_dataset"]
+
+def __getattr__(name: str):
+    # The feature pipeline pulls in numba kernels: loaded on first use.
+    if name in ("make_eval_set", "TrainingPipeline", "TrainingTarget"):
+        from microspeech.data import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "SPLITS",
+    "AudioDataset",
+    "Clip",
+    "FileIssue",
+    "TrainingPipeline",
+    "TrainingTarget",
+    "list_datasets",
+    "load_dataset",
+    "make_eval_set",
+    "register_dataset",
+]

@@ -20,6 +20,8 @@ _LAZY = {
     "compute_metrics": "metrics",
     "evaluate_model": "evaluate",
     "evaluate_streaming": "streaming",
+    "fit_budget": "catalog",
+    "parse_bytes": "catalog",
     "model_cards": "catalog",
     "resolve_keyword_model": "streaming",
     "tune_detection": "tuning",
