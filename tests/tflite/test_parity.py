@@ -124,3 +124,17 @@ def test_exposed_layers_compute_what_the_graph_computes(mltk_tflite_bytes: bytes
         layers = TfliteRunner(exposed, backend, single_output=False).predict_outputs(dev_features[0])  # type: ignore[arg-type]
         final = TfliteRunner(mltk_tflite_bytes, backend).predict_one(dev_features[0])  # type: ignore[arg-type]
         np.testing.assert_array_equal(layers[-1].reshape(final.shape), final)
+
+
+def test_every_registered_model_exports_to_c_and_runs_in_tflm(
+    dry_run_model: Path, test_set_dir: Path, tmp_path
+):
+    """Builtin ops only: the firmware's sources hold the very bytes, and TFLM runs them."""
+    from microspeech.testing.readback import parse_c_array
+    from microspeech.tflite.export_c import export_c
+
+    tflite_path = next(dry_run_model.glob("*.tflite"))
+    files = export_c(tflite_path, tmp_path / "c")
+    assert parse_c_array(files.source.read_text()) == tflite_path.read_bytes()
+    features = _model_features(test_set_dir, dry_run_model)[:8]
+    assert TfliteRunner(tflite_path.read_bytes(), "tflm").predict(features).shape[0] == 8
