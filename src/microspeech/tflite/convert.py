@@ -6,8 +6,11 @@ point 0: firmware feeds frontend output straight in) and returns int8 softmax sc
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
+import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -38,6 +41,34 @@ REPRESENTATIVE_SAMPLES = 500
 
 class QuantizationError(RuntimeError):
     """The converted model does not meet the contract (ops, input quantization)."""
+
+
+@contextlib.contextmanager
+def _quiet_native_output() -> Iterator[None]:
+    """Hold back what TensorFlow's C++ converter prints on the process's stdout/stderr (the
+    "fully_quantize: 0, inference_type: 6" line lands in the middle of a table otherwise);
+    replayed on stderr if the conversion fails, so nothing that explains an error is lost."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    with tempfile.TemporaryFile() as captured:
+        for fd in (1, 2):
+            os.dup2(captured.fileno(), fd)
+        try:
+            yield
+        except BaseException:
+            _restore(saved)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode("utf-8", "replace"))
+            raise
+        _restore(saved)
+
+
+def _restore(saved: dict[int, int]) -> None:
+    for fd, copy in list(saved.items()):
+        os.dup2(copy, fd)
+        os.close(copy)
+        del saved[fd]
 
 
 def _representative(features: np.ndarray, seed: int) -> Iterator[list[np.ndarray]]:
@@ -88,7 +119,8 @@ def convert_to_int8(
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
         converter._experimental_disable_per_channel_quantization_for_dense_layers = not legacy
-        tflite_bytes = bytes(converter.convert())
+        with _quiet_native_output():
+            tflite_bytes = bytes(converter.convert())
     # Both rewrites are exact (tested bit for bit in microspeech.tflite.graph): the input
     # RESHAPE becomes the input's shape, and FULLY_CONNECTED flattens by itself, so the
     # RESHAPE before it goes too; TFLM then copies nothing and its arena is lower.
