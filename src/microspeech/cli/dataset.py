@@ -121,6 +121,8 @@ def synth_command(
         dataset = index_folder(generation.root, name=preset, layout=LAYOUT_SPEECH_COMMANDS)
     except (SynthesisError, ValueError) as error:
         fail(str(error))
+    except KeyboardInterrupt:
+        fail("interrupted; the clips already rendered are kept, run the same command to resume", code=130)
     if generation.clips_rendered:
         console.print(
             f"generated {generation.clips_rendered:,} clips in {generation.seconds:.1f} s "
