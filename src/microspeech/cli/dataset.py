@@ -107,6 +107,13 @@ def synth_command(
 
     if preset not in PRESETS:
         fail(f"unknown --preset {preset!r}; expected one of {', '.join(PRESETS)}")
+    if seed is not None:
+        from microspeech.checks import OptionError, check_seed
+
+        try:
+            check_seed(seed)
+        except OptionError as error:
+            fail(str(error))
     overrides = {
         "train_per_word": train_per_word,
         "validation_per_word": validation_per_word,

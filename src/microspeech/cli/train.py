@@ -37,6 +37,7 @@ def train(
 ) -> None:
     """Train NAME on a dataset: NAME.keras, NAME.tflite (int8 + parameters), history, logs, manifest."""
     from microspeech.data.pipeline import DatasetError
+    from microspeech.files import LockedError
     from microspeech.models import get_model_spec
     from microspeech.training import train_model
     from microspeech.training.trainer import ResumeError
@@ -72,6 +73,6 @@ def train(
             console=console,
             command_line=command,
         )
-    except (DatasetError, ResumeError, FileNotFoundError, ValueError) as error:
+    except (DatasetError, ResumeError, LockedError, FileNotFoundError, ValueError) as error:
         fail(str(error))
     console.print(f"model: {artifacts.tflite_path}", markup=False)

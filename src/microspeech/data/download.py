@@ -22,7 +22,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from microspeech.data.archive import exclusive_lock
+from microspeech.files import exclusive_lock
 
 CHUNK_BYTES = 1 << 20
 

@@ -33,7 +33,7 @@ from rich.progress import (
 )
 
 from microspeech.audio import write_wav
-from microspeech.data.archive import COMPLETE_MARKER, exclusive_lock
+from microspeech.data.archive import COMPLETE_MARKER
 from microspeech.data.clips import AudioDataset
 from microspeech.data.folder import LAYOUT_SPEECH_COMMANDS, index_folder
 from microspeech.data.speech_commands import COMMAND_WORDS, WORDS
@@ -51,6 +51,7 @@ from microspeech.data.synthetic.render import (
     stable_seed,
     trim_silence,
 )
+from microspeech.files import exclusive_lock
 from microspeech.labels import BACKGROUND_NOISE_DIR
 from microspeech.paths import datasets_dir
 
