@@ -164,9 +164,12 @@ def evaluate_model(
     except (FileNotFoundError, ValueError) as error:
         raise EvaluationError(f"--dataset {dataset_name}: {error}") from error
     if not audio_dataset.split(split):
+        note = audio_dataset.split_notes.get(split)
         raise EvaluationError(
-            f"--dataset {dataset_name} ({audio_dataset.root}) has no '{split}' clips; pass a test set, "
-            f"e.g. --dataset {DEFAULT_TEST_DATASET} or the folder of the official test-set archive"
+            f"--dataset {dataset_name} ({audio_dataset.root}) has no '{split}' clips"
+            + (f" ({note})" if note else "")
+            + f"; pass a test set, e.g. --dataset {DEFAULT_TEST_DATASET} or the folder of the official "
+            "test-set archive"
         )
     eval_set = make_eval_set(
         audio_dataset,
