@@ -115,3 +115,10 @@ def test_a_refused_dataset_leaves_no_output_folder(tmp_path, words):
     result = _train("--dataset", str(words), "--output", str(output))
     assert result.exit_code == 2 and "no training clips" in result.output
     assert not output.exists()
+
+
+def test_an_output_that_is_a_file_is_refused(tmp_path, words):
+    (tmp_path / "model").write_text("a file")
+    result = _train("--dataset", str(words), "--output", str(tmp_path / "model"))
+    assert result.exit_code == 2, result.output
+    assert "is a file, not a folder" in result.output and "Traceback" not in result.output

@@ -24,7 +24,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from microspeech.checks import check_seed
+from microspeech.checks import check_output_folder, check_seed
 from microspeech.files import atomic_output, write_bytes_atomic, write_text_atomic
 from microspeech.labels import UNKNOWN
 from microspeech.models import ModelArtifacts, ModelSpec, get_model_spec
@@ -155,6 +155,7 @@ def train_model(
     if epochs is not None:
         spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=epochs))
     artifacts = ModelArtifacts(model_directory(spec.name, output), spec.name)
+    check_output_folder(artifacts.directory, "--output")
     with output_lock(artifacts.directory):
         return _train_locked(
             spec, artifacts, dataset, seed, resume, progress, console or Console(stderr=True), command_line
