@@ -1,7 +1,9 @@
-"""Atomic file output: a reader (or a crash) never sees a half-written file under its final name."""
+"""Atomic file output: a reader (or a crash) never sees a half-written file under its final name.
+And the one cross-process lock (`exclusive_lock`) for whatever writes a shared folder."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
@@ -71,3 +73,29 @@ def write_files_atomic(contents: dict[Path, bytes]) -> list[Path]:
             temporary.unlink(missing_ok=True)
         raise
     return [Path(path) for path in contents]
+
+
+class LockedError(RuntimeError):
+    """Another process holds the lock (raised by `exclusive_lock(..., wait=False)`)."""
+
+
+@contextmanager
+def exclusive_lock(path: str | Path, *, wait: bool = True) -> Iterator[Path]:
+    """Hold an exclusive advisory lock on the file `path` (created if needed) for the block.
+
+    Serializes extraction, downloads, generation and training across processes (pytest-xdist
+    workers, parallel CLIs). The kernel releases the lock when its holder ends, SIGKILL
+    included, so a lock file left behind never blocks anyone. With `wait=False` a lock held
+    elsewhere raises `LockedError` at once instead of waiting for it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise LockedError(f"{path} is locked by another process") from None
+        try:
+            yield path
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -32,6 +32,27 @@ def test_summarize_keras(seed_keras):
     assert "Total params: 16,684" in result.output
 
 
+@pytest.mark.parametrize("damage", ["truncated", "random bytes", "zip of other files"])
+def test_a_damaged_keras_file_is_named_not_reported_missing(seed_keras, tmp_path, damage):
+    import zipfile
+
+    _, path = seed_keras
+    bad = tmp_path / "model.keras"
+    if damage == "truncated":
+        bad.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "random bytes":
+        bad.write_bytes(bytes(range(256)) * 8)
+    else:
+        with zipfile.ZipFile(bad, "w") as archive:
+            archive.writestr("config.json", "{not json")
+    for command in ("summarize", "view"):
+        result = _run(command, str(bad), *(["--out", str(tmp_path / "drawn")] if command == "view" else []))
+        message = " ".join(result.output.split())
+        assert result.exit_code == 2, result.output
+        assert f"not a readable Keras model: {bad} (" in message and "not found" not in message
+        assert "Traceback" not in result.output
+
+
 def test_summarize_unknown_model_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("MICROSPEECH_HOME", str(tmp_path))
     result = _run("summarize", "no_such_model")

@@ -111,3 +111,16 @@ def test_arena_search_never_runs_tflm_where_it_crashes(model, request, tmp_path)
     )
     assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
     assert int(done.stdout.split()[-1]) == find_min_arena_size(tflite_bytes)
+
+
+def test_a_native_crash_during_the_arena_search_is_one_named_error():
+    """Issue 16, case 5: should TFLM still crash, `profile` says so instead of dying silently."""
+    import os
+
+    from microspeech.tflite.profile import run_isolated
+
+    assert run_isolated(int, "12", doing="parsing") == 12
+    with pytest.raises(ValueError, match="invalid literal"):
+        run_isolated(int, "x", doing="parsing")
+    with pytest.raises(RuntimeError, match=r"^TFLM crashed \(signal SIGABRT\) while probing arenas$"):
+        run_isolated(os.abort, doing="probing arenas")

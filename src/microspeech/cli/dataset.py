@@ -107,6 +107,13 @@ def synth_command(
 
     if preset not in PRESETS:
         fail(f"unknown --preset {preset!r}; expected one of {', '.join(PRESETS)}")
+    if seed is not None:
+        from microspeech.checks import OptionError, check_seed
+
+        try:
+            check_seed(seed)
+        except OptionError as error:
+            fail(str(error))
     overrides = {
         "train_per_word": train_per_word,
         "validation_per_word": validation_per_word,
@@ -121,6 +128,8 @@ def synth_command(
         dataset = index_folder(generation.root, name=preset, layout=LAYOUT_SPEECH_COMMANDS)
     except (SynthesisError, ValueError) as error:
         fail(str(error))
+    except KeyboardInterrupt:
+        fail("interrupted; the clips already rendered are kept, run the same command to resume", code=130)
     if generation.clips_rendered:
         console.print(
             f"generated {generation.clips_rendered:,} clips in {generation.seconds:.1f} s "

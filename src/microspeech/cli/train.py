@@ -50,6 +50,7 @@ def train(
 ) -> None:
     """Train MODEL on a dataset: NAME.keras, NAME.tflite (int8 + parameters), history, logs, manifest."""
     from microspeech.data.pipeline import DatasetError
+    from microspeech.files import LockedError
     from microspeech.models import resolve_model_spec
     from microspeech.training import train_model
     from microspeech.training.trainer import ResumeError
@@ -89,6 +90,6 @@ def train(
             console=console,
             command_line=command,
         )
-    except (DatasetError, ResumeError, FileNotFoundError, ValueError) as error:
+    except (DatasetError, ResumeError, LockedError, FileNotFoundError, ValueError) as error:
         fail(str(error))
     console.print(f"model: {artifacts.tflite_path}", markup=False)

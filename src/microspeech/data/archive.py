@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import fcntl
 import shutil
 import tarfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from microspeech.files import exclusive_lock
+
 COMPLETE_MARKER = ".microspeech-complete"
-
-
-@contextmanager
-def exclusive_lock(path: Path):
-    """Serialize extraction, downloads, generation across processes (pytest-xdist workers, parallel CLIs)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextmanager

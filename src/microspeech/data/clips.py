@@ -147,6 +147,8 @@ class AudioDataset:
     issues: list[FileIssue] = field(default_factory=list)
     layout: str = "folder"
     clip_samples: int = CLIP_SAMPLES
+    # Per split, what its list file names that was ignored (see data.splits.split_list_problems).
+    split_notes: dict[str, str] = field(default_factory=dict)
 
     @property
     def words(self) -> list[str]:

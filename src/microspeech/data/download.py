@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from microspeech.data.archive import exclusive_lock
+from microspeech.files import exclusive_lock
 from microspeech.progress import progress_bar
 
 CHUNK_BYTES = 1 << 20

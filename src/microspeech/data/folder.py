@@ -16,10 +16,11 @@ from microspeech.data.clips import (
     AudioDataset,
     Clip,
     FileIssue,
+    logger,
     probe_audio,
     report_issues,
 )
-from microspeech.data.splits import hash_split, read_split_lists, speaker_from_filename
+from microspeech.data.splits import hash_split, read_split_lists, speaker_from_filename, split_list_problems
 from microspeech.labels import BACKGROUND_NOISE_DIR
 
 UNKNOWN_DIR = "_unknown_"
@@ -82,16 +83,25 @@ def index_folder(
     root = Path(root).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"dataset folder not found: {root}")
+    try:
+        top_entries = _visible_entries(root)
+    except OSError as error:
+        raise ValueError(f"{root}: cannot read the dataset folder ({error.strerror or error})") from None
     layout = layout or detect_layout(root)
     split_lists = read_split_lists(root) if layout != LAYOUT_TEST_SET else None
 
     issues: list[FileIssue] = []
     noise_candidates: list[Path] = []
     candidates: list[tuple[Path, str]] = []
-    for entry in _visible_entries(root):
+    for entry in top_entries:
         if not entry.is_dir():
             continue  # LICENSE, README, the split lists
-        for path in _visible_entries(entry):
+        try:
+            entries = _visible_entries(entry)
+        except OSError as error:  # e.g. a word folder without read permission
+            issues.append(FileIssue(entry, f"the folder cannot be read ({error.strerror or error})", True))
+            continue
+        for path in entries:
             if path.is_dir():
                 issues.append(FileIssue(path, "a folder inside a word folder (not searched)", True))
             elif entry.name == BACKGROUND_NOISE_DIR:
@@ -129,6 +139,17 @@ def index_folder(
             + (f" ({len(issues)} file(s) skipped)" if issues else "")
         )
     report_issues(issues, str(root))
+    split_notes = {}
+    if split_lists is not None:
+        split_notes = split_list_problems(root, {f"{clip.word}/{clip.path.name}" for clip in clips})
+        for note in split_notes.values():
+            logger.warning("%s", note)
     return AudioDataset(
-        name=name or root.name, root=root, clips=clips, noise_paths=noise_paths, issues=issues, layout=layout
+        name=name or root.name,
+        root=root,
+        clips=clips,
+        noise_paths=noise_paths,
+        issues=issues,
+        layout=layout,
+        split_notes=split_notes,
     )

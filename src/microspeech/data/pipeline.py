@@ -458,8 +458,10 @@ def check_dataset(dataset: AudioDataset, target: TrainingTarget) -> None:
     validation_words = {c.word for c in validation}
     missing = [w for w in target.keywords if w not in validation_words]
     if missing:
+        note = dataset.split_notes.get("validation")
         raise DatasetError(
             f"{where} is too small for the split: no validation clips of {', '.join(missing)} "
-            f"({len(train)} train, {len(validation)} validation clips); add recordings "
-            "from more speakers"
+            f"({len(train)} train, {len(validation)} validation clips"
+            + (f"; {note}" if note else "")
+            + "); add recordings from more speakers"
         )

@@ -55,20 +55,56 @@ def hash_split(speaker_id: str, validation_percent: float = 10.0, test_percent: 
     return "train"
 
 
+def _split_list_paths(root: Path) -> dict[str, Path]:
+    return {"validation": root / VALIDATION_LIST, "test": root / TESTING_LIST}
+
+
+def _list_entries(path: Path) -> list[str]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise ValueError(f"{path}: cannot read the split list ({reason})") from None
+    entries = (line.strip().replace("\\", "/").removeprefix("./") for line in lines)
+    return [entry for entry in entries if entry]
+
+
 def read_split_lists(root: Path) -> dict[str, str] | None:
     """{"word/file.wav": split} from the official lists, or None when the folder has none.
 
-    Lists may name files that are absent (a partial copy): they simply match nothing.
+    Lists may name files that are absent (a partial copy): they match nothing, and
+    `split_list_problems` says how many.
     """
-    lists = {"validation": root / VALIDATION_LIST, "test": root / TESTING_LIST}
+    lists = _split_list_paths(root)
     if not any(path.is_file() for path in lists.values()):
         return None
     assignment: dict[str, str] = {}
     for split, path in lists.items():
+        if path.is_file():
+            assignment.update(dict.fromkeys(_list_entries(path), split))
+    return assignment
+
+
+def split_list_problems(root: Path, present: set[str]) -> dict[str, str]:
+    """Per split, a one-line note on its list's ignored entries (none: the list is sound).
+
+    `present` holds the usable clips as "word/file.wav". An entry is ignored when it points
+    outside the dataset folder (absolute, or through `..`) or names no usable clip there.
+    """
+    problems: dict[str, str] = {}
+    for split, path in _split_list_paths(root).items():
         if not path.is_file():
             continue
-        for line in path.read_text(encoding="utf-8").splitlines():
-            entry = line.strip().replace("\\", "/").removeprefix("./")
-            if entry:
-                assignment[entry] = split
-    return assignment
+        entries = _list_entries(path)
+        outside = [e for e in entries if e.startswith("/") or ":" in e or ".." in e.split("/")]
+        ignored = present | set(outside)
+        missing = [e for e in entries if e not in ignored]
+        found = []
+        if outside:
+            found.append(f"{len(outside)} point outside the dataset folder (e.g. {outside[0]!r})")
+        if missing:
+            found.append(f"{len(missing)} name no usable clip in the dataset (e.g. {missing[0]!r})")
+        if found:
+            found_text = " and ".join(found)
+            problems[split] = f"{path}: of its {len(entries)} entries, {found_text}; they are ignored"
+    return problems

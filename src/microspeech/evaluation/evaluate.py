@@ -39,12 +39,12 @@ def _progress() -> Any:
 
 def score_keras(keras_path: Path, features: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
     """Float scores (n, n_classes) of a Keras model on int8 features fed as float32."""
-    import keras
+    from microspeech.tflite.summary import load_keras_file
 
     try:
-        model = keras.saving.load_model(keras_path, compile=False)
+        model = load_keras_file(keras_path)
     except (OSError, ValueError) as error:
-        raise EvaluationError(f"{keras_path}: cannot load the Keras model ({error})") from error
+        raise EvaluationError(str(error)) from error
     inputs = features.astype(np.float32).reshape((features.shape[0], *model.input_shape[1:]))
     # Called batch by batch rather than through predict(): no tf.data pipeline, whose graph makes
     # TensorFlow's C++ log an E0000 "NodeDef mentions attribute use_unbounded_threadpool" line
@@ -159,9 +159,12 @@ def evaluate_model(
     except (FileNotFoundError, ValueError) as error:
         raise EvaluationError(f"--dataset {dataset_name}: {error}") from error
     if not audio_dataset.split(split):
+        note = audio_dataset.split_notes.get(split)
         raise EvaluationError(
-            f"--dataset {dataset_name} ({audio_dataset.root}) has no '{split}' clips; pass a test set, "
-            f"e.g. --dataset {DEFAULT_TEST_DATASET} or the folder of the official test-set archive"
+            f"--dataset {dataset_name} ({audio_dataset.root}) has no '{split}' clips"
+            + (f" ({note})" if note else "")
+            + f"; pass a test set, e.g. --dataset {DEFAULT_TEST_DATASET} or the folder of the official "
+            "test-set archive"
         )
     eval_set = make_eval_set(
         audio_dataset,

@@ -13,8 +13,10 @@ Latency on a microcontroller is an estimate from a cycles-per-operation model (s
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import re
+import signal
 import statistics
 import sys
 import tempfile
@@ -172,10 +174,56 @@ _TOTAL = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
 _CATEGORY = re.compile(r"'([^']+)' used (\d+) bytes")
 
 
+def _child_main(sender: Any, function: Any, args: tuple) -> None:
+    try:
+        outcome: tuple[bool, Any] = (True, function(*args))
+    except Exception as error:
+        outcome = (False, error)
+    try:
+        sender.send(outcome)
+    except Exception:  # an exception that does not pickle: keep its message
+        sender.send((False, RuntimeError(str(outcome[1]))))
+
+
+def run_isolated(function: Any, *args: Any, doing: str) -> Any:
+    """`function(*args)` in a fresh interpreter; its result or exception comes back here.
+
+    TFLM fails some allocations by crashing the process (a segfault, not an error). In a child
+    that becomes a RuntimeError naming the signal and `doing`, so the user sees one line instead
+    of a silent exit 139.
+    """
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_child_main, args=(sender, function, args), daemon=True)
+    child.start()
+    sender.close()
+    try:
+        outcome = receiver.recv()
+    except EOFError:
+        outcome = None
+    finally:
+        receiver.close()
+        child.join()
+    if outcome is None:
+        code = child.exitcode or 0
+        how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        raise RuntimeError(f"TFLM crashed ({how}) while {doing}")
+    succeeded, value = outcome
+    if not succeeded:
+        raise value
+    return value
+
+
 def arena_report(path_or_bytes: str | Path | bytes, min_arena_bytes: int | None = None) -> ArenaReport:
-    """Minimum arena plus TFLM's recording-allocator breakdown and the 32-bit estimate."""
+    """Minimum arena plus TFLM's recording-allocator breakdown and the 32-bit estimate.
+
+    The arena search runs in a child process (`run_isolated`): should TFLM crash on an arena it
+    is tried with, the error names it instead of the command dying without a word.
+    """
     tflite_bytes = load_bytes(path_or_bytes)
-    minimum = min_arena_bytes or find_min_arena_size(tflite_bytes)
+    minimum = min_arena_bytes or run_isolated(
+        find_min_arena_size, tflite_bytes, doing="searching for the smallest arena that runs the model"
+    )
     runner = TfliteRunner(tflite_bytes, "tflm", arena_size=minimum)
     runner.predict_one(np.zeros(runner.input_details.shape, dtype=runner.input_details.dtype))
     with _capture_native_output() as lines:

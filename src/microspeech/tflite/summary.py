@@ -14,6 +14,7 @@ tensor directly (RESHAPE removed, see `microspeech.tflite.graph`) is still count
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -406,6 +407,26 @@ def _inbound(layer: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
+def load_keras_file(path: str | Path) -> Any:
+    """The Keras model in a .keras/.h5 file (uncompiled), or a ValueError naming the file.
+
+    Keras reports a truncated or foreign file as "File not found" (and other damage as one of
+    several exception types), so the file is checked first and every load failure is named.
+    """
+    import keras
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such Keras model file")
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+        raise ValueError(f"not a readable Keras model: {path} (not a zip archive: truncated or other format)")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as error:  # damage surfaces as ValueError, KeyError, OSError, zip or JSON errors
+        detail = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise ValueError(f"not a readable Keras model: {path} ({type(error).__name__}: {detail})") from None
+
+
 def summarize_keras(model_or_path: Any) -> KerasSummary:
     """Summary of a Keras model object or a .keras/.h5 file."""
     import keras
@@ -414,9 +435,7 @@ def summarize_keras(model_or_path: Any) -> KerasSummary:
     model = model_or_path
     if isinstance(model_or_path, (str, Path)):
         path = Path(model_or_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such Keras model file")
-        model = keras.models.load_model(path, compile=False)
+        model = load_keras_file(path)
     rows = []
 
     def visit(container: Any) -> None:

@@ -23,13 +23,16 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
+from microspeech.checks import check_output_folder, check_seed
 from microspeech.files import atomic_output, write_bytes_atomic, write_text_atomic
 from microspeech.labels import UNKNOWN
 from microspeech.models import ModelArtifacts, ModelSpec, resolve_model_spec
 from microspeech.progress import progress_bar
 from microspeech.training.artifacts import (
+    ResumeError,
     load_checkpoint,
     model_directory,
+    output_lock,
     package_versions,
     save_checkpoint,
 )
@@ -62,10 +65,6 @@ STREAM_HISTORY_COLUMNS = (
     "val_stream_fa_per_hour",
     "val_stream_threshold",
 )
-
-
-class ResumeError(RuntimeError):
-    """A checkpoint that does not belong to this run (other seed, dataset or model)."""
 
 
 def configure_determinism(seed: int) -> None:
@@ -142,20 +141,38 @@ def train_model(
     """Train a registered model (NAME or NAME-test), a spec file (.py) or a spec on a dataset name
     or folder; returns its artifacts.
 
-    Errors in the model name or the dataset (missing/empty class, too small for the split)
-    are raised before any training starts.
+    Errors in the seed, the model name or the dataset (missing/empty class, too small for the
+    split) are raised before any training starts; so is `microspeech.files.LockedError` when
+    another training holds the output folder.
     """
-    from microspeech.data import load_dataset
-    from microspeech.data.pipeline import TrainingPipeline, dataset_fingerprint
-
+    check_seed(seed)
     spec = resolve_model_spec(model) if isinstance(model, str | Path) else model
     if epochs is not None:
         spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=epochs))
-    console = console or Console(stderr=True)
+    artifacts = ModelArtifacts(model_directory(spec.name, output), spec.name)
+    check_output_folder(artifacts.directory, "--output")
+    with output_lock(artifacts.directory):
+        return _train_locked(
+            spec, artifacts, dataset, seed, resume, progress, console or Console(stderr=True), command_line
+        )
+
+
+def _train_locked(
+    spec: ModelSpec,
+    artifacts: ModelArtifacts,
+    dataset: str,
+    seed: int,
+    resume: bool,
+    progress: bool,
+    console: Console,
+    command_line: list[str] | None,
+) -> ModelArtifacts:
+    from microspeech.data import load_dataset
+    from microspeech.data.pipeline import TrainingPipeline, dataset_fingerprint
+
     started = time.perf_counter()
     data = load_dataset(dataset)
     fingerprint = dataset_fingerprint(data)
-    artifacts = ModelArtifacts(model_directory(spec.name, output), spec.name)
     checkpoint = load_checkpoint(artifacts.checkpoint_dir) if resume else None
     if checkpoint is not None:
         _check_resumable(checkpoint[1], spec, seed, fingerprint, artifacts)
@@ -238,11 +255,21 @@ def train_model(
 def _check_resumable(
     state: dict[str, Any], spec: ModelSpec, seed: int, fingerprint: str, artifacts: ModelArtifacts
 ) -> None:
-    recorded = (state.get("model"), state.get("seed"), state.get("dataset_fingerprint"))
-    if recorded != (spec.name, seed, fingerprint):
+    start_over = "or train without --resume to start over"
+    if state["model"] != spec.name:
         raise ResumeError(
-            f"{artifacts.checkpoint_dir} belongs to model {recorded[0]!r} seed {recorded[1]} and another "
-            f"dataset version; resume with the same model, --seed and --dataset, or train without --resume"
+            f"{artifacts.checkpoint_dir} belongs to model {state['model']!r}, not {spec.name!r}; "
+            f"resume with that model {start_over}"
+        )
+    if state["seed"] != seed:
+        raise ResumeError(
+            f"{artifacts.checkpoint_dir} was written with --seed {state['seed']}, not --seed {seed}; "
+            f"resume with --seed {state['seed']} {start_over}"
+        )
+    if state["dataset_fingerprint"] != fingerprint:
+        raise ResumeError(
+            f"{artifacts.checkpoint_dir} was written on another version of the dataset (its files "
+            f"or lists changed since); resume with the same --dataset {start_over}"
         )
 
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import select
 import shutil
+import signal
+import threading
 import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -22,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from microspeech.audio import write_wav
-from microspeech.data.archive import COMPLETE_MARKER, exclusive_lock
+from microspeech.data.archive import COMPLETE_MARKER
 from microspeech.data.clips import AudioDataset
 from microspeech.data.folder import LAYOUT_SPEECH_COMMANDS, index_folder
 from microspeech.data.speech_commands import COMMAND_WORDS, WORDS
@@ -40,6 +43,7 @@ from microspeech.data.synthetic.render import (
     stable_seed,
     trim_silence,
 )
+from microspeech.files import exclusive_lock
 from microspeech.labels import BACKGROUND_NOISE_DIR
 from microspeech.paths import datasets_dir
 from microspeech.progress import progress_bar
@@ -241,7 +245,47 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     # hold TensorFlow threads; one batch per child keeps eSpeak's hidden state reproducible.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["microspeech.data.synthetic.generate"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, max_tasks_per_child=1)
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        max_tasks_per_child=1,
+        initializer=_end_with_caller,
+        initargs=(os.getpid(),),
+    )
+
+
+def _end_with_caller(caller_pid: int) -> None:
+    """Worker initializer: the worker ends when the process that made the pool ends, and leaves
+    Ctrl-C to it.
+
+    A worker's parent is the forkserver, not the caller, so PR_SET_PDEATHSIG would not fire; and
+    a worker waiting for work holds the forkserver's liveness pipe, so after a SIGKILL of the
+    caller the worker, the forkserver and the resource tracker would wait forever. The worker
+    watches the caller instead (a pidfd on Linux, polling elsewhere) and exits when it is gone.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the caller stops the pool; no child traceback
+    threading.Thread(target=_watch_caller, args=(caller_pid,), name="caller-watch", daemon=True).start()
+
+
+def _watch_caller(caller_pid: int) -> None:
+    try:
+        pidfd = os.pidfd_open(caller_pid)
+    except ProcessLookupError:
+        os._exit(1)  # the caller is already gone
+    except (AttributeError, OSError):  # no pidfd (macOS, Linux < 5.3): poll
+        pidfd = None
+    if pidfd is not None:
+        select.select([pidfd], [], [])  # readable once the caller has ended
+    else:
+        while True:
+            try:
+                os.kill(caller_pid, 0)
+            except ProcessLookupError:
+                break
+            except PermissionError:
+                pass
+            time.sleep(0.5)
+    os._exit(1)
 
 
 @dataclass(frozen=True)
@@ -312,7 +356,7 @@ def generate_synthetic(
             "seconds": round(seconds, 2),
         }
         _write_text(partial / MANIFEST, json.dumps(manifest, indent=1) + "\n")
-        for leftover in partial.rglob("*.partial"):  # half-written files of an interrupted run
+        for leftover in partial.rglob("*.partial*"):  # half-written files of an interrupted run
             leftover.unlink()
         (partial / COMPLETE_MARKER).touch()
         shutil.rmtree(root, ignore_errors=True)  # a leftover without the marker is not a dataset
@@ -340,6 +384,7 @@ def _run_batches(
         task = progress.add_task("synthesizing clips", total=total, completed=done)
         if not batches:
             return
+        started_before = set(multiprocessing.active_children())
         with _pool(workers) as pool:
             pending = {pool.submit(_render_batch, str(partial), batch, engines) for batch in batches}
             try:
@@ -348,8 +393,11 @@ def _run_batches(
                     for future in finished:
                         progress.advance(task, future.result())
             except BaseException:
-                for future in pending:
-                    future.cancel()
+                # Ctrl-C or a failed batch: stop the running batches now rather than wait for them
+                # (finished clips stay in the partial folder for the next run).
+                pool.shutdown(wait=False, cancel_futures=True)
+                for worker in set(multiprocessing.active_children()) - started_before:
+                    worker.terminate()
                 raise
 
 

@@ -1,0 +1,99 @@
+"""Dataset folders that cannot be read as they are: named, never a traceback or a silent empty split."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from microspeech.audio import write_wav
+from microspeech.data import load_dataset
+from microspeech.data.pipeline import DatasetError, check_dataset
+from microspeech.models import get_model_spec
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+def _words(root: Path, words=("yes", "no"), speakers=4) -> Path:
+    for word in words:
+        for i in range(speakers):
+            write_wav(root / word / f"s{i}_nohash_0.wav", np.full(8000, 1000 * (i + 1), np.int16))
+    return root
+
+
+def _unprivileged() -> list[str]:
+    """A command prefix under which chmod 000 really denies reading (root reads anything)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: a chmod 000 folder stays readable")
+    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def test_an_unreadable_word_folder_is_named_not_a_traceback():
+    prefix = _unprivileged()
+    top = Path(tempfile.mkdtemp(prefix="microspeech-unreadable-"))  # /tmp: reachable by nobody
+    try:
+        root = _words(top / "data")
+        for path in [top, *top.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        (root / "no").chmod(0o000)
+        command = [sys.executable, "-c", "from microspeech.cli import main; main()"]
+        command += ["dataset", "info", str(root)]
+        result = subprocess.run(
+            prefix + command,
+            env={**os.environ, "PYTHONPATH": SRC, "MICROSPEECH_HOME": str(top / "home")},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        (top / "data" / "no").chmod(0o755)
+        shutil.rmtree(top)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Traceback" not in output
+    assert f"{root / 'no'}: the folder cannot be read (Permission denied)" in " ".join(output.split())
+    assert "skipped: 1 unusable" in output
+
+
+def test_split_list_entries_that_match_nothing_are_counted_with_an_example(tmp_path, caplog):
+    root = _words(tmp_path / "data", speakers=6)
+    (root / "validation_list.txt").write_text("yes/s0_nohash_0.wav\nno/s0_nohash_0.wav\n")
+    outside = ["../elsewhere/yes/x_nohash_0.wav", "/etc/yes/y_nohash_0.wav"]
+    (root / "testing_list.txt").write_text("\n".join([*outside, "yes/gone_nohash_0.wav"]) + "\n")
+    with caplog.at_level(logging.WARNING, logger="microspeech"):
+        dataset = load_dataset(str(root))
+    assert not dataset.split("test") and len(dataset.split("validation")) == 2
+    note = dataset.split_notes["test"]
+    assert note.startswith(f"{root / 'testing_list.txt'}: of its 3 entries, 2 point outside")
+    assert "'../elsewhere/yes/x_nohash_0.wav'" in note and "1 name no usable clip" in note
+    assert "'yes/gone_nohash_0.wav'" in note
+    assert "validation" not in dataset.split_notes  # every entry found
+    assert note in caplog.text
+
+
+def test_an_empty_validation_split_is_refused_with_its_list_named(tmp_path):
+    root = _words(tmp_path / "data", words=("yes", "no", "cat"), speakers=6)
+    write_wav(root / "_background_noise_" / "white_noise.wav", np.full(16000, 100, np.int16))
+    (root / "validation_list.txt").write_text("yes/nobody_nohash_0.wav\n")
+    dataset = load_dataset(str(root))
+    target = get_model_spec("tflite_micro_speech-test").training_target()
+    with pytest.raises(DatasetError, match=r"validation_list\.txt: of its 1 entries, 1 name no usable clip"):
+        check_dataset(dataset, target)
+
+
+def test_an_unreadable_split_list_is_named(tmp_path):
+    root = _words(tmp_path / "data")
+    (root / "testing_list.txt").mkdir()  # a folder where the list is expected: unreadable for anyone
+    (root / "validation_list.txt").write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(ValueError, match=r"validation_list\.txt: cannot read the split list"):
+        load_dataset(str(root))

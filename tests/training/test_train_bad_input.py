@@ -1,0 +1,124 @@
+"""`train` refuses bad seeds, damaged or foreign checkpoints and a busy --output before any work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from microspeech.audio import write_wav
+from microspeech.cli import app
+from microspeech.files import LockedError, exclusive_lock
+from microspeech.training import train_model
+from microspeech.training.artifacts import TRAINING_LOCK, ResumeError, load_checkpoint, save_checkpoint
+
+DRY_RUN = "tflite_micro_speech-test"
+
+
+@pytest.fixture
+def words(tmp_path: Path) -> Path:
+    folder = tmp_path / "words"
+    for word in ("yes", "cat"):
+        for i in range(4):
+            write_wav(folder / word / f"s{i}_nohash_0.wav", np.full(8000, 1000 * (i + 1), np.int16))
+    return folder
+
+
+def _state(**changes) -> dict:
+    state = {
+        "model": DRY_RUN,
+        "seed": 0,
+        "dataset_fingerprint": "x",
+        "epoch": 0,
+        "stopped": False,
+        "reduce_lr": {},
+        "early_stopping": {},
+        "history": [],
+    }
+    return {**state, **changes}
+
+
+def _train(*args: str):
+    return CliRunner().invoke(app, ["train", DRY_RUN, "--quiet", *args])
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32), str(2**70)])
+def test_seed_out_of_range_is_refused_and_leaves_nothing(tmp_path, seed):
+    result = _train("--seed", seed, "--output", str(tmp_path / "model"))
+    assert result.exit_code == 2, result.output
+    assert "--seed" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "model").exists()
+
+
+def test_checkpoint_round_trip_and_damaged_files_are_named(tmp_path):
+    checkpoint = tmp_path / "checkpoint"
+    arrays = {"w/0": np.arange(1000, dtype=np.float32)}
+    save_checkpoint(checkpoint, arrays, _state())
+    loaded_arrays, loaded_state = load_checkpoint(checkpoint)
+    np.testing.assert_array_equal(loaded_arrays["w/0"], arrays["w/0"])
+    assert loaded_state == _state()
+
+    npz = checkpoint / "arrays.npz"
+    npz.write_bytes(npz.read_bytes()[: npz.stat().st_size // 2])
+    with pytest.raises(ResumeError, match=r"arrays\.npz: not a readable checkpoint"):
+        load_checkpoint(checkpoint)
+
+    save_checkpoint(checkpoint, arrays, _state())
+    state = checkpoint / "state.json"
+    state.write_bytes(state.read_bytes()[:20])
+    with pytest.raises(ResumeError, match=r"state\.json: not a readable checkpoint state"):
+        load_checkpoint(checkpoint)
+    state.write_text('{"model": "x"}')
+    with pytest.raises(ResumeError, match=r"state\.json: not a checkpoint state \(no dataset_fingerprint"):
+        load_checkpoint(checkpoint)
+    state.write_text("[1, 2]")
+    with pytest.raises(ResumeError, match=r"state\.json: not a checkpoint state"):
+        load_checkpoint(checkpoint)
+
+
+def test_resume_names_a_truncated_checkpoint(tmp_path, words):
+    output = tmp_path / "model"
+    save_checkpoint(output / "checkpoint", {"w/0": np.zeros(4096, np.float32)}, _state())
+    npz = output / "checkpoint" / "arrays.npz"
+    npz.write_bytes(npz.read_bytes()[:100])
+    result = _train("--dataset", str(words), "--output", str(output), "--resume")
+    assert result.exit_code == 2, result.output
+    assert str(npz) in result.output.replace("\n", "") and "Traceback" not in result.output
+    assert not (output / "train.log").exists()
+
+
+def test_resume_with_another_seed_says_so(tmp_path, words):
+    output = tmp_path / "model"
+    save_checkpoint(output / "checkpoint", {"w/0": np.zeros(4, np.float32)}, _state(seed=0))
+    result = _train("--dataset", str(words), "--output", str(output), "--resume", "--seed", "5")
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert "written with --seed 0, not --seed 5" in message and "dataset" not in message
+
+
+def test_a_second_training_into_the_same_output_fails_at_once(tmp_path, words):
+    output = tmp_path / "model"
+    with exclusive_lock(output / TRAINING_LOCK):  # as a running training holds it
+        with pytest.raises(LockedError, match="another training"):
+            train_model(DRY_RUN, dataset=str(words), output=output, progress=False)
+        result = _train("--dataset", str(words), "--output", str(output))
+        assert result.exit_code == 2, result.output
+        message = " ".join(result.output.split())
+        assert f"--output {output}: another training is writing to this folder" in message
+    assert sorted(entry.name for entry in output.iterdir()) == [TRAINING_LOCK]  # no train.log
+
+
+def test_a_refused_dataset_leaves_no_output_folder(tmp_path, words):
+    output = tmp_path / "new" / "model"
+    result = _train("--dataset", str(words), "--output", str(output))
+    assert result.exit_code == 2 and "no training clips" in result.output
+    assert not output.exists()
+
+
+def test_an_output_that_is_a_file_is_refused(tmp_path, words):
+    (tmp_path / "model").write_text("a file")
+    result = _train("--dataset", str(words), "--output", str(tmp_path / "model"))
+    assert result.exit_code == 2, result.output
+    assert "is a file, not a folder" in result.output and "Traceback" not in result.output
