@@ -143,7 +143,13 @@ def index_folder(
     if split_lists is not None:
         split_notes = split_list_problems(root, {f"{clip.word}/{clip.path.name}" for clip in clips})
         for note in split_notes.values():
-            logger.warning("%s", note)
+            # Entries outside the folder are a broken list: say so. Entries naming clips that are
+            # not there are what any subset of Speech Commands has (its lists name the full
+            # dataset): noted on the dataset, and named by the error if a needed split is empty.
+            if "outside the dataset folder" in note:
+                logger.warning("%s", note)
+            else:
+                logger.info("%s", note)
     return AudioDataset(
         name=name or root.name,
         root=root,
