@@ -36,3 +36,47 @@ def test_a_set_is_written_whole_or_not_at_all(tmp_path):
     with pytest.raises(IsADirectoryError, match="dir.h"):
         write_files_atomic({first: b"new", tmp_path / "dir.h": b"x"})
     assert first.read_bytes() == b"old header"
+
+
+def test_atomic_directory_builds_a_folder_as_a_whole(tmp_path):
+    from microspeech.files import COMPLETE_MARKER, atomic_directory
+
+    target = tmp_path / "built"
+    with pytest.raises(RuntimeError), atomic_directory(target) as partial:
+        (partial / "half.txt").write_text("x")
+        raise RuntimeError("interrupted")
+    assert not target.exists() and not partial.exists()  # nothing half-built stays behind
+
+    with atomic_directory(target) as partial:
+        (partial / "data.txt").write_text("first")
+    assert (target / "data.txt").read_text() == "first" and (target / COMPLETE_MARKER).exists()
+    with atomic_directory(target) as again:
+        assert again is None  # complete: nothing to build
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["built", "built.lock"]
+
+
+def test_atomic_directory_resume_keeps_the_partial_work(tmp_path):
+    from microspeech.files import atomic_directory
+
+    target = tmp_path / "dataset"
+    with pytest.raises(KeyboardInterrupt), atomic_directory(target, resume=True) as partial:
+        (partial / "batch-1.wav").write_bytes(b"done")
+        raise KeyboardInterrupt
+    with atomic_directory(target, resume=True) as partial:
+        assert (partial / "batch-1.wav").read_bytes() == b"done"
+        (partial / "batch-2.wav").write_bytes(b"done")
+    assert sorted(p.name for p in target.iterdir() if not p.name.startswith(".")) == [
+        "batch-1.wav",
+        "batch-2.wav",
+    ]
+
+
+def test_atomic_directory_without_a_marker_replaces_the_previous_folder(tmp_path):
+    from microspeech.files import atomic_directory
+
+    target = tmp_path / "checkpoint"
+    for state in ("epoch 1", "epoch 2"):
+        with atomic_directory(target, marker=None, lock=False) as partial:
+            (partial / "state.json").write_text(state)
+    assert (target / "state.json").read_text() == "epoch 2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]

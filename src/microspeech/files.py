@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 
@@ -99,3 +100,49 @@ def exclusive_lock(path: str | Path, *, wait: bool = True) -> Iterator[Path]:
             yield path
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# A folder holding this file is complete (an extracted archive, a generated dataset).
+COMPLETE_MARKER = ".microspeech-complete"
+
+
+@contextmanager
+def atomic_directory(
+    target: str | Path, *, marker: str | None = COMPLETE_MARKER, resume: bool = False, lock: bool = True
+) -> Iterator[Path | None]:
+    """Build the folder `target` as a whole: lock, build in `<target>.partial`, mark, swap.
+
+    Yields the partial folder to fill, or None when `target` is already complete (`marker` in
+    it). On success the marker is written and the partial folder replaces `target` (an old one
+    goes to `<target>.old` for the instant of the swap, so a reader finds one or the other). On
+    an error the partial folder is removed, unless `resume` keeps it for the next run to
+    continue (then a partial folder found at the start is kept too). `lock`: hold
+    `<target>.lock` (serializes processes building the same folder).
+    """
+    target = Path(target)
+    if marker and (target / marker).exists():
+        yield None
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(target.with_name(target.name + ".lock")) if lock else nullcontext():
+        if marker and (target / marker).exists():
+            yield None
+            return
+        partial = target.with_name(target.name + ".partial")
+        if not resume:
+            shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True, exist_ok=True)
+        try:
+            yield partial
+        except BaseException:
+            if not resume:
+                shutil.rmtree(partial, ignore_errors=True)
+            raise
+        if marker:
+            (partial / marker).touch()
+        previous = target.with_name(target.name + ".old")
+        shutil.rmtree(previous, ignore_errors=True)
+        if target.exists():
+            target.rename(previous)
+        partial.rename(target)
+        shutil.rmtree(previous, ignore_errors=True)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import tarfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from microspeech.files import exclusive_lock
+from microspeech.files import COMPLETE_MARKER, atomic_directory
 
-COMPLETE_MARKER = ".microspeech-complete"
+__all__ = ["COMPLETE_MARKER", "extract_archive"]
 
 
 @contextmanager
@@ -61,12 +60,9 @@ def extract_archive(archive: str | Path, target_dir: str | Path, *, show_progres
         return target_dir
     if not archive.is_file():
         raise FileNotFoundError(f"archive not found: {archive}")
-    with exclusive_lock(target_dir.with_name(target_dir.name + ".lock")):
-        if (target_dir / COMPLETE_MARKER).exists():
+    with atomic_directory(target_dir) as partial:
+        if partial is None:  # another process finished it while this one waited
             return target_dir
-        partial = target_dir.with_name(target_dir.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
         try:
             with _open_for_reading(archive, show_progress) as source, tarfile.open(fileobj=source) as tar:
                 if hasattr(tarfile, "data_filter"):
@@ -74,13 +70,12 @@ def extract_archive(archive: str | Path, target_dir: str | Path, *, show_progres
                 else:  # Python < 3.11.4 (e.g. Debian 12's 3.11.2) has no extraction filters
                     tar.extractall(partial, members=_safe_members(tar, partial))
         except (tarfile.TarError, OSError, EOFError) as error:
-            shutil.rmtree(partial, ignore_errors=True)
             raise RuntimeError(f"{archive}: extraction failed ({error}); nothing was kept") from error
         # Archives hold one top-level folder; unwrap it so target_dir is the dataset root.
         entries = list(partial.iterdir())
-        root = entries[0] if len(entries) == 1 and entries[0].is_dir() else partial
-        (root / COMPLETE_MARKER).touch()
-        shutil.rmtree(target_dir, ignore_errors=True)
-        root.replace(target_dir)
-        shutil.rmtree(partial, ignore_errors=True)
+        if len(entries) == 1 and entries[0].is_dir():
+            wrapper = entries[0].rename(partial / ".microspeech-unwrap")
+            for item in wrapper.iterdir():
+                item.rename(partial / item.name)
+            wrapper.rmdir()
     return target_dir

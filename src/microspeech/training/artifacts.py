@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from microspeech.files import LockedError, exclusive_lock
+from microspeech.files import LockedError, atomic_directory, exclusive_lock
 from microspeech.paths import models_dir
 
 # Held by a training for its whole run: a second one into the same --output fails at once.
@@ -84,18 +84,12 @@ def output_lock(directory: Path) -> Iterator[Path]:
 
 def save_checkpoint(directory: Path, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
     """Write arrays + JSON state as a whole: the old checkpoint stays until the new one is complete."""
-    partial = directory.with_name(directory.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    with open(partial / "arrays.npz", "wb") as file:
-        np.savez(file, **arrays)
-    (partial / "state.json").write_text(json.dumps(state, indent=1))
-    previous = directory.with_name(directory.name + ".old")
-    shutil.rmtree(previous, ignore_errors=True)
-    if directory.exists():
-        directory.rename(previous)
-    partial.rename(directory)
-    shutil.rmtree(previous, ignore_errors=True)
+    # No lock of its own: the training holds its output folder's lock.
+    with atomic_directory(directory, marker=None, lock=False) as partial:
+        assert partial is not None
+        with open(partial / "arrays.npz", "wb") as file:
+            np.savez(file, **arrays)
+        (partial / "state.json").write_text(json.dumps(state, indent=1))
 
 
 def load_checkpoint(directory: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:

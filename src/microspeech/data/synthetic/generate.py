@@ -12,7 +12,6 @@ import json
 import multiprocessing
 import os
 import select
-import shutil
 import signal
 import threading
 import time
@@ -25,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 from microspeech.audio import write_wav
-from microspeech.data.archive import COMPLETE_MARKER
 from microspeech.data.clips import AudioDataset
 from microspeech.data.folder import LAYOUT_SPEECH_COMMANDS, index_folder
 from microspeech.data.speech_commands import COMMAND_WORDS, WORDS
@@ -43,7 +41,7 @@ from microspeech.data.synthetic.render import (
     stable_seed,
     trim_silence,
 )
-from microspeech.files import exclusive_lock
+from microspeech.files import COMPLETE_MARKER, atomic_directory
 from microspeech.labels import BACKGROUND_NOISE_DIR
 from microspeech.paths import datasets_dir
 from microspeech.progress import progress_bar
@@ -325,13 +323,11 @@ def generate_synthetic(
     root = Path(root) if root is not None else synthetic_dir(config)
     if (root / COMPLETE_MARKER).exists():
         return Generation(root, 0, 0.0)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(root.with_name(root.name + ".lock")):
-        if (root / COMPLETE_MARKER).exists():
+    # resume: an interrupted run's finished batches stay in <root>.partial for the next one.
+    with atomic_directory(root, resume=True) as partial:
+        if partial is None:  # another process finished it while this one waited
             return Generation(root, 0, 0.0)
         started = time.perf_counter()
-        partial = root.with_name(root.name + ".partial")
-        partial.mkdir(exist_ok=True)
         engines = _engines(config)
         recipe = plan(config, engines)
         batches = [recipe.clips[i : i + BATCH_CLIPS] for i in range(0, len(recipe.clips), BATCH_CLIPS)]
@@ -358,9 +354,6 @@ def generate_synthetic(
         _write_text(partial / MANIFEST, json.dumps(manifest, indent=1) + "\n")
         for leftover in partial.rglob("*.partial*"):  # half-written files of an interrupted run
             leftover.unlink()
-        (partial / COMPLETE_MARKER).touch()
-        shutil.rmtree(root, ignore_errors=True)  # a leftover without the marker is not a dataset
-        partial.replace(root)
     return Generation(root, rendered, seconds)
 
 
