@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import struct
+import subprocess
+import sys
+import tempfile
 import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -71,16 +76,34 @@ def test_missing_folder_and_unreadable_files_are_named(tmp_path):
         read_audio(tmp_path / "nope.wav")
     with pytest.raises(AudioError, match="is a folder, not an audio file"):
         read_audio(tmp_path)
-    locked = tmp_path / "locked.wav"
-    locked.write_bytes(wav_bytes(16000, payload=bytes(3200)))
-    locked.chmod(0)
+    # chmod 000 denies reading only to a user without privileges: root reads anything, so as
+    # root the check runs in a child process as `nobody` (setpriv, util-linux).
+    top = Path(tempfile.mkdtemp(prefix="microspeech-locked-"))  # /tmp: reachable by nobody
     try:
-        if os.access(locked, os.R_OK):
-            pytest.skip("running as root: permissions are not enforced")
-        with pytest.raises(AudioError, match="locked.wav: permission denied"):
-            read_audio(locked)
+        top.chmod(0o755)
+        locked = top / "locked.wav"
+        locked.write_bytes(wav_bytes(16000, payload=bytes(3200)))
+        locked.chmod(0)
+        code = (
+            "import sys\n"
+            "from microspeech.audio import AudioError, read_audio\n"
+            "try:\n    read_audio(sys.argv[1])\nexcept AudioError as error:\n    print(error)\n"
+        )
+        prefix = []
+        if os.geteuid() == 0:
+            setpriv = shutil.which("setpriv")
+            assert setpriv, "setpriv (util-linux) is needed to test permissions as root"
+            prefix = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+        result = subprocess.run(
+            [*prefix, sys.executable, "-c", code, str(locked)],
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
-        locked.chmod(0o644)
+        shutil.rmtree(top)
+    assert "locked.wav: permission denied" in result.stdout, result.stdout + result.stderr
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

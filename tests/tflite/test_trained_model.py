@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from microspeech.cli import app
-from microspeech.tflite.export_c import parse_c_array
+from microspeech.testing.readback import parse_c_array
 from microspeech.tflite.graph import remove_input_reshape, simplify_graph
 from microspeech.tflite.metadata import read_parameters
 from microspeech.tflite.profile import find_min_arena_size
