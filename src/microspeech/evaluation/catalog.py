@@ -59,6 +59,26 @@ MEASURED_RESULTS: dict[str, MeasuredResult] = {
         date="2026-12-02",
         source="BENCHMARKS.md, 'Streaming detection: the headline': stream-first, mean of 3 seeds",
     ),
+    "two_conv": MeasuredResult(
+        clip_accuracy=0.845,
+        miss_rate_at_5_fa_per_hour=0.566,
+        command=(
+            "benchmarks/detection.py --cpu 1 --speed-minutes 0 --model T0.tflite --model T1.tflite "
+            "--model T2.tflite (TN: microspeech train two_conv --dataset <subset> --seed N)"
+        ),
+        date="2026-12-02",
+        source="BENCHMARKS.md, 'Capacity on the same stream': mean of 3 seeds",
+    ),
+    "ds_cnn": MeasuredResult(
+        clip_accuracy=0.877,
+        miss_rate_at_5_fa_per_hour=0.402,
+        command=(
+            "benchmarks/detection.py --speed-minutes 0 --model D0.tflite --model D1.tflite "
+            "--model D2.tflite (DN: microspeech train ds_cnn --dataset <subset> --seed N)"
+        ),
+        date="2026-12-02",
+        source="BENCHMARKS.md, 'Capacity on the same stream': mean of 3 seeds",
+    ),
 }
 
 
