@@ -36,14 +36,16 @@ from pathlib import Path
 from bundles import REPO, SUBSET, machine_description, shared_bundle
 
 MLTK_ENV = Path(os.environ.get("MICROSPEECH_MLTK_ENV", Path.home() / ".cache" / "microspeech" / "mltk-env"))
-# silabs-mltk 0.20 declares `tensorflow<2.17`, `tf-keras` and `tensorflow-probability` unpinned;
-# without these pins pip picks tf-keras and tensorflow-probability releases that need a newer
-# TensorFlow than 2.16 and fail at import.
+# `pip install silabs-mltk==0.20.0` alone gives an `mltk` that does not start today: it declares
+# `typer<1.0`, and typer 0.29 no longer brings click, which `mltk` imports; click 8.5 with
+# typer 0.12 fails on "Secondary flag is not valid for non-boolean flag". TensorFlow and
+# tf-keras are pinned to what pip resolves under MLTK's `tensorflow<2.17`, for a reproducible env.
 MLTK_REQUIREMENTS = (
     "silabs-mltk==0.20.0",
     "tensorflow==2.16.2",
     "tf-keras==2.16.0",
-    "tensorflow-probability==0.24.0",
+    "typer==0.12.5",
+    "click==8.1.7",
 )
 MLTK_PACKAGES = (
     "silabs-mltk",
@@ -53,6 +55,8 @@ MLTK_PACKAGES = (
     "numpy",
     "librosa",
     "protobuf",
+    "typer",
+    "click",
 )
 MODEL = "tflite_micro_speech"
 SHIPPED_DATASET_LINE = "my_model.dataset = speech_commands_v2"
@@ -143,14 +147,15 @@ def timed(label: str, command: list[str], cwd: Path, env: dict[str, str], log: P
 
 
 def mltk_accuracies(output: str) -> dict[str, str]:
-    """The overall accuracies MLTK's evaluation prints, keyed by the model it names (.h5 / .tflite)."""
-    found, model = {}, "model"
+    """The overall accuracies `mltk train` prints after training, for the float .h5 and the int8 .tflite."""
+    found, model = {}, None
     for line in output.splitlines():
-        if "Name:" in line and ("tflite" in line or "h5" in line or MODEL in line):
-            model = line.split("Name:", 1)[1].strip()
-        match = re.search(r"Overall accuracy:\s*([\d.]+%?)", line)
-        if match:
-            found[model] = match.group(1)
+        marker = re.search(r"Evaluating the \.(h5|tflite) model", line)
+        if marker:
+            model = "float .h5" if marker.group(1) == "h5" else "int8 .tflite"
+        accuracy = re.search(r"Overall accuracy:\s*([\d.]+%)", line)
+        if accuracy and model:
+            found[model] = accuracy.group(1)
     return found
 
 
