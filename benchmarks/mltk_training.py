@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -82,7 +83,7 @@ def build_mltk_env(python: str) -> Path:
     )
     started = time.perf_counter()
     subprocess.run([python, "-m", "venv", str(MLTK_ENV)], check=True)
-    pip = [str(MLTK_ENV / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    pip = [str(MLTK_ENV / "bin" / "python"), "-m", "pip", "install", "-qq", "--disable-pip-version-check"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
     subprocess.run([*pip, *MLTK_REQUIREMENTS], check=True)
     stamp.write_text(wanted)
@@ -131,19 +132,33 @@ def link_copy(source: Path, destination: Path) -> Path:
     return destination
 
 
-def timed(label: str, command: list[str], cwd: Path, env: dict[str, str], log: Path) -> tuple[float, str]:
-    """Run `command`, its output into `log`: wall seconds and output. A failure prints the tail, exits."""
-    print(f"\n[{label}] {' '.join(command)}\n  (in {cwd}; log {log})", flush=True)
-    started = time.perf_counter()
+def children_cpu_seconds() -> float:
+    """User + system CPU time of every finished child process (and the children they waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(
+    label: str, command: list[str], cwd: Path, env: dict[str, str], log: Path
+) -> tuple[float, float, str]:
+    """Run `command`, output into `log`: wall and CPU seconds, output. A failure prints the tail, exits."""
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(f"\n[{label}] {' '.join(command)}\n  (in {cwd}; log {log}; load average {load})", flush=True)
+    cpu_before, started = children_cpu_seconds(), time.perf_counter()
     with log.open("w") as stream:
         result = subprocess.run(command, cwd=cwd, env=env, stdout=stream, stderr=subprocess.STDOUT)
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, children_cpu_seconds() - cpu_before
     output = log.read_text(errors="replace")
     if result.returncode != 0:
         print("\n".join(output.splitlines()[-40:]))
         sys.exit(f"error: {label} failed (exit code {result.returncode}); full output in {log}")
-    print(f"[{label}] {seconds:.1f} s", flush=True)
-    return seconds, output
+    print(f"[{label}] {seconds:.1f} s wall, {cpu_seconds:.1f} s CPU", flush=True)
+    return seconds, cpu_seconds, output
+
+
+def mltk_epochs(output: str) -> int:
+    """How many epochs Keras started in `mltk train` (its "Epoch N/M" lines)."""
+    return max((int(number) for number in re.findall(r"^Epoch (\d+)/", output, re.M)), default=0)
 
 
 def mltk_accuracies(output: str) -> dict[str, str]:
@@ -162,8 +177,10 @@ def mltk_accuracies(output: str) -> dict[str, str]:
 def manifest_summary(folder: Path) -> str:
     """Epochs and the best validation accuracy from a microspeech run's manifest.json."""
     manifest = json.loads((folder / "manifest.json").read_text())
-    keys = ("epochs_run", "best_epoch", "best_val_accuracy")
-    return ", ".join(f"{key} {manifest[key]}" for key in keys if key in manifest)
+    return (
+        f"epochs {manifest['epochs_run']} (best {manifest['best_epoch']}), "
+        f"best val_accuracy {manifest['best_val_accuracy']:.4f}"
+    )
 
 
 def main() -> None:
@@ -177,7 +194,11 @@ def main() -> None:
     parser.add_argument("--python", default=sys._base_executable, help="Python 3.9-3.12 for the MLTK env")
     args = parser.parse_args()
 
-    print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine_description()}")
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit.stdout.strip() or '?'}"
+    print(f"{when}; {machine_description()}")
     dataset = (args.dataset or shared_bundle(SUBSET, "pass --dataset")).resolve()
     missing = [name for name in ("yes", "no", "_background_noise_") if not (dataset / name).is_dir()]
     if missing:
@@ -207,7 +228,7 @@ def main() -> None:
     runs = [("-test", "dry run")] if args.skip_full else [("-test", "dry run"), ("", "full")]
     results = {}
     for suffix, kind in runs:
-        mltk_seconds, mltk_output = timed(
+        mltk_seconds, mltk_cpu, mltk_output = timed(
             f"MLTK {kind}",
             [str(env_bin / "mltk"), "train", MODEL + suffix, "--clean"],
             spec_folder,
@@ -215,7 +236,7 @@ def main() -> None:
             output / f"mltk{suffix or '-full'}.log",
         )
         ours_folder = output / f"microspeech{suffix or '-full'}"
-        ours_seconds, _ = timed(
+        ours_seconds, ours_cpu, _ = timed(
             f"microspeech {kind}",
             [
                 microspeech,
@@ -235,8 +256,11 @@ def main() -> None:
         )
         results[kind] = {
             "mltk_seconds": round(mltk_seconds, 1),
+            "mltk_cpu_seconds": round(mltk_cpu, 1),
             "microspeech_seconds": round(ours_seconds, 1),
+            "microspeech_cpu_seconds": round(ours_cpu, 1),
             "ratio": round(mltk_seconds / ours_seconds, 2),
+            "mltk_epochs": mltk_epochs(mltk_output),
             "mltk_accuracy": mltk_accuracies(mltk_output),
             "microspeech": manifest_summary(ours_folder) if (ours_folder / "manifest.json").is_file() else "",
         }
@@ -249,10 +273,12 @@ def main() -> None:
             f"microspeech {ours_seconds:7.1f} s = {ours_seconds / 60:5.1f} min; "
             f"ratio MLTK / microspeech {result['ratio']:.1f}x"
         )
-        if result["mltk_accuracy"]:
-            print(f"          MLTK accuracy (its validation split): {result['mltk_accuracy']}")
-        if result["microspeech"]:
-            print(f"          microspeech: {result['microspeech']}")
+        indent = " " * 10
+        mltk_cpu, ours_cpu = result["mltk_cpu_seconds"], result["microspeech_cpu_seconds"]
+        print(f"{indent}CPU time: MLTK {mltk_cpu:.0f} s, microspeech {ours_cpu:.0f} s")
+        accuracies = ", ".join(f"{model} {value}" for model, value in result["mltk_accuracy"].items())
+        print(f"{indent}MLTK: epochs {result['mltk_epochs']}; on its validation split {accuracies or '-'}")
+        print(f"{indent}microspeech: {result['microspeech'] or '-'}")
     (output / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"results: {output / 'results.json'}")
 
