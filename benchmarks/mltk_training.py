@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/mltk_training.py [--skip-full] [--seed 0] [--output DIR]
 
 Both tools train `tflite_micro_speech` from the command line, as their users run them:
-- MLTK: `mltk train tflite_micro_speech` (then `-test`, its dry run) in a separate virtualenv
-  with `silabs-mltk==0.20.0` and TensorFlow 2.16 (`MLTK_REQUIREMENTS`), built once into
-  `~/.cache/microspeech/mltk-env` (`$MICROSPEECH_MLTK_ENV`). The model is MLTK's shipped
+- MLTK: `mltk train tflite_micro_speech` (and `-test`, its dry run) in a virtualenv of its own
+  with `silabs-mltk==0.20.0`, TensorFlow 2.16 and what training needs (`MLTK_REQUIREMENTS`),
+  built once into `~/.cache/microspeech/mltk-env` (`$MICROSPEECH_MLTK_ENV`). The model is MLTK's shipped
   specification, copied into a folder of its own with one line changed: its dataset is the
   subset bundle instead of the 2.3 GB download (a `load_data()` that returns the folder,
   MLTK's own Speech Commands file lister kept), which is how MLTK documents custom datasets.
@@ -37,22 +37,37 @@ from pathlib import Path
 from bundles import REPO, SUBSET, machine_description, shared_bundle
 
 MLTK_ENV = Path(os.environ.get("MICROSPEECH_MLTK_ENV", Path.home() / ".cache" / "microspeech" / "mltk-env"))
-# `pip install silabs-mltk==0.20.0` alone gives an `mltk` that does not start today: it declares
-# `typer<1.0`, and typer 0.29 no longer brings click, which `mltk` imports; click 8.5 with
-# typer 0.12 fails on "Secondary flag is not valid for non-boolean flag". TensorFlow and
-# tf-keras are pinned to what pip resolves under MLTK's `tensorflow<2.17`, for a reproducible env.
+MLTK_WHEEL = "silabs-mltk==0.20.0"
+# What `mltk train` needs, found by trying (installed first, then the wheel without its declared
+# dependencies): MLTK's own requirements with its bounds, less pytest, pytest-dependency,
+# pytest-html-reporter, cmake, ninja, pyserial, bincopy and tensorflow-probability, which
+# training never imports, and with four pins. A plain `pip install silabs-mltk==0.20.0` gives an
+# `mltk` that does not start today: typer 0.29 (allowed by `typer<1.0`) no longer brings click,
+# which `mltk` imports, and click 8.5 under typer 0.12 fails on "Secondary flag is not valid for
+# non-boolean flag". TensorFlow and tf-keras: what pip resolves under MLTK's `tensorflow<2.17`.
 MLTK_REQUIREMENTS = (
-    "silabs-mltk==0.20.0",
     "tensorflow==2.16.2",
     "tf-keras==2.16.0",
     "typer==0.12.5",
     "click==8.1.7",
+    "protobuf>=3.18,<4.0",
+    "tflite-support",
+    "librosa<1.0",
+    "scipy<2.0",
+    "matplotlib<4.0",
+    "pillow<11.0",
+    "pyaml<22.0",
+    "prettytable>=2.0,<3.0",
+    "psutil",
+    "tqdm<5.0",
+    "msgpack",
+    "patool==1.12",
+    "GPUtil<2.0",
 )
 MLTK_PACKAGES = (
     "silabs-mltk",
     "tensorflow",
     "tf-keras",
-    "tensorflow-probability",
     "numpy",
     "librosa",
     "protobuf",
@@ -73,19 +88,21 @@ my_model.dataset = _types.SimpleNamespace(
 def build_mltk_env(python: str) -> Path:
     """The MLTK virtualenv, built on first use; a stamp file holding the requirements marks it complete."""
     stamp = MLTK_ENV / "microspeech-requirements.txt"
-    wanted = "\n".join(MLTK_REQUIREMENTS) + "\n"
+    wanted = "\n".join((MLTK_WHEEL, *MLTK_REQUIREMENTS)) + "\n"
     if stamp.is_file() and stamp.read_text() == wanted:
         print(f"MLTK environment: cached in {MLTK_ENV}")
         return MLTK_ENV / "bin"
     shutil.rmtree(MLTK_ENV, ignore_errors=True)
     print(
-        f"MLTK environment: building {MLTK_ENV} with {python}: {' '.join(MLTK_REQUIREMENTS)} ...", flush=True
+        f"MLTK environment: building {MLTK_ENV} with {python}: {MLTK_WHEEL}, {', '.join(MLTK_REQUIREMENTS)}",
+        flush=True,
     )
     started = time.perf_counter()
     subprocess.run([python, "-m", "venv", str(MLTK_ENV)], check=True)
     pip = [str(MLTK_ENV / "bin" / "python"), "-m", "pip", "install", "-qq", "--disable-pip-version-check"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
     subprocess.run([*pip, *MLTK_REQUIREMENTS], check=True)
+    subprocess.run([*pip, "--no-deps", MLTK_WHEEL], check=True)
     stamp.write_text(wanted)
     print(f"MLTK environment: built in {time.perf_counter() - started:.0f} s", flush=True)
     return MLTK_ENV / "bin"
