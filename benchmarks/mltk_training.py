@@ -178,6 +178,12 @@ def mltk_epochs(output: str) -> int:
     return max((int(number) for number in re.findall(r"^Epoch (\d+)/", output, re.M)), default=0)
 
 
+def mltk_samples(output: str) -> str:
+    """MLTK's own count of the samples it found, e.g. "training 4,181, validation 742"."""
+    found = re.findall(r"^(Training|Validation) dataset: Found (\d+) samples", output, re.M)
+    return ", ".join(f"{subset.lower()} {int(count):,}" for subset, count in found)
+
+
 def mltk_accuracies(output: str) -> dict[str, str]:
     """The overall accuracies `mltk train` prints after training, for the float .h5 and the int8 .tflite."""
     found, model = {}, None
@@ -278,6 +284,7 @@ def main() -> None:
             "microspeech_cpu_seconds": round(ours_cpu, 1),
             "ratio": round(mltk_seconds / ours_seconds, 2),
             "mltk_epochs": mltk_epochs(mltk_output),
+            "mltk_samples": mltk_samples(mltk_output),
             "mltk_accuracy": mltk_accuracies(mltk_output),
             "microspeech": manifest_summary(ours_folder) if (ours_folder / "manifest.json").is_file() else "",
         }
@@ -294,7 +301,8 @@ def main() -> None:
         mltk_cpu, ours_cpu = result["mltk_cpu_seconds"], result["microspeech_cpu_seconds"]
         print(f"{indent}CPU time: MLTK {mltk_cpu:.0f} s, microspeech {ours_cpu:.0f} s")
         accuracies = ", ".join(f"{model} {value}" for model, value in result["mltk_accuracy"].items())
-        print(f"{indent}MLTK: epochs {result['mltk_epochs']}; on its validation split {accuracies or '-'}")
+        print(f"{indent}MLTK: samples {result['mltk_samples'] or '-'}; epochs {result['mltk_epochs']}")
+        print(f"{indent}MLTK: accuracy on its validation split: {accuracies or '-'}")
         print(f"{indent}microspeech: {result['microspeech'] or '-'}")
     (output / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"results: {output / 'results.json'}")
