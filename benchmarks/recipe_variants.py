@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bundles import DEV_TEST_SET, SUBSET, shared_bundle
+from bundles import DEV_TEST_SET, SUBSET, machine_description, shared_bundle
 from microspeech.evaluation.metrics import balanced_accuracy, class_accuracies, overall_accuracy
 
 
@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--output", type=Path, help="where the trained models go (default: temporary)")
     args = parser.parse_args()
+    print(machine_description(), flush=True)
 
     import keras
 

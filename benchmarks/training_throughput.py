@@ -21,6 +21,8 @@ import subprocess
 import sys
 import time
 
+from bundles import machine_description
+
 BATCH = 32
 VARIANTS = ("keras", "keras-1-thread", "microspeech")
 
@@ -71,6 +73,7 @@ def main() -> None:
     if args.variant:
         print(measure(args.variant, args.samples))
         return
+    print(machine_description(), flush=True)
     best = dict.fromkeys(VARIANTS, 0.0)
     for _ in range(args.repeats):
         for variant in VARIANTS:

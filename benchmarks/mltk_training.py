@@ -1,0 +1,312 @@
+"""Training time of MLTK 0.20 and microspeech on the same bundle, same machine, one run.
+
+    .venv/bin/python benchmarks/mltk_training.py [--skip-full] [--seed 0] [--output DIR]
+
+Both tools train `tflite_micro_speech` from the command line, as their users run them:
+- MLTK: `mltk train tflite_micro_speech` (and `-test`, its dry run) in a virtualenv of its own
+  with `silabs-mltk==0.20.0`, TensorFlow 2.16 and what training needs (`MLTK_REQUIREMENTS`),
+  built once into `~/.cache/microspeech/mltk-env` (`$MICROSPEECH_MLTK_ENV`). The model is MLTK's shipped
+  specification, copied into a folder of its own with one line changed: its dataset is the
+  subset bundle instead of the 2.3 GB download (a `load_data()` that returns the folder,
+  MLTK's own Speech Commands file lister kept), which is how MLTK documents custom datasets.
+  MLTK writes a `.index/` folder into its dataset, so it reads a hard-linked copy of the bundle.
+- microspeech: `microspeech train tflite_micro_speech --dataset <bundle>` (and `-test`), from
+  the interpreter running this script (`PYTHONPATH=src` selects a worktree's code).
+
+Times are wall times from process start to exit, each command's defaults: MLTK's includes its
+evaluation of the .h5 and the int8 .tflite on its validation split (it prints the int8
+accuracy); microspeech's includes calibration and the int8 export. MLTK 0.20 has no seed
+setting (its augmentation reseeds from the clock), so `--seed` reaches microspeech only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bundles import REPO, SUBSET, machine_description, shared_bundle
+
+MLTK_ENV = Path(os.environ.get("MICROSPEECH_MLTK_ENV", Path.home() / ".cache" / "microspeech" / "mltk-env"))
+MLTK_WHEEL = "silabs-mltk==0.20.0"
+# What `mltk train` needs, found by trying (installed first, then the wheel without its declared
+# dependencies): MLTK's own requirements with its bounds, less pytest, pytest-dependency,
+# pytest-html-reporter, cmake, ninja, pyserial, bincopy and tensorflow-probability, which
+# training never imports, and with four pins. A plain `pip install silabs-mltk==0.20.0` gives an
+# `mltk` that does not start today: typer 0.29 (allowed by `typer<1.0`) no longer brings click,
+# which `mltk` imports, and click 8.5 under typer 0.12 fails on "Secondary flag is not valid for
+# non-boolean flag". TensorFlow and tf-keras: what pip resolves under MLTK's `tensorflow<2.17`.
+MLTK_REQUIREMENTS = (
+    "tensorflow==2.16.2",
+    "tf-keras==2.16.0",
+    "typer==0.12.5",
+    "click==8.1.7",
+    "protobuf>=3.18,<4.0",
+    "tflite-support",
+    "librosa<1.0",
+    "scipy<2.0",
+    "matplotlib<4.0",
+    "pillow<11.0",
+    "pyaml<22.0",
+    "prettytable>=2.0,<3.0",
+    "psutil",
+    "tqdm<5.0",
+    "msgpack",
+    "patool==1.12",
+    "GPUtil<2.0",
+)
+MLTK_PACKAGES = (
+    "silabs-mltk",
+    "tensorflow",
+    "tf-keras",
+    "numpy",
+    "librosa",
+    "protobuf",
+    "typer",
+    "click",
+)
+MODEL = "tflite_micro_speech"
+SHIPPED_DATASET_LINE = "my_model.dataset = speech_commands_v2"
+LOCAL_DATASET_LINES = """\
+# microspeech benchmark: the local bundle instead of the download; MLTK's file lister and split kept
+import types as _types
+my_model.dataset = _types.SimpleNamespace(
+    load_data=lambda: {dataset!r},
+    list_valid_filenames_in_directory=speech_commands_v2.list_valid_filenames_in_directory,
+)"""
+
+
+def build_mltk_env(python: str) -> Path:
+    """The MLTK virtualenv, built on first use; a stamp file holding the requirements marks it complete."""
+    stamp = MLTK_ENV / "microspeech-requirements.txt"
+    wanted = "\n".join((MLTK_WHEEL, *MLTK_REQUIREMENTS)) + "\n"
+    if stamp.is_file() and stamp.read_text() == wanted:
+        print(f"MLTK environment: cached in {MLTK_ENV}")
+        return MLTK_ENV / "bin"
+    shutil.rmtree(MLTK_ENV, ignore_errors=True)
+    print(
+        f"MLTK environment: building {MLTK_ENV} with {python}: {MLTK_WHEEL}, {', '.join(MLTK_REQUIREMENTS)}",
+        flush=True,
+    )
+    started = time.perf_counter()
+    subprocess.run([python, "-m", "venv", str(MLTK_ENV)], check=True)
+    pip = [str(MLTK_ENV / "bin" / "python"), "-m", "pip", "install", "-qq", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, *MLTK_REQUIREMENTS], check=True)
+    subprocess.run([*pip, "--no-deps", MLTK_WHEEL], check=True)
+    stamp.write_text(wanted)
+    print(f"MLTK environment: built in {time.perf_counter() - started:.0f} s", flush=True)
+    return MLTK_ENV / "bin"
+
+
+def package_versions(python: Path | str, packages: tuple[str, ...]) -> str:
+    """`name version` of each installed package, as seen by interpreter `python`."""
+    code = (
+        "import importlib.metadata as m, sys\n"
+        "for p in sys.argv[1:]:\n"
+        "    try: print(p, m.version(p))\n"
+        "    except m.PackageNotFoundError: pass\n"
+    )
+    output = subprocess.run([str(python), "-c", code, *packages], check=True, capture_output=True, text=True)
+    return ", ".join(output.stdout.splitlines())
+
+
+def write_mltk_spec(env_bin: Path, dataset: Path, folder: Path) -> Path:
+    """MLTK's shipped spec with its dataset pointed at `dataset`, written as folder/tflite_micro_speech.py."""
+    shipped = sorted(
+        (env_bin.parent / "lib").glob(f"python3.*/site-packages/mltk/models/tflite_micro/{MODEL}.py")
+    )
+    if not shipped:
+        sys.exit(
+            f"error: {MODEL}.py not found under {env_bin.parent / 'lib'}; delete {MLTK_ENV} to rebuild it"
+        )
+    source = shipped[0].read_text()
+    if source.count(SHIPPED_DATASET_LINE) != 1:
+        sys.exit(f"error: {shipped[0]} does not contain the line {SHIPPED_DATASET_LINE!r} exactly once")
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = folder / f"{MODEL}.py"
+    spec.write_text(source.replace(SHIPPED_DATASET_LINE, LOCAL_DATASET_LINES.format(dataset=str(dataset))))
+    return spec
+
+
+def link_copy(source: Path, destination: Path) -> Path:
+    """A hard-linked copy of folder `source` (a plain copy across file systems)."""
+    if not destination.is_dir():
+        try:
+            shutil.copytree(source, destination, copy_function=os.link)
+        except OSError:
+            shutil.rmtree(destination, ignore_errors=True)
+            shutil.copytree(source, destination)
+    return destination
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU time of every finished child process (and the children they waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(
+    label: str, command: list[str], cwd: Path, env: dict[str, str], log: Path
+) -> tuple[float, float, str]:
+    """Run `command`, output into `log`: wall and CPU seconds, output. A failure prints the tail, exits."""
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(f"\n[{label}] {' '.join(command)}\n  (in {cwd}; log {log}; load average {load})", flush=True)
+    cpu_before, started = children_cpu_seconds(), time.perf_counter()
+    with log.open("w") as stream:
+        result = subprocess.run(command, cwd=cwd, env=env, stdout=stream, stderr=subprocess.STDOUT)
+    seconds, cpu_seconds = time.perf_counter() - started, children_cpu_seconds() - cpu_before
+    output = log.read_text(errors="replace")
+    if result.returncode != 0:
+        print("\n".join(output.splitlines()[-40:]))
+        sys.exit(f"error: {label} failed (exit code {result.returncode}); full output in {log}")
+    print(f"[{label}] {seconds:.1f} s wall, {cpu_seconds:.1f} s CPU", flush=True)
+    return seconds, cpu_seconds, output
+
+
+def mltk_epochs(output: str) -> int:
+    """How many epochs Keras started in `mltk train` (its "Epoch N/M" lines)."""
+    return max((int(number) for number in re.findall(r"^Epoch (\d+)/", output, re.M)), default=0)
+
+
+def mltk_samples(output: str) -> str:
+    """MLTK's own count of the samples it found, e.g. "training 4,181, validation 742"."""
+    found = re.findall(r"^(Training|Validation) dataset: Found (\d+) samples", output, re.M)
+    return ", ".join(f"{subset.lower()} {int(count):,}" for subset, count in found)
+
+
+def mltk_accuracies(output: str) -> dict[str, str]:
+    """The overall accuracies `mltk train` prints after training, for the float .h5 and the int8 .tflite."""
+    found, model = {}, None
+    for line in output.splitlines():
+        marker = re.search(r"Evaluating the \.(h5|tflite) model", line)
+        if marker:
+            model = "float .h5" if marker.group(1) == "h5" else "int8 .tflite"
+        accuracy = re.search(r"Overall accuracy:\s*([\d.]+%)", line)
+        if accuracy and model:
+            found[model] = accuracy.group(1)
+    return found
+
+
+def manifest_summary(folder: Path) -> str:
+    """Epochs and the best validation accuracy from a microspeech run's manifest.json."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    return (
+        f"epochs {manifest['epochs_run']} (best {manifest['best_epoch']}), "
+        f"best val_accuracy {manifest['best_val_accuracy']:.4f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-full", action="store_true", help="only the two dry runs (-test)")
+    parser.add_argument("--seed", type=int, default=0, help="microspeech's seed (MLTK has none)")
+    parser.add_argument(
+        "--output", type=Path, help="logs, models and results.json (default: a temporary folder)"
+    )
+    parser.add_argument("--dataset", type=Path, help="a Speech Commands folder (default: the subset bundle)")
+    parser.add_argument("--python", default=sys._base_executable, help="Python 3.9-3.12 for the MLTK env")
+    args = parser.parse_args()
+
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit.stdout.strip() or '?'}"
+    print(f"{when}; {machine_description()}")
+    dataset = (args.dataset or shared_bundle(SUBSET, "pass --dataset")).resolve()
+    missing = [name for name in ("yes", "no", "_background_noise_") if not (dataset / name).is_dir()]
+    if missing:
+        sys.exit(f"error: {dataset} is not a Speech Commands folder (no {', '.join(missing)} folder)")
+    output = (args.output or Path(tempfile.mkdtemp(prefix="mltk-training-"))).resolve()
+    output.mkdir(parents=True, exist_ok=True)
+
+    env_bin = build_mltk_env(args.python)
+    mltk_versions = package_versions(env_bin / "python", MLTK_PACKAGES)
+    ours_versions = package_versions(
+        sys.executable, ("microspeech", "tensorflow-cpu", "keras", "numpy", "numba")
+    )
+    print(f"MLTK env ({env_bin.parent}): {mltk_versions}")
+    print(f"microspeech env ({sys.prefix}): {ours_versions}")
+
+    mltk_dataset = link_copy(dataset, output / "mltk" / "dataset")
+    spec_folder = write_mltk_spec(env_bin, mltk_dataset, output / "mltk" / "spec").parent
+    # MLTK keeps its logs and models under MLTK_CACHE_DIR (default ~/.mltk); keep them in the output.
+    # `mltk train NAME` finds NAME.py in the working directory before its own model folder.
+    mltk_env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    mltk_env.update(
+        MLTK_CACHE_DIR=str(output / "mltk" / "cache"), PATH=f"{env_bin}{os.pathsep}{os.environ['PATH']}"
+    )
+    microspeech = str(Path(sys.executable).parent / "microspeech")
+    print(f"dataset: {dataset} (MLTK reads the hard-linked copy {mltk_dataset}); output: {output}")
+
+    runs = [("-test", "dry run")] if args.skip_full else [("-test", "dry run"), ("", "full")]
+    results = {}
+    for suffix, kind in runs:
+        mltk_seconds, mltk_cpu, mltk_output = timed(
+            f"MLTK {kind}",
+            [str(env_bin / "mltk"), "train", MODEL + suffix, "--clean"],
+            spec_folder,
+            mltk_env,
+            output / f"mltk{suffix or '-full'}.log",
+        )
+        ours_folder = output / f"microspeech{suffix or '-full'}"
+        ours_seconds, ours_cpu, _ = timed(
+            f"microspeech {kind}",
+            [
+                microspeech,
+                "train",
+                MODEL + suffix,
+                "--dataset",
+                str(dataset),
+                "--seed",
+                str(args.seed),
+                "--output",
+                str(ours_folder),
+                "--quiet",
+            ],
+            REPO,
+            dict(os.environ),
+            output / f"microspeech{suffix or '-full'}.log",
+        )
+        results[kind] = {
+            "mltk_seconds": round(mltk_seconds, 1),
+            "mltk_cpu_seconds": round(mltk_cpu, 1),
+            "microspeech_seconds": round(ours_seconds, 1),
+            "microspeech_cpu_seconds": round(ours_cpu, 1),
+            "ratio": round(mltk_seconds / ours_seconds, 2),
+            "mltk_epochs": mltk_epochs(mltk_output),
+            "mltk_samples": mltk_samples(mltk_output),
+            "mltk_accuracy": mltk_accuracies(mltk_output),
+            "microspeech": manifest_summary(ours_folder) if (ours_folder / "manifest.json").is_file() else "",
+        }
+
+    print(f"\nsame machine, same run; dataset {dataset.name}; microspeech seed {args.seed}")
+    for kind, result in results.items():
+        mltk_seconds, ours_seconds = result["mltk_seconds"], result["microspeech_seconds"]
+        print(
+            f"{kind:8s}: MLTK {mltk_seconds:8.1f} s = {mltk_seconds / 60:5.1f} min; "
+            f"microspeech {ours_seconds:7.1f} s = {ours_seconds / 60:5.1f} min; "
+            f"ratio MLTK / microspeech {result['ratio']:.1f}x"
+        )
+        indent = " " * 10
+        mltk_cpu, ours_cpu = result["mltk_cpu_seconds"], result["microspeech_cpu_seconds"]
+        print(f"{indent}CPU time: MLTK {mltk_cpu:.0f} s, microspeech {ours_cpu:.0f} s")
+        accuracies = ", ".join(f"{model} {value}" for model, value in result["mltk_accuracy"].items())
+        print(f"{indent}MLTK: samples {result['mltk_samples'] or '-'}; epochs {result['mltk_epochs']}")
+        print(f"{indent}MLTK: accuracy on its validation split: {accuracies or '-'}")
+        print(f"{indent}microspeech: {result['microspeech'] or '-'}")
+    (output / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(f"results: {output / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()
