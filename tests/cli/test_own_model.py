@@ -67,3 +67,22 @@ def test_a_spec_file_runs_by_itself(model_registry, subset_dir, test_set_dir):
     assert (folder / "eval").is_dir()
     manifest = json.loads((folder / "manifest.json").read_text())
     assert "--seed 2" in manifest["command"] and "--test" in manifest["command"]
+
+
+def test_train_on_the_subset_and_a_synthesized_folder_together(model_registry, subset_dir, tmp_path):
+    runner = CliRunner()
+    synth = tmp_path / "synth"
+    command = ["dataset", "synth", "--preset", "synthetic-tiny", "--words", "yes,lights on"]
+    result = runner.invoke(app, [*command, "--output", str(synth), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    command = ["train", "tflite_micro_speech-test", "--dataset", str(subset_dir), "--dataset", str(synth)]
+    result = runner.invoke(app, [*command, "-q"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((models_dir() / "tflite_micro_speech-test" / "manifest.json").read_text())
+    entry = manifest["dataset"]
+    assert [part["root"] for part in entry["parts"]] == [str(subset_dir), str(synth)]
+    synth_part = entry["parts"][1]
+    assert synth_part["clips_per_split"] == {"train": 6, "validation": 2, "test": 2}
+    assert synth_part["noise_files"] == 3 and len(synth_part["fingerprint"]) == 64
+    assert entry["clips"] == sum(part["clips"] for part in entry["parts"])
+    assert manifest["command_line"].count("--dataset") == 2

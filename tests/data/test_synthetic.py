@@ -130,3 +130,43 @@ def load_synthetic_root(root):
     from microspeech.data.folder import index_folder
 
     return index_folder(root, layout="speech_commands")
+
+
+def test_synth_words_cli_speaks_phrases_into_a_folder_dataset(tmp_path):
+    from typer.testing import CliRunner
+
+    from microspeech.cli import app
+
+    output = tmp_path / "words"
+    command = ["dataset", "synth", "--preset", "synthetic-tiny", "--words", "marvin, Lights  on", "--output"]
+    result = CliRunner().invoke(app, [*command, str(output), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    folders = sorted(p.name for p in output.iterdir() if p.is_dir())
+    assert folders == ["_background_noise_", "lights_on", "marvin"]
+    dataset = load_dataset(output)
+    assert dataset.words == ["lights_on", "marvin"] and not dataset.issues
+    assert {split: len(dataset.split(split)) for split in ("train", "validation", "test")} == {
+        "train": 6, "validation": 2, "test": 2,
+    }  # fmt: skip
+    assert not dataset.speakers("train") & (dataset.speakers("validation") | dataset.speakers("test"))
+    assert "lights_on/" in (output / "testing_list.txt").read_text()
+    assert json.loads((output / "synthetic.json").read_text())["config"]["words"] == ["marvin", "lights on"]
+    again = CliRunner().invoke(app, [*command, str(output)])
+    assert again.exit_code == 0 and "cached" in again.output
+    other = CliRunner().invoke(app, ["dataset", "synth", "--words", "sheila", "--output", str(output)])
+    assert other.exit_code == 2 and "other options" in other.output
+
+
+@pytest.mark.parametrize(
+    ("words", "message"),
+    [("yes,,no", "empty word"), ("yes,YES", "given twice"), ("turn the lights on now", "too long"),
+     ("on!", "only letters"), (" ", "empty word")],
+)  # fmt: skip
+def test_synth_refuses_bad_words_naming_the_option(words, message, tmp_path):
+    from typer.testing import CliRunner
+
+    from microspeech.cli import app
+
+    result = CliRunner().invoke(app, ["dataset", "synth", "--words", words, "--output", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "--words" in result.output and message in result.output
+    assert not (tmp_path / "x").exists()

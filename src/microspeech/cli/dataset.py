@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import typer
 from rich.markup import escape
@@ -98,12 +99,26 @@ def synth_command(
     speakers_per_voice: int = typer.Option(None, "--speakers-per-voice", min=1),
     seed: int = typer.Option(None, "--seed", help="Changes every voice assignment and clip."),
     workers: int = typer.Option(None, "--workers", min=1, help="Processes (default: all cores)."),
+    words: str = typer.Option(
+        None,
+        "--words",
+        help="Comma-separated words or short phrases to speak instead of the 35 Speech Commands words, "
+        'e.g. "marvin,sheila,lights on"; a phrase\'s folder (its label) has _ for spaces: lights_on.',
+    ),
+    output: Path = typer.Option(
+        None, "--output", help="Write the dataset here (default: ~/.microspeech/datasets/synthetic-<hash>)."
+    ),
 ) -> None:
-    """Generate the synthetic dataset with eSpeak NG (cached: a second run returns at once)."""
+    """Generate the synthetic dataset with eSpeak NG (cached: a second run returns at once).
+
+    Split by voice (no voice in two splits), Speech Commands layout: one folder per word,
+    validation_list.txt, testing_list.txt, _background_noise_/. Read it with
+    `--dataset DIR` or `load_dataset(DIR)`.
+    """
     import dataclasses
 
     from microspeech.data.folder import LAYOUT_SPEECH_COMMANDS, index_folder
-    from microspeech.data.synthetic import PRESETS, SynthesisError, generate_synthetic
+    from microspeech.data.synthetic import PRESETS, SynthesisError, generate_synthetic, parse_words
 
     if preset not in PRESETS:
         fail(f"unknown --preset {preset!r}; expected one of {', '.join(PRESETS)}")
@@ -122,10 +137,22 @@ def synth_command(
         "speakers_per_voice": speakers_per_voice,
         "seed": seed,
     }
+    if words is not None:
+        try:
+            overrides["words"] = parse_words(words)
+        except ValueError as error:
+            fail(f"--words: {error}")
+    if output is not None and output.exists():
+        _check_output(output)
+    name = output.name if output is not None else preset if words is None else "synthetic-words"
     try:
         config = dataclasses.replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
-        generation = generate_synthetic(config, workers=workers)
-        dataset = index_folder(generation.root, name=preset, layout=LAYOUT_SPEECH_COMMANDS)
+        if output is not None and (output / "synthetic.json").is_file():
+            made = json.loads((output / "synthetic.json").read_text())["config"]
+            if made != config.to_dict():
+                fail(f"--output {output} holds a synthetic dataset made with other options; choose another")
+        generation = generate_synthetic(config, root=output, workers=workers)
+        dataset = index_folder(generation.root, name=name, layout=LAYOUT_SPEECH_COMMANDS)
     except (SynthesisError, ValueError) as error:
         fail(str(error))
     except KeyboardInterrupt:
@@ -138,6 +165,18 @@ def synth_command(
     else:
         console.print("already generated (cached)")
     console.print(f"{dataset!r}\n{generation.root}", markup=False)
+
+
+def _check_output(output: Path) -> None:
+    """An existing --output must be a finished synthetic dataset (reused) or an empty folder:
+    generation replaces the folder as a whole, so anything else in it would be lost."""
+    from microspeech.files import COMPLETE_MARKER
+
+    if not output.is_dir():
+        fail(f"--output {output} is a file, not a folder")
+    finished = (output / COMPLETE_MARKER).exists() and (output / "synthetic.json").is_file()
+    if not finished and any(output.iterdir()):
+        fail(f"--output {output} is not empty and not a synthetic dataset; choose a new or empty folder")
 
 
 @dataset_app.command("verify")

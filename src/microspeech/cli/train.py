@@ -18,8 +18,12 @@ def train(
         help="Registered model name (see `microspeech list`; add -test for a dry run) or a spec "
         "file's path (./my_model.py).",
     ),
-    dataset: str = typer.Option(
-        "synthetic", "--dataset", "-d", help="speech_commands_v2, synthetic, or a dataset folder PATH."
+    dataset: list[str] = typer.Option(
+        ["synthetic"],
+        "--dataset",
+        "-d",
+        help="speech_commands_v2, synthetic, or a dataset folder PATH; repeat it to train on several "
+        "together (each keeps its own splits; background noise from all).",
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same model."),
     output: Path | None = typer.Option(
@@ -71,7 +75,10 @@ def train(
         train_settings = dataclasses.replace(spec.train, max_fa_per_hour=max_fa_per_hour)
         spec = dataclasses.replace(spec, train=train_settings)
     # The command as parsed (sys.argv is the host's when called from Python, e.g. in tests).
-    command = ["microspeech", "train", name, "--dataset", dataset, "--seed", str(seed)]
+    command = ["microspeech", "train", name]
+    for item in dataset:
+        command += ["--dataset", item]
+    command += ["--seed", str(seed)]
     command += ["--output", str(output)] if output is not None else []
     command += ["--resume"] if resume else []
     command += ["--epochs", str(epochs)] if epochs is not None else []

@@ -8,7 +8,7 @@
 
 from microspeech.data import datasets as _datasets  # noqa: F401  (registers the named datasets)
 from microspeech.data.clips import SPLITS, AudioDataset, Clip, FileIssue
-from microspeech.data.registry import list_datasets, load_dataset, register_dataset
+from microspeech.data.registry import list_datasets, load_dataset, load_datasets, register_dataset
 
 
 def __getattr__(name: str):
@@ -29,6 +29,7 @@ __all__ = [
     "TrainingTarget",
     "list_datasets",
     "load_dataset",
+    "load_datasets",
     "make_eval_set",
     "register_dataset",
 ]

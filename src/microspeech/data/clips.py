@@ -8,8 +8,9 @@ warning naming them, instead of failing in the middle of training.
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -149,6 +150,38 @@ class AudioDataset:
     clip_samples: int = CLIP_SAMPLES
     # Per split, what its list file names that was ignored (see data.splits.split_list_problems).
     split_notes: dict[str, str] = field(default_factory=dict)
+    # A combined dataset (see `combine`): the datasets it was made of, in order; empty otherwise.
+    parts: list[AudioDataset] = field(default_factory=list)
+
+    @classmethod
+    def combine(cls, datasets: Sequence[AudioDataset]) -> AudioDataset:
+        """One dataset of several: every clip keeps its own file (its own root) and its own split,
+        background noise from all. Named `A+B`; its root is the folder the roots share."""
+        if not datasets:
+            raise ValueError("combine needs at least one dataset")
+        if len(datasets) == 1:
+            return datasets[0]
+        samples = {dataset.clip_samples for dataset in datasets}
+        if len(samples) > 1:
+            raise ValueError(f"datasets with different clip lengths cannot be combined: {sorted(samples)}")
+        roots = [dataset.root.resolve() for dataset in datasets]
+        if len(set(roots)) < len(roots):
+            raise ValueError(f"a dataset is given twice: {', '.join(d.name for d in datasets)}")
+        return cls(
+            name="+".join(dataset.name for dataset in datasets),
+            root=Path(os.path.commonpath(roots)),
+            clips=[clip for dataset in datasets for clip in dataset.clips],
+            noise_paths=[path for dataset in datasets for path in dataset.noise_paths],
+            issues=[issue for dataset in datasets for issue in dataset.issues],
+            layout="combined",
+            clip_samples=samples.pop(),
+            split_notes={
+                split: "; ".join(f"{d.name}: {n[split]}" for d in datasets if split in (n := d.split_notes))
+                for split in SPLITS
+                if any(split in d.split_notes for d in datasets)
+            },
+            parts=list(datasets),
+        )
 
     @property
     def words(self) -> list[str]:

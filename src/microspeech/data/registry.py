@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from microspeech.data.clips import AudioDataset
@@ -46,3 +46,11 @@ def load_dataset(name_or_path: str | Path, *, download: bool = True) -> AudioDat
         f"unknown dataset {key!r}: expected one of {', '.join(list_datasets())} or an existing folder "
         "(<root>/<word>/*.wav)"
     )
+
+
+def load_datasets(names_or_paths: Sequence[str | Path], *, download: bool = True) -> AudioDataset:
+    """Several datasets as one (`AudioDataset.combine`): each clip read from its own root, in its
+    own split; background noise from all. One name gives that dataset itself."""
+    if not names_or_paths:
+        raise ValueError("no dataset given")
+    return AudioDataset.combine([load_dataset(item, download=download) for item in names_or_paths])

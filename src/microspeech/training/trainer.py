@@ -16,9 +16,10 @@ import math
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.console import Console
@@ -28,6 +29,9 @@ from microspeech.files import atomic_output, write_bytes_atomic, write_text_atom
 from microspeech.labels import UNKNOWN
 from microspeech.models import ModelArtifacts, ModelSpec, resolve_model_spec
 from microspeech.progress import progress_bar
+
+if TYPE_CHECKING:
+    from microspeech.data import AudioDataset
 from microspeech.training.artifacts import (
     ResumeError,
     load_checkpoint,
@@ -126,10 +130,32 @@ def _attach_log(path: Path) -> logging.Handler:
     return handler
 
 
+def dataset_entry(data: AudioDataset, fingerprint: str) -> dict:
+    """The manifest's "dataset": name, root, fingerprint, clips; a combined dataset adds "parts",
+    each dataset's own name, root, fingerprint and the clips it contributes per split."""
+    from microspeech.data import SPLITS
+    from microspeech.data.pipeline import dataset_fingerprint
+
+    entry = {"name": data.name, "root": str(data.root), "fingerprint": fingerprint, "clips": len(data.clips)}
+    if data.parts:
+        entry["parts"] = [
+            {
+                "name": part.name,
+                "root": str(part.root),
+                "fingerprint": dataset_fingerprint(part),
+                "clips": len(part.clips),
+                "clips_per_split": {split: len(part.split(split)) for split in SPLITS},
+                "noise_files": len(part.noise_paths),
+            }
+            for part in data.parts
+        ]
+    return entry
+
+
 def train_model(
     model: str | ModelSpec,
     *,
-    dataset: str = "synthetic",
+    dataset: str | Sequence[str] = "synthetic",
     seed: int = 0,
     output: str | Path | None = None,
     resume: bool = False,
@@ -160,18 +186,18 @@ def train_model(
 def _train_locked(
     spec: ModelSpec,
     artifacts: ModelArtifacts,
-    dataset: str,
+    dataset: str | Sequence[str],
     seed: int,
     resume: bool,
     progress: bool,
     console: Console,
     command_line: list[str] | None,
 ) -> ModelArtifacts:
-    from microspeech.data import load_dataset
+    from microspeech.data import load_datasets
     from microspeech.data.pipeline import TrainingPipeline, dataset_fingerprint
 
     started = time.perf_counter()
-    data = load_dataset(dataset)
+    data = load_datasets([dataset] if isinstance(dataset, str | Path) else list(dataset))
     fingerprint = dataset_fingerprint(data)
     checkpoint = load_checkpoint(artifacts.checkpoint_dir) if resume else None
     if checkpoint is not None:
@@ -228,12 +254,7 @@ def _train_locked(
             {
                 "name": spec.name,
                 "seed": seed,
-                "dataset": {
-                    "name": data.name,
-                    "root": str(data.root),
-                    "fingerprint": fingerprint,
-                    "clips": len(data.clips),
-                },
+                "dataset": dataset_entry(data, fingerprint),
                 "epochs_run": len(history),
                 "hard_negative_mining": mining_rounds,
                 "best_epoch": best_epoch,

@@ -7,7 +7,9 @@ from microspeech.data.synthetic.generate import (
     SyntheticConfig,
     generate_synthetic,
     load_synthetic,
+    parse_words,
     synthetic_dir,
+    word_folder,
 )
 
 __all__ = [
@@ -17,5 +19,7 @@ __all__ = [
     "SyntheticConfig",
     "generate_synthetic",
     "load_synthetic",
+    "parse_words",
     "synthetic_dir",
+    "word_folder",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
 import select
 import signal
 import threading
@@ -115,6 +116,41 @@ PRESETS: dict[str, SyntheticConfig] = {
 }
 
 
+# A phrase must fit in a one-second clip (render_clip speeds speech up to 2x to fit it).
+MAX_WORD_CHARACTERS = 24
+MAX_WORDS_IN_PHRASE = 3
+_WORD_PATTERN = re.compile(r"[a-z]+(?:['-][a-z]+)*")
+
+
+def word_folder(word: str) -> str:
+    """The word's folder (and label): a phrase's spaces become underscores ("lights on" -> lights_on)."""
+    return word.replace(" ", "_")
+
+
+def parse_words(text: str) -> tuple[str, ...]:
+    """Comma-separated words or short phrases to speak, checked: ValueError says which one is wrong.
+
+    Lower-cased, spaces collapsed; letters with inner ' or - only; at most 3 words and
+    24 characters each (a clip is one second); no two with the same folder name.
+    """
+    words: list[str] = []
+    for raw in text.split(","):
+        word = " ".join(raw.lower().split())
+        if not word:
+            raise ValueError(f"an empty word in {text!r} (two commas, or a comma at an end)")
+        if not all(_WORD_PATTERN.fullmatch(part) for part in word.split(" ")):
+            raise ValueError(f"{word!r}: only letters, spaces and inner ' or - can be spoken")
+        if len(word) > MAX_WORD_CHARACTERS or len(word.split(" ")) > MAX_WORDS_IN_PHRASE:
+            raise ValueError(
+                f"{word!r} is too long for a one-second clip: at most {MAX_WORDS_IN_PHRASE} words "
+                f"and {MAX_WORD_CHARACTERS} characters"
+            )
+        if any(word_folder(word) == word_folder(other) for other in words):
+            raise ValueError(f"{word!r} is given twice")
+        words.append(word)
+    return tuple(words)
+
+
 def engine_versions(config: SyntheticConfig) -> dict[str, str]:
     """Engines that will speak, with what identifies their output (package version or voices)."""
     found = {"espeak-ng": version("espeakng-loader")}
@@ -192,7 +228,7 @@ def plan(config: SyntheticConfig, engines: dict[str, CommandEngine] | None = Non
                 speaker = speakers[split][seed % len(speakers[split])]
                 take = takes[(word, speaker.speaker_id)]
                 takes[(word, speaker.speaker_id)] += 1
-                path = f"{word}/{speaker.speaker_id}_nohash_{take}.wav"
+                path = f"{word_folder(word)}/{speaker.speaker_id}_nohash_{take}.wav"
                 clips.append(ClipSpec(relative_path=path, word=word, speaker=speaker, seed=seed))
                 split_of[path] = split
     return Plan(voices=by_split, speakers=speakers, clips=clips, split_of=split_of)

@@ -1,0 +1,37 @@
+"""Several datasets as one: `load_datasets` / `AudioDataset.combine`."""
+
+import dataclasses
+
+import pytest
+
+from microspeech.data import SPLITS, AudioDataset, load_dataset, load_datasets
+from microspeech.data.pipeline import dataset_fingerprint
+from microspeech.data.synthetic import PRESETS, generate_synthetic
+
+pytestmark = pytest.mark.xdist_group("synthetic")
+WORDS = ("yes", "lights on")
+
+
+@pytest.fixture(scope="module")
+def synth_dir(tmp_path_factory):
+    config = dataclasses.replace(PRESETS["synthetic-tiny"], words=WORDS, noise_seconds=2.0)
+    root = tmp_path_factory.mktemp("combine") / "synth"
+    return generate_synthetic(config, root=root, workers=1, show_progress=False).root
+
+
+def test_combined_dataset_keeps_each_split_and_reads_from_each_root(subset_dir, synth_dir):
+    subset, synth = load_dataset(subset_dir), load_dataset(synth_dir)
+    combined = load_datasets([str(subset_dir), str(synth_dir)])
+    assert combined.parts == [subset, synth] and combined.layout == "combined"
+    assert combined.name == f"{subset.name}+{synth.name}"
+    for split in SPLITS:
+        assert combined.split(split) == subset.split(split) + synth.split(split)
+    assert set(combined.words) == set(subset.words) | {"yes", "lights_on"}
+    assert combined.noise_paths == subset.noise_paths + synth.noise_paths
+    assert combined.read(synth.split("test")[0]).shape == (16000,)
+    assert dataset_fingerprint(combined) not in (dataset_fingerprint(subset), dataset_fingerprint(synth))
+    assert load_datasets([str(synth_dir)]) == synth  # one dataset is itself
+    with pytest.raises(ValueError, match="given twice"):
+        AudioDataset.combine([synth, load_dataset(synth_dir)])
+    with pytest.raises(ValueError, match="no dataset"):
+        load_datasets([])
