@@ -170,3 +170,18 @@ def test_synth_refuses_bad_words_naming_the_option(words, message, tmp_path):
     result = CliRunner().invoke(app, ["dataset", "synth", "--words", words, "--output", str(tmp_path / "x")])
     assert result.exit_code == 2 and "--words" in result.output and message in result.output
     assert not (tmp_path / "x").exists()
+
+
+def test_an_interrupted_run_of_another_recipe_is_not_resumed(small_root, tmp_path):
+    from microspeech.data.synthetic.generate import PARTIAL_RECIPE
+
+    # A run for other words (or options) was interrupted into the same folder: its clips must not
+    # end up in this dataset.
+    target = tmp_path / "words"
+    partial = tmp_path / "words.partial"
+    (partial / "sheila").mkdir(parents=True)
+    (partial / "sheila" / "stale.wav").write_bytes(b"RIFF")
+    (partial / PARTIAL_RECIPE).write_text("another-recipe\n")
+    generate_synthetic(SMALL, root=target, workers=1, show_progress=False)
+    assert not (target / "sheila").exists() and not (target / PARTIAL_RECIPE).exists()
+    assert _digest(target) == _digest(small_root)

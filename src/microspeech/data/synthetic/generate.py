@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import re
 import select
+import shutil
 import signal
 import threading
 import time
@@ -51,6 +52,7 @@ GENERATOR_VERSION = 1
 MANIFEST = "synthetic.json"
 NOISE_COLORS = ("white", "pink", "brown")
 # Fixed batch size: results must not depend on how many workers share the work.
+PARTIAL_RECIPE = ".microspeech-recipe"  # the fingerprint of what a partial folder holds
 BATCH_CLIPS = 40
 RATES_WPM = (115, 135, 155, 175, 200, 225)
 PITCHES = (20, 32, 44, 56, 68, 80)
@@ -363,6 +365,14 @@ def generate_synthetic(
     with atomic_directory(root, resume=True) as partial:
         if partial is None:  # another process finished it while this one waited
             return Generation(root, 0, 0.0)
+        # Resume only the same recipe: clips an interrupted run rendered for other words or
+        # options must not end up in this dataset.
+        recipe_file = partial / PARTIAL_RECIPE
+        fingerprint = config.fingerprint()
+        if recipe_file.is_file() and recipe_file.read_text().strip() != fingerprint:
+            for entry in list(partial.iterdir()):
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        recipe_file.write_text(fingerprint + "\n")
         started = time.perf_counter()
         engines = _engines(config)
         recipe = plan(config, engines)
@@ -390,6 +400,7 @@ def generate_synthetic(
         _write_text(partial / MANIFEST, json.dumps(manifest, indent=1) + "\n")
         for leftover in partial.rglob("*.partial*"):  # half-written files of an interrupted run
             leftover.unlink()
+        recipe_file.unlink()
     return Generation(root, rendered, seconds)
 
 
