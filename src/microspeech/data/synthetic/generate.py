@@ -435,12 +435,9 @@ def _run_batches(
             except BaseException:
                 # Ctrl-C or a failed batch: stop the running batches now rather than wait for them
                 # (finished clips stay in the partial folder for the next run).
-                # Workers first, then a waiting shutdown: shutdown(wait=False) would clear the
-                # pool's process table while its manager thread still replaces exited workers
-                # (max_tasks_per_child), a TypeError traceback at exit.
+                pool.shutdown(wait=False, cancel_futures=True)
                 for worker in set(multiprocessing.active_children()) - started_before:
                     worker.terminate()
-                pool.shutdown(wait=True, cancel_futures=True)
                 raise
 
 
