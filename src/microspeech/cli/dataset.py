@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -156,6 +157,12 @@ def synth_command(
     except (SynthesisError, ValueError) as error:
         fail(str(error))
     except KeyboardInterrupt:
+        # The user stopped it: the process pool's own shutdown, racing its stopped workers, may
+        # still report a closed pipe from a thread or an exit handler; that is not news to them.
+        import threading
+
+        sys.unraisablehook = lambda unraisable: None
+        threading.excepthook = lambda args: None
         fail("interrupted; the clips already rendered are kept, run the same command to resume", code=130)
     if generation.clips_rendered:
         console.print(
