@@ -21,7 +21,7 @@ import soundfile as sf
 
 from bundles import machine_description
 from microspeech.data import load_dataset
-from microspeech.data.augmentation import trim
+from microspeech.data.clip_bank import trim
 from microspeech.data.pipeline import TrainingPipeline
 from microspeech.frontend import compute_features
 from microspeech.models import get_model_spec

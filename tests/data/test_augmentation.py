@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from microspeech.data.augmentation import ClipBank, NoiseBank, draw_plan, render, trim_bounds
+from microspeech.data.augmentation import NoiseBank, draw_plan, render
+from microspeech.data.clip_bank import ClipBank, trim_bounds
 from microspeech.data.settings import AugmentationSettings
 
 WINDOW = 16000

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from microspeech.audio import active_rms
-from microspeech.data.augmentation import FRAGMENT, KEYWORD, OTHER, ClipBank, NoiseBank, draw_plan, render
+from microspeech.data.augmentation import FRAGMENT, KEYWORD, OTHER, NoiseBank, draw_plan, render
+from microspeech.data.clip_bank import ClipBank
 from microspeech.data.pipeline import TrainingPipeline, _render_features, warm_up_samples
 from microspeech.data.settings import AugmentationSettings
 from microspeech.frontend import FrontendSettings, compute_features

@@ -17,15 +17,11 @@ from typing import TYPE_CHECKING
 import numba
 import numpy as np
 
-from microspeech.audio import active_rms
+from microspeech.data.clip_bank import ClipBank
 
 if TYPE_CHECKING:
     from microspeech.data.settings import AugmentationSettings
 
-# librosa.effects.trim defaults (frame, hop, amplitude floor), which MLTK trims with.
-TRIM_FRAME = 2048
-TRIM_HOP = 512
-TRIM_AMPLITUDE_FLOOR = 1e-5
 # What each rendered word is, for its placement (`draw_plan`'s `kinds`).
 KEYWORD, OTHER, FRAGMENT = 0, 1, 2
 # Grain size for pitch shifting (64 ms hann windows at 75% overlap).
@@ -33,74 +29,6 @@ GRAIN = 1024
 GRAIN_HOP = GRAIN // 4
 # Hann window halved: four overlapping grains then sum to exactly one.
 _GRAIN_WINDOW = (0.25 - 0.25 * np.cos(2.0 * np.pi * np.arange(GRAIN) / GRAIN)).astype(np.float32)
-
-
-def trim_bounds(samples: np.ndarray, threshold_db: float = 20.0) -> tuple[int, int]:
-    """[start, end) of the part louder than `threshold_db` below the loudest frame, as MLTK trims.
-
-    Exactly `librosa.effects.trim(samples / 32768, top_db=threshold_db)` (librosa 0.11's
-    defaults, which MLTK's generator uses): RMS over 2048-sample frames centred every 512
-    samples with zero padding, in dB against the loudest frame (amplitudes floored at 1e-5);
-    a frame counts if it is strictly above -threshold_db; the bounds are the first loud
-    frame's centre and one hop after the last one's. The wide centred frames keep a margin of
-    up to 64 ms around the word, so weak onsets and endings (the n of "no", the t of "left")
-    survive; an all-zero clip keeps its full length.
-    """
-    n = samples.shape[0]
-    if n == 0:
-        return 0, 0
-    padded = np.pad(samples.astype(np.float64) / 32768.0, TRIM_FRAME // 2)
-    energy = np.concatenate([[0.0], np.cumsum(padded**2)])
-    starts = np.arange(1 + (padded.shape[0] - TRIM_FRAME) // TRIM_HOP) * TRIM_HOP
-    rms = np.sqrt(np.maximum(energy[starts + TRIM_FRAME] - energy[starts], 0.0) / TRIM_FRAME)
-    level_db = 20.0 * np.log10(np.maximum(rms, TRIM_AMPLITUDE_FLOOR))
-    loud = np.flatnonzero(level_db - level_db.max() > -threshold_db)
-    return int(loud[0] * TRIM_HOP), int(min(n, (loud[-1] + 1) * TRIM_HOP))
-
-
-def trim(samples: np.ndarray, threshold_db: float = 20.0) -> np.ndarray:
-    start, end = trim_bounds(samples, threshold_db)
-    return samples[start:end]
-
-
-@dataclass
-class ClipBank:
-    """Decoded (and optionally trimmed) clips, back to back in one int16 buffer."""
-
-    audio: np.ndarray  # int16, all clips concatenated
-    starts: np.ndarray  # int64 per clip
-    lengths: np.ndarray  # int64 per clip
-    levels: np.ndarray  # float64 per clip: active-speech RMS (int16 units), for mixing at an SNR
-
-    @classmethod
-    def from_arrays(cls, clips: Sequence[np.ndarray], max_length: int) -> ClipBank:
-        clipped = [np.asarray(c, dtype=np.int16)[:max_length] for c in clips]
-        lengths = np.array([len(c) for c in clipped], dtype=np.int64)
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(clipped) else lengths
-        audio = np.concatenate(clipped) if clipped else np.zeros(0, np.int16)
-        levels = np.array([active_rms(c) for c in clipped], dtype=np.float64)
-        return cls(audio, starts, lengths, levels)
-
-    @classmethod
-    def read(
-        cls,
-        read: Callable[[object], np.ndarray],
-        items: Sequence[object],
-        max_length: int,
-        threshold_db: float | None,
-        on_item: Callable[[], None] | None = None,
-    ) -> ClipBank:
-        """Read each item with `read`, trim at `threshold_db` (None: keep as is), keep <= max_length."""
-        arrays = []
-        for item in items:
-            samples = read(item)
-            arrays.append(trim(samples, threshold_db) if threshold_db is not None else samples)
-            if on_item is not None:
-                on_item()
-        return cls.from_arrays(arrays, max_length)
-
-    def __len__(self) -> int:
-        return len(self.lengths)
 
 
 @dataclass

@@ -25,17 +25,19 @@ from microspeech.data.augmentation import (
     FRAGMENT,
     KEYWORD,
     OTHER,
-    ClipBank,
     NoiseBank,
     Plan,
     draw_plan,
     mask_features,
     render,
 )
+from microspeech.data.clip_bank import ClipBank, bank_store
 from microspeech.data.settings import AugmentationSettings
 from microspeech.labels import SILENCE, UNKNOWN, is_word_class
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from microspeech.data.clips import AudioDataset, Clip
     from microspeech.frontend import FrontendSettings
 
@@ -307,8 +309,12 @@ class TrainingPipeline:
         *,
         seed: int = 0,
         progress: Callable[[int, int], None] | None = None,
+        bank_cache: Path | None = None,
     ) -> None:
-        """Check the dataset, pick the pools, decode and trim them; `progress(done, total)` per clip."""
+        """Check the dataset, pick the pools, decode and trim them; `progress(done, total)` per clip.
+
+        `bank_cache`: a folder for the decoded clips (`clip_bank.bank_store`), reused by later runs.
+        """
         self.dataset = dataset
         self.target = target
         self.seed = seed
@@ -340,17 +346,23 @@ class TrainingPipeline:
         self.n_silence = max(1, round(target.silence_ratio * mean_keywords)) if SILENCE in classes else 0
         if cap is not None:
             self.n_unknown, self.n_silence = min(self.n_unknown, cap), min(self.n_silence, cap)
-        # Decode and trim every clip an epoch can use, once.
+        # Decode and trim every clip an epoch can use, once; with `bank_cache`, once for every run
+        # on the same files (the bank is kept there and memory-mapped).
         ordered = [c for w in target.keywords for c in self.keyword_pools[w]]
         ordered += [c for w in sorted(self.unknown_pools) for c in self.unknown_pools[w]]
         self._index = {clip: i for i, clip in enumerate(ordered)}
         done = iter(range(1, len(ordered) + 1))
+        threshold_db = target.augmentation.trim_threshold_db
+        store = None
+        if bank_cache is not None:
+            store = bank_store(bank_cache, (c.path for c in ordered), self.frontend.n_samples, threshold_db)
         self.bank = ClipBank.read(
             dataset.read,
             ordered,
             self.frontend.n_samples,
-            target.augmentation.trim_threshold_db,
+            threshold_db,
             on_item=(lambda: progress(next(done), len(ordered))) if progress else None,
+            store=store,
         )
         warm_up = warm_up_samples(target.augmentation, self.frontend)
         self.noise = _noise_bank(dataset, self.frontend.n_samples + warm_up)

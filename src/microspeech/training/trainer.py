@@ -28,6 +28,7 @@ from microspeech.checks import check_output_folder, check_seed
 from microspeech.files import atomic_output, write_bytes_atomic, write_text_atomic
 from microspeech.labels import UNKNOWN
 from microspeech.models import ModelArtifacts, ModelSpec, resolve_model_spec
+from microspeech.paths import cache_dir
 from microspeech.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -212,6 +213,7 @@ def _train_locked(
             spec.training_target(),
             seed=seed,
             progress=lambda done, total: bars.update(task, completed=done, total=total),
+            bank_cache=cache_dir() / "clip_banks",
         )
         bars.update(task, description="validation features")
         validation = pipeline.validation()
