@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from microspeech.evaluation.tuning import candidates, choose, pick
+from microspeech.evaluation.tuning import TUNED_KEYS, candidates, choose, pick, verify_candidates
 
 HOURS = 0.5  # a 30-minute stream: one false accept is 2 FA/h
 
@@ -70,3 +70,47 @@ def test_the_choice_follows_the_firmware_result_and_the_models_own_parameters_co
     assert choose([replay_best, second], current, 2.0) is second
     assert choose([replay_best], current, 2.0) is current
     assert choose([replay_best], entry(185, 12, 6.0), 2.0) is None
+
+
+def _firmware(outcomes):
+    """A fake firmware loop: the (hits, false accepts) each threshold really gives, and a log of calls."""
+    calls = []
+
+    def firmware_score(params):
+        calls.append(params["detection_threshold"])
+        hits, false_accepts = outcomes[params["detection_threshold"]]
+        return {
+            "hits": hits,
+            "misses": 100 - hits,
+            "false_accepts": false_accepts,
+            "fa_per_hour": false_accepts / HOURS,
+        }
+
+    return firmware_score, calls
+
+
+def test_the_firmware_check_walks_down_past_a_shortlist_that_overshoots():
+    # The best replayed rows all gain a false accept on the firmware loop; the 0-FA rows are poor.
+    # The walk must reach threshold 192 (73 hits) instead of settling for 248 (13 hits).
+    replayed = [row(188, misses=23, false_accepts=1), row(184, misses=23, false_accepts=1)]
+    replayed += [row(192, misses=28, false_accepts=1), row(136, misses=29, false_accepts=1)]
+    replayed += [row(248, misses=87, false_accepts=0), row(236, misses=88, false_accepts=0)]
+    replayed += [row(t, misses=95, false_accepts=0) for t in (250, 252, 254)]
+    truth = {188: (78, 2), 184: (79, 2), 192: (73, 1), 136: (75, 2), 248: (13, 0), 236: (12, 0)}
+    truth |= {250: (5, 0), 252: (5, 0), 254: (5, 0)}
+    firmware_score, calls = _firmware(truth)
+    verified = verify_candidates(replayed, 2.0, HOURS, firmware_score, verify=1, check_over_budget=False)
+    current = {
+        **dict.fromkeys(TUNED_KEYS, 0),
+        "firmware": {"misses": 100, "false_accepts": 0, "fa_per_hour": 0.0},
+    }
+    assert choose(verified, current, 2.0)["detection_threshold"] == 192
+    # It stops once no row further down can beat the best fitting result: 250-254 are never run.
+    assert not {250, 252, 254} & set(calls) and len(calls) == len(set(calls))
+
+
+def test_the_walk_respects_its_budget_of_firmware_checks():
+    replayed = [row(100 + t, misses=t, false_accepts=1) for t in range(40)]  # every one overshoots
+    firmware_score, calls = _firmware({100 + t: (100 - t, 3) for t in range(40)})
+    verified = verify_candidates(replayed, 2.0, HOURS, firmware_score, verify=2, max_checks=7)
+    assert len(calls) == len(verified) == 7

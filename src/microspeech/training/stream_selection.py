@@ -260,7 +260,7 @@ def calibrate_detection(
         windows=CALIBRATION_WINDOWS,
         minimum_counts=CALIBRATION_MINIMUM_COUNTS,
         suppressions=CALIBRATION_SUPPRESSIONS,
-        verify=2,  # two candidates per margin: each firmware check replays the whole stream
+        verify=2,  # two per margin first; then `verify_candidates` walks down while a row can win
         check_over_budget=False,
         show_progress=show_progress,
     )

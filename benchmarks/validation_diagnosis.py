@@ -1,0 +1,91 @@
+"""Where a trained model errs on the *validation* split: clip confusions by word, and the stream.
+
+    .venv/bin/python benchmarks/validation_diagnosis.py MODEL_FOLDER [MODEL_FOLDER ...]
+
+For choosing recipe changes without the test set: per model, int8 (LiteRT) clip accuracy and
+balanced accuracy on the validation clips as training sees them (`TrainingPipeline.validation`,
+fresh frontend, unknown balanced), the confusions by source word, and the validation stream's
+calibrated operating point and best miss rates within 2 / 6 / 20 FA/h (from the manifest and a
+threshold sweep at the calibrated window and count on the same stream).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from bundles import SUBSET, machine_description, shared_bundle
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", type=Path)
+    parser.add_argument("--top", type=int, default=8, help="confusions listed per model")
+    args = parser.parse_args()
+    print(machine_description(), flush=True)
+    from microspeech.data import load_dataset
+    from microspeech.data.pipeline import TrainingPipeline
+    from microspeech.detection.classify import KeywordSpotter, load_keyword_model, run_spotter
+    from microspeech.evaluation.evaluate import score_tflite
+    from microspeech.evaluation.tuning import sweep
+    from microspeech.models import resolve_model
+    from microspeech.training.stream_selection import ValidationStream
+
+    dataset = load_dataset(shared_bundle(SUBSET))
+    for folder in args.models:
+        model = resolve_model(str(folder))
+        spec = model.spec
+        manifest = model.manifest
+        seed = manifest["seed"]
+        pipeline = TrainingPipeline.__new__(TrainingPipeline)  # validation() needs only these
+        pipeline.dataset, pipeline.target, pipeline.seed = dataset, spec.training_target(), seed
+        pipeline.classes, pipeline.frontend = list(spec.classes), spec.frontend
+        validation = pipeline.validation()
+        scores = score_tflite(model.tflite_path, validation.features)
+        predicted = scores.argmax(-1)
+        hits = predicted == validation.labels
+        recalls = [hits[validation.labels == c].mean() for c in range(len(spec.classes))]
+        print(f"\n## {folder} (seed {seed}, best epoch {manifest['best_epoch']} of {manifest['epochs_run']})")
+        print(f"int8 validation clips: {100 * hits.mean():.2f}% / balanced {100 * np.mean(recalls):.2f}%")
+        print(
+            "recall per class: "
+            + ", ".join(f"{n} {100 * r:.1f}%" for n, r in zip(spec.classes, recalls, strict=True))
+        )
+        errors = Counter()
+        for clip, label, guess in zip(validation.clips, validation.labels, predicted, strict=True):
+            if label != guess:
+                word = clip.word if clip is not None else "(noise slice)"
+                errors[f"{word} -> {spec.classes[guess]}"] += 1
+        print("errors: " + ", ".join(f"{k} {v}" for k, v in errors.most_common(args.top)))
+        calibration = manifest.get("detection_calibration", {})
+        chosen = (calibration or {}).get("chosen")
+        if chosen:
+            firmware = chosen["firmware"]
+            print(
+                f"calibrated: threshold {chosen['detection_threshold']}, "
+                f"window {chosen['average_window_duration_ms']}, "
+                f"count {chosen['minimum_count']}: {100 * firmware['miss_rate']:.1f}% missed at "
+                f"{firmware['fa_per_hour']:.1f} FA/h on the validation stream"
+            )
+        stream = ValidationStream.build(dataset, spec, seed=seed).stream
+        keyword_model = load_keyword_model(model.tflite_path)
+        base = keyword_model.detection
+        spotter = KeywordSpotter(keyword_model, base, reset_after_detection=False)
+        run, _ = run_spotter(spotter, stream, "scoring the validation stream", False)
+        rows = sweep(
+            stream, run.scores, run.times_ms, keyword_model.classes, base,
+            thresholds=range(60, 256, 4), windows=(300, 500, 750, 1000), minimum_counts=(1, 2, 3),
+        )  # fmt: skip
+        best = {
+            budget: min((r["miss_rate"] for r in rows if r["fa_per_hour"] <= budget), default=1.0)
+            for budget in (2, 6, 20)
+        }
+        misses = " / ".join(f"{100 * v:.1f}%" for v in best.values())
+        print(f"validation stream ({stream.seconds / 60:.0f} min), best miss at <= 2 / 6 / 20 FA/h: {misses}")
+
+
+if __name__ == "__main__":
+    main()
