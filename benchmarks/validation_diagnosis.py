@@ -12,6 +12,7 @@ threshold sweep at the calibrated window and count on the same stream).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections import Counter
 from pathlib import Path
 
@@ -24,6 +25,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", type=Path)
     parser.add_argument("--top", type=int, default=8, help="confusions listed per model")
+    parser.add_argument(
+        "--stream-offset",
+        type=int,
+        default=0,
+        help="build the validation stream with seed + this (0: the stream training chose the checkpoint "
+        "on; another value: the same validation clips, other placements and noise, so the "
+        "checkpoint choice's luck does not flatter the model)",
+    )
+    parser.add_argument("--minutes", type=float, help="stream length (default: the spec's validation stream)")
     args = parser.parse_args()
     print(machine_description(), flush=True)
     from microspeech.data import load_dataset
@@ -70,7 +80,11 @@ def main() -> None:
                 f"count {chosen['minimum_count']}: {100 * firmware['miss_rate']:.1f}% missed at "
                 f"{firmware['fa_per_hour']:.1f} FA/h on the validation stream"
             )
-        stream = ValidationStream.build(dataset, spec, seed=seed).stream
+        if args.minutes:
+            spec = dataclasses.replace(
+                spec, train=dataclasses.replace(spec.train, stream_validation_minutes=args.minutes)
+            )
+        stream = ValidationStream.build(dataset, spec, seed=seed + args.stream_offset).stream
         keyword_model = load_keyword_model(model.tflite_path)
         base = keyword_model.detection
         spotter = KeywordSpotter(keyword_model, base, reset_after_detection=False)
@@ -84,7 +98,9 @@ def main() -> None:
             for budget in (2, 6, 20)
         }
         misses = " / ".join(f"{100 * v:.1f}%" for v in best.values())
-        print(f"validation stream ({stream.seconds / 60:.0f} min), best miss at <= 2 / 6 / 20 FA/h: {misses}")
+        which = "the training's" if not args.stream_offset else f"seed offset {args.stream_offset}"
+        minutes = f"{stream.seconds / 60:.0f} min"
+        print(f"validation stream ({which}, {minutes}), best miss at <= 2 / 6 / 20 FA/h: {misses}")
 
 
 if __name__ == "__main__":
