@@ -122,3 +122,43 @@ def test_label_smoothing_matches_keras_and_balanced_accuracy_is_mean_recall():
     assert accuracy == pytest.approx((predicted == labels).mean())
     assert balanced == pytest.approx(np.mean(recalls))
     assert trainer.evaluate(features, labels) == pytest.approx((loss, accuracy))
+
+
+def test_weight_averaging_swaps_in_the_moving_average_and_gives_the_trained_weights_back():
+    import keras
+
+    from microspeech.models import get_model_spec
+    from microspeech.training.loop import FastTrainer
+
+    keras.utils.set_random_seed(0)
+    model = get_model_spec("tflite_micro_speech").build_model()
+    momentum = 0.9
+    trainer = FastTrainer(model, 1e-2, [1.0, 1.0, 1.0, 1.0], weight_averaging=momentum)
+    rng = np.random.default_rng(0)
+    features = rng.integers(-128, 128, (96, 49, 40)).astype(np.int8)
+    labels = rng.integers(0, 4, 96)
+    model.layers[5].rate = 0.0
+    kernel = model.trainable_variables[0]
+    seen = [kernel.numpy()]  # the average starts at the first step's result (Keras: momentum 0 then)
+    for start in range(0, 96, 32):  # one step per call, to follow the average by hand
+        trainer.train_epoch(
+            features[start : start + 32], labels[start : start + 32], 32, np.random.default_rng(1)
+        )
+        seen.append(kernel.numpy())
+    expected = seen[1]
+    for value in seen[2:]:
+        expected = momentum * expected + (1 - momentum) * value
+    trained = kernel.numpy()
+    with trainer.averaged_weights():
+        assert np.allclose(kernel.numpy(), expected, atol=1e-6)
+        assert not np.allclose(kernel.numpy(), trained)
+        averaged_scores = trainer.predict(features)
+    assert np.array_equal(kernel.numpy(), trained)  # the trained weights are back
+    assert not np.allclose(averaged_scores, trainer.predict(features))
+
+    plain = FastTrainer(get_model_spec("tflite_micro_speech").build_model(), 1e-2, [1.0] * 4)
+    before = [v.numpy() for v in plain.model.trainable_variables]
+    with plain.averaged_weights():  # no averaging: nothing swapped
+        assert all(
+            np.array_equal(a, v.numpy()) for a, v in zip(before, plain.model.trainable_variables, strict=True)
+        )

@@ -55,6 +55,9 @@ class TrainSettings:
     class_weight_scale: dict[str, float] = field(default_factory=dict)
     # Cross-entropy against (1 - s) one-hot + s / classes (Keras' label_smoothing); 0 is off.
     label_smoothing: float = 0.0
+    # Exponential moving average of the trainable weights, momentum per step (0 is off): each
+    # epoch is evaluated, chosen and mined with the averaged weights, which are the ones kept.
+    weight_averaging: float = 0.0
     # Clip counts relative to the mean keyword count (MLTK: unknown 3x, silence 0.2x).
     unknown_ratio: float = 3.0
     silence_ratio: float = 0.2

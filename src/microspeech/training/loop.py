@@ -8,6 +8,8 @@ accuracy come back once per chunk. Callbacks run between epochs, outside the gra
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,12 +39,20 @@ class FastTrainer:
         class_weights: list[float],
         *,
         label_smoothing: float = 0.0,
+        weight_averaging: float = 0.0,
     ) -> None:
+        """`weight_averaging`: the momentum per step of an exponential moving average of the
+        trainable weights (0: none), which `averaged_weights()` swaps in for evaluation."""
         import keras
         import tensorflow as tf
 
         self.model = model
-        self.optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
+        if weight_averaging:
+            self.optimizer = keras.optimizers.Adam(
+                learning_rate=learning_rate, use_ema=True, ema_momentum=weight_averaging
+            )
+        else:
+            self.optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
         self.optimizer.build(model.trainable_variables)
         self._class_weights = tf.constant(class_weights, dtype=tf.float32)
         self._label_smoothing = float(label_smoothing)
@@ -149,6 +159,24 @@ class FastTrainer:
         recalls = [hits[labels == c].mean() for c in np.unique(labels)]
         balanced = float(np.mean(recalls)) if recalls else 0.0
         return float(-np.log(picked).mean()), float(hits.mean()), balanced
+
+    @contextmanager
+    def averaged_weights(self) -> Iterator[None]:
+        """Inside the block the model holds the averaged trainable weights (BatchNorm statistics
+        as they are); the trained ones come back after it. Without averaging, nothing changes."""
+        averages = getattr(self.optimizer, "_model_variables_moving_average", None)
+        if not self.optimizer.use_ema or not averages:
+            yield
+            return
+        variables = self.model.trainable_variables
+        trained = [v.numpy() for v in variables]
+        for variable, average in zip(variables, averages, strict=True):
+            variable.assign(average)
+        try:
+            yield
+        finally:
+            for variable, value in zip(variables, trained, strict=True):
+                variable.assign(value)
 
     def state(self) -> dict[str, np.ndarray]:
         """Model and optimizer variables (incl. dropout seed state), for checkpoints."""

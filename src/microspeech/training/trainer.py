@@ -329,7 +329,11 @@ def _fit(
     _, first_labels = pipeline.epoch_sources(0)
     weights = loss_class_weights(spec, first_labels)
     trainer = FastTrainer(
-        spec.build_model(), settings.learning_rate, weights, label_smoothing=settings.label_smoothing
+        spec.build_model(),
+        settings.learning_rate,
+        weights,
+        label_smoothing=settings.label_smoothing,
+        weight_averaging=settings.weight_averaging,
     )
     reduce_lr = ReduceLROnPlateau(
         settings.reduce_lr_monitor,
@@ -394,73 +398,75 @@ def _fit(
             rng = np.random.default_rng([seed, epoch, 0x5F1])
             result = trainer.train_epoch(features, labels, settings.batch_size, rng, on_chunk=show)
             train_seconds = time.perf_counter() - train_started
-            val_loss, val_accuracy, val_balanced = trainer.evaluate_balanced(
-                validation.features, validation.labels
-            )
-            metrics = {
-                "loss": result.loss,
-                "accuracy": result.accuracy,
-                "val_loss": val_loss,
-                "val_accuracy": val_accuracy,
-                "val_balanced_accuracy": val_balanced,
-            }
-            if stream is not None:
-                stream_score, point = stream.epoch_metrics(trainer.predict(stream.inputs.features))
-                metrics["val_stream_score"] = stream_score
-                metrics["val_stream_hit_rate"] = point.hit_rate
-                metrics["val_stream_fa_per_hour"] = point.fa_per_hour
-                metrics["val_stream_threshold"] = point.detection_threshold
-            row = {
-                "epoch": epoch + 1,
-                **metrics,
-                "learning_rate": trainer.learning_rate,
-                "samples_per_second": round(result.samples / train_seconds, 1),
-                "seconds": round(time.perf_counter() - epoch_started, 3),
-            }
-            history.append(row)
-            bars.update(
-                task,
-                stats=f"{row['samples_per_second']:,.0f} samples/s  loss {result.loss:.4f}  "
-                f"acc {result.accuracy:.3f}  val_acc {val_accuracy:.3f}"
-                + (f"  stream {metrics['val_stream_score']:.3f}" if stream is not None else ""),
-            )
-            with writer.as_default(step=epoch + 1):
-                for key, value in {**metrics, "learning_rate": trainer.learning_rate}.items():
-                    _scalar_summary(key, value)
-            logger.info("epoch %d: %s", epoch + 1, {k: round(float(v), 5) for k, v in row.items()})
-            _, stopped = stopping.on_epoch_end(epoch, metrics)
-            is_best, _ = selection.on_epoch_end(epoch, metrics)
-            if is_best:
-                best_weights = trainer.model_weights()
-            trainer.learning_rate = reduce_lr.on_epoch_end(metrics, trainer.learning_rate)
-            if stopped:
-                logger.info(
-                    "early stopping after epoch %d (%s); best epoch %d (%s %.4f)",
-                    epoch + 1,
-                    stopping.monitor,
-                    selection.best_epoch + 1,
-                    selection.monitor,
-                    selection.best,
+            # Evaluated, chosen and mined with the averaged weights when the spec averages them.
+            with trainer.averaged_weights():
+                val_loss, val_accuracy, val_balanced = trainer.evaluate_balanced(
+                    validation.features, validation.labels
                 )
-            if (
-                len(mining_rounds) < settings.mining_rounds
-                and (epoch + 1) % settings.mining_every == 0
-                and not stopped
-                and epoch + 1 < settings.epochs
-            ):
-                from microspeech.training.mining import mine_hard_negatives
+                metrics = {
+                    "loss": result.loss,
+                    "accuracy": result.accuracy,
+                    "val_loss": val_loss,
+                    "val_accuracy": val_accuracy,
+                    "val_balanced_accuracy": val_balanced,
+                }
+                if stream is not None:
+                    stream_score, point = stream.epoch_metrics(trainer.predict(stream.inputs.features))
+                    metrics["val_stream_score"] = stream_score
+                    metrics["val_stream_hit_rate"] = point.hit_rate
+                    metrics["val_stream_fa_per_hour"] = point.fa_per_hour
+                    metrics["val_stream_threshold"] = point.detection_threshold
+                row = {
+                    "epoch": epoch + 1,
+                    **metrics,
+                    "learning_rate": trainer.learning_rate,
+                    "samples_per_second": round(result.samples / train_seconds, 1),
+                    "seconds": round(time.perf_counter() - epoch_started, 3),
+                }
+                history.append(row)
+                bars.update(
+                    task,
+                    stats=f"{row['samples_per_second']:,.0f} samples/s  loss {result.loss:.4f}  "
+                    f"acc {result.accuracy:.3f}  val_acc {val_accuracy:.3f}"
+                    + (f"  stream {metrics['val_stream_score']:.3f}" if stream is not None else ""),
+                )
+                with writer.as_default(step=epoch + 1):
+                    for key, value in {**metrics, "learning_rate": trainer.learning_rate}.items():
+                        _scalar_summary(key, value)
+                logger.info("epoch %d: %s", epoch + 1, {k: round(float(v), 5) for k, v in row.items()})
+                _, stopped = stopping.on_epoch_end(epoch, metrics)
+                is_best, _ = selection.on_epoch_end(epoch, metrics)
+                if is_best:
+                    best_weights = trainer.model_weights()
+                trainer.learning_rate = reduce_lr.on_epoch_end(metrics, trainer.learning_rate)
+                if stopped:
+                    logger.info(
+                        "early stopping after epoch %d (%s); best epoch %d (%s %.4f)",
+                        epoch + 1,
+                        stopping.monitor,
+                        selection.best_epoch + 1,
+                        selection.monitor,
+                        selection.best,
+                    )
+                if (
+                    len(mining_rounds) < settings.mining_rounds
+                    and (epoch + 1) % settings.mining_every == 0
+                    and not stopped
+                    and epoch + 1 < settings.epochs
+                ):
+                    from microspeech.training.mining import mine_hard_negatives
 
-                found = mine_hard_negatives(
-                    trainer.predict,
-                    pipeline.dataset,
-                    spec,
-                    seed=seed,
-                    round_number=len(mining_rounds) + 1,
-                    after_epoch=epoch + 1,
-                )
-                mined = np.concatenate([mined, found.features])
-                mining_rounds.append(found.to_dict())
-                logger.info("hard-negative mining: %s", found.to_dict())
+                    found = mine_hard_negatives(
+                        trainer.predict,
+                        pipeline.dataset,
+                        spec,
+                        seed=seed,
+                        round_number=len(mining_rounds) + 1,
+                        after_epoch=epoch + 1,
+                    )
+                    mined = np.concatenate([mined, found.features])
+                    mining_rounds.append(found.to_dict())
+                    logger.info("hard-negative mining: %s", found.to_dict())
             arrays = trainer.state()
             arrays.update({f"best/{i}": w for i, w in enumerate(best_weights)})
             arrays["mined/features"] = mined
