@@ -121,3 +121,20 @@ def test_training_epochs_are_the_same_from_a_mapped_store(subset, tmp_path):
         features, labels = pipeline.epoch(2)
         expected_features, expected_labels = plain.epoch(2)
         assert np.array_equal(features, expected_features) and np.array_equal(labels, expected_labels)
+
+
+def test_a_store_pruned_by_another_run_before_it_is_mapped_is_built_again(subset, tmp_path, monkeypatch):
+    from microspeech.data import clip_bank
+
+    clips = _clips(subset, 4)
+    store = bank_store(tmp_path, (c.path for c in clips), 16000, 20.0)
+    pruned = []
+
+    def prune_this_one_once(keep):  # another run's pruning, racing this one's map
+        if not pruned:
+            pruned.append(keep)
+            shutil.rmtree(keep)
+
+    monkeypatch.setattr(clip_bank, "_prune_stores", prune_this_one_once)
+    bank = ClipBank.read(subset.read, clips, 16000, 20.0, store=store)
+    assert pruned == [store] and len(bank) == len(clips) and (store / COMPLETE_MARKER).exists()

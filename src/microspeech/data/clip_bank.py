@@ -96,25 +96,24 @@ class ClipBank:
         """
         capacity = max(1, len(items) * max_length)
         if store is None:
-            # Anonymous memory: only the pages written become resident, so the bank is filled in
-            # place at its final size, without an upper-bound allocation or a copy.
+            # Anonymous memory reserved at the upper bound: only the pages written become resident,
+            # so the bank is filled in place, with no list of arrays and no concatenated copy.
             buffer = mmap.mmap(-1, capacity * 2)
             audio = np.frombuffer(buffer, np.int16)
             starts, lengths, levels = _fill(audio, read, items, max_length, threshold_db, on_item)
             return cls(audio[: int(lengths.sum())], starts, lengths, levels)
-        with atomic_directory(store) as building:
-            if building is not None:
-                path = building / BANK_AUDIO
-                with open(path, "wb") as file:
-                    file.truncate(capacity * 2)  # sparse: blocks appear as they are written
-                audio = np.memmap(path, np.int16, "r+", shape=(capacity,))
-                starts, lengths, levels = _fill(audio, read, items, max_length, threshold_db, on_item)
-                audio.flush()
-                del audio
-                os.truncate(path, int(lengths.sum()) * 2)
-                np.savez(building / BANK_INDEX, starts=starts, lengths=lengths, levels=levels)
-        _prune_stores(store)
-        return cls.open(store)
+        for attempt in (1, 2):
+            with atomic_directory(store) as building:
+                if building is not None:
+                    _fill_store(building, read, items, max_length, threshold_db, on_item, capacity)
+            _prune_stores(store)
+            try:
+                return cls.open(store)
+            except FileNotFoundError:
+                # Another run pruned the store between its check and this map: build it again.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     @classmethod
     def open(cls, store: Path) -> ClipBank:
@@ -132,6 +131,26 @@ class ClipBank:
 
     def __len__(self) -> int:
         return len(self.lengths)
+
+
+def _fill_store(
+    building: Path,
+    read: Callable[[object], np.ndarray],
+    items: Sequence[object],
+    max_length: int,
+    threshold_db: float | None,
+    on_item: Callable[[], None] | None,
+    capacity: int,
+) -> None:
+    path = building / BANK_AUDIO
+    with open(path, "wb") as file:
+        file.truncate(capacity * 2)  # sparse: blocks appear as they are written
+    audio = np.memmap(path, np.int16, "r+", shape=(capacity,))
+    starts, lengths, levels = _fill(audio, read, items, max_length, threshold_db, on_item)
+    audio.flush()
+    del audio
+    os.truncate(path, int(lengths.sum()) * 2)
+    np.savez(building / BANK_INDEX, starts=starts, lengths=lengths, levels=levels)
 
 
 def _fill(
