@@ -45,8 +45,8 @@ def two_conv() -> ModelSpec:
         name="two_conv",
         description="two convolutions (16, 32 filters) on 49x40 features, between the seed and the DS-CNN",
         build=build,
-        # Measured (catalog, BENCHMARKS.md) with the seed's recipe before weight averaging; kept so
-        # until it is measured with it.
+        # Measured (catalog, BENCHMARKS.md) with the seed's recipe before weight averaging, which
+        # was not tried on this model; kept so until it is.
         train=dataclasses.replace(seed.train, weight_averaging=0.0),
     )
 
