@@ -152,8 +152,9 @@ def run_child(*arguments: str) -> dict:
 
 def run_train(folder: Path, epochs: int, seed: int, output: Path) -> dict:
     """`microspeech train` end to end under GNU time's peak-RSS count (children included)."""
+    microspeech = str(Path(sys.executable).with_name("microspeech"))  # this environment's CLI
     command = [
-        str(Path(sys.executable).with_name("microspeech")), "train", "tflite_micro_speech", "--dataset", str(folder),
+        microspeech, "train", "tflite_micro_speech", "--dataset", str(folder),
         "--epochs", str(epochs), "--seed", str(seed), "--output", str(output), "--quiet",
     ]  # fmt: skip
     started = time.perf_counter()
