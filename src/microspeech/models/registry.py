@@ -205,7 +205,7 @@ def list_models() -> list[str]:
 
 def dry_run_spec(spec: ModelSpec) -> ModelSpec:
     """The dry-run variant of a spec: same model and code path, tiny data, 3 epochs, batch 3,
-    at most a minute of validation stream and one mining round of half a minute."""
+    at most a minute of validation stream, one mining round of half a minute, no weight averaging."""
     train = dataclasses.replace(
         spec.train,
         epochs=3,
@@ -215,6 +215,8 @@ def dry_run_spec(spec: ModelSpec) -> ModelSpec:
         mining_rounds=min(spec.train.mining_rounds, 1),
         mining_every=1,
         mining_minutes=min(spec.train.mining_minutes, 0.5),
+        # A few dozen steps: an average over hundreds would keep the initial weights.
+        weight_averaging=0.0,
     )
     return dataclasses.replace(spec, name=spec.name + DRY_RUN_SUFFIX, train=train)
 

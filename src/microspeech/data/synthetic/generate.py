@@ -426,8 +426,12 @@ def _run_batches(
             return
         started_before = set(multiprocessing.active_children())
         with _pool(workers) as pool:
-            pending = {pool.submit(_render_batch, str(partial), batch, engines) for batch in batches}
+            pending: set = set()
             try:
+                # Submitting starts the workers: a Ctrl-C then must stop the pool too, not leave
+                # the pool's exit to wait for every batch already submitted.
+                for batch in batches:
+                    pending.add(pool.submit(_render_batch, str(partial), batch, engines))
                 while pending:
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for future in finished:
