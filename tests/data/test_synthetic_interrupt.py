@@ -126,3 +126,21 @@ def test_synth_command_stopped_leaves_no_process(tmp_path, stop):
         assert "Traceback" not in stderr
         lines = [line for line in stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and "interrupted" in lines[0], stderr
+
+
+def test_synth_runs_with_a_temporary_folder_too_long_for_a_socket(tmp_path):
+    """The forkserver's socket lives in TMPDIR; past ~100 characters it cannot be bound."""
+    long_tmp = tmp_path / ("t" * 90)
+    long_tmp.mkdir()
+    command = [sys.executable, "-c", "from microspeech.cli import main; main()", "dataset", "synth"]
+    command += ["--preset", "synthetic-tiny", "--train-per-word", "1", "--validation-per-word", "1"]
+    command += ["--test-per-word", "1", "--workers", "2", "--seed", "5"]
+    result = subprocess.run(
+        command,
+        env={**_environment(tmp_path), "TMPDIR": str(long_tmp)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "AF_UNIX" not in result.stderr

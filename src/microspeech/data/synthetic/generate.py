@@ -15,6 +15,7 @@ import re
 import select
 import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -276,9 +277,36 @@ def _render_batch(root: str, batch: list[ClipSpec], engines: dict[str, CommandEn
     return len(batch)
 
 
+# The forkserver listens on a Unix socket in multiprocessing's temporary folder
+# (<TMPDIR>/pymp-XXXXXXXX/listener-XXXXXXXX); socket paths end at 107 bytes on Linux, 103 on macOS.
+_SOCKET_PATH_LIMIT = 100
+_SOCKET_SUFFIX = len("/pymp-xxxxxxxx/listener-xxxxxxxx")
+_SHORT_TEMPORARY_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def _short_socket_folder() -> None:
+    """With a long TMPDIR the forkserver's socket path would not fit ("AF_UNIX path too long"):
+    then multiprocessing's temporary folder goes to a short system one (once per process)."""
+    from multiprocessing import process, util
+
+    if "tempdir" in process.current_process()._config:  # chosen already (by an earlier pool)
+        return
+    if len(tempfile.gettempdir()) + _SOCKET_SUFFIX <= _SOCKET_PATH_LIMIT:
+        return
+    for folder in _SHORT_TEMPORARY_FOLDERS:
+        if os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK):
+            saved, tempfile.tempdir = tempfile.tempdir, folder
+            try:
+                util.get_temp_dir()  # made and remembered under the short folder
+            finally:
+                tempfile.tempdir = saved
+            return
+
+
 def _pool(workers: int) -> ProcessPoolExecutor:
     # forkserver: children start from a clean server process, not a copy of a caller that may
     # hold TensorFlow threads; one batch per child keeps eSpeak's hidden state reproducible.
+    _short_socket_folder()
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["microspeech.data.synthetic.generate"])
     return ProcessPoolExecutor(
