@@ -146,3 +146,21 @@ def atomic_directory(
             target.rename(previous)
         partial.rename(target)
         shutil.rmtree(previous, ignore_errors=True)
+
+
+# System temporary folders with short paths, for what must fit a fixed-size buffer.
+SHORT_TEMPORARY_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def short_temporary_folder(room: int) -> str:
+    """The temporary folder if its path leaves `room` bytes under the caller's limit (pass the limit
+    minus what goes after it), else the first writable short system one; else the temporary folder."""
+    import tempfile
+
+    folder = tempfile.gettempdir()
+    if len(os.fsencode(folder)) <= room:
+        return folder
+    for candidate in SHORT_TEMPORARY_FOLDERS:
+        if os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK):
+            return candidate
+    return folder

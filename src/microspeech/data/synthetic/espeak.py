@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from microspeech.files import short_temporary_folder
+
 OUTPUT_RATE = 22050
 # Language voices with an English accent shipped in espeak-ng-data ("en" is British English).
 ACCENTS: tuple[str, ...] = (
@@ -48,13 +50,13 @@ _MAX_DATA_PATH = 150
 def library_data_path() -> Path:
     """`data_path()`, or a short symlink to it in the temporary folder when it is too long for eSpeak."""
     import hashlib
-    import tempfile
 
     path = data_path()
     if len(os.fsencode(path)) <= _MAX_DATA_PATH:
         return path
     digest = hashlib.sha256(os.fsencode(path)).hexdigest()[:12]
-    link = Path(tempfile.gettempdir()) / f"microspeech-espeak-{os.getuid()}-{digest}"
+    name = f"microspeech-espeak-{os.getuid()}-{digest}"
+    link = Path(short_temporary_folder(_MAX_DATA_PATH - len(name) - 1)) / name
     if not (link.is_symlink() and link.resolve() == path.resolve()):
         partial = link.with_name(f"{link.name}.{os.getpid()}.partial")
         partial.unlink(missing_ok=True)

@@ -44,7 +44,7 @@ from microspeech.data.synthetic.render import (
     stable_seed,
     trim_silence,
 )
-from microspeech.files import COMPLETE_MARKER, atomic_directory
+from microspeech.files import COMPLETE_MARKER, atomic_directory, short_temporary_folder
 from microspeech.labels import BACKGROUND_NOISE_DIR
 from microspeech.paths import datasets_dir
 from microspeech.progress import progress_bar
@@ -281,7 +281,6 @@ def _render_batch(root: str, batch: list[ClipSpec], engines: dict[str, CommandEn
 # (<TMPDIR>/pymp-XXXXXXXX/listener-XXXXXXXX); socket paths end at 107 bytes on Linux, 103 on macOS.
 _SOCKET_PATH_LIMIT = 100
 _SOCKET_SUFFIX = len("/pymp-xxxxxxxx/listener-xxxxxxxx")
-_SHORT_TEMPORARY_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm")
 
 
 def _short_socket_folder() -> None:
@@ -291,16 +290,12 @@ def _short_socket_folder() -> None:
 
     if "tempdir" in process.current_process()._config:  # chosen already (by an earlier pool)
         return
-    if len(tempfile.gettempdir()) + _SOCKET_SUFFIX <= _SOCKET_PATH_LIMIT:
-        return
-    for folder in _SHORT_TEMPORARY_FOLDERS:
-        if os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK):
-            saved, tempfile.tempdir = tempfile.tempdir, folder
-            try:
-                util.get_temp_dir()  # made and remembered under the short folder
-            finally:
-                tempfile.tempdir = saved
-            return
+    folder = short_temporary_folder(_SOCKET_PATH_LIMIT - _SOCKET_SUFFIX)
+    saved, tempfile.tempdir = tempfile.tempdir, folder
+    try:
+        util.get_temp_dir()  # made and remembered under that folder
+    finally:
+        tempfile.tempdir = saved
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
