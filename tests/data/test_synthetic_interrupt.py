@@ -91,8 +91,8 @@ def test_pool_workers_end_with_a_killed_caller(tmp_path):
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
 def test_synth_command_stopped_leaves_no_process(tmp_path, stop):
     command = [sys.executable, "-c", "from microspeech.cli import main; main()", "dataset", "synth"]
-    # Enough work (~7,000 clips) that a loaded machine cannot finish it before the signal lands.
-    command += ["--preset", "synthetic-tiny", "--train-per-word", "200", "--workers", "2", "--seed", "3"]
+    # Enough work (tens of thousands of clips) that no machine finishes it before a second Ctrl-C.
+    command += ["--preset", "synthetic-tiny", "--train-per-word", "2000", "--workers", "2", "--seed", "3"]
     # A session of its own: Ctrl-C in a terminal signals the whole foreground process group.
     synth = subprocess.Popen(
         command,
