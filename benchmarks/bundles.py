@@ -28,9 +28,8 @@ def shared_bundle(name: str, hint: str = "") -> Path:
     sys.exit(f"error: {name}.tar.xz not found in {where}" + (f"; {hint}" if hint else ""))
 
 
-def machine_description() -> str:
-    """CPU model, the SIMD flags that change speed, cores and package versions: print it with every result."""
-    import importlib.metadata
+def _cpuinfo() -> tuple[str, set[str]]:
+    """(model name, flags) of the first core in /proc/cpuinfo; the platform's name and no flags elsewhere."""
     import platform
 
     model, flags = platform.processor() or platform.machine(), set()
@@ -42,6 +41,20 @@ def machine_description() -> str:
                 model = value.strip()
             elif key.strip() == "flags":
                 flags = set(value.split())
+                break
+    return model, flags
+
+
+def cpu_flags() -> set[str]:
+    return _cpuinfo()[1]
+
+
+def machine_description() -> str:
+    """CPU model, the SIMD flags that change speed, cores and package versions: print it with every result."""
+    import importlib.metadata
+    import platform
+
+    model, flags = _cpuinfo()
     simd = [
         flag
         for flag in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "amx_tile")
