@@ -64,6 +64,20 @@ def test_the_labelling_rule_bounds_how_much_of_the_word_is_inside(kind, low, hig
         assert np.all(cut_start ^ cut_end) and cut_start.any() and cut_end.any()
 
 
+def test_keywords_kept_whole_at_the_start_are_cut_only_at_the_end():
+    """keyword_start_inside: the word's start is always in the window; only its end may be cut."""
+    bank = ClipBank.from_arrays([_word()], WINDOW)
+    settings = dataclasses.replace(STREAM_LIKE, keyword_start_inside=True)
+    kinds = np.array([KEYWORD, OTHER] * (COUNT // 2))
+    sources = np.zeros(COUNT, np.int64)
+    rng = np.random.default_rng(0)
+    plan = draw_plan(rng, sources, bank, None, settings, WINDOW, augment=True, kinds=kinds)
+    keyword, other = plan.offsets[kinds == KEYWORD], plan.offsets[kinds == OTHER]
+    visible = _visible_fraction(keyword, 8000, WINDOW)
+    assert keyword.min() >= 0 and visible.min() >= 0.8 - 1e-3 and (visible < 1.0).any()
+    assert (other < 0).any()  # other words are still cut at either edge
+
+
 def test_whole_words_land_exactly_as_mltks_offset_range_draws_them():
     """keyword_visible_min 1 (the default) keeps today's placement: within the window."""
     bank = ClipBank.from_arrays([_word()], WINDOW)

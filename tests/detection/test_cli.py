@@ -161,6 +161,30 @@ def test_tune_writes_the_pick_into_the_tflite(tflite_copy, test_set_dir, subset_
     assert after[0]["detection_threshold"] in [*range(150, 251, 10), 255]
 
 
+def test_tune_per_class_writes_a_threshold_list_that_classify_audio_uses(
+    tflite_copy, test_set_dir, subset_dir, yes_wav
+):
+    args = ["tune", tflite_copy, "--max-fa-per-hour", "1000", "--dataset", test_set_dir]
+    args += ["--noise-dataset", subset_dir, "--minutes", "1", "--windows", "500", "--counts", "1"]
+    result = invoke(*args, "--thresholds", "150-250/20", "--per-class", "--write")
+    assert result.exit_code == 0, result.output
+    assert "suppression" in result.output  # the table's header covers every column
+    params, dtypes = read_parameters(tflite_copy, with_dtypes=True)
+    listed = params["detection_threshold_list"]
+    assert dtypes["detection_threshold_list"] == "int32_list"  # what MLTK's firmware reads
+    assert listed[2:] == [255, 255] and all(t in range(150, 251, 20) for t in listed[:2])
+    assert says(result, f"detection_threshold_list={listed}")
+    shown = invoke("classify_audio", tflite_copy, "--wav", yes_wav)
+    assert shown.exit_code == 0 and says(shown, f"detection_threshold_list={listed}")
+    replaced = invoke("classify_audio", tflite_copy, "--wav", yes_wav, "--threshold", "255")
+    assert replaced.exit_code == 0 and "detected" not in replaced.output
+    assert says(replaced, "--threshold replaces the stored detection_threshold_list")
+    # One threshold for all, written: the list goes, or the device would go on using it.
+    result = invoke(*args, "--thresholds", "150-250/20", "--write")
+    assert result.exit_code == 0 and says(result, "removed its detection_threshold_list")
+    assert "detection_threshold_list" not in read_parameters(tflite_copy)
+
+
 def test_tune_refuses_an_impossible_budget_and_writes_nothing(tflite_copy, test_set_dir):
     original = tflite_copy.read_bytes()
     backup = tflite_copy.with_suffix(".orig")

@@ -114,3 +114,59 @@ def test_the_walk_respects_its_budget_of_firmware_checks():
     firmware_score, calls = _firmware({100 + t: (100 - t, 3) for t in range(40)})
     verified = verify_candidates(replayed, 2.0, HOURS, firmware_score, verify=2, max_checks=7)
     assert len(calls) == len(verified) == 7
+
+
+def _scripted_stream():
+    """A minute of stream whose scores are written by hand: two "yes" (score 230), two "no"
+    (score 150, a weak keyword) and another word that looks like "yes" (200)."""
+    import numpy as np
+
+    from microspeech.audio import SAMPLE_RATE
+    from microspeech.data.streams import KeywordStream, StreamEvent
+
+    classes = ["yes", "no", "_unknown_", "_silence_"]
+    times_ms = np.arange(100, 60_001, 100, dtype=np.int64)
+    scores = np.zeros((len(times_ms), 4), np.uint8)
+    scores[:, 3] = 240  # silence between the words
+    events = []
+    for second, word, index, level in ((5, "yes", 0, 230), (15, "yes", 0, 230), (25, "no", 1, 150)):
+        events.append(StreamEvent(second * SAMPLE_RATE, SAMPLE_RATE, word, word, True, 20.0, word))
+        during = (times_ms > second * 1000) & (times_ms <= second * 1000 + 800)
+        scores[during] = 0
+        scores[during, index] = level
+    events.append(StreamEvent(35 * SAMPLE_RATE, SAMPLE_RATE, "no", "no", True, 20.0, "no2"))
+    during = (times_ms > 35_000) & (times_ms <= 35_800)
+    scores[during] = 0
+    scores[during, 1] = 150
+    events.append(StreamEvent(45 * SAMPLE_RATE, SAMPLE_RATE, "left", "_unknown_", False, 20.0, "left"))
+    during = (times_ms > 45_000) & (times_ms <= 45_800)
+    scores[during] = 0
+    scores[during, 0] = 200  # taken for "yes": a false accept below 200
+    stream = KeywordStream(np.zeros(60 * SAMPLE_RATE, np.int16), events, 0.0, 0)
+    return stream, scores, times_ms, classes
+
+
+def test_per_class_thresholds_find_a_weak_keyword_that_one_threshold_cannot_without_false_accepts():
+    from microspeech.data.streams import score_detections
+    from microspeech.detection.detector import replay
+    from microspeech.detection.params import DetectionParams
+    from microspeech.evaluation.tuning import THRESHOLD_LIST, sweep
+
+    stream, scores, times_ms, classes = _scripted_stream()
+    base = DetectionParams(average_window_duration_ms=300, minimum_count=1, suppression_ms=750)
+    grid = {"thresholds": range(100, 256, 10), "windows": (300,), "minimum_counts": (1,)}
+    one = pick(sweep(stream, scores, times_ms, classes, base, **grid), max_fa_per_hour=0.0)
+    assert one["hits"] == 2 and one[THRESHOLD_LIST] is None  # "no" needs < 150, where "left" fires too
+    rows = sweep(stream, scores, times_ms, classes, base, per_class=True, **grid)
+    best = pick(rows, max_fa_per_hour=0.0)
+    yes, no, unknown, silence = best[THRESHOLD_LIST]
+    assert best["hits"] == 4 and best["false_accepts"] == 0
+    assert 200 <= yes < 230 and no < 150 and unknown == silence == 255
+    # Every row's score is the whole list replayed at once, as the firmware applies it.
+    for row in rows:
+        params = DetectionParams(average_window_duration_ms=300, minimum_count=1, suppression_ms=750)
+        detections = replay(scores, times_ms, classes, params, class_thresholds=row[THRESHOLD_LIST])
+        score = score_detections(stream.events, detections, stream.seconds)
+        assert (score.hits, score.false_accepts) == (row["hits"], row["false_accepts"])
+    # More false accepts allowed: the front holds a list that fires on "left" too only if it finds more.
+    assert [row["hits"] for row in rows] == sorted({row["hits"] for row in rows})

@@ -122,6 +122,14 @@ def classify_audio(
     except (FileNotFoundError, ValueError) as error:
         fail(str(error))
     settings = ", ".join(f"{key}={value}" for key, value in params.to_dict().items())
+    if keyword_model.class_thresholds is not None:
+        if detection_threshold is None:
+            listed = keyword_model.class_thresholds
+            settings += f", detection_threshold_list={listed} (per class, used instead)"
+        else:
+            # The device would keep the stored list; a threshold asked for here is meant to apply.
+            spotter.set_params(params, class_thresholds=None)
+            settings += " (--threshold replaces the stored detection_threshold_list)"
     console.print(
         f"[bold]{escape(keyword_model.name)}[/] ({escape(keyword_model.source)})",
         highlight=False,

@@ -44,6 +44,13 @@ def tune(
         "500,750,1000,1250,1500", "--windows", help="average_window_duration_ms values."
     ),
     counts: str = typer.Option("1,2,3,4,5", "--counts", help="minimum_count values."),
+    per_class: bool = typer.Option(
+        False,
+        "--per-class",
+        help="A threshold per keyword (MLTK's detection_threshold_list, which the device uses "
+        "instead of detection_threshold); without it one threshold for all, and --write removes a "
+        "stored list.",
+    ),
     output: Path = typer.Option(None, "--output", help="Also write the full sweep as JSON here."),
 ) -> None:
     """Tune detection_threshold, window and minimum_count for a false-accept budget on a stream.
@@ -51,7 +58,13 @@ def tune(
     The grid is replayed over one pass of the model; the best settings are checked with the
     firmware loop and the one with the fewest misses within the budget is shown (and written
     into the .tflite with --write)."""
-    from microspeech.evaluation.tuning import TUNED_KEYS, tune_detection, write_detection_params
+    from microspeech.evaluation.tuning import (
+        PARAM_KEYS,
+        THRESHOLD_LIST,
+        TUNED_KEYS,
+        tune_detection,
+        write_detection_params,
+    )
 
     try:
         check_number(max_fa_per_hour, "--max-fa-per-hour", above=0.0, high=3600.0 * 1000)
@@ -103,6 +116,7 @@ def tune(
             minutes=minutes,
             snr_db=snrs,
             seed=seed,
+            per_class=per_class,
             **grid,
         )
     except (FileNotFoundError, ValueError) as error:
@@ -113,13 +127,21 @@ def tune(
         write_text_atomic(output, json.dumps(report.to_dict(), indent=2) + "\n")
 
     table = Table(title=escape(f"{report.model}: {report.minutes:g} min of {report.dataset}"))
-    for column in ("", "threshold", "window", "count", "hits", "misses", "miss", "FA/h"):
+    for column in ("", "threshold", "window", "count", "suppression", "hits", "misses", "miss", "FA/h"):
         table.add_column(column, justify="right", no_wrap=True)
+
+    def threshold(values: dict) -> str:
+        listed = values.get(THRESHOLD_LIST)
+        if not listed:
+            return str(values["detection_threshold"])
+        pairs = zip(report.classes, listed, strict=True)
+        return " ".join(f"{name} {value}" for name, value in pairs if not name.startswith("_"))
 
     def add(name: str, values: dict, score: dict) -> None:
         table.add_row(
             name,
-            *(str(values[key]) for key in TUNED_KEYS),
+            threshold(values),
+            *(str(values[key]) for key in TUNED_KEYS[1:]),
             str(score["hits"]),
             str(score["misses"]),
             f"{100 * score['miss_rate']:.1f}%",
@@ -140,10 +162,17 @@ def tune(
             code=1,
         )
     if write:
+        values = {key: chosen[key] for key in PARAM_KEYS}
         try:
-            write_detection_params(report.model_source, {key: chosen[key] for key in TUNED_KEYS})
+            write_detection_params(report.model_source, values)
         except ValueError as error:
             fail(str(error))
+        written = [f"{key}={values[key]}" for key in PARAM_KEYS if values[key] is not None]
+        removed = values[THRESHOLD_LIST] is None and report.tuning.current.get(THRESHOLD_LIST)
         console.print(
-            f"Wrote {', '.join(f'{k}={chosen[k]}' for k in TUNED_KEYS)} into {report.model_source}"
+            f"Wrote {', '.join(written)} into {report.model_source}"
+            + (f" (removed its {THRESHOLD_LIST}, which the device would use instead)" if removed else ""),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
         )

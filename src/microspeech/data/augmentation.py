@@ -132,7 +132,8 @@ def draw_plan(
     KEYWORD, an OTHER word or a keyword FRAGMENT (default: all KEYWORD); the rendered buffer
     is `warm_up` samples of audio before the `window`, and offsets count from the buffer's
     start. A keyword may stick out of the window by up to 1 - keyword_visible_min of its
-    length, another word by 1 - other_visible_min; a fragment shows only between
+    length (at its end only, with keyword_start_inside), another word by 1 - other_visible_min;
+    a fragment shows only between
     fragment_visible_range of it, cut at the left or the right edge.
     """
     sources = np.asarray(sources, dtype=np.int64)
@@ -204,6 +205,8 @@ def _stream_offsets(
     visible_min = np.where(kinds == OTHER, settings.other_visible_min, settings.keyword_visible_min)
     # Whole words (visible_min 1) land in [0, room] exactly as MLTK's offset_range draws them.
     lower = -np.floor((1.0 - visible_min) * played)
+    if settings.keyword_start_inside:
+        lower[kinds == KEYWORD] = 0
     upper = window - np.ceil(visible_min * played)
     draw = _uniform(rng, settings.offset_range, count)
     offsets = np.floor(lower + draw * np.maximum(upper - lower, 0)).astype(np.int64)

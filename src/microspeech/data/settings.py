@@ -52,6 +52,10 @@ class AugmentationSettings:
     # before or after the window); other words are `_unknown_` with `other_visible_min` inside.
     keyword_visible_min: float = 1.0
     other_visible_min: float = 1.0
+    # With `keyword_start_inside`, only a keyword's end may lie outside the window (a word still
+    # being spoken), never its start: a "no" without its "n" is the "o" of "go", and labelled
+    # "no" it teaches the model to ignore the consonant that tells them apart.
+    keyword_start_inside: bool = False
     # Keyword fragments labelled `_unknown_`: fragment_ratio x the mean keyword count per
     # epoch, each showing a `fragment_visible_range` share of the word at one window edge.
     fragment_ratio: float = 0.0

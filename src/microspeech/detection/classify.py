@@ -10,6 +10,7 @@ buffer (`reset_after_detection`), so one word cannot trigger twice.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,9 @@ import numpy as np
 from microspeech.audio import SAMPLE_RATE
 from microspeech.detection.detector import CommandRecognizer, Decision, Detection
 from microspeech.detection.params import DetectionParams
+
+# `KeywordSpotter.set_params(class_thresholds=...)`: keep the model's own per-class list.
+MODEL_THRESHOLDS = "model"
 
 
 class ModelLoadError(ValueError):
@@ -178,16 +182,23 @@ class KeywordSpotter:
     def classes(self) -> list[str]:
         return self.model.classes
 
-    def set_params(self, params: DetectionParams) -> None:
-        """Use other detection parameters (same model and interpreter); starts over."""
+    def set_params(
+        self, params: DetectionParams, *, class_thresholds: Sequence[int] | None | str = MODEL_THRESHOLDS
+    ) -> None:
+        """Use other detection parameters (same model and interpreter); starts over.
+
+        `class_thresholds`: a per-class list (MLTK's detection_threshold_list, which the firmware
+        uses instead of detection_threshold), None for the global threshold alone, or by default
+        the model's own list (when it has one).
+        """
         hop_samples = params.latency_ms * SAMPLE_RATE // 1000
         if hop_samples < 1:
             raise ValueError(f"latency_ms={params.latency_ms} is shorter than one sample")
+        if isinstance(class_thresholds, str):
+            class_thresholds = self.model.class_thresholds
         self.params = params
         self.hop_samples = hop_samples
-        self.recognizer = CommandRecognizer(
-            self.classes, params, class_thresholds=self.model.class_thresholds
-        )
+        self.recognizer = CommandRecognizer(self.classes, params, class_thresholds=class_thresholds)
         self.reset()
 
     def reset(self) -> None:

@@ -6,6 +6,12 @@ so the scores do not depend on the parameters); the detector is then replayed fo
 with the fewest misses whose false accepts per hour stay within the budget wins (ties: fewer
 false accepts, then the higher threshold, then the shorter window). The pick is then checked
 with an exact firmware pass (resets included) and both results are reported.
+
+With `per_class`, each keyword gets a threshold of its own (MLTK's `detection_threshold_list`,
+which the firmware uses instead of `detection_threshold`): per (window, count, suppression) each
+keyword's thresholds are replayed with the others silenced, and the combinations that find the
+most keywords for each total of false accepts (a knapsack over the classes) are replayed
+together; those rows then compete like the global ones.
 """
 
 from __future__ import annotations
@@ -21,6 +27,13 @@ from microspeech.detection.params import DetectionParams
 from microspeech.files import write_bytes_atomic
 
 TUNED_KEYS = ("detection_threshold", "average_window_duration_ms", "minimum_count", "suppression_ms")
+# Every row and candidate also says which per-class list it runs with: None is the global
+# threshold alone (a list stored in the model is then removed on --write, or the device would
+# keep using it).
+THRESHOLD_LIST = "detection_threshold_list"
+PARAM_KEYS = (*TUNED_KEYS, THRESHOLD_LIST)
+# Above any 0-255 average: a class with this threshold never fires.
+NEVER = 256
 DEFAULT_THRESHOLDS = tuple(range(100, 256, 5))
 DEFAULT_WINDOWS = (500, 750, 1000, 1250, 1500)
 DEFAULT_MINIMUM_COUNTS = (1, 2, 3, 4, 5)
@@ -49,6 +62,7 @@ class TuningReport:
 
     model: str
     model_source: str
+    classes: list[str]
     dataset: str
     noise_dataset: str | None
     minutes: float
@@ -74,10 +88,14 @@ def sweep(
     minimum_counts: Sequence[int] = DEFAULT_MINIMUM_COUNTS,
     suppressions: Sequence[int] | None = None,
     tolerance_ms: int = 1500,
+    per_class: bool = False,
+    max_false_accepts: int = 50,
 ) -> list[dict[str, Any]]:
     """One row per grid point: the parameters and the stream score of replaying them.
 
-    `suppressions` defaults to the base parameters' suppression_ms alone.
+    `suppressions` defaults to the base parameters' suppression_ms alone. With `per_class`, the
+    rows of each (window, count, suppression) are the best per-class threshold lists for every
+    total of false accepts up to `max_false_accepts` (`_per_class_rows`).
     """
     from microspeech.data.streams import score_detections
 
@@ -86,6 +104,16 @@ def sweep(
         for count in minimum_counts:
             smoothed = smooth_scores(scores_u8, times_ms, int(window), int(count))
             for suppression in suppressions or (base.suppression_ms,):
+                setting = {
+                    "average_window_duration_ms": int(window),
+                    "minimum_count": int(count),
+                    "suppression_ms": int(suppression),
+                }
+                if per_class:
+                    rows += _per_class_rows(
+                        stream, smoothed, classes, thresholds, setting, base, tolerance_ms, max_false_accepts
+                    )
+                    continue
                 for threshold in thresholds:
                     detections = detect(smoothed, classes, int(threshold), int(suppression))
                     score = score_detections(
@@ -94,13 +122,90 @@ def sweep(
                     rows.append(
                         {
                             "detection_threshold": int(threshold),
-                            "average_window_duration_ms": int(window),
-                            "minimum_count": int(count),
-                            "suppression_ms": int(suppression),
+                            **setting,
+                            THRESHOLD_LIST: None,
                             **score.summary(),
                         }
                     )
     return rows
+
+
+def _per_class_rows(
+    stream: Any,
+    smoothed: Any,
+    classes: Sequence[str],
+    thresholds: Sequence[int],
+    setting: dict[str, int],
+    base: DetectionParams,
+    tolerance_ms: int,
+    max_false_accepts: int,
+) -> list[dict[str, Any]]:
+    """Per-class threshold lists for one (window, count, suppression): the Pareto front of hits
+    against false accepts, each list replayed with every class at once.
+
+    A keyword's hits and false accepts come from replaying it alone (the others never fire);
+    summed over the keywords they give the combination's score up to the rare interplay of
+    suppression between labels, so each chosen list is replayed whole for its row's score.
+    """
+    from microspeech.data.streams import score_detections
+
+    def score(class_thresholds: list[int]) -> Any:
+        detections = detect(smoothed, classes, class_thresholds, setting["suppression_ms"])
+        return score_detections(stream.events, detections, stream.seconds, tolerance_ms=tolerance_ms)
+
+    keywords = [index for index, name in enumerate(classes) if not name.startswith("_")]
+    # best[total false accepts] = (hits, sum of thresholds, thresholds so far): more hits first,
+    # then the higher thresholds (the safer list when the hits tie).
+    best: dict[int, tuple[int, int, tuple[int, ...]]] = {0: (0, 0, ())}
+    for keyword in keywords:
+        curve = []
+        for threshold in thresholds:
+            alone = [NEVER] * len(classes)
+            alone[keyword] = int(threshold)
+            result = score(alone)
+            hits = result.per_class.get(classes[keyword], {}).get("hits", 0)
+            curve.append((int(threshold), hits, result.false_accepts))
+        grown: dict[int, tuple[int, int, tuple[int, ...]]] = {}
+        for total, (hits, threshold_sum, chosen) in best.items():
+            for threshold, class_hits, false_accepts in curve:
+                new_total = total + false_accepts
+                if new_total > max_false_accepts:
+                    continue
+                candidate = (hits + class_hits, threshold_sum + threshold, (*chosen, threshold))
+                if new_total not in grown or candidate[:2] > grown[new_total][:2]:
+                    grown[new_total] = candidate
+        best = grown
+    rows, most_hits = [], -1
+    for total in sorted(best):
+        hits, _, chosen = best[total]
+        if hits <= most_hits:
+            continue  # more false accepts for no more keywords
+        most_hits = hits
+        class_thresholds = [NEVER - 1] * len(classes)  # 255 for the `_` classes, which never detect
+        for keyword, threshold in zip(keywords, chosen, strict=True):
+            class_thresholds[keyword] = threshold
+        result = score(class_thresholds)
+        rows.append(
+            {
+                "detection_threshold": base.detection_threshold,
+                **setting,
+                THRESHOLD_LIST: class_thresholds,
+                **result.summary(),
+            }
+        )
+    return rows
+
+
+def _threshold_height(row: dict[str, Any]) -> int:
+    """The threshold that breaks ties (higher is safer): the list's sum when the row has one."""
+    listed = row.get(THRESHOLD_LIST)
+    return sum(listed) if listed else row["detection_threshold"]
+
+
+def _param_key(row: dict[str, Any]) -> tuple:
+    """A row's parameters as a hashable key."""
+    listed = row.get(THRESHOLD_LIST)
+    return (*(row[key] for key in TUNED_KEYS), tuple(listed) if listed else None)
 
 
 def _preference(row: dict[str, Any]) -> tuple:
@@ -109,7 +214,7 @@ def _preference(row: dict[str, Any]) -> tuple:
     return (
         row["misses"],
         row["false_accepts"],
-        -row["detection_threshold"],
+        -_threshold_height(row),
         row["average_window_duration_ms"],
         -row.get("suppression_ms", 0),
     )
@@ -127,8 +232,9 @@ def _shortlist(rows: Sequence[dict[str, Any]], max_fa_per_hour: float, count: in
     chosen: list[dict[str, Any]] = []
     outcomes = set()
     for row in sorted((r for r in rows if r["fa_per_hour"] <= max_fa_per_hour), key=_preference):
+        listed = row.get(THRESHOLD_LIST)
         outcome = (
-            row["detection_threshold"],
+            tuple(listed) if listed else row["detection_threshold"],
             row["average_window_duration_ms"],
             row["hits"],
             row["false_accepts"],
@@ -196,7 +302,7 @@ def verify_candidates(
     verified: list[dict[str, Any]] = []
 
     def check(row: dict[str, Any]) -> None:
-        params = {key: row[key] for key in TUNED_KEYS}
+        params = {key: row.get(key) for key in PARAM_KEYS}
         verified.append({**params, "replayed": row, "firmware": firmware_score(params)})
 
     for row in candidates(
@@ -205,14 +311,14 @@ def verify_candidates(
         check(row)
     one_fa = 1 / stream_hours
     reach = max(2 * max_fa_per_hour, max_fa_per_hour + one_fa) if check_over_budget else max_fa_per_hour
-    checked = {tuple(entry[key] for key in TUNED_KEYS) for entry in verified}
+    checked = {_param_key(entry) for entry in verified}
     for row in _shortlist(rows, reach, len(rows)):
         if len(verified) >= max_checks:
             break
         fitting = [e["firmware"]["hits"] for e in verified if e["firmware"]["fa_per_hour"] <= max_fa_per_hour]
         if fitting and row["hits"] + REPLAY_HIT_MARGIN <= max(fitting):
             break  # rows are in order of replayed hits: none further down can win
-        key = tuple(row[key] for key in TUNED_KEYS)
+        key = _param_key(row)
         if key not in checked:
             checked.add(key)
             check(row)
@@ -246,6 +352,7 @@ def tune_detection(
     backend: str = "litert",
     tolerance_ms: int = 1500,
     verify: int = 4,
+    per_class: bool = False,
     show_progress: bool = True,
 ) -> TuningReport:
     """Sweep the grid on a stream; a `TuningReport` whose `tuning` holds `chosen` (None if nothing fits).
@@ -279,11 +386,13 @@ def tune_detection(
         backend=backend,
         tolerance_ms=tolerance_ms,
         verify=verify,
+        per_class=per_class,
         show_progress=show_progress,
     )
     return TuningReport(
         model=keyword_model.name,
         model_source=keyword_model.source,
+        classes=list(keyword_model.classes),
         dataset=data_name,
         noise_dataset=noise_name,
         minutes=round(stream.seconds / 60, 3),
@@ -308,6 +417,7 @@ def tune_on_stream(
     verify: int = 4,
     check_over_budget: bool = True,
     max_checks: int = MAX_FIRMWARE_CHECKS,
+    per_class: bool = False,
     show_progress: bool = True,
 ) -> StreamTuning:
     """The grid sweep and firmware check of `tune_detection` on a stream already built.
@@ -325,6 +435,7 @@ def tune_on_stream(
     base = keyword_model.detection
     spotter = KeywordSpotter(keyword_model, base, backend=backend, reset_after_detection=False)
     scores_run, scores_seconds = run_spotter(spotter, stream, "Scoring the stream", show_progress)
+    hours = stream.seconds / 3600
     started = time.perf_counter()
     rows = sweep(
         stream,
@@ -337,11 +448,17 @@ def tune_on_stream(
         minimum_counts=minimum_counts,
         suppressions=suppressions,
         tolerance_ms=tolerance_ms,
+        per_class=per_class,
+        # Lists beyond the slack `candidates` may check are never picked.
+        max_false_accepts=int(max(2 * max_fa_per_hour * hours, max_fa_per_hour * hours + 1)) + 1,
     )
     sweep_seconds = time.perf_counter() - started
 
     def firmware_score(params: dict[str, Any]) -> dict[str, Any]:
-        spotter.set_params(DetectionParams.from_dict({**base.to_dict(), **params}))
+        spotter.set_params(
+            DetectionParams.from_dict({**base.to_dict(), **params}),
+            class_thresholds=params.get(THRESHOLD_LIST),
+        )
         spotter.reset_after_detection = True
         run, _ = run_spotter(spotter, stream, "Checking with the firmware loop", show_progress)
         score = score_detections(stream.events, run.detections, stream.seconds, tolerance_ms=tolerance_ms)
@@ -350,13 +467,14 @@ def tune_on_stream(
     verified = verify_candidates(
         rows,
         max_fa_per_hour,
-        stream.seconds / 3600,
+        hours,
         firmware_score,
         verify=verify,
         check_over_budget=check_over_budget,
         max_checks=max_checks,
     )
     current = {key: getattr(base, key) for key in TUNED_KEYS}
+    current[THRESHOLD_LIST] = keyword_model.class_thresholds
     current_entry = {**current, "firmware": firmware_score(current)}
     chosen = choose(verified, current_entry, max_fa_per_hour)
     return StreamTuning(
@@ -370,18 +488,38 @@ def tune_on_stream(
 
 
 def write_detection_params(model_path: str | Path, values: dict[str, Any]) -> None:
-    """Store detection parameters in a .tflite's SL_PARAMSv1 block, atomically, keeping the other entries."""
-    from microspeech.tflite.metadata import read_parameters, write_parameters
+    """Store detection parameters in a .tflite's SL_PARAMSv1 block, atomically, keeping the other entries.
+
+    `detection_threshold_list`: a list of one 0-255 threshold per class is stored as MLTK's
+    int32 list; None removes a stored list (the firmware would use it instead of the threshold).
+    """
+    from microspeech.tflite.metadata import classes_from_parameters, read_parameters, write_parameters
 
     path = Path(model_path)
     if path.suffix != ".tflite" or not path.is_file():
         raise ValueError(f"{path}: --write needs the model's .tflite file (not an archive or a name)")
     data = path.read_bytes()
     params, dtypes = read_parameters(data, with_dtypes=True)
+    values = dict(values)
+    if THRESHOLD_LIST in values:
+        listed = values.pop(THRESHOLD_LIST)
+        params = {key: value for key, value in params.items() if key != THRESHOLD_LIST}
+        if listed is not None:
+            listed = [int(value) for value in listed]
+            classes = classes_from_parameters(params)
+            if len(listed) != len(classes) or not all(0 <= value <= 255 for value in listed):
+                raise ValueError(
+                    f"{THRESHOLD_LIST}={listed}: needs one 0-255 threshold per class ({len(classes)})"
+                )
+            values[THRESHOLD_LIST] = listed
     DetectionParams.from_dict({**params, **values})  # refuse out-of-range values before writing
     updated = {**params, **values}
     # Keep each stored entry's type where the new value fits it; new keys get MLTK's choice.
-    keep = {key: dtype for key, dtype in dtypes.items() if key not in values or _fits(dtype, values[key])}
+    keep = {
+        key: dtype
+        for key, dtype in dtypes.items()
+        if key in updated and (key not in values or _fits(dtype, values[key]))
+    }
     write_bytes_atomic(path, write_parameters(data, updated, keep))
 
 

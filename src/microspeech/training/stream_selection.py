@@ -223,7 +223,9 @@ class Calibration:
             return f"kept the spec's (nothing reached {budget})"
         score = self.chosen["firmware"]
         params = ", ".join(
-            f"{key} {self.chosen[key]}" for key in self.chosen if key not in ("firmware", "replayed")
+            f"{key} {value}"
+            for key, value in self.chosen.items()
+            if key not in ("firmware", "replayed") and value is not None
         )
         return (
             f"{params}: {100 * score['miss_rate']:.1f}% missed, {score['fa_per_hour']:.1f} FA/h ({budget}); "

@@ -400,22 +400,7 @@ def _fit(
             train_seconds = time.perf_counter() - train_started
             # Evaluated, chosen and mined with the averaged weights when the spec averages them.
             with trainer.averaged_weights():
-                val_loss, val_accuracy, val_balanced = trainer.evaluate_balanced(
-                    validation.features, validation.labels
-                )
-                metrics = {
-                    "loss": result.loss,
-                    "accuracy": result.accuracy,
-                    "val_loss": val_loss,
-                    "val_accuracy": val_accuracy,
-                    "val_balanced_accuracy": val_balanced,
-                }
-                if stream is not None:
-                    stream_score, point = stream.epoch_metrics(trainer.predict(stream.inputs.features))
-                    metrics["val_stream_score"] = stream_score
-                    metrics["val_stream_hit_rate"] = point.hit_rate
-                    metrics["val_stream_fa_per_hour"] = point.fa_per_hour
-                    metrics["val_stream_threshold"] = point.detection_threshold
+                metrics = _epoch_metrics(trainer, result, validation, stream)
                 row = {
                     "epoch": epoch + 1,
                     **metrics,
@@ -427,7 +412,7 @@ def _fit(
                 bars.update(
                     task,
                     stats=f"{row['samples_per_second']:,.0f} samples/s  loss {result.loss:.4f}  "
-                    f"acc {result.accuracy:.3f}  val_acc {val_accuracy:.3f}"
+                    f"acc {result.accuracy:.3f}  val_acc {metrics['val_accuracy']:.3f}"
                     + (f"  stream {metrics['val_stream_score']:.3f}" if stream is not None else ""),
                 )
                 with writer.as_default(step=epoch + 1):
@@ -448,12 +433,7 @@ def _fit(
                         selection.monitor,
                         selection.best,
                     )
-                if (
-                    len(mining_rounds) < settings.mining_rounds
-                    and (epoch + 1) % settings.mining_every == 0
-                    and not stopped
-                    and epoch + 1 < settings.epochs
-                ):
+                if _mining_due(settings, len(mining_rounds), epoch + 1, stopped):
                     from microspeech.training.mining import mine_hard_negatives
 
                     found = mine_hard_negatives(
@@ -490,6 +470,36 @@ def _fit(
     writer.close()
     trainer.set_model_weights(best_weights)
     return trainer.model, history, selection.best_epoch + 1, mining_rounds
+
+
+def _epoch_metrics(trainer: Any, result: Any, validation: Any, stream: Any) -> dict[str, float]:
+    """The epoch's training loss and accuracy, the validation clips' scores and (with a validation
+    stream) the stream metrics, from the weights the trainer holds now."""
+    val_loss, val_accuracy, val_balanced = trainer.evaluate_balanced(validation.features, validation.labels)
+    metrics = {
+        "loss": result.loss,
+        "accuracy": result.accuracy,
+        "val_loss": val_loss,
+        "val_accuracy": val_accuracy,
+        "val_balanced_accuracy": val_balanced,
+    }
+    if stream is not None:
+        stream_score, point = stream.epoch_metrics(trainer.predict(stream.inputs.features))
+        metrics["val_stream_score"] = stream_score
+        metrics["val_stream_hit_rate"] = point.hit_rate
+        metrics["val_stream_fa_per_hour"] = point.fa_per_hour
+        metrics["val_stream_threshold"] = point.detection_threshold
+    return metrics
+
+
+def _mining_due(settings: Any, rounds_done: int, epochs_done: int, stopped: bool) -> bool:
+    """Whether a hard-negative mining round runs after this epoch (never after the last one)."""
+    return (
+        rounds_done < settings.mining_rounds
+        and epochs_done % settings.mining_every == 0
+        and not stopped
+        and epochs_done < settings.epochs
+    )
 
 
 def _finish(
