@@ -78,10 +78,10 @@ def tflite_micro_speech() -> ModelSpec:
         # time. Background noise at [0, 0.2] rather than MLTK's declared [0, 0.3] (the settings'
         # default): "no" recall was 3 points higher at 0.2 over seeds 0-2.
         # Windows as the device sees them (data.settings.AugmentationSettings): the frontend warm
-        # from a second of audio before the window (a quarter fresh, as after a detection resets
-        # it), keywords labelled as such with >= 80% of the word inside, other words cut at
-        # the edges, keyword fragments (15-50% visible) as _unknown_, noise at 0-30 dB SNR with
-        # a fifth of the windows clean.
+        # from a second of audio before the window for half of them (the other half fresh, as
+        # after a detection resets it), keywords labelled as such with >= 90% of the word inside,
+        # other words with >= 50% (cut at the edges), keyword fragments (15-50% visible) as
+        # _unknown_, noise at 3-30 dB SNR with a fifth of the windows clean.
         augmentation=AugmentationSettings(
             speed_range=(0.9, 1.1),
             loudness_range=(0.7, 1.3),
