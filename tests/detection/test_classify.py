@@ -149,6 +149,11 @@ def test_volume_gain_saturates_instead_of_wrapping():
     assert apply_volume_gain(audio, 2).tolist() == [-32768, -200, 0, 200, 32767]
     assert apply_volume_gain(audio, 0) is audio and apply_volume_gain(audio, 1) is audio
     assert apply_volume_gain(audio, 0.5).tolist() == [-15000, -50, 0, 50, 10000]
+    # Whole gains take an integer path: the same samples as rounding the float product.
+    noise = np.random.default_rng(0).integers(-32768, 32768, 5000).astype(np.int16)
+    for gain in (2, 3.0, 1000, 1.5, 0.3):
+        expected = np.clip(np.rint(noise.astype(np.float64) * gain), -32768, 32767).astype(np.int16)
+        np.testing.assert_array_equal(apply_volume_gain(noise, gain), expected)
 
 
 def test_parameter_overrides_are_checked():

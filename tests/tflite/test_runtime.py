@@ -24,6 +24,10 @@ def test_litert_equals_tflm_on_mltk_model(mltk_tflite_bytes, random_features):
     assert np.allclose(probabilities.sum(axis=1), 1.0, atol=0.02)
     assert len({tuple(row) for row in expected}) > 1
     assert np.array_equal(tflm.predict_one(random_features[5]), expected[5])
+    # The streaming loop's unchecked path gives the same scores.
+    sample = np.ascontiguousarray(random_features[5], np.int8)
+    assert np.array_equal(litert.predict_ready(sample), expected[5])
+    assert np.array_equal(tflm.predict_ready(sample), expected[5])
 
 
 def test_input_checks(mltk_tflite_bytes, mltk_tflite_path):

@@ -115,6 +115,8 @@ def apply_volume_gain(audio: np.ndarray, gain: float) -> np.ndarray:
     """Scale int16 audio by `gain`, saturating at the int16 range (0 or 1: unchanged, as in MLTK)."""
     if gain in (0, 1):
         return audio
+    if float(gain).is_integer():  # the product is exact in integers (|gain| <= 1000 fits int32)
+        return np.clip(audio.astype(np.int32) * int(gain), -32768, 32767).astype(np.int16)
     scaled = np.rint(audio.astype(np.float64) * gain)
     return np.clip(scaled, -32768, 32767).astype(np.int16)
 
@@ -234,7 +236,7 @@ class KeywordSpotter:
 
     def infer(self) -> np.ndarray:
         """The model's raw output for the current feature buffer."""
-        return self.runner.predict_one(self._model_input()).reshape(-1)
+        return self.runner.predict_ready(self._model_input()).reshape(-1)
 
     def process(self, audio: np.ndarray) -> list[Decision]:
         """Consume int16 mono audio; returns the decision of every inference this audio completed."""
