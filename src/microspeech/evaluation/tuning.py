@@ -247,6 +247,12 @@ def _shortlist(rows: Sequence[dict[str, Any]], max_fa_per_hour: float, count: in
     return chosen
 
 
+def _slack(max_fa_per_hour: float, stream_hours: float) -> float:
+    """How far over the budget replayed rows still earn a firmware check: twice the budget, or
+    one false accept more on this stream, whichever is more."""
+    return max(2 * max_fa_per_hour, max_fa_per_hour + 1 / stream_hours)
+
+
 def candidates(
     rows: Sequence[dict[str, Any]],
     max_fa_per_hour: float,
@@ -263,7 +269,7 @@ def candidates(
     the best rows up to one false accept, or twice the budget, over it.
     """
     one_fa = 1 / stream_hours
-    slack = max(2 * max_fa_per_hour, max_fa_per_hour + one_fa)
+    slack = _slack(max_fa_per_hour, stream_hours)
     shortlist: list[dict[str, Any]] = []
     for budget in (max_fa_per_hour, max_fa_per_hour - one_fa, max_fa_per_hour - 2 * one_fa):
         if budget >= 0:
@@ -309,8 +315,7 @@ def verify_candidates(
         rows, max_fa_per_hour, stream_hours, verify=verify, check_over_budget=check_over_budget
     ):
         check(row)
-    one_fa = 1 / stream_hours
-    reach = max(2 * max_fa_per_hour, max_fa_per_hour + one_fa) if check_over_budget else max_fa_per_hour
+    reach = _slack(max_fa_per_hour, stream_hours) if check_over_budget else max_fa_per_hour
     checked = {_param_key(entry) for entry in verified}
     for row in _shortlist(rows, reach, len(rows)):
         if len(verified) >= max_checks:
@@ -450,7 +455,7 @@ def tune_on_stream(
         tolerance_ms=tolerance_ms,
         per_class=per_class,
         # Lists beyond the slack `candidates` may check are never picked.
-        max_false_accepts=int(max(2 * max_fa_per_hour * hours, max_fa_per_hour * hours + 1)) + 1,
+        max_false_accepts=int(_slack(max_fa_per_hour, hours) * hours) + 1,
     )
     sweep_seconds = time.perf_counter() - started
 
