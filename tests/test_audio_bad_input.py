@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -71,38 +69,28 @@ def test_channel_count_and_length_budget(tmp_path):
     assert MAX_AUDIO_SECONDS >= 600  # background-noise recordings (minutes) stay readable
 
 
-def test_missing_folder_and_unreadable_files_are_named(tmp_path):
+def test_missing_folder_and_unreadable_files_are_named(tmp_path, unprivileged, reachable_tmp_path):
     with pytest.raises(AudioError, match="nope.wav: no such file"):
         read_audio(tmp_path / "nope.wav")
     with pytest.raises(AudioError, match="is a folder, not an audio file"):
         read_audio(tmp_path)
     # chmod 000 denies reading only to a user without privileges: root reads anything, so as
-    # root the check runs in a child process as `nobody` (setpriv, util-linux).
-    top = Path(tempfile.mkdtemp(prefix="microspeech-locked-"))  # /tmp: reachable by nobody
-    try:
-        top.chmod(0o755)
-        locked = top / "locked.wav"
-        locked.write_bytes(wav_bytes(16000, payload=bytes(3200)))
-        locked.chmod(0)
-        code = (
-            "import sys\n"
-            "from microspeech.audio import AudioError, read_audio\n"
-            "try:\n    read_audio(sys.argv[1])\nexcept AudioError as error:\n    print(error)\n"
-        )
-        prefix = []
-        if os.geteuid() == 0:
-            setpriv = shutil.which("setpriv")
-            assert setpriv, "setpriv (util-linux) is needed to test permissions as root"
-            prefix = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
-        result = subprocess.run(
-            [*prefix, sys.executable, "-c", code, str(locked)],
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    finally:
-        shutil.rmtree(top)
+    # root the check runs in a child process as `nobody` (`unprivileged`).
+    locked = reachable_tmp_path / "locked.wav"
+    locked.write_bytes(wav_bytes(16000, payload=bytes(3200)))
+    locked.chmod(0)
+    code = (
+        "import sys\n"
+        "from microspeech.audio import AudioError, read_audio\n"
+        "try:\n    read_audio(sys.argv[1])\nexcept AudioError as error:\n    print(error)\n"
+    )
+    result = subprocess.run(
+        [*unprivileged, sys.executable, "-c", code, str(locked)],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "locked.wav: permission denied" in result.stdout, result.stdout + result.stderr
 
 

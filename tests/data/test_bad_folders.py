@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -28,19 +26,8 @@ def _words(root: Path, words=("yes", "no"), speakers=4) -> Path:
     return root
 
 
-def _unprivileged() -> list[str]:
-    """A command prefix under which chmod 000 really denies reading (root reads anything)."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root without setpriv: a chmod 000 folder stays readable")
-    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
-
-
-def test_an_unreadable_word_folder_is_named_not_a_traceback():
-    prefix = _unprivileged()
-    top = Path(tempfile.mkdtemp(prefix="microspeech-unreadable-"))  # /tmp: reachable by nobody
+def test_an_unreadable_word_folder_is_named_not_a_traceback(unprivileged, reachable_tmp_path):
+    prefix, top = unprivileged, reachable_tmp_path
     try:
         root = _words(top / "data")
         for path in [top, *top.rglob("*")]:
@@ -57,7 +44,6 @@ def test_an_unreadable_word_folder_is_named_not_a_traceback():
         )
     finally:
         (top / "data" / "no").chmod(0o755)
-        shutil.rmtree(top)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "Traceback" not in output
