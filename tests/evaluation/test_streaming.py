@@ -8,6 +8,7 @@ import pytest
 
 from microspeech.audio import SAMPLE_RATE
 from microspeech.data import load_dataset
+from microspeech.data.streams import EventIndex
 from microspeech.evaluation.streaming import (
     StreamEvent,
     build_stream,
@@ -134,6 +135,24 @@ def test_scoring_hits_misses_repeats_and_false_accepts():
     assert score.false_accept_contexts == {"other_word": 1, "other_keyword": 1, "background": 1}
     late = score_detections(events, [found(15501, "yes")], seconds=3600.0, tolerance_ms=1500)
     assert (late.hits, late.false_accepts) == (0, 1)
+
+
+def test_event_index_counts_what_score_detections_counts():
+    events = [event(1000, "yes"), event(5000, "no"), event(9000, "left", False), event(13000, "yes")]
+    index = EventIndex(events, CLASSES, seconds=3600.0, tolerance_ms=1500)
+    rng = np.random.default_rng(3)
+    for trial in range(200):
+        count = int(rng.integers(0, 12))
+        times = np.sort(rng.integers(0, 17000, count))
+        classes = rng.integers(0, 2, count)
+        detections = [found(int(t), CLASSES[c]) for t, c in zip(times, classes, strict=True)]
+        expected = score_detections(events, detections, seconds=3600.0, tolerance_ms=1500)
+        counts = index.counts(times, classes)
+        assert counts.summary() == expected.summary(), trial
+    # The scripted case above, by class index: 2 hits, 3 false accepts, 1 repeat.
+    times = [500, 2100, 2300, 5500, 9800, 15500]
+    counts = index.counts(np.array(times), np.array([0, 0, 0, 0, 1, 0]))
+    assert (counts.hits, counts.misses, counts.false_accepts, counts.repeats) == (2, 1, 3, 1)
 
 
 def test_stream_from_the_official_test_set_uses_its_silence_clips_as_noise(test_set_dir):

@@ -162,3 +162,20 @@ def test_weight_averaging_swaps_in_the_moving_average_and_gives_the_trained_weig
         assert all(
             np.array_equal(a, v.numpy()) for a, v in zip(before, plain.model.trainable_variables, strict=True)
         )
+
+
+def test_predict_on_two_threads_gives_the_scores_of_one_batch_at_a_time(monkeypatch):
+    import keras
+
+    from microspeech.models import get_model_spec
+    from microspeech.training import loop
+
+    keras.utils.set_random_seed(0)
+    trainer = loop.FastTrainer(get_model_spec("tflite_micro_speech").build_model(), 1e-2, [1.0] * 4)
+    monkeypatch.setattr(loop, "EVAL_BATCH", 100)  # several batches, the last one shorter
+    features = np.random.default_rng(0).integers(-128, 128, (1050, 49, 40)).astype(np.int8)
+    threaded = trainer.predict(features)
+    batches = [features[start : start + 100].astype(np.float32) for start in range(0, 1050, 100)]
+    alone = np.concatenate([trainer.model(batch, training=False).numpy() for batch in batches])
+    assert threaded.shape == (1050, 4)
+    assert np.array_equal(threaded, alone)

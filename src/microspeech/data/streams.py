@@ -207,6 +207,33 @@ class StreamScore:
         return self.false_accepts / self.hours if self.hours else 0.0
 
     def summary(self) -> dict[str, Any]:
+        counts = DetectionCounts(self.hits, self.false_accepts, self.repeats, self.keywords, self.hours)
+        return counts.summary()
+
+
+@dataclass(frozen=True)
+class DetectionCounts:
+    """How many keywords a set of detections finds, and its false accepts: `StreamScore`'s totals."""
+
+    hits: int
+    false_accepts: int
+    repeats: int
+    keywords: int
+    hours: float
+
+    @property
+    def misses(self) -> int:
+        return self.keywords - self.hits
+
+    @property
+    def miss_rate(self) -> float:
+        return self.misses / self.keywords if self.keywords else 0.0
+
+    @property
+    def fa_per_hour(self) -> float:
+        return self.false_accepts / self.hours if self.hours else 0.0
+
+    def summary(self) -> dict[str, Any]:
         return {
             "hits": self.hits,
             "misses": self.misses,
@@ -215,6 +242,46 @@ class StreamScore:
             "fa_per_hour": round(self.fa_per_hour, 3),
             "repeats": self.repeats,
         }
+
+
+class EventIndex:
+    """A stream's events as arrays, to count many detection sets (threshold sweeps) with the
+    matching rule of `score_detections`, vectorized: detections are class indices into `classes`."""
+
+    def __init__(
+        self,
+        events: Sequence[StreamEvent],
+        classes: Sequence[str],
+        seconds: float,
+        *,
+        tolerance_ms: int = 1500,
+    ) -> None:
+        self.starts = np.array([event.start_ms for event in events], dtype=np.int64)
+        self.ends = np.array([event.end_ms + tolerance_ms for event in events], dtype=np.int64)
+        # The class a detection must have to hit the event; -1: nothing hits it.
+        index = {name: i for i, name in enumerate(classes)}
+        self.hit_class = np.array(
+            [index.get(event.label, -1) if event.is_keyword else -1 for event in events], dtype=np.int64
+        )
+        self.keywords = sum(1 for event in events if event.is_keyword)
+        self.hours = seconds / 3600
+
+    def counts(self, times_ms: np.ndarray, class_index: np.ndarray) -> DetectionCounts:
+        """Hits, false accepts and repeats of detections at `times_ms` of classes `class_index`."""
+        times_ms = np.asarray(times_ms, dtype=np.int64)
+        slot = np.searchsorted(self.starts, times_ms, side="right") - 1
+        inside = slot >= 0
+        inside[inside] = times_ms[inside] <= self.ends[slot[inside]]
+        matched = inside.copy()
+        matched[inside] = self.hit_class[slot[inside]] == np.asarray(class_index)[inside]
+        hits = len(np.unique(slot[matched]))
+        return DetectionCounts(
+            hits=hits,
+            false_accepts=int(len(times_ms) - matched.sum()),
+            repeats=int(matched.sum()) - hits,
+            keywords=self.keywords,
+            hours=self.hours,
+        )
 
 
 def score_detections(

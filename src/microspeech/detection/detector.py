@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from microspeech.detection.params import DetectionParams
@@ -213,6 +214,39 @@ def _smooth_with_queue(
     return SmoothedScores(times_ms, top_index, top_score, ready)
 
 
+@numba.njit(cache=True)
+def _kept_after_suppression(
+    steps: np.ndarray, top_index: np.ndarray, times_ms: np.ndarray, suppression_ms: int
+) -> np.ndarray:
+    """Which candidate steps survive suppression: another class than the last detection, or
+    more than `suppression_ms` after it (the firmware starts as if class 0 fired at 0 ms)."""
+    kept = np.zeros(steps.shape[0], np.bool_)
+    last_index, last_time = 0, 0
+    for i in range(steps.shape[0]):
+        index = top_index[steps[i]]
+        time_ms = times_ms[steps[i]]
+        if index != last_index or time_ms - last_time > suppression_ms:
+            last_index, last_time = index, time_ms
+            kept[i] = True
+    return kept
+
+
+def detection_steps(
+    smoothed: SmoothedScores,
+    classes: Sequence[str],
+    detection_threshold: int | Sequence[int],
+    suppression_ms: int,
+) -> np.ndarray:
+    """The steps at which the recognizer detects (int64 indices into `smoothed`), without
+    building `Detection`s: what threshold sweeps count."""
+    thresholds = np.broadcast_to(np.asarray(detection_threshold, dtype=np.int64), (len(classes),))
+    keyword = np.array([not name.startswith("_") for name in classes])
+    candidate = smoothed.ready & (smoothed.top_score > thresholds[smoothed.top_index])
+    candidate &= keyword[smoothed.top_index]
+    steps = np.flatnonzero(candidate).astype(np.int64)
+    return steps[_kept_after_suppression(steps, smoothed.top_index, smoothed.times_ms, int(suppression_ms))]
+
+
 def detect(
     smoothed: SmoothedScores,
     classes: Sequence[str],
@@ -220,19 +254,15 @@ def detect(
     suppression_ms: int,
 ) -> list[Detection]:
     """Apply threshold and suppression to precomputed averages (the recognizer's second half)."""
-    thresholds = np.broadcast_to(np.asarray(detection_threshold, dtype=np.int64), (len(classes),))
-    keyword = np.array([not name.startswith("_") for name in classes])
-    candidate = smoothed.ready & (smoothed.top_score > thresholds[smoothed.top_index])
-    candidate &= keyword[smoothed.top_index]
-    detections: list[Detection] = []
-    last_index, last_time = 0, 0
-    for step in np.flatnonzero(candidate):
-        index = int(smoothed.top_index[step])
-        time_ms = int(smoothed.times_ms[step])
-        if index != last_index or time_ms - last_time > suppression_ms:
-            last_index, last_time = index, time_ms
-            detections.append(Detection(time_ms, index, classes[index], int(smoothed.top_score[step])))
-    return detections
+    return [
+        Detection(
+            int(smoothed.times_ms[step]),
+            int(smoothed.top_index[step]),
+            classes[int(smoothed.top_index[step])],
+            int(smoothed.top_score[step]),
+        )
+        for step in detection_steps(smoothed, classes, detection_threshold, suppression_ms)
+    ]
 
 
 def replay(

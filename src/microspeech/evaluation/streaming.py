@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from microspeech.data.streams import (
+    EventIndex,
     KeywordStream,
     StreamEvent,
     StreamScore,
@@ -140,13 +141,14 @@ def threshold_curve(
     tolerance_ms: int = 1500,
 ) -> list[dict[str, Any]]:
     """Miss rate and false accepts per hour at every threshold, replaying the detector on `scores_u8`."""
-    from microspeech.detection.detector import detect, smooth_scores
+    from microspeech.detection.detector import detection_steps, smooth_scores
 
     smoothed = smooth_scores(scores_u8, times_ms, params.average_window_duration_ms, params.minimum_count)
+    events = EventIndex(stream.events, classes, stream.seconds, tolerance_ms=tolerance_ms)
     points = []
     for threshold in thresholds:
-        detections = detect(smoothed, classes, int(threshold), params.suppression_ms)
-        score = score_detections(stream.events, detections, stream.seconds, tolerance_ms=tolerance_ms)
+        steps = detection_steps(smoothed, classes, int(threshold), params.suppression_ms)
+        score = events.counts(smoothed.times_ms[steps], smoothed.top_index[steps])
         points.append({"detection_threshold": int(threshold), **score.summary()})
     return points
 

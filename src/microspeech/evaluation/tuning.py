@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from microspeech.detection.detector import detect, smooth_scores
+from microspeech.detection.detector import detection_steps, smooth_scores
 from microspeech.detection.params import DetectionParams
 from microspeech.files import write_bytes_atomic
 
@@ -97,8 +97,9 @@ def sweep(
     rows of each (window, count, suppression) are the best per-class threshold lists for every
     total of false accepts up to `max_false_accepts` (`_per_class_rows`).
     """
-    from microspeech.data.streams import score_detections
+    from microspeech.data.streams import EventIndex
 
+    events = EventIndex(stream.events, classes, stream.seconds, tolerance_ms=tolerance_ms)
     rows = []
     for window in windows:
         for count in minimum_counts:
@@ -111,14 +112,12 @@ def sweep(
                 }
                 if per_class:
                     rows += _per_class_rows(
-                        stream, smoothed, classes, thresholds, setting, base, tolerance_ms, max_false_accepts
+                        events, smoothed, classes, thresholds, setting, base, max_false_accepts
                     )
                     continue
                 for threshold in thresholds:
-                    detections = detect(smoothed, classes, int(threshold), int(suppression))
-                    score = score_detections(
-                        stream.events, detections, stream.seconds, tolerance_ms=tolerance_ms
-                    )
+                    steps = detection_steps(smoothed, classes, int(threshold), int(suppression))
+                    score = events.counts(smoothed.times_ms[steps], smoothed.top_index[steps])
                     rows.append(
                         {
                             "detection_threshold": int(threshold),
@@ -131,13 +130,12 @@ def sweep(
 
 
 def _per_class_rows(
-    stream: Any,
+    events: Any,
     smoothed: Any,
     classes: Sequence[str],
     thresholds: Sequence[int],
     setting: dict[str, int],
     base: DetectionParams,
-    tolerance_ms: int,
     max_false_accepts: int,
 ) -> list[dict[str, Any]]:
     """Per-class threshold lists for one (window, count, suppression): the Pareto front of hits
@@ -147,11 +145,10 @@ def _per_class_rows(
     summed over the keywords they give the combination's score up to the rare interplay of
     suppression between labels, so each chosen list is replayed whole for its row's score.
     """
-    from microspeech.data.streams import score_detections
 
     def score(class_thresholds: list[int]) -> Any:
-        detections = detect(smoothed, classes, class_thresholds, setting["suppression_ms"])
-        return score_detections(stream.events, detections, stream.seconds, tolerance_ms=tolerance_ms)
+        steps = detection_steps(smoothed, classes, class_thresholds, setting["suppression_ms"])
+        return events.counts(smoothed.times_ms[steps], smoothed.top_index[steps])
 
     keywords = [index for index, name in enumerate(classes) if not name.startswith("_")]
     # best[total false accepts] = (hits, sum of thresholds, thresholds so far): more hits first,
@@ -162,9 +159,8 @@ def _per_class_rows(
         for threshold in thresholds:
             alone = [NEVER] * len(classes)
             alone[keyword] = int(threshold)
-            result = score(alone)
-            hits = result.per_class.get(classes[keyword], {}).get("hits", 0)
-            curve.append((int(threshold), hits, result.false_accepts))
+            counts = score(alone)  # only this keyword detects: every hit is its own
+            curve.append((int(threshold), counts.hits, counts.false_accepts))
         grown: dict[int, tuple[int, int, tuple[int, ...]]] = {}
         for total, (hits, threshold_sum, chosen) in best.items():
             for threshold, class_hits, false_accepts in curve:

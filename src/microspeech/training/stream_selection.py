@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from microspeech.data.streams import KeywordStream, score_detections, stream_from_dataset
-from microspeech.detection.detector import detect, scores_to_uint8, smooth_scores
+from microspeech.data.streams import EventIndex, KeywordStream, stream_from_dataset
+from microspeech.detection.detector import detection_steps, scores_to_uint8, smooth_scores
 from microspeech.detection.params import DetectionParams
 from microspeech.detection.windows import StreamInputs, stream_inputs
 
@@ -111,6 +111,7 @@ class ValidationStream:
         self.max_fa_per_hour = spec.train.max_fa_per_hour
         self.stream = stream
         self.inputs: StreamInputs = stream_inputs(stream.audio, spec.frontend, spec.detection)
+        self.events = EventIndex(stream.events, self.classes, stream.seconds)
 
     @classmethod
     def build(cls, dataset: AudioDataset, spec: ModelSpec, *, seed: int) -> ValidationStream:
@@ -151,8 +152,8 @@ class ValidationStream:
         )
         points = []
         for threshold in _THRESHOLDS:
-            detections = detect(smoothed, self.classes, threshold, params.suppression_ms)
-            score = score_detections(self.stream.events, detections, self.stream.seconds)
+            steps = detection_steps(smoothed, self.classes, threshold, params.suppression_ms)
+            score = self.events.counts(smoothed.times_ms[steps], smoothed.top_index[steps])
             points.append(
                 StreamOperatingPoint(
                     threshold,
