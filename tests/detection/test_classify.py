@@ -198,3 +198,36 @@ def test_activity_detection_gates_inference_like_firmware(mltk_model, clips, tmp
     speech = np.concatenate([clips["yes"][0], clips["no"][0], clips["yes"][1]])
     decisions = gated.process(speech)
     assert 0 < len(decisions) < len(speech) // gated.hop_samples
+
+
+def test_a_run_following_a_recorded_reference_is_the_plain_loop(mltk_model, test_set_dir, subset_dir):
+    stream, _, _ = stream_from_dataset(
+        test_set_dir, mltk_model.classes, minutes=3, snr_db=10, seed=3, noise_dataset=subset_dir,
+        show_progress=False,
+    )  # fmt: skip
+    recorder = KeywordSpotter(mltk_model, reset_after_detection=False)
+    reference = run_stream(recorder, stream.audio, record=True)
+    assert len(reference.frontend_states) == len(reference.times_ms) == len(stream.audio) // 1600
+    settings = [(100, 300, 1, 500), (150, 1000, 3, 750), (220, 500, 2, 1500)]
+    for threshold, window, count, suppression in settings:
+        params = detection_params_with(
+            mltk_model.detection,
+            {"detection_threshold": threshold, "average_window_duration_ms": window,
+             "minimum_count": count, "suppression_ms": suppression},
+        )  # fmt: skip
+        plain = run_stream(KeywordSpotter(mltk_model, params), stream.audio)
+        spotter = KeywordSpotter(mltk_model, params)
+        inferences: list[int] = []
+        spotter.infer = lambda infer=spotter.infer, counted=inferences: counted.append(1) or infer()
+        followed = run_stream(spotter, stream.audio, reference=reference)
+        assert followed.detections == plain.detections and len(plain.detections) >= 2, threshold
+        assert np.array_equal(followed.times_ms, plain.times_ms)
+        assert np.array_equal(followed.scores, plain.scores)
+        # It followed the reference before the first detection and again after a reset.
+        before_first = int(np.searchsorted(plain.times_ms, plain.detections[0].time_ms))
+        assert len(inferences) < len(plain.times_ms) - before_first
+    # A run the reference cannot stand for (another volume gain) runs the plain loop.
+    louder = detection_params_with(mltk_model.detection, {"volume_gain": 3, "detection_threshold": 150})
+    expected = run_stream(KeywordSpotter(mltk_model, louder), stream.audio)
+    got = run_stream(KeywordSpotter(mltk_model, louder), stream.audio, reference=reference)
+    assert got.detections == expected.detections and np.array_equal(got.scores, expected.scores)

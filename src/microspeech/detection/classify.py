@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from microspeech.audio import SAMPLE_RATE
-from microspeech.detection.detector import CommandRecognizer, Decision, Detection
+from microspeech.detection.detector import CommandRecognizer, Decision, Detection, scores_to_uint8
 from microspeech.detection.params import DetectionParams
 
 # `KeywordSpotter.set_params(class_thresholds=...)`: keep the model's own per-class list.
@@ -155,6 +155,8 @@ class KeywordSpotter:
         self.model = model if isinstance(model, KeywordModel) else load_keyword_model(model)
         self.params = params or self.model.detection
         self.reset_after_detection = reset_after_detection
+        # When a list: the frontend's state after every inference's audio (`run_stream(record=True)`).
+        self.frontend_states: list[bytes] | None = None
         self.runner = TfliteRunner(self.model.tflite_bytes, backend=backend)  # type: ignore[arg-type]
         outputs = int(np.prod(self.runner.output_details.shape[1:]))
         if outputs != len(self.model.classes):
@@ -254,6 +256,8 @@ class KeywordSpotter:
             self.samples_seen += take
             if self._since_inference == self.hop_samples:
                 self._since_inference = 0
+                if self.frontend_states is not None:
+                    self.frontend_states.append(self.frontend.state_bytes())
                 if self._gated and not self.frontend.activity_detected():
                     continue  # firmware runs neither the model nor the recognizer without activity
                 time_ms = self.samples_seen * 1000 // SAMPLE_RATE
@@ -271,36 +275,134 @@ class StreamRun:
     times_ms: np.ndarray  # (K,) inference times
     scores: np.ndarray  # (K, classes) uint8: the model outputs on the firmware's 0-255 scale
     detections: list[Detection]
+    # With `run_stream(record=True)`: how it ran and the frontend's state after each inference,
+    # so that runs with other thresholds can follow it (`run_stream(reference=...)`).
+    frontend_states: list[bytes] | None = None
+    hop_samples: int = 0
+    volume_gain: float = 0.0
+    resets: bool = True
 
 
 def run_stream(
-    spotter: KeywordSpotter, audio: np.ndarray, *, chunk_samples: int = SAMPLE_RATE, progress: Any = None
+    spotter: KeywordSpotter,
+    audio: np.ndarray,
+    *,
+    chunk_samples: int = SAMPLE_RATE,
+    progress: Any = None,
+    record: bool = False,
+    reference: StreamRun | None = None,
 ) -> StreamRun:
     """Feed `audio` in chunks (as a microphone would) from a fresh start; collect scores and detections.
 
-    `progress(samples_done)` is called after each chunk when given.
+    `progress(samples_done)` is called after each chunk when given. `record` keeps the frontend's
+    state after every inference in the result. `reference`: a recorded run of the same audio,
+    frontend, volume gain and latency without resets; the result is the one of the plain loop
+    (see `_follow_reference`), computed only where it differs from the reference.
     """
+    if reference is not None and _can_follow(spotter, audio, reference):
+        return _follow_reference(spotter, audio, reference, progress)
     spotter.reset()
+    spotter.frontend_states = [] if record else None
     times: list[int] = []
     scores: list[np.ndarray] = []
     detections: list[Detection] = []
-    for start in range(0, len(audio), chunk_samples):
-        for decision in spotter.process(audio[start : start + chunk_samples]):
-            times.append(decision.time_ms)
-            scores.append(decision.scores_u8)
-            if decision.is_detection:
-                detections.append(
-                    Detection(decision.time_ms, decision.class_index, decision.label, decision.score)
-                )
-        if progress is not None:
-            progress(min(start + chunk_samples, len(audio)))
+    try:
+        for start in range(0, len(audio), chunk_samples):
+            for decision in spotter.process(audio[start : start + chunk_samples]):
+                times.append(decision.time_ms)
+                scores.append(decision.scores_u8)
+                if decision.is_detection:
+                    detections.append(
+                        Detection(decision.time_ms, decision.class_index, decision.label, decision.score)
+                    )
+            if progress is not None:
+                progress(min(start + chunk_samples, len(audio)))
+        states = spotter.frontend_states
+    finally:
+        spotter.frontend_states = None
     width = len(spotter.classes)
     stacked = np.stack(scores) if scores else np.zeros((0, width), np.uint8)
-    return StreamRun(np.asarray(times, dtype=np.int64), stacked, detections)
+    return StreamRun(
+        np.asarray(times, dtype=np.int64),
+        stacked,
+        detections,
+        frontend_states=states,
+        hop_samples=spotter.hop_samples,
+        volume_gain=spotter.params.volume_gain,
+        resets=spotter.reset_after_detection,
+    )
 
 
-def run_spotter(spotter: KeywordSpotter, stream: Any, description: str, show_progress: bool = True) -> Any:
-    """The firmware loop over `stream.audio` once, with a progress bar; returns (StreamRun, seconds)."""
+def _can_follow(spotter: KeywordSpotter, audio: np.ndarray, reference: StreamRun) -> bool:
+    """Whether `reference` was recorded on what `spotter` would compute from `audio`: same hop,
+    gain and inference count, no resets, and no activity gate (a gated frontend skips inferences)."""
+    return (
+        reference.frontend_states is not None
+        and not reference.resets
+        and not spotter._gated
+        and reference.hop_samples == spotter.hop_samples
+        and reference.volume_gain == spotter.params.volume_gain
+        and len(reference.times_ms) == len(audio) // spotter.hop_samples
+        and len(reference.frontend_states) == len(reference.times_ms)
+    )
+
+
+def _follow_reference(
+    spotter: KeywordSpotter, audio: np.ndarray, reference: StreamRun, progress: Any = None
+) -> StreamRun:
+    """The firmware loop's result from a reference run without resets, computing only what differs.
+
+    Until the first reset after a detection, every model output is the reference's. After one, the
+    frontend restarts; its state, compared byte for byte after every inference, meets the
+    reference's again (the noise estimate converges, here within ~15 s), and once a whole input
+    window of frames has been computed from equal states, the outputs are the reference's again.
+    So the result is exactly that of the plain loop, at a fraction of the inferences.
+    """
+    spotter.reset()
+    audio = apply_volume_gain(audio, spotter.params.volume_gain)
+    hop = spotter.hop_samples
+    # Frames computed since the frontend's state equalled the reference's (None: it differs now);
+    # both start fresh with the same empty input window, so the run starts as the reference.
+    frames_after_match: int | None = spotter.n_frames
+    times = reference.times_ms
+    scores = reference.scores.copy()
+    detections: list[Detection] = []
+    for step in range(len(times)):
+        if frames_after_match is None or frames_after_match < spotter.n_frames:
+            frames = spotter.frontend.process(audio[step * hop : (step + 1) * hop])
+            spotter._push_frames(frames)
+            if frames_after_match is not None:
+                frames_after_match += len(frames)
+            elif spotter.frontend.state_bytes() == reference.frontend_states[step]:
+                frames_after_match = 0
+            scores[step] = scores_to_uint8(spotter.infer())
+        decision = spotter.recognizer.process(scores[step], int(times[step]))
+        if decision.is_detection:
+            detections.append(
+                Detection(decision.time_ms, decision.class_index, decision.label, decision.score)
+            )
+            if spotter.reset_after_detection:
+                spotter._clear_features()
+                frames_after_match = None
+        if progress is not None and (step + 1) % 10 == 0:
+            progress(min((step + 1) * hop, len(audio)))
+    if progress is not None:
+        progress(len(audio))
+    return StreamRun(times, scores, detections, hop_samples=hop, volume_gain=spotter.params.volume_gain)
+
+
+def run_spotter(
+    spotter: KeywordSpotter,
+    stream: Any,
+    description: str,
+    show_progress: bool = True,
+    *,
+    record: bool = False,
+    reference: StreamRun | None = None,
+) -> Any:
+    """The firmware loop over `stream.audio` once, with a progress bar; returns (StreamRun, seconds).
+
+    `record` and `reference` as in `run_stream`."""
     import time
 
     from microspeech.progress import progress_bar
@@ -309,7 +411,13 @@ def run_spotter(spotter: KeywordSpotter, stream: Any, description: str, show_pro
         task = progress.add_task(description, total=len(stream.audio))
         spotter.process(np.zeros(spotter.hop_samples, np.int16))  # compile and allocate before timing
         started = time.perf_counter()
-        run = run_stream(spotter, stream.audio, progress=lambda done: progress.update(task, completed=done))
+        run = run_stream(
+            spotter,
+            stream.audio,
+            progress=lambda done: progress.update(task, completed=done),
+            record=record,
+            reference=reference,
+        )
         return run, time.perf_counter() - started
 
 

@@ -38,6 +38,12 @@ class StreamingFrontend:
         """The per-channel noise estimate (uint32 in C), a copy."""
         return self._estimate.astype(np.uint32)
 
+    def state_bytes(self) -> bytes:
+        """Everything the next frames depend on, as bytes: equal bytes, equal frames from here on."""
+        return b"".join(
+            array.tobytes() for array in (self._estimate, self._activity, self._dc_state, self._pending)
+        )
+
     def activity_detected(self) -> bool:
         """True once activity tripped since the last call (MLTK's ActivityDetectionTripped); clears it."""
         tripped = bool(self._activity[3])
