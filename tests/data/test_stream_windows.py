@@ -95,23 +95,46 @@ def test_whole_words_land_exactly_as_mltks_offset_range_draws_them():
 
 
 def test_a_fresh_window_after_digital_silence_has_exactly_the_fresh_frontends_features():
-    """Warm-up off for a window (warm_up_probability 0) means the frontend starts fresh at the window."""
+    """Warm-up off for a window (warm_up_probability 0) means the frontend starts fresh at the window,
+    also when the window starts with sound (noise here): the frame straddling its start must not
+    reach the frontend first."""
     frontend = FrontendSettings()
+    noise = NoiseBank.from_arrays([_word(64000, seed=9)], ["noise"], WINDOW + 16000)
     bank = ClipBank.from_arrays([_word(6000, seed=s) for s in range(8)], WINDOW)
     sources = np.arange(8)
     fresh = dataclasses.replace(
-        STREAM_LIKE, warm_up_ms=1000, warm_up_probability=0.0, keyword_visible_min=1.0
+        STREAM_LIKE,
+        warm_up_ms=1000,
+        warm_up_probability=0.0,
+        keyword_visible_min=1.0,
+        noise_probability=1.0,
+        snr_db_range=(10.0, 10.0),
     )
-    warm_features = _render_features(
-        np.random.default_rng(3), sources, bank, None, fresh, frontend, augment=True
+    fresh_features = _render_features(
+        np.random.default_rng(3), sources, bank, noise, fresh, frontend, augment=True
     )
     plan = draw_plan(
-        np.random.default_rng(3), sources, bank, None, fresh, WINDOW, augment=True, warm_up=16000
+        np.random.default_rng(3), sources, bank, noise, fresh, WINDOW, augment=True, warm_up=16000
     )
-    audio = render(plan, bank, None, WINDOW + 16000)
-    assert np.all(audio[:, :16000] == 0)
+    audio = render(plan, bank, noise, WINDOW + 16000)
+    assert np.all(audio[:, :16000] == 0) and np.all(np.abs(audio[:, 16000:16480]).max(axis=1) > 0)
     expected = compute_features(np.ascontiguousarray(audio[:, 16000:]), frontend, dtype="int8")
-    np.testing.assert_array_equal(warm_features, expected)
+    np.testing.assert_array_equal(fresh_features, expected)
+    # Half warm, half fresh: each row as if rendered alone.
+    mixed = dataclasses.replace(fresh, warm_up_probability=0.5)
+    plan = draw_plan(
+        np.random.default_rng(4), sources, bank, noise, mixed, WINDOW, augment=True, warm_up=16000
+    )
+    audio = render(plan, bank, noise, WINDOW + 16000)
+    features = _render_features(np.random.default_rng(4), sources, bank, noise, mixed, frontend, augment=True)
+    longer = frontend.replace(sample_length_ms=2000)
+    for row, silent in enumerate(plan.silent_until):
+        if silent:
+            expected = compute_features(audio[row, 16000:], frontend, dtype="int8")
+        else:
+            expected = compute_features(audio[row], longer, dtype="int8")[-49:]
+        np.testing.assert_array_equal(features[row], expected)
+    assert 0 < np.count_nonzero(plan.silent_until) < len(sources)
 
 
 def test_warm_windows_see_the_audio_before_them():

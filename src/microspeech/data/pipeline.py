@@ -100,8 +100,16 @@ def warm_up_samples(settings: AugmentationSettings, frontend: FrontendSettings) 
     return samples
 
 
-def _features(audio_int16: np.ndarray, frontend: FrontendSettings, warm_up: int = 0) -> np.ndarray:
-    """int8 features of the window that ends each row: the frontend runs over the whole row."""
+def _features(
+    audio_int16: np.ndarray, frontend: FrontendSettings, warm_up: int = 0, fresh: np.ndarray | None = None
+) -> np.ndarray:
+    """int8 features of the window that ends each row: the frontend runs over the whole row, or,
+    for the rows `fresh` marks, over the window alone (a fresh frontend at the window's start).
+
+    A fresh row must not run over its digital silence first: the frame that straddles the
+    window's start (two thirds silence) would seed the noise estimate, and the whole window's
+    features would differ from a frontend reset there (by up to 68 int8 steps on noise).
+    """
     from microspeech.frontend import compute_features
 
     if not warm_up:
@@ -109,7 +117,15 @@ def _features(audio_int16: np.ndarray, frontend: FrontendSettings, warm_up: int 
     longer = frontend.replace(
         sample_length_ms=frontend.sample_length_ms + warm_up * 1000 // frontend.sample_rate_hz
     )
-    return np.ascontiguousarray(compute_features(audio_int16, longer, dtype="int8")[:, -frontend.n_frames :])
+    if fresh is None:
+        fresh = np.zeros(len(audio_int16), bool)
+    out = np.empty((len(audio_int16), frontend.n_frames, frontend.n_channels), np.int8)
+    if fresh.any():
+        window_only = np.ascontiguousarray(audio_int16[fresh, warm_up:])
+        out[fresh] = compute_features(window_only, frontend, dtype="int8")
+    if not fresh.all():
+        out[~fresh] = compute_features(audio_int16[~fresh], longer, dtype="int8")[:, -frontend.n_frames :]
+    return out
 
 
 def _noise_bank(dataset: AudioDataset, window: int) -> NoiseBank | None:
@@ -147,7 +163,7 @@ def _render_features(
     for start in range(0, len(sources), FEATURE_BATCH):
         part = slice(start, start + FEATURE_BATCH)
         audio = render(_slice_plan(plan, part), bank, noise, frontend.n_samples + warm_up)
-        out[part] = _features(audio, frontend, warm_up)
+        out[part] = _features(audio, frontend, warm_up, plan.silent_until[part] >= warm_up)
     return out
 
 
