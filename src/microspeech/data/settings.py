@@ -39,8 +39,9 @@ class AugmentationSettings:
     # Stream-like windows (all off by default: MLTK's clips, a fresh frontend per clip).
     # Audio rendered before the window (a multiple of the frontend step): the frontend runs
     # over it and the window's features are its last frames, warm as on a stream. A
-    # `warm_up_probability` share of windows gets it; the rest start from a fresh frontend
-    # (digital silence before the window), as after the firmware resets it on a detection.
+    # `warm_up_probability` share of windows gets it; the rest start from a fresh frontend at
+    # the window (digital silence rendered before it, which the frontend skips), as after the
+    # firmware resets it on a detection.
     warm_up_ms: int = 0
     warm_up_probability: float = 1.0
     # Noise for word windows at a speech-to-noise ratio (active-speech RMS over the noise
