@@ -199,16 +199,20 @@ class StreamScore:
     false_accept_contexts: dict[str, int]  # during another word, another keyword, or background only
 
     @property
+    def counts(self) -> DetectionCounts:
+        """The totals alone; their rates and summary are defined there once."""
+        return DetectionCounts(self.hits, self.false_accepts, self.repeats, self.keywords, self.hours)
+
+    @property
     def miss_rate(self) -> float:
-        return self.misses / self.keywords if self.keywords else 0.0
+        return self.counts.miss_rate
 
     @property
     def fa_per_hour(self) -> float:
-        return self.false_accepts / self.hours if self.hours else 0.0
+        return self.counts.fa_per_hour
 
     def summary(self) -> dict[str, Any]:
-        counts = DetectionCounts(self.hits, self.false_accepts, self.repeats, self.keywords, self.hours)
-        return counts.summary()
+        return self.counts.summary()
 
 
 @dataclass(frozen=True)
