@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -97,26 +94,12 @@ def model_registry(tmp_path, monkeypatch):
 @pytest.fixture
 def unprivileged() -> list[str]:
     """A command prefix under which chmod 000 really denies reading: nothing for a normal user;
-    as root (who reads anything), `nobody` through setpriv (util-linux)."""
+    as root (who reads anything), root without the capabilities that bypass file permissions
+    (setpriv, util-linux). It stays root, so a checkout in a 0700 folder (mktemp -d) or under
+    /root still runs; only the permission bits of what it opens count."""
     if os.geteuid() != 0:
         return []
     setpriv = shutil.which("setpriv")
     assert setpriv, "setpriv (util-linux) is needed to test permissions as root"
-    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
-
-
-def _others_can_enter(folder: Path) -> bool:
-    return all(os.stat(path).st_mode & stat.S_IXOTH for path in (folder, *folder.parents))
-
-
-@pytest.fixture
-def reachable_tmp_path() -> Iterator[Path]:
-    """A fresh 0755 folder that `unprivileged` commands can reach, removed afterwards. pytest's
-    tmp_path and a TMPDIR made by `mktemp -d` (0700) cannot be entered by `nobody`; then /tmp."""
-    base = Path(tempfile.gettempdir()).resolve()
-    top = Path(tempfile.mkdtemp(prefix="microspeech-", dir=base if _others_can_enter(base) else "/tmp"))
-    top.chmod(0o755)
-    try:
-        yield top
-    finally:
-        shutil.rmtree(top)
+    dropped = "-dac_override,-dac_read_search"
+    return [setpriv, f"--inh-caps={dropped}", f"--bounding-set={dropped}"]

@@ -69,14 +69,14 @@ def test_channel_count_and_length_budget(tmp_path):
     assert MAX_AUDIO_SECONDS >= 600  # background-noise recordings (minutes) stay readable
 
 
-def test_missing_folder_and_unreadable_files_are_named(tmp_path, unprivileged, reachable_tmp_path):
+def test_missing_folder_and_unreadable_files_are_named(tmp_path, unprivileged):
     with pytest.raises(AudioError, match="nope.wav: no such file"):
         read_audio(tmp_path / "nope.wav")
     with pytest.raises(AudioError, match="is a folder, not an audio file"):
         read_audio(tmp_path)
-    # chmod 000 denies reading only to a user without privileges: root reads anything, so as
-    # root the check runs in a child process as `nobody` (`unprivileged`).
-    locked = reachable_tmp_path / "locked.wav"
+    # chmod 000 denies reading only to a process without privileges: root reads anything, so as
+    # root the check runs in a child process without them (`unprivileged`).
+    locked = tmp_path / "locked.wav"
     locked.write_bytes(wav_bytes(16000, payload=bytes(3200)))
     locked.chmod(0)
     code = (
