@@ -55,6 +55,12 @@ def _scores(stream: ValidationStream, peaks: dict[int, tuple[int, float]]) -> np
     return scores
 
 
+def test_the_other_words_are_the_non_keyword_clips_by_word():
+    stream = ValidationStream(_hand_made_stream(), _spec())
+    assert stream.keywords == 2
+    assert stream.other_words == {"go": 1, "left": 1}
+
+
 def test_the_metric_takes_the_best_threshold_within_the_budget():
     """ "go" scores 0.7 as yes: a threshold above it finds only the keyword scoring 0.9."""
     stream = ValidationStream(_hand_made_stream(), _spec(budget=1.0))  # 30 min: one false accept is 2 FA/h
@@ -146,6 +152,17 @@ def test_calibrated_parameters_are_the_ones_classify_audio_uses(streamed_dry_run
     for key in keys:
         assert stored[key] == chosen[key] == getattr(used, key)
     assert calibration["max_fa_per_hour"] == 60.0
+
+
+@pytest.mark.slow
+def test_the_calibration_records_the_words_its_false_accepts_were_measured_on(streamed_dry_run, subset_dir):
+    spec, output = streamed_dry_run
+    calibration = json.loads((output / "manifest.json").read_text())["detection_calibration"]
+    stream = ValidationStream.build(load_dataset(str(subset_dir)), spec, seed=5)  # training's stream
+    events = [event for event in stream.stream.events if not event.is_keyword]
+    assert events and calibration["other_words"] == stream.other_words
+    assert sum(calibration["other_words"].values()) == len(events)
+    assert set(calibration["other_words"]) == {event.word for event in events}
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ suppression) are chosen for the budget with the firmware loop, as `microspeech t
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -133,6 +134,12 @@ class ValidationStream:
     def keywords(self) -> int:
         return sum(1 for event in self.stream.events if event.is_keyword)
 
+    @property
+    def other_words(self) -> dict[str, int]:
+        """Clips per non-keyword word: the only words its false accepts per hour are measured on."""
+        counts = Counter(event.word for event in self.stream.events if not event.is_keyword)
+        return dict(sorted(counts.items()))
+
     def operating_points(
         self,
         scores: np.ndarray,
@@ -215,11 +222,16 @@ class Calibration:
     max_fa_per_hour: float
     minutes: float
     keywords: int
+    other_words: dict[str, int]  # clips per word the false accepts were measured on
     chosen: dict[str, Any] | None  # the four parameters and their firmware score; None: nothing fits
     spec_params: dict[str, Any]  # the spec's parameters with their firmware score, for comparison
 
     def describe(self) -> str:
-        budget = f"<= {self.max_fa_per_hour:g} FA/h on {self.minutes:.0f} min of validation stream"
+        # Words the stream lacks can fire more on other audio: say how broad the evidence is.
+        budget = (
+            f"<= {self.max_fa_per_hour:g} FA/h on {self.minutes:.0f} min of validation stream, "
+            f"{sum(self.other_words.values())} clips of {len(self.other_words)} other words"
+        )
         if self.chosen is None:
             return f"kept the spec's (nothing reached {budget})"
         score = self.chosen["firmware"]
@@ -239,6 +251,7 @@ class Calibration:
             "max_fa_per_hour": self.max_fa_per_hour,
             "minutes": round(self.minutes, 3),
             "keywords": self.keywords,
+            "other_words": self.other_words,
             "chosen": self.chosen,
             "spec_params": self.spec_params,
         }
@@ -274,6 +287,7 @@ def calibrate_detection(
         max_fa_per_hour=stream.max_fa_per_hour,
         minutes=stream.stream.seconds / 60,
         keywords=stream.keywords,
+        other_words=stream.other_words,
         chosen=None if chosen is None else {key: value for key, value in chosen.items() if key != "replayed"},
         spec_params=tuned.current,
     )

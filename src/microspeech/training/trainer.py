@@ -240,9 +240,11 @@ def _train_locked(
         logger.info("validation: %s", validation.counts())
         if stream is not None:
             logger.info(
-                "validation stream: %.1f min, %d keywords, %d inferences",
+                "validation stream: %.1f min, %d keywords, %d clips of %d other words, %d inferences",
                 stream.stream.seconds / 60,
                 stream.keywords,
+                sum(stream.other_words.values()),
+                len(stream.other_words),
                 len(stream.inputs.times_ms),
             )
         keras_model, history, best_epoch, mining_rounds = _fit(
