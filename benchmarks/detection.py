@@ -37,6 +37,7 @@ from microspeech.audio import SAMPLE_RATE  # noqa: E402
 from microspeech.detection.classify import KeywordSpotter, apply_volume_gain  # noqa: E402
 from microspeech.detection.detector import CommandRecognizer  # noqa: E402
 from microspeech.evaluation.streaming import (  # noqa: E402
+    best_within_budget,
     evaluate_streaming,
     plot_curves,
     resolve_keyword_model,  # noqa: E402
@@ -120,10 +121,9 @@ def speed(model_path: Path, audio: np.ndarray, repeats: int) -> dict[str, float]
 
 def at_budget(curve: list[dict], max_fa_per_hour: float) -> str:
     """Lowest miss rate on the threshold curve within the false-accept budget."""
-    within = [p for p in curve if p["fa_per_hour"] <= max_fa_per_hour]
-    if not within:
+    best = best_within_budget(curve, max_fa_per_hour)
+    if best is None:
         return "-"
-    best = min(within, key=lambda p: (p["miss_rate"], -p["detection_threshold"]))
     return f"{100 * best['miss_rate']:.1f}% ({best['detection_threshold']})"
 
 

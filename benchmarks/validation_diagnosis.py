@@ -40,6 +40,7 @@ def main() -> None:
     from microspeech.data.pipeline import TrainingPipeline
     from microspeech.detection.classify import KeywordSpotter, load_keyword_model, run_spotter
     from microspeech.evaluation.evaluate import score_tflite
+    from microspeech.evaluation.streaming import best_within_budget
     from microspeech.evaluation.tuning import sweep
     from microspeech.models import resolve_model
     from microspeech.training.stream_selection import ValidationStream
@@ -93,10 +94,8 @@ def main() -> None:
             stream, run.scores, run.times_ms, keyword_model.classes, base,
             thresholds=range(60, 256, 4), windows=(300, 500, 750, 1000), minimum_counts=(1, 2, 3),
         )  # fmt: skip
-        best = {
-            budget: min((r["miss_rate"] for r in rows if r["fa_per_hour"] <= budget), default=1.0)
-            for budget in (2, 6, 20)
-        }
+        points = {budget: best_within_budget(rows, budget) for budget in (2, 6, 20)}
+        best = {budget: point["miss_rate"] if point else 1.0 for budget, point in points.items()}
         misses = " / ".join(f"{100 * v:.1f}%" for v in best.values())
         which = "the training's" if not args.stream_offset else f"seed offset {args.stream_offset}"
         minutes = f"{stream.seconds / 60:.0f} min"

@@ -11,6 +11,7 @@ from microspeech.data import load_dataset
 from microspeech.data.streams import EventIndex
 from microspeech.evaluation.streaming import (
     StreamEvent,
+    best_within_budget,
     build_stream,
     score_detections,
     stream_from_dataset,
@@ -243,3 +244,16 @@ def test_evaluate_streaming_writes_the_report_and_the_curve(mltk_tflite, test_se
             output_dir=tmp_path / "bad",
             show_progress=False,
         )
+
+
+def test_the_best_point_within_a_budget_misses_fewest_and_takes_the_higher_threshold_on_ties():
+    curve = [
+        {"detection_threshold": 100, "miss_rate": 0.2, "fa_per_hour": 9.0},
+        {"detection_threshold": 150, "miss_rate": 0.4, "fa_per_hour": 4.0},
+        {"detection_threshold": 170, "miss_rate": 0.4, "fa_per_hour": 2.0},
+        {"detection_threshold": 200, "miss_rate": 0.7, "fa_per_hour": 0.0},
+    ]
+    assert best_within_budget(curve, 5.0)["detection_threshold"] == 170
+    assert best_within_budget(curve, 9.0)["detection_threshold"] == 100
+    assert best_within_budget(curve, 0.0)["detection_threshold"] == 200
+    assert best_within_budget(curve[:3], 1.0) is None

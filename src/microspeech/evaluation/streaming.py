@@ -153,6 +153,15 @@ def threshold_curve(
     return points
 
 
+def best_within_budget(curve: Sequence[dict[str, Any]], max_fa_per_hour: float) -> dict[str, Any] | None:
+    """The point of a threshold curve (or sweep) missing the fewest keywords within the false-accept
+    budget, the higher threshold on ties; None when no point fits."""
+    within = [point for point in curve if point["fa_per_hour"] <= max_fa_per_hour]
+    if not within:
+        return None
+    return min(within, key=lambda point: (point["miss_rate"], -point["detection_threshold"]))
+
+
 def plot_curve(curve: Sequence[dict[str, Any]], operating: dict[str, Any], title: str) -> bytes:
     """PNG of miss rate against false accepts per hour, the operating point marked."""
     return plot_curves({"detection_threshold sweep": curve}, title, operating=operating)
