@@ -208,6 +208,11 @@ def _best_within(
     return max(within, key=lambda point: point.hits)  # threshold 255 never fires, so never empty
 
 
+def count_words(clips_per_word: dict[str, int]) -> str:
+    """'N clips of K other words', as the log and the calibration line say it."""
+    return f"{sum(clips_per_word.values())} clips of {len(clips_per_word)} other words"
+
+
 # The calibration grid: finer and lower than `tune`'s default (label smoothing lowers scores).
 CALIBRATION_THRESHOLDS = tuple(range(60, 256, 4))
 CALIBRATION_WINDOWS = (300, 500, 750, 1000)
@@ -230,7 +235,7 @@ class Calibration:
         # Words the stream lacks can fire more on other audio: say how broad the evidence is.
         budget = (
             f"<= {self.max_fa_per_hour:g} FA/h on {self.minutes:.0f} min of validation stream, "
-            f"{sum(self.other_words.values())} clips of {len(self.other_words)} other words"
+            f"{count_words(self.other_words)}"
         )
         if self.chosen is None:
             return f"kept the spec's (nothing reached {budget})"

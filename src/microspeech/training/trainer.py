@@ -219,7 +219,7 @@ def _train_locked(
         validation = pipeline.validation()
         stream = None
         if spec.train.stream_validation_minutes > 0:
-            from microspeech.training.stream_selection import ValidationStream, check_stream_data
+            from microspeech.training.stream_selection import ValidationStream, check_stream_data, count_words
 
             check_stream_data(data, spec)
             bars.update(task, description="validation stream")
@@ -240,11 +240,10 @@ def _train_locked(
         logger.info("validation: %s", validation.counts())
         if stream is not None:
             logger.info(
-                "validation stream: %.1f min, %d keywords, %d clips of %d other words, %d inferences",
+                "validation stream: %.1f min, %d keywords, %s, %d inferences",
                 stream.stream.seconds / 60,
                 stream.keywords,
-                sum(stream.other_words.values()),
-                len(stream.other_words),
+                count_words(stream.other_words),
                 len(stream.inputs.times_ms),
             )
         keras_model, history, best_epoch, mining_rounds = _fit(
