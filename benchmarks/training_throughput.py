@@ -1,16 +1,21 @@
 """Training throughput at batch 32: our training loop vs plain Keras `fit`, same model and data.
 
-    .venv/bin/python benchmarks/training_throughput.py [--samples 6400] [--repeats 3]
+    .venv/bin/python benchmarks/training_throughput.py [--samples 6400] [--repeats 3] [--cpu avx2]
 
 All variants train the tflite_micro_speech model (Adam, class-weighted categorical
 cross-entropy, dropout, batch norm, TF op determinism) on the same int8 features, each in
 a fresh process because TensorFlow's thread settings are per process:
-- `keras`: plain `model.fit(x, y, batch_size=32)` with TensorFlow's default threads;
+- `keras`: plain `model.fit(x, y, batch_size=32)` with TensorFlow's default threads and
+  TensorFlow's default oneDNN policy for the CPU (on only with AVX512-VNNI/BF16, AVX-VNNI or AMX);
 - `keras-1-thread`: the same `fit` with `microspeech train`'s thread settings (to separate
   what the threads give from what the loop gives);
-- `microspeech`: `FastTrainer` as `microspeech train` runs it.
+- `microspeech`: `FastTrainer` as `microspeech train` runs it (oneDNN on: microspeech asks for it).
 The variants alternate `--repeats` times (a busy neighbour slows all alike); the best
 timed epoch (after a warm-up epoch) of each is reported in samples per second.
+
+`--cpu avx2` runs every variant as TensorFlow runs on a CPU with AVX2 and FMA but without
+AVX-512 (e.g. AMD EPYC Zen 2/3; bundles.tensorflow_environment): TensorFlow's default leaves
+oneDNN off there, and oneDNN, where on, is capped at its AVX2 kernels.
 """
 
 from __future__ import annotations
@@ -21,13 +26,13 @@ import subprocess
 import sys
 import time
 
-from bundles import machine_description
+from bundles import CPU_CHOICES, CPU_HELP, machine_description, tensorflow_environment
 
 BATCH = 32
 VARIANTS = ("keras", "keras-1-thread", "microspeech")
 
 
-def measure(variant: str, samples: int) -> float:
+def measure(variant: str, samples: int) -> tuple[float, bool]:
     """Best of two timed epochs after one warm-up, in this (fresh) process."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
@@ -37,7 +42,7 @@ def measure(variant: str, samples: int) -> float:
     from microspeech.models import get_model_spec
     from microspeech.training.callbacks import balanced_class_weights
     from microspeech.training.loop import FastTrainer
-    from microspeech.training.trainer import configure_threads
+    from microspeech.training.trainer import configure_threads, onednn_enabled
 
     if variant != "keras":
         configure_threads()
@@ -61,31 +66,40 @@ def measure(variant: str, samples: int) -> float:
         started = time.perf_counter()
         epoch()
         best = max(best, samples / (time.perf_counter() - started))
-    return best
+    return best, onednn_enabled()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=6400)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cpu", choices=CPU_CHOICES, default="native", help=CPU_HELP)
     parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # one child process
     args = parser.parse_args()
     if args.variant:
-        print(measure(args.variant, args.samples))
+        speed, onednn = measure(args.variant, args.samples)
+        print(speed, int(onednn))
         return
     print(machine_description(), flush=True)
     best = dict.fromkeys(VARIANTS, 0.0)
+    onednn = dict.fromkeys(VARIANTS, False)
     for _ in range(args.repeats):
         for variant in VARIANTS:
             command = [sys.executable, __file__, "--variant", variant, "--samples", str(args.samples)]
-            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-            best[variant] = max(best[variant], float(output.split()[-1]))
+            env = tensorflow_environment(args.cpu, microspeech=variant == "microspeech")
+            output = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
+            speed, onednn_flag = output.split()[-2:]
+            best[variant] = max(best[variant], float(speed))
+            onednn[variant] = onednn_flag == "1"
     cores = len(os.sched_getaffinity(0))
+    emulated = ", as on an AVX2-only CPU (oneDNN capped at AVX2)" if args.cpu == "avx2" else ""
     print(
         f"cores: {cores}, samples: {args.samples}, batch {BATCH}, best of {args.repeats} processes x 2 epochs"
+        f"{emulated}"
     )
     for variant in VARIANTS:
-        print(f"{variant:15s}: {best[variant]:10,.0f} samples/s")
+        state = "on" if onednn[variant] else "off"
+        print(f"{variant:15s}: {best[variant]:10,.0f} samples/s  (TensorFlow oneDNN {state})")
     print(f"ratio microspeech / plain keras fit         : {best['microspeech'] / best['keras']:6.2f}x")
     print(
         f"ratio microspeech / keras fit, same threads : {best['microspeech'] / best['keras-1-thread']:6.2f}x"

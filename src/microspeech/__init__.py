@@ -10,9 +10,16 @@ tests/check_layers.py (`make lint`). The common entry points are importable from
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 from microspeech.version import __version__
+
+# TensorFlow turns its oneDNN kernels on by default only for CPUs with AVX512-VNNI/BF16, AVX-VNNI
+# or AMX; on others (AVX2-only AMD EPYC, older Xeons) its Eigen Conv2D with one input channel
+# makes training about 3x slower (BENCHMARKS.md, "Training throughput"). TensorFlow reads this
+# once, when it starts; a value the user set wins.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 # Resolved on first use, so `import microspeech` stays cheap (no TensorFlow, no numba compile).
 _LAZY_EXPORTS = {

@@ -65,6 +65,8 @@ def test_dry_run_writes_every_artifact(trained):
     assert artifacts.spec.classes == ["yes", "no", "_unknown_", "_silence_"]
     assert not list(artifacts.directory.glob("*.partial*"))
     assert resolve_model(artifacts.tflite_path).directory == artifacts.directory
+    # microspeech asks TensorFlow for its oneDNN kernels on every CPU (tests/test_package.py).
+    assert "TensorFlow oneDNN kernels: on" in artifacts.train_log_path.read_text()
 
 
 def test_tflite_is_full_int8_with_exactly_the_expected_ops(trained):

@@ -81,6 +81,14 @@ def configure_determinism(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+def onednn_enabled() -> bool:
+    """Whether TensorFlow runs its oneDNN kernels (microspeech asks for them at import; a user
+    who set TF_ENABLE_ONEDNN_OPTS=0, or imported TensorFlow first, may have them off)."""
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
 def configure_threads() -> None:
     """One intra-op thread for TensorFlow: this model's ops are too small to split (it is ~30%
     faster alone), and the other core stays free for rendering the next epoch's features.
@@ -326,6 +334,7 @@ def _fit(
 
     configure_threads()
     configure_determinism(seed)
+    logger.info("TensorFlow oneDNN kernels: %s", "on" if onednn_enabled() else "off")
     settings = spec.train
     _, first_labels = pipeline.epoch_sources(0)
     weights = loss_class_weights(spec, first_labels)
