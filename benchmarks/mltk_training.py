@@ -263,13 +263,13 @@ def main() -> None:
     mltk_env.update(
         MLTK_CACHE_DIR=str(output / "mltk" / "cache"), PATH=f"{env_bin}{os.pathsep}{os.environ['PATH']}"
     )
-    if "amx_tile" in cpu_flags():
+    if "amx_tile" in cpu_flags() and "ONEDNN_MAX_CPU_ISA" not in mltk_env:
         # On CPUs with AMX, TensorFlow 2.16's oneDNN asks the kernel for the AMX state, which grows
         # the signal frame past the fixed alternate stack of the crash handler in MLTK's TFLM
         # wrapper: `mltk train` then dies after quantizing ("sigaltstack: Cannot allocate
         # memory", exit 1). Capping oneDNN below AMX avoids it; float32 training never uses AMX
         # (bf16/int8 only), so MLTK's speed is unchanged.
-        mltk_env.setdefault("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_VNNI")
+        mltk_env["ONEDNN_MAX_CPU_ISA"] = "AVX512_CORE_VNNI"
         print(f"MLTK runs with ONEDNN_MAX_CPU_ISA={mltk_env['ONEDNN_MAX_CPU_ISA']} (AMX CPU; see the script)")
     microspeech = str(Path(sys.executable).parent / "microspeech")
     print(f"dataset: {dataset} (MLTK reads the hard-linked copy {mltk_dataset}); output: {output}")

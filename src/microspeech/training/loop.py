@@ -48,7 +48,11 @@ class FastTrainer:
         import keras
         import tensorflow as tf
 
+        from microspeech.training.fast_layers import training_graph
+
         self.model = model
+        # The same layers and variables, BatchNorm and Dropout computed faster in training.
+        self._training_graph = training_graph(model)
         if weight_averaging:
             self.optimizer = keras.optimizers.Adam(
                 learning_rate=learning_rate, use_ema=True, ema_momentum=weight_averaging
@@ -95,7 +99,7 @@ class FastTrainer:
             if self._label_smoothing:
                 targets = targets * (1.0 - self._label_smoothing) + self._label_smoothing / n_classes
             with tf.GradientTape() as tape:
-                scores = self.model(x, training=True)
+                scores = self._training_graph(x, training=True)
                 per_sample = -tf.reduce_sum(
                     targets * tf.math.log(tf.clip_by_value(scores, 1e-7, 1.0)), axis=-1
                 )
