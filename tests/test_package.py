@@ -36,7 +36,7 @@ def test_every_package_has_a_public_api_whose_names_resolve(package):
         assert getattr(module, name) is not None, f"{package}.{name}"
 
 
-def _onednn_in_fresh_process(environment: dict[str, str]) -> str:
+def _onednn_in_fresh_process(environment: dict[str, str]) -> list[str]:
     """(TF_ENABLE_ONEDNN_OPTS after `import microspeech`, whether TensorFlow then runs oneDNN)."""
     import os
     import subprocess

@@ -81,9 +81,10 @@ class _StandIn(keras.layers.Layer):
         return input_shape
 
     def call(self, inputs, training=None, mask=None):
-        if not training or mask is not None:
-            return self.wrapped(inputs, training=training)
-        return self.train_call(inputs)
+        if training and mask is None:
+            return self.train_call(inputs)
+        masked = {"mask": mask} if mask is not None else {}  # only BatchNormalization takes one
+        return self.wrapped(inputs, training=training, **masked)
 
     def train_call(self, inputs):
         raise NotImplementedError
