@@ -49,13 +49,8 @@ def fail(message: str, code: int = 2) -> None:
     `message` is plain text: brackets in paths or values are printed as they are, never read
     as rich markup.
     """
-    print_error(message)
-    raise typer.Exit(code)
-
-
-def print_error(message: str) -> None:
-    """The `error: ...` line of `fail`, without exiting."""
     err_console.print(f"[bold red]error:[/] {escape(str(message))}", soft_wrap=not err_console.is_terminal)
+    raise typer.Exit(code)
 
 
 def model_file(model: str, kind: str = "tflite") -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from microspeech.cli.app import app, console, fail, print_error
+from microspeech.cli.app import app, console, fail
 from microspeech.progress import progress_bar
 
 dataset_app = typer.Typer(help="Download, inspect, generate and check datasets.", no_args_is_help=True)
@@ -158,18 +157,13 @@ def synth_command(
     except (SynthesisError, ValueError) as error:
         fail(str(error))
     except KeyboardInterrupt:
-        # The user stopped it; the workers are stopped and the partial folder is closed. Exit now:
-        # the process pool's threads may still be blocked on the stopped workers' pipes, and the
-        # interpreter's exit would join them (a hang seen under load, even after a second Ctrl-C).
-        import multiprocessing.util
+        # The user stopped it: the process pool's own shutdown, racing its stopped workers, may
+        # still report a closed pipe from a thread or an exit handler; that is not news to them.
+        import threading
 
-        print_error("interrupted; the clips already rendered are kept, run the same command to resume")
-        # What a normal exit does first (close the pool's queues, release its semaphores, so the
-        # resource tracker has nothing to report), without joining the queues' feeder threads.
-        multiprocessing.util._run_finalizers(0)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(130)
+        sys.unraisablehook = lambda unraisable: None
+        threading.excepthook = lambda args: None
+        fail("interrupted; the clips already rendered are kept, run the same command to resume", code=130)
     if generation.clips_rendered:
         console.print(
             f"generated {generation.clips_rendered:,} clips in {generation.seconds:.1f} s "

@@ -448,26 +448,24 @@ def _run_batches(
         if not batches:
             return
         started_before = set(multiprocessing.active_children())
-        pool = _pool(workers)
-        pending: set = set()
-        try:
-            # Submitting starts the workers: a Ctrl-C then must stop the pool too, not leave
-            # the pool's exit to wait for every batch already submitted.
-            for batch in batches:
-                pending.add(pool.submit(_render_batch, str(partial), batch, engines))
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    progress.advance(task, future.result())
-        except BaseException:
-            # Ctrl-C or a failed batch: stop the running batches now and do not wait for the pool's
-            # threads, which may be blocked on a stopped worker's pipe (finished clips stay in the
-            # partial folder for the next run).
-            pool.shutdown(wait=False, cancel_futures=True)
-            for worker in set(multiprocessing.active_children()) - started_before:
-                worker.terminate()
-            raise
-        pool.shutdown(wait=True)
+        with _pool(workers) as pool:
+            pending: set = set()
+            try:
+                # Submitting starts the workers: a Ctrl-C then must stop the pool too, not leave
+                # the pool's exit to wait for every batch already submitted.
+                for batch in batches:
+                    pending.add(pool.submit(_render_batch, str(partial), batch, engines))
+                while pending:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        progress.advance(task, future.result())
+            except BaseException:
+                # Ctrl-C or a failed batch: stop the running batches now rather than wait for them
+                # (finished clips stay in the partial folder for the next run).
+                pool.shutdown(wait=False, cancel_futures=True)
+                for worker in set(multiprocessing.active_children()) - started_before:
+                    worker.terminate()
+                raise
 
 
 def load_synthetic(
