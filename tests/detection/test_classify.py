@@ -226,6 +226,13 @@ def test_a_run_following_a_recorded_reference_is_the_plain_loop(mltk_model, test
         # It followed the reference before the first detection and again after a reset.
         before_first = int(np.searchsorted(plain.times_ms, plain.detections[0].time_ms))
         assert len(inferences) < len(plain.times_ms) - before_first
+        # The outputs after each reset are kept on the reference: the same settings again infer nothing.
+        again = KeywordSpotter(mltk_model, params)
+        repeated: list[int] = []
+        again.infer = lambda infer=again.infer, counted=repeated: counted.append(1) or infer()
+        repeat = run_stream(again, stream.audio, reference=reference)
+        assert repeat.detections == plain.detections and np.array_equal(repeat.scores, plain.scores)
+        assert not repeated
     # A run the reference cannot stand for (another volume gain) runs the plain loop.
     louder = detection_params_with(mltk_model.detection, {"volume_gain": 3, "detection_threshold": 150})
     expected = run_stream(KeywordSpotter(mltk_model, louder), stream.audio)

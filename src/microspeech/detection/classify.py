@@ -11,7 +11,7 @@ buffer (`reset_after_detection`), so one word cannot trigger twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -281,6 +281,9 @@ class StreamRun:
     hop_samples: int = 0
     volume_gain: float = 0.0
     resets: bool = True
+    # On a recorded run: the outputs after a reset just before inference K, as far as runs
+    # following it needed them. They depend on K alone, so runs with other thresholds share them.
+    after_reset: dict[int, _ScoresAfterReset] = field(default_factory=dict, compare=False, repr=False)
 
 
 def run_stream(
@@ -352,43 +355,87 @@ def _follow_reference(
 ) -> StreamRun:
     """The firmware loop's result from a reference run without resets, computing only what differs.
 
-    Until the first reset after a detection, every model output is the reference's. After one, the
-    frontend restarts; its state, compared byte for byte after every inference, meets the
-    reference's again (the noise estimate converges, here within ~15 s), and once a whole input
-    window of frames has been computed from equal states, the outputs are the reference's again.
+    Until the first reset after a detection, every model output is the reference's; after one,
+    they are `_ScoresAfterReset`'s until those are the reference's again or the next reset comes.
     So the result is exactly that of the plain loop, at a fraction of the inferences.
     """
     spotter.reset()
-    audio = apply_volume_gain(audio, spotter.params.volume_gain)
-    hop = spotter.hop_samples
-    # Frames computed since the frontend's state equalled the reference's (None: it differs now);
-    # both start fresh with the same empty input window, so the run starts as the reference.
-    frames_after_match: int | None = spotter.n_frames
     times = reference.times_ms
     scores = reference.scores.copy()
     detections: list[Detection] = []
+    since_reset: _ScoresAfterReset | None = None
     for step in range(len(times)):
-        if frames_after_match is None or frames_after_match < spotter.n_frames:
-            frames = spotter.frontend.process(audio[step * hop : (step + 1) * hop])
-            spotter._push_frames(frames)
-            if frames_after_match is not None:
-                frames_after_match += len(frames)
-            elif spotter.frontend.state_bytes() == reference.frontend_states[step]:
-                frames_after_match = 0
-            scores[step] = scores_to_uint8(spotter.infer())
+        if since_reset is not None:
+            output = since_reset.output(step, spotter, audio, reference)
+            if output is None:
+                since_reset = None  # the reference's from here to the next reset
+            else:
+                scores[step] = output
         decision = spotter.recognizer.process(scores[step], int(times[step]))
         if decision.is_detection:
             detections.append(
                 Detection(decision.time_ms, decision.class_index, decision.label, decision.score)
             )
             if spotter.reset_after_detection:
-                spotter._clear_features()
-                frames_after_match = None
+                since_reset = reference.after_reset.setdefault(step + 1, _ScoresAfterReset(step + 1))
         if progress is not None and (step + 1) % 10 == 0:
-            progress(min((step + 1) * hop, len(audio)))
+            progress(min((step + 1) * spotter.hop_samples, len(audio)))
     if progress is not None:
         progress(len(audio))
-    return StreamRun(times, scores, detections, hop_samples=hop, volume_gain=spotter.params.volume_gain)
+    return StreamRun(
+        times, scores, detections, hop_samples=spotter.hop_samples, volume_gain=spotter.params.volume_gain
+    )
+
+
+class _ScoresAfterReset:
+    """The outputs from inference `first_step` on after the frontend and features were reset just
+    before it (and not again), computed as far as a run has needed them.
+
+    The restarted frontend's state, compared byte for byte after every inference, meets the
+    reference's again (the noise estimate converges, here within ~15 s); once a whole input
+    window of frames has been computed from equal states, the outputs are the reference's.
+    """
+
+    def __init__(self, first_step: int) -> None:
+        self.first_step = first_step
+        self.outputs: list[np.ndarray] = []
+        self.frontend_state: tuple | None = None  # after the last computed inference (None: reset)
+        self.features: np.ndarray | None = None
+        self.frames_after_match: int | None = None  # frames computed since the states were equal
+        self.done = False  # the outputs are the reference's from here on
+
+    def output(
+        self, step: int, spotter: KeywordSpotter, audio: np.ndarray, reference: StreamRun
+    ) -> np.ndarray | None:
+        """The output at `step`; None: the reference's."""
+        while len(self.outputs) <= step - self.first_step and not self.done:
+            self._compute_next(spotter, audio, reference)
+        offset = step - self.first_step
+        return self.outputs[offset] if offset < len(self.outputs) else None
+
+    def _compute_next(self, spotter: KeywordSpotter, audio: np.ndarray, reference: StreamRun) -> None:
+        step = self.first_step + len(self.outputs)
+        if step >= len(reference.times_ms) or (
+            self.frames_after_match is not None and self.frames_after_match >= spotter.n_frames
+        ):
+            self.done = True
+            return
+        # The spotter's frontend and features are shared scratch: resume this run's state.
+        if self.frontend_state is None:
+            spotter._clear_features()
+        else:
+            spotter.frontend.load_state(self.frontend_state)
+            spotter._features = self.features
+        hop = spotter.hop_samples
+        chunk = apply_volume_gain(audio[step * hop : (step + 1) * hop], spotter.params.volume_gain)
+        frames = spotter.frontend.process(chunk)
+        spotter._push_frames(frames)
+        if self.frames_after_match is not None:
+            self.frames_after_match += len(frames)
+        elif spotter.frontend.state_bytes() == reference.frontend_states[step]:
+            self.frames_after_match = 0
+        self.outputs.append(scores_to_uint8(spotter.infer()))
+        self.frontend_state, self.features = spotter.frontend.save_state(), spotter._features
 
 
 def run_spotter(

@@ -44,6 +44,17 @@ class StreamingFrontend:
             array.tobytes() for array in (self._estimate, self._activity, self._dc_state, self._pending)
         )
 
+    def save_state(self) -> tuple:
+        """A copy of the state, for `load_state` (to resume a stream from here later)."""
+        arrays = (self._pending, self._estimate, self._activity, self._dc_state)
+        return (*(array.copy() for array in arrays), self.frames_emitted)
+
+    def load_state(self, state: tuple) -> None:
+        """Continue from a state `save_state` returned (the state itself stays as it was)."""
+        pending, estimate, activity, dc_state, self.frames_emitted = state
+        self._pending, self._estimate = pending.copy(), estimate.copy()
+        self._activity, self._dc_state = activity.copy(), dc_state.copy()
+
     def activity_detected(self) -> bool:
         """True once activity tripped since the last call (MLTK's ActivityDetectionTripped); clears it."""
         tripped = bool(self._activity[3])
