@@ -89,6 +89,10 @@ def test_settings_reject_unknown_keys_and_bad_values():
     assert TrainSettings.from_dict(TrainSettings(epochs=7).to_dict()).epochs == 7
     with pytest.raises(ValueError, match="label_smoothing"):
         TrainSettings(label_smoothing=1.0)
+    with pytest.raises(ValueError, match="calibration_minutes"):
+        TrainSettings(stream_validation_minutes=30.0, calibration_minutes=-1.0)
+    with pytest.raises(ValueError, match="calibration_minutes"):
+        TrainSettings(calibration_minutes=120.0)  # nothing to calibrate without a validation stream
     with pytest.raises(ValueError, match="time_mask_count"):
         AugmentationSettings(time_mask_count=-1)
     assert TrainSettings(monitor="val_balanced_accuracy").monitor == "val_balanced_accuracy"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from microspeech.tflite.metadata import read_parameters
 from microspeech.tflite.runtime import TfliteRunner
 from microspeech.training import train_model
 from microspeech.training.mining import mine_hard_negatives
-from microspeech.training.stream_selection import ValidationStream, check_stream_data
+from microspeech.training.stream_selection import ValidationStream, calibration_stream, check_stream_data
 
 CLASSES = ["yes", "no", "_unknown_", "_silence_"]
 
@@ -158,9 +159,13 @@ def test_calibrated_parameters_are_the_ones_classify_audio_uses(streamed_dry_run
 def test_the_calibration_records_the_words_its_false_accepts_were_measured_on(streamed_dry_run, subset_dir):
     spec, output = streamed_dry_run
     calibration = json.loads((output / "manifest.json").read_text())["detection_calibration"]
-    stream = ValidationStream.build(load_dataset(str(subset_dir)), spec, seed=5)  # training's stream
-    events = [event for event in stream.stream.events if not event.is_keyword]
-    assert events and calibration["other_words"] == stream.other_words
+    dataset = load_dataset(str(subset_dir))
+    # The calibration stream of its own when the spec has one, else the checkpoint stream.
+    stream = calibration_stream(dataset, spec, seed=5) or ValidationStream.build(dataset, spec, seed=5).stream
+    minutes = spec.train.calibration_minutes or spec.train.stream_validation_minutes
+    assert calibration["minutes"] == pytest.approx(minutes, abs=0.01)
+    events = [event for event in stream.events if not event.is_keyword]
+    assert events and calibration["other_words"] == dict(sorted(Counter(e.word for e in events).items()))
     assert sum(calibration["other_words"].values()) == len(events)
     assert set(calibration["other_words"]) == {event.word for event in events}
 
@@ -177,6 +182,24 @@ def test_the_same_seed_gives_the_same_calibrated_model(streamed_dry_run, tmp_pat
     features = np.random.default_rng(0).integers(-128, 128, (20, *spec.input_shape), dtype=np.int8)
     outputs = [TfliteRunner(path).predict(features) for path in (first, second)]
     np.testing.assert_array_equal(*outputs)
+
+
+def test_the_calibration_stream_is_a_validation_stream_of_its_own_length_and_placements(subset_dir):
+    dataset = load_dataset(str(subset_dir))
+    spec = _spec()
+    assert spec.train.calibration_minutes > spec.train.stream_validation_minutes
+    short = dataclasses.replace(
+        spec, train=dataclasses.replace(spec.train, stream_validation_minutes=1.0, calibration_minutes=2.0)
+    )
+    stream = calibration_stream(dataset, short, seed=3)
+    assert stream.seconds == pytest.approx(120, abs=1)
+    validation = {str(Path(clip.path).relative_to(dataset.root)) for clip in dataset.split("validation")}
+    assert stream.events and all(event.source in validation for event in stream.events)
+    checkpoint = ValidationStream.build(dataset, short, seed=3).stream
+    assert not np.array_equal(stream.audio[: len(checkpoint.audio)], checkpoint.audio)
+    np.testing.assert_array_equal(calibration_stream(dataset, short, seed=3).audio, stream.audio)
+    off = dataclasses.replace(short, train=dataclasses.replace(short.train, calibration_minutes=0.0))
+    assert calibration_stream(dataset, off, seed=3) is None
 
 
 def test_a_dataset_without_validation_keywords_is_refused_before_training(tmp_path, subset_dir):

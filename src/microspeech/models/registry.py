@@ -205,13 +205,15 @@ def list_models() -> list[str]:
 
 def dry_run_spec(spec: ModelSpec) -> ModelSpec:
     """The dry-run variant of a spec: same model and code path, tiny data, 3 epochs, batch 3,
-    at most a minute of validation stream, one mining round of half a minute, no weight averaging."""
+    at most a minute of validation stream (a minute and a half to calibrate on), one mining
+    round of half a minute, no weight averaging."""
     train = dataclasses.replace(
         spec.train,
         epochs=3,
         batch_size=3,
         max_clips_per_class=DRY_RUN_CLIPS_PER_CLASS,
         stream_validation_minutes=min(spec.train.stream_validation_minutes, 1.0),
+        calibration_minutes=min(spec.train.calibration_minutes, 1.5),
         mining_rounds=min(spec.train.mining_rounds, 1),
         mining_every=1,
         mining_minutes=min(spec.train.mining_minutes, 0.5),

@@ -73,6 +73,11 @@ class TrainSettings:
     stream_snr_db: tuple[float, ...] = (30.0, 20.0, 10.0, 5.0, 0.0)
     stream_clean_segment: bool = True
     max_fa_per_hour: float = 2.0
+    # Minutes of a stream of its own (the validation split, other placements and noise than the
+    # checkpoint stream's) that the detection parameters are calibrated on; 0: calibrate on the
+    # checkpoint stream. A budget of 2 FA/h allows one false accept in 30 minutes, so a short
+    # stream sets the threshold by its one worst word (BENCHMARKS.md, "Calibration stream length").
+    calibration_minutes: float = 0.0
     # Hard-negative mining (training.mining): after every `mining_every` epochs, up to
     # `mining_rounds` times, score a `mining_minutes` stream of the training split's other
     # words; windows whose top keyword score reaches `mining_threshold` (0-255) join training
@@ -104,6 +109,12 @@ class TrainSettings:
             and not self.stream_validation_minutes > 0
         ):
             raise ValueError("monitor val_stream_score needs stream_validation_minutes > 0")
+        calibrating = self.calibration_minutes > 0
+        if self.calibration_minutes < 0 or (calibrating and not self.stream_validation_minutes > 0):
+            raise ValueError(
+                "calibration_minutes must be >= 0, and > 0 only with a validation stream "
+                f"(stream_validation_minutes > 0), got calibration_minutes {self.calibration_minutes}"
+            )
         if self.stream_validation_minutes < 0 or not self.max_fa_per_hour > 0:
             raise ValueError(
                 f"stream_validation_minutes must be >= 0 and max_fa_per_hour > 0, got "

@@ -6,8 +6,10 @@ words over the background-noise recordings, one segment per condition: clean and
 them (`detection.windows.stream_inputs`). Each epoch the float model scores every inference;
 the metric is the share of keywords found at the best detection threshold whose false accepts
 stay within `max_fa_per_hour` (window, minimum count and suppression as in the spec). At the
-end, the int8 .tflite is scored on the same stream and (threshold, window, minimum count,
-suppression) are chosen for the budget with the firmware loop, as `microspeech tune` does.
+end, the int8 .tflite runs on a calibration stream (`TrainSettings.calibration_minutes` of the
+validation split, other placements and noise; else the same stream) and (threshold, window,
+minimum count, suppression) are chosen for the budget with the firmware loop, as `microspeech
+tune` does.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ __all__ = [
     "StreamOperatingPoint",
     "ValidationStream",
     "calibrate_detection",
+    "calibration_stream",
     "check_stream_data",
 ]
 
@@ -103,6 +106,48 @@ def check_stream_data(dataset: AudioDataset, spec: ModelSpec) -> None:
         raise DatasetError(f"{where}: the validation stream needs background-noise recordings, found none")
 
 
+# The calibration stream's seed offset: neither the checkpoint stream's (0) nor the one
+# `benchmarks/validation_diagnosis.py --stream-offset 1000` reports on.
+CALIBRATION_SEED_OFFSET = 500
+
+
+def _validation_split_stream(
+    dataset: AudioDataset, spec: ModelSpec, minutes: float, seed: int, show_progress: bool = False
+) -> KeywordStream:
+    stream, _, _ = stream_from_dataset(
+        dataset,
+        spec.classes,
+        minutes=minutes,
+        snr_db=spec.train.stream_conditions,
+        seed=seed + 7919,  # not the test benchmark's seeds
+        split="validation",
+        show_progress=show_progress,
+        segmented=True,
+    )
+    return stream
+
+
+def calibration_stream(
+    dataset: AudioDataset, spec: ModelSpec, *, seed: int, show_progress: bool = False
+) -> KeywordStream | None:
+    """`spec.train.calibration_minutes` of the validation split as a stream (None when 0), with
+    other placements and noise than the checkpoint stream of the same seed."""
+    minutes = spec.train.calibration_minutes
+    if not minutes > 0:
+        return None
+    return _validation_split_stream(dataset, spec, minutes, seed + CALIBRATION_SEED_OFFSET, show_progress)
+
+
+def keyword_count(stream: KeywordStream) -> int:
+    return sum(1 for event in stream.events if event.is_keyword)
+
+
+def other_word_counts(stream: KeywordStream) -> dict[str, int]:
+    """Clips per non-keyword word in `stream`, by word."""
+    counts = Counter(event.word for event in stream.events if not event.is_keyword)
+    return dict(sorted(counts.items()))
+
+
 class ValidationStream:
     """The validation split as a stream, with the firmware's model input at every inference."""
 
@@ -117,28 +162,16 @@ class ValidationStream:
     @classmethod
     def build(cls, dataset: AudioDataset, spec: ModelSpec, *, seed: int) -> ValidationStream:
         """The stream of `spec.train`'s settings from `dataset`'s validation split."""
-        settings = spec.train
-        stream, _, _ = stream_from_dataset(
-            dataset,
-            spec.classes,
-            minutes=settings.stream_validation_minutes,
-            snr_db=settings.stream_conditions,
-            seed=seed + 7919,  # not the test benchmark's seeds
-            split="validation",
-            show_progress=False,
-            segmented=True,
-        )
-        return cls(stream, spec)
+        return cls(_validation_split_stream(dataset, spec, spec.train.stream_validation_minutes, seed), spec)
 
     @property
     def keywords(self) -> int:
-        return sum(1 for event in self.stream.events if event.is_keyword)
+        return keyword_count(self.stream)
 
     @property
     def other_words(self) -> dict[str, int]:
         """Clips per non-keyword word: the only words its false accepts per hour are measured on."""
-        counts = Counter(event.word for event in self.stream.events if not event.is_keyword)
-        return dict(sorted(counts.items()))
+        return other_word_counts(self.stream)
 
     def operating_points(
         self,
@@ -263,9 +296,10 @@ class Calibration:
 
 
 def calibrate_detection(
-    tflite_path: Any, stream: ValidationStream, *, show_progress: bool = True
+    tflite_path: Any, stream: KeywordStream, max_fa_per_hour: float, *, show_progress: bool = True
 ) -> Calibration:
-    """Choose detection parameters for the budget with the int8 model's firmware loop; write them in.
+    """Choose detection parameters for the budget on `stream` with the int8 model's firmware loop;
+    write them in.
 
     Nothing within the budget keeps the spec's parameters (reported, not an error).
     """
@@ -275,8 +309,8 @@ def calibrate_detection(
     keyword_model = load_keyword_model(tflite_path)
     tuned = tune_on_stream(
         keyword_model,
-        stream.stream,
-        max_fa_per_hour=stream.max_fa_per_hour,
+        stream,
+        max_fa_per_hour=max_fa_per_hour,
         thresholds=CALIBRATION_THRESHOLDS,
         windows=CALIBRATION_WINDOWS,
         minimum_counts=CALIBRATION_MINIMUM_COUNTS,
@@ -289,10 +323,10 @@ def calibrate_detection(
     if chosen is not None:
         write_detection_params(tflite_path, {key: int(chosen[key]) for key in TUNED_KEYS})
     return Calibration(
-        max_fa_per_hour=stream.max_fa_per_hour,
-        minutes=stream.stream.seconds / 60,
-        keywords=stream.keywords,
-        other_words=stream.other_words,
+        max_fa_per_hour=max_fa_per_hour,
+        minutes=stream.seconds / 60,
+        keywords=keyword_count(stream),
+        other_words=other_word_counts(stream),
         chosen=None if chosen is None else {key: value for key, value in chosen.items() if key != "replayed"},
         spec_params=tuned.current,
     )

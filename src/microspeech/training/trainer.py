@@ -275,6 +275,7 @@ def _train_locked(
                 "wall_seconds": round(time.perf_counter() - started, 2),
             },
             console,
+            data,
             stream,
             progress,
         )
@@ -519,6 +520,7 @@ def _finish(
     representative: np.ndarray,
     manifest: dict[str, Any],
     console: Console,
+    data: Any,
     stream: Any = None,
     progress: bool = True,
 ) -> None:
@@ -540,9 +542,15 @@ def _finish(
         logger.warning("runtime parity on the validation features: %s", parity.describe())
         console.print(f"[bold red]runtimes disagree[/] on the validation clips: {parity.describe()}")
     if stream is not None:
-        from microspeech.training.stream_selection import calibrate_detection
+        from microspeech.training.stream_selection import calibrate_detection, calibration_stream
 
-        calibration = calibrate_detection(artifacts.tflite_path, stream, show_progress=progress)
+        # A longer stream of its own, when the spec asks: the checkpoint stream chose this epoch.
+        calibration_audio = (
+            calibration_stream(data, spec, seed=manifest["seed"], show_progress=progress) or stream.stream
+        )
+        calibration = calibrate_detection(
+            artifacts.tflite_path, calibration_audio, spec.train.max_fa_per_hour, show_progress=progress
+        )
         tflite_bytes = artifacts.tflite_path.read_bytes()  # the chosen parameters are in it now
         manifest["detection_calibration"] = calibration.to_dict()
         logger.info("detection calibration: %s", calibration.describe())
