@@ -91,8 +91,8 @@ def test_settings_reject_unknown_keys_and_bad_values():
         TrainSettings(label_smoothing=1.0)
     with pytest.raises(ValueError, match="calibration_minutes"):
         TrainSettings(stream_validation_minutes=30.0, calibration_minutes=-1.0)
-    with pytest.raises(ValueError, match="calibration_minutes"):
-        TrainSettings(calibration_minutes=120.0)  # nothing to calibrate without a validation stream
+    # A spec with its validation stream switched off keeps its (then unused) calibration length.
+    assert TrainSettings(calibration_minutes=120.0).stream_validation_minutes == 0.0
     with pytest.raises(ValueError, match="time_mask_count"):
         AugmentationSettings(time_mask_count=-1)
     assert TrainSettings(monitor="val_balanced_accuracy").monitor == "val_balanced_accuracy"

@@ -77,6 +77,7 @@ class TrainSettings:
     # checkpoint stream's) that the detection parameters are calibrated on; 0: calibrate on the
     # checkpoint stream. A budget of 2 FA/h allows one false accept in 30 minutes, so a short
     # stream sets the threshold by its one worst word (BENCHMARKS.md, "Calibration stream length").
+    # Without a validation stream nothing is calibrated and this is unused.
     calibration_minutes: float = 0.0
     # Hard-negative mining (training.mining): after every `mining_every` epochs, up to
     # `mining_rounds` times, score a `mining_minutes` stream of the training split's other
@@ -109,12 +110,8 @@ class TrainSettings:
             and not self.stream_validation_minutes > 0
         ):
             raise ValueError("monitor val_stream_score needs stream_validation_minutes > 0")
-        calibrating = self.calibration_minutes > 0
-        if self.calibration_minutes < 0 or (calibrating and not self.stream_validation_minutes > 0):
-            raise ValueError(
-                "calibration_minutes must be >= 0, and > 0 only with a validation stream "
-                f"(stream_validation_minutes > 0), got calibration_minutes {self.calibration_minutes}"
-            )
+        if not self.calibration_minutes >= 0:
+            raise ValueError(f"calibration_minutes must be >= 0, got {self.calibration_minutes}")
         if self.stream_validation_minutes < 0 or not self.max_fa_per_hour > 0:
             raise ValueError(
                 f"stream_validation_minutes must be >= 0 and max_fa_per_hour > 0, got "
