@@ -114,10 +114,11 @@ def streamed_dry_run(
 ):
     """Every registered model's dry run, with a validation stream, mining and calibration on."""
     spec = get_model_spec(f"{request.param}-test")
+    assert get_model_spec(request.param).train.monitor == "val_stream_plus_accuracy"
     train = dataclasses.replace(
         spec.train,
         stream_validation_minutes=1.0,
-        monitor="val_stream_score",
+        monitor="val_stream_plus_accuracy",
         mining_rounds=1,
         mining_every=1,
         mining_minutes=0.5,
@@ -130,14 +131,17 @@ def streamed_dry_run(
 
 
 @pytest.mark.slow
-def test_the_checkpoint_is_the_epoch_with_the_best_stream_score(streamed_dry_run):
+def test_the_checkpoint_is_the_epoch_with_the_best_stream_score_plus_clip_accuracy(streamed_dry_run):
     _, output = streamed_dry_run
     manifest = json.loads((output / "manifest.json").read_text())
     import csv
 
     rows = list(csv.DictReader((output / "history.csv").open()))
-    scores = [float(row["val_stream_score"]) for row in rows]
-    assert manifest["best_epoch"] == 1 + int(np.argmax(scores))
+    stream = np.array([float(row["val_stream_score"]) for row in rows])
+    clips = np.array([float(row["val_accuracy"]) for row in rows])
+    recorded = np.array([float(row["val_stream_plus_accuracy"]) for row in rows])
+    np.testing.assert_allclose(recorded, stream + clips, atol=1e-4)
+    assert manifest["best_epoch"] == 1 + int(np.argmax(recorded))
     assert manifest["hard_negative_mining"][0]["round"] == 1
 
 

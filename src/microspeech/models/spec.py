@@ -66,8 +66,9 @@ class TrainSettings:
     # Streaming validation (training.stream_selection): minutes of a stream built from the
     # validation split, one segment per condition (clean if `stream_clean_segment`, then each
     # SNR in dB). With monitor "val_stream_score" it picks the checkpoint: the mean share of
-    # keywords found within 1, 2, 4 and 8 x `max_fa_per_hour`; and at the end of training the
-    # detection parameters are calibrated on it for that budget and written into the .tflite.
+    # keywords found within 1, 2, 4 and 8 x `max_fa_per_hour` ("val_stream_plus_accuracy": that
+    # plus validation accuracy, so the clips break the stream's near-ties); and at the end of
+    # training the detection parameters are calibrated for that budget and written into the .tflite.
     # 0 minutes: no stream (checkpoints by clip metrics, the spec's detection parameters).
     stream_validation_minutes: float = 0.0
     stream_snr_db: tuple[float, ...] = (30.0, 20.0, 10.0, 5.0, 0.0)
@@ -99,17 +100,16 @@ class TrainSettings:
             "val_loss",
             "val_balanced_accuracy",
             "val_stream_score",
+            "val_stream_plus_accuracy",
         )
         for name in ("monitor", "reduce_lr_monitor", "stopping_monitor"):
             if name == "stopping_monitor" and self.stopping_monitor is None:
                 continue
             if getattr(self, name) not in metrics:
                 raise ValueError(f"{name} must be one of {', '.join(metrics)}, got {getattr(self, name)!r}")
-        if (
-            "val_stream_score" in (self.monitor, self.reduce_lr_monitor, self.stopping_monitor)
-            and not self.stream_validation_minutes > 0
-        ):
-            raise ValueError("monitor val_stream_score needs stream_validation_minutes > 0")
+        for monitor in (self.monitor, self.reduce_lr_monitor, self.stopping_monitor):
+            if (monitor or "").startswith("val_stream") and not self.stream_validation_minutes > 0:
+                raise ValueError(f"monitor {monitor} needs stream_validation_minutes > 0")
         if not self.calibration_minutes >= 0:
             raise ValueError(f"calibration_minutes must be >= 0, got {self.calibration_minutes}")
         if self.stream_validation_minutes < 0 or not self.max_fa_per_hour > 0:

@@ -61,11 +61,13 @@ HISTORY_COLUMNS = (
     "samples_per_second",
     "seconds",
 )
-# With a validation stream (TrainSettings.stream_validation_minutes): the checkpoint score (mean
-# share of keywords found within 1-8x the false-accept budget), and keywords found at the best
-# threshold within the budget, its false accepts per hour and the threshold.
+# With a validation stream (TrainSettings.stream_validation_minutes): the stream score (mean
+# share of keywords found within 1-8x the false-accept budget), the checkpoint score (the stream
+# score plus validation accuracy), and keywords found at the best threshold within the budget,
+# its false accepts per hour and the threshold.
 STREAM_HISTORY_COLUMNS = (
     "val_stream_score",
+    "val_stream_plus_accuracy",
     "val_stream_hit_rate",
     "val_stream_fa_per_hour",
     "val_stream_threshold",
@@ -497,6 +499,7 @@ def _epoch_metrics(trainer: Any, result: Any, validation: Any, stream: Any) -> d
     if stream is not None:
         stream_score, point = stream.epoch_metrics(trainer.predict(stream.inputs.features))
         metrics["val_stream_score"] = stream_score
+        metrics["val_stream_plus_accuracy"] = stream_score + val_accuracy
         metrics["val_stream_hit_rate"] = point.hit_rate
         metrics["val_stream_fa_per_hour"] = point.fa_per_hour
         metrics["val_stream_threshold"] = point.detection_threshold
