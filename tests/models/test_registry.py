@@ -85,6 +85,11 @@ def test_settings_reject_unknown_keys_and_bad_values():
         TrainSettings.from_dict({"batchsize": 16})
     with pytest.raises(ValueError, match="monitor must be one of"):
         TrainSettings(monitor="accuracy_val")
+    for stream_metric in ("val_stream_score", "val_stream_plus_accuracy"):
+        with pytest.raises(ValueError, match=f"monitor {stream_metric} needs stream_validation_minutes"):
+            TrainSettings(monitor=stream_metric)
+        with pytest.raises(ValueError, match=f"monitor {stream_metric} needs stream_validation_minutes"):
+            TrainSettings(stopping_monitor=stream_metric)
     with pytest.raises(ValueError, match="noise_factor_range"):
         AugmentationSettings(noise_factor_range=(0.5, 0.1))
     assert TrainSettings.from_dict(TrainSettings(epochs=7).to_dict()).epochs == 7
