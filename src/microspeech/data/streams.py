@@ -153,7 +153,9 @@ def build_stream(
     speech_level = float(np.median(levels)) if levels else 1000.0
     noise_rms = 0.0 if clean else speech_level / 10 ** (max(snrs) / 20)
 
-    mix = np.zeros(length) if clean else _noise_bed(noise, length, rng) * noise_rms
+    # Scaled, rounded and clipped in place: a 20-minute segment is 150 MB of float64 per copy.
+    mix = np.zeros(length) if clean else _noise_bed(noise, length, rng)
+    mix *= noise_rms
     events = []
     for (start, is_keyword, index, snr), (audio, level) in zip(placements, clips, strict=True):
         word, source, _ = (keyword_clips if is_keyword else other_clips)[index]
@@ -162,9 +164,10 @@ def build_stream(
         mix[start : start + len(audio)] += audio.astype(np.float64) * gain
         label = word if is_keyword else UNKNOWN
         events.append(StreamEvent(start, len(audio), word, label, is_keyword, snr, source))
-    rounded = np.rint(mix)
-    clipped = int(np.count_nonzero((rounded > 32767) | (rounded < -32768)))
-    audio = np.clip(rounded, -32768, 32767).astype(np.int16)
+    np.rint(mix, out=mix)
+    clipped = int(np.count_nonzero((mix > 32767) | (mix < -32768)))
+    np.clip(mix, -32768, 32767, out=mix)
+    audio = mix.astype(np.int16)
     return KeywordStream(audio, events, float(noise_rms), clipped)
 
 
