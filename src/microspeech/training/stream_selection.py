@@ -6,10 +6,10 @@ words over the background-noise recordings, one segment per condition: clean and
 them (`detection.windows.stream_inputs`). Each epoch the float model scores every inference;
 the metric is the share of keywords found at the best detection threshold whose false accepts
 stay within `max_fa_per_hour` (window, minimum count and suppression as in the spec; the
-trainer adds validation accuracy to it for `val_stream_plus_accuracy`). At the end, the int8 .tflite runs on a calibration stream (`TrainSettings.calibration_minutes` of the
-validation split, other placements and noise; else the same stream) and (threshold, window,
-minimum count, suppression) are chosen for the budget with the firmware loop, as `microspeech
-tune` does.
+trainer adds validation accuracy to it for `val_stream_plus_accuracy`). At the end, the int8
+.tflite runs on a calibration stream (`TrainSettings.calibration_minutes` of the validation
+split, other placements and noise; else the same stream) and (threshold, window, minimum count,
+suppression) are chosen for the budget with the firmware loop, as `microspeech tune` does.
 """
 
 from __future__ import annotations
