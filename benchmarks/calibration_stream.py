@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from bundles import SUBSET, machine_description, shared_bundle
+from validation_scoring import best_misses
 
 KEYS = ("detection_threshold", "average_window_duration_ms", "minimum_count", "suppression_ms")
 
@@ -43,8 +44,6 @@ def main() -> None:
     from microspeech.data import load_dataset
     from microspeech.data.streams import score_detections
     from microspeech.detection.classify import KeywordSpotter, load_keyword_model, run_spotter
-    from microspeech.evaluation.streaming import best_within_budget
-    from microspeech.evaluation.tuning import sweep
     from microspeech.models import resolve_model
     from microspeech.training.stream_selection import (
         ValidationStream,
@@ -73,15 +72,10 @@ def main() -> None:
             keyword_model = load_keyword_model(model.tflite_path)
             recorder = KeywordSpotter(keyword_model, reset_after_detection=False)
             reference, _ = run_spotter(recorder, check, "scoring the check stream", False, record=True)
-            rows = sweep(
-                check, reference.scores, reference.times_ms, keyword_model.classes, keyword_model.detection,
-                thresholds=range(60, 256, 4), windows=(300, 500, 750, 1000), minimum_counts=(1, 2, 3),
-            )  # fmt: skip
-            best = {b: best_within_budget(rows, b) for b in (2, 5)}
+            best = best_misses(check, reference, keyword_model, (2, 5))
             print(
                 f"\n## {folder} ({spec.name}, seed {seed}); check stream {args.check_minutes:g} min: "
-                f"best miss at <= 2 FA/h {100 * best[2]['miss_rate']:.1f}%, "
-                f"at <= 5 FA/h {100 * best[5]['miss_rate']:.1f}%",
+                f"best miss at <= 2 FA/h {100 * best[2]:.1f}%, at <= 5 FA/h {100 * best[5]:.1f}%",
                 flush=True,
             )
             streams = {

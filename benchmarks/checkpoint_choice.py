@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from bundles import SUBSET, machine_description, shared_bundle
+from validation_scoring import best_misses, validation_clips
 
 BUDGETS = (2, 6, 20)
 
@@ -81,11 +82,8 @@ def main() -> None:
     import keras
 
     from microspeech.data import load_dataset
-    from microspeech.data.pipeline import TrainingPipeline
     from microspeech.detection.classify import KeywordSpotter, load_keyword_model, run_spotter
     from microspeech.evaluation.evaluate import score_tflite
-    from microspeech.evaluation.streaming import best_within_budget
-    from microspeech.evaluation.tuning import sweep
     from microspeech.models import resolve_model
     from microspeech.tflite.convert import build_tflite
     from microspeech.training.stream_selection import ValidationStream
@@ -101,10 +99,7 @@ def main() -> None:
         spec = model.spec
         rows = list(csv.DictReader((folder / "history.csv").open()))
         chosen = rule_epochs(rows)
-        pipeline = TrainingPipeline.__new__(TrainingPipeline)  # validation() needs only these
-        pipeline.dataset, pipeline.target, pipeline.seed = dataset, spec.training_target(), seed
-        pipeline.classes, pipeline.frontend = list(spec.classes), spec.frontend
-        validation = pipeline.validation()
+        validation = validation_clips(dataset, spec, seed)
         long_spec = dataclasses.replace(
             spec, train=dataclasses.replace(spec.train, stream_validation_minutes=args.minutes)
         )
@@ -123,15 +118,11 @@ def main() -> None:
             keyword_model = load_keyword_model(path)
             spotter = KeywordSpotter(keyword_model, keyword_model.detection, reset_after_detection=False)
             run, _ = run_spotter(spotter, stream, f"seed {seed}, epoch {epoch}", False)
-            sweep_rows = sweep(
-                stream, run.scores, run.times_ms, keyword_model.classes, keyword_model.detection,
-                thresholds=range(60, 256, 4), windows=(300, 500, 750, 1000), minimum_counts=(1, 2, 3),
-            )  # fmt: skip
-            point = {b: best_within_budget(sweep_rows, b) for b in BUDGETS}
+            misses = best_misses(stream, run, keyword_model, BUDGETS)
             scored[epoch] = {
                 "accuracy": float(hits.mean()),
                 "balanced": float(np.mean(recalls)),
-                **{f"miss{b}": p["miss_rate"] if p else 1.0 for b, p in point.items()},
+                **{f"miss{b}": miss for b, miss in misses.items()},
             }
         print(f"\n## seed {seed}: {len(rows)} epochs", flush=True)
         for rule, epoch in chosen.items():

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from bundles import SUBSET, machine_description, shared_bundle
+from validation_scoring import best_misses, validation_clips
 
 
 def main() -> None:
@@ -37,11 +38,8 @@ def main() -> None:
     args = parser.parse_args()
     print(machine_description(), flush=True)
     from microspeech.data import load_dataset
-    from microspeech.data.pipeline import TrainingPipeline
     from microspeech.detection.classify import KeywordSpotter, load_keyword_model, run_spotter
     from microspeech.evaluation.evaluate import score_tflite
-    from microspeech.evaluation.streaming import best_within_budget
-    from microspeech.evaluation.tuning import sweep
     from microspeech.models import resolve_model
     from microspeech.training.stream_selection import ValidationStream
 
@@ -51,10 +49,7 @@ def main() -> None:
         spec = model.spec
         manifest = model.manifest
         seed = manifest["seed"]
-        pipeline = TrainingPipeline.__new__(TrainingPipeline)  # validation() needs only these
-        pipeline.dataset, pipeline.target, pipeline.seed = dataset, spec.training_target(), seed
-        pipeline.classes, pipeline.frontend = list(spec.classes), spec.frontend
-        validation = pipeline.validation()
+        validation = validation_clips(dataset, spec, seed)
         scores = score_tflite(model.tflite_path, validation.features)
         predicted = scores.argmax(-1)
         hits = predicted == validation.labels
@@ -87,15 +82,9 @@ def main() -> None:
             )
         stream = ValidationStream.build(dataset, spec, seed=seed + args.stream_offset).stream
         keyword_model = load_keyword_model(model.tflite_path)
-        base = keyword_model.detection
-        spotter = KeywordSpotter(keyword_model, base, reset_after_detection=False)
+        spotter = KeywordSpotter(keyword_model, keyword_model.detection, reset_after_detection=False)
         run, _ = run_spotter(spotter, stream, "scoring the validation stream", False)
-        rows = sweep(
-            stream, run.scores, run.times_ms, keyword_model.classes, base,
-            thresholds=range(60, 256, 4), windows=(300, 500, 750, 1000), minimum_counts=(1, 2, 3),
-        )  # fmt: skip
-        points = {budget: best_within_budget(rows, budget) for budget in (2, 6, 20)}
-        best = {budget: point["miss_rate"] if point else 1.0 for budget, point in points.items()}
+        best = best_misses(stream, run, keyword_model, (2, 6, 20))
         misses = " / ".join(f"{100 * v:.1f}%" for v in best.values())
         which = "the training's" if not args.stream_offset else f"seed offset {args.stream_offset}"
         minutes = f"{stream.seconds / 60:.0f} min"
