@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from microspeech.audio import active_rms
-from microspeech.data.augmentation import FRAGMENT, KEYWORD, OTHER, NoiseBank, draw_plan, render
+from microspeech.data.augmentation import FRAGMENT, KEYWORD, OTHER, REVERSED, NoiseBank, draw_plan, render
 from microspeech.data.clip_bank import ClipBank
 from microspeech.data.pipeline import TrainingPipeline, _render_features, warm_up_samples
 from microspeech.data.settings import AugmentationSettings
@@ -40,10 +40,11 @@ def _visible_fraction(offsets: np.ndarray, length: int, window: int) -> np.ndarr
 
 @pytest.mark.parametrize(
     ("kind", "low", "high"),
-    [(KEYWORD, 0.8, 1.0), (OTHER, 0.5, 1.0), (FRAGMENT, 0.15, 0.5)],
+    [(KEYWORD, 0.8, 1.0), (OTHER, 0.5, 1.0), (FRAGMENT, 0.15, 0.5), (REVERSED, 0.5, 1.0)],
 )
 def test_the_labelling_rule_bounds_how_much_of_the_word_is_inside(kind, low, high):
-    """Keyword windows keep >= 80% of the word, other words >= 50%, fragments 15-50% at one edge."""
+    """Keyword windows keep >= 80% of the word, other words (reversed ones too) >= 50%, fragments
+    15-50% at one edge."""
     bank = ClipBank.from_arrays([_word()], WINDOW)
     plan = draw_plan(
         np.random.default_rng(0),
@@ -62,6 +63,38 @@ def test_the_labelling_rule_bounds_how_much_of_the_word_is_inside(kind, low, hig
     else:
         cut_start, cut_end = plan.offsets < 0, plan.offsets + 8000 > WINDOW
         assert np.all(cut_start ^ cut_end) and cut_start.any() and cut_end.any()
+
+
+@pytest.mark.parametrize("speed", [1.0, 0.9])
+def test_reversed_words_play_backwards(speed):
+    """A REVERSED word renders as the same word, at the same speed, read from its last sample."""
+    ramp = np.arange(8000)
+    word = (ramp / 3 * np.sin(2 * np.pi * 150 * ramp / 16000)).astype(np.int16)
+    bank = ClipBank.from_arrays([word], WINDOW)
+    settings = dataclasses.replace(STREAM_LIKE, speed_range=(speed, speed), offset_range=(0.0, 0.0))
+    settings = dataclasses.replace(settings, other_visible_min=1.0, keyword_visible_min=1.0)
+    rendered = {}
+    for kind in (OTHER, REVERSED):
+        plan = draw_plan(
+            np.random.default_rng(0),
+            np.zeros(1, np.int64),
+            bank,
+            None,
+            settings,
+            WINDOW,
+            augment=True,
+            kinds=np.array([kind]),
+        )
+        assert plan.offsets[0] == 0 and plan.reversed[0] == (kind == REVERSED)
+        rendered[kind] = render(plan, bank, None, WINDOW)[0]
+    # Output sample t reads the word at (length - 1) - t x speed, linearly interpolated.
+    t = np.arange(WINDOW)
+    position = 7999 - t * speed
+    expected = np.where(position >= 0, np.interp(position, np.arange(8000), word), 0.0)
+    assert np.abs(rendered[REVERSED] - expected).max() <= 1.0  # rounding to int16
+    if speed == 1.0:
+        np.testing.assert_array_equal(rendered[REVERSED][:8000], word[::-1])
+        np.testing.assert_array_equal(rendered[OTHER][:8000], word)
 
 
 def test_keywords_kept_whole_at_the_start_are_cut_only_at_the_end():
@@ -189,17 +222,25 @@ def test_noise_is_mixed_at_the_drawn_speech_to_noise_ratio():
 
 
 @pytest.mark.parametrize("name", list_models())
-def test_epochs_hold_keyword_fragments_as_unknown_and_are_deterministic(name, subset_dir):
+def test_epochs_hold_keyword_fragments_and_reversed_words_as_unknown_and_are_deterministic(name, subset_dir):
     from microspeech.data import load_dataset
 
     spec = get_model_spec(f"{name}-test")
-    spec = dataclasses.replace(spec, augmentation=dataclasses.replace(spec.augmentation, fragment_ratio=0.5))
+    augmentation = dataclasses.replace(spec.augmentation, fragment_ratio=0.5, reversed_ratio=0.4)
+    spec = dataclasses.replace(spec, augmentation=augmentation)
     pipeline = TrainingPipeline(load_dataset(str(subset_dir)), spec.training_target(), seed=4)
     sources, labels, kinds = pipeline.epoch_plan(2)
     unknown = spec.classes.index("_unknown_")
     assert (
         np.all(labels[kinds == FRAGMENT] == unknown) and (kinds == FRAGMENT).sum() == pipeline.n_fragments > 0
     )
+    assert (kinds == REVERSED).sum() == pipeline.n_reversed > 0 and np.all(
+        labels[kinds == REVERSED] == unknown
+    )
+    # Reversed words come from keywords and other words alike.
+    n_keyword_clips = sum(len(pool) for pool in pipeline.keyword_pools.values())  # first in the bank
+    reversed_sources = sources[kinds == REVERSED]
+    assert (reversed_sources < n_keyword_clips).any() and (reversed_sources >= n_keyword_clips).any()
     keyword_labels = {spec.classes.index(k) for k in spec.keywords}
     assert set(labels[kinds == KEYWORD]) - {spec.classes.index("_silence_")} <= keyword_labels
     again_pipeline = TrainingPipeline(load_dataset(str(subset_dir)), spec.training_target(), seed=4)

@@ -22,8 +22,9 @@ from microspeech.data.clip_bank import ClipBank
 if TYPE_CHECKING:
     from microspeech.data.settings import AugmentationSettings
 
-# What each rendered word is, for its placement (`draw_plan`'s `kinds`).
-KEYWORD, OTHER, FRAGMENT = 0, 1, 2
+# What each rendered word is, for its placement (`draw_plan`'s `kinds`); a REVERSED word is
+# played backwards and placed like an OTHER word.
+KEYWORD, OTHER, FRAGMENT, REVERSED = 0, 1, 2, 3
 # Grain size for pitch shifting (64 ms hann windows at 75% overlap).
 GRAIN = 1024
 GRAIN_HOP = GRAIN // 4
@@ -99,6 +100,7 @@ class Plan:
     # int64: samples before this index are digital silence (the frontend starts fresh there);
     # 0 lets the frontend warm up on the audio before the window, as on a stream.
     silent_until: np.ndarray
+    reversed: np.ndarray  # bool: the word plays backwards (from its last sample)
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -129,7 +131,8 @@ def draw_plan(
     from `silence_gain_range` with a `silence_near_zero_fraction` share near zero.
 
     Stream-like windows (see `AugmentationSettings`): `kinds` says per clip whether it is a
-    KEYWORD, an OTHER word or a keyword FRAGMENT (default: all KEYWORD); the rendered buffer
+    KEYWORD, an OTHER word, a keyword FRAGMENT or a REVERSED word, played backwards and placed
+    like an OTHER word (default: all KEYWORD); the rendered buffer
     is `warm_up` samples of audio before the `window`, and offsets count from the buffer's
     start. A keyword may stick out of the window by up to 1 - keyword_visible_min of its
     length (at its end only, with keyword_start_inside), another word by 1 - other_visible_min;
@@ -190,6 +193,7 @@ def draw_plan(
         noise_starts,
         noise_gains.astype(np.float32),
         np.where(warm, 0, warm_up).astype(np.int64),
+        kinds == REVERSED,
     )
 
 
@@ -202,7 +206,8 @@ def _stream_offsets(
 ) -> np.ndarray:
     """Where each word starts relative to the window (negative: its start lies before the window)."""
     count = len(kinds)
-    visible_min = np.where(kinds == OTHER, settings.other_visible_min, settings.keyword_visible_min)
+    is_other = (kinds == OTHER) | (kinds == REVERSED)
+    visible_min = np.where(is_other, settings.other_visible_min, settings.keyword_visible_min)
     # Whole words (visible_min 1) land in [0, room] exactly as MLTK's offset_range draws them.
     lower = -np.floor((1.0 - visible_min) * played)
     if settings.keyword_start_inside:
@@ -221,9 +226,11 @@ def _stream_offsets(
 
 
 @numba.njit(cache=True, inline="always")
-def _sample(audio, start, length, position):  # linear interpolation inside one clip
+def _sample(audio, start, length, position, backwards):  # linear interpolation inside one clip
     if position < 0.0 or position > length - 1:
         return 0.0
+    if backwards:
+        position = length - 1 - position
     k = int(position)
     frac = position - k
     a = np.float32(audio[start + k])
@@ -245,6 +252,7 @@ def _render(
     noise_starts,
     noise_gains,
     silent_until,
+    reversed_,
     out,
 ):
     n_clips, window = out.shape
@@ -258,9 +266,10 @@ def _render(
             speed = speeds[i]
             pitch = pitches[i]
             gain = gains[i]
+            backwards = reversed_[i]
             if pitch == 1.0:
                 for t in range(max(offset, 0), window):
-                    mixed[t] = gain * _sample(bank_audio, start, length, (t - offset) * speed)
+                    mixed[t] = gain * _sample(bank_audio, start, length, (t - offset) * speed, backwards)
             else:
                 # Grains read at `pitch` times the rate from where they sit in time, overlap-added
                 # with hann windows (sum 2 at 75% overlap): pitch changes, duration does not.
@@ -271,7 +280,7 @@ def _render(
                     for j in range(
                         max(0, offset - grain_start, -grain_start), min(GRAIN, window - grain_start)
                     ):
-                        value = _sample(bank_audio, start, length, anchor + j * speed * pitch)
+                        value = _sample(bank_audio, start, length, anchor + j * speed * pitch, backwards)
                         mixed[grain_start + j] += _GRAIN_WINDOW[j] * gain * value
         noise_gain = noise_gains[i]
         if noise_gain != 0.0:
@@ -302,6 +311,7 @@ def render(plan: Plan, bank: ClipBank, noise: NoiseBank | None, window: int) -> 
         plan.noise_starts,
         plan.noise_gains,
         plan.silent_until,
+        plan.reversed,
         out,
     )
     return out

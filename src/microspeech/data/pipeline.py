@@ -25,6 +25,7 @@ from microspeech.data.augmentation import (
     FRAGMENT,
     KEYWORD,
     OTHER,
+    REVERSED,
     NoiseBank,
     Plan,
     draw_plan,
@@ -385,6 +386,9 @@ class TrainingPipeline:
         self.n_fragments = (
             round(target.augmentation.fragment_ratio * mean_keywords) if UNKNOWN in classes else 0
         )
+        self.n_reversed = (
+            round(target.augmentation.reversed_ratio * mean_keywords) if UNKNOWN in classes else 0
+        )
 
     def epoch_sources(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """(bank index or -1 for silence, label) of every clip of this epoch, in class order."""
@@ -394,8 +398,9 @@ class TrainingPipeline:
     def epoch_plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(bank index or -1 for silence, label, kind) of every clip of this epoch, in class order.
 
-        Kinds (`augmentation.KEYWORD`, `OTHER`, `FRAGMENT`) decide how a word may sit across the
-        window's edges; keyword fragments come last among the `_unknown_` clips.
+        Kinds (`augmentation.KEYWORD`, `OTHER`, `FRAGMENT`, `REVERSED`) decide how a word may sit
+        across the window's edges (and whether it plays backwards); keyword fragments, then
+        reversed words, come last among the `_unknown_` clips.
         """
         rng = np.random.default_rng([self.seed, epoch, 0x5E1])
         sources, labels = [], []
@@ -416,12 +421,18 @@ class TrainingPipeline:
             fragment_rng = np.random.default_rng([self.seed, epoch, 0xF5A6])
             sources += [int(i) for i in fragment_rng.integers(0, n_keyword_clips, self.n_fragments)]
             labels += [self.classes.index(UNKNOWN)] * self.n_fragments
+        if self.n_reversed:
+            reversed_rng = np.random.default_rng([self.seed, epoch, 0xBAC4])
+            sources += [int(i) for i in reversed_rng.integers(0, len(self.bank), self.n_reversed)]
+            labels += [self.classes.index(UNKNOWN)] * self.n_reversed
         if self.n_silence:
             sources += [-1] * self.n_silence
             labels += [self.classes.index(SILENCE)] * self.n_silence
         kinds = np.full(len(sources), KEYWORD, np.int64)
         kinds[n_keyword_clips:n_before_fragments] = OTHER
         kinds[n_before_fragments : n_before_fragments + self.n_fragments] = FRAGMENT
+        first_reversed = n_before_fragments + self.n_fragments
+        kinds[first_reversed : first_reversed + self.n_reversed] = REVERSED
         return np.asarray(sources, np.int64), np.asarray(labels, np.int64), kinds
 
     def epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:

@@ -61,6 +61,10 @@ class AugmentationSettings:
     # epoch, each showing a `fragment_visible_range` share of the word at one window edge.
     fragment_ratio: float = 0.0
     fragment_visible_range: tuple[float, float] = (0.15, 0.5)
+    # Words played backwards labelled `_unknown_`: reversed_ratio x the mean keyword count per
+    # epoch, drawn from every training word (keywords too), placed like other words. Backwards
+    # speech has speech's spectra without its words: negatives unlike the few words a dataset has.
+    reversed_ratio: float = 0.0
 
     def __post_init__(self) -> None:
         ranges = (
@@ -86,8 +90,8 @@ class AugmentationSettings:
         for name in masks:
             if getattr(self, name) < 0:
                 raise ValueError(f"augmentation {name} must be >= 0, got {getattr(self, name)}")
-        if self.warm_up_ms < 0 or self.fragment_ratio < 0:
-            raise ValueError("augmentation warm_up_ms and fragment_ratio must be >= 0")
+        if self.warm_up_ms < 0 or self.fragment_ratio < 0 or self.reversed_ratio < 0:
+            raise ValueError("augmentation warm_up_ms, fragment_ratio and reversed_ratio must be >= 0")
         if not 0.0 < self.keyword_visible_min <= 1.0 or not 0.0 < self.other_visible_min <= 1.0:
             raise ValueError("augmentation keyword_visible_min and other_visible_min must be in (0, 1]")
         if not 0.0 < self.fragment_visible_range[0] <= self.fragment_visible_range[1] < 1.0:
