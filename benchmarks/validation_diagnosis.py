@@ -6,20 +6,23 @@ For choosing recipe changes without the test set: per model, int8 (LiteRT) clip 
 balanced accuracy on the validation clips as training sees them (`TrainingPipeline.validation`,
 fresh frontend, unknown balanced), the confusions by source word, and the validation stream's
 calibrated operating point and best miss rates within 2 / 6 / 20 FA/h (from the manifest and a
-threshold sweep at the calibrated window and count on the same stream).
+threshold sweep at the calibrated window and count on the same stream). With `--peaks`, also how
+high keywords and other words score on that stream: per condition, the percentiles of each word's
+peak window average (at the calibrated window) and the share at or above the calibrated threshold,
+and the other words that come closest to firing.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from bundles import SUBSET, machine_description, shared_bundle
-from validation_scoring import best_misses, validation_clips
+from validation_scoring import best_misses, event_peaks, validation_clips
 
 
 def main() -> None:
@@ -35,6 +38,7 @@ def main() -> None:
         "checkpoint choice's luck does not flatter the model)",
     )
     parser.add_argument("--minutes", type=float, help="stream length (default: the spec's validation stream)")
+    parser.add_argument("--peaks", action="store_true", help="print words' peak scores on the stream")
     args = parser.parse_args()
     print(machine_description(), flush=True)
     from microspeech.data import load_dataset
@@ -89,6 +93,37 @@ def main() -> None:
         which = "the training's" if not args.stream_offset else f"seed offset {args.stream_offset}"
         minutes = f"{stream.seconds / 60:.0f} min"
         print(f"validation stream ({which}, {minutes}), best miss at <= 2 / 6 / 20 FA/h: {misses}")
+        if args.peaks:
+            detection = keyword_model.detection
+            peaks = event_peaks(stream, run, keyword_model.classes, detection.average_window_duration_ms)
+            print_peaks(peaks, detection)
+
+
+PERCENTILES = (10, 25, 50, 75, 90, 99)
+
+
+def print_peaks(peaks, detection) -> None:
+    """Peak percentiles per condition for keywords and other words, and the closest other words."""
+    threshold = detection.detection_threshold
+    groups = defaultdict(list)
+    for peak in peaks:
+        groups[(peak.is_keyword, peak.snr_db)].append(peak.peak)
+    print(
+        f"peak window average ({detection.average_window_duration_ms} ms) per word, percentiles "
+        f"{' / '.join(map(str, PERCENTILES))}, and the share >= the threshold {threshold}:"
+    )
+    for (is_keyword, snr_db), values in sorted(groups.items()):
+        condition = "clean" if snr_db == float("inf") else f"{snr_db:g} dB"
+        quantiles = " / ".join(f"{q:.0f}" for q in np.percentile(values, PERCENTILES))
+        share = np.mean(np.asarray(values) >= threshold)
+        kind = "keywords" if is_keyword else "other words"
+        print(f"  {kind:11} {condition:>6} ({len(values)}): {quantiles}; {100 * share:.0f}% >= {threshold}")
+    others = sorted((p for p in peaks if not p.is_keyword), key=lambda p: -p.peak)
+    closest = ", ".join(f"{p.word} ({p.snr_db:g} dB) {p.peak} as {p.peak_class}" for p in others[:10])
+    print(f"closest other words: {closest}")
+    near_level = round(0.75 * threshold)  # the words the threshold stands between and keywords
+    near = Counter(p.word for p in others if p.peak >= near_level)
+    print(f"other words peaking >= {near_level}: " + ", ".join(f"{w} {n}" for w, n in near.most_common()))
 
 
 if __name__ == "__main__":

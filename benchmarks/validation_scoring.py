@@ -1,10 +1,14 @@
-"""What the validation benchmarks share: the validation clips as training sees them, and the best
-miss rate within false-accept budgets on a recorded stream run (threshold, window and count swept)."""
+"""What the validation benchmarks share: the validation clips as training sees them, the best
+miss rate within false-accept budgets on a recorded stream run (threshold, window and count swept),
+and each word's peak score on that run."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 # The sweep every validation benchmark reports: thresholds from 60 in steps of 4, the windows and
 # minimum counts the calibration chooses among.
@@ -34,3 +38,35 @@ def best_misses(stream: Any, run: Any, keyword_model: Any, budgets: Iterable[flo
     )  # fmt: skip
     points = {budget: best_within_budget(rows, budget) for budget in budgets}
     return {budget: point["miss_rate"] if point else 1.0 for budget, point in points.items()}
+
+
+@dataclass(frozen=True)
+class EventPeak:
+    """The highest window average a word of the stream reached while it played, or up to a second after."""
+
+    word: str
+    is_keyword: bool
+    snr_db: float
+    peak: int  # 0-255: of its own class for a keyword, of the best keyword class for another word
+    peak_class: str
+
+
+def event_peaks(stream: Any, run: Any, classes: list[str], window_ms: int) -> list[EventPeak]:
+    """Every word's peak window average (`detection.detector.window_averages` at `window_ms`)."""
+    from microspeech.detection.detector import window_averages
+    from microspeech.labels import is_word_class
+
+    averages = window_averages(run.scores, run.times_ms, window_ms)
+    keywords = [i for i, name in enumerate(classes) if is_word_class(name)]
+    bounds = [(event.start_ms, event.end_ms + 1000) for event in stream.events]
+    firsts = np.searchsorted(run.times_ms, [b[0] for b in bounds], side="left")
+    lasts = np.searchsorted(run.times_ms, [b[1] for b in bounds], side="right")
+    peaks = []
+    for event, first, last in zip(stream.events, firsts, lasts, strict=True):
+        columns = [classes.index(event.label)] if event.is_keyword else keywords
+        during = averages[first:last][:, columns]
+        best = during.max(axis=0) if len(during) else np.zeros(len(columns), np.int64)
+        top = int(best.argmax())
+        peak_class = classes[columns[top]]
+        peaks.append(EventPeak(event.word, event.is_keyword, event.snr_db, int(best[top]), peak_class))
+    return peaks

@@ -10,6 +10,7 @@ from microspeech.detection.detector import (
     CommandRecognizer,
     replay,
     scores_to_uint8,
+    window_averages,
 )
 from microspeech.detection.params import DetectionParams
 
@@ -213,3 +214,16 @@ def test_replay_matches_the_step_by_step_recognizer(
         for d in replay(raw, times, CLASSES, p, class_thresholds=thresholds)
     ]
     assert got == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31), window=st.sampled_from([100, 300, 500, 1000]))
+def test_window_averages_are_the_recognizers_averages_at_every_step(seed, window):
+    """The vectorized per-class averages equal the step-by-step queue's (window edge included)."""
+    rng = np.random.default_rng(seed)
+    steps = int(rng.integers(1, 80))
+    times = np.cumsum(rng.choice([0, 50, 100, 100, 130], size=steps))
+    raw = rng.integers(0, 256, size=(steps, 4)).astype(np.uint8)
+    recognizer = CommandRecognizer(CLASSES, params(average_window_duration_ms=window, minimum_count=1))
+    expected = np.array([recognizer.process(row, int(t)).averages for t, row in zip(times, raw, strict=True)])
+    np.testing.assert_array_equal(window_averages(raw, times, window), expected)

@@ -157,6 +157,25 @@ class SmoothedScores:
     ready: np.ndarray  # (K,) bool: at least minimum_count results were held
 
 
+def _window_counts(times_ms: np.ndarray, average_window_duration_ms: int) -> np.ndarray:
+    """How many results the window ending at each step holds (the firmware keeps t - window too)."""
+    first = np.searchsorted(times_ms, times_ms - average_window_duration_ms, side="left")
+    return np.arange(1, len(times_ms) + 1) - first
+
+
+def window_averages(
+    scores_u8: np.ndarray, times_ms: np.ndarray, average_window_duration_ms: int
+) -> np.ndarray:
+    """Every class's average over the window ending at each step, (K, classes) int64, floored as the
+    firmware floors it; what the recognizer compares with its threshold while the queue is not full."""
+    scores_u8 = np.asarray(scores_u8, dtype=np.uint8)
+    times_ms = np.asarray(times_ms, dtype=np.int64)
+    first = np.searchsorted(times_ms, times_ms - average_window_duration_ms, side="left")
+    cumulative = np.zeros((len(times_ms) + 1, scores_u8.shape[1]), np.int64)
+    np.cumsum(scores_u8, axis=0, dtype=np.int64, out=cumulative[1:])
+    return (cumulative[1:] - cumulative[first]) // (np.arange(1, len(times_ms) + 1) - first)[:, None]
+
+
 def smooth_scores(
     scores_u8: np.ndarray, times_ms: np.ndarray, average_window_duration_ms: int, minimum_count: int
 ) -> SmoothedScores:
@@ -177,14 +196,10 @@ def smooth_scores(
         averages = scores_u8.astype(np.int64)
         ready = np.ones(steps, dtype=bool)
     else:
-        first = np.searchsorted(times_ms, times_ms - average_window_duration_ms, side="left")
-        counts = np.arange(1, steps + 1) - first
+        counts = _window_counts(times_ms, average_window_duration_ms)
         if steps and counts.max() >= MAX_RESULT_COUNT:
             return _smooth_with_queue(scores_u8, times_ms, average_window_duration_ms, minimum_count)
-        cumulative = np.zeros((steps + 1, scores_u8.shape[1]), np.int64)
-        np.cumsum(scores_u8, axis=0, dtype=np.int64, out=cumulative[1:])
-        totals = cumulative[1:] - cumulative[first]
-        averages = totals // counts[:, None]
+        averages = window_averages(scores_u8, times_ms, average_window_duration_ms)
         ready = counts >= minimum_count
     top_index = np.argmax(averages, axis=1) if steps else np.zeros(0, np.int64)
     top_score = averages[np.arange(steps), top_index] if steps else np.zeros(0, np.int64)
