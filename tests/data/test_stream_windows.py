@@ -75,16 +75,8 @@ def test_reversed_words_play_backwards(speed):
     settings = dataclasses.replace(settings, other_visible_min=1.0, keyword_visible_min=1.0)
     rendered = {}
     for kind in (OTHER, REVERSED):
-        plan = draw_plan(
-            np.random.default_rng(0),
-            np.zeros(1, np.int64),
-            bank,
-            None,
-            settings,
-            WINDOW,
-            augment=True,
-            kinds=np.array([kind]),
-        )
+        rng, sources = np.random.default_rng(0), np.zeros(1, np.int64)
+        plan = draw_plan(rng, sources, bank, None, settings, WINDOW, augment=True, kinds=np.array([kind]))
         assert plan.offsets[0] == 0 and plan.reversed[0] == (kind == REVERSED)
         rendered[kind] = render(plan, bank, None, WINDOW)[0]
     # Output sample t reads the word at (length - 1) - t x speed, linearly interpolated.
