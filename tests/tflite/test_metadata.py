@@ -131,6 +131,21 @@ def test_model_without_parameters_reads_empty(tmp_path):
         read_parameters(missing)
 
 
+def test_an_unnamed_metadata_entry_is_left_out(mltk_tflite_bytes):
+    """The schema allows a metadata entry without a name (a fuzzed MLTK model had one)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from microspeech.tflite.flatbuffer import pack_model, unpack_model
+
+    model = unpack_model(mltk_tflite_bytes)
+    unnamed = schema.MetadataT()
+    unnamed.buffer = model.metadata[0].buffer
+    model.metadata.append(unnamed)
+    with_unnamed = pack_model(model)
+    assert sorted(read_metadata(with_unnamed)) == sorted(read_metadata(mltk_tflite_bytes))
+    assert read_parameters(with_unnamed) == read_parameters(mltk_tflite_bytes)
+
+
 def _minimal_model_bytes() -> bytes:
     from ai_edge_litert import schema_py_generated as schema
 

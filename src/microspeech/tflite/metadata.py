@@ -273,14 +273,20 @@ def deserialize_parameters(data: bytes, with_dtypes: bool = False) -> Any:
 
 
 def read_metadata(path_or_bytes: str | Path | bytes) -> dict[str, bytes]:
-    """Every metadata entry of a .tflite: name -> the bytes of the buffer it points to."""
+    """Every named metadata entry of a .tflite: name -> the bytes of the buffer it points to.
+
+    The schema lets an entry go without a name; no reader can ask for one, so it is left out.
+    """
     tflite_bytes = load_bytes(path_or_bytes)
     model = read_model(tflite_bytes)
     entries: dict[str, bytes] = {}
     for i in range(model.MetadataLength()):
         meta = model.Metadata(i)
+        name = meta.Name()
+        if name is None:
+            continue
         buffer = model.Buffers(meta.Buffer())
-        entries[meta.Name().decode("utf-8")] = buffer.DataAsNumpy().tobytes() if buffer.DataLength() else b""
+        entries[name.decode("utf-8")] = buffer.DataAsNumpy().tobytes() if buffer.DataLength() else b""
     return entries
 
 
