@@ -121,7 +121,7 @@ def print_peaks(peaks, detection) -> None:
     others = sorted((p for p in peaks if not p.is_keyword), key=lambda p: -p.peak)
     closest = ", ".join(f"{p.word} ({p.snr_db:g} dB) {p.peak} as {p.peak_class}" for p in others[:10])
     print(f"closest other words: {closest}")
-    near_level = round(0.75 * threshold)  # the words the threshold stands between and keywords
+    near_level = round(0.75 * threshold)  # other words within reach of the threshold
     near = Counter(p.word for p in others if p.peak >= near_level)
     print(f"other words peaking >= {near_level}: " + ", ".join(f"{w} {n}" for w, n in near.most_common()))
 

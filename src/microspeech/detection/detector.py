@@ -170,10 +170,11 @@ def window_averages(
     firmware floors it; what the recognizer compares with its threshold while the queue is not full."""
     scores_u8 = np.asarray(scores_u8, dtype=np.uint8)
     times_ms = np.asarray(times_ms, dtype=np.int64)
-    first = np.searchsorted(times_ms, times_ms - average_window_duration_ms, side="left")
+    counts = _window_counts(times_ms, average_window_duration_ms)
+    first = np.arange(1, len(times_ms) + 1) - counts
     cumulative = np.zeros((len(times_ms) + 1, scores_u8.shape[1]), np.int64)
     np.cumsum(scores_u8, axis=0, dtype=np.int64, out=cumulative[1:])
-    return (cumulative[1:] - cumulative[first]) // (np.arange(1, len(times_ms) + 1) - first)[:, None]
+    return (cumulative[1:] - cumulative[first]) // counts[:, None]
 
 
 def smooth_scores(
