@@ -84,6 +84,7 @@ def main() -> None:
     from microspeech.data import load_dataset
     from microspeech.detection.classify import KeywordSpotter, load_keyword_model, run_spotter
     from microspeech.evaluation.evaluate import score_tflite
+    from microspeech.evaluation.metrics import balanced_accuracy, overall_accuracy
     from microspeech.models import resolve_model
     from microspeech.tflite.convert import build_tflite
     from microspeech.training.stream_selection import ValidationStream
@@ -113,15 +114,14 @@ def main() -> None:
                 variable.assign(weights[f"arr_{index}"])
             path = folder / "epochs" / f"epoch_{epoch:03d}.tflite"
             path.write_bytes(build_tflite(keras_model, validation.features, spec.parameters(), seed=seed))
-            hits = score_tflite(path, validation.features).argmax(-1) == validation.labels
-            recalls = [hits[validation.labels == c].mean() for c in range(len(spec.classes))]
+            scores = score_tflite(path, validation.features)
             keyword_model = load_keyword_model(path)
             spotter = KeywordSpotter(keyword_model, keyword_model.detection, reset_after_detection=False)
             run, _ = run_spotter(spotter, stream, f"seed {seed}, epoch {epoch}", False)
             misses = best_misses(stream, run, keyword_model, BUDGETS)
             scored[epoch] = {
-                "accuracy": float(hits.mean()),
-                "balanced": float(np.mean(recalls)),
+                "accuracy": overall_accuracy(scores, validation.labels),
+                "balanced": balanced_accuracy(scores, validation.labels),
                 **{f"miss{b}": miss for b, miss in misses.items()},
             }
         print(f"\n## seed {seed}: {len(rows)} epochs", flush=True)

@@ -44,6 +44,12 @@ def main() -> None:
     from microspeech.data import load_dataset
     from microspeech.detection.classify import KeywordSpotter, load_keyword_model, run_spotter
     from microspeech.evaluation.evaluate import score_tflite
+    from microspeech.evaluation.metrics import (
+        balanced_accuracy,
+        class_accuracies,
+        overall_accuracy,
+        predicted_classes,
+    )
     from microspeech.models import resolve_model
     from microspeech.training.stream_selection import ValidationStream
 
@@ -55,11 +61,12 @@ def main() -> None:
         seed = manifest["seed"]
         validation = validation_clips(dataset, spec, seed)
         scores = score_tflite(model.tflite_path, validation.features)
-        predicted = scores.argmax(-1)
-        hits = predicted == validation.labels
-        recalls = [hits[validation.labels == c].mean() for c in range(len(spec.classes))]
+        predicted = predicted_classes(scores)
+        recalls = class_accuracies(scores, validation.labels)
+        accuracy = overall_accuracy(scores, validation.labels)
+        balanced = balanced_accuracy(scores, validation.labels)
         print(f"\n## {folder} (seed {seed}, best epoch {manifest['best_epoch']} of {manifest['epochs_run']})")
-        print(f"int8 validation clips: {100 * hits.mean():.2f}% / balanced {100 * np.mean(recalls):.2f}%")
+        print(f"int8 validation clips: {100 * accuracy:.2f}% / balanced {100 * balanced:.2f}%")
         print(
             "recall per class: "
             + ", ".join(f"{n} {100 * r:.1f}%" for n, r in zip(spec.classes, recalls, strict=True))
