@@ -39,6 +39,12 @@ def main() -> None:
     )
     parser.add_argument("--minutes", type=float, help="stream length (default: the spec's validation stream)")
     parser.add_argument("--peaks", action="store_true", help="print words' peak scores on the stream")
+    parser.add_argument(
+        "--dataset",
+        type=Path,
+        help="the dataset whose validation split is scored (default: the subset bundle); e.g. the whole "
+        "subset for models trained on a copy with some words held out, so those words are unseen",
+    )
     args = parser.parse_args()
     print(machine_description(), flush=True)
     from microspeech.data import load_dataset
@@ -53,7 +59,7 @@ def main() -> None:
     from microspeech.models import resolve_model
     from microspeech.training.stream_selection import ValidationStream
 
-    dataset = load_dataset(shared_bundle(SUBSET))
+    dataset = load_dataset(str(args.dataset) if args.dataset else shared_bundle(SUBSET))
     for folder in args.models:
         model = resolve_model(str(folder))
         spec = model.spec

@@ -75,18 +75,24 @@ def model_registry(tmp_path, monkeypatch):
     from microspeech.models import registry
 
     registry.list_models()
-    saved = (dict(registry._FACTORIES), dict(registry._SOURCES), dict(registry._LOADED), set(sys.modules))
+    saved = (
+        dict(registry._FACTORIES),
+        dict(registry._SOURCES),
+        dict(registry._LOADED),
+        dict(registry._BROKEN),
+        set(sys.modules),
+    )
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
     monkeypatch.delenv(registry.MODEL_PATH_ENV, raising=False)
     monkeypatch.setenv("MICROSPEECH_HOME", str(tmp_path / "home"))
     yield registry
-    states = (registry._FACTORIES, registry._SOURCES, registry._LOADED)
-    for state, before in zip(states, saved[:3], strict=True):
+    states = (registry._FACTORIES, registry._SOURCES, registry._LOADED, registry._BROKEN)
+    for state, before in zip(states, saved[:4], strict=True):
         state.clear()
         state.update(before)
-    for name in set(sys.modules) - saved[3]:
+    for name in set(sys.modules) - saved[4]:
         if name.startswith("_microspeech_model_"):
             del sys.modules[name]
 

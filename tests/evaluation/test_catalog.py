@@ -94,3 +94,16 @@ def test_cli_list(cards):
     assert "The closest" in result.output
     result = _run("list", "--max-ram", "lots")
     assert result.exit_code == 2 and "--max-ram" in result.output
+
+
+def test_cli_list_names_a_broken_spec_file_and_lists_the_rest(cards, home, model_registry, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.setenv("MICROSPEECH_HOME", str(home))  # the cached cards
+    Path("models").mkdir()
+    Path("models/half_written.py").write_text("from microspeech.models import register_model\n\ndef oops(:\n")
+    result = _run("list")
+    assert result.exit_code == 0, result.output
+    assert all(card.name in result.output for card in cards)
+    assert "Not listed, its spec file failed to load" in result.output
+    assert "half_written.py, line 3" in result.output.replace("\n", "")

@@ -68,12 +68,33 @@ def test_two_files_with_one_name_are_an_error_naming_both(model_registry, tmp_pa
     first = spec_file(tmp_path / "a", "same_name")
     second = spec_file(tmp_path / "b", "same_name")
     monkeypatch.setenv("MICROSPEECH_MODEL_PATH", os.pathsep.join([str(tmp_path / "a"), str(tmp_path / "b")]))
+    assert "same_name" in list_models()  # the first file's; the name is ambiguous when asked for
     with pytest.raises(ModelFileError) as caught:
-        list_models()
+        get_model_spec("same_name")
     message = str(caught.value)
     assert (
         "registered twice" in message and str(first.resolve()) in message and str(second.resolve()) in message
     )
+    assert get_model_spec("tflite_micro_speech").name == "tflite_micro_speech"
+
+
+def test_a_broken_file_on_the_search_path_hides_only_itself(model_registry, tmp_path):
+    good = spec_file(Path("models"), "zeta_model")
+    broken = Path("models") / "eta_model.py"
+    broken.write_text("from microspeech.models import register_model\n\ndef oops(:\n")
+    # Models in other files, packaged or the user's, still resolve.
+    assert get_model_spec("tflite_micro_speech").name == "tflite_micro_speech"
+    assert model_source("zeta_model") == str(good.resolve())
+    assert set(model_registry.broken_spec_files()) == {broken.resolve()}
+    # Asked for by its file's name, or a name found nowhere: the file's own error.
+    with pytest.raises(ModelFileError, match=rf"{broken.resolve()}, line 3: .*SyntaxError"):
+        get_model_spec("eta_model")
+    with pytest.raises(ModelFileError, match=rf"unknown model 'theta_model'.*{broken.resolve()}, line 3"):
+        get_model_spec("theta_model")
+    broken.unlink()
+    assert model_registry.broken_spec_files() == {}
+    with pytest.raises(KeyError, match="unknown model 'theta_model'"):
+        get_model_spec("theta_model")
 
 
 def test_a_copy_of_a_packaged_spec_under_its_old_name_is_a_duplicate(model_registry, tmp_path):

@@ -28,6 +28,7 @@ def list_command(
     """Registered models: parameters, MACs, .tflite size, TFLM arena, Cortex-M33 estimate, MVP cycles,
     measured accuracy and streaming miss rate (append -test to a name for a dry run)."""
     from microspeech.evaluation.catalog import MEASURED_RESULTS, fit_budget, model_cards, parse_bytes
+    from microspeech.models.registry import broken_spec_files
 
     limits: dict[str, int | None] = {}
     for option, text in (("--max-ram", max_ram), ("--max-flash", max_flash)):
@@ -110,3 +111,5 @@ def list_command(
             notes.append(f"{card.name} accuracy / miss rate: {measured.source}, {measured.date}")
     for note in filter(None, notes):
         console.print(note, style="dim")
+    for error in broken_spec_files().values():
+        console.print(f"[yellow]Not listed, its spec file failed to load:[/] {error}")

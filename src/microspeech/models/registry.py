@@ -7,7 +7,10 @@ Specs come from two places, both registering with the same decorator:
   loaded on first lookup, and a file named by path (`microspeech train ./my_model.py`) is
   loaded when asked for (`load_spec_file`).
 A name registered from two files is an error naming both; a file that raises while loading,
-or registers nothing, is a `ModelFileError` naming the file (and the line).
+or registers nothing, is a `ModelFileError` naming the file (and the line). A broken file on
+the search path does not hide the models that load: it is an error when its name (the file's
+stem) or a name it claims is asked for, or when the name asked for is found nowhere (it may
+be the broken file's), and `broken_spec_files` lists it.
 
 Appending `-test` to a registered name gives its dry run: the same code path with a few
 clips per class, 3 epochs and batch 3. `with_keywords` gives the same spec on other words.
@@ -36,6 +39,7 @@ from microspeech.models.spec import ModelSpec
 __all__ = [
     "MODEL_PATH_ENV",
     "ModelFileError",
+    "broken_spec_files",
     "check_model_name",
     "dry_run_spec",
     "get_model_spec",
@@ -60,13 +64,27 @@ _FACTORIES: dict[str, Callable[[], ModelSpec]] = {}
 _SOURCES: dict[str, str] = {}
 # spec file (resolved) -> the names it registered, once loaded
 _LOADED: dict[Path, list[str]] = {}
+# search-path spec files that failed to load -> their error
+_BROKEN: dict[Path, ModelFileError] = {}
 _INFRASTRUCTURE = {"artifacts", "registry", "spec", "template"}
 _MODEL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _KEYWORD = re.compile(r"[A-Za-z0-9_']+")
 
 
 class ModelFileError(ValueError):
-    """A spec file that cannot be used: missing, raising while loading, registering nothing."""
+    """A spec file that cannot be used: missing, raising while loading, registering nothing.
+
+    `claimed`: the model name the file tried to register when another file already had it."""
+
+    def __init__(self, message: str, *, claimed: str | None = None) -> None:
+        super().__init__(message)
+        self.claimed = claimed
+
+
+class _DuplicateModel(ValueError):
+    def __init__(self, message: str, name: str) -> None:
+        super().__init__(message)
+        self.name = name
 
 
 def check_model_name(name: str) -> str:
@@ -95,7 +113,9 @@ def register_model(name: str) -> Callable[[Callable[[], ModelSpec]], Callable[[]
             # One file run as a script and loaded by path registers twice: keep the first.
             if _SOURCES[name] == source:
                 return factory
-            raise ValueError(f"model {name!r} is registered twice: in {_SOURCES[name]} and in {source}")
+            raise _DuplicateModel(
+                f"model {name!r} is registered twice: in {_SOURCES[name]} and in {source}", name
+            )
         _FACTORIES[name] = factory
         _SOURCES[name] = source
         return factory
@@ -174,8 +194,10 @@ def load_spec_file(path: str | Path) -> list[str]:
         del sys.modules[module_name]
         for name in set(_FACTORIES) - before:
             del _FACTORIES[name], _SOURCES[name]
+        kind = "ValueError" if isinstance(error, _DuplicateModel) else type(error).__name__
         raise ModelFileError(
-            f"{_where(path, error)}: loading the model spec file raised {type(error).__name__}: {error}"
+            f"{_where(path, error)}: loading the model spec file raised {kind}: {error}",
+            claimed=error.name if isinstance(error, _DuplicateModel) else None,
         ) from error
     names = _names_from(path)
     if not names:
@@ -193,8 +215,27 @@ def _discover() -> None:
     for module in pkgutil.iter_modules(package.__path__):
         if module.name not in _INFRASTRUCTURE:
             importlib.import_module(f"{package.__name__}.{module.name}")
-    for path in _search_files():
-        load_spec_file(path)
+    files = _search_files()
+    _BROKEN.clear()  # the search path follows the current folder and the environment
+    for path in files:
+        try:
+            load_spec_file(path)
+        except ModelFileError as error:
+            _BROKEN[path.resolve()] = error
+
+
+def broken_spec_files() -> dict[Path, ModelFileError]:
+    """Spec files on the search path that failed to load, with their errors (models in the
+    other files stay usable)."""
+    _discover()
+    return dict(_BROKEN)
+
+
+def _check_not_broken(name: str) -> None:
+    """Raise the error of a broken search-path file that is, or claims, the model `name`."""
+    for path, error in _BROKEN.items():
+        if path.stem == name or error.claimed == name:
+            raise error
 
 
 def list_models() -> list[str]:
@@ -227,8 +268,15 @@ def get_model_spec(name: str) -> ModelSpec:
     """A fresh spec for a registered name (or NAME-test); unknown names list the known ones."""
     _discover()
     base = name.removesuffix(DRY_RUN_SUFFIX)
+    _check_not_broken(base)
     if base not in _FACTORIES:
         known = ", ".join(list_models()) or "none"
+        broken = "".join(f"; {error}" for error in _BROKEN.values())
+        if broken:
+            raise ModelFileError(
+                f"unknown model {name!r}; registered models: {known}; spec files that failed to "
+                f"load (one may hold it){broken}"
+            )
         raise KeyError(f"unknown model {name!r}; registered models: {known} (add -test for a dry run)")
     source = Path(_SOURCES[base])
     try:
