@@ -239,3 +239,107 @@ def test_epochs_hold_keyword_fragments_and_reversed_words_as_unknown_and_are_det
     first, again = pipeline.epoch(2), again_pipeline.epoch(2)
     np.testing.assert_array_equal(first[0], again[0])
     np.testing.assert_array_equal(first[1], again[1])
+
+
+NEIGHBOURS = dataclasses.replace(STREAM_LIKE, neighbour_probability=1.0, neighbour_gap_ms_range=(50.0, 400.0))
+
+
+def test_neighbours_sit_beside_keywords_and_other_words_never_on_them():
+    """Every KEYWORD and OTHER word gets a word from the pool beside it, 50-400 ms before its start
+    or after its end; fragments, reversed words and silence get none; the other draws are those of
+    a plan without neighbours."""
+    lengths = [8000, 5000, 3000]
+    bank = ClipBank.from_arrays([_word(n, seed=n) for n in lengths], WINDOW)
+    kinds = np.array([KEYWORD, OTHER, FRAGMENT, REVERSED] * (COUNT // 4))
+    sources = np.where(np.arange(COUNT) % 8 == 7, -1, 0)  # some silence too
+    pool = np.array([1, 2])
+    noise = NoiseBank.from_arrays([_word(64000, seed=9)], ["noise"], WINDOW + 4000)  # for the silence
+    plan = draw_plan(
+        np.random.default_rng(5),
+        sources,
+        bank,
+        noise,
+        NEIGHBOURS,
+        WINDOW,
+        augment=True,
+        kinds=kinds,
+        warm_up=4000,
+        neighbour_pool=pool,
+    )
+    has = plan.neighbour_sources >= 0
+    eligible = (sources >= 0) & ((kinds == KEYWORD) | (kinds == OTHER))
+    np.testing.assert_array_equal(has, eligible)
+    assert set(plan.neighbour_sources[has]) == {1, 2}
+    word_end = plan.offsets[has] + 8000  # speed 1: the word plays its 8000 samples
+    neighbour_end = plan.neighbour_offsets[has] + np.array(lengths)[plan.neighbour_sources[has]]
+    after = plan.neighbour_offsets[has] - word_end
+    before = plan.offsets[has] - neighbour_end
+    gap = np.where(after >= 0, after, before)
+    assert (after >= 0).any() and (before >= 0).any()
+    assert gap.min() >= 50 * 16 and gap.max() <= 400 * 16
+    without = draw_plan(
+        np.random.default_rng(5),
+        sources,
+        bank,
+        noise,
+        STREAM_LIKE,
+        WINDOW,
+        augment=True,
+        kinds=kinds,
+        warm_up=4000,
+        neighbour_pool=pool,
+    )
+    assert np.all(without.neighbour_sources == -1)
+    for field in ("offsets", "gains", "speeds", "noise_starts", "noise_gains", "silent_until"):
+        np.testing.assert_array_equal(getattr(plan, field), getattr(without, field))
+
+
+@pytest.mark.parametrize("speed", [1.0, 0.9])
+def test_a_neighbour_renders_as_the_same_word_played_at_its_place(speed):
+    """The window is its word plus the neighbour, each as it would render alone (int16 rounding apart)."""
+    bank = ClipBank.from_arrays([_word(6000, seed=1), _word(4000, seed=2)], WINDOW)
+    settings = dataclasses.replace(NEIGHBOURS, speed_range=(speed, speed))
+    plan = draw_plan(
+        np.random.default_rng(2),
+        np.zeros(32, np.int64),
+        bank,
+        None,
+        settings,
+        WINDOW,
+        augment=True,
+        kinds=np.full(32, OTHER),
+        neighbour_pool=np.array([1]),
+    )
+    both = render(plan, bank, None, WINDOW).astype(np.int64)
+    alone = dataclasses.replace(plan, neighbour_sources=np.full(32, -1))
+    neighbour_alone = dataclasses.replace(
+        plan,
+        sources=plan.neighbour_sources,
+        offsets=plan.neighbour_offsets,
+        gains=plan.neighbour_gains,
+        neighbour_sources=np.full(32, -1),
+    )
+    parts = render(alone, bank, None, WINDOW).astype(np.int64) + render(
+        neighbour_alone, bank, None, WINDOW
+    ).astype(np.int64)
+    assert np.abs(both - parts).max() <= 1
+    visible = (plan.neighbour_offsets < WINDOW) & (plan.neighbour_offsets + 4000 / speed > 0)
+    assert visible.any() and np.all(np.abs(both - render(alone, bank, None, WINDOW)).max(axis=1)[visible] > 0)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_epochs_with_neighbours_keep_their_labels_and_never_add_a_keyword(name, subset_dir):
+    from microspeech.data import load_dataset
+
+    spec = get_model_spec(f"{name}-test")
+    plain = TrainingPipeline(load_dataset(str(subset_dir)), spec.training_target(), seed=4)
+    augmentation = dataclasses.replace(spec.augmentation, neighbour_probability=0.5)
+    spec = dataclasses.replace(spec, augmentation=augmentation)
+    pipeline = TrainingPipeline(load_dataset(str(subset_dir)), spec.training_target(), seed=4)
+    np.testing.assert_array_equal(pipeline.epoch_plan(2)[1], plain.epoch_plan(2)[1])
+    n_keyword_clips = sum(len(pool) for pool in pipeline.keyword_pools.values())  # first in the bank
+    assert pipeline.neighbour_pool.min() >= n_keyword_clips
+    assert pipeline.neighbour_pool.max() == len(pipeline.bank) - 1
+    first, again = pipeline.epoch(2), pipeline.epoch(2)
+    np.testing.assert_array_equal(first[0], again[0])
+    assert not np.array_equal(first[0], plain.epoch(2)[0])

@@ -101,6 +101,10 @@ def test_settings_reject_unknown_keys_and_bad_values():
     assert TrainSettings(calibration_minutes=120.0).stream_validation_minutes == 0.0
     with pytest.raises(ValueError, match="time_mask_count"):
         AugmentationSettings(time_mask_count=-1)
+    with pytest.raises(ValueError, match="neighbour_probability"):
+        AugmentationSettings(neighbour_probability=1.5)
+    with pytest.raises(ValueError, match="neighbour_gap_ms_range"):
+        AugmentationSettings(neighbour_gap_ms_range=(-10.0, 100.0))
     assert TrainSettings(monitor="val_balanced_accuracy").monitor == "val_balanced_accuracy"
     settings = AugmentationSettings(time_mask_count=2, freq_mask_max_channels=4)
     assert AugmentationSettings.from_dict(settings.to_dict()) == settings

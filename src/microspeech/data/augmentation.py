@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numba
 import numpy as np
 
+from microspeech.audio import SAMPLE_RATE
 from microspeech.data.clip_bank import ClipBank
 
 if TYPE_CHECKING:
@@ -101,6 +102,12 @@ class Plan:
     # 0 lets the frontend warm up on the audio before the window, as on a stream.
     silent_until: np.ndarray
     reversed: np.ndarray  # bool: the word plays backwards (from its last sample)
+    # A second word beside the first (AugmentationSettings.neighbour_probability): its ClipBank
+    # index (-1: none), where it starts in the buffer and its gain; it plays at the first
+    # word's speed, forwards, pitch unchanged.
+    neighbour_sources: np.ndarray  # int64
+    neighbour_offsets: np.ndarray  # int64
+    neighbour_gains: np.ndarray  # float32
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -123,6 +130,7 @@ def draw_plan(
     word_offset: float = 0.0,
     kinds: np.ndarray | None = None,
     warm_up: int = 0,
+    neighbour_pool: np.ndarray | None = None,
 ) -> Plan:
     """Draw every clip's augmentation. Without `augment`: unchanged, no noise, each word at
     `word_offset` of the room left in the window (0 left-aligns, as evaluation does by default).
@@ -137,7 +145,10 @@ def draw_plan(
     start. A keyword may stick out of the window by up to 1 - keyword_visible_min of its
     length (at its end only, with keyword_start_inside), another word by 1 - other_visible_min;
     a fragment shows only between
-    fragment_visible_range of it, cut at the left or the right edge.
+    fragment_visible_range of it, cut at the left or the right edge. With augmentation, KEYWORD
+    and OTHER words get a neighbour from `neighbour_pool` (ClipBank indices of words that are
+    not keywords) with the settings' neighbour_probability, drawn after everything else so that
+    switching neighbours on leaves every other draw unchanged.
     """
     sources = np.asarray(sources, dtype=np.int64)
     count = len(sources)
@@ -184,6 +195,26 @@ def draw_plan(
             words_at_snr = is_word & needs_noise
             noise_gains = noise_gains.astype(np.float64)
             noise_gains[words_at_snr] /= np.maximum(noise.rms_at(noise_starts[words_at_snr]), 1e-9)
+    neighbours = np.full(count, -1, np.int64)
+    neighbour_offsets = np.zeros(count, np.int64)
+    neighbour_gains = np.zeros(count, np.float32)
+    pool = np.zeros(0, np.int64) if neighbour_pool is None else np.asarray(neighbour_pool, np.int64)
+    if augment and settings.neighbour_probability > 0 and pool.size:
+        eligible = is_word & ((kinds == KEYWORD) | (kinds == OTHER))
+        chosen = np.flatnonzero(eligible & (rng.random(count) < settings.neighbour_probability))
+        neighbours[chosen] = pool[rng.integers(0, pool.size, chosen.size)]
+        gap = np.round(_uniform(rng, settings.neighbour_gap_ms_range, chosen.size) * (SAMPLE_RATE / 1000))
+        neighbour_played = np.ceil(bank.lengths[neighbours[chosen]] / speeds[chosen])
+        # The word plays from its offset for ceil(length / speed) samples (cut by the window).
+        word_played = np.ceil(lengths[chosen] / speeds[chosen])
+        before = rng.random(chosen.size) < 0.5
+        neighbour_offsets[chosen] = np.where(
+            before, offsets[chosen] - gap - neighbour_played, offsets[chosen] + word_played + gap
+        ).astype(np.int64)
+        # As loud as the word (same active-speech level), times a loudness draw of its own.
+        level_ratio = bank.levels[sources[chosen]] / np.maximum(bank.levels[neighbours[chosen]], 1e-9)
+        loudness = _uniform(rng, settings.loudness_range, chosen.size)
+        neighbour_gains[chosen] = (gains[chosen] * level_ratio * loudness).astype(np.float32)
     return Plan(
         sources,
         offsets + warm_up,
@@ -194,6 +225,9 @@ def draw_plan(
         noise_gains.astype(np.float32),
         np.where(warm, 0, warm_up).astype(np.int64),
         kinds == REVERSED,
+        neighbours,
+        neighbour_offsets + warm_up,
+        neighbour_gains,
     )
 
 
@@ -253,6 +287,9 @@ def _render(
     noise_gains,
     silent_until,
     reversed_,
+    neighbour_sources,
+    neighbour_offsets,
+    neighbour_gains,
     out,
 ):
     n_clips, window = out.shape
@@ -282,6 +319,15 @@ def _render(
                     ):
                         value = _sample(bank_audio, start, length, anchor + j * speed * pitch, backwards)
                         mixed[grain_start + j] += _GRAIN_WINDOW[j] * gain * value
+            neighbour = neighbour_sources[i]
+            if neighbour >= 0:
+                n_start = bank_starts[neighbour]
+                n_length = bank_lengths[neighbour]
+                n_offset = neighbour_offsets[i]
+                n_gain = neighbour_gains[i]
+                n_end = min(window, n_offset + int(np.ceil(n_length / speed)) + 1)
+                for t in range(max(n_offset, 0), n_end):
+                    mixed[t] += n_gain * _sample(bank_audio, n_start, n_length, (t - n_offset) * speed, False)
         noise_gain = noise_gains[i]
         if noise_gain != 0.0:
             noise_start = noise_starts[i]
@@ -312,6 +358,9 @@ def render(plan: Plan, bank: ClipBank, noise: NoiseBank | None, window: int) -> 
         plan.noise_gains,
         plan.silent_until,
         plan.reversed,
+        plan.neighbour_sources,
+        plan.neighbour_offsets,
+        plan.neighbour_gains,
         out,
     )
     return out

@@ -146,6 +146,7 @@ def _render_features(
     augment: bool,
     word_offset: float = 0.0,
     kinds: np.ndarray | None = None,
+    neighbour_pool: np.ndarray | None = None,
 ) -> np.ndarray:
     warm_up = warm_up_samples(settings, frontend) if augment else 0
     plan = draw_plan(
@@ -159,6 +160,7 @@ def _render_features(
         word_offset=word_offset,
         kinds=kinds,
         warm_up=warm_up,
+        neighbour_pool=neighbour_pool,
     )
     out = np.empty((len(sources), frontend.n_frames, frontend.n_channels), np.int8)
     for start in range(0, len(sources), FEATURE_BATCH):
@@ -368,6 +370,8 @@ class TrainingPipeline:
         ordered = [c for w in target.keywords for c in self.keyword_pools[w]]
         ordered += [c for w in sorted(self.unknown_pools) for c in self.unknown_pools[w]]
         self._index = {clip: i for i, clip in enumerate(ordered)}
+        # Words that may sit beside another in a window (never a keyword: it would need a label).
+        self.neighbour_pool = np.arange(sum(map(len, self.keyword_pools.values())), len(ordered))
         done = iter(range(1, len(ordered) + 1))
         threshold_db = target.augmentation.trim_threshold_db
         store = None
@@ -448,6 +452,7 @@ class TrainingPipeline:
             self.frontend,
             augment=True,
             kinds=kinds,
+            neighbour_pool=self.neighbour_pool,
         )
         settings = self.target.augmentation
         if settings.time_mask_count or settings.freq_mask_count:

@@ -65,6 +65,14 @@ class AugmentationSettings:
     # epoch, drawn from every training word (keywords too), placed like other words. Backwards
     # speech has speech's spectra without its words: negatives unlike the few words a dataset has.
     reversed_ratio: float = 0.0
+    # A second word beside the window's word, as in continuous speech: with
+    # `neighbour_probability`, a keyword or other-word window also holds a word that is not a
+    # keyword, ending `neighbour_gap_ms_range` before its word starts or starting as long after
+    # it ends, about as loud, cut where it falls outside the rendered audio (before the window it
+    # is part of the warm-up). The window keeps its word's label: two other words make an
+    # `_unknown_` window, a keyword with a neighbour stays the keyword.
+    neighbour_probability: float = 0.0
+    neighbour_gap_ms_range: tuple[float, float] = (50.0, 400.0)
 
     def __post_init__(self) -> None:
         ranges = (
@@ -75,6 +83,7 @@ class AugmentationSettings:
             "pitch_semitones_range",
             "silence_gain_range",
             "fragment_visible_range",
+            "neighbour_gap_ms_range",
         )
         if self.snr_db_range is not None:
             ranges += ("snr_db_range",)
@@ -103,7 +112,12 @@ class AugmentationSettings:
                 "augmentation fragment_visible_range must stay below keyword_visible_min: "
                 "a window cannot be both a keyword and a fragment"
             )
-        for name in ("noise_probability", "silence_near_zero_fraction", "warm_up_probability"):
+        if self.neighbour_gap_ms_range[0] < 0:
+            raise ValueError(
+                f"augmentation neighbour_gap_ms_range={self.neighbour_gap_ms_range} must be >= 0"
+            )
+        probabilities = ("noise_probability", "silence_near_zero_fraction", "warm_up_probability")
+        for name in (*probabilities, "neighbour_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"augmentation {name} must be in [0, 1], got {getattr(self, name)}")
 
