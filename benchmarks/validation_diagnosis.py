@@ -48,6 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     print(machine_description(), flush=True)
     from microspeech.data import load_dataset
+    from microspeech.data.streams import score_detections
     from microspeech.detection.classify import KeywordSpotter, load_keyword_model, run_spotter
     from microspeech.evaluation.evaluate import score_tflite
     from microspeech.evaluation.metrics import (
@@ -100,12 +101,19 @@ def main() -> None:
         stream = ValidationStream.build(dataset, spec, seed=seed + args.stream_offset).stream
         keyword_model = load_keyword_model(model.tflite_path)
         spotter = KeywordSpotter(keyword_model, keyword_model.detection, reset_after_detection=False)
-        run, _ = run_spotter(spotter, stream, "scoring the validation stream", False)
+        run, _ = run_spotter(spotter, stream, "scoring the validation stream", False, record=True)
         best = best_misses(stream, run, keyword_model, (2, 6, 20))
         misses = " / ".join(f"{100 * v:.1f}%" for v in best.values())
         which = "the training's" if not args.stream_offset else f"seed offset {args.stream_offset}"
         minutes = f"{stream.seconds / 60:.0f} min"
         print(f"validation stream ({which}, {minutes}), best miss at <= 2 / 6 / 20 FA/h: {misses}")
+        # As the device runs it: the embedded parameters, the frontend reset after each detection.
+        device, _ = run_spotter(KeywordSpotter(keyword_model), stream, "embedded", False, reference=run)
+        embedded = score_detections(stream.events, device.detections, stream.seconds, tolerance_ms=1500)
+        print(
+            f"there at the embedded parameters: {100 * embedded.miss_rate:.1f}% missed at "
+            f"{embedded.fa_per_hour:.1f} FA/h"
+        )
         if args.peaks:
             detection = keyword_model.detection
             peaks = event_peaks(stream, run, keyword_model.classes, detection.average_window_duration_ms)
