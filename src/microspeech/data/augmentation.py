@@ -272,6 +272,12 @@ def _sample(audio, start, length, position, backwards):  # linear interpolation 
     return a + frac * (b - a)
 
 
+@numba.njit(cache=True, inline="always")
+def _add_word(mixed, audio, start, length, offset, speed, gain, backwards, end):  # into mixed[:end]
+    for t in range(max(offset, 0), end):
+        mixed[t] += gain * _sample(audio, start, length, (t - offset) * speed, backwards)
+
+
 @numba.njit(parallel=True, cache=True)
 def _render(
     bank_audio,
@@ -305,8 +311,7 @@ def _render(
             gain = gains[i]
             backwards = reversed_[i]
             if pitch == 1.0:
-                for t in range(max(offset, 0), window):
-                    mixed[t] = gain * _sample(bank_audio, start, length, (t - offset) * speed, backwards)
+                _add_word(mixed, bank_audio, start, length, offset, speed, gain, backwards, window)
             else:
                 # Grains read at `pitch` times the rate from where they sit in time, overlap-added
                 # with hann windows (sum 2 at 75% overlap): pitch changes, duration does not.
@@ -321,13 +326,10 @@ def _render(
                         mixed[grain_start + j] += _GRAIN_WINDOW[j] * gain * value
             neighbour = neighbour_sources[i]
             if neighbour >= 0:
-                n_start = bank_starts[neighbour]
-                n_length = bank_lengths[neighbour]
-                n_offset = neighbour_offsets[i]
-                n_gain = neighbour_gains[i]
+                n_start, n_length = bank_starts[neighbour], bank_lengths[neighbour]
+                n_offset, n_gain = neighbour_offsets[i], neighbour_gains[i]
                 n_end = min(window, n_offset + int(np.ceil(n_length / speed)) + 1)
-                for t in range(max(n_offset, 0), n_end):
-                    mixed[t] += n_gain * _sample(bank_audio, n_start, n_length, (t - n_offset) * speed, False)
+                _add_word(mixed, bank_audio, n_start, n_length, n_offset, speed, n_gain, False, n_end)
         noise_gain = noise_gains[i]
         if noise_gain != 0.0:
             noise_start = noise_starts[i]
