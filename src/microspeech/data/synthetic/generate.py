@@ -462,13 +462,9 @@ def _run_batches(
             except BaseException:
                 # Ctrl-C or a failed batch: stop the running batches now rather than wait for them
                 # (finished clips stay in the partial folder for the next run).
-                # Not shutdown(wait=False) first: it drops the pool's process table while its
-                # manager thread still runs, which then dies with a TypeError on stderr.
-                for future in pending:
-                    future.cancel()
+                pool.shutdown(wait=False, cancel_futures=True)
                 for worker in set(multiprocessing.active_children()) - started_before:
                     worker.terminate()
-                pool.shutdown(wait=True, cancel_futures=True)
                 raise
 
 
