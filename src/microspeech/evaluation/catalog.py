@@ -79,9 +79,6 @@ MEASURED_RESULTS: dict[str, MeasuredResult] = {
         date="2026-12-03",
         source="BENCHMARKS.md, 'A second word in the window' (the DS-CNN): AMD EPYC VM, mean of 3 seeds",
     ),
-        date="2026-12-03",
-        source="BENCHMARKS.md, 'The checkpoint' (every registered model on the test stream): mean of 3 seeds",
-    ),
 }
 
 
