@@ -45,7 +45,8 @@ def two_conv() -> ModelSpec:
         name="two_conv",
         description="two convolutions (16, 32 filters) on 49x40 features, between the seed and the DS-CNN",
         build=build,
-        # A second word in the window was measured on the seed model only: off here until measured.
+        # A second word in the window was taken for the seed model and the DS-CNN, each on its own
+        # measurement; off here until two_conv's is done (BENCHMARKS.md, "A second word in the window").
         augmentation=dataclasses.replace(seed.augmentation, neighbour_probability=0.0),
         # The seed's recipe, weight averaging included: over seeds 0-2 it lifted int8 validation
         # clip accuracy 88.8 -> 91.6% with the 120-minute validation stream's misses at <= 2 / 6 /
