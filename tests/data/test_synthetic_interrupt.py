@@ -88,6 +88,29 @@ def test_pool_workers_end_with_a_killed_caller(tmp_path):
     assert not left, "processes outlived their SIGKILLed caller"
 
 
+def test_pool_workers_ignore_ctrl_c_from_birth_and_the_caller_does_not(tmp_path):
+    """A worker is born ignoring SIGINT (a Ctrl-C while one starts prints no child traceback);
+    the caller keeps its KeyboardInterrupt."""
+    script = (
+        "import signal\n"
+        "from microspeech.data.synthetic.generate import _pool\n"
+        "with _pool(2) as pool:\n"
+        "    in_workers = set(pool.map(signal.getsignal, [signal.SIGINT] * 4))\n"
+        "caller = signal.getsignal(signal.SIGINT)\n"
+        "print(in_workers == {signal.SIG_IGN}, caller is signal.default_int_handler)\n"
+    )
+    interruptible = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    result = subprocess.run(
+        [sys.executable, "-c", interruptible + script],
+        env=_environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True"], result.stdout
+
+
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
 def test_synth_command_stopped_leaves_no_process(tmp_path, stop):
     # Ctrl-C as a terminal delivers it, even when this test run ignores SIGINT: a non-interactive

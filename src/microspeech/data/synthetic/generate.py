@@ -14,7 +14,6 @@ import os
 import re
 import select
 import shutil
-import signal
 import tempfile
 import threading
 import time
@@ -303,7 +302,7 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     # hold TensorFlow threads; one batch per child keeps eSpeak's hidden state reproducible.
     _short_socket_folder()
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["microspeech.data.synthetic.generate"])
+    context.set_forkserver_preload(["microspeech.data.synthetic.forkserver_start"])
     return ProcessPoolExecutor(
         max_workers=workers,
         mp_context=context,
@@ -314,15 +313,14 @@ def _pool(workers: int) -> ProcessPoolExecutor:
 
 
 def _end_with_caller(caller_pid: int) -> None:
-    """Worker initializer: the worker ends when the process that made the pool ends, and leaves
-    Ctrl-C to it.
+    """Worker initializer: the worker ends when the process that made the pool ends (it ignores
+    Ctrl-C from birth, see `forkserver_start`).
 
     A worker's parent is the forkserver, not the caller, so PR_SET_PDEATHSIG would not fire; and
     a worker waiting for work holds the forkserver's liveness pipe, so after a SIGKILL of the
     caller the worker, the forkserver and the resource tracker would wait forever. The worker
     watches the caller instead (a pidfd on Linux, polling elsewhere) and exits when it is gone.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the caller stops the pool; no child traceback
     threading.Thread(target=_watch_caller, args=(caller_pid,), name="caller-watch", daemon=True).start()
 
 
