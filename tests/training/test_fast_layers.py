@@ -74,6 +74,29 @@ def test_dropout_keeps_its_share_scales_and_follows_the_layers_seed_state():
     np.testing.assert_array_equal(stand_in(x, training=False), x)
 
 
+def test_dropout_passes_the_gradient_of_the_kept_elements_only_scaled_as_the_outputs():
+    import keras
+    import tensorflow as tf
+
+    from microspeech.training.fast_layers import Uint16Dropout
+
+    layer = keras.layers.Dropout(0.5, seed=3)
+    layer.build((None, 25, 20, 8))
+    rng = np.random.default_rng(3)
+    x = tf.constant(rng.normal(0, 1, (32, 25, 20, 8)).astype(np.float32))
+    upstream = rng.normal(0, 1, x.shape).astype(np.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        outputs = Uint16Dropout(layer).train_call(x)
+        loss = tf.reduce_sum(outputs * upstream)
+    gradient = tape.gradient(loss, x).numpy()
+    kept = outputs.numpy() != 0
+    assert kept.mean() == pytest.approx(0.5, abs=0.01)
+    # exactly what selecting between the scaled input and zeros gives, forward and backward
+    np.testing.assert_array_equal(outputs.numpy(), np.where(kept, x.numpy() * np.float32(2.0), 0.0))
+    np.testing.assert_array_equal(gradient, np.where(kept, upstream * np.float32(2.0), 0.0))
+
+
 @pytest.mark.parametrize("name", list_models())
 def test_the_training_graph_trains_the_models_own_variables(name):
     import keras

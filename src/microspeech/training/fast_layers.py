@@ -126,5 +126,7 @@ class Uint16Dropout(_StandIn):
             [(count + 1) // 2], seed, minval=None, maxval=None, dtype=tf.uint32
         )
         levels = tf.reshape(tf.bitcast(words, tf.uint16), [-1])[:count]
-        keep = tf.reshape(levels >= round(rate * UNIFORM_LEVELS), tf.shape(inputs))
-        return tf.where(keep, inputs * (1.0 / (1.0 - rate)), tf.zeros_like(inputs))
+        # One multiply by 0 or 1 / (1 - rate) forward and backward: the same values as selecting
+        # between the scaled input and zeros, at half the cost (no select, no zeros tensor).
+        scale = tf.cast(levels >= round(rate * UNIFORM_LEVELS), inputs.dtype) * (1.0 / (1.0 - rate))
+        return inputs * tf.stop_gradient(tf.reshape(scale, tf.shape(inputs)))
