@@ -76,6 +76,20 @@ def test_epochs_hold_every_class_unknown_from_many_words_and_are_deterministic(s
     assert not np.array_equal(dry_pipeline.epoch(1)[0], features)  # augmentation drawn anew per epoch
 
 
+def test_an_epoch_is_the_same_rendered_in_small_batches(dry_pipeline, monkeypatch):
+    import microspeech.data.pipeline as pipeline_module
+
+    features, labels = dry_pipeline.epoch(2)
+    frontend = dry_pipeline.target.frontend
+    warm_up = pipeline_module.warm_up_samples(dry_pipeline.target.augmentation, frontend)
+    row_bytes = 2 * (frontend.n_samples + warm_up)
+    monkeypatch.setattr(pipeline_module, "FEATURE_BATCH_BYTES", 7 * row_bytes)  # 7 clips a batch
+    batched, batched_labels = dry_pipeline.epoch(2)
+    assert len(labels) > 7 * 3
+    np.testing.assert_array_equal(batched_labels, labels)
+    np.testing.assert_array_equal(batched, features)
+
+
 def test_feature_masks_apply_to_training_epochs_only_and_leave_other_draws_alone(subset, dry_pipeline):
     target = dry_pipeline.target
     masked_target = dataclasses.replace(

@@ -43,7 +43,12 @@ if TYPE_CHECKING:
     from microspeech.frontend import FrontendSettings
 
 EVAL_SILENCE_RATIO = 0.2
-FEATURE_BATCH = 4096  # clips rendered and featurized at once (bounds memory)
+# Audio rendered and featurized at once. Small enough (under glibc's 32 MB ceiling for serving
+# freed blocks again) that every batch reuses the memory the last one freed: fresh large arrays,
+# which numpy marks for transparent huge pages, cost 4-11 s of kernel time per epoch of 18k clips
+# where the kernel compacts memory for them (an AVX2-only EPYC VM; BENCHMARKS.md, "Full-dataset
+# scale"). Per-clip work, so the batch size changes no sample.
+FEATURE_BATCH_BYTES = 16 * 2**20
 
 
 class DatasetError(ValueError):
@@ -163,8 +168,9 @@ def _render_features(
         neighbour_pool=neighbour_pool,
     )
     out = np.empty((len(sources), frontend.n_frames, frontend.n_channels), np.int8)
-    for start in range(0, len(sources), FEATURE_BATCH):
-        part = slice(start, start + FEATURE_BATCH)
+    batch = max(1, FEATURE_BATCH_BYTES // (2 * (frontend.n_samples + warm_up)))  # int16 rows
+    for start in range(0, len(sources), batch):
+        part = slice(start, start + batch)
         audio = render(_slice_plan(plan, part), bank, noise, frontend.n_samples + warm_up)
         out[part] = _features(audio, frontend, warm_up, plan.silent_until[part] >= warm_up)
     return out
