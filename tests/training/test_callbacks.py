@@ -89,6 +89,8 @@ def test_fast_loop_loss_is_keras_weighted_categorical_crossentropy():
     )
     assert result.loss == pytest.approx(float(loss), rel=1e-4)
     assert result.samples == 64
+    with pytest.raises(TypeError, match="int8 features.*float32"):
+        trainer.train_epoch(features.astype(np.float32), labels, 64, np.random.default_rng(1))
 
 
 def test_label_smoothing_matches_keras_and_balanced_accuracy_is_mean_recall():

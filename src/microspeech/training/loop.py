@@ -63,9 +63,11 @@ class FastTrainer:
         self._class_weights = tf.constant(class_weights, dtype=tf.float32)
         self._label_smoothing = float(label_smoothing)
         # Resizable variables hold the epoch's data, so each chunk gathers its batches in-graph.
+        # The features stay int8 (a quarter of float32's memory, no float copy per epoch) and
+        # become float32 batch by batch, exactly.
         input_shape = tuple(model.input_shape[1:])
         self._features = tf.Variable(
-            tf.zeros((1, *input_shape)), shape=tf.TensorShape([None, *input_shape]), trainable=False
+            tf.zeros((1, *input_shape), tf.int8), shape=tf.TensorShape([None, *input_shape]), trainable=False
         )
         self._labels = tf.Variable(tf.zeros((1,), tf.int32), shape=tf.TensorShape([None]), trainable=False)
         # One trace with dynamic shapes: which chunk shapes came first (epochs grow when mined
@@ -92,7 +94,7 @@ class FastTrainer:
         correct = tf.constant(0, tf.int32)
         for step in tf.range(tf.shape(batch_indices)[0]):
             indices = batch_indices[step]
-            x = tf.gather(self._features, indices)
+            x = tf.cast(tf.gather(self._features, indices), tf.float32)
             y = tf.gather(self._labels, indices)
             weights = tf.gather(self._class_weights, y)
             targets = tf.one_hot(y, n_classes)
@@ -120,11 +122,14 @@ class FastTrainer:
         rng: np.random.Generator,
         on_chunk=None,
     ) -> EpochResult:
-        """One pass over shuffled `features`; `on_chunk(samples_done, loss, accuracy)` after each call."""
+        """One pass over shuffled int8 `features`; `on_chunk(samples_done, loss, accuracy)` after each
+        call."""
         import tensorflow as tf
 
+        if features.dtype != np.int8:
+            raise TypeError(f"FastTrainer trains on int8 features (the frontend's), not {features.dtype}")
         n = len(labels)
-        self._features.assign(tf.constant(features, tf.float32))
+        self._features.assign(tf.constant(features))
         self._labels.assign(tf.constant(labels, tf.int32))
         order = rng.permutation(n).astype(np.int32)
         full = (n // batch_size) * batch_size
