@@ -16,6 +16,10 @@ pytestmark = [
     pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads the process tree from /proc"),
 ]
 SRC = str(Path(__file__).resolve().parents[2] / "src")
+# Ctrl-C as a terminal delivers it, even when this test run ignores SIGINT: a non-interactive
+# shell starts background jobs with SIGINT ignored, their children inherit that, and Python
+# then installs no KeyboardInterrupt handler.
+INTERRUPTIBLE = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
 
 
 def _parents() -> dict[int, int]:
@@ -99,9 +103,8 @@ def test_pool_workers_ignore_ctrl_c_from_birth_and_the_caller_does_not(tmp_path)
         "caller = signal.getsignal(signal.SIGINT)\n"
         "print(in_workers == {signal.SIG_IGN}, caller is signal.default_int_handler)\n"
     )
-    interruptible = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
     result = subprocess.run(
-        [sys.executable, "-c", interruptible + script],
+        [sys.executable, "-c", INTERRUPTIBLE + script],
         env=_environment(tmp_path),
         capture_output=True,
         text=True,
@@ -113,11 +116,8 @@ def test_pool_workers_ignore_ctrl_c_from_birth_and_the_caller_does_not(tmp_path)
 
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
 def test_synth_command_stopped_leaves_no_process(tmp_path, stop):
-    # Ctrl-C as a terminal delivers it, even when this test run ignores SIGINT: a non-interactive
-    # shell starts background jobs with SIGINT ignored, their children inherit that, and Python
-    # then installs no KeyboardInterrupt handler (the command would go on rendering).
-    interruptible = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
-    command = [sys.executable, "-c", interruptible + "from microspeech.cli import main; main()"]
+    # Without INTERRUPTIBLE the command would go on rendering.
+    command = [sys.executable, "-c", INTERRUPTIBLE + "from microspeech.cli import main; main()"]
     command += ["dataset", "synth"]
     # Enough work (tens of thousands of clips) that no machine finishes it before a second Ctrl-C.
     command += ["--preset", "synthetic-tiny", "--train-per-word", "2000", "--workers", "2", "--seed", "3"]
