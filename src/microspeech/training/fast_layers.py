@@ -129,4 +129,4 @@ class Uint16Dropout(_StandIn):
         # One multiply by 0 or 1 / (1 - rate) forward and backward: the same values as selecting
         # between the scaled input and zeros, at half the cost (no select, no zeros tensor).
         scale = tf.cast(levels >= round(rate * UNIFORM_LEVELS), inputs.dtype) * (1.0 / (1.0 - rate))
-        return inputs * tf.stop_gradient(tf.reshape(scale, tf.shape(inputs)))
+        return inputs * tf.reshape(scale, tf.shape(inputs))  # the mask comes from integers: no gradient
