@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from microspeech.detection.detector import (
     MAX_RESULT_COUNT,
     CommandRecognizer,
+    CompiledRecognizer,
     replay,
     scores_to_uint8,
     window_averages,
@@ -214,6 +215,17 @@ def test_replay_matches_the_step_by_step_recognizer(
         for d in replay(raw, times, CLASSES, p, class_thresholds=thresholds)
     ]
     assert got == expected
+    # The compiled rule, fed in random pieces and resumed after each detection, decides the same.
+    compiled = CompiledRecognizer(CLASSES, p, class_thresholds=thresholds)
+    scores_u8 = scores_to_uint8(raw)
+    ends = sorted({*rng.integers(0, steps + 1, size=4).tolist(), steps})
+    pieces, start = [], 0
+    for end in ends:
+        while (found := compiled.next_detection(scores_u8, times, start, end)) is not None:
+            start, detection = found[0] + 1, found[1]
+            pieces.append((detection.time_ms, detection.class_index, detection.score))
+        start = max(start, end)
+    assert pieces == expected
 
 
 @settings(max_examples=60, deadline=None)

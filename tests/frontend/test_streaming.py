@@ -46,6 +46,36 @@ def test_state_carries_over_like_one_long_clip(real_clips, oracle):
     assert not np.array_equal(frames[50:99], fresh), "the second second must see the first's noise estimate"
 
 
+@pytest.mark.parametrize(
+    ("hop", "options"),
+    [
+        (1600, {}),
+        (1600, {"dc_notch_filter_enable": True, "activity_detection_enable": True}),
+        (160, {}),
+        (333, {}),
+    ],
+)
+def test_hops_in_one_pass_equal_the_hop_by_hop_loop(real_clips, hop, options):
+    """process_hops gives the frames and the state after every hop that `process` hop by hop gives."""
+    settings = FrontendSettings(**options)
+    audio = np.concatenate(real_clips[20:24])
+    audio = audio[: len(audio) // hop * hop]
+    looped, bulk = StreamingFrontend(settings), StreamingFrontend(settings)
+    looped.process(real_clips[5][:1000])  # both start mid-stream, with samples pending
+    bulk.process(real_clips[5][:1000])
+    frames, states = [], []
+    for start in range(0, len(audio), hop):
+        frames.append(looped.process(audio[start : start + hop]))
+        states.append(looped.state_bytes())
+    first, second = bulk.process_hops(audio[: 7 * hop], hop), bulk.process_hops(audio[7 * hop :], hop)
+    trace = type(first).concatenate([first, second])
+    assert np.array_equal(trace.frames, np.concatenate(frames))
+    assert np.array_equal(trace.frame_counts, np.cumsum([len(f) for f in frames]))
+    assert bulk.state_bytes() == looped.state_bytes()
+    assert [trace.state_bytes(k) for k in range(len(states))] == states
+    assert trace.same_state(3, trace, 3) and not trace.same_state(3, trace, 4)
+
+
 def test_reset_starts_over(real_clips):
     frontend = StreamingFrontend()
     first = frontend.process(real_clips[3])

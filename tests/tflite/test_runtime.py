@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from microspeech.tflite.runtime import TfliteRunner
+from microspeech.models import list_models
+from microspeech.tflite.runtime import BATCH, TfliteRunner
 
 
 def test_litert_equals_tflm_on_mltk_model(mltk_tflite_bytes, random_features):
@@ -54,3 +55,37 @@ def test_quantize_dequantize(mltk_tflite_bytes):
     q = output.quantize(values)
     assert q.tolist() == [-128, 0, 127, 127]
     assert np.allclose(output.dequantize(q)[:2], [0.0, 0.5])
+
+
+def _one_by_one(runner: TfliteRunner, samples: np.ndarray) -> np.ndarray:
+    return np.stack([runner.predict_one(sample) for sample in samples])
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_batched_outputs_are_each_samples_own_for_every_registered_model(name):
+    """LiteRT's batched invoke gives each sample its own output (stream scoring relies on it)."""
+    import keras
+
+    from microspeech.models import get_model_spec
+    from microspeech.tflite.convert import convert_to_int8
+
+    keras.utils.set_random_seed(3)
+    model = get_model_spec(name).build_model()
+    shape = model.input_shape[1:]
+    rng = np.random.default_rng(7)
+    representative = rng.integers(-128, 128, (16, *shape)).astype(np.float32)  # the int8 feature range
+    runner = TfliteRunner(convert_to_int8(model, representative), "litert")
+    samples = rng.integers(-128, 128, (2 * BATCH + 5, *shape), dtype=np.int8)
+    assert np.array_equal(runner.predict(samples), _one_by_one(runner, samples))
+    assert runner._batch_interpreter(BATCH) is not None
+
+
+def test_batched_outputs_on_other_graphs(mltk_tflite_bytes, tiny_tflite_bytes, input_reshape_tflite_bytes):
+    rng = np.random.default_rng(8)
+    for tflite_bytes in (mltk_tflite_bytes, tiny_tflite_bytes, input_reshape_tflite_bytes):
+        runner = TfliteRunner(tflite_bytes, "litert")
+        samples = rng.integers(-128, 128, (BATCH + 1, *runner.input_details.shape[1:]), dtype=np.int8)
+        assert np.array_equal(runner.predict(samples), _one_by_one(runner, samples))
+        flat = samples.reshape(len(samples), -1)  # the same samples, flattened
+        assert np.array_equal(runner.predict(flat), _one_by_one(runner, samples))
+        assert np.array_equal(runner.predict(samples[:1]), _one_by_one(runner, samples[:1]))

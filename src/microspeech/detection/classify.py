@@ -13,14 +13,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numba
 import numpy as np
 
 from microspeech.audio import SAMPLE_RATE
-from microspeech.detection.detector import CommandRecognizer, Decision, Detection, scores_to_uint8
+from microspeech.detection.detector import (
+    CommandRecognizer,
+    CompiledRecognizer,
+    Decision,
+    Detection,
+    scores_to_uint8,
+)
 from microspeech.detection.params import DetectionParams
+
+if TYPE_CHECKING:
+    from microspeech.frontend.streaming import HopTrace
 
 # `KeywordSpotter.set_params(class_thresholds=...)`: keep the model's own per-class list.
 MODEL_THRESHOLDS = "model"
@@ -165,8 +174,7 @@ class KeywordSpotter:
         self.model = model if isinstance(model, KeywordModel) else load_keyword_model(model)
         self.params = params or self.model.detection
         self.reset_after_detection = reset_after_detection
-        # When a list: the frontend's state after every inference's audio (`run_stream(record=True)`).
-        self.frontend_states: list[bytes] | None = None
+        self.inferences = 0  # model runs so far (runs following a reference skip most)
         self.runner = TfliteRunner(self.model.tflite_bytes, backend=backend)  # type: ignore[arg-type]
         outputs = int(np.prod(self.runner.output_details.shape[1:]))
         if outputs != len(self.model.classes):
@@ -215,6 +223,12 @@ class KeywordSpotter:
         self.recognizer = CommandRecognizer(self.classes, params, class_thresholds=class_thresholds)
         self.reset()
 
+    def compiled_recognizer(self) -> CompiledRecognizer:
+        """A fresh `CompiledRecognizer` with this spotter's classes, parameters and thresholds."""
+        return CompiledRecognizer(
+            self.classes, self.params, class_thresholds=self.recognizer.class_thresholds
+        )
+
     def reset(self) -> None:
         """Start over: clock, frontend state, feature buffer and recognizer."""
         self.samples_seen = 0
@@ -226,13 +240,15 @@ class KeywordSpotter:
         self.frontend.reset()
         self._features = np.zeros((self.n_frames, self.n_channels), dtype=np.uint16)
 
-    def _model_input(self) -> np.ndarray:
+    def _model_input(self, features: np.ndarray | None = None) -> np.ndarray:
+        """What the model gets for one (n_frames, n_channels) feature buffer (default: the current)."""
+        features = self._features if features is None else features
         if self._input.dtype == np.int8:
-            return self._to_int8(self._features, self._settings)
+            return self._to_int8(features, self._settings)
         if self._input.dtype == np.uint16:
-            return self._features
+            return features
         # Float models get what MLTK's feature generator gives them: scaled, standardized or raw.
-        values = self._features.astype(np.float32)
+        values = features.astype(np.float32)
         rescale = float(self.model.parameters.get("samplewise_norm.rescale") or 0.0)
         if rescale:
             return values * np.float32(rescale)
@@ -248,7 +264,28 @@ class KeywordSpotter:
 
     def infer(self) -> np.ndarray:
         """The model's raw output for the current feature buffer."""
+        self.inferences += 1
         return self.runner.predict_ready(self._model_input()).reshape(-1)
+
+    def windows_after_hops(self, trace: HopTrace, hops: int) -> np.ndarray:
+        """The feature buffer after each of the first `hops` hops of `trace` (frames the frontend
+        computed from the current buffer on), (hops, n_frames, n_channels) uint16; the buffer then
+        holds the trace's last frames, as after feeding its audio to `process` without detections."""
+        buffer = np.concatenate([self._features, trace.frames])
+        windows = np.lib.stride_tricks.sliding_window_view(buffer, (self.n_frames, self.n_channels))[:, 0]
+        self._features = np.ascontiguousarray(buffer[len(buffer) - self.n_frames :])
+        return windows[trace.frame_counts[:hops]]
+
+    def scores_of(self, windows: np.ndarray) -> np.ndarray:
+        """The 0-255 scores of the model on each feature buffer of `windows`, batched."""
+        if not len(windows):
+            return np.zeros((0, len(self.classes)), np.uint8)
+        if self._input.dtype in (np.int8, np.uint16):  # elementwise, or per window on its last two axes
+            inputs = self._model_input(windows)
+        else:
+            inputs = np.stack([self._model_input(window) for window in windows])
+        self.inferences += len(windows)
+        return scores_to_uint8(self.runner.predict(inputs).reshape(len(windows), -1))
 
     def process(self, audio: np.ndarray) -> list[Decision]:
         """Consume int16 mono audio; returns the decision of every inference this audio completed."""
@@ -266,8 +303,6 @@ class KeywordSpotter:
             self.samples_seen += take
             if self._since_inference == self.hop_samples:
                 self._since_inference = 0
-                if self.frontend_states is not None:
-                    self.frontend_states.append(self.frontend.state_bytes())
                 if self._gated and not self.frontend.activity_detected():
                     continue  # firmware runs neither the model nor the recognizer without activity
                 time_ms = self.samples_seen * 1000 // SAMPLE_RATE
@@ -287,13 +322,17 @@ class StreamRun:
     detections: list[Detection]
     # With `run_stream(record=True)`: how it ran and the frontend's state after each inference,
     # so that runs with other thresholds can follow it (`run_stream(reference=...)`).
-    frontend_states: list[bytes] | None = None
+    frontend_trace: HopTrace | None = None
     hop_samples: int = 0
     volume_gain: float = 0.0
     resets: bool = True
     # On a recorded run: the outputs after a reset just before inference K, as far as runs
     # following it needed them. They depend on K alone, so runs with other thresholds share them.
     after_reset: dict[int, _ScoresAfterReset] = field(default_factory=dict, compare=False, repr=False)
+
+
+# Hops per pass of a run without resets: a minute of audio at 100 ms, so memory stays small.
+HOPS_PER_PASS = 600
 
 
 def run_stream(
@@ -308,41 +347,86 @@ def run_stream(
     """Feed `audio` in chunks (as a microphone would) from a fresh start; collect scores and detections.
 
     `progress(samples_done)` is called after each chunk when given. `record` keeps the frontend's
-    state after every inference in the result. `reference`: a recorded run of the same audio,
-    frontend, volume gain and latency without resets; the result is the one of the plain loop
-    (see `_follow_reference`), computed only where it differs from the reference.
+    state after every inference in the result (runs without resets or activity gate only).
+    `reference`: a recorded run of the same audio, frontend, volume gain and latency without
+    resets; the result is the one of the plain loop (see `_follow_reference`), computed only where
+    it differs from the reference. A run without resets or gate is computed a minute of audio at
+    a time (`_run_without_resets`): the same result, since the frontend's frames do not depend on
+    how the audio is chunked.
     """
     if reference is not None and _can_follow(spotter, audio, reference):
         return _follow_reference(spotter, audio, reference, progress)
+    if not spotter.reset_after_detection and not spotter._gated:
+        return _run_without_resets(spotter, audio, progress, record=record)
     spotter.reset()
-    spotter.frontend_states = [] if record else None
     times: list[int] = []
     scores: list[np.ndarray] = []
     detections: list[Detection] = []
-    try:
-        for start in range(0, len(audio), chunk_samples):
-            for decision in spotter.process(audio[start : start + chunk_samples]):
-                times.append(decision.time_ms)
-                scores.append(decision.scores_u8)
-                if decision.is_detection:
-                    detections.append(
-                        Detection(decision.time_ms, decision.class_index, decision.label, decision.score)
-                    )
-            if progress is not None:
-                progress(min(start + chunk_samples, len(audio)))
-        states = spotter.frontend_states
-    finally:
-        spotter.frontend_states = None
+    for start in range(0, len(audio), chunk_samples):
+        for decision in spotter.process(audio[start : start + chunk_samples]):
+            times.append(decision.time_ms)
+            scores.append(decision.scores_u8)
+            if decision.is_detection:
+                detections.append(
+                    Detection(decision.time_ms, decision.class_index, decision.label, decision.score)
+                )
+        if progress is not None:
+            progress(min(start + chunk_samples, len(audio)))
     width = len(spotter.classes)
     stacked = np.stack(scores) if scores else np.zeros((0, width), np.uint8)
     return StreamRun(
         np.asarray(times, dtype=np.int64),
         stacked,
         detections,
-        frontend_states=states,
         hop_samples=spotter.hop_samples,
         volume_gain=spotter.params.volume_gain,
         resets=spotter.reset_after_detection,
+    )
+
+
+def _run_without_resets(
+    spotter: KeywordSpotter, audio: np.ndarray, progress: Any, *, record: bool
+) -> StreamRun:
+    """The firmware loop without resets or gate over whole passes of hops: frontend in one kernel
+    call, the inferences batched, the recognizer compiled."""
+    from microspeech.frontend.streaming import HopTrace
+
+    audio = np.asarray(audio)
+    if audio.dtype != np.int16 or audio.ndim != 1:
+        raise ValueError(f"expected 1-D int16 audio at {SAMPLE_RATE} Hz, got {audio.dtype} {audio.shape}")
+    spotter.reset()
+    hop, gain = spotter.hop_samples, spotter.params.volume_gain
+    n_hops = len(audio) // hop
+    traces: list[HopTrace] = []
+    scores: list[np.ndarray] = []
+    for first in range(0, n_hops, HOPS_PER_PASS):
+        last = min(n_hops, first + HOPS_PER_PASS)
+        trace = spotter.frontend.process_hops(apply_volume_gain(audio[first * hop : last * hop], gain), hop)
+        scores.append(spotter.scores_of(spotter.windows_after_hops(trace, last - first)))
+        if record:
+            traces.append(trace)
+        if progress is not None:
+            progress(last * hop)
+    spotter._push_frames(spotter.frontend.process(apply_volume_gain(audio[n_hops * hop :], gain)))
+    spotter.samples_seen, spotter._since_inference = len(audio), len(audio) - n_hops * hop
+    if progress is not None:
+        progress(len(audio))
+    stacked = np.concatenate(scores) if scores else np.zeros((0, len(spotter.classes)), np.uint8)
+    times = np.arange(1, n_hops + 1, dtype=np.int64) * hop * 1000 // SAMPLE_RATE
+    recognizer = spotter.compiled_recognizer()
+    detections: list[Detection] = []
+    step = 0
+    while (found := recognizer.next_detection(stacked, times, step, n_hops)) is not None:
+        step = found[0] + 1
+        detections.append(found[1])
+    return StreamRun(
+        times,
+        stacked,
+        detections,
+        frontend_trace=HopTrace.concatenate(traces) if traces else None,
+        hop_samples=hop,
+        volume_gain=gain,
+        resets=False,
     )
 
 
@@ -350,13 +434,13 @@ def _can_follow(spotter: KeywordSpotter, audio: np.ndarray, reference: StreamRun
     """Whether `reference` was recorded on what `spotter` would compute from `audio`: same hop,
     gain and inference count, no resets, and no activity gate (a gated frontend skips inferences)."""
     return (
-        reference.frontend_states is not None
+        reference.frontend_trace is not None
         and not reference.resets
         and not spotter._gated
         and reference.hop_samples == spotter.hop_samples
         and reference.volume_gain == spotter.params.volume_gain
         and len(reference.times_ms) == len(audio) // spotter.hop_samples
-        and len(reference.frontend_states) == len(reference.times_ms)
+        and len(reference.frontend_trace.states) == len(reference.times_ms)
     )
 
 
@@ -372,24 +456,33 @@ def _follow_reference(
     spotter.reset()
     times = reference.times_ms
     scores = reference.scores.copy()
+    recognizer = spotter.compiled_recognizer()
     detections: list[Detection] = []
     since_reset: _ScoresAfterReset | None = None
-    for step in range(len(times)):
-        if since_reset is not None:
-            output = since_reset.output(step, spotter, audio, reference)
-            if output is None:
+    step = 0
+    while step < len(times):
+        stop = written_until = len(times)
+        if since_reset is None:
+            written_until = step  # scores[step:] are the reference's
+        else:
+            outputs = since_reset.outputs_from(step, spotter, audio, reference)
+            if not len(outputs):
                 since_reset = None  # the reference's from here to the next reset
-            else:
-                scores[step] = output
-        decision = spotter.recognizer.process(scores[step], int(times[step]))
-        if decision.is_detection:
-            detections.append(
-                Detection(decision.time_ms, decision.class_index, decision.label, decision.score)
-            )
+                continue
+            stop = step + len(outputs)
+            scores[step:stop] = outputs
+        found = recognizer.next_detection(scores, times, step, stop)
+        if found is None:
+            step = stop
+        else:
+            step = found[0] + 1
+            detections.append(found[1])
             if spotter.reset_after_detection:
-                since_reset = reference.after_reset.setdefault(step + 1, _ScoresAfterReset(step + 1))
-        if progress is not None and (step + 1) % 10 == 0:
-            progress(min((step + 1) * spotter.hop_samples, len(audio)))
+                # This reset's outputs replace the last one's from here on.
+                scores[step:written_until] = reference.scores[step:written_until]
+                since_reset = reference.after_reset.setdefault(step, _ScoresAfterReset(step))
+        if progress is not None:
+            progress(min(step * spotter.hop_samples, len(audio)))
     if progress is not None:
         progress(len(audio))
     return StreamRun(
@@ -397,37 +490,44 @@ def _follow_reference(
     )
 
 
-class _ScoresAfterReset:
-    """The outputs from inference `first_step` on after the frontend and features were reset just
-    before it (and not again), computed as far as a run has needed them.
+# Hops computed at a time after a reset: 4, then twice as many each time up to 64. Convergence
+# takes ~150 hops, yet a detection soon after the reset would waste most of a larger first batch.
+FIRST_HOPS_AFTER_RESET, MOST_HOPS_AFTER_RESET = 4, 64
 
-    The restarted frontend's state, compared byte for byte after every inference, meets the
-    reference's again (the noise estimate converges, here within ~15 s); once a whole input
-    window of frames has been computed from equal states, the outputs are the reference's.
+
+class _ScoresAfterReset:
+    """The 0-255 outputs from inference `first_step` on after the frontend and features were
+    reset just before it (and not again), computed as far as a run has needed them.
+
+    The restarted frontend's state, compared with the reference's after every inference, meets
+    it again (the noise estimate converges, here within ~15 s); once a whole input window of
+    frames has been computed from equal states, the outputs are the reference's.
     """
 
     def __init__(self, first_step: int) -> None:
         self.first_step = first_step
-        self.outputs: list[np.ndarray] = []
+        self.outputs: np.ndarray | None = None  # (computed, classes) uint8
         self.frontend_state: tuple | None = None  # after the last computed inference (None: reset)
         self.features: np.ndarray | None = None
         self.frames_after_match: int | None = None  # frames computed since the states were equal
         self.done = False  # the outputs are the reference's from here on
 
-    def output(
+    def outputs_from(
         self, step: int, spotter: KeywordSpotter, audio: np.ndarray, reference: StreamRun
-    ) -> np.ndarray | None:
-        """The output at `step`; None: the reference's."""
-        while len(self.outputs) <= step - self.first_step and not self.done:
-            self._compute_next(spotter, audio, reference)
+    ) -> np.ndarray:
+        """The outputs from `step` on, as far as computed (computing more if none is); empty: the
+        reference's from `step` on."""
         offset = step - self.first_step
-        return self.outputs[offset] if offset < len(self.outputs) else None
+        while (self.outputs is None or len(self.outputs) <= offset) and not self.done:
+            self._compute_more(spotter, audio, reference)
+        return self.outputs[offset:] if self.outputs is not None else np.zeros((0, 0), np.uint8)
 
-    def _compute_next(self, spotter: KeywordSpotter, audio: np.ndarray, reference: StreamRun) -> None:
-        step = self.first_step + len(self.outputs)
-        if step >= len(reference.times_ms) or (
-            self.frames_after_match is not None and self.frames_after_match >= spotter.n_frames
-        ):
+    def _compute_more(self, spotter: KeywordSpotter, audio: np.ndarray, reference: StreamRun) -> None:
+        computed = 0 if self.outputs is None else len(self.outputs)
+        step = self.first_step + computed
+        batch = min(MOST_HOPS_AFTER_RESET, max(FIRST_HOPS_AFTER_RESET, 2 * computed))
+        hops = min(batch, len(reference.times_ms) - step)
+        if hops <= 0:
             self.done = True
             return
         # The spotter's frontend and features are shared scratch: resume this run's state.
@@ -437,14 +537,27 @@ class _ScoresAfterReset:
             spotter.frontend.load_state(self.frontend_state)
             spotter._features = self.features
         hop = spotter.hop_samples
-        chunk = apply_volume_gain(audio[step * hop : (step + 1) * hop], spotter.params.volume_gain)
-        frames = spotter.frontend.process(chunk)
-        spotter._push_frames(frames)
-        if self.frames_after_match is not None:
-            self.frames_after_match += len(frames)
-        elif spotter.frontend.state_bytes() == reference.frontend_states[step]:
-            self.frames_after_match = 0
-        self.outputs.append(scores_to_uint8(spotter.infer()))
+        chunk = apply_volume_gain(audio[step * hop : (step + hops) * hop], spotter.params.volume_gain)
+        trace = spotter.frontend.process_hops(chunk, hop)
+        assert reference.frontend_trace is not None  # `_can_follow` checked it
+        taken, frames_before = 0, 0
+        for k in range(hops):
+            if self.frames_after_match is not None and self.frames_after_match >= spotter.n_frames:
+                self.done = True
+                break
+            if self.frames_after_match is not None:
+                self.frames_after_match += int(trace.frame_counts[k]) - frames_before
+            elif trace.same_state(k, reference.frontend_trace, step + k):
+                self.frames_after_match = 0
+            frames_before = int(trace.frame_counts[k])
+            taken += 1
+        # Where the buffer already holds the reference's frames, so does the output (most of
+        # the second half before the states meet): only the other buffers go through the model.
+        windows = spotter.windows_after_hops(trace, taken)
+        outputs = reference.scores[step : step + taken].copy()
+        differ = ~reference.frontend_trace.holds_window(windows, step)
+        outputs[differ] = spotter.scores_of(windows[differ])
+        self.outputs = outputs if self.outputs is None else np.concatenate([self.outputs, outputs])
         self.frontend_state, self.features = spotter.frontend.save_state(), spotter._features
 
 

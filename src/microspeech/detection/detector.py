@@ -147,6 +147,92 @@ class CommandRecognizer:
         return Decision(time_ms, top, label, top_score, is_detection, averages, scores_u8)
 
 
+class CompiledRecognizer:
+    """`CommandRecognizer`'s rule compiled, over rows of a recorded (steps, classes) uint8 score
+    array: `next_detection` runs it from one step to the next detection and can resume there,
+    so a loop that changes the scores after each detection (the firmware's reset) runs it in
+    pieces. Same decisions as `CommandRecognizer` (tests compare them)."""
+
+    def __init__(
+        self,
+        classes: Sequence[str],
+        params: DetectionParams,
+        *,
+        class_thresholds: Sequence[int] | None = None,
+    ) -> None:
+        self.classes = list(classes)
+        self.params = params
+        given = params.detection_threshold if class_thresholds is None else list(class_thresholds)
+        self._thresholds = np.broadcast_to(np.asarray(given, dtype=np.int64), (len(self.classes),)).copy()
+        self._keyword = np.array([not name.startswith("_") for name in self.classes])
+        self._queue_times = np.zeros(MAX_RESULT_COUNT, np.int64)
+        self._queue_scores = np.zeros((MAX_RESULT_COUNT, len(self.classes)), np.int64)
+        self._total = np.zeros(len(self.classes), np.int64)
+        # last detected class, its time, queue head, queue length, the last detection's score
+        self._state = np.zeros(5, np.int64)
+
+    def next_detection(
+        self, scores_u8: np.ndarray, times_ms: np.ndarray, start: int, stop: int
+    ) -> tuple[int, Detection] | None:
+        """Feed rows start..stop-1 until one is detected: its row and detection (None: none was)."""
+        params = self.params
+        step = _recognize(
+            scores_u8, times_ms, start, stop, self._thresholds, self._keyword,
+            params.average_window_duration_ms, params.minimum_count, params.suppression_ms,
+            self._queue_times, self._queue_scores, self._total, self._state,
+        )  # fmt: skip
+        if step < 0:
+            return None
+        index = int(self._state[0])
+        return int(step), Detection(int(times_ms[step]), index, self.classes[index], int(self._state[4]))
+
+
+@numba.njit(cache=True)
+def _recognize(scores, times, start, stop, thresholds, keyword, window_ms, minimum_count, suppression_ms,
+               queue_times, queue_scores, total, state):  # fmt: skip
+    """CommandRecognizer.process over rows start..stop-1, the queue a ring buffer; the first
+    detected row (-1: none). state: last class, last time, head, length, detected score."""
+    n_classes = scores.shape[1]
+    capacity = queue_times.shape[0]
+    for step in range(start, stop):
+        time_ms = times[step]
+        if minimum_count == 0:
+            top, best = 0, np.int64(scores[step, 0])
+            for c in range(1, n_classes):
+                if scores[step, c] > best:
+                    top, best = c, np.int64(scores[step, c])
+        else:
+            head, count = state[2], state[3]
+            if count < capacity:  # a full queue refuses the newest result
+                slot = (head + count) % capacity
+                queue_times[slot] = time_ms
+                for c in range(n_classes):
+                    queue_scores[slot, c] = scores[step, c]
+                    total[c] += scores[step, c]
+                count += 1
+            oldest_kept = time_ms - window_ms
+            while count > 0 and queue_times[head] < oldest_kept:
+                for c in range(n_classes):
+                    total[c] -= queue_scores[head, c]
+                head = (head + 1) % capacity
+                count -= 1
+            state[2], state[3] = head, count
+            if count < minimum_count:
+                continue
+            top, best = 0, total[0] // count
+            for c in range(1, n_classes):
+                if total[c] // count > best:
+                    top, best = c, total[c] // count
+        if (
+            best > thresholds[top]
+            and keyword[top]
+            and (top != state[0] or time_ms - state[1] > suppression_ms)
+        ):
+            state[0], state[1], state[4] = top, time_ms, best
+            return step
+    return -1
+
+
 @dataclass(frozen=True)
 class SmoothedScores:
     """Per-step window averages of a score sequence for one (window, minimum_count) pair."""

@@ -455,11 +455,14 @@ def _transform(flat, count, window, source, stages, twiddles, super_twiddles, bi
 
 @njit(cache=True)
 def process_frames(samples, n_frames, window, source, stages, twiddles, super_twiddles, bin_channel,
-                   bin_weight, bin_unweight, gain_lut, log_lut, params, estimate, ad_state, out):  # fmt: skip
+                   bin_weight, bin_unweight, gain_lut, log_lut, params, estimate, ad_state, out,
+                   snapshot_counts, estimate_snapshots, ad_snapshots):  # fmt: skip
     """Consecutive windows of `samples` (hop = window step) into out[:n_frames]; state carries on.
 
     Windows, FFTs and filterbanks of up to TARGET_LANES frames are computed together
     (they do not depend on state); noise reduction, PCAN and log then run frame by frame.
+    snapshot_counts (non-decreasing, may be empty): row i of estimate_snapshots and
+    ad_snapshots gets the state once snapshot_counts[i] frames are done.
     """
     step = params[P_WINDOW_STEP]
     capacity = min(TARGET_LANES, (n_frames + LANE_MULTIPLE - 1) // LANE_MULTIPLE * LANE_MULTIPLE)
@@ -468,6 +471,7 @@ def process_frames(samples, n_frames, window, source, stages, twiddles, super_tw
     streams_estimate = estimate.reshape(1, -1)
     streams_ad = ad_state.reshape(1, -1)
     streams_smoothing = smoothing.reshape(1, -1)
+    snapshot = _take_snapshots(0, 0, snapshot_counts, estimate, ad_state, estimate_snapshots, ad_snapshots)
     for first in range(0, n_frames, capacity):
         count = min(capacity, n_frames - first)
         for b in range(count):
@@ -478,6 +482,29 @@ def process_frames(samples, n_frames, window, source, stages, twiddles, super_tw
             frame = signal[b : b + 1]
             _post_process(frame, streams_smoothing, gain_lut, log_lut, params, streams_estimate, streams_ad)
             out[first + b] = frame[0]
+            snapshot = _take_snapshots(
+                snapshot, first + b + 1, snapshot_counts, estimate, ad_state, estimate_snapshots, ad_snapshots
+            )
+
+
+@njit(cache=True, inline="always")
+def _take_snapshots(next_snapshot, frames_done, counts, estimate, ad_state, estimate_snapshots, ad_snapshots):
+    """Copy the state into every snapshot due after `frames_done` frames; the next one due."""
+    while next_snapshot < counts.shape[0] and counts[next_snapshot] == frames_done:
+        estimate_snapshots[next_snapshot] = estimate
+        ad_snapshots[next_snapshot] = ad_state
+        next_snapshot += 1
+    return next_snapshot
+
+
+@njit(cache=True)
+def no_snapshots(n_channels):
+    """`process_frames`'s snapshot arguments when no state is recorded."""
+    return (
+        np.zeros(0, dtype=np.int64),
+        np.zeros((0, n_channels), dtype=np.int64),
+        np.zeros((0, AD_STATE_SIZE), dtype=np.int64),
+    )
 
 
 @njit(cache=True, parallel=True)
@@ -505,9 +532,11 @@ def process_clips(audio, window, source, stages, twiddles, super_twiddles, bin_c
                 samples = np.empty(length, dtype=np.int16)
                 dc_notch(audio[clip], samples, np.zeros(2, dtype=np.int64), params[P_DC_COEF])
             ad_state = np.zeros(AD_STATE_SIZE, dtype=np.int64)
+            snapshot_counts, estimate_snapshots, ad_snapshots = no_snapshots(n_channels)
             process_frames(samples, n_frames, window, source, stages, twiddles, super_twiddles, bin_channel,
                            bin_weight, bin_unweight, gain_lut, log_lut, params,
-                           np.zeros(n_channels, dtype=np.int64), ad_state, out[clip])  # fmt: skip
+                           np.zeros(n_channels, dtype=np.int64), ad_state, out[clip], snapshot_counts,
+                           estimate_snapshots, ad_snapshots)  # fmt: skip
             activity[clip] = ad_state[3]
             continue
         flat = audio[first_clip : first_clip + group_clips].reshape(-1)

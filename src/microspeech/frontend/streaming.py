@@ -7,6 +7,8 @@ compute_features, so a clip streamed in any chunking gives the same frames as th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from microspeech.audio import AudioError
@@ -14,6 +16,58 @@ from microspeech.frontend import kernels
 from microspeech.frontend.batch import as_samples, check_rate, kernel_tables
 from microspeech.frontend.settings import FrontendSettings
 from microspeech.frontend.tables import build_tables
+
+
+@dataclass(frozen=True)
+class HopTrace:
+    """What `StreamingFrontend.process_hops` computed: the frames and the state after every hop."""
+
+    frames: np.ndarray  # (N, n_channels) uint16: every frame the hops completed
+    frame_counts: np.ndarray  # (K,) int64: frames completed by the end of hop k (this call's)
+    states: np.ndarray  # (K, S) int64: noise estimate, activity and DC-notch state, pending length
+    pending: np.ndarray  # (K, window_size) int16: the samples waiting for the next frame, zero padded
+
+    def same_state(self, hop: int, other: HopTrace, other_hop: int) -> bool:
+        """Whether the frontend was in the same state after `hop` as `other` after `other_hop`
+        (then every frame from there on is the same, as with equal `state_bytes`)."""
+        return bool(
+            np.array_equal(self.states[hop], other.states[other_hop])
+            and np.array_equal(self.pending[hop], other.pending[other_hop])
+        )
+
+    def holds_window(self, windows: np.ndarray, first_hop: int) -> np.ndarray:
+        """Whether each (n_frames, n_channels) buffer of `windows` equals the last n_frames frames
+        after hop first_hop + i of this trace (zeros before the first frame), as booleans."""
+        n_frames = windows.shape[1]
+        ends = self.frame_counts[first_hop : first_hop + len(windows)]
+        same = np.zeros(len(windows), dtype=bool)
+        whole = np.flatnonzero(ends >= n_frames)  # a buffer that still holds start-up zeros is recomputed
+        if whole.size:
+            held = np.lib.stride_tricks.sliding_window_view(self.frames, windows.shape[1:])[:, 0]
+            same[whole] = (windows[whole] == held[ends[whole] - n_frames]).all(axis=(1, 2))
+        return same
+
+    def state_bytes(self, hop: int) -> bytes:
+        """The frontend's `state_bytes()` after `hop`."""
+        n_channels = self.frames.shape[1]
+        estimate = self.states[hop, :n_channels]
+        activity = self.states[hop, n_channels : n_channels + kernels.AD_STATE_SIZE]
+        dc_state = self.states[hop, n_channels + kernels.AD_STATE_SIZE : -1]
+        pending = self.pending[hop, : self.states[hop, -1]]
+        return b"".join(array.tobytes() for array in (estimate, activity, dc_state, pending))
+
+    @staticmethod
+    def concatenate(traces: list[HopTrace]) -> HopTrace:
+        """One trace of consecutive calls (frame counts run on across them)."""
+        offsets = np.cumsum([0] + [len(trace.frames) for trace in traces[:-1]])
+        return HopTrace(
+            np.concatenate([trace.frames for trace in traces]),
+            np.concatenate(
+                [trace.frame_counts + offset for trace, offset in zip(traces, offsets, strict=True)]
+            ),
+            np.concatenate([trace.states for trace in traces]),
+            np.concatenate([trace.pending for trace in traces]),
+        )
 
 
 class StreamingFrontend:
@@ -61,6 +115,48 @@ class StreamingFrontend:
         self._activity[3] = 0
         return tripped
 
+    def process_hops(self, audio: np.ndarray, hop_samples: int) -> HopTrace:
+        """Process `audio` (int16, a whole number of hops) as consecutive chunks of `hop_samples`,
+        recording the state after each: the same frames and states as `process` hop by hop, in
+        one pass over the kernels."""
+        settings = self.settings
+        samples = np.ascontiguousarray(audio, dtype=np.int16)
+        if samples.ndim != 1 or hop_samples < 1 or samples.shape[0] % hop_samples:
+            raise ValueError(
+                f"expected 1-D int16 audio of whole {hop_samples}-sample hops, got {samples.shape}"
+            )
+        n_hops = samples.shape[0] // hop_samples
+        dc_states = np.zeros((n_hops, 2), dtype=np.int64)
+        if settings.dc_notch_filter_enable:
+            filtered = np.empty_like(samples)
+            coef = self._tables[-1][kernels.P_DC_COEF]
+            for hop in range(n_hops):
+                span = slice(hop * hop_samples, (hop + 1) * hop_samples)
+                kernels.dc_notch(samples[span], filtered[span], self._dc_state, coef)
+                dc_states[hop] = self._dc_state
+        else:
+            filtered = samples
+        buffered = np.concatenate([self._pending, filtered]) if self._pending.size else filtered
+        size, step = settings.window_size, settings.window_step
+        hop_ends = self._pending.shape[0] + hop_samples * np.arange(1, n_hops + 1, dtype=np.int64)
+        frame_counts = np.where(hop_ends >= size, (hop_ends - size) // step + 1, 0).astype(np.int64)
+        n_frames = int(frame_counts[-1]) if n_hops else 0
+        frames = np.empty((n_frames, settings.n_channels), dtype=np.uint16)
+        estimates = np.empty((n_hops, settings.n_channels), dtype=np.int64)
+        activities = np.empty((n_hops, kernels.AD_STATE_SIZE), dtype=np.int64)
+        kernels.process_frames(
+            buffered, n_frames, *self._tables, self._estimate, self._activity, frames,
+            frame_counts, estimates, activities,
+        )  # fmt: skip
+        pending_lengths = hop_ends - frame_counts * step
+        padded = np.concatenate([buffered, np.zeros(size, dtype=np.int16)])
+        pending = np.lib.stride_tricks.sliding_window_view(padded, size)[frame_counts * step].copy()
+        pending[np.arange(size) >= pending_lengths[:, None]] = 0
+        self._pending = buffered[n_frames * step :].copy()
+        self.frames_emitted += n_frames
+        states = np.concatenate([estimates, activities, dc_states, pending_lengths[:, None]], axis=1)
+        return HopTrace(frames, frame_counts, states, pending)
+
     def process(self, chunk: np.ndarray, *, sample_rate: int | None = None) -> np.ndarray:
         """Append `chunk` (1-D int16; int32/float converted) and return the frames it completed."""
         settings = self.settings
@@ -81,7 +177,10 @@ class StreamingFrontend:
         n_frames = (buffered.shape[0] - size) // step + 1 if buffered.shape[0] >= size else 0
         frames = np.empty((n_frames, settings.n_channels), dtype=np.uint16)
         if n_frames:
-            kernels.process_frames(buffered, n_frames, *self._tables, self._estimate, self._activity, frames)
+            kernels.process_frames(
+                buffered, n_frames, *self._tables, self._estimate, self._activity, frames,
+                *kernels.no_snapshots(settings.n_channels),
+            )  # fmt: skip
         self._pending = buffered[n_frames * step :].copy()
         self.frames_emitted += n_frames
         return frames
