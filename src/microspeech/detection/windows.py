@@ -43,15 +43,14 @@ def stream_inputs(audio: np.ndarray, settings: FrontendSettings, params: Detecti
     hop = params.latency_ms * SAMPLE_RATE // 1000
     if hop < 1:
         raise ValueError(f"latency_ms={params.latency_ms} is shorter than one sample")
-    frames = StreamingFrontend(settings).process(apply_volume_gain(audio, params.volume_gain))
-    n_frames, n_channels = settings.n_frames, settings.n_channels
-    # The spotter's buffer starts as uint16 zeros; a frame is out once its whole window has arrived.
-    padded = np.concatenate([np.zeros((n_frames, n_channels), np.uint16), np.asarray(frames, np.uint16)])
-    as_int8 = uint16_to_int8(padded, settings)
-    ends = np.arange(hop, len(audio) + 1, hop, dtype=np.int64)
-    available = np.where(
-        ends >= settings.window_size, (ends - settings.window_size) // settings.window_step + 1, 0
+    n_hops = len(audio) // hop
+    trace = StreamingFrontend(settings).process_hops(
+        apply_volume_gain(audio[: n_hops * hop], params.volume_gain), hop
     )
-    windows = np.lib.stride_tricks.sliding_window_view(as_int8, n_frames, axis=0)  # (F+1, channels, n_frames)
-    features = np.ascontiguousarray(windows[available].transpose(0, 2, 1))
+    n_frames, n_channels = settings.n_frames, settings.n_channels
+    # The spotter's buffer starts as uint16 zeros; a hop's input ends with the frames done by then.
+    padded = np.concatenate([np.zeros((n_frames, n_channels), np.uint16), trace.frames])
+    windows = np.lib.stride_tricks.sliding_window_view(uint16_to_int8(padded, settings), n_frames, axis=0)
+    features = np.ascontiguousarray(windows[trace.frame_counts].transpose(0, 2, 1))  # (K, n_frames, channels)
+    ends = np.arange(1, n_hops + 1, dtype=np.int64) * hop
     return StreamInputs(features, ends * 1000 // SAMPLE_RATE)
