@@ -181,3 +181,32 @@ def test_predict_on_two_threads_gives_the_scores_of_one_batch_at_a_time(monkeypa
     alone = np.concatenate([trainer.model(batch, training=False).numpy() for batch in batches])
     assert threaded.shape == (1050, 4)
     assert np.array_equal(threaded, alone)
+
+
+@pytest.mark.parametrize("averaging", [0.0, 0.99])
+def test_a_warm_up_step_leaves_training_as_it_was(averaging):
+    """`warm_up` runs a step and puts every variable back: the same epochs follow, to the bit."""
+    import keras
+
+    from microspeech.models import get_model_spec
+    from microspeech.training.loop import FastTrainer
+
+    rng = np.random.default_rng(4)
+    features = rng.integers(-128, 128, (200, 49, 40)).astype(np.int8)
+    labels = rng.integers(0, 4, 200)
+    runs = []
+    for warm in (False, True):
+        keras.utils.set_random_seed(0)
+        model = get_model_spec("tflite_micro_speech").build_model()
+        trainer = FastTrainer(model, 1e-2, [1.0, 2.0, 1.0, 1.0], weight_averaging=averaging)
+        before = trainer.state()
+        if warm:
+            trainer.warm_up(32)
+            after = trainer.state()
+            assert before.keys() == after.keys()
+            assert all(np.array_equal(before[key], after[key]) for key in before)
+        results = [trainer.train_epoch(features, labels, 32, np.random.default_rng(e)) for e in range(2)]
+        runs.append((results, trainer.state()))
+    (plain, plain_state), (warmed, warmed_state) = runs
+    assert plain == warmed
+    assert all(np.array_equal(plain_state[key], warmed_state[key]) for key in plain_state)

@@ -114,6 +114,20 @@ class FastTrainer:
             correct += tf.reduce_sum(tf.cast(tf.equal(predicted, y), tf.int32))
         return loss_sum, correct
 
+    def warm_up(self, batch_size: int) -> None:
+        """Run the training step once on zeros, then put every variable back (model, optimizer,
+        dropout seed state): TensorFlow traces and optimizes the graph on a step's first call,
+        seconds the first epoch need not wait for (training calls this while the first epoch's
+        features render). Training afterwards is the same as without it."""
+        import tensorflow as tf
+
+        saved = self.state()
+        shape = tuple(self._features.shape[1:])
+        self._features.assign(tf.zeros((batch_size, *shape), tf.int8))
+        self._labels.assign(tf.zeros((batch_size,), tf.int32))
+        self._train_chunk(tf.constant(np.arange(batch_size, dtype=np.int32)[None]))
+        self.load_state(saved)
+
     def train_epoch(
         self,
         features: np.ndarray,

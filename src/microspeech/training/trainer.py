@@ -390,6 +390,8 @@ def _fit(
                 break
             epoch_started = time.perf_counter()
             assert upcoming is not None
+            if epoch == start_epoch:  # nothing to overlap with the first render but this
+                trainer.warm_up(settings.batch_size)
             features, labels = upcoming.result()
             if epoch + 1 < settings.epochs:
                 upcoming = pool.submit(pipeline.epoch, epoch + 1)
