@@ -6,9 +6,10 @@ more backward, and Dropout draws a float32 uniform per element. `training_graph(
 same Keras graph with those layers swapped, in training only, for:
 - one fused TensorFlow op forward and one backward (FusedBatchNormV3) with the same
   normalization (the batch's biased variance) and the same moving-statistics update;
-- a mask from 16-bit uniforms (four per Philox draw of two 32-bit words), seeded from the
-  Dropout layer's own Keras seed state, so it is checkpointed with the model and a resumed run
-  draws the same masks. The rate is kept to 1/65,536.
+- a mask from 16-bit uniforms (the halves of TensorFlow's stateless Philox words, computed in
+  numba: training.dropout_masks), seeded from the Dropout layer's own Keras seed state, so it is
+  checkpointed with the model and a resumed run draws the same masks. The rate is kept to
+  1/65,536.
 Every other layer is the model's own; the stand-ins hold no variables of their own, so the
 optimizer trains `model.trainable_variables` and the model, unchanged, is what is saved and
 converted. tests/training/test_fast_layers.py checks them against Keras' layers.
@@ -19,9 +20,10 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-UNIFORM_LEVELS = 65536
+from microspeech.training.dropout_masks import dropout_factors, keep_threshold
 
 
 def _single_axis(layer: Any) -> int | None:
@@ -121,12 +123,13 @@ class Uint16Dropout(_StandIn):
     def train_call(self, inputs):
         rate = self.wrapped.rate
         seed = tf.cast(self.wrapped.seed_generator.next(), tf.int64)
-        count = tf.size(inputs)
-        words = tf.random.stateless_uniform(
-            [(count + 1) // 2], seed, minval=None, maxval=None, dtype=tf.uint32
-        )
-        levels = tf.reshape(tf.bitcast(words, tf.uint16), [-1])[:count]
-        # One multiply by 0 or 1 / (1 - rate) forward and backward: the same values as selecting
+        threshold, keep = keep_threshold(rate), np.float32(1.0 / (1.0 - rate))
+
+        def factors(seed_value: np.ndarray, count: np.ndarray) -> np.ndarray:
+            return dropout_factors(seed_value, int(count), threshold, keep)
+
+        # The mask's Philox words and factors in one numba pass (training.dropout_masks); one
+        # multiply by 0 or 1 / (1 - rate) forward and backward: the same values as selecting
         # between the scaled input and zeros, at half the cost (no select, no zeros tensor).
-        scale = tf.cast(levels >= round(rate * UNIFORM_LEVELS), inputs.dtype) * (1.0 / (1.0 - rate))
-        return inputs * tf.reshape(scale, tf.shape(inputs))  # the mask comes from integers: no gradient
+        scale = tf.numpy_function(factors, [seed, tf.size(inputs)], tf.float32, stateful=False)
+        return inputs * tf.cast(tf.reshape(scale, tf.shape(inputs)), inputs.dtype)  # no gradient: a mask
