@@ -66,26 +66,30 @@ def dropout_factors(seed: np.ndarray, count: int, threshold: int, keep: np.float
     )
     threshold_level = np.uint32(threshold)
     factors = np.empty(count, np.float32)
-    levels = np.empty(8, np.uint32)
-    for block in range((count + 7) // 8):  # a block: 4 words, 8 uniforms
+    full_blocks = count // 8  # a block: 4 words, 8 uniforms
+    for block in range(full_blocks):
         a, b, c, d = _philox(np.uint32(block), np.uint32(block >> 32), counter_2, counter_3, key_0, key_1)
         start = 8 * block
-        if start + 8 <= count:
-            factors[start] = _factor(a & 0xFFFF, threshold_level, keep)
-            factors[start + 1] = _factor(a >> 16, threshold_level, keep)
-            factors[start + 2] = _factor(b & 0xFFFF, threshold_level, keep)
-            factors[start + 3] = _factor(b >> 16, threshold_level, keep)
-            factors[start + 4] = _factor(c & 0xFFFF, threshold_level, keep)
-            factors[start + 5] = _factor(c >> 16, threshold_level, keep)
-            factors[start + 6] = _factor(d & 0xFFFF, threshold_level, keep)
-            factors[start + 7] = _factor(d >> 16, threshold_level, keep)
-        else:
-            levels[0], levels[1] = a & 0xFFFF, a >> 16
-            levels[2], levels[3] = b & 0xFFFF, b >> 16
-            levels[4], levels[5] = c & 0xFFFF, c >> 16
-            levels[6], levels[7] = d & 0xFFFF, d >> 16
-            for element in range(start, count):
-                factors[element] = _factor(levels[element - start], threshold_level, keep)
+        factors[start] = _factor(a & 0xFFFF, threshold_level, keep)
+        factors[start + 1] = _factor(a >> 16, threshold_level, keep)
+        factors[start + 2] = _factor(b & 0xFFFF, threshold_level, keep)
+        factors[start + 3] = _factor(b >> 16, threshold_level, keep)
+        factors[start + 4] = _factor(c & 0xFFFF, threshold_level, keep)
+        factors[start + 5] = _factor(c >> 16, threshold_level, keep)
+        factors[start + 6] = _factor(d & 0xFFFF, threshold_level, keep)
+        factors[start + 7] = _factor(d >> 16, threshold_level, keep)
+    start = 8 * full_blocks
+    if start < count:  # the last, partial block
+        a, b, c, d = _philox(
+            np.uint32(full_blocks), np.uint32(full_blocks >> 32), counter_2, counter_3, key_0, key_1
+        )
+        levels = np.empty(8, np.uint32)
+        levels[0], levels[1] = a & 0xFFFF, a >> 16
+        levels[2], levels[3] = b & 0xFFFF, b >> 16
+        levels[4], levels[5] = c & 0xFFFF, c >> 16
+        levels[6], levels[7] = d & 0xFFFF, d >> 16
+        for element in range(start, count):
+            factors[element] = _factor(levels[element - start], threshold_level, keep)
     return factors
 
 
