@@ -15,7 +15,6 @@ import logging
 import math
 import shlex
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -209,7 +208,6 @@ def _train_locked(
     from microspeech.data.pipeline import TrainingPipeline, dataset_fingerprint
 
     started = time.perf_counter()
-    _import_tensorflow_meanwhile()
     data = load_datasets([dataset] if isinstance(dataset, str | Path) else list(dataset))
     fingerprint = dataset_fingerprint(data)
     checkpoint = load_checkpoint(artifacts.checkpoint_dir) if resume else None
@@ -287,23 +285,6 @@ def _train_locked(
         logger.removeHandler(handler)
         handler.close()
     return artifacts
-
-
-def _import_tensorflow_meanwhile() -> None:
-    """Start importing TensorFlow and Keras in a thread: 5-6 s on a 2-core machine, which pass
-    while the clips decode and the validation stream renders (the data code never imports them;
-    numba, soundfile and numpy release the GIL). `import tensorflow` in the epoch loop then
-    waits on Python's module lock for this import, or raises its error itself."""
-    if "keras" in sys.modules:
-        return
-
-    def import_them() -> None:
-        try:
-            import keras  # noqa: F401  (imports TensorFlow, its backend)
-        except Exception:  # noqa: BLE001  the epoch loop's own import reports it
-            pass
-
-    threading.Thread(target=import_them, name="import-tensorflow", daemon=True).start()
 
 
 def _check_resumable(
