@@ -8,7 +8,7 @@ import soundfile as sf
 
 from microspeech.data import load_dataset
 from microspeech.data.folder import index_folder
-from microspeech.data.splits import hash_split, speaker_from_filename, strip_audio_extensions
+from microspeech.data.splits import hash_split, speaker_from_filename, strip_audio_extensions, word_prefix
 from microspeech.data.verify import verify_dataset
 
 RATE = 16000
@@ -125,6 +125,8 @@ def test_tensorflow_hash_rule_and_name_parsing():
     assert speaker_from_filename("backward_0c540988_nohash_0.wav.wav", word_prefixed=True) == "0c540988"
     assert speaker_from_filename("0c540988_nohash_3.wav") == "0c540988"
     assert speaker_from_filename("my recording.flac") == "my recording"
+    assert word_prefix("backward_0c540988_nohash_0.wav.wav") == "backward"
+    assert word_prefix("0c540988_nohash_3.wav") is None and word_prefix("my recording.flac") is None
 
 
 def test_a_folder_without_audio_is_a_clear_error(tmp_path):

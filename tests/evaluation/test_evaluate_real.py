@@ -54,6 +54,32 @@ def test_bare_tflite_scores_every_clip_once(reference_eval: Path, test_set_dir: 
     assert int8["overall_accuracy"] == pytest.approx(np.mean(predicted == labels))
 
 
+def test_errors_are_counted_by_the_word_spoken(reference_eval: Path) -> None:
+    saved = json.loads((reference_eval / "eval-results.json").read_text())
+    words, clips = saved["words"], saved["clips"]
+    assert len(words) == len(clips)
+    # The test set's `_unknown_` clips are named after their word; the commands are folders.
+    for word, clip in zip(words, clips, strict=True):
+        folder, name = Path(clip).parent.name, Path(clip).name
+        assert word == (name.split("_")[0] if folder == "_unknown_" else folder)
+    assert {"backward", "go", "on", "yes", "_silence_"} <= set(words)
+    entries = saved["results"]["int8"]["errors_by_word"]
+    assert sorted(entry["word"] for entry in entries) == sorted(set(words))
+    labels = np.array(saved["labels"])
+    predicted = np.argmax(np.array(saved["results"]["int8"]["scores"]), axis=1)
+    assert sum(entry["errors"] for entry in entries) == int(np.sum(predicted != labels))
+    errors = [entry["errors"] for entry in entries]
+    assert errors == sorted(errors, reverse=True)
+    # MLTK's model takes the test set's real quiet noise for `_unknown_` (see above).
+    silence = next(entry for entry in entries if entry["word"] == "_silence_")
+    assert silence["clips"] == 202 and silence["predicted_as"].get("_unknown_", 0) > 150
+    for entry in entries:
+        assert sum(entry["predicted_as"].values()) == entry["errors"] <= entry["clips"]
+    summary = (reference_eval / "summary.txt").read_text()
+    worst = entries[0]
+    assert f"- {worst['word']}: {worst['errors']} of {worst['clips']}" in summary
+
+
 def test_bare_tflite_writes_report_files(reference_eval: Path) -> None:
     names = {p.name for p in reference_eval.iterdir()}
     plots = {f"int8-{kind}.png" for kind in ("roc", "precision_recall", "confusion_matrix", "tpr_fpr")}

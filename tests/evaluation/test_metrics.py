@@ -105,3 +105,23 @@ def test_matches_mltk_shipped_results(variant: str) -> None:
     scores = np.eye(len(matrix))[np.repeat(predicted, matrix[actual, predicted])]
     assert metrics.overall_accuracy(scores, labels) == pytest.approx(shipped["overall_accuracy"], abs=1e-15)
     np.testing.assert_allclose(metrics.class_accuracies(scores, labels), shipped["class_accuracies"])
+
+
+def test_errors_by_word_split_a_class_by_what_was_said() -> None:
+    from microspeech.evaluation.metrics import errors_by_word
+
+    classes = ["yes", "no", "_unknown_"]
+    labels = np.array([0, 0, 1, 2, 2, 2, 2])
+    predicted = np.array([0, 2, 1, 1, 1, 2, 0])
+    scores = np.eye(3)[predicted] * 0.9 + 0.05
+    words = ["yes", "yes", "no", "go", "go", "go", "left"]
+    entries = errors_by_word(scores, labels, words, classes)
+    assert [(e.word, e.clips, e.errors, e.predicted_as) for e in entries] == [
+        ("go", 3, 2, {"no": 2}),
+        ("left", 1, 1, {"yes": 1}),
+        ("yes", 2, 1, {"_unknown_": 1}),
+        ("no", 1, 0, {}),
+    ]
+    assert entries[0].error_rate == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="6 words for 7 samples"):
+        errors_by_word(scores, labels, words[:6], classes)

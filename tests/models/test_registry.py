@@ -95,6 +95,8 @@ def test_settings_reject_unknown_keys_and_bad_values():
     assert TrainSettings.from_dict(TrainSettings(epochs=7).to_dict()).epochs == 7
     with pytest.raises(ValueError, match="label_smoothing"):
         TrainSettings(label_smoothing=1.0)
+    with pytest.raises(ValueError, match="focal_gamma"):
+        TrainSettings(focal_gamma=-1.0)
     with pytest.raises(ValueError, match="calibration_minutes"):
         TrainSettings(stream_validation_minutes=30.0, calibration_minutes=-1.0)
     # A spec with its validation stream switched off keeps its (then unused) calibration length.

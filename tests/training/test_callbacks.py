@@ -126,6 +126,37 @@ def test_label_smoothing_matches_keras_and_balanced_accuracy_is_mean_recall():
     assert trainer.evaluate(features, labels) == pytest.approx((loss, accuracy))
 
 
+def test_focal_gamma_matches_keras_focal_loss_and_zero_is_plain_cross_entropy():
+    import keras
+
+    from microspeech.models import get_model_spec
+    from microspeech.training.loop import FastTrainer
+
+    rng = np.random.default_rng(0)
+    features = rng.integers(-128, 128, (64, 49, 40)).astype(np.int8)
+    labels = rng.integers(0, 4, 64)
+    weights = [1.5, 0.5, 2.0, 1.0]
+    losses = {}
+    for gamma in (0.0, 2.0):
+        keras.utils.set_random_seed(0)
+        model = get_model_spec("tflite_micro_speech").build_model()
+        model.layers[5].rate = 0.0
+        trainer = FastTrainer(model, 0.0, weights, label_smoothing=0.1, focal_gamma=gamma)
+        losses[gamma] = trainer.train_epoch(features, labels, 64, np.random.default_rng(1)).loss
+    scores = model(features.astype(np.float32), training=True)
+    targets = keras.utils.to_categorical(labels, 4)
+    sample_weight = np.asarray(weights)[labels]
+    focal = keras.losses.CategoricalFocalCrossentropy(alpha=1.0, gamma=2.0, label_smoothing=0.1)(
+        targets, scores, sample_weight=sample_weight
+    )
+    plain = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)(
+        targets, scores, sample_weight=sample_weight
+    )
+    assert losses[2.0] == pytest.approx(float(focal), rel=1e-4)
+    assert losses[0.0] == pytest.approx(float(plain), rel=1e-4)
+    assert losses[2.0] < 0.8 * losses[0.0]  # the well-classified share of the loss is gone
+
+
 def test_weight_averaging_swaps_in_the_moving_average_and_gives_the_trained_weights_back():
     import keras
 

@@ -20,7 +20,13 @@ from microspeech.data.clips import (
     probe_audio,
     report_issues,
 )
-from microspeech.data.splits import hash_split, read_split_lists, speaker_from_filename, split_list_problems
+from microspeech.data.splits import (
+    hash_split,
+    read_split_lists,
+    speaker_from_filename,
+    split_list_problems,
+    word_prefix,
+)
 from microspeech.labels import BACKGROUND_NOISE_DIR
 
 UNKNOWN_DIR = "_unknown_"
@@ -29,6 +35,16 @@ SILENCE_DIR = "_silence_"
 LAYOUT_SPEECH_COMMANDS = "speech_commands"
 LAYOUT_TEST_SET = "test_set"
 LAYOUT_FOLDER = "folder"
+
+
+def spoken_word(clip: Clip | None) -> str:
+    """What a clip says: its folder's word, the word a test-set `_unknown_` file name starts with,
+    and `_silence_` for silence made from noise (no clip)."""
+    if clip is None:
+        return SILENCE_DIR
+    if clip.word == UNKNOWN_DIR:
+        return word_prefix(clip.path.name) or UNKNOWN_DIR
+    return clip.word
 
 
 def _visible_entries(folder: Path) -> list[Path]:

@@ -44,6 +44,16 @@ def speaker_from_filename(filename: str, *, word_prefixed: bool = False) -> str:
     return speaker
 
 
+def word_prefix(filename: str) -> str | None:
+    """The word a test-set `_unknown_` name starts with (`backward_0c540988_nohash_0.wav.wav` ->
+    `backward`); None for a name without one (`0c540988_nohash_0.wav`)."""
+    stem = strip_audio_extensions(filename)
+    if NOHASH not in stem:
+        return None
+    before = stem.split(NOHASH, 1)[0]
+    return before.split("_", 1)[0] if "_" in before else None
+
+
 def hash_split(speaker_id: str, validation_percent: float = 10.0, test_percent: float = 10.0) -> str:
     """TensorFlow's rule: sha1(speaker) -> percentage -> validation | test | train."""
     digest = int(hashlib.sha1(speaker_id.encode("utf-8")).hexdigest(), 16)

@@ -118,6 +118,7 @@ def evaluate_model(
     room left (0, the default, left-aligns as training's validation does; 0.5 centres).
     """
     from microspeech.data import load_dataset
+    from microspeech.data.folder import spoken_word
     from microspeech.data.pipeline import make_eval_set
 
     if not 0.0 <= word_offset <= 1.0:
@@ -224,6 +225,7 @@ def evaluate_model(
         classes=target.classes,
         labels=labels,
         clip_paths=[str(clip.path) if clip is not None else None for clip in eval_set.clips],
+        words=[spoken_word(clip) for clip in eval_set.clips],
         results=results,
     )
     if output_dir is None:

@@ -174,6 +174,44 @@ class ClassifierMetrics:
         return cls(**{name: values[name] for name in cls.__dataclass_fields__})
 
 
+@dataclass(frozen=True)
+class WordErrors:
+    """How the clips of one spoken word were misclassified (its class is the label's)."""
+
+    word: str
+    clips: int
+    errors: int
+    predicted_as: dict[str, int]  # wrong class -> clips, most first
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.clips if self.clips else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def errors_by_word(
+    scores: np.ndarray, labels: np.ndarray, words: list[str], classes: list[str]
+) -> list[WordErrors]:
+    """Errors per spoken word (e.g. "go" under `_unknown_`), most errors first, then by name:
+    which words a class's errors come from, which a confusion matrix of classes cannot show."""
+    scores, labels = _check(scores, labels)
+    if len(words) != labels.size:
+        raise ValueError(f"{len(words)} words for {labels.size} samples")
+    predicted = predicted_classes(scores)
+    result = []
+    for word in sorted(set(words)):
+        members = np.array([w == word for w in words])
+        wrong = predicted[members][predicted[members] != labels[members]]
+        counts = np.bincount(wrong, minlength=len(classes))
+        order = sorted((c for c in range(len(classes)) if counts[c]), key=lambda c: (-counts[c], c))
+        result.append(
+            WordErrors(word, int(members.sum()), int(wrong.size), {classes[c]: int(counts[c]) for c in order})
+        )
+    return sorted(result, key=lambda entry: (-entry.errors, entry.word))
+
+
 def compute_metrics(scores: np.ndarray, labels: np.ndarray, classes: list[str]) -> ClassifierMetrics:
     """All metrics at once for scores (n_samples, n_classes) and integer labels."""
     scores, labels = _check(scores, labels)

@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
-from microspeech.evaluation.metrics import ClassifierMetrics
+from microspeech.evaluation.metrics import ClassifierMetrics, WordErrors, errors_by_word
 from microspeech.files import write_text_atomic
 
 RESULTS_FILE = "eval-results.json"
 SUMMARY_FILE = "summary.txt"
+WORDS_IN_SUMMARY = 10
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,14 @@ class EvaluationReport:
     output_dir: Path | None = None
     files: list[Path] = field(default_factory=list)
     word_offset: float = 0.0  # where each trimmed word sat in the window (0 = left-aligned)
+    # What each clip says (data.folder.spoken_word), aligned with `labels`; empty when unknown.
+    words: list[str] = field(default_factory=list)
+
+    def word_errors(self, variant: str) -> list[WordErrors]:
+        """That variant's errors by spoken word, most first ([] without `words`)."""
+        if not self.words:
+            return []
+        return errors_by_word(self.result(variant).scores, self.labels, self.words, self.classes)
 
     def result(self, variant: str) -> VariantResult:
         for result in self.results:
@@ -79,7 +88,14 @@ class EvaluationReport:
             "n_samples": int(self.labels.size),
             "labels": self.labels.tolist(),
             "clips": self.clip_paths,
-            "results": {result.variant: result.to_dict() for result in self.results},
+            "words": self.words,
+            "results": {
+                result.variant: {
+                    **result.to_dict(),
+                    "errors_by_word": [entry.to_dict() for entry in self.word_errors(result.variant)],
+                }
+                for result in self.results
+            },
         }
 
 
@@ -103,7 +119,20 @@ def comparison_rows(report: EvaluationReport) -> list[tuple[str, list[str]]]:
     return rows
 
 
-def _variant_block(result: VariantResult) -> str:
+def _word_lines(entries: list[WordErrors]) -> list[str]:
+    wrong = [entry for entry in entries if entry.errors]
+    if not wrong:
+        return []
+    shown = wrong[:WORDS_IN_SUMMARY]
+    lines = [f"Errors by spoken word ({len(shown)} of {len(wrong)} words with errors, most first):"]
+    for entry in shown:
+        taken = ", ".join(f"{name} {count}" for name, count in entry.predicted_as.items())
+        share = f"{100 * entry.error_rate:.1f}%"
+        lines.append(f"- {entry.word}: {entry.errors} of {entry.clips} ({share}), taken for {taken}")
+    return lines
+
+
+def _variant_block(result: VariantResult, word_errors: list[WordErrors]) -> str:
     """MLTK's summary layout for one variant (sorted best first), then the confusion matrix."""
     metrics = result.metrics
     lines = [f"[{result.variant}] {result.model_path} ({result.runtime})"]
@@ -123,6 +152,7 @@ def _variant_block(result: VariantResult) -> str:
     lines.append(" " * width + "".join(f"{name:>{width}}" for name in metrics.classes))
     for name, row in zip(metrics.classes, metrics.confusion_matrix, strict=True):
         lines.append(f"{name:<{width}}" + "".join(f"{count:>{width}}" for count in row))
+    lines += _word_lines(word_errors)
     return "\n".join(lines)
 
 
@@ -153,7 +183,7 @@ def summary_text(report: EvaluationReport) -> str:
     for label, values in rows:
         lines.append(f"{label:<{first}}" + "".join(f"{v:>{w}}" for v, w in zip(values, widths, strict=True)))
     for result in report.results:
-        lines += ["", _variant_block(result)]
+        lines += ["", _variant_block(result, report.word_errors(result.variant))]
     return "\n".join(lines) + "\n"
 
 

@@ -55,6 +55,10 @@ class TrainSettings:
     class_weight_scale: dict[str, float] = field(default_factory=dict)
     # Cross-entropy against (1 - s) one-hot + s / classes (Keras' label_smoothing); 0 is off.
     label_smoothing: float = 0.0
+    # Focal loss (Lin et al., 2017): each class's cross-entropy term times (1 - its score) ** gamma,
+    # so well-classified windows weigh little and the hard ones (confusable words, keywords in
+    # noise) carry the loss; Keras' CategoricalFocalCrossentropy with alpha 1. 0 is off.
+    focal_gamma: float = 0.0
     # Exponential moving average of the trainable weights, momentum per step (0 is off): each
     # epoch is evaluated, chosen and mined with the averaged weights, which are the ones kept.
     weight_averaging: float = 0.0
@@ -126,6 +130,8 @@ class TrainSettings:
             raise ValueError("mining needs mining_minutes > 0 and mining_max_windows > 0")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0.0 <= self.focal_gamma <= 10.0:
+            raise ValueError(f"focal_gamma must be within 0-10, got {self.focal_gamma}")
         for name, scale in self.class_weight_scale.items():
             if not (isinstance(scale, int | float) and 0.0 < scale < float("inf")):
                 raise ValueError(f"class_weight_scale[{name!r}] must be a positive number, got {scale!r}")

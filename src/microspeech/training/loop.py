@@ -41,9 +41,11 @@ class FastTrainer:
         class_weights: list[float],
         *,
         label_smoothing: float = 0.0,
+        focal_gamma: float = 0.0,
         weight_averaging: float = 0.0,
     ) -> None:
-        """`weight_averaging`: the momentum per step of an exponential moving average of the
+        """`focal_gamma`: the focal loss's exponent (0: plain cross-entropy).
+        `weight_averaging`: the momentum per step of an exponential moving average of the
         trainable weights (0: none), which `averaged_weights()` swaps in for evaluation."""
         import keras
         import tensorflow as tf
@@ -62,6 +64,7 @@ class FastTrainer:
         self.optimizer.build(model.trainable_variables)
         self._class_weights = tf.constant(class_weights, dtype=tf.float32)
         self._label_smoothing = float(label_smoothing)
+        self._focal_gamma = float(focal_gamma)
         # Resizable variables hold the epoch's data, so each chunk gathers its batches in-graph.
         # The features stay int8 (a quarter of float32's memory, no float copy per epoch) and
         # become float32 batch by batch, exactly.
@@ -102,9 +105,10 @@ class FastTrainer:
                 targets = targets * (1.0 - self._label_smoothing) + self._label_smoothing / n_classes
             with tf.GradientTape() as tape:
                 scores = self._training_graph(x, training=True)
-                per_sample = -tf.reduce_sum(
-                    targets * tf.math.log(tf.clip_by_value(scores, 1e-7, 1.0)), axis=-1
-                )
+                per_class = targets * tf.math.log(tf.clip_by_value(scores, 1e-7, 1.0))
+                if self._focal_gamma:  # without it, the graph of plain cross-entropy, op for op
+                    per_class = per_class * tf.pow(1.0 - scores, self._focal_gamma)
+                per_sample = -tf.reduce_sum(per_class, axis=-1)
                 # Keras' "sum_over_batch_size" with sample weights.
                 loss = tf.reduce_sum(per_sample * weights) / tf.cast(tf.shape(y)[0], tf.float32)
             grads = tape.gradient(loss, self.model.trainable_variables)

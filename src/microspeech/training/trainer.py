@@ -346,6 +346,7 @@ def _fit(
         settings.learning_rate,
         weights,
         label_smoothing=settings.label_smoothing,
+        focal_gamma=settings.focal_gamma,
         weight_averaging=settings.weight_averaging,
     )
     reduce_lr = ReduceLROnPlateau(
