@@ -10,8 +10,9 @@ Accuracy, the headline: `evaluate_streaming` on a --minutes stream of test-split
 real background-noise recordings, one segment per condition (clean, 30, 20, 10, 5, 0 dB), for
 MLTK's shipped tflite_micro_speech .tflite and for ours (--model), same stream: the miss rate at
 the parameters embedded in each .tflite (no flags), per condition, and the best miss rate within
-1 / 5 / 20 false accepts per hour; clip accuracy of the same models in the same run; 20 clean
-"yes" clips 2 s apart. Prints Markdown for BENCHMARKS.md and plots every model's miss-vs-FA curve.
+1 / 5 / 20 false accepts per hour; clip accuracy of the same models in the same run, and the
+words with the most clip errors; 20 clean "yes" clips 2 s apart. Prints Markdown for
+BENCHMARKS.md and plots every model's miss-vs-FA curve.
 
     .venv/bin/python benchmarks/detection.py --model MODEL [--model MODEL ...] [--minutes 60]
 """
@@ -27,6 +28,7 @@ import platform  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import zipfile  # noqa: E402
+from collections import Counter  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -36,6 +38,7 @@ from bundles import DEV_TEST_SET, MLTK_ZIP, SUBSET, machine_description, shared_
 from microspeech.audio import SAMPLE_RATE  # noqa: E402
 from microspeech.detection.classify import KeywordSpotter, apply_volume_gain  # noqa: E402
 from microspeech.detection.detector import CommandRecognizer  # noqa: E402
+from microspeech.evaluation.metrics import WordErrors  # noqa: E402
 from microspeech.evaluation.streaming import (  # noqa: E402
     best_within_budget,
     evaluate_streaming,
@@ -156,14 +159,35 @@ def clean_yes_test(path: Path, dataset: str, count: int = 20, gap_s: float = 2.0
     return len(found), false_accepts
 
 
-def clip_accuracy(path: Path, dataset: str, output: Path) -> str:
+def clip_accuracy(path: Path, dataset: str, output: Path) -> tuple[str, dict[str, WordErrors]]:
+    """("accuracy / balanced", the int8 errors by spoken word)."""
     from microspeech.evaluation.evaluate import evaluate_model
 
     report = evaluate_model(
         path, tflite=True, dataset=dataset, output_dir=output, plots=False, show_progress=False
     )
     metrics = report.result("int8").metrics
-    return f"{100 * metrics.overall_accuracy:.2f}% / {100 * metrics.balanced_accuracy:.2f}%"
+    by_word = {entry.word: entry for entry in report.word_errors("int8")}
+    return f"{100 * metrics.overall_accuracy:.2f}% / {100 * metrics.balanced_accuracy:.2f}%", by_word
+
+
+def print_word_errors(errors: dict[str, dict[str, WordErrors]], count: int = 8) -> None:
+    """The words with the most clip errors over all models: each model's share of that word's
+    clips misclassified, and the class most of them were taken for."""
+    totals = Counter()
+    for by_word in errors.values():
+        totals.update({word: entry.errors for word, entry in by_word.items()})
+    words = [word for word, total in totals.most_common(count) if total]
+    print("\nClip errors by spoken word (int8, same clips): share of its clips misclassified (taken for)\n")
+    print("| model | " + " | ".join(words) + " |")
+    print("|---" * (1 + len(words)) + "|")
+    for label, by_word in errors.items():
+        cells = []
+        for word in words:
+            entry = by_word[word]
+            taken = next(iter(entry.predicted_as), "-")
+            cells.append(f"{100 * entry.error_rate:.0f}% ({taken})")
+        print(f"| {label} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:
@@ -249,6 +273,7 @@ def main() -> None:
     )
     print("|---" * (6 + len(conditions) + len(budgets)) + "|")
     curves = {}
+    word_errors: dict[str, dict[str, WordErrors]] = {}
     for label, path, folder in models:
         report = evaluate_streaming(
             path,
@@ -268,14 +293,16 @@ def main() -> None:
         )
         per_condition = [f"{100 * report.per_snr[f'{c:g}']['miss_rate']:.1f}%" for c in conditions]
         found, yes_fa = clean_yes_test(path, dataset)
+        accuracy, word_errors[label] = clip_accuracy(path, dataset, args.output / folder / "clips")
         print(
-            f"| {label} | {clip_accuracy(path, dataset, args.output / folder / 'clips')} | {embedded} "
+            f"| {label} | {accuracy} | {embedded} "
             f"| {100 * report.miss_rate:.1f}% ({report.fa_per_hour:.1f}) | "
             + " | ".join(per_condition)
             + " | "
             + " | ".join(at_budget(report.curve, b) for b in budgets)
             + f" | {found}/20 / {yes_fa} |"
         )
+    print_word_errors(word_errors)
     png = plot_curves(curves, f"{args.minutes:g} min, {names}", max_fa_per_hour=100)
     (args.output / "miss_vs_fa.png").write_bytes(png)
     print(f"\nReports: {args.output}/{{mltk,ours-N}}/streaming.json; curves: {args.output}/miss_vs_fa.png")
