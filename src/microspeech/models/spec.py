@@ -38,6 +38,11 @@ class TrainSettings:
     batch_size: int = 32
     epochs: int = 200
     learning_rate: float = 1e-3
+    # "plateau": the rate falls by `reduce_lr_factor` after `reduce_lr_patience` epochs without
+    # progress in `reduce_lr_monitor` (MLTK); "cosine": it holds for `cosine_hold_epochs`, then
+    # follows half a cosine down to `min_learning_rate` at epoch `epochs`.
+    learning_rate_schedule: str = "plateau"
+    cosine_hold_epochs: int = 0
     reduce_lr_factor: float = 0.25
     reduce_lr_patience: int = 7
     min_learning_rate: float = 1e-6
@@ -130,6 +135,15 @@ class TrainSettings:
             raise ValueError("mining needs mining_minutes > 0 and mining_max_windows > 0")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.learning_rate_schedule not in ("plateau", "cosine"):
+            raise ValueError(
+                f"learning_rate_schedule must be 'plateau' or 'cosine', got {self.learning_rate_schedule!r}"
+            )
+        if not 0 <= self.cosine_hold_epochs < self.epochs:
+            raise ValueError(
+                f"cosine_hold_epochs must be within 0..{self.epochs - 1} (epochs - 1), "
+                f"got {self.cosine_hold_epochs}"
+            )
         if not 0.0 <= self.focal_gamma <= 10.0:
             raise ValueError(f"focal_gamma must be within 0-10, got {self.focal_gamma}")
         for name, scale in self.class_weight_scale.items():

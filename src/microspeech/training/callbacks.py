@@ -58,6 +58,15 @@ class ReduceLROnPlateau:
         return cls(**values)
 
 
+def cosine_learning_rate(epoch: int, base: float, minimum: float, hold_epochs: int, epochs: int) -> float:
+    """The learning rate of epoch `epoch` (0-based): `base` for the first `hold_epochs`, then half
+    a cosine down to `minimum` at the last of `epochs` (no state: a resumed run follows it too)."""
+    if epoch < hold_epochs or epochs <= hold_epochs + 1:
+        return base
+    progress = min((epoch - hold_epochs) / (epochs - hold_epochs - 1), 1.0)
+    return minimum + (base - minimum) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 @dataclass
 class EarlyStopping:
     """Stop after `patience` epochs without improvement; remember the best epoch."""

@@ -45,6 +45,7 @@ from microspeech.training.callbacks import (
     EarlyStopping,
     ReduceLROnPlateau,
     balanced_class_weights,
+    cosine_learning_rate,
     scale_class_weights,
 )
 
@@ -390,6 +391,14 @@ def _fit(
             if stopped:
                 break
             epoch_started = time.perf_counter()
+            if settings.learning_rate_schedule == "cosine":
+                trainer.learning_rate = cosine_learning_rate(
+                    epoch,
+                    settings.learning_rate,
+                    settings.min_learning_rate,
+                    settings.cosine_hold_epochs,
+                    settings.epochs,
+                )
             assert upcoming is not None
             if epoch == start_epoch:  # nothing to overlap with the first render but this
                 trainer.warm_up(settings.batch_size)
@@ -439,7 +448,8 @@ def _fit(
                 is_best, _ = selection.on_epoch_end(epoch, metrics)
                 if is_best:
                     best_weights = trainer.model_weights()
-                trainer.learning_rate = reduce_lr.on_epoch_end(metrics, trainer.learning_rate)
+                if settings.learning_rate_schedule == "plateau":
+                    trainer.learning_rate = reduce_lr.on_epoch_end(metrics, trainer.learning_rate)
                 if stopped:
                     logger.info(
                         "early stopping after epoch %d (%s); best epoch %d (%s %.4f)",
