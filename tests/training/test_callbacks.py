@@ -241,3 +241,14 @@ def test_a_warm_up_step_leaves_training_as_it_was(averaging):
     (plain, plain_state), (warmed, warmed_state) = runs
     assert plain == warmed
     assert all(np.array_equal(plain_state[key], warmed_state[key]) for key in plain_state)
+
+
+def test_cosine_learning_rate_holds_then_falls_to_the_minimum():
+    from microspeech.training.callbacks import cosine_learning_rate
+
+    rates = [cosine_learning_rate(epoch, 1e-3, 1e-5, 30, 50) for epoch in range(55)]
+    assert rates[:31] == [1e-3] * 31
+    assert rates[49] == pytest.approx(1e-5) and rates[54] == pytest.approx(1e-5)
+    assert rates[39] == pytest.approx(1e-5 + (1e-3 - 1e-5) * 0.5 * (1 + np.cos(np.pi * 9 / 19)))
+    assert all(a >= b for a, b in zip(rates, rates[1:], strict=False))
+    assert cosine_learning_rate(3, 1e-3, 1e-5, 0, 1) == 1e-3  # one epoch: nothing to decay over

@@ -180,6 +180,22 @@ def test_dry_run_on_tiny_synthetic_dataset(tmp_path):
     assert read_parameters(artifacts.tflite_path)["name"] == DRY_RUN
 
 
+def test_cosine_schedule_sets_each_epochs_learning_rate(tmp_path):
+    import dataclasses
+
+    spec = get_model_spec(DRY_RUN)
+    train = dataclasses.replace(
+        spec.train, epochs=4, learning_rate_schedule="cosine", cosine_hold_epochs=1, early_stopping_patience=9
+    )
+    cosine = dataclasses.replace(spec, train=train)
+    artifacts = train_model(cosine, dataset="synthetic-tiny", seed=0, output=tmp_path / "c", progress=False)
+    with artifacts.history_path.open() as handle:
+        rates = [float(row["learning_rate"]) for row in csv.DictReader(handle)]
+    # Held for one epoch, then half a cosine: the midpoint, then the minimum at the last epoch.
+    low, high = train.min_learning_rate, train.learning_rate
+    assert rates == pytest.approx([high, high, (high + low) / 2, low], rel=1e-5)
+
+
 def test_cli_errors_before_training(tmp_path: Path):
     runner = CliRunner()
     result = runner.invoke(app, ["train", "no_such_model", "--output", str(tmp_path / "x")])
