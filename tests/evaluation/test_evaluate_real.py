@@ -30,6 +30,7 @@ def reference_eval(mltk_tflite_path: Path, test_set_dir: Path, tmp_path_factory)
         app, ["evaluate", str(mltk_tflite_path), "--dataset", str(test_set_dir), "--output", str(output)]
     )
     assert result.exit_code == 0, result.output
+    (output / "console.txt").write_text(result.output)
     return output
 
 
@@ -78,12 +79,16 @@ def test_errors_are_counted_by_the_word_spoken(reference_eval: Path) -> None:
     summary = (reference_eval / "summary.txt").read_text()
     worst = entries[0]
     assert f"- {worst['word']}: {worst['errors']} of {worst['clips']}" in summary
+    taken = next(iter(worst["predicted_as"]))
+    console = " ".join((reference_eval / "console.txt").read_text().split())
+    first = f"{worst['word']} {worst['errors']}/{worst['clips']} as {taken}"
+    assert f"Most errors (int8, by spoken word): {first}" in console
 
 
 def test_bare_tflite_writes_report_files(reference_eval: Path) -> None:
     names = {p.name for p in reference_eval.iterdir()}
     plots = {f"int8-{kind}.png" for kind in ("roc", "precision_recall", "confusion_matrix", "tpr_fpr")}
-    assert names == {"eval-results.json", "summary.txt"} | plots
+    assert names == {"eval-results.json", "summary.txt", "console.txt"} | plots
     summary = (reference_eval / "summary.txt").read_text()
     assert "Name: tflite_micro_speech" in summary and "Confusion matrix" in summary
 

@@ -100,7 +100,7 @@ def evaluate(
         return
 
     from microspeech.evaluation.evaluate import evaluate_model
-    from microspeech.evaluation.report import rich_table
+    from microspeech.evaluation.report import most_errors_line, rich_table
 
     try:
         report = evaluate_model(
@@ -117,4 +117,6 @@ def evaluate(
     except (FileNotFoundError, ValueError) as error:
         fail(str(error))
     console.print(rich_table(report))
+    if (line := most_errors_line(report)) is not None:
+        console.print(line, markup=False)
     console.print(f"Results written to {report.output_dir}", markup=False)

@@ -133,7 +133,8 @@ def _word_lines(entries: list[WordErrors]) -> list[str]:
 
 
 def _variant_block(result: VariantResult, word_errors: list[WordErrors]) -> str:
-    """MLTK's summary layout for one variant (sorted best first), then the confusion matrix."""
+    """MLTK's summary layout for one variant (sorted best first), the confusion matrix, then the
+    words with the most errors."""
     metrics = result.metrics
     lines = [f"[{result.variant}] {result.model_path} ({result.runtime})"]
     lines.append(f"Overall accuracy: {_percent(metrics.overall_accuracy)}")
@@ -185,6 +186,17 @@ def summary_text(report: EvaluationReport) -> str:
     for result in report.results:
         lines += ["", _variant_block(result, report.word_errors(result.variant))]
     return "\n".join(lines) + "\n"
+
+
+def most_errors_line(report: EvaluationReport, count: int = 3) -> str | None:
+    """One line for the console: the words with the most errors of the last variant scored
+    (int8 when there is one), e.g. "go 105/233 as no"; None without words or errors."""
+    variant = report.results[-1].variant
+    wrong = [entry for entry in report.word_errors(variant) if entry.errors][:count]
+    if not wrong:
+        return None
+    parts = [f"{e.word} {e.errors}/{e.clips} as {next(iter(e.predicted_as))}" for e in wrong]
+    return f"Most errors ({variant}, by spoken word): " + ", ".join(parts)
 
 
 def rich_table(report: EvaluationReport) -> Table:
