@@ -11,8 +11,8 @@ real background-noise recordings, one segment per condition (clean, 30, 20, 10, 
 MLTK's shipped tflite_micro_speech .tflite and for ours (--model), same stream: the miss rate at
 the parameters embedded in each .tflite (no flags), per condition, and the best miss rate within
 1 / 5 / 20 false accepts per hour; clip accuracy of the same models in the same run, and the
-words with the most clip errors; 20 clean "yes" clips 2 s apart. Prints Markdown for
-BENCHMARKS.md and plots every model's miss-vs-FA curve.
+words with the most clip errors and the words that fire the detector; 20 clean "yes" clips 2 s
+apart. Prints Markdown for BENCHMARKS.md and plots every model's miss-vs-FA curve.
 
     .venv/bin/python benchmarks/detection.py --model MODEL [--model MODEL ...] [--minutes 60]
 """
@@ -274,6 +274,7 @@ def main() -> None:
     print("|---" * (6 + len(conditions) + len(budgets)) + "|")
     curves = {}
     word_errors: dict[str, dict[str, WordErrors]] = {}
+    false_accept_words: dict[str, dict[str, int]] = {}
     for label, path, folder in models:
         report = evaluate_streaming(
             path,
@@ -287,6 +288,7 @@ def main() -> None:
             segmented=True,
         )
         curves[label] = report.curve
+        false_accept_words[label] = report.false_accepts_by_word
         params = report.params
         embedded = " / ".join(
             str(params[key]) for key in ("detection_threshold", "average_window_duration_ms", "minimum_count")
@@ -303,6 +305,9 @@ def main() -> None:
             + f" | {found}/20 / {yes_fa} |"
         )
     print_word_errors(word_errors)
+    print("\nFalse accepts at the embedded parameters, by the word playing:\n")
+    for label, by_word in false_accept_words.items():
+        print(f"- {label}: " + (", ".join(f"{word} {count}" for word, count in by_word.items()) or "none"))
     png = plot_curves(curves, f"{args.minutes:g} min, {names}", max_fa_per_hour=100)
     (args.output / "miss_vs_fa.png").write_bytes(png)
     print(f"\nReports: {args.output}/{{mltk,ours-N}}/streaming.json; curves: {args.output}/miss_vs_fa.png")

@@ -134,6 +134,7 @@ def test_scoring_hits_misses_repeats_and_false_accepts():
     }
     assert score.mean_latency_ms == pytest.approx((100 + 1500) / 2)
     assert score.false_accept_contexts == {"other_word": 1, "other_keyword": 1, "background": 1}
+    assert score.false_accepts_by_word == {"(background)": 1, "left": 1, "no": 1}
     late = score_detections(events, [found(15501, "yes")], seconds=3600.0, tolerance_ms=1500)
     assert (late.hits, late.false_accepts) == (0, 1)
 
@@ -222,6 +223,8 @@ def test_evaluate_streaming_writes_the_report_and_the_curve(mltk_tflite, test_se
     assert sum(v["hits"] for v in report.per_snr.values()) == report.hits
     assert set(report.per_snr) <= {"10", "20"}
     assert sum(report.false_accept_contexts.values()) == report.false_accepts
+    assert sum(report.false_accepts_by_word.values()) == report.false_accepts
+    assert written["false_accepts_by_word"] == report.false_accepts_by_word
     # Deterministic: the same call gives the same numbers.
     again = evaluate_streaming(
         mltk_tflite,

@@ -22,6 +22,9 @@ def _print_streaming(report: StreamingReport) -> None:
     for key, value in report.headline():
         table.add_row(key, escape(f"{value:.4g}" if isinstance(value, float) else str(value)))
     console.print(table)
+    if report.false_accepts_by_word:
+        words = ", ".join(f"{word} {count}" for word, count in report.false_accepts_by_word.items())
+        console.print(f"False accepts by the word playing: {words}", markup=False)
 
 
 @app.command()

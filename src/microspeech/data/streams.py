@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from microspeech.progress import progress_bar
 
 DEFAULT_DATASET = "speech_commands_test_set_v0.02"  # the official test set, as clip evaluation
 CLEAN = math.inf  # the SNR of a stream without noise
+BACKGROUND = "(background)"  # a false accept between words
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,8 @@ class StreamScore:
     outcomes: list[str | None]  # per detection: "hit", "repeat" or "false_accept"
     found_ms: list[int | None]  # per event: the hit's detection time
     false_accept_contexts: dict[str, int]  # during another word, another keyword, or background only
+    # The word playing at each false accept ("(background)" between words), most first.
+    false_accepts_by_word: dict[str, int] = field(default_factory=dict)
 
     @property
     def counts(self) -> DetectionCounts:
@@ -305,6 +309,7 @@ def score_detections(
     outcomes: list[str | None] = []
     false_accepts = repeats = 0
     contexts = {"other_word": 0, "other_keyword": 0, "background": 0}
+    by_word: Counter[str] = Counter()
     for detection in detections:
         slot = int(np.searchsorted(starts, detection.time_ms, side="right")) - 1
         inside = slot >= 0 and detection.time_ms <= ends[slot]
@@ -322,6 +327,7 @@ def score_detections(
                 "background" if not inside else "other_keyword" if events[slot].is_keyword else "other_word"
             )
             contexts[context] += 1
+            by_word[events[slot].word if inside else BACKGROUND] += 1
     per_class: dict[str, dict[str, int]] = {}
     latencies = []
     for event, found in zip(events, found_ms, strict=True):
@@ -348,6 +354,7 @@ def score_detections(
         outcomes=outcomes,
         found_ms=found_ms,
         false_accept_contexts=contexts,
+        false_accepts_by_word=dict(sorted(by_word.items(), key=lambda item: (-item[1], item[0]))),
     )
 
 

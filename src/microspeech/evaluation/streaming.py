@@ -92,6 +92,7 @@ class StreamingReport:
     per_class: dict[str, Any]
     per_snr: dict[str, Any]
     false_accept_contexts: dict[str, int]
+    false_accepts_by_word: dict[str, int]  # the word playing at each one, most first
     operating_point: dict[str, Any]
     curve: list[dict[str, Any]]
     timing_s: dict[str, float]
@@ -317,6 +318,7 @@ def evaluate_streaming(
         per_class=operating.per_class,
         per_snr=_per_snr(stream.events, operating.found_ms),
         false_accept_contexts=operating.false_accept_contexts,
+        false_accepts_by_word=operating.false_accepts_by_word,
         operating_point={"firmware": operating_summary, "replayed_without_resets": curve_at_operating},
         curve=curve,
         timing_s={"firmware_pass": round(firmware_seconds, 3), "curve_pass": round(replay_seconds, 3)},
