@@ -169,6 +169,13 @@ def test_stream_from_the_official_test_set_uses_its_silence_clips_as_noise(test_
         stream_from_dataset(
             test_set_dir, CLASSES, minutes=0.5, snr_db=10, seed=0, split="validation", show_progress=False
         )
+    # Other words keep the word spoken, also the `_unknown_` folder's (named in their file names).
+    longer, _, _ = stream_from_dataset(
+        test_set_dir, CLASSES, minutes=10, snr_db=10, seed=0, show_progress=False
+    )
+    unknown_folder = [e for e in longer.events if e.source.startswith("_unknown_/")]
+    assert unknown_folder and all(e.word == e.source.split("/")[-1].split("_")[0] for e in unknown_folder)
+    assert not any(e.word.startswith("_") for e in longer.events)
 
 
 @pytest.fixture(scope="module")

@@ -384,6 +384,7 @@ def stream_from_dataset(
     """
     from microspeech.data import load_dataset
     from microspeech.data.clips import AudioDataset
+    from microspeech.data.folder import spoken_word
 
     def loaded(value: Any) -> AudioDataset:
         return value if isinstance(value, AudioDataset) else load_dataset(str(value))
@@ -414,7 +415,7 @@ def stream_from_dataset(
     def entry(clip: Any) -> tuple[str, str, Callable[[], np.ndarray]]:
         path = Path(clip.path)
         name = str(path.relative_to(data.root)) if path.is_relative_to(data.root) else str(path)
-        return clip.word, name, lambda: data.read(clip)
+        return spoken_word(clip), name, lambda: data.read(clip)  # "backward", not "_unknown_"
 
     with progress_bar(show_progress) as progress:
         task = progress.add_task("Building the stream", total=None)
