@@ -39,7 +39,7 @@ def speaker_from_filename(filename: str, *, word_prefixed: bool = False) -> str:
     if NOHASH not in stem:
         return stem
     speaker = stem.split(NOHASH, 1)[0]
-    if word_prefixed and "_" in speaker:
+    if word_prefixed and word_prefix(filename) is not None:
         speaker = speaker.split("_", 1)[1]
     return speaker
 

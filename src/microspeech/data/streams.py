@@ -17,7 +17,7 @@ import dataclasses
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -202,8 +202,7 @@ class StreamScore:
     outcomes: list[str | None]  # per detection: "hit", "repeat" or "false_accept"
     found_ms: list[int | None]  # per event: the hit's detection time
     false_accept_contexts: dict[str, int]  # during another word, another keyword, or background only
-    # The word playing at each false accept ("(background)" between words), most first.
-    false_accepts_by_word: dict[str, int] = field(default_factory=dict)
+    false_accepts_by_word: dict[str, int]  # the word playing at each ("(background)": none), most first
 
     @property
     def counts(self) -> DetectionCounts:

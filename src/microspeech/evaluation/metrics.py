@@ -200,9 +200,10 @@ def errors_by_word(
     if len(words) != labels.size:
         raise ValueError(f"{len(words)} words for {labels.size} samples")
     predicted = predicted_classes(scores)
+    spoken = np.asarray(words)
     result = []
     for word in sorted(set(words)):
-        members = np.array([w == word for w in words])
+        members = spoken == word
         wrong = predicted[members][predicted[members] != labels[members]]
         counts = np.bincount(wrong, minlength=len(classes))
         order = sorted((c for c in range(len(classes)) if counts[c]), key=lambda c: (-counts[c], c))
