@@ -17,7 +17,7 @@ from microspeech.data import load_dataset
 from microspeech.data.pipeline import DatasetError
 from microspeech.data.streams import KeywordStream, StreamEvent
 from microspeech.detection.classify import KeywordSpotter, load_keyword_model
-from microspeech.detection.windows import stream_inputs
+from microspeech.detection.windows import StreamInputs, stream_inputs
 from microspeech.models import get_model_spec, list_models
 from microspeech.tflite.metadata import read_parameters
 from microspeech.tflite.runtime import TfliteRunner
@@ -88,7 +88,8 @@ def test_mining_keeps_exactly_the_windows_that_fired(subset_dir):
     dataset = load_dataset(str(subset_dir))
     seen = {}
 
-    def predict(features: np.ndarray) -> np.ndarray:
+    def predict(inputs: StreamInputs) -> np.ndarray:
+        features = inputs.features
         seen["features"] = features
         scores = np.zeros((len(features), 4), np.float32)
         scores[:, 2] = 1.0

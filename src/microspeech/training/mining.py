@@ -24,6 +24,7 @@ from microspeech.labels import is_word_class
 
 if TYPE_CHECKING:
     from microspeech.data.clips import AudioDataset
+    from microspeech.detection.windows import StreamInputs
     from microspeech.models.spec import ModelSpec
 
 __all__ = ["MiningRound", "mine_hard_negatives"]
@@ -60,7 +61,7 @@ class MiningRound:
 
 
 def mine_hard_negatives(
-    predict: Callable[[np.ndarray], np.ndarray],
+    predict: Callable[[StreamInputs], np.ndarray],
     dataset: AudioDataset,
     spec: ModelSpec,
     *,
@@ -68,7 +69,8 @@ def mine_hard_negatives(
     round_number: int,
     after_epoch: int,
 ) -> MiningRound:
-    """One round with `predict` (features -> class scores in [0, 1]); deterministic per (seed, round)."""
+    """One round with `predict` (a stream's inputs -> class scores in [0, 1]); deterministic per
+    (seed, round)."""
     settings = spec.train
     stream, _, _ = stream_from_dataset(
         dataset,
@@ -82,7 +84,7 @@ def mine_hard_negatives(
         keyword_fraction=0.0,
     )
     inputs = stream_inputs(stream.audio, spec.frontend, spec.detection)
-    scores_u8 = scores_to_uint8(np.asarray(predict(inputs.features)).reshape(len(inputs.times_ms), -1))
+    scores_u8 = scores_to_uint8(np.asarray(predict(inputs)).reshape(len(inputs.times_ms), -1))
     keyword_columns = [i for i, name in enumerate(spec.classes) if is_word_class(name)]
     top_keyword = scores_u8[:, keyword_columns].max(axis=1)
     fired = np.flatnonzero(top_keyword >= settings.mining_threshold)

@@ -463,7 +463,7 @@ def _fit(
                     from microspeech.training.mining import mine_hard_negatives
 
                     found = mine_hard_negatives(
-                        trainer.predict,
+                        trainer.predict_stream,
                         pipeline.dataset,
                         spec,
                         seed=seed,
@@ -510,7 +510,7 @@ def _epoch_metrics(trainer: Any, result: Any, validation: Any, stream: Any) -> d
         "val_balanced_accuracy": val_balanced,
     }
     if stream is not None:
-        stream_score, point = stream.epoch_metrics(trainer.predict(stream.inputs.features))
+        stream_score, point = stream.epoch_metrics(trainer.predict_stream(stream.inputs))
         metrics["val_stream_score"] = stream_score
         metrics["val_stream_plus_accuracy"] = stream_score + val_accuracy
         metrics["val_stream_hit_rate"] = point.hit_rate
