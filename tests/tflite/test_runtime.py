@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from microspeech.models import list_models
-from microspeech.tflite.runtime import BATCH, TfliteRunner
+from microspeech.tflite.runtime import BATCH, TWO_LANES_FROM, TfliteRunner
 
 
 def test_litert_equals_tflm_on_mltk_model(mltk_tflite_bytes, random_features):
@@ -78,6 +78,10 @@ def test_batched_outputs_are_each_samples_own_for_every_registered_model(name):
     samples = rng.integers(-128, 128, (2 * BATCH + 5, *shape), dtype=np.int8)
     assert np.array_equal(runner.predict(samples), _one_by_one(runner, samples))
     assert runner._batch_interpreter(BATCH) is not None
+    # Enough samples for two threads, each with interpreters of its own: still each sample's own.
+    many = rng.integers(-128, 128, (TWO_LANES_FROM + 3, *shape), dtype=np.int8)
+    assert np.array_equal(runner.predict(many), _one_by_one(runner, many))
+    assert runner._batch_interpreter(BATCH, lane=1) is not None
 
 
 def test_batched_outputs_on_other_graphs(mltk_tflite_bytes, tiny_tflite_bytes, input_reshape_tflite_bytes):

@@ -11,6 +11,7 @@ buffer (`reset_after_detection`), so one word cannot trigger twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -399,14 +400,27 @@ def _run_without_resets(
     n_hops = len(audio) // hop
     traces: list[HopTrace] = []
     scores: list[np.ndarray] = []
-    for first in range(0, n_hops, HOPS_PER_PASS):
+
+    def frontend_pass(first: int) -> tuple[HopTrace, np.ndarray]:
         last = min(n_hops, first + HOPS_PER_PASS)
         trace = spotter.frontend.process_hops(apply_volume_gain(audio[first * hop : last * hop], gain), hop)
-        scores.append(spotter.scores_of(spotter.windows_after_hops(trace, last - first)))
-        if record:
-            traces.append(trace)
-        if progress is not None:
-            progress(last * hop)
+        return trace, spotter.windows_after_hops(trace, last - first)
+
+    # The frontend computes the next pass on a thread of its own while the model scores this
+    # one (both release the GIL); the passes still run in order, so the result is the same.
+    firsts = range(0, n_hops, HOPS_PER_PASS)
+    with ThreadPoolExecutor(1, thread_name_prefix="frontend") as ahead:
+        upcoming = ahead.submit(frontend_pass, firsts[0]) if firsts else None
+        for index, first in enumerate(firsts):
+            assert upcoming is not None
+            trace, windows = upcoming.result()
+            if index + 1 < len(firsts):
+                upcoming = ahead.submit(frontend_pass, firsts[index + 1])
+            scores.append(spotter.scores_of(windows))
+            if record:
+                traces.append(trace)
+            if progress is not None:
+                progress(min(n_hops, first + HOPS_PER_PASS) * hop)
     spotter._push_frames(spotter.frontend.process(apply_volume_gain(audio[n_hops * hop :], gain)))
     spotter.samples_seen, spotter._since_inference = len(audio), len(audio) - n_hops * hop
     if progress is not None:

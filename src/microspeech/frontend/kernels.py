@@ -453,7 +453,7 @@ def _transform(flat, count, window, source, stages, twiddles, super_twiddles, bi
     )
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # the firmware loop's frontend runs beside the model (detection.classify)
 def process_frames(samples, n_frames, window, source, stages, twiddles, super_twiddles, bin_channel,
                    bin_weight, bin_unweight, gain_lut, log_lut, params, estimate, ad_state, out,
                    snapshot_counts, estimate_snapshots, ad_snapshots):  # fmt: skip

@@ -9,6 +9,7 @@ differently there (see `microspeech.tflite.parity`).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +24,9 @@ BACKENDS: tuple[str, ...] = ("litert", "tflm", "silabs-tflm")
 # Most samples per invoke of `TfliteRunner.predict` on LiteRT (integer models): about half the
 # time per sample of one invoke each.
 BATCH = 64
+# Samples from which `predict` splits a batch between two threads, each with interpreters of
+# its own (LiteRT's invoke releases the GIL; one intra-op thread each, as for one sample).
+TWO_LANES_FROM = 8 * BATCH
 # Headroom over the tensor bytes for TFLM's persistent structures (nodes, eval tensors, op data).
 _TFLM_ARENA_OVERHEAD = 16 * 1024
 
@@ -113,7 +117,9 @@ class TfliteRunner:
         self.source = str(path_or_bytes) if isinstance(path_or_bytes, (str, Path)) else "<bytes>"
         self.backend: Backend = backend
         self.arena_size: int | None = None
-        self._batched: dict[int, Any] = {}  # LiteRT's interpreters by batch size (None: not possible)
+        # LiteRT's interpreters by lane (thread of `predict`) and batch size (None: not possible).
+        self._batched: list[dict[int, Any]] = [{}, {}]
+        self._lane_pool: ThreadPoolExecutor | None = None
         if backend == "litert":
             self._litert_options = {
                 "model_content": self.tflite_bytes,
@@ -250,35 +256,51 @@ class TfliteRunner:
             and self._batch_interpreter(2) is not None
         ):
             samples = batch.reshape(len(batch), *sample_shape)
-            start = 0
-            while start < len(batch):
-                size = min(BATCH, 1 << (len(batch) - start).bit_length() - 1)  # 37 left: 32, 4, 1
-                interpreter = self._batch_interpreter(size)
-                if interpreter is None:  # a size the graph refused: this sample alone
-                    size, interpreter = 1, self._litert
-                interpreter.set_tensor(
-                    self._input_indices[0], np.ascontiguousarray(samples[start : start + size])
-                )
-                interpreter.invoke()
-                result = interpreter.get_tensor(self._output_indices[0])
-                outputs[start : start + size] = result.reshape(size, *outputs.shape[1:])
-                start += size
+            if len(batch) < TWO_LANES_FROM:
+                self._predict_lane(samples, outputs, 0)
+                return outputs
+            # The first lane takes whole batches up to the middle, the second thread the rest.
+            middle = len(batch) // 2 // BATCH * BATCH
+            if self._lane_pool is None:
+                self._lane_pool = ThreadPoolExecutor(1, thread_name_prefix="litert-lane")
+            second = self._lane_pool.submit(self._predict_lane, samples[middle:], outputs[middle:], 1)
+            self._predict_lane(samples[:middle], outputs[:middle], 0)
+            second.result()
             return outputs
         for i, sample in enumerate(batch):
             outputs[i] = self.predict_one(sample)
         return outputs
 
-    def _batch_interpreter(self, size: int) -> Any:
-        """LiteRT's interpreter for `size` samples per invoke (1: the runner's own), for integer
-        models whose graph allows it (a reshape that fixes the batch to 1 does not); else None."""
-        if size == 1:
+    def _predict_lane(self, samples: np.ndarray, outputs: np.ndarray, lane: int) -> None:
+        """outputs[i] for samples[i], up to BATCH per invoke, with `lane`'s interpreters."""
+        start = 0
+        while start < len(samples):
+            size = min(BATCH, 1 << (len(samples) - start).bit_length() - 1)  # 37 left: 32, 4, 1
+            interpreter = self._batch_interpreter(size, lane)
+            if interpreter is None:  # a size the graph refused: this sample alone
+                size, interpreter = 1, self._batch_interpreter(1, lane)
+            chunk = np.ascontiguousarray(samples[start : start + size])
+            interpreter.set_tensor(self._input_indices[0], chunk)
+            interpreter.invoke()
+            result = interpreter.get_tensor(self._output_indices[0])
+            outputs[start : start + size] = result.reshape(size, *outputs.shape[1:])
+            start += size
+
+    def _batch_interpreter(self, size: int, lane: int = 0) -> Any:
+        """LiteRT's interpreter of `lane` for `size` samples per invoke (lane 0, size 1: the
+        runner's own), for integer models whose graph allows it (a reshape that fixes the batch
+        to 1 does not); else None (size 1 always has one)."""
+        if size == 1 and lane == 0:
             return self._litert
-        if size not in self._batched:
-            self._batched[size] = None
+        batched = self._batched[lane]
+        if size not in batched:
+            batched[size] = None
             integer = all(
                 np.issubdtype(t.dtype, np.integer) for t in (self.input_details, self.output_details)
             )
-            if self.backend == "litert" and integer and (size == 2 or self._batched.get(2) is not None):
+            # Size 2 first tells whether the graph allows batches at all (`predict` asks for it).
+            possible = size == 1 or (integer and (size == 2 or self._batched[0].get(2) is not None))
+            if self.backend == "litert" and possible:
                 from ai_edge_litert.interpreter import Interpreter
 
                 interpreter = Interpreter(**self._litert_options)
@@ -291,8 +313,8 @@ class TfliteRunner:
                 except (RuntimeError, ValueError):
                     shape = ()
                 if shape == (size, *self.output_details.shape[1:]):
-                    self._batched[size] = interpreter
-        return self._batched[size]
+                    batched[size] = interpreter
+        return batched[size]
 
 
 def _flatbuffer_details(tflite_bytes: bytes, which: str, position: int) -> dict:
