@@ -10,11 +10,19 @@ shipped tflite_micro_speech .tflite unless `--model` names another. Timed, best 
   (whole passes of hops through the frontend kernel, batched LiteRT inference, compiled recognizer);
 - a firmware check (resets after detections, at the model's own parameters): reference = the
   plain loop; ours = `run_stream(reference=...)`, which computes only what the resets change;
-- calibration as `train` runs it (`calibrate_detection`'s `tune_on_stream`), ours only.
+- calibration as `train` runs it (`calibrate_detection`'s `tune_on_stream`), ours only;
+- the float model on `train`'s validation stream (`--validation-minutes`, 30 as `train`), as each
+  epoch's metrics and mining score it: reference = `FastTrainer.predict` (Keras, input by input,
+  two threads); ours = `FastTrainer.predict_stream` (the first convolution shared between
+  overlapping inputs, training.stream_scoring). The model is `--keras-model` or, by default, the
+  seed model as built (untrained: the arithmetic is the same).
 
-Each pair must give identical scores and detections (checked; the script stops otherwise).
+Each pair of the firmware loop must give identical scores and detections; the float pair the same
+epoch metrics (uint8 scores may differ by a step where a float sits on a rounding boundary). The
+script stops otherwise.
 
-    .venv/bin/python benchmarks/stream_scoring.py [--model X.tflite] [--minutes 120] [--repeats 2]
+    .venv/bin/python benchmarks/stream_scoring.py [--model X.tflite] [--keras-model X.keras]
+        [--minutes 120] [--validation-minutes 30] [--repeats 2]
 """
 
 from __future__ import annotations
@@ -74,9 +82,15 @@ def main() -> None:
         "--seed", type=int, default=0, help="the train seed whose calibration stream to build"
     )
     parser.add_argument("--repeats", type=int, default=2, help="best of this many timed runs")
+    parser.add_argument(
+        "--keras-model", type=Path, help="a float tflite_micro_speech .keras (default: as built)"
+    )
+    parser.add_argument(
+        "--validation-minutes", type=float, default=30.0, help="float scoring's stream (train's default: 30)"
+    )
     args = parser.parse_args()
-    if args.minutes <= 0 or args.repeats < 1:
-        parser.error("--minutes must be above 0 and --repeats at least 1")
+    if args.minutes <= 0 or args.validation_minutes <= 0 or args.repeats < 1:
+        parser.error("--minutes and --validation-minutes must be above 0 and --repeats at least 1")
 
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine_description()}")
     model = load_keyword_model(args.model or MLTK_ZIP)
@@ -122,6 +136,7 @@ def main() -> None:
         )
         calibration_s = time.perf_counter() - started
 
+    float_rows = float_scoring(dataset, spec, args)
     detections = len(reference_check.detections)
     print()
     print("| step | reference: hop by hop | ours | speed-up |")
@@ -137,6 +152,41 @@ def main() -> None:
     )
     print(f"\nidentical scores and detections in both pairs. `train`'s calibration: {calibration_s:.1f} s")
     print(f"({calibration.describe()})")
+    print()
+    print("| float model, each epoch | reference: Keras, input by input | ours: shared conv | speed-up |")
+    print("|---|---|---|---|")
+    print(float_rows)
+
+
+def float_scoring(dataset, spec, args) -> str:
+    """The float pair: timed, compared, as one table row."""
+    import keras
+
+    from microspeech.detection.detector import scores_to_uint8
+    from microspeech.training.loop import FastTrainer
+    from microspeech.training.trainer import configure_threads
+
+    configure_threads()  # as `train` runs TensorFlow
+    train = dataclasses.replace(spec.train, stream_validation_minutes=args.validation_minutes)
+    stream = stream_selection.ValidationStream.build(
+        dataset, dataclasses.replace(spec, train=train), seed=args.seed
+    )
+    keras.utils.set_random_seed(0)
+    model = keras.models.load_model(args.keras_model) if args.keras_model else spec.build_model()
+    trainer = FastTrainer(model, 1e-3, [1.0] * len(spec.classes))
+    trainer.predict(stream.inputs.features[:4096])  # TensorFlow's tracing before timing
+    trainer.predict_stream(stream.inputs)  # and numba's loading
+    keras_s, keras_scores = timed(args.repeats, lambda: trainer.predict(stream.inputs.features))
+    shared_s, shared_scores = timed(args.repeats, lambda: trainer.predict_stream(stream.inputs))
+    steps = int(np.count_nonzero(scores_to_uint8(shared_scores) != scores_to_uint8(keras_scores)))
+    if stream.epoch_metrics(shared_scores) != stream.epoch_metrics(keras_scores):
+        raise SystemExit("error: the shared convolution's scores give other epoch metrics than Keras'")
+    count, largest = len(stream.inputs.times_ms), np.abs(shared_scores - keras_scores).max()
+    return (
+        f"| {args.validation_minutes:g}-min validation stream ({count:,} inputs; max difference "
+        f"{largest:.1e}, {steps} of {keras_scores.size:,} uint8 scores a step apart, the same epoch "
+        f"metrics) | {keras_s:.3f} s | {shared_s:.3f} s | **{keras_s / shared_s:.1f}x** |"
+    )
 
 
 if __name__ == "__main__":
