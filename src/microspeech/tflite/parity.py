@@ -8,6 +8,7 @@ running the graph with every operator output exposed (`graph.expose_layer_output
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -140,11 +141,16 @@ def check_parity(
     if len(features) == 0:
         raise ValueError("parity check: no features to compare on")
     others = backends or tuple(b for b in available_backends() if b != REFERENCE_BACKEND)
-    reference = TfliteRunner(tflite_bytes, REFERENCE_BACKEND, reference_kernels=True)
-    expected = reference.predict(features).reshape(len(features), -1)
+
+    def outputs(backend: str) -> np.ndarray:
+        runner = TfliteRunner(tflite_bytes, backend, reference_kernels=backend == REFERENCE_BACKEND)  # type: ignore[arg-type]
+        return runner.predict(features).reshape(len(features), -1)
+
+    # Every interpreter at once: LiteRT releases the GIL, Silicon Labs' TFLM runs in a child process.
+    with ThreadPoolExecutor(1 + len(others), thread_name_prefix="parity") as pool:
+        expected, *others_outputs = pool.map(outputs, (REFERENCE_BACKEND, *others))
     results = []
-    for backend in others:
-        actual = TfliteRunner(tflite_bytes, backend).predict(features).reshape(len(features), -1)  # type: ignore[arg-type]
+    for backend, actual in zip(others, others_outputs, strict=True):
         same = np.all(expected == actual, axis=1)
         difference = np.abs(expected.astype(np.int64) - actual.astype(np.int64))
         layers: dict[str, int] = {}
