@@ -66,7 +66,6 @@ class SharedConvScorer:
     so averaged weights swapped into the model are the ones scored."""
 
     def __init__(self, model: keras.Model, conv, batch_norm, dense) -> None:
-        self.model = model
         self._conv, self._batch_norm, self._dense = conv, batch_norm, dense
         frames, channels = model.input_shape[1:]
         kernel_rows, kernel_cols = conv.kernel_size
