@@ -252,3 +252,51 @@ def test_cosine_learning_rate_holds_then_falls_to_the_minimum():
     assert rates[39] == pytest.approx(1e-5 + (1e-3 - 1e-5) * 0.5 * (1 + np.cos(np.pi * 9 / 19)))
     assert all(a >= b for a, b in zip(rates, rates[1:], strict=False))
     assert cosine_learning_rate(3, 1e-3, 1e-5, 0, 1) == 1e-3  # one epoch: nothing to decay over
+
+
+def test_time_smoothing_adds_the_dense_kernels_step_differences_to_the_loss():
+    import keras
+
+    from microspeech.models import get_model_spec
+    from microspeech.training.loop import FastTrainer
+
+    rng = np.random.default_rng(0)
+    features = rng.integers(-128, 128, (64, 49, 40)).astype(np.int8)
+    labels = rng.integers(0, 4, 64)
+    losses, kernels = {}, {}
+    for strength in (0.0, 0.5):
+        keras.utils.set_random_seed(0)
+        model = get_model_spec("tflite_micro_speech").build_model()
+        model.layers[5].rate = 0.0
+        trainer = FastTrainer(model, 0.0, [1.0] * 4, time_smoothing=strength)
+        losses[strength] = trainer.train_epoch(features, labels, 64, np.random.default_rng(1)).loss
+        kernels[strength] = model.get_layer("scores").kernel.numpy()
+    # Flatten runs (time 25, columns 20, filters 8): the kernel's rows are time-major.
+    steps = kernels[0.0].reshape(25, -1)
+    penalty = float(np.sum(np.square(steps[1:] - steps[:-1])))
+    assert penalty > 0
+    assert losses[0.5] == pytest.approx(losses[0.0] + 0.5 * penalty, rel=1e-4)
+
+    # With a learning rate, the penalty pulls neighbouring steps together.
+    def step_differences(strength: float) -> float:
+        keras.utils.set_random_seed(0)
+        model = get_model_spec("tflite_micro_speech").build_model()
+        trainer = FastTrainer(model, 1e-2, [1.0] * 4, time_smoothing=strength)
+        for epoch in range(3):
+            trainer.train_epoch(features, labels, 16, np.random.default_rng(epoch))
+        rows = model.get_layer("scores").kernel.numpy().reshape(25, -1)
+        return float(np.sum(np.square(rows[1:] - rows[:-1])))
+
+    assert step_differences(1.0) < 0.5 * step_differences(0.0)
+
+
+def test_time_smoothing_needs_flatten_then_dense_over_time_steps():
+    from microspeech.models import ModelSpec, TrainSettings, get_model_spec
+    from microspeech.training.loop import FastTrainer
+
+    with pytest.raises(ValueError, match="time_smoothing"):
+        TrainSettings(time_smoothing=-1.0)
+    ds_cnn = get_model_spec("ds_cnn")
+    assert isinstance(ds_cnn, ModelSpec)
+    with pytest.raises(ValueError, match="time_smoothing needs"):  # pooled to one step, then Dense
+        FastTrainer(ds_cnn.build_model(), 1e-3, [1.0] * 4, time_smoothing=0.1)

@@ -64,6 +64,10 @@ class TrainSettings:
     # so well-classified windows weigh little and the hard ones (confusable words, keywords in
     # noise) carry the loss; Keras' CategoricalFocalCrossentropy with alpha 1. 0 is off.
     focal_gamma: float = 0.0
+    # Time smoothness of the classifier (0 is off): this times the summed squared difference
+    # between the final Dense layer's weights for consecutive time steps of the Flatten before it,
+    # added to the loss, so the scores change little as a word slides by one step in the window.
+    time_smoothing: float = 0.0
     # Exponential moving average of the trainable weights, momentum per step (0 is off): each
     # epoch is evaluated, chosen and mined with the averaged weights, which are the ones kept.
     weight_averaging: float = 0.0
@@ -146,6 +150,8 @@ class TrainSettings:
             )
         if not 0.0 <= self.focal_gamma <= 10.0:
             raise ValueError(f"focal_gamma must be within 0-10, got {self.focal_gamma}")
+        if not 0.0 <= self.time_smoothing < float("inf"):
+            raise ValueError(f"time_smoothing must be a number >= 0, got {self.time_smoothing}")
         for name, scale in self.class_weight_scale.items():
             if not (isinstance(scale, int | float) and 0.0 < scale < float("inf")):
                 raise ValueError(f"class_weight_scale[{name!r}] must be a positive number, got {scale!r}")

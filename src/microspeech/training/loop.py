@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,23 @@ class EpochResult:
     samples: int
 
 
+def _time_steps_kernel(model: keras.Model) -> tuple[Any, int] | None:
+    """(the final Dense layer, time steps) when the model ends in Flatten -> Dense over
+    (batch, time, ...) features, whose kernel rows then run time-major; else None."""
+    import keras
+
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    if len(layers) < 2 or type(layers[-1]) is not keras.layers.Dense:
+        return None
+    flatten, dense = layers[-2], layers[-1]
+    if not isinstance(flatten, keras.layers.Flatten) or flatten.data_format != "channels_last":
+        return None
+    shape = flatten.input.shape
+    if len(shape) < 3 or shape[1] is None or shape[1] < 2:
+        return None
+    return dense, int(shape[1])
+
+
 class FastTrainer:
     """Trains one Keras model with Adam and weighted categorical cross-entropy."""
 
@@ -47,6 +64,7 @@ class FastTrainer:
         label_smoothing: float = 0.0,
         focal_gamma: float = 0.0,
         weight_averaging: float = 0.0,
+        time_smoothing: float = 0.0,
     ) -> None:
         """`focal_gamma`: the focal loss's exponent (0: plain cross-entropy).
         `weight_averaging`: the momentum per step of an exponential moving average of the
@@ -69,6 +87,12 @@ class FastTrainer:
         self._class_weights = tf.constant(class_weights, dtype=tf.float32)
         self._label_smoothing = float(label_smoothing)
         self._focal_gamma = float(focal_gamma)
+        self._time_smoothing = float(time_smoothing)
+        self._time_kernel = _time_steps_kernel(model) if time_smoothing else None
+        if time_smoothing and self._time_kernel is None:
+            raise ValueError(
+                "time_smoothing needs a model that ends in Flatten -> Dense over (time, ...) features"
+            )
         # Resizable variables hold the epoch's data, so each chunk gathers its batches in-graph.
         # The features stay int8 (a quarter of float32's memory, no float copy per epoch) and
         # become float32 batch by batch, exactly.
@@ -116,6 +140,10 @@ class FastTrainer:
                 per_sample = -tf.reduce_sum(per_class, axis=-1)
                 # Keras' "sum_over_batch_size" with sample weights.
                 loss = tf.reduce_sum(per_sample * weights) / tf.cast(tf.shape(y)[0], tf.float32)
+                if self._time_kernel is not None:
+                    dense, steps = self._time_kernel
+                    rows = tf.reshape(dense.kernel, (steps, -1))
+                    loss += self._time_smoothing * tf.reduce_sum(tf.square(rows[1:] - rows[:-1]))
             grads = tape.gradient(loss, self.model.trainable_variables)
             self.optimizer.apply(grads, self.model.trainable_variables)
             loss_sum += loss * tf.cast(tf.shape(y)[0], tf.float32)

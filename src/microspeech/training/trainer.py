@@ -349,6 +349,7 @@ def _fit(
         label_smoothing=settings.label_smoothing,
         focal_gamma=settings.focal_gamma,
         weight_averaging=settings.weight_averaging,
+        time_smoothing=settings.time_smoothing,
     )
     reduce_lr = ReduceLROnPlateau(
         settings.reduce_lr_monitor,
