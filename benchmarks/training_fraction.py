@@ -1,0 +1,64 @@
+"""A copy of the subset bundle whose training split keeps a fraction of each word's clips, for
+learning curves: how the validation stream's misses fall as the training clips double.
+
+    .venv/bin/python benchmarks/training_fraction.py --fraction 0.5 --draw half --output /tmp/lc/half
+    .venv/bin/microspeech train tflite_micro_speech --seed N --output H_N \
+        --dataset /tmp/lc/half/speech_commands_v0.02_subset
+    .venv/bin/python benchmarks/validation_diagnosis.py --stream-offset 1000 --minutes 120 MODEL_FOLDERS ...
+
+The copy is symbolic links into the unpacked bundle (nothing is copied, so it holds no audio of
+its own): every validation and test-listed clip, the background noise and the split lists stay;
+of each word's training clips, round(fraction x count) are kept, drawn with Python's
+`random.Random(f"{word}-{draw}")`, so the same --draw gives the same clips on every machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+from pathlib import Path
+
+from bundles import SUBSET, shared_bundle
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--fraction", type=float, required=True, help="share of each word's training clips kept"
+    )
+    parser.add_argument("--draw", required=True, help="names the random draw (e.g. half, quarter)")
+    parser.add_argument("--output", type=Path, required=True, help="folder that receives the copy")
+    args = parser.parse_args()
+    if not 0.0 < args.fraction <= 1.0:
+        parser.error(f"--fraction must be within (0, 1], got {args.fraction}")
+    source = shared_bundle(SUBSET)
+    target = args.output / SUBSET
+    if target.exists():
+        parser.error(f"--output: {target} exists already; give an empty folder")
+    held_out = set()
+    for name in ("validation_list.txt", "testing_list.txt"):
+        held_out |= set((source / name).read_text().split())
+    target.mkdir(parents=True)
+    kept = total = 0
+    for entry in sorted(source.iterdir()):
+        if entry.name.startswith("."):  # the unpacking's own marker
+            continue
+        if entry.is_file() or entry.name == "_background_noise_":
+            os.symlink(entry, target / entry.name)
+            continue
+        files = sorted(path.name for path in entry.glob("*.wav"))
+        training = [name for name in files if f"{entry.name}/{name}" not in held_out]
+        draw = random.Random(f"{entry.name}-{args.draw}")
+        count = max(1, round(args.fraction * len(training))) if training else 0
+        chosen = set(draw.sample(training, count))
+        (target / entry.name).mkdir()
+        for name in files:
+            if name in chosen or f"{entry.name}/{name}" in held_out:
+                os.symlink(entry / name, target / entry.name / name)
+        kept, total = kept + len(chosen), total + len(training)
+    print(f"{target}: {kept} of {total} training clips kept ({args.draw}); validation and noise unchanged")
+
+
+if __name__ == "__main__":
+    main()
