@@ -68,7 +68,10 @@ class FastTrainer:
     ) -> None:
         """`focal_gamma`: the focal loss's exponent (0: plain cross-entropy).
         `weight_averaging`: the momentum per step of an exponential moving average of the
-        trainable weights (0: none), which `averaged_weights()` swaps in for evaluation."""
+        trainable weights (0: none), which `averaged_weights()` swaps in for evaluation.
+        `time_smoothing`: this times the squared differences between the final Dense layer's
+        weights for neighbouring time steps is added to the loss (0: none; the model must end in
+        Flatten -> Dense over (time, ...) features)."""
         import keras
         import tensorflow as tf
 
