@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 # The caller's own oneDNN choice, read before microspeech (imported below) sets its default.
@@ -29,6 +30,33 @@ def shared_bundle(name: str, hint: str = "") -> Path:
             return extract_archive(archive, BUNDLE_CACHE / name)
     where = "$MICROSPEECH_SHARED_DATA or ../shared/data"
     sys.exit(f"error: {name}.tar.xz not found in {where}" + (f"; {hint}" if hint else ""))
+
+
+# The split lists, whose lines are clip paths relative to the dataset folder.
+SPLIT_LISTS = ("validation_list.txt", "testing_list.txt")
+
+
+def linked_copy(source: Path, output: Path, keep: Callable[[Path], bool]) -> tuple[int, int]:
+    """A copy of dataset folder `source` in `output` as symbolic links to its files, for the files
+    whose path relative to `source` `keep` accepts; the split lists are written with the lines
+    (clip paths) `keep` accepts. Nothing is written into `source`. Returns (files, files left out)."""
+    linked = left_out = 0
+    for path in sorted(source.rglob("*")):
+        relative = path.relative_to(source)
+        if path.is_dir() or relative.name.startswith("."):  # the unpacking's own marker
+            continue
+        if not keep(relative):
+            left_out += 1
+            continue
+        target = output / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if relative.name in SPLIT_LISTS and len(relative.parts) == 1:
+            kept = [line for line in path.read_text().splitlines() if keep(Path(line))]
+            target.write_text("\n".join(kept) + "\n")
+        else:
+            target.symlink_to(path.resolve())
+        linked += 1
+    return linked, left_out
 
 
 def _cpuinfo() -> tuple[str, set[str]]:

@@ -21,31 +21,7 @@ import argparse
 import os
 from pathlib import Path
 
-from bundles import SUBSET, shared_bundle
-
-LISTS = ("validation_list.txt", "testing_list.txt")
-
-
-def held_out_copy(source: Path, output: Path, words: set[str]) -> tuple[int, int]:
-    """Link every file of `source` except the held-out words' folders into `output`; filter the
-    split lists. Returns (files linked, clips left out)."""
-    linked = left_out = 0
-    for path in sorted(source.rglob("*")):
-        relative = path.relative_to(source)
-        if path.is_dir() or relative.name.startswith("."):  # the unpacking's own marker
-            continue
-        if relative.parts[0] in words:
-            left_out += 1
-            continue
-        target = output / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if relative.name in LISTS and len(relative.parts) == 1:
-            kept = [line for line in path.read_text().splitlines() if line.split("/")[0] not in words]
-            target.write_text("\n".join(kept) + "\n")
-        else:
-            target.symlink_to(path.resolve())
-        linked += 1
-    return linked, left_out
+from bundles import SUBSET, linked_copy, shared_bundle
 
 
 def main() -> None:
@@ -64,7 +40,7 @@ def main() -> None:
         )
     if args.output.exists() and any(args.output.iterdir()):
         parser.error(f"--output {args.output}: not empty")
-    linked, left_out = held_out_copy(source, args.output, words)
+    linked, left_out = linked_copy(source, args.output, lambda relative: relative.parts[0] not in words)
     print(
         f"{args.output}: {linked} files linked to {source}, {left_out} clips of {', '.join(sorted(words))} "
         f"left out"

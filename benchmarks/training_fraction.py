@@ -15,11 +15,10 @@ of each word's training clips, round(fraction x count) are kept, drawn with Pyth
 from __future__ import annotations
 
 import argparse
-import os
 import random
 from pathlib import Path
 
-from bundles import SUBSET, shared_bundle
+from bundles import SPLIT_LISTS, SUBSET, linked_copy, shared_bundle
 
 
 def main() -> None:
@@ -37,26 +36,23 @@ def main() -> None:
     if target.exists():
         parser.error(f"--output: {target} exists already; give an empty folder")
     held_out = set()
-    for name in ("validation_list.txt", "testing_list.txt"):
+    for name in SPLIT_LISTS:
         held_out |= set((source / name).read_text().split())
-    target.mkdir(parents=True)
+    chosen: set[str] = set()
     kept = total = 0
-    for entry in sorted(source.iterdir()):
-        if entry.name.startswith("."):  # the unpacking's own marker
-            continue
-        if entry.is_file() or entry.name == "_background_noise_":
-            os.symlink(entry, target / entry.name)
-            continue
-        files = sorted(path.name for path in entry.glob("*.wav"))
-        training = [name for name in files if f"{entry.name}/{name}" not in held_out]
-        draw = random.Random(f"{entry.name}-{args.draw}")
+    words = [path for path in source.iterdir() if path.is_dir() and path.name != "_background_noise_"]
+    for word in sorted(words):
+        training = sorted(f"{word.name}/{path.name}" for path in word.glob("*.wav"))
+        training = [clip for clip in training if clip not in held_out]
         count = max(1, round(args.fraction * len(training))) if training else 0
-        chosen = set(draw.sample(training, count))
-        (target / entry.name).mkdir()
-        for name in files:
-            if name in chosen or f"{entry.name}/{name}" in held_out:
-                os.symlink(entry / name, target / entry.name / name)
-        kept, total = kept + len(chosen), total + len(training)
+        chosen |= set(random.Random(f"{word.name}-{args.draw}").sample(training, count))
+        kept, total = kept + count, total + len(training)
+
+    def keep(relative: Path) -> bool:
+        is_clip = len(relative.parts) == 2 and relative.parts[0] != "_background_noise_"
+        return not is_clip or relative.as_posix() in held_out or relative.as_posix() in chosen
+
+    linked_copy(source, target, keep)
     print(f"{target}: {kept} of {total} training clips kept ({args.draw}); validation and noise unchanged")
 
 
