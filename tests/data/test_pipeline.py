@@ -76,6 +76,40 @@ def test_epochs_hold_every_class_unknown_from_many_words_and_are_deterministic(s
     assert not np.array_equal(dry_pipeline.epoch(1)[0], features)  # augmentation drawn anew per epoch
 
 
+def test_epoch_words_name_the_word_each_window_was_rendered_from(dry_pipeline):
+    from microspeech.data.augmentation import FRAGMENT, KEYWORD, OTHER, REVERSED
+    from microspeech.data.pipeline import FRAGMENT_WORD, REVERSED_WORD
+
+    classes = dry_pipeline.word_classes
+    bank_words = [c.word for p in dry_pipeline.keyword_pools.values() for c in p]
+    bank_words += [c.word for w in sorted(dry_pipeline.unknown_pools) for c in dry_pipeline.unknown_pools[w]]
+    assert sorted(set(bank_words)) == classes[:-3] and classes[-3:] == [
+        "_silence_",
+        FRAGMENT_WORD,
+        REVERSED_WORD,
+    ]
+    for epoch in (0, 1):
+        sources, labels, kinds = dry_pipeline.epoch_plan(epoch)
+        words = dry_pipeline.epoch_words(epoch)
+        assert words.shape == labels.shape
+        named = [classes[w] for w in words]
+        for source, label, kind, word in zip(sources, labels, kinds, named, strict=True):
+            if source < 0:
+                assert word == "_silence_" and dry_pipeline.classes[label] == "_silence_"
+            elif kind == FRAGMENT:
+                assert word == FRAGMENT_WORD
+            elif kind == REVERSED:
+                assert word == REVERSED_WORD
+            else:
+                assert kind in (KEYWORD, OTHER) and word == bank_words[source]
+        # A keyword window's word is the keyword; an _unknown_ word window names its own word.
+        keyword_rows = (kinds == KEYWORD) & (sources >= 0)
+        assert all(named[i] == dry_pipeline.classes[labels[i]] for i in np.flatnonzero(keyword_rows))
+        assert len({named[i] for i in np.flatnonzero(kinds == OTHER)}) >= 10
+        assert (kinds == FRAGMENT).any()
+    np.testing.assert_array_equal(dry_pipeline.epoch_words(1), words)  # drawn from (seed, epoch)
+
+
 def test_an_epoch_is_the_same_rendered_in_small_batches(dry_pipeline, monkeypatch):
     import microspeech.data.pipeline as pipeline_module
 

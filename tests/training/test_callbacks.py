@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from microspeech.models import TrainSettings, get_model_spec, list_models
 from microspeech.training.callbacks import (
     EarlyStopping,
     ReduceLROnPlateau,
@@ -300,3 +301,83 @@ def test_time_smoothing_needs_flatten_then_dense_over_time_steps():
     assert isinstance(ds_cnn, ModelSpec)
     with pytest.raises(ValueError, match="time_smoothing needs"):  # pooled to one step, then Dense
         FastTrainer(ds_cnn.build_model(), 1e-3, [1.0] * 4, time_smoothing=0.1)
+
+
+def _without_dropout(model):
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dropout):
+            layer.rate = 0.0
+    return model
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_word_head_adds_its_cross_entropy_on_the_final_layers_input(name):
+    import keras
+    import tensorflow as tf
+
+    from microspeech.training.loop import FastTrainer
+
+    spec = get_model_spec(name)
+    rng = np.random.default_rng(0)
+    features = rng.integers(-128, 128, (48, *spec.input_shape)).astype(np.int8)
+    labels, words = rng.integers(0, 4, 48), rng.integers(0, 9, 48)
+    results = {}
+    for strength in (0.0, 0.7):
+        keras.utils.set_random_seed(0)
+        model = _without_dropout(spec.build_model())
+        trainer = FastTrainer(model, 0.0, [1.0] * 4, word_classes=9, word_head=strength)
+        names = [v.path for v in model.variables]
+        results[strength] = trainer.train_epoch(
+            features, labels, 48, np.random.default_rng(1), words=words
+        ).loss
+    # The head is the trainer's, not the model's: what is saved and converted is unchanged.
+    assert [v.path for v in model.variables] == names and "word_head/0" in trainer.state()
+    kernel, bias = trainer.state()["word_head/0"], trainer.state()["word_head/1"]
+    hidden = keras.Model(model.inputs[0], model.layers[-1].input)(features.astype(np.float32), training=True)
+    logits = np.asarray(hidden).reshape(48, -1) @ kernel + bias
+    word_loss = float(tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(words, logits)))
+    assert word_loss > 1.0
+    assert results[0.7] == pytest.approx(results[0.0] + 0.7 * word_loss, rel=1e-4)
+
+
+def test_word_head_trains_and_resumes_from_its_checkpointed_state():
+    import keras
+
+    from microspeech.training.loop import FastTrainer
+
+    spec = get_model_spec("tflite_micro_speech")
+    rng = np.random.default_rng(2)
+    features = rng.integers(-128, 128, (96, *spec.input_shape)).astype(np.int8)
+    labels = rng.integers(0, 4, 96)
+    words = labels * 3 + rng.integers(0, 3, 96)  # finer labels inside each class
+
+    def trainer() -> FastTrainer:
+        keras.utils.set_random_seed(0)
+        return FastTrainer(
+            spec.build_model(), 3e-3, [1.0] * 4, word_classes=12, word_head=1.0, weight_averaging=0.9
+        )
+
+    straight = trainer()
+    losses = [
+        straight.train_epoch(features, labels, 16, np.random.default_rng(e), words=words).loss
+        for e in range(4)
+    ]
+    assert losses[-1] < losses[0]
+    first = trainer()
+    for epoch in range(2):
+        first.train_epoch(features, labels, 16, np.random.default_rng(epoch), words=words)
+    resumed = trainer()
+    resumed.load_state(first.state())
+    for epoch in (2, 3):
+        resumed.train_epoch(features, labels, 16, np.random.default_rng(epoch), words=words)
+    for key, value in straight.state().items():
+        np.testing.assert_array_equal(resumed.state()[key], value, err_msg=key)
+    with straight.averaged_weights():  # the model's averages only, in the model's order
+        averaged = straight.model_weights()
+    assert len(averaged) == len(straight.model_weights())
+    with pytest.raises(ValueError, match="one word label per sample"):
+        straight.train_epoch(features, labels, 16, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="word_head"):
+        TrainSettings(word_head=-0.5)

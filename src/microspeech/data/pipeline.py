@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from microspeech.frontend import FrontendSettings
 
 EVAL_SILENCE_RATIO = 0.2
+# `TrainingPipeline.word_classes` beyond the words: windows that hold no one whole word.
+FRAGMENT_WORD, REVERSED_WORD = "<keyword fragment>", "<reversed word>"
 # Audio rendered and featurized at once. Small enough (under glibc's 32 MB ceiling for serving
 # freed blocks again) that every batch reuses the memory the last one freed: fresh large arrays,
 # which numpy marks for transparent huge pages, cost 4-11 s of kernel time per epoch of 18k clips
@@ -376,6 +378,10 @@ class TrainingPipeline:
         ordered = [c for w in target.keywords for c in self.keyword_pools[w]]
         ordered += [c for w in sorted(self.unknown_pools) for c in self.unknown_pools[w]]
         self._index = {clip: i for i, clip in enumerate(ordered)}
+        # The finer labels of `epoch_words`: every word the bank holds, then what is not one word.
+        self.word_classes = [*sorted({c.word for c in ordered}), SILENCE, FRAGMENT_WORD, REVERSED_WORD]
+        word_index = {word: i for i, word in enumerate(self.word_classes)}
+        self._bank_words = np.asarray([word_index[c.word] for c in ordered], np.int64)
         # Words that may sit beside another in a window (never a keyword: it would need a label).
         self.neighbour_pool = np.arange(sum(map(len, self.keyword_pools.values())), len(ordered))
         done = iter(range(1, len(ordered) + 1))
@@ -444,6 +450,18 @@ class TrainingPipeline:
         first_reversed = n_before_fragments + self.n_fragments
         kinds[first_reversed : first_reversed + self.n_reversed] = REVERSED
         return np.asarray(sources, np.int64), np.asarray(labels, np.int64), kinds
+
+    def epoch_words(self, epoch: int) -> np.ndarray:
+        """Each window of `epoch(epoch)`, in its order, as an index into `word_classes`: the word
+        it was rendered from (not the neighbour beside it), `_silence_`, a keyword fragment or a
+        reversed word."""
+        sources, _, kinds = self.epoch_plan(epoch)
+        words = np.full(len(sources), self.word_classes.index(SILENCE), np.int64)
+        is_word = sources >= 0
+        words[is_word] = self._bank_words[sources[is_word]]
+        words[kinds == FRAGMENT] = self.word_classes.index(FRAGMENT_WORD)
+        words[kinds == REVERSED] = self.word_classes.index(REVERSED_WORD)
+        return words
 
     def epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """(features int8 (N, frames, channels), labels) of one augmented training epoch."""

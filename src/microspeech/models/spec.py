@@ -68,6 +68,12 @@ class TrainSettings:
     # between the final Dense layer's weights for consecutive time steps of the Flatten before it,
     # added to the loss, so the scores change little as a word slides by one step in the window.
     time_smoothing: float = 0.0
+    # A second, training-only head (0 is off): a Dense softmax over every word of the training
+    # split (plus silence, keyword fragments, reversed words and mined windows) on the input of
+    # the final Dense layer, its cross-entropy times this added to the loss. The word labels ask
+    # the shared layers to tell apart the words one class lumps together (`_unknown_` holds "go"
+    # beside the keyword "no"); the head is dropped, so the exported model is unchanged.
+    word_head: float = 0.0
     # Exponential moving average of the trainable weights, momentum per step (0 is off): each
     # epoch is evaluated, chosen and mined with the averaged weights, which are the ones kept.
     weight_averaging: float = 0.0
@@ -152,6 +158,8 @@ class TrainSettings:
             raise ValueError(f"focal_gamma must be within 0-10, got {self.focal_gamma}")
         if not 0.0 <= self.time_smoothing < float("inf"):
             raise ValueError(f"time_smoothing must be a number >= 0, got {self.time_smoothing}")
+        if not 0.0 <= self.word_head < float("inf"):
+            raise ValueError(f"word_head must be a number >= 0, got {self.word_head}")
         for name, scale in self.class_weight_scale.items():
             if not (isinstance(scale, int | float) and 0.0 < scale < float("inf")):
                 raise ValueError(f"class_weight_scale[{name!r}] must be a positive number, got {scale!r}")

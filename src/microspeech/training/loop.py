@@ -65,13 +65,18 @@ class FastTrainer:
         focal_gamma: float = 0.0,
         weight_averaging: float = 0.0,
         time_smoothing: float = 0.0,
+        word_classes: int = 0,
+        word_head: float = 0.0,
     ) -> None:
         """`focal_gamma`: the focal loss's exponent (0: plain cross-entropy).
         `weight_averaging`: the momentum per step of an exponential moving average of the
         trainable weights (0: none), which `averaged_weights()` swaps in for evaluation.
         `time_smoothing`: this times the squared differences between the final Dense layer's
         weights for neighbouring time steps is added to the loss (0: none; the model must end in
-        Flatten -> Dense over (time, ...) features)."""
+        Flatten -> Dense over (time, ...) features).
+        `word_head`: with `word_classes` > 0, a training-only Dense softmax over that many finer
+        labels (`train_epoch`'s `words`) on the final Dense layer's input; its cross-entropy times
+        this is added to the loss (0: none). The head is not part of `model`."""
         import keras
         import tensorflow as tf
 
@@ -80,13 +85,27 @@ class FastTrainer:
         self.model = model
         # The same layers and variables, BatchNorm and Dropout computed faster in training.
         self._training_graph = training_graph(model)
+        self._word_head = float(word_head) if word_classes else 0.0
+        self._head_graph = self._word_dense = None
+        if self._word_head:
+            # The training graph with the final layer's input as a second output (that layer's node
+            # in this graph: a layer shared with `model` has one there too).
+            graph = self._training_graph
+            final, node_index, _ = graph.outputs[0]._keras_history
+            hidden = final._inbound_nodes[node_index].input_tensors[0]
+            self._head_graph = keras.Model(graph.inputs[0], [hidden, graph.outputs[0]])
+            self._word_dense = keras.layers.Dense(word_classes, name="word_head")
+            self._word_dense.build(tuple(hidden.shape))
+        self._trained = list(model.trainable_variables)
+        if self._word_dense is not None:
+            self._trained += list(self._word_dense.trainable_variables)
         if weight_averaging:
             self.optimizer = keras.optimizers.Adam(
                 learning_rate=learning_rate, use_ema=True, ema_momentum=weight_averaging
             )
         else:
             self.optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
-        self.optimizer.build(model.trainable_variables)
+        self.optimizer.build(self._trained)
         self._class_weights = tf.constant(class_weights, dtype=tf.float32)
         self._label_smoothing = float(label_smoothing)
         self._focal_gamma = float(focal_gamma)
@@ -104,6 +123,7 @@ class FastTrainer:
             tf.zeros((1, *input_shape), tf.int8), shape=tf.TensorShape([None, *input_shape]), trainable=False
         )
         self._labels = tf.Variable(tf.zeros((1,), tf.int32), shape=tf.TensorShape([None]), trainable=False)
+        self._words = tf.Variable(tf.zeros((1,), tf.int32), shape=tf.TensorShape([None]), trainable=False)
         # One trace with dynamic shapes: which chunk shapes came first (epochs grow when mined
         # negatives join, a resumed run skips the early ones) must not change the numerics.
         self._train_chunk = tf.function(
@@ -136,7 +156,7 @@ class FastTrainer:
             if self._label_smoothing:
                 targets = targets * (1.0 - self._label_smoothing) + self._label_smoothing / n_classes
             with tf.GradientTape() as tape:
-                scores = self._training_graph(x, training=True)
+                scores, word_loss = self._forward(x, indices)
                 per_class = targets * tf.math.log(tf.clip_by_value(scores, 1e-7, 1.0))
                 if self._focal_gamma:  # without it, the graph of plain cross-entropy, op for op
                     per_class = per_class * tf.pow(1.0 - scores, self._focal_gamma)
@@ -147,12 +167,25 @@ class FastTrainer:
                     dense, steps = self._time_kernel
                     rows = tf.reshape(dense.kernel, (steps, -1))
                     loss += self._time_smoothing * tf.reduce_sum(tf.square(rows[1:] - rows[:-1]))
-            grads = tape.gradient(loss, self.model.trainable_variables)
-            self.optimizer.apply(grads, self.model.trainable_variables)
+                if word_loss is not None:
+                    loss += self._word_head * word_loss
+            grads = tape.gradient(loss, self._trained)
+            self.optimizer.apply(grads, self._trained)
             loss_sum += loss * tf.cast(tf.shape(y)[0], tf.float32)
             predicted = tf.argmax(scores, -1, output_type=tf.int32)
             correct += tf.reduce_sum(tf.cast(tf.equal(predicted, y), tf.int32))
         return loss_sum, correct
+
+    def _forward(self, x, indices):
+        """(training-mode scores, the word head's mean cross-entropy or None when it is off)."""
+        import tensorflow as tf
+
+        if self._head_graph is None:
+            return self._training_graph(x, training=True), None
+        hidden, scores = self._head_graph(x, training=True)
+        logits = self._word_dense(hidden)
+        words = tf.gather(self._words, indices)
+        return scores, tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(words, logits))
 
     def warm_up(self, batch_size: int) -> None:
         """Run the training step once on zeros, then put every variable back (model, optimizer,
@@ -165,6 +198,7 @@ class FastTrainer:
         shape = tuple(self._features.shape[1:])
         self._features.assign(tf.zeros((batch_size, *shape), tf.int8))
         self._labels.assign(tf.zeros((batch_size,), tf.int32))
+        self._words.assign(tf.zeros((batch_size,), tf.int32))
         self._train_chunk(tf.constant(np.arange(batch_size, dtype=np.int32)[None]))
         self.load_state(saved)
 
@@ -175,9 +209,10 @@ class FastTrainer:
         batch_size: int,
         rng: np.random.Generator,
         on_chunk=None,
+        words: np.ndarray | None = None,
     ) -> EpochResult:
         """One pass over shuffled int8 `features`; `on_chunk(samples_done, loss, accuracy)` after each
-        call."""
+        call. `words`: each sample's finer label for the word head (needed when it is on)."""
         import tensorflow as tf
 
         if features.dtype != np.int8:
@@ -185,6 +220,10 @@ class FastTrainer:
         n = len(labels)
         self._features.assign(tf.constant(features))
         self._labels.assign(tf.constant(labels, tf.int32))
+        if self._head_graph is not None:
+            if words is None or len(words) != n:
+                raise ValueError("the word head needs one word label per sample (train_epoch's words)")
+            self._words.assign(tf.constant(words, tf.int32))
         order = rng.permutation(n).astype(np.int32)
         full = (n // batch_size) * batch_size
         step = STEPS_PER_CALL * batch_size
@@ -260,7 +299,8 @@ class FastTrainer:
             return
         variables = self.model.trainable_variables
         trained = [v.numpy() for v in variables]
-        for variable, average in zip(variables, averages, strict=True):
+        # The optimizer's averages follow `self._trained`: the model's variables, then the head's.
+        for variable, average in zip(variables, averages[: len(variables)], strict=True):
             variable.assign(average)
         try:
             yield
@@ -272,6 +312,8 @@ class FastTrainer:
         """Model and optimizer variables (incl. dropout seed state), for checkpoints."""
         state = {f"model/{i}": v.numpy() for i, v in enumerate(self.model.variables)}
         state.update({f"optimizer/{i}": v.numpy() for i, v in enumerate(self.optimizer.variables)})
+        if self._word_dense is not None:
+            state.update({f"word_head/{i}": v.numpy() for i, v in enumerate(self._word_dense.variables)})
         return state
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
@@ -279,6 +321,9 @@ class FastTrainer:
             variable.assign(state[f"model/{i}"])
         for i, variable in enumerate(self.optimizer.variables):
             variable.assign(state[f"optimizer/{i}"])
+        if self._word_dense is not None:
+            for i, variable in enumerate(self._word_dense.variables):
+                variable.assign(state[f"word_head/{i}"])
 
     def model_weights(self) -> list[np.ndarray]:
         return [v.numpy() for v in self.model.variables]

@@ -350,7 +350,11 @@ def _fit(
         focal_gamma=settings.focal_gamma,
         weight_averaging=settings.weight_averaging,
         time_smoothing=settings.time_smoothing,
+        # One finer label more than the pipeline's: the mined windows.
+        word_classes=len(pipeline.word_classes) + 1 if settings.word_head else 0,
+        word_head=settings.word_head,
     )
+    mined_word = len(pipeline.word_classes)
     reduce_lr = ReduceLROnPlateau(
         settings.reduce_lr_monitor,
         settings.reduce_lr_factor,
@@ -380,14 +384,15 @@ def _fit(
         logger.info("resumed after epoch %d", state["epoch"] + 1)
 
     writer = tf.summary.create_file_writer(str(artifacts.logs_dir / "train"))
+
     # The next epoch's features are rendered in a worker thread while this epoch trains
     # (numba and TensorFlow both release the GIL); each epoch depends only on (seed, epoch).
+    def render(epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        features, labels = pipeline.epoch(epoch)
+        return features, labels, pipeline.epoch_words(epoch) if settings.word_head else None
+
     with _progress(console, progress) as bars, ThreadPoolExecutor(1, thread_name_prefix="features") as pool:
-        upcoming = (
-            pool.submit(pipeline.epoch, start_epoch)
-            if start_epoch < settings.epochs and not stopped
-            else None
-        )
+        upcoming = pool.submit(render, start_epoch) if start_epoch < settings.epochs and not stopped else None
         for epoch in range(start_epoch, settings.epochs):
             if stopped:
                 break
@@ -403,13 +408,15 @@ def _fit(
             assert upcoming is not None
             if epoch == start_epoch:  # nothing to overlap with the first render but this
                 trainer.warm_up(settings.batch_size)
-            features, labels = upcoming.result()
+            features, labels, words = upcoming.result()
             if epoch + 1 < settings.epochs:
-                upcoming = pool.submit(pipeline.epoch, epoch + 1)
+                upcoming = pool.submit(render, epoch + 1)
             if len(mined):
                 features = np.concatenate([features, mined])
                 unknown = np.full(len(mined), spec.classes.index(UNKNOWN), labels.dtype)
                 labels = np.concatenate([labels, unknown])
+                if words is not None:
+                    words = np.concatenate([words, np.full(len(mined), mined_word, words.dtype)])
             task = bars.add_task(f"epoch {epoch + 1}/{settings.epochs}", total=len(labels), stats="")
             train_started = time.perf_counter()
 
@@ -422,7 +429,9 @@ def _fit(
                 )
 
             rng = np.random.default_rng([seed, epoch, 0x5F1])
-            result = trainer.train_epoch(features, labels, settings.batch_size, rng, on_chunk=show)
+            result = trainer.train_epoch(
+                features, labels, settings.batch_size, rng, on_chunk=show, words=words
+            )
             train_seconds = time.perf_counter() - train_started
             # Evaluated, chosen and mined with the averaged weights when the spec averages them.
             with trainer.averaged_weights():
