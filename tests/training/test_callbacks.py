@@ -381,3 +381,23 @@ def test_word_head_trains_and_resumes_from_its_checkpointed_state():
         straight.train_epoch(features, labels, 16, np.random.default_rng(0))
     with pytest.raises(ValueError, match="word_head"):
         TrainSettings(word_head=-0.5)
+
+
+def test_word_head_names_itself_for_a_model_without_a_graph():
+    import keras
+
+    from microspeech.training.loop import FastTrainer
+
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.flatten = keras.layers.Flatten()
+            self.scores = keras.layers.Dense(4, activation="softmax")
+
+        def call(self, inputs):
+            return self.scores(self.flatten(inputs))
+
+    model = Subclassed()
+    model(np.zeros((1, 49, 40), np.float32))
+    with pytest.raises(ValueError, match="word_head needs a model built as a graph of layers"):
+        FastTrainer(model, 1e-3, [1.0] * 4, word_classes=5, word_head=0.3)

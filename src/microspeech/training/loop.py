@@ -91,8 +91,14 @@ class FastTrainer:
             # The training graph with the final layer's input as a second output (that layer's node
             # in this graph: a layer shared with `model` has one there too).
             graph = self._training_graph
-            final, node_index, _ = graph.outputs[0]._keras_history
-            hidden = final._inbound_nodes[node_index].input_tensors[0]
+            try:
+                final, node_index, _ = graph.outputs[0]._keras_history
+                hidden = final._inbound_nodes[node_index].input_tensors[0]
+            except (AttributeError, IndexError, ValueError) as error:  # a subclassed model: no graph
+                raise ValueError(
+                    "word_head needs a model built as a graph of layers (keras.Model(inputs, outputs) "
+                    f"or Sequential), not {type(model).__name__}"
+                ) from error
             self._head_graph = keras.Model(graph.inputs[0], [hidden, graph.outputs[0]])
             self._word_dense = keras.layers.Dense(word_classes, name="word_head")
             self._word_dense.build(tuple(hidden.shape))
