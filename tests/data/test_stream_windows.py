@@ -103,6 +103,41 @@ def test_keywords_kept_whole_at_the_start_are_cut_only_at_the_end():
     assert (other < 0).any()  # other words are still cut at either edge
 
 
+@pytest.mark.parametrize("length", [4000, 8000, 15000])
+def test_keyword_end_range_puts_keywords_where_asked_and_moves_nothing_else(length):
+    """keyword_end_range: a keyword's end lies in that share of the window, as far as the labelling
+    rule lets it (a 15000-sample word ending before 75% would show less than 80% of itself); other
+    words and every other draw are those of the run without it."""
+    bank = ClipBank.from_arrays([_word(length)], WINDOW)
+    settings = dataclasses.replace(STREAM_LIKE, keyword_end_range=(0.6, 0.9))
+    kinds = np.array([KEYWORD, OTHER, FRAGMENT, KEYWORD] * (COUNT // 4))
+    sources = np.zeros(COUNT, np.int64)
+    plans = [
+        draw_plan(np.random.default_rng(0), sources, bank, None, chosen, WINDOW, augment=True, kinds=kinds)
+        for chosen in (settings, STREAM_LIKE)
+    ]
+    ends = (plans[0].offsets + length)[kinds == KEYWORD] / WINDOW
+    visible = _visible_fraction(plans[0].offsets[kinds == KEYWORD], length, WINDOW)
+    assert visible.min() >= 0.8 - 1e-3
+    assert ends.min() >= 0.6 - 1e-4 and ends.max() <= 0.9 + 1e-4
+    if length <= 0.6 * WINDOW:
+        assert ends.max() - ends.min() > 0.25  # spread over the range, not one place
+    else:  # ends before 0.75 would show less than 80% of it: those sit at the rule's bound
+        at_bound = plans[0].offsets[kinds == KEYWORD] == -np.floor((1.0 - 0.8) * length)
+        assert at_bound.any() and ends[at_bound].max() == ends.min() > 0.75 - 1e-3
+    moved = plans[0].offsets != plans[1].offsets
+    assert not moved[kinds != KEYWORD].any()
+    np.testing.assert_array_equal(plans[0].noise_gains, plans[1].noise_gains)
+    np.testing.assert_array_equal(plans[0].gains, plans[1].gains)
+
+
+def test_keyword_end_range_outside_the_window_is_rejected():
+    with pytest.raises(ValueError, match="keyword_end_range"):
+        AugmentationSettings(keyword_end_range=(0.5, 1.2))
+    with pytest.raises(ValueError, match="keyword_end_range"):
+        AugmentationSettings(keyword_end_range=(0.9, 0.6))
+
+
 def test_whole_words_land_exactly_as_mltks_offset_range_draws_them():
     """keyword_visible_min 1 (the default) keeps today's placement: within the window."""
     bank = ClipBank.from_arrays([_word()], WINDOW)

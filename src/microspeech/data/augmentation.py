@@ -249,6 +249,15 @@ def _stream_offsets(
     upper = window - np.ceil(visible_min * played)
     draw = _uniform(rng, settings.offset_range, count)
     offsets = np.floor(lower + draw * np.maximum(upper - lower, 0)).astype(np.int64)
+    if settings.keyword_end_range is not None:
+        keywords = kinds == KEYWORD
+        # The same draw, rescaled to the end range: switching it on moves no other window.
+        low, high = settings.offset_range
+        share = (draw[keywords] - low) / (high - low) if high > low else np.full(int(keywords.sum()), 0.5)
+        first, last = settings.keyword_end_range
+        ends = np.round((first + share * (last - first)) * window)
+        wanted = ends - played[keywords]
+        offsets[keywords] = np.clip(wanted, lower[keywords], np.maximum(upper[keywords], lower[keywords]))
     fragments = np.flatnonzero(kinds == FRAGMENT)
     if fragments.size:
         shown = _uniform(rng, settings.fragment_visible_range, fragments.size) * played[fragments]

@@ -57,6 +57,13 @@ class AugmentationSettings:
     # being spoken), never its start: a "no" without its "n" is the "o" of "go", and labelled
     # "no" it teaches the model to ignore the consonant that tells them apart.
     keyword_start_inside: bool = False
+    # Where a keyword window holds its keyword: the trimmed word's end at a fraction of the
+    # window drawn from this range (0: the window's start, 1: its end), kept within the
+    # labelling rule above; None places keywords anywhere `offset_range` puts them. A model
+    # whose last layer sees every frame position apart (a dense layer over the flattened
+    # features) then learns the keyword at one place, which a stream passes through at every
+    # inference hop, instead of at every place at once.
+    keyword_end_range: tuple[float, float] | None = None
     # Keyword fragments labelled `_unknown_`: fragment_ratio x the mean keyword count per
     # epoch, each showing a `fragment_visible_range` share of the word at one window edge.
     fragment_ratio: float = 0.0
@@ -87,6 +94,12 @@ class AugmentationSettings:
         )
         if self.snr_db_range is not None:
             ranges += ("snr_db_range",)
+        if self.keyword_end_range is not None:
+            ranges += ("keyword_end_range",)
+            if not 0.0 <= self.keyword_end_range[0] <= self.keyword_end_range[1] <= 1.0:
+                raise ValueError(
+                    f"augmentation keyword_end_range={self.keyword_end_range} must lie within [0, 1]"
+                )
         for name in ranges:
             low, high = getattr(self, name)
             if low > high:
