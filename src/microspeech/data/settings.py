@@ -62,7 +62,8 @@ class AugmentationSettings:
     # labelling rule above; None places keywords anywhere `offset_range` puts them. A model
     # whose last layer sees every frame position apart (a dense layer over the flattened
     # features) then learns the keyword at one place, which a stream passes through at every
-    # inference hop, instead of at every place at once.
+    # inference hop, instead of at every place at once. For the seed model it lost keywords on
+    # the validation stream (BENCHMARKS.md, "Keywords at one place in the window").
     keyword_end_range: tuple[float, float] | None = None
     # Keyword fragments labelled `_unknown_`: fragment_ratio x the mean keyword count per
     # epoch, each showing a `fragment_visible_range` share of the word at one window edge.
@@ -98,7 +99,8 @@ class AugmentationSettings:
             ranges += ("keyword_end_range",)
             if not 0.0 <= self.keyword_end_range[0] <= self.keyword_end_range[1] <= 1.0:
                 raise ValueError(
-                    f"augmentation keyword_end_range={self.keyword_end_range} must lie within [0, 1]"
+                    f"augmentation keyword_end_range={self.keyword_end_range} must be (low, high) "
+                    "with 0 <= low <= high <= 1"
                 )
         for name in ranges:
             low, high = getattr(self, name)
