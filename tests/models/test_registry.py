@@ -24,10 +24,11 @@ def test_tflite_micro_speech_is_registered_with_the_reference_recipe():
     assert spec.keywords == ["yes", "no"]
     assert spec.input_shape == (49, 40)
     assert (spec.train.batch_size, spec.train.learning_rate) == (32, 1e-3)
-    assert (spec.train.reduce_lr_factor, spec.train.reduce_lr_patience) == (0.25, 7)
+    # MLTK's factor; more patience than MLTK's 7 / 20 epochs (chosen on the validation stream).
+    assert (spec.train.reduce_lr_factor, spec.train.reduce_lr_patience) == (0.25, 12)
     # Stream-first: the checkpoint is chosen on a validation stream (with the clips breaking its
     # near-ties), parameters calibrated on another.
-    assert (spec.train.monitor, spec.train.early_stopping_patience) == ("val_stream_plus_accuracy", 20)
+    assert (spec.train.monitor, spec.train.early_stopping_patience) == ("val_stream_plus_accuracy", 30)
     assert spec.train.stopping_monitor == "val_accuracy"
     assert spec.train.stream_validation_minutes > 0 and spec.train.max_fa_per_hour == 2.0
     assert spec.train.reduce_lr_monitor == "accuracy"  # as MLTK's recipe
