@@ -96,7 +96,6 @@ class AugmentationSettings:
         if self.snr_db_range is not None:
             ranges += ("snr_db_range",)
         if self.keyword_end_range is not None:
-            ranges += ("keyword_end_range",)
             if not 0.0 <= self.keyword_end_range[0] <= self.keyword_end_range[1] <= 1.0:
                 raise ValueError(
                     f"augmentation keyword_end_range={self.keyword_end_range} must be (low, high) "
