@@ -74,7 +74,7 @@ def ds_cnn() -> ModelSpec:
         # 120-minute validation stream, misses at <= 2 / 6 / 20 FA/h 26.6 / 17.3 / 10.0 -> 25.3 /
         # 14.5 / 9.1% and validation clips 93.2 -> 94.4% (higher in every seed). A cosine schedule
         # over 100 epochs missed fewer at <= 2 FA/h (22.2%) but kept the clips at 93.2%
-        # (BENCHMARKS.md, "The DS-CNN's schedule").
+        # (BENCHMARKS.md, "The larger models' schedule").
         train=dataclasses.replace(seed.train, weight_averaging=0.0),
     )
 
