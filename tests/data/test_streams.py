@@ -7,7 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from microspeech.data.streams import CLEAN, build_stream, concatenate_streams, stream_from_dataset
+from microspeech.data.streams import (
+    CLEAN,
+    DetectionCounts,
+    build_stream,
+    concatenate_streams,
+    rate_interval,
+    stream_from_dataset,
+)
 
 CLASSES = ["yes", "no", "_unknown_", "_silence_"]
 
@@ -76,3 +83,30 @@ def test_segmented_dataset_streams_and_keyword_free_streams(subset_dir):
     )
     assert negatives.events and not any(e.is_keyword for e in negatives.events)
     assert all(e.word not in ("yes", "no") for e in negatives.events)
+
+
+# Garwood's exact 95% limits for a Poisson count (chi-square quantiles / 2), as tabulated.
+GARWOOD_95 = {0: (0.0, 3.6889), 1: (0.0253, 5.5716), 4: (1.0899, 10.2416), 10: (4.7954, 18.3904)}
+
+
+@pytest.mark.parametrize("events", sorted(GARWOOD_95))
+def test_the_false_accept_rate_interval_is_the_exact_poisson_one(events):
+    low, high = GARWOOD_95[events]
+    assert rate_interval(events, 1.0) == pytest.approx((low, high), abs=1e-4)
+    assert rate_interval(events, 2.0) == pytest.approx((low / 2, high / 2), abs=1e-4)  # per hour
+    counts = DetectionCounts(hits=3, false_accepts=events, repeats=0, keywords=5, hours=0.5)
+    assert counts.fa_per_hour_interval == pytest.approx((2 * low, 2 * high), abs=1e-4)
+    assert counts.fa_per_hour_interval[0] <= counts.fa_per_hour < counts.fa_per_hour_interval[1]
+
+
+def test_a_wider_confidence_gives_a_wider_interval_and_more_hours_a_narrower_one():
+    narrow, wide = rate_interval(4, 2.0, confidence=0.8), rate_interval(4, 2.0, confidence=0.99)
+    assert wide[0] < narrow[0] < 2.0 < narrow[1] < wide[1]
+    longer = rate_interval(40, 20.0)  # the same 2 per hour, measured over ten times as long
+    assert rate_interval(4, 2.0)[0] < longer[0] < 2.0 < longer[1] < rate_interval(4, 2.0)[1]
+
+
+@pytest.mark.parametrize(("events", "hours", "confidence"), [(-1, 1.0, 0.95), (3, 0.0, 0.95), (3, 1.0, 1.0)])
+def test_an_impossible_rate_interval_is_refused(events, hours, confidence):
+    with pytest.raises(ValueError, match="rate_interval"):
+        rate_interval(events, hours, confidence)

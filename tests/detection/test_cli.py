@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from microspeech.audio import SAMPLE_RATE, fit_length, read_audio, write_wav
 from microspeech.cli import app
+from microspeech.data.streams import rate_interval
 from microspeech.mltk_wheel import shipped_speech_model_zip
 from microspeech.tflite.metadata import read_parameters
 
@@ -162,13 +163,18 @@ def test_tune_writes_the_pick_into_the_tflite(tflite_copy, test_set_dir, subset_
 
 
 def test_tune_per_class_writes_a_threshold_list_that_classify_audio_uses(
-    tflite_copy, test_set_dir, subset_dir, yes_wav
+    tflite_copy, test_set_dir, subset_dir, yes_wav, tmp_path
 ):
     args = ["tune", tflite_copy, "--max-fa-per-hour", "1000", "--dataset", test_set_dir]
     args += ["--noise-dataset", subset_dir, "--minutes", "1", "--windows", "500", "--counts", "1"]
-    result = invoke(*args, "--thresholds", "150-250/20", "--per-class", "--write")
+    output = tmp_path / "tuning.json"
+    result = invoke(*args, "--thresholds", "150-250/20", "--per-class", "--write", "--output", output)
     assert result.exit_code == 0, result.output
     assert "suppression" in result.output  # the table's header covers every column
+    chosen = json.loads(output.read_text())["chosen"]["firmware"]
+    low, high = rate_interval(chosen["false_accepts"], 1 / 60)
+    assert says(result, f"chosen: {chosen['false_accepts']} false accepts in 1 min")
+    assert says(result, f"(95% interval {low:.2f}-{high:.2f})")
     params, dtypes = read_parameters(tflite_copy, with_dtypes=True)
     listed = params["detection_threshold_list"]
     assert dtypes["detection_threshold_list"] == "int32_list"  # what MLTK's firmware reads

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from microspeech.cli import app
+from microspeech.data.streams import rate_interval
 from microspeech.evaluation.evaluate import EvaluationError, evaluate_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("evaluation_real")]
@@ -180,3 +181,9 @@ def test_cli_streaming(mltk_tflite_path: Path, test_set_dir: Path, tmp_path: Pat
     assert sum(by_word.values()) == report["false_accepts"] > 0
     listed = ", ".join(f"{word} {count}" for word, count in by_word.items())
     assert f"False accepts by the word playing: {listed}" in " ".join(result.output.split())
+    # The rate's 95% interval from that count over the stream's two minutes, shown beside it.
+    low, high = rate_interval(report["false_accepts"], 2 / 60)
+    assert report["fa_per_hour_interval"] == pytest.approx([low, high], abs=1e-3)
+    assert low < report["fa_per_hour"] < high
+    shown = [line for line in result.output.splitlines() if "fa_per_hour, 95% interval" in line]
+    assert len(shown) == 1 and f"{low:.3g}-{high:.3g}" in shown[0]

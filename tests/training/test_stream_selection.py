@@ -15,7 +15,7 @@ from microspeech.audio import SAMPLE_RATE
 from microspeech.cli import app
 from microspeech.data import load_dataset
 from microspeech.data.pipeline import DatasetError
-from microspeech.data.streams import KeywordStream, StreamEvent
+from microspeech.data.streams import KeywordStream, StreamEvent, rate_interval
 from microspeech.detection.classify import KeywordSpotter, load_keyword_model
 from microspeech.detection.windows import StreamInputs, stream_inputs
 from microspeech.models import get_model_spec, list_models
@@ -23,7 +23,12 @@ from microspeech.tflite.metadata import read_parameters
 from microspeech.tflite.runtime import TfliteRunner
 from microspeech.training import train_model
 from microspeech.training.mining import mine_hard_negatives
-from microspeech.training.stream_selection import ValidationStream, calibration_stream, check_stream_data
+from microspeech.training.stream_selection import (
+    Calibration,
+    ValidationStream,
+    calibration_stream,
+    check_stream_data,
+)
 
 CLASSES = ["yes", "no", "_unknown_", "_silence_"]
 
@@ -81,6 +86,20 @@ def test_the_checkpoint_score_prefers_the_epoch_that_finds_more_keywords_at_the_
     confident_on_other_words = _scores(stream, {10: (0, 0.95), 20: (1, 0.95), 30: (0, 0.97), 40: (1, 0.97)})
     quiet_on_other_words = _scores(stream, {10: (0, 0.8), 20: (1, 0.8), 30: (2, 0.9), 40: (2, 0.9)})
     assert stream.checkpoint_score(quiet_on_other_words) > stream.checkpoint_score(confident_on_other_words)
+
+
+def test_the_calibration_says_how_wide_its_false_accept_rate_is():
+    firmware = {"hits": 60, "misses": 40, "miss_rate": 0.4, "false_accepts": 4, "fa_per_hour": 2.0}
+    params = {"detection_threshold": 200, "average_window_duration_ms": 500, "minimum_count": 1}
+    chosen = {**params, "suppression_ms": 1500, "firmware": firmware}
+    calibration = Calibration(2.0, 120.0, 100, {"go": 50}, chosen, {**params, "firmware": firmware})
+    # 4 false accepts in 2 hours: Garwood's 95% limits 1.09 and 10.24 events, halved.
+    assert calibration.fa_per_hour_interval == pytest.approx((0.545, 5.121), abs=1e-3)
+    said = "40.0% missed, 2.0 FA/h (4 false accepts: 95% interval 0.5-5.1 FA/h; <= 2 FA/h on 120 min"
+    assert said in calibration.describe()
+    assert calibration.to_dict()["chosen_fa_per_hour_interval"] == [0.545, 5.121]
+    nothing = Calibration(2.0, 120.0, 100, {"go": 50}, None, {**params, "firmware": firmware})
+    assert nothing.fa_per_hour_interval is None and nothing.to_dict()["chosen_fa_per_hour_interval"] is None
 
 
 def test_mining_keeps_exactly_the_windows_that_fired(subset_dir):
@@ -158,6 +177,12 @@ def test_calibrated_parameters_are_the_ones_classify_audio_uses(streamed_dry_run
     for key in keys:
         assert stored[key] == chosen[key] == getattr(used, key)
     assert calibration["max_fa_per_hour"] == 60.0
+    if calibration["chosen"] is not None:  # the rate's interval, from the count on the stream's hours
+        firmware = calibration["chosen"]["firmware"]
+        expected = rate_interval(firmware["false_accepts"], calibration["minutes"] / 60)
+        assert calibration["chosen_fa_per_hour_interval"] == pytest.approx(expected, abs=1e-3)
+        low, high = calibration["chosen_fa_per_hour_interval"]
+        assert low <= firmware["fa_per_hour"] < high
 
 
 @pytest.mark.slow

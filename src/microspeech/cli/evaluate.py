@@ -21,6 +21,9 @@ def _print_streaming(report: StreamingReport) -> None:
     table.add_column("Value", justify="right")
     for key, value in report.headline():
         table.add_row(key, escape(f"{value:.4g}" if isinstance(value, float) else str(value)))
+        if key == "fa_per_hour":
+            low, high = report.fa_per_hour_interval
+            table.add_row("fa_per_hour, 95% interval", f"{low:.3g}-{high:.3g}")
     console.print(table)
     if report.false_accepts_by_word:
         words = ", ".join(f"{word} {count}" for word, count in report.false_accepts_by_word.items())

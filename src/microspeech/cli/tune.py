@@ -154,6 +154,17 @@ def tune(
         add("chosen (replay)", chosen, chosen["replayed"])
         add("chosen", chosen, chosen["firmware"])
     console.print(table)
+    if chosen is not None:
+        from microspeech.data.streams import rate_interval
+
+        # A rate measured from a few false accepts: say how far other audio may fall from it.
+        false_accepts = chosen["firmware"]["false_accepts"]
+        low, high = rate_interval(false_accepts, report.minutes / 60)
+        console.print(
+            f"chosen: {false_accepts} false accepts in {report.minutes:g} min, "
+            f"{chosen['firmware']['fa_per_hour']:.2f} FA/h (95% interval {low:.2f}-{high:.2f})",
+            markup=False,
+        )
     if chosen is None:
         best = min(report.tuning.rows, key=lambda row: row["fa_per_hour"])
         fail(

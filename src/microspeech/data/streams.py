@@ -243,6 +243,12 @@ class DetectionCounts:
     def fa_per_hour(self) -> float:
         return self.false_accepts / self.hours if self.hours else 0.0
 
+    @property
+    def fa_per_hour_interval(self) -> tuple[float, float]:
+        """The 95% interval of the false-accept rate that this many false accepts in this many
+        hours are consistent with (`rate_interval`)."""
+        return rate_interval(self.false_accepts, self.hours)
+
     def summary(self) -> dict[str, Any]:
         return {
             "hits": self.hits,
@@ -252,6 +258,42 @@ class DetectionCounts:
             "fa_per_hour": round(self.fa_per_hour, 3),
             "repeats": self.repeats,
         }
+
+
+def _poisson_cdf(count: int, mean: float) -> float:
+    """P(X <= count) for X ~ Poisson(mean)."""
+    if mean <= 0.0:
+        return 1.0
+    log_mean = math.log(mean)
+    return min(1.0, math.fsum(math.exp(i * log_mean - mean - math.lgamma(i + 1)) for i in range(count + 1)))
+
+
+def rate_interval(events: int, hours: float, confidence: float = 0.95) -> tuple[float, float]:
+    """The exact (Garwood) two-sided interval of an event rate per hour, from `events` seen in `hours`.
+
+    A false-accept rate measured on a stream is a count of a few rare events: 4 false accepts in
+    2 hours ("2.0 FA/h") are consistent with 0.5-5.1 per hour, so a threshold calibrated to 2 FA/h
+    may well make several per hour on other audio. Printed beside every calibrated rate.
+    """
+    if events < 0 or hours <= 0.0 or not 0.0 < confidence < 1.0:
+        raise ValueError(
+            "rate_interval needs events >= 0, hours > 0 and 0 < confidence < 1, "
+            f"got {events}, {hours}, {confidence}"
+        )
+    tail = (1.0 - confidence) / 2
+
+    def mean_where(count: int, probability: float) -> float:
+        """The Poisson mean at which P(X <= count) falls to `probability` (it falls as the mean rises)."""
+        low, high = 0.0, count + 20.0 + 10.0 * math.sqrt(count + 1)
+        for _ in range(100):
+            middle = (low + high) / 2
+            low, high = (middle, high) if _poisson_cdf(count, middle) > probability else (low, middle)
+        return (low + high) / 2
+
+    # Upper: the mean that shows <= `events` with probability `tail`; lower: >= `events` with it.
+    upper = mean_where(events, tail)
+    lower = 0.0 if events == 0 else mean_where(events - 1, 1.0 - tail)
+    return lower / hours, upper / hours
 
 
 class EventIndex:

@@ -82,6 +82,7 @@ class StreamingReport:
     miss_rate: float
     false_accepts: int
     fa_per_hour: float
+    fa_per_hour_interval: list[float]  # 95%, from the count of false accepts (data.streams.rate_interval)
     repeats: int
     mean_latency_ms: float | None
     x_realtime: float | None  # stream seconds per second of both passes
@@ -304,6 +305,7 @@ def evaluate_streaming(
         miss_rate=summary["miss_rate"],
         false_accepts=summary["false_accepts"],
         fa_per_hour=summary["fa_per_hour"],
+        fa_per_hour_interval=[round(value, 3) for value in operating.counts.fa_per_hour_interval],
         repeats=summary["repeats"],
         mean_latency_ms=None if operating.mean_latency_ms is None else round(operating.mean_latency_ms, 1),
         x_realtime=(

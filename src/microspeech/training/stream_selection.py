@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from microspeech.data.streams import EventIndex, KeywordStream, stream_from_dataset
+from microspeech.data.streams import EventIndex, KeywordStream, rate_interval, stream_from_dataset
 from microspeech.detection.detector import detection_steps, scores_to_uint8, smooth_scores
 from microspeech.detection.params import DetectionParams
 from microspeech.detection.windows import StreamInputs, stream_inputs
@@ -264,6 +264,14 @@ class Calibration:
     chosen: dict[str, Any] | None  # the four parameters and their firmware score; None: nothing fits
     spec_params: dict[str, Any]  # the spec's parameters with their firmware score, for comparison
 
+    @property
+    def fa_per_hour_interval(self) -> tuple[float, float] | None:
+        """95% interval of the chosen parameters' false-accept rate: the few false accepts a
+        validation stream holds leave it wide, and audio of other words can fall anywhere in it."""
+        if self.chosen is None:
+            return None
+        return rate_interval(self.chosen["firmware"]["false_accepts"], self.minutes / 60)
+
     def describe(self) -> str:
         # Words the stream lacks can fire more on other audio: say how broad the evidence is.
         budget = (
@@ -278,8 +286,10 @@ class Calibration:
             for key, value in self.chosen.items()
             if key not in ("firmware", "replayed") and value is not None
         )
+        low, high = self.fa_per_hour_interval or (0.0, 0.0)
         return (
-            f"{params}: {100 * score['miss_rate']:.1f}% missed, {score['fa_per_hour']:.1f} FA/h ({budget}); "
+            f"{params}: {100 * score['miss_rate']:.1f}% missed, {score['fa_per_hour']:.1f} FA/h "
+            f"({score['false_accepts']} false accepts: 95% interval {low:.1f}-{high:.1f} FA/h; {budget}); "
             f"the spec's: {100 * self.spec_params['firmware']['miss_rate']:.1f}% missed, "
             f"{self.spec_params['firmware']['fa_per_hour']:.1f} FA/h"
         )
@@ -291,6 +301,9 @@ class Calibration:
             "keywords": self.keywords,
             "other_words": self.other_words,
             "chosen": self.chosen,
+            "chosen_fa_per_hour_interval": (
+                None if self.chosen is None else [round(v, 3) for v in self.fa_per_hour_interval or ()]
+            ),
             "spec_params": self.spec_params,
         }
 
