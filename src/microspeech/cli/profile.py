@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from microspeech.cli.app import app, console, fail, model_file
+from microspeech.cli.app import app, compact_table, console, fail, model_file
 
 
 @app.command("profile")
@@ -116,18 +116,20 @@ def _profile_mvp(path: Path, clock_mhz: float, json_path: Path | None) -> None:
             report = profile_mvp(path, clock_mhz=clock_mhz)
     except (MvpError, ValueError) as error:
         fail(str(error))
-    table = Table(title=f"{path} on the MVP (EFR32xG24) simulator", title_justify="left")
+    table = compact_table(f"{path} on the MVP (EFR32xG24) simulator", title_justify="left")
     columns = (
         "Index",
         "OpCode",
         "MACs",
-        "Acc. cycles",
-        "CPU cycles (est.)",
-        f"ms @ {clock_mhz:g} MHz",
+        "Acc.\ncycles",
+        "CPU cycles\n(est.)",
+        f"ms @\n{clock_mhz:g} MHz",
         "Runs on",
     )
     for column in columns:
-        table.add_column(column, justify="left" if column in ("Index", "OpCode", "Runs on") else "right")
+        table.add_column(
+            column, justify="left" if column in ("Index", "OpCode", "Runs on") else "right", no_wrap=True
+        )
     for layer in report.layers:
         table.add_row(
             str(layer.index),
@@ -136,7 +138,7 @@ def _profile_mvp(path: Path, clock_mhz: float, json_path: Path | None) -> None:
             f"{layer.accelerator_cycles:,}",
             f"{layer.cpu_cycles_estimate:,}",
             f"{layer.cycles / (clock_mhz * 1e3):.3f}",
-            layer.where,
+            layer.where.split(":")[0],  # a fallback's reason is printed in full below the table
         )
     console.print(table)
     for layer in report.fallbacks:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from microspeech.checks import (
     SNR_DB_RANGE,
@@ -20,7 +19,7 @@ from microspeech.checks import (
     parse_float_list,
     parse_int_list,
 )
-from microspeech.cli.app import app, console, fail
+from microspeech.cli.app import app, compact_table, console, fail
 from microspeech.detection.params import PARAM_RANGES
 
 
@@ -126,7 +125,8 @@ def tune(
 
         write_text_atomic(output, json.dumps(report.to_dict(), indent=2) + "\n")
 
-    table = Table(title=escape(f"{report.model}: {report.minutes:g} min of {report.dataset}"))
+    # Short row names, so every digit fits in 80 columns.
+    table = compact_table(escape(f"{report.model}: {report.minutes:g} min of {report.dataset}"))
     for column in ("", "threshold", "window", "count", "suppression", "hits", "misses", "miss", "FA/h"):
         table.add_column(column, justify="right", no_wrap=True)
 
@@ -135,7 +135,7 @@ def tune(
         if not listed:
             return str(values["detection_threshold"])
         pairs = zip(report.classes, listed, strict=True)
-        return " ".join(f"{name} {value}" for name, value in pairs if not name.startswith("_"))
+        return "\n".join(f"{name} {value}" for name, value in pairs if not name.startswith("_"))
 
     def add(name: str, values: dict, score: dict) -> None:
         table.add_row(
@@ -151,7 +151,7 @@ def tune(
     add("current", report.tuning.current, report.tuning.current["firmware"])
     chosen = report.tuning.chosen
     if chosen is not None:
-        add("chosen (replay)", chosen, chosen["replayed"])
+        add("replay", chosen, chosen["replayed"])  # the chosen parameters in the sweep's replay
         add("chosen", chosen, chosen["firmware"])
     console.print(table)
     if chosen is not None:
