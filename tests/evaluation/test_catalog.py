@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from microspeech.cli import app
+from microspeech.cli.app import console
 from microspeech.evaluation.catalog import MEASURED_RESULTS, fit_budget, model_cards, parse_bytes
 from microspeech.models import list_models
 from microspeech.tflite.mvp import mvp_available
@@ -94,6 +95,19 @@ def test_cli_list(cards):
     assert "The closest" in result.output
     result = _run("list", "--max-ram", "lots")
     assert result.exit_code == 2 and "--max-ram" in result.output
+
+
+@pytest.mark.parametrize("width", [80, 250])
+def test_cli_list_shows_every_figure_whole_at_any_width(cards, monkeypatch, width):
+    monkeypatch.setattr(console, "width", width)
+    result = CliRunner().invoke(app, ["list"])
+    assert result.exit_code == 0 and "…" not in result.output, result.output
+    for card in cards:
+        figures = (card.name, f"{card.macs:,}", f"{card.arena_bytes:,} ({card.arena_32bit_bytes:,})")
+        assert all(figure in result.output for figure in figures), result.output
+    # A table when it fits, otherwise one block per model with each column's name.
+    assert ("┃ model" in result.output) == (width == 250)
+    assert ("  MACs: " in result.output) == (width == 80)
 
 
 def test_cli_list_names_a_broken_spec_file_and_lists_the_rest(cards, home, model_registry, monkeypatch):

@@ -63,7 +63,7 @@ def list_command(
             + ":"
         )
         shown = [closest]
-    table = Table(title=f"within {budget}" if budget and closest is None else None, title_justify="left")
+    title = f"within {budget}" if budget and closest is None else None
     columns = (
         "model",
         "params",
@@ -75,26 +75,41 @@ def list_command(
         "clip acc.",
         "miss @5 FA/h",
     )
-    for column in columns:
-        table.add_column(column, justify="left" if column == "model" else "right")
+    rows = []
     for card in shown:
         mvp = (
             "-"
             if card.mvp_accelerator_cycles is None
             else f"{card.mvp_accelerator_cycles:,} / {card.mvp_ms:.2f}"
         )
-        table.add_row(
-            card.name + ("" if card.source == "trained" else " *"),
-            f"{card.parameters:,}",
-            f"{card.macs:,}",
-            f"{card.tflite_bytes:,}",
-            f"{card.arena_bytes:,} ({card.arena_32bit_bytes:,})",
-            f"{card.m33_ms:.2f}",
-            mvp,
-            _percent(card.clip_accuracy),
-            _percent(card.miss_rate_at_5_fa_per_hour),
+        rows.append(
+            (
+                card.name + ("" if card.source == "trained" else " *"),
+                f"{card.parameters:,}",
+                f"{card.macs:,}",
+                f"{card.tflite_bytes:,}",
+                f"{card.arena_bytes:,} ({card.arena_32bit_bytes:,})",
+                f"{card.m33_ms:.2f}",
+                mvp,
+                _percent(card.clip_accuracy),
+                _percent(card.miss_rate_at_5_fa_per_hour),
+            )
         )
-    console.print(table)
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "model" else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    natural = console.measure(table, options=console.options.update(max_width=10_000)).maximum
+    if natural <= console.width:
+        console.print(table)
+    else:  # narrower than the table (a file, a CI log, a small window): one block per model, nothing cut
+        if title:
+            console.print(title)
+        for row in rows:
+            console.print(row[0], style="bold", markup=False)
+            for column, value in zip(columns[1:], row[1:], strict=True):
+                console.print(f"  {column}: {value}", markup=False)
     notes = [
         "* sizes from the untrained build (no trained .tflite under the models folder); same graph."
         if any(card.source != "trained" for card in shown)
