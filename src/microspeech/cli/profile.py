@@ -138,7 +138,8 @@ def _profile_mvp(path: Path, clock_mhz: float, json_path: Path | None) -> None:
             f"{layer.accelerator_cycles:,}",
             f"{layer.cpu_cycles_estimate:,}",
             f"{layer.cycles / (clock_mhz * 1e3):.3f}",
-            layer.where.split(":")[0],  # a fallback's reason is printed in full below the table
+            # A fallback's reason is printed in full below the table.
+            "CPU fallback" if layer.fallback_reason and not layer.on_accelerator else layer.where,
         )
     console.print(table)
     for layer in report.fallbacks:

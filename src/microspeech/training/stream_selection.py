@@ -295,15 +295,14 @@ class Calibration:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        interval = self.fa_per_hour_interval
         return {
             "max_fa_per_hour": self.max_fa_per_hour,
             "minutes": round(self.minutes, 3),
             "keywords": self.keywords,
             "other_words": self.other_words,
             "chosen": self.chosen,
-            "chosen_fa_per_hour_interval": (
-                None if self.chosen is None else [round(v, 3) for v in self.fa_per_hour_interval or ()]
-            ),
+            "chosen_fa_per_hour_interval": None if interval is None else [round(v, 3) for v in interval],
             "spec_params": self.spec_params,
         }
 
