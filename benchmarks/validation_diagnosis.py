@@ -40,6 +40,12 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, help="stream length (default: the spec's validation stream)")
     parser.add_argument("--peaks", action="store_true", help="print words' peak scores on the stream")
     parser.add_argument(
+        "--volume-gain",
+        type=float,
+        help="scale the stream by this gain before the frontend instead of the .tflite's embedded "
+        "volume_gain (how much the stream's level matters)",
+    )
+    parser.add_argument(
         "--dataset",
         type=Path,
         help="the dataset whose validation split is scored (default: the subset bundle); e.g. the whole "
@@ -100,6 +106,10 @@ def main() -> None:
             )
         stream = ValidationStream.build(dataset, spec, seed=seed + args.stream_offset).stream
         keyword_model = load_keyword_model(model.tflite_path)
+        if args.volume_gain is not None:
+            detection = dataclasses.replace(keyword_model.detection, volume_gain=args.volume_gain)
+            keyword_model = dataclasses.replace(keyword_model, detection=detection)
+            print(f"volume gain {args.volume_gain:g} instead of the embedded one")
         spotter = KeywordSpotter(keyword_model, keyword_model.detection, reset_after_detection=False)
         run, _ = run_spotter(spotter, stream, "scoring the validation stream", False, record=True)
         best = best_misses(stream, run, keyword_model, (2, 6, 20))
