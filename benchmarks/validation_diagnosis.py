@@ -9,7 +9,8 @@ calibrated operating point and best miss rates within 2 / 6 / 20 FA/h (from the 
 threshold sweep at the calibrated window and count on the same stream). With `--peaks`, also how
 high keywords and other words score on that stream: per condition, the percentiles of each word's
 peak window average (at the calibrated window) and the share at or above the calibrated threshold,
-and the other words that come closest to firing.
+and the other words that come closest to firing. With `--volume-gain G`, the stream is scaled by G
+before the frontend instead of the .tflite's embedded gain (does the level matter?).
 """
 
 from __future__ import annotations
