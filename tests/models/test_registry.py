@@ -35,7 +35,7 @@ def test_tflite_micro_speech_is_registered_with_the_reference_recipe():
     assert spec.augmentation.trim_threshold_db == 20.0
     # Stream-first windows on top of MLTK's recipe (BENCHMARKS.md): noise at an SNR, a warm
     # frontend, keywords across the window's edges; the settings' defaults stay MLTK's.
-    assert spec.augmentation.snr_db_range is not None and spec.augmentation.warm_up_ms == 1000
+    assert spec.augmentation.snr_db_range is not None and spec.augmentation.warm_up_ms == 2000
     assert AugmentationSettings().noise_factor_range == (0.0, 0.3)
     assert AugmentationSettings().warm_up_ms == 0 and AugmentationSettings().keyword_visible_min == 1.0
     assert spec.train.label_smoothing == 0.1
