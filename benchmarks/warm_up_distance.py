@@ -13,6 +13,7 @@ over the `--history-s` seconds before it (the stream's state, within rounding).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import numpy as np
 
@@ -30,12 +31,22 @@ def main() -> None:
         parser.error("--windows and --history-s must be at least 1, --warm-up-ms at least 0")
     print(machine_description(), flush=True)
     from microspeech.data import load_dataset
+    from microspeech.data.pipeline import warm_up_samples
     from microspeech.frontend import StreamingFrontend, uint16_to_int8
     from microspeech.models.tflite_micro_speech import tflite_micro_speech
     from microspeech.training.stream_selection import ValidationStream
 
     spec = tflite_micro_speech()
     settings = spec.frontend
+    # The samples training renders before a window for each warm-up (refused, as training refuses
+    # it, when not a whole number of frontend steps).
+    try:
+        warm_ups = {
+            ms: warm_up_samples(dataclasses.replace(spec.augmentation, warm_up_ms=ms), settings)
+            for ms in args.warm_up_ms
+        }
+    except ValueError as error:
+        parser.error(f"--warm-up-ms: {error}")
     stream = ValidationStream.build(load_dataset(shared_bundle(SUBSET)), spec, seed=1000).stream
     rate, step = settings.sample_rate_hz, settings.window_step
 
@@ -51,8 +62,7 @@ def main() -> None:
         # Window starts on the frontend's frame grid, as the firmware's hops are.
         start = int(rng.integers(history, len(stream.audio) - window)) // step * step
         reference = window_features(stream.audio[start - history : start + window])
-        for ms in args.warm_up_ms:
-            warm_up = ms * rate // 1000 // step * step
+        for ms, warm_up in warm_ups.items():
             features = window_features(stream.audio[start - warm_up : start + window])
             distances[ms].append(float(np.abs(features - reference).mean()))
     print(
