@@ -35,7 +35,9 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bundles import DEV_TEST_SET, MLTK_ZIP, SUBSET, machine_description, shared_bundle  # noqa: E402
+from clean_keywords import clean_keyword_run  # noqa: E402
 from microspeech.audio import SAMPLE_RATE  # noqa: E402
+from microspeech.data import load_dataset  # noqa: E402
 from microspeech.detection.classify import KeywordSpotter, apply_volume_gain  # noqa: E402
 from microspeech.detection.detector import CommandRecognizer  # noqa: E402
 from microspeech.evaluation.metrics import WordErrors  # noqa: E402
@@ -128,35 +130,6 @@ def at_budget(curve: list[dict], max_fa_per_hour: float) -> str:
     if best is None:
         return "-"
     return f"{100 * best['miss_rate']:.1f}% ({best['detection_threshold']})"
-
-
-def clean_yes_test(path: Path, dataset: str, count: int = 20, gap_s: float = 2.0) -> tuple[int, int]:
-    """`count` clean "yes" clips of the test set, `gap_s` of digital silence apart, at the embedded
-    parameters (firmware loop): (yes detections matched to a clip, false accepts)."""
-    from microspeech.data import load_dataset
-    from microspeech.detection.classify import run_stream
-
-    clips = sorted(
-        (c for c in load_dataset(dataset).split("test") if c.word == "yes"), key=lambda c: str(c.path)
-    )
-    picked = [clips[i] for i in np.random.default_rng(0).permutation(len(clips))[:count]]
-    gap = np.zeros(int(gap_s * SAMPLE_RATE), np.int16)
-    audio, spans = [gap], []
-    position = len(gap)
-    for clip in picked:
-        samples = load_dataset(dataset).read(clip)
-        spans.append((position * 1000 // SAMPLE_RATE, (position + len(samples)) * 1000 // SAMPLE_RATE + 1500))
-        audio += [samples, gap]
-        position += len(samples) + len(gap)
-    run = run_stream(KeywordSpotter(path, reset_after_detection=True), np.concatenate(audio))
-    found, false_accepts = set(), 0
-    for detection in run.detections:
-        slot = next((k for k, (start, end) in enumerate(spans) if start <= detection.time_ms <= end), None)
-        if slot is not None and detection.label == "yes" and slot not in found:
-            found.add(slot)
-        else:
-            false_accepts += 1
-    return len(found), false_accepts
 
 
 def clip_accuracy(path: Path, dataset: str, output: Path) -> tuple[str, dict[str, WordErrors]]:
@@ -294,7 +267,7 @@ def main() -> None:
             str(params[key]) for key in ("detection_threshold", "average_window_duration_ms", "minimum_count")
         )
         per_condition = [f"{100 * report.per_snr[f'{c:g}']['miss_rate']:.1f}%" for c in conditions]
-        found, yes_fa = clean_yes_test(path, dataset)
+        yes = clean_keyword_run(path, load_dataset(dataset), "test", "yes", count=20)
         accuracy, word_errors[label] = clip_accuracy(path, dataset, args.output / folder / "clips")
         print(
             f"| {label} | {accuracy} | {embedded} "
@@ -302,7 +275,7 @@ def main() -> None:
             + " | ".join(per_condition)
             + " | "
             + " | ".join(at_budget(report.curve, b) for b in budgets)
-            + f" | {found}/20 / {yes_fa} |"
+            + f" | {yes.found}/{yes.clips} / {yes.false_accepts} |"
         )
     print_word_errors(word_errors)
     print("\nFalse accepts at the embedded parameters, by the word playing:\n")

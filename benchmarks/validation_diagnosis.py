@@ -11,6 +11,9 @@ high keywords and other words score on that stream: per condition, the percentil
 peak window average (at the calibrated window) and the share at or above the calibrated threshold,
 and the other words that come closest to firing. With `--volume-gain G`, the stream is scaled by G
 before the frontend instead of the .tflite's embedded gain (does the level matter?).
+Each model also runs every validation clip of each keyword one after another, 2 s of silence apart,
+at the embedded parameters (the streaming issue's "20 clean yes" check, on validation clips); with
+`--gap-noise RMS`, white noise in the gaps instead of digital silence.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from bundles import SUBSET, machine_description, shared_bundle
+from clean_keywords import clean_keyword_run
 from validation_scoring import best_misses, event_peaks, validation_clips
 
 
@@ -45,6 +49,13 @@ def main() -> None:
         type=float,
         help="scale the stream by this gain before the frontend instead of the .tflite's embedded "
         "volume_gain (how much the stream's level matters)",
+    )
+    parser.add_argument(
+        "--gap-noise",
+        type=float,
+        default=0.0,
+        help="the clean-keyword check's gaps hold white noise of this RMS (int16 units) instead of "
+        "digital silence",
     )
     parser.add_argument(
         "--dataset",
@@ -124,6 +135,18 @@ def main() -> None:
         print(
             f"there at the embedded parameters: {100 * embedded.miss_rate:.1f}% missed at "
             f"{embedded.fa_per_hour:.1f} FA/h"
+        )
+        # The streaming issue's clean-keyword check on validation clips: every clip of each keyword.
+        clean = [
+            clean_keyword_run(keyword_model, dataset, "validation", word, gap_noise_rms=args.gap_noise)
+            for word in spec.classes
+            if not word.startswith("_")
+        ]
+        gaps = f"white noise of RMS {args.gap_noise:g}" if args.gap_noise else "silence"
+        print(
+            f"clean keywords one by one, 2 s of {gaps} apart, embedded parameters: "
+            + ", ".join(f"{run.word} {run.found}/{run.clips}" for run in clean)
+            + f", {sum(run.false_accepts for run in clean)} false accepts"
         )
         if args.peaks:
             detection = keyword_model.detection
