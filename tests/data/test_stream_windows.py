@@ -380,3 +380,58 @@ def test_epochs_with_neighbours_keep_their_labels_and_never_add_a_keyword(name, 
     first, again = pipeline.epoch(2), pipeline.epoch(2)
     np.testing.assert_array_equal(first[0], again[0])
     assert not np.array_equal(first[0], plain.epoch(2)[0])
+
+
+ONSET = dataclasses.replace(
+    STREAM_LIKE,
+    noise_probability=0.5,
+    snr_db_range=(10.0, 10.0),
+    warm_up_ms=1000,
+    warm_up_probability=0.5,
+    noise_onset_probability=1.0,
+    noise_onset_snr_db_range=(40.0, 40.0),
+    noise_onset_lead_ms_range=(100.0, 300.0),
+)
+
+
+def test_a_noise_onset_starts_a_quiet_bed_abruptly_before_the_word_and_moves_no_other_draw():
+    """Word windows drawn without background noise get a bed 40 dB under the word that starts
+    100-300 ms before it, digital silence before that (never before the fresh window's start);
+    noisy windows and silence keep their draws, and so does every window's word."""
+    noise_audio = (1000 * np.random.default_rng(5).standard_normal(96000)).astype(np.float32)
+    noise = NoiseBank.from_arrays([noise_audio], ["noise"], WINDOW + 16000)
+    bank = ClipBank.from_arrays([_word(6000)], WINDOW)
+    sources = np.where(np.arange(COUNT) % 8 == 7, -1, 0)
+    kinds = np.full(COUNT, KEYWORD)
+    args = (sources, bank, noise)
+    options = {"augment": True, "kinds": kinds, "warm_up": 16000}
+    plan = draw_plan(np.random.default_rng(3), *args, ONSET, WINDOW, **options)
+    off = dataclasses.replace(ONSET, noise_onset_probability=0.0)
+    without = draw_plan(np.random.default_rng(3), *args, off, WINDOW, **options)
+    onset = (sources >= 0) & (without.noise_gains == 0)
+    assert onset.sum() > COUNT // 4 and (~onset & (sources >= 0)).sum() > COUNT // 4
+    for field in ("sources", "offsets", "gains", "speeds", "neighbour_sources"):
+        np.testing.assert_array_equal(getattr(plan, field), getattr(without, field))
+    for field in ("noise_starts", "noise_gains", "silent_until"):
+        np.testing.assert_array_equal(getattr(plan, field)[~onset], getattr(without, field)[~onset])
+    assert np.all(plan.noise_gains[onset] > 0)
+    lead = plan.offsets[onset] - plan.silent_until[onset]
+    fresh = without.silent_until[onset] == 16000
+    assert np.all(plan.silent_until[onset] >= without.silent_until[onset])
+    inside = ~fresh | (plan.offsets[onset] - 16000 >= 300 * 16)  # the whole lead fits in the window
+    assert lead[inside].min() >= 100 * 16 and lead[inside].max() <= 300 * 16
+    speech = render(
+        dataclasses.replace(plan, noise_gains=np.zeros(COUNT, np.float32)), bank, noise, WINDOW + 16000
+    )
+    mixed = render(plan, bank, noise, WINDOW + 16000).astype(np.float64)
+    for row in np.flatnonzero(onset)[:20]:
+        start = plan.silent_until[row]
+        assert not mixed[row, :start].any()
+        bed = mixed[row, start:] - speech[row, start:]
+        snr = 20 * np.log10(active_rms(speech[row].astype(np.float64)) / np.sqrt(np.mean(bed**2)))
+        assert snr == pytest.approx(40.0, abs=0.5)
+
+
+def test_a_noise_onset_needs_an_snr_range():
+    with pytest.raises(ValueError, match="noise_onset_probability needs snr_db_range"):
+        AugmentationSettings(noise_onset_probability=0.5)

@@ -215,6 +215,23 @@ def draw_plan(
         level_ratio = bank.levels[sources[chosen]] / np.maximum(bank.levels[neighbours[chosen]], 1e-9)
         loudness = _uniform(rng, settings.loudness_range, chosen.size)
         neighbour_gains[chosen] = (gains[chosen] * level_ratio * loudness).astype(np.float32)
+    silent_until = np.where(warm, 0, warm_up).astype(np.int64)
+    if augment and settings.noise_onset_probability > 0 and noise is not None and len(noise):
+        quiet = np.flatnonzero(
+            is_word & (noise_gains == 0) & (rng.random(count) < settings.noise_onset_probability)
+        )
+        snr_db = _uniform(rng, settings.noise_onset_snr_db_range, quiet.size)
+        lead = np.round(_uniform(rng, settings.noise_onset_lead_ms_range, quiet.size) * (SAMPLE_RATE / 1000))
+        starts = noise.draw_starts(rng, quiet.size, window + warm_up)
+        speech = gains[quiet] * bank.levels[sources[quiet]]
+        noise_starts[quiet] = starts
+        noise_gains = noise_gains.astype(np.float64)
+        noise_gains[quiet] = speech / 10 ** (snr_db / 20) / np.maximum(noise.rms_at(starts), 1e-9)
+        # Buffer positions: the first word (or its neighbour before it) starts where it is placed.
+        first = offsets[quiet] + warm_up
+        before = neighbours[quiet] >= 0
+        first[before] = np.minimum(first[before], neighbour_offsets[quiet][before] + warm_up)
+        silent_until[quiet] = np.maximum(silent_until[quiet], first - lead.astype(np.int64))
     return Plan(
         sources,
         offsets + warm_up,
@@ -223,7 +240,7 @@ def draw_plan(
         pitches.astype(np.float32),
         noise_starts,
         noise_gains.astype(np.float32),
-        np.where(warm, 0, warm_up).astype(np.int64),
+        silent_until,
         kinds == REVERSED,
         neighbours,
         neighbour_offsets + warm_up,

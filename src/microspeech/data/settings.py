@@ -81,6 +81,15 @@ class AugmentationSettings:
     # `_unknown_` window, a keyword with a neighbour stays the keyword.
     neighbour_probability: float = 0.0
     neighbour_gap_ms_range: tuple[float, float] = (50.0, 400.0)
+    # A recording's own room noise after digital silence: with `noise_onset_probability`, a word
+    # window without background noise gets a quiet noise bed (`noise_onset_snr_db_range` under
+    # the word's active speech) that starts abruptly `noise_onset_lead_ms_range` before the
+    # first word in it, digital silence before that, as a whole clip played after silence
+    # sounds (the trimmed training words carry almost none of their room noise). Needs
+    # `snr_db_range`; drawn after everything else, so switching it on moves no other draw.
+    noise_onset_probability: float = 0.0
+    noise_onset_snr_db_range: tuple[float, float] = (20.0, 60.0)
+    noise_onset_lead_ms_range: tuple[float, float] = (0.0, 500.0)
 
     def __post_init__(self) -> None:
         ranges = (
@@ -92,6 +101,8 @@ class AugmentationSettings:
             "silence_gain_range",
             "fragment_visible_range",
             "neighbour_gap_ms_range",
+            "noise_onset_snr_db_range",
+            "noise_onset_lead_ms_range",
         )
         if self.snr_db_range is not None:
             ranges += ("snr_db_range",)
@@ -130,8 +141,16 @@ class AugmentationSettings:
             raise ValueError(
                 f"augmentation neighbour_gap_ms_range={self.neighbour_gap_ms_range} must be >= 0"
             )
+        if self.noise_onset_lead_ms_range[0] < 0:
+            raise ValueError(
+                f"augmentation noise_onset_lead_ms_range={self.noise_onset_lead_ms_range} must be >= 0"
+            )
+        if self.noise_onset_probability and self.snr_db_range is None:
+            raise ValueError(
+                "augmentation noise_onset_probability needs snr_db_range (the bed's level is an SNR)"
+            )
         probabilities = ("noise_probability", "silence_near_zero_fraction", "warm_up_probability")
-        for name in (*probabilities, "neighbour_probability"):
+        for name in (*probabilities, "neighbour_probability", "noise_onset_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"augmentation {name} must be in [0, 1], got {getattr(self, name)}")
 
