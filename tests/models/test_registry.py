@@ -36,6 +36,7 @@ def test_tflite_micro_speech_is_registered_with_the_reference_recipe():
     # Stream-first windows on top of MLTK's recipe (BENCHMARKS.md): noise at an SNR, a warm
     # frontend, keywords across the window's edges; the settings' defaults stay MLTK's.
     assert spec.augmentation.snr_db_range is not None and spec.augmentation.warm_up_ms == 2000
+    assert spec.augmentation.noise_onset_probability == 1.0
     assert AugmentationSettings().noise_factor_range == (0.0, 0.3)
     assert AugmentationSettings().warm_up_ms == 0 and AugmentationSettings().keyword_visible_min == 1.0
     assert spec.train.label_smoothing == 0.1
@@ -60,6 +61,14 @@ def test_larger_models_keep_the_training_schedules_measured_for_them():
 
     assert schedule("ds_cnn") == (0.0, 12, 30)
     assert schedule("two_conv") == (0.998, 12, 30)
+
+
+def test_larger_models_take_only_the_seeds_windows_measured_for_them():
+    # They inherit the seed's augmentation; a setting the seed took is off for them until it is
+    # measured for them on the validation stream (BENCHMARKS.md): the warm-up is, the noise onset not.
+    for name in ("ds_cnn", "two_conv"):
+        augmentation = get_model_spec(name).augmentation
+        assert augmentation.warm_up_ms == 2000 and augmentation.noise_onset_probability == 0.0
 
 
 def test_dry_run_variant_is_the_same_model_with_tiny_settings():
