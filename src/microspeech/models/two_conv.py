@@ -60,7 +60,7 @@ def two_conv() -> ModelSpec:
         # (fewer in every seed at each budget), validation clips 92.0 -> 92.6%, for 96-136 epochs
         # instead of 60-86 (BENCHMARKS.md, "The larger models' schedule").
         # The seed's two seconds of frontend warm-up, measured for this model too: over seeds 0-3
-        # on the 120-minute validation stream, misses at <= 2 / 6 / 20 FA/h 38.1 / 27.9 / 16.7 ->
+        # on the 120-minute validation stream, misses at <= 2 / 6 / 20 FA/h 38.0 / 27.9 / 16.7 ->
         # 35.9 / 23.4 / 11.5% (fewer in every seed at <= 6 and <= 20), validation clips 92.6 ->
         # 92.8%; clean validation keywords one by one after silence fewer (BENCHMARKS.md, "Two
         # seconds of warm-up for two_conv and the DS-CNN"). The seed's noise onset is not measured
