@@ -65,8 +65,8 @@ def test_larger_models_keep_the_training_schedules_measured_for_them():
 
 def test_larger_models_take_only_the_seeds_windows_measured_for_them():
     # They inherit the seed's augmentation; a setting the seed took is off for them until it is
-    # measured for them on the validation stream (BENCHMARKS.md): the warm-up is for both, the
-    # noise onset for two_conv only.
+    # measured for them on the validation stream (BENCHMARKS.md): the warm-up helped both, the
+    # noise onset two_conv only (the DS-CNN lost clips with it).
     two_conv, ds_cnn = get_model_spec("two_conv").augmentation, get_model_spec("ds_cnn").augmentation
     assert two_conv == get_model_spec("tflite_micro_speech").augmentation
     assert two_conv.warm_up_ms == 2000 and two_conv.noise_onset_probability == 1.0
