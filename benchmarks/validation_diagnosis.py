@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from bundles import SUBSET, machine_description, shared_bundle
-from clean_keywords import clean_keyword_run
+from clean_keywords import clean_keyword_runs, found_line
 from validation_scoring import best_misses, event_peaks, validation_clips
 
 
@@ -137,17 +137,9 @@ def main() -> None:
             f"{embedded.fa_per_hour:.1f} FA/h"
         )
         # The streaming issue's clean-keyword check on validation clips: every clip of each keyword.
-        clean = [
-            clean_keyword_run(keyword_model, dataset, "validation", word, gap_noise_rms=args.gap_noise)
-            for word in spec.classes
-            if not word.startswith("_")
-        ]
+        clean = clean_keyword_runs(keyword_model, dataset, "validation", args.gap_noise)
         gaps = f"white noise of RMS {args.gap_noise:g}" if args.gap_noise else "silence"
-        print(
-            f"clean keywords one by one, 2 s of {gaps} apart, embedded parameters: "
-            + ", ".join(f"{run.word} {run.found}/{run.clips}" for run in clean)
-            + f", {sum(run.false_accepts for run in clean)} false accepts"
-        )
+        print(f"clean keywords one by one, 2 s of {gaps} apart, embedded parameters: {found_line(clean)}")
         if args.peaks:
             detection = keyword_model.detection
             peaks = event_peaks(stream, run, keyword_model.classes, detection.average_window_duration_ms)
