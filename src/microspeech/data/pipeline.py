@@ -122,9 +122,6 @@ def _features(
 
     if not warm_up:
         return compute_features(audio_int16, frontend, dtype="int8")
-    longer = frontend.replace(
-        sample_length_ms=frontend.sample_length_ms + warm_up * 1000 // frontend.sample_rate_hz
-    )
     if fresh is None:
         fresh = np.zeros(len(audio_int16), bool)
     out = np.empty((len(audio_int16), frontend.n_frames, frontend.n_channels), np.int8)
@@ -132,7 +129,8 @@ def _features(
         window_only = np.ascontiguousarray(audio_int16[fresh, warm_up:])
         out[fresh] = compute_features(window_only, frontend, dtype="int8")
     if not fresh.all():
-        out[~fresh] = compute_features(audio_int16[~fresh], longer, dtype="int8")[:, -frontend.n_frames :]
+        warm_up_ms = warm_up * 1000 // frontend.sample_rate_hz
+        out[~fresh] = compute_features(audio_int16[~fresh], frontend, dtype="int8", warm_up_ms=warm_up_ms)
     return out
 
 

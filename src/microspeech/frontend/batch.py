@@ -53,9 +53,9 @@ def check_rate(sample_rate: int | None, settings: FrontendSettings, source: str)
         )
 
 
-def _as_clips(audio: object, settings: FrontendSettings, source: str) -> np.ndarray:
+def _as_clips(audio: object, settings: FrontendSettings, source: str, warm_up: int = 0) -> np.ndarray:
     samples = as_samples(audio, source=source)
-    expected = settings.n_samples
+    expected = settings.n_samples + warm_up
     if samples.ndim == 1:
         samples = samples[np.newaxis]
     elif samples.ndim != 2:
@@ -75,9 +75,11 @@ def _as_clips(audio: object, settings: FrontendSettings, source: str) -> np.ndar
             f"{source}: {length} samples is shorter than one {settings.window_size_ms} ms window "
             f"({settings.window_size} samples)"
         )
+    warm_up_ms = warm_up * 1000 // settings.sample_rate_hz
     raise AudioError(
-        f"{source}: clips must hold exactly {expected} samples ({settings.sample_length_ms} ms at "
-        f"{settings.sample_rate_hz} Hz), got {length}; pad or trim with microspeech.audio.fit_length"
+        f"{source}: clips must hold exactly {expected} samples ({settings.sample_length_ms} ms"
+        + (f" after {warm_up_ms} ms of warm-up" if warm_up else "")
+        + f" at {settings.sample_rate_hz} Hz), got {length}; pad or trim with microspeech.audio.fit_length"
     )
 
 
@@ -87,6 +89,7 @@ def compute_features(
     dtype: str = "int8",
     *,
     sample_rate: int | None = None,
+    warm_up_ms: int = 0,
 ) -> np.ndarray:
     """Micro-frontend features, bit-exact with MLTK's AudioFeatureGenerator (and TFLM firmware).
 
@@ -95,19 +98,32 @@ def compute_features(
     rate reported). Returns (n_frames, n_channels) or (N, n_frames, n_channels) of `dtype`
     ("int8" or "uint16"). Every clip starts from a fresh frontend state, as in training;
     clips are spread over all cores.
+
+    `warm_up_ms` (a whole number of window steps): each clip is preceded by that much audio,
+    which the frontend runs over first (its noise estimate settles as on a stream); only the
+    clip's frames are returned, and the warm-up's are not finished (no PCAN, no log scale).
     """
     settings = settings or FrontendSettings()
     if dtype not in DTYPES:
         raise ValueError(f"dtype={dtype!r}: expected one of {', '.join(DTYPES)}")
     check_rate(sample_rate, settings, "audio")
+    warm_up_frames, remainder = divmod(warm_up_ms, settings.window_step_ms)
+    if warm_up_ms < 0 or remainder:
+        raise ValueError(
+            f"warm_up_ms={warm_up_ms}: must be a whole, non-negative number of window steps "
+            f"({settings.window_step_ms} ms)"
+        )
+    warm_up = warm_up_frames * settings.window_step
     raw = np.asarray(audio)
-    if raw.ndim == 2 and raw.shape == (0, settings.n_samples):  # an empty batch is not an error
+    if raw.ndim == 2 and raw.shape == (0, settings.n_samples + warm_up):  # an empty batch is not an error
         return np.zeros((0, settings.n_frames, settings.n_channels), dtype=DTYPES[dtype])
     single = raw.ndim == 1
-    clips = _as_clips(audio, settings, "audio")
+    clips = _as_clips(audio, settings, "audio", warm_up)
     features = np.empty((clips.shape[0], settings.n_frames, settings.n_channels), dtype=np.uint16)
     activity = np.zeros(clips.shape[0], dtype=np.int64)
-    kernels.process_clips(clips, *kernel_tables(build_tables(settings)), features, activity)
+    kernels.process_clips(
+        clips, *kernel_tables(build_tables(settings)), features, activity, warm_up_frames
+    )
     if dtype == "int8":
         features = uint16_to_int8(features, settings)
     return features[0] if single else features

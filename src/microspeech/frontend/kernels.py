@@ -378,12 +378,13 @@ def _filterbank_block(
 
 
 @njit(cache=True)
-def _post_process(frames, smoothing, gain_lut, log_lut, params, estimate, ad_state):
+def _post_process(frames, smoothing, gain_lut, log_lut, params, estimate, ad_state, state_only=False):
     """Noise reduction, PCAN and log scale of one frame of G streams, in place.
 
     frames, smoothing, estimate: (G, n_channels); ad_state: (G, AD_STATE_SIZE). The noise
     estimate carries on to the next frame. Each stage is one branch-free loop over all
-    G * n_channels values, so it runs in SIMD lanes.
+    G * n_channels values, so it runs in SIMD lanes. `state_only`: advance the state (activity
+    detection, noise estimate) and stop; `frames` then holds no features (a warm-up frame).
     """
     if params[P_AD_ENABLE]:
         for g in range(frames.shape[0]):
@@ -401,6 +402,8 @@ def _post_process(frames, smoothing, gain_lut, log_lut, params, estimate, ad_sta
             noise_estimate[c] = noise
             floor = (value[c] * min_remaining) >> 14
             value[c] = max((scaled - min(noise, scaled)) >> smoothing_bits, floor)
+    if state_only:  # PCAN and the log scale keep no state
+        return
     if params[P_PCAN_ENABLE]:
         snr_shift = np.uint64(params[P_PCAN_SNR_SHIFT])
         for c in range(n):
@@ -509,15 +512,17 @@ def no_snapshots(n_channels):
 
 @njit(cache=True, parallel=True)
 def process_clips(audio, window, source, stages, twiddles, super_twiddles, bin_channel, bin_weight,
-                  bin_unweight, gain_lut, log_lut, params, out, activity):  # fmt: skip
+                  bin_unweight, gain_lut, log_lut, params, out, activity, warm_up_frames=0):  # fmt: skip
     """Each clip of `audio` (N, n_samples) from fresh state into out (N, n_frames, n_channels).
 
     Groups of clips are spread over the cores. Within a group, all frames of all its clips
     are transformed side by side (lane f * group_clips + g is frame f of clip g), then the
     clips' frame f are post-processed together, frame after frame.
+    The first `warm_up_frames` frames of each clip only advance the state and are not
+    written: out holds the frames after them.
     """
     n_clips, length = audio.shape
-    n_frames = out.shape[1]
+    n_frames = out.shape[1] + warm_up_frames
     n_channels = params[P_N_CHANNELS]
     step = params[P_WINDOW_STEP]
     per_group = max(1, TARGET_LANES // n_frames)
@@ -533,10 +538,13 @@ def process_clips(audio, window, source, stages, twiddles, super_twiddles, bin_c
                 dc_notch(audio[clip], samples, np.zeros(2, dtype=np.int64), params[P_DC_COEF])
             ad_state = np.zeros(AD_STATE_SIZE, dtype=np.int64)
             snapshot_counts, estimate_snapshots, ad_snapshots = no_snapshots(n_channels)
+            frames_out = out[clip] if warm_up_frames == 0 else np.empty((n_frames, n_channels), out.dtype)
             process_frames(samples, n_frames, window, source, stages, twiddles, super_twiddles, bin_channel,
                            bin_weight, bin_unweight, gain_lut, log_lut, params,
-                           np.zeros(n_channels, dtype=np.int64), ad_state, out[clip], snapshot_counts,
+                           np.zeros(n_channels, dtype=np.int64), ad_state, frames_out, snapshot_counts,
                            estimate_snapshots, ad_snapshots)  # fmt: skip
+            if warm_up_frames:
+                out[clip] = frames_out[warm_up_frames:]
             activity[clip] = ad_state[3]
             continue
         flat = audio[first_clip : first_clip + group_clips].reshape(-1)
@@ -561,9 +569,11 @@ def process_clips(audio, window, source, stages, twiddles, super_twiddles, bin_c
             group_smoothing[g] = smoothing
         for f in range(n_frames):
             frames = signal[f * group_clips : (f + 1) * group_clips]
-            _post_process(frames, group_smoothing, gain_lut, log_lut, params, estimate, ad_state)
-            for g in range(group_clips):
-                out[first_clip + g, f] = frames[g]
+            warming = f < warm_up_frames
+            _post_process(frames, group_smoothing, gain_lut, log_lut, params, estimate, ad_state, warming)
+            if not warming:
+                for g in range(group_clips):
+                    out[first_clip + g, f - warm_up_frames] = frames[g]
         for g in range(group_clips):
             activity[first_clip + g] = ad_state[g, 3]
 
