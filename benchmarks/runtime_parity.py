@@ -68,10 +68,10 @@ def main() -> None:
     args = parser.parse_args()
     dataset = load_dataset(args.dataset or str(shared_bundle(DEV_TEST_SET, "pass --dataset")))
     eval_set = make_eval_set(dataset, "test", CLASSES, FrontendSettings())
-    features = np.asarray(eval_set.features)
-    labels = np.asarray(eval_set.labels)
+    test_features = np.asarray(eval_set.features)
+    test_labels = np.asarray(eval_set.labels)
     print(machine_description())
-    print(f"{datetime.now(UTC):%Y-%m-%d}, {platform.machine()}, {len(labels)} clips of {dataset.root}\n")
+    print(f"{datetime.now(UTC):%Y-%m-%d}, {platform.machine()}, {len(test_labels)} clips of {dataset.root}\n")
     print(
         "| model | tflm = litert | tflm: first differing layers; steps there / at output / class "
         "| silabs-tflm = litert | silabs-tflm: first differing layers; steps there / at output / class "
@@ -79,14 +79,19 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|")
     with zipfile.ZipFile(MLTK_ZIP) as archive:
-        print(row("MLTK shipped", archive.read("tflite_micro_speech.tflite"), features, labels, "-"))
+        shipped = archive.read("tflite_micro_speech.tflite")
+        print(row("MLTK shipped", shipped, test_features, test_labels, "-"))
     for folder in args.models:
         target = resolve_model(folder)
         keras_path = target.keras_path
         model = keras.saving.load_model(keras_path, compile=False)
+        features, labels = test_features, test_labels
+        if target.frontend != FrontendSettings():  # the test clips through this model's own frontend
+            own = make_eval_set(dataset, "test", CLASSES, target.frontend)
+            features, labels = np.asarray(own.features), np.asarray(own.labels)
         float_acc = f"{100 * np.mean(score_keras(keras_path, features).argmax(1) == labels):.2f}%"
         validation = make_eval_set(
-            load_dataset(target.training_dataset), "validation", CLASSES, FrontendSettings()
+            load_dataset(target.training_dataset), "validation", CLASSES, target.frontend
         )
         seed = int(json.loads((folder / "manifest.json").read_text()).get("seed", 0))
         for label, per_channel in (("before (per-channel FC, input RESHAPE)", True), ("now", False)):

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from microspeech.data.settings import AugmentationSettings
+from microspeech.frontend import FrontendSettings
 from microspeech.models import (
     ModelSpec,
     TrainSettings,
@@ -40,6 +41,12 @@ def test_tflite_micro_speech_is_registered_with_the_reference_recipe():
     assert AugmentationSettings().noise_factor_range == (0.0, 0.3)
     assert AugmentationSettings().warm_up_ms == 0 and AugmentationSettings().keyword_visible_min == 1.0
     assert spec.train.label_smoothing == 0.1
+    # MLTK's frontend but a noise estimate four times as fast (chosen on the validation stream);
+    # the frontend settings' defaults stay MLTK's.
+    frontend = spec.frontend
+    assert (frontend.noise_reduction_even_smoothing, frontend.noise_reduction_odd_smoothing) == (0.1, 0.24)
+    as_mltk = {"noise_reduction_even_smoothing": 0.025, "noise_reduction_odd_smoothing": 0.06}
+    assert dataclasses.replace(frontend, **as_mltk) == FrontendSettings()
     detection = spec.detection.to_dict()
     assert detection == {
         "average_window_duration_ms": 1000,
@@ -71,6 +78,12 @@ def test_larger_models_take_only_the_seeds_windows_measured_for_them():
     assert two_conv == get_model_spec("tflite_micro_speech").augmentation
     assert two_conv.warm_up_ms == 2000 and two_conv.noise_onset_probability == 1.0
     assert ds_cnn.warm_up_ms == 2000 and ds_cnn.noise_onset_probability == 0.0
+
+
+def test_larger_models_keep_mltks_frontend_until_the_seeds_is_measured_for_them():
+    # The seed's faster noise estimate was chosen on the validation stream for the seed only.
+    assert get_model_spec("two_conv").frontend == FrontendSettings()
+    assert get_model_spec("ds_cnn").frontend == FrontendSettings(filterbank_n_channels=10)
 
 
 def test_dry_run_variant_is_the_same_model_with_tiny_settings():
