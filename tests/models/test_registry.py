@@ -82,7 +82,7 @@ def test_larger_models_take_only_the_seeds_windows_measured_for_them():
 
 def test_larger_models_keep_mltks_frontend():
     # The seed's faster noise estimate was chosen on the validation stream for the seed; two_conv
-    # lost clips with it (BENCHMARKS.md), the DS-CNN has not been measured with it.
+    # lost clips with it and the DS-CNN missed more keywords (BENCHMARKS.md).
     assert get_model_spec("two_conv").frontend == FrontendSettings()
     assert get_model_spec("ds_cnn").frontend == FrontendSettings(filterbank_n_channels=10)
 
