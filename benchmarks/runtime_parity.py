@@ -67,11 +67,18 @@ def main() -> None:
     parser.add_argument("--dataset", help="test set folder (default: the dev test bundle)")
     args = parser.parse_args()
     dataset = load_dataset(args.dataset or str(shared_bundle(DEV_TEST_SET, "pass --dataset")))
-    eval_set = make_eval_set(dataset, "test", CLASSES, FrontendSettings())
-    test_features = np.asarray(eval_set.features)
-    test_labels = np.asarray(eval_set.labels)
+    test_sets: dict[FrontendSettings, tuple[np.ndarray, np.ndarray]] = {}
+
+    def test_set(frontend: FrontendSettings) -> tuple[np.ndarray, np.ndarray]:
+        """(features, labels) of the test clips through `frontend`, computed once per frontend."""
+        if frontend not in test_sets:
+            eval_set = make_eval_set(dataset, "test", CLASSES, frontend)
+            test_sets[frontend] = np.asarray(eval_set.features), np.asarray(eval_set.labels)
+        return test_sets[frontend]
+
+    mltk_features, mltk_labels = test_set(FrontendSettings())
     print(machine_description())
-    print(f"{datetime.now(UTC):%Y-%m-%d}, {platform.machine()}, {len(test_labels)} clips of {dataset.root}\n")
+    print(f"{datetime.now(UTC):%Y-%m-%d}, {platform.machine()}, {len(mltk_labels)} clips of {dataset.root}\n")
     print(
         "| model | tflm = litert | tflm: first differing layers; steps there / at output / class "
         "| silabs-tflm = litert | silabs-tflm: first differing layers; steps there / at output / class "
@@ -80,15 +87,12 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     with zipfile.ZipFile(MLTK_ZIP) as archive:
         shipped = archive.read("tflite_micro_speech.tflite")
-        print(row("MLTK shipped", shipped, test_features, test_labels, "-"))
+        print(row("MLTK shipped", shipped, mltk_features, mltk_labels, "-"))
     for folder in args.models:
         target = resolve_model(folder)
         keras_path = target.keras_path
         model = keras.saving.load_model(keras_path, compile=False)
-        features, labels = test_features, test_labels
-        if target.frontend != FrontendSettings():  # the test clips through this model's own frontend
-            own = make_eval_set(dataset, "test", CLASSES, target.frontend)
-            features, labels = np.asarray(own.features), np.asarray(own.labels)
+        features, labels = test_set(target.frontend)  # the test clips through the model's own frontend
         float_acc = f"{100 * np.mean(score_keras(keras_path, features).argmax(1) == labels):.2f}%"
         validation = make_eval_set(
             load_dataset(target.training_dataset), "validation", CLASSES, target.frontend
