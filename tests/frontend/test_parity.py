@@ -86,22 +86,23 @@ def _fit(clips: np.ndarray, n_samples: int) -> np.ndarray:
     return np.pad(clips, ((0, 0), (0, n_samples - clips.shape[1])))
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_other_settings_are_bit_exact(real_clips, edge_cases, oracle, variant):
-    settings = DEFAULT.replace(**VARIANTS[variant])
+def _assert_bit_exact_on_clips(settings, real_clips, edge_cases, oracle) -> None:
+    """Every fifth real clip and every edge case, fitted to the settings' length, in every dtype."""
     clips = _fit(np.concatenate([real_clips[::5], np.stack(list(edge_cases.values()))]), settings.n_samples)
     for dtype in DTYPES:
         assert_same(compute_features(clips, settings, dtype), oracle(settings, clips, dtype))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_other_settings_are_bit_exact(real_clips, edge_cases, oracle, variant):
+    _assert_bit_exact_on_clips(DEFAULT.replace(**VARIANTS[variant]), real_clips, edge_cases, oracle)
 
 
 @pytest.mark.parametrize("name", list_models())
 def test_registered_models_frontends_are_bit_exact(real_clips, edge_cases, oracle, name):
-    # Each registered model may tune its frontend (the seed's noise estimate and PCAN strength);
+    # A registered model may tune its frontend (the seed's noise estimate, the DS-CNN's channels);
     # the device computes what MLTK's library computes for those settings.
-    settings = get_model_spec(name).frontend
-    clips = _fit(np.concatenate([real_clips[::5], np.stack(list(edge_cases.values()))]), settings.n_samples)
-    for dtype in DTYPES:
-        assert_same(compute_features(clips, settings, dtype), oracle(settings, clips, dtype))
+    _assert_bit_exact_on_clips(get_model_spec(name).frontend, real_clips, edge_cases, oracle)
 
 
 @st.composite
