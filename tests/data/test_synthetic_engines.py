@@ -6,6 +6,7 @@ programs with the same command lines on PATH; the real ones are used the same wa
 
 import sys
 import textwrap
+import threading
 
 import numpy as np
 import pytest
@@ -77,7 +78,7 @@ def test_first_optional_engine_is_a_whole_test_split(fake_engines):
     assert all(v.startswith("espeak:") for split in plan(config, {}).voices.values() for v in split)
 
 
-def test_generation_runs_the_programs_and_rejects_empty_speech(fake_engines, tmp_path):
+def test_generation_runs_the_programs_and_rejects_empty_speech(fake_engines, tmp_path, monkeypatch):
     config = SyntheticConfig(
         train_per_word=2, validation_per_word=1, test_per_word=4, command_factor=1, words=("yes", "marvin"),
         validation_voices=1, test_voices=4, speakers_per_voice=1, noise_seconds=1.0,
@@ -90,9 +91,13 @@ def test_generation_runs_the_programs_and_rejects_empty_speech(fake_engines, tmp
         audio = dataset.read(clip)
         assert audio.shape == (16000,) and np.abs(audio.astype(np.int32)).max() > 1000
     silent = SyntheticConfig(**{**config.to_dict(), "words": ("silence",)})
+    thread_errors, threads_before = [], set(threading.enumerate())
+    monkeypatch.setattr(threading, "excepthook", thread_errors.append)
     with pytest.raises(SynthesisError, match="produced no speech for 'silence'"):
         generate_synthetic(silent, root=tmp_path / "silent", workers=1, show_progress=False)
     assert not (tmp_path / "silent").exists()
+    # The failed pool is shut down before the error surfaces: no thread of it left to fail later.
+    assert not set(threading.enumerate()) - threads_before and not thread_errors
 
 
 def test_a_long_espeak_data_path_is_reached_through_a_short_link(tmp_path, monkeypatch):

@@ -457,13 +457,26 @@ def _run_batches(
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for future in finished:
                         progress.advance(task, future.result())
-            except BaseException:
-                # Ctrl-C or a failed batch: stop the running batches now rather than wait for them
-                # (finished clips stay in the partial folder for the next run).
+            except KeyboardInterrupt:
+                # Stop the running batches now rather than wait for them (finished clips stay in
+                # the partial folder for the next run).
                 pool.shutdown(wait=False, cancel_futures=True)
-                for worker in set(multiprocessing.active_children()) - started_before:
-                    worker.terminate()
+                _terminate_workers(started_before)
                 raise
+            except BaseException:
+                # A failed batch: drop the batches not started and wait for the few running (at most
+                # one more per worker), so that no thread of the pool outlives the error. Stopping
+                # them as for Ctrl-C leaves the pool's manager thread running, and in CPython 3.11
+                # it then fails replacing the worker that just ended ("'NoneType' has no len()").
+                for future in pending:
+                    future.cancel()
+                pool.shutdown(wait=True)
+                raise
+
+
+def _terminate_workers(started_before: set) -> None:
+    for worker in set(multiprocessing.active_children()) - started_before:
+        worker.terminate()
 
 
 def load_synthetic(
