@@ -52,6 +52,7 @@ def clean_keyword_run(
     longer starts as a step from silence.
     """
     from microspeech.audio import SAMPLE_RATE
+    from microspeech.data.streams import StreamEvent, score_detections
     from microspeech.detection.classify import KeywordSpotter, run_stream
 
     clips = sorted((c for c in dataset.split(split) if c.word == word), key=lambda c: str(c.path))
@@ -67,26 +68,21 @@ def clean_keyword_run(
             return np.zeros(length, np.int16)
         return np.clip(np.round(gap_noise.normal(0.0, gap_noise_rms, length)), -32768, 32767).astype(np.int16)
 
-    audio, spans = [gap()], []
+    audio, events = [gap()], []
     position = length
     for clip in picked:
         samples = dataset.read(clip)
-        start_ms = position * 1000 // SAMPLE_RATE
-        end_ms = (position + len(samples)) * 1000 // SAMPLE_RATE + DETECTION_TOLERANCE_MS
-        spans.append((start_ms, end_ms))
+        events.append(StreamEvent(position, len(samples), word, word, True, float("inf"), str(clip.path)))
         audio += [samples, gap()]
         position += len(samples) + length
     run = run_stream(KeywordSpotter(keyword_model, reset_after_detection=True), np.concatenate(audio))
-    found: set[int] = set()
-    false_accepts = 0
-    for detection in run.detections:
-        slot = next((k for k, (start, end) in enumerate(spans) if start <= detection.time_ms <= end), None)
-        if slot is not None and detection.label == word and slot not in found:
-            found.add(slot)
-        else:
-            false_accepts += 1
-    missed = tuple(picked[k].path.name for k in range(len(picked)) if k not in found)
-    return CleanKeywordRun(word, len(picked), len(found), false_accepts, missed)
+    seconds = position / SAMPLE_RATE
+    score = score_detections(events, run.detections, seconds, tolerance_ms=DETECTION_TOLERANCE_MS)
+    # A second detection of one clip counts as a false accept here: the device would act twice.
+    false_accepts = score.false_accepts + score.repeats
+    missed = tuple(clip.path.name for clip, at in zip(picked, score.found_ms, strict=True) if at is None)
+    found = len(picked) - len(missed)
+    return CleanKeywordRun(word, len(picked), found, false_accepts, missed)
 
 
 def clean_keyword_runs(
