@@ -461,7 +461,8 @@ def _run_batches(
                 # Stop the running batches now rather than wait for them (finished clips stay in
                 # the partial folder for the next run).
                 pool.shutdown(wait=False, cancel_futures=True)
-                _terminate_workers(started_before)
+                for worker in set(multiprocessing.active_children()) - started_before:
+                    worker.terminate()
                 raise
             except BaseException:
                 # A failed batch: drop the batches not started and wait for the few running (at most
@@ -472,11 +473,6 @@ def _run_batches(
                     future.cancel()
                 pool.shutdown(wait=True)
                 raise
-
-
-def _terminate_workers(started_before: set) -> None:
-    for worker in set(multiprocessing.active_children()) - started_before:
-        worker.terminate()
 
 
 def load_synthetic(
