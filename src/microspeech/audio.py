@@ -104,6 +104,31 @@ def check_audio_header(
         raise AudioError(f"{source}: too long once resampled to {sample_rate} Hz")
 
 
+def format_conversions(
+    file_rate: int, channels: int, subtype: str, sample_rate: int = SAMPLE_RATE
+) -> list[str]:
+    """What `read_audio` changes in a file of this format, in words; empty for mono 16-bit PCM at
+    `sample_rate`, which it reads exactly."""
+    notes = []
+    if file_rate != sample_rate:
+        notes.append(f"resampled from {file_rate} Hz")
+    if channels > 1:
+        notes.append(f"downmixed from {channels} channels")
+    if subtype != "PCM_16":
+        notes.append(f"converted from {subtype} samples")
+    return notes
+
+
+def file_conversions(path: str | Path, sample_rate: int = SAMPLE_RATE) -> list[str]:
+    """`format_conversions` of a readable audio file (its header only), to tell a user what was
+    changed; AudioError naming the file when its header cannot be read."""
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as error:
+        raise AudioError(f"{path}: not a readable audio file ({error})") from error
+    return format_conversions(info.samplerate, info.channels, info.subtype, sample_rate)
+
+
 def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Read any audio file soundfile understands as mono int16 at `sample_rate`.
 

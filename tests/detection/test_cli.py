@@ -72,6 +72,21 @@ def test_several_files_are_named_on_their_lines(archive, yes_wav):
     assert len(detections) == 2 and all(line.startswith("yes_then_quiet.wav: ") for line in detections)
 
 
+def test_a_recording_in_another_format_is_converted_and_the_conversion_named(archive, yes_wav, tmp_path):
+    import soundfile as sf
+
+    samples = read_audio(yes_wav, 48000).astype(np.float32) / 32768
+    other = tmp_path / "yes_48k_stereo.wav"
+    sf.write(other, np.stack([samples, samples], axis=1), 48000, subtype="FLOAT")
+    plain = invoke("classify_audio", archive, "--wav", yes_wav)
+    converted = invoke("classify_audio", archive, "--wav", other)
+    assert plain.exit_code == 0 and converted.exit_code == 0, converted.output
+    assert says(converted, "resampled from 48000 Hz, downmixed from 2 channels, converted from FLOAT samples")
+    assert "resampled" not in plain.output and "downmixed" not in plain.output
+    detections = [[line for line in r.output.splitlines() if "detected" in line] for r in (plain, converted)]
+    assert len(detections[0]) == len(detections[1]) == 1 and "yes" in detections[1][0]
+
+
 def test_classify_audio_errors_name_the_problem(archive, yes_wav, tmp_path):
     result = invoke("classify_audio", archive)
     assert result.exit_code == 2 and says(result, "--wav FILE")

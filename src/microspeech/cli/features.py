@@ -80,7 +80,8 @@ def features_command(
         fail(str(error))
     features = result.features
     seconds = result.source_samples / settings.sample_rate_hz
-    note = {"padded": ", zero-padded", "trimmed": ", trimmed"}.get(result.adjusted, "")
+    note = "".join(f", {conversion}" for conversion in result.conversions)
+    note += {"padded": ", zero-padded", "trimmed": ", trimmed"}.get(result.adjusted, "")
     console.print(
         f"{audio}: {seconds:.3f} s{note} -> {features.shape[0]} frames x {features.shape[1]} channels "
         f"{features.dtype}, min {features.min()}, max {features.max()}, mean {features.mean():.1f}",

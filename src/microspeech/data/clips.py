@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 import soundfile as sf
 
-from microspeech.audio import SAMPLE_RATE, AudioError, check_audio_header, read_audio
+from microspeech.audio import SAMPLE_RATE, AudioError, check_audio_header, format_conversions, read_audio
 
 logger = logging.getLogger("microspeech.data")
 
@@ -63,13 +63,7 @@ class ProbeResult:
 
     def conversions(self, clip_samples: int | None) -> list[str]:
         """What reading will change; `clip_samples` None for recordings of any length (noise)."""
-        notes = []
-        if self.sample_rate != SAMPLE_RATE:
-            notes.append(f"resampled from {self.sample_rate} Hz")
-        if self.channels > 1:
-            notes.append(f"downmixed from {self.channels} channels")
-        if self.subtype != "PCM_16":
-            notes.append(f"converted from {self.subtype} samples")
+        notes = format_conversions(self.sample_rate, self.channels, self.subtype)
         if self.declared_frames is not None:
             notes.append(f"truncated: {self.frames} of {self.declared_frames} samples present, read as is")
         duration = self.frames / self.sample_rate

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from microspeech.audio import AudioError, fit_length, read_audio
+from microspeech.audio import AudioError, file_conversions, fit_length, read_audio
 from microspeech.files import atomic_output
 from microspeech.frontend.batch import compute_features
 from microspeech.frontend.quantize import uint16_to_int8
@@ -23,6 +23,8 @@ class FileFeatures:
     audio: np.ndarray  # the int16 samples the frontend saw (after padding/trimming)
     source_samples: int  # length of the file's audio at settings.sample_rate_hz
     adjusted: str  # "", "padded" or "trimmed"
+    # What reading changed: rate, channels, sample format (audio.format_conversions).
+    conversions: tuple[str, ...] = ()
 
 
 def features_from_file(
@@ -41,6 +43,7 @@ def features_from_file(
     """
     settings = settings or FrontendSettings()
     samples = read_audio(path, settings.sample_rate_hz)
+    conversions = tuple(file_conversions(path, settings.sample_rate_hz))
     if whole:
         if len(samples) < settings.window_size:
             raise AudioError(
@@ -49,12 +52,12 @@ def features_from_file(
         features = StreamingFrontend(settings).process(samples)
         if dtype == "int8":
             features = uint16_to_int8(features, settings)
-        return FileFeatures(features, samples, len(samples), "")
+        return FileFeatures(features, samples, len(samples), "", conversions)
     fitted = fit_length(samples, settings.n_samples)
     adjusted = "padded" if len(samples) < settings.n_samples else ""
     adjusted = "trimmed" if len(samples) > settings.n_samples else adjusted
     features = compute_features(fitted, settings, dtype)
-    return FileFeatures(features, fitted, len(samples), adjusted)
+    return FileFeatures(features, fitted, len(samples), adjusted, conversions)
 
 
 def save_features(features: np.ndarray, path: str | Path) -> Path:
