@@ -43,7 +43,9 @@ def main() -> None:
     print(machine_description(), flush=True)
     from microspeech.data import load_dataset
     from microspeech.data.streams import score_detections
-    from microspeech.detection.classify import KeywordSpotter, load_keyword_model, run_spotter
+    from microspeech.detection.classify import KeywordSpotter
+    from microspeech.detection.keyword_model import load_keyword_model
+    from microspeech.detection.stream_run import run_spotter
     from microspeech.models import resolve_model
     from microspeech.training.stream_selection import (
         ValidationStream,

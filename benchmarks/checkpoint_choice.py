@@ -82,7 +82,9 @@ def main() -> None:
     import keras
 
     from microspeech.data import load_dataset
-    from microspeech.detection.classify import KeywordSpotter, load_keyword_model, run_spotter
+    from microspeech.detection.classify import KeywordSpotter
+    from microspeech.detection.keyword_model import load_keyword_model
+    from microspeech.detection.stream_run import run_spotter
     from microspeech.evaluation.evaluate import score_tflite
     from microspeech.evaluation.metrics import balanced_accuracy, overall_accuracy
     from microspeech.models import resolve_model

@@ -53,7 +53,8 @@ def clean_keyword_run(
     """
     from microspeech.audio import SAMPLE_RATE
     from microspeech.data.streams import StreamEvent, score_detections
-    from microspeech.detection.classify import KeywordSpotter, run_stream
+    from microspeech.detection.classify import KeywordSpotter
+    from microspeech.detection.stream_run import run_stream
 
     clips = sorted((c for c in dataset.split(split) if c.word == word), key=lambda c: str(c.path))
     if not clips:
@@ -114,7 +115,7 @@ def main() -> None:
     args = parser.parse_args()
     print(machine_description(), flush=True)
     from microspeech.data import load_dataset
-    from microspeech.detection.classify import load_keyword_model
+    from microspeech.detection.keyword_model import load_keyword_model
     from microspeech.models import resolve_model
 
     dataset = load_dataset(shared_bundle(SUBSET))

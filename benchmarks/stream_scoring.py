@@ -38,7 +38,9 @@ import numpy as np
 
 from bundles import MLTK_ZIP, SUBSET, machine_description, shared_bundle
 from microspeech.data import load_dataset
-from microspeech.detection.classify import KeywordSpotter, StreamRun, load_keyword_model, run_stream
+from microspeech.detection.classify import KeywordSpotter
+from microspeech.detection.keyword_model import load_keyword_model
+from microspeech.detection.stream_run import StreamRun, run_stream
 from microspeech.models import get_model_spec
 from microspeech.training import stream_selection
 

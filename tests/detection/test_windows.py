@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from microspeech.data.streams import stream_from_dataset
-from microspeech.detection.classify import KeywordSpotter, load_keyword_model, run_stream
+from microspeech.detection.classify import KeywordSpotter
 from microspeech.detection.detector import scores_to_uint8
+from microspeech.detection.keyword_model import load_keyword_model
 from microspeech.detection.params import DetectionParams
+from microspeech.detection.stream_run import run_stream
 from microspeech.detection.windows import stream_inputs
 from microspeech.frontend import FrontendSettings
 from microspeech.mltk_wheel import shipped_speech_model_zip

@@ -16,7 +16,8 @@ from microspeech.cli import app
 from microspeech.data import load_dataset
 from microspeech.data.pipeline import DatasetError
 from microspeech.data.streams import KeywordStream, StreamEvent, rate_interval
-from microspeech.detection.classify import KeywordSpotter, load_keyword_model
+from microspeech.detection.classify import KeywordSpotter
+from microspeech.detection.keyword_model import load_keyword_model
 from microspeech.detection.windows import StreamInputs, stream_inputs
 from microspeech.models import get_model_spec, list_models
 from microspeech.tflite.metadata import read_parameters

@@ -16,13 +16,14 @@ _LAZY = {
     "Decision": "detector",
     "Detection": "detector",
     "DetectionParams": "params",
-    "KeywordModel": "classify",
+    "KeywordModel": "keyword_model",
     "KeywordSpotter": "classify",
-    "ModelLoadError": "classify",
+    "ModelLoadError": "keyword_model",
     "detection_params_with": "classify",
-    "load_keyword_model": "classify",
-    "run_spotter": "classify",
-    "run_stream": "classify",
+    "StreamRun": "stream_run",
+    "load_keyword_model": "keyword_model",
+    "run_spotter": "stream_run",
+    "run_stream": "stream_run",
 }
 
 __all__ = sorted(_LAZY)

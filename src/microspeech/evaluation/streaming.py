@@ -34,7 +34,8 @@ from microspeech.data.streams import (
     score_detections,
     stream_from_dataset,
 )
-from microspeech.detection.classify import KeywordModel, run_spotter
+from microspeech.detection.keyword_model import KeywordModel
+from microspeech.detection.stream_run import run_spotter
 from microspeech.files import write_bytes_atomic, write_text_atomic
 
 __all__ = [
@@ -116,7 +117,7 @@ def resolve_keyword_model(
 ) -> KeywordModel:
     """The firmware loop's model for a MODEL argument (name, folder, .tflite, .mltk.zip);
     `overrides` replace its embedded detection parameters before they are checked."""
-    from microspeech.detection.classify import ModelLoadError, load_keyword_model
+    from microspeech.detection.keyword_model import ModelLoadError, load_keyword_model
     from microspeech.models import ModelResolutionError, resolve_model
 
     if isinstance(model, KeywordModel):

