@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -119,14 +120,12 @@ def format_conversions(
     return notes
 
 
-def file_conversions(path: str | Path, sample_rate: int = SAMPLE_RATE) -> list[str]:
-    """`format_conversions` of a readable audio file (its header only), to tell a user what was
-    changed; AudioError naming the file when its header cannot be read."""
-    try:
-        info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError, TypeError) as error:
-        raise AudioError(f"{path}: not a readable audio file ({error})") from error
-    return format_conversions(info.samplerate, info.channels, info.subtype, sample_rate)
+@dataclass(frozen=True)
+class DecodedAudio:
+    """A file read as mono int16, with what reading changed (`format_conversions`; empty: exact)."""
+
+    samples: np.ndarray
+    conversions: tuple[str, ...]
 
 
 def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -135,6 +134,11 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     16-bit PCM is read exactly; other encodings (8/24/32-bit, float) are converted,
     stereo is downmixed and other rates are resampled. Errors name the file.
     """
+    return decode_audio(path, sample_rate).samples
+
+
+def decode_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> DecodedAudio:
+    """`read_audio`, also saying what it changed, so a user can be told (one read of the file)."""
     path = Path(path)
     check_file_readable(path)
     try:
@@ -150,7 +154,8 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         raise AudioError(f"{path}: the file holds no audio samples")
     samples = to_mono(samples, source=str(path))
     samples = resample(samples, file_rate, sample_rate)
-    return to_int16(samples, source=str(path))
+    conversions = format_conversions(info.samplerate, info.channels, info.subtype, sample_rate)
+    return DecodedAudio(to_int16(samples, source=str(path)), tuple(conversions))
 
 
 def fit_length(samples: np.ndarray, length: int) -> np.ndarray:

@@ -80,7 +80,7 @@ def classify_audio(
 
     Parameters embedded in the .tflite (MLTK's SL_PARAMSv1) are used unless overridden here.
     """
-    from microspeech.audio import AudioError, file_conversions, read_audio
+    from microspeech.audio import AudioError, decode_audio
     from microspeech.detection.classify import KeywordSpotter, detection_params_with
     from microspeech.evaluation.streaming import resolve_keyword_model
 
@@ -106,7 +106,7 @@ def classify_audio(
     recordings = []
     for path in wav or []:  # read them all first: a bad file fails before any output
         try:
-            recordings.append((path, read_audio(path), file_conversions(path)))
+            recordings.append((path, decode_audio(path)))
         except (AudioError, OSError) as error:
             fail(f"--wav: {error}")
     from microspeech.tflite.runtime import available_backends
@@ -155,10 +155,11 @@ def classify_audio(
                     soft_wrap=True,
                 )
 
-    for path, audio, conversions in recordings:
+    for path, decoded in recordings:
         spotter.reset()
+        audio = decoded.samples
         # Say what reading changed, so a 44.1 kHz stereo recording is not mistaken for what the device hears.
-        note = "".join(f", {conversion}" for conversion in conversions)
+        note = "".join(f", {conversion}" for conversion in decoded.conversions)
         line = f"[dim]{escape(str(path))}: {len(audio) / 16000:.2f} s{escape(note)}[/]"
         console.print(line, highlight=False, soft_wrap=True)
         show(spotter.process(audio), f"{path.name}: " if len(wav) > 1 else "")

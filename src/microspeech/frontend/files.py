@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from microspeech.audio import AudioError, file_conversions, fit_length, read_audio
+from microspeech.audio import AudioError, decode_audio, fit_length
 from microspeech.files import atomic_output
 from microspeech.frontend.batch import compute_features
 from microspeech.frontend.quantize import uint16_to_int8
@@ -42,8 +42,8 @@ def features_from_file(
     than one window is then an error.
     """
     settings = settings or FrontendSettings()
-    samples = read_audio(path, settings.sample_rate_hz)
-    conversions = tuple(file_conversions(path, settings.sample_rate_hz))
+    decoded = decode_audio(path, settings.sample_rate_hz)
+    samples, conversions = decoded.samples, decoded.conversions
     if whole:
         if len(samples) < settings.window_size:
             raise AudioError(
