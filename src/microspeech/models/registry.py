@@ -260,6 +260,7 @@ def dry_run_spec(spec: ModelSpec) -> ModelSpec:
         mining_minutes=min(spec.train.mining_minutes, 0.5),
         # A few dozen steps: an average over hundreds would keep the initial weights.
         weight_averaging=0.0,
+        norm_windows=0,
     )
     return dataclasses.replace(spec, name=spec.name + DRY_RUN_SUFFIX, train=train)
 

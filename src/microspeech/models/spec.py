@@ -77,6 +77,10 @@ class TrainSettings:
     # Exponential moving average of the trainable weights, momentum per step (0 is off): each
     # epoch is evaluated, chosen and mined with the averaged weights, which are the ones kept.
     weight_averaging: float = 0.0
+    # With weight averaging: the BatchNorm statistics used with the averaged weights recomputed
+    # over this many of the epoch's windows (0: the trained weights' own statistics, which follow
+    # another model's activations: a mismatch that makes the averaged model's scores drift).
+    norm_windows: int = 0
     # Clip counts relative to the mean keyword count (MLTK: unknown 3x, silence 0.2x).
     unknown_ratio: float = 3.0
     silence_ratio: float = 0.2
@@ -158,6 +162,8 @@ class TrainSettings:
             raise ValueError(f"focal_gamma must be within 0-10, got {self.focal_gamma}")
         if not 0.0 <= self.time_smoothing < float("inf"):
             raise ValueError(f"time_smoothing must be a number >= 0, got {self.time_smoothing}")
+        if self.norm_windows < 0 or (self.norm_windows and not self.weight_averaging):
+            raise ValueError(f"norm_windows must be >= 0 and needs weight_averaging, got {self.norm_windows}")
         if not 0.0 <= self.word_head < float("inf"):
             raise ValueError(f"word_head must be a number >= 0, got {self.word_head}")
         for name, scale in self.class_weight_scale.items():

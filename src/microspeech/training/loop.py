@@ -67,6 +67,7 @@ class FastTrainer:
         time_smoothing: float = 0.0,
         word_classes: int = 0,
         word_head: float = 0.0,
+        norm_windows: int = 0,
     ) -> None:
         """`focal_gamma`: the focal loss's exponent (0: plain cross-entropy).
         `weight_averaging`: the momentum per step of an exponential moving average of the
@@ -76,7 +77,10 @@ class FastTrainer:
         Flatten -> Dense over (time, ...) features).
         `word_head`: with `word_classes` > 0, a training-only Dense softmax over that many finer
         labels (`train_epoch`'s `words`) on the final Dense layer's input; its cross-entropy times
-        this is added to the loss (0: none). The head is not part of `model`."""
+        this is added to the loss (0: none). The head is not part of `model`.
+        `norm_windows`: with weight averaging, the BatchNorm statistics that go with the averaged
+        weights are recomputed over this many of the epoch's windows (0: the trained weights'
+        statistics are kept, which normalize another model's activations)."""
         import keras
         import tensorflow as tf
 
@@ -103,6 +107,8 @@ class FastTrainer:
             self._word_dense = keras.layers.Dense(word_classes, name="word_head")
             self._word_dense.build(tuple(hidden.shape))
         self._trained = list(model.trainable_variables)
+        self._norm_windows = int(norm_windows)
+        self._norm_inputs: list[tuple[Any, Any]] | None = None
         if self._word_dense is not None:
             self._trained += list(self._word_dense.trainable_variables)
         if weight_averaging:
@@ -297,22 +303,68 @@ class FastTrainer:
 
     @contextmanager
     def averaged_weights(self) -> Iterator[None]:
-        """Inside the block the model holds the averaged trainable weights (BatchNorm statistics
-        as they are); the trained ones come back after it. Without averaging, nothing changes."""
+        """Inside the block the model holds the averaged trainable weights, and the BatchNorm
+        statistics recomputed for them when `norm_windows` asks; the trained ones come back after
+        it. Without averaging, nothing changes."""
         averages = getattr(self.optimizer, "_model_variables_moving_average", None)
         if not self.optimizer.use_ema or not averages:
             yield
             return
         variables = self.model.trainable_variables
         trained = [v.numpy() for v in variables]
+        statistics = [(n.moving_mean.numpy(), n.moving_variance.numpy()) for n, _ in self._norm_layers()]
         # The optimizer's averages follow `self._trained`: the model's variables, then the head's.
         for variable, average in zip(variables, averages[: len(variables)], strict=True):
             variable.assign(average)
         try:
+            if self._norm_windows:
+                self._recompute_norm_statistics()
             yield
         finally:
             for variable, value in zip(variables, trained, strict=True):
                 variable.assign(value)
+            for (norm, _), (mean, variance) in zip(self._norm_layers(), statistics, strict=True):
+                norm.moving_mean.assign(mean)
+                norm.moving_variance.assign(variance)
+
+    def _norm_layers(self) -> list[tuple[Any, Any]]:
+        """(BatchNormalization layer, a function from the model's input to that layer's input),
+        in the model's order, so each layer's statistics follow the ones before it. Only with
+        `norm_windows`: otherwise none are touched."""
+        if not self._norm_windows:
+            return []
+        if self._norm_inputs is None:
+            import keras
+            import tensorflow as tf
+
+            norm_type = keras.layers.BatchNormalization
+            self._norm_inputs = [
+                (norm, tf.function(keras.Model(self.model.inputs, norm.input), reduce_retracing=True))
+                for norm in self.model.layers
+                if isinstance(norm, norm_type)
+            ]
+        return self._norm_inputs
+
+    def _recompute_norm_statistics(self) -> None:
+        """Each BatchNorm layer's moving mean and (biased) variance set to those of its input over
+        `norm_windows` of the current epoch's windows, evenly spaced (no random draw), in inference
+        mode, as SWA does for averaged weights (Izmailov et al., 2018)."""
+        epoch = self._features.numpy()
+        rows = np.unique(np.linspace(0, len(epoch) - 1, min(self._norm_windows, len(epoch))).astype(np.int64))
+        windows = epoch[rows].astype(np.float32)
+        for norm, norm_input in self._norm_layers():
+            total = total_squares = None
+            count = 0
+            for start in range(0, len(windows), EVAL_BATCH):
+                x = np.asarray(norm_input(windows[start : start + EVAL_BATCH]), np.float64)
+                x = x.reshape(-1, x.shape[-1])
+                total = x.sum(0) if total is None else total + x.sum(0)
+                squares = np.square(x).sum(0)
+                total_squares = squares if total_squares is None else total_squares + squares
+                count += len(x)
+            mean = total / count
+            norm.moving_mean.assign(mean.astype(np.float32))
+            norm.moving_variance.assign(np.maximum(total_squares / count - mean**2, 0.0).astype(np.float32))
 
     def state(self) -> dict[str, np.ndarray]:
         """Model and optimizer variables (incl. dropout seed state), for checkpoints."""

@@ -353,6 +353,7 @@ def _fit(
         # One finer label more than the pipeline's: the mined windows.
         word_classes=len(pipeline.word_classes) + 1 if settings.word_head else 0,
         word_head=settings.word_head,
+        norm_windows=settings.norm_windows,
     )
     mined_word = len(pipeline.word_classes)
     reduce_lr = ReduceLROnPlateau(
