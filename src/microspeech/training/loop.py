@@ -108,7 +108,7 @@ class FastTrainer:
             self._word_dense.build(tuple(hidden.shape))
         self._trained = list(model.trainable_variables)
         self._norm_windows = int(norm_windows)
-        self._norm_inputs: list[tuple[Any, Any]] | None = None
+        self._norm_inputs: list[tuple[Any, bool, Any]] | None = None
         if self._word_dense is not None:
             self._trained += list(self._word_dense.trainable_variables)
         if weight_averaging:
@@ -312,7 +312,7 @@ class FastTrainer:
             return
         variables = self.model.trainable_variables
         trained = [v.numpy() for v in variables]
-        statistics = [(n.moving_mean.numpy(), n.moving_variance.numpy()) for n, _ in self._norm_layers()]
+        statistics = [(n.moving_mean.numpy(), n.moving_variance.numpy()) for n, _, _ in self._norm_layers()]
         # The optimizer's averages follow `self._trained`: the model's variables, then the head's.
         for variable, average in zip(variables, averages[: len(variables)], strict=True):
             variable.assign(average)
@@ -323,14 +323,16 @@ class FastTrainer:
         finally:
             for variable, value in zip(variables, trained, strict=True):
                 variable.assign(value)
-            for (norm, _), (mean, variance) in zip(self._norm_layers(), statistics, strict=True):
+            for (norm, _, _), (mean, variance) in zip(self._norm_layers(), statistics, strict=True):
                 norm.moving_mean.assign(mean)
                 norm.moving_variance.assign(variance)
 
-    def _norm_layers(self) -> list[tuple[Any, Any]]:
-        """(BatchNormalization layer, a function from the model's input to that layer's input),
-        in the model's order, so each layer's statistics follow the ones before it. Only with
-        `norm_windows`: otherwise none are touched."""
+    def _norm_layers(self) -> list[tuple[Any, bool, Any]]:
+        """(BatchNormalization layer, whether its input comes from the previous one's output, the
+        function that computes its input), in the model's order, so each layer's statistics
+        follow the ones before it. From the previous layer's output: one forward pass in all;
+        where the graph in between needs more than that tensor (a skip connection), from the
+        model's input. Only with `norm_windows`: otherwise none are touched."""
         if not self._norm_windows:
             return []
         if self._norm_inputs is None:
@@ -338,11 +340,16 @@ class FastTrainer:
             import tensorflow as tf
 
             norm_type = keras.layers.BatchNormalization
-            self._norm_inputs = [
-                (norm, tf.function(keras.Model(self.model.inputs, norm.input), reduce_retracing=True))
-                for norm in self.model.layers
-                if isinstance(norm, norm_type)
-            ]
+            self._norm_inputs = []
+            previous = None
+            for norm in (layer for layer in self.model.layers if isinstance(layer, norm_type)):
+                chained = previous is not None
+                try:
+                    segment = keras.Model(previous.output if chained else self.model.inputs, norm.input)
+                except ValueError:  # not computable from the previous layer's output alone
+                    chained, segment = False, keras.Model(self.model.inputs, norm.input)
+                self._norm_inputs.append((norm, chained, tf.function(segment, reduce_retracing=True)))
+                previous = norm
         return self._norm_inputs
 
     def _recompute_norm_statistics(self) -> None:
@@ -352,19 +359,17 @@ class FastTrainer:
         epoch = self._features.numpy()
         rows = np.unique(np.linspace(0, len(epoch) - 1, min(self._norm_windows, len(epoch))).astype(np.int64))
         windows = epoch[rows].astype(np.float32)
-        for norm, norm_input in self._norm_layers():
-            total = total_squares = None
-            count = 0
-            for start in range(0, len(windows), EVAL_BATCH):
-                x = np.asarray(norm_input(windows[start : start + EVAL_BATCH]), np.float64)
-                x = x.reshape(-1, x.shape[-1])
-                total = x.sum(0) if total is None else total + x.sum(0)
-                squares = np.square(x).sum(0)
-                total_squares = squares if total_squares is None else total_squares + squares
-                count += len(x)
-            mean = total / count
+        chunks = [windows[start : start + EVAL_BATCH] for start in range(0, len(windows), EVAL_BATCH)]
+        outputs = chunks  # the previous BatchNorm layer's outputs, chunk by chunk
+        for norm, chained, segment in self._norm_layers():
+            inputs = [segment(x) for x in (outputs if chained else chunks)]
+            flat = [np.asarray(x, np.float64).reshape(-1, x.shape[-1]) for x in inputs]
+            count = sum(len(x) for x in flat)
+            mean = sum(x.sum(0) for x in flat) / count
+            variance = sum(np.square(x - mean).sum(0) for x in flat) / count
             norm.moving_mean.assign(mean.astype(np.float32))
-            norm.moving_variance.assign(np.maximum(total_squares / count - mean**2, 0.0).astype(np.float32))
+            norm.moving_variance.assign(variance.astype(np.float32))
+            outputs = [norm(x, training=False) for x in inputs]
 
     def state(self) -> dict[str, np.ndarray]:
         """Model and optimizer variables (incl. dropout seed state), for checkpoints."""
