@@ -77,7 +77,7 @@ MEASURED_RESULTS: dict[str, MeasuredResult] = {
             "--model D2.tflite (DN: microspeech train ds_cnn --dataset <subset> --seed N)"
         ),
         date="2026-12-06",
-        source="BENCHMARKS.md, 'Batches of 16' (the DS-CNN's test stream): AMD EPYC (AVX-512), mean of 3 seeds",
+        source="BENCHMARKS.md, 'Batches of 16' (DS-CNN test stream): AMD EPYC (AVX-512), mean of 3 seeds",
     ),
 }
 
