@@ -202,7 +202,6 @@ def test_weight_averaging_swaps_in_the_moving_average_and_gives_the_trained_weig
 def test_averaged_weights_come_with_batch_norm_statistics_recomputed_for_them(name):
     import keras
 
-    from microspeech.models import TrainSettings, get_model_spec
     from microspeech.training.loop import FastTrainer
 
     keras.utils.set_random_seed(0)

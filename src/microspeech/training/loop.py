@@ -356,9 +356,12 @@ class FastTrainer:
         """Each BatchNorm layer's moving mean and (biased) variance set to those of its input over
         `norm_windows` of the current epoch's windows, evenly spaced (no random draw), in inference
         mode, as SWA does for averaged weights (Izmailov et al., 2018)."""
-        epoch = self._features.numpy()
-        rows = np.unique(np.linspace(0, len(epoch) - 1, min(self._norm_windows, len(epoch))).astype(np.int64))
-        windows = epoch[rows].astype(np.float32)
+        import tensorflow as tf
+
+        n = int(tf.shape(self._features)[0])
+        rows = np.unique(np.linspace(0, n - 1, min(self._norm_windows, n)).astype(np.int64))
+        # Only those rows leave the graph's copy of the epoch, not the whole epoch.
+        windows = tf.gather(self._features, rows).numpy().astype(np.float32)
         chunks = [windows[start : start + EVAL_BATCH] for start in range(0, len(windows), EVAL_BATCH)]
         outputs = chunks  # the previous BatchNorm layer's outputs, chunk by chunk
         for norm, chained, segment in self._norm_layers():
