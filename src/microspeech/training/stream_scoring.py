@@ -127,6 +127,8 @@ class SharedConvScorer:
     def scores(self, inputs: StreamInputs) -> np.ndarray | None:
         """Softmax scores (K, classes) float32 of every input, or None when the inputs are not
         evenly spaced cuts of `inputs.frames` (scored input by input then)."""
+        if inputs.frames is None:
+            return None
         starts, frames = np.asarray(inputs.starts), np.asarray(inputs.frames)
         count = len(starts)
         rows, cols = self._rows, self._cols
