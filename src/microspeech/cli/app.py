@@ -14,9 +14,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from microspeech import __version__
+from microspeech.cli import quiet_import
 
 # TensorFlow's C++ info/warning lines drown the command's own output; errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+quiet_import.install(("tensorflow",))
 
 app = typer.Typer(
     name="microspeech",
