@@ -73,6 +73,12 @@ VARIANTS = {
     "no_pcan": dict(pcan_enable=False),
     "no_log": dict(log_scale_enable=False),
     "dc_notch": dict(dc_notch_filter_enable=True, dc_notch_filter_coefficient=0.9),
+    # MLTK's later keyword models: noise reduction leaves at least 40% of the signal, DC notch on.
+    "min_signal_040_dc_notch_095": dict(
+        noise_reduction_min_signal_remaining=0.40,
+        dc_notch_filter_enable=True,
+        dc_notch_filter_coefficient=0.95,
+    ),
     "dynamic_quantization": dict(quantize_dynamic_scale_enable=True, quantize_dynamic_scale_range_db=35.0),
     "mltk_defaults_25_10_32": dict(window_size_ms=25, window_step_ms=10, filterbank_n_channels=32),
     "fft_1024_radix2_stage": dict(window_size_ms=48, filterbank_n_channels=64, sample_length_ms=1200),
