@@ -55,3 +55,19 @@ def test_other_lines_pass_and_a_failing_import_shows_everything(tmp_path):
 def test_without_noise_drops_only_the_matching_lines():
     text = f"keep 1\n{NOISE[0]}\nI0000 port.cc:153] {NOISE[1]} more\nkeep 2"
     assert without_noise(text) == "keep 1\nkeep 2"
+
+
+def test_a_closed_stderr_loads_the_package_as_usual(tmp_path):
+    _noisy_package(tmp_path, "noisy_pkg", "VALUE = 7")
+    code = """
+        import os, sys
+        from microspeech.cli.quiet_import import QuietImport
+        sys.meta_path.insert(0, QuietImport(["noisy_pkg"]))
+        os.close(2)
+        sys.stderr = None
+        import noisy_pkg
+        print(noisy_pkg.VALUE)
+    """
+    result = _run(code, cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stdout.split() == ["7"]

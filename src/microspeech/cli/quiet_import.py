@@ -47,24 +47,38 @@ class _CapturingLoader(importlib.abc.Loader):
         return self._loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        failed = True
-        with tempfile.TemporaryFile() as captured:
+        try:
+            captured = tempfile.TemporaryFile()
+        except OSError:  # no writable temporary folder: load as usual, lines and all
+            self._loader.exec_module(module)
+            return
+        with captured:
+            _flush()
+            try:
+                saved = os.dup(2)
+            except OSError:  # no descriptor 2 (stderr closed): nothing to keep clean
+                self._loader.exec_module(module)
+                return
             os.dup2(captured.fileno(), 2)
+            failed = True
             try:
                 self._loader.exec_module(module)
                 failed = False
             finally:
-                sys.stderr.flush()
+                _flush()
                 os.dup2(saved, 2)
                 os.close(saved)
                 captured.seek(0)
                 text = captured.read().decode("utf-8", "replace")
                 kept = text if failed else without_noise(text, self._noise)
-                if kept:
+                if kept and sys.stderr is not None:
                     sys.stderr.write(kept)
                     sys.stderr.flush()
+
+
+def _flush() -> None:
+    if sys.stderr is not None:
+        sys.stderr.flush()
 
 
 class QuietImport(importlib.abc.MetaPathFinder):
