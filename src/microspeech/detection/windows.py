@@ -56,13 +56,14 @@ def stream_inputs(audio: np.ndarray, settings: FrontendSettings, params: Detecti
     # The spotter's buffer starts as uint16 zeros; a hop's input ends with the frames done by then.
     padded = np.concatenate([np.zeros((n_frames, n_channels), np.uint16), trace.frames])
     starts = np.asarray(trace.frame_counts, dtype=np.int64)
-    ends = np.arange(1, n_hops + 1, dtype=np.int64) * hop
+    times_ms = np.arange(1, n_hops + 1, dtype=np.int64) * hop * 1000 // SAMPLE_RATE
+
+    def inputs_of(frames: np.ndarray) -> np.ndarray:  # (K, n_frames, channels), one per hop
+        windows = np.lib.stride_tricks.sliding_window_view(frames, n_frames, axis=0)
+        return np.ascontiguousarray(windows[starts].transpose(0, 2, 1))
+
     if settings.quantize_dynamic_scale_enable:
         # Each input maps its own maximum to +127, so the int8 of a frame depends on the input.
-        windows = np.lib.stride_tricks.sliding_window_view(padded, n_frames, axis=0)
-        features = uint16_to_int8(np.ascontiguousarray(windows[starts].transpose(0, 2, 1)), settings)
-        return StreamInputs(features, ends * 1000 // SAMPLE_RATE, None, starts)
-    padded = uint16_to_int8(padded, settings)
-    windows = np.lib.stride_tricks.sliding_window_view(padded, n_frames, axis=0)
-    features = np.ascontiguousarray(windows[starts].transpose(0, 2, 1))  # (K, n_frames, channels)
-    return StreamInputs(features, ends * 1000 // SAMPLE_RATE, padded, starts)
+        return StreamInputs(uint16_to_int8(inputs_of(padded), settings), times_ms, None, starts)
+    padded = uint16_to_int8(padded, settings)  # frame by frame: each frame once, not per input
+    return StreamInputs(inputs_of(padded), times_ms, padded, starts)
