@@ -18,7 +18,7 @@ from microspeech.cli import quiet_import
 
 # TensorFlow's C++ info/warning lines drown the command's own output; errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-quiet_import.install(("tensorflow",))
+quiet_import.install()
 
 app = typer.Typer(
     name="microspeech",
