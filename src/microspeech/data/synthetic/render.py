@@ -12,7 +12,6 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal
 
 from microspeech.audio import SAMPLE_RATE, resample, to_int16
 
@@ -83,6 +82,8 @@ def _band_limit(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A cheap microphone/phone channel: high-pass 60-250 Hz, low-pass 3-7 kHz."""
     low = rng.uniform(60.0, 250.0)
     high = rng.uniform(3000.0, 7000.0)
+    from scipy import signal  # here, not at the top: importing scipy.signal costs every CLI command 0.7 s
+
     sos = signal.butter(4, [low, high], btype="bandpass", fs=SAMPLE_RATE, output="sos")
     return signal.sosfilt(sos, audio)
 
@@ -94,6 +95,8 @@ def _reverberate(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     t = np.arange(length) / SAMPLE_RATE
     response = rng.standard_normal(length) * np.exp(-6.9 * t / rt60)
     response[0] = 0.0
+    from scipy import signal  # here, not at the top: as in _band_limit
+
     wet = signal.fftconvolve(audio, response)[: audio.shape[0] + length // 2]
     dry = np.pad(audio, (0, wet.shape[0] - audio.shape[0]))
     wet *= np.sqrt(np.sum(dry**2) / max(np.sum(wet**2), 1e-12))
