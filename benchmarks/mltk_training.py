@@ -1,6 +1,7 @@
 """Training time of MLTK 0.20 and microspeech on the same bundle, same machine, one run.
 
-    .venv/bin/python benchmarks/mltk_training.py [--skip-full] [--seed 0] [--output DIR] [--cpu avx2]
+    .venv/bin/python benchmarks/mltk_training.py [--skip-full] [--seed 0] [--repeats 1] [--output DIR]
+        [--cpu avx2]
 
 Both tools train `tflite_micro_speech` from the command line, as their users run them:
 - MLTK: `mltk train tflite_micro_speech` (and `-test`, its dry run) in a virtualenv of its own
@@ -17,6 +18,9 @@ Times are wall times from process start to exit, each command's defaults: MLTK's
 evaluation of the .h5 and the int8 .tflite on its validation split (it prints the int8
 accuracy); microspeech's includes calibration and the int8 export. MLTK 0.20 has no seed
 setting (its augmentation reseeds from the clock), so `--seed` reaches microspeech only.
+Both tools' run lengths vary (MLTK's epoch count from run to run, microspeech's with the seed),
+so one pair's ratio moves with them: `--repeats N` runs the full pair N times, alternating (MLTK,
+then microspeech with seed, seed + 1, ...), and reports each pair and the ratio of the summed times.
 Each tool runs with TensorFlow's oneDNN as it chooses: MLTK with TensorFlow's default for the
 CPU, microspeech with oneDNN on (`import microspeech` asks for it); `--cpu avx2` runs both as on
 a CPU without AVX-512 (bundles.tensorflow_environment).
@@ -223,12 +227,20 @@ def main() -> None:
     parser.add_argument("--skip-full", action="store_true", help="only the two dry runs (-test)")
     parser.add_argument("--seed", type=int, default=0, help="microspeech's seed (MLTK has none)")
     parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="full runs of each tool, alternated; microspeech's seeds are seed, seed + 1, ...",
+    )
+    parser.add_argument(
         "--output", type=Path, help="logs, models and results.json (default: a temporary folder)"
     )
     parser.add_argument("--dataset", type=Path, help="a Speech Commands folder (default: the subset bundle)")
     parser.add_argument("--python", default=sys._base_executable, help="Python 3.9-3.12 for the MLTK env")
     parser.add_argument("--cpu", choices=CPU_CHOICES, default="native", help=CPU_HELP)
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats {args.repeats}: give at least 1")
 
     commit = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
@@ -274,17 +286,22 @@ def main() -> None:
     microspeech = str(Path(sys.executable).parent / "microspeech")
     print(f"dataset: {dataset} (MLTK reads the hard-linked copy {mltk_dataset}); output: {output}")
 
-    runs = [("-test", "dry run")] if args.skip_full else [("-test", "dry run"), ("", "full")]
+    # (model suffix, kind, microspeech's seed, file suffix): the dry runs, then each full pair.
+    runs = [("-test", "dry run", args.seed, "-test")]
+    if not args.skip_full:
+        for repeat in range(args.repeats):
+            number = "" if args.repeats == 1 else f"{repeat + 1}"
+            runs.append(("", f"full {number}".strip(), args.seed + repeat, f"-full{number}"))
     results = {}
-    for suffix, kind in runs:
+    for suffix, kind, seed, name in runs:
         mltk_seconds, mltk_cpu, mltk_output = timed(
             f"MLTK {kind}",
             [str(env_bin / "mltk"), "train", MODEL + suffix, "--clean"],
             spec_folder,
             mltk_env,
-            output / f"mltk{suffix or '-full'}.log",
+            output / f"mltk{name}.log",
         )
-        ours_folder = output / f"microspeech{suffix or '-full'}"
+        ours_folder = output / f"microspeech{name}"
         ours_seconds, ours_cpu, _ = timed(
             f"microspeech {kind}",
             [
@@ -294,16 +311,17 @@ def main() -> None:
                 "--dataset",
                 str(dataset),
                 "--seed",
-                str(args.seed),
+                str(seed),
                 "--output",
                 str(ours_folder),
                 "--quiet",
             ],
             REPO,
             ours_env,
-            output / f"microspeech{suffix or '-full'}.log",
+            output / f"microspeech{name}.log",
         )
         results[kind] = {
+            "microspeech_seed": seed,
             "mltk_seconds": round(mltk_seconds, 1),
             "mltk_cpu_seconds": round(mltk_cpu, 1),
             "microspeech_seconds": round(ours_seconds, 1),
@@ -315,7 +333,7 @@ def main() -> None:
             "microspeech": manifest_summary(ours_folder) if (ours_folder / "manifest.json").is_file() else "",
         }
 
-    print(f"\nsame machine, same run; dataset {dataset.name}; microspeech seed {args.seed}")
+    print(f"\nsame machine, same run; dataset {dataset.name}")
     for kind, result in results.items():
         mltk_seconds, ours_seconds = result["mltk_seconds"], result["microspeech_seconds"]
         print(
@@ -329,7 +347,23 @@ def main() -> None:
         accuracies = ", ".join(f"{model} {value}" for model, value in result["mltk_accuracy"].items())
         print(f"{indent}MLTK: samples {result['mltk_samples'] or '-'}; epochs {result['mltk_epochs']}")
         print(f"{indent}MLTK: accuracy on its validation split: {accuracies or '-'}")
-        print(f"{indent}microspeech: {result['microspeech'] or '-'}")
+        print(f"{indent}microspeech (seed {result['microspeech_seed']}): {result['microspeech'] or '-'}")
+    full = [result for kind, result in results.items() if kind.startswith("full")]
+    if len(full) > 1:
+        mltk_total = sum(result["mltk_seconds"] for result in full)
+        ours_total = sum(result["microspeech_seconds"] for result in full)
+        ratios = [result["ratio"] for result in full]
+        results["all full runs"] = {
+            "mltk_seconds": round(mltk_total, 1),
+            "microspeech_seconds": round(ours_total, 1),
+            "ratio": round(mltk_total / ours_total, 2),
+            "pair_ratios": ratios,
+        }
+        print(
+            f"{len(full)} full pairs: MLTK {mltk_total / len(full):.1f} s, microspeech "
+            f"{ours_total / len(full):.1f} s on average; ratio of the sums {mltk_total / ours_total:.1f}x "
+            f"(pairs {min(ratios):.1f}-{max(ratios):.1f}x)"
+        )
     (output / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"results: {output / 'results.json'}")
 
