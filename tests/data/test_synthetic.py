@@ -185,3 +185,14 @@ def test_an_interrupted_run_of_another_recipe_is_not_resumed(small_root, tmp_pat
     generate_synthetic(SMALL, root=target, workers=1, show_progress=False)
     assert not (target / "sheila").exists() and not (target / PARTIAL_RECIPE).exists()
     assert _digest(target) == _digest(small_root)
+
+
+def test_importing_the_data_package_leaves_scipy_unloaded():
+    # scipy.signal serves only the synthetic channel effects; loaded with microspeech.data it cost
+    # every CLI command 0.7 s of start-up.
+    import subprocess
+    import sys
+
+    code = "import sys, microspeech.data; print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"
