@@ -55,10 +55,14 @@ def test_class_weight_scale_multiplies_only_the_named_classes():
     with pytest.raises(ValueError, match="'maybe'"):
         scale_class_weights([1.0] * 4, classes, {"maybe": 2.0})
     # Through the spec, as the trainer computes them: balanced first, then scaled.
-    spec = get_model_spec("tflite_micro_speech")
+    registered = get_model_spec("tflite_micro_speech")
+    spec = dataclasses.replace(registered, train=dataclasses.replace(registered.train, class_weight_scale={}))
     labels = np.array([0] * 10 + [1] * 30 + [2] * 60 + [3] * 20)
     plain = loss_class_weights(spec, labels)
     assert plain == pytest.approx(balanced_class_weights(labels, 4))
+    # The registered seed recipe weighs `_unknown_` twice on top of the balanced weights.
+    doubled = [plain[0], plain[1], plain[2] * 2, plain[3]]
+    assert loss_class_weights(registered, labels) == pytest.approx(doubled)
     scaled = dataclasses.replace(spec, train=TrainSettings(class_weight_scale={"no": 1.3, "_silence_": 0.5}))
     assert loss_class_weights(scaled, labels) == pytest.approx(
         [plain[0], plain[1] * 1.3, plain[2], plain[3] * 0.5]
