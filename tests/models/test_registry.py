@@ -72,6 +72,18 @@ def test_larger_models_keep_the_training_schedules_measured_for_them():
     assert schedule("two_conv") == (0.998, 12, 30, 16)
 
 
+def test_unknown_class_weight_follows_what_was_measured_for_each_model():
+    # `_unknown_` x2 on the balanced weights: taken for the seed and the DS-CNN on the validation
+    # stream, within the spread for two_conv, which keeps balanced weights (BENCHMARKS.md).
+    def scales(name: str) -> tuple[bool, dict[str, float]]:
+        train = get_model_spec(name).train
+        return train.balanced_class_weights, train.class_weight_scale
+
+    assert scales("tflite_micro_speech") == (True, {"_unknown_": 2.0})
+    assert scales("ds_cnn") == (True, {"_unknown_": 2.0})
+    assert scales("two_conv") == (True, {})
+
+
 def test_larger_models_take_only_the_seeds_windows_measured_for_them():
     # They inherit the seed's augmentation; a setting the seed took is off for them until it is
     # measured for them on the validation stream (BENCHMARKS.md): the warm-up helped both, the

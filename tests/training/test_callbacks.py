@@ -98,6 +98,62 @@ def test_fast_loop_loss_is_keras_weighted_categorical_crossentropy():
         trainer.train_epoch(features.astype(np.float32), labels, 64, np.random.default_rng(1))
 
 
+def _regularized_model(**regularizers):
+    import keras
+
+    features = keras.Input((49, 40))
+    x = keras.layers.Reshape((49, 40, 1))(features)
+    x = keras.layers.Conv2D(8, (10, 8), strides=2, padding="same", **regularizers)(x)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Flatten()(x)
+    scores = keras.layers.Dense(4, activation="softmax", kernel_regularizer=keras.regularizers.L2(0.01))(x)
+    return keras.Model(features, scores)
+
+
+def test_weight_regularizers_join_the_loss_as_in_keras_fit():
+    import keras
+
+    from microspeech.training.loop import FastTrainer
+
+    keras.utils.set_random_seed(0)
+    model = _regularized_model(kernel_regularizer=keras.regularizers.L2(0.01))
+    weights = [1.5, 0.5, 2.0, 1.0]
+    trainer = FastTrainer(model, 0.0, weights)
+    rng = np.random.default_rng(0)
+    features = rng.integers(-128, 128, (64, 49, 40)).astype(np.int8)
+    labels = rng.integers(0, 4, 64)
+    result = trainer.train_epoch(features, labels, 64, np.random.default_rng(1))
+    scores = model(features.astype(np.float32), training=True)
+    cross_entropy = keras.losses.CategoricalCrossentropy()(
+        keras.utils.to_categorical(labels, 4), scores, sample_weight=np.asarray(weights)[labels]
+    )
+    penalty = sum(float(loss) for loss in model.losses)
+    assert len(model.losses) == 2 and penalty > 1e-3
+    assert result.loss == pytest.approx(float(cross_entropy) + penalty, rel=1e-4)
+
+    # With a learning rate, a strong penalty shrinks the kernels it names.
+    def kernel_norm(strength: float) -> float:
+        keras.utils.set_random_seed(0)
+        model = _regularized_model(kernel_regularizer=keras.regularizers.L2(strength))
+        trainer = FastTrainer(model, 1e-2, [1.0] * 4)
+        for epoch in range(3):
+            trainer.train_epoch(features, labels, 16, np.random.default_rng(epoch))
+        return float(np.sum(np.square(model.layers[2].kernel.numpy())))
+
+    assert kernel_norm(1.0) < 0.5 * kernel_norm(1e-9)
+
+
+def test_activity_regularizers_are_refused_by_name():
+    import keras
+
+    from microspeech.training.loop import FastTrainer
+
+    model = _regularized_model(activity_regularizer=keras.regularizers.L2(0.01), name="loud_conv")
+    with pytest.raises(ValueError, match="'loud_conv'.*activity_regularizer"):
+        FastTrainer(model, 1e-3, [1.0] * 4)
+
+
 def test_label_smoothing_matches_keras_and_balanced_accuracy_is_mean_recall():
     import keras
 

@@ -107,6 +107,16 @@ class FastTrainer:
             self._word_dense = keras.layers.Dense(word_classes, name="word_head")
             self._word_dense.build(tuple(hidden.shape))
         self._trained = list(model.trainable_variables)
+        # Weight regularizers (kernel_regularizer=... in a spec's build) join the loss as in Keras'
+        # fit; activity regularizers are computed inside a layer's call, which the training graph
+        # replaces for some layers, so they are refused rather than silently dropped.
+        self._regularized = [v for v in self._trained if getattr(v, "regularizer", None) is not None]
+        for layer in _nested_layers(model):
+            if getattr(layer, "activity_regularizer", None) is not None:
+                raise ValueError(
+                    f"layer {layer.name!r} has an activity_regularizer, which microspeech's training "
+                    "loop does not apply; use a weight regularizer (kernel_regularizer=...) instead"
+                )
         self._norm_windows = int(norm_windows)
         self._norm_inputs: list[tuple[Any, bool, Any]] | None = None
         if self._word_dense is not None:
@@ -181,6 +191,8 @@ class FastTrainer:
                     loss += self._time_smoothing * tf.reduce_sum(tf.square(rows[1:] - rows[:-1]))
                 if word_loss is not None:
                     loss += self._word_head * word_loss
+                for variable in self._regularized:
+                    loss += variable.regularizer(variable)
             grads = tape.gradient(loss, self._trained)
             self.optimizer.apply(grads, self._trained)
             loss_sum += loss * tf.cast(tf.shape(y)[0], tf.float32)
@@ -397,3 +409,10 @@ class FastTrainer:
     def set_model_weights(self, weights: list[np.ndarray]) -> None:
         for variable, value in zip(self.model.variables, weights, strict=True):
             variable.assign(value)
+
+
+def _nested_layers(model: Any) -> Iterator[Any]:
+    """Every layer of `model`, those inside nested models included."""
+    for layer in getattr(model, "layers", []):
+        yield layer
+        yield from _nested_layers(layer)
