@@ -122,3 +122,26 @@ def test_an_output_that_is_a_file_is_refused(tmp_path, words):
     result = _train("--dataset", str(words), "--output", str(tmp_path / "model"))
     assert result.exit_code == 2, result.output
     assert "is a file, not a folder" in result.output and "Traceback" not in result.output
+
+
+def test_a_layer_the_training_loop_cannot_apply_is_named_and_logged(tmp_path, subset_dir):
+    import dataclasses
+
+    from microspeech.models import get_model_spec
+
+    dry_run = get_model_spec(DRY_RUN)
+
+    def build(spec):
+        import keras
+
+        model = dry_run.build(spec)
+        model.layers[2].activity_regularizer = keras.regularizers.L2(1e-3)
+        return model
+
+    spec = dataclasses.replace(dry_run, build=build)
+    output = tmp_path / "model"
+    with pytest.raises(ValueError, match="activity_regularizer"):
+        train_model(spec, dataset=str(subset_dir), output=output, progress=False)
+    log = (output / "train.log").read_text().splitlines()
+    assert "training stopped: ValueError: layer" in log[-1] and "activity_regularizer" in log[-1]
+

@@ -282,6 +282,11 @@ def _train_locked(
             stream,
             progress,
         )
+    except BaseException as error:
+        # The folder keeps its log (and any checkpoint to --resume from): the log says why it ends.
+        reason = "interrupted" if isinstance(error, KeyboardInterrupt) else f"{type(error).__name__}: {error}"
+        logger.error("training stopped: %s", reason)
+        raise
     finally:
         logger.removeHandler(handler)
         handler.close()
