@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from microspeech.data.settings import AugmentationSettings
@@ -96,9 +97,32 @@ def test_larger_models_take_only_the_seeds_windows_measured_for_them():
 
 def test_larger_models_keep_mltks_frontend():
     # The seed's faster noise estimate was chosen on the validation stream for the seed; two_conv
-    # lost clips with it and the DS-CNN missed more keywords (BENCHMARKS.md).
+    # lost clips with it and the DS-CNN missed more keywords (BENCHMARKS.md). The DS-CNN reads
+    # MLTK's 40 channels and maps them to 10 itself (its projection layer).
     assert get_model_spec("two_conv").frontend == FrontendSettings()
-    assert get_model_spec("ds_cnn").frontend == FrontendSettings(filterbank_n_channels=10)
+    assert get_model_spec("ds_cnn").frontend == FrontendSettings()
+
+
+def test_ds_cnn_starts_from_the_dct_of_each_frame():
+    # MLPerf's MFCC step as the DS-CNN's first layer: each frame's 40 channels map to 10
+    # coefficients, and before training that map is the DCT-II, so a frame shaped as the k-th
+    # cosine lands in coefficient k alone (a flat frame, a loudness change, in coefficient 0).
+    import keras
+
+    spec = get_model_spec("ds_cnn")
+    model = spec.build_model()
+    projection = model.get_layer("projection")
+    frames, channels = spec.input_shape
+    assert (channels, projection.filters, projection.kernel_size) == (40, 10, (1, 40))
+    coefficients = keras.Model(model.inputs, projection.output)
+    n = np.arange(channels)
+    for k in (0, 3, 9):
+        frame = np.cos(np.pi * k * (n + 0.5) / channels).astype(np.float32)
+        out = np.asarray(coefficients(np.tile(frame, (1, frames, 1)))).reshape(frames, 10)
+        others = np.delete(out, k, axis=1)
+        assert np.all(np.abs(out[:, k]) > 1.0) and np.all(np.abs(others) < 1e-4)
+    # What the blocks see is MLPerf's 49x10 map.
+    assert model.get_layer(index=3).output.shape[1:] == (frames, 10, 1)
 
 
 def test_dry_run_variant_is_the_same_model_with_tiny_settings():

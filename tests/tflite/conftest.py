@@ -139,6 +139,25 @@ def tiny_tflite_bytes() -> bytes:
 
 
 @pytest.fixture(scope="session")
+def middle_reshape_tflite_bytes() -> bytes:
+    """A 1x40 convolution mapping each frame to 10 values, reshaped to 49x10x1 for the next
+    convolution (ds_cnn's first layers): the converter fixes that RESHAPE's target to batch 1."""
+    import keras
+
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((49, 40, 1))
+    x = keras.layers.Conv2D(10, (1, 40), padding="valid")(inputs)
+    x = keras.layers.Reshape((49, 10, 1))(x)
+    x = keras.layers.Conv2D(4, (10, 4), strides=2, padding="same", activation="relu")(x)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(3, activation="softmax")(x)
+    model = keras.Model(inputs, outputs, name="middle_reshape")
+    _randomize(model, 4)
+    representative = np.random.default_rng(3).integers(-128, 128, (20, 49, 40, 1)).astype(np.float32)
+    return _convert_int8(model, representative)
+
+
+@pytest.fixture(scope="session")
 def input_reshape_tflite_bytes(seed_keras, random_features) -> bytes:
     """The seed model taking (49, 40) features and adding the channel axis itself (a leading RESHAPE)."""
     import keras

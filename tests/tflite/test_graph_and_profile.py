@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from microspeech.tflite.graph import remove_reshape_before_fully_connected
+from microspeech.tflite.flatbuffer import unpack_model
+from microspeech.tflite.graph import free_reshape_batch, remove_reshape_before_fully_connected
 from microspeech.tflite.metadata import read_parameters
 from microspeech.tflite.profile import (
     arena_report,
@@ -44,6 +45,34 @@ def test_reshape_after_pooling(tiny_tflite_bytes):
     assert np.array_equal(
         TfliteRunner(tiny_slim, "tflm").predict(x), TfliteRunner(tiny_tflite_bytes, "litert").predict(x)
     )
+
+
+def _reshape_targets(tflite_bytes: bytes) -> list[list[int]]:
+    model = unpack_model(tflite_bytes)
+    graph = model.subgraphs[0]
+    targets = []
+    for layer, op in zip(summarize_tflite(tflite_bytes).layers, graph.operators, strict=True):
+        if layer.opcode == "RESHAPE":
+            target = graph.tensors[int(op.inputs[1])]
+            targets.append(np.frombuffer(bytes(model.buffers[target.buffer].data), "<i4").tolist())
+    return targets
+
+
+def test_a_reshape_between_layers_takes_any_batch_and_computes_the_same(middle_reshape_tflite_bytes):
+    original = remove_reshape_before_fully_connected(middle_reshape_tflite_bytes)
+    assert _reshape_targets(original) == [[1, 49, 10, 1]]
+    freed = free_reshape_batch(original)
+    assert _reshape_targets(freed) == [[-1, 49, 10, 1]]
+    assert free_reshape_batch(freed) == freed  # nothing left to free
+    x = np.random.default_rng(6).integers(-128, 128, (70, 49, 40, 1), dtype=np.int8)
+    reference = TfliteRunner(original, "tflm").predict(x)
+    for backend in ("tflm", "litert"):
+        assert np.array_equal(TfliteRunner(freed, backend).predict(x), reference)
+    # LiteRT now runs it on batches of inputs (stream scoring does), where the original refuses.
+    assert TfliteRunner(original, "litert")._batch_interpreter(2) is None
+    batched = TfliteRunner(freed, "litert")
+    assert batched._batch_interpreter(2) is not None and batched._batch_interpreter(32) is not None
+    assert np.array_equal(batched.predict(x), reference)
 
 
 @pytest.mark.parametrize("model", ["mltk_tflite_bytes", "seed_tflite_bytes", "tiny_tflite_bytes"])

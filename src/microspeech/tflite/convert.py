@@ -121,9 +121,10 @@ def convert_to_int8(
         converter._experimental_disable_per_channel_quantization_for_dense_layers = not legacy
         with _quiet_native_output():
             tflite_bytes = bytes(converter.convert())
-    # Both rewrites are exact (tested bit for bit in microspeech.tflite.graph): the input
+    # The rewrites are exact (tested bit for bit in microspeech.tflite.graph): the input
     # RESHAPE becomes the input's shape, and FULLY_CONNECTED flattens by itself, so the
-    # RESHAPE before it goes too; TFLM then copies nothing and its arena is lower.
+    # RESHAPE before it goes too; TFLM then copies nothing and its arena is lower. A RESHAPE
+    # between layers stays, with a batch of -1, so LiteRT can still run batches of inputs.
     if legacy:
         tflite_bytes = remove_reshape_before_fully_connected(tflite_bytes)
     else:

@@ -9,6 +9,11 @@ between a convolution and the FULLY_CONNECTED that reads it. FULLY_CONNECTED fla
 input itself (rows = elements / weight depth, with keep_num_dims false), so it can read the
 4-D tensor directly; TFLM then needs neither the copy nor the reshaped tensor, which lowers
 the peak of its arena plan (the seed model's largest live pair was RESHAPE in + out).
+
+`free_reshape_batch`: a RESHAPE between layers (ds_cnn's 49x1x10 -> 49x10x1) converts with its
+target shape fixed to batch 1, so LiteRT cannot run the graph on a batch of inputs and stream
+scoring falls back to one input per invoke. A stretch (-1) in the batch position computes the
+same at batch 1 in every runtime, and any batch in LiteRT.
 """
 
 from __future__ import annotations
@@ -118,6 +123,43 @@ def remove_input_reshape(tflite_bytes: bytes) -> bytes:
     return pack_model(model)
 
 
+def free_reshape_batch(tflite_bytes: bytes) -> bytes:
+    """Let every RESHAPE with a constant target of batch 1 ([1, ...]) take any batch ([-1, ...]).
+
+    Only when its input's first dimension is 1 as well, so at batch 1 the stretch resolves to
+    the same 1 and the graph computes what it did. The target tensor gets a buffer of its own
+    (a converter may share constant buffers). Returns the input unchanged when nothing qualifies.
+    """
+    tflite_bytes = load_bytes(tflite_bytes)
+    model = unpack_model(tflite_bytes)
+    changed = False
+    for subgraph in model.subgraphs or []:
+        for op in subgraph.operators or []:
+            if _opcode_name(model, op) != "RESHAPE" or len(op.inputs) < 2:
+                continue
+            source_t, target_t = subgraph.tensors[int(op.inputs[0])], subgraph.tensors[int(op.inputs[1])]
+            data = model.buffers[target_t.buffer].data if target_t.buffer else None
+            if data is None or target_t.type != schema.TensorType.INT32:
+                continue
+            target = np.frombuffer(bytes(np.asarray(data, dtype=np.uint8)), dtype="<i4").copy()
+            source_shape = np.asarray(source_t.shape).tolist()
+            if len(target) < 2 or target[0] != 1 or not source_shape or source_shape[0] != 1 or -1 in target:
+                continue
+            target[0] = -1
+            buffer = schema.BufferT()
+            buffer.data = np.frombuffer(target.astype("<i4").tobytes(), dtype=np.uint8)
+            model.buffers.append(buffer)
+            target_t.buffer = len(model.buffers) - 1
+            options = op.builtinOptions
+            if isinstance(options, schema.ReshapeOptionsT) and options.newShape is not None:
+                options.newShape = np.asarray(target, dtype=np.int32)
+            changed = True
+    if not changed:
+        return tflite_bytes
+    _prune(model)
+    return pack_model(model)
+
+
 def expose_layer_outputs(tflite_bytes: bytes) -> tuple[bytes, list[str]]:
     """The same graph with every operator's output as a graph output, in execution order.
 
@@ -142,8 +184,9 @@ def expose_layer_outputs(tflite_bytes: bytes) -> tuple[bytes, list[str]]:
 
 
 def simplify_graph(tflite_bytes: bytes) -> bytes:
-    """Both exact rewrites: the input RESHAPE and the RESHAPE before FULLY_CONNECTED."""
-    return remove_reshape_before_fully_connected(remove_input_reshape(tflite_bytes))
+    """The exact rewrites: the input RESHAPE and the RESHAPE before FULLY_CONNECTED removed, the
+    batch of any other RESHAPE freed."""
+    return free_reshape_batch(remove_reshape_before_fully_connected(remove_input_reshape(tflite_bytes)))
 
 
 def _fc_can_read(
