@@ -183,10 +183,14 @@ def expose_layer_outputs(tflite_bytes: bytes) -> tuple[bytes, list[str]]:
     return pack_model(model), labels
 
 
+def remove_redundant_reshapes(tflite_bytes: bytes) -> bytes:
+    """Both removals: the input RESHAPE and the RESHAPE before FULLY_CONNECTED."""
+    return remove_reshape_before_fully_connected(remove_input_reshape(tflite_bytes))
+
+
 def simplify_graph(tflite_bytes: bytes) -> bytes:
-    """The exact rewrites: the input RESHAPE and the RESHAPE before FULLY_CONNECTED removed, the
-    batch of any other RESHAPE freed."""
-    return free_reshape_batch(remove_reshape_before_fully_connected(remove_input_reshape(tflite_bytes)))
+    """Every exact rewrite: the redundant RESHAPEs removed, the batch of any other RESHAPE freed."""
+    return free_reshape_batch(remove_redundant_reshapes(tflite_bytes))
 
 
 def _fc_can_read(

@@ -335,7 +335,7 @@ def profile_model(
     path_or_bytes: str | Path | bytes, *, clock_mhz: float = DEFAULT_CLOCK_MHZ, runs: int = 200
 ) -> ProfileReport:
     """Arena, per-layer cost, host latency and the MCU estimate; also the RESHAPE-free variant."""
-    from microspeech.tflite.graph import simplify_graph
+    from microspeech.tflite.graph import remove_redundant_reshapes
 
     tflite_bytes = load_bytes(path_or_bytes)
     summary = summarize_tflite(tflite_bytes)
@@ -350,7 +350,7 @@ def profile_model(
         host_tflm=host_latency_ms(tflite_bytes, runs=runs, backend="tflm"),
         mcu=estimate_mcu_latency_ms(summary, clock_mhz),
     )
-    slim = simplify_graph(tflite_bytes)
+    slim = remove_redundant_reshapes(tflite_bytes)
     if slim != tflite_bytes:
         slim_summary = summarize_tflite(slim)
         slim_arena = arena_report(slim)
