@@ -88,7 +88,8 @@ def test_the_input_is_shaped_like_mltks_and_no_removable_reshape_remains(dry_run
     from microspeech.models import resolve_model
 
     tflite_bytes = next(dry_run_model.glob("*.tflite")).read_bytes()
-    frames, channels = resolve_model(dry_run_model).frontend.spectrogram_shape
+    resolved = resolve_model(dry_run_model)
+    frames, channels = resolved.frontend.spectrogram_shape
     assert TfliteRunner(tflite_bytes).input_details.shape == (1, frames, channels, 1)
     model = unpack_model(tflite_bytes)
     graph = model.subgraphs[0]
@@ -103,7 +104,7 @@ def test_the_input_is_shaped_like_mltks_and_no_removable_reshape_remains(dry_run
             # 49x10x1) is part of the model.
             assert int(op.inputs[0]) not in np.asarray(graph.inputs).tolist(), "the input's RESHAPE remains"
             assert int(op.outputs[0]) not in fc_inputs, "a RESHAPE before FULLY_CONNECTED remains"
-    if resolve_model(dry_run_model).name.startswith("tflite_micro_speech"):
+    if resolved.name.startswith("tflite_micro_speech"):
         assert "RESHAPE" not in [name for name, _ in ops]
 
 
