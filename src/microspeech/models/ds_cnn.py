@@ -95,15 +95,14 @@ def ds_cnn() -> ModelSpec:
         # frontend's own 10 channels, over seeds 0-5 on the 120-minute validation stream, clips
         # 95.4 -> 97.0% (higher in all six), misses at <= 2 / 6 / 20 FA/h 19.1 / 13.4 / 8.2 -> 20.2 /
         # 11.1 / 4.6% (fewer at <= 20 in all six), at the calibrated parameters 23.6% at 2.1 FA/h ->
-        # 19.9% at 3.2
-        # (BENCHMARKS.md, "MLPerf's DCT as the DS-CNN's first layer"; on the test stream afterwards,
-        # seeds 0-2: misses at <= 1 / 5 / 20 FA/h 64.6 / 24.9 / 13.5 -> 49.2 / 24.9 / 8.8%, but test
-        # clips 93.8 -> 92.2%: more "go" taken for "no"). With the seed's faster noise
-        # estimate (on 10 channels), seeds 0-3 missed more (<= 2 / 6 / 20 FA/h 23.8 / 12.7 / 7.4 ->
-        # 29.6 / 18.3 / 9.2%, more at <= 6 in every seed) and classified fewer validation clips
-        # (94.2 -> 93.1%): not taken (BENCHMARKS.md, "A faster noise estimate in the frontend"). On
-        # these 40 channels and the DCT layer, seeds 0-2: clips 96.3 -> 96.0%, misses at <= 20 FA/h
-        # 5.1 -> 7.2% (more in all three): not taken either.
+        # 19.9% at 3.2 (BENCHMARKS.md, "MLPerf's DCT as the DS-CNN's first layer"; on the test
+        # stream afterwards, seeds 0-2: misses at <= 1 / 5 / 20 FA/h 64.6 / 24.9 / 13.5 -> 49.2 /
+        # 24.9 / 8.8%, but test clips 93.8 -> 92.2%: more "go" taken for "no"). With the seed's
+        # faster noise estimate (on 10 channels), seeds 0-3 missed more (<= 2 / 6 / 20 FA/h 23.8 /
+        # 12.7 / 7.4 -> 29.6 / 18.3 / 9.2%, more at <= 6 in every seed) and classified fewer
+        # validation clips (94.2 -> 93.1%): not taken (BENCHMARKS.md, "A faster noise estimate in
+        # the frontend"). On these 40 channels and the DCT layer, seeds 0-2: clips 96.3 -> 96.0%,
+        # misses at <= 20 FA/h 5.1 -> 7.2% (more in all three): not taken either.
         frontend=FrontendSettings(),
         build=build,
         # The seed's augmentation, a second word in half the windows included: over seeds 0-2 on the

@@ -147,7 +147,7 @@ def free_reshape_batch(tflite_bytes: bytes) -> bytes:
                 continue
             target[0] = -1
             buffer = schema.BufferT()
-            buffer.data = np.frombuffer(target.astype("<i4").tobytes(), dtype=np.uint8)
+            buffer.data = np.frombuffer(target.tobytes(), dtype=np.uint8)
             model.buffers.append(buffer)
             target_t.buffer = len(model.buffers) - 1
             options = op.builtinOptions
