@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 
@@ -200,3 +201,79 @@ def test_feature_masks_really_mask_bands_and_are_deterministic_per_seed():
         assert changed[i].sum() <= 6 * 40 + 5 * 49
     off = mask_features(features, np.random.default_rng(1), AugmentationSettings())
     np.testing.assert_array_equal(off, original)
+
+
+@numba.njit(cache=True)
+def _render_by_definition(bank_audio, bank_starts, bank_lengths, plan_arrays, noise_audio, window):
+    """The mix as defined, every sample of the window: each word (and neighbour) read at
+    `(t - offset) * speed` with linear interpolation, zero outside the clip; noise everywhere;
+    then the first `silent_until` samples zeroed and the sum rounded and clipped to int16."""
+    (sources, offsets, gains, speeds, noise_starts, noise_gains, silent_until, backwards_, neighbours,
+     n_offsets, n_gains) = plan_arrays  # fmt: skip
+    out = np.empty((len(sources), window), np.int16)
+    for i in range(len(sources)):
+        mixed = np.zeros(window, np.float32)
+        for word, offset, gain, backwards in (
+            (sources[i], offsets[i], gains[i], backwards_[i]),
+            (neighbours[i], n_offsets[i], n_gains[i], False),
+        ):
+            if word < 0:
+                continue
+            start, length = bank_starts[word], bank_lengths[word]
+            for t in range(window):
+                position = (t - offset) * speeds[i]
+                value = 0.0
+                if 0.0 <= position <= length - 1:
+                    if backwards:
+                        position = length - 1 - position
+                    k = int(position)
+                    a = np.float32(bank_audio[start + k])
+                    b = np.float32(bank_audio[start + min(k + 1, length - 1)])
+                    value = a + (position - k) * (b - a)
+                mixed[t] += gain * value
+        if noise_gains[i] != 0.0:
+            for t in range(window):
+                mixed[t] += noise_gains[i] * noise_audio[noise_starts[i] + t]
+        mixed[: silent_until[i]] = 0.0
+        for t in range(window):
+            out[i, t] = min(max(np.round(mixed[t]), -32768.0), 32767.0)
+    return out
+
+
+def test_render_equals_the_mix_as_defined_to_the_bit(subset_dir):
+    # `render` skips the samples it knows are zero (past a word's end, before a silent start);
+    # on real words and noise, with every kind of window the training recipe draws (warm-up,
+    # fragments, neighbours, reversed words, noise onsets), the result must not change.
+    from microspeech.data import load_dataset
+    from microspeech.data.augmentation import FRAGMENT, KEYWORD, OTHER, REVERSED
+    from microspeech.models import get_model_spec
+
+    dataset = load_dataset(str(subset_dir))
+    clips = dataset.split("train")[::97][:48]
+    bank = ClipBank.from_arrays([dataset.read(clip) for clip in clips], WINDOW)
+    window, warm_up = WINDOW, 2 * WINDOW
+    noise = NoiseBank.read(dataset.read_noise, sorted(dataset.noise_paths), window + warm_up)
+    settings = get_model_spec("tflite_micro_speech").augmentation
+    rng = np.random.default_rng(11)
+    count = 600
+    sources = np.where(rng.random(count) < 0.1, -1, rng.integers(0, len(clips), count))
+    kinds = rng.choice([KEYWORD, OTHER, FRAGMENT, REVERSED], count)
+    plan = draw_plan(
+        rng, sources, bank, noise, settings, window, augment=True, kinds=kinds, warm_up=warm_up,
+        neighbour_pool=np.arange(len(clips)),
+    )  # fmt: skip
+    assert (plan.silent_until == warm_up).any() and (plan.silent_until == 0).any()
+    assert (plan.neighbour_sources >= 0).any() and plan.reversed.any() and (plan.pitches == 1.0).all()
+    expected = _render_by_definition(
+        bank.audio,
+        bank.starts,
+        bank.lengths,
+        (
+            plan.sources, plan.offsets, plan.gains, plan.speeds, plan.noise_starts, plan.noise_gains,
+            plan.silent_until, plan.reversed, plan.neighbour_sources, plan.neighbour_offsets,
+            plan.neighbour_gains,
+        ),
+        noise.audio,
+        window + warm_up,
+    )  # fmt: skip
+    np.testing.assert_array_equal(render(plan, bank, noise, window + warm_up), expected)

@@ -299,8 +299,8 @@ def _sample(audio, start, length, position, backwards):  # linear interpolation 
 
 
 @numba.njit(cache=True, inline="always")
-def _add_word(mixed, audio, start, length, offset, speed, gain, backwards, end):  # into mixed[:end]
-    for t in range(max(offset, 0), end):
+def _add_word(mixed, audio, start, length, offset, speed, gain, backwards, first, end):  # mixed[first:end]
+    for t in range(max(offset, first), end):
         mixed[t] += gain * _sample(audio, start, length, (t - offset) * speed, backwards)
 
 
@@ -327,6 +327,10 @@ def _render(
     n_clips, window = out.shape
     for i in numba.prange(n_clips):
         mixed = np.zeros(window, np.float32)
+        # Samples before `silent` end up zero, so nothing is mixed there; a word is mixed up to
+        # its last sample, not to the window's end (past it `_sample` adds zeros). Both only
+        # skip work: the output is the same to the bit (tests/data/test_augmentation.py).
+        silent = min(max(silent_until[i], 0), window)
         source = sources[i]
         if source >= 0:
             start = bank_starts[source]
@@ -337,7 +341,8 @@ def _render(
             gain = gains[i]
             backwards = reversed_[i]
             if pitch == 1.0:
-                _add_word(mixed, bank_audio, start, length, offset, speed, gain, backwards, window)
+                end = min(window, offset + int((length - 1) / speed) + 2)
+                _add_word(mixed, bank_audio, start, length, offset, speed, gain, backwards, silent, end)
             else:
                 # Grains read at `pitch` times the rate from where they sit in time, overlap-added
                 # with hann windows (sum 2 at 75% overlap): pitch changes, duration does not.
@@ -355,13 +360,13 @@ def _render(
                 n_start, n_length = bank_starts[neighbour], bank_lengths[neighbour]
                 n_offset, n_gain = neighbour_offsets[i], neighbour_gains[i]
                 n_end = min(window, n_offset + int(np.ceil(n_length / speed)) + 1)
-                _add_word(mixed, bank_audio, n_start, n_length, n_offset, speed, n_gain, False, n_end)
+                _add_word(mixed, bank_audio, n_start, n_length, n_offset, speed, n_gain, False, silent, n_end)
         noise_gain = noise_gains[i]
         if noise_gain != 0.0:
             noise_start = noise_starts[i]
-            for t in range(window):
+            for t in range(silent, window):
                 mixed[t] += noise_gain * noise_audio[noise_start + t]
-        for t in range(silent_until[i]):
+        for t in range(silent):
             mixed[t] = 0.0
         for t in range(window):
             value = np.round(mixed[t])

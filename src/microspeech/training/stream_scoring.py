@@ -209,25 +209,32 @@ def _phase_layout(frames, start, hop, pad_left, width, length):
 
 
 @njit(cache=True)
-def _accumulate_row(acc, phased, kernel, k, f, first_col, q, offset, size):
-    """acc[:size] += sum over kernel columns kk of kernel[k, kk, f] * phased[first_col + kk, q,
-    offset : offset + size], the columns added in order (four per pass over acc)."""
+def _accumulate_rows(acc, phased, kernel, k, first_col, q, offset, size):
+    """acc[f, :size] += sum over kernel columns kk of kernel[k, kk, f] * phased[first_col + kk, q,
+    offset : offset + size] for every filter f, the columns added in order (four per pass over
+    acc). All filters per pass: the input rows are read once for all of them, from L1."""
+    filters = kernel.shape[2]
     columns = kernel.shape[1]
     kk = 0
     while kk + 4 <= columns:
-        w0, w1, w2, w3 = kernel[k, kk, f], kernel[k, kk + 1, f], kernel[k, kk + 2, f], kernel[k, kk + 3, f]
         x0 = phased[first_col + kk, q, offset : offset + size]
         x1 = phased[first_col + kk + 1, q, offset : offset + size]
         x2 = phased[first_col + kk + 2, q, offset : offset + size]
         x3 = phased[first_col + kk + 3, q, offset : offset + size]
-        for j in range(size):
-            acc[j] = acc[j] + w0 * x0[j] + w1 * x1[j] + w2 * x2[j] + w3 * x3[j]
+        for f in range(filters):
+            w0, w1 = kernel[k, kk, f], kernel[k, kk + 1, f]
+            w2, w3 = kernel[k, kk + 2, f], kernel[k, kk + 3, f]
+            line = acc[f, :size]
+            for j in range(size):
+                line[j] = line[j] + w0 * x0[j] + w1 * x1[j] + w2 * x2[j] + w3 * x3[j]
         kk += 4
     while kk < columns:
-        weight = kernel[k, kk, f]
         x = phased[first_col + kk, q, offset : offset + size]
-        for j in range(size):
-            acc[j] += weight * x[j]
+        for f in range(filters):
+            weight = kernel[k, kk, f]
+            line = acc[f, :size]
+            for j in range(size):
+                line[j] += weight * x[j]
         kk += 1
 
 
@@ -238,22 +245,20 @@ def _shared_rows(phased, kernel, bias, col_stride, out_cols, length):
     kernel_rows, _, filters = kernel.shape
     hop = phased.shape[1]
     shared = np.empty((out_cols, filters, hop, length), np.float32)
-    acc = np.empty(BLOCK, np.float32)
+    acc = np.empty((filters, BLOCK), np.float32)
     for c in range(out_cols):
-        for f in range(filters):
-            for p in range(hop):
-                for m0 in range(0, length, BLOCK):
-                    size = min(BLOCK, length - m0)
-                    for j in range(size):
-                        acc[j] = 0.0
-                    for k in range(kernel_rows):
-                        q = (p + k) % hop
-                        _accumulate_row(
-                            acc, phased, kernel, k, f, col_stride * c, q, m0 + (p + k) // hop, size
-                        )
+        for p in range(hop):
+            for m0 in range(0, length, BLOCK):
+                size = min(BLOCK, length - m0)
+                acc[:, :size] = 0.0
+                for k in range(kernel_rows):
+                    q = (p + k) % hop
+                    _accumulate_rows(acc, phased, kernel, k, col_stride * c, q, m0 + (p + k) // hop, size)
+                for f in range(filters):
                     out = shared[c, f, p, m0 : m0 + size]
+                    line = acc[f, :size]
                     for j in range(size):
-                        out[j] = acc[j] + bias[f]
+                        out[j] = line[j] + bias[f]
     return shared
 
 
@@ -280,7 +285,7 @@ def _input_scores(
     classes = dense_kernel.shape[1]
     scores = np.empty((count, classes), np.float32)
     logits = np.empty((classes, BLOCK), np.float32)
-    act = np.empty(BLOCK, np.float32)
+    act = np.empty((filters, BLOCK), np.float32)
     for i0 in range(0, count, BLOCK):
         size = min(BLOCK, count - i0)
         logits[:, :] = 0.0
@@ -288,39 +293,35 @@ def _input_scores(
             first = row_stride * r - pad_top
             interior = first >= 0 and first + kernel_rows <= frames
             for c in range(out_cols):
-                for f in range(filters):
-                    if interior:
-                        offset = i0 + first // hop
+                if interior:
+                    offset = i0 + first // hop
+                    for f in range(filters):
                         source = shared[c, f, first % hop, offset : offset + size]
+                        line = act[f, :size]
                         for j in range(size):
                             value = source[j]
-                            act[j] = value if value > 0.0 else 0.0
-                    else:
+                            line[j] = value if value > 0.0 else 0.0
+                else:
+                    act[:, :size] = 0.0
+                    for k in range(kernel_rows):
+                        row = first + k
+                        if 0 <= row < frames:
+                            _accumulate_rows(
+                                act, phased, kernel, k, col_stride * c, row % hop, i0 + row // hop, size
+                            )
+                    for f in range(filters):
+                        line = act[f, :size]
                         for j in range(size):
-                            act[j] = 0.0
-                        for k in range(kernel_rows):
-                            row = first + k
-                            if 0 <= row < frames:
-                                _accumulate_row(
-                                    act,
-                                    phased,
-                                    kernel,
-                                    k,
-                                    f,
-                                    col_stride * c,
-                                    row % hop,
-                                    i0 + row // hop,
-                                    size,
-                                )
-                        for j in range(size):
-                            value = act[j] + bias[f]
-                            act[j] = value if value > 0.0 else 0.0
+                            value = line[j] + bias[f]
+                            line[j] = value if value > 0.0 else 0.0
+                for f in range(filters):
                     index = (r * out_cols + c) * filters + f
+                    line = act[f, :size]
                     for cl in range(classes):
                         weight = dense_kernel[index, cl]
-                        line = logits[cl, :size]
+                        total = logits[cl, :size]
                         for j in range(size):
-                            line[j] += weight * act[j]
+                            total[j] += weight * line[j]
         for j in range(size):
             top = logits[0, j] + dense_bias[0]
             for cl in range(1, classes):
