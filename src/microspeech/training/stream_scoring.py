@@ -8,7 +8,8 @@ ReLU -> Dropout -> Flatten -> Dense softmax), an output row of the convolution t
 input's zero padding does not reach is a row of one convolution of the whole frame sequence:
 those are computed once per frame position, the padded rows at the input's edges per input,
 then the dense layer per input. That is about a third of the multiply-adds, in numba loops
-whose innermost axis is the inputs (SIMD lanes).
+whose innermost axis is the inputs (SIMD lanes). The kernels release the GIL: training scores
+the stream on its main thread while a worker renders the next epoch.
 
 The scores equal Keras' within float rounding (BatchNorm folded into the convolution, other
 summation orders): on a 30-minute stream 3-4 of 72,000 uint8 scores one step apart, the same
@@ -192,7 +193,7 @@ def _is_plain_relu(layer) -> bool:
 # the innermost loops (with `a[d + j]` it keeps negative-index wraparound and stays scalar).
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _phase_layout(frames, start, hop, pad_left, width, length):
     """out[col, q, m] = frames[start + hop * m + q, col - pad_left] as float32, zero outside:
     frame t + k of input i is out[., (t + k) % hop, i + (t + k) // hop], contiguous in i."""
@@ -208,7 +209,7 @@ def _phase_layout(frames, start, hop, pad_left, width, length):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _accumulate_rows(acc, phased, kernel, k, first_col, q, offset, size):
     """acc[f, :size] += sum over kernel columns kk of kernel[k, kk, f] * phased[first_col + kk, q,
     offset : offset + size] for every filter f, the columns added in order (four per pass over
@@ -238,7 +239,7 @@ def _accumulate_rows(acc, phased, kernel, k, first_col, q, offset, size):
         kk += 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _shared_rows(phased, kernel, bias, col_stride, out_cols, length):
     """shared[c, f, p, m]: the convolution (bias included, no activation) of output column c,
     filter f, at frame position hop * m + p of the sequence."""
@@ -262,7 +263,7 @@ def _shared_rows(phased, kernel, bias, col_stride, out_cols, length):
     return shared
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _input_scores(
     phased,
     shared,
