@@ -300,7 +300,9 @@ def _sample(audio, start, length, position, backwards):  # linear interpolation 
 
 @numba.njit(cache=True, inline="always")
 def _add_word(mixed, audio, start, length, offset, speed, gain, backwards, first, end):  # mixed[first:end]
-    for t in range(max(offset, first), end):
+    # Past the word's last sample (+ a step for rounding) `_sample` returns zero: stop there.
+    last = min(end, offset + int((length - 1) / speed) + 2)
+    for t in range(max(offset, first), last):
         mixed[t] += gain * _sample(audio, start, length, (t - offset) * speed, backwards)
 
 
@@ -327,9 +329,9 @@ def _render(
     n_clips, window = out.shape
     for i in numba.prange(n_clips):
         mixed = np.zeros(window, np.float32)
-        # Samples before `silent` end up zero, so nothing is mixed there; a word is mixed up to
-        # its last sample, not to the window's end (past it `_sample` adds zeros). Both only
-        # skip work: the output is the same to the bit (tests/data/test_augmentation.py).
+        # Samples before `silent` end up zero, so nothing is mixed there (and `_add_word` stops
+        # at the word's end): both only skip work, the output is the same to the bit
+        # (tests/data/test_augmentation.py).
         silent = min(max(silent_until[i], 0), window)
         source = sources[i]
         if source >= 0:
@@ -341,8 +343,7 @@ def _render(
             gain = gains[i]
             backwards = reversed_[i]
             if pitch == 1.0:
-                end = min(window, offset + int((length - 1) / speed) + 2)
-                _add_word(mixed, bank_audio, start, length, offset, speed, gain, backwards, silent, end)
+                _add_word(mixed, bank_audio, start, length, offset, speed, gain, backwards, silent, window)
             else:
                 # Grains read at `pitch` times the rate from where they sit in time, overlap-added
                 # with hann windows (sum 2 at 75% overlap): pitch changes, duration does not.
@@ -359,8 +360,9 @@ def _render(
             if neighbour >= 0:
                 n_start, n_length = bank_starts[neighbour], bank_lengths[neighbour]
                 n_offset, n_gain = neighbour_offsets[i], neighbour_gains[i]
-                n_end = min(window, n_offset + int(np.ceil(n_length / speed)) + 1)
-                _add_word(mixed, bank_audio, n_start, n_length, n_offset, speed, n_gain, False, silent, n_end)
+                _add_word(
+                    mixed, bank_audio, n_start, n_length, n_offset, speed, n_gain, False, silent, window
+                )
         noise_gain = noise_gains[i]
         if noise_gain != 0.0:
             noise_start = noise_starts[i]
