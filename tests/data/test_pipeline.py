@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 
 from microspeech.audio import write_wav
 from microspeech.data import load_dataset
-from microspeech.data.pipeline import DatasetError, TrainingPipeline, even_quotas, make_eval_set
+from microspeech.data.pipeline import (
+    DatasetError,
+    TrainingPipeline,
+    even_quotas,
+    make_eval_set,
+    weighted_quotas,
+)
 from microspeech.models import get_model_spec
 
 pytestmark = pytest.mark.xdist_group("pipeline")
@@ -28,6 +34,27 @@ def test_even_quotas_share_evenly_and_never_overdraw(available, total):
     if open_quotas:  # groups not exhausted differ by at most one and hold at least as many as any other
         assert max(open_quotas) - min(open_quotas) <= 1
         assert min(open_quotas) >= max(quotas) - 1
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 50), st.sampled_from([0.5, 1.0, 1.5, 2.0, 3.0])), min_size=1, max_size=12
+    ),
+    st.integers(0, 400),
+)
+def test_weighted_quotas_follow_the_weights_and_equal_even_quotas_at_one(groups, total):
+    available = [a for a, _ in groups]
+    weights = [w for _, w in groups]
+    quotas = weighted_quotas(available, weights, total)
+    caps = [a * max(1, -(-w // 1)) for a, w in groups]
+    assert sum(quotas) == min(total, sum(caps))
+    assert all(0 <= q <= c for q, c in zip(quotas, caps, strict=True))
+    # Groups below their cap hold shares in proportion to their weights, within one item.
+    open_groups = [(q, w) for q, c, w in zip(quotas, caps, weights, strict=True) if q < c]
+    for q, w in open_groups:
+        for other_q, other_w in open_groups:
+            assert q >= w / other_w * (other_q - 1) - 1
+    assert weighted_quotas(available, [1.0] * len(available), total) == even_quotas(available, total)
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +101,34 @@ def test_epochs_hold_every_class_unknown_from_many_words_and_are_deterministic(s
     np.testing.assert_array_equal(again_labels, labels)
     np.testing.assert_array_equal(dry_pipeline.epoch(0)[0], features)
     assert not np.array_equal(dry_pipeline.epoch(1)[0], features)  # augmentation drawn anew per epoch
+
+
+def test_unknown_word_weights_give_a_word_its_share_of_the_unknown_windows(dry_pipeline):
+    import copy
+
+    from microspeech.data.augmentation import OTHER
+
+    weighted = copy.copy(dry_pipeline)
+    weighted.target = dataclasses.replace(dry_pipeline.target, unknown_word_weights={"go": 3.0})
+    dry_n_unknown = dry_pipeline.n_unknown
+    weighted.n_unknown = dry_pipeline.n_unknown = 200  # more than the dry run's 12, from 12-clip pools
+    try:
+        counts = {}
+        for pipeline in (dry_pipeline, weighted):
+            kinds = pipeline.epoch_plan(0)[2]
+            named = np.asarray(pipeline.word_classes)[pipeline.epoch_words(0)]
+            counts[pipeline is weighted] = Counter(named[kinds == OTHER].tolist())
+            assert sum(counts[pipeline is weighted].values()) == 200
+        words = sorted(dry_pipeline.unknown_pools)
+        pools = [len(dry_pipeline.unknown_pools[w]) for w in words]
+        weights = [3.0 if w == "go" else 1.0 for w in words]
+        assert counts[False] == dict(zip(words, even_quotas(pools, 200), strict=True))
+        assert counts[True] == dict(zip(words, weighted_quotas(pools, weights, 200), strict=True))
+        others = sorted(n for word, n in counts[True].items() if word != "go")
+        assert counts[True]["go"] >= 3 * others[len(others) // 2] - 3  # three times a typical word's,
+        assert counts[True]["go"] > len(dry_pipeline.unknown_pools["go"])  # its clips repeated
+    finally:
+        dry_pipeline.n_unknown = dry_n_unknown
 
 
 def test_epoch_words_name_the_word_each_window_was_rendered_from(dry_pipeline):
@@ -230,6 +285,10 @@ def test_clear_errors_before_training(tmp_path):
     no_noise = load_dataset(str(_folder_dataset(tmp_path / "quiet", {"yes": 30, "no": 30, "cat": 30}, False)))
     with pytest.raises(DatasetError, match="_background_noise_"):
         TrainingPipeline(no_noise, spec.training_target())
+    words = load_dataset(str(_folder_dataset(tmp_path / "words", {"yes": 30, "no": 30, "cat": 30})))
+    misspelt = dataclasses.replace(spec.training_target(), unknown_word_weights={"cat": 2.0, "lfet": 2.0})
+    with pytest.raises(DatasetError, match="unknown_word_weights .* name 'lfet', .* other words: cat"):
+        TrainingPipeline(words, misspelt)
     tiny = load_dataset(str(_folder_dataset(tmp_path / "tiny", {"yes": 2, "no": 2, "cat": 2})))
     with pytest.raises(DatasetError, match="too small for the split|no training clips"):
         TrainingPipeline(tiny, spec.training_target())

@@ -194,6 +194,12 @@ def test_settings_reject_unknown_keys_and_bad_values():
     spec = get_model_spec("tflite_micro_speech")
     with pytest.raises(ValueError, match="unknown class 'nope'"):
         dataclasses.replace(spec, train=TrainSettings(class_weight_scale={"nope": 1.3}))
+    train = TrainSettings(unknown_word_weights={"go": 2.0})
+    assert TrainSettings.from_dict(train.to_dict()) == train
+    with pytest.raises(ValueError, match=r"unknown_word_weights\['go'\]"):
+        TrainSettings(unknown_word_weights={"go": -1.0})
+    with pytest.raises(ValueError, match="unknown_word_weights names 'yes', a class"):
+        dataclasses.replace(spec, train=TrainSettings(unknown_word_weights={"yes": 2.0}))
 
 
 def test_built_model_matches_the_reference_architecture():

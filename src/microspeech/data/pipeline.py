@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -306,6 +307,36 @@ def even_quotas(available: Sequence[int], total: int) -> list[int]:
     return quotas
 
 
+def weighted_quotas(available: Sequence[int], weights: Sequence[float], total: int) -> list[int]:
+    """Split `total` over groups in proportion to `weights`, as `even_quotas` does evenly: group i
+    takes floor(w_i x L) items for the highest level L that fits, at most ceil(w_i) x its
+    `available` items (so a weight above 1 may repeat items), then one more each in order."""
+    caps = [a * max(1, math.ceil(w)) for a, w in zip(available, weights, strict=True)]
+    target = min(total, sum(caps))
+    low, high = 0.0, float(max(caps, default=0)) / max(min(weights, default=1.0), 1e-9) + 1.0
+    for _ in range(64):  # bisection on the level: sum(min(cap, floor(w x L))) <= target
+        level = (low + high) / 2
+        if sum(min(c, math.floor(w * level)) for c, w in zip(caps, weights, strict=True)) <= target:
+            low = level
+        else:
+            high = level
+    quotas = [min(c, math.floor(w * low)) for c, w in zip(caps, weights, strict=True)]
+    remainder = target - sum(quotas)
+    for i, cap in enumerate(caps):
+        if remainder == 0:
+            break
+        if quotas[i] < cap:
+            quotas[i] += 1
+            remainder -= 1
+    return quotas
+
+
+def _draw(rng: np.random.Generator, size: int, count: int) -> np.ndarray:
+    """`count` indices below `size`: a permutation's head, whole permutations first when count > size."""
+    rounds = [rng.permutation(size) for _ in range(max(1, -(-count // size)))] if size else []
+    return np.concatenate(rounds)[:count] if rounds else np.zeros(0, np.int64)
+
+
 @dataclass(frozen=True)
 class TrainingTarget:
     """What the pipeline renders for: a model's classes, frontend and augmentation, and the class
@@ -318,6 +349,9 @@ class TrainingTarget:
     unknown_ratio: float = 3.0
     silence_ratio: float = 0.2
     max_clips_per_class: int | None = None
+    # Relative share of an `_unknown_` word's windows (1 if absent): a word weighted 2 gets twice
+    # the windows of an unweighted one, its clips repeated (newly augmented) beyond its pool.
+    unknown_word_weights: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def keywords(self) -> list[str]:
@@ -424,10 +458,15 @@ class TrainingPipeline:
         n_keyword_clips = len(sources)
         if self.n_unknown:
             words = sorted(self.unknown_pools)
-            quotas = even_quotas([len(self.unknown_pools[w]) for w in words], self.n_unknown)
+            available = [len(self.unknown_pools[w]) for w in words]
+            weights = self.target.unknown_word_weights
+            if any(weights.get(w, 1.0) != 1.0 for w in words):
+                quotas = weighted_quotas(available, [weights.get(w, 1.0) for w in words], self.n_unknown)
+            else:
+                quotas = even_quotas(available, self.n_unknown)
             for word, quota in zip(words, quotas, strict=True):
                 pool = self.unknown_pools[word]
-                sources += [self._index[pool[i]] for i in sorted(rng.permutation(len(pool))[:quota])]
+                sources += [self._index[pool[i]] for i in sorted(_draw(rng, len(pool), quota))]
             labels += [self.classes.index(UNKNOWN)] * (len(sources) - len(labels))
         n_before_fragments = len(sources)
         if self.n_fragments:
@@ -515,6 +554,13 @@ def check_dataset(dataset: AudioDataset, target: TrainingTarget) -> None:
         raise DatasetError(
             f"{where}: class {UNKNOWN!r} needs training clips of words other than "
             f"{', '.join(target.keywords)}, found none"
+        )
+    absent = sorted(set(target.unknown_word_weights) - (train_words - set(target.keywords)))
+    if absent and UNKNOWN in target.classes:
+        raise DatasetError(
+            f"{where}: unknown_word_weights of model {target.name!r} name {', '.join(map(repr, absent))}, "
+            f"which the training split has no clips of; its other words: "
+            f"{', '.join(sorted(train_words - set(target.keywords) - {SILENCE}))}"
         )
     if SILENCE in target.classes and not dataset.noise_paths:
         raise DatasetError(

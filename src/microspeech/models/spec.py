@@ -84,6 +84,9 @@ class TrainSettings:
     # Clip counts relative to the mean keyword count (MLTK: unknown 3x, silence 0.2x).
     unknown_ratio: float = 3.0
     silence_ratio: float = 0.2
+    # Relative share of an `_unknown_` word's training windows (1 for a word not named), e.g. more
+    # of the words the model confuses with a keyword; the `_unknown_` total stays the same.
+    unknown_word_weights: dict[str, float] = field(default_factory=dict)
     # Dry runs cap the clips per class; None keeps all.
     max_clips_per_class: int | None = None
     # Streaming validation (training.stream_selection): minutes of a stream built from the
@@ -166,6 +169,9 @@ class TrainSettings:
             raise ValueError(f"norm_windows must be >= 0 and needs weight_averaging, got {self.norm_windows}")
         if not 0.0 <= self.word_head < float("inf"):
             raise ValueError(f"word_head must be a number >= 0, got {self.word_head}")
+        for word, weight in self.unknown_word_weights.items():
+            if not (isinstance(weight, int | float) and 0.0 < weight < float("inf")):
+                raise ValueError(f"unknown_word_weights[{word!r}] must be a positive number, got {weight!r}")
         for name, scale in self.class_weight_scale.items():
             if not (isinstance(scale, int | float) and 0.0 < scale < float("inf")):
                 raise ValueError(f"class_weight_scale[{name!r}] must be a positive number, got {scale!r}")
@@ -207,6 +213,12 @@ class ModelSpec:
                     f"model {self.name}: class_weight_scale names unknown class {name!r}; "
                     f"classes: {self.classes}"
                 )
+        keywords = [word for word in self.train.unknown_word_weights if word in self.classes]
+        if keywords:
+            raise ValueError(
+                f"model {self.name}: unknown_word_weights names {', '.join(map(repr, keywords))}, a class "
+                f"of the model, not an {UNKNOWN} word"
+            )
 
     @property
     def input_shape(self) -> tuple[int, int]:
@@ -231,6 +243,7 @@ class ModelSpec:
             augmentation=self.augmentation,
             unknown_ratio=self.train.unknown_ratio,
             silence_ratio=self.train.silence_ratio,
+            unknown_word_weights=dict(self.train.unknown_word_weights),
             max_clips_per_class=self.train.max_clips_per_class,
         )
 
