@@ -66,7 +66,7 @@ def profile_command(
     table = Table(title=str(path), title_justify="left")
     for column in ("Index", "OpCode", "MACs", "OPs", f"Est. ms @ {clock_mhz:g} MHz"):
         table.add_column(column, justify="left" if column in ("Index", "OpCode") else "right")
-    for layer, ms in zip(report.summary.layers, report.mcu["per_layer_ms"], strict=True):
+    for layer, ms in zip(report.summary.layers, report.mcu.per_layer_ms, strict=True):
         table.add_row(
             str(layer.index),
             layer.opcode.lower(),
@@ -83,20 +83,24 @@ def profile_command(
         f"(tensors {arena.head_bytes:,} B + bookkeeping {arena.tail_bytes:,} B)",
         f"TFLM arena on a 32-bit MCU ([yellow]estimate[/], pointer-bearing structs rescaled): "
         f"~{arena.estimated_32bit_bytes:,} B",
-        f"Host latency (LiteRT, XNNPACK off, median of {host['runs']}): {host['median_ms'] * 1e3:.1f} us "
-        f"(p10 {host['p10_ms'] * 1e3:.1f}, p90 {host['p90_ms'] * 1e3:.1f}); "
-        f"TFLM reference kernels on this host: {report.host_tflm['median_ms'] * 1e3:.1f} us",
+        f"Host latency (LiteRT, XNNPACK off, median of {host.runs}): {host.median_ms * 1e3:.1f} us "
+        f"(p10 {host.p10_ms * 1e3:.1f}, p90 {host.p90_ms * 1e3:.1f})"
+        + (
+            f"; TFLM reference kernels on this host: {report.host_tflm.median_ms * 1e3:.1f} us"
+            if report.host_tflm is not None
+            else ""
+        ),
         f"Cortex-M33 latency at {clock_mhz:g} MHz, CMSIS-NN, no accelerator ([yellow]estimate[/], not a "
-        f"measurement): ~{mcu['latency_ms']:.2f} ms = {mcu['cycles']:,} cycles at "
+        f"measurement): ~{mcu.latency_ms:.2f} ms = {mcu.cycles:,} cycles at "
         f"{CYCLE_MODEL['cycles_per_mac']} cycles/MAC, {CYCLE_MODEL['cycles_per_op_elementwise']} per "
         f"elementwise OP, {CYCLE_MODEL['cycles_per_layer']:,.0f} per layer",
     ]
     if slim:
         lines.append(
             "Without the redundant RESHAPEs (tflite.graph.simplify_graph, bit-identical outputs): "
-            f"arena {slim['min_arena_bytes']:,} B (32-bit ~{slim['estimated_32bit_bytes']:,} B), "
-            f"OPs {format_units(slim['total_ops'])}, file {slim['file_size']:,} B, "
-            f"est. {slim['mcu_latency_ms']:.2f} ms"
+            f"arena {slim.min_arena_bytes:,} B (32-bit ~{slim.estimated_32bit_bytes:,} B), "
+            f"OPs {format_units(slim.total_ops)}, file {slim.file_size:,} B, "
+            f"est. {slim.mcu_latency_ms:.2f} ms"
         )
     for line in lines:
         console.print(line)

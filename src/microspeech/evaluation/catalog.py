@@ -157,7 +157,7 @@ def _measure(name: str, source: str, tflite_bytes: bytes, parameters: int) -> Mo
         tflite_bytes=len(tflite_bytes),
         arena_bytes=arena.min_arena_bytes,
         arena_32bit_bytes=arena.estimated_32bit_bytes,
-        m33_ms=float(estimate_mcu_latency_ms(summary, DEFAULT_CLOCK_MHZ)["latency_ms"]),
+        m33_ms=float(estimate_mcu_latency_ms(summary, DEFAULT_CLOCK_MHZ).latency_ms),
         mvp_accelerator_cycles=mvp_cycles,
         mvp_ms=mvp_ms,
         mvp_fallbacks=fallbacks,

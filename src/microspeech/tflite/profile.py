@@ -251,7 +251,20 @@ def estimate_arena_32bit(report: ArenaReport) -> int:
     return int(-(-estimate // 16) * 16)
 
 
-def host_latency_ms(path_or_bytes: str | Path | bytes, *, runs: int = 200, backend: str = "litert") -> dict:
+@dataclass(frozen=True)
+class HostLatency:
+    """One inference's wall time on this host: median and spread over `runs` timed runs."""
+
+    backend: str
+    runs: int
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+
+
+def host_latency_ms(
+    path_or_bytes: str | Path | bytes, *, runs: int = 200, backend: str = "litert"
+) -> HostLatency:
     """Median (and spread) of `runs` single inferences on this host, after 10 warm-up runs."""
     runner = TfliteRunner(path_or_bytes, backend)  # type: ignore[arg-type]
     details = runner.input_details
@@ -269,16 +282,27 @@ def host_latency_ms(path_or_bytes: str | Path | bytes, *, runs: int = 200, backe
         start = time.perf_counter()
         runner.predict_one(sample)
         times.append((time.perf_counter() - start) * 1e3)
-    return {
-        "backend": backend,
-        "runs": runs,
-        "median_ms": statistics.median(times),
-        "p10_ms": float(np.percentile(times, 10)),
-        "p90_ms": float(np.percentile(times, 90)),
-    }
+    return HostLatency(
+        backend=backend,
+        runs=runs,
+        median_ms=statistics.median(times),
+        p10_ms=float(np.percentile(times, 10)),
+        p90_ms=float(np.percentile(times, 90)),
+    )
 
 
-def estimate_mcu_latency_ms(summary: ModelSummary, clock_mhz: float = DEFAULT_CLOCK_MHZ) -> dict[str, Any]:
+@dataclass(frozen=True)
+class McuEstimate:
+    """Estimated Cortex-M33 cost from `CYCLE_MODEL` (an estimate, not a measurement)."""
+
+    clock_mhz: float
+    cycles: int
+    latency_ms: float
+    per_layer_ms: list[float]
+    model: dict[str, float]  # the CYCLE_MODEL constants it used
+
+
+def estimate_mcu_latency_ms(summary: ModelSummary, clock_mhz: float = DEFAULT_CLOCK_MHZ) -> McuEstimate:
     """Estimated Cortex-M33 (DSP, CMSIS-NN, no accelerator) latency from `CYCLE_MODEL`."""
     if clock_mhz <= 0:
         raise ValueError(f"--clock-mhz must be positive, got {clock_mhz}")
@@ -292,13 +316,24 @@ def estimate_mcu_latency_ms(summary: ModelSummary, clock_mhz: float = DEFAULT_CL
         )
         per_layer.append(cycles)
     total = sum(per_layer)
-    return {
-        "clock_mhz": clock_mhz,
-        "cycles": int(total),
-        "latency_ms": total / (clock_mhz * 1e3),
-        "per_layer_ms": [c / (clock_mhz * 1e3) for c in per_layer],
-        "model": dict(CYCLE_MODEL),
-    }
+    return McuEstimate(
+        clock_mhz=clock_mhz,
+        cycles=int(total),
+        latency_ms=total / (clock_mhz * 1e3),
+        per_layer_ms=[c / (clock_mhz * 1e3) for c in per_layer],
+        model=dict(CYCLE_MODEL),
+    )
+
+
+@dataclass(frozen=True)
+class WithoutReshape:
+    """The same model with its redundant RESHAPEs removed (`tflite.graph`): what it would save."""
+
+    min_arena_bytes: int
+    estimated_32bit_bytes: int
+    total_ops: int
+    file_size: int
+    mcu_latency_ms: float
 
 
 @dataclass
@@ -308,10 +343,10 @@ class ProfileReport:
     path: str
     summary: ModelSummary
     arena: ArenaReport
-    host: dict[str, Any]
-    mcu: dict[str, Any]
-    host_tflm: dict[str, Any] | None = None
-    without_reshape: dict[str, Any] | None = None
+    host: HostLatency
+    mcu: McuEstimate
+    host_tflm: HostLatency | None = None
+    without_reshape: WithoutReshape | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -324,10 +359,10 @@ class ProfileReport:
                 for layer in self.summary.layers
             ],
             "arena": asdict(self.arena),
-            "host_latency": self.host,
-            "host_latency_tflm": self.host_tflm,
-            "mcu_estimate": self.mcu,
-            "without_reshape": self.without_reshape,
+            "host_latency": asdict(self.host),
+            "host_latency_tflm": None if self.host_tflm is None else asdict(self.host_tflm),
+            "mcu_estimate": asdict(self.mcu),
+            "without_reshape": None if self.without_reshape is None else asdict(self.without_reshape),
         }
 
 
@@ -354,11 +389,11 @@ def profile_model(
     if slim != tflite_bytes:
         slim_summary = summarize_tflite(slim)
         slim_arena = arena_report(slim)
-        report.without_reshape = {
-            "min_arena_bytes": slim_arena.min_arena_bytes,
-            "estimated_32bit_bytes": slim_arena.estimated_32bit_bytes,
-            "total_ops": slim_summary.total_ops,
-            "file_size": len(slim),
-            "mcu_latency_ms": estimate_mcu_latency_ms(slim_summary, clock_mhz)["latency_ms"],
-        }
+        report.without_reshape = WithoutReshape(
+            min_arena_bytes=slim_arena.min_arena_bytes,
+            estimated_32bit_bytes=slim_arena.estimated_32bit_bytes,
+            total_ops=slim_summary.total_ops,
+            file_size=len(slim),
+            mcu_latency_ms=estimate_mcu_latency_ms(slim_summary, clock_mhz).latency_ms,
+        )
     return report
