@@ -22,7 +22,7 @@ from bundles import machine_description
 from microspeech.mltk_wheel import shipped_speech_model_zip
 from microspeech.models import resolve_model
 from microspeech.tflite.graph import simplify_graph
-from microspeech.tflite.profile import arena_report, estimate_mcu_latency_ms, host_latency_ms
+from microspeech.tflite.profile import arena_report, estimate_mcu_latency, host_latency
 from microspeech.tflite.runtime import TfliteRunner
 from microspeech.tflite.summary import format_units, summarize_tflite
 
@@ -51,11 +51,11 @@ def _profile(name: str, tflite_bytes: bytes, runs: int, clock_mhz: float) -> dic
         "slim_arena32": slim_arena.estimated_32bit_bytes,
         "slim_ops": summarize_tflite(simplified).total_ops,
         "identical": identical,
-        "litert_us": host_latency_ms(tflite_bytes, runs=runs).median_ms * 1e3,
-        "tflm_us": host_latency_ms(tflite_bytes, runs=runs, backend="tflm").median_ms * 1e3,
-        "slim_tflm_us": host_latency_ms(simplified, runs=runs, backend="tflm").median_ms * 1e3,
-        "m33_ms": estimate_mcu_latency_ms(summary, clock_mhz).latency_ms,
-        "slim_m33_ms": estimate_mcu_latency_ms(summarize_tflite(simplified), clock_mhz).latency_ms,
+        "litert_us": host_latency(tflite_bytes, runs=runs).median_ms * 1e3,
+        "tflm_us": host_latency(tflite_bytes, runs=runs, backend="tflm").median_ms * 1e3,
+        "slim_tflm_us": host_latency(simplified, runs=runs, backend="tflm").median_ms * 1e3,
+        "m33_ms": estimate_mcu_latency(summary, clock_mhz).latency_ms,
+        "slim_m33_ms": estimate_mcu_latency(summarize_tflite(simplified), clock_mhz).latency_ms,
     }
 
 

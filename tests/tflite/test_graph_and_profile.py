@@ -10,9 +10,9 @@ from microspeech.tflite.graph import free_reshape_batch, remove_reshape_before_f
 from microspeech.tflite.metadata import read_parameters
 from microspeech.tflite.profile import (
     arena_report,
-    estimate_mcu_latency_ms,
+    estimate_mcu_latency,
     find_min_arena_size,
-    host_latency_ms,
+    host_latency,
     profile_model,
 )
 from microspeech.tflite.runtime import TfliteRunner
@@ -99,15 +99,15 @@ def test_reshape_removal_shrinks_arena(mltk_tflite_bytes):
 
 
 def test_latency_and_estimate(mltk_tflite_bytes):
-    host = host_latency_ms(mltk_tflite_bytes, runs=20)
+    host = host_latency(mltk_tflite_bytes, runs=20)
     assert 0 < host.p10_ms <= host.median_ms <= host.p90_ms and host.runs == 20
     summary = summarize_tflite(mltk_tflite_bytes)
-    fast, slow = estimate_mcu_latency_ms(summary, 156.0), estimate_mcu_latency_ms(summary, 78.0)
+    fast, slow = estimate_mcu_latency(summary, 156.0), estimate_mcu_latency(summary, 78.0)
     assert slow.latency_ms == pytest.approx(2 * fast.latency_ms)
     assert slow.cycles > summary.total_macs  # at least a cycle per MAC
     assert sum(slow.per_layer_ms) == pytest.approx(slow.latency_ms)
     with pytest.raises(ValueError, match="clock"):
-        estimate_mcu_latency_ms(summary, 0)
+        estimate_mcu_latency(summary, 0)
 
 
 def test_profile_report(mltk_tflite_path):

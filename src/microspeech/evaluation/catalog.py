@@ -135,7 +135,7 @@ def _untrained_tflite(spec, model) -> bytes:
 
 def _measure(name: str, source: str, tflite_bytes: bytes, parameters: int) -> ModelCard:
     from microspeech.tflite.mvp import MvpError, mvp_available, profile_mvp
-    from microspeech.tflite.profile import DEFAULT_CLOCK_MHZ, arena_report, estimate_mcu_latency_ms
+    from microspeech.tflite.profile import DEFAULT_CLOCK_MHZ, arena_report, estimate_mcu_latency
     from microspeech.tflite.summary import summarize_tflite
 
     summary = summarize_tflite(tflite_bytes)
@@ -157,7 +157,7 @@ def _measure(name: str, source: str, tflite_bytes: bytes, parameters: int) -> Mo
         tflite_bytes=len(tflite_bytes),
         arena_bytes=arena.min_arena_bytes,
         arena_32bit_bytes=arena.estimated_32bit_bytes,
-        m33_ms=float(estimate_mcu_latency_ms(summary, DEFAULT_CLOCK_MHZ).latency_ms),
+        m33_ms=float(estimate_mcu_latency(summary, DEFAULT_CLOCK_MHZ).latency_ms),
         mvp_accelerator_cycles=mvp_cycles,
         mvp_ms=mvp_ms,
         mvp_fallbacks=fallbacks,

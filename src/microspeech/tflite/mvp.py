@@ -217,7 +217,7 @@ def profile_mvp(path_or_bytes: str | Path | bytes, *, clock_mhz: float = 78.0) -
     Raises MvpError when the wheel is missing, the simulator refuses the model or its process dies.
     """
     from microspeech.tflite.flatbuffer import load_bytes
-    from microspeech.tflite.profile import CYCLE_MODEL, estimate_mcu_latency_ms
+    from microspeech.tflite.profile import CYCLE_MODEL, estimate_mcu_latency
     from microspeech.tflite.summary import summarize_tflite
 
     if clock_mhz <= 0:
@@ -238,7 +238,7 @@ def profile_mvp(path_or_bytes: str | Path | bytes, *, clock_mhz: float = 78.0) -
     for message in results["layer_messages"]:
         if match := _UNSUPPORTED.search(message):
             reasons[int(match.group(1))] = match.group(3).strip()
-    cpu_per_layer = estimate_mcu_latency_ms(summary, clock_mhz).per_layer_ms
+    cpu_per_layer = estimate_mcu_latency(summary, clock_mhz).per_layer_ms
     dispatch = int(CYCLE_MODEL["cycles_per_layer"])
     layers = []
     for index, (result, info) in enumerate(zip(results["layers"], summary.layers, strict=True)):

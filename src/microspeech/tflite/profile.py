@@ -262,7 +262,7 @@ class HostLatency:
     p90_ms: float
 
 
-def host_latency_ms(
+def host_latency(
     path_or_bytes: str | Path | bytes, *, runs: int = 200, backend: str = "litert"
 ) -> HostLatency:
     """Median (and spread) of `runs` single inferences on this host, after 10 warm-up runs."""
@@ -302,7 +302,7 @@ class McuEstimate:
     model: dict[str, float]  # the CYCLE_MODEL constants it used
 
 
-def estimate_mcu_latency_ms(summary: ModelSummary, clock_mhz: float = DEFAULT_CLOCK_MHZ) -> McuEstimate:
+def estimate_mcu_latency(summary: ModelSummary, clock_mhz: float = DEFAULT_CLOCK_MHZ) -> McuEstimate:
     """Estimated Cortex-M33 (DSP, CMSIS-NN, no accelerator) latency from `CYCLE_MODEL`."""
     if clock_mhz <= 0:
         raise ValueError(f"--clock-mhz must be positive, got {clock_mhz}")
@@ -381,9 +381,9 @@ def profile_model(
         path=summary.path,
         summary=summary,
         arena=arena,
-        host=host_latency_ms(tflite_bytes, runs=runs),
-        host_tflm=host_latency_ms(tflite_bytes, runs=runs, backend="tflm"),
-        mcu=estimate_mcu_latency_ms(summary, clock_mhz),
+        host=host_latency(tflite_bytes, runs=runs),
+        host_tflm=host_latency(tflite_bytes, runs=runs, backend="tflm"),
+        mcu=estimate_mcu_latency(summary, clock_mhz),
     )
     slim = remove_redundant_reshapes(tflite_bytes)
     if slim != tflite_bytes:
@@ -394,6 +394,6 @@ def profile_model(
             estimated_32bit_bytes=slim_arena.estimated_32bit_bytes,
             total_ops=slim_summary.total_ops,
             file_size=len(slim),
-            mcu_latency_ms=estimate_mcu_latency_ms(slim_summary, clock_mhz).latency_ms,
+            mcu_latency_ms=estimate_mcu_latency(slim_summary, clock_mhz).latency_ms,
         )
     return report
