@@ -288,29 +288,14 @@ def even_quotas(available: Sequence[int], total: int) -> list[int]:
     Water-filling: a group with fewer items gives them all and the rest is shared by the
     others. The sum is min(total, sum(available)).
     """
-    target = min(total, sum(available))
-    low, high = 0, max(available, default=0)
-    while low < high:  # the highest level L with sum(min(a, L)) <= target
-        level = (low + high + 1) // 2
-        if sum(min(a, level) for a in available) <= target:
-            low = level
-        else:
-            high = level - 1
-    quotas = [min(a, low) for a in available]
-    remainder = target - sum(quotas)
-    for i, a in enumerate(available):  # one more each for the first groups that still have clips
-        if remainder == 0:
-            break
-        if a > low:
-            quotas[i] += 1
-            remainder -= 1
-    return quotas
+    return weighted_quotas(available, [1.0] * len(available), total)
 
 
 def weighted_quotas(available: Sequence[int], weights: Sequence[float], total: int) -> list[int]:
-    """Split `total` over groups in proportion to `weights`, as `even_quotas` does evenly: group i
-    takes floor(w_i x L) items for the highest level L that fits, at most ceil(w_i) x its
-    `available` items (so a weight above 1 may repeat items), then one more each in order."""
+    """Split `total` over groups in proportion to `weights` (water-filling): group i takes
+    floor(w_i x L) items for the highest level L that fits, at most ceil(w_i) x its `available`
+    items (so a weight above 1 repeats items), then one more each, in order, while below its cap.
+    The sum is min(total, sum of the caps)."""
     caps = [a * max(1, math.ceil(w)) for a, w in zip(available, weights, strict=True)]
     target = min(total, sum(caps))
     low, high = 0.0, float(max(caps, default=0)) / max(min(weights, default=1.0), 1e-9) + 1.0
@@ -458,12 +443,8 @@ class TrainingPipeline:
         n_keyword_clips = len(sources)
         if self.n_unknown:
             words = sorted(self.unknown_pools)
-            available = [len(self.unknown_pools[w]) for w in words]
-            weights = self.target.unknown_word_weights
-            if any(weights.get(w, 1.0) != 1.0 for w in words):
-                quotas = weighted_quotas(available, [weights.get(w, 1.0) for w in words], self.n_unknown)
-            else:
-                quotas = even_quotas(available, self.n_unknown)
+            weights = [self.target.unknown_word_weights.get(w, 1.0) for w in words]
+            quotas = weighted_quotas([len(self.unknown_pools[w]) for w in words], weights, self.n_unknown)
             for word, quota in zip(words, quotas, strict=True):
                 pool = self.unknown_pools[word]
                 sources += [self._index[pool[i]] for i in sorted(_draw(rng, len(pool), quota))]
