@@ -521,6 +521,7 @@ def check_dataset(dataset: AudioDataset, target: TrainingTarget) -> None:
     train = dataset.split("train")
     validation = dataset.split("validation")
     train_words = {c.word for c in train}
+    other_words = train_words - set(target.keywords) - {SILENCE}  # what `_unknown_` is drawn from
     where = f"dataset {dataset.name!r} ({dataset.root})"
     missing = [word for word in target.keywords if word not in train_words]
     if missing:
@@ -531,17 +532,17 @@ def check_dataset(dataset: AudioDataset, target: TrainingTarget) -> None:
             f"of model {target.name!r} {'have' if len(missing) > 1 else 'has'} no training clips; "
             f"the words it has, with their training clips: {found}"
         )
-    if UNKNOWN in target.classes and not (train_words - set(target.keywords) - {SILENCE}):
+    if UNKNOWN in target.classes and not other_words:
         raise DatasetError(
             f"{where}: class {UNKNOWN!r} needs training clips of words other than "
             f"{', '.join(target.keywords)}, found none"
         )
-    absent = sorted(set(target.unknown_word_weights) - (train_words - set(target.keywords)))
+    absent = sorted(set(target.unknown_word_weights) - other_words)
     if absent and UNKNOWN in target.classes:
         raise DatasetError(
             f"{where}: unknown_word_weights of model {target.name!r} name {', '.join(map(repr, absent))}, "
             f"which the training split has no clips of; its other words: "
-            f"{', '.join(sorted(train_words - set(target.keywords) - {SILENCE}))}"
+            f"{', '.join(sorted(other_words))}"
         )
     if SILENCE in target.classes and not dataset.noise_paths:
         raise DatasetError(
