@@ -98,15 +98,15 @@ def main() -> None:
                 score = score_detections(
                     check.events, run.detections, check.seconds, tolerance_ms=1500
                 ).summary()
-                summary.setdefault(name, []).append((score["miss_rate"], score["fa_per_hour"]))
-                there = chosen["firmware"]
+                summary.setdefault(name, []).append((score.miss_rate, score.fa_per_hour))
+                there = chosen.firmware
                 print(
                     f"calibrated on the {name} in {seconds:.1f} s: "
-                    + " / ".join(str(chosen[key]) for key in KEYS)
+                    + " / ".join(str(getattr(chosen.setting, key)) for key in KEYS)
                     + " (threshold / window / count / suppression); "
-                    f"there {100 * there['miss_rate']:.1f}% missed at {there['fa_per_hour']:.1f} FA/h; "
-                    f"on the check stream {100 * score['miss_rate']:.1f}% missed at "
-                    f"{score['fa_per_hour']:.2f} FA/h",
+                    f"there {100 * there.miss_rate:.1f}% missed at {there.fa_per_hour:.1f} FA/h; "
+                    f"on the check stream {100 * score.miss_rate:.1f}% missed at "
+                    f"{score.fa_per_hour:.2f} FA/h",
                     flush=True,
                 )
     finally:

@@ -42,6 +42,7 @@ from microspeech.detection.classify import KeywordSpotter, apply_volume_gain  # 
 from microspeech.detection.detector import CommandRecognizer  # noqa: E402
 from microspeech.evaluation.metrics import WordErrors  # noqa: E402
 from microspeech.evaluation.streaming import (  # noqa: E402
+    ThresholdPoint,
     best_within_budget,
     evaluate_streaming,
     plot_curves,
@@ -124,12 +125,12 @@ def speed(model_path: Path, audio: np.ndarray, repeats: int) -> dict[str, float]
     }
 
 
-def at_budget(curve: list[dict], max_fa_per_hour: float) -> str:
+def at_budget(curve: list[ThresholdPoint], max_fa_per_hour: float) -> str:
     """Lowest miss rate on the threshold curve within the false-accept budget."""
     best = best_within_budget(curve, max_fa_per_hour)
     if best is None:
         return "-"
-    return f"{100 * best['miss_rate']:.1f}% ({best['detection_threshold']})"
+    return f"{100 * best.score.miss_rate:.1f}% ({best.detection_threshold})"
 
 
 def clip_accuracy(path: Path, dataset: str, output: Path) -> tuple[str, dict[str, WordErrors]]:
@@ -264,9 +265,10 @@ def main() -> None:
         false_accept_words[label] = report.false_accepts_by_word
         params = report.params
         embedded = " / ".join(
-            str(params[key]) for key in ("detection_threshold", "average_window_duration_ms", "minimum_count")
+            str(getattr(params, key))
+            for key in ("detection_threshold", "average_window_duration_ms", "minimum_count")
         )
-        per_condition = [f"{100 * report.per_snr[f'{c:g}']['miss_rate']:.1f}%" for c in conditions]
+        per_condition = [f"{100 * report.per_snr[f'{c:g}'].miss_rate:.1f}%" for c in conditions]
         yes = clean_keyword_run(path, load_dataset(dataset), "test", "yes", count=20)
         accuracy, word_errors[label] = clip_accuracy(path, dataset, args.output / folder / "clips")
         print(

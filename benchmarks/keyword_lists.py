@@ -57,7 +57,7 @@ def main() -> None:
     print(machine_description(), flush=True)
 
     from microspeech.data import load_dataset
-    from microspeech.evaluation.streaming import best_within_budget
+    from microspeech.evaluation.streaming import ThresholdPoint, best_within_budget
     from microspeech.tflite.profile import find_min_arena_size
     from microspeech.tflite.summary import summarize_tflite
 
@@ -125,7 +125,7 @@ def main() -> None:
             int8 = json.loads((clip_dir / "eval-results.json").read_text())["results"]["int8"]
             stream = json.loads((stream_dir / "streaming.json").read_text())
             firmware = stream["operating_point"]["firmware"]
-            best = best_within_budget(stream["curve"], 5.0)
+            best = best_within_budget([ThresholdPoint.from_dict(p) for p in stream["curve"]], 5.0)
             summary = summarize_tflite(tflite)
             rows.setdefault(model, []).append(
                 {
@@ -134,7 +134,7 @@ def main() -> None:
                     "balanced": 100 * int8["balanced_accuracy"],
                     "embedded_miss": 100 * firmware["miss_rate"],
                     "embedded_fa": firmware["fa_per_hour"],
-                    "miss_at_5": 100 * (best["miss_rate"] if best else 1.0),
+                    "miss_at_5": 100 * (best.score.miss_rate if best else 1.0),
                     "wall_s": manifest["wall_seconds"],
                     "epochs": manifest["epochs_run"],
                     "macs": summary.total_macs,

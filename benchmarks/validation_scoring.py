@@ -29,15 +29,14 @@ def validation_clips(dataset: Any, spec: Any, seed: int) -> Any:
 
 def best_misses(stream: Any, run: Any, keyword_model: Any, budgets: Iterable[float]) -> dict[float, float]:
     """Per budget (false accepts per hour), the lowest miss rate of the sweep within it (1.0: none)."""
-    from microspeech.evaluation.streaming import best_within_budget
-    from microspeech.evaluation.tuning import sweep
+    from microspeech.evaluation.tuning import pick, sweep
 
     rows = sweep(
         stream, run.scores, run.times_ms, keyword_model.classes, keyword_model.detection,
         thresholds=SWEEP_THRESHOLDS, windows=SWEEP_WINDOWS, minimum_counts=SWEEP_MINIMUM_COUNTS,
     )  # fmt: skip
-    points = {budget: best_within_budget(rows, budget) for budget in budgets}
-    return {budget: point["miss_rate"] if point else 1.0 for budget, point in points.items()}
+    points = {budget: pick(rows, budget) for budget in budgets}  # the fewest misses within it
+    return {budget: point.score.miss_rate if point else 1.0 for budget, point in points.items()}
 
 
 @dataclass(frozen=True)

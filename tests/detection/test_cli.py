@@ -168,6 +168,21 @@ def test_tune_writes_the_pick_into_the_tflite(tflite_copy, test_set_dir, subset_
     assert after[0]["detection_threshold"] in [*range(150, 251, 10), 255]
 
 
+def test_tune_keeps_the_models_own_parameters_when_no_grid_setting_fits(
+    tflite_copy, test_set_dir, subset_dir
+):
+    # Threshold 0 fires on nearly every inference: only the model's own parameters fit the budget.
+    before = read_parameters(tflite_copy)
+    args = ["tune", tflite_copy, "--max-fa-per-hour", "100", "--dataset", test_set_dir]
+    args += ["--noise-dataset", subset_dir, "--minutes", "1", "--windows", "500", "--counts", "1"]
+    result = invoke(*args, "--thresholds", "0", "--write")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    chosen = next(line.split() for line in lines if line.strip().startswith("chosen "))
+    assert chosen[1:5] == ["185", "1000", "3", "750"]  # MLTK's embedded parameters, kept
+    assert read_parameters(tflite_copy) == before
+
+
 def test_tune_per_class_writes_a_threshold_list_that_classify_audio_uses(
     tflite_copy, test_set_dir, subset_dir, yes_wav, tmp_path, monkeypatch
 ):

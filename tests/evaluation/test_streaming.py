@@ -8,9 +8,10 @@ import pytest
 
 from microspeech.audio import SAMPLE_RATE
 from microspeech.data import load_dataset
-from microspeech.data.streams import EventIndex
+from microspeech.data.streams import DetectionSummary, EventIndex
 from microspeech.evaluation.streaming import (
     StreamEvent,
+    ThresholdPoint,
     best_within_budget,
     build_stream,
     score_detections,
@@ -214,20 +215,22 @@ def test_evaluate_streaming_writes_the_report_and_the_curve(mltk_tflite, test_se
     assert (
         written["params"]["detection_threshold"]
         == 170
-        == report.operating_point["firmware"]["detection_threshold"]
+        == report.operating_point.firmware.detection_threshold
+        == report.params.detection_threshold
     )
     assert report.hits + report.misses == report.keywords > 0
     assert report.fa_per_hour == pytest.approx(
         report.false_accepts / (report.minutes / 60), abs=1e-3
     )
-    assert [p["detection_threshold"] for p in report.curve] == list(range(256))
-    assert report.curve[255]["hits"] == report.curve[255]["false_accepts"] == 0  # nothing is above 255
-    assert report.curve[0]["hits"] >= report.hits
+    assert [p.detection_threshold for p in report.curve] == list(range(256))
+    assert report.curve[255].score.hits == report.curve[255].score.false_accepts == 0  # none above 255
+    assert report.curve[0].score.hits >= report.hits
+    assert [ThresholdPoint.from_dict(p) for p in written["curve"]] == report.curve
     # Every detection is accounted for, and every hit points at a keyword event.
     assert len(written["detections"]) == report.hits + report.false_accepts + report.repeats
     hits = [e for e in written["events"] if e["detected_ms"] is not None]
     assert len(hits) == report.hits and all(e["is_keyword"] for e in hits)
-    assert sum(v["hits"] for v in report.per_snr.values()) == report.hits
+    assert sum(v.hits for v in report.per_snr.values()) == report.hits
     assert set(report.per_snr) <= {"10", "20"}
     assert sum(report.false_accept_contexts.values()) == report.false_accepts
     assert sum(report.false_accepts_by_word.values()) == report.false_accepts
@@ -257,13 +260,12 @@ def test_evaluate_streaming_writes_the_report_and_the_curve(mltk_tflite, test_se
 
 
 def test_the_best_point_within_a_budget_misses_fewest_and_takes_the_higher_threshold_on_ties():
-    curve = [
-        {"detection_threshold": 100, "miss_rate": 0.2, "fa_per_hour": 9.0},
-        {"detection_threshold": 150, "miss_rate": 0.4, "fa_per_hour": 4.0},
-        {"detection_threshold": 170, "miss_rate": 0.4, "fa_per_hour": 2.0},
-        {"detection_threshold": 200, "miss_rate": 0.7, "fa_per_hour": 0.0},
-    ]
-    assert best_within_budget(curve, 5.0)["detection_threshold"] == 170
-    assert best_within_budget(curve, 9.0)["detection_threshold"] == 100
-    assert best_within_budget(curve, 0.0)["detection_threshold"] == 200
+    def point(threshold, misses, false_accepts):  # of 10 keywords, in half an hour
+        score = DetectionSummary(10 - misses, misses, misses / 10, false_accepts, 2.0 * false_accepts, 0)
+        return ThresholdPoint(threshold, score)
+
+    curve = [point(100, 2, 5), point(150, 4, 2), point(170, 4, 1), point(200, 7, 0)]
+    assert best_within_budget(curve, 5.0).detection_threshold == 170
+    assert best_within_budget(curve, 10.0).detection_threshold == 100
+    assert best_within_budget(curve, 0.0).detection_threshold == 200
     assert best_within_budget(curve[:3], 1.0) is None

@@ -2,36 +2,44 @@
 
 from __future__ import annotations
 
-from microspeech.evaluation.tuning import TUNED_KEYS, candidates, choose, pick, verify_candidates
+from microspeech.data.streams import DetectionSummary
+from microspeech.evaluation.tuning import (
+    CheckedSetting,
+    DetectionSetting,
+    ReplayedSetting,
+    candidates,
+    choose,
+    pick,
+    verify_candidates,
+)
 
 HOURS = 0.5  # a 30-minute stream: one false accept is 2 FA/h
 
 
-def row(threshold, window=1000, count=3, suppression=750, misses=10, false_accepts=0, hits=None):
-    return {
-        "detection_threshold": threshold,
-        "average_window_duration_ms": window,
-        "minimum_count": count,
-        "suppression_ms": suppression,
-        "hits": 100 - misses if hits is None else hits,
-        "misses": misses,
-        "false_accepts": false_accepts,
-        "fa_per_hour": false_accepts / HOURS,
-    }
+def summary(misses, false_accepts):
+    return DetectionSummary(100 - misses, misses, misses / 100, false_accepts, false_accepts / HOURS, 0)
+
+
+def row(threshold, window=1000, count=3, suppression=750, misses=10, false_accepts=0):
+    setting = DetectionSetting(threshold, window, count, suppression)
+    return ReplayedSetting(setting, summary(misses, false_accepts))
 
 
 def test_the_pick_has_the_fewest_misses_within_the_budget():
     rows = [row(150, misses=2, false_accepts=3), row(180, misses=5, false_accepts=1), row(200, misses=9)]
-    assert pick(rows, max_fa_per_hour=2.0)["detection_threshold"] == 180  # 150 misses less but costs 6 FA/h
-    assert pick(rows, max_fa_per_hour=6.0)["detection_threshold"] == 150
+    assert pick(rows, max_fa_per_hour=2.0).setting.detection_threshold == 180  # 150 misses less: 6 FA/h
+    assert pick(rows, max_fa_per_hour=6.0).setting.detection_threshold == 150
     assert pick([row(150, false_accepts=3)], max_fa_per_hour=2.0) is None
 
 
 def test_ties_prefer_fewer_false_accepts_then_a_higher_threshold_shorter_window_longer_suppression():
-    assert pick([row(180, false_accepts=1), row(200, false_accepts=0)], 2.0)["detection_threshold"] == 200
-    assert pick([row(180), row(200)], 2.0)["detection_threshold"] == 200
-    assert pick([row(200, window=1000), row(200, window=500)], 2.0)["average_window_duration_ms"] == 500
-    assert pick([row(200, suppression=500), row(200, suppression=1500)], 2.0)["suppression_ms"] == 1500
+    def picked(*rows):
+        return pick(rows, 2.0).setting
+
+    assert picked(row(180, false_accepts=1), row(200, false_accepts=0)).detection_threshold == 200
+    assert picked(row(180), row(200)).detection_threshold == 200
+    assert picked(row(200, window=1000), row(200, window=500)).average_window_duration_ms == 500
+    assert picked(row(200, suppression=500), row(200, suppression=1500)).suppression_ms == 1500
 
 
 def test_the_slack_rule_checks_rows_one_false_accept_over_the_budget_but_not_more():
@@ -54,13 +62,8 @@ def test_rows_with_false_accepts_to_spare_are_shortlisted_too():
 
 
 def entry(threshold, misses, fa_per_hour):
-    return {
-        "detection_threshold": threshold,
-        "average_window_duration_ms": 1000,
-        "minimum_count": 3,
-        "suppression_ms": 750,
-        "firmware": {"misses": misses, "false_accepts": fa_per_hour * HOURS, "fa_per_hour": fa_per_hour},
-    }
+    setting = DetectionSetting(threshold, 1000, 3, 750)
+    return CheckedSetting(setting, summary(misses, round(fa_per_hour * HOURS)))
 
 
 def test_the_choice_follows_the_firmware_result_and_the_models_own_parameters_compete():
@@ -76,15 +79,10 @@ def _firmware(outcomes):
     """A fake firmware loop: the (hits, false accepts) each threshold really gives, and a log of calls."""
     calls = []
 
-    def firmware_score(params):
-        calls.append(params["detection_threshold"])
-        hits, false_accepts = outcomes[params["detection_threshold"]]
-        return {
-            "hits": hits,
-            "misses": 100 - hits,
-            "false_accepts": false_accepts,
-            "fa_per_hour": false_accepts / HOURS,
-        }
+    def firmware_score(setting):
+        calls.append(setting.detection_threshold)
+        hits, false_accepts = outcomes[setting.detection_threshold]
+        return summary(100 - hits, false_accepts)
 
     return firmware_score, calls
 
@@ -100,11 +98,11 @@ def test_the_firmware_check_walks_down_past_a_shortlist_that_overshoots():
     truth |= {250: (5, 0), 252: (5, 0), 254: (5, 0)}
     firmware_score, calls = _firmware(truth)
     verified = verify_candidates(replayed, 2.0, HOURS, firmware_score, verify=1, check_over_budget=False)
-    current = {
-        **dict.fromkeys(TUNED_KEYS, 0),
-        "firmware": {"misses": 100, "false_accepts": 0, "fa_per_hour": 0.0},
-    }
-    assert choose(verified, current, 2.0)["detection_threshold"] == 192
+    current = CheckedSetting(DetectionSetting(0, 0, 0, 0), summary(100, 0))
+    assert choose(verified, current, 2.0).setting.detection_threshold == 192
+    # Each check holds the row's replayed score beside the firmware's.
+    replayed_scores = {r.setting: r.score for r in replayed}
+    assert all(entry.replayed == replayed_scores[entry.setting] for entry in verified)
     # It stops once no row further down can beat the best fitting result: 250-254 are never run.
     assert not {250, 252, 254} & set(calls) and len(calls) == len(set(calls))
 
@@ -150,23 +148,25 @@ def test_per_class_thresholds_find_a_weak_keyword_that_one_threshold_cannot_with
     from microspeech.data.streams import score_detections
     from microspeech.detection.detector import replay
     from microspeech.detection.params import DetectionParams
-    from microspeech.evaluation.tuning import THRESHOLD_LIST, sweep
+    from microspeech.evaluation.tuning import sweep
 
     stream, scores, times_ms, classes = _scripted_stream()
     base = DetectionParams(average_window_duration_ms=300, minimum_count=1, suppression_ms=750)
     grid = {"thresholds": range(100, 256, 10), "windows": (300,), "minimum_counts": (1,)}
     one = pick(sweep(stream, scores, times_ms, classes, base, **grid), max_fa_per_hour=0.0)
-    assert one["hits"] == 2 and one[THRESHOLD_LIST] is None  # "no" needs < 150, where "left" fires too
+    # "no" needs < 150, where "left" fires too
+    assert one.score.hits == 2 and one.setting.detection_threshold_list is None
     rows = sweep(stream, scores, times_ms, classes, base, per_class=True, **grid)
     best = pick(rows, max_fa_per_hour=0.0)
-    yes, no, unknown, silence = best[THRESHOLD_LIST]
-    assert best["hits"] == 4 and best["false_accepts"] == 0
+    yes, no, unknown, silence = best.setting.detection_threshold_list
+    assert best.score.hits == 4 and best.score.false_accepts == 0
     assert 200 <= yes < 230 and no < 150 and unknown == silence == 255
     # Every row's score is the whole list replayed at once, as the firmware applies it.
     for row in rows:
         params = DetectionParams(average_window_duration_ms=300, minimum_count=1, suppression_ms=750)
-        detections = replay(scores, times_ms, classes, params, class_thresholds=row[THRESHOLD_LIST])
+        listed = list(row.setting.detection_threshold_list)
+        detections = replay(scores, times_ms, classes, params, class_thresholds=listed)
         score = score_detections(stream.events, detections, stream.seconds)
-        assert (score.hits, score.false_accepts) == (row["hits"], row["false_accepts"])
+        assert (score.hits, score.false_accepts) == (row.score.hits, row.score.false_accepts)
     # More false accepts allowed: the front holds a list that fires on "left" too only if it finds more.
-    assert [row["hits"] for row in rows] == sorted({row["hits"] for row in rows})
+    assert [row.score.hits for row in rows] == sorted({row.score.hits for row in rows})

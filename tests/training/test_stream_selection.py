@@ -15,10 +15,11 @@ from microspeech.audio import SAMPLE_RATE
 from microspeech.cli import app
 from microspeech.data import load_dataset
 from microspeech.data.pipeline import DatasetError
-from microspeech.data.streams import KeywordStream, StreamEvent, rate_interval
+from microspeech.data.streams import DetectionSummary, KeywordStream, StreamEvent, rate_interval
 from microspeech.detection.classify import KeywordSpotter
 from microspeech.detection.keyword_model import load_keyword_model
 from microspeech.detection.windows import StreamInputs, stream_inputs
+from microspeech.evaluation.tuning import CheckedSetting, DetectionSetting
 from microspeech.models import get_model_spec, list_models
 from microspeech.tflite.metadata import read_parameters
 from microspeech.tflite.runtime import TfliteRunner
@@ -90,16 +91,21 @@ def test_the_checkpoint_score_prefers_the_epoch_that_finds_more_keywords_at_the_
 
 
 def test_the_calibration_says_how_wide_its_false_accept_rate_is():
-    firmware = {"hits": 60, "misses": 40, "miss_rate": 0.4, "false_accepts": 4, "fa_per_hour": 2.0}
-    params = {"detection_threshold": 200, "average_window_duration_ms": 500, "minimum_count": 1}
-    chosen = {**params, "suppression_ms": 1500, "firmware": firmware}
-    calibration = Calibration(2.0, 120.0, 100, {"go": 50}, chosen, {**params, "firmware": firmware})
+    firmware = DetectionSummary(60, misses=40, miss_rate=0.4, false_accepts=4, fa_per_hour=2.0, repeats=0)
+    chosen = CheckedSetting(DetectionSetting(200, 500, 1, 1500), firmware)
+    spec_params = CheckedSetting(DetectionSetting(185, 1000, 3, 750), firmware)
+    calibration = Calibration(2.0, 120.0, 100, {"go": 50}, chosen, spec_params)
+    described = (
+        "detection_threshold 200, average_window_duration_ms 500, minimum_count 1, suppression_ms 1500"
+    )
+    assert calibration.describe().startswith(described + ": 40.0% missed")
     # 4 false accepts in 2 hours: Garwood's 95% limits 1.09 and 10.24 events, halved.
     assert calibration.fa_per_hour_interval == pytest.approx((0.545, 5.121), abs=1e-3)
     said = "40.0% missed, 2.0 FA/h (4 false accepts: 95% interval 0.5-5.1 FA/h; <= 2 FA/h on 120 min"
     assert said in calibration.describe()
     assert calibration.to_dict()["chosen_fa_per_hour_interval"] == [0.545, 5.121]
-    nothing = Calibration(2.0, 120.0, 100, {"go": 50}, None, {**params, "firmware": firmware})
+    assert calibration.to_dict()["chosen"] == {**chosen.setting.to_dict(), "firmware": firmware.to_dict()}
+    nothing = Calibration(2.0, 120.0, 100, {"go": 50}, None, spec_params)
     assert nothing.fa_per_hour_interval is None and nothing.to_dict()["chosen_fa_per_hour_interval"] is None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -21,6 +22,10 @@ from microspeech.checks import (
 )
 from microspeech.cli.app import app, compact_table, console, fail
 from microspeech.detection.params import PARAM_RANGES
+
+if TYPE_CHECKING:
+    from microspeech.data.streams import DetectionSummary
+    from microspeech.evaluation.tuning import DetectionSetting
 
 
 @app.command("tune")
@@ -130,56 +135,58 @@ def tune(
     for column in ("", "threshold", "window", "count", "suppression", "hits", "misses", "miss", "FA/h"):
         table.add_column(column, justify="right", no_wrap=True)
 
-    def threshold(values: dict) -> str:
-        listed = values.get(THRESHOLD_LIST)
+    def threshold(setting: DetectionSetting) -> str:
+        listed = setting.detection_threshold_list
         if not listed:
-            return str(values["detection_threshold"])
+            return str(setting.detection_threshold)
         pairs = zip(report.classes, listed, strict=True)
         return "\n".join(f"{name} {value}" for name, value in pairs if not name.startswith("_"))
 
-    def add(name: str, values: dict, score: dict) -> None:
+    def add(name: str, setting: DetectionSetting, score: DetectionSummary) -> None:
         table.add_row(
             name,
-            threshold(values),
-            *(str(values[key]) for key in TUNED_KEYS[1:]),
-            str(score["hits"]),
-            str(score["misses"]),
-            f"{100 * score['miss_rate']:.1f}%",
-            f"{score['fa_per_hour']:.2f}",
+            threshold(setting),
+            *(str(getattr(setting, key)) for key in TUNED_KEYS[1:]),
+            str(score.hits),
+            str(score.misses),
+            f"{100 * score.miss_rate:.1f}%",
+            f"{score.fa_per_hour:.2f}",
         )
 
-    add("current", report.tuning.current, report.tuning.current["firmware"])
+    current = report.tuning.current
+    add("current", current.setting, current.firmware)
     chosen = report.tuning.chosen
     if chosen is not None:
-        add("replay", chosen, chosen["replayed"])  # the chosen parameters in the sweep's replay
-        add("chosen", chosen, chosen["firmware"])
+        if chosen.replayed is not None:  # the chosen parameters in the sweep's replay
+            add("replay", chosen.setting, chosen.replayed)
+        add("chosen", chosen.setting, chosen.firmware)
     console.print(table)
     if chosen is not None:
         from microspeech.data.streams import rate_interval
 
         # A rate measured from a few false accepts: say how far other audio may fall from it.
-        false_accepts = chosen["firmware"]["false_accepts"]
+        false_accepts = chosen.firmware.false_accepts
         low, high = rate_interval(false_accepts, report.minutes / 60)
         console.print(
             f"chosen: {false_accepts} false accepts in {report.minutes:g} min, "
-            f"{chosen['firmware']['fa_per_hour']:.2f} FA/h (95% interval {low:.2f}-{high:.2f})",
+            f"{chosen.firmware.fa_per_hour:.2f} FA/h (95% interval {low:.2f}-{high:.2f})",
             markup=False,
         )
     if chosen is None:
-        best = min(report.tuning.rows, key=lambda row: row["fa_per_hour"])
+        best = min(row.score.fa_per_hour for row in report.tuning.rows)
         fail(
             f"no setting on the grid stays within {max_fa_per_hour:g} false accepts per hour "
-            f"(the fewest: {best['fa_per_hour']:.2f}/h); nothing written",
+            f"(the fewest: {best:.2f}/h); nothing written",
             code=1,
         )
     if write:
-        values = {key: chosen[key] for key in PARAM_KEYS}
+        values = chosen.setting.to_dict()
         try:
             write_detection_params(report.model_source, values)
         except ValueError as error:
             fail(str(error))
         written = [f"{key}={values[key]}" for key in PARAM_KEYS if values[key] is not None]
-        removed = values[THRESHOLD_LIST] is None and report.tuning.current.get(THRESHOLD_LIST)
+        removed = values[THRESHOLD_LIST] is None and current.setting.detection_threshold_list
         console.print(
             f"Wrote {', '.join(written)} into {report.model_source}"
             + (f" (removed its {THRESHOLD_LIST}, which the device would use instead)" if removed else ""),

@@ -217,7 +217,7 @@ class StreamScore:
     def fa_per_hour(self) -> float:
         return self.counts.fa_per_hour
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> DetectionSummary:
         return self.counts.summary()
 
 
@@ -249,15 +249,35 @@ class DetectionCounts:
         hours are consistent with (`rate_interval`)."""
         return rate_interval(self.false_accepts, self.hours)
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "hits": self.hits,
-            "misses": self.misses,
-            "miss_rate": round(self.miss_rate, 5),
-            "false_accepts": self.false_accepts,
-            "fa_per_hour": round(self.fa_per_hour, 3),
-            "repeats": self.repeats,
-        }
+    def summary(self) -> DetectionSummary:
+        return DetectionSummary(
+            hits=self.hits,
+            misses=self.misses,
+            miss_rate=round(self.miss_rate, 5),
+            false_accepts=self.false_accepts,
+            fa_per_hour=round(self.fa_per_hour, 3),
+            repeats=self.repeats,
+        )
+
+
+@dataclass(frozen=True)
+class DetectionSummary:
+    """A set of detections scored on a stream, rounded as the reports and their JSON give it."""
+
+    hits: int
+    misses: int
+    miss_rate: float
+    false_accepts: int
+    fa_per_hour: float
+    repeats: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> DetectionSummary:
+        """From a report's JSON (other keys of the same object ignored)."""
+        return cls(**{field.name: values[field.name] for field in dataclasses.fields(cls)})
 
 
 def _poisson_cdf(count: int, mean: float) -> float:

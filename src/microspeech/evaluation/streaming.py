@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from microspeech.data.streams import (
+    DetectionSummary,
     EventIndex,
     KeywordStream,
     StreamEvent,
@@ -35,13 +36,17 @@ from microspeech.data.streams import (
     stream_from_dataset,
 )
 from microspeech.detection.keyword_model import KeywordModel
+from microspeech.detection.params import DetectionParams
 from microspeech.detection.stream_run import run_spotter
 from microspeech.files import write_bytes_atomic, write_text_atomic
 
 __all__ = [
     "STREAM_JSON",
     "STREAM_PLOT",
+    "OperatingPoint",
+    "SnrScore",
     "StreamingReport",
+    "ThresholdPoint",
     "KeywordStream",
     "StreamEvent",
     "StreamScore",
@@ -59,13 +64,55 @@ __all__ = [
 STREAM_JSON = "streaming.json"
 
 
+@dataclass(frozen=True)
+class ThresholdPoint:
+    """The detector at one threshold (window, count and suppression fixed): a point of the
+    miss-rate-vs-false-accepts curve."""
+
+    detection_threshold: int
+    score: DetectionSummary
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"detection_threshold": self.detection_threshold, **self.score.to_dict()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ThresholdPoint:
+        """From a curve point of `streaming.json`."""
+        return cls(int(values["detection_threshold"]), DetectionSummary.from_dict(values))
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """The model's own parameters on the stream: run as firmware runs (a detection resets the
+    frontend), and replayed without the resets as the curve is."""
+
+    firmware: ThresholdPoint
+    replayed_without_resets: ThresholdPoint
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "firmware": self.firmware.to_dict(),
+            "replayed_without_resets": self.replayed_without_resets.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class SnrScore:
+    """The keywords played at one signal-to-noise ratio, and how many the firmware loop found."""
+
+    keywords: int
+    hits: int
+    miss_rate: float
+
+
 @dataclass
 class StreamingReport:
     """What `evaluate_streaming` measured; `to_dict()` is what `streaming.json` holds.
 
-    The headline (hits ... fa_per_hour, at the firmware loop's operating point) comes first; the
-    nested parts stay plain JSON-ready values: per-class and per-SNR scores, the threshold curve
-    (one point per threshold 0-255), every stream event and every detection.
+    The headline (hits ... fa_per_hour, at the firmware loop's operating point) comes first, then
+    the parameters, the per-class and per-SNR scores, the operating point and the threshold curve
+    (one point per threshold 0-255); the record of the run stays plain JSON-ready values: every
+    stream event and every detection.
     """
 
     model: str
@@ -90,13 +137,13 @@ class StreamingReport:
     backend: str
     tolerance_ms: int
     clipped_samples: int
-    params: dict[str, Any]
-    per_class: dict[str, Any]
-    per_snr: dict[str, Any]
+    params: DetectionParams
+    per_class: dict[str, dict[str, int]]  # class -> its counts (data.streams.StreamScore)
+    per_snr: dict[str, SnrScore]  # keyed by the SNR as written ("10", "inf" for clean)
     false_accept_contexts: dict[str, int]
     false_accepts_by_word: dict[str, int]  # the word playing at each one, most first
-    operating_point: dict[str, Any]
-    curve: list[dict[str, Any]]
+    operating_point: OperatingPoint
+    curve: list[ThresholdPoint]
     timing_s: dict[str, float]
     events: list[dict[str, Any]]
     detections: list[dict[str, Any]]
@@ -104,7 +151,12 @@ class StreamingReport:
 
     def to_dict(self) -> dict[str, Any]:
         """streaming.json: every field but where it was written."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "output_dir"}
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "output_dir"}
+        values["params"] = self.params.to_dict()
+        values["per_snr"] = {snr: asdict(score) for snr, score in self.per_snr.items()}
+        values["operating_point"] = self.operating_point.to_dict()
+        values["curve"] = [point.to_dict() for point in self.curve]
+        return values
 
     def headline(self) -> list[tuple[str, Any]]:
         """The scalar fields, in order, for a table."""
@@ -142,7 +194,7 @@ def threshold_curve(
     *,
     thresholds: Sequence[int] = range(256),
     tolerance_ms: int = 1500,
-) -> list[dict[str, Any]]:
+) -> list[ThresholdPoint]:
     """Miss rate and false accepts per hour at every threshold, replaying the detector on `scores_u8`."""
     from microspeech.detection.detector import detection_steps, smooth_scores
 
@@ -152,29 +204,29 @@ def threshold_curve(
     for threshold in thresholds:
         steps = detection_steps(smoothed, classes, int(threshold), params.suppression_ms)
         score = events.counts(smoothed.times_ms[steps], smoothed.top_index[steps])
-        points.append({"detection_threshold": int(threshold), **score.summary()})
+        points.append(ThresholdPoint(int(threshold), score.summary()))
     return points
 
 
-def best_within_budget(curve: Sequence[dict[str, Any]], max_fa_per_hour: float) -> dict[str, Any] | None:
-    """The point of a threshold curve (or sweep) missing the fewest keywords within the false-accept
-    budget, the higher threshold on ties; None when no point fits."""
-    within = [point for point in curve if point["fa_per_hour"] <= max_fa_per_hour]
+def best_within_budget(curve: Sequence[ThresholdPoint], max_fa_per_hour: float) -> ThresholdPoint | None:
+    """The point of a threshold curve missing the fewest keywords within the false-accept budget,
+    the higher threshold on ties; None when no point fits."""
+    within = [point for point in curve if point.score.fa_per_hour <= max_fa_per_hour]
     if not within:
         return None
-    return min(within, key=lambda point: (point["miss_rate"], -point["detection_threshold"]))
+    return min(within, key=lambda point: (point.score.miss_rate, -point.detection_threshold))
 
 
-def plot_curve(curve: Sequence[dict[str, Any]], operating: dict[str, Any], title: str) -> bytes:
+def plot_curve(curve: Sequence[ThresholdPoint], operating: ThresholdPoint, title: str) -> bytes:
     """PNG of miss rate against false accepts per hour, the operating point marked."""
     return plot_curves({"detection_threshold sweep": curve}, title, operating=operating)
 
 
 def plot_curves(
-    curves: dict[str, Sequence[dict[str, Any]]],
+    curves: dict[str, Sequence[ThresholdPoint]],
     title: str,
     *,
-    operating: dict[str, Any] | None = None,
+    operating: ThresholdPoint | None = None,
     max_fa_per_hour: float | None = None,
 ) -> bytes:
     """PNG of miss rate against false accepts per hour, one line per labelled curve (several
@@ -184,17 +236,17 @@ def plot_curves(
     figure = Figure(figsize=(7, 5))
     axes = figure.subplots()
     for label, curve in curves.items():
-        fa = np.array([p["fa_per_hour"] for p in curve])
-        miss = np.array([100 * p["miss_rate"] for p in curve])
+        fa = np.array([point.score.fa_per_hour for point in curve])
+        miss = np.array([100 * point.score.miss_rate for point in curve])
         style = {"marker": ".", "markersize": 3} if operating is not None else {}
         axes.plot(fa, miss, label=label, **style)
     if operating is not None:
         axes.plot(
-            [operating["fa_per_hour"]],
-            [100 * operating["miss_rate"]],
+            [operating.score.fa_per_hour],
+            [100 * operating.score.miss_rate],
             "o",
             color="red",
-            label=f"operating point (threshold {operating['detection_threshold']}, firmware run)",
+            label=f"operating point (threshold {operating.detection_threshold}, firmware run)",
         )
     axes.set_xscale("symlog", linthresh=1.0)
     axes.set_xlim(left=0, right=max_fa_per_hour)
@@ -209,16 +261,18 @@ def plot_curves(
     return buffer.getvalue()
 
 
-def _per_snr(events: Sequence[StreamEvent], found_ms: Sequence[int | None]) -> dict[str, dict[str, Any]]:
-    table: dict[str, dict[str, Any]] = {}
+def _per_snr(events: Sequence[StreamEvent], found_ms: Sequence[int | None]) -> dict[str, SnrScore]:
+    keywords: dict[str, int] = {}
+    hits: dict[str, int] = {}
     for event, found in zip(events, found_ms, strict=True):
         if event.is_keyword:
-            entry = table.setdefault(f"{event.snr_db:g}", {"keywords": 0, "hits": 0})
-            entry["keywords"] += 1
-            entry["hits"] += found is not None
-    for entry in table.values():
-        entry["miss_rate"] = round(1 - entry["hits"] / entry["keywords"], 5)
-    return dict(sorted(table.items(), key=lambda item: float(item[0])))
+            snr = f"{event.snr_db:g}"
+            keywords[snr] = keywords.get(snr, 0) + 1
+            hits[snr] = hits.get(snr, 0) + (found is not None)
+    return {
+        snr: SnrScore(keywords[snr], hits[snr], round(1 - hits[snr] / keywords[snr], 5))
+        for snr in sorted(keywords, key=float)
+    }
 
 
 def _default_output_dir(source: Path, model: str | Path) -> Path:
@@ -287,9 +341,9 @@ def evaluate_streaming(
         params,
         tolerance_ms=tolerance_ms,
     )
-    curve_at_operating = next(p for p in curve if p["detection_threshold"] == params.detection_threshold)
-    operating_summary = {"detection_threshold": params.detection_threshold, **operating.summary()}
-    summary = operating.summary()
+    curve_at_operating = next(p for p in curve if p.detection_threshold == params.detection_threshold)
+    operating_point = ThresholdPoint(params.detection_threshold, operating.summary())
+    summary = operating_point.score
     report = StreamingReport(
         model=keyword_model.name,
         model_source=keyword_model.source,
@@ -301,13 +355,13 @@ def evaluate_streaming(
         snr_db=[float(v) for v in np.atleast_1d(snr_db)],
         keywords=operating.keywords,
         other_words=len(stream.events) - operating.keywords,
-        hits=summary["hits"],
-        misses=summary["misses"],
-        miss_rate=summary["miss_rate"],
-        false_accepts=summary["false_accepts"],
-        fa_per_hour=summary["fa_per_hour"],
+        hits=summary.hits,
+        misses=summary.misses,
+        miss_rate=summary.miss_rate,
+        false_accepts=summary.false_accepts,
+        fa_per_hour=summary.fa_per_hour,
         fa_per_hour_interval=[round(value, 3) for value in operating.counts.fa_per_hour_interval],
-        repeats=summary["repeats"],
+        repeats=summary.repeats,
         mean_latency_ms=None if operating.mean_latency_ms is None else round(operating.mean_latency_ms, 1),
         x_realtime=(
             round(stream.seconds / (firmware_seconds + replay_seconds), 1)
@@ -317,12 +371,12 @@ def evaluate_streaming(
         backend=backend,
         tolerance_ms=tolerance_ms,
         clipped_samples=stream.clipped_samples,
-        params=params.to_dict(),
+        params=params,
         per_class=operating.per_class,
         per_snr=_per_snr(stream.events, operating.found_ms),
         false_accept_contexts=operating.false_accept_contexts,
         false_accepts_by_word=operating.false_accepts_by_word,
-        operating_point={"firmware": operating_summary, "replayed_without_resets": curve_at_operating},
+        operating_point=OperatingPoint(operating_point, curve_at_operating),
         curve=curve,
         timing_s={"firmware_pass": round(firmware_seconds, 3), "curve_pass": round(replay_seconds, 3)},
         events=[
@@ -338,7 +392,7 @@ def evaluate_streaming(
         Path(output_dir) if output_dir is not None else _default_output_dir(Path(keyword_model.source), model)
     )
     title = f"{keyword_model.name} on {data_name}: {report.minutes:g} min, SNR {report.snr_db} dB"
-    write_bytes_atomic(out / STREAM_PLOT, plot_curve(curve, operating_summary, title))
+    write_bytes_atomic(out / STREAM_PLOT, plot_curve(curve, operating_point, title))
     write_text_atomic(out / STREAM_JSON, json.dumps(report.to_dict(), indent=2) + "\n")
     report.output_dir = out
     return report

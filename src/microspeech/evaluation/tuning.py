@@ -16,20 +16,19 @@ together; those rows then compete like the global ones.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from microspeech.data.streams import DetectionSummary
 from microspeech.detection.detector import detection_steps, smooth_scores
 from microspeech.detection.params import DetectionParams
 from microspeech.files import write_bytes_atomic
 
 TUNED_KEYS = ("detection_threshold", "average_window_duration_ms", "minimum_count", "suppression_ms")
-# Every row and candidate also says which per-class list it runs with: None is the global
-# threshold alone (a list stored in the model is then removed on --write, or the device would
-# keep using it).
 THRESHOLD_LIST = "detection_threshold_list"
 PARAM_KEYS = (*TUNED_KEYS, THRESHOLD_LIST)
 # Above any 0-255 average: a class with this threshold never fires.
@@ -39,21 +38,98 @@ DEFAULT_WINDOWS = (500, 750, 1000, 1250, 1500)
 DEFAULT_MINIMUM_COUNTS = (1, 2, 3, 4, 5)
 
 
+@dataclass(frozen=True)
+class DetectionSetting:
+    """The parameters `tune` chooses among (PARAM_KEYS).
+
+    Every setting also says which per-class threshold list it runs with: None is the global
+    threshold alone (a list stored in the model is then removed on --write, or the device would
+    keep using it instead of `detection_threshold`).
+    """
+
+    detection_threshold: int
+    average_window_duration_ms: int
+    minimum_count: int
+    suppression_ms: int
+    detection_threshold_list: tuple[int, ...] | None = None
+
+    @classmethod
+    def of(cls, params: DetectionParams, class_thresholds: Sequence[int] | None = None) -> DetectionSetting:
+        """A model's parameters (`class_thresholds`: its stored list, if any)."""
+        listed = None if class_thresholds is None else tuple(int(value) for value in class_thresholds)
+        return cls(*(int(getattr(params, key)) for key in TUNED_KEYS), listed)
+
+    @property
+    def threshold_height(self) -> int:
+        """The threshold that breaks ties (higher is safer): the list's sum when there is one."""
+        listed = self.detection_threshold_list
+        return sum(listed) if listed else self.detection_threshold
+
+    def to_dict(self) -> dict[str, Any]:
+        """The PARAM_KEYS, as the JSON and `write_detection_params` take them."""
+        listed = self.detection_threshold_list
+        return {
+            **{key: getattr(self, key) for key in TUNED_KEYS},
+            THRESHOLD_LIST: None if listed is None else list(listed),
+        }
+
+
+@dataclass(frozen=True)
+class ReplayedSetting:
+    """A point of the grid: the setting and what replaying the recorded scores with it found."""
+
+    setting: DetectionSetting
+    score: DetectionSummary
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.setting.to_dict(), **self.score.to_dict()}
+
+
+@dataclass(frozen=True)
+class CheckedSetting:
+    """A setting run with the firmware loop (a detection resets the frontend): the exact score.
+
+    `replayed`: its score in the sweep's replay, None for the model's own parameters (which need
+    not lie on the grid).
+    """
+
+    setting: DetectionSetting
+    firmware: DetectionSummary
+    replayed: DetectionSummary | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        values = self.setting.to_dict()
+        if self.replayed is not None:
+            values["replayed"] = ReplayedSetting(self.setting, self.replayed).to_dict()
+        values["firmware"] = self.firmware.to_dict()
+        return values
+
+
 @dataclass
 class StreamTuning:
     """A grid sweep on one stream and its firmware check.
 
     `current`: the model's own parameters with their firmware score; `chosen`: the pick within
     the budget (None when nothing fits), `verified`: every firmware-checked candidate, `rows`:
-    every replayed grid point. Entries are dicts of the TUNED_KEYS plus scores (JSON-ready).
+    every replayed grid point.
     """
 
     grid_points: int
-    current: dict[str, Any]
-    chosen: dict[str, Any] | None
-    verified: list[dict[str, Any]]
+    current: CheckedSetting
+    chosen: CheckedSetting | None
+    verified: list[CheckedSetting]
     timing_s: dict[str, float]
-    rows: list[dict[str, Any]]
+    rows: list[ReplayedSetting]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "grid_points": self.grid_points,
+            "current": self.current.to_dict(),
+            "chosen": None if self.chosen is None else self.chosen.to_dict(),
+            "verified": [entry.to_dict() for entry in self.verified],
+            "timing_s": self.timing_s,
+            "rows": [row.to_dict() for row in self.rows],
+        }
 
 
 @dataclass
@@ -72,8 +148,10 @@ class TuningReport:
     tuning: StreamTuning
 
     def to_dict(self) -> dict[str, Any]:
-        values = asdict(self)
-        return {**values, **values.pop("tuning")}
+        """The stream's description, then the sweep's fields at the same level."""
+        values = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        tuning = values.pop("tuning")
+        return {**values, **tuning.to_dict()}
 
 
 def sweep(
@@ -90,7 +168,7 @@ def sweep(
     tolerance_ms: int = 1500,
     per_class: bool = False,
     max_false_accepts: int = 50,
-) -> list[dict[str, Any]]:
+) -> list[ReplayedSetting]:
     """One row per grid point: the parameters and the stream score of replaying them.
 
     `suppressions` defaults to the base parameters' suppression_ms alone. With `per_class`, the
@@ -105,27 +183,17 @@ def sweep(
         for count in minimum_counts:
             smoothed = smooth_scores(scores_u8, times_ms, int(window), int(count))
             for suppression in suppressions or (base.suppression_ms,):
-                setting = {
-                    "average_window_duration_ms": int(window),
-                    "minimum_count": int(count),
-                    "suppression_ms": int(suppression),
-                }
+                setting = DetectionSetting(
+                    base.detection_threshold, int(window), int(count), int(suppression)
+                )
                 if per_class:
-                    rows += _per_class_rows(
-                        events, smoothed, classes, thresholds, setting, base, max_false_accepts
-                    )
+                    rows += _per_class_rows(events, smoothed, classes, thresholds, setting, max_false_accepts)
                     continue
                 for threshold in thresholds:
                     steps = detection_steps(smoothed, classes, int(threshold), int(suppression))
                     score = events.counts(smoothed.times_ms[steps], smoothed.top_index[steps])
-                    rows.append(
-                        {
-                            "detection_threshold": int(threshold),
-                            **setting,
-                            THRESHOLD_LIST: None,
-                            **score.summary(),
-                        }
-                    )
+                    at_threshold = dataclasses.replace(setting, detection_threshold=int(threshold))
+                    rows.append(ReplayedSetting(at_threshold, score.summary()))
     return rows
 
 
@@ -134,12 +202,11 @@ def _per_class_rows(
     smoothed: Any,
     classes: Sequence[str],
     thresholds: Sequence[int],
-    setting: dict[str, int],
-    base: DetectionParams,
+    setting: DetectionSetting,
     max_false_accepts: int,
-) -> list[dict[str, Any]]:
-    """Per-class threshold lists for one (window, count, suppression): the Pareto front of hits
-    against false accepts, each list replayed with every class at once.
+) -> list[ReplayedSetting]:
+    """Per-class threshold lists for one (window, count, suppression) of `setting`: the Pareto
+    front of hits against false accepts, each list replayed with every class at once.
 
     A keyword's hits and false accepts come from replaying it alone (the others never fire);
     summed over the keywords they give the combination's score up to the rare interplay of
@@ -147,7 +214,7 @@ def _per_class_rows(
     """
 
     def score(class_thresholds: list[int]) -> Any:
-        steps = detection_steps(smoothed, classes, class_thresholds, setting["suppression_ms"])
+        steps = detection_steps(smoothed, classes, class_thresholds, setting.suppression_ms)
         return events.counts(smoothed.times_ms[steps], smoothed.top_index[steps])
 
     keywords = [index for index, name in enumerate(classes) if not name.startswith("_")]
@@ -181,59 +248,45 @@ def _per_class_rows(
         for keyword, threshold in zip(keywords, chosen, strict=True):
             class_thresholds[keyword] = threshold
         result = score(class_thresholds)
-        rows.append(
-            {
-                "detection_threshold": base.detection_threshold,
-                **setting,
-                THRESHOLD_LIST: class_thresholds,
-                **result.summary(),
-            }
-        )
+        listed = dataclasses.replace(setting, detection_threshold_list=tuple(class_thresholds))
+        rows.append(ReplayedSetting(listed, result.summary()))
     return rows
 
 
-def _threshold_height(row: dict[str, Any]) -> int:
-    """The threshold that breaks ties (higher is safer): the list's sum when the row has one."""
-    listed = row.get(THRESHOLD_LIST)
-    return sum(listed) if listed else row["detection_threshold"]
-
-
-def _param_key(row: dict[str, Any]) -> tuple:
-    """A row's parameters as a hashable key."""
-    listed = row.get(THRESHOLD_LIST)
-    return (*(row[key] for key in TUNED_KEYS), tuple(listed) if listed else None)
-
-
-def _preference(row: dict[str, Any]) -> tuple:
+def _preference(setting: DetectionSetting, score: DetectionSummary) -> tuple:
     # Among settings that replay alike, the longest suppression: after a detection the firmware
     # resets the frontend, and a short suppression lets the same word fire again.
     return (
-        row["misses"],
-        row["false_accepts"],
-        -_threshold_height(row),
-        row["average_window_duration_ms"],
-        -row.get("suppression_ms", 0),
+        score.misses,
+        score.false_accepts,
+        -setting.threshold_height,
+        setting.average_window_duration_ms,
+        -setting.suppression_ms,
     )
 
 
-def pick(rows: Sequence[dict[str, Any]], max_fa_per_hour: float) -> dict[str, Any] | None:
+def _row_preference(row: ReplayedSetting) -> tuple:
+    return _preference(row.setting, row.score)
+
+
+def pick(rows: Sequence[ReplayedSetting], max_fa_per_hour: float) -> ReplayedSetting | None:
     """The row with the fewest misses within the false-accept budget (None when none fits)."""
-    within = [row for row in rows if row["fa_per_hour"] <= max_fa_per_hour]
-    return min(within, key=_preference) if within else None
+    within = [row for row in rows if row.score.fa_per_hour <= max_fa_per_hour]
+    return min(within, key=_row_preference) if within else None
 
 
-def _shortlist(rows: Sequence[dict[str, Any]], max_fa_per_hour: float, count: int) -> list[dict[str, Any]]:
+def _shortlist(rows: Sequence[ReplayedSetting], max_fa_per_hour: float, count: int) -> list[ReplayedSetting]:
     """The `count` preferred rows within the budget, one per distinct outcome (settings that
     differ only in minimum_count often detect exactly alike)."""
-    chosen: list[dict[str, Any]] = []
+    chosen: list[ReplayedSetting] = []
     outcomes = set()
-    for row in sorted((r for r in rows if r["fa_per_hour"] <= max_fa_per_hour), key=_preference):
-        listed = row.get(THRESHOLD_LIST)
+    for row in sorted((r for r in rows if r.score.fa_per_hour <= max_fa_per_hour), key=_row_preference):
+        listed = row.setting.detection_threshold_list
         outcome = (
-            tuple(listed) if listed else row["detection_threshold"],
-            row["average_window_duration_ms"],
-            row["hits"],
-            row["false_accepts"],
+            listed if listed else row.setting.detection_threshold,
+            row.setting.average_window_duration_ms,
+            row.score.hits,
+            row.score.false_accepts,
         )
         if outcome not in outcomes:
             outcomes.add(outcome)
@@ -250,13 +303,13 @@ def _slack(max_fa_per_hour: float, stream_hours: float) -> float:
 
 
 def candidates(
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[ReplayedSetting],
     max_fa_per_hour: float,
     stream_hours: float,
     *,
     verify: int = 4,
     check_over_budget: bool = True,
-) -> list[dict[str, Any]]:
+) -> list[ReplayedSetting]:
     """The replayed rows worth checking with the firmware loop, preferred first.
 
     Replay skips the firmware's reset after each detection, which can add or remove false
@@ -266,12 +319,12 @@ def candidates(
     """
     one_fa = 1 / stream_hours
     slack = _slack(max_fa_per_hour, stream_hours)
-    shortlist: list[dict[str, Any]] = []
+    shortlist: list[ReplayedSetting] = []
     for budget in (max_fa_per_hour, max_fa_per_hour - one_fa, max_fa_per_hour - 2 * one_fa):
         if budget >= 0:
             shortlist += [row for row in _shortlist(rows, budget, verify) if row not in shortlist]
     if check_over_budget:
-        over = [row for row in rows if row["fa_per_hour"] > max_fa_per_hour]
+        over = [row for row in rows if row.score.fa_per_hour > max_fa_per_hour]
         shortlist += [row for row in _shortlist(over, slack, verify) if row not in shortlist]
     return shortlist
 
@@ -283,15 +336,15 @@ REPLAY_HIT_MARGIN = 2
 
 
 def verify_candidates(
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[ReplayedSetting],
     max_fa_per_hour: float,
     stream_hours: float,
-    firmware_score: Callable[[dict[str, Any]], dict[str, Any]],
+    firmware_score: Callable[[DetectionSetting], DetectionSummary],
     *,
     verify: int = 4,
     check_over_budget: bool = True,
     max_checks: int = MAX_FIRMWARE_CHECKS,
-) -> list[dict[str, Any]]:
+) -> list[CheckedSetting]:
     """Firmware-check the `candidates`, then walk down the replayed rows while one could still win.
 
     On a short stream a single false accept is the whole budget, so the few best rows can all
@@ -301,40 +354,38 @@ def verify_candidates(
     `check_over_budget`) are checked best first, as long as their replayed hits could still beat
     the best fitting firmware result, up to `max_checks` checks in all.
     """
-    verified: list[dict[str, Any]] = []
+    verified: list[CheckedSetting] = []
 
-    def check(row: dict[str, Any]) -> None:
-        params = {key: row.get(key) for key in PARAM_KEYS}
-        verified.append({**params, "replayed": row, "firmware": firmware_score(params)})
+    def check(row: ReplayedSetting) -> None:
+        verified.append(CheckedSetting(row.setting, firmware_score(row.setting), replayed=row.score))
 
     for row in candidates(
         rows, max_fa_per_hour, stream_hours, verify=verify, check_over_budget=check_over_budget
     ):
         check(row)
     reach = _slack(max_fa_per_hour, stream_hours) if check_over_budget else max_fa_per_hour
-    checked = {_param_key(entry) for entry in verified}
+    checked = {entry.setting for entry in verified}
     for row in _shortlist(rows, reach, len(rows)):
         if len(verified) >= max_checks:
             break
-        fitting = [e["firmware"]["hits"] for e in verified if e["firmware"]["fa_per_hour"] <= max_fa_per_hour]
-        if fitting and row["hits"] + REPLAY_HIT_MARGIN <= max(fitting):
+        fitting = [e.firmware.hits for e in verified if e.firmware.fa_per_hour <= max_fa_per_hour]
+        if fitting and row.score.hits + REPLAY_HIT_MARGIN <= max(fitting):
             break  # rows are in order of replayed hits: none further down can win
-        key = _param_key(row)
-        if key not in checked:
-            checked.add(key)
+        if row.setting not in checked:
+            checked.add(row.setting)
             check(row)
     return verified
 
 
 def choose(
-    verified: Sequence[dict[str, Any]], current: dict[str, Any], max_fa_per_hour: float
-) -> dict[str, Any] | None:
+    verified: Sequence[CheckedSetting], current: CheckedSetting, max_fa_per_hour: float
+) -> CheckedSetting | None:
     """The firmware-checked entry with the fewest misses within the budget (`_preference`
     breaks ties), the model's own parameters (`current`) competing; None when none fits."""
     # The model's own parameters compete too: when every candidate overshoots on the firmware
     # loop, keeping them may still be the best choice within the budget.
-    fitting = [entry for entry in [*verified, current] if entry["firmware"]["fa_per_hour"] <= max_fa_per_hour]
-    return min(fitting, key=lambda entry: _preference({**entry, **entry["firmware"]})) if fitting else None
+    fitting = [entry for entry in [*verified, current] if entry.firmware.fa_per_hour <= max_fa_per_hour]
+    return min(fitting, key=lambda entry: _preference(entry.setting, entry.firmware)) if fitting else None
 
 
 def tune_detection(
@@ -459,10 +510,11 @@ def tune_on_stream(
     )
     sweep_seconds = time.perf_counter() - started
 
-    def firmware_score(params: dict[str, Any]) -> dict[str, Any]:
+    def firmware_score(setting: DetectionSetting) -> DetectionSummary:
+        listed = setting.detection_threshold_list
         spotter.set_params(
-            DetectionParams.from_dict({**base.to_dict(), **params}),
-            class_thresholds=params.get(THRESHOLD_LIST),
+            DetectionParams.from_dict({**base.to_dict(), **setting.to_dict()}),
+            class_thresholds=None if listed is None else list(listed),
         )
         spotter.reset_after_detection = True
         run, _ = run_spotter(
@@ -480,9 +532,8 @@ def tune_on_stream(
         check_over_budget=check_over_budget,
         max_checks=max_checks,
     )
-    current = {key: getattr(base, key) for key in TUNED_KEYS}
-    current[THRESHOLD_LIST] = keyword_model.class_thresholds
-    current_entry = {**current, "firmware": firmware_score(current)}
+    current = DetectionSetting.of(base, keyword_model.class_thresholds)
+    current_entry = CheckedSetting(current, firmware_score(current))
     chosen = choose(verified, current_entry, max_fa_per_hour)
     return StreamTuning(
         grid_points=len(rows),

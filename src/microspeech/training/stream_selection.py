@@ -14,6 +14,7 @@ suppression) are chosen for the budget with the firmware loop, as `microspeech t
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ from microspeech.detection.windows import StreamInputs, stream_inputs
 
 if TYPE_CHECKING:
     from microspeech.data.clips import AudioDataset
+    from microspeech.evaluation.tuning import CheckedSetting
     from microspeech.models.spec import ModelSpec
 
 __all__ = [
@@ -261,8 +263,8 @@ class Calibration:
     minutes: float
     keywords: int
     other_words: dict[str, int]  # clips per word the false accepts were measured on
-    chosen: dict[str, Any] | None  # the four parameters and their firmware score; None: nothing fits
-    spec_params: dict[str, Any]  # the spec's parameters with their firmware score, for comparison
+    chosen: CheckedSetting | None  # the four parameters and their firmware score; None: nothing fits
+    spec_params: CheckedSetting  # the spec's parameters with their firmware score, for comparison
 
     @property
     def fa_per_hour_interval(self) -> tuple[float, float] | None:
@@ -270,7 +272,7 @@ class Calibration:
         validation stream holds leave it wide, and audio of other words can fall anywhere in it."""
         if self.chosen is None:
             return None
-        return rate_interval(self.chosen["firmware"]["false_accepts"], self.minutes / 60)
+        return rate_interval(self.chosen.firmware.false_accepts, self.minutes / 60)
 
     def describe(self) -> str:
         # Words the stream lacks can fire more on other audio: say how broad the evidence is.
@@ -280,18 +282,16 @@ class Calibration:
         )
         if self.chosen is None:
             return f"kept the spec's (nothing reached {budget})"
-        score = self.chosen["firmware"]
+        score = self.chosen.firmware
         params = ", ".join(
-            f"{key} {value}"
-            for key, value in self.chosen.items()
-            if key not in ("firmware", "replayed") and value is not None
+            f"{key} {value}" for key, value in self.chosen.setting.to_dict().items() if value is not None
         )
         low, high = self.fa_per_hour_interval or (0.0, 0.0)
+        spec_score = self.spec_params.firmware
         return (
-            f"{params}: {100 * score['miss_rate']:.1f}% missed, {score['fa_per_hour']:.1f} FA/h "
-            f"({score['false_accepts']} false accepts: 95% interval {low:.1f}-{high:.1f} FA/h; {budget}); "
-            f"the spec's: {100 * self.spec_params['firmware']['miss_rate']:.1f}% missed, "
-            f"{self.spec_params['firmware']['fa_per_hour']:.1f} FA/h"
+            f"{params}: {100 * score.miss_rate:.1f}% missed, {score.fa_per_hour:.1f} FA/h "
+            f"({score.false_accepts} false accepts: 95% interval {low:.1f}-{high:.1f} FA/h; {budget}); "
+            f"the spec's: {100 * spec_score.miss_rate:.1f}% missed, {spec_score.fa_per_hour:.1f} FA/h"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -301,9 +301,9 @@ class Calibration:
             "minutes": round(self.minutes, 3),
             "keywords": self.keywords,
             "other_words": self.other_words,
-            "chosen": self.chosen,
+            "chosen": None if self.chosen is None else self.chosen.to_dict(),
             "chosen_fa_per_hour_interval": None if interval is None else [round(v, 3) for v in interval],
-            "spec_params": self.spec_params,
+            "spec_params": self.spec_params.to_dict(),
         }
 
 
@@ -333,12 +333,12 @@ def calibrate_detection(
     )
     chosen = tuned.chosen
     if chosen is not None:
-        write_detection_params(tflite_path, {key: int(chosen[key]) for key in TUNED_KEYS})
+        write_detection_params(tflite_path, {key: getattr(chosen.setting, key) for key in TUNED_KEYS})
     return Calibration(
         max_fa_per_hour=max_fa_per_hour,
         minutes=stream.seconds / 60,
         keywords=keyword_count(stream),
         other_words=other_word_counts(stream),
-        chosen=None if chosen is None else {key: value for key, value in chosen.items() if key != "replayed"},
+        chosen=None if chosen is None else dataclasses.replace(chosen, replayed=None),
         spec_params=tuned.current,
     )
