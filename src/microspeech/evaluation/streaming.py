@@ -342,8 +342,8 @@ def evaluate_streaming(
         tolerance_ms=tolerance_ms,
     )
     curve_at_operating = next(p for p in curve if p.detection_threshold == params.detection_threshold)
-    operating_point = ThresholdPoint(params.detection_threshold, operating.summary())
-    summary = operating_point.score
+    firmware_point = ThresholdPoint(params.detection_threshold, operating.summary())
+    summary = firmware_point.score
     report = StreamingReport(
         model=keyword_model.name,
         model_source=keyword_model.source,
@@ -376,7 +376,7 @@ def evaluate_streaming(
         per_snr=_per_snr(stream.events, operating.found_ms),
         false_accept_contexts=operating.false_accept_contexts,
         false_accepts_by_word=operating.false_accepts_by_word,
-        operating_point=OperatingPoint(operating_point, curve_at_operating),
+        operating_point=OperatingPoint(firmware_point, curve_at_operating),
         curve=curve,
         timing_s={"firmware_pass": round(firmware_seconds, 3), "curve_pass": round(replay_seconds, 3)},
         events=[
@@ -392,7 +392,7 @@ def evaluate_streaming(
         Path(output_dir) if output_dir is not None else _default_output_dir(Path(keyword_model.source), model)
     )
     title = f"{keyword_model.name} on {data_name}: {report.minutes:g} min, SNR {report.snr_db} dB"
-    write_bytes_atomic(out / STREAM_PLOT, plot_curve(curve, operating_point, title))
+    write_bytes_atomic(out / STREAM_PLOT, plot_curve(curve, firmware_point, title))
     write_text_atomic(out / STREAM_JSON, json.dumps(report.to_dict(), indent=2) + "\n")
     report.output_dir = out
     return report
