@@ -268,7 +268,10 @@ def main() -> None:
             str(getattr(params, key))
             for key in ("detection_threshold", "average_window_duration_ms", "minimum_count")
         )
-        per_condition = [f"{100 * report.per_snr[f'{c:g}'].miss_rate:.1f}%" for c in conditions]
+        per_condition = [  # "-": no keyword fell in that condition's segment (a short stream)
+            f"{100 * report.per_snr[f'{c:g}'].miss_rate:.1f}%" if f"{c:g}" in report.per_snr else "-"
+            for c in conditions
+        ]
         yes = clean_keyword_run(path, load_dataset(dataset), "test", "yes", count=20)
         accuracy, word_errors[label] = clip_accuracy(path, dataset, args.output / folder / "clips")
         print(

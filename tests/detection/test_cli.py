@@ -224,7 +224,12 @@ def test_tune_refuses_an_impossible_budget_and_writes_nothing(tflite_copy, test_
     args = ["tune", tflite_copy, "--max-fa-per-hour", "0.01", "--dataset", test_set_dir, "--minutes", "0.5"]
     result = invoke(*args, "--thresholds", "0", "--windows", "1000", "--counts", "1", "--write")
     assert result.exit_code == 1 and says(result, "nothing written")
+    # Per class, lists far over the budget are not even kept as rows: still a message, no traceback.
+    result = invoke(*args, "--thresholds", "0", "--windows", "1000", "--counts", "1", "--per-class")
+    assert result.exit_code == 1 and says(result, "every per-class threshold list on the grid")
     assert tflite_copy.read_bytes() == original
+    result = invoke(*args[:-1], "0.001")
+    assert result.exit_code == 2 and says(result, "holds no keyword clip") and says(result, "--minutes")
     result = invoke("tune", tflite_copy, "--max-fa-per-hour", "5", "--windows", "a,b")
     assert result.exit_code == 2 and says(result, "--windows")
     result = invoke("tune", archive, "--max-fa-per-hour", "5", "--write")

@@ -170,6 +170,9 @@ def test_stream_from_the_official_test_set_uses_its_silence_clips_as_noise(test_
         stream_from_dataset(
             test_set_dir, CLASSES, minutes=0.5, snr_db=10, seed=0, split="validation", show_progress=False
         )
+    # Too short to hold a keyword: refused, rather than scored as 0% missed.
+    with pytest.raises(ValueError, match=r"a 0.001-minute stream \(0.1 s\) holds no keyword clip"):
+        stream_from_dataset(test_set_dir, CLASSES, minutes=0.001, snr_db=10, seed=0, show_progress=False)
     # Other words keep the word spoken, also the `_unknown_` folder's (named in their file names).
     longer, _, _ = stream_from_dataset(
         test_set_dir, CLASSES, minutes=10, snr_db=10, seed=0, show_progress=False

@@ -173,10 +173,16 @@ def tune(
             markup=False,
         )
     if chosen is None:
-        best = min(row.score.fa_per_hour for row in report.tuning.rows)
+        # Per-class lists far over the budget are never kept as rows, so there may be none.
+        fewest = min((row.score.fa_per_hour for row in report.tuning.rows), default=None)
+        closest = (
+            f"the fewest: {fewest:.2f}/h"
+            if fewest is not None
+            else "every per-class threshold list on the grid makes several times as many"
+        )
         fail(
             f"no setting on the grid stays within {max_fa_per_hour:g} false accepts per hour "
-            f"(the fewest: {best:.2f}/h); nothing written",
+            f"({closest}); nothing written",
             code=1,
         )
     if write:

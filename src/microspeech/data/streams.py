@@ -503,15 +503,21 @@ def stream_from_dataset(
                     for number, condition in enumerate(conditions)
                 ]
             )
-            return stream, data.name, noise_source.name
-        stream = build_stream(
-            keyword_entries,
-            other_entries,
-            noise,
-            minutes=minutes,
-            snr_db=snr_db,
-            seed=seed,
-            keyword_fraction=keyword_fraction,
-            progress=advance,
+        else:
+            stream = build_stream(
+                keyword_entries,
+                other_entries,
+                noise,
+                minutes=minutes,
+                snr_db=snr_db,
+                seed=seed,
+                keyword_fraction=keyword_fraction,
+                progress=advance,
+            )
+    # Scored without a keyword, a stream reports 0% missed: refuse it rather than print that.
+    if keyword_fraction > 0 and not any(event.is_keyword for event in stream.events):
+        raise ValueError(
+            f"a {minutes:g}-minute stream ({stream.seconds:.1f} s) holds no keyword clip to find; "
+            "give it more minutes (--minutes)"
         )
     return stream, data.name, noise_source.name
