@@ -61,13 +61,17 @@ def test_numbers_refuse_nan_and_infinities(value):
 
 def test_numbers_bounds_and_allowed_inf():
     assert check_number("inf", "--snr-db", low=-40, allow_inf=True) == math.inf
+    # A clean stream's SNR passes the upper bound of levels (the README's `--snr-db inf`).
+    assert check_number("inf", "--snr-db", low=-40, high=100, allow_inf=True) == math.inf
+    with pytest.raises(OptionError, match="out of range"):
+        check_number(101, "--snr-db", low=-40, high=100, allow_inf=True)
     with pytest.raises(OptionError, match="from -40 to 100"):
         check_number(-math.inf, "--snr-db", low=-40, high=100, allow_inf=True)
     with pytest.raises(OptionError, match="above 0"):
         check_number(0, "--max-fa-per-hour", above=0.0)
     with pytest.raises(OptionError, match="--minutes"):
         check_minutes(math.inf)
-    assert parse_float_list("5, 10,inf", "--snr-db", low=-40, high=math.inf, allow_inf=True)[-1] == math.inf
+    assert parse_float_list("5, 10,inf", "--snr-db", low=-40, high=100, allow_inf=True)[-1] == math.inf
 
 
 def test_seeds_are_32_bit():

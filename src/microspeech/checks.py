@@ -46,7 +46,8 @@ def check_number(
 ) -> float:
     """`value` as a float if it is a number within [low, high] (and strictly above `above`).
 
-    NaN is always refused; +-inf only with `allow_inf` (and then still within the bounds).
+    NaN is always refused; +-inf only with `allow_inf`: +inf then passes `high` (an SNR's inf is
+    a clean stream, not a level), -inf must still pass `low`.
     """
     try:
         number = float(value)
@@ -59,6 +60,8 @@ def check_number(
     )
     if math.isnan(number) or (math.isinf(number) and not allow_inf):
         raise OptionError(f"{option} {value}: expected a finite number, {accepted}")
+    if number == math.inf:
+        return number
     if (
         (low is not None and number < low)
         or (high is not None and number > high)

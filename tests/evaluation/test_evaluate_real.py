@@ -187,3 +187,24 @@ def test_cli_streaming(mltk_tflite_path: Path, test_set_dir: Path, tmp_path: Pat
     assert low < report["fa_per_hour"] < high
     shown = [line for line in result.output.splitlines() if "fa_per_hour, 95% interval" in line]
     assert len(shown) == 1 and f"{low:.3g}-{high:.3g}" in shown[0]
+
+
+def test_cli_streaming_in_segments_with_a_clean_one(
+    mltk_tflite_path: Path, test_set_dir: Path, subset_dir: Path, tmp_path: Path
+) -> None:
+    # The headline benchmark's kind of stream from the CLI: one segment per condition, clean included.
+    args = ["evaluate", str(mltk_tflite_path), "--streaming", "--minutes", "2", "--snr-db", "inf,10"]
+    args += ["--segmented", "--dataset", str(test_set_dir), "--noise-dataset", str(subset_dir)]
+    result = CliRunner().invoke(app, [*args, "--output", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+
+    def no_infinity(token: str) -> None:
+        raise AssertionError(f"streaming.json holds {token}: not JSON")
+
+    report = json.loads((tmp_path / "streaming.json").read_text(), parse_constant=no_infinity)
+    assert report["snr_db"] == ["inf", 10.0] and set(report["per_snr"]) == {"inf", "10"}
+    assert report["noise_dataset"] == subset_dir.name
+    assert {event["snr_db"] for event in report["events"]} == {"inf", 10.0}
+    # Word by word (no --segmented), clean cannot mix with noise: refused, naming the option.
+    mixed = CliRunner().invoke(app, [*args[:-5], "--dataset", str(test_set_dir), "--output", str(tmp_path)])
+    assert mixed.exit_code == 2 and "--snr-db inf,10" in mixed.output and "--segmented" in mixed.output

@@ -65,7 +65,22 @@ def evaluate(
         help="Streaming evaluation: keywords in long noisy audio, through the detector.",
     ),
     minutes: float = typer.Option(10.0, "--minutes", help="With --streaming: minutes of generated audio."),
-    snr_db: float = typer.Option(10.0, "--snr-db", help="With --streaming: keyword-to-noise ratio in dB."),
+    snr_db: str = typer.Option(
+        "10",
+        "--snr-db",
+        help="With --streaming: keyword-to-noise ratio(s) in dB, e.g. 5,10,20 (each word draws one); "
+        "inf: clean.",
+    ),
+    segmented: bool = typer.Option(
+        False,
+        "--segmented",
+        help="With --streaming: each --snr-db value a segment of its own, played one after the "
+        "other (as benchmarks/detection.py: --snr-db inf,30,20,10,5,0 --segmented), so clean can "
+        "be one of them.",
+    ),
+    noise_dataset: str = typer.Option(
+        None, "--noise-dataset", help="With --streaming: the dataset whose background noise to use."
+    ),
 ) -> None:
     """Score the test clips once each; write eval-results.json, summary.txt and plots."""
     from microspeech.checks import (
@@ -75,6 +90,7 @@ def evaluate(
         check_number,
         check_output_folder,
         check_seed,
+        parse_float_list,
     )
 
     try:
@@ -82,7 +98,14 @@ def evaluate(
         check_number(word_offset, "--word-offset", low=0.0, high=1.0)
         if streaming:
             check_minutes(minutes)
-            check_number(snr_db, "--snr-db", low=SNR_DB_RANGE[0], high=SNR_DB_RANGE[1], allow_inf=True)
+            snrs = parse_float_list(
+                snr_db, "--snr-db", low=SNR_DB_RANGE[0], high=SNR_DB_RANGE[1], allow_inf=True
+            )
+            if len(snrs) > 1 and float("inf") in snrs and not segmented:
+                raise OptionError(
+                    f"--snr-db {snr_db}: a clean stream (inf) cannot mix with noisy SNRs word by word; "
+                    "add --segmented to play each as a segment of its own"
+                )
         if output is not None:
             check_output_folder(output, "--output")
     except OptionError as error:
@@ -95,10 +118,12 @@ def evaluate(
                 model,
                 dataset=dataset,
                 minutes=minutes,
-                snr_db=snr_db,
+                snr_db=snrs if len(snrs) > 1 else snrs[0],
                 seed=seed,
                 output_dir=output,
+                noise_dataset=noise_dataset,
                 backend=runtime or ("tflm" if tflm else "litert"),
+                segmented=segmented,
             )
         except (FileNotFoundError, ValueError) as error:
             fail(str(error))
