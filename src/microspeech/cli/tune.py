@@ -178,7 +178,7 @@ def tune(
         closest = (
             f"the fewest: {fewest:.2f}/h"
             if fewest is not None
-            else "every per-class threshold list on the grid makes several times as many"
+            else "no per-class threshold list on the grid came within twice that, or one false accept over"
         )
         fail(
             f"no setting on the grid stays within {max_fa_per_hour:g} false accepts per hour "
