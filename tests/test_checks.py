@@ -17,6 +17,7 @@ from microspeech.checks import (
     check_seed,
     parse_float_list,
     parse_int_list,
+    parse_snr_list,
 )
 
 
@@ -72,6 +73,15 @@ def test_numbers_bounds_and_allowed_inf():
     with pytest.raises(OptionError, match="--minutes"):
         check_minutes(math.inf)
     assert parse_float_list("5, 10,inf", "--snr-db", low=-40, high=100, allow_inf=True)[-1] == math.inf
+
+
+def test_snr_lists_mix_clean_with_noise_only_in_segments():
+    assert parse_snr_list("inf") == [math.inf] and parse_snr_list("5,10") == [5.0, 10.0]
+    assert parse_snr_list("inf,30,0", segmented=True) == [math.inf, 30.0, 0.0]
+    with pytest.raises(OptionError, match="--snr-db inf,30: .*add --segmented"):
+        parse_snr_list("inf,30")
+    with pytest.raises(OptionError, match="--snr-db 101"):
+        parse_snr_list("101", segmented=True)
 
 
 def test_seeds_are_32_bit():

@@ -151,6 +151,18 @@ def parse_float_list(
     return [check_number(item, option, low=low, high=high, allow_inf=allow_inf) for item in items]
 
 
+def parse_snr_list(text: str, option: str = "--snr-db", *, segmented: bool = False) -> list[float]:
+    """Signal-to-noise ratios in dB (SNR_DB_RANGE), `inf` for clean; clean mixes with noisy
+    ratios only when each is a segment of its own (`segmented`), not word by word."""
+    snrs = parse_float_list(text, option, low=SNR_DB_RANGE[0], high=SNR_DB_RANGE[1], allow_inf=True)
+    if len(snrs) > 1 and math.inf in snrs and not segmented:
+        raise OptionError(
+            f"{option} {text}: a clean stream (inf) cannot mix with noisy SNRs word by word; "
+            "add --segmented to play each as a segment of its own"
+        )
+    return snrs
+
+
 def check_output_file(path: Path, option: str) -> Path:
     """`path` if a file can be written there: not a folder, its parent a writable folder (or creatable)."""
     path = Path(path)

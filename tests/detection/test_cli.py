@@ -183,6 +183,23 @@ def test_tune_keeps_the_models_own_parameters_when_no_grid_setting_fits(
     assert read_parameters(tflite_copy) == before
 
 
+def test_tune_on_segments_with_a_clean_one_as_train_calibrates(tflite_copy, subset_dir, tmp_path):
+    args = ["tune", tflite_copy, "--max-fa-per-hour", "1000", "--dataset", subset_dir]
+    args += ["--split", "validation"]
+    args += ["--minutes", "1", "--windows", "500", "--counts", "1", "--thresholds", "150-250/50"]
+    output = tmp_path / "tuning.json"
+    result = invoke(*args, "--snr-db", "inf,10", "--segmented", "--output", output)
+    assert result.exit_code == 0, result.output
+
+    def no_infinity(token):
+        raise AssertionError(f"{output.name} holds {token}: not JSON")
+
+    written = json.loads(output.read_text(), parse_constant=no_infinity)
+    assert written["snr_db"] == ["inf", 10.0] and written["segmented"] is True
+    mixed = invoke(*args, "--snr-db", "inf,10")
+    assert mixed.exit_code == 2 and says(mixed, "--snr-db inf,10") and says(mixed, "--segmented")
+
+
 def test_tune_per_class_writes_a_threshold_list_that_classify_audio_uses(
     tflite_copy, test_set_dir, subset_dir, yes_wav, tmp_path, monkeypatch
 ):

@@ -84,13 +84,12 @@ def evaluate(
 ) -> None:
     """Score the test clips once each; write eval-results.json, summary.txt and plots."""
     from microspeech.checks import (
-        SNR_DB_RANGE,
         OptionError,
         check_minutes,
         check_number,
         check_output_folder,
         check_seed,
-        parse_float_list,
+        parse_snr_list,
     )
 
     try:
@@ -98,14 +97,7 @@ def evaluate(
         check_number(word_offset, "--word-offset", low=0.0, high=1.0)
         if streaming:
             check_minutes(minutes)
-            snrs = parse_float_list(
-                snr_db, "--snr-db", low=SNR_DB_RANGE[0], high=SNR_DB_RANGE[1], allow_inf=True
-            )
-            if len(snrs) > 1 and float("inf") in snrs and not segmented:
-                raise OptionError(
-                    f"--snr-db {snr_db}: a clean stream (inf) cannot mix with noisy SNRs word by word; "
-                    "add --segmented to play each as a segment of its own"
-                )
+            snrs = parse_snr_list(snr_db, "--snr-db", segmented=segmented)
         if output is not None:
             check_output_folder(output, "--output")
     except OptionError as error:

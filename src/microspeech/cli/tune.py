@@ -11,14 +11,13 @@ import typer
 from rich.markup import escape
 
 from microspeech.checks import (
-    SNR_DB_RANGE,
     OptionError,
     check_minutes,
     check_number,
     check_output_file,
     check_seed,
-    parse_float_list,
     parse_int_list,
+    parse_snr_list,
 )
 from microspeech.cli.app import app, compact_table, console, fail
 from microspeech.detection.params import PARAM_RANGES
@@ -41,7 +40,17 @@ def tune(
         "test", "--split", help="Clips of this split (tune on validation, report on test)."
     ),
     minutes: float = typer.Option(10.0, "--minutes", help="Minutes of stream."),
-    snr_db: str = typer.Option("10", "--snr-db", help="Keyword-to-noise ratio(s) in dB, e.g. 5,10,20."),
+    snr_db: str = typer.Option(
+        "10",
+        "--snr-db",
+        help="Keyword-to-noise ratio(s) in dB, e.g. 5,10,20 (each word draws one); inf: clean.",
+    ),
+    segmented: bool = typer.Option(
+        False,
+        "--segmented",
+        help="Each --snr-db value a segment of its own, played one after the other, so clean can be one "
+        "(as train calibrates: --snr-db inf,30,20,10,5,0 --segmented --split validation).",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed for the stream."),
     thresholds: str = typer.Option("100-255/5", "--thresholds", help="detection_threshold values."),
     windows: str = typer.Option(
@@ -72,7 +81,7 @@ def tune(
 
     try:
         check_number(max_fa_per_hour, "--max-fa-per-hour", above=0.0, high=3600.0 * 1000)
-        snrs = parse_float_list(snr_db, "--snr-db", low=SNR_DB_RANGE[0], high=SNR_DB_RANGE[1])
+        snrs = parse_snr_list(snr_db, "--snr-db", segmented=segmented)
         check_minutes(minutes)
         check_seed(seed)
         grid = {
@@ -120,6 +129,7 @@ def tune(
             minutes=minutes,
             snr_db=snrs,
             seed=seed,
+            segmented=segmented,
             per_class=per_class,
             **grid,
         )

@@ -189,6 +189,11 @@ def concatenate_streams(streams: Sequence[KeywordStream]) -> KeywordStream:
     )
 
 
+def snr_to_json(snr_db: float) -> float | str:
+    """An SNR for a JSON report: a clean stream's inf as "inf" (JSON has no infinity)."""
+    return "inf" if snr_db == math.inf else snr_db
+
+
 @dataclass(frozen=True)
 class StreamScore:
     hits: int

@@ -33,6 +33,7 @@ from microspeech.data.streams import (
     StreamScore,
     build_stream,
     score_detections,
+    snr_to_json,
     stream_from_dataset,
 )
 from microspeech.detection.keyword_model import KeywordModel
@@ -156,19 +157,14 @@ class StreamingReport:
         values["per_snr"] = {snr: asdict(score) for snr, score in self.per_snr.items()}
         values["operating_point"] = self.operating_point.to_dict()
         values["curve"] = [point.to_dict() for point in self.curve]
-        values["snr_db"] = [_json_snr(snr) for snr in self.snr_db]
-        values["events"] = [{**event, "snr_db": _json_snr(event["snr_db"])} for event in self.events]
+        values["snr_db"] = [snr_to_json(snr) for snr in self.snr_db]
+        values["events"] = [{**event, "snr_db": snr_to_json(event["snr_db"])} for event in self.events]
         return values
 
     def headline(self) -> list[tuple[str, Any]]:
         """The scalar fields, in order, for a table."""
         values = [(key, value) for key, value in self.to_dict().items()]
         return [(key, value) for key, value in values if isinstance(value, bool | int | float | str)]
-
-
-def _json_snr(snr_db: float) -> float | str:
-    """A clean stream's SNR (inf) as "inf", as `per_snr` names it: JSON has no infinity."""
-    return "inf" if snr_db == float("inf") else snr_db
 
 
 def resolve_keyword_model(

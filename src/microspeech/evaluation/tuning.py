@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from microspeech.data.streams import DetectionSummary
+from microspeech.data.streams import DetectionSummary, snr_to_json
 from microspeech.detection.detector import detection_steps, smooth_scores
 from microspeech.detection.params import DetectionParams
 from microspeech.files import write_bytes_atomic
@@ -143,6 +143,7 @@ class TuningReport:
     noise_dataset: str | None
     minutes: float
     snr_db: list[float]
+    segmented: bool  # each SNR a segment of its own, else drawn word by word
     seed: int
     max_fa_per_hour: float
     tuning: StreamTuning
@@ -150,6 +151,7 @@ class TuningReport:
     def to_dict(self) -> dict[str, Any]:
         """The stream's description, then the sweep's fields at the same level."""
         values = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        values["snr_db"] = [snr_to_json(snr) for snr in self.snr_db]
         tuning = values.pop("tuning")
         return {**values, **tuning.to_dict()}
 
@@ -405,12 +407,14 @@ def tune_detection(
     tolerance_ms: int = 1500,
     verify: int = 4,
     per_class: bool = False,
+    segmented: bool = False,
     show_progress: bool = True,
 ) -> TuningReport:
     """Sweep the grid on a stream; a `TuningReport` whose `tuning` holds `chosen` (None if nothing fits).
 
     The `verify` best replayed settings within the budget, and as many just over it, are rerun
-    with the firmware loop; the pick is made on those exact results.
+    with the firmware loop; the pick is made on those exact results. With `segmented`, each SNR
+    of `snr_db` (inf: clean) is a segment of its own (`stream_from_dataset`).
     """
     from microspeech.data.streams import stream_from_dataset
     from microspeech.evaluation.streaming import resolve_keyword_model
@@ -427,6 +431,7 @@ def tune_detection(
         split=split,
         noise_dataset=noise_dataset,
         show_progress=show_progress,
+        segmented=segmented,
     )
     tuned = tune_on_stream(
         keyword_model,
@@ -449,6 +454,7 @@ def tune_detection(
         noise_dataset=noise_name,
         minutes=round(stream.seconds / 60, 3),
         snr_db=[float(v) for v in (snr_db if isinstance(snr_db, Sequence) else [snr_db])],
+        segmented=segmented,
         seed=seed,
         max_fa_per_hour=max_fa_per_hour,
         tuning=tuned,
