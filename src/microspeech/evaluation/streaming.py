@@ -158,7 +158,6 @@ class StreamingReport:
         values["operating_point"] = self.operating_point.to_dict()
         values["curve"] = [point.to_dict() for point in self.curve]
         values["snr_db"] = [snr_to_json(snr) for snr in self.snr_db]
-        values["events"] = [{**event, "snr_db": snr_to_json(event["snr_db"])} for event in self.events]
         return values
 
     def headline(self) -> list[tuple[str, Any]]:
@@ -383,7 +382,13 @@ def evaluate_streaming(
         curve=curve,
         timing_s={"firmware_pass": round(firmware_seconds, 3), "curve_pass": round(replay_seconds, 3)},
         events=[
-            {**asdict(event), "start_ms": event.start_ms, "end_ms": event.end_ms, "detected_ms": found}
+            {
+                **asdict(event),
+                "snr_db": snr_to_json(event.snr_db),
+                "start_ms": event.start_ms,
+                "end_ms": event.end_ms,
+                "detected_ms": found,
+            }
             for event, found in zip(stream.events, operating.found_ms, strict=True)
         ],
         detections=[
