@@ -80,3 +80,41 @@ def test_atomic_directory_without_a_marker_replaces_the_previous_folder(tmp_path
             (partial / "state.json").write_text(state)
     assert (target / "state.json").read_text() == "epoch 2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
+
+
+def test_a_symbolic_link_is_written_through_to_its_target(tmp_path):
+    target = tmp_path / "real.json"
+    target.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    write_text_atomic(link, "new")
+    assert link.is_symlink() and target.read_text() == "new"
+
+
+def test_a_fifo_or_device_is_written_in_place_never_renamed_over(tmp_path):
+    import os
+    import stat
+
+    fifo = tmp_path / "out.json"
+    os.mkfifo(fifo)
+    with atomic_output(fifo) as where:
+        assert where == fifo  # written as it is (nothing is written here: a FIFO blocks without a reader)
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_a_write_error_names_the_file_not_its_temporary(tmp_path):
+    from microspeech.files import WriteError
+
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(WriteError, match=r"cannot write .*a-file/out\.npy") as raised:
+        write_bytes_atomic(tmp_path / "a-file" / "out.npy", b"data")
+    assert ".partial" not in str(raised.value)
+
+    def full_disk(_):
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(WriteError, match=r"cannot write .*model\.tflite: No space left on device"):
+        with atomic_output(tmp_path / "model.tflite") as temporary:
+            full_disk(temporary)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]

@@ -12,26 +12,59 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 
+class WriteError(OSError):
+    """An output file could not be written; the message names the file, not its temporary."""
+
+
+def output_target(path: str | Path) -> Path:
+    """Where writing `path` lands: through a symbolic link to its target (a rename would replace
+    the link itself, leaving its target stale)."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def is_special_file(path: Path) -> bool:
+    """A device, FIFO or socket (`--json /dev/null`, `/dev/stdout`): written in place, never renamed over."""
+    return path.exists() and not path.is_file() and not path.is_dir()
+
+
 @contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path in `path`'s folder; rename it onto `path` only if the block succeeds.
 
     For writers that take a file name (savefig, soundfile, np.save, keras save): the
-    temporary keeps `path`'s suffix so format detection still works.
+    temporary keeps `path`'s suffix so format detection still works. A symbolic link is written
+    through to its target; a device or FIFO is written in place. An OSError while writing
+    becomes a `WriteError` that names `path`.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.stem}.", suffix=f".partial{path.suffix}"
-    )
+    path = output_target(path)
+    if is_special_file(path):
+        yield path
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.stem}.", suffix=f".partial{path.suffix}"
+        )
+    except OSError as error:
+        raise _write_error(path, error) from error
     os.close(handle)
     try:
         yield Path(temporary)
         os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide outputs from other users
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError) and not isinstance(error, WriteError):
+            raise _write_error(path, error) from error
         raise
+
+
+def _write_error(path: Path, error: OSError) -> WriteError:
+    reason = error.strerror or str(error)
+    if isinstance(error, IsADirectoryError) and path.is_dir():
+        reason = "a folder stands there"
+    return WriteError(f"cannot write {path}: {reason}")
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
@@ -56,9 +89,10 @@ def write_files_atomic(contents: dict[Path, bytes]) -> list[Path]:
     if folders:
         raise IsADirectoryError(f"{', '.join(folders)}: a folder stands where a file is to be written")
     staged: list[tuple[Path, Path]] = []
+    path = Path()
     try:
         for path, data in contents.items():
-            path = Path(path)
+            path = output_target(path)
             path.parent.mkdir(parents=True, exist_ok=True)
             handle, temporary = tempfile.mkstemp(
                 dir=path.parent, prefix=f".{path.stem}.", suffix=f".partial{path.suffix}"
@@ -69,9 +103,11 @@ def write_files_atomic(contents: dict[Path, bytes]) -> list[Path]:
             os.chmod(temporary, 0o644)
         for temporary, path in staged:
             os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         for temporary, _ in staged:
             temporary.unlink(missing_ok=True)
+        if isinstance(error, OSError) and not isinstance(error, WriteError):
+            raise _write_error(path, error) from error
         raise
     return [Path(path) for path in contents]
 

@@ -130,3 +130,26 @@ def test_brackets_in_model_and_dataset_names(model_path, clip, tmp_path):
     result = runner.invoke(app, ["dataset", "info", str(root)], terminal_width=300)
     assert result.exit_code == 0, result.output
     assert "data[/]" in result.output and "[red]yes" in result.output
+
+
+def test_a_write_that_fails_is_one_line_naming_the_file(tmp_path, clip, monkeypatch, capsys):
+    """A full disk (or a folder that passes the access check but refuses the write, such as /sys
+    for root) ended in a traceback naming the temporary file; the command line's entry point now
+    prints the output's own name, and nothing half-written stays."""
+    import sys
+
+    import microspeech.cli as cli
+
+    def full_disk(handle, array, *args, **kwargs):
+        handle.write(b"\x93NUMPY")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "save", full_disk)
+    out = tmp_path / "out" / "features.npy"
+    monkeypatch.setattr(sys, "argv", ["microspeech", "features", str(clip), "--out", str(out)])
+    with pytest.raises(SystemExit) as raised:
+        cli.main()
+    assert raised.value.code == 2
+    error = " ".join(capsys.readouterr().err.split())
+    assert f"error: cannot write {out}: No space left on device" in error and ".partial" not in error
+    assert not out.exists() and list(out.parent.iterdir()) == []

@@ -80,7 +80,7 @@ def test_train_on_the_subset_and_a_synthesized_folder_together(model_registry, s
     assert result.exit_code == 0, result.output
     manifest = json.loads((models_dir() / "tflite_micro_speech-test" / "manifest.json").read_text())
     entry = manifest["dataset"]
-    assert [part["root"] for part in entry["parts"]] == [str(subset_dir), str(synth)]
+    assert [part["root"] for part in entry["parts"]] == [str(subset_dir.resolve()), str(synth.resolve())]
     synth_part = entry["parts"][1]
     assert synth_part["clips_per_split"] == {"train": 6, "validation": 2, "test": 2}
     assert synth_part["noise_files"] == 3 and len(synth_part["fingerprint"]) == 64

@@ -86,3 +86,32 @@ def test_written_results_and_plots(tmp_path) -> None:
     assert any(float_accuracy in line and int8_accuracy in line for line in summary.splitlines())
     assert f"Overall accuracy: {float_accuracy}" in summary
     assert summary == summary_text(report)
+
+
+def test_a_class_without_test_clips_is_not_scored_as_zero(tmp_path) -> None:
+    """A test set without any "yes" printed "yes accuracy 0.000%" and averaged that class's
+    undefined ROC AUC into the mean; MLTK's 0 stays in the JSON, the text says n/a."""
+    rng = np.random.default_rng(3)
+    labels = rng.integers(1, 4, size=40)  # no "yes"
+    scores = rng.dirichlet(np.ones(4), size=40)
+    metrics = compute_metrics(scores, labels, CLASSES)
+    assert metrics.classes_without_samples == ["yes"]
+    assert metrics.class_accuracies[0] == 0.0  # MLTK's definition, kept in the JSON
+    assert metrics.roc_auc_avg_present == pytest.approx(np.mean(metrics.roc_auc[1:]))
+    report = EvaluationReport(
+        name="tiny",
+        model_dir=tmp_path,
+        dataset="hand-made",
+        dataset_root=tmp_path,
+        split="test",
+        classes=CLASSES,
+        labels=labels,
+        clip_paths=[f"clip{i}.wav" for i in range(40)],
+        results=[VariantResult("int8", "litert", tmp_path / "m.tflite", metrics, scores, 0.1)],
+    )
+    summary = summary_text(report)
+    assert "- yes = n/a (no clips)" in summary and "yes = 0.000%" not in summary
+    present = f"{100 * metrics.roc_auc_avg_present:.3f}%"
+    assert f"Average ROC AUC: {100 * metrics.roc_auc_avg:.3f}% ({present} without yes)" in summary
+    lines = [" ".join(line.split()) for line in summary.splitlines()]
+    assert "yes accuracy n/a (no clips)" in lines and "yes ROC AUC n/a (no clips)" in lines

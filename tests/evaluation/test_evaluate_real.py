@@ -154,10 +154,29 @@ def test_trained_model_float_and_int8_side_by_side(trained_test_model: Path, tes
     np.testing.assert_allclose(keras_report.results[0].scores, float_result.scores, atol=1e-6)
 
 
-def test_default_dataset_is_the_training_one(trained_test_model: Path, subset_dir: Path) -> None:
-    # The manifest records the subset bundle, which holds no test clip: the error says what to pass.
-    with pytest.raises(EvaluationError, match=f"{subset_dir}.* has no 'test' clips"):
+def test_default_dataset_is_the_training_one(
+    trained_test_model: Path, subset_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The manifest records the subset bundle, which holds no test clip: the error says what to
+    # pass, and names the manifest (not a --dataset the user never gave), from any folder.
+    monkeypatch.chdir(tmp_path)
+    expected = f"the training dataset {subset_dir.resolve()} .*manifest.* has no 'test' clips"
+    with pytest.raises(EvaluationError, match=expected):
         evaluate_model(trained_test_model)
+    # An older manifest's relative root would be looked up from the current folder, where a
+    # folder of that name may be another dataset: refused.
+    import json
+    import shutil
+
+    old = tmp_path / "old_model"
+    shutil.copytree(trained_test_model, old / "tflite_micro_speech-test")
+    manifest_path = old / "tflite_micro_speech-test" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["dataset"]["root"] = "base"
+    manifest_path.write_text(json.dumps(manifest))
+    shutil.copytree(subset_dir / "yes", tmp_path / "base" / "yes")
+    with pytest.raises(EvaluationError, match="relative path.*pass --dataset"):
+        evaluate_model(old / "tflite_micro_speech-test")
     # --tflite on a directory without a .tflite names the directory.
     keras_only = trained_test_model.parent / "keras_only"
     keras_only.mkdir()

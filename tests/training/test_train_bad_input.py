@@ -145,3 +145,38 @@ def test_a_layer_the_training_loop_cannot_apply_is_named_and_logged(tmp_path, su
     log = (output / "train.log").read_text().splitlines()
     assert "training stopped: ValueError: layer" in log[-1] and "activity_regularizer" in log[-1]
 
+
+
+def test_an_empty_output_or_one_inside_the_dataset_is_refused(tmp_path, words):
+    result = _train("--dataset", str(words), "--output", "")
+    assert result.exit_code == 2 and "--output ''" in " ".join(result.output.split())
+    inside = words / "runs" / "model"
+    result = _train("--dataset", str(words), "--output", str(inside))
+    assert result.exit_code == 2, result.output
+    assert f"--output {inside}: inside the dataset {words}" in " ".join(result.output.split())
+    assert not (words / "runs").exists()  # the folder the refused run created is gone
+
+
+@pytest.mark.parametrize("saved_epochs", [0, 4])
+def test_ctrl_c_says_how_to_go_on(tmp_path, words, monkeypatch, saved_epochs):
+    """Ctrl-C ended `train` with a blank line and exit status 130; now it says whether a saved
+    epoch exists and the command that resumes from it."""
+    import microspeech.data as data_package
+
+    output = tmp_path / "model"
+    if saved_epochs:  # as a run interrupted after its fourth epoch leaves it
+        arrays = {"w/0": np.zeros(4, np.float32)}
+        save_checkpoint(output / "checkpoint", arrays, _state(epoch=saved_epochs - 1))
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(data_package, "load_datasets", ctrl_c)
+    result = _train("--dataset", str(words), "--output", str(output), "--seed", "0")
+    assert result.exit_code == 130, result.output
+    message = " ".join(result.output.split())
+    if saved_epochs:
+        expected = f"microspeech train {DRY_RUN} --dataset {words} --seed 0 --output {output} --resume"
+        assert f"interrupted: the last saved epoch is 4; continue with: {expected}" in message
+    else:
+        assert "interrupted: no epoch was saved yet" in message

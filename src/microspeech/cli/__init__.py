@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+import typer
+
 from microspeech.cli.app import app
 
 for _module in pkgutil.iter_modules(__path__):
@@ -17,4 +19,22 @@ for _module in pkgutil.iter_modules(__path__):
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except OSError as error:
+        # What the commands do not catch themselves (a full disk, a folder that refuses the
+        # write, a device gone): one line that names the file, not a traceback.
+        from microspeech.cli.app import fail
+
+        try:
+            fail(_describe(error))
+        except typer.Exit as exit_:  # outside the app now: no Click to turn it into an exit status
+            raise SystemExit(exit_.exit_code) from None
+
+
+def _describe(error: OSError) -> str:
+    """The error's own words, with the file it names (OSError's str puts errno first)."""
+    if error.strerror and error.filename:
+        target = f"{error.filename} -> {error.filename2}" if error.filename2 else str(error.filename)
+        return f"{target}: {error.strerror}"
+    return str(error)

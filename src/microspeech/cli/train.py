@@ -3,7 +3,7 @@ int8 .tflite); `--test` (or NAME-test) is the dry run, `--keywords` the same mod
 
 from __future__ import annotations
 
-from pathlib import Path
+import shlex
 
 import typer
 
@@ -26,7 +26,7 @@ def train(
         "together (each keeps its own splits; background noise from all).",
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same model."),
-    output: Path | None = typer.Option(
+    output: str | None = typer.Option(
         None, "--output", "-o", help="Output folder (default ~/.microspeech/models/NAME)."
     ),
     resume: bool = typer.Option(
@@ -59,6 +59,8 @@ def train(
     from microspeech.training import train_model
     from microspeech.training.trainer import ResumeError
 
+    if output is not None and not output.strip():
+        fail("--output '': an empty folder name (it would train into the current folder); name a folder")
     try:
         spec = resolve_model_spec(name, keywords=keywords.split(",") if keywords else None, dry_run=test)
     except KeyError as error:
@@ -68,8 +70,12 @@ def train(
     if max_fa_per_hour is not None:
         import dataclasses
 
-        if not max_fa_per_hour > 0:
-            fail(f"--max-fa-per-hour {max_fa_per_hour}: the budget must be above zero false accepts per hour")
+        from microspeech.checks import OptionError, check_number
+
+        try:  # at most one false accept a millisecond, as `tune` takes it; inf broke calibration
+            check_number(max_fa_per_hour, "--max-fa-per-hour", above=0.0, high=3600.0 * 1000)
+        except OptionError as error:
+            fail(str(error))
         if not spec.train.stream_validation_minutes > 0:
             fail(f"--max-fa-per-hour: model {name!r} trains without a validation stream; no budget applies")
         train_settings = dataclasses.replace(spec.train, max_fa_per_hour=max_fa_per_hour)
@@ -99,4 +105,27 @@ def train(
         )
     except (DatasetError, ResumeError, LockedError, FileNotFoundError, ValueError) as error:
         fail(str(error))
+    except KeyboardInterrupt:
+        _interrupted(spec.name, output, command)
     console.print(f"model: {artifacts.tflite_path}", markup=False)
+
+
+def _interrupted(name: str, output: str | None, command: list[str]) -> None:
+    """Ctrl-C: say where the run stopped and how to go on, instead of a bare exit status 130."""
+    from microspeech.cli.app import err_console
+    from microspeech.models import ModelArtifacts
+    from microspeech.training.artifacts import ResumeError, load_checkpoint, model_directory
+
+    artifacts = ModelArtifacts(model_directory(name, output), name)
+    try:
+        checkpoint = load_checkpoint(artifacts.checkpoint_dir)
+    except ResumeError:
+        checkpoint = None
+    if checkpoint is None:
+        advice = "no epoch was saved yet; run the command again to start over"
+    else:
+        again = [*command, "--resume"] if "--resume" not in command else command
+        saved = int(checkpoint[1]["epoch"]) + 1  # the state counts epochs from 0
+        advice = f"the last saved epoch is {saved}; continue with: {shlex.join(again)}"
+    err_console.print(f"interrupted: {advice}", markup=False)
+    raise typer.Exit(130)

@@ -117,7 +117,7 @@ def evaluate_model(
     `word_offset`: where each trimmed word sits in the one-second window, as a fraction of the
     room left (0, the default, left-aligns as training's validation does; 0.5 centres).
     """
-    from microspeech.data import load_dataset
+    from microspeech.data import list_datasets, load_dataset
     from microspeech.data.folder import spoken_word
     from microspeech.data.pipeline import make_eval_set
 
@@ -155,14 +155,25 @@ def evaluate_model(
     wanted = ["int8"] if tflite else [variant for variant in VARIANTS if available[variant]]
 
     dataset_name = dataset or target.training_dataset or DEFAULT_TEST_DATASET
+    # Named as the user gave it: --dataset, or the training dataset the manifest records.
+    source = f"--dataset {dataset_name}"
+    if not dataset and target.training_dataset:
+        source = (
+            f"the training dataset {dataset_name} ({target.argument}'s manifest; pass --dataset for another)"
+        )
+        if not Path(dataset_name).is_absolute() and dataset_name not in list_datasets():
+            raise EvaluationError(
+                f"{source}: a relative path, recorded by an older microspeech, which would be looked "
+                "up from the current folder; pass --dataset"
+            )
     try:
         audio_dataset = load_dataset(dataset_name)
     except (FileNotFoundError, ValueError) as error:
-        raise EvaluationError(f"--dataset {dataset_name}: {error}") from error
+        raise EvaluationError(f"{source}: {error}") from error
     if not audio_dataset.split(split):
         note = audio_dataset.split_notes.get(split)
         raise EvaluationError(
-            f"--dataset {dataset_name} ({audio_dataset.root}) has no '{split}' clips"
+            f"{source} ({audio_dataset.root}) has no '{split}' clips"
             + (f" ({note})" if note else "")
             + f"; pass a test set, e.g. --dataset {DEFAULT_TEST_DATASET} or the folder of the official "
             "test-set archive"

@@ -166,6 +166,18 @@ class ClassifierMetrics:
     recall: list[list[float]]
     confusion_matrix: list[list[int]]
 
+    @property
+    def classes_without_samples(self) -> list[str]:
+        """Classes the test set has no sample of: their accuracy and ROC AUC (0 in MLTK's
+        definitions, kept in the JSON) are undefined."""
+        return [name for name, count in zip(self.classes, self.class_counts, strict=True) if not count]
+
+    @property
+    def roc_auc_avg_present(self) -> float:
+        """The mean ROC AUC over the classes that have samples (`roc_auc_avg` counts the others as 0)."""
+        present = [auc for auc, count in zip(self.roc_auc, self.class_counts, strict=True) if count]
+        return float(np.mean(present)) if present else 0.0
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

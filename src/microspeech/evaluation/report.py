@@ -103,18 +103,37 @@ def _percent(value: float) -> str:
     return f"{100 * value:.3f}%"
 
 
+NO_SAMPLES = "n/a (no clips)"
+
+
+def _class_value(metrics: ClassifierMetrics, index: int, value: float) -> str:
+    """A class's accuracy or ROC AUC, or n/a where the test set has none of its clips (MLTK's 0)."""
+    return _percent(value) if metrics.class_counts[index] else NO_SAMPLES
+
+
+def _average_auc(metrics: ClassifierMetrics) -> str:
+    """MLTK's mean over every class; where some class has no clips, also the mean over those that do."""
+    text = _percent(metrics.roc_auc_avg)
+    if metrics.classes_without_samples:
+        absent = ", ".join(metrics.classes_without_samples)
+        text += f" ({_percent(metrics.roc_auc_avg_present)} without {absent})"
+    return text
+
+
 def comparison_rows(report: EvaluationReport) -> list[tuple[str, list[str]]]:
     """(metric, value per variant) rows shared by the summary text and the rich table."""
     results = report.results
     rows = [
         ("Overall accuracy", [_percent(r.metrics.overall_accuracy) for r in results]),
         ("Balanced accuracy", [_percent(r.metrics.balanced_accuracy) for r in results]),
-        ("Average ROC AUC", [_percent(r.metrics.roc_auc_avg) for r in results]),
+        ("Average ROC AUC", [_average_auc(r.metrics) for r in results]),
     ]
     for index, name in enumerate(report.classes):
-        rows.append((f"{name} accuracy", [_percent(r.metrics.class_accuracies[index]) for r in results]))
+        values = [_class_value(r.metrics, index, r.metrics.class_accuracies[index]) for r in results]
+        rows.append((f"{name} accuracy", values))
     for index, name in enumerate(report.classes):
-        rows.append((f"{name} ROC AUC", [_percent(r.metrics.roc_auc[index]) for r in results]))
+        values = [_class_value(r.metrics, index, r.metrics.roc_auc[index]) for r in results]
+        rows.append((f"{name} ROC AUC", values))
     rows.append(("Seconds", [f"{r.seconds:.1f}" for r in results]))
     return rows
 
@@ -140,14 +159,12 @@ def _variant_block(result: VariantResult, word_errors: list[WordErrors]) -> str:
     lines.append(f"Overall accuracy: {_percent(metrics.overall_accuracy)}")
     lines.append(f"Balanced accuracy: {_percent(metrics.balanced_accuracy)}")
     lines.append("Class accuracies:")
-    for name, value in sorted(
-        zip(metrics.classes, metrics.class_accuracies, strict=True), key=lambda p: -p[1]
-    ):
-        lines.append(f"- {name} = {_percent(value)}")
-    lines.append(f"Average ROC AUC: {_percent(metrics.roc_auc_avg)}")
+    for index, value in sorted(enumerate(metrics.class_accuracies), key=lambda p: -p[1]):
+        lines.append(f"- {metrics.classes[index]} = {_class_value(metrics, index, value)}")
+    lines.append(f"Average ROC AUC: {_average_auc(metrics)}")
     lines.append("Class ROC AUC:")
-    for name, value in sorted(zip(metrics.classes, metrics.roc_auc, strict=True), key=lambda p: -p[1]):
-        lines.append(f"- {name} = {_percent(value)}")
+    for index, value in sorted(enumerate(metrics.roc_auc), key=lambda p: -p[1]):
+        lines.append(f"- {metrics.classes[index]} = {_class_value(metrics, index, value)}")
     width = max(len(name) for name in metrics.classes) + 2
     lines.append("Confusion matrix (rows: actual, columns: predicted):")
     lines.append(" " * width + "".join(f"{name:>{width}}" for name in metrics.classes))

@@ -148,12 +148,18 @@ def dataset_entry(data: AudioDataset, fingerprint: str) -> dict:
     from microspeech.data import SPLITS
     from microspeech.data.pipeline import dataset_fingerprint
 
-    entry = {"name": data.name, "root": str(data.root), "fingerprint": fingerprint, "clips": len(data.clips)}
+    # Absolute: `evaluate MODEL` finds the dataset again from any folder, never another one of the same name.
+    entry = {
+        "name": data.name,
+        "root": str(Path(data.root).resolve()),
+        "fingerprint": fingerprint,
+        "clips": len(data.clips),
+    }
     if data.parts:
         entry["parts"] = [
             {
                 "name": part.name,
-                "root": str(part.root),
+                "root": str(Path(part.root).resolve()),
                 "fingerprint": dataset_fingerprint(part),
                 "clips": len(part.clips),
                 "clips_per_split": {split: len(part.split(split)) for split in SPLITS},
@@ -189,10 +195,24 @@ def train_model(
         spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=epochs))
     artifacts = ModelArtifacts(model_directory(spec.name, output), spec.name)
     check_output_folder(artifacts.directory, "--output")
+    _check_output_outside(artifacts.directory, [dataset] if isinstance(dataset, str | Path) else dataset)
     with output_lock(artifacts.directory):
         return _train_locked(
             spec, artifacts, dataset, seed, resume, progress, console or Console(stderr=True), command_line
         )
+
+
+def _check_output_outside(directory: Path, datasets: Sequence[str | Path]) -> None:
+    """A run's folder inside a dataset folder would add its checkpoint, logs and model to the
+    dataset's files (checked before the folder is made)."""
+    folder = Path(directory).resolve()
+    for dataset in datasets:
+        root = Path(dataset).expanduser()
+        if root.is_dir() and (folder == root.resolve() or root.resolve() in folder.parents):
+            raise ValueError(
+                f"--output {directory}: inside the dataset {dataset}; its checkpoint, logs and model "
+                "would become files of the dataset. Choose a folder outside it"
+            )
 
 
 def _train_locked(
