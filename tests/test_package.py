@@ -57,3 +57,27 @@ def test_importing_microspeech_turns_tensorflow_onednn_on_unless_the_user_said_o
     training is ~3x slower; a user's explicit choice wins."""
     assert _onednn_in_fresh_process({}) == ["1", "True"]
     assert _onednn_in_fresh_process({"TF_ENABLE_ONEDNN_OPTS": "0"}) == ["0", "False"]
+
+
+def test_numba_caches_in_a_temporary_folder_when_it_has_no_place_of_its_own(tmp_path):
+    """A read-only install with no writable home (a service user) failed every command with
+    numba's "no locator available"; then the cache goes to a temporary folder of the user's."""
+    import os
+    import subprocess
+    import sys
+
+    blocked = tmp_path / "a-file"  # nothing can be made under a file, not even by root
+    blocked.write_text("")
+    package, home_cache = str(blocked / "microspeech"), str(blocked / ".cache")
+    fallback = microspeech.numba_cache_fallback(package, home_cache)
+    assert fallback is not None and fallback.endswith(f"microspeech-numba-{os.getuid()}")
+    assert microspeech.numba_cache_fallback(package, str(tmp_path / "cache")) is None  # the home works
+    assert microspeech.numba_cache_fallback(os.path.dirname(microspeech.__file__), home_cache) in (
+        None,  # this checkout's own __pycache__ (writable here)
+        fallback,
+    )
+    # The import sets it before any kernel compiles, and a user's own choice wins.
+    code = "import os, microspeech; print(os.environ.get('NUMBA_CACHE_DIR'))"
+    environment = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "mine")}
+    run = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True)
+    assert run.stdout.strip() == str(tmp_path / "mine"), run.stderr

@@ -21,6 +21,32 @@ from microspeech.version import __version__
 # once, when it starts; a value the user set wins.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
+
+
+def numba_cache_fallback(package: str, user_cache: str) -> str | None:
+    """A cache folder for numba's compiled kernels when neither of its own places is writable,
+    else None. numba caches beside the source (`package`'s __pycache__) or in the user's cache
+    (`user_cache`); with neither (a read-only install and no writable home: a service user) every
+    `cache=True` kernel raised "no locator available" on import, so every command failed."""
+    for folder in (os.path.join(package, "frontend", "__pycache__"), os.path.join(user_cache, "numba")):
+        existing = folder
+        while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+            existing = os.path.dirname(existing)  # the nearest folder that exists, where it would be made
+        if os.path.isdir(existing) and os.access(existing, os.W_OK | os.X_OK):
+            return None
+    import tempfile
+
+    return os.path.join(tempfile.gettempdir(), f"microspeech-numba-{os.getuid()}")
+
+
+if "NUMBA_CACHE_DIR" not in os.environ:
+    _fallback = numba_cache_fallback(
+        os.path.dirname(os.path.abspath(__file__)),
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+    )
+    if _fallback is not None:
+        os.environ["NUMBA_CACHE_DIR"] = _fallback
+
 # Resolved on first use, so `import microspeech` stays cheap (no TensorFlow, no numba compile).
 _LAZY_EXPORTS = {
     "read_audio": "microspeech.audio",

@@ -57,7 +57,8 @@ def model_path(tmp_path_factory) -> Path:
         (["--snr-db", "nan"], ["--snr-db nan", "finite"]),  # case 7: wrote "snr_db": [NaN], exit 0
         (["--snr-db", "-inf"], ["--snr-db -inf"]),  # case 10: ZeroDivisionError
         (["--minutes", "inf"], ["--minutes inf"]),  # case 10: OverflowError
-        (["--seed", "-1"], ["--seed -1", "from 0 to"]),  # weaker: the error did not name the option
+        # weaker: the error did not name the option (and wrote the bound as 4.29497e+09)
+        (["--seed", "-1"], ["--seed -1", "from 0 to 4294967295"]),
         (["--seed", str(2**32)], ["--seed 4294967296"]),  # weaker: failed after 12 s
     ],
 )
@@ -75,6 +76,7 @@ def test_evaluate_output_that_is_a_file(model_path, tmp_path):
 
 def test_profile_refuses_nan_clock_and_a_folder_as_json(model_path, tmp_path):
     assert refused(invoke("profile", model_path, "--clock-mhz", "nan"), "--clock-mhz nan")
+    assert refused(invoke("profile", model_path, "--clock-mhz", "1e-300"), "--clock-mhz 1e-300", "from 0.001")
     result = invoke("profile", model_path, "--json", tmp_path)  # IsADirectoryError after the results
     assert refused(result, "--json", "is a folder; give a file name")
     assert "Arena" not in result.output and "latency" not in result.output

@@ -58,7 +58,9 @@ def test_keys_are_exactly_mltk_0_20s():
         (dict(filterbank_n_channels=0), "fe.filterbank_n_channels"),
         (dict(noise_reduction_even_smoothing=1.5), "fe.noise_reduction_even_smoothing"),
         (dict(dc_notch_filter_coefficient=1.0), "fe.dc_notch_filter_coefficient"),
-        (dict(window_size_ms=30.5), "expected a int"),
+        (dict(window_size_ms=30.5), "expected an int"),
+        (dict(window_size_ms=True), "fe.window_size_ms=True: expected an int"),  # was taken as 1 ms
+        (dict(pcan_strength=False), "fe.pcan_strength=False: expected a float"),
         (dict(pcan_enable="maybe"), "expected a bool"),
         (dict(pcan_gain_bits=5), "fe.pcan_gain_bits"),
     ],

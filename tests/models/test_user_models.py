@@ -204,3 +204,15 @@ def test_the_template_refuses_keywords_as_names_and_builders_it_cannot_copy(mode
     )
     with pytest.raises(ValueError, match="uses layers from its module.*copy that file"):
         render_spec_file(resolve_model_spec(str(path)), "copied", source=str(path))
+
+
+def test_new_model_refuses_an_output_without_py(model_registry, tmp_path):
+    # `new-model x -o noext` wrote the spec and suggested `train noext --test`, which looked for a
+    # registered model named noext.
+    from typer.testing import CliRunner
+
+    from microspeech.cli import app
+
+    result = CliRunner().invoke(app, ["new-model", "other5", "--output", str(tmp_path / "noext")])
+    assert result.exit_code == 2 and "ends in .py" in " ".join(result.output.split())
+    assert not (tmp_path / "noext").exists()

@@ -44,6 +44,18 @@ def bad_models(mltk_tflite_bytes, tmp_path_factory):
     model = unpack_model(data)
     model.metadata[0].buffer = 9999
     files["metadata_offset.tflite"] = pack_model(model)
+    # Indices a reader follows, out of range (an IndexError traceback in summarize, profile,
+    # export and view), and a tensor name that is not text (an error naming no file).
+    model = unpack_model(data)
+    model.subgraphs[0].operators[0].opcodeIndex = 77
+    files["opcode_index.tflite"] = pack_model(model)
+    model = unpack_model(data)
+    operator = model.subgraphs[0].operators[-1]
+    operator.inputs = [999, *list(operator.inputs)[1:]]
+    files["operator_tensor.tflite"] = pack_model(model)
+    model = unpack_model(data)
+    model.subgraphs[0].tensors[0].name = b"\xff" + model.subgraphs[0].tensors[0].name
+    files["tensor_name.tflite"] = pack_model(model)
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as bundle:
         bundle.writestr("tflite_micro_speech.tflite", data)
@@ -95,6 +107,9 @@ def test_archive_whose_header_lies_about_the_size_is_read_streaming_and_capped(t
         ("truncated.tflite", "not a valid .tflite: an offset or length is out of range"),
         ("random.tflite", "not a valid .tflite"),
         ("metadata_offset.tflite", "points to buffer 9999, which does not exist"),
+        ("opcode_index.tflite", "operator 0 has operator code 77, which does not exist"),
+        ("operator_tensor.tflite", "uses tensor 999, which does not exist"),
+        ("tensor_name.tflite", "is not UTF-8 text"),
         ("truncated.mltk.zip", "not a readable zip archive"),
     ],
 )

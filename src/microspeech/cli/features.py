@@ -32,7 +32,10 @@ def features_command(
         False, "--whole", help="Every window of the recording (as firmware streams it), not one padded clip."
     ),
     settings_file: Path | None = typer.Option(
-        None, "--settings", help="JSON with MLTK fe.* keys (default: the tflite_micro_speech frontend)."
+        None,
+        "--settings",
+        help="JSON with MLTK fe.* keys (default: MLTK's own tflite_micro_speech frontend, which the "
+        "models registered here change; --model reads a model's own).",
     ),
     model: str | None = typer.Option(
         None, "--model", help="Use the frontend settings stored in this model (.tflite, or a trained name)."

@@ -40,6 +40,9 @@ def new_model(
         fail(f"model {name!r} is registered already (in {model_source(name)}); choose another NAME")
     except KeyError:
         pass
+    if output is not None and output.suffix != ".py":
+        # A spec is found by its .py suffix: `train noext` would look for a registered model.
+        fail(f"--output {output}: a spec file's name ends in .py (e.g. {output.with_suffix('.py')})")
     target = output if output is not None else Path("models") / f"{name}.py"
     try:
         path = write_spec_file(spec, name, target, source=source)

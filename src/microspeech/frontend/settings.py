@@ -219,6 +219,8 @@ def _coerce(name: str, type_name: Any, value: Any) -> Any:
             if value in (0, 1):
                 return bool(value)
             raise ValueError(value)
+        if isinstance(value, bool):  # JSON's true is not a number of milliseconds or channels
+            raise ValueError(value)
         if kind == "int":
             number = float(value)
             if not math.isfinite(number) or number != int(number):
@@ -229,4 +231,5 @@ def _coerce(name: str, type_name: Any, value: Any) -> Any:
             raise ValueError(value)
         return number
     except (TypeError, ValueError):
-        raise FrontendSettingsError(f"{key}={value!r}: expected a {kind}") from None
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise FrontendSettingsError(f"{key}={value!r}: expected {article} {kind}") from None

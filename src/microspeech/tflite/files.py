@@ -51,7 +51,7 @@ def read_tflite_file(path: str | Path) -> TfliteFile:
         else:
             data = read_file_capped(path, what=".tflite file")
             name = path.name.removesuffix(".tflite")
-        return TfliteFile(name, path, load_bytes(data))
+        return TfliteFile(name, path, load_bytes(data, where=str(path)))
     except TfliteFormatError as error:
         message = str(error)
         raise TfliteFileError(message if str(path) in message else f"{path}: {message}") from error

@@ -110,15 +110,18 @@ def read_archive_member(
         raise TfliteFormatError(f"{path}: not a readable zip archive ({error})") from error
 
 
-def load_bytes(path_or_bytes: str | Path | bytes | bytearray | memoryview) -> bytes:
-    """The .tflite bytes from a path or from bytes, checked to be a well-formed flatbuffer.
+def load_bytes(
+    path_or_bytes: str | Path | bytes | bytearray | memoryview, *, where: str | None = None
+) -> bytes:
+    """The .tflite bytes from a path or from bytes, checked to be a well-formed flatbuffer;
+    `where` names bytes read elsewhere in the errors (a file's path).
 
     Errors: FileNotFoundError/IsADirectoryError/PermissionError naming the file, or
     TfliteFormatError ("not a valid .tflite: ...") for anything that is not a readable model.
     """
     if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
         data = bytes(path_or_bytes)
-        where = "the given bytes"
+        where = where or "the given bytes"
     else:
         path = Path(path_or_bytes)
         if path.name.endswith(".zip"):  # MLTK's .mltk.zip: the model inside it
@@ -157,13 +160,42 @@ def _flatbuffer_defect(tflite_bytes: bytes) -> str | None:
             (meta.name or b"").decode("utf-8")
             if not 0 <= meta.buffer < len(unpacked.buffers or []):
                 return f"metadata {meta.name!r} points to buffer {meta.buffer}, which does not exist"
+        codes = len(unpacked.operatorCodes or [])
         for subgraph in unpacked.subgraphs or []:
-            for tensor in subgraph.tensors or []:
+            tensors = subgraph.tensors or []
+            for tensor in tensors:
+                try:
+                    (tensor.name or b"").decode("utf-8")
+                except UnicodeDecodeError:
+                    return f"the tensor name {_shown(tensor.name)} is not UTF-8 text"
                 if not 0 <= tensor.buffer < len(unpacked.buffers or []):
-                    return f"tensor {tensor.name!r} points to buffer {tensor.buffer}, which does not exist"
+                    name = _shown(tensor.name)
+                    return f"tensor {name} points to buffer {tensor.buffer}, which does not exist"
+            # Every index a reader follows: an operator's code and tensors, the graph's inputs and outputs.
+            for kind, indices in (("input", subgraph.inputs), ("output", subgraph.outputs)):
+                for index in _indices(indices):
+                    if not 0 <= index < len(tensors):
+                        return f"a subgraph {kind} is tensor {index}, which does not exist"
+            for number, op in enumerate(subgraph.operators or []):
+                if not 0 <= op.opcodeIndex < codes:
+                    return f"operator {number} has operator code {op.opcodeIndex}, which does not exist"
+                for index in [*_indices(op.inputs), *_indices(op.outputs)]:
+                    if not -1 <= index < len(tensors):  # -1: an optional input left out
+                        return f"operator {number} uses tensor {index}, which does not exist"
     except _MALFORMED as error:
         return f"an offset or length is out of range ({type(error).__name__}: {error})"
     return None
+
+
+def _shown(name: bytes | None) -> str:
+    """A tensor's name for a message, cut short: a damaged file's 'name' can run for kilobytes."""
+    text = repr(name or b"")
+    return text if len(text) <= 70 else text[:67] + "..."
+
+
+def _indices(values: object) -> list[int]:
+    """A flatbuffer index vector as ints (unpacked as a numpy array, a list or None)."""
+    return [] if values is None else [int(value) for value in values]  # type: ignore[attr-defined]
 
 
 def check_flatbuffer(tflite_bytes: bytes, where: str = "the given bytes") -> None:
