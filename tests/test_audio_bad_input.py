@@ -120,3 +120,22 @@ def test_wav_header_fuzz_named_error_or_result_with_bounded_memory(
     finally:
         tracemalloc.stop()
     assert peak < 64 * 2**20
+
+
+def test_verify_names_converted_files_and_nan_audio(tmp_path):
+    """`dataset info` says verify lists the files converted when read: it only counted them. And a
+    clip of NaN samples passes the header check; decoding (verify, train) names it."""
+    import soundfile as sf
+
+    words = tmp_path / "yes"
+    words.mkdir()
+    sf.write(words / "rate_nohash_0.wav", np.full(8000, 0.1, np.float32), 8000, subtype="PCM_16")
+    sf.write(words / "nan_nohash_0.wav", np.full(16000, np.nan, np.float32), 16000, subtype="FLOAT")
+    good = (3000 * np.sin(np.arange(16000) / 3)).astype(np.int16).tobytes()
+    (words / "good_nohash_0.wav").write_bytes(wav_bytes(16000, payload=good))
+    result = CliRunner().invoke(app, ["dataset", "verify", str(tmp_path)], terminal_width=300)
+    lines = [" ".join(line.split()) for line in result.output.splitlines()]
+    assert result.exit_code == 1
+    assert "2 file(s) are converted when read:" in lines  # the 8 kHz one and the float one
+    assert any(line.startswith("yes/rate_nohash_0.wav: ") and "8000 Hz" in line for line in lines), lines
+    assert any(line.startswith("yes/nan_nohash_0.wav: ") and "NaN" in line for line in lines), lines

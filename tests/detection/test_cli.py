@@ -127,18 +127,20 @@ def test_mic_without_sounddevice_says_how_to_get_it(archive, monkeypatch):
     monkeypatch.setitem(sys.modules, "sounddevice", None)
     result = invoke("classify_audio", archive, "--mic")
     assert result.exit_code == 2 and says(result, "sounddevice") and says(result, "microspeech[mic]")
+    assert "Listening" not in result.output  # announced only once the microphone can be opened
 
 
 def test_mic_without_an_input_device_says_so(archive, monkeypatch):
     monkeypatch.setitem(sys.modules, "sounddevice", fake_sounddevice(None))
     result = invoke("classify_audio", archive, "--mic")
-    assert result.exit_code == 2 and says(result, "no microphone")
+    assert result.exit_code == 2 and says(result, "no microphone") and "Listening" not in result.output
 
 
 def test_mic_audio_goes_through_the_detector(archive, yes_wav, monkeypatch):
     monkeypatch.setitem(sys.modules, "sounddevice", fake_sounddevice(read_audio(yes_wav)))
     result = invoke("classify_audio", archive, "--mic", "--seconds", "2")
     assert result.exit_code == 0, result.output
+    assert "Listening" in result.output
     assert len([line for line in result.output.splitlines() if "detected" in line and "yes" in line]) == 1
 
 

@@ -66,3 +66,16 @@ def test_netron_missing_is_explained(mltk_tflite_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_netron)
     result = CliRunner().invoke(app, ["view", str(mltk_tflite_path), "--netron"])
     assert result.exit_code == 1 and "pip install netron" in result.output
+
+
+def test_the_svg_and_png_are_written_both_or_neither(mltk_tflite_bytes, tmp_path):
+    # A folder where the PNG goes: the SVG was written first, then the PNG failed naming its
+    # temporary file; now nothing is written and the message names the PNG.
+    model = tmp_path / "kws.tflite"
+    model.write_bytes(mltk_tflite_bytes)
+    out = tmp_path / "view"
+    (out / "kws-tflite.png").mkdir(parents=True)
+    result = CliRunner().invoke(app, ["view", str(model), "--out", str(out)])
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2 and f"{out / 'kws-tflite.png'}: a folder stands" in message
+    assert sorted(path.name for path in out.iterdir()) == ["kws-tflite.png"]

@@ -65,6 +65,14 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def tflite_or_keras(model: str, tflite: bool) -> str:
+    """The kind of file a `--tflite` flag asks for; a .keras file with --tflite is refused (the file
+    would win and the flag be ignored)."""
+    if tflite and Path(model).suffix == ".keras":
+        fail(f"--tflite: {model} is the Keras model; give its .tflite (or a trained model's name)")
+    return "tflite" if tflite else "keras"
+
+
 def model_file(model: str, kind: str = "tflite") -> Path:
     """The `kind` file ("tflite" or "keras") of a MODEL argument, through the one resolver.
 

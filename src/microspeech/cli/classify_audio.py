@@ -101,6 +101,9 @@ def classify_audio(
                 check_number(value, f"{OPTION_NAMES[key]} ({key})", low=low, high=high)
         if seconds is not None:
             check_number(seconds, "--seconds", above=0.0, high=86_400.0)
+        for option, value in (("--seconds", seconds), ("--device", device)):
+            if value is not None and not mic:  # silently ignored before: a file has its own length
+                raise OptionError(f"{option} applies to --mic only")
     except OptionError as error:
         fail(str(error))
     recordings = []
@@ -164,14 +167,14 @@ def classify_audio(
         console.print(line, highlight=False, soft_wrap=True)
         show(spotter.process(audio), f"{path.name}: " if len(wav) > 1 else "")
     if mic:
-        from microspeech.detection.mic import MicrophoneError, listen
+        from microspeech.detection.mic import MicrophoneError, input_device, listen
 
         spotter.reset()
-        console.print("Listening... (Ctrl+C to stop)")
+        chosen = int(device) if device and device.isdigit() else device
         try:
-            listen(
-                spotter, show, device=int(device) if device and device.isdigit() else device, seconds=seconds
-            )
+            input_device(chosen)  # the package and the device first: "Listening..." only when it can
+            console.print("Listening... (Ctrl+C to stop)")
+            listen(spotter, show, device=chosen, seconds=seconds)
         except MicrophoneError as error:
             fail(str(error))
         except KeyboardInterrupt:

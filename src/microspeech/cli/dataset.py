@@ -200,15 +200,20 @@ def verify_command(
     with progress:
         task = progress.add_task("verifying", total=total)
         problems = verify_dataset(dataset, on_progress=lambda done: progress.update(task, completed=done))
-    if dataset.converted:
-        converted = len(dataset.converted)
-        console.print(f"{converted} file(s) are converted when read (rate, channels, sample format, length)")
+    if dataset.converted:  # usable, but not what the device records: each named, as `dataset info` promises
+        console.print(f"{len(dataset.converted)} file(s) are converted when read:")
+        for issue in dataset.converted:
+            console.print(f"  {_shown(issue.path, dataset.root)}: {issue.problem}", soft_wrap=True, markup=False)
     if not problems:
         console.print(f"[green]all {total:,} files are usable[/]")
         return
     console.print(f"[bold red]{len(problems)} unusable file(s)[/] in {escape(str(dataset.root))}:")
     for issue in problems:
-        inside = issue.path.is_relative_to(dataset.root)
-        shown = issue.path.relative_to(dataset.root) if inside else issue.path
+        shown = _shown(issue.path, dataset.root)
         console.print(f"  {shown}: {issue.problem}", soft_wrap=True, markup=False, highlight=False)
     raise typer.Exit(1)
+
+
+def _shown(path: Path, root: Path) -> Path:
+    """A file of the dataset relative to its root (noise from elsewhere as it is)."""
+    return path.relative_to(root) if path.is_relative_to(root) else path

@@ -11,6 +11,8 @@ from rich.table import Table
 
 from microspeech.cli.app import app, compact_table, console, fail, model_file
 
+DEFAULT_RUNS = 500  # host inferences timed for the median latency
+
 
 @app.command("profile")
 def profile_command(
@@ -18,7 +20,7 @@ def profile_command(
     clock_mhz: float = typer.Option(
         78.0, "--clock-mhz", help="Cortex-M33 core clock for the latency estimate."
     ),
-    runs: int = typer.Option(500, "--runs", min=10, help="Host inferences to time (the median is reported)."),
+    runs: int = typer.Option(DEFAULT_RUNS, "--runs", min=10, help="Host inferences to time (the median is reported)."),
     json_path: Path | None = typer.Option(
         None, "--json", help="Also write the full report to this JSON file."
     ),
@@ -44,6 +46,8 @@ def profile_command(
         fail(str(error))
     if accelerator.lower() not in ("none", "mvp"):
         fail(f"--accelerator must be none or mvp, got {accelerator!r}")
+    if accelerator.lower() == "mvp" and runs != DEFAULT_RUNS:
+        fail("--runs times inferences on this host; --accelerator mvp counts simulated cycles and takes none")
     if accelerator.lower() == "mvp":
         from microspeech.tflite.mvp import INSTALL_HINT, mvp_available
 

@@ -6,7 +6,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from microspeech.cli.app import app, console, fail, model_file
+from microspeech.cli.app import app, console, fail, model_file, tflite_or_keras
 
 
 def _tflite_table(summary) -> Table:  # noqa: ANN001 (ModelSummary, imported lazily)
@@ -54,7 +54,7 @@ def summarize_command(
     from microspeech.tflite.summary import format_units, summarize_keras, summarize_tflite
 
     try:
-        path = model_file(model, "tflite" if tflite else "keras")
+        path = model_file(model, tflite_or_keras(model, tflite))
         if path.suffix == ".tflite":
             summary = summarize_tflite(path)
             console.print(_tflite_table(summary))

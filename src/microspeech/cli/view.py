@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from microspeech.cli.app import app, console, fail, model_file
+from microspeech.cli.app import app, console, fail, model_file, tflite_or_keras
 
 
 @app.command("view")
@@ -29,7 +29,9 @@ def view_command(
     try:
         if out is not None:
             check_output_folder(out, "--out")
-        path = model_file(model, "tflite" if tflite else "keras")
+        path = model_file(model, tflite_or_keras(model, tflite))
+        if out is None and not netron:  # the model's folder: checked before the drawing, not after
+            check_output_folder(path.parent, "--out (default: the model's folder)")
     except (ModelResolutionError, OptionError) as error:
         fail(str(error))
     if netron:

@@ -65,7 +65,10 @@ def load_keyword_model(
         raise ModelLoadError(f"{source}: unreadable model parameters ({error})") from error
     classes = [str(c) for c in classes] if classes is not None else classes_from_parameters(parameters)
     if not classes:
-        raise ModelLoadError(f"{source}: the model has no 'classes' parameter; give the class labels")
+        raise ModelLoadError(
+            f"{source}: the model has no 'classes' parameter (SL_PARAMSv1 metadata, which `microspeech "
+            "train` and MLTK write into the .tflite); from Python, pass the labels as classes=[...]"
+        )
     rate = int(parameters.get("fe.sample_rate_hz", SAMPLE_RATE))
     if rate != SAMPLE_RATE:
         raise ModelLoadError(

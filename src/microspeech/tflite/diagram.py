@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from microspeech.files import write_bytes_atomic
+from microspeech.files import write_files_atomic
 from microspeech.tflite.summary import KerasSummary, ModelSummary, TensorInfo, format_units
 
 BOX_WIDTH = 5.2
@@ -200,14 +200,14 @@ def draw_model(
     stem = stem or default_stem
     title = Path(summary.path).name if summary.path not in ("<bytes>", "<model>") else stem
     figure = _draw(nodes, edges, title, footer)
-    written = []
+    images: dict[Path, bytes] = {}
     try:
         for extension in ("svg", "png"):
             buffer = io.BytesIO()
             # real <text> in the SVG (searchable, smaller) rather than glyph outlines
             with matplotlib.rc_context({"svg.fonttype": "none"}):
                 figure.savefig(buffer, format=extension, dpi=150 if extension == "png" else None)
-            written.append(write_bytes_atomic(Path(output_dir) / f"{stem}.{extension}", buffer.getvalue()))
+            images[Path(output_dir) / f"{stem}.{extension}"] = buffer.getvalue()
     finally:
         plt.close(figure)
-    return written
+    return write_files_atomic(images)  # both or neither: never a new SVG beside an old PNG
