@@ -227,3 +227,27 @@ def test_cli_streaming_in_segments_with_a_clean_one(
     # Word by word (no --segmented), clean cannot mix with noise: refused, naming the option.
     mixed = CliRunner().invoke(app, [*args[:-5], "--dataset", str(test_set_dir), "--output", str(tmp_path)])
     assert mixed.exit_code == 2 and "--snr-db inf,10" in mixed.output and "--segmented" in mixed.output
+
+
+def test_an_unfinished_training_folder_is_named_as_such(
+    trained_test_model: Path, test_set_dir: Path, tmp_path: Path
+) -> None:
+    # A run that failed after saving its model (an interrupted calibration) left a .tflite with the
+    # spec's parameters and no manifest; evaluate used it without a word.
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from microspeech.cli import app
+
+    folder = tmp_path / "tflite_micro_speech-test"
+    shutil.copytree(trained_test_model, folder)
+    (folder / "manifest.json").unlink()
+    args = ["evaluate", str(folder), "--dataset", str(test_set_dir), "--no-plots"]
+    args += ["--output", str(tmp_path / "e")]
+    result = CliRunner().invoke(app, args)
+    message = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert f"warning: {folder} has no manifest.json: its training did not finish" in message
+    finished = CliRunner().invoke(app, [*args[:1], str(trained_test_model), *args[2:]])
+    assert finished.exit_code == 0 and "warning" not in finished.output

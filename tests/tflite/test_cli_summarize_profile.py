@@ -70,3 +70,16 @@ def test_profile(mltk_tflite_path, tmp_path):
     assert report["arena"]["min_arena_bytes"] == 9616 and report["mcu_estimate"]["clock_mhz"] == 100
     result = _run("profile", str(mltk_tflite_path), "--clock-mhz", "0")
     assert result.exit_code == 2 and "--clock-mhz" in result.output
+
+
+def test_profile_says_when_the_cycle_model_does_not_fit_a_float_model(seed_keras, mltk_tflite_path, tmp_path):
+    # A float32 .tflite got the int8 CMSIS-NN estimate with no word that it assumes int8 kernels.
+    import tensorflow as tf
+
+    model, _ = seed_keras
+    path = tmp_path / "float.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    result = _run("profile", str(path), "--runs", "10")
+    assert result.exit_code == 0, result.output
+    assert "The model computes in float32" in " ".join(result.output.split())
+    assert "float32" not in _run("profile", str(mltk_tflite_path), "--runs", "10").output  # int8

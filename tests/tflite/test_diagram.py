@@ -65,7 +65,7 @@ def test_netron_missing_is_explained(mltk_tflite_path, monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_netron)
     result = CliRunner().invoke(app, ["view", str(mltk_tflite_path), "--netron"])
-    assert result.exit_code == 1 and "pip install netron" in result.output
+    assert result.exit_code == 2 and "pip install netron" in result.output
 
 
 def test_the_svg_and_png_are_written_both_or_neither(mltk_tflite_bytes, tmp_path):

@@ -144,6 +144,17 @@ def test_every_command_names_the_malformed_model(bad_models, tmp_path, command, 
     assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
 
 
+def test_an_archive_with_two_models_side_by_side_is_ambiguous(tmp_path, mltk_tflite_bytes):
+    path = tmp_path / "two.mltk.zip"
+    with zipfile.ZipFile(path, "w") as bundle:
+        bundle.writestr("b.tflite", mltk_tflite_bytes)
+        bundle.writestr("a.tflite", mltk_tflite_bytes)
+        bundle.writestr("deeper/c.tflite", mltk_tflite_bytes)
+    result = CliRunner().invoke(app, ["params", str(path)])
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2 and "holds 2 .tflite models (a.tflite, b.tflite)" in message
+
+
 def test_archives_are_models_for_params_and_summarize(tmp_path, mltk_tflite_bytes):
     path = tmp_path / "kws.mltk.zip"
     with zipfile.ZipFile(path, "w") as bundle:

@@ -73,6 +73,22 @@ def tflite_or_keras(model: str, tflite: bool) -> str:
     return "tflite" if tflite else "keras"
 
 
+def warn_if_unfinished(model: str) -> None:
+    """One line on standard error when MODEL is a training run that did not finish."""
+    from microspeech.models import ModelResolutionError, resolve_model
+
+    try:
+        resolved = resolve_model(model)
+    except ModelResolutionError:
+        return  # the command's own resolution names the problem
+    if resolved.unfinished_run:
+        err_console.print(
+            f"[yellow]warning:[/] {escape(str(resolved.directory))} has no manifest.json: its training did "
+            "not finish (see its train.log); the model may be uncalibrated. `microspeech train ... "
+            "--resume` completes it"
+        )
+
+
 def model_file(model: str, kind: str = "tflite") -> Path:
     """The `kind` file ("tflite" or "keras") of a MODEL argument, through the one resolver.
 

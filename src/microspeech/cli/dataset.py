@@ -203,7 +203,8 @@ def verify_command(
     if dataset.converted:  # usable, but not what the device records: each named, as `dataset info` promises
         console.print(f"{len(dataset.converted)} file(s) are converted when read:")
         for issue in dataset.converted:
-            console.print(f"  {_shown(issue.path, dataset.root)}: {issue.problem}", soft_wrap=True, markup=False)
+            line = f"  {_shown(issue.path, dataset.root)}: {issue.problem}"
+            console.print(line, soft_wrap=True, markup=False)
     if not problems:
         console.print(f"[green]all {total:,} files are usable[/]")
         return

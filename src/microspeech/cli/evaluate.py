@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from microspeech.cli.app import app, console, fail
+from microspeech.cli.app import app, console, fail, warn_if_unfinished
 
 if TYPE_CHECKING:
     from microspeech.evaluation.streaming import StreamingReport
@@ -102,6 +102,7 @@ def evaluate(
             check_output_folder(output, "--output")
     except OptionError as error:
         fail(str(error))
+    warn_if_unfinished(model)
     if streaming:
         from microspeech.evaluation.streaming import evaluate_streaming
 

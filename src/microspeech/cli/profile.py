@@ -20,7 +20,9 @@ def profile_command(
     clock_mhz: float = typer.Option(
         78.0, "--clock-mhz", help="Cortex-M33 core clock for the latency estimate."
     ),
-    runs: int = typer.Option(DEFAULT_RUNS, "--runs", min=10, help="Host inferences to time (the median is reported)."),
+    runs: int = typer.Option(
+        DEFAULT_RUNS, "--runs", min=10, help="Host inferences to time (the median is reported)."
+    ),
     json_path: Path | None = typer.Option(
         None, "--json", help="Also write the full report to this JSON file."
     ),
@@ -99,6 +101,13 @@ def profile_command(
         f"{CYCLE_MODEL['cycles_per_mac']} cycles/MAC, {CYCLE_MODEL['cycles_per_op_elementwise']} per "
         f"elementwise OP, {CYCLE_MODEL['cycles_per_layer']:,.0f} per layer",
     ]
+    weights = {t.dtype for layer in report.summary.layers for t in layer.inputs if t.is_constant}
+    if "float32" in weights:  # the cycle model is CMSIS-NN's int8 kernels
+        lines.append(
+            "[yellow]The model computes in float32[/]: the Cortex-M33 estimate above assumes int8 "
+            "CMSIS-NN kernels; float kernels on an M33 take several times as long. Convert with "
+            "`microspeech train` (full int8) for a part."
+        )
     if slim:
         lines.append(
             "Without the redundant RESHAPEs (tflite.graph.simplify_graph, bit-identical outputs): "

@@ -56,8 +56,7 @@ def _open_in_netron(path: Path) -> None:
         fail(
             "Netron is not installed: `pip install netron` (or open the file in https://netron.app); "
             f"without --netron, `microspeech view {path}` draws an SVG/PNG diagram instead",
-            code=1,
-        )
+        )  # exit status 2, as every other missing optional package (sounddevice, the MVP simulator)
     console.print(f"serving {path} in Netron; press Ctrl-C to stop", markup=False)
     netron.start(str(path))
     netron.wait()

@@ -146,6 +146,16 @@ class ResolvedModel:
         return ModelArtifacts(self.directory, self.name) if self.directory is not None else None
 
     @property
+    def unfinished_run(self) -> bool:
+        """A training folder whose run never wrote its manifest (interrupted, or failed after the
+        model was saved): its .tflite may lack the calibrated detection parameters."""
+        return (
+            self.directory is not None
+            and not self.manifest
+            and (self.directory / "train.log").is_file()
+        )
+
+    @property
     def training_dataset(self) -> str | None:
         """The dataset the model was trained on, as its manifest records it (None if unknown)."""
         dataset = self.manifest.get("dataset")

@@ -77,7 +77,14 @@ def read_archive_member(
             members = [info for info in archive.infolist() if info.filename.endswith(suffix)]
             if not members:
                 raise TfliteFormatError(f"{path}: the archive holds no {suffix} model")
-            member = min(members, key=lambda info: (info.filename.count("/"), info.filename))
+            depth = min(info.filename.count("/") for info in members)
+            shallowest = sorted(info.filename for info in members if info.filename.count("/") == depth)
+            if len(shallowest) > 1:  # the first by name was taken silently
+                raise TfliteFormatError(
+                    f"{path}: the archive holds {len(shallowest)} {suffix} models ({', '.join(shallowest)}); "
+                    "which one is meant? Extract it and give its path"
+                )
+            member = next(info for info in members if info.filename == shallowest[0])
             if member.file_size > limit:
                 raise TfliteFormatError(
                     f"{path}: member {member.filename} expands to {member.file_size:,} bytes; "
