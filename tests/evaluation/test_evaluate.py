@@ -49,6 +49,10 @@ def _report(tmp_path, variants=("float", "int8")) -> EvaluationReport:
         metrics = compute_metrics(scores, labels, CLASSES)
         runtime = "keras" if variant == "float" else "litert"
         results.append(VariantResult(variant, runtime, tmp_path / f"m.{variant}", metrics, scores, 0.25))
+    return _report_of(tmp_path, labels, results)
+
+
+def _report_of(tmp_path, labels: np.ndarray, results: list[VariantResult]) -> EvaluationReport:
     return EvaluationReport(
         name="tiny",
         model_dir=tmp_path,
@@ -57,7 +61,7 @@ def _report(tmp_path, variants=("float", "int8")) -> EvaluationReport:
         split="test",
         classes=CLASSES,
         labels=labels,
-        clip_paths=[f"clip{i}.wav" for i in range(50)],
+        clip_paths=[f"clip{i}.wav" for i in range(len(labels))],
         results=results,
     )
 
@@ -98,17 +102,8 @@ def test_a_class_without_test_clips_is_not_scored_as_zero(tmp_path) -> None:
     assert metrics.classes_without_samples == ["yes"]
     assert metrics.class_accuracies[0] == 0.0  # MLTK's definition, kept in the JSON
     assert metrics.roc_auc_avg_present == pytest.approx(np.mean(metrics.roc_auc[1:]))
-    report = EvaluationReport(
-        name="tiny",
-        model_dir=tmp_path,
-        dataset="hand-made",
-        dataset_root=tmp_path,
-        split="test",
-        classes=CLASSES,
-        labels=labels,
-        clip_paths=[f"clip{i}.wav" for i in range(40)],
-        results=[VariantResult("int8", "litert", tmp_path / "m.tflite", metrics, scores, 0.1)],
-    )
+    result = VariantResult("int8", "litert", tmp_path / "m.tflite", metrics, scores, 0.1)
+    report = _report_of(tmp_path, labels, [result])
     summary = summary_text(report)
     assert "- yes = n/a (no clips)" in summary and "yes = 0.000%" not in summary
     present = f"{100 * metrics.roc_auc_avg_present:.3f}%"
