@@ -170,3 +170,21 @@ def test_per_class_thresholds_find_a_weak_keyword_that_one_threshold_cannot_with
         assert (score.hits, score.false_accepts) == (row.score.hits, row.score.false_accepts)
     # More false accepts allowed: the front holds a list that fires on "left" too only if it finds more.
     assert [row.score.hits for row in rows] == sorted({row.score.hits for row in rows})
+
+
+def test_validation_tuning_streams_the_training_dataset(trained_test_model, subset_dir):
+    # `tune MODEL --split validation` without --dataset streamed the official test set, which has
+    # no validation clips ("no validation-split clips of the keywords"): the README's own command.
+    from microspeech.evaluation.tuning import tune_detection
+
+    report = tune_detection(
+        trained_test_model,
+        max_fa_per_hour=1000,
+        split="validation",
+        minutes=1,
+        thresholds=[128, 200],
+        windows=[1000],
+        minimum_counts=[1],
+        show_progress=False,
+    )
+    assert report.dataset == subset_dir.resolve().name

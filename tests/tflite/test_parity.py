@@ -148,3 +148,18 @@ def test_every_registered_model_exports_to_c_and_runs_in_tflm(
     assert parse_c_array(files.source.read_text()) == tflite_path.read_bytes()
     features = _model_features(test_set_dir, dry_run_model)[:8]
     assert TfliteRunner(tflite_path.read_bytes(), "tflm").predict(features).shape[0] == 8
+
+
+def test_a_backend_this_machine_lacks_is_named_not_left_out(
+    mltk_tflite_bytes: bytes, dev_features, monkeypatch
+):
+    # Without the MLTK wheel `train` printed only "tflm: N/N identical", as if Silicon Labs' TFLM
+    # had been checked too.
+    import microspeech.tflite.parity as parity
+
+    monkeypatch.setattr(parity, "available_backends", lambda: ("litert", "tflm"))
+    report = check_parity(mltk_tflite_bytes, dev_features[:4])
+    assert [result.backend for result in report.results] == ["tflm"] and report.skipped == ["silabs-tflm"]
+    expected = "silabs-tflm: not installed (pip install --no-deps silabs-mltk==0.20.0), not checked"
+    assert report.describe().endswith(expected)
+    assert report.to_dict()["skipped"] == ["silabs-tflm"]

@@ -73,3 +73,12 @@ def test_commands_on_trained_model(trained_model_dir, tmp_path, random_features)
     assert parse_c_array(source.read_text()) == tflite_bytes
     run("view", folder, "--tflite", "--out", str(tmp_path / "view"))
     assert len(list((tmp_path / "view").glob("*.svg"))) == 1
+    # The .keras file stands for its model as a folder does: the commands that read a .tflite read
+    # the one beside it (params, profile and export said "TFL3 missing"; summarize --tflite drew Keras).
+    keras_file = str(next(trained_model_dir.glob("*.keras")))
+    assert "detection_threshold" in run("params", keras_file)
+    assert "estimate" in run("profile", keras_file, "--runs", "10")
+    assert "Total MACs: 336.000 k" in run("summarize", keras_file, "--tflite")
+    assert "Total params: 16,684" in run("summarize", keras_file)
+    run("export", keras_file, "--c", str(tmp_path / "c2"))
+    assert parse_c_array(next((tmp_path / "c2").glob("*.cc")).read_text()) == tflite_bytes

@@ -180,3 +180,16 @@ def test_ctrl_c_says_how_to_go_on(tmp_path, words, monkeypatch, saved_epochs):
         assert f"interrupted: the last saved epoch is 4; continue with: {expected}" in message
     else:
         assert "interrupted: no epoch was saved yet" in message
+
+
+def test_resume_on_another_dataset_names_both(tmp_path, words):
+    # "written on another version of the dataset (its files or lists changed since)" was said of a
+    # different dataset altogether; the checkpoint now records its folders.
+    output = tmp_path / "model"
+    state = _state(dataset_roots=[str(tmp_path / "elsewhere")])
+    save_checkpoint(output / "checkpoint", {"w/0": np.zeros(4, np.float32)}, state)
+    result = _train("--dataset", str(words), "--output", str(output), "--resume")
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert f"written on the dataset {tmp_path / 'elsewhere'}, not {words.resolve()}" in message
+    assert f"resume with --dataset {tmp_path / 'elsewhere'}" in message

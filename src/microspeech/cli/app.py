@@ -65,14 +65,6 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def tflite_or_keras(model: str, tflite: bool) -> str:
-    """The kind of file a `--tflite` flag asks for; a .keras file with --tflite is refused (the file
-    would win and the flag be ignored)."""
-    if tflite and Path(model).suffix == ".keras":
-        fail(f"--tflite: {model} is the Keras model; give its .tflite (or a trained model's name)")
-    return "tflite" if tflite else "keras"
-
-
 def warn_if_unfinished(model: str) -> None:
     """One line on standard error when MODEL is a training run that did not finish."""
     from microspeech.models import ModelResolutionError, resolve_model
@@ -92,8 +84,9 @@ def warn_if_unfinished(model: str) -> None:
 def model_file(model: str, kind: str = "tflite") -> Path:
     """The `kind` file ("tflite" or "keras") of a MODEL argument, through the one resolver.
 
-    A file argument's own suffix wins (a .keras is the Keras model, a .tflite or .mltk.zip the
-    int8 one); an archive's .tflite is copied out for tools that take a path.
+    A .tflite or .mltk.zip argument is the int8 model whatever `kind` asks; a .keras argument is
+    the Keras model, or for "tflite" the .tflite trained beside it (as classify_audio and tune
+    take it); an archive's .tflite is copied out for tools that take a path.
     Raises `microspeech.models.ModelResolutionError` with the argument named.
     """
     from microspeech.models import resolve_model
@@ -101,6 +94,6 @@ def model_file(model: str, kind: str = "tflite") -> Path:
 
     resolved = resolve_model(model)
     suffix = Path(model).suffix
-    if suffix == ".keras" or (kind == "keras" and suffix not in (".tflite", ".zip")):
+    if kind == "keras" and suffix not in (".tflite", ".zip"):
         return resolved.require_keras()
     return materialize_tflite(resolved.require_tflite())

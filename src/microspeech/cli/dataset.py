@@ -91,15 +91,15 @@ def info_command(
 @dataset_app.command("synth")
 def synth_command(
     preset: str = typer.Option("synthetic", "--preset", help="synthetic (default size) or synthetic-tiny."),
-    train_per_word: int = typer.Option(None, "--train-per-word", min=1, help="Training clips per word."),
-    validation_per_word: int = typer.Option(None, "--validation-per-word", min=0),
-    test_per_word: int = typer.Option(None, "--test-per-word", min=0),
+    train_per_word: int = typer.Option(None, "--train-per-word", help="Training clips per word."),
+    validation_per_word: int = typer.Option(None, "--validation-per-word"),
+    test_per_word: int = typer.Option(None, "--test-per-word"),
     command_factor: int = typer.Option(
-        None, "--command-factor", min=1, help="The 10 command words get this many times more clips."
+        None, "--command-factor", help="The 10 command words get this many times more clips."
     ),
-    speakers_per_voice: int = typer.Option(None, "--speakers-per-voice", min=1),
+    speakers_per_voice: int = typer.Option(None, "--speakers-per-voice"),
     seed: int = typer.Option(None, "--seed", help="Changes every voice assignment and clip."),
-    workers: int = typer.Option(None, "--workers", min=1, help="Processes (default: all cores)."),
+    workers: int = typer.Option(None, "--workers", help="Processes (default: all cores)."),
     words: str = typer.Option(
         None,
         "--words",
@@ -123,13 +123,23 @@ def synth_command(
 
     if preset not in PRESETS:
         fail(f"unknown --preset {preset!r}; expected one of {', '.join(PRESETS)}")
-    if seed is not None:
-        from microspeech.checks import OptionError, check_seed
+    from microspeech.checks import OptionError, check_int, check_seed
 
-        try:
+    try:  # one line naming the option (Typer's own range check prints a box)
+        if seed is not None:
             check_seed(seed)
-        except OptionError as error:
-            fail(str(error))
+        for option, value, low in (
+            ("--train-per-word", train_per_word, 1),
+            ("--validation-per-word", validation_per_word, 0),
+            ("--test-per-word", test_per_word, 0),
+            ("--command-factor", command_factor, 1),
+            ("--speakers-per-voice", speakers_per_voice, 1),
+            ("--workers", workers, 1),
+        ):
+            if value is not None:
+                check_int(value, option, low=low)
+    except OptionError as error:
+        fail(str(error))
     overrides = {
         "train_per_word": train_per_word,
         "validation_per_word": validation_per_word,

@@ -6,7 +6,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from microspeech.cli.app import app, console, fail, model_file, tflite_or_keras
+from microspeech.cli.app import app, console, fail, model_file
 
 
 def _tflite_table(summary) -> Table:  # noqa: ANN001 (ModelSummary, imported lazily)
@@ -44,7 +44,7 @@ def _keras_table(summary) -> Table:  # noqa: ANN001 (KerasSummary)
 def summarize_command(
     model: str = typer.Argument(..., help="A .tflite or .keras file, or a trained model's name."),
     tflite: bool = typer.Option(
-        False, "--tflite", help="For a model name: summarize its .tflite, not the Keras model."
+        False, "--tflite", help="For a model name or .keras file: summarize its .tflite, not the Keras model."
     ),
 ) -> None:
     """Layer table, Total MACs / Total OPs (MLTK's counting), embedded parameters and file size."""
@@ -54,7 +54,7 @@ def summarize_command(
     from microspeech.tflite.summary import format_units, summarize_keras, summarize_tflite
 
     try:
-        path = model_file(model, tflite_or_keras(model, tflite))
+        path = model_file(model, "tflite" if tflite else "keras")
         if path.suffix == ".tflite":
             summary = summarize_tflite(path)
             console.print(_tflite_table(summary))

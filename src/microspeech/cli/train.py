@@ -33,7 +33,7 @@ def train(
         False, "--resume", help="Continue an interrupted run from its last checkpoint."
     ),
     epochs: int | None = typer.Option(
-        None, "--epochs", min=1, help="Override the spec's maximum number of epochs."
+        None, "--epochs", help="Override the spec's maximum number of epochs."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     test: bool = typer.Option(
@@ -74,6 +74,13 @@ def train(
 
         try:  # at most one false accept a millisecond, as `tune` takes it; inf broke calibration
             check_number(max_fa_per_hour, "--max-fa-per-hour", above=0.0, high=3600.0 * 1000)
+        except OptionError as error:
+            fail(str(error))
+    if epochs is not None:
+        from microspeech.checks import OptionError, check_int
+
+        try:
+            check_int(epochs, "--epochs", low=1, high=100_000)
         except OptionError as error:
             fail(str(error))
         if not spec.train.stream_validation_minutes > 0:

@@ -33,7 +33,10 @@ def tune(
     max_fa_per_hour: float = typer.Option(..., "--max-fa-per-hour", help="False-accept budget per hour."),
     write: bool = typer.Option(False, "--write", help="Store the pick in the .tflite's parameters."),
     dataset: str = typer.Option(
-        None, "--dataset", help="Dataset for the stream (default: the official test set)."
+        None,
+        "--dataset",
+        help="Dataset for the stream (default: the official test set; with --split validation, the "
+        "dataset the model was trained on, as its manifest records it).",
     ),
     noise_dataset: str = typer.Option(None, "--noise-dataset", help="Dataset whose background noise to use."),
     split: str = typer.Option(

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import typer
 
-from microspeech.cli.app import app, console, fail, model_file, tflite_or_keras
+from microspeech.cli.app import app, console, fail, model_file
 
 
 @app.command("view")
 def view_command(
     model: str = typer.Argument(..., help="A .tflite or .keras file, or a trained model's name."),
     tflite: bool = typer.Option(
-        False, "--tflite", help="For a model name: draw its .tflite, not the Keras model."
+        False, "--tflite", help="For a model name or .keras file: draw its .tflite, not the Keras model."
     ),
     out: Path | None = typer.Option(
         None, "--out", help="Folder for the SVG and PNG (default: next to the model)."
@@ -29,7 +29,7 @@ def view_command(
     try:
         if out is not None:
             check_output_folder(out, "--out")
-        path = model_file(model, tflite_or_keras(model, tflite))
+        path = model_file(model, "tflite" if tflite else "keras")
         if out is None and not netron:  # the model's folder: checked before the drawing, not after
             check_output_folder(path.parent, "--out (default: the model's folder)")
     except (ModelResolutionError, OptionError) as error:

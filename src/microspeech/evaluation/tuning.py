@@ -390,6 +390,16 @@ def choose(
     return min(fitting, key=lambda entry: _preference(entry.setting, entry.firmware)) if fitting else None
 
 
+def _training_dataset(model: str | Path) -> str | None:
+    """The dataset a trained model's manifest records (None for a bare .tflite or archive)."""
+    from microspeech.models import ModelResolutionError, resolve_model
+
+    try:
+        return resolve_model(model).training_dataset
+    except ModelResolutionError:
+        return None
+
+
 def tune_detection(
     model: str | Path,
     *,
@@ -422,6 +432,9 @@ def tune_detection(
     if not max_fa_per_hour > 0 or max_fa_per_hour != max_fa_per_hour:
         raise ValueError(f"--max-fa-per-hour={max_fa_per_hour} must be a number above zero")
     keyword_model = resolve_keyword_model(model)
+    if dataset is None and split != "test":
+        # The official test set has only test clips: another split is the training dataset's.
+        dataset = _training_dataset(model)
     stream, data_name, noise_name = stream_from_dataset(
         dataset,
         keyword_model.classes,

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from microspeech.mltk_wheel import INSTALL_HINT
 from microspeech.tflite.graph import expose_layer_outputs
-from microspeech.tflite.runtime import TfliteRunner, available_backends
+from microspeech.tflite.runtime import BACKENDS, TfliteRunner, available_backends
 
 __all__ = ["ParityReport", "RuntimeParity", "check_parity", "first_differing_layer"]
 
@@ -83,6 +84,8 @@ class ParityReport:
 
     reference: str
     results: list[RuntimeParity] = field(default_factory=list)
+    # Backends this machine cannot run (silabs-tflm without the MLTK wheel): said, not left out silently.
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def identical(self) -> bool:
@@ -93,7 +96,8 @@ class ParityReport:
         return all(result.rounding_only for result in self.results)
 
     def describe(self) -> str:
-        return "; ".join(result.describe() for result in self.results)
+        skipped = [f"{backend}: not installed ({INSTALL_HINT}), not checked" for backend in self.skipped]
+        return "; ".join([*(result.describe() for result in self.results), *skipped])
 
     def to_dict(self) -> dict:
         return {
@@ -101,6 +105,7 @@ class ParityReport:
             "identical": self.identical,
             "rounding_only": self.rounding_only,
             "results": [result.to_dict() for result in self.results],
+            "skipped": list(self.skipped),
         }
 
 
@@ -141,6 +146,7 @@ def check_parity(
     if len(features) == 0:
         raise ValueError("parity check: no features to compare on")
     others = backends or tuple(b for b in available_backends() if b != REFERENCE_BACKEND)
+    skipped = [] if backends else [b for b in BACKENDS if b not in available_backends()]
 
     def outputs(backend: str) -> np.ndarray:
         runner = TfliteRunner(tflite_bytes, backend, reference_kernels=backend == REFERENCE_BACKEND)  # type: ignore[arg-type]
@@ -175,4 +181,4 @@ def check_parity(
                 max_first_layer_difference=worst,
             )
         )
-    return ParityReport(reference=REFERENCE_BACKEND, results=results)
+    return ParityReport(reference=REFERENCE_BACKEND, results=results, skipped=skipped)

@@ -233,7 +233,7 @@ def _train_locked(
     fingerprint = dataset_fingerprint(data)
     checkpoint = load_checkpoint(artifacts.checkpoint_dir) if resume else None
     if checkpoint is not None:
-        _check_resumable(checkpoint[1], spec, seed, fingerprint, artifacts)
+        _check_resumable(checkpoint[1], spec, seed, fingerprint, _dataset_roots(data), artifacts)
     elif resume:
         console.print(f"no checkpoint in {artifacts.checkpoint_dir}: starting from the first epoch")
 
@@ -313,8 +313,18 @@ def _train_locked(
     return artifacts
 
 
+def _dataset_roots(data: Any) -> list[str]:
+    """The absolute folders of a (combined) dataset, as a checkpoint records them."""
+    return [str(Path(part.root).resolve()) for part in (data.parts or [data])]
+
+
 def _check_resumable(
-    state: dict[str, Any], spec: ModelSpec, seed: int, fingerprint: str, artifacts: ModelArtifacts
+    state: dict[str, Any],
+    spec: ModelSpec,
+    seed: int,
+    fingerprint: str,
+    roots: list[str],
+    artifacts: ModelArtifacts,
 ) -> None:
     start_over = "or train without --resume to start over"
     if state["model"] != spec.name:
@@ -326,6 +336,12 @@ def _check_resumable(
         raise ResumeError(
             f"{artifacts.checkpoint_dir} was written with --seed {state['seed']}, not --seed {seed}; "
             f"resume with --seed {state['seed']} {start_over}"
+        )
+    recorded = state.get("dataset_roots")  # checkpoints before stop 55 lack it
+    if state["dataset_fingerprint"] != fingerprint and recorded and recorded != roots:
+        raise ResumeError(
+            f"{artifacts.checkpoint_dir} was written on the dataset {', '.join(recorded)}, not "
+            f"{', '.join(roots)}; resume with --dataset {' --dataset '.join(recorded)} {start_over}"
         )
     if state["dataset_fingerprint"] != fingerprint:
         raise ResumeError(
@@ -519,6 +535,7 @@ def _fit(
                     "model": spec.name,
                     "seed": seed,
                     "dataset_fingerprint": fingerprint,
+                    "dataset_roots": _dataset_roots(pipeline.dataset),
                     "epoch": epoch,
                     "stopped": stopped,
                     "reduce_lr": reduce_lr.to_dict(),
