@@ -99,3 +99,34 @@ def test_streaming_rejects_stereo_and_wrong_rate():
         frontend.process(np.zeros(800, dtype=np.int16), sample_rate=8000)
     with pytest.raises(AudioError, match="NaN"):
         frontend.process(np.array([0.0, np.nan]))
+
+
+def test_process_hops_converts_float_audio_as_process_does(real_clips):
+    # process_hops cast float samples in [-1, 1] to int16 zeros (every frame silent) where process
+    # scales them; a float hop size or empty audio were TypeErrors from deep inside.
+    audio = real_clips[3][:16000]
+    hops = StreamingFrontend().process_hops(audio.astype(np.float64) / 32768.0, 160)
+    assert np.array_equal(hops.frames, StreamingFrontend().process_hops(audio, 160).frames)
+    assert hops.frames.max() > 0
+    for hop in (160.0, True):
+        with pytest.raises(ValueError, match="hop_samples"):
+            StreamingFrontend().process_hops(audio, hop)
+    with pytest.raises(ValueError, match="hops"):
+        StreamingFrontend().process_hops(np.zeros(0, np.int16), 160)
+
+
+def test_a_state_from_other_settings_is_refused_not_a_crash(real_clips):
+    """The kernels index the state without bounds checks: a 10-channel noise estimate loaded into a
+    40-channel frontend killed the process (SIGSEGV) on the next chunk."""
+    frontend = StreamingFrontend()
+    frontend.process(real_clips[0][:1000])
+    good = frontend.save_state()
+    other = StreamingFrontend(FrontendSettings(filterbank_n_channels=10)).save_state()
+    with pytest.raises(ValueError, match=r"noise estimate has shape \(10,\), this frontend's \(40,\)"):
+        frontend.load_state(other)
+    pending, estimate, activity, dc_state, emitted = good
+    for bad in (None, good[:4], (pending, estimate.astype(np.float64), activity, dc_state, emitted)):
+        with pytest.raises(ValueError, match="state"):
+            frontend.load_state(bad)
+    frontend.load_state(good)  # a state of its own still loads, and the stream goes on from it
+    assert frontend.save_state()[4] == emitted and len(frontend.process(real_clips[0][1000:2000])) > 0

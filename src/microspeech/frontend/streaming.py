@@ -104,10 +104,36 @@ class StreamingFrontend:
         return (*(array.copy() for array in arrays), self.frames_emitted)
 
     def load_state(self, state: tuple) -> None:
-        """Continue from a state `save_state` returned (the state itself stays as it was)."""
-        pending, estimate, activity, dc_state, self.frames_emitted = state
+        """Continue from a state `save_state` returned (the state itself stays as it was).
+
+        The state must come from a frontend of the same settings: the kernels index these arrays
+        without bounds checks, so one of another size would crash the process."""
+        try:
+            pending, estimate, activity, dc_state, frames_emitted = state
+        except (TypeError, ValueError):
+            raise ValueError("state: expected the 5-tuple StreamingFrontend.save_state returns") from None
+        expected = {
+            "pending samples": (pending, np.int16, None),
+            "noise estimate": (estimate, np.int64, self._estimate.shape),
+            "activity state": (activity, np.int64, self._activity.shape),
+            "DC notch state": (dc_state, np.int64, self._dc_state.shape),
+        }
+        for name, (array, dtype, shape) in expected.items():
+            if not isinstance(array, np.ndarray) or array.dtype != dtype or array.ndim != 1:
+                raise ValueError(f"state: its {name} is not a 1-D {np.dtype(dtype).name} array")
+            if shape is not None and array.shape != shape:
+                raise ValueError(
+                    f"state: its {name} has shape {array.shape}, this frontend's {shape} "
+                    "(a state from a frontend of other settings)"
+                )
+        if pending.shape[0] >= self.settings.window_size:
+            raise ValueError(f"state: {pending.shape[0]} pending samples, fewer than a window expected")
+        counted = isinstance(frames_emitted, int | np.integer) and not isinstance(frames_emitted, bool)
+        if not counted or frames_emitted < 0:
+            raise ValueError(f"state: frames emitted {frames_emitted!r} is not a count")
         self._pending, self._estimate = pending.copy(), estimate.copy()
         self._activity, self._dc_state = activity.copy(), dc_state.copy()
+        self.frames_emitted = int(frames_emitted)
 
     def activity_detected(self) -> bool:
         """True once activity tripped since the last call (MLTK's ActivityDetectionTripped); clears it."""
@@ -120,8 +146,12 @@ class StreamingFrontend:
         recording the state after each: the same frames and states as `process` hop by hop, in
         one pass over the kernels."""
         settings = self.settings
-        samples = np.ascontiguousarray(audio, dtype=np.int16)
-        if samples.ndim != 1 or hop_samples < 1 or samples.shape[0] % hop_samples:
+        raw = np.asarray(audio)
+        if isinstance(hop_samples, bool) or not isinstance(hop_samples, int | np.integer):
+            raise ValueError(f"hop_samples={hop_samples!r}: expected a whole number of samples")
+        # Converted as `process` converts (a float in [-1, 1] is scaled, not cast to 0).
+        samples = np.ascontiguousarray(as_samples(raw, source="audio")) if raw.size else raw.astype(np.int16)
+        if samples.ndim != 1 or hop_samples < 1 or samples.shape[0] % hop_samples or not samples.size:
             raise ValueError(
                 f"expected 1-D int16 audio of whole {hop_samples}-sample hops, got {samples.shape}"
             )

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from microspeech.tflite.flatbuffer import load_bytes, tensor_type_names, unpack_model
-from microspeech.tflite.runtime import TfliteRunner, default_tflm_arena_size
+from microspeech.tflite.flatbuffer import load_bytes
+from microspeech.tflite.runtime import TfliteRunner, arena_floor, default_tflm_arena_size
 from microspeech.tflite.summary import ModelSummary, summarize_tflite
 
 # A first-order cycle model for int8 kernels on a Cortex-M33 with the DSP extension running
@@ -96,39 +96,6 @@ def _arena_works(tflite_bytes: bytes, arena_size: int, sample: np.ndarray) -> bo
     except RuntimeError:
         return False
     return True
-
-
-_TENSOR_BYTES = {"int8": 1, "uint8": 1, "bool": 1, "int16": 2, "float16": 2, "int32": 4, "float32": 4}
-
-
-def arena_floor(tflite_bytes: bytes) -> int:
-    """A size no arena below which can work: the largest sum of one operator's non-constant
-    input and output tensors (they are live together), and at least 1 kB.
-
-    The arena search never runs TFLM below it: in arenas of a few hundred bytes TFLM's
-    allocator crashes the process (a segfault, not an error) instead of reporting the shortfall.
-    """
-    model = unpack_model(load_bytes(tflite_bytes))
-    names = tensor_type_names()
-    buffers = model.buffers or []
-
-    def live_bytes(tensor: Any) -> int:
-        buffer = buffers[tensor.buffer] if 0 <= tensor.buffer < len(buffers) else None
-        if buffer is not None and buffer.data is not None and len(buffer.data) > 0:
-            return 0  # a constant lives in the flatbuffer, not in the arena
-        shape = tensor.shape if tensor.shape is not None else []
-        count = int(np.prod([max(int(d), 1) for d in shape]))
-        return count * _TENSOR_BYTES.get(names.get(tensor.type, ""), 8)
-
-    floor = 1024
-    for subgraph in model.subgraphs or []:
-        tensors = subgraph.tensors or []
-        for operator in subgraph.operators or []:
-            indices = [*(operator.inputs if operator.inputs is not None else [])]
-            indices += [*(operator.outputs if operator.outputs is not None else [])]
-            live = sum(live_bytes(tensors[int(i)]) for i in indices if 0 <= int(i) < len(tensors))
-            floor = max(floor, live)
-    return floor
 
 
 def find_min_arena_size(path_or_bytes: str | Path | bytes, *, upper: int | None = None) -> int:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from microspeech.tflite.flatbuffer import load_bytes, read_model, tensor_type_names
+from microspeech.tflite.flatbuffer import load_bytes, read_model, tensor_type_names, unpack_model
 from microspeech.tflite.silabs_tflm import SilabsTflmProcess, silabs_tflm_available
 
 Backend = Literal["litert", "tflm", "silabs-tflm"]
@@ -83,6 +83,52 @@ def _litert_resolver(reference_kernels: bool) -> Any:
     )
 
 
+_TENSOR_BYTES = {"int8": 1, "uint8": 1, "bool": 1, "int16": 2, "float16": 2, "int32": 4, "float32": 4}
+
+
+def arena_floor(tflite_bytes: bytes) -> int:
+    """A size no arena below which can work: the largest sum of one operator's non-constant
+    input and output tensors (they are live together), and at least 1 kB.
+
+    The arena search never runs TFLM below it: in arenas of a few hundred bytes TFLM's
+    allocator crashes the process (a segfault, not an error) instead of reporting the shortfall.
+    """
+    model = unpack_model(load_bytes(tflite_bytes))
+    names = tensor_type_names()
+    buffers = model.buffers or []
+
+    def live_bytes(tensor: Any) -> int:
+        buffer = buffers[tensor.buffer] if 0 <= tensor.buffer < len(buffers) else None
+        if buffer is not None and buffer.data is not None and len(buffer.data) > 0:
+            return 0  # a constant lives in the flatbuffer, not in the arena
+        shape = tensor.shape if tensor.shape is not None else []
+        count = int(np.prod([max(int(d), 1) for d in shape]))
+        return count * _TENSOR_BYTES.get(names.get(tensor.type, ""), 8)
+
+    floor = 1024
+    for subgraph in model.subgraphs or []:
+        tensors = subgraph.tensors or []
+        for operator in subgraph.operators or []:
+            indices = [*(operator.inputs if operator.inputs is not None else [])]
+            indices += [*(operator.outputs if operator.outputs is not None else [])]
+            live = sum(live_bytes(tensors[int(i)]) for i in indices if 0 <= int(i) < len(tensors))
+            floor = max(floor, live)
+    return floor
+
+
+def _check_arena_size(arena_size: int, tflite_bytes: bytes, source: str) -> None:
+    """An arena TFLM can be asked for: below the floor its allocator kills the process (SIGSEGV)."""
+    if isinstance(arena_size, bool) or not isinstance(arena_size, int | np.integer):
+        raise TypeError(f"arena_size={arena_size!r}: expected a number of bytes (an int)")
+    floor = arena_floor(tflite_bytes)
+    if arena_size < floor:
+        raise ValueError(
+            f"arena_size={arena_size}: below the {floor:,} bytes {source}'s largest operator needs "
+            "(its live input and output tensors); microspeech.tflite.profile.find_min_arena_size finds "
+            "the smallest that works"
+        )
+
+
 def available_backends() -> tuple[str, ...]:
     """The backends this machine can run: litert and tflm always, silabs-tflm with the MLTK wheel."""
     return BACKENDS if silabs_tflm_available() else BACKENDS[:2]
@@ -143,6 +189,8 @@ class TfliteRunner:
         else:
             from tflite_micro.python.tflite_micro import runtime as tflm
 
+            if arena_size is not None:
+                _check_arena_size(arena_size, self.tflite_bytes, self.source)
             self.arena_size = arena_size or default_tflm_arena_size(self.tflite_bytes)
             try:
                 self._tflm = tflm.Interpreter.from_bytes(self.tflite_bytes, arena_size=self.arena_size)
