@@ -100,3 +100,16 @@ def test_batched_outputs_on_other_graphs(mltk_tflite_bytes, tiny_tflite_bytes, i
         flat = samples.reshape(len(samples), -1)  # the same samples, flattened
         assert np.array_equal(runner.predict(flat), _one_by_one(runner, samples))
         assert np.array_equal(runner.predict(samples[:1]), _one_by_one(runner, samples[:1]))
+
+
+def test_a_transposed_sample_is_refused_not_scored(mltk_tflite_bytes):
+    # Only the size was checked: (40, 49) features ran and returned scores of scrambled input.
+    runner = TfliteRunner(mltk_tflite_bytes)
+    features = np.zeros((49, 40), np.int8)
+    assert runner.predict_one(features).shape == runner.predict_one(features[None, :, :, None]).shape
+    with pytest.raises(ValueError, match=r"input of shape \(40, 49\) does not fit"):
+        runner.predict_one(features.T)
+    with pytest.raises(ValueError, match=r"input of shape \(40, 49\) does not fit"):
+        runner.predict(np.zeros((3, 40, 49), np.int8))
+    with pytest.raises(ValueError, match="predict takes a batch"):
+        runner.predict(features)  # said "input of shape (40,) does not fit"

@@ -116,6 +116,17 @@ def arena_floor(tflite_bytes: bytes) -> int:
     return floor
 
 
+def _core_shape(shape: tuple[int, ...] | Any) -> tuple[int, ...]:
+    """A shape without its axes of 1: how a sample is compared with the model's input."""
+    return tuple(int(d) for d in shape if int(d) != 1)
+
+
+def _fits(shape: tuple[int, ...], model_shape: tuple[int, ...] | Any) -> bool:
+    """A sample of `shape` is the model's input: the same up to axes of 1, or flattened."""
+    core, model_core = _core_shape(shape), _core_shape(model_shape)
+    return core == model_core or (len(core) == 1 and core[0] == int(np.prod(model_shape)))
+
+
 def _check_arena_size(arena_size: int, tflite_bytes: bytes, source: str) -> None:
     """An arena TFLM can be asked for: below the floor its allocator kills the process (SIGSEGV)."""
     if isinstance(arena_size, bool) or not isinstance(arena_size, int | np.integer):
@@ -237,7 +248,9 @@ class TfliteRunner:
     def _prepare(self, sample: np.ndarray) -> np.ndarray:
         details = self.input_details
         sample = np.asarray(sample)
-        if sample.size != int(np.prod(details.shape)):
+        # The model's shape up to axes of 1 ((49, 40) fits (1, 49, 40, 1)), or flattened; the size
+        # alone let a transposed (40, 49) sample through.
+        if not _fits(sample.shape, details.shape):
             raise ValueError(
                 f"input of shape {sample.shape} does not fit the model input {details.shape} ({self.source})"
             )
@@ -290,6 +303,12 @@ class TfliteRunner:
         sized to powers of two (integer kernels compute each sample alone, so the outputs are the
         same; tests check it); other models and backends one sample per invoke."""
         batch = np.asarray(batch)
+        if batch.ndim and _core_shape(batch.shape) == _core_shape(self.input_details.shape):
+            if _core_shape(batch.shape[1:]) != _core_shape(self.input_details.shape):  # not (1, 49, 40)
+                raise ValueError(
+                    f"predict takes a batch (N, ...); {batch.shape} is one sample of the model input "
+                    f"{self.input_details.shape}: use predict_one, or batch[None] ({self.source})"
+                )
         outputs = np.empty((len(batch), *self.output_details.shape[1:]), dtype=self.output_details.dtype)
         if self.backend == "silabs-tflm":  # one round trip to the child process per batch
             results = self._silabs.run([self._prepare(sample) for sample in batch])
@@ -300,7 +319,7 @@ class TfliteRunner:
         if (
             len(batch) > 1
             and batch.dtype == self.input_details.dtype
-            and batch[0].size == np.prod(sample_shape)
+            and _fits(batch.shape[1:], sample_shape)
             and self._batch_interpreter(2) is not None
         ):
             samples = batch.reshape(len(batch), *sample_shape)
