@@ -33,6 +33,12 @@ class DetectionParams:
     verbose_model_output_logs: bool = False
 
     def __post_init__(self) -> None:
+        for field in fields(self):  # 185.9 as a threshold, "no" as a flag: refused, not truncated or truthy
+            setattr(
+                self,
+                field.name,
+                _coerce(field.name, getattr(self, field.name), type(getattr(DetectionParams, field.name))),
+            )
         checks = {
             "average_window_duration_ms": self.average_window_duration_ms > 0,
             "detection_threshold": 0 <= self.detection_threshold <= 255,
@@ -55,8 +61,29 @@ class DetectionParams:
         picked: dict[str, Any] = {}
         for name in known:
             if name in values:
-                default = getattr(cls, name)
-                picked[name] = (
-                    type(default)(values[name]) if not isinstance(default, bool) else bool(values[name])
-                )
+                picked[name] = values[name]  # __post_init__ converts what converts without loss
         return cls(**picked)
+
+
+def _coerce(name: str, value: Any, kind: type) -> Any:
+    """`value` as `kind` (int, float or bool) when that loses nothing, else a ValueError naming `name`:
+    metadata may store 1000 as 1000.0 or a flag as 0/1, but 185.9 is no threshold and "False" no True."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        value = value.item()
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+    elif not isinstance(value, bool) and isinstance(value, int | float):
+        if kind is float:
+            return float(value)
+        if float(value).is_integer():
+            return int(value)
+    raise ValueError(
+        f"detection parameter {name}={value!r}: expected {'an int' if kind is int else 'a ' + kind.__name__}"
+    )
