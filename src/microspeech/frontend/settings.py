@@ -186,6 +186,12 @@ class FrontendSettings:
         if self.pcan_offset <= 0.0:
             raise bad("pcan_offset", "must be > 0")
         correction_bits = self.fft_length.bit_length() - 1 - 6
+        if self.pcan_enable and self.noise_reduction_smoothing_bits < correction_bits:
+            # PCAN's table scales by 2^(smoothing_bits - correction_bits): a negative shift in C
+            raise bad(
+                "noise_reduction_smoothing_bits",
+                f"must be {correction_bits}..16 with PCAN on for an FFT of {self.fft_length}",
+            )
         snr_shift = self.pcan_gain_bits - correction_bits - 12
         if self.pcan_enable and not (0 <= self.pcan_gain_bits <= 30 and snr_shift >= 0):
             raise bad("pcan_gain_bits", f"must be {correction_bits + 12}..30 for an FFT of {self.fft_length}")
