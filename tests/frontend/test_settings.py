@@ -64,7 +64,7 @@ def test_keys_are_exactly_mltk_0_20s():
         (dict(pcan_enable="maybe"), "expected a bool"),
         (dict(pcan_gain_bits=5), "fe.pcan_gain_bits"),
         # passed validation, then "negative shift count" inside compute_features
-        (dict(noise_reduction_smoothing_bits=2), "fe.noise_reduction_smoothing_bits=2: must be 3..16 with PCAN"),
+        (dict(noise_reduction_smoothing_bits=2), "smoothing_bits=2: must be 3..16 with PCAN"),
     ],
 )
 def test_invalid_settings_name_the_key(changes, message):

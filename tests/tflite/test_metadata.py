@@ -156,3 +156,16 @@ def _minimal_model_bytes() -> bytes:
     model.buffers = [schema.BufferT()]
     model.subgraphs = [schema.SubGraphT()]
     return pack_model(model)
+
+
+@pytest.mark.parametrize(
+    "value, dtype",
+    [(1.7, "int8"), ([1.5, 2.7], "int32_list"), (5, "bin"), ("abc", "str_list"), (5, "bool"), ("1", "float")],
+)
+def test_a_value_its_dtype_cannot_hold_is_refused_by_key(mltk_tflite_bytes, value, dtype):
+    # 1.7 as int8 was stored as 1, "abc" as str_list as ['a', 'b', 'c'], 5 as bin as five zero bytes.
+    with pytest.raises(ParameterError, match=f"parameter 'odd': .* cannot be stored as {dtype} without loss"):
+        write_parameters(mltk_tflite_bytes, {"odd": value}, {"odd": dtype})
+    dtypes = {"odd": "int8", "many": "float_list"}
+    kept = write_parameters(mltk_tflite_bytes, {"odd": 2.0, "many": [1, 2]}, dtypes)
+    assert read_parameters(kept) == {"odd": 2, "many": [1.0, 2.0]}

@@ -116,8 +116,36 @@ def infer_dtype(key: str, value: Any) -> str:
     )
 
 
+def _check_value(key: str, dtype: str, value: Any) -> None:
+    """ParameterError naming `key` unless `dtype` holds `value` without loss: 1.7 as int8 was
+    stored as 1, "abc" as str_list as ['a', 'b', 'c'], 5 as bin as five zero bytes."""
+    real = _is_int(value) or _is_float(value)
+    items = list(value) if isinstance(value, list | tuple | np.ndarray) else None
+    if dtype == "bool":
+        fits = isinstance(value, bool | np.bool_) or (_is_int(value) and value in (0, 1))
+    elif dtype in ("float", "double"):
+        fits = real
+    elif dtype in _SCALARS:
+        fits = _is_int(value) or (_is_float(value) and float(value).is_integer())
+    elif dtype == "str":
+        fits = isinstance(value, str)
+    elif dtype == "bin":
+        fits = isinstance(value, bytes | bytearray | memoryview)
+    elif dtype == "str_list":
+        fits = items is not None and all(isinstance(item, str) for item in items)
+    elif dtype == "int32_list":
+        fits = items is not None and all(_is_int(item) for item in items)
+    elif dtype == "float_list":
+        fits = items is not None and all(_is_int(item) or _is_float(item) for item in items)
+    else:
+        return  # an unknown dtype: _build_value names it
+    if not fits:
+        raise ParameterError(f"parameter {key!r}: {value!r} cannot be stored as {dtype} without loss")
+
+
 def _build_value(builder: flatbuffers.Builder, key: str, dtype: str, value: Any) -> int:
     """Write one value table; returns its offset."""
+    _check_value(key, dtype, value)
     if dtype in _SCALARS:
         flags, bounds = _SCALARS[dtype]
         if dtype == "bool":
@@ -304,7 +332,8 @@ def read_parameters(path_or_bytes: str | Path | bytes, with_dtypes: bool = False
 def write_parameters(
     tflite_bytes: bytes, params: Mapping[str, Any], dtypes: Mapping[str, str] | None = None
 ) -> bytes:
-    """A copy of `tflite_bytes` whose SL_PARAMSv1 metadata holds exactly `params`.
+    """A copy of `tflite_bytes` whose SL_PARAMSv1 metadata holds exactly `params` (a None value is
+    left out, as MLTK does; a value its dtype cannot hold without loss is a ParameterError).
 
     An existing SL_PARAMSv1 block is replaced in place (its buffer reused), otherwise a new
     buffer and metadata entry are appended, as MLTK does. Other metadata is kept.
