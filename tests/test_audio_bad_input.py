@@ -139,3 +139,20 @@ def test_verify_names_converted_files_and_nan_audio(tmp_path):
     assert "2 file(s) are converted when read:" in lines  # the 8 kHz one and the float one
     assert any(line.startswith("yes/rate_nohash_0.wav: ") and "8000 Hz" in line for line in lines), lines
     assert any(line.startswith("yes/nan_nohash_0.wav: ") and "NaN" in line for line in lines), lines
+
+
+def test_the_rate_and_length_asked_for_are_checked_by_name(tmp_path):
+    # read_audio's sample_rate: None or "16000" blamed the file, 10**9 allocated 2 GB; fit_length
+    # took -1 as "drop the last sample".
+    from microspeech.audio import fit_length
+
+    path = tmp_path / "clip.wav"
+    path.write_bytes(wav_bytes(16000, payload=np.arange(1600, dtype=np.int16).tobytes()))
+    for rate in (None, "16000", 16000.5, 0, 10**9):
+        with pytest.raises(ValueError, match=r"^sample_rate=.*: expected"):
+            read_audio(path, sample_rate=rate)  # type: ignore[arg-type]
+    assert len(read_audio(path, sample_rate=8000)) == 800
+    for length in (-1, 2.5):
+        with pytest.raises(ValueError, match="length="):
+            fit_length(np.zeros(10, np.int16), length)  # type: ignore[arg-type]
+    assert len(fit_length(np.zeros(10, np.int16), 0)) == 0
