@@ -251,3 +251,13 @@ def test_an_unfinished_training_folder_is_named_as_such(
     assert f"warning: {folder} has no manifest.json: its training did not finish" in message
     finished = CliRunner().invoke(app, [*args[:1], str(trained_test_model), *args[2:]])
     assert finished.exit_code == 0 and "warning" not in finished.output
+
+
+def test_the_python_api_names_a_bad_seed_or_conflicting_runtimes(mltk_tflite_path: Path) -> None:
+    # seed=-1 raised numpy's "expected non-negative integer"; tflm=True with runtime="litert"
+    # silently ran LiteRT.
+    for seed in (-1, 1.5):
+        with pytest.raises(EvaluationError, match=f"--seed {seed}"):
+            evaluate_model(mltk_tflite_path, seed=seed)  # type: ignore[arg-type]
+    with pytest.raises(EvaluationError, match="--tflm and --runtime litert disagree"):
+        evaluate_model(mltk_tflite_path, tflm=True, runtime="litert")

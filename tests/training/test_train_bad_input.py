@@ -193,3 +193,13 @@ def test_resume_on_another_dataset_names_both(tmp_path, words):
     assert result.exit_code == 2, result.output
     assert f"written on the dataset {tmp_path / 'elsewhere'}, not {words.resolve()}" in message
     assert f"resume with --dataset {tmp_path / 'elsewhere'}" in message
+
+
+@pytest.mark.parametrize("options", [{"epochs": 1.5}, {"dataset": None}, {"dataset": []}])
+def test_the_python_api_names_a_bad_argument_before_any_work(tmp_path, options):
+    # epochs=1.5 failed inside the epoch loop after the folder was made; dataset=None was
+    # "'NoneType' object is not iterable".
+    name = next(iter(options))
+    with pytest.raises(ValueError, match=name):
+        train_model(DRY_RUN, output=tmp_path / "model", progress=False, **options)
+    assert not (tmp_path / "model").exists()

@@ -125,8 +125,15 @@ def evaluate_model(
         raise EvaluationError(
             f"--word-offset {word_offset}: must be within [0, 1] (0 left-aligns, 1 right-aligns)"
         )
+    from microspeech.checks import OptionError, check_seed
     from microspeech.tflite.runtime import BACKENDS, available_backends
 
+    try:  # numpy's "expected non-negative integer" named no option
+        check_seed(seed)
+    except OptionError as error:
+        raise EvaluationError(str(error)) from None
+    if tflm and runtime not in (None, "tflm"):  # one of them would be ignored
+        raise EvaluationError(f"--tflm and --runtime {runtime} disagree; give one")
     backend = runtime or ("tflm" if tflm else "litert")
     if backend not in BACKENDS:
         raise EvaluationError(f"--runtime {backend}: expected one of {', '.join(BACKENDS)}")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from rich.console import Console
 
-from microspeech.checks import check_output_folder, check_seed
+from microspeech.checks import check_int, check_output_folder, check_seed
 from microspeech.files import atomic_output, write_bytes_atomic, write_text_atomic
 from microspeech.labels import UNKNOWN
 from microspeech.models import ModelArtifacts, ModelSpec, resolve_model_spec
@@ -190,6 +190,12 @@ def train_model(
     another training holds the output folder.
     """
     check_seed(seed)
+    if epochs is not None:  # 1.5 failed deep in the epoch loop, after the output folder was made
+        check_int(epochs, "epochs", low=1)
+    if not isinstance(dataset, str | Path) and not (
+        isinstance(dataset, Sequence) and dataset and all(isinstance(d, str | Path) for d in dataset)
+    ):
+        raise ValueError(f"dataset={dataset!r}: expected a dataset name or folder, or a list of them")
     spec = resolve_model_spec(model) if isinstance(model, str | Path) else model
     if epochs is not None:
         spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=epochs))
