@@ -196,3 +196,19 @@ def test_importing_the_data_package_leaves_scipy_unloaded():
     code = "import sys, microspeech.data; print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "[]"
+
+
+def test_a_script_without_a_main_guard_fails_with_the_reason_instead_of_hanging(tmp_path):
+    # Generating at import: the forkserver imports the script again, which waited forever for the
+    # lock its caller held.
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "no_guard.py"
+    script.write_text("from microspeech import load_dataset\nload_dataset('synthetic-tiny')\n")
+    environment = {**os.environ, "MICROSPEECH_HOME": str(tmp_path / "home")}
+    command = [sys.executable, str(script)]
+    run = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert run.returncode != 0
+    assert 'no `if __name__ == "__main__":` guard' in run.stderr

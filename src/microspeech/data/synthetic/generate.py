@@ -297,6 +297,15 @@ def _short_socket_folder() -> None:
         tempfile.tempdir = saved
 
 
+def _importing_main() -> bool:
+    """Whether this call comes from multiprocessing importing the caller's script in another process
+    (a spawned child, or the forkserver preloading it): the script is then named __mp_main__."""
+    import sys
+
+    main = sys.modules.get("__mp_main__")
+    return main is not None and main.__name__ == "__mp_main__"
+
+
 def _pool(workers: int) -> ProcessPoolExecutor:
     # forkserver: children start from a clean server process, not a copy of a caller that may
     # hold TensorFlow threads; one batch per child keeps eSpeak's hidden state reproducible.
@@ -382,6 +391,13 @@ def generate_synthetic(
     root = Path(root) if root is not None else synthetic_dir(config)
     if (root / COMPLETE_MARKER).exists():
         return Generation(root, 0, 0.0)
+    if _importing_main():
+        # A worker importing the caller's script, which generates at import (no __main__ guard):
+        # it would wait forever for the lock its caller holds. Failing here fails the caller's pool.
+        raise SynthesisError(
+            "the synthetic dataset is being generated while a worker process imports the script "
+            'that asked for it: that script has no `if __name__ == "__main__":` guard; put its code under one'
+        )
     # resume: an interrupted run's finished batches stay in <root>.partial for the next one.
     with atomic_directory(root, resume=True) as partial:
         if partial is None:  # another process finished it while this one waited
