@@ -101,6 +101,12 @@ def test_a_fifo_or_device_is_written_in_place_never_renamed_over(tmp_path):
         assert where == fifo  # written as it is (nothing is written here: a FIFO blocks without a reader)
     assert stat.S_ISFIFO(fifo.stat().st_mode)
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+    # A link to one (/dev/stdout -> /proc/self/fd/1 -> a pipe) is written through in place too.
+    link = tmp_path / "stdout"
+    link.symlink_to(fifo)
+    with atomic_output(link) as where:
+        assert where == link
+    assert link.is_symlink() and stat.S_ISFIFO(fifo.stat().st_mode)
 
 
 def test_a_write_error_names_the_file_not_its_temporary(tmp_path):

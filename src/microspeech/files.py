@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -17,10 +18,17 @@ class WriteError(OSError):
 
 
 def output_target(path: str | Path) -> Path:
-    """Where writing `path` lands: through a symbolic link to its target (a rename would replace
-    the link itself, leaving its target stale)."""
+    """Where writing `path` lands: through a symbolic link to its target file (a rename would
+    replace the link itself, leaving its target stale). A link to a device or pipe (/dev/stdout)
+    stays as it is, to be written in place."""
     path = Path(path)
-    return Path(os.path.realpath(path)) if path.is_symlink() else path
+    if not path.is_symlink():
+        return path
+    try:
+        mode = path.stat().st_mode  # follows the link
+    except OSError:
+        return Path(os.path.realpath(path))  # a dangling link: its target is created
+    return Path(os.path.realpath(path)) if stat.S_ISREG(mode) or stat.S_ISDIR(mode) else path
 
 
 def is_special_file(path: Path) -> bool:

@@ -174,7 +174,7 @@ class ClassifierMetrics:
 
     @property
     def roc_auc_avg_present(self) -> float:
-        """The mean ROC AUC over the classes that have samples (`roc_auc_avg` counts the others as 0)."""
+        """The mean ROC AUC over the classes that have samples (`roc_auc_avg` averages the others in too)."""
         present = [auc for auc, count in zip(self.roc_auc, self.class_counts, strict=True) if count]
         return float(np.mean(present)) if present else 0.0
 
