@@ -81,3 +81,12 @@ def test_an_unreadable_split_list_is_named(tmp_path):
     (root / "validation_list.txt").write_bytes(b"\xff\xfe\x00bad")
     with pytest.raises(ValueError, match=r"validation_list\.txt: cannot read the split list"):
         load_dataset(str(root))
+
+
+def test_an_empty_dataset_name_is_refused_not_the_current_folder():
+    # Path("") is ".": the current folder was indexed as a dataset.
+    from microspeech.data import load_dataset
+
+    for name in ("", "  "):
+        with pytest.raises(ValueError, match="an empty dataset name"):
+            load_dataset(name)

@@ -36,6 +36,8 @@ def load_dataset(name_or_path: str | Path, *, download: bool = True) -> AudioDat
     official test-set layout, or `<root>/<word>/*.wav`.
     """
     key = str(name_or_path)
+    if not key.strip():  # Path("") is the current folder, which was indexed as a dataset
+        raise ValueError("an empty dataset name: give a registered name or a folder (./ for this one)")
     # A bare registered name wins over a same-named folder in the working directory (write ./NAME).
     if key in _REGISTRY and not isinstance(name_or_path, Path):
         return _REGISTRY[key](download=download)

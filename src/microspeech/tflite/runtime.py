@@ -156,6 +156,9 @@ class TfliteRunner:
     backend="silabs-tflm": Silicon Labs' TFLM build from the MLTK wheel, in a child process
     (`microspeech.tflite.silabs_tflm`; no accelerator; arena sized by the wrapper or `arena_size`).
     `single_output=False` admits models with several outputs (`predict_outputs`).
+
+    One runner is not for several threads at once (LiteRT refuses a second invoke while the first
+    holds the tensors): give each thread a runner of its own (`predict` itself uses two lanes).
     """
 
     def __init__(
