@@ -156,3 +156,16 @@ def test_the_rate_and_length_asked_for_are_checked_by_name(tmp_path):
         with pytest.raises(ValueError, match="length="):
             fit_length(np.zeros(10, np.int16), length)  # type: ignore[arg-type]
     assert len(fit_length(np.zeros(10, np.int16), 0)) == 0
+
+
+def test_float_samples_past_full_scale_are_said_to_be_clipped(tmp_path):
+    import soundfile as sf
+
+    from microspeech.audio import decode_audio
+
+    path = tmp_path / "loud.wav"
+    loud = np.concatenate([np.full(100, 5.0), np.zeros(15900)]).astype(np.float32)
+    sf.write(path, loud, 16000, subtype="FLOAT")
+    decoded = decode_audio(path)
+    assert "100 sample(s) beyond full scale clipped" in decoded.conversions  # clipped without a word
+    assert decoded.samples[:100].tolist() == [32767] * 100

@@ -160,6 +160,9 @@ def decode_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> DecodedAud
     samples = to_mono(samples, source=str(path))
     samples = resample(samples, file_rate, sample_rate)
     conversions = format_conversions(info.samplerate, info.channels, info.subtype, sample_rate)
+    if samples.dtype.kind == "f" and samples.size and np.abs(samples).max() > 1.0:
+        over = int(np.count_nonzero(np.abs(samples) > 1.0))  # a float file may go past full scale
+        conversions = [*conversions, f"{over} sample(s) beyond full scale clipped"]
     return DecodedAudio(to_int16(samples, source=str(path)), tuple(conversions))
 
 
