@@ -10,6 +10,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from microspeech.checks import is_whole_number
 from microspeech.files import atomic_output
 
 SAMPLE_RATE = 16000
@@ -141,7 +142,7 @@ def decode_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> DecodedAud
     """`read_audio`, also saying what it changed, so a user can be told (one read of the file)."""
     path = Path(path)
     # The rate asked for, checked as a file's is (None or "16000" blamed the file; 1e9 allocated 2 GB).
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int | np.integer):
+    if not is_whole_number(sample_rate):
         raise ValueError(f"sample_rate={sample_rate!r}: expected an int number of Hz")
     if not MIN_FILE_RATE <= sample_rate <= MAX_FILE_RATE:
         raise ValueError(f"sample_rate={sample_rate}: expected {MIN_FILE_RATE} to {MAX_FILE_RATE} Hz")
@@ -168,7 +169,7 @@ def decode_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> DecodedAud
 
 def fit_length(samples: np.ndarray, length: int) -> np.ndarray:
     """Zero-pad at the end or truncate to exactly `length` samples."""
-    if isinstance(length, bool) or not isinstance(length, int | np.integer) or length < 0:
+    if not is_whole_number(length) or length < 0:
         raise ValueError(f"length={length!r}: expected a number of samples, 0 or more")
     if samples.shape[-1] >= length:
         return samples[..., :length]

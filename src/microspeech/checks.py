@@ -8,6 +8,7 @@ caller allows infinity explicitly; ranges are counted before they are expanded.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from pathlib import Path
 
@@ -74,6 +75,11 @@ def check_number(
     ):
         raise OptionError(f"{option} {number:g}: out of range; expected {accepted}")
     return number
+
+
+def is_whole_number(value: object) -> bool:
+    """An int or numpy integer, not a bool (True is an int to Python, never a count or a size)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def check_int(value: int, option: str, *, low: int | None = None, high: int | None = None) -> int:

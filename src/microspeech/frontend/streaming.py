@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from microspeech.audio import AudioError
+from microspeech.checks import is_whole_number
 from microspeech.frontend import kernels
 from microspeech.frontend.batch import as_samples, check_rate, kernel_tables
 from microspeech.frontend.settings import FrontendSettings
@@ -128,8 +129,7 @@ class StreamingFrontend:
                 )
         if pending.shape[0] >= self.settings.window_size:
             raise ValueError(f"state: {pending.shape[0]} pending samples, fewer than a window expected")
-        counted = isinstance(frames_emitted, int | np.integer) and not isinstance(frames_emitted, bool)
-        if not counted or frames_emitted < 0:
+        if not is_whole_number(frames_emitted) or frames_emitted < 0:
             raise ValueError(f"state: frames emitted {frames_emitted!r} is not a count")
         self._pending, self._estimate = pending.copy(), estimate.copy()
         self._activity, self._dc_state = activity.copy(), dc_state.copy()
@@ -147,7 +147,7 @@ class StreamingFrontend:
         one pass over the kernels."""
         settings = self.settings
         raw = np.asarray(audio)
-        if isinstance(hop_samples, bool) or not isinstance(hop_samples, int | np.integer):
+        if not is_whole_number(hop_samples):
             raise ValueError(f"hop_samples={hop_samples!r}: expected a whole number of samples")
         # Converted as `process` converts (a float in [-1, 1] is scaled, not cast to 0).
         samples = np.ascontiguousarray(as_samples(raw, source="audio")) if raw.size else raw.astype(np.int16)

@@ -13,7 +13,6 @@ str/int32/float lists, `bytes` are binary.
 from __future__ import annotations
 
 import math
-import numbers
 import struct
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +24,7 @@ from ai_edge_litert import schema_py_generated as schema
 from flatbuffers import number_types as fbn
 from flatbuffers.table import Table
 
+from microspeech.checks import is_whole_number
 from microspeech.tflite.flatbuffer import load_bytes, pack_model, read_model, unpack_model
 
 METADATA_TAG = "SL_PARAMSv1"
@@ -73,10 +73,6 @@ class ParameterError(ValueError):
     """A parameter value that SL_PARAMSv1 cannot hold, or a malformed parameter block."""
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
 def _is_float(value: Any) -> bool:
     return isinstance(value, (float, np.floating))
 
@@ -85,7 +81,7 @@ def infer_dtype(key: str, value: Any) -> str:
     """The dictionary.fbs type MLTK would pick for `value` (see the module docstring)."""
     if isinstance(value, (bool, np.bool_)):
         return "bool"
-    if _is_int(value):
+    if is_whole_number(value):
         candidates = (
             ("uint8", "uint16", "uint32", "uint64") if value >= 0 else ("int8", "int16", "int32", "int64")
         )
@@ -103,7 +99,7 @@ def infer_dtype(key: str, value: Any) -> str:
     if isinstance(value, (list, tuple)):
         if not value or all(isinstance(item, str) for item in value):
             return "str_list"
-        if all(_is_int(item) for item in value):
+        if all(is_whole_number(item) for item in value):
             return "int32_list"
         if all(_is_float(item) for item in value):
             return "float_list"
@@ -119,14 +115,14 @@ def infer_dtype(key: str, value: Any) -> str:
 def _check_value(key: str, dtype: str, value: Any) -> None:
     """ParameterError naming `key` unless `dtype` holds `value` without loss: 1.7 as int8 was
     stored as 1, "abc" as str_list as ['a', 'b', 'c'], 5 as bin as five zero bytes."""
-    real = _is_int(value) or _is_float(value)
+    real = is_whole_number(value) or _is_float(value)
     items = list(value) if isinstance(value, list | tuple | np.ndarray) else None
     if dtype == "bool":
-        fits = isinstance(value, bool | np.bool_) or (_is_int(value) and value in (0, 1))
+        fits = isinstance(value, bool | np.bool_) or (is_whole_number(value) and value in (0, 1))
     elif dtype in ("float", "double"):
         fits = real
     elif dtype in _SCALARS:
-        fits = _is_int(value) or (_is_float(value) and float(value).is_integer())
+        fits = is_whole_number(value) or (_is_float(value) and float(value).is_integer())
     elif dtype == "str":
         fits = isinstance(value, str)
     elif dtype == "bin":
@@ -134,9 +130,9 @@ def _check_value(key: str, dtype: str, value: Any) -> None:
     elif dtype == "str_list":
         fits = items is not None and all(isinstance(item, str) for item in items)
     elif dtype == "int32_list":
-        fits = items is not None and all(_is_int(item) for item in items)
+        fits = items is not None and all(is_whole_number(item) for item in items)
     elif dtype == "float_list":
-        fits = items is not None and all(_is_int(item) or _is_float(item) for item in items)
+        fits = items is not None and all(is_whole_number(item) or _is_float(item) for item in items)
     else:
         return  # an unknown dtype: _build_value names it
     if not fits:

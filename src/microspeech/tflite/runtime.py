@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from microspeech.checks import is_whole_number
 from microspeech.tflite.flatbuffer import load_bytes, read_model, tensor_type_names, unpack_model
 from microspeech.tflite.silabs_tflm import SilabsTflmProcess, silabs_tflm_available
 
@@ -129,7 +130,7 @@ def _fits(shape: tuple[int, ...], model_shape: tuple[int, ...] | Any) -> bool:
 
 def _check_arena_size(arena_size: int, tflite_bytes: bytes, source: str) -> None:
     """An arena TFLM can be asked for: below the floor its allocator kills the process (SIGSEGV)."""
-    if isinstance(arena_size, bool) or not isinstance(arena_size, int | np.integer):
+    if not is_whole_number(arena_size):
         raise TypeError(f"arena_size={arena_size!r}: expected a number of bytes (an int)")
     floor = arena_floor(tflite_bytes)
     if arena_size < floor:
