@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from microspeech.audio import AudioError, fit_length, read_audio, to_int16, to_mono, write_wav
+from microspeech.audio import AudioError, decode_audio, fit_length, read_audio, to_int16, to_mono, write_wav
 
 
 def test_int16_passes_through_unchanged():
@@ -78,3 +78,16 @@ def test_corrupt_file_names_the_file(tmp_path):
 def test_fit_length_pads_and_truncates():
     assert fit_length(np.ones(3, np.int16), 5).tolist() == [1, 1, 1, 0, 0]
     assert fit_length(np.ones((2, 7), np.int16), 5).shape == (2, 5)
+
+
+def test_a_cut_off_wav_is_read_as_is_and_said_to_be_truncated(tmp_path, subset_dir):
+    clip = next(iter(sorted((subset_dir / "yes").glob("*.wav"))))
+    whole = decode_audio(clip)
+    assert whole.conversions == ()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(clip.read_bytes()[:20_000])  # a copy or download that stopped early
+    decoded = decode_audio(cut)
+    present = (20_000 - 44) // 2
+    np.testing.assert_array_equal(decoded.samples, whole.samples[:present])
+    note = f"truncated: {present} of {len(whole.samples)} samples present, read as is"
+    assert decoded.conversions == (note,)

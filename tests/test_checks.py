@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import tracemalloc
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,6 +16,7 @@ from microspeech.checks import (
     check_minutes,
     check_number,
     check_seed,
+    exact_value,
     parse_float_list,
     parse_int_list,
     parse_snr_list,
@@ -102,3 +104,26 @@ def test_int_list_fuzz_named_error_or_bounded_list(text):
         assert "--counts" in str(error)
     else:
         assert 1 <= len(values) <= 1000 and all(0 <= v <= 10**9 for v in values)
+
+
+def test_exact_value_converts_only_without_loss():
+    assert exact_value(np.float32(1000.0), int) == 1000 and isinstance(exact_value(1000.0, int), int)
+    assert exact_value(2**60 + 1, int) == 2**60 + 1  # not through a float
+    assert (
+        exact_value("40", int) == 40 and exact_value(" Yes ", bool) is True and exact_value(0, bool) is False
+    )
+    assert exact_value(np.int8(3), float) == 3.0
+    for value, kind in [
+        (185.9, int),
+        ("False!", bool),
+        (2, bool),
+        (True, int),
+        (True, float),
+        ("nan", float),
+        (float("inf"), float),
+        (None, int),
+        ([1], int),
+        (b"1", int),
+    ]:
+        with pytest.raises(ValueError):
+            exact_value(value, kind)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -121,6 +122,42 @@ def format_conversions(
     return notes
 
 
+_BYTES_PER_SAMPLE = {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
+
+
+def _wav_declared_frames(path: Path, channels: int, subtype: str) -> int | None:
+    """Frames the RIFF `data` chunk header declares (libsndfile silently shortens truncated files)."""
+    width = _BYTES_PER_SAMPLE.get(subtype)
+    if width is None:
+        return None
+    with open(path, "rb") as handle:
+        header = handle.read(12)
+        if len(header) < 12 or header[:4] != b"RIFF":
+            return None
+        while chunk := handle.read(8):
+            if len(chunk) < 8:
+                return None
+            size = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                # 0 and 0xFFFFFFFF mean "unknown length" (streamed writers): not a truncation.
+                return None if size in (0, 0xFFFFFFFF) else size // (width * channels)
+            handle.seek(size + (size & 1), 1)
+    return None
+
+
+def truncated_wav_frames(path: Path, info: Any) -> int | None:
+    """The frames a WAV header declares when the file holds fewer (a cut-off copy or download),
+    else None: libsndfile reads such a file silently shortened. `info`: what `sf.info` returned."""
+    if info.format != "WAV":
+        return None
+    declared = _wav_declared_frames(path, info.channels, info.subtype)
+    return declared if declared is not None and declared > info.frames else None
+
+
+def truncation_note(frames: int, declared_frames: int) -> str:
+    return f"truncated: {frames} of {declared_frames} samples present, read as is"
+
+
 @dataclass(frozen=True)
 class DecodedAudio:
     """A file read as mono int16, with what reading changed (`format_conversions`; empty: exact)."""
@@ -164,6 +201,9 @@ def decode_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> DecodedAud
     if samples.dtype.kind == "f" and samples.size and np.abs(samples).max() > 1.0:
         over = int(np.count_nonzero(np.abs(samples) > 1.0))  # a float file may go past full scale
         conversions = [*conversions, f"{over} sample(s) beyond full scale clipped"]
+    declared = truncated_wav_frames(path, info)
+    if declared is not None:
+        conversions = [*conversions, truncation_note(info.frames, declared)]
     return DecodedAudio(to_int16(samples, source=str(path)), tuple(conversions))
 
 

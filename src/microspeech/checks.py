@@ -82,6 +82,37 @@ def is_whole_number(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+_FLAG_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def exact_value(value: object, kind: type) -> bool | int | float:
+    """`value` as `kind` (bool, int or float) when that loses nothing, else a ValueError for the
+    caller to name: stored settings (JSON, .tflite metadata) may hold 1000 as 1000.0 or "1000" and
+    a flag as 0/1, but 185.9 is no int, "False" no True, a JSON true no number, NaN no setting."""
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        value = value.item()  # a numpy scalar
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _FLAG_WORDS:
+            return _FLAG_WORDS[value.strip().lower()]
+        if is_whole_number(value) and value in (0, 1):
+            return bool(value)
+        raise ValueError(value)
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(value)
+    number = float(value)  # ValueError for a word
+    if not math.isfinite(number):
+        raise ValueError(value)
+    if kind is float:
+        return number
+    if is_whole_number(value):
+        return int(value)  # exact, even past 2**53
+    if not number.is_integer():
+        raise ValueError(value)
+    return int(number)
+
+
 def check_int(value: int, option: str, *, low: int | None = None, high: int | None = None) -> int:
     """`value` if it is an integer within [low, high]."""
     if isinstance(value, bool) or not isinstance(value, int):

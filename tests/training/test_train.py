@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 from microspeech.cli import app
 from microspeech.data import load_dataset
 from microspeech.data.pipeline import make_eval_set
-from microspeech.models import get_model_spec, resolve_model
+from microspeech.models import ModelResolutionError, get_model_spec, resolve_model
 from microspeech.tflite.convert import ALLOWED_OPS, operator_names
 from microspeech.tflite.metadata import read_parameters
 from microspeech.tflite.runtime import TfliteRunner
@@ -67,6 +68,22 @@ def test_dry_run_writes_every_artifact(trained):
     assert resolve_model(artifacts.tflite_path).directory == artifacts.directory
     # microspeech asks TensorFlow for its oneDNN kernels on every CPU (tests/test_package.py).
     assert "TensorFlow oneDNN kernels: on" in artifacts.train_log_path.read_text()
+
+
+def test_a_cut_tflite_beside_the_keras_model_stops_only_what_needs_it(trained, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(trained, folder)
+    tflite = folder / f"{DRY_RUN}.tflite"
+    tflite.write_bytes(tflite.read_bytes()[:5000])  # a copy that stopped early
+    runner = CliRunner()
+    keras_summary = runner.invoke(app, ["summarize", str(folder / f"{DRY_RUN}.keras")])
+    assert keras_summary.exit_code == 0, keras_summary.output
+    assert "Total MACs: 336.000 k" in keras_summary.output
+    tflite_summary = runner.invoke(app, ["summarize", str(folder / f"{DRY_RUN}.keras"), "--tflite"])
+    assert tflite_summary.exit_code == 2
+    assert f"{tflite}: not a valid .tflite" in " ".join(tflite_summary.output.split())
+    with pytest.raises(ModelResolutionError, match="not a valid .tflite"):
+        resolve_model(tflite)  # named itself, the .tflite is refused at once
 
 
 def test_tflite_is_full_int8_with_exactly_the_expected_ops(trained):

@@ -18,7 +18,15 @@ from typing import Literal
 import numpy as np
 import soundfile as sf
 
-from microspeech.audio import SAMPLE_RATE, AudioError, check_audio_header, format_conversions, read_audio
+from microspeech.audio import (
+    SAMPLE_RATE,
+    AudioError,
+    check_audio_header,
+    format_conversions,
+    read_audio,
+    truncated_wav_frames,
+    truncation_note,
+)
 
 logger = logging.getLogger("microspeech.data")
 
@@ -65,7 +73,7 @@ class ProbeResult:
         """What reading will change; `clip_samples` None for recordings of any length (noise)."""
         notes = format_conversions(self.sample_rate, self.channels, self.subtype)
         if self.declared_frames is not None:
-            notes.append(f"truncated: {self.frames} of {self.declared_frames} samples present, read as is")
+            notes.append(truncation_note(self.frames, self.declared_frames))
         duration = self.frames / self.sample_rate
         if clip_samples is not None and duration * SAMPLE_RATE > clip_samples:
             notes.append(f"{duration:.2f} s long: its loudest {clip_samples / SAMPLE_RATE:g} s is used")
@@ -89,32 +97,8 @@ def probe_audio(path: Path) -> ProbeResult:
     if info.frames <= 0:
         raise AudioError(f"{path}: the file holds no audio samples")
     check_audio_header(str(path), info.samplerate, info.channels, info.frames)
-    declared = _wav_declared_frames(path, info.channels, info.subtype) if info.format == "WAV" else None
-    truncated = declared if declared is not None and declared > info.frames else None
+    truncated = truncated_wav_frames(path, info)
     return ProbeResult(info.samplerate, info.channels, info.frames, info.subtype, truncated)
-
-
-_BYTES_PER_SAMPLE = {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
-
-
-def _wav_declared_frames(path: Path, channels: int, subtype: str) -> int | None:
-    """Frames the RIFF `data` chunk header declares (libsndfile silently shortens truncated files)."""
-    width = _BYTES_PER_SAMPLE.get(subtype)
-    if width is None:
-        return None
-    with open(path, "rb") as handle:
-        header = handle.read(12)
-        if len(header) < 12 or header[:4] != b"RIFF":
-            return None
-        while chunk := handle.read(8):
-            if len(chunk) < 8:
-                return None
-            size = int.from_bytes(chunk[4:], "little")
-            if chunk[:4] == b"data":
-                # 0 and 0xFFFFFFFF mean "unknown length" (streamed writers): not a truncation.
-                return None if size in (0, 0xFFFFFFFF) else size // (width * channels)
-            handle.seek(size + (size & 1), 1)
-    return None
 
 
 def loudest_window(samples: np.ndarray, length: int) -> np.ndarray:

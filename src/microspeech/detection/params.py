@@ -6,6 +6,8 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from microspeech.checks import exact_value
+
 # What the command line accepts for each parameter (low, high). The detector holds at most 50
 # results, so a larger minimum_count never detects; windows and latencies beyond 10 s leave
 # nothing to average. The dataclass itself only refuses what cannot run (firmware behaviour
@@ -66,24 +68,9 @@ class DetectionParams:
 
 
 def _coerce(name: str, value: Any, kind: type) -> Any:
-    """`value` as `kind` (int, float or bool) when that loses nothing, else a ValueError naming `name`:
-    metadata may store 1000 as 1000.0 or a flag as 0/1, but 185.9 is no threshold and "False" no True."""
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        value = value.item()
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            return value.strip().lower() == "true"
-    elif not isinstance(value, bool) and isinstance(value, int | float):
-        if kind is float:
-            return float(value)
-        if float(value).is_integer():
-            return int(value)
-    raise ValueError(
-        f"detection parameter {name}={value!r}: expected {'an int' if kind is int else 'a ' + kind.__name__}"
-    )
+    """`value` as `kind` when that loses nothing (checks.exact_value), else an error naming `name`."""
+    try:
+        return exact_value(value, kind)
+    except (TypeError, ValueError, OverflowError):
+        expected = "an int" if kind is int else f"a {kind.__name__}"
+        raise ValueError(f"detection parameter {name}={value!r}: expected {expected}") from None

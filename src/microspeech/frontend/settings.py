@@ -9,9 +9,10 @@ exactly as the C frontend computes it, with integer arithmetic.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, fields
 from typing import Any
+
+from microspeech.checks import exact_value
 
 KEY_PREFIX = "fe."
 # The smallest FFT we accept: the fixed-point kissfft real transform needs a few bins,
@@ -210,32 +211,11 @@ class FrontendSettings:
 
 
 def _coerce(name: str, type_name: Any, value: Any) -> Any:
-    """Accept what JSON/metadata gives (e.g. 1 for True, "40" for 40) but never silently truncate."""
-    key = KEY_PREFIX + name
+    """`value` as the field's type when that loses nothing (checks.exact_value), else an error naming
+    the setting."""
     kind = type_name if isinstance(type_name, str) else type_name.__name__
     try:
-        if kind == "bool":
-            if isinstance(value, str):
-                lowered = value.strip().lower()
-                if lowered in ("true", "1", "yes"):
-                    return True
-                if lowered in ("false", "0", "no"):
-                    return False
-                raise ValueError(value)
-            if value in (0, 1):
-                return bool(value)
-            raise ValueError(value)
-        if isinstance(value, bool):  # JSON's true is not a number of milliseconds or channels
-            raise ValueError(value)
-        if kind == "int":
-            number = float(value)
-            if not math.isfinite(number) or number != int(number):
-                raise ValueError(value)
-            return int(number)
-        number = float(value)
-        if not math.isfinite(number):
-            raise ValueError(value)
-        return number
-    except (TypeError, ValueError):
+        return exact_value(value, {"bool": bool, "int": int, "float": float}[kind])
+    except (TypeError, ValueError, OverflowError):
         article = "an" if kind[0] in "aeiou" else "a"
-        raise FrontendSettingsError(f"{key}={value!r}: expected {article} {kind}") from None
+        raise FrontendSettingsError(f"{KEY_PREFIX}{name}={value!r}: expected {article} {kind}") from None

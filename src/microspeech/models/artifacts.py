@@ -131,6 +131,8 @@ class ResolvedModel:
     frontend: FrontendSettings
     spec: ModelSpec | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
+    # Why the .tflite beside a Keras model could not be read (require_tflite says it), else None.
+    tflite_problem: str | None = None
 
     @property
     def tflite_path(self) -> Path | None:
@@ -176,6 +178,8 @@ class ResolvedModel:
         return float(settings.trim_threshold_db)
 
     def require_tflite(self) -> TfliteFile:
+        if self.tflite_problem is not None:
+            raise ModelResolutionError(self.tflite_problem)
         if self.tflite is None:
             raise ModelResolutionError(
                 f"model {self.argument!r} has no quantized .tflite yet"
@@ -312,7 +316,16 @@ def resolve_model(model: str | Path) -> ResolvedModel:
             spec = None
         except ValueError as error:
             raise ModelResolutionError(str(error)) from error
-    tflite, parameters = _load_tflite(tflite_path) if tflite_path is not None else (None, {})
+    tflite, parameters, tflite_problem = None, {}, None
+    if tflite_path is not None:
+        try:
+            tflite, parameters = _load_tflite(tflite_path)
+        except ModelResolutionError as error:
+            if keras_path is None or tflite_path == path or spec is None:
+                raise
+            # A bad .tflite beside a trained Keras model (whose spec gives classes and frontend)
+            # stops only what needs the .tflite.
+            tflite_problem = str(error)
     if tflite is None and keras_path is None:
         raise ModelResolutionError(f"{directory}: holds no {name}.tflite and no {name}.keras")
 
@@ -338,4 +351,5 @@ def resolve_model(model: str | Path) -> ResolvedModel:
         frontend=frontend,
         spec=spec,
         manifest=manifest,
+        tflite_problem=tflite_problem,
     )
