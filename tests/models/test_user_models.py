@@ -4,6 +4,7 @@ keyword variants, and the new-model template."""
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,24 @@ def test_new_model_refuses_an_output_without_py(model_registry, tmp_path):
     result = CliRunner().invoke(app, ["new-model", "other5", "--output", str(tmp_path / "noext")])
     assert result.exit_code == 2 and "ends in .py" in " ".join(result.output.split())
     assert not (tmp_path / "noext").exists()
+
+
+def test_a_spec_file_names_where_it_was_written(model_registry, tmp_path):
+    # It said `python models/NAME.py` wherever -o put it; a quote in the path broke its docstring.
+    import ast
+
+    from typer.testing import CliRunner
+
+    from microspeech.cli import app
+
+    folder = tmp_path / "my specs"
+    runs = {"plain": folder / "plain.py", "quoted": folder / 'a"b.py'}
+    for name, path in runs.items():
+        result = CliRunner().invoke(app, ["new-model", name, "--output", str(path)])
+        assert result.exit_code == 0, result.output
+        text = path.read_text()
+        ast.parse(text)
+    plain = runs["plain"].read_text()
+    assert f"python '{folder}/plain.py' --test" in plain and "python models/" not in plain
+    assert "python THIS_FILE.py --test" in runs["quoted"].read_text()
+    assert "microspeech train " + shlex.quote(str(runs["quoted"])) in " ".join(result.output.split())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import typer
@@ -48,4 +49,4 @@ def new_model(
         path = write_spec_file(spec, name, target, source=source)
     except (FileExistsError, OSError) as error:
         fail(str(error))
-    console.print(f"wrote {path}; dry run: microspeech train {path} --test", markup=False)
+    console.print(f"wrote {path}; dry run: microspeech train {shlex.quote(str(path))} --test", markup=False)

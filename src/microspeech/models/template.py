@@ -11,6 +11,7 @@ import dataclasses
 import inspect
 import json
 import re
+import shlex
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -92,9 +93,21 @@ def _builder_source(spec: ModelSpec) -> str:
     return "\n".join(constants) + ("\n\n\n" if constants else "") + source
 
 
-def render_spec_file(spec: ModelSpec, name: str, *, source: str) -> str:
-    """A spec file registering `name`: `spec`'s recipe written out; `source` says where it came from."""
+def render_spec_file(spec: ModelSpec, name: str, *, source: str, location: str | None = None) -> str:
+    """A spec file registering `name`: `spec`'s recipe written out; `source` says where it came from,
+    `location` where the file is written (as its docstring's commands name it; ./models/NAME.py)."""
     check_model_name(name)
+    location = location or f"models/{name}.py"
+    in_models = Path(location).parent.name == "models"
+    as_typed = location if Path(location).is_absolute() or location.startswith(".") else f"./{location}"
+    shown, location = shlex.quote(as_typed), shlex.quote(location)
+    if not location.isprintable() or '"' in location or "\\" in location:
+        shown = location = "THIS_FILE.py"  # a path a docstring cannot hold as written
+    found_by_name = (
+        "from the folder above models/ (or with this folder in $MICROSPEECH_MODEL_PATH) the name works too."
+        if in_models
+        else "with this file's folder in $MICROSPEECH_MODEL_PATH the name works too."
+    )
     classes = ", ".join(
         {UNKNOWN: "UNKNOWN", SILENCE: "SILENCE"}.get(word, _literal(word)) for word in spec.classes
     )
@@ -103,11 +116,11 @@ def render_spec_file(spec: ModelSpec, name: str, *, source: str) -> str:
     return f'''"""{name}: a keyword-spotting model spec, written by `microspeech new-model` from {source}.
 
 Train it, then evaluate it (python runs the same `microspeech` commands):
-    microspeech train ./models/{name}.py            or   python models/{name}.py
-    microspeech train ./models/{name}.py --test     or   python models/{name}.py --test   (dry run)
-    microspeech evaluate ./models/{name}.py
+    microspeech train {shown}            or   python {location}
+    microspeech train {shown} --test     or   python {location} --test   (dry run)
+    microspeech evaluate {shown}
 Every setting is spelled out below; edit freely. The file registers the model as {name!r}, so
-from the folder above models/ (or with this folder in $MICROSPEECH_MODEL_PATH) the name works too.
+{found_by_name}
 """
 
 from __future__ import annotations
@@ -157,7 +170,7 @@ if __name__ == "__main__":
 def write_spec_file(spec: ModelSpec, name: str, output: str | Path, *, source: str) -> Path:
     """Write `render_spec_file` to `output`, refusing to overwrite an existing file."""
     path = Path(output).expanduser()
-    text = render_spec_file(spec, name, source=source)
+    text = render_spec_file(spec, name, source=source, location=str(output))
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with path.open("x", encoding="utf-8") as file:
