@@ -56,6 +56,7 @@ def train(
     from microspeech.data.pipeline import DatasetError
     from microspeech.files import LockedError
     from microspeech.models import resolve_model_spec
+    from microspeech.tflite.convert import QuantizationError
     from microspeech.training import train_model
     from microspeech.training.trainer import ResumeError
 
@@ -110,8 +111,8 @@ def train(
             console=console,
             command_line=command,
         )
-    except (DatasetError, ResumeError, LockedError, FileNotFoundError, ValueError) as error:
-        fail(str(error))
+    except (DatasetError, ResumeError, LockedError, QuantizationError, FileNotFoundError, ValueError) as err:
+        fail(str(err))
     except KeyboardInterrupt:
         _interrupted(spec.name, output, command)
     console.print(f"model: {artifacts.tflite_path}", markup=False)

@@ -71,6 +71,22 @@ def _restore(saved: dict[int, int]) -> None:
         del saved[fd]
 
 
+def check_convertible_layers(model: keras.Model) -> None:
+    """QuantizationError naming the first recurrent layer (LSTM, GRU, SimpleRNN, ConvLSTM, or one
+    wrapped in Bidirectional or TimeDistributed): none converts to ALLOWED_OPS, and TensorFlow's
+    int8 calibration crashes the process on them (a segfault, seen with TensorFlow 2.21), so they
+    are refused before training and before conversion."""
+    import keras
+
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.RNN | keras.layers.Bidirectional):
+            raise QuantizationError(
+                f"layer {layer.name!r} ({type(layer).__name__}): recurrent layers do not convert to the "
+                f"int8 builtin ops TFLM runs here ({', '.join(sorted(ALLOWED_OPS))}); use convolutions "
+                "over time instead"
+            )
+
+
 def _representative(features: np.ndarray, seed: int) -> Iterator[list[np.ndarray]]:
     if len(features) == 0:
         raise QuantizationError("the representative dataset is empty (no validation features)")
@@ -106,6 +122,7 @@ def convert_to_int8(
 
     from microspeech.tflite.graph import remove_reshape_before_fully_connected, simplify_graph
 
+    check_convertible_layers(model)
     input_shape = tuple(model.input_shape[1:])
     with tempfile.TemporaryDirectory(prefix="microspeech-export-") as saved_model:
         # Through a SavedModel with a static batch of 1: the graph then needs no SHAPE/PACK
@@ -152,10 +169,22 @@ def check_int8_model(tflite_bytes: bytes) -> None:
     """Raise QuantizationError unless ops are the expected set and the input is int8 x1.0 + 0."""
     from microspeech.tflite.runtime import TfliteRunner
 
-    ops = set(operator_names(tflite_bytes))
-    if not ops <= ALLOWED_OPS:
+    ops = operator_names(tflite_bytes)
+    if not set(ops) <= ALLOWED_OPS:
+        # The converter names an op's output after the Keras layer it came from.
+        from microspeech.tflite.flatbuffer import read_model
+
+        subgraph = read_model(tflite_bytes).Subgraphs(0)
+        found = []
+        for index, op in enumerate(ops):
+            operator = subgraph.Operators(index)
+            if op not in ALLOWED_OPS and operator.OutputsLength():
+                name = subgraph.Tensors(operator.Outputs(0)).Name() or b"?"
+                found.append(f"{op} (output {name.decode('utf-8', 'replace')!r})")
         raise QuantizationError(
-            f"unexpected ops {sorted(ops - ALLOWED_OPS)}; allowed: {sorted(ALLOWED_OPS)}"
+            f"the converted model has ops outside the int8 builtins TFLM runs here: {', '.join(found)}; "
+            f"allowed: {', '.join(sorted(ALLOWED_OPS))}. Build the model from layers that convert to "
+            "these (Conv2D, DepthwiseConv2D, average or max pooling, Dense, ReLU, Flatten, Add, softmax)"
         )
     runner = TfliteRunner(tflite_bytes, backend="litert")
     details = runner.input_details

@@ -381,6 +381,7 @@ def _fit(
     """The epoch loop; returns the model with the best epoch's weights, the history, the best epoch."""
     import tensorflow as tf
 
+    from microspeech.tflite.convert import check_convertible_layers
     from microspeech.training.loop import FastTrainer
 
     configure_threads()
@@ -389,8 +390,10 @@ def _fit(
     settings = spec.train
     _, first_labels = pipeline.epoch_sources(0)
     weights = loss_class_weights(spec, first_labels)
+    model = spec.build_model()
+    check_convertible_layers(model)  # before the epochs: the conversion at the end would fail
     trainer = FastTrainer(
-        spec.build_model(),
+        model,
         settings.learning_rate,
         weights,
         label_smoothing=settings.label_smoothing,
