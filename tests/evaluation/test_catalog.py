@@ -6,6 +6,9 @@ module-private MICROSPEECH_HOME, so no trained model on this machine changes the
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -121,3 +124,41 @@ def test_cli_list_names_a_broken_spec_file_and_lists_the_rest(cards, home, model
     assert all(card.name in result.output for card in cards)
     assert "Not listed, its spec file failed to load" in result.output
     assert "half_written.py, line 3" in result.output.replace("\n", "")
+
+
+def test_a_user_model_that_cannot_convert_hides_only_itself(cards, home, model_registry, monkeypatch):
+    # `list` with an LSTM spec in ./models crashed the process (the converter's segfault); one
+    # returning 3 scores for 4 classes, with GlobalAveragePooling2D (MEAN) or a typo in build() stopped
+    # the table.
+    monkeypatch.setenv("MICROSPEECH_HOME", str(home))  # the registered models' cards, cached above
+    runner = CliRunner()
+    edits = {
+        "with_lstm": (
+            "    x = keras.layers.Flatten()(x)\n",
+            "    x = keras.layers.Reshape((25, 160))(x)\n    x = keras.layers.LSTM(8)(x)\n",
+        ),
+        "three_scores": ("keras.layers.Dense(len(spec.classes),", "keras.layers.Dense(3,"),
+        "global_pool": ("keras.layers.Flatten()(x)", "keras.layers.GlobalAveragePooling2D()(x)"),
+        "typo": ("keras.layers.Conv2D(8", "keras.layers.Conv2d(8"),  # an AttributeError in build()
+    }
+    for name, (old, new) in edits.items():
+        assert runner.invoke(app, ["new-model", name, "--from", "tflite_micro_speech"]).exit_code == 0
+        path = Path("models") / f"{name}.py"
+        assert old in path.read_text()
+        path.write_text(path.read_text().replace(old, new))
+    result = _run("list")
+    assert result.exit_code == 0, result.output
+    listed = [line.split()[0] for line in result.output.splitlines() if line.strip()]
+    assert [name for name in list_models() if name in listed] == [card.name for card in cards]
+    text = " ".join(result.output.split())  # rich may wrap a long line anywhere
+    unlisted = text.split("Not listed, it does not build or convert for TFLM: ")[1:]
+    assert len(unlisted) == 4, result.output
+    assert any(re.match(r"with_lstm: layer 'lstm\w*' \(LSTM\): recurrent layers", line) for line in unlisted)
+    assert any(
+        line.startswith("model 'three_scores': build() returned a model whose output is (None, 3)")
+        for line in unlisted
+    )
+    assert any(line.startswith("global_pool: ") and "MEAN (output 'global_pool" in line for line in unlisted)
+    # A long path may be folded mid-word: compare without spaces.
+    typo = re.compile(r"\S*models/typo\.py,line\d+:build\(\)ofmodel'typo'raisedAttributeError:.*Conv2d")
+    assert any(typo.match(line.replace(" ", "")) for line in unlisted), unlisted

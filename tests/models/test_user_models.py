@@ -238,3 +238,24 @@ def test_a_spec_file_names_where_it_was_written(model_registry, tmp_path):
     assert f"python '{folder}/plain.py' --test" in plain and "python models/" not in plain
     assert "python THIS_FILE.py --test" in runs["quoted"].read_text()
     assert "microspeech train " + shlex.quote(str(runs["quoted"])) in " ".join(result.output.split())
+
+
+def test_build_model_checks_what_build_returned():
+    import dataclasses
+
+    import keras
+
+    seed = get_model_spec("tflite_micro_speech")
+
+    def narrow(spec):  # one channel short of the frontend's 40
+        features = keras.Input(shape=(49, 39))
+        return keras.Model(features, keras.layers.Dense(4)(keras.layers.Flatten()(features)))
+
+    with pytest.raises(ValueError, match=r"input is \(None, 49, 39\); the frontend gives \(None, 49, 40\)"):
+        dataclasses.replace(seed, build=narrow).build_model()
+
+    def raises(spec):
+        return keras.layers.Conv2d(8)
+
+    with pytest.raises(ValueError, match=r"test_user_models.py, line \d+: build\(\) of model .* Attribute"):
+        dataclasses.replace(seed, build=raises).build_model()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from microspeech.cli.app import app, console, fail
@@ -27,7 +28,8 @@ def list_command(
 ) -> None:
     """Registered models: parameters, MACs, .tflite size, TFLM arena, Cortex-M33 estimate, MVP cycles,
     measured accuracy and streaming miss rate (append -test to a name for a dry run)."""
-    from microspeech.evaluation.catalog import MEASURED_RESULTS, fit_budget, model_cards, parse_bytes
+    from microspeech.evaluation.catalog import MEASURED_RESULTS, fit_budget, model_card, parse_bytes
+    from microspeech.models import list_models
     from microspeech.models.registry import broken_spec_files
 
     limits: dict[str, int | None] = {}
@@ -38,8 +40,18 @@ def list_command(
             fail(f"{option}: {error}")
     ram, flash = limits["--max-ram"], limits["--max-flash"]
     try:
+        cards, unmeasured = [], []
         with console.status("measuring the registered models (converted once, then cached)"):
-            cards = model_cards(use_cache=not refresh)
+            for name in list_models():
+                try:
+                    cards.append(model_card(name, use_cache=not refresh))
+                except Exception as error:  # a user's model (build, conversion) hides only itself
+                    text = (
+                        str(error)
+                        if isinstance(error, ValueError | RuntimeError)
+                        else f"{type(error).__name__}: {error}"
+                    )
+                    unmeasured.append(text if repr(name) in text else f"{name}: {text}")
         fitting, closest = fit_budget(cards, max_ram=ram, max_flash=flash)
     except (ValueError, RuntimeError, KeyError) as error:
         fail(str(error))
@@ -127,4 +139,6 @@ def list_command(
     for note in filter(None, notes):
         console.print(note, style="dim")
     for error in broken_spec_files().values():
-        console.print(f"[yellow]Not listed, its spec file failed to load:[/] {error}")
+        console.print(f"[yellow]Not listed, its spec file failed to load:[/] {escape(str(error))}")
+    for error in unmeasured:
+        console.print(f"[yellow]Not listed, it does not build or convert for TFLM:[/] {escape(error)}")

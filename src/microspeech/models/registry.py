@@ -160,7 +160,8 @@ def _line_in(error: BaseException, path: Path) -> int | None:
     return line
 
 
-def _where(path: Path, error: BaseException) -> str:
+def where_in_file(path: Path, error: BaseException) -> str:
+    """The file and line of the deepest frame of `error` in `path`: "PATH, line N" (PATH if none)."""
     line = _line_in(error, path)
     return f"{path}, line {line}" if line else str(path)
 
@@ -196,7 +197,7 @@ def load_spec_file(path: str | Path) -> list[str]:
             del _FACTORIES[name], _SOURCES[name]
         kind = "ValueError" if isinstance(error, _DuplicateModel) else type(error).__name__
         raise ModelFileError(
-            f"{_where(path, error)}: loading the model spec file raised {kind}: {error}",
+            f"{where_in_file(path, error)}: loading the model spec file raised {kind}: {error}",
             claimed=error.name if isinstance(error, _DuplicateModel) else None,
         ) from error
     names = _names_from(path)
@@ -284,7 +285,7 @@ def get_model_spec(name: str) -> ModelSpec:
         spec = _FACTORIES[base]()
     except Exception as error:
         raise ModelFileError(
-            f"{_where(source, error)}: the spec function of model {base!r} raised "
+            f"{where_in_file(source, error)}: the spec function of model {base!r} raised "
             f"{type(error).__name__}: {error}"
         ) from error
     if spec.name != base:

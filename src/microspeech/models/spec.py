@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from microspeech.config import from_known_keys
@@ -230,7 +231,38 @@ class ModelSpec:
         return [name for name in self.classes if name not in (UNKNOWN, SILENCE)]
 
     def build_model(self) -> keras.Model:
-        return self.build(self)
+        """`build(self)`, checked: one input of the frontend's (frames, channels) and one output of a
+        score per class, or a ValueError saying what `build` returned (before any training)."""
+        from microspeech.models.registry import ModelFileError, where_in_file
+
+        try:
+            model = self.build(self)
+        except Exception as error:  # the user's code: name its file and line, not a traceback
+            source = Path(getattr(getattr(self.build, "__code__", None), "co_filename", "<build>"))
+            raise ModelFileError(
+                f"{where_in_file(source.resolve(), error)}: build() of model {self.name!r} raised "
+                f"{type(error).__name__}: {error}"
+            ) from error
+        expected_in, expected_out = (None, *self.input_shape), (None, len(self.classes))
+        try:
+            got_in, got_out = tuple(model.input_shape), tuple(model.output_shape)
+        except (AttributeError, TypeError, ValueError) as error:
+            raise ValueError(
+                f"model {self.name!r}: build() must return a Keras model with a defined input "
+                f"(keras.Input(shape={self.input_shape})): {error}"
+            ) from None
+        if got_in != expected_in:
+            raise ValueError(
+                f"model {self.name!r}: build() returned a model whose input is {got_in}; the frontend "
+                f"gives {expected_in} ({self.frontend.n_frames} frames x {self.frontend.n_channels} "
+                "channels, from the spec's frontend settings)"
+            )
+        if got_out != expected_out:
+            raise ValueError(
+                f"model {self.name!r}: build() returned a model whose output is {got_out}; expected "
+                f"{expected_out}, one score per class ({', '.join(self.classes)})"
+            )
+        return model
 
     def training_target(self) -> TrainingTarget:
         """What the data pipeline needs of this spec: classes, frontend, augmentation, quotas."""
