@@ -38,6 +38,21 @@ def test_verify_lists_each_unusable_file_and_fails(tmp_path):
     assert "a_nohash_0.wav" not in result.output.split("unusable")[1]
 
 
+@pytest.mark.parametrize("manifest", ["{}", "", '{"config": {}, "engines": ["espeak'])
+def test_a_foreign_or_cut_synthetic_manifest_is_named(tmp_path, subset_dir, manifest):
+    # `dataset info` raised KeyError/JSONDecodeError; `synth --output` named no file.
+    (tmp_path / "yes").mkdir()
+    for clip in sorted((subset_dir / "yes").glob("*.wav"))[:3]:
+        (tmp_path / "yes" / clip.name).write_bytes(clip.read_bytes())
+    (tmp_path / "synthetic.json").write_text(manifest)
+    (tmp_path / ".microspeech-complete").write_text("")
+    for command in (["dataset", "info", str(tmp_path)], ["dataset", "synth", "--output", str(tmp_path)]):
+        result = runner.invoke(app, command, terminal_width=300)
+        assert result.exit_code == 2, result.output
+        assert f"{tmp_path / 'synthetic.json'}: not a " in result.output
+        assert "Traceback" not in result.output
+
+
 def test_info_offline_names_the_alternatives(tmp_path, monkeypatch):
     monkeypatch.setenv("MICROSPEECH_HOME", str(tmp_path))
     result = runner.invoke(app, ["dataset", "info", "speech_commands_v2"], terminal_width=300)

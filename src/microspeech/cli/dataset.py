@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -56,6 +55,7 @@ def info_command(
 ) -> None:
     """Clips per word and split, speakers per split, background noise, skipped and converted files."""
     from microspeech.data import SPLITS
+    from microspeech.data.synthetic import read_synthetic_manifest
 
     dataset = _load(name_or_path, download)
     console.print(f"[bold]{escape(dataset.name)}[/] ({dataset.layout} layout): {escape(str(dataset.root))}")
@@ -75,9 +75,11 @@ def info_command(
     console.print(table)
     shared = dataset.speakers("train") & (dataset.speakers("validation") | dataset.speakers("test"))
     console.print(f"background noise: {len(dataset.noise_paths)} file(s)")
-    manifest_path = dataset.root / "synthetic.json"
-    if manifest_path.is_file():
-        manifest = json.loads(manifest_path.read_text())
+    try:
+        manifest = read_synthetic_manifest(dataset.root)
+    except ValueError as error:
+        fail(str(error))
+    if manifest is not None:
         voices = ", ".join(f"{split} {len(names)}" for split, names in manifest["voices"].items())
         engines = ", ".join(manifest["engines"])
         console.print(f"synthetic voices (no voice in two splits): {voices}; engines: {engines}")
@@ -119,7 +121,13 @@ def synth_command(
     import dataclasses
 
     from microspeech.data.folder import LAYOUT_SPEECH_COMMANDS, index_folder
-    from microspeech.data.synthetic import PRESETS, SynthesisError, generate_synthetic, parse_words
+    from microspeech.data.synthetic import (
+        PRESETS,
+        SynthesisError,
+        generate_synthetic,
+        parse_words,
+        read_synthetic_manifest,
+    )
 
     if preset not in PRESETS:
         fail(f"unknown --preset {preset!r}; expected one of {', '.join(PRESETS)}")
@@ -158,9 +166,9 @@ def synth_command(
     name = output.name if output is not None else preset if words is None else "synthetic-words"
     try:
         config = dataclasses.replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
-        if output is not None and (output / "synthetic.json").is_file():
-            made = json.loads((output / "synthetic.json").read_text())["config"]
-            if made != config.to_dict():
+        made = read_synthetic_manifest(output) if output is not None else None
+        if made is not None:
+            if made["config"] != config.to_dict():
                 fail(f"--output {output} holds a synthetic dataset made with other options; choose another")
         generation = generate_synthetic(config, root=output, workers=workers)
         dataset = index_folder(generation.root, name=name, layout=LAYOUT_SPEECH_COMMANDS)

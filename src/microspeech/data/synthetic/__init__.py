@@ -8,6 +8,7 @@ from microspeech.data.synthetic.generate import (
     generate_synthetic,
     load_synthetic,
     parse_words,
+    read_synthetic_manifest,
     synthetic_dir,
     word_folder,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "generate_synthetic",
     "load_synthetic",
     "parse_words",
+    "read_synthetic_manifest",
     "synthetic_dir",
     "word_folder",
 ]

@@ -22,6 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +51,29 @@ from microspeech.progress import progress_bar
 
 GENERATOR_VERSION = 1
 MANIFEST = "synthetic.json"
+
+
+def read_synthetic_manifest(root: Path) -> dict[str, Any] | None:
+    """`root`'s synthetic.json as generation wrote it (config, engines, voices), None when there is
+    none; a ValueError naming the file when it is unreadable, cut off or not microspeech's."""
+    path = Path(root) / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: not a readable synthetic dataset manifest ({error})") from None
+    expected = {"config": dict, "engines": list, "voices": dict}
+    if not isinstance(manifest, dict) or any(
+        not isinstance(manifest.get(key), kind) for key, kind in expected.items()
+    ):
+        raise ValueError(
+            f"{path}: not a synthetic dataset manifest written by microspeech "
+            f"(expected the keys {', '.join(expected)})"
+        )
+    return manifest
+
+
 NOISE_COLORS = ("white", "pink", "brown")
 # Fixed batch size: results must not depend on how many workers share the work.
 PARTIAL_RECIPE = ".microspeech-recipe"  # the fingerprint of what a partial folder holds
