@@ -6,6 +6,7 @@ module-private MICROSPEECH_HOME, so no trained model on this machine changes the
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -162,3 +163,34 @@ def test_a_user_model_that_cannot_convert_hides_only_itself(cards, home, model_r
     # A long path may be folded mid-word: compare without spaces.
     typo = re.compile(r"\S*models/typo\.py,line\d+:build\(\)ofmodel'typo'raisedAttributeError:.*Conv2d")
     assert any(typo.match(line.replace(" ", "")) for line in unlisted), unlisted
+
+
+def test_list_names_a_cut_trained_model_reads_a_bad_cache_again_and_lists_in_a_read_only_home(
+    cards, home, tmp_path, monkeypatch
+):
+    import shutil
+
+    copy = tmp_path / "home"
+    shutil.copytree(home, copy)
+    monkeypatch.setenv("MICROSPEECH_HOME", str(copy))
+    trained = copy / "models" / "two_conv" / "two_conv.tflite"
+    trained.parent.mkdir(parents=True)
+    trained.write_bytes(b"TFL3" * 10)  # a copy cut short
+    for cache in (copy / "cache" / "model_cards").glob("ds_cnn-*.json"):
+        cache.write_text("{}")  # from another version, or edited
+    result = _run("list")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert f"two_conv:{trained}:notavalid.tflite" in text.replace(" ", "")  # a long path may fold
+    assert "ds_cnn" in text and "tflite_micro_speech" in text
+    remeasured = next((copy / "cache" / "model_cards").glob("ds_cnn-*.json"))
+    assert json.loads(remeasured.read_text())["name"] == "ds_cnn"
+    trained.unlink()
+
+    def read_only_home(path, text):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("microspeech.files.write_text_atomic", read_only_home)  # measured, not cached
+    result = _run("list", "--refresh")
+    assert result.exit_code == 0, result.output
+    assert all(card.name in result.output for card in cards)

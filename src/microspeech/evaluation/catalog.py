@@ -12,11 +12,13 @@ table in which every row names the benchmark command and date that produced it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
 import re
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -172,25 +174,38 @@ def model_card(name: str, *, use_cache: bool = True) -> ModelCard:
     spec = get_model_spec(name)
     trained = models_dir() / name / f"{name}.tflite"
     trained_bytes = trained.read_bytes() if trained.is_file() else None
+    if trained_bytes is not None:
+        from microspeech.tflite.flatbuffer import check_flatbuffer
+
+        check_flatbuffer(trained_bytes, where=str(trained))  # a cut copy is named, not "the given bytes"
     key = _spec_key(spec)
     if trained_bytes is not None:
         key += "-" + hashlib.sha256(trained_bytes).hexdigest()[:16]
     cache = cache_dir() / "model_cards" / f"{name}-{key}-{int(mvp_available())}-v{CARD_FORMAT}.json"
-    if use_cache and cache.is_file():
-        card = ModelCard(**json.loads(cache.read_text()))
-    else:
+    card = _cached_card(cache) if use_cache else None
+    if card is None:
         from microspeech.files import write_text_atomic
 
         model = spec.build_model()
         source = "trained" if trained_bytes is not None else "untrained build"
         tflite_bytes = trained_bytes if trained_bytes is not None else _untrained_tflite(spec, model)
         card = _measure(name, source, tflite_bytes, int(model.count_params()))
-        write_text_atomic(cache, json.dumps(card.to_dict(), indent=2) + "\n")
+        with contextlib.suppress(OSError):  # a read-only home: measured again next time
+            write_text_atomic(cache, json.dumps(card.to_dict(), indent=2) + "\n")
     measured = MEASURED_RESULTS.get(name)
     if measured is not None:
         card.clip_accuracy = measured.clip_accuracy
         card.miss_rate_at_5_fa_per_hour = measured.miss_rate_at_5_fa_per_hour
     return card
+
+
+def _cached_card(cache: Path) -> ModelCard | None:
+    """The card stored in `cache`, None when there is none or it cannot be read back (cut off,
+    edited, from another version): it is then measured again."""
+    try:
+        return ModelCard(**json.loads(cache.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def model_cards(names: list[str] | None = None, *, use_cache: bool = True) -> list[ModelCard]:
