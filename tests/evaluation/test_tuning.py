@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from microspeech.data.streams import DetectionSummary
 from microspeech.evaluation.tuning import (
     CheckedSetting,
@@ -188,3 +190,53 @@ def test_validation_tuning_streams_the_training_dataset(trained_test_model, subs
         show_progress=False,
     )
     assert report.dataset == subset_dir.resolve().name
+
+
+def test_per_class_tuning_refuses_a_stream_without_a_keyword(trained_test_model, subset_dir, tmp_path):
+    # The stream held "no" but no "yes": the per-class list gave "yes" 255 (never detected) and
+    # `--write` stored it, silently switching the keyword off.
+    from microspeech.evaluation.tuning import tune_detection
+
+    for word in ("no", "cat", "_background_noise_"):
+        (tmp_path / word).mkdir()
+        for clip in sorted((subset_dir / word).glob("*.wav"))[:30]:
+            (tmp_path / word / clip.name).write_bytes(clip.read_bytes())
+    with pytest.raises(ValueError, match=r"--per-class: the tuning stream holds no clip of 'yes'"):
+        tune_detection(
+            trained_test_model,
+            max_fa_per_hour=1000,
+            dataset=str(tmp_path),
+            split="train",
+            minutes=1,
+            thresholds=[128, 200],
+            windows=[1000],
+            minimum_counts=[1],
+            per_class=True,
+            show_progress=False,
+        )
+
+
+def test_one_threshold_tuning_never_keeps_a_stored_list(trained_test_model, subset_dir, tmp_path):
+    # Without --per-class the stored list competed as "current" and, when it won, `--write` kept it,
+    # though the option says it then stores one threshold for all and removes the list.
+    from microspeech.evaluation.tuning import tune_detection
+    from microspeech.tflite.metadata import read_parameters, write_parameters
+
+    source = next(trained_test_model.glob("*.tflite"))
+    listed = tmp_path / source.name
+    parameters = read_parameters(source.read_bytes())
+    parameters["detection_threshold_list"] = [120, 120, 255, 255]
+    listed.write_bytes(write_parameters(source.read_bytes(), parameters))
+    report = tune_detection(
+        listed,
+        max_fa_per_hour=1e6,
+        split="validation",
+        dataset=str(subset_dir),
+        minutes=1,
+        thresholds=[250, 254],  # far worse than the stored list, which would win if it competed
+        windows=[1000],
+        minimum_counts=[1],
+        show_progress=False,
+    )
+    assert report.tuning.current.setting.detection_threshold_list == (120, 120, 255, 255)
+    assert report.tuning.chosen is not None and report.tuning.chosen.setting.detection_threshold_list is None

@@ -380,13 +380,14 @@ def verify_candidates(
 
 
 def choose(
-    verified: Sequence[CheckedSetting], current: CheckedSetting, max_fa_per_hour: float
+    verified: Sequence[CheckedSetting], current: CheckedSetting | None, max_fa_per_hour: float
 ) -> CheckedSetting | None:
     """The firmware-checked entry with the fewest misses within the budget (`_preference`
-    breaks ties), the model's own parameters (`current`) competing; None when none fits."""
+    breaks ties), the model's own parameters (`current`, unless None) competing; None when none fits."""
     # The model's own parameters compete too: when every candidate overshoots on the firmware
     # loop, keeping them may still be the best choice within the budget.
-    fitting = [entry for entry in [*verified, current] if entry.firmware.fa_per_hour <= max_fa_per_hour]
+    entries = [*verified, current] if current is not None else list(verified)
+    fitting = [entry for entry in entries if entry.firmware.fa_per_hour <= max_fa_per_hour]
     return min(fitting, key=lambda entry: _preference(entry.setting, entry.firmware)) if fitting else None
 
 
@@ -504,6 +505,16 @@ def tune_on_stream(
     from microspeech.detection.classify import KeywordSpotter
     from microspeech.detection.stream_run import run_spotter
 
+    if per_class:
+        present = {event.label for event in stream.events if event.is_keyword}
+        missing = [name for name in keyword_model.classes if not name.startswith("_") and name not in present]
+        if missing:
+            # Its threshold would be chosen on no clip at all: 255, the keyword switched off.
+            raise ValueError(
+                f"--per-class: the tuning stream holds no clip of {', '.join(map(repr, missing))}, so no "
+                "threshold can be chosen for it; use a dataset (or --split) with clips of every keyword, "
+                "or tune one threshold for all without --per-class"
+            )
     base = keyword_model.detection
     spotter = KeywordSpotter(keyword_model, base, backend=backend, reset_after_detection=False)
     # Recorded, so that each firmware check computes only where its resets make it differ.
@@ -553,7 +564,10 @@ def tune_on_stream(
     )
     current = DetectionSetting.of(base, keyword_model.class_thresholds)
     current_entry = CheckedSetting(current, firmware_score(current))
-    chosen = choose(verified, current_entry, max_fa_per_hour)
+    # Tuned for one threshold, a stored per-class list is not a candidate: what is chosen (and
+    # `--write` stores) is one threshold for all, as the option promises.
+    competing = current_entry if per_class or current.detection_threshold_list is None else None
+    chosen = choose(verified, competing, max_fa_per_hour)
     return StreamTuning(
         grid_points=len(rows),
         current=current_entry,
