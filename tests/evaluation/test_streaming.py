@@ -222,9 +222,7 @@ def test_evaluate_streaming_writes_the_report_and_the_curve(mltk_tflite, test_se
         == report.params.detection_threshold
     )
     assert report.hits + report.misses == report.keywords > 0
-    assert report.fa_per_hour == pytest.approx(
-        report.false_accepts / (report.minutes / 60), abs=1e-3
-    )
+    assert report.fa_per_hour == pytest.approx(report.false_accepts / (report.minutes / 60), abs=1e-3)
     assert [p.detection_threshold for p in report.curve] == list(range(256))
     assert report.curve[255].score.hits == report.curve[255].score.false_accepts == 0  # none above 255
     assert report.curve[0].score.hits >= report.hits
@@ -272,3 +270,37 @@ def test_the_best_point_within_a_budget_misses_fewest_and_takes_the_higher_thres
     assert best_within_budget(curve, 10.0).detection_threshold == 100
     assert best_within_budget(curve, 0.0).detection_threshold == 200
     assert best_within_budget(curve[:3], 1.0) is None
+
+
+def test_a_stored_threshold_list_is_reported_and_replayed_as_the_detector_used_it(
+    mltk_tflite, test_set_dir, subset_dir, tmp_path
+):
+    # streaming.json held detection_threshold alone, and the replayed operating point (and the
+    # plot's marker) used it, though the firmware pass had used the stored per-class list.
+    from microspeech.evaluation.streaming import evaluate_streaming
+    from microspeech.tflite.metadata import read_parameters, write_parameters
+
+    parameters = read_parameters(mltk_tflite.read_bytes())
+    parameters["detection_threshold"] = 255  # never exceeded: only the list can detect
+    parameters["detection_threshold_list"] = [150, 150, 255, 255]
+    listed = tmp_path / "listed.tflite"
+    listed.write_bytes(write_parameters(mltk_tflite.read_bytes(), parameters))
+    report = evaluate_streaming(
+        listed,
+        dataset=str(test_set_dir),
+        noise_dataset=str(subset_dir),
+        minutes=1.0,
+        snr_db=20,
+        seed=2,
+        output_dir=tmp_path / "out",
+        show_progress=False,
+    )
+    written = json.loads((tmp_path / "out" / "streaming.json").read_text())
+    assert written["detection_threshold_list"] == [150, 150, 255, 255]
+    assert written["classes"] == ["yes", "no", "_unknown_", "_silence_"]
+    firmware, replayed = (
+        report.operating_point.firmware.score,
+        report.operating_point.replayed_without_resets.score,
+    )
+    assert firmware.hits > 0 and abs(replayed.hits - firmware.hits) <= 1
+    assert next(point for point in report.curve if point.detection_threshold == 255).score.hits == 0

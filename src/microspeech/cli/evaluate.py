@@ -28,6 +28,15 @@ def _print_streaming(report: StreamingReport) -> None:
     if report.false_accepts_by_word:
         words = ", ".join(f"{word} {count}" for word, count in report.false_accepts_by_word.items())
         console.print(f"False accepts by the word playing: {words}", markup=False)
+    settings = ", ".join(f"{key}={value}" for key, value in report.params.to_dict().items())
+    console.print(f"Detection parameters: {settings}", markup=False)
+    if report.detection_threshold_list is not None:
+        listed = ", ".join(
+            f"{name} {threshold}"
+            for name, threshold in zip(report.classes, report.detection_threshold_list, strict=True)
+        )
+        console.print(f"Per-class thresholds (used instead of detection_threshold): {listed}", markup=False)
+    console.print(f"Results written to {report.output_dir}", markup=False)
 
 
 @app.command()

@@ -138,7 +138,11 @@ class StreamingReport:
     backend: str
     tolerance_ms: int
     clipped_samples: int
+    classes: list[str]
     params: DetectionParams
+    # MLTK's per-class thresholds when the model stores them: the detector uses these, not
+    # params.detection_threshold (the curve still sweeps one threshold for all).
+    detection_threshold_list: list[int] | None
     per_class: dict[str, dict[str, int]]  # class -> its counts (data.streams.StreamScore)
     per_snr: dict[str, SnrScore]  # keyed by the SNR as written ("10", "inf" for clean)
     false_accept_contexts: dict[str, int]
@@ -195,16 +199,19 @@ def threshold_curve(
     params: Any,
     *,
     thresholds: Sequence[int] = range(256),
+    class_thresholds: Sequence[int] | None = None,
     tolerance_ms: int = 1500,
 ) -> list[ThresholdPoint]:
-    """Miss rate and false accepts per hour at every threshold, replaying the detector on `scores_u8`."""
+    """Miss rate and false accepts per hour at every threshold, replaying the detector on `scores_u8`;
+    with `class_thresholds` (a per-class list), that list's one point, labelled by `thresholds[0]`."""
     from microspeech.detection.detector import detection_steps, smooth_scores
 
     smoothed = smooth_scores(scores_u8, times_ms, params.average_window_duration_ms, params.minimum_count)
     events = EventIndex(stream.events, classes, stream.seconds, tolerance_ms=tolerance_ms)
     points = []
     for threshold in thresholds:
-        steps = detection_steps(smoothed, classes, int(threshold), params.suppression_ms)
+        rule = int(threshold) if class_thresholds is None else [int(v) for v in class_thresholds]
+        steps = detection_steps(smoothed, classes, rule, params.suppression_ms)
         score = events.counts(smoothed.times_ms[steps], smoothed.top_index[steps])
         points.append(ThresholdPoint(int(threshold), score.summary()))
     return points
@@ -343,7 +350,20 @@ def evaluate_streaming(
         params,
         tolerance_ms=tolerance_ms,
     )
-    curve_at_operating = next(p for p in curve if p.detection_threshold == params.detection_threshold)
+    class_thresholds = spotter.recognizer.class_thresholds
+    if class_thresholds is None:
+        curve_at_operating = next(p for p in curve if p.detection_threshold == params.detection_threshold)
+    else:  # the stored list replayed, as the firmware pass ran it
+        curve_at_operating = threshold_curve(
+            stream,
+            replay_run.scores,
+            replay_run.times_ms,
+            keyword_model.classes,
+            params,
+            thresholds=[params.detection_threshold],
+            class_thresholds=class_thresholds,
+            tolerance_ms=tolerance_ms,
+        )[0]
     firmware_point = ThresholdPoint(params.detection_threshold, operating.summary())
     summary = firmware_point.score
     report = StreamingReport(
@@ -373,7 +393,9 @@ def evaluate_streaming(
         backend=backend,
         tolerance_ms=tolerance_ms,
         clipped_samples=stream.clipped_samples,
+        classes=list(keyword_model.classes),
         params=params,
+        detection_threshold_list=None if class_thresholds is None else [int(v) for v in class_thresholds],
         per_class=operating.per_class,
         per_snr=_per_snr(stream.events, operating.found_ms),
         false_accept_contexts=operating.false_accept_contexts,
