@@ -87,6 +87,13 @@ def test_options_that_do_not_apply_are_refused_not_ignored(model_path, clip):
         assert refused(result, f"{option} applies to --mic only")
     result = invoke("profile", model_path, "--accelerator", "mvp", "--runs", "10")
     assert refused(result, "--runs", "--accelerator mvp")
+    # evaluate ran the clips with --minutes nan and --snr-db bogus given, never checking them.
+    for option, value in (("--minutes", "nan"), ("--snr-db", "bogus"), ("--noise-dataset", "/none")):
+        result = invoke("evaluate", model_path, "--tflite", option, value)
+        assert refused(result, f"{option} applies to --streaming only")
+    assert refused(invoke("evaluate", model_path, "--tflite", "--segmented"), "--segmented applies to")
+    result = invoke("evaluate", model_path, "--streaming", "--word-offset", "0.7")
+    assert refused(result, "--word-offset applies to the clip evaluation only")
 
 
 def test_profile_refuses_nan_clock_and_a_folder_as_json(model_path, tmp_path):

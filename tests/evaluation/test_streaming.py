@@ -294,8 +294,10 @@ def test_a_stored_threshold_list_is_reported_and_replayed_as_the_detector_used_i
         seed=2,
         output_dir=tmp_path / "out",
         show_progress=False,
+        plot=False,  # evaluate --streaming --no-plots wrote the PNG anyway
     )
     written = json.loads((tmp_path / "out" / "streaming.json").read_text())
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["streaming.json"]
     assert written["detection_threshold_list"] == [150, 150, 255, 255]
     assert written["classes"] == ["yes", "no", "_unknown_", "_silence_"]
     firmware, replayed = (

@@ -41,6 +41,7 @@ def _print_streaming(report: StreamingReport) -> None:
 
 @app.command()
 def evaluate(
+    ctx: typer.Context,
     model: str = typer.Argument(..., help="Model name, model directory, .keras file or bare .tflite file."),
     tflite: bool = typer.Option(
         False, "--tflite", help="Evaluate only the int8 .tflite (default: float and int8)."
@@ -101,7 +102,21 @@ def evaluate(
         parse_snr_list,
     )
 
+    def given(name: str) -> bool:
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name != "DEFAULT"
+
     try:
+        # Options of one mode are refused in the other, not ignored.
+        stream_only = {"minutes": "--minutes", "snr_db": "--snr-db", "segmented": "--segmented"}
+        stream_only["noise_dataset"] = "--noise-dataset"
+        for name, option in (stream_only if not streaming else {"word_offset": "--word-offset"}).items():
+            if given(name):
+                raise OptionError(
+                    f"{option} applies to --streaming only"
+                    if not streaming
+                    else f"{option} applies to the clip evaluation only, not --streaming"
+                )
         check_seed(seed)
         check_number(word_offset, "--word-offset", low=0.0, high=1.0)
         if streaming:
@@ -114,6 +129,16 @@ def evaluate(
     warn_if_unfinished(model)
     if streaming:
         from microspeech.evaluation.streaming import evaluate_streaming
+        from microspeech.tflite.runtime import available_backends
+
+        backend = runtime or ("tflm" if tflm else "litert")
+        if tflm and runtime not in (None, "tflm"):
+            fail(f"--tflm and --runtime {runtime} disagree; give one")
+        if backend == "silabs-tflm" and backend not in available_backends():
+            fail(
+                f"--runtime {backend}: Silicon Labs' TFLM is not installed "
+                "(pip install --no-deps silabs-mltk==0.20.0)"
+            )
 
         try:
             report = evaluate_streaming(
@@ -124,8 +149,9 @@ def evaluate(
                 seed=seed,
                 output_dir=output,
                 noise_dataset=noise_dataset,
-                backend=runtime or ("tflm" if tflm else "litert"),
+                backend=backend,
                 segmented=segmented,
+                plot=not no_plots,
             )
         except (FileNotFoundError, ValueError) as error:
             fail(str(error))

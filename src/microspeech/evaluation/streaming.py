@@ -305,13 +305,14 @@ def evaluate_streaming(
     tolerance_ms: int = 1500,
     show_progress: bool = True,
     segmented: bool = False,
+    plot: bool = True,
 ) -> StreamingReport:
     """Build a stream, run the detector over it and write `streaming.json` + the curve PNG.
 
     `params_override` replaces detection parameters embedded in the model. With `segmented`,
     each SNR of `snr_db` (inf: clean) is a segment of its own (`stream_from_dataset`). Returns the report
     (the headline numbers at its top level). Output goes to `output_dir`, by default an
-    `eval/` folder next to the .tflite.
+    `eval/` folder next to the .tflite; `plot=False` leaves out the PNG.
     """
     from microspeech.detection.classify import KeywordSpotter, detection_params_with
 
@@ -422,7 +423,8 @@ def evaluate_streaming(
         Path(output_dir) if output_dir is not None else _default_output_dir(Path(keyword_model.source), model)
     )
     title = f"{keyword_model.name} on {data_name}: {report.minutes:g} min, SNR {report.snr_db} dB"
-    write_bytes_atomic(out / STREAM_PLOT, plot_curve(curve, firmware_point, title))
+    if plot:
+        write_bytes_atomic(out / STREAM_PLOT, plot_curve(curve, firmware_point, title))
     write_text_atomic(out / STREAM_JSON, json.dumps(report.to_dict(), indent=2) + "\n")
     report.output_dir = out
     return report
