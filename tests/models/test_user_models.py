@@ -259,3 +259,13 @@ def test_build_model_checks_what_build_returned():
 
     with pytest.raises(ValueError, match=r"test_user_models.py, line \d+: build\(\) of model .* Attribute"):
         dataclasses.replace(seed, build=raises).build_model()
+
+
+def test_a_folder_of_several_models_without_a_manifest_is_ambiguous(tmp_path):
+    # The first .tflite by name was taken, silently: evaluate scored a.tflite of a folder of two.
+    from microspeech.models import ModelResolutionError, resolve_model
+
+    for name in ("b.tflite", "a.tflite"):
+        (tmp_path / name).write_bytes(b"not read")
+    with pytest.raises(ModelResolutionError, match=r"holds 2 models \(a.tflite, b.tflite\) and no manifest"):
+        resolve_model(tmp_path)

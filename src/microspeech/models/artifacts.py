@@ -231,7 +231,12 @@ def _folder_model_name(folder: Path) -> str:
     if isinstance(name, str) and name:
         return name
     for pattern in (f"{folder.name}.tflite", "*.tflite", f"{folder.name}.keras", "*.keras"):
-        found = sorted(folder.glob(pattern))
+        found = sorted(path for path in folder.glob(pattern) if path.is_file())
+        if len(found) > 1:  # the first by name would be a guess
+            raise ModelResolutionError(
+                f"{folder}: holds {len(found)} models ({', '.join(path.name for path in found)}) and no "
+                "manifest.json naming one; give the file itself"
+            )
         if found:
             return found[0].name.removesuffix(found[0].suffix)
     raise ModelResolutionError(f"{folder}: no manifest.json, .tflite or .keras model in this folder")
