@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 import microspeech
@@ -81,3 +83,11 @@ def test_numba_caches_in_a_temporary_folder_when_it_has_no_place_of_its_own(tmp_
     environment = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "mine")}
     run = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True)
     assert run.stdout.strip() == str(tmp_path / "mine"), run.stderr
+
+
+def test_an_empty_microspeech_home_is_the_default_not_the_current_folder(monkeypatch):
+    # MICROSPEECH_HOME= (set, empty) put datasets and models into ./datasets and ./models.
+    from microspeech.paths import home_dir
+
+    monkeypatch.setenv("MICROSPEECH_HOME", "")
+    assert home_dir() == Path.home() / ".microspeech"

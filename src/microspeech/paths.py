@@ -7,8 +7,9 @@ from pathlib import Path
 
 
 def home_dir() -> Path:
-    """Root of everything microspeech stores: `MICROSPEECH_HOME` or ~/.microspeech."""
-    return Path(os.environ.get("MICROSPEECH_HOME", Path.home() / ".microspeech")).expanduser()
+    """Root of everything microspeech stores: `MICROSPEECH_HOME` or ~/.microspeech (also when the
+    variable is set but empty, which would otherwise mean the current folder)."""
+    return Path(os.environ.get("MICROSPEECH_HOME") or Path.home() / ".microspeech").expanduser()
 
 
 def datasets_dir() -> Path:
