@@ -3,7 +3,7 @@ import tarfile
 
 import pytest
 
-from microspeech.data.archive import COMPLETE_MARKER, extract_archive
+from microspeech.data.archive import COMPLETE_MARKER, ArchiveError, extract_archive
 
 
 def _tar_with(path, members):
@@ -27,7 +27,7 @@ def test_extracts_once_and_unwraps_top_folder(tmp_path):
 def test_refuses_members_outside_the_target(tmp_path):
     archive = tmp_path / "evil.tar.gz"
     _tar_with(archive, [("../escape.txt", b"bad")])
-    with pytest.raises(RuntimeError, match="evil.tar.gz"):
+    with pytest.raises(ArchiveError, match="evil.tar.gz"):
         extract_archive(archive, tmp_path / "out")
     assert not (tmp_path / "escape.txt").exists()
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()

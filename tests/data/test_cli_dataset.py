@@ -94,3 +94,16 @@ def test_synth_reports_time_then_uses_the_cache(tmp_path, monkeypatch):
     assert "generated 70 clips in" in first.output and "clips/s" in first.output
     second = runner.invoke(app, arguments, terminal_width=200)
     assert "already generated (cached)" in second.output
+
+
+def test_an_archive_that_does_not_extract_is_one_line(tmp_path, monkeypatch):
+    # A verified download whose extraction failed (a full disk, say) ended in a traceback.
+    import microspeech.data.speech_commands as speech_commands
+
+    garbage = tmp_path / "archive.tar.gz"
+    garbage.write_bytes(bytes(range(256)) * 20)
+    monkeypatch.setenv("MICROSPEECH_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(speech_commands, "download_file", lambda *args, **kwargs: garbage)  # no internet here
+    result = runner.invoke(app, ["dataset", "download", "speech_commands_test_set_v0.02"], terminal_width=300)
+    assert result.exit_code == 2, result.output
+    assert f"{garbage}: extraction failed" in result.output and "nothing was kept" in result.output

@@ -8,6 +8,11 @@ from pathlib import Path
 
 from microspeech.files import COMPLETE_MARKER, atomic_directory
 
+
+class ArchiveError(ValueError):
+    """An archive that cannot be extracted (corrupt, cut short, unsafe, a full disk); the message
+    names it, and nothing of it is kept."""
+
 __all__ = ["COMPLETE_MARKER", "extract_archive"]
 
 
@@ -70,7 +75,7 @@ def extract_archive(archive: str | Path, target_dir: str | Path, *, show_progres
                 else:  # Python < 3.11.4 (e.g. Debian 12's 3.11.2) has no extraction filters
                     tar.extractall(partial, members=_safe_members(tar, partial))
         except (tarfile.TarError, OSError, EOFError) as error:
-            raise RuntimeError(f"{archive}: extraction failed ({error}); nothing was kept") from error
+            raise ArchiveError(f"{archive}: extraction failed ({error}); nothing was kept") from error
         # Archives hold one top-level folder; unwrap it so target_dir is the dataset root.
         entries = list(partial.iterdir())
         if len(entries) == 1 and entries[0].is_dir():
