@@ -177,3 +177,19 @@ def test_a_write_that_fails_is_one_line_naming_the_file(tmp_path, clip, monkeypa
     error = " ".join(capsys.readouterr().err.split())
     assert f"error: cannot write {out}: No space left on device" in error and ".partial" not in error
     assert not out.exists() and list(out.parent.iterdir()) == []
+
+
+def test_usage_errors_are_one_line_and_an_empty_path_is_refused(model_path, clip):
+    # Typer printed a multi-line box for these; `export --c ""` wrote into the current folder.
+    for args, fragment in (
+        (["dataset", "synth", "--seed", "abc"], "Invalid value for '--seed'"),
+        (["list", "--json"], "No such option: --json"),
+        (["evaluate"], "Missing argument 'model'"),
+        (["export", model_path, "--c", ""], "'--c': an empty path"),
+        (["features", clip, "--out", " "], "'--out': an empty path"),
+        (["evaluate", model_path, "--output", ""], "'--output': an empty path"),
+    ):
+        result = invoke(*args)
+        assert result.exit_code == 2, result.output
+        assert result.output.strip().startswith("error: ") and fragment in result.output, result.output
+        assert "╭" not in result.output and "Traceback" not in result.output

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+import typer.rich_utils
 from rich import box
 from rich.console import Console
 from rich.markup import escape
@@ -28,9 +29,29 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
+
+
+def _one_line_usage_error(error: Any) -> None:
+    """Typer's usage errors (an unknown option, `--seed abc`) in the one line every other error
+    takes, instead of its multi-line box: what the README promises for any bad input."""
+    context = getattr(error, "ctx", None)
+    hint = f" (see: {context.command_path} --help)" if context is not None else ""
+    err_console.print(f"[bold red]error:[/] {escape(error.format_message())}{escape(hint)}")
+
+
+# Typer prints a usage error through this function (typer.core._main); it stays one line here.
+typer.rich_utils.rich_format_error = _one_line_usage_error
 # Off a terminal (CI logs, pipes, files) an error is one line however long: hard-wrapping
 # at 80 columns would split paths and option names wherever the width happens to fall.
 err_console = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
+
+
+def path_option(value: str) -> Path:
+    """Typer `parser=` for a path option: "" (an unset shell variable) is refused, where it would
+    become the current folder and write there."""
+    if not value.strip():
+        raise typer.BadParameter("an empty path (an unset shell variable?); give a file or folder")
+    return Path(value)
 
 
 def compact_table(title: str | None = None, **options: Any) -> Table:

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from microspeech.cli.app import app, console, fail
+from microspeech.cli.app import app, console, fail, path_option
 from microspeech.progress import progress_bar
 
 dataset_app = typer.Typer(help="Download, inspect, generate and check datasets.", no_args_is_help=True)
@@ -109,7 +109,10 @@ def synth_command(
         'e.g. "marvin,sheila,lights on"; a phrase\'s folder (its label) has _ for spaces: lights_on.',
     ),
     output: Path = typer.Option(
-        None, "--output", help="Write the dataset here (default: ~/.microspeech/datasets/synthetic-<hash>)."
+        None,
+        "--output",
+        parser=path_option,
+        help="Write the dataset here (default: ~/.microspeech/datasets/synthetic-<hash>).",
     ),
 ) -> None:
     """Generate the synthetic dataset with eSpeak NG (cached: a second run returns at once).

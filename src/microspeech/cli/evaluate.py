@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from microspeech.cli.app import app, console, fail, warn_if_unfinished
+from microspeech.cli.app import app, console, fail, path_option, warn_if_unfinished
 
 if TYPE_CHECKING:
     from microspeech.evaluation.streaming import StreamingReport
@@ -58,7 +58,9 @@ def evaluate(
         "--dataset",
         help="Dataset name or folder (default: the model's test split, else the official test set).",
     ),
-    output: Path = typer.Option(None, "--output", help="Results folder (default: <model dir>/eval)."),
+    output: Path = typer.Option(
+        None, "--output", parser=path_option, help="Results folder (default: <model dir>/eval)."
+    ),
     seed: int = typer.Option(
         0, "--seed", help="Seed for anything sampled (silence slices, streaming audio)."
     ),

@@ -6,13 +6,15 @@ from pathlib import Path
 
 import typer
 
-from microspeech.cli.app import app, console, fail, model_file
+from microspeech.cli.app import app, console, fail, model_file, path_option
 
 
 @app.command("export")
 def export_command(
     model: str = typer.Argument(..., help="A .tflite file or a trained model's name."),
-    c_dir: Path = typer.Option(..., "--c", help="Folder for the C/C++ sources (created if missing)."),
+    c_dir: Path = typer.Option(
+        ..., "--c", parser=path_option, help="Folder for the C/C++ sources (created if missing)."
+    ),
     name: str | None = typer.Option(None, "--name", help="Symbol prefix (default: the model's name)."),
 ) -> None:
     """Write the .tflite as an aligned C array (.cc + .h) and a settings header.

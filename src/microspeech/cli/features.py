@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from microspeech.cli.app import app, console, fail, model_file
+from microspeech.cli.app import app, console, fail, model_file, path_option
 
 if TYPE_CHECKING:
     from microspeech.frontend import FrontendSettings
@@ -23,8 +23,12 @@ class FeatureDtype(StrEnum):
 @app.command("features")
 def features_command(
     audio: Path = typer.Argument(..., help="Audio file (any rate, channels or encoding soundfile reads)."),
-    out: Path | None = typer.Option(None, "--out", help="Save the features to this .npy file."),
-    plot: Path | None = typer.Option(None, "--plot", help="Draw a labelled spectrogram to this .png file."),
+    out: Path | None = typer.Option(
+        None, "--out", parser=path_option, help="Save the features to this .npy file."
+    ),
+    plot: Path | None = typer.Option(
+        None, "--plot", parser=path_option, help="Draw a labelled spectrogram to this .png file."
+    ),
     dtype: FeatureDtype = typer.Option(
         FeatureDtype.int8, "--dtype", help="int8 (what the model sees) or uint16 (raw frontend output)."
     ),
@@ -34,6 +38,7 @@ def features_command(
     settings_file: Path | None = typer.Option(
         None,
         "--settings",
+        parser=path_option,
         help="JSON with MLTK fe.* keys (default: MLTK's own tflite_micro_speech frontend, which the "
         "models registered here change; --model reads a model's own).",
     ),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from microspeech.cli.app import app, console, fail
+from microspeech.cli.app import app, console, fail, path_option
 
 
 @app.command("new-model")
@@ -22,7 +22,11 @@ def new_model(
         None, "--keywords", help="Comma-separated words to spot instead (e.g. on,off)."
     ),
     output: Path | None = typer.Option(
-        None, "--output", "-o", help="Where to write the spec file (default ./models/NAME.py)."
+        None,
+        "--output",
+        "-o",
+        parser=path_option,
+        help="Where to write the spec file (default ./models/NAME.py).",
     ),
 ) -> None:
     """Write a commented spec file (classes, frontend, layers, training, augmentation, detection)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from microspeech.cli.app import app, compact_table, console, fail, model_file
+from microspeech.cli.app import app, compact_table, console, fail, model_file, path_option
 
 DEFAULT_RUNS = 500  # host inferences timed for the median latency
 
@@ -24,7 +24,7 @@ def profile_command(
         DEFAULT_RUNS, "--runs", help="Host inferences to time (the median is reported)."
     ),
     json_path: Path | None = typer.Option(
-        None, "--json", help="Also write the full report to this JSON file."
+        None, "--json", parser=path_option, help="Also write the full report to this JSON file."
     ),
     accelerator: str = typer.Option(
         "none",

@@ -32,9 +32,7 @@ def train(
     resume: bool = typer.Option(
         False, "--resume", help="Continue an interrupted run from its last checkpoint."
     ),
-    epochs: int | None = typer.Option(
-        None, "--epochs", help="Override the spec's maximum number of epochs."
-    ),
+    epochs: int | None = typer.Option(None, "--epochs", help="Override the spec's maximum number of epochs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     test: bool = typer.Option(
         False, "--test", help="Dry run (as NAME-test): a few clips per class, 3 epochs, batch 3."

@@ -19,7 +19,7 @@ from microspeech.checks import (
     parse_int_list,
     parse_snr_list,
 )
-from microspeech.cli.app import app, compact_table, console, fail
+from microspeech.cli.app import app, compact_table, console, fail, path_option
 from microspeech.detection.params import PARAM_RANGES
 
 if TYPE_CHECKING:
@@ -67,7 +67,9 @@ def tune(
         "instead of detection_threshold); without it one threshold for all, and --write removes a "
         "stored list.",
     ),
-    output: Path = typer.Option(None, "--output", help="Also write the full sweep as JSON here."),
+    output: Path = typer.Option(
+        None, "--output", parser=path_option, help="Also write the full sweep as JSON here."
+    ),
 ) -> None:
     """Tune detection_threshold, window and minimum_count for a false-accept budget on a stream.
 

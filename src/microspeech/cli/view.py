@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from microspeech.cli.app import app, console, fail, model_file
+from microspeech.cli.app import app, console, fail, model_file, path_option
 
 
 @app.command("view")
@@ -16,7 +16,7 @@ def view_command(
         False, "--tflite", help="For a model name or .keras file: draw its .tflite, not the Keras model."
     ),
     out: Path | None = typer.Option(
-        None, "--out", help="Folder for the SVG and PNG (default: next to the model)."
+        None, "--out", parser=path_option, help="Folder for the SVG and PNG (default: next to the model)."
     ),
     netron: bool = typer.Option(
         False, "--netron", help="Open the model in Netron (needs `pip install netron`)."
