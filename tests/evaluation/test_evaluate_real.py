@@ -261,3 +261,20 @@ def test_the_python_api_names_a_bad_seed_or_conflicting_runtimes(mltk_tflite_pat
             evaluate_model(mltk_tflite_path, seed=seed)  # type: ignore[arg-type]
     with pytest.raises(EvaluationError, match="--tflm and --runtime litert disagree"):
         evaluate_model(mltk_tflite_path, tflm=True, runtime="litert")
+
+
+def test_a_model_of_other_classes_is_refused_naming_them(
+    mltk_tflite_path: Path, test_set_dir: Path, tmp_path
+):
+    # MLTK's magic-wand model on speech clips: "need at least one array to concatenate".
+    from microspeech.tflite.metadata import read_parameters, write_parameters
+
+    parameters = read_parameters(mltk_tflite_path.read_bytes())
+    parameters["classes"] = ["wing", "ring", "slope", "negative"]
+    gesture = tmp_path / "gesture.tflite"
+    gesture.write_bytes(write_parameters(mltk_tflite_path.read_bytes(), parameters))
+    with pytest.raises(
+        EvaluationError, match=r"no 'test' clip of any class of .*gesture.tflite \(wing, ring"
+    ):
+        evaluate_model(gesture, tflite=True, dataset=str(test_set_dir), output_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -196,6 +196,12 @@ def evaluate_model(
     )
     features = np.asarray(eval_set.features)
     labels = np.asarray(eval_set.labels, dtype=np.int64)
+    if len(labels) == 0:  # e.g. a gesture model's classes against speech clips
+        words = ", ".join(audio_dataset.words[:12]) + (" ..." if len(audio_dataset.words) > 12 else "")
+        raise EvaluationError(
+            f"{source}: no '{split}' clip of any class of {target.tflite_path or model} "
+            f"({', '.join(target.classes)}); the dataset's words: {words}"
+        )
 
     results: list[VariantResult] = []
     with _progress() as progress:
