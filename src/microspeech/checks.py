@@ -38,7 +38,9 @@ def _range_text(low: float | None, high: float | None) -> str:
 
 def _bound(value: float) -> str:
     """An integer bound in full (a seed's 4294967295, not 4.29497e+09), others short."""
-    return str(value) if isinstance(value, int) else f"{value:g}"
+    if isinstance(value, int) or (float(value).is_integer() and abs(value) < 1e16):
+        return str(int(value))
+    return f"{value:g}"
 
 
 def check_number(
@@ -73,8 +75,17 @@ def check_number(
         or (high is not None and number > high)
         or (above is not None and not number > above)
     ):
-        raise OptionError(f"{option} {number:g}: out of range; expected {accepted}")
+        raise OptionError(f"{option} {_as_given(value, number)}: out of range; expected {accepted}")
     return number
+
+
+def _as_given(value: object, number: float) -> str:
+    """The value as the user wrote it (3600001, not the 3.6e+06 that `:g` rounds it to)."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int) or (number.is_integer() and abs(number) < 1e16):
+        return str(int(number))
+    return repr(number)
 
 
 def is_whole_number(value: object) -> bool:
