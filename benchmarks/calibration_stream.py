@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bundles import SUBSET, machine_description, shared_bundle
+from bundles import SUBSET, machine_description, run, shared_bundle
 from validation_scoring import best_misses
 
 KEYS = ("detection_threshold", "average_window_duration_ms", "minimum_count", "suppression_ms")
@@ -122,4 +122,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bundles import DEV_TEST_SET, SUBSET, machine_description, shared_bundle
+from bundles import DEV_TEST_SET, SUBSET, machine_description, run, shared_bundle
 from microspeech.evaluation.metrics import balanced_accuracy, overall_accuracy
 
 GOAL_ACCURACY, GOAL_BALANCED = 90.0, 88.0
@@ -128,4 +128,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

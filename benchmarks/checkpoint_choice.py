@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bundles import SUBSET, machine_description, shared_bundle
+from bundles import SUBSET, machine_description, run, shared_bundle
 from validation_scoring import best_misses, validation_clips
 
 BUDGETS = (2, 6, 20)
@@ -147,4 +147,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

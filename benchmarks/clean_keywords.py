@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from bundles import SUBSET, machine_description, shared_bundle
+from bundles import SUBSET, machine_description, run, shared_bundle
 
 # A detection counts for a clip from the clip's start until this long after its end (the firmware's
 # latency and averaging window delay it), as the streaming benchmark's tolerance does.
@@ -134,4 +134,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

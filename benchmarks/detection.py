@@ -34,7 +34,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from bundles import DEV_TEST_SET, MLTK_ZIP, SUBSET, machine_description, shared_bundle  # noqa: E402
+from bundles import DEV_TEST_SET, SUBSET, machine_description, mltk_model_zip, run, shared_bundle  # noqa: E402
 from clean_keywords import clean_keyword_run  # noqa: E402
 from microspeech.audio import SAMPLE_RATE  # noqa: E402
 from microspeech.data import load_dataset  # noqa: E402
@@ -189,7 +189,7 @@ def main() -> None:
     noise = args.noise_dataset or str(shared_bundle(SUBSET, HINT))
     conditions = [float("inf") if v.strip() == "clean" else float(v) for v in args.conditions.split(",")]
 
-    with zipfile.ZipFile(MLTK_ZIP) as archive:
+    with zipfile.ZipFile(mltk_model_zip()) as archive:
         reference_path = args.output / "mltk" / "tflite_micro_speech.tflite"
         reference_path.parent.mkdir(parents=True, exist_ok=True)
         reference_path.write_bytes(archive.read("tflite_micro_speech.tflite"))
@@ -292,4 +292,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

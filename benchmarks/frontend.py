@@ -31,7 +31,7 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from bundles import DEV_TEST_SET, machine_description, shared_bundle
+from bundles import DEV_TEST_SET, machine_description, run, shared_bundle
 from microspeech.audio import fit_length, read_audio
 from microspeech.frontend import FrontendSettings, compute_features
 from microspeech.testing.mltk_oracle import INSTALL_HINT, MltkFrontend, find_wrapper
@@ -151,4 +151,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -35,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-from bundles import SUBSET, machine_description, shared_bundle
+from bundles import SUBSET, machine_description, run, shared_bundle
 
 # Speech Commands v0.02: clips per word (105,829 in all).
 V2_COUNTS = {
@@ -249,4 +249,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -25,7 +25,7 @@ import argparse
 import os
 from pathlib import Path
 
-from bundles import SUBSET, linked_copy, shared_bundle
+from bundles import SUBSET, linked_copy, run, shared_bundle
 
 
 def main() -> None:
@@ -83,4 +83,4 @@ def add_synthetic_clips(output: Path, words: set[str], parser: argparse.Argument
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

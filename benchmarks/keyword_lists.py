@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from bundles import DEV_TEST_SET, SUBSET, machine_description, shared_bundle
+from bundles import run as run_benchmark
 
 EIGHT_COMMANDS = "yes,no,up,down,left,right,stop,go"
 MICROSPEECH = [
@@ -213,4 +214,4 @@ def table(cells: list, rule: bool = True) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

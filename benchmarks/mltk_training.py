@@ -48,6 +48,7 @@ from bundles import (
     SUBSET,
     cpu_flags,
     machine_description,
+    run,
     shared_bundle,
     tensorflow_environment,
 )
@@ -369,4 +370,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

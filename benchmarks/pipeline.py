@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from bundles import machine_description
+from bundles import machine_description, run
 from microspeech.data import load_dataset
 from microspeech.data.clip_bank import trim
 from microspeech.data.pipeline import TrainingPipeline
@@ -76,4 +76,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

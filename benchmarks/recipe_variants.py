@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bundles import DEV_TEST_SET, SUBSET, machine_description, shared_bundle
+from bundles import DEV_TEST_SET, SUBSET, machine_description, run, shared_bundle
 from microspeech.evaluation.metrics import balanced_accuracy, class_accuracies, overall_accuracy
 
 
@@ -110,4 +110,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

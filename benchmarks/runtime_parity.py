@@ -22,7 +22,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from bundles import DEV_TEST_SET, MLTK_ZIP, machine_description, shared_bundle
+from bundles import DEV_TEST_SET, machine_description, mltk_model_zip, run, shared_bundle
 from microspeech.data import load_dataset
 from microspeech.data.pipeline import make_eval_set
 from microspeech.evaluation.evaluate import score_keras
@@ -85,7 +85,7 @@ def main() -> None:
         "| float acc. | int8 acc. (litert) | int8 acc. (silabs-tflm) |"
     )
     print("|---|---|---|---|---|---|---|---|")
-    with zipfile.ZipFile(MLTK_ZIP) as archive:
+    with zipfile.ZipFile(mltk_model_zip()) as archive:
         shipped = archive.read("tflite_micro_speech.tflite")
         print(row("MLTK shipped", shipped, mltk_features, mltk_labels, "-"))
     for folder in args.models:
@@ -104,4 +104,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

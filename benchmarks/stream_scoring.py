@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bundles import MLTK_ZIP, SUBSET, machine_description, shared_bundle
+from bundles import SUBSET, machine_description, mltk_model_zip, run, shared_bundle
 from microspeech.data import load_dataset
 from microspeech.detection.classify import KeywordSpotter
 from microspeech.detection.keyword_model import load_keyword_model
@@ -95,7 +95,7 @@ def main() -> None:
         parser.error("--minutes and --validation-minutes must be above 0 and --repeats at least 1")
 
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine_description()}")
-    model = load_keyword_model(args.model or MLTK_ZIP)
+    model = load_keyword_model(args.model or mltk_model_zip())
     spec = get_model_spec("tflite_micro_speech")
     spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, calibration_minutes=args.minutes))
     dataset = load_dataset(str(shared_bundle(SUBSET)))
@@ -192,4 +192,4 @@ def float_scoring(dataset, spec, args) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

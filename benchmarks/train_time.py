@@ -23,7 +23,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bundles import REPO, SUBSET, cpu_flags, machine_description, shared_bundle
+from bundles import REPO, SUBSET, cpu_flags, machine_description, run, shared_bundle
 from mltk_training import manifest_summary, timed
 
 MODEL = "tflite_micro_speech"
@@ -116,4 +116,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -18,7 +18,7 @@ import argparse
 import random
 from pathlib import Path
 
-from bundles import SPLIT_LISTS, SUBSET, linked_copy, shared_bundle
+from bundles import SPLIT_LISTS, SUBSET, linked_copy, run, shared_bundle
 
 
 def main() -> None:
@@ -57,4 +57,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

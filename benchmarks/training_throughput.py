@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 
-from bundles import CPU_CHOICES, CPU_HELP, machine_description, tensorflow_environment
+from bundles import CPU_CHOICES, CPU_HELP, machine_description, run, tensorflow_environment
 
 BATCH = 32
 VARIANTS = ("keras", "keras-1-thread", "microspeech")
@@ -107,4 +107,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

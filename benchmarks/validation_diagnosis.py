@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bundles import SUBSET, machine_description, shared_bundle
+from bundles import SUBSET, machine_description, run, shared_bundle
 from clean_keywords import clean_keyword_runs, found_line
 from validation_scoring import best_misses, event_peaks, validation_clips
 
@@ -64,6 +64,8 @@ def main() -> None:
         "subset for models trained on a copy with some words held out, so those words are unseen",
     )
     args = parser.parse_args()
+    if args.minutes is not None and not 0 < args.minutes <= 240:
+        parser.error(f"--minutes {args.minutes:g}: expected above 0 and at most 240")  # 0 ran the default
     print(machine_description(), flush=True)
     from microspeech.data import load_dataset
     from microspeech.data.streams import score_detections
@@ -114,7 +116,7 @@ def main() -> None:
                 f"count {chosen['minimum_count']}: {100 * firmware['miss_rate']:.1f}% missed at "
                 f"{firmware['fa_per_hour']:.1f} FA/h on the validation stream"
             )
-        if args.minutes:
+        if args.minutes is not None:
             spec = dataclasses.replace(
                 spec, train=dataclasses.replace(spec.train, stream_validation_minutes=args.minutes)
             )
@@ -176,4 +178,4 @@ def print_peaks(peaks, detection) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -17,7 +17,7 @@ import dataclasses
 
 import numpy as np
 
-from bundles import SUBSET, machine_description, shared_bundle
+from bundles import SUBSET, machine_description, run, shared_bundle
 
 
 def main() -> None:
@@ -78,4 +78,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)
