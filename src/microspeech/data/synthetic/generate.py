@@ -63,7 +63,7 @@ def read_synthetic_manifest(root: Path) -> dict[str, Any] | None:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: not a readable synthetic dataset manifest ({error})") from None
-    expected = {"config": dict, "engines": list, "voices": dict}
+    expected = {"config": dict, "engines": dict, "voices": dict}
     if not isinstance(manifest, dict) or any(
         not isinstance(manifest.get(key), kind) for key, kind in expected.items()
     ):
