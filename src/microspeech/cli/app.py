@@ -28,7 +28,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+# Off a terminal a line is never folded either: a path in a CI log stays whole, copy-pastable.
+console = Console(soft_wrap=not sys.stdout.isatty())
 
 
 def _one_line_usage_error(error: Any) -> None:
