@@ -108,3 +108,44 @@ def test_export_refuses_a_file_as_the_folder(mltk_tflite_path, tmp_path):
     target.write_text("x")
     result = CliRunner().invoke(app, ["export", str(mltk_tflite_path), "--c", str(target)])
     assert result.exit_code == 2 and "--c" in result.output and "is a file, not a folder" in result.output
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="no C compiler")
+def test_odd_metadata_is_still_valid_c_that_reads_back(mltk_tflite_bytes, tmp_path):
+    # A CR or a NUL in a class name ended the string literal, "??/" formed a trigraph, 1e39f
+    # exceeded float's range and -2**63 was "so large that it is unsigned".
+    classes = ["cr\rx", "tab\there", "tri??/g", 'caf\u00e9"q\\', "nul\0end"]
+    parameters = {**read_parameters(mltk_tflite_bytes), "classes": classes, "big": 1e39, "low": -(2**63)}
+    files = export_c(write_parameters(mltk_tflite_bytes, parameters), tmp_path)
+    main = tmp_path / "odd.c"
+    main.write_text(
+        f'#include "{files.settings.name}"\n#include <stdio.h>\n#include <string.h>\n'
+        "int main(void) {\n"
+        "    for (int i = 0; i < TFLITE_MICRO_SPEECH_CLASSES_COUNT; i++) {\n"
+        "        const char *name = TFLITE_MICRO_SPEECH_CLASSES[i];\n"
+        "        size_t length = strlen(name);\n"
+        "        if (i == 4) length = 7;  /* past the NUL */\n"
+        "        fwrite(name, 1, length, stdout); fputc(10, stdout);\n"
+        "    }\n"
+        '    printf("%g %lld\\n", (double)TFLITE_MICRO_SPEECH_BIG, (long long)TFLITE_MICRO_SPEECH_LOW);\n'
+        "    return 0;\n}\n"
+    )
+    binary = tmp_path / "odd"
+    compile_ = ["gcc", "-std=c99", "-Wall", "-Werror", "-Wtrigraphs", str(main), "-o", str(binary)]
+    subprocess.run(compile_, check=True, cwd=tmp_path)
+    printed = subprocess.run([str(binary)], capture_output=True, check=True).stdout
+    expected = "".join(name + "\n" for name in classes).encode() + b"1e+39 -9223372036854775808\n"
+    assert printed == expected
+
+
+def test_metadata_c_cannot_hold_is_refused_naming_the_parameter(mltk_tflite_path, tmp_path):
+    source = mltk_tflite_path.read_bytes()
+    for extra, message in (
+        ({"volume_gain": float("nan")}, "parameter 'volume_gain': a non-finite number"),
+        ({"fe_sample_rate_hz": 8000}, "parameters 'fe.sample_rate_hz' and 'fe_sample_rate_hz' both become"),
+    ):
+        model = tmp_path / "odd.tflite"
+        model.write_bytes(write_parameters(source, {**read_parameters(source), **extra}))
+        with pytest.raises(ValueError, match=f"odd.tflite: cannot write its settings header: {message}"):
+            export_c(model, tmp_path / "out")
+        assert not (tmp_path / "out").exists()

@@ -42,15 +42,40 @@ def c_identifier(text: str) -> str:
 
 
 def _c_string(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
+    """A C string literal of `text`'s UTF-8 bytes: printable ASCII as is, anything else (a CR, a
+    NUL, a non-ASCII letter) as a 3-digit octal escape, and `?` escaped so no trigraph forms."""
+    parts = []
+    for byte in text.encode("utf-8"):
+        char = chr(byte)
+        if char in '"\\?':
+            parts.append("\\" + char)
+        elif 0x20 <= byte < 0x7F:
+            parts.append(char)
+        else:
+            parts.append(f"\\{byte:03o}")
+    return '"' + "".join(parts) + '"'
+
+
+FLOAT_MAX = 3.4028234663852886e38
 
 
 def _c_float(value: float) -> str:
+    """A float literal; one past float's range is written as a double (no `f`), which C keeps."""
     if not math.isfinite(value):
-        raise ValueError(f"cannot export a non-finite float {value!r} to C")
+        raise ValueError(f"a non-finite number ({value!r}) has no C literal")
     text = repr(float(value))
-    return (text if ("." in text or "e" in text) else text + ".0") + "f"
+    text = text if ("." in text or "e" in text) else text + ".0"
+    return text + ("f" if abs(value) <= FLOAT_MAX else "")
+
+
+def _c_int(value: int) -> str:
+    if not -(2**63) <= value <= 2**64 - 1:
+        raise ValueError(f"{value} does not fit a 64-bit C integer")
+    if value == -(2**63):  # 9223372036854775808 alone is too large a literal
+        return "(-9223372036854775807LL - 1)"
+    if value < -(2**31):
+        return f"{value}LL"
+    return str(value) + ("ULL" if value > 2**32 - 1 else "u" if value > 2**31 - 1 else "")
 
 
 def _c_scalar(value: Any) -> str:
@@ -58,7 +83,7 @@ def _c_scalar(value: Any) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, int):
-        text = str(value) + ("ULL" if value > 2**32 - 1 else "u" if value > 2**31 - 1 else "")
+        text = _c_int(value)
     elif isinstance(value, float):
         text = _c_float(value)
     else:
@@ -109,6 +134,32 @@ def _model_data_header(symbol: str, length: int, guard: str) -> str:
     )
 
 
+def _parameter_lines(
+    name: str, value: Any, lines: list[str], arrays: list[str]
+) -> tuple[list[str], list[str]]:
+    """`lines` and `arrays` with the macro (or array) of one parameter added."""
+    if isinstance(value, (bytes, bytearray)):
+        arrays.append(
+            f"static const unsigned char {name}[{max(len(value), 1)}] = "
+            f"{{{', '.join(f'0x{b:02x}' for b in value) or '0'}}};"
+        )
+        lines.append(f"#define {name}_LEN {len(value)}")
+    elif isinstance(value, list):
+        lines.append(f"#define {name}_COUNT {len(value)}")
+        if all(isinstance(v, str) for v in value):
+            items = ", ".join(_c_string(v) for v in value)
+            arrays.append(f"static const char *const {name}[] = {{{items or '0'}}};")
+        elif all(isinstance(v, int) for v in value):
+            arrays.append(f"static const int {name}[] = {{{', '.join(str(v) for v in value) or '0'}}};")
+        else:
+            arrays.append(
+                f"static const float {name}[] = {{{', '.join(_c_float(v) for v in value) or '0'}}};"
+            )
+    else:
+        lines.append(f"#define {name} {_c_scalar(value)}")
+    return lines, arrays
+
+
 def _settings_header(symbol: str, params: dict[str, Any], tflite_bytes: bytes, guard: str) -> str:
     prefix = symbol.upper()
     summary = summarize_tflite(tflite_bytes)
@@ -124,6 +175,7 @@ def _settings_header(symbol: str, params: dict[str, Any], tflite_bytes: bytes, g
         ("Frontend (audio feature generator) settings", lambda k: k.startswith("fe.")),
         ("Model and detection parameters", lambda k: not k.startswith("fe.")),
     )
+    macro_keys: dict[str, str] = {}
     for title, belongs in groups:
         keys = [k for k in params if belongs(k)]
         if not keys:
@@ -132,27 +184,15 @@ def _settings_header(symbol: str, params: dict[str, Any], tflite_bytes: bytes, g
         for key in keys:
             value = params[key]
             name = f"{prefix}_{c_identifier(key).upper()}"
-            if isinstance(value, (bytes, bytearray)):
-                arrays.append(
-                    f"static const unsigned char {name}[{max(len(value), 1)}] = "
-                    f"{{{', '.join(f'0x{b:02x}' for b in value) or '0'}}};"
+            if name in macro_keys:
+                raise ValueError(
+                    f"parameters {macro_keys[name]!r} and {key!r} both become the C name {name}; rename one"
                 )
-                lines.append(f"#define {name}_LEN {len(value)}")
-            elif isinstance(value, list):
-                lines.append(f"#define {name}_COUNT {len(value)}")
-                if all(isinstance(v, str) for v in value):
-                    items = ", ".join(_c_string(v) for v in value)
-                    arrays.append(f"static const char *const {name}[] = {{{items or '0'}}};")
-                elif all(isinstance(v, int) for v in value):
-                    arrays.append(
-                        f"static const int {name}[] = {{{', '.join(str(v) for v in value) or '0'}}};"
-                    )
-                else:
-                    arrays.append(
-                        f"static const float {name}[] = {{{', '.join(_c_float(v) for v in value) or '0'}}};"
-                    )
-            else:
-                lines.append(f"#define {name} {_c_scalar(value)}")
+            macro_keys[name] = key
+            try:
+                lines, arrays = _parameter_lines(name, value, lines, arrays)
+            except ValueError as error:
+                raise ValueError(f"parameter {key!r}: {error}") from None
         lines.append("")
     lines.append("// Tensors (batch dimension included)")
     for role, tensors in (("INPUT", summary.inputs), ("OUTPUT", summary.outputs)):
@@ -187,10 +227,15 @@ def export_c(
     settings = directory / f"{symbol}_model_settings.h"
     # Everything is rendered before anything is written, and the three files land as a set: a
     # failure never leaves a new header beside an old source.
+    try:
+        settings_text = _settings_header(symbol, params, tflite_bytes, _header_guard(settings.name))
+    except ValueError as error:
+        where = path_or_bytes if isinstance(path_or_bytes, (str, Path)) else "the model"
+        raise ValueError(f"{where}: cannot write its settings header: {error}") from None
     write_files_atomic(
         {
             header: _model_data_header(symbol, len(tflite_bytes), _header_guard(header.name)).encode(),
-            settings: _settings_header(symbol, params, tflite_bytes, _header_guard(settings.name)).encode(),
+            settings: settings_text.encode(),
             source: _model_data_source(symbol, tflite_bytes, header.name).encode(),
         }
     )
