@@ -107,3 +107,11 @@ def test_an_archive_that_does_not_extract_is_one_line(tmp_path, monkeypatch):
     result = runner.invoke(app, ["dataset", "download", "speech_commands_test_set_v0.02"], terminal_width=300)
     assert result.exit_code == 2, result.output
     assert f"{garbage}: extraction failed" in result.output and "nothing was kept" in result.output
+
+
+def test_the_test_sets_silence_recordings_are_not_counted_as_speakers(test_set_dir):
+    # 332 speakers: each _silence_/NNNN.wav counted as one; the dev bundle has 130.
+    result = runner.invoke(app, ["dataset", "info", str(test_set_dir)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if line.startswith("│ speakers "))
+    assert [cell.strip() for cell in row.split("│")[2:6]] == ["0", "0", "130", "130"]

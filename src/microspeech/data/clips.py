@@ -27,6 +27,7 @@ from microspeech.audio import (
     truncated_wav_frames,
     truncation_note,
 )
+from microspeech.labels import SILENCE
 
 logger = logging.getLogger("microspeech.data")
 
@@ -187,8 +188,10 @@ class AudioDataset:
         return read_audio(path)
 
     def speakers(self, split: str | None = None) -> set[str]:
+        """The speakers of `split`'s clips (all splits by default); the `_silence_` folder's
+        recordings (the official test set's) have none: their file names are not speakers."""
         clips = self.clips if split is None else self.split(split)
-        return {clip.speaker_id for clip in clips}
+        return {clip.speaker_id for clip in clips if clip.word != SILENCE}
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Clips per word per split: {word: {split: n}}."""
