@@ -49,6 +49,37 @@ def test_an_unreadable_word_folder_is_named_not_a_traceback(unprivileged, tmp_pa
     assert "skipped: 1 unusable" in output
 
 
+def test_an_unreadable_clip_is_said_to_be_unreadable(unprivileged, tmp_path):
+    # libsndfile's words for it were "not a readable audio file (... System error.)".
+    root = _words(tmp_path / "data")
+    clip = sorted((root / "yes").glob("*.wav"))[0]
+    clip.chmod(0o000)
+    try:
+        command = [
+            sys.executable,
+            "-c",
+            "from microspeech.cli import main; main()",
+            "dataset",
+            "verify",
+            str(root),
+        ]
+        result = subprocess.run(
+            unprivileged + command,
+            env={**os.environ, "PYTHONPATH": SRC, "MICROSPEECH_HOME": str(tmp_path / "home")},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        clip.chmod(0o644)
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 1, output
+    assert (
+        f"{clip.name}: permission denied (the file is not readable)" in output
+        and "System error" not in output
+    )
+
+
 def test_split_list_entries_that_match_nothing_are_counted_with_an_example(tmp_path, caplog):
     root = _words(tmp_path / "data", speakers=6)
     (root / "validation_list.txt").write_text("yes/s0_nohash_0.wav\nno/s0_nohash_0.wav\n")

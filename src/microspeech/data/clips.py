@@ -22,6 +22,7 @@ from microspeech.audio import (
     SAMPLE_RATE,
     AudioError,
     check_audio_header,
+    check_file_readable,
     format_conversions,
     read_audio,
     truncated_wav_frames,
@@ -85,6 +86,7 @@ def probe_audio(path: Path) -> ProbeResult:
     """Read an audio file's header; AudioError naming the file when it is not usable audio."""
     if path.suffix.lower() not in AUDIO_EXTENSIONS:
         raise AudioError(f"{path}: not an audio file (expected {' or '.join(AUDIO_EXTENSIONS)})")
+    check_file_readable(path)  # "permission denied", not libsndfile's "System error"
     try:
         size = path.stat().st_size
     except OSError as error:
