@@ -270,3 +270,15 @@ def test_a_folder_of_several_models_without_a_manifest_is_ambiguous(tmp_path):
         (tmp_path / name).write_bytes(b"not read")
     with pytest.raises(ModelResolutionError, match=r"holds 2 models \(a.tflite, b.tflite\) and no manifest"):
         resolve_model(tmp_path)
+
+
+def test_an_empty_argument_or_a_fifo_is_no_model(tmp_path):
+    # "" was the current folder ("./: no manifest.json ..."); a FIFO was "no such model file".
+    from microspeech.models import ModelResolutionError, resolve_model
+
+    with pytest.raises(ModelResolutionError, match="an empty MODEL argument"):
+        resolve_model(" ")
+    fifo = tmp_path / "model.tflite"
+    os.mkfifo(fifo)
+    with pytest.raises(ModelResolutionError, match="model.tflite: not a regular file or folder"):
+        resolve_model(fifo)

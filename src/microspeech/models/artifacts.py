@@ -267,6 +267,8 @@ def resolve_model(model: str | Path) -> ResolvedModel:
     from microspeech.tflite.metadata import classes_from_parameters
 
     argument = str(model)
+    if not argument.strip():  # Path("") is the current folder: an unset shell variable, not a model
+        raise ModelResolutionError("an empty MODEL argument; give a model name, folder or file")
     path = Path(model).expanduser()
     directory: Path | None = None
     keras_path: Path | None = None
@@ -288,6 +290,8 @@ def resolve_model(model: str | Path) -> ResolvedModel:
                 directory = path.parent
         else:
             raise ModelResolutionError(f"{path}: not a model file (.tflite, .keras or .mltk.zip expected)")
+    elif path.exists():  # a FIFO, a device: "no such file" would be untrue
+        raise ModelResolutionError(f"{path}: not a regular file or folder")
     elif path.suffix in MODEL_SUFFIXES or len(path.parts) > 1:
         raise ModelResolutionError(f"{path}: no such model file or folder")
     else:
