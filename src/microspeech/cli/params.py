@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import typer
 from rich.markup import escape
@@ -43,7 +44,18 @@ def params_command(
     except (ModelResolutionError, ParameterError, ValueError, OSError) as error:
         fail(str(error))
     if as_json:
-        console.print_json(json.dumps({k: v.hex() if isinstance(v, bytes) else v for k, v in params.items()}))
+        # Strict JSON has no NaN or infinity: such a value (metadata written by hand) becomes its
+        # name as a string, which every JSON parser reads.
+        def plain(value: object) -> object:
+            if isinstance(value, bytes):
+                return value.hex()
+            if isinstance(value, float) and not math.isfinite(value):
+                return str(value)
+            if isinstance(value, list):
+                return [plain(item) for item in value]
+            return value
+
+        console.print_json(json.dumps({key: plain(value) for key, value in params.items()}, allow_nan=False))
         return
     if not params:
         console.print(f"{path}: no SL_PARAMSv1 parameters embedded", markup=False)
