@@ -56,7 +56,8 @@ def evaluate(
     dataset: str = typer.Option(
         None,
         "--dataset",
-        help="Dataset name or folder (default: the model's test split, else the official test set).",
+        help="Dataset name or folder (default: the test split of the training dataset the model's manifest "
+        "records; for a model without one, e.g. a bare .tflite, the official test set).",
     ),
     output: Path = typer.Option(
         None, "--output", parser=path_option, help="Results folder (default: <model dir>/eval)."

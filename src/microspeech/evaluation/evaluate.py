@@ -179,8 +179,9 @@ def evaluate_model(
         raise EvaluationError(f"{source}: {error}") from error
     if not audio_dataset.split(split):
         note = audio_dataset.split_notes.get(split)
+        shown_root = "" if str(audio_dataset.root) in source else f" ({audio_dataset.root})"
         raise EvaluationError(
-            f"{source} ({audio_dataset.root}) has no '{split}' clips"
+            f"{source}{shown_root} has no '{split}' clips"
             + (f" ({note})" if note else "")
             + f"; pass a test set, e.g. --dataset {DEFAULT_TEST_DATASET} or the folder of the official "
             "test-set archive"
