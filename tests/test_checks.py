@@ -37,6 +37,8 @@ def test_int_list_ranges_steps_and_values():
         ("abc", "not understood"),
         ("", "at least one"),
         ("-5", "out of range"),
+        ("100,,200", "an empty value between commas"),  # was [100, 200]
+        ("100,", "an empty value between commas"),
     ],
 )
 def test_int_list_refuses_with_the_option_named(text, fragment):
@@ -75,6 +77,8 @@ def test_numbers_bounds_and_allowed_inf():
     with pytest.raises(OptionError, match="--minutes"):
         check_minutes(math.inf)
     assert parse_float_list("5, 10,inf", "--snr-db", low=-40, high=100, allow_inf=True)[-1] == math.inf
+    with pytest.raises(OptionError, match="--snr-db '5,,10': an empty value between commas"):
+        parse_float_list("5,,10", "--snr-db", low=-40, high=100)  # was [5, 10]
 
 
 def test_snr_lists_mix_clean_with_noise_only_in_segments():

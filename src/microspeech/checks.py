@@ -153,9 +153,11 @@ def parse_int_list(
         f"integers from {low} to {high} and ranges such as {low}-{high}/5, separated by commas, "
         f"at most {max_count} values"
     )
-    items = [part.strip() for part in text.split(",") if part.strip()]
-    if not items:
+    items = [part.strip() for part in text.split(",")]
+    if not any(items):
         raise OptionError(f"{option} {text!r}: give at least one value ({expected})")
+    if not all(items):  # "5,,10": a value left out, not a separator typed twice
+        raise OptionError(f"{option} {text!r}: an empty value between commas; expected {expected}")
     if len(items) > max_count:
         raise OptionError(f"{option}: {len(items)} values; expected {expected}")
     spans: list[range] = []
@@ -196,9 +198,11 @@ def parse_float_list(
     max_count: int = 100,
 ) -> list[float]:
     """Comma-separated numbers within [low, high] (inf too with `allow_inf`), at most `max_count`."""
-    items = [part.strip() for part in str(text).split(",") if part.strip()]
-    if not items:
+    items = [part.strip() for part in str(text).split(",")]
+    if not any(items):
         raise OptionError(f"{option} {text!r}: give at least one number")
+    if not all(items):  # "5,,10": a value left out, not a separator typed twice
+        raise OptionError(f"{option} {text!r}: an empty value between commas")
     if len(items) > max_count:
         raise OptionError(f"{option}: {len(items)} values; at most {max_count} are accepted")
     return [check_number(item, option, low=low, high=high, allow_inf=allow_inf) for item in items]
