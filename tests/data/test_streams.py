@@ -110,3 +110,27 @@ def test_a_wider_confidence_gives_a_wider_interval_and_more_hours_a_narrower_one
 def test_an_impossible_rate_interval_is_refused(events, hours, confidence):
     with pytest.raises(ValueError, match="rate_interval"):
         rate_interval(events, hours, confidence)
+
+
+def test_silent_noise_is_refused_naming_its_dataset(test_set_dir, tmp_path):
+    # "the background-noise recordings are all silent ..." named neither dataset nor option.
+    import soundfile as sf
+
+    from microspeech.data.streams import UnusableNoiseError, stream_from_dataset
+
+    noise = tmp_path / "quiet" / "_background_noise_"
+    noise.mkdir(parents=True)
+    sf.write(noise / "zeros.wav", np.zeros(32000, np.int16), 16000, subtype="PCM_16")
+    (tmp_path / "quiet" / "yes").mkdir()  # a dataset needs a word folder to load
+    clip = sorted((test_set_dir / "yes").glob("*.wav"))[0]
+    (tmp_path / "quiet" / "yes" / clip.name).write_bytes(clip.read_bytes())
+    with pytest.raises(UnusableNoiseError, match=r"dataset 'quiet' \(.*quiet\): the background-noise"):
+        stream_from_dataset(
+            str(test_set_dir),
+            ["yes", "no", "_unknown_", "_silence_"],
+            minutes=0.5,
+            snr_db=10,
+            seed=0,
+            noise_dataset=str(tmp_path / "quiet"),
+            show_progress=False,
+        )

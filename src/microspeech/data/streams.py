@@ -13,10 +13,11 @@ checkpoints and detection parameters on audio the device would hear.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,10 @@ class KeywordStream:
         return len(self.audio) / SAMPLE_RATE
 
 
+class UnusableNoiseError(ValueError):
+    """Every background-noise recording is digital silence or a scrap under 0.25 s."""
+
+
 def _noise_bed(sources: Sequence[np.ndarray], length: int, rng: np.random.Generator) -> np.ndarray:
     """`length` samples of unit-RMS noise: random excerpts of the sources, crossfaded."""
     normalized = []
@@ -74,7 +79,7 @@ def _noise_bed(sources: Sequence[np.ndarray], length: int, rng: np.random.Genera
         if rms >= 1.0 and len(source) >= SAMPLE_RATE // 4:  # skip digital silence and scraps
             normalized.append(source / rms)
     if not normalized:
-        raise ValueError("the background-noise recordings are all silent or shorter than 0.25 s")
+        raise UnusableNoiseError("the background-noise recordings are all silent or shorter than 0.25 s")
     fade = SAMPLE_RATE // 50  # 20 ms crossfade hides the joins
     ramp = np.linspace(0.0, 1.0, fade)
     bed = np.zeros(length + fade)
@@ -425,6 +430,17 @@ def score_detections(
 
 
 
+@contextlib.contextmanager
+def _naming_noise(noise_source: Any) -> Iterator[None]:
+    """An `UnusableNoiseError` with the dataset whose noise it is, and the option that picks another."""
+    try:
+        yield
+    except UnusableNoiseError as error:
+        raise UnusableNoiseError(
+            f"dataset {noise_source.name!r} ({noise_source.root}): {error}; give another (--noise-dataset)"
+        ) from None
+
+
 def stream_from_dataset(
     dataset: Any,
     classes: Sequence[str],
@@ -483,7 +499,7 @@ def stream_from_dataset(
         name = str(path.relative_to(data.root)) if path.is_relative_to(data.root) else str(path)
         return spoken_word(clip), name, lambda: data.read(clip)  # "backward", not "_unknown_"
 
-    with progress_bar(show_progress) as progress:
+    with progress_bar(show_progress) as progress, _naming_noise(noise_source):
         task = progress.add_task("Building the stream", total=None)
 
         def advance(done: int, total: int) -> None:
