@@ -45,6 +45,9 @@ def test_parse_bytes():
     ]
     with pytest.raises(ValueError, match="16k"):
         parse_bytes("lots")
+    assert parse_bytes("9" * 24) == int("9" * 24)  # exact, not through a float
+    with pytest.raises(ValueError, match="'0.5' is less than one byte"):  # was "positive, got 0"
+        parse_bytes("0.5")
 
 
 def test_one_card_per_registered_model(cards, home):

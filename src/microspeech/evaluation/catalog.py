@@ -13,6 +13,7 @@ table in which every row names the benchmark command and date that produced it.
 from __future__ import annotations
 
 import contextlib
+import decimal
 import hashlib
 import inspect
 import json
@@ -118,7 +119,11 @@ def parse_bytes(text: str) -> int:
     match = _SIZE.match(str(text))
     if match is None:
         raise ValueError(f"{text!r} is not a size; use bytes or a k/M suffix (k = 1024), e.g. 16k")
-    return int(float(match.group(1)) * _UNITS[(match.group(2) or "").lower()])
+    # Exact decimal arithmetic: a float would print 10**24 back as 999,999,999,999,999,983,222,784.
+    size = decimal.Decimal(match.group(1)) * _UNITS[(match.group(2) or "").lower()]
+    if size < 1:
+        raise ValueError(f"{text!r} is less than one byte")
+    return int(size)
 
 
 def _spec_key(spec) -> str:
