@@ -1,6 +1,6 @@
 import pytest
 
-from microspeech.files import atomic_output, write_bytes_atomic, write_text_atomic
+from microspeech.files import atomic_output, exclusive_lock, write_bytes_atomic, write_text_atomic
 
 
 def test_writes_and_replaces(tmp_path):
@@ -124,3 +124,29 @@ def test_a_write_error_names_the_file_not_its_temporary(tmp_path):
         with atomic_output(tmp_path / "model.tflite") as temporary:
             full_disk(temporary)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_waiting_for_a_held_lock_is_said(tmp_path, caplog):
+    # A second download of the same archive blocked without a word.
+    import threading
+    import time
+
+    lock = tmp_path / "archive.lock"
+    held = threading.Event()
+
+    def holder():
+        with exclusive_lock(lock):
+            held.set()
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert held.wait(timeout=30)
+    with caplog.at_level("WARNING"), exclusive_lock(lock):
+        pass
+    thread.join()
+    assert any(f"it holds {lock}" in record.getMessage() for record in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING"), exclusive_lock(lock):  # free: nothing said
+        pass
+    assert not caplog.records

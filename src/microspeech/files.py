@@ -4,6 +4,7 @@ And the one cross-process lock (`exclusive_lock`) for whatever writes a shared f
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import shutil
 import stat
@@ -137,9 +138,15 @@ def exclusive_lock(path: str | Path, *, wait: bool = True) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise LockedError(f"{path} is locked by another process") from None
+            if not wait:
+                raise LockedError(f"{path} is locked by another process") from None
+            # Said once, so a second download or extraction does not just sit there in silence.
+            logging.getLogger(__name__).warning(
+                "waiting for another process working on the same files (it holds %s)", path
+            )
+            fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield path
         finally:
