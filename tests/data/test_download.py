@@ -179,6 +179,7 @@ def test_an_archive_found_in_the_download_folder_is_checked_too(server, tmp_path
     assert _get(server, target, **CHECKS).read_bytes() == PAYLOAD
     server.files.clear()
     target.write_bytes(same_size)
-    with pytest.raises(DownloadError):  # offline: refused, never handed on for extraction
+    # Offline: refused, never handed on for extraction, and the user is told the file is gone.
+    with pytest.raises(DownloadError, match=r"a.tar.gz.*SHA-256.*: removed, to be downloaded again"):
         _get(server, target, **CHECKS)
     assert not target.exists()

@@ -68,15 +68,21 @@ def download_file(
             try:
                 _verify(destination, str(destination), size, sha256)
                 return destination
-            except DownloadError:
+            except DownloadError as error:
                 destination.unlink()
+                removed = f" ({error}: removed, to be downloaded again)"
+        else:
+            removed = ""
         have = partial.stat().st_size if partial.exists() else 0
         if size is not None and have > size:
             partial.unlink()
             have = 0
         expected = size
         if size is None or have < size:
-            expected = _fetch(url, partial, have, size, timeout_s, show_progress)
+            try:
+                expected = _fetch(url, partial, have, size, timeout_s, show_progress)
+            except DownloadError as error:  # the user should know their file is gone
+                raise DownloadError(f"{error}{removed}") from error
         got = partial.stat().st_size if partial.exists() else 0
         if expected is not None and got < expected:
             # A silent early close: keep the bytes so the next run resumes.
