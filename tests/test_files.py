@@ -1,6 +1,6 @@
 import pytest
 
-from microspeech.files import atomic_output, exclusive_lock, write_bytes_atomic, write_text_atomic
+from microspeech.files import WriteError, atomic_output, exclusive_lock, write_bytes_atomic, write_text_atomic
 
 
 def test_writes_and_replaces(tmp_path):
@@ -150,3 +150,15 @@ def test_waiting_for_a_held_lock_is_said(tmp_path, caplog):
     with caplog.at_level("WARNING"), exclusive_lock(lock):  # free: nothing said
         pass
     assert not caplog.records
+
+
+def test_a_dangling_link_creates_no_folder_outside_the_output(tmp_path):
+    # export --c into a folder holding a dangling link made /nonexistent/dir/ to write its target.
+    link = tmp_path / "out.h"
+    link.symlink_to(tmp_path / "elsewhere" / "deeper" / "out.h")
+    with pytest.raises(WriteError, match="a link to .*whose folder does not exist"):
+        write_text_atomic(link, "x")
+    assert not (tmp_path / "elsewhere").exists()
+    (tmp_path / "elsewhere" / "deeper").mkdir(parents=True)  # its folder there: the target is created
+    write_text_atomic(link, "y")
+    assert (tmp_path / "elsewhere" / "deeper" / "out.h").read_text() == "y" and link.is_symlink()

@@ -27,8 +27,13 @@ def output_target(path: str | Path) -> Path:
         return path
     try:
         mode = path.stat().st_mode  # follows the link
-    except OSError:
-        return Path(os.path.realpath(path))  # a dangling link: its target is created
+    except OSError:  # a dangling link: its target is created, as a shell's `>` would, in a folder
+        target = Path(os.path.realpath(path))  # that exists: never folders outside the output's
+        if not target.parent.is_dir():
+            raise WriteError(
+                f"cannot write {path}: a link to {target}, whose folder does not exist"
+            ) from None
+        return target
     return Path(os.path.realpath(path)) if stat.S_ISREG(mode) or stat.S_ISDIR(mode) else path
 
 
