@@ -278,3 +278,20 @@ def test_a_model_of_other_classes_is_refused_naming_them(
     ):
         evaluate_model(gesture, tflite=True, dataset=str(test_set_dir), output_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_clip_and_stream_results_of_an_archive_go_to_one_default_folder(test_set_dir, tmp_path, monkeypatch):
+    # Clip results went to ./eval (beside the archive), stream results to ./NAME-eval.
+    import shutil
+
+    from microspeech.evaluation.streaming import evaluate_streaming
+    from microspeech.mltk_wheel import shipped_speech_model_zip
+
+    archive = tmp_path / "tflite_micro_speech.mltk.zip"
+    shutil.copy(shipped_speech_model_zip(), archive)
+    monkeypatch.chdir(tmp_path)
+    clips = evaluate_model(archive, tflite=True, dataset=str(test_set_dir), plots=False)
+    stream = evaluate_streaming(
+        archive, dataset=str(test_set_dir), minutes=0.5, show_progress=False, plot=False
+    )
+    assert clips.output_dir == stream.output_dir == tmp_path / "tflite_micro_speech-eval"

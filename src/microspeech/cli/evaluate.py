@@ -60,7 +60,10 @@ def evaluate(
         "records; for a model without one, e.g. a bare .tflite, the official test set).",
     ),
     output: Path = typer.Option(
-        None, "--output", parser=path_option, help="Results folder (default: <model dir>/eval)."
+        None,
+        "--output",
+        parser=path_option,
+        help="Results folder (default: eval/ beside the model; for an .mltk.zip, ./NAME-eval).",
     ),
     seed: int = typer.Option(
         0, "--seed", help="Seed for anything sampled (silence slices, streaming audio)."

@@ -18,7 +18,7 @@ import numpy as np
 
 from microspeech.evaluation.metrics import compute_metrics
 from microspeech.evaluation.plots import PLOTS, write_plots
-from microspeech.evaluation.report import EvaluationReport, VariantResult, write_results
+from microspeech.evaluation.report import EvaluationReport, VariantResult, default_results_dir, write_results
 from microspeech.progress import progress_bar
 
 # Without a recorded training dataset, score on the official Speech Commands test set.
@@ -112,8 +112,9 @@ def evaluate_model(
     for it) or silabs-tflm (Silicon Labs' TFLM build from the MLTK wheel, the kernels of the part).
     `dataset`: a dataset name or path; by default the one recorded in the model's
     manifest.json, else the official Speech Commands test set.
-    Results go to `output_dir`, by default `<model dir>/eval/` (for a bare .tflite,
-    `eval/` next to it). Plots of a variant not evaluated this time are removed there.
+    Results go to `output_dir`, by default `eval/` beside the model (an .mltk.zip's go to
+    `./NAME-eval`: `report.default_results_dir`). Plots of a variant not evaluated this time
+    are removed there.
     `word_offset`: where each trimmed word sits in the one-second window, as a fraction of the
     room left (0, the default, left-aligns as training's validation does; 0.5 centres).
     """
@@ -254,8 +255,7 @@ def evaluate_model(
         results=results,
     )
     if output_dir is None:
-        base = target.directory or (target.tflite_path.parent if target.tflite_path else Path.cwd())
-        output_dir = base / "eval"
+        output_dir = default_results_dir(target.tflite_path or target.keras_path or Path.cwd() / "model")
     report.output_dir = Path(output_dir)
     report.files = write_results(report, report.output_dir)
     if plots:

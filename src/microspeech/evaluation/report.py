@@ -22,6 +22,16 @@ SUMMARY_FILE = "summary.txt"
 WORDS_IN_SUMMARY = 10
 
 
+
+def default_results_dir(model_file: Path) -> Path:
+    """Where `evaluate` writes without --output, clips and stream alike: `eval/` beside a .tflite or
+    .keras (a trained model's folder); for an archive, `<name>-eval` in the current folder (MLTK's
+    archives live in installed packages, and several archives often share one folder)."""
+    model_file = Path(model_file)
+    if model_file.name.endswith(".zip"):
+        return Path.cwd() / f"{model_file.name.split('.')[0]}-eval"
+    return model_file.parent / "eval"
+
 @dataclass(frozen=True)
 class VariantResult:
     """One model variant (float Keras, int8 on LiteRT, int8 on TFLM) scored on the test clips."""

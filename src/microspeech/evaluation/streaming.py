@@ -39,6 +39,7 @@ from microspeech.data.streams import (
 from microspeech.detection.keyword_model import KeywordModel
 from microspeech.detection.params import DetectionParams
 from microspeech.detection.stream_run import run_spotter
+from microspeech.evaluation.report import default_results_dir
 from microspeech.files import write_bytes_atomic, write_text_atomic
 
 __all__ = [
@@ -284,12 +285,6 @@ def _per_snr(events: Sequence[StreamEvent], found_ms: Sequence[int | None]) -> d
     }
 
 
-def _default_output_dir(source: Path, model: str | Path) -> Path:
-    if source.suffix == ".tflite":
-        return source.parent / "eval"
-    return Path.cwd() / f"{Path(str(model)).name.split('.')[0]}-eval"
-
-
 def evaluate_streaming(
     model: str | Path,
     *,
@@ -311,8 +306,8 @@ def evaluate_streaming(
 
     `params_override` replaces detection parameters embedded in the model. With `segmented`,
     each SNR of `snr_db` (inf: clean) is a segment of its own (`stream_from_dataset`). Returns the report
-    (the headline numbers at its top level). Output goes to `output_dir`, by default an
-    `eval/` folder next to the .tflite; `plot=False` leaves out the PNG.
+    (the headline numbers at its top level). Output goes to `output_dir`, by default
+    `report.default_results_dir`'s; `plot=False` leaves out the PNG.
     """
     from microspeech.detection.classify import KeywordSpotter, detection_params_with
 
@@ -420,7 +415,7 @@ def evaluate_streaming(
         ],
     )
     out = (
-        Path(output_dir) if output_dir is not None else _default_output_dir(Path(keyword_model.source), model)
+        Path(output_dir) if output_dir is not None else default_results_dir(Path(keyword_model.source))
     )
     title = f"{keyword_model.name} on {data_name}: {report.minutes:g} min, SNR {report.snr_db} dB"
     if plot:
