@@ -26,22 +26,24 @@ def _words(root: Path, words=("yes", "no"), speakers=4) -> Path:
     return root
 
 
+def _cli_unprivileged(prefix: list[str], home: Path, *args: str) -> subprocess.CompletedProcess:
+    """`microspeech ARGS` in a child process that file permissions apply to (see `unprivileged`)."""
+    return subprocess.run(
+        [*prefix, sys.executable, "-c", "from microspeech.cli import main; main()", *args],
+        env={**os.environ, "PYTHONPATH": SRC, "MICROSPEECH_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def test_an_unreadable_word_folder_is_named_not_a_traceback(unprivileged, tmp_path):
-    prefix, top = unprivileged, tmp_path
+    root = _words(tmp_path / "data")
+    (root / "no").chmod(0o000)
     try:
-        root = _words(top / "data")
-        (root / "no").chmod(0o000)
-        command = [sys.executable, "-c", "from microspeech.cli import main; main()"]
-        command += ["dataset", "info", str(root)]
-        result = subprocess.run(
-            prefix + command,
-            env={**os.environ, "PYTHONPATH": SRC, "MICROSPEECH_HOME": str(top / "home")},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        result = _cli_unprivileged(unprivileged, tmp_path / "home", "dataset", "info", str(root))
     finally:
-        (top / "data" / "no").chmod(0o755)
+        (root / "no").chmod(0o755)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "Traceback" not in output
@@ -55,21 +57,7 @@ def test_an_unreadable_clip_is_said_to_be_unreadable(unprivileged, tmp_path):
     clip = sorted((root / "yes").glob("*.wav"))[0]
     clip.chmod(0o000)
     try:
-        command = [
-            sys.executable,
-            "-c",
-            "from microspeech.cli import main; main()",
-            "dataset",
-            "verify",
-            str(root),
-        ]
-        result = subprocess.run(
-            unprivileged + command,
-            env={**os.environ, "PYTHONPATH": SRC, "MICROSPEECH_HOME": str(tmp_path / "home")},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        result = _cli_unprivileged(unprivileged, tmp_path / "home", "dataset", "verify", str(root))
     finally:
         clip.chmod(0o644)
     output = " ".join((result.stdout + result.stderr).split())
