@@ -18,6 +18,9 @@ MAX_LIST_VALUES = 1000
 MAX_SEED = 2**32 - 1
 # A generated stream is held in memory (int16 plus float work arrays): 4 hours is ~0.5 GB.
 MAX_STREAM_MINUTES = 240.0
+# A false-accept budget beyond one an inference (36,000 an hour at 100 ms) is no budget; this bound
+# (one a millisecond) only keeps the arithmetic finite.
+MAX_FA_PER_HOUR = 3.6e6
 # Keyword-to-noise ratios a stream can be built at (inf: clean, where accepted).
 SNR_DB_RANGE = (-40.0, 100.0)
 

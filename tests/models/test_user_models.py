@@ -282,3 +282,78 @@ def test_an_empty_argument_or_a_fifo_is_no_model(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(ModelResolutionError, match="model.tflite: not a regular file or folder"):
         resolve_model(fifo)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        # Each trained (or crashed late) before: a dry run overrode some, the rest reached Keras.
+        ({"batch_size": 1.5}, "train batch_size=1.5: expected an int"),
+        ({"epochs": 2.5}, "train epochs=2.5: expected an int"),
+        ({"learning_rate": float("nan")}, "train learning_rate=nan: expected a finite number"),
+        ({"learning_rate": -0.001}, "train learning_rate=-0.001: must be above 0"),
+        ({"weight_averaging": 1.0}, r"train weight_averaging=1.0: must be in \[0, 1\)"),
+        ({"max_fa_per_hour": float("inf")}, "train max_fa_per_hour=inf: expected a finite number"),
+        ({"stream_validation_minutes": 1e9}, "train stream_validation_minutes=1000000000.0: must be"),
+        ({"stream_snr_db": "10"}, "train stream_snr_db='10': expected a tuple of numbers"),
+        ({"stream_snr_db": (float("nan"),)}, "train stream_snr_db=.*expected a tuple of numbers"),
+        ({"unknown_ratio": -1.0}, "train unknown_ratio=-1.0: must be 0.0 to 1000.0"),
+        ({"max_clips_per_class": -1}, "train max_clips_per_class=-1: must be >= 1 or None"),
+        ({"balanced_class_weights": "maybe"}, "train balanced_class_weights='maybe': expected True or False"),
+    ],
+)
+def test_train_settings_are_checked_when_the_spec_is_written(settings, message):
+    from microspeech.models import TrainSettings
+
+    with pytest.raises(ValueError, match=message):
+        TrainSettings(**settings)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"trim_threshold_db": -20.0}, "augmentation trim_threshold_db=-20.0: must be above 0"),  # IndexError
+        (
+            {"snr_db_range": (float("nan"), 30.0)},
+            "augmentation snr_db_range=.*finite numbers",
+        ),  # skipped noise
+        ({"silence_gain_range": (0.0, 1.0)}, "silence_gain_range=.*must be above 0"),  # log(0): NaN gains
+        ({"noise_factor_range": (-1.0, 0.3)}, "noise_factor_range=.*must be >= 0"),
+        ({"loudness_range": (0.5, float("inf"))}, "loudness_range=.*finite numbers"),
+    ],
+)
+def test_augmentation_settings_are_checked_when_the_spec_is_written(settings, message):
+    from microspeech.data.settings import AugmentationSettings
+
+    with pytest.raises(ValueError, match=message):
+        AugmentationSettings(**settings)
+
+
+def test_a_spec_is_checked_as_a_whole():
+    import dataclasses
+
+    from microspeech.data.settings import AugmentationSettings
+    from microspeech.detection.params import DetectionParams
+
+    seed = get_model_spec("tflite_micro_speech")
+    for changes, message in (
+        ({"classes": [UNKNOWN, SILENCE]}, "name no keyword to spot"),
+        ({"detection": DetectionParams(minimum_count=100)}, "detection minimum_count=100: must be 0 to 50"),
+        ({"detection": DetectionParams(latency_ms=1_000_000)}, "detection latency_ms=1000000"),
+        ({"augmentation": AugmentationSettings(time_mask_max_frames=1000)}, "the features have 49 frames"),
+        (
+            {
+                "frontend": dataclasses.replace(
+                    seed.frontend, sample_rate_hz=8000, filterbank_upper_band_limit=3800.0
+                )
+            },
+            "fe.sample_rate_hz=8000; only 16000 Hz",
+        ),
+    ):
+        with pytest.raises(ValueError, match=message):
+            dataclasses.replace(seed, **changes)
+    # What converts without loss is taken: a flag as a word, an int written as a float.
+    from microspeech.models import TrainSettings
+
+    settings = TrainSettings(batch_size=16.0, stream_clean_segment="no", learning_rate="0.001")
+    assert (settings.batch_size, settings.stream_clean_segment, settings.learning_rate) == (16, False, 0.001)

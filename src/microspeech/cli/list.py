@@ -141,4 +141,6 @@ def list_command(
     for error in broken_spec_files().values():
         console.print(f"[yellow]Not listed, its spec file failed to load:[/] {escape(str(error))}")
     for error in unmeasured:
-        console.print(f"[yellow]Not listed, it does not build or convert for TFLM:[/] {escape(error)}")
+        console.print(
+            f"[yellow]Not listed, its spec does not load, build or convert for TFLM:[/] {escape(error)}"
+        )

@@ -69,10 +69,10 @@ def train(
     if max_fa_per_hour is not None:
         import dataclasses
 
-        from microspeech.checks import OptionError, check_number
+        from microspeech.checks import MAX_FA_PER_HOUR, OptionError, check_number
 
         try:  # at most one false accept a millisecond, as `tune` takes it; inf broke calibration
-            check_number(max_fa_per_hour, "--max-fa-per-hour", above=0.0, high=3600.0 * 1000)
+            check_number(max_fa_per_hour, "--max-fa-per-hour", above=0.0, high=MAX_FA_PER_HOUR)
         except OptionError as error:
             fail(str(error))
     if epochs is not None:

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from microspeech.config import from_known_keys
+from microspeech.config import check_field_types, from_known_keys
 
 __all__ = ["AugmentationSettings"]
 
@@ -92,6 +92,19 @@ class AugmentationSettings:
     noise_onset_lead_ms_range: tuple[float, float] = (0.0, 500.0)
 
     def __post_init__(self) -> None:
+        check_field_types(self, "augmentation")  # finite numbers, (low, high) pairs, ints, flags
+        if not 0.0 < self.trim_threshold_db <= 100.0:
+            # The word is what lies within this many dB of its loudest frame: 0 keeps nothing.
+            raise ValueError(
+                f"augmentation trim_threshold_db={self.trim_threshold_db!r}: must be above 0 and at most 100"
+            )
+        if self.noise_factor_range[0] < 0:
+            raise ValueError(f"augmentation noise_factor_range={self.noise_factor_range}: must be >= 0")
+        if self.silence_gain_range[0] <= 0:  # drawn log-uniformly: a gain of 0 has no logarithm
+            raise ValueError(
+                f"augmentation silence_gain_range={self.silence_gain_range}: must be above 0 "
+                "(silence_near_zero_fraction gives near-zero gains)"
+            )
         ranges = (
             "offset_range",
             "noise_factor_range",

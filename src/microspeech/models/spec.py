@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from microspeech.config import from_known_keys
+from microspeech.audio import SAMPLE_RATE
+from microspeech.checks import MAX_FA_PER_HOUR, MAX_STREAM_MINUTES, SNR_DB_RANGE
+from microspeech.config import check_field_types, from_known_keys
 from microspeech.data.settings import AugmentationSettings
 from microspeech.data.streams import CLEAN
-from microspeech.detection.params import DetectionParams
+from microspeech.detection.params import PARAM_RANGES, DetectionParams
 from microspeech.labels import SILENCE, UNKNOWN
 
 if TYPE_CHECKING:
@@ -118,8 +120,44 @@ class TrainSettings:
     mining_max_windows: int = 1000
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.epochs < 1:
-            raise ValueError(f"batch_size and epochs must be >= 1, got {self.batch_size}, {self.epochs}")
+        check_field_types(self, "train")  # ints, finite numbers, flags, tuples: before any range
+        bounds = {  # (low, high), inclusive; what can run, and what a run can afford
+            "batch_size": (1, 65_536),
+            "epochs": (1, 100_000),
+            "reduce_lr_patience": (0, 100_000),
+            "early_stopping_patience": (1, 100_000),
+            "min_learning_rate": (0.0, 1.0),
+            "unknown_ratio": (0.0, 1000.0),
+            "silence_ratio": (0.0, 1000.0),
+            "stream_validation_minutes": (0.0, MAX_STREAM_MINUTES),
+            "calibration_minutes": (0.0, MAX_STREAM_MINUTES),
+            "mining_minutes": (0.0, MAX_STREAM_MINUTES),
+            "max_fa_per_hour": (0.0, MAX_FA_PER_HOUR),
+            "mining_max_windows": (0, 1_000_000),
+        }
+        for name, (low, high) in bounds.items():
+            if not low <= getattr(self, name) <= high:
+                raise ValueError(f"train {name}={getattr(self, name)!r}: must be {low} to {high}")
+        if not 0.0 < self.learning_rate <= 1.0:
+            raise ValueError(f"train learning_rate={self.learning_rate!r}: must be above 0 and at most 1")
+        if not 0.0 < self.reduce_lr_factor < 1.0:
+            raise ValueError(f"train reduce_lr_factor={self.reduce_lr_factor!r}: must be between 0 and 1")
+        if not 0.0 <= self.weight_averaging < 1.0:
+            # Momentum 1 never moves the average off the untrained weights.
+            raise ValueError(f"train weight_averaging={self.weight_averaging!r}: must be in [0, 1)")
+        if self.max_clips_per_class is not None and self.max_clips_per_class < 1:
+            raise ValueError(f"train max_clips_per_class={self.max_clips_per_class}: must be >= 1 or None")
+        for snr in self.stream_snr_db:
+            if not (SNR_DB_RANGE[0] <= snr <= SNR_DB_RANGE[1] or snr == CLEAN):
+                raise ValueError(
+                    f"train stream_snr_db={self.stream_snr_db}: each SNR {SNR_DB_RANGE[0]:g} to "
+                    f"{SNR_DB_RANGE[1]:g} dB, or inf for a clean segment"
+                )
+        if self.stream_validation_minutes > 0 and not self.stream_conditions:
+            raise ValueError(
+                "train stream_snr_db is empty and stream_clean_segment False: the validation stream "
+                "has no segment to play"
+            )
         metrics = (
             "accuracy",
             "loss",
@@ -137,8 +175,6 @@ class TrainSettings:
         for monitor in (self.monitor, self.reduce_lr_monitor, self.stopping_monitor):
             if (monitor or "").startswith("val_stream") and not self.stream_validation_minutes > 0:
                 raise ValueError(f"monitor {monitor} needs stream_validation_minutes > 0")
-        if not self.calibration_minutes >= 0:
-            raise ValueError(f"calibration_minutes must be >= 0, got {self.calibration_minutes}")
         if self.stream_validation_minutes < 0 or not self.max_fa_per_hour > 0:
             raise ValueError(
                 f"stream_validation_minutes must be >= 0 and max_fa_per_hour > 0, got "
@@ -208,6 +244,28 @@ class ModelSpec:
     def __post_init__(self) -> None:
         if len(set(self.classes)) != len(self.classes) or len(self.classes) < 2:
             raise ValueError(f"model {self.name}: classes must be >= 2 distinct names, got {self.classes}")
+        if not any(name not in (UNKNOWN, SILENCE) for name in self.classes):
+            raise ValueError(f"model {self.name}: classes {self.classes} name no keyword to spot")
+        if self.frontend.sample_rate_hz != SAMPLE_RATE:
+            # The data pipeline, the streams and the firmware loop run at 16 kHz.
+            raise ValueError(
+                f"model {self.name}: fe.sample_rate_hz={self.frontend.sample_rate_hz}; only "
+                f"{SAMPLE_RATE} Hz models are supported"
+            )
+        for key, (low, high) in PARAM_RANGES.items():  # what classify_audio would accept as an option
+            value = getattr(self.detection, key)
+            if not low <= value <= high:
+                raise ValueError(f"model {self.name}: detection {key}={value!r}: must be {low:g} to {high:g}")
+        frames, channels = self.frontend.n_frames, self.frontend.n_channels
+        for setting, size, unit in (
+            ("time_mask_max_frames", frames, "frames"),
+            ("freq_mask_max_channels", channels, "channels"),
+        ):
+            if getattr(self.augmentation, setting) > size:
+                raise ValueError(
+                    f"model {self.name}: augmentation {setting}={getattr(self.augmentation, setting)}: "
+                    f"the features have {size} {unit}"
+                )
         for name in self.train.class_weight_scale:
             if name not in self.classes:
                 raise ValueError(

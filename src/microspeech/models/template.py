@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import math
 import re
 import shlex
 import textwrap
@@ -43,8 +44,18 @@ def _field_comments(cls: type) -> dict[str, list[str]]:
 
 
 def _literal(value: Any) -> str:
-    """Python source for a setting's value, strings in double quotes as the rest of the file."""
-    return json.dumps(value) if isinstance(value, str) else repr(value)
+    """Python source for a setting's value, strings in double quotes as the rest of the file; an
+    infinite number (a clean stream segment's SNR) as `float("inf")`, which `repr`'s inf is not."""
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, float) and math.isinf(value):
+        return 'float("inf")' if value > 0 else '-float("inf")'
+    if isinstance(value, tuple | list):
+        items = ", ".join(_literal(item) for item in value)
+        return f"({items}{',' if len(value) == 1 else ''})" if isinstance(value, tuple) else f"[{items}]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_literal(key)}: {_literal(item)}" for key, item in value.items()) + "}"
+    return repr(value)
 
 
 def _settings_call(value: Any, indent: str) -> str:
