@@ -73,8 +73,7 @@ def _converted(kind: str, value: Any) -> Any:
             if len(items) != 2:
                 raise ValueError(value)
             return tuple(exact_value(item, float) for item in items)
-        numbers = tuple(_number_or_inf(item) for item in items)
-        return numbers
+        return tuple(_number_or_inf(item) for item in items)
     if kind == "dict[str,float]":
         if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
             raise TypeError(value)

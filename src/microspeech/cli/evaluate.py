@@ -114,8 +114,12 @@ def evaluate(
 
     try:
         # Options of one mode are refused in the other, not ignored.
-        stream_only = {"minutes": "--minutes", "snr_db": "--snr-db", "segmented": "--segmented"}
-        stream_only["noise_dataset"] = "--noise-dataset"
+        stream_only = {
+            "minutes": "--minutes",
+            "snr_db": "--snr-db",
+            "segmented": "--segmented",
+            "noise_dataset": "--noise-dataset",
+        }
         for name, option in (stream_only if not streaming else {"word_offset": "--word-offset"}).items():
             if given(name):
                 raise OptionError(
