@@ -183,3 +183,16 @@ def test_an_archive_found_in_the_download_folder_is_checked_too(server, tmp_path
     with pytest.raises(DownloadError, match=r"a.tar.gz.*SHA-256.*: removed, to be downloaded again"):
         _get(server, target, **CHECKS)
     assert not target.exists()
+
+
+def test_an_answer_of_another_size_is_not_taken_for_the_archive(server, tmp_path):
+    # A server (or proxy) that ignored Range and sent an 18-byte login page replaced a partial
+    # download, then "the connection closed after 18 of N bytes".
+    target = tmp_path / "a.tar.gz"
+    partial = tmp_path / "a.tar.gz.part"
+    partial.write_bytes(PAYLOAD[:100])
+    server.files["a.tar.gz"] = b"<html>login</html>"
+    server.honour_range = False
+    with pytest.raises(DownloadError, match=f"answered with 18 bytes, not the {len(PAYLOAD)}-byte archive"):
+        _get(server, target, **CHECKS)
+    assert partial.read_bytes() == PAYLOAD[:100] and not target.exists()

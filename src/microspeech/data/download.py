@@ -116,6 +116,13 @@ def _fetch(url: str, partial: Path, have: int, size: int | None, timeout_s: floa
         if not resumed:
             have = 0  # the server ignored the Range header: start over
         length = response.headers.get("Content-Length")
+        if size is not None and length and length.isdigit() and have + int(length) != size:
+            # Not the archive: a proxy's or a login page, or another file; the partial download
+            # kept so far stays for the next run (opened below only once the answer fits).
+            raise DownloadError(
+                f"{url}: the server answered with {have + int(length)} bytes, not the {size}-byte "
+                "archive (a proxy or login page?); nothing was written"
+            )
         total = size if size is not None else (have + int(length) if length else None)
         progress = progress_bar(show, kind="bytes", only_on_terminal=False)
         with progress, open(partial, "ab" if resumed else "wb") as handle:
