@@ -228,3 +228,20 @@ def test_cli_errors_before_training(tmp_path: Path):
     result = runner.invoke(app, ["train", DRY_RUN, "--dataset", str(folder), "--output", str(tmp_path / "y")])
     assert result.exit_code == 2 and "'no'" in result.output and "no training clips" in result.output
     assert not (tmp_path / "y").exists()
+
+
+@pytest.mark.parametrize("option, value", [("--epochs", "2"), ("--max-fa-per-hour", "5")])
+def test_train_options_are_applied_each_on_its_own(subset_dir, tmp_path, option, value):
+    # --epochs alone raised UnboundLocalError; --max-fa-per-hour alone was checked, then ignored
+    # (the budget written into the .tflite and the manifest was the spec's 2).
+    output = tmp_path / "model"
+    result = CliRunner().invoke(
+        app,
+        ["train", DRY_RUN, "--dataset", str(subset_dir), "--output", str(output), "--quiet", option, value],
+    )
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((output / "manifest.json").read_text())
+    if option == "--epochs":
+        assert manifest["epochs_run"] == 2
+    else:
+        assert manifest["spec"]["train"]["max_fa_per_hour"] == 5.0

@@ -66,20 +66,18 @@ def train(
         fail(str(error.args[0]))
     except ValueError as error:
         fail(str(error))
+    from microspeech.checks import MAX_FA_PER_HOUR, OptionError, check_int, check_number
+
+    if epochs is not None:
+        try:
+            check_int(epochs, "--epochs", low=1, high=100_000)
+        except OptionError as error:
+            fail(str(error))
     if max_fa_per_hour is not None:
         import dataclasses
 
-        from microspeech.checks import MAX_FA_PER_HOUR, OptionError, check_number
-
         try:  # at most one false accept a millisecond, as `tune` takes it; inf broke calibration
             check_number(max_fa_per_hour, "--max-fa-per-hour", above=0.0, high=MAX_FA_PER_HOUR)
-        except OptionError as error:
-            fail(str(error))
-    if epochs is not None:
-        from microspeech.checks import OptionError, check_int
-
-        try:
-            check_int(epochs, "--epochs", low=1, high=100_000)
         except OptionError as error:
             fail(str(error))
         if not spec.train.stream_validation_minutes > 0:
