@@ -39,11 +39,16 @@ def _range_text(low: float | None, high: float | None) -> str:
     return "a finite number"
 
 
-def _bound(value: float) -> str:
-    """An integer bound in full (a seed's 4294967295, not 4.29497e+09), others short."""
+def _whole(value: float) -> str | None:
+    """A whole number in full (a seed's 4294967295, not `:g`'s 4.29497e+09), else None."""
     if isinstance(value, int) or (float(value).is_integer() and abs(value) < 1e16):
         return str(int(value))
-    return f"{value:g}"
+    return None
+
+
+def _bound(value: float) -> str:
+    """A bound in an error message: whole numbers in full, others short."""
+    return _whole(value) or f"{value:g}"
 
 
 def check_number(
@@ -86,9 +91,7 @@ def _as_given(value: object, number: float) -> str:
     """The value as the user wrote it (3600001, not the 3.6e+06 that `:g` rounds it to)."""
     if isinstance(value, str):
         return value.strip()
-    if isinstance(value, int) or (number.is_integer() and abs(number) < 1e16):
-        return str(int(number))
-    return repr(number)
+    return _whole(value if isinstance(value, int) else number) or repr(number)
 
 
 def is_whole_number(value: object) -> bool:

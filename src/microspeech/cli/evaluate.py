@@ -138,17 +138,8 @@ def evaluate(
         fail(str(error))
     warn_if_unfinished(model)
     if streaming:
+        from microspeech.evaluation.evaluate import choose_backend
         from microspeech.evaluation.streaming import evaluate_streaming
-        from microspeech.tflite.runtime import available_backends
-
-        backend = runtime or ("tflm" if tflm else "litert")
-        if tflm and runtime not in (None, "tflm"):
-            fail(f"--tflm and --runtime {runtime} disagree; give one")
-        if backend == "silabs-tflm" and backend not in available_backends():
-            fail(
-                f"--runtime {backend}: Silicon Labs' TFLM is not installed "
-                "(pip install --no-deps silabs-mltk==0.20.0)"
-            )
 
         try:
             report = evaluate_streaming(
@@ -159,7 +150,7 @@ def evaluate(
                 seed=seed,
                 output_dir=output,
                 noise_dataset=noise_dataset,
-                backend=backend,
+                backend=choose_backend(tflm, runtime),
                 segmented=segmented,
                 plot=not no_plots,
             )

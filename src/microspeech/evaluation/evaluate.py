@@ -89,6 +89,24 @@ def _check_each_clip_once(clips: list[Any], n_scores: int, n_labels: int) -> Non
         raise EvaluationError("the test set lists some clips twice; each clip must be scored exactly once")
 
 
+def choose_backend(tflm: bool, runtime: str | None) -> str:
+    """The interpreter `--tflm` / `--runtime` ask for (litert by default), one this machine runs;
+    EvaluationError naming the option otherwise. Clip and stream evaluation both take it from here."""
+    from microspeech.tflite.runtime import BACKENDS, available_backends
+
+    if tflm and runtime not in (None, "tflm"):  # one of them would be ignored
+        raise EvaluationError(f"--tflm and --runtime {runtime} disagree; give one")
+    backend = runtime or ("tflm" if tflm else "litert")
+    if backend not in BACKENDS:
+        raise EvaluationError(f"--runtime {backend}: expected one of {', '.join(BACKENDS)}")
+    if backend not in available_backends():
+        raise EvaluationError(
+            f"--runtime {backend}: Silicon Labs' TFLM is not installed "
+            "(pip install --no-deps silabs-mltk==0.20.0)"
+        )
+    return backend
+
+
 def evaluate_model(
     model: str | Path,
     *,
@@ -127,22 +145,12 @@ def evaluate_model(
             f"--word-offset {word_offset}: must be within [0, 1] (0 left-aligns, 1 right-aligns)"
         )
     from microspeech.checks import OptionError, check_seed
-    from microspeech.tflite.runtime import BACKENDS, available_backends
 
     try:  # numpy's "expected non-negative integer" named no option
         check_seed(seed)
     except OptionError as error:
         raise EvaluationError(str(error)) from None
-    if tflm and runtime not in (None, "tflm"):  # one of them would be ignored
-        raise EvaluationError(f"--tflm and --runtime {runtime} disagree; give one")
-    backend = runtime or ("tflm" if tflm else "litert")
-    if backend not in BACKENDS:
-        raise EvaluationError(f"--runtime {backend}: expected one of {', '.join(BACKENDS)}")
-    if backend not in available_backends():
-        raise EvaluationError(
-            f"--runtime {backend}: Silicon Labs' TFLM is not installed "
-            "(pip install --no-deps silabs-mltk==0.20.0)"
-        )
+    backend = choose_backend(tflm, runtime)
     from microspeech.models import ModelResolutionError, resolve_model
 
     try:
