@@ -31,6 +31,10 @@ app = typer.Typer(
 # Off a terminal a line is never folded either: a path in a CI log stays whole, copy-pastable.
 console = Console(soft_wrap=not sys.stdout.isatty())
 
+# Off a terminal (CI logs, pipes, files) an error is one line however long: hard-wrapping
+# at 80 columns would split paths and option names wherever the width happens to fall.
+err_console = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
+
 
 def _one_line_usage_error(error: Any) -> None:
     """Typer's usage errors (an unknown option, `--seed abc`) in the one line every other error
@@ -42,9 +46,6 @@ def _one_line_usage_error(error: Any) -> None:
 
 # Typer prints a usage error through this function (typer.core._main); it stays one line here.
 typer.rich_utils.rich_format_error = _one_line_usage_error
-# Off a terminal (CI logs, pipes, files) an error is one line however long: hard-wrapping
-# at 80 columns would split paths and option names wherever the width happens to fall.
-err_console = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 
 
 def path_option(value: str) -> Path:

@@ -170,9 +170,8 @@ def synth_command(
     try:
         config = dataclasses.replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
         made = read_synthetic_manifest(output) if output is not None else None
-        if made is not None:
-            if made["config"] != config.to_dict():
-                fail(f"--output {output} holds a synthetic dataset made with other options; choose another")
+        if made is not None and made["config"] != config.to_dict():
+            fail(f"--output {output} holds a synthetic dataset made with other options; choose another")
         generation = generate_synthetic(config, root=output, workers=workers)
         dataset = index_folder(generation.root, name=name, layout=LAYOUT_SPEECH_COMMANDS)
     except (SynthesisError, ValueError) as error:
