@@ -174,21 +174,22 @@ def test_per_class_thresholds_find_a_weak_keyword_that_one_threshold_cannot_with
     assert [row.score.hits for row in rows] == sorted({row.score.hits for row in rows})
 
 
+# A one-minute stream and a grid of two thresholds: what the tuning tests on a trained model need.
+SMALL_GRID = {
+    "minutes": 1,
+    "thresholds": [128, 200],
+    "windows": [1000],
+    "minimum_counts": [1],
+    "show_progress": False,
+}
+
+
 def test_validation_tuning_streams_the_training_dataset(trained_test_model, subset_dir):
     # `tune MODEL --split validation` without --dataset streamed the official test set, which has
     # no validation clips ("no validation-split clips of the keywords"): the README's own command.
     from microspeech.evaluation.tuning import tune_detection
 
-    report = tune_detection(
-        trained_test_model,
-        max_fa_per_hour=1000,
-        split="validation",
-        minutes=1,
-        thresholds=[128, 200],
-        windows=[1000],
-        minimum_counts=[1],
-        show_progress=False,
-    )
+    report = tune_detection(trained_test_model, max_fa_per_hour=1000, split="validation", **SMALL_GRID)
     assert report.dataset == subset_dir.resolve().name
 
 
@@ -207,12 +208,8 @@ def test_per_class_tuning_refuses_a_stream_without_a_keyword(trained_test_model,
             max_fa_per_hour=1000,
             dataset=str(tmp_path),
             split="train",
-            minutes=1,
-            thresholds=[128, 200],
-            windows=[1000],
-            minimum_counts=[1],
             per_class=True,
-            show_progress=False,
+            **SMALL_GRID,
         )
 
 
@@ -227,16 +224,8 @@ def test_one_threshold_tuning_never_keeps_a_stored_list(trained_test_model, subs
     parameters = read_parameters(source.read_bytes())
     parameters["detection_threshold_list"] = [120, 120, 255, 255]
     listed.write_bytes(write_parameters(source.read_bytes(), parameters))
-    report = tune_detection(
-        listed,
-        max_fa_per_hour=1e6,
-        split="validation",
-        dataset=str(subset_dir),
-        minutes=1,
-        thresholds=[250, 254],  # far worse than the stored list, which would win if it competed
-        windows=[1000],
-        minimum_counts=[1],
-        show_progress=False,
-    )
+    # Thresholds far worse than the stored list, which would win if it competed.
+    grid = {**SMALL_GRID, "thresholds": [250, 254]}
+    report = tune_detection(listed, max_fa_per_hour=1e6, split="validation", dataset=str(subset_dir), **grid)
     assert report.tuning.current.setting.detection_threshold_list == (120, 120, 255, 255)
     assert report.tuning.chosen is not None and report.tuning.chosen.setting.detection_threshold_list is None
