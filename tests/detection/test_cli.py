@@ -190,14 +190,18 @@ def test_tune_on_segments_with_a_clean_one_as_train_calibrates(tflite_copy, subs
     args += ["--split", "validation"]
     args += ["--minutes", "1", "--windows", "500", "--counts", "1", "--thresholds", "150-250/50"]
     output = tmp_path / "tuning.json"
-    result = invoke(*args, "--snr-db", "inf,10", "--segmented", "--output", output)
+    # On the part's kernels (Silicon Labs' TFLM), as the title and the JSON say.
+    on_the_part = ("--runtime", "silabs-tflm")
+    result = invoke(*args, "--snr-db", "inf,10", "--segmented", "--output", output, *on_the_part)
     assert result.exit_code == 0, result.output
+    assert says(result, "min of speech_commands_v0.02_subset, silabs-tflm")
 
     def no_infinity(token):
         raise AssertionError(f"{output.name} holds {token}: not JSON")
 
     written = json.loads(output.read_text(), parse_constant=no_infinity)
     assert written["snr_db"] == ["inf", 10.0] and written["segmented"] is True
+    assert written["runtime"] == "silabs-tflm"
     mixed = invoke(*args, "--snr-db", "inf,10")
     assert mixed.exit_code == 2 and says(mixed, "--snr-db inf,10") and says(mixed, "--segmented")
 
@@ -251,6 +255,9 @@ def test_tune_refuses_an_impossible_budget_and_writes_nothing(tflite_copy, test_
     assert result.exit_code == 2 and says(result, "holds no keyword clip") and says(result, "--minutes")
     result = invoke("tune", tflite_copy, "--max-fa-per-hour", "5", "--windows", "a,b")
     assert result.exit_code == 2 and says(result, "--windows")
+    result = invoke("tune", tflite_copy, "--max-fa-per-hour", "5", "--runtime", "cmsis-nn")
+    assert result.exit_code == 2
+    assert says(result, "--runtime cmsis-nn: expected one of litert, tflm, silabs-tflm")
     result = invoke("tune", archive, "--max-fa-per-hour", "5", "--write")
     assert result.exit_code == 2 and says(result, "is an archive; give the .tflite file")
 

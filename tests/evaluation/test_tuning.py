@@ -229,3 +229,14 @@ def test_one_threshold_tuning_never_keeps_a_stored_list(trained_test_model, subs
     report = tune_detection(listed, max_fa_per_hour=1e6, split="validation", dataset=str(subset_dir), **grid)
     assert report.tuning.current.setting.detection_threshold_list == (120, 120, 255, 255)
     assert report.tuning.chosen is not None and report.tuning.chosen.setting.detection_threshold_list is None
+
+
+def test_tuning_on_silicon_labs_kernels_says_so(trained_test_model, subset_dir):
+    from microspeech.evaluation.tuning import tune_detection
+
+    report = tune_detection(
+        trained_test_model, max_fa_per_hour=1000, split="validation", backend="silabs-tflm", **SMALL_GRID
+    )
+    assert report.tuning.runtime == report.to_dict()["runtime"] == "silabs-tflm"
+    default = tune_detection(trained_test_model, max_fa_per_hour=1000, split="validation", **SMALL_GRID)
+    assert default.tuning.runtime == "litert"

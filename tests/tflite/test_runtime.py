@@ -113,3 +113,11 @@ def test_a_transposed_sample_is_refused_not_scored(mltk_tflite_bytes):
         runner.predict(np.zeros((3, 40, 49), np.int8))
     with pytest.raises(ValueError, match="predict takes a batch"):
         runner.predict(features)  # said "input of shape (40,) does not fit"
+
+
+def test_silicon_labs_batches_split_between_two_processes_are_each_samples_own(mltk_tflite_bytes):
+    runner = TfliteRunner(mltk_tflite_bytes, "silabs-tflm")
+    samples = np.random.default_rng(9).integers(-128, 128, (TWO_LANES_FROM + 3, 49, 40, 1), dtype=np.int8)
+    assert np.array_equal(runner.predict(samples), _one_by_one(runner, samples))
+    assert runner._silabs_second is not None  # the second half went to a second process
+    assert np.array_equal(runner.predict(samples[:5]), _one_by_one(runner, samples[:5]))

@@ -221,6 +221,35 @@ def test_the_same_seed_gives_the_same_calibrated_model(streamed_dry_run, tmp_pat
     np.testing.assert_array_equal(*outputs)
 
 
+@pytest.mark.slow
+def test_a_calibration_on_silicon_labs_kernels_is_what_the_parts_firmware_loop_gives(
+    streamed_dry_run, tmp_path, subset_dir
+):
+    # On the part the DS-CNN scored 69% of a stream's inferences differently from LiteRT (stop 56):
+    # calibrated with Silicon Labs' TFLM, the recorded operating point is the part's own.
+    from microspeech.data.streams import score_detections
+    from microspeech.detection.stream_run import run_stream
+    from microspeech.training.stream_selection import calibrate_detection
+
+    spec, output = streamed_dry_run
+    assert json.loads((output / "manifest.json").read_text())["detection_calibration"]["runtime"] == "litert"
+    tflite = tmp_path / "model.tflite"
+    tflite.write_bytes(next(output.glob("*.tflite")).read_bytes())
+    dataset = load_dataset(str(subset_dir))
+    stream = calibration_stream(dataset, spec, seed=5) or ValidationStream.build(dataset, spec, seed=5).stream
+    calibration = calibrate_detection(tflite, stream, 60.0, backend="silabs-tflm", show_progress=False)
+    assert calibration.runtime == calibration.to_dict()["runtime"] == "silabs-tflm"
+    assert "scored with silabs-tflm" in calibration.describe()
+    picked = calibration.chosen or calibration.spec_params
+    stored = read_parameters(tflite)
+    for key, value in picked.setting.to_dict().items():
+        assert stored.get(key) == value
+    # The plain firmware loop in Silicon Labs' TFLM, with what was written, finds what was recorded.
+    spotter = KeywordSpotter(load_keyword_model(tflite), backend="silabs-tflm")
+    run = run_stream(spotter, stream.audio)
+    assert score_detections(stream.events, run.detections, stream.seconds).summary() == picked.firmware
+
+
 def test_the_calibration_stream_is_a_validation_stream_of_its_own_length_and_placements(subset_dir):
     dataset = load_dataset(str(subset_dir))
     spec = _spec()

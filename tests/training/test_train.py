@@ -230,7 +230,9 @@ def test_cli_errors_before_training(tmp_path: Path):
     assert not (tmp_path / "y").exists()
 
 
-@pytest.mark.parametrize("option, value", [("--epochs", "2"), ("--max-fa-per-hour", "5")])
+@pytest.mark.parametrize(
+    "option, value", [("--epochs", "2"), ("--max-fa-per-hour", "5"), ("--calibration-runtime", "silabs-tflm")]
+)
 def test_train_options_are_applied_each_on_its_own(subset_dir, tmp_path, option, value):
     # --epochs alone raised UnboundLocalError; --max-fa-per-hour alone was checked, then ignored
     # (the budget written into the .tflite and the manifest was the spec's 2).
@@ -243,5 +245,22 @@ def test_train_options_are_applied_each_on_its_own(subset_dir, tmp_path, option,
     manifest = json.loads((output / "manifest.json").read_text())
     if option == "--epochs":
         assert manifest["epochs_run"] == 2
-    else:
+    elif option == "--max-fa-per-hour":
         assert manifest["spec"]["train"]["max_fa_per_hour"] == 5.0
+    else:
+        assert manifest["detection_calibration"]["runtime"] == "silabs-tflm"
+        assert manifest["command_line"][-2:] == ["--calibration-runtime", "silabs-tflm"]
+        assert "scored with silabs-tflm" in " ".join(result.output.split())
+
+
+def test_an_unknown_calibration_runtime_is_refused_before_training(tmp_path):
+    output = tmp_path / "model"
+    result = CliRunner().invoke(
+        app, ["train", DRY_RUN, "--output", str(output), "--calibration-runtime", "cmsis-nn"]
+    )
+    assert result.exit_code == 2
+    assert "--calibration-runtime cmsis-nn: expected one of litert, tflm, silabs-tflm" in result.output
+    assert not output.exists()
+    with pytest.raises(ValueError, match="--calibration-runtime cmsis-nn"):
+        train_model(DRY_RUN, output=output, calibration_runtime="cmsis-nn", progress=False)
+    assert not output.exists()

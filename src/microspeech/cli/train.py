@@ -49,6 +49,13 @@ def train(
         help="False-accept budget for the checkpoint choice and the calibrated detection parameters "
         "(default: the spec's, 2 for tflite_micro_speech).",
     ),
+    calibration_runtime: str | None = typer.Option(
+        None,
+        "--calibration-runtime",
+        help="Interpreter whose scores calibrate the detection parameters: litert (default), tflm or "
+        "silabs-tflm (Silicon Labs' TFLM from the MLTK wheel: the part's kernels and rounding, so the "
+        "calibrated operating point holds on the part; the calibration takes several times longer).",
+    ),
 ) -> None:
     """Train MODEL on a dataset: NAME.keras, NAME.tflite (int8 + parameters), history, logs, manifest."""
     from microspeech.data.pipeline import DatasetError
@@ -84,6 +91,18 @@ def train(
             fail(f"--max-fa-per-hour: model {name!r} trains without a validation stream; no budget applies")
         train_settings = dataclasses.replace(spec.train, max_fa_per_hour=max_fa_per_hour)
         spec = dataclasses.replace(spec, train=train_settings)
+    if calibration_runtime is not None:
+        from microspeech.tflite.runtime import check_backend
+
+        try:
+            check_backend(calibration_runtime, "--calibration-runtime")
+        except ValueError as error:
+            fail(str(error))
+        if not spec.train.stream_validation_minutes > 0:
+            fail(
+                f"--calibration-runtime: model {name!r} trains without a validation stream; "
+                "nothing is calibrated"
+            )
     # The command as parsed (sys.argv is the host's when called from Python, e.g. in tests).
     command = ["microspeech", "train", name]
     for item in dataset:
@@ -93,6 +112,7 @@ def train(
     command += ["--resume"] if resume else []
     command += ["--epochs", str(epochs)] if epochs is not None else []
     command += ["--max-fa-per-hour", f"{max_fa_per_hour:g}"] if max_fa_per_hour is not None else []
+    command += ["--calibration-runtime", calibration_runtime] if calibration_runtime is not None else []
     command += ["--test"] if test else []
     command += ["--keywords", keywords] if keywords else []
     try:
@@ -106,6 +126,7 @@ def train(
             progress=not quiet,
             console=console,
             command_line=command,
+            calibration_runtime=calibration_runtime or "litert",
         )
     except (DatasetError, ResumeError, LockedError, QuantizationError, FileNotFoundError, ValueError) as err:
         fail(str(err))

@@ -67,6 +67,13 @@ def tune(
         "instead of detection_threshold); without it one threshold for all, and --write removes a "
         "stored list.",
     ),
+    runtime: str = typer.Option(
+        "litert",
+        "--runtime",
+        help="Interpreter that scores the stream: litert (default), tflm (tflite-micro package) or "
+        "silabs-tflm (Silicon Labs' TFLM from the MLTK wheel: the part's kernels and their rounding, so "
+        "the pick holds on the part; about 20x LiteRT's time).",
+    ),
     output: Path = typer.Option(
         None, "--output", parser=path_option, help="Also write the full sweep as JSON here."
     ),
@@ -83,7 +90,12 @@ def tune(
         tune_detection,
         write_detection_params,
     )
+    from microspeech.tflite.runtime import check_backend
 
+    try:
+        backend = check_backend(runtime, "--runtime")
+    except ValueError as error:
+        fail(str(error))
     try:
         check_number(max_fa_per_hour, "--max-fa-per-hour", above=0.0, high=3600.0 * 1000)
         snrs = parse_snr_list(snr_db, "--snr-db", segmented=segmented)
@@ -136,6 +148,7 @@ def tune(
             seed=seed,
             segmented=segmented,
             per_class=per_class,
+            backend=backend,
             **grid,
         )
     except (FileNotFoundError, ValueError) as error:
@@ -146,7 +159,9 @@ def tune(
         write_text_atomic(output, json.dumps(report.to_dict(), indent=2) + "\n")
 
     # Short row names, so every digit fits in 80 columns.
-    table = compact_table(escape(f"{report.model}: {report.minutes:g} min of {report.dataset}"))
+    table = compact_table(
+        escape(f"{report.model}: {report.minutes:g} min of {report.dataset}, {report.tuning.runtime}")
+    )
     for column in ("", "threshold", "window", "count", "suppression", "hits", "misses", "miss", "FA/h"):
         table.add_column(column, justify="right", no_wrap=True)
 

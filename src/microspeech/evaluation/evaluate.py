@@ -92,19 +92,14 @@ def _check_each_clip_once(clips: list[Any], n_scores: int, n_labels: int) -> Non
 def choose_backend(tflm: bool, runtime: str | None) -> str:
     """The interpreter `--tflm` / `--runtime` ask for (litert by default), one this machine runs;
     EvaluationError naming the option otherwise. Clip and stream evaluation both take it from here."""
-    from microspeech.tflite.runtime import BACKENDS, available_backends
+    from microspeech.tflite.runtime import check_backend
 
     if tflm and runtime not in (None, "tflm"):  # one of them would be ignored
         raise EvaluationError(f"--tflm and --runtime {runtime} disagree; give one")
-    backend = runtime or ("tflm" if tflm else "litert")
-    if backend not in BACKENDS:
-        raise EvaluationError(f"--runtime {backend}: expected one of {', '.join(BACKENDS)}")
-    if backend not in available_backends():
-        raise EvaluationError(
-            f"--runtime {backend}: Silicon Labs' TFLM is not installed "
-            "(pip install --no-deps silabs-mltk==0.20.0)"
-        )
-    return backend
+    try:
+        return check_backend(runtime or ("tflm" if tflm else "litert"), "--runtime")
+    except ValueError as error:
+        raise EvaluationError(str(error)) from None
 
 
 def evaluate_model(

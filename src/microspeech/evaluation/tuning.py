@@ -111,9 +111,11 @@ class StreamTuning:
 
     `current`: the model's own parameters with their firmware score; `chosen`: the pick within
     the budget (None when nothing fits), `verified`: every firmware-checked candidate, `rows`:
-    every replayed grid point.
+    every replayed grid point; `runtime`: the interpreter that computed every score (litert,
+    tflm, or silabs-tflm: Silicon Labs' kernels, whose rounding the part has).
     """
 
+    runtime: str
     grid_points: int
     current: CheckedSetting
     chosen: CheckedSetting | None
@@ -123,6 +125,7 @@ class StreamTuning:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "runtime": self.runtime,
             "grid_points": self.grid_points,
             "current": self.current.to_dict(),
             "chosen": None if self.chosen is None else self.chosen.to_dict(),
@@ -425,7 +428,9 @@ def tune_detection(
 
     The `verify` best replayed settings within the budget, and as many just over it, are rerun
     with the firmware loop; the pick is made on those exact results. With `segmented`, each SNR
-    of `snr_db` (inf: clean) is a segment of its own (`stream_from_dataset`).
+    of `snr_db` (inf: clean) is a segment of its own (`stream_from_dataset`). `backend`: the
+    interpreter of every score (litert, tflm, or silabs-tflm: Silicon Labs' kernels, so that the
+    pick holds on the part to the rounding; `microspeech.tflite.runtime`).
     """
     from microspeech.data.streams import stream_from_dataset
     from microspeech.evaluation.streaming import resolve_keyword_model
@@ -569,6 +574,7 @@ def tune_on_stream(
     competing = current_entry if per_class or current.detection_threshold_list is None else None
     chosen = choose(verified, competing, max_fa_per_hour)
     return StreamTuning(
+        runtime=spotter.runner.backend,
         grid_points=len(rows),
         current=current_entry,
         chosen=chosen,

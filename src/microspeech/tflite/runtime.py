@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from microspeech.checks import is_whole_number
+from microspeech.mltk_wheel import INSTALL_HINT
 from microspeech.tflite.flatbuffer import load_bytes, read_model, tensor_type_names, unpack_model
 from microspeech.tflite.silabs_tflm import SilabsTflmProcess, silabs_tflm_available
 
@@ -146,6 +147,15 @@ def available_backends() -> tuple[str, ...]:
     return BACKENDS if silabs_tflm_available() else BACKENDS[:2]
 
 
+def check_backend(backend: str, option: str) -> Backend:
+    """`backend` when it names one this machine runs; ValueError naming `option` otherwise."""
+    if backend not in BACKENDS:
+        raise ValueError(f"{option} {backend}: expected one of {', '.join(BACKENDS)}")
+    if backend not in available_backends():
+        raise ValueError(f"{option} {backend}: Silicon Labs' TFLM is not installed ({INSTALL_HINT})")
+    return backend  # type: ignore[return-value]
+
+
 class TfliteRunner:
     """One .tflite, one interpreter: `predict(batch)` runs it sample by sample.
 
@@ -197,6 +207,9 @@ class TfliteRunner:
             self._output_indices = [d["index"] for d in outputs]
         elif backend == "silabs-tflm":
             self._silabs = SilabsTflmProcess(self.tflite_bytes, arena_size, source=self.source)
+            self._silabs_arena = arena_size
+            # Started by the first batch long enough to share (`predict`).
+            self._silabs_second: SilabsTflmProcess | None = None
             inputs, outputs = (
                 [_flatbuffer_details(self.tflite_bytes, which, i) for i in range(self._count_io(which))]
                 for which in ("Inputs", "Outputs")
@@ -305,7 +318,8 @@ class TfliteRunner:
         """Raw outputs for a batch: (N, *output_shape[1:]), each sample's output as `predict_one`
         gives it. LiteRT runs integer models up to BATCH samples per invoke, in interpreters
         sized to powers of two (integer kernels compute each sample alone, so the outputs are the
-        same; tests check it); other models and backends one sample per invoke."""
+        same; tests check it); other models and backends one sample per invoke, Silicon Labs' TFLM
+        in two child processes from TWO_LANES_FROM samples (half each)."""
         batch = np.asarray(batch)
         if batch.ndim and _core_shape(batch.shape) == _core_shape(self.input_details.shape):
             if _core_shape(batch.shape[1:]) != _core_shape(self.input_details.shape):  # not (1, 49, 40)
@@ -315,7 +329,18 @@ class TfliteRunner:
                 )
         outputs = np.empty((len(batch), *self.output_details.shape[1:]), dtype=self.output_details.dtype)
         if self.backend == "silabs-tflm":  # one round trip to the child process per batch
-            results = self._silabs.run([self._prepare(sample) for sample in batch])
+            samples = [self._prepare(sample) for sample in batch]
+            if len(samples) < TWO_LANES_FROM:
+                results = self._silabs.run(samples)
+            else:  # a second child takes the second half meanwhile (each computes sample by sample)
+                if self._silabs_second is None:
+                    self._silabs_second = SilabsTflmProcess(
+                        self.tflite_bytes, self._silabs_arena, source=self.source
+                    )
+                middle = len(samples) // 2
+                self._silabs.submit(samples[:middle])
+                self._silabs_second.submit(samples[middle:])
+                results = self._silabs.collect() + self._silabs_second.collect()
             for i, result in enumerate(results):
                 outputs[i] = result[0].reshape(outputs.shape[1:])
             return outputs

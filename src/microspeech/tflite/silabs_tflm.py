@@ -123,7 +123,16 @@ class SilabsTflmProcess:
 
     def run(self, samples: list[np.ndarray]) -> list[list[np.ndarray]]:
         """Every output tensor of every sample (int8 arrays shaped as the wrapper returns them)."""
+        self.submit(samples)
+        return self.collect()
+
+    def submit(self, samples: list[np.ndarray]) -> None:
+        """Send a batch without waiting: the child computes it while the caller does other work
+        (another child's batch); `collect` gives its outputs."""
         _send(self._requests, list(samples))
+
+    def collect(self) -> list[list[np.ndarray]]:
+        """The outputs of the batch `submit` sent last."""
         status, detail = self._reply()
         if status != "outputs":
             raise SilabsTflmError(f"{self.source}: Silicon Labs' TFLM invoke failed: {detail}")

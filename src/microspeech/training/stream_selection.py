@@ -265,6 +265,7 @@ class Calibration:
     other_words: dict[str, int]  # clips per word the false accepts were measured on
     chosen: CheckedSetting | None  # the four parameters and their firmware score; None: nothing fits
     spec_params: CheckedSetting  # the spec's parameters with their firmware score, for comparison
+    runtime: str = "litert"  # the interpreter of every score (silabs-tflm: the part's kernels)
 
     @property
     def fa_per_hour_interval(self) -> tuple[float, float] | None:
@@ -278,7 +279,7 @@ class Calibration:
         # Words the stream lacks can fire more on other audio: say how broad the evidence is.
         budget = (
             f"<= {self.max_fa_per_hour:g} FA/h on {self.minutes:.0f} min of validation stream, "
-            f"{count_words(self.other_words)}"
+            f"{count_words(self.other_words)}, scored with {self.runtime}"
         )
         if self.chosen is None:
             return f"kept the spec's (nothing reached {budget})"
@@ -298,6 +299,7 @@ class Calibration:
         interval = self.fa_per_hour_interval
         return {
             "max_fa_per_hour": self.max_fa_per_hour,
+            "runtime": self.runtime,
             "minutes": round(self.minutes, 3),
             "keywords": self.keywords,
             "other_words": self.other_words,
@@ -308,10 +310,15 @@ class Calibration:
 
 
 def calibrate_detection(
-    tflite_path: Any, stream: KeywordStream, max_fa_per_hour: float, *, show_progress: bool = True
+    tflite_path: Any,
+    stream: KeywordStream,
+    max_fa_per_hour: float,
+    *,
+    backend: str = "litert",
+    show_progress: bool = True,
 ) -> Calibration:
-    """Choose detection parameters for the budget on `stream` with the int8 model's firmware loop;
-    write them in.
+    """Choose detection parameters for the budget on `stream` with the int8 model's firmware loop
+    in `backend` (silabs-tflm: the part's kernels); write them in.
 
     Nothing within the budget keeps the spec's parameters (reported, not an error).
     """
@@ -329,6 +336,7 @@ def calibrate_detection(
         suppressions=CALIBRATION_SUPPRESSIONS,
         verify=2,  # two per margin first; then `verify_candidates` walks down while a row can win
         check_over_budget=False,
+        backend=backend,
         show_progress=show_progress,
     )
     chosen = tuned.chosen
@@ -341,4 +349,5 @@ def calibrate_detection(
         other_words=other_word_counts(stream),
         chosen=None if chosen is None else dataclasses.replace(chosen, replayed=None),
         spec_params=tuned.current,
+        runtime=tuned.runtime,
     )

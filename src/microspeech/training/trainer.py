@@ -181,14 +181,22 @@ def train_model(
     progress: bool = True,
     console: Console | None = None,
     command_line: list[str] | None = None,
+    calibration_runtime: str = "litert",
 ) -> ModelArtifacts:
     """Train a registered model (NAME or NAME-test), a spec file (.py) or a spec on a dataset name
     or folder; returns its artifacts.
 
-    Errors in the seed, the model name or the dataset (missing/empty class, too small for the
-    split) are raised before any training starts; so is `microspeech.files.LockedError` when
-    another training holds the output folder.
+    `calibration_runtime`: the interpreter whose scores choose the detection parameters at the
+    end (litert; tflm; silabs-tflm: Silicon Labs' kernels, so that the calibrated operating point
+    holds on the part to the rounding, at several times the calibration's time).
+
+    Errors in the seed, the model name, the runtime or the dataset (missing/empty class, too
+    small for the split) are raised before any training starts; so is
+    `microspeech.files.LockedError` when another training holds the output folder.
     """
+    from microspeech.tflite.runtime import check_backend
+
+    check_backend(calibration_runtime, "--calibration-runtime")
     check_seed(seed)
     if epochs is not None:  # 1.5 failed deep in the epoch loop, after the output folder was made
         check_int(epochs, "epochs", low=1)
@@ -204,7 +212,15 @@ def train_model(
     _check_output_outside(artifacts.directory, [dataset] if isinstance(dataset, str | Path) else dataset)
     with output_lock(artifacts.directory):
         return _train_locked(
-            spec, artifacts, dataset, seed, resume, progress, console or Console(stderr=True), command_line
+            spec,
+            artifacts,
+            dataset,
+            seed,
+            resume,
+            progress,
+            console or Console(stderr=True),
+            command_line,
+            calibration_runtime,
         )
 
 
@@ -230,6 +246,7 @@ def _train_locked(
     progress: bool,
     console: Console,
     command_line: list[str] | None,
+    calibration_runtime: str,
 ) -> ModelArtifacts:
     from microspeech.data import load_datasets
     from microspeech.data.pipeline import TrainingPipeline, dataset_fingerprint
@@ -307,6 +324,7 @@ def _train_locked(
             data,
             stream,
             progress,
+            calibration_runtime,
         )
     except BaseException as error:
         # The folder keeps its log (and any checkpoint to --resume from): the log says why it ends.
@@ -601,6 +619,7 @@ def _finish(
     data: Any,
     stream: Any = None,
     progress: bool = True,
+    calibration_runtime: str = "litert",
 ) -> None:
     """Save the .keras and the int8 .tflite (atomically), then the manifest that says they are complete."""
     from microspeech.tflite.convert import build_tflite
@@ -627,7 +646,11 @@ def _finish(
             calibration_stream(data, spec, seed=manifest["seed"], show_progress=progress) or stream.stream
         )
         calibration = calibrate_detection(
-            artifacts.tflite_path, calibration_audio, spec.train.max_fa_per_hour, show_progress=progress
+            artifacts.tflite_path,
+            calibration_audio,
+            spec.train.max_fa_per_hour,
+            backend=calibration_runtime,
+            show_progress=progress,
         )
         tflite_bytes = artifacts.tflite_path.read_bytes()  # the chosen parameters are in it now
         manifest["detection_calibration"] = calibration.to_dict()
