@@ -48,6 +48,19 @@ def _one_line_usage_error(error: Any) -> None:
 typer.rich_utils.rich_format_error = _one_line_usage_error
 
 
+def _reflowed_paragraphs(paragraphs: list[str], markup_mode: Any) -> str:
+    """A help text's paragraphs after the first, each one line for rich to wrap to the terminal:
+    typer 0.29 kept the docstring's source line breaks, so every help read ragged at 80 columns.
+    A paragraph that starts with \\b keeps its lines, as click's convention has it."""
+    return "\n\n".join(
+        paragraph if paragraph.startswith("\b") else " ".join(line.strip() for line in paragraph.splitlines())
+        for paragraph in paragraphs
+    )
+
+
+typer.rich_utils._fix_linebreaks = _reflowed_paragraphs
+
+
 def path_option(value: str) -> Path:
     """Typer `parser=` for a path option: "" (an unset shell variable) is refused, where it would
     become the current folder and write there."""
