@@ -32,10 +32,20 @@ def test_unknown_attribute_is_an_attribute_error():
 def test_every_package_has_a_public_api_whose_names_resolve(package):
     import importlib
 
+    import pkgutil
+    import types
+
     module = importlib.import_module(package)
     assert module.__all__, f"{package} has no __all__"
+    # Every submodule loaded first: `from microspeech.tflite import export_c` gave the module
+    # export_c.py once it was imported (the import system sets the attribute to it).
+    for sub in pkgutil.iter_modules(getattr(module, "__path__", [])):
+        if package != "microspeech" and not sub.name.startswith("_"):
+            importlib.import_module(f"{package}.{sub.name}")
     for name in module.__all__:
-        assert getattr(module, name) is not None, f"{package}.{name}"
+        value = getattr(module, name)
+        assert value is not None and not isinstance(value, types.ModuleType), f"{package}.{name}"
+        assert name in dir(module), f"{package}.{name} missing from dir(): tab completion would not offer it"
 
 
 def _onednn_in_fresh_process(environment: dict[str, str]) -> list[str]:

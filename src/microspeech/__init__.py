@@ -13,6 +13,7 @@ import importlib
 import os
 from typing import Any
 
+from microspeech.lazy import lazy_dir
 from microspeech.version import __version__
 
 # TensorFlow turns its oneDNN kernels on by default only for CPUs with AVX512-VNNI/BF16, AVX-VNNI
@@ -72,3 +73,6 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY_EXPORTS:
         return getattr(importlib.import_module(_LAZY_EXPORTS[name]), name)
     raise AttributeError(f"module 'microspeech' has no attribute {name!r}")
+
+
+__dir__ = lazy_dir(globals(), _LAZY_EXPORTS)

@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+
+def lazy_dir(namespace: Mapping[str, Any], lazy_names: Iterable[str]) -> Callable[[], list[str]]:
+    """A module-level `__dir__`: the names defined so far and the lazy ones, which `dir()` and tab
+    completion would otherwise not show until first used."""
+
+    def __dir__() -> list[str]:
+        return sorted({*namespace, *lazy_names})
+
+    return __dir__
 
 
 def lazy_exports(package: str, submodule_of: Mapping[str, str]) -> Callable[[str], Any]:

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from microspeech.cli import app
 from microspeech.testing.readback import parse_c_array
-from microspeech.tflite.export_c import c_identifier, export_c
+from microspeech.tflite.c_export import c_identifier, export_c
 from microspeech.tflite.metadata import read_parameters, write_parameters
 
 CHECK_PROGRAM = r"""

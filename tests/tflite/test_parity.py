@@ -141,7 +141,7 @@ def test_every_registered_model_exports_to_c_and_runs_in_tflm(
 ):
     """Builtin ops only: the firmware's sources hold the very bytes, and TFLM runs them."""
     from microspeech.testing.readback import parse_c_array
-    from microspeech.tflite.export_c import export_c
+    from microspeech.tflite.c_export import export_c
 
     tflite_path = next(dry_run_model.glob("*.tflite"))
     files = export_c(tflite_path, tmp_path / "c")

@@ -24,7 +24,7 @@ def export_command(
     """
     from microspeech.checks import OptionError, check_output_folder
     from microspeech.models import ModelResolutionError
-    from microspeech.tflite.export_c import export_c
+    from microspeech.tflite.c_export import export_c
     from microspeech.tflite.metadata import ParameterError
 
     try:

@@ -9,6 +9,7 @@
 from microspeech.data import datasets as _datasets  # noqa: F401  (registers the named datasets)
 from microspeech.data.clips import SPLITS, AudioDataset, Clip, FileIssue
 from microspeech.data.registry import list_datasets, load_dataset, load_datasets, register_dataset
+from microspeech.lazy import lazy_dir
 
 
 def __getattr__(name: str):
@@ -18,6 +19,9 @@ def __getattr__(name: str):
 
         return getattr(pipeline, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__dir__ = lazy_dir(globals(), ("make_eval_set", "TrainingPipeline", "TrainingTarget"))
 
 
 __all__ = [

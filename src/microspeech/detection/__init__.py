@@ -8,7 +8,7 @@ and its parameters. Knows only the frontend, the .tflite runtime and shared leav
 
 from __future__ import annotations
 
-from microspeech.lazy import lazy_exports
+from microspeech.lazy import lazy_dir, lazy_exports
 
 # name -> submodule; resolved on first use, so importing the package loads no runtime.
 _LAZY = {
@@ -30,3 +30,4 @@ __all__ = sorted(_LAZY)
 
 
 __getattr__ = lazy_exports(__name__, _LAZY)
+__dir__ = lazy_dir(globals(), _LAZY)

@@ -6,7 +6,7 @@ summary, profiling (TFLM, MVP), C export, diagrams. Knows nothing of data, model
 
 from __future__ import annotations
 
-from microspeech.lazy import lazy_exports
+from microspeech.lazy import lazy_dir, lazy_exports
 
 # name -> submodule; resolved on first use, so importing the package loads no runtime.
 _LAZY = {
@@ -15,7 +15,7 @@ _LAZY = {
     "check_parity": "parity",
     "convert_to_int8": "convert",
     "draw_model": "diagram",
-    "export_c": "export_c",
+    "export_c": "c_export",
     "find_min_arena_size": "profile",
     "profile_model": "profile",
     "profile_mvp": "mvp",
@@ -31,3 +31,4 @@ __all__ = sorted(_LAZY)
 
 
 __getattr__ = lazy_exports(__name__, _LAZY)
+__dir__ = lazy_dir(globals(), _LAZY)
