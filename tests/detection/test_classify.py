@@ -112,6 +112,27 @@ def test_parameter_overrides_are_checked():
         detection_params_with(base, {"detection_threshold": 300})
 
 
+def test_a_spotters_parameters_are_its_own_and_a_dict_changes_the_models(mltk_model):
+    import dataclasses
+
+    first, second = KeywordSpotter(mltk_model), KeywordSpotter(mltk_model)
+    # One shared DetectionParams, edited in place, changed every spotter and the model, unchecked.
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.params.detection_threshold = 999  # type: ignore[misc]
+    first.set_params(dataclasses.replace(first.params, detection_threshold=200, latency_ms=200))
+    assert (first.params.detection_threshold, first.hop_samples) == (200, 3200)
+    assert second.params.detection_threshold == mltk_model.detection.detection_threshold == 185
+    # A dict (AttributeError deep inside before) changes the parameters it names.
+    third = KeywordSpotter(mltk_model, {"detection_threshold": 150})
+    assert third.params == dataclasses.replace(mltk_model.detection, detection_threshold=150)
+    third.set_params({"minimum_count": 1})
+    assert (third.params.detection_threshold, third.params.minimum_count) == (150, 1)
+    with pytest.raises(ValueError, match="unknown detection parameter.*thresold"):
+        KeywordSpotter(mltk_model, {"thresold": 3})
+    with pytest.raises(TypeError, match="expected DetectionParams or a dict"):
+        KeywordSpotter(mltk_model, [185])
+
+
 def test_activity_detection_gates_inference_like_firmware(mltk_model, clips, tmp_path):
     params = read_parameters(mltk_model.tflite_bytes)
     params["fe.activity_detection_enable"] = True

@@ -150,6 +150,26 @@ def test_per_class_thresholds_replace_the_global_one():
     assert run(rec, [(1200, u8(0, 150, 105, 0))]) == [(1200, "no", 150)]
     with pytest.raises(ValueError, match="detection_threshold_list has 2 entries"):
         CommandRecognizer(CLASSES, class_thresholds=[1, 2])
+    # 150.7 was truncated to 150 and 999 accepted (nothing could ever be detected).
+    for bad in (150.7, 999, -1, "many"):
+        with pytest.raises(ValueError, match=f"detection_threshold_list entry {bad!r}"):
+            CommandRecognizer(CLASSES, class_thresholds=[bad, 100, 255, 255])
+    with pytest.raises(TypeError, match=r"classes='yes': expected a list of class labels"):
+        CommandRecognizer("yes")
+
+
+def test_a_reused_score_buffer_does_not_change_the_results_held():
+    # An interpreter's output tensor is one buffer rewritten by every inference: the recognizer
+    # held a reference to it, so its running sum subtracted the newest row instead of the oldest.
+    fresh = CommandRecognizer(CLASSES, params(minimum_count=1, average_window_duration_ms=150))
+    reused = CommandRecognizer(CLASSES, params(minimum_count=1, average_window_duration_ms=150))
+    buffer = np.zeros(4, np.uint8)
+    rows = [u8(250, 0, 0, 5), u8(0, 0, 0, 255), u8(0, 0, 0, 255), u8(0, 0, 0, 255), u8(0, 0, 0, 255)]
+    for step, row in enumerate(rows):
+        buffer[:] = row
+        expected = fresh.process(row.copy(), 100 * step)
+        got = reused.process(buffer, 100 * step)
+        assert (got.label, got.score) == (expected.label, expected.score), step
 
 
 def test_a_full_queue_refuses_the_newest_result():

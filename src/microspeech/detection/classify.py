@@ -11,7 +11,7 @@ buffer (`reset_after_detection`), so one word cannot trigger twice. Whole stream
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,16 +63,28 @@ def detection_params_with(base: DetectionParams, overrides: dict[str, Any] | Non
     return DetectionParams.from_dict({**base.to_dict(), **values})
 
 
+def _as_params(params: Any, base: DetectionParams) -> DetectionParams:
+    """`params` as DetectionParams: a dict replaces those of `base` it names (unknown names refused)."""
+    if isinstance(params, DetectionParams):
+        return params
+    if isinstance(params, Mapping):
+        return detection_params_with(base, dict(params))
+    raise TypeError(f"params={params!r}: expected DetectionParams or a dict of detection parameters")
+
+
 class KeywordSpotter:
     """The firmware loop on a PC: feed audio with `process`, get one `Decision` per inference.
 
-    Times are milliseconds of audio consumed since the start (or the last `reset`).
+    Times are milliseconds of audio consumed since the start (or the last `reset`). `params`:
+    the model's embedded parameters by default, DetectionParams, or a dict of those to change
+    ({"detection_threshold": 200}); a model's detection_threshold_list stays in use unless
+    `set_params(..., class_thresholds=None)` drops it (the firmware uses the list when present).
     """
 
     def __init__(
         self,
         model: KeywordModel | str | Path,
-        params: DetectionParams | None = None,
+        params: DetectionParams | Mapping[str, Any] | None = None,
         *,
         backend: str = "litert",
         reset_after_detection: bool = True,
@@ -81,7 +93,8 @@ class KeywordSpotter:
         from microspeech.tflite.runtime import TfliteRunner
 
         self.model = model if isinstance(model, KeywordModel) else load_keyword_model(model)
-        self.params = params or self.model.detection
+        # A dict replaces the named parameters of the model's own.
+        self.params = self.model.detection if params is None else _as_params(params, self.model.detection)
         self.reset_after_detection = reset_after_detection
         self.inferences = 0  # model runs so far (runs following a reference skip most)
         self.runner = TfliteRunner(self.model.tflite_bytes, backend=backend)  # type: ignore[arg-type]
@@ -114,14 +127,19 @@ class KeywordSpotter:
         return self.model.classes
 
     def set_params(
-        self, params: DetectionParams, *, class_thresholds: Sequence[int] | None | str = MODEL_THRESHOLDS
+        self,
+        params: DetectionParams | Mapping[str, Any],
+        *,
+        class_thresholds: Sequence[int] | None | str = MODEL_THRESHOLDS,
     ) -> None:
-        """Use other detection parameters (same model and interpreter); starts over.
+        """Use other detection parameters (same model and interpreter; a dict changes the ones it
+        names); starts over.
 
         `class_thresholds`: a per-class list (MLTK's detection_threshold_list, which the firmware
         uses instead of detection_threshold), None for the global threshold alone, or by default
         the model's own list (when it has one).
         """
+        params = _as_params(params, self.params)
         hop_samples = params.latency_ms * SAMPLE_RATE // 1000
         if hop_samples < 1:
             raise ValueError(f"latency_ms={params.latency_ms} is shorter than one sample")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from microspeech.checks import exact_value
 from microspeech.detection.params import DetectionParams
 
 # The firmware's fixed-size result queue; a full queue refuses the newest result.
@@ -39,6 +40,30 @@ def scores_to_uint8(scores: np.ndarray) -> np.ndarray:
     if np.issubdtype(scores.dtype, np.floating):
         return np.clip(scores.astype(np.float64) * 255.0, 0, 255).astype(np.uint8)
     raise ValueError(f"model output of type {scores.dtype} is not supported; expected int8, uint8 or float")
+
+
+def check_class_thresholds(class_thresholds: Sequence[int] | None, n_classes: int) -> list[int] | None:
+    """A per-class threshold list (MLTK's detection_threshold_list) as ints on the 0-255 scale, one
+    per class; ValueError naming the entry otherwise (150.7 was truncated, 999 accepted)."""
+    if class_thresholds is None:
+        return None
+    if isinstance(class_thresholds, str):
+        raise ValueError(f"detection_threshold_list {class_thresholds!r}: expected a list of thresholds")
+    if len(class_thresholds) != n_classes:
+        raise ValueError(
+            f"detection_threshold_list has {len(class_thresholds)} entries for {n_classes} classes; "
+            "expected one threshold per class"
+        )
+    checked = []
+    for value in class_thresholds:
+        try:
+            whole = exact_value(value, int)
+        except (TypeError, ValueError, OverflowError):
+            whole = None
+        if whole is None or not 0 <= whole <= 255:
+            raise ValueError(f"detection_threshold_list entry {value!r}: expected a whole number 0-255")
+        checked.append(int(whole))
+    return checked
 
 
 @dataclass(frozen=True)
@@ -76,16 +101,13 @@ class CommandRecognizer:
         *,
         class_thresholds: Sequence[int] | None = None,
     ) -> None:
+        if isinstance(classes, str):  # "yes" became the classes y, e, s
+            raise TypeError(f"classes={classes!r}: expected a list of class labels, e.g. [{classes!r}]")
         self.classes = list(classes)
         if not self.classes:
             raise ValueError("the recognizer needs at least one class label")
         self.params = params or DetectionParams()
-        if class_thresholds is not None and len(class_thresholds) != len(self.classes):
-            raise ValueError(
-                f"detection_threshold_list has {len(class_thresholds)} entries but the model has "
-                f"{len(self.classes)} classes"
-            )
-        self.class_thresholds = None if class_thresholds is None else [int(t) for t in class_thresholds]
+        self.class_thresholds = check_class_thresholds(class_thresholds, len(self.classes))
         self._results: deque[tuple[int, np.ndarray]] = deque()
         self.reset()
 
@@ -104,7 +126,9 @@ class CommandRecognizer:
 
     def process(self, scores: np.ndarray, time_ms: int) -> Decision:
         """Feed one inference result (the model's raw output row) taken at `time_ms`."""
-        scores_u8 = scores_to_uint8(np.asarray(scores).reshape(-1))
+        # A copy: the row is held for the window's running sum, and a caller may reuse its buffer
+        # (an interpreter's output tensor) for the next result.
+        scores_u8 = scores_to_uint8(np.array(scores).reshape(-1))
         if scores_u8.shape[0] != len(self.classes):
             raise ValueError(
                 f"the model output has {scores_u8.shape[0]} scores but there are {len(self.classes)} classes"

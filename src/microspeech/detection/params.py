@@ -22,9 +22,12 @@ PARAM_RANGES: dict[str, tuple[float, float]] = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class DetectionParams:
-    """How firmware turns per-inference scores into keyword detections (MLTK semantics)."""
+    """How firmware turns per-inference scores into keyword detections (MLTK semantics).
+
+    Frozen: a model and its spotters share one, and a value edited in place skipped the range
+    checks (and a new latency_ms the spotter's hop); `dataclasses.replace` makes a changed copy."""
 
     average_window_duration_ms: int = 1000
     detection_threshold: int = 185  # on the 0-255 score scale
@@ -36,7 +39,7 @@ class DetectionParams:
 
     def __post_init__(self) -> None:
         for field in fields(self):  # 185.9 as a threshold, "no" as a flag: refused, not truncated or truthy
-            setattr(
+            object.__setattr__(
                 self,
                 field.name,
                 _coerce(field.name, getattr(self, field.name), type(getattr(DetectionParams, field.name))),
