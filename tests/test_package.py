@@ -31,7 +31,6 @@ def test_unknown_attribute_is_an_attribute_error():
 )
 def test_every_package_has_a_public_api_whose_names_resolve(package):
     import importlib
-
     import pkgutil
     import types
 

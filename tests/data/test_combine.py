@@ -35,3 +35,11 @@ def test_combined_dataset_keeps_each_split_and_reads_from_each_root(subset_dir, 
         AudioDataset.combine([synth, load_dataset(synth_dir)])
     with pytest.raises(ValueError, match="no dataset"):
         load_datasets([])
+
+
+def test_one_dataset_given_alone_is_that_dataset(subset_dir):
+    # A string was iterated character by character: "/" (the filesystem root) was scanned first.
+    from microspeech.data import load_datasets
+
+    for given in (str(subset_dir), subset_dir, [str(subset_dir)]):
+        assert load_datasets(given).root == load_dataset(str(subset_dir)).root

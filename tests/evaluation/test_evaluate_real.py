@@ -105,6 +105,10 @@ def test_bad_model_and_dataset_are_named(tmp_path: Path, mltk_tflite_path: Path,
     # The subset bundle has no test-split clip: the message names the option and a remedy.
     with pytest.raises(EvaluationError, match="--word-offset 2"):
         evaluate_model(mltk_tflite_path, dataset=str(subset_dir), word_offset=2.0)
+    with pytest.raises(EvaluationError, match="--word-offset 'middle': expected a number"):
+        evaluate_model(mltk_tflite_path, dataset=str(subset_dir), word_offset="middle")
+    with pytest.raises(EvaluationError, match="--output '': an empty folder name"):
+        evaluate_model(mltk_tflite_path, dataset=str(subset_dir), output_dir="")
     with pytest.raises(EvaluationError, match="--dataset .* has no 'test' clips"):
         evaluate_model(mltk_tflite_path, dataset=str(subset_dir), output_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()
@@ -147,10 +151,12 @@ def test_trained_model_float_and_int8_side_by_side(trained_test_model: Path, tes
 
     # A .keras file alone: the float model only, same scores as before.
     keras_path = trained_test_model / "tflite_micro_speech-test.keras"
+    # The dataset as a Path (scored every clip, then failed to write the JSON).
     keras_report = evaluate_model(
-        keras_path, dataset=str(test_set_dir), output_dir=trained_test_model / "keras-eval", plots=False
+        keras_path, dataset=test_set_dir, output_dir=trained_test_model / "keras-eval", plots=False
     )
     assert [r.variant for r in keras_report.results] == ["float"]
+    assert (trained_test_model / "keras-eval" / "eval-results.json").is_file()
     np.testing.assert_allclose(keras_report.results[0].scores, float_result.scores, atol=1e-6)
 
 

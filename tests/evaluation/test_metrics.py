@@ -125,3 +125,17 @@ def test_errors_by_word_split_a_class_by_what_was_said() -> None:
     assert entries[0].error_rate == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="6 words for 7 samples"):
         errors_by_word(scores, labels, words[:6], classes)
+
+
+def test_scores_on_another_scale_or_with_nan_are_refused():
+    # A perfect classifier's uint8 scores (x255) gave ROC AUC 0; a NaN row counted as right.
+    labels = np.array([0, 1, 1, 0])
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])
+    compute_metrics = metrics.compute_metrics
+    assert compute_metrics(probabilities, labels, ["a", "b"]).roc_auc_avg == 1.0
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\], got 25.5..229.5"):
+        compute_metrics(probabilities * 255, labels, ["a", "b"])
+    with_nan = probabilities.copy()
+    with_nan[2, 0] = np.nan
+    with pytest.raises(ValueError, match=r"scores hold NaN \(sample 2\)"):
+        compute_metrics(with_nan, labels, ["a", "b"])

@@ -50,9 +50,14 @@ def load_dataset(name_or_path: str | Path, *, download: bool = True) -> AudioDat
     )
 
 
-def load_datasets(names_or_paths: Sequence[str | Path], *, download: bool = True) -> AudioDataset:
+def load_datasets(
+    names_or_paths: str | Path | Sequence[str | Path], *, download: bool = True
+) -> AudioDataset:
     """Several datasets as one (`AudioDataset.combine`): each clip read from its own root, in its
-    own split; background noise from all. One name gives that dataset itself."""
+    own split; background noise from all. One name or folder (alone or in a list) gives that
+    dataset itself."""
+    if isinstance(names_or_paths, str | Path):  # a string was read as its characters: "/" the root
+        names_or_paths = [names_or_paths]
     if not names_or_paths:
         raise ValueError("no dataset given")
     return AudioDataset.combine([load_dataset(item, download=download) for item in names_or_paths])

@@ -108,7 +108,7 @@ def evaluate_model(
     tflite: bool = False,
     tflm: bool = False,
     runtime: str | None = None,
-    dataset: str | None = None,
+    dataset: str | Path | None = None,
     output_dir: str | Path | None = None,
     split: str = "test",
     seed: int = 0,
@@ -131,20 +131,24 @@ def evaluate_model(
     `word_offset`: where each trimmed word sits in the one-second window, as a fraction of the
     room left (0, the default, left-aligns as training's validation does; 0.5 centres).
     """
+    from microspeech.checks import OptionError, check_number, check_seed
     from microspeech.data import list_datasets, load_dataset
     from microspeech.data.folder import spoken_word
     from microspeech.data.pipeline import make_eval_set
-
-    if not 0.0 <= word_offset <= 1.0:
-        raise EvaluationError(
-            f"--word-offset {word_offset}: must be within [0, 1] (0 left-aligns, 1 right-aligns)"
-        )
-    from microspeech.checks import OptionError, check_seed
 
     try:  # numpy's "expected non-negative integer" named no option
         check_seed(seed)
     except OptionError as error:
         raise EvaluationError(str(error)) from None
+    try:  # "0.5" or None failed inside the comparison
+        word_offset = check_number(word_offset, "--word-offset", low=0.0, high=1.0)
+    except OptionError as error:
+        raise EvaluationError(f"{error} (0 left-aligns, 1 right-aligns)") from None
+    if output_dir is not None and not str(output_dir).strip():
+        # Path("") is the current folder: results would land there unasked.
+        raise EvaluationError("--output '': an empty folder name; name a folder (or leave it out)")
+    if isinstance(dataset, Path):  # recorded in the results JSON as the user gave it
+        dataset = str(dataset)
     backend = choose_backend(tflm, runtime)
     from microspeech.models import ModelResolutionError, resolve_model
 

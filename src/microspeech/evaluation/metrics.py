@@ -45,7 +45,19 @@ def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarr
         raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
     if labels.min() < 0 or labels.max() >= scores.shape[1]:
         raise ValueError(f"labels must lie in 0..{scores.shape[1] - 1}, got {labels.min()}..{labels.max()}")
+    if np.isnan(scores).any():  # argmax takes NaN as the top score: counted as right or wrong at random
+        raise ValueError(f"scores hold NaN (sample {int(np.argwhere(np.isnan(scores))[0, 0])})")
     return scores, labels.astype(np.int64)
+
+
+def _check_probabilities(scores: np.ndarray) -> None:
+    """The curves threshold scores at MLTK's 0.00-1.00: other scales give silently wrong areas."""
+    low, high = float(scores.min()), float(scores.max())
+    if low < 0.0 or high > 1.0:
+        raise ValueError(
+            f"scores must be probabilities in [0, 1], got {low:g}..{high:g} "
+            "(int8 or 0-255 outputs: dequantize them first, e.g. runner.output_details.dequantize)"
+        )
 
 
 def predicted_classes(scores: np.ndarray) -> np.ndarray:
@@ -95,6 +107,7 @@ def roc_curves(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.n
     does; a rate with an empty denominator is 0.
     """
     scores, labels = _check(scores, labels)
+    _check_probabilities(scores)
     n_classes = scores.shape[1]
     fpr = np.ones((n_classes, ROC_THRESHOLDS.size))
     tpr = np.ones((n_classes, ROC_THRESHOLDS.size))
