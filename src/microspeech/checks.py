@@ -226,6 +226,21 @@ def parse_snr_list(text: str, option: str = "--snr-db", *, segmented: bool = Fal
     return snrs
 
 
+def check_stream_request(
+    minutes: object, snr_db: object, seed: object, tolerance_ms: object, *, segmented: bool
+) -> tuple[float, list[float]]:
+    """What a stream is built and scored from, checked as the CLI checks --minutes, --snr-db and
+    --seed (the Python API took NaN, "3", seed None or 1.0 and an empty SNR list into numpy's
+    errors, and 1000 minutes or a negative tolerance silently); the minutes and SNRs as floats."""
+    minutes = check_minutes(minutes)  # type: ignore[arg-type]
+    check_seed(seed)  # type: ignore[arg-type]
+    check_int(tolerance_ms, "tolerance_ms", low=0, high=60_000)  # type: ignore[arg-type]
+    values = [snr_db] if isinstance(snr_db, int | float | str) else list(snr_db)  # type: ignore[call-overload]
+    if not values:
+        raise OptionError("--snr-db: give at least one SNR (inf: clean)")
+    return minutes, parse_snr_list(",".join(str(value) for value in values), segmented=segmented)
+
+
 def check_output_file(path: Path, option: str) -> Path:
     """`path` if a file can be written there: not a folder, its parent a writable folder (or creatable)."""
     path = Path(path)

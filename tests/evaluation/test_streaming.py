@@ -1,6 +1,7 @@
 """Streaming evaluation: deterministic streams from real clips, detection scoring, the full report."""
 
 import json
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -306,3 +307,59 @@ def test_a_stored_threshold_list_is_reported_and_replayed_as_the_detector_used_i
     )
     assert firmware.hits > 0 and abs(replayed.hits - firmware.hits) <= 1
     assert next(point for point in report.curve if point.detection_threshold == 255).score.hits == 0
+    # A threshold asked for applies, as classify_audio --threshold: the stored list was used
+    # instead while the report claimed the threshold.
+    overridden = evaluate_streaming(
+        listed,
+        dataset=str(test_set_dir),
+        noise_dataset=str(subset_dir),
+        minutes=1.0,
+        snr_db=20,
+        seed=2,
+        output_dir=tmp_path / "overridden",
+        params_override={"detection_threshold": 255},
+        show_progress=False,
+        plot=False,
+    )
+    assert overridden.detection_threshold_list is None
+    assert overridden.operating_point.firmware.score.hits == 0
+
+
+@pytest.mark.parametrize(
+    "option, value, said",
+    [
+        ("minutes", float("nan"), "--minutes nan: expected a finite number"),
+        ("minutes", 1000, "--minutes 1000: out of range"),
+        ("seed", None, "--seed None: expected an integer"),
+        ("seed", 1.0, "--seed 1.0: expected an integer"),
+        ("snr_db", [], "--snr-db: give at least one SNR"),
+        ("snr_db", 200, "--snr-db 200: out of range"),
+        ("tolerance_ms", -1, "tolerance_ms -1: out of range"),
+    ],
+)
+def test_the_python_api_checks_a_stream_request_as_the_cli_does(mltk_tflite, option, value, said):
+    # NaN, None and [] reached numpy's own errors; 1000 minutes and a negative tolerance ran.
+    from microspeech.evaluation.streaming import evaluate_streaming
+    from microspeech.evaluation.tuning import tune_detection
+
+    request = {"minutes": 1.0, "snr_db": 10, "seed": 0, "tolerance_ms": 1500, option: value}
+    with pytest.raises(ValueError, match=re.escape(said)):
+        evaluate_streaming(mltk_tflite, show_progress=False, **request)
+    with pytest.raises(ValueError, match=re.escape(said)):
+        tune_detection(mltk_tflite, max_fa_per_hour=2, show_progress=False, **request)
+
+
+def test_tuning_checks_its_budget_and_grid_as_the_cli_does(mltk_tflite):
+    from microspeech.evaluation.tuning import tune_detection
+
+    for budget, said in ((float("inf"), "--max-fa-per-hour inf"), ("two", "--max-fa-per-hour 'two'")):
+        with pytest.raises(ValueError, match=re.escape(said)):
+            tune_detection(mltk_tflite, max_fa_per_hour=budget, show_progress=False)
+    for grid, said in (
+        ({"thresholds": [150.5]}, "--thresholds 150.5: expected whole numbers from 0 to 255"),
+        ({"minimum_counts": [100]}, "--counts 100: expected whole numbers"),
+        ({"windows": []}, "--windows []"),
+        ({"verify": -1}, "verify -1: out of range"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(said)):
+            tune_detection(mltk_tflite, max_fa_per_hour=2, show_progress=False, **grid)

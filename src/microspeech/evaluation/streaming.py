@@ -304,13 +304,16 @@ def evaluate_streaming(
 ) -> StreamingReport:
     """Build a stream, run the detector over it and write `streaming.json` + the curve PNG.
 
-    `params_override` replaces detection parameters embedded in the model. With `segmented`,
+    `params_override` replaces detection parameters embedded in the model (a detection_threshold
+    there replaces a stored detection_threshold_list too). With `segmented`,
     each SNR of `snr_db` (inf: clean) is a segment of its own (`stream_from_dataset`). Returns the report
     (the headline numbers at its top level). Output goes to `output_dir`, by default
     `report.default_results_dir`'s; `plot=False` leaves out the PNG.
     """
+    from microspeech.checks import check_stream_request
     from microspeech.detection.classify import KeywordSpotter, detection_params_with
 
+    minutes, snr_db = check_stream_request(minutes, snr_db, seed, tolerance_ms, segmented=segmented)
     keyword_model = resolve_keyword_model(model, params_override)
     params = detection_params_with(keyword_model.detection, params_override)
     stream, data_name, noise_name = stream_from_dataset(
@@ -327,6 +330,10 @@ def evaluate_streaming(
     # The pass without resets (the curve's scores) goes first: the firmware pass then computes
     # only what its resets change (`run_stream(reference=...)`), with the same result.
     spotter = KeywordSpotter(keyword_model, params, backend=backend, reset_after_detection=False)
+    if (params_override or {}).get("detection_threshold") is not None:
+        # A threshold asked for is meant to apply: the device would use a stored list instead
+        # (as classify_audio --threshold, which says so).
+        spotter.set_params(params, class_thresholds=None)
     replay_run, replay_seconds = run_spotter(
         spotter, stream, "Detector (for the curve)", show_progress, record=True
     )

@@ -25,7 +25,7 @@ from typing import Any
 
 from microspeech.data.streams import DetectionSummary, snr_to_json
 from microspeech.detection.detector import detection_steps, smooth_scores
-from microspeech.detection.params import DetectionParams
+from microspeech.detection.params import PARAM_RANGES, DetectionParams
 from microspeech.files import write_bytes_atomic
 
 TUNED_KEYS = ("detection_threshold", "average_window_duration_ms", "minimum_count", "suppression_ms")
@@ -404,6 +404,35 @@ def _training_dataset(model: str | Path) -> str | None:
         return None
 
 
+def _checked_grid(
+    thresholds: Sequence[int], windows: Sequence[int], minimum_counts: Sequence[int]
+) -> tuple[list[int], list[int], list[int]]:
+    """The grid's values as whole numbers within the parameters' ranges (150.5 was truncated and
+    a minimum count of 100 accepted); errors name the option."""
+    from microspeech.checks import OptionError, exact_value
+
+    checked = []
+    for option, key, values in (
+        ("--thresholds", "detection_threshold", thresholds),
+        ("--windows", "average_window_duration_ms", windows),
+        ("--counts", "minimum_count", minimum_counts),
+    ):
+        low, high = PARAM_RANGES[key]
+        if isinstance(values, str) or not len(values):
+            raise OptionError(f"{option} {values!r}: expected a list of whole numbers from {low} to {high}")
+        whole = []
+        for value in values:
+            try:
+                number = exact_value(value, int)
+            except (TypeError, ValueError, OverflowError):
+                number = None
+            if number is None or not low <= number <= high:
+                raise OptionError(f"{option} {value!r}: expected whole numbers from {low} to {high}")
+            whole.append(int(number))
+        checked.append(whole)
+    return checked[0], checked[1], checked[2]
+
+
 def tune_detection(
     model: str | Path,
     *,
@@ -432,11 +461,16 @@ def tune_detection(
     interpreter of every score (litert, tflm, or silabs-tflm: Silicon Labs' kernels, so that the
     pick holds on the part to the rounding; `microspeech.tflite.runtime`).
     """
+    from microspeech.checks import MAX_FA_PER_HOUR, check_int, check_number, check_stream_request
     from microspeech.data.streams import stream_from_dataset
     from microspeech.evaluation.streaming import resolve_keyword_model
 
-    if not max_fa_per_hour > 0 or max_fa_per_hour != max_fa_per_hour:
-        raise ValueError(f"--max-fa-per-hour={max_fa_per_hour} must be a number above zero")
+    # As the CLI checks its options: inf overflowed, "2" failed inside a comparison.
+    max_fa_per_hour = check_number(max_fa_per_hour, "--max-fa-per-hour", above=0.0, high=MAX_FA_PER_HOUR)
+    minutes, snr_db = check_stream_request(minutes, snr_db, seed, tolerance_ms, segmented=segmented)
+    grid = _checked_grid(thresholds, windows, minimum_counts)
+    thresholds, windows, minimum_counts = grid
+    check_int(verify, "verify", low=1, high=MAX_FIRMWARE_CHECKS)
     keyword_model = resolve_keyword_model(model)
     if dataset is None and split != "test":
         # The official test set has only test clips: another split is the training dataset's.
