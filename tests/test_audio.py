@@ -91,3 +91,27 @@ def test_a_cut_off_wav_is_read_as_is_and_said_to_be_truncated(tmp_path, subset_d
     np.testing.assert_array_equal(decoded.samples, whole.samples[:present])
     note = f"truncated: {present} of {len(whole.samples)} samples present, read as is"
     assert decoded.conversions == (note,)
+
+
+def test_channels_first_audio_is_refused_not_averaged_over_time():
+    from microspeech.audio import AudioError, to_mono
+
+    stereo = np.stack([np.arange(16000, dtype=np.int16), np.zeros(16000, np.int16)])
+    with pytest.raises(AudioError, match=r"looks like \(channels, frames\) audio.*samples\.T"):
+        to_mono(stereo)  # gave 2 samples
+    assert to_mono(stereo.T).shape == (16000,)
+    assert to_mono(np.array([[100, 300]], np.int16)).tolist() == [200]  # one frame of stereo
+
+
+def test_fit_length_gives_a_copy_and_write_wav_a_whole_rate(tmp_path):
+    from microspeech.audio import AudioError, fit_length, write_wav
+
+    original = np.arange(10, dtype=np.int16)
+    cut = fit_length(original, 5)
+    cut[0] = 99
+    assert original[0] == 0  # the caller's array is left alone
+    assert fit_length([1, 2, 3], 5).tolist() == [1, 2, 3, 0, 0]
+    write_wav(tmp_path / "a.wav", original, 16000.0)  # a whole float is a rate
+    with pytest.raises(AudioError, match=r"sample_rate=16000.5: expected a whole number of Hz"):
+        write_wav(tmp_path / "b.wav", original, 16000.5)
+    assert not (tmp_path / "b.wav").exists()

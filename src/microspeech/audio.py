@@ -11,7 +11,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from microspeech.checks import is_whole_number
+from microspeech.checks import exact_value, is_whole_number
 from microspeech.files import atomic_output
 
 SAMPLE_RATE = 16000
@@ -51,12 +51,22 @@ def to_int16(samples: np.ndarray, *, source: str = "array") -> np.ndarray:
     )
 
 
+# More channels than frames, and more than any recording device has: the array is transposed.
+MAX_CHANNELS = 64
+
+
 def to_mono(samples: np.ndarray, *, source: str = "array") -> np.ndarray:
     """Downmix (frames, channels) to one channel by averaging the channels."""
     samples = np.asarray(samples)
     if samples.ndim == 1:
         return samples
     if samples.ndim == 2:
+        frames, channels = samples.shape
+        if channels > max(frames, MAX_CHANNELS):  # (2, 16000) became 2 samples of 16,000 channels' mean
+            raise AudioError(
+                f"{source}: shape {samples.shape} looks like (channels, frames) audio; expected "
+                "(frames, channels): pass samples.T"
+            )
         if samples.dtype == np.int16:
             return np.rint(samples.astype(np.float64).mean(axis=1)).astype(np.int16)
         return samples.mean(axis=1)
@@ -211,15 +221,23 @@ def fit_length(samples: np.ndarray, length: int) -> np.ndarray:
     """Zero-pad at the end or truncate to exactly `length` samples."""
     if not is_whole_number(length) or length < 0:
         raise ValueError(f"length={length!r}: expected a number of samples, 0 or more")
+    samples = np.asarray(samples)
     if samples.shape[-1] >= length:
-        return samples[..., :length]
+        return samples[..., :length].copy()  # a view let a write to the result change the caller's
     pad = [(0, 0)] * (samples.ndim - 1) + [(0, length - samples.shape[-1])]
     return np.pad(samples, pad)
 
 
 def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
     """Write 16-bit PCM atomically: a crash never leaves a truncated file under `path`."""
+    try:  # 16000.0 is a rate (compute_features takes it); 16000.5 is not
+        rate = exact_value(sample_rate, int)
+    except (TypeError, ValueError, OverflowError):
+        rate = 0
+    if not 0 < rate <= 2**31 - 1:
+        raise AudioError(f"{path}: sample_rate={sample_rate!r}: expected a whole number of Hz")
     samples = to_int16(samples, source=str(path))
+    sample_rate = int(rate)
     with atomic_output(path) as partial:
         sf.write(str(partial), samples, sample_rate, subtype="PCM_16", format="WAV")
 

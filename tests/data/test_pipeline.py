@@ -291,3 +291,12 @@ def test_clear_errors_before_training(tmp_path):
     tiny = load_dataset(str(_folder_dataset(tmp_path / "tiny", {"yes": 2, "no": 2, "cat": 2})))
     with pytest.raises(DatasetError, match="too small for the split|no training clips"):
         TrainingPipeline(tiny, spec.training_target())
+
+
+def test_a_cap_per_class_below_one_is_refused(test_set_dir):
+    # max_per_class=-1 sliced one clip off every class, silently.
+    spec = get_model_spec("tflite_micro_speech")
+    dataset = load_dataset(str(test_set_dir))
+    for cap in (-1, 0, 2.5):
+        with pytest.raises(ValueError, match=f"max_per_class={cap!r}"):
+            make_eval_set(dataset, "test", spec.classes, spec.frontend, max_per_class=cap)

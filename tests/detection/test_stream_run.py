@@ -81,3 +81,15 @@ def test_a_run_following_a_recorded_reference_is_the_plain_loop(mltk_model, test
     expected = run_stream(KeywordSpotter(mltk_model, louder), stream.audio)
     got = run_stream(KeywordSpotter(mltk_model, louder), stream.audio, reference=reference)
     assert got.detections == expected.detections and np.array_equal(got.scores, expected.scores)
+
+
+def test_recording_a_run_with_resets_is_refused(mltk_model):
+    # record=True was ignored on a spotter with resets: no trace, and no word of it.
+    from microspeech.detection.classify import KeywordSpotter
+
+    with pytest.raises(ValueError, match="reset_after_detection=False"):
+        run_stream(KeywordSpotter(mltk_model), np.zeros(16000, np.int16), record=True)
+    recorded = run_stream(
+        KeywordSpotter(mltk_model, reset_after_detection=False), np.zeros(16000, np.int16), record=True
+    )
+    assert recorded.frontend_trace is not None

@@ -132,6 +132,8 @@ def test_trained_model_float_and_int8_side_by_side(trained_test_model: Path, tes
     assert agreement > 0.9
     saved = json.loads((report.output_dir / "eval-results.json").read_text())
     assert list(saved["results"]) == ["float", "int8"]
+    # A summary, not every label, path and score (megabytes for a test set).
+    assert len(repr(report)) < 300 and f"{report.labels.size} clips" in repr(report)
     summary = (report.output_dir / "summary.txt").read_text()
     header = next(line for line in summary.splitlines() if line.split() == ["float", "int8"])
     assert header  # one column per variant

@@ -221,3 +221,15 @@ def test_built_model_matches_the_reference_architecture():
     assert model.output_shape == (None, 4)
     # 10*8*8 + 8 conv, 4*8 batch norm, 25*20*8*4 + 4 dense
     assert model.count_params() == 648 + 32 + 16004
+
+
+def test_keywords_given_as_one_string_and_a_spec_path_given_by_mistake():
+    from pathlib import Path
+
+    from microspeech.models.registry import with_keywords
+
+    spec = get_model_spec("tflite_micro_speech")
+    # "on,off" was read as the words o, n, ",", o, f, f.
+    assert with_keywords(spec, "on,off").classes == ["on", "off", "_unknown_", "_silence_"]
+    with pytest.raises(TypeError, match="resolve_model_spec"):
+        get_model_spec(Path("my_model.py"))  # type: ignore[arg-type]

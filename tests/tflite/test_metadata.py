@@ -169,3 +169,22 @@ def test_a_value_its_dtype_cannot_hold_is_refused_by_key(mltk_tflite_bytes, valu
     dtypes = {"odd": "int8", "many": "float_list"}
     kept = write_parameters(mltk_tflite_bytes, {"odd": 2.0, "many": [1, 2]}, dtypes)
     assert read_parameters(kept) == {"odd": 2, "many": [1.0, 2.0]}
+
+
+def test_writing_parameters_takes_bytes_not_a_path(mltk_tflite_path):
+    # A path was read, new bytes returned and the file left as it was: a silent no-op.
+    from microspeech.tflite.metadata import read_parameters, write_parameters
+
+    before = mltk_tflite_path.read_bytes()
+    for given in (mltk_tflite_path, str(mltk_tflite_path)):
+        with pytest.raises(TypeError, match=r"takes the \.tflite's bytes and returns new bytes"):
+            write_parameters(given, {"detection_threshold": 200})
+    assert mltk_tflite_path.read_bytes() == before
+    changed = write_parameters(before, {**read_parameters(before), "detection_threshold": 200})
+    assert read_parameters(changed)["detection_threshold"] == 200
+
+
+def test_a_tflite_files_repr_leaves_out_its_bytes(mltk_tflite_path):
+    from microspeech.tflite.files import read_tflite_file
+
+    assert "tflite_bytes" not in repr(read_tflite_file(mltk_tflite_path))

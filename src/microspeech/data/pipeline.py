@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from microspeech.checks import is_whole_number
 from microspeech.data.augmentation import (
     FRAGMENT,
     KEYWORD,
@@ -210,6 +211,9 @@ def make_eval_set(
     """
     if not 0.0 <= word_offset <= 1.0:
         raise ValueError(f"word_offset must be within [0, 1] (0 left-aligns, 1 right-aligns): {word_offset}")
+    if max_per_class is not None and (not is_whole_number(max_per_class) or max_per_class < 1):
+        # -1 sliced one clip off every class, silently
+        raise ValueError(f"max_per_class={max_per_class!r}: expected a whole number of clips, 1 or more")
     rng = np.random.default_rng([seed, 0xE7A1])
     labelled = [(clip, label_of(clip.word, classes)) for clip in dataset.split(split)]
     labelled = [(clip, label) for clip, label in labelled if label is not None]

@@ -61,6 +61,12 @@ def run_stream(
     a time (`_run_without_resets`): the same result, since the frontend's frames do not depend on
     how the audio is chunked.
     """
+    if record and (spotter.reset_after_detection or spotter._gated):
+        # Nothing would be recorded: a run with resets or a gate cannot be followed.
+        raise ValueError(
+            "run_stream(record=True) records runs without resets or activity gate only; "
+            "make the spotter with reset_after_detection=False"
+        )
     if reference is not None and _can_follow(spotter, audio, reference):
         return _follow_reference(spotter, audio, reference, progress)
     if not spotter.reset_after_detection and not spotter._gated:

@@ -73,6 +73,16 @@ class EvaluationReport:
     # What each clip says (data.folder.spoken_word), aligned with `labels`; empty when unknown.
     words: list[str] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        # The generated repr printed every label, clip path and score (megabytes for a test set).
+        variants = ", ".join(
+            f"{r.variant} ({r.runtime}) {100 * r.metrics.overall_accuracy:.2f}%" for r in self.results
+        )
+        return (
+            f"EvaluationReport({self.name!r} on {self.dataset!r} {self.split}: {self.labels.size} clips, "
+            f"{variants}; output_dir={self.output_dir})"
+        )
+
     def word_errors(self, variant: str) -> list[WordErrors]:
         """That variant's errors by spoken word, most first ([] without `words`)."""
         if not self.words:

@@ -268,6 +268,11 @@ def dry_run_spec(spec: ModelSpec) -> ModelSpec:
 
 def get_model_spec(name: str) -> ModelSpec:
     """A fresh spec for a registered name (or NAME-test); unknown names list the known ones."""
+    if not isinstance(name, str):  # a Path to a spec file: AttributeError 'removesuffix'
+        raise TypeError(
+            f"get_model_spec({name!r}): expected a registered model's name; for a spec file use "
+            "microspeech.models.resolve_model_spec(path)"
+        )
     _discover()
     base = name.removesuffix(DRY_RUN_SUFFIX)
     _check_not_broken(base)
@@ -309,9 +314,11 @@ def spec_file_model_name(path: str | Path) -> str:
     return names[0]
 
 
-def with_keywords(spec: ModelSpec, keywords: Sequence[str]) -> ModelSpec:
+def with_keywords(spec: ModelSpec, keywords: str | Sequence[str]) -> ModelSpec:
     """`spec` trained on other words: the same architecture and recipe, classes `keywords` then
     the spec's `_unknown_`/`_silence_`, named `<spec name>-<word>-<word>...`."""
+    if isinstance(keywords, str):  # "on,off" was read as the words o, n, ",", ...
+        keywords = keywords.split(",")
     words = [word.strip() for word in keywords]
     bad = [word for word in words if not _KEYWORD.fullmatch(word) or word in (UNKNOWN, SILENCE)]
     if not words or bad:

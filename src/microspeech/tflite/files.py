@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from microspeech.files import write_bytes_atomic
@@ -26,7 +26,7 @@ class TfliteFile:
 
     name: str
     path: Path
-    tflite_bytes: bytes
+    tflite_bytes: bytes = field(repr=False)  # a repr of ~20-90 kB of bytes helps nobody
 
     @property
     def from_archive(self) -> bool:

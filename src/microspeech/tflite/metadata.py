@@ -332,8 +332,14 @@ def write_parameters(
     left out, as MLTK does; a value its dtype cannot hold without loss is a ParameterError).
 
     An existing SL_PARAMSv1 block is replaced in place (its buffer reused), otherwise a new
-    buffer and metadata entry are appended, as MLTK does. Other metadata is kept.
+    buffer and metadata entry are appended, as MLTK does. Other metadata is kept. The bytes
+    only: a file is changed by writing what this returns.
     """
+    if isinstance(tflite_bytes, str | Path):  # the file was read, new bytes returned, the file unchanged
+        raise TypeError(
+            f"write_parameters({str(tflite_bytes)!r}, ...) takes the .tflite's bytes and returns new "
+            "bytes; to change the file: path.write_bytes(write_parameters(path.read_bytes(), params))"
+        )
     block = serialize_parameters(params, dtypes)
     model = unpack_model(load_bytes(tflite_bytes))
     data = np.frombuffer(block, dtype=np.uint8)
