@@ -37,6 +37,8 @@ def to_int16(samples: np.ndarray, *, source: str = "array") -> np.ndarray:
     samples = np.asarray(samples)
     if samples.size == 0:
         raise AudioError(f"{source}: no audio samples (empty input)")
+    if samples.dtype.byteorder == ">" and samples.dtype.kind in "if":  # big-endian data: same values
+        samples = samples.astype(samples.dtype.newbyteorder("="))
     if samples.dtype == np.int16:
         return samples
     if samples.dtype == np.int32:

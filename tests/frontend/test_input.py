@@ -76,3 +76,18 @@ def test_dynamic_quantization_maps_each_spectrogram_max_to_127():
     quantized = uint16_to_int8(features, settings)
     assert quantized[0].max() == 127 and quantized[1].max() == 127
     assert quantized[0].min() == -128  # 294 (40 dB) below the max and lower
+
+
+def test_odd_arguments_get_a_message_that_names_them():
+    from microspeech.frontend import compute_features
+
+    audio = (np.random.default_rng(0).normal(size=16000) * 3000).astype(np.int16)
+    # Big-endian samples hold the same values: the same features (refused as ">i2" before).
+    np.testing.assert_array_equal(compute_features(audio.astype(">i2")), compute_features(audio))
+    with pytest.raises(AudioError, match=r"sample_rate='16000': expected a number of Hz"):
+        compute_features(audio, sample_rate="16000")
+    for warm_up in (20.0, None):  # numba's TypingError, divmod's TypeError
+        with pytest.raises(ValueError, match=f"warm_up_ms={warm_up!r}: expected a whole number"):
+            compute_features(audio, warm_up_ms=warm_up)
+    with pytest.raises(TypeError, match=r"FrontendSettings.from_dict\(d\) makes one"):
+        compute_features(audio, {"window_size_ms": 30})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from microspeech.audio import AudioError, to_int16
+from microspeech.checks import is_whole_number
 from microspeech.frontend import kernels
 from microspeech.frontend.quantize import uint16_to_int8
 from microspeech.frontend.settings import FrontendSettings
@@ -46,6 +47,9 @@ def as_samples(audio: object, *, source: str = "audio") -> np.ndarray:
 
 
 def check_rate(sample_rate: int | None, settings: FrontendSettings, source: str) -> None:
+    if isinstance(sample_rate, str | bytes | bool):
+        # "16000" != 16000 read "audio at 16000 Hz but the frontend expects 16000 Hz"
+        raise AudioError(f"{source}: sample_rate={sample_rate!r}: expected a number of Hz")
     if sample_rate is not None and sample_rate != settings.sample_rate_hz:
         raise AudioError(
             f"{source}: audio at {sample_rate} Hz but the frontend expects {settings.sample_rate_hz} Hz; "
@@ -104,9 +108,16 @@ def compute_features(
     clip's frames are returned, and the warm-up's are not finished (no PCAN, no log scale).
     """
     settings = settings or FrontendSettings()
+    if not isinstance(settings, FrontendSettings):  # a dict failed on a missing attribute
+        raise TypeError(
+            f"settings: expected FrontendSettings (FrontendSettings.from_dict(d) makes one), got "
+            f"{type(settings).__name__}"
+        )
     if dtype not in DTYPES:
         raise ValueError(f"dtype={dtype!r}: expected one of {', '.join(DTYPES)}")
     check_rate(sample_rate, settings, "audio")
+    if not is_whole_number(warm_up_ms):  # 20.0 reached numba's typing error, None divmod's
+        raise ValueError(f"warm_up_ms={warm_up_ms!r}: expected a whole number of milliseconds")
     warm_up_frames, remainder = divmod(warm_up_ms, settings.window_step_ms)
     if warm_up_ms < 0 or remainder:
         raise ValueError(
