@@ -68,3 +68,37 @@ def test_format_units():
     assert format_units(1_500_000) == "1.500 M"
     assert format_units(8) == "8"
     assert format_units(0) == "0"
+
+
+def test_more_keras_layers_and_a_transposed_convolution_hand_counted():
+    # Conv1D, SeparableConv2D and LSTM counted 0 MACs, Dense one row of a 2-D input, and a
+    # TRANSPOSE_CONV 4x too many (its output elements x kernel instead of its input elements').
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    inputs = keras.Input((49, 40))
+    rows = keras.layers.Dense(8)(inputs)  # 49 rows of 40 -> 8
+    conv1d = keras.layers.Conv1D(4, 5)(rows)  # 45 x (5 x 8 -> 4)
+    recurrent = keras.layers.LSTM(16)(conv1d)  # 45 steps x 4 gates x 16 x (4 + 16)
+    image = keras.layers.Reshape((49, 40, 1))(inputs)
+    separable = keras.layers.SeparableConv2D(8, (3, 3), padding="same")(image)  # 3x3 x 1960, then 1960 x 8
+    model = keras.Model(inputs, [recurrent, separable])
+    by_name = {layer.name: layer.macs for layer in summarize_keras(model).layers}
+    macs = {type(layer).__name__: by_name[layer.name] for layer in model.layers}
+    assert macs["Dense"] == 49 * 40 * 8
+    assert macs["Conv1D"] == 45 * 5 * 8 * 4
+    assert macs["LSTM"] == 45 * 4 * 16 * (4 + 16)
+    assert macs["SeparableConv2D"] == 9 * 1960 + 1960 * 8
+
+    transposed_in = keras.Input((25, 20, 4))
+    transposed = keras.Model(
+        transposed_in, keras.layers.Conv2DTranspose(4, 3, strides=2, padding="same")(transposed_in)
+    )
+    assert summarize_keras(transposed).total_macs == 25 * 20 * 4 * 3 * 3 * 4
+    converter = tf.lite.TFLiteConverter.from_keras_model(transposed)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([np.full((1, 25, 20, 4), v, np.float32)] for v in (-1.0, 1.0))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    layers = summarize_tflite(converter.convert()).layers
+    assert next(layer for layer in layers if layer.opcode == "TRANSPOSE_CONV").macs == 72_000

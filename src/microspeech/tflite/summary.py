@@ -235,8 +235,10 @@ def _cost(
         macs = kh * kw * out_elems
         return macs, 2 * macs + (out_elems if has_bias else 0)
     if opcode == "TRANSPOSE_CONV":
+        # Each input element meets kh x kw x cout weights (inputs: output shape, weights, data);
+        # per output element the count depends on the stride, so it was 4x too high at stride 2.
         cout, kh, kw, cin = ins[1].shape
-        macs = kh * kw * cin * out_elems
+        macs = kh * kw * cout * _per_inference(ins[2].shape)
         return macs, 2 * macs + (out_elems if len(ins) > 3 and ins[3] is not None else 0)
     if opcode == "FULLY_CONNECTED":
         units, depth = ins[1].shape[0], ins[1].shape[-1]
@@ -377,9 +379,32 @@ def _keras_cost(layer: Any) -> tuple[int, int]:
         kh, kw = layer.kernel_size
         macs = kh * kw * out_elems
         return macs, 2 * macs + (out_elems if bias else 0)
-    if kind == "Dense":
-        macs = in_shape[-1] * out_shape[-1]
+    if kind == "Dense":  # on every row of a (..., rows, features) input, as TFLite computes it
+        rows = int(np.prod([d for d in in_shape[1:-1] if d is not None]))
+        macs = rows * in_shape[-1] * out_shape[-1]
         return macs, 2 * macs + (out_elems if bias else 0)
+    if kind == "Conv1D":
+        (k,) = layer.kernel_size
+        macs = k * in_shape[-1] * out_elems
+        return macs, 2 * macs + (out_elems if bias else 0)
+    if kind in ("SeparableConv1D", "SeparableConv2D"):
+        # A depthwise pass (kernel x every input channel x multiplier at each output position),
+        # then a pointwise one; the same count as the two TFLite layers it converts to.
+        kernel = int(np.prod(layer.kernel_size))
+        positions = int(np.prod([d for d in out_shape[1:-1] if d is not None]))
+        depthwise = positions * in_shape[-1] * layer.depth_multiplier
+        macs = kernel * depthwise + depthwise * out_shape[-1]
+        return macs, 2 * macs + (out_elems if bias else 0)
+    if kind == "Conv2DTranspose":
+        kernel = int(np.prod(layer.kernel_size))
+        macs = kernel * out_shape[-1] * int(np.prod([d for d in in_shape[1:] if d is not None]))
+        return macs, 2 * macs + (out_elems if bias else 0)
+    if kind in ("LSTM", "GRU", "SimpleRNN"):
+        # Per step, each gate multiplies the input and the state: 4 gates (LSTM), 3 (GRU), 1.
+        gates = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}[kind]
+        steps, features, units = in_shape[1] or 1, in_shape[-1], layer.units
+        macs = steps * gates * units * (features + units)
+        return macs, 2 * macs
     if kind in ("ReLU", "Activation"):
         return 0, 2 * out_elems
     if kind == "Softmax":
