@@ -294,3 +294,54 @@ def test_evaluate_scores_with_silicon_labs_tflm(archive, test_set_dir, tmp_path)
     assert {variant: r["runtime"] for variant, r in results.items()} == {"int8": "silabs-tflm"}
     refused = invoke("evaluate", model, "--runtime", "cuda", "--dataset", test_set_dir)
     assert refused.exit_code == 2 and says(refused, "--runtime")
+
+
+def _converted(model, *, int8: bool) -> bytes:
+    import numpy as np
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]  # without a dataset: dynamic-range weights
+    if int8:
+        shape = (1, *model.input_shape[1:])
+        converter.representative_dataset = lambda: ([np.full(shape, v, np.float32)] for v in (-1.0, 1.0))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter.convert()
+
+
+def test_a_model_the_runtime_cannot_run_gets_one_line_naming_the_file_and_the_reason(
+    tflite_copy, yes_wav, tmp_path
+):
+    # Tracebacks before: TFLM lacks hybrid (float input, int8 weights) FULLY_CONNECTED, and the
+    # error blamed the arena size ("pass a larger arena_size", not a CLI option).
+    import keras
+
+    from microspeech.tflite.metadata import read_parameters, write_parameters
+
+    inputs = keras.Input((49, 40, 1))
+    hybrid = keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(keras.layers.Flatten()(inputs)))
+    path = tmp_path / "hybrid.tflite"
+    path.write_bytes(write_parameters(_converted(hybrid, int8=False), read_parameters(tflite_copy)))
+    result = invoke("classify_audio", path, "--wav", yes_wav, "--runtime", "tflm")
+    assert result.exit_code == 2, result.output
+    assert says(result, f"error: {path}: TFLM could not prepare the model")
+    assert says(result, "Input type: FLOAT32 with filter type: INT8 not supported")
+    assert "arena_size" not in result.output
+    # profile's arena search said only that no arena worked.
+    from microspeech.tflite.profile import find_min_arena_size
+
+    with pytest.raises(RuntimeError, match=f"{path}: .*FLOAT32 with filter type: INT8 not supported"):
+        find_min_arena_size(path)
+
+
+def test_a_transposed_convolution_runs_in_tflm_without_an_arena_given():
+    # TFLM's default arena counted tensors, not TRANSPOSE_CONV's scratch: prepare failed.
+    import keras
+    import numpy as np
+
+    from microspeech.tflite.runtime import TfliteRunner
+
+    inputs = keras.Input((25, 20, 4))
+    model = keras.Model(inputs, keras.layers.Conv2DTranspose(4, 3, strides=2, padding="same")(inputs))
+    runner = TfliteRunner(_converted(model, int8=True), "tflm")
+    assert runner.predict_one(np.zeros((1, 25, 20, 4), np.int8)).shape == (50, 40, 4)

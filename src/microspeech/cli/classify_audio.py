@@ -122,7 +122,7 @@ def classify_audio(
         if verbose:
             params = detection_params_with(params, {"verbose_model_output_logs": True})
         spotter = KeywordSpotter(keyword_model, params, backend=backend, reset_after_detection=not no_reset)
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, RuntimeError) as error:  # RuntimeError: the runtime refused it
         fail(str(error))
     settings = ", ".join(f"{key}={value}" for key, value in params.to_dict().items())
     if keyword_model.class_thresholds is not None:
@@ -165,7 +165,10 @@ def classify_audio(
         note = "".join(f", {conversion}" for conversion in decoded.conversions)
         line = f"[dim]{escape(str(path))}: {len(audio) / 16000:.2f} s{escape(note)}[/]"
         console.print(line, highlight=False, soft_wrap=True)
-        show(spotter.process(audio), f"{path.name}: " if len(wav) > 1 else "")
+        try:
+            show(spotter.process(audio), f"{path.name}: " if len(wav) > 1 else "")
+        except RuntimeError as error:  # an op the interpreter prepared but could not run
+            fail(str(error))
     if mic:
         from microspeech.detection.mic import MicrophoneError, input_device, listen
 

@@ -97,7 +97,9 @@ class KeywordSpotter:
         self.params = self.model.detection if params is None else _as_params(params, self.model.detection)
         self.reset_after_detection = reset_after_detection
         self.inferences = 0  # model runs so far (runs following a reference skip most)
-        self.runner = TfliteRunner(self.model.tflite_bytes, backend=backend)  # type: ignore[arg-type]
+        self.runner = TfliteRunner(
+            self.model.tflite_bytes, backend=backend, source=self.model.source  # type: ignore[arg-type]
+        )
         outputs = int(np.prod(self.runner.output_details.shape[1:]))
         if outputs != len(self.model.classes):
             raise ModelLoadError(

@@ -12,16 +12,11 @@ Latency on a microcontroller is an estimate from a cycles-per-operation model (s
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
-import os
 import re
 import signal
 import statistics
-import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +24,12 @@ from typing import Any
 import numpy as np
 
 from microspeech.tflite.flatbuffer import load_bytes
-from microspeech.tflite.runtime import TfliteRunner, arena_floor, default_tflm_arena_size
+from microspeech.tflite.runtime import (
+    TfliteRunner,
+    arena_floor,
+    capture_native_output,
+    default_tflm_arena_size,
+)
 from microspeech.tflite.summary import ModelSummary, summarize_tflite
 
 # A first-order cycle model for int8 kernels on a Cortex-M33 with the DSP extension running
@@ -69,53 +69,44 @@ _POINTER_CATEGORY_RATIO = {
 }
 
 
-@contextlib.contextmanager
-def _capture_native_output() -> Iterator[list[str]]:
-    """Redirect the C-level stdout/stderr (TFLM's MicroPrintf) into a list of lines."""
-    lines: list[str] = []
-    # Python's own buffered output goes out first, so none of it lands in the sink
-    sys.stdout.flush()
-    sys.stderr.flush()
-    with tempfile.TemporaryFile(mode="w+b") as sink:
-        saved = [os.dup(1), os.dup(2)]
-        try:
-            for fd in (1, 2):
-                os.dup2(sink.fileno(), fd)
-            yield lines
-        finally:
-            for fd, copy in zip((1, 2), saved, strict=True):
-                os.dup2(copy, fd)
-                os.close(copy)
-            sink.seek(0)
-            lines.extend(sink.read().decode("utf-8", "replace").splitlines())
+def _arena_error(
+    tflite_bytes: bytes, arena_size: int, sample: np.ndarray, source: str | None = None
+) -> RuntimeError | None:
+    """Why one inference fails in an arena of `arena_size` bytes (TFLM's words included); None: it runs."""
+    try:
+        TfliteRunner(tflite_bytes, "tflm", arena_size=arena_size, source=source).predict_one(sample)
+    except RuntimeError as error:
+        return error
+    return None
 
 
 def _arena_works(tflite_bytes: bytes, arena_size: int, sample: np.ndarray) -> bool:
-    try:
-        TfliteRunner(tflite_bytes, "tflm", arena_size=arena_size).predict_one(sample)
-    except RuntimeError:
-        return False
-    return True
+    return _arena_error(tflite_bytes, arena_size, sample) is None
 
 
-def find_min_arena_size(path_or_bytes: str | Path | bytes, *, upper: int | None = None) -> int:
+def find_min_arena_size(
+    path_or_bytes: str | Path | bytes, *, upper: int | None = None, source: str | None = None
+) -> int:
     """Smallest TFLM arena (bytes, host build) in which the model prepares and runs one inference.
 
     Bisection between `arena_floor` and a size that works: 1 byte less fails. TFLM's own messages
     about the failed allocations are swallowed.
     """
     tflite_bytes = load_bytes(path_or_bytes)
-    probe = TfliteRunner(tflite_bytes, "litert")
+    source = source or (str(path_or_bytes) if isinstance(path_or_bytes, str | Path) else None)
+    probe = TfliteRunner(tflite_bytes, "litert", source=source)
     sample = np.zeros(probe.input_details.shape, dtype=probe.input_details.dtype)
     floor = arena_floor(tflite_bytes)
     high = max(upper or default_tflm_arena_size(tflite_bytes), floor)
-    with _capture_native_output():
-        for _ in range(8):
-            if _arena_works(tflite_bytes, high, sample):
-                break
+    for attempt in range(8):
+        error = _arena_error(tflite_bytes, high, sample, source)
+        if error is None:
+            break
+        if attempt < 7:
             high *= 2
-        else:
-            raise RuntimeError(f"TFLM could not run the model even with a {high}-byte arena")
+    if error is not None:  # TFLM's own words, not the arena size, say why (an op or type it lacks)
+        raise RuntimeError(f"TFLM could not run the model even with a {high}-byte arena: {error}")
+    with capture_native_output():
         low = floor - 1  # below the floor nothing can work (and TFLM may crash): never tried
         while high - low > 1:
             middle = (low + high) // 2
@@ -124,6 +115,11 @@ def find_min_arena_size(path_or_bytes: str | Path | bytes, *, upper: int | None 
             else:
                 low = middle
     return high
+
+
+def _min_arena_of(tflite_bytes: bytes, source: str | None) -> int:
+    """`find_min_arena_size` with positional arguments, for `run_isolated`'s child."""
+    return find_min_arena_size(tflite_bytes, source=source)
 
 
 @dataclass
@@ -181,19 +177,22 @@ def run_isolated(function: Any, *args: Any, doing: str) -> Any:
     return value
 
 
-def arena_report(path_or_bytes: str | Path | bytes, min_arena_bytes: int | None = None) -> ArenaReport:
+def arena_report(
+    path_or_bytes: str | Path | bytes, min_arena_bytes: int | None = None, *, source: str | None = None
+) -> ArenaReport:
     """Minimum arena plus TFLM's recording-allocator breakdown and the 32-bit estimate.
 
     The arena search runs in a child process (`run_isolated`): should TFLM crash on an arena it
     is tried with, the error names it instead of the command dying without a word.
     """
     tflite_bytes = load_bytes(path_or_bytes)
+    source = source or (str(path_or_bytes) if isinstance(path_or_bytes, str | Path) else None)
     minimum = min_arena_bytes or run_isolated(
-        find_min_arena_size, tflite_bytes, doing="searching for the smallest arena that runs the model"
+        _min_arena_of, tflite_bytes, source, doing="searching for the smallest arena that runs the model"
     )
-    runner = TfliteRunner(tflite_bytes, "tflm", arena_size=minimum)
+    runner = TfliteRunner(tflite_bytes, "tflm", arena_size=minimum, source=source)
     runner.predict_one(np.zeros(runner.input_details.shape, dtype=runner.input_details.dtype))
-    with _capture_native_output() as lines:
+    with capture_native_output() as lines:
         runner._tflm.print_allocations()
     totals = {m.group(1): int(m.group(2)) for line in lines if (m := _TOTAL.search(line))}
     categories = {m.group(1): int(m.group(2)) for line in lines if (m := _CATEGORY.search(line))}
@@ -230,10 +229,10 @@ class HostLatency:
 
 
 def host_latency(
-    path_or_bytes: str | Path | bytes, *, runs: int = 200, backend: str = "litert"
+    path_or_bytes: str | Path | bytes, *, runs: int = 200, backend: str = "litert", source: str | None = None
 ) -> HostLatency:
     """Median (and spread) of `runs` single inferences on this host, after 10 warm-up runs."""
-    runner = TfliteRunner(path_or_bytes, backend)  # type: ignore[arg-type]
+    runner = TfliteRunner(path_or_bytes, backend, source=source)  # type: ignore[arg-type]
     details = runner.input_details
     rng = np.random.default_rng(0)
     info = np.iinfo(details.dtype) if np.issubdtype(details.dtype, np.integer) else None
@@ -343,13 +342,14 @@ def profile_model(
     summary = summarize_tflite(tflite_bytes)
     if isinstance(path_or_bytes, (str, Path)):
         summary.path = str(path_or_bytes)
-    arena = arena_report(tflite_bytes)
+    source = str(path_or_bytes) if isinstance(path_or_bytes, (str, Path)) else None
+    arena = arena_report(tflite_bytes, source=source)
     report = ProfileReport(
         path=summary.path,
         summary=summary,
         arena=arena,
-        host=host_latency(tflite_bytes, runs=runs),
-        host_tflm=host_latency(tflite_bytes, runs=runs, backend="tflm"),
+        host=host_latency(tflite_bytes, runs=runs, source=source),
+        host_tflm=host_latency(tflite_bytes, runs=runs, backend="tflm", source=source),
         mcu=estimate_mcu_latency(summary, clock_mhz),
     )
     slim = remove_redundant_reshapes(tflite_bytes)

@@ -9,6 +9,11 @@ differently there (see `microspeech.tflite.parity`).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +80,34 @@ def default_tflm_arena_size(tflite_bytes: bytes) -> int:
             elements = int(np.prod(tensor.ShapeAsNumpy())) if tensor.ShapeLength() else 1
             total += max(elements, 1) * itemsize.get(tensor.Type(), 4)
     return 2 * total + _TFLM_ARENA_OVERHEAD
+
+
+@contextlib.contextmanager
+def capture_native_output() -> Iterator[list[str]]:
+    """Redirect the C-level stdout/stderr (TFLM's MicroPrintf) into a list of lines."""
+    lines: list[str] = []
+    # Python's own buffered output goes out first, so none of it lands in the sink
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        saved = [os.dup(1), os.dup(2)]
+        try:
+            for fd in (1, 2):
+                os.dup2(sink.fileno(), fd)
+            yield lines
+        finally:
+            for fd, copy in zip((1, 2), saved, strict=True):
+                os.dup2(copy, fd)
+                os.close(copy)
+            sink.seek(0)
+            lines.extend(sink.read().decode("utf-8", "replace").splitlines())
+
+
+def tflm_reason(lines: list[str]) -> str:
+    """TFLM's own messages (captured native output) as "; TFLM said: ...", each line once; "" if none.
+    An op or type TFLM lacks is said there, where the exception only says allocation failed."""
+    said = list(dict.fromkeys(line.strip() for line in lines if line.strip()))
+    return f"; TFLM said: {' | '.join(said[-4:])}" if said else ""
 
 
 def _litert_resolver(reference_kernels: bool) -> Any:
@@ -181,11 +214,14 @@ class TfliteRunner:
         num_threads: int = 1,
         single_output: bool = True,
         reference_kernels: bool = False,
+        source: str | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r}: expected one of {', '.join(BACKENDS)}")
         self.tflite_bytes = load_bytes(path_or_bytes)
-        self.source = str(path_or_bytes) if isinstance(path_or_bytes, (str, Path)) else "<bytes>"
+        # What errors name: the file, or `source` for bytes read from one (a spotter's model).
+        given = str(path_or_bytes) if isinstance(path_or_bytes, (str, Path)) else None
+        self.source = source or given or "<bytes>"
         self.backend: Backend = backend
         self.arena_size: int | None = None
         # LiteRT's interpreters by lane (thread of `predict`) and batch size (None: not possible).
@@ -199,8 +235,12 @@ class TfliteRunner:
             }
             from ai_edge_litert.interpreter import Interpreter
 
-            self._litert = Interpreter(**self._litert_options)
-            self._litert.allocate_tensors()
+            try:
+                self._litert = Interpreter(**self._litert_options)
+                self._litert.allocate_tensors()
+            except RuntimeError as error:  # an op it lacks (a custom op): said with the file
+                message = " ".join(str(error).split())
+                raise RuntimeError(f"{self.source}: LiteRT could not prepare the model: {message}") from error
             inputs = self._litert.get_input_details()
             outputs = self._litert.get_output_details()
             self._input_indices = [d["index"] for d in inputs]
@@ -220,13 +260,7 @@ class TfliteRunner:
             if arena_size is not None:
                 _check_arena_size(arena_size, self.tflite_bytes, self.source)
             self.arena_size = arena_size or default_tflm_arena_size(self.tflite_bytes)
-            try:
-                self._tflm = tflm.Interpreter.from_bytes(self.tflite_bytes, arena_size=self.arena_size)
-            except RuntimeError as error:
-                raise RuntimeError(
-                    f"{self.source}: TFLM could not prepare the model in a {self.arena_size}-byte arena "
-                    f"({error}); pass a larger arena_size"
-                ) from error
+            self._tflm = self._prepare_tflm(tflm.Interpreter, explicit=arena_size is not None)
             inputs = [self._tflm.get_input_details(i) for i in range(self._count_io("Inputs"))]
             outputs = [self._tflm.get_output_details(i) for i in range(self._count_io("Outputs"))]
         names = self._io_names()
@@ -237,6 +271,26 @@ class TfliteRunner:
                 f"{self.source}: expected one input and one output tensor, "
                 f"found {len(self.inputs)} and {len(self.outputs)}"
             )
+
+    def _prepare_tflm(self, interpreter: Any, *, explicit: bool) -> Any:
+        """TFLM's interpreter in `self.arena_size` bytes. The default size counts tensors, not the
+        kernels' scratch buffers (TRANSPOSE_CONV needs more): without a size asked for, larger
+        arenas are tried before giving up, and the error carries TFLM's own reason."""
+        for attempt in range(1 if explicit else 4):
+            with capture_native_output() as said:
+                try:
+                    return interpreter.from_bytes(self.tflite_bytes, arena_size=self.arena_size)
+                except RuntimeError as error:
+                    failure = error
+            if attempt < (0 if explicit else 3):
+                self.arena_size *= 4
+        # Larger arenas only help where TFLM ran out of room, not where it lacks an op or type.
+        too_small = not said or any("resize buffer" in line for line in said)
+        advice = "; pass a larger arena_size" if explicit and too_small else ""
+        raise RuntimeError(
+            f"{self.source}: TFLM could not prepare the model in a {self.arena_size}-byte arena "
+            f"({failure}{tflm_reason(said)}){advice}"
+        ) from failure
 
     def _count_io(self, which: str) -> int:
         subgraph = read_model(self.tflite_bytes).Subgraphs(0)
