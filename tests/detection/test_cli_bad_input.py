@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -68,3 +69,15 @@ def test_classify_audio_refuses_parameters_that_never_detect(tmp_path, option, v
     assert result.exit_code == 2, result.output
     assert "out of range" in one_line(result) or "finite" in one_line(result)
     assert "not_read.wav" not in result.output
+
+
+def test_a_minimum_count_the_window_cannot_hold_is_refused(archive, tmp_path):
+    from microspeech.audio import write_wav
+
+    wav = tmp_path / "quiet.wav"
+    write_wav(wav, np.zeros(16000, np.int16))
+    # 1000 ms at one inference per 100 ms holds 11 results: 12 never detects anything.
+    result = invoke("classify_audio", archive, "--wav", wav, "--count", "12")
+    assert result.exit_code == 2
+    assert "--count: minimum_count 12: at most 11 results fit the 1000 ms window" in one_line(result)
+    assert invoke("classify_audio", archive, "--wav", wav, "--count", "11").exit_code == 0

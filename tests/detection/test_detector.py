@@ -259,3 +259,15 @@ def test_window_averages_are_the_recognizers_averages_at_every_step(seed, window
     recognizer = CommandRecognizer(CLASSES, params(average_window_duration_ms=window, minimum_count=1))
     expected = np.array([recognizer.process(row, int(t)).averages for t, row in zip(times, raw, strict=True)])
     np.testing.assert_array_equal(window_averages(raw, times, window), expected)
+
+
+@pytest.mark.parametrize("window, latency", [(300, 100), (250, 100), (1000, 100), (5000, 20)])
+def test_results_in_window_is_the_largest_minimum_count_that_can_detect(window, latency):
+    # classify_audio -c 5 with a 300 ms window printed nothing at all, and said nothing.
+    capacity = params(average_window_duration_ms=window, latency_ms=latency).results_in_window
+    steps = [(latency * k, u8(250, 0, 0, 5)) for k in range(200)]
+    for count, detects in ((capacity, True), (capacity + 1, False)):
+        rec = CommandRecognizer(
+            CLASSES, params(average_window_duration_ms=window, latency_ms=latency, minimum_count=count)
+        )
+        assert bool(run(rec, steps)) is detects, (count, capacity)

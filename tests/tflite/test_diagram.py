@@ -79,3 +79,26 @@ def test_the_svg_and_png_are_written_both_or_neither(mltk_tflite_bytes, tmp_path
     message = " ".join(result.output.split())
     assert result.exit_code == 2 and f"{out / 'kws-tflite.png'}: a folder stands" in message
     assert sorted(path.name for path in out.iterdir()) == ["kws-tflite.png"]
+
+
+def test_an_archives_diagram_lands_in_the_current_folder_and_a_lone_tflite_is_drawn(
+    mltk_tflite_path, tmp_path, monkeypatch
+):
+    # An .mltk.zip's diagram went to the hidden cache folder its .tflite is copied out to; a
+    # folder holding only a .tflite was refused ("has no .keras model") by view and summarize.
+    from microspeech.mltk_wheel import shipped_speech_model_zip
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["view", str(shipped_speech_model_zip())])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "tflite_micro_speech-tflite.png",
+        "tflite_micro_speech-tflite.svg",
+    ]
+    folder = tmp_path / "lone"
+    folder.mkdir()
+    (folder / "kws.tflite").write_bytes(mltk_tflite_path.read_bytes())
+    for command in ("view", "summarize"):
+        result = CliRunner().invoke(app, [command, str(folder)])
+        assert result.exit_code == 0, result.output
+    assert (folder / "kws-tflite.svg").is_file()

@@ -122,7 +122,8 @@ def model_file(model: str, kind: str = "tflite") -> Path:
 
     A .tflite or .mltk.zip argument is the int8 model whatever `kind` asks; a .keras argument is
     the Keras model, or for "tflite" the .tflite trained beside it (as classify_audio and tune
-    take it); an archive's .tflite is copied out for tools that take a path.
+    take it); a folder or name with a .tflite and no .keras is its .tflite for either kind (the
+    one model there is); an archive's .tflite is copied out for tools that take a path.
     Raises `microspeech.models.ModelResolutionError` with the argument named.
     """
     from microspeech.models import resolve_model
@@ -130,6 +131,6 @@ def model_file(model: str, kind: str = "tflite") -> Path:
 
     resolved = resolve_model(model)
     suffix = Path(model).suffix
-    if kind == "keras" and suffix not in (".tflite", ".zip"):
+    if kind == "keras" and suffix not in (".tflite", ".zip") and (resolved.keras_path or not resolved.tflite):
         return resolved.require_keras()
     return materialize_tflite(resolved.require_tflite())

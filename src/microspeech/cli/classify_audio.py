@@ -124,6 +124,20 @@ def classify_audio(
         spotter = KeywordSpotter(keyword_model, params, backend=backend, reset_after_detection=not no_reset)
     except (FileNotFoundError, ValueError, RuntimeError) as error:  # RuntimeError: the runtime refused it
         fail(str(error))
+    if params.minimum_count > params.results_in_window:
+        # Nothing can ever be detected: an error for the options given, a warning for a model's own.
+        given = [OPTION_NAMES[key] for key in ("minimum_count", "average_window_duration_ms", "latency_ms")
+                 if overrides[key] is not None]
+        problem = (
+            f"minimum_count {params.minimum_count}: at most {params.results_in_window} results fit the "
+            f"{params.average_window_duration_ms} ms window at one inference every {params.latency_ms} ms, "
+            "so nothing would ever be detected"
+        )
+        if given:
+            fail(f"{'/'.join(given)}: {problem}")
+        from microspeech.cli.app import err_console
+
+        err_console.print(f"warning: the model's parameters: {problem}", markup=False)
     settings = ", ".join(f"{key}={value}" for key, value in params.to_dict().items())
     if keyword_model.class_thresholds is not None:
         if detection_threshold is None:

@@ -16,7 +16,10 @@ def view_command(
         False, "--tflite", help="For a model name or .keras file: draw its .tflite, not the Keras model."
     ),
     out: Path | None = typer.Option(
-        None, "--out", parser=path_option, help="Folder for the SVG and PNG (default: next to the model)."
+        None,
+        "--out",
+        parser=path_option,
+        help="Folder for the SVG and PNG (default: next to the model; for an .mltk.zip, the current folder).",
     ),
     netron: bool = typer.Option(
         False, "--netron", help="Open the model in Netron (needs `pip install netron`)."
@@ -30,8 +33,10 @@ def view_command(
         if out is not None:
             check_output_folder(out, "--out")
         path = model_file(model, "tflite" if tflite else "keras")
-        if out is None and not netron:  # the model's folder: checked before the drawing, not after
-            check_output_folder(path.parent, "--out (default: the model's folder)")
+        # An archive's .tflite is copied out to a cache folder: its diagram goes where the user is.
+        folder = Path.cwd() if Path(model).name.endswith(".zip") else path.parent
+        if out is None and not netron:  # checked before the drawing, not after
+            check_output_folder(folder, "--out (default: the model's folder)")
     except (ModelResolutionError, OptionError) as error:
         fail(str(error))
     if netron:
@@ -42,7 +47,7 @@ def view_command(
 
     try:
         summary = summarize_tflite(path) if path.suffix in (".tflite", ".zip") else summarize_keras(path)
-        written = draw_model(summary, out or path.parent, stem=f"{path.stem}{path.suffix.replace('.', '-')}")
+        written = draw_model(summary, out or folder, stem=f"{path.stem}{path.suffix.replace('.', '-')}")
     except (ValueError, OSError) as error:
         fail(str(error))
     for file in written:

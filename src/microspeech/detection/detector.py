@@ -19,10 +19,7 @@ import numba
 import numpy as np
 
 from microspeech.checks import exact_value
-from microspeech.detection.params import DetectionParams
-
-# The firmware's fixed-size result queue; a full queue refuses the newest result.
-MAX_RESULT_COUNT = 50
+from microspeech.detection.params import MAX_RESULT_COUNT, DetectionParams
 
 
 def scores_to_uint8(scores: np.ndarray) -> np.ndarray:

@@ -22,6 +22,10 @@ PARAM_RANGES: dict[str, tuple[float, float]] = {
 }
 
 
+# The firmware's fixed-size result queue; a full queue refuses the newest result.
+MAX_RESULT_COUNT = 50
+
+
 @dataclass(frozen=True)
 class DetectionParams:
     """How firmware turns per-inference scores into keyword detections (MLTK semantics).
@@ -58,6 +62,13 @@ class DetectionParams:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def results_in_window(self) -> int:
+        """How many inference results the averaging window can hold: one every latency_ms, the
+        window's ends included, at most the firmware queue's 50. A minimum_count above it never
+        detects anything."""
+        return min(self.average_window_duration_ms // self.latency_ms + 1, MAX_RESULT_COUNT)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DetectionParams:
