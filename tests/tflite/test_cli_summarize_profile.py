@@ -83,3 +83,19 @@ def test_profile_says_when_the_cycle_model_does_not_fit_a_float_model(seed_keras
     assert result.exit_code == 0, result.output
     assert "The model computes in float32" in " ".join(result.output.split())
     assert "float32" not in _run("profile", str(mltk_tflite_path), "--runs", "10").output  # int8
+
+
+def test_a_keras_file_with_an_unknown_custom_layer_says_which(tmp_path):
+    # The message stopped at Keras's generic first sentence, cut before the class it lacks.
+    import keras
+
+    class Twice(keras.layers.Layer):
+        def call(self, inputs):
+            return inputs * 2
+
+    inputs = keras.Input((4,))
+    path = tmp_path / "custom.keras"
+    keras.Model(inputs, Twice()(inputs)).save(path)
+    result = CliRunner().invoke(app, ["summarize", str(path)])
+    assert result.exit_code == 2
+    assert "Could not locate class 'Twice'" in " ".join(result.output.split())

@@ -149,3 +149,19 @@ def test_metadata_c_cannot_hold_is_refused_naming_the_parameter(mltk_tflite_path
         with pytest.raises(ValueError, match=f"odd.tflite: cannot write its settings header: {message}"):
             export_c(model, tmp_path / "out")
         assert not (tmp_path / "out").exists()
+
+
+def test_every_input_and_output_is_described(tmp_path):
+    # A model with two inputs and two outputs was described by its first of each, silently.
+    import keras
+    import tensorflow as tf
+
+    first, second = keras.Input((3,)), keras.Input((5,))
+    joined = keras.layers.Concatenate()([first, second])
+    model = keras.Model([first, second], [keras.layers.Dense(2)(joined), keras.layers.Dense(4)(joined)])
+    path = tmp_path / "two.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    settings = export_c(path, tmp_path / "c").settings.read_text()
+    assert "#define TWO_INPUT_COUNT 2" in settings and "#define TWO_OUTPUT_COUNT 2" in settings
+    elements = sorted(line.split()[-1] for line in settings.splitlines() if "_ELEMENTS" in line)
+    assert elements == ["2", "3", "4", "5"]

@@ -194,17 +194,20 @@ def _settings_header(symbol: str, params: dict[str, Any], tflite_bytes: bytes, g
             except ValueError as error:
                 raise ValueError(f"parameter {key!r}: {error}") from None
         lines.append("")
-    lines.append("// Tensors (batch dimension included)")
+    lines.append("// Tensors (batch dimension included); a second input or output: INPUT1_*, OUTPUT1_*")
     for role, tensors in (("INPUT", summary.inputs), ("OUTPUT", summary.outputs)):
-        tensor = tensors[0]
-        lines.append(f"#define {prefix}_{role}_DIMS {len(tensor.shape)}")
-        for axis, dim in enumerate(tensor.shape):
-            lines.append(f"#define {prefix}_{role}_DIM{axis} {dim}")
-        lines.append(f"#define {prefix}_{role}_ELEMENTS {tensor.elements}")
-        lines.append(f"#define {prefix}_{role}_TYPE_{tensor.dtype.upper()} 1")
-        if tensor.scale is not None:
-            lines.append(f"#define {prefix}_{role}_SCALE {_c_scalar(float(tensor.scale))}")
-            lines.append(f"#define {prefix}_{role}_ZERO_POINT {_c_scalar(int(tensor.zero_point or 0))}")
+        # Every tensor: a model with two inputs or outputs was described by its first alone.
+        lines.append(f"#define {prefix}_{role}_COUNT {len(tensors)}")
+        for index, tensor in enumerate(tensors):
+            name = f"{prefix}_{role}{index or ''}"
+            lines.append(f"#define {name}_DIMS {len(tensor.shape)}")
+            for axis, dim in enumerate(tensor.shape):
+                lines.append(f"#define {name}_DIM{axis} {dim}")
+            lines.append(f"#define {name}_ELEMENTS {tensor.elements}")
+            lines.append(f"#define {name}_TYPE_{tensor.dtype.upper()} 1")
+            if tensor.scale is not None:
+                lines.append(f"#define {name}_SCALE {_c_scalar(float(tensor.scale))}")
+                lines.append(f"#define {name}_ZERO_POINT {_c_scalar(int(tensor.zero_point or 0))}")
     lines.append("")
     lines += arrays
     lines += ["", f"#endif  // {guard}", ""]

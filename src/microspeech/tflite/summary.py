@@ -448,7 +448,11 @@ def load_keras_file(path: str | Path) -> Any:
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as error:  # damage surfaces as ValueError, KeyError, OSError, zip or JSON errors
-        detail = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        text = str(error).strip()
+        # Keras puts the cause last ("Exception encountered: Could not locate class 'Twice'..."):
+        # the first line alone was a generic sentence cut before it.
+        cause = text.rpartition("Exception encountered:")[2].strip() or text
+        detail = (cause.splitlines() or [type(error).__name__])[0].partition(" Full object config")[0][:300]
         raise ValueError(f"not a readable Keras model: {path} ({type(error).__name__}: {detail})") from None
 
 
