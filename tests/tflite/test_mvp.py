@@ -90,3 +90,12 @@ def test_the_mvp_table_keeps_every_cell_whole_in_80_columns(simulator, mltk_tfli
     result = CliRunner().invoke(app, ["profile", str(mltk_tflite_path), "--accelerator", "mvp"])
     assert result.exit_code == 0 and "…" not in result.output
     assert "fully_connected" in result.output and "CPU (MVP not used)" in result.output
+
+
+def test_the_simulators_log_is_said_once_per_line():
+    # A model failing in every layer repeated the same sentence 19 times in one error line.
+    from microspeech.tflite.mvp import _said
+
+    log = ["E Op0-CONV_2D not supported", "E Failed to allocate"] * 19 + ["I  "]
+    assert _said(log) == "Op0-CONV_2D not supported; Failed to allocate"
+    assert _said([]) == "no message"

@@ -167,9 +167,10 @@ def _profile_mvp(path: Path, clock_mhz: float, json_path: Path | None) -> None:
             "estimate)"
         )
     if report.accelerator_cycles == 0:
+        why = "the MVP kernels take int8 layers only" if report.layers else "the model has no layers"
         console.print(
-            "[yellow]No layer of this model runs on the MVP[/] (the simulator reported 0 accelerator "
-            "cycles; the MVP kernels take int8 layers only)"
+            f"[yellow]No layer of this model runs on the MVP[/] (the simulator reported 0 accelerator "
+            f"cycles; {why})"
         )
     console.print(
         f"Accelerator cycles (simulated, measured): [bold]{report.accelerator_cycles:,}[/] = "
