@@ -193,6 +193,9 @@ def test_default_dataset_is_the_training_one(
     )
     with pytest.raises(EvaluationError, match=f"{keras_only}: no .tflite model"):
         evaluate_model(keras_only, tflite=True)
+    # A .keras file with --tflite said "no .tflite model" though one lay beside it.
+    with pytest.raises(EvaluationError, match="a .keras file is the float model"):
+        evaluate_model(trained_test_model / "tflite_micro_speech-test.keras", tflite=True)
 
 
 def test_cli_streaming(mltk_tflite_path: Path, test_set_dir: Path, tmp_path: Path) -> None:

@@ -163,6 +163,12 @@ def evaluate_model(
     suffix = Path(str(model)).suffix
     keras_path = target.keras_path if suffix not in (".tflite", ".zip") else None
     tflite_file = target.tflite if suffix != ".keras" else None
+    if suffix == ".keras" and (tflite or runtime or tflm):
+        # "no .tflite model" misled when one lay beside the .keras.
+        raise EvaluationError(
+            f"{model}: a .keras file is the float model; --tflite/--tflm/--runtime evaluate the int8 "
+            "one: give its .tflite or the model's folder"
+        )
     if tflite_file is None and (tflite or runtime or tflm or keras_path is None):
         where = target.directory or model
         raise EvaluationError(f"{where}: no .tflite model to evaluate (train it, or drop --tflite/--tflm)")
