@@ -58,6 +58,28 @@ def shared_bundle(name: str, hint: str = "") -> Path:
 SPLIT_LISTS = ("validation_list.txt", "testing_list.txt")
 
 
+# The detection benchmark's conditions: one segment each, clean first.
+HEADLINE_CONDITIONS = [float("inf"), 30.0, 20.0, 10.0, 5.0, 0.0]
+
+
+def headline_stream(classes: list[str], minutes: float, seed: int):  # noqa: ANN201 (KeywordStream)
+    """The detection benchmark's stream: dev-bundle keywords and other words over the subset's
+    background noise, one segment per HEADLINE_CONDITIONS entry."""
+    from microspeech.data.streams import stream_from_dataset
+
+    stream, _, _ = stream_from_dataset(
+        str(shared_bundle(DEV_TEST_SET)),
+        classes,
+        minutes=minutes,
+        snr_db=HEADLINE_CONDITIONS,
+        seed=seed,
+        segmented=True,
+        noise_dataset=str(shared_bundle(SUBSET)),
+        show_progress=False,
+    )
+    return stream
+
+
 def linked_copy(source: Path, output: Path, keep: Callable[[Path], bool]) -> tuple[int, int]:
     """A copy of dataset folder `source` in `output` as symbolic links to its files, for the files
     whose path relative to `source` `keep` accepts; the split lists are written with the lines

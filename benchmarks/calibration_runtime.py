@@ -21,9 +21,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from bundles import DEV_TEST_SET, SUBSET, machine_description, run, shared_bundle
+from bundles import (
+    DEV_TEST_SET,
+    HEADLINE_CONDITIONS,
+    SUBSET,
+    headline_stream,
+    machine_description,
+    run,
+    shared_bundle,
+)
 
-CONDITIONS = [float("inf"), 30.0, 20.0, 10.0, 5.0, 0.0]
 RUNTIMES = ("litert", "silabs-tflm")
 
 
@@ -54,7 +61,6 @@ def main() -> None:
     if not 0 < args.minutes <= 240:
         parser.error(f"--minutes {args.minutes:g}: expected above 0 and at most 240")
     from microspeech.data import load_dataset
-    from microspeech.data.streams import stream_from_dataset
     from microspeech.models import resolve_model
     from microspeech.tflite.runtime import check_backend
     from microspeech.training.stream_selection import (
@@ -66,11 +72,10 @@ def main() -> None:
     check_backend("silabs-tflm", "silabs-tflm")
     print(machine_description(), flush=True)
     subset = load_dataset(str(shared_bundle(SUBSET)))
-    test_set = shared_bundle(DEV_TEST_SET)
     print(
         f"benchmark stream: {args.minutes:g} min of {DEV_TEST_SET} (seed {args.seed}), noise of {SUBSET}, "
-        f"segments {', '.join(f'{c:g}' for c in CONDITIONS)} dB; every figure below from the firmware "
-        "loop, with its resets"
+        f"segments {', '.join(f'{c:g}' for c in HEADLINE_CONDITIONS)} dB; every figure below from the "
+        "firmware loop, with its resets"
     )
     for folder in args.models:
         model = resolve_model(str(folder))
@@ -81,16 +86,7 @@ def main() -> None:
         recorded = manifest["detection_calibration"]
         stream = calibration_stream(subset, spec, seed=seed)
         stream = stream or ValidationStream.build(subset, spec, seed=seed).stream
-        benchmark, _, _ = stream_from_dataset(
-            str(test_set),
-            spec.classes,
-            minutes=args.minutes,
-            snr_db=CONDITIONS,
-            seed=args.seed,
-            segmented=True,
-            noise_dataset=str(shared_bundle(SUBSET)),
-            show_progress=False,
-        )
+        benchmark = headline_stream(spec.classes, args.minutes, args.seed)
         print(f"\n## {folder} ({spec.name}, seed {seed}; calibration stream {stream.seconds / 60:.0f} min)")
         print(
             "\n| calibrated with | parameters | calibration stream: as recorded | the same on the part | "

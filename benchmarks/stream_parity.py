@@ -20,15 +20,22 @@ from pathlib import Path
 
 import numpy as np
 
-from bundles import DEV_TEST_SET, SUBSET, machine_description, mltk_model_zip, run, shared_bundle
-from microspeech.data.streams import score_detections, stream_from_dataset
+from bundles import (
+    DEV_TEST_SET,
+    HEADLINE_CONDITIONS,
+    SUBSET,
+    headline_stream,
+    machine_description,
+    mltk_model_zip,
+    run,
+)
+from microspeech.data.streams import score_detections
 from microspeech.detection.classify import KeywordSpotter
 from microspeech.detection.keyword_model import load_keyword_model
 from microspeech.detection.stream_run import run_spotter
 from microspeech.evaluation.streaming import best_within_budget, resolve_keyword_model, threshold_curve
 from microspeech.tflite.runtime import available_backends
 
-CONDITIONS = [float("inf"), 30.0, 20.0, 10.0, 5.0, 0.0]
 BUDGETS = (1.0, 5.0, 20.0)
 
 
@@ -53,10 +60,9 @@ def main() -> None:
     with zipfile.ZipFile(mltk_model_zip()) as archive:
         models = [("MLTK shipped", load_keyword_model(archive.read("tflite_micro_speech.tflite")))]
     models += [(str(model), resolve_keyword_model(model)) for model in args.models]
-    test_set, noise = shared_bundle(DEV_TEST_SET), shared_bundle(SUBSET)
     print(
         f"stream: {args.minutes:g} min of {DEV_TEST_SET} (seed {args.seed}), noise of {SUBSET}, "
-        f"segments {', '.join(f'{c:g}' for c in CONDITIONS)} dB",
+        f"segments {', '.join(f'{c:g}' for c in HEADLINE_CONDITIONS)} dB",
         flush=True,
     )
     print(
@@ -65,16 +71,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|")
     for label, model in models:
-        stream, _, _ = stream_from_dataset(
-            str(test_set),
-            model.classes,
-            minutes=args.minutes,
-            snr_db=CONDITIONS,
-            seed=args.seed,
-            segmented=True,
-            noise_dataset=str(noise),
-            show_progress=False,
-        )
+        stream = headline_stream(model.classes, args.minutes, args.seed)
         reference_scores = None
         for backend in backends:
             started = time.perf_counter()

@@ -130,6 +130,16 @@ def exact_value(value: object, kind: type) -> bool | int | float:
     return int(number)
 
 
+def whole_within(value: object, low: float, high: float) -> int | None:
+    """`value` as an int when it is a whole number (150.0 and "150" are; 150.5 is not) within
+    [low, high]; None otherwise, for the caller to name."""
+    try:
+        number = exact_value(value, int)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return int(number) if low <= number <= high else None
+
+
 def check_int(value: int, option: str, *, low: int | None = None, high: int | None = None) -> int:
     """`value` if it is an integer within [low, high]."""
     if isinstance(value, bool) or not isinstance(value, int):

@@ -286,17 +286,22 @@ def test_a_stored_threshold_list_is_reported_and_replayed_as_the_detector_used_i
     parameters["detection_threshold_list"] = [150, 150, 255, 255]
     listed = tmp_path / "listed.tflite"
     listed.write_bytes(write_parameters(mltk_tflite.read_bytes(), parameters))
-    report = evaluate_streaming(
-        listed,
-        dataset=str(test_set_dir),
-        noise_dataset=str(subset_dir),
-        minutes=1.0,
-        snr_db=20,
-        seed=2,
-        output_dir=tmp_path / "out",
-        show_progress=False,
-        plot=False,  # evaluate --streaming --no-plots wrote the PNG anyway
-    )
+
+    def evaluated(output: str, **override):
+        return evaluate_streaming(
+            listed,
+            dataset=str(test_set_dir),
+            noise_dataset=str(subset_dir),
+            minutes=1.0,
+            snr_db=20,
+            seed=2,
+            output_dir=tmp_path / output,
+            show_progress=False,
+            plot=False,  # evaluate --streaming --no-plots wrote the PNG anyway
+            **override,
+        )
+
+    report = evaluated("out")
     written = json.loads((tmp_path / "out" / "streaming.json").read_text())
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["streaming.json"]
     assert written["detection_threshold_list"] == [150, 150, 255, 255]
@@ -309,18 +314,7 @@ def test_a_stored_threshold_list_is_reported_and_replayed_as_the_detector_used_i
     assert next(point for point in report.curve if point.detection_threshold == 255).score.hits == 0
     # A threshold asked for applies, as classify_audio --threshold: the stored list was used
     # instead while the report claimed the threshold.
-    overridden = evaluate_streaming(
-        listed,
-        dataset=str(test_set_dir),
-        noise_dataset=str(subset_dir),
-        minutes=1.0,
-        snr_db=20,
-        seed=2,
-        output_dir=tmp_path / "overridden",
-        params_override={"detection_threshold": 255},
-        show_progress=False,
-        plot=False,
-    )
+    overridden = evaluated("overridden", params_override={"detection_threshold": 255})
     assert overridden.detection_threshold_list is None
     assert overridden.operating_point.firmware.score.hits == 0
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from microspeech.checks import exact_value
+from microspeech.checks import whole_within
 from microspeech.detection.params import MAX_RESULT_COUNT, DetectionParams
 
 
@@ -53,13 +53,10 @@ def check_class_thresholds(class_thresholds: Sequence[int] | None, n_classes: in
         )
     checked = []
     for value in class_thresholds:
-        try:
-            whole = exact_value(value, int)
-        except (TypeError, ValueError, OverflowError):
-            whole = None
-        if whole is None or not 0 <= whole <= 255:
+        whole = whole_within(value, 0, 255)
+        if whole is None:
             raise ValueError(f"detection_threshold_list entry {value!r}: expected a whole number 0-255")
-        checked.append(int(whole))
+        checked.append(whole)
     return checked
 
 

@@ -409,7 +409,7 @@ def _checked_grid(
 ) -> tuple[list[int], list[int], list[int]]:
     """The grid's values as whole numbers within the parameters' ranges (150.5 was truncated and
     a minimum count of 100 accepted); errors name the option."""
-    from microspeech.checks import OptionError, exact_value
+    from microspeech.checks import OptionError, whole_within
 
     checked = []
     for option, key, values in (
@@ -420,16 +420,11 @@ def _checked_grid(
         low, high = PARAM_RANGES[key]
         if isinstance(values, str) or not len(values):
             raise OptionError(f"{option} {values!r}: expected a list of whole numbers from {low} to {high}")
-        whole = []
-        for value in values:
-            try:
-                number = exact_value(value, int)
-            except (TypeError, ValueError, OverflowError):
-                number = None
-            if number is None or not low <= number <= high:
-                raise OptionError(f"{option} {value!r}: expected whole numbers from {low} to {high}")
-            whole.append(int(number))
-        checked.append(whole)
+        whole = [whole_within(value, low, high) for value in values]
+        if None in whole:
+            value = values[whole.index(None)]
+            raise OptionError(f"{option} {value!r}: expected whole numbers from {low} to {high}")
+        checked.append([int(number) for number in whole if number is not None])
     return checked[0], checked[1], checked[2]
 
 
