@@ -102,3 +102,16 @@ def test_more_keras_layers_and_a_transposed_convolution_hand_counted():
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     layers = summarize_tflite(converter.convert()).layers
     assert next(layer for layer in layers if layer.opcode == "TRANSPOSE_CONV").macs == 72_000
+
+
+def test_a_loop_bodys_operators_are_said_to_be_left_out_of_the_totals():
+    # An LSTM's WHILE body (about 175k MACs) was silently missing: "Total MACs: 64".
+    import keras
+    import tensorflow as tf
+
+    inputs = keras.Input((49, 40), batch_size=1)
+    model = keras.Model(inputs, keras.layers.Dense(4)(keras.layers.LSTM(16)(inputs)))
+    summary = summarize_tflite(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    assert summary.other_subgraphs >= 1 and "WHILE body" in summary.uncounted_note
+    seed_like = summarize_keras(model)  # the Keras summary counts the recurrent layer itself
+    assert seed_like.total_macs == 49 * 4 * 16 * (40 + 16) + 16 * 4

@@ -84,7 +84,9 @@ def profile_command(
     arena, host, mcu, slim = report.arena, report.host, report.mcu, report.without_reshape
     summary = report.summary
     lines = [
-        f"Total MACs: {format_units(summary.total_macs)}   Total OPs: {format_units(summary.total_ops)}",
+        f"Total MACs: {format_units(summary.total_macs)}   Total OPs: {format_units(summary.total_ops)}"
+        + (f" ([yellow]{summary.uncounted_note}[/]; the latency estimate leaves them out too)"
+           if summary.uncounted_note else ""),
         f"TFLM arena, smallest that works (measured, 64-bit host): [bold]{arena.min_arena_bytes:,} B[/] "
         f"(tensors {arena.head_bytes:,} B + bookkeeping {arena.tail_bytes:,} B)",
         f"TFLM arena on a 32-bit MCU ([yellow]estimate[/], pointer-bearing structs rescaled): "

@@ -68,6 +68,8 @@ def summarize_command(
         fail(str(error))
     console.print(f"Total MACs: {format_units(summary.total_macs)}")
     console.print(f"Total OPs: {format_units(summary.total_ops)}")
+    if getattr(summary, "uncounted_note", ""):
+        console.print(f"[yellow]{summary.uncounted_note}[/]")
     if params:
         console.print(parameters_table(params, dtypes, "Embedded parameters (SL_PARAMSv1)"))
     size = path.stat().st_size

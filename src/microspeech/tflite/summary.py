@@ -107,6 +107,18 @@ class ModelSummary:
     outputs: list[TensorInfo]
     parameters: dict[str, Any]
     file_size: int
+    # Subgraphs besides the first (a WHILE or IF body: recurrent layers): not in the layers or totals.
+    other_subgraphs: int = 0
+
+    @property
+    def uncounted_note(self) -> str:
+        """What the totals leave out, in words ("" when nothing)."""
+        if not self.other_subgraphs:
+            return ""
+        return (
+            f"not counted: {self.other_subgraphs} more subgraph(s) (control flow such as a recurrent "
+            "layer's WHILE body), whose operators run once per loop step"
+        )
 
     @property
     def total_macs(self) -> int:
@@ -312,6 +324,7 @@ def summarize_tflite(path_or_bytes: str | Path | bytes) -> ModelSummary:
         outputs=[tensors[i] for i in subgraph.outputs],
         parameters=read_parameters(tflite_bytes),
         file_size=len(tflite_bytes),
+        other_subgraphs=len(model.subgraphs) - 1,
     )
 
 
