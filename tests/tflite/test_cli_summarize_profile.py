@@ -99,3 +99,21 @@ def test_a_keras_file_with_an_unknown_custom_layer_says_which(tmp_path):
     result = CliRunner().invoke(app, ["summarize", str(path)])
     assert result.exit_code == 2
     assert "Could not locate class 'Twice'" in " ".join(result.output.split())
+
+
+def test_long_keras_layer_names_fold_instead_of_being_cut(tmp_path, monkeypatch):
+    # At 80 columns (a file, a CI log) names were cut with "…": separable_c…, global_avera…
+    import keras
+
+    from microspeech.cli.app import console
+
+    monkeypatch.setattr(console, "width", 80)
+    inputs = keras.Input((49, 40, 1), name="features_from_the_frontend")
+    layer = keras.layers.SeparableConv2D(8, 3, name="a_separable_convolution_with_a_long_name")
+    outputs = keras.layers.GlobalAveragePooling2D(name="global_average_pooling")(layer(inputs))
+    path = tmp_path / "long.keras"
+    keras.Model(inputs, outputs).save(path)
+    result = CliRunner().invoke(app, ["summarize", str(path)])
+    assert result.exit_code == 0 and "…" not in result.output
+    first_column = "".join(line.split("│")[1].strip() for line in result.output.splitlines() if "│" in line)
+    assert "a_separable_convolution_with_a_long_name" in first_column

@@ -27,7 +27,11 @@ def _keras_table(summary) -> Table:  # noqa: ANN001 (KerasSummary)
 
     table = Table(title=escape(f"{summary.path} ({summary.name})"), title_justify="left")
     for column in ("Layer", "Type", "Output shape", "Params", "MACs", "OPs"):
-        table.add_column(column, justify="right" if column in ("Params", "MACs", "OPs") else "left")
+        # Names fold onto a second line, as the .tflite table's do: cut with "…" they were unreadable.
+        numbers = column in ("Params", "MACs", "OPs")
+        table.add_column(
+            column, justify="right" if numbers else "left", overflow="ellipsis" if numbers else "fold"
+        )
     for layer in summary.layers:
         table.add_row(
             layer.name,
