@@ -310,7 +310,7 @@ def _converted(model, *, int8: bool) -> bytes:
 
 
 def test_a_model_the_runtime_cannot_run_gets_one_line_naming_the_file_and_the_reason(
-    tflite_copy, yes_wav, tmp_path
+    tflite_copy, yes_wav, tmp_path, test_set_dir
 ):
     # Tracebacks before: TFLM lacks hybrid (float input, int8 weights) FULLY_CONNECTED, and the
     # error blamed the arena size ("pass a larger arena_size", not a CLI option).
@@ -327,6 +327,17 @@ def test_a_model_the_runtime_cannot_run_gets_one_line_naming_the_file_and_the_re
     assert says(result, f"error: {path}: TFLM could not prepare the model")
     assert says(result, "Input type: FLOAT32 with filter type: INT8 not supported")
     assert "arena_size" not in result.output
+    # tune and evaluate gave tracebacks for the same model (evaluate's named "<bytes>").
+    for args in (
+        ("tune", path, "--max-fa-per-hour", "5", "--minutes", "1", "--dataset", test_set_dir),
+        ("evaluate", path, "--dataset", test_set_dir, "--output", tmp_path / "eval"),
+        ("evaluate", path, "--streaming", "--minutes", "1", "--dataset", test_set_dir, "--output", tmp_path),
+    ):
+        refused = invoke(*args, "--runtime", "tflm")
+        assert refused.exit_code == 2, refused.output
+        assert says(refused, f"error: {path}: TFLM could not prepare the model")
+    unknown = invoke("classify_audio", path, "--wav", yes_wav, "--runtime", "cmsis-nn")
+    assert unknown.exit_code == 2 and says(unknown, "--runtime cmsis-nn: expected one of litert, tflm")
     # profile's arena search said only that no arena worked.
     from microspeech.tflite.profile import find_min_arena_size
 

@@ -218,6 +218,9 @@ def test_cli_streaming(mltk_tflite_path: Path, test_set_dir: Path, tmp_path: Pat
     assert low < report["fa_per_hour"] < high
     shown = [line for line in result.output.splitlines() if "fa_per_hour, 95% interval" in line]
     assert len(shown) == 1 and f"{low:.3g}-{high:.3g}" in shown[0]
+    # The table shows what the JSON holds (it rounded the rounded value again: 0.30435 -> 0.3044).
+    row = next(line for line in result.output.splitlines() if " miss_rate " in line)
+    assert f" {report['miss_rate']:g} " in row
 
 
 def test_cli_streaming_in_segments_with_a_clean_one(

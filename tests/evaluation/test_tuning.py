@@ -240,3 +240,16 @@ def test_tuning_on_silicon_labs_kernels_says_so(trained_test_model, subset_dir):
     assert report.tuning.runtime == report.to_dict()["runtime"] == "silabs-tflm"
     default = tune_detection(trained_test_model, max_fa_per_hour=1000, split="validation", **SMALL_GRID)
     assert default.tuning.runtime == "litert"
+
+
+def test_counts_a_window_cannot_hold_are_never_picked(trained_test_model):
+    # tune --windows 300 --counts 5 --write wrote a setting that can never detect anything
+    # (at most 4 results fit 300 ms at one inference every 100 ms).
+    from microspeech.evaluation.tuning import tune_detection
+
+    grid = {**SMALL_GRID, "windows": [300], "minimum_counts": [5]}
+    with pytest.raises(ValueError, match=r"--counts 5: no window of --windows holds that many results"):
+        tune_detection(trained_test_model, max_fa_per_hour=1000, split="validation", **grid)
+    grid["minimum_counts"] = [1, 5]
+    report = tune_detection(trained_test_model, max_fa_per_hour=1000, split="validation", **grid)
+    assert {row.setting.minimum_count for row in report.tuning.rows} == {1}

@@ -105,6 +105,8 @@ def test_the_calibration_says_how_wide_its_false_accept_rate_is():
     assert said in calibration.describe()
     assert calibration.to_dict()["chosen_fa_per_hour_interval"] == [0.545, 5.121]
     assert calibration.to_dict()["chosen"] == {**chosen.setting.to_dict(), "firmware": firmware.to_dict()}
+    # The line said "2 min" where the manifest said 1.5.
+    assert "<= 2 FA/h on 1.5 min" in Calibration(2.0, 1.5, 100, {"go": 50}, chosen, spec_params).describe()
     nothing = Calibration(2.0, 120.0, 100, {"go": 50}, None, spec_params)
     assert nothing.fa_per_hour_interval is None and nothing.to_dict()["chosen_fa_per_hour_interval"] is None
 

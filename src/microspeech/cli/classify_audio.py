@@ -112,10 +112,12 @@ def classify_audio(
             recordings.append((path, decode_audio(path)))
         except (AudioError, OSError) as error:
             fail(f"--wav: {error}")
-    from microspeech.tflite.runtime import available_backends
+    from microspeech.tflite.runtime import check_backend
 
-    if backend not in available_backends():
-        fail(f"--runtime {backend!r}: expected one of {', '.join(available_backends())} on this machine")
+    try:  # the same words as tune's and evaluate's, the install hint included
+        check_backend(backend, "--runtime")
+    except ValueError as error:
+        fail(str(error))
     try:
         keyword_model = resolve_keyword_model(model, overrides)
         params = keyword_model.detection

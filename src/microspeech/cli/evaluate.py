@@ -20,7 +20,8 @@ def _print_streaming(report: StreamingReport) -> None:
     table.add_column("Metric")
     table.add_column("Value", justify="right")
     for key, value in report.headline():
-        table.add_row(key, escape(f"{value:.4g}" if isinstance(value, float) else str(value)))
+        # As streaming.json holds it (already rounded): .4g rounded it again (0.30435 -> 0.3044).
+        table.add_row(key, escape(f"{value:g}" if isinstance(value, float) else str(value)))
         if key == "fa_per_hour":
             low, high = report.fa_per_hour_interval
             table.add_row("fa_per_hour, 95% interval", f"{low:.3g}-{high:.3g}")
@@ -154,7 +155,7 @@ def evaluate(
                 segmented=segmented,
                 plot=not no_plots,
             )
-        except (FileNotFoundError, ValueError) as error:
+        except (FileNotFoundError, ValueError, RuntimeError) as error:  # a runtime refusing the model
             fail(str(error))
         _print_streaming(report)
         return
@@ -174,7 +175,7 @@ def evaluate(
             plots=not no_plots,
             word_offset=word_offset,
         )
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, RuntimeError) as error:  # a runtime refusing the model
         fail(str(error))
     console.print(rich_table(report))
     if (line := most_errors_line(report)) is not None:

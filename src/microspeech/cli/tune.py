@@ -72,7 +72,7 @@ def tune(
         "--runtime",
         help="Interpreter that scores the stream: litert (default), tflm (tflite-micro package) or "
         "silabs-tflm (Silicon Labs' TFLM from the MLTK wheel: the part's kernels and their rounding, so "
-        "the pick holds on the part; about 20x LiteRT's time).",
+        "the pick holds on the part; its scoring takes about 10x as long).",
     ),
     output: Path = typer.Option(
         None, "--output", parser=path_option, help="Also write the full sweep as JSON here."
@@ -151,7 +151,7 @@ def tune(
             backend=backend,
             **grid,
         )
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, RuntimeError) as error:  # a runtime refusing the model
         fail(str(error))
     if output is not None:
         from microspeech.files import write_text_atomic

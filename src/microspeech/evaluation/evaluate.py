@@ -63,11 +63,13 @@ def score_tflite(
     *,
     backend: str = "litert",
     on_progress: Callable[[int], None] | None = None,
+    source: str | None = None,
 ) -> np.ndarray:
-    """Scores in [0, 1] (n, n_classes) of a .tflite on LiteRT or TFLM, outputs dequantized."""
+    """Scores in [0, 1] (n, n_classes) of a .tflite on LiteRT or TFLM, outputs dequantized;
+    `source` names the file in errors when `tflite` is its bytes."""
     from microspeech.tflite.runtime import TfliteRunner
 
-    runner = TfliteRunner(tflite, backend=backend)
+    runner = TfliteRunner(tflite, backend=backend, source=source)
     # Our features are int8 values; with the usual input scale 1 / zero point 0 this is the identity.
     batch = runner.input_details.quantize(features.astype(np.float32))
     chunks = []
@@ -241,6 +243,7 @@ def evaluate_model(
                     features,
                     backend=backend,
                     on_progress=lambda n, task=task: progress.advance(task, n),
+                    source=str(tflite_file.path),
                 )
                 path, runtime = tflite_file.path, backend
             progress.remove_task(task)

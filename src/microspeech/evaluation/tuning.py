@@ -176,7 +176,8 @@ def sweep(
 ) -> list[ReplayedSetting]:
     """One row per grid point: the parameters and the stream score of replaying them.
 
-    `suppressions` defaults to the base parameters' suppression_ms alone. With `per_class`, the
+    A count above what a window holds at the base latency (`DetectionParams.results_in_window`)
+    is left out. `suppressions` defaults to the base parameters' suppression_ms alone. With `per_class`, the
     rows of each (window, count, suppression) are the best per-class threshold lists for every
     total of false accepts up to `max_false_accepts` (`_per_class_rows`).
     """
@@ -186,6 +187,9 @@ def sweep(
     rows = []
     for window in windows:
         for count in minimum_counts:
+            holds = dataclasses.replace(base, average_window_duration_ms=int(window)).results_in_window
+            if count > holds:  # never detects anything: not a setting to pick (or write)
+                continue
             smoothed = smooth_scores(scores_u8, times_ms, int(window), int(count))
             for suppression in suppressions or (base.suppression_ms,):
                 setting = DetectionSetting(
@@ -456,7 +460,7 @@ def tune_detection(
     interpreter of every score (litert, tflm, or silabs-tflm: Silicon Labs' kernels, so that the
     pick holds on the part to the rounding; `microspeech.tflite.runtime`).
     """
-    from microspeech.checks import MAX_FA_PER_HOUR, check_int, check_number, check_stream_request
+    from microspeech.checks import MAX_FA_PER_HOUR, OptionError, check_int, check_number, check_stream_request
     from microspeech.data.streams import stream_from_dataset
     from microspeech.evaluation.streaming import resolve_keyword_model
 
@@ -467,6 +471,18 @@ def tune_detection(
     thresholds, windows, minimum_counts = grid
     check_int(verify, "verify", low=1, high=MAX_FIRMWARE_CHECKS)
     keyword_model = resolve_keyword_model(model)
+    base = keyword_model.detection
+    if not any(
+        count <= dataclasses.replace(base, average_window_duration_ms=window).results_in_window
+        for window in windows
+        for count in minimum_counts
+    ):
+        raise OptionError(
+            f"--counts {','.join(map(str, minimum_counts))}: no window of --windows holds that many results "
+            f"at one inference every {base.latency_ms} ms (a {max(windows)} ms window holds "
+            f"{dataclasses.replace(base, average_window_duration_ms=max(windows)).results_in_window}), "
+            "so nothing could be detected"
+        )
     if dataset is None and split != "test":
         # The official test set has only test clips: another split is the training dataset's.
         dataset = _training_dataset(model)

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from microspeech.mltk_wheel import INSTALL_HINT, find_mltk_file
-from microspeech.tflite.silabs_tflm import _receive, _send
+from microspeech.tflite.silabs_tflm import _receive, _send, log_text
 
 __all__ = ["MvpError", "MvpLayer", "MvpProfile", "mvp_available", "profile_mvp"]
 
@@ -67,13 +67,6 @@ def _load_extension(name: str, path: str) -> Any:
     return module
 
 
-
-def _said(log: list[str]) -> str:
-    """The wrapper's log lines (their level letter dropped), each once: a model failing in every
-    layer repeated the same message for each."""
-    lines = dict.fromkeys(line[2:].strip() for line in log if line[2:].strip())
-    return "; ".join(lines) or "no message"
-
 def _simulate(tflm_path: str, mvp_path: str, tflite_bytes: bytes) -> tuple[str, Any]:
     """The child's work: ("profile", results) or ("error", message)."""
     log: list[str] = []
@@ -92,12 +85,12 @@ def _simulate(tflm_path: str, mvp_path: str, tflite_bytes: bytes) -> tuple[str, 
     mvp.set_calculate_accelerator_cycles_only_enabled(True)
     model = tflm.TfliteMicroModelWrapper()
     if not model.load(tflite_bytes, mvp.get_accelerator_wrapper(), True, False, False, False, [0]):
-        return "error", _said(log)
+        return "error", log_text(log)
     for index in range(model.get_input_size()):
         tensor = model.get_input(index)
         np.copyto(tensor, np.zeros_like(tensor))
     if not model.invoke():
-        return "error", "invoke failed: " + _said(log)
+        return "error", "invoke failed: " + log_text(log)
     return "profile", {
         "layers": [dict(result) for result in model.get_profiling_results()],
         "layer_messages": list(model.get_layer_msgs()),

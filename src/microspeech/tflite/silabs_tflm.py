@@ -38,6 +38,13 @@ def silabs_tflm_available() -> bool:
     return find_mltk_file(*_WRAPPER[0], pattern=_WRAPPER[1]) is not None
 
 
+def log_text(log: list[str]) -> str:
+    """The wrapper's log lines as one line: level letters ("E ", "W ") dropped, blank lines and
+    repeats left out (a model failing in every layer said the same sentence 19 times)."""
+    lines = dict.fromkeys(" ".join(line[2:].split()) for line in log)
+    return "; ".join(line for line in lines if line) or "no message"
+
+
 def _send(stream: BinaryIO, message: Any) -> None:
     payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     stream.write(struct.pack("<Q", len(payload)) + payload)
@@ -64,7 +71,7 @@ def _serve(requests: BinaryIO, replies: BinaryIO) -> None:
     wrapper.set_logger_callback(log.append)
     model = wrapper.TfliteMicroModelWrapper()
     if not model.load(tflite_bytes, None, False, False, False, False, [arena_size]):
-        _send(replies, ("error", "; ".join(log) or "no message"))
+        _send(replies, ("error", log_text(log)))
         return
     _send(replies, ("ready", model.get_output_size()))
     while True:
@@ -79,7 +86,7 @@ def _serve(requests: BinaryIO, replies: BinaryIO) -> None:
             log.clear()
             np.copyto(model.get_input(0), sample.reshape(model.get_input(0).shape))
             if not model.invoke():
-                _send(replies, ("error", "; ".join(log) or "no message"))
+                _send(replies, ("error", log_text(log)))
                 break
             outputs.append([np.array(model.get_output(i)) for i in range(model.get_output_size())])
         else:

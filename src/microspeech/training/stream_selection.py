@@ -278,7 +278,7 @@ class Calibration:
     def describe(self) -> str:
         # Words the stream lacks can fire more on other audio: say how broad the evidence is.
         budget = (
-            f"<= {self.max_fa_per_hour:g} FA/h on {self.minutes:.0f} min of validation stream, "
+            f"<= {self.max_fa_per_hour:g} FA/h on {self.minutes:g} min of validation stream, "
             f"{count_words(self.other_words)}, scored with {self.runtime}"
         )
         if self.chosen is None:
