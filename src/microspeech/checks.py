@@ -245,7 +245,8 @@ def check_stream_request(
     minutes = check_minutes(minutes)  # type: ignore[arg-type]
     check_seed(seed)  # type: ignore[arg-type]
     check_int(tolerance_ms, "tolerance_ms", low=0, high=60_000)  # type: ignore[arg-type]
-    values = [snr_db] if isinstance(snr_db, int | float | str) else list(snr_db)  # type: ignore[call-overload]
+    # One value (numpy's scalars are numbers.Real too) or several.
+    values = [snr_db] if isinstance(snr_db, numbers.Real | str) else list(snr_db)  # type: ignore[call-overload]
     if not values:
         raise OptionError("--snr-db: give at least one SNR (inf: clean)")
     return minutes, parse_snr_list(",".join(str(value) for value in values), segmented=segmented)

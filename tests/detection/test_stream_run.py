@@ -93,3 +93,20 @@ def test_recording_a_run_with_resets_is_refused(mltk_model):
         KeywordSpotter(mltk_model, reset_after_detection=False), np.zeros(16000, np.int16), record=True
     )
     assert recorded.frontend_trace is not None
+
+
+def test_a_gated_models_stream_is_still_scored_for_tuning(archive, tmp_path):
+    # The check above first refused gated spotters too: evaluate --streaming, tune and train's
+    # calibration (all record their pass) failed for any model with activity detection on.
+    import zipfile
+
+    from microspeech.tflite.metadata import read_parameters, write_parameters
+
+    with zipfile.ZipFile(archive) as bundle:
+        data = bundle.read("tflite_micro_speech.tflite")
+    gated = tmp_path / "gated.tflite"
+    gated.write_bytes(write_parameters(data, {**read_parameters(data), "fe.activity_detection_enable": True}))
+    spotter = KeywordSpotter(str(gated), reset_after_detection=False)
+    assert spotter._gated
+    run = run_stream(spotter, np.zeros(3 * 16000, np.int16), record=True)
+    assert run.frontend_trace is None and run.scores.shape[1] == 4

@@ -343,6 +343,14 @@ def test_the_python_api_checks_a_stream_request_as_the_cli_does(mltk_tflite, opt
         tune_detection(mltk_tflite, max_fa_per_hour=2, show_progress=False, **request)
 
 
+def test_a_numpy_scalar_snr_is_one_snr():
+    from microspeech.checks import check_stream_request
+
+    # np.float32(10) was iterated (TypeError) after the stream checks came in.
+    assert check_stream_request(1, np.float32(10), 0, 1500, segmented=False) == (1.0, [10.0])
+    assert check_stream_request(1, np.array([5, 10]), 0, 1500, segmented=False) == (1.0, [5.0, 10.0])
+
+
 def test_tuning_checks_its_budget_and_grid_as_the_cli_does(mltk_tflite):
     from microspeech.evaluation.tuning import tune_detection
 

@@ -121,3 +121,22 @@ def test_silicon_labs_batches_split_between_two_processes_are_each_samples_own(m
     assert np.array_equal(runner.predict(samples), _one_by_one(runner, samples))
     assert runner._silabs_second is not None  # the second half went to a second process
     assert np.array_equal(runner.predict(samples[:5]), _one_by_one(runner, samples[:5]))
+
+
+def test_an_interrupted_silicon_labs_batch_leaves_no_stale_reply_for_the_next(mltk_tflite_bytes):
+    # Ctrl-C after the first child answered left the second child's reply unread: the next long
+    # batch's second half got the interrupted batch's outputs, silently.
+    runner = TfliteRunner(mltk_tflite_bytes, "silabs-tflm")
+    rng = np.random.default_rng(4)
+    first, second = (rng.integers(-128, 128, (TWO_LANES_FROM, 49, 40, 1), dtype=np.int8) for _ in range(2))
+    expected = runner.predict(second)
+    collect = runner._silabs.collect
+
+    def interrupted():
+        collect()
+        raise KeyboardInterrupt
+
+    runner._silabs.collect = interrupted  # a keypress cannot be made here
+    with pytest.raises(KeyboardInterrupt):
+        runner.predict(first)
+    assert np.array_equal(runner.predict(second), expected)

@@ -130,6 +130,15 @@ def train(
         )
     except (DatasetError, ResumeError, LockedError, QuantizationError, FileNotFoundError, ValueError) as err:
         fail(str(err))
+    except RuntimeError as err:  # the calibration runtime refused the trained model, after training
+        from microspeech.training.artifacts import model_directory
+
+        folder = model_directory(spec.name, output)
+        fail(
+            f"{err}; the trained .keras and .tflite are in {folder}, not calibrated (no manifest): "
+            f"calibrate with microspeech tune {folder} --split validation --write, or train again "
+            "with another --calibration-runtime"
+        )
     except KeyboardInterrupt:
         _interrupted(spec.name, output, command)
     console.print(f"model: {artifacts.tflite_path}", markup=False)

@@ -36,7 +36,8 @@ def view_command(
         # An archive's .tflite is copied out to a cache folder: its diagram goes where the user is.
         folder = Path.cwd() if Path(model).name.endswith(".zip") else path.parent
         if out is None and not netron:  # checked before the drawing, not after
-            check_output_folder(folder, "--out (default: the model's folder)")
+            default = "the current folder, for an archive" if folder == Path.cwd() else "the model's folder"
+            check_output_folder(folder, f"--out (default: {default})")
     except (ModelResolutionError, OptionError) as error:
         fail(str(error))
     if netron:

@@ -54,18 +54,19 @@ def run_stream(
     """Feed `audio` in chunks (as a microphone would) from a fresh start; collect scores and detections.
 
     `progress(samples_done)` is called after each chunk when given. `record` keeps the frontend's
-    state after every inference in the result (runs without resets or activity gate only).
+    state after every inference in the result (runs without resets; a gated run keeps none).
     `reference`: a recorded run of the same audio, frontend, volume gain and latency without
     resets; the result is the one of the plain loop (see `_follow_reference`), computed only where
     it differs from the reference. A run without resets or gate is computed a minute of audio at
     a time (`_run_without_resets`): the same result, since the frontend's frames do not depend on
     how the audio is chunked.
     """
-    if record and (spotter.reset_after_detection or spotter._gated):
-        # Nothing would be recorded: a run with resets or a gate cannot be followed.
+    if record and spotter.reset_after_detection:
+        # Nothing would be recorded: a run with resets cannot be followed. (A gated run returns
+        # its scores without a trace, which no later run follows either.)
         raise ValueError(
-            "run_stream(record=True) records runs without resets or activity gate only; "
-            "make the spotter with reset_after_detection=False"
+            "run_stream(record=True) records runs without resets only; make the spotter with "
+            "reset_after_detection=False"
         )
     if reference is not None and _can_follow(spotter, audio, reference):
         return _follow_reference(spotter, audio, reference, progress)

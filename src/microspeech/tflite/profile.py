@@ -98,14 +98,16 @@ def find_min_arena_size(
     sample = np.zeros(probe.input_details.shape, dtype=probe.input_details.dtype)
     floor = arena_floor(tflite_bytes)
     high = max(upper or default_tflm_arena_size(tflite_bytes), floor)
-    for attempt in range(8):
-        error = _arena_error(tflite_bytes, high, sample, source)
-        if error is None:
-            break
-        if attempt < 7:
-            high *= 2
+    with capture_native_output():  # what a failing invoke prints; a failing prepare's is in the error
+        for attempt in range(8):
+            error = _arena_error(tflite_bytes, high, sample, source)
+            if error is None:
+                break
+            if attempt < 7:
+                high *= 2
     if error is not None:  # TFLM's own words, not the arena size, say why (an op or type it lacks)
-        raise RuntimeError(f"TFLM could not run the model even with a {high}-byte arena: {error}")
+        reason = str(error).removesuffix("; pass a larger arena_size")
+        raise RuntimeError(f"{reason}; no arena up to {high:,} bytes worked")
     with capture_native_output():
         low = floor - 1  # below the floor nothing can work (and TFLM may crash): never tried
         while high - low > 1:

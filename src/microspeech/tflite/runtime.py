@@ -348,7 +348,11 @@ class TfliteRunner:
             self._litert.invoke()
             raw = [self._litert.get_tensor(index) for index in self._output_indices]
         elif self.backend == "silabs-tflm":
-            raw = self._silabs.run([sample])[0]
+            try:
+                raw = self._silabs.run([sample])[0]
+            except BaseException:
+                self._restart_silabs()
+                raise
         else:
             self._tflm.set_input(sample, 0)
             self._tflm.invoke()
@@ -384,17 +388,13 @@ class TfliteRunner:
         outputs = np.empty((len(batch), *self.output_details.shape[1:]), dtype=self.output_details.dtype)
         if self.backend == "silabs-tflm":  # one round trip to the child process per batch
             samples = [self._prepare(sample) for sample in batch]
-            if len(samples) < TWO_LANES_FROM:
-                results = self._silabs.run(samples)
-            else:  # a second child takes the second half meanwhile (each computes sample by sample)
-                if self._silabs_second is None:
-                    self._silabs_second = SilabsTflmProcess(
-                        self.tflite_bytes, self._silabs_arena, source=self.source
-                    )
-                middle = len(samples) // 2
-                self._silabs.submit(samples[:middle])
-                self._silabs_second.submit(samples[middle:])
-                results = self._silabs.collect() + self._silabs_second.collect()
+            try:
+                results = self._silabs_run(samples)
+            except BaseException:
+                # A child may hold an unread reply (an invoke error, Ctrl-C between send and
+                # receive): the next batch would get it. Fresh children instead.
+                self._restart_silabs()
+                raise
             for i, result in enumerate(results):
                 outputs[i] = result[0].reshape(outputs.shape[1:])
             return outputs
@@ -420,6 +420,25 @@ class TfliteRunner:
         for i, sample in enumerate(batch):
             outputs[i] = self.predict_one(sample)
         return outputs
+
+    def _silabs_run(self, samples: list[np.ndarray]) -> list[list[np.ndarray]]:
+        """Silicon Labs' outputs for `samples`: a second child takes the second half of a long
+        batch meanwhile (each computes sample by sample)."""
+        if len(samples) < TWO_LANES_FROM:
+            return self._silabs.run(samples)
+        if self._silabs_second is None:
+            self._silabs_second = SilabsTflmProcess(self.tflite_bytes, self._silabs_arena, source=self.source)
+        middle = len(samples) // 2
+        self._silabs.submit(samples[:middle])
+        self._silabs_second.submit(samples[middle:])
+        return self._silabs.collect() + self._silabs_second.collect()
+
+    def _restart_silabs(self) -> None:
+        for process in (self._silabs, self._silabs_second):
+            if process is not None:
+                process.kill()
+        self._silabs_second = None
+        self._silabs = SilabsTflmProcess(self.tflite_bytes, self._silabs_arena, source=self.source)
 
     def _predict_lane(self, samples: np.ndarray, outputs: np.ndarray, lane: int) -> None:
         """outputs[i] for samples[i], up to BATCH per invoke, with `lane`'s interpreters."""

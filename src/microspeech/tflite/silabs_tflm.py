@@ -145,6 +145,17 @@ class SilabsTflmProcess:
             raise SilabsTflmError(f"{self.source}: Silicon Labs' TFLM invoke failed: {detail}")
         return detail
 
+    def kill(self) -> None:
+        """End the child at once (it may be computing or holding an unread reply)."""
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        for stream in (self._requests, self._replies):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
     def close(self) -> None:
         if self._process.poll() is None:
             try:
