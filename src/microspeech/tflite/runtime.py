@@ -246,8 +246,8 @@ class TfliteRunner:
             self._input_indices = [d["index"] for d in inputs]
             self._output_indices = [d["index"] for d in outputs]
         elif backend == "silabs-tflm":
-            self._silabs = SilabsTflmProcess(self.tflite_bytes, arena_size, source=self.source)
             self._silabs_arena = arena_size
+            self._silabs = self._silabs_child()
             # Started by the first batch long enough to share (`predict`).
             self._silabs_second: SilabsTflmProcess | None = None
             inputs, outputs = (
@@ -276,13 +276,14 @@ class TfliteRunner:
         """TFLM's interpreter in `self.arena_size` bytes. The default size counts tensors, not the
         kernels' scratch buffers (TRANSPOSE_CONV needs more): without a size asked for, larger
         arenas are tried before giving up, and the error carries TFLM's own reason."""
-        for attempt in range(1 if explicit else 4):
+        tries = 1 if explicit else 4
+        for attempt in range(tries):
             with capture_native_output() as said:
                 try:
                     return interpreter.from_bytes(self.tflite_bytes, arena_size=self.arena_size)
                 except RuntimeError as error:
                     failure = error
-            if attempt < (0 if explicit else 3):
+            if attempt + 1 < tries:
                 self.arena_size *= 4
         # Larger arenas only help where TFLM ran out of room, not where it lacks an op or type.
         too_small = not said or any("resize buffer" in line for line in said)
@@ -348,11 +349,7 @@ class TfliteRunner:
             self._litert.invoke()
             raw = [self._litert.get_tensor(index) for index in self._output_indices]
         elif self.backend == "silabs-tflm":
-            try:
-                raw = self._silabs.run([sample])[0]
-            except BaseException:
-                self._restart_silabs()
-                raise
+            raw = self._silabs_run([sample])[0]
         else:
             self._tflm.set_input(sample, 0)
             self._tflm.invoke()
@@ -387,14 +384,7 @@ class TfliteRunner:
                 )
         outputs = np.empty((len(batch), *self.output_details.shape[1:]), dtype=self.output_details.dtype)
         if self.backend == "silabs-tflm":  # one round trip to the child process per batch
-            samples = [self._prepare(sample) for sample in batch]
-            try:
-                results = self._silabs_run(samples)
-            except BaseException:
-                # A child may hold an unread reply (an invoke error, Ctrl-C between send and
-                # receive): the next batch would get it. Fresh children instead.
-                self._restart_silabs()
-                raise
+            results = self._silabs_run([self._prepare(sample) for sample in batch])
             for i, result in enumerate(results):
                 outputs[i] = result[0].reshape(outputs.shape[1:])
             return outputs
@@ -423,22 +413,31 @@ class TfliteRunner:
 
     def _silabs_run(self, samples: list[np.ndarray]) -> list[list[np.ndarray]]:
         """Silicon Labs' outputs for `samples`: a second child takes the second half of a long
-        batch meanwhile (each computes sample by sample)."""
-        if len(samples) < TWO_LANES_FROM:
-            return self._silabs.run(samples)
-        if self._silabs_second is None:
-            self._silabs_second = SilabsTflmProcess(self.tflite_bytes, self._silabs_arena, source=self.source)
-        middle = len(samples) // 2
-        self._silabs.submit(samples[:middle])
-        self._silabs_second.submit(samples[middle:])
-        return self._silabs.collect() + self._silabs_second.collect()
+        batch meanwhile (each computes sample by sample). After any exception both children are
+        replaced: one may hold an unread reply (an invoke error, Ctrl-C between send and receive),
+        which the next batch would get."""
+        try:
+            if len(samples) < TWO_LANES_FROM:
+                return self._silabs.run(samples)
+            if self._silabs_second is None:
+                self._silabs_second = self._silabs_child()
+            middle = len(samples) // 2
+            self._silabs.submit(samples[:middle])
+            self._silabs_second.submit(samples[middle:])
+            return self._silabs.collect() + self._silabs_second.collect()
+        except BaseException:
+            self._restart_silabs()
+            raise
 
     def _restart_silabs(self) -> None:
         for process in (self._silabs, self._silabs_second):
             if process is not None:
                 process.kill()
         self._silabs_second = None
-        self._silabs = SilabsTflmProcess(self.tflite_bytes, self._silabs_arena, source=self.source)
+        self._silabs = self._silabs_child()
+
+    def _silabs_child(self) -> SilabsTflmProcess:
+        return SilabsTflmProcess(self.tflite_bytes, self._silabs_arena, source=self.source)
 
     def _predict_lane(self, samples: np.ndarray, outputs: np.ndarray, lane: int) -> None:
         """outputs[i] for samples[i], up to BATCH per invoke, with `lane`'s interpreters."""
