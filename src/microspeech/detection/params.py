@@ -26,6 +26,12 @@ PARAM_RANGES: dict[str, tuple[float, float]] = {
 MAX_RESULT_COUNT = 50
 
 
+def results_in_window(window_ms: int, latency_ms: int) -> int:
+    """Inference results a window of `window_ms` holds at one every `latency_ms`: its ends
+    included, at most the firmware queue's MAX_RESULT_COUNT."""
+    return min(window_ms // latency_ms + 1, MAX_RESULT_COUNT)
+
+
 @dataclass(frozen=True)
 class DetectionParams:
     """How firmware turns per-inference scores into keyword detections (MLTK semantics).
@@ -65,10 +71,9 @@ class DetectionParams:
 
     @property
     def results_in_window(self) -> int:
-        """How many inference results the averaging window can hold: one every latency_ms, the
-        window's ends included, at most the firmware queue's 50. A minimum_count above it never
-        detects anything."""
-        return min(self.average_window_duration_ms // self.latency_ms + 1, MAX_RESULT_COUNT)
+        """How many inference results the averaging window can hold (`results_in_window`); a
+        minimum_count above it never detects anything."""
+        return results_in_window(self.average_window_duration_ms, self.latency_ms)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DetectionParams:

@@ -25,7 +25,7 @@ from typing import Any
 
 from microspeech.data.streams import DetectionSummary, snr_to_json
 from microspeech.detection.detector import detection_steps, smooth_scores
-from microspeech.detection.params import PARAM_RANGES, DetectionParams
+from microspeech.detection.params import PARAM_RANGES, DetectionParams, results_in_window
 from microspeech.files import write_bytes_atomic
 
 TUNED_KEYS = ("detection_threshold", "average_window_duration_ms", "minimum_count", "suppression_ms")
@@ -176,8 +176,8 @@ def sweep(
 ) -> list[ReplayedSetting]:
     """One row per grid point: the parameters and the stream score of replaying them.
 
-    A count above what a window holds at the base latency (`DetectionParams.results_in_window`)
-    is left out. `suppressions` defaults to the base parameters' suppression_ms alone. With `per_class`, the
+    A count above what a window holds at the base latency (`results_in_window`) is left out.
+    `suppressions` defaults to the base parameters' suppression_ms alone. With `per_class`, the
     rows of each (window, count, suppression) are the best per-class threshold lists for every
     total of false accepts up to `max_false_accepts` (`_per_class_rows`).
     """
@@ -187,8 +187,7 @@ def sweep(
     rows = []
     for window in windows:
         for count in minimum_counts:
-            holds = dataclasses.replace(base, average_window_duration_ms=int(window)).results_in_window
-            if count > holds:  # never detects anything: not a setting to pick (or write)
+            if count > results_in_window(int(window), base.latency_ms):  # never detects: never picked
                 continue
             smoothed = smooth_scores(scores_u8, times_ms, int(window), int(count))
             for suppression in suppressions or (base.suppression_ms,):
@@ -467,20 +466,15 @@ def tune_detection(
     # As the CLI checks its options: inf overflowed, "2" failed inside a comparison.
     max_fa_per_hour = check_number(max_fa_per_hour, "--max-fa-per-hour", above=0.0, high=MAX_FA_PER_HOUR)
     minutes, snr_db = check_stream_request(minutes, snr_db, seed, tolerance_ms, segmented=segmented)
-    grid = _checked_grid(thresholds, windows, minimum_counts)
-    thresholds, windows, minimum_counts = grid
+    thresholds, windows, minimum_counts = _checked_grid(thresholds, windows, minimum_counts)
     check_int(verify, "verify", low=1, high=MAX_FIRMWARE_CHECKS)
     keyword_model = resolve_keyword_model(model)
     base = keyword_model.detection
-    if not any(
-        count <= dataclasses.replace(base, average_window_duration_ms=window).results_in_window
-        for window in windows
-        for count in minimum_counts
-    ):
+    longest = results_in_window(max(windows), base.latency_ms)  # the longest window holds the most
+    if min(minimum_counts) > longest:
         raise OptionError(
             f"--counts {','.join(map(str, minimum_counts))}: no window of --windows holds that many results "
-            f"at one inference every {base.latency_ms} ms (a {max(windows)} ms window holds "
-            f"{dataclasses.replace(base, average_window_duration_ms=max(windows)).results_in_window}), "
+            f"at one inference every {base.latency_ms} ms (a {max(windows)} ms window holds {longest}), "
             "so nothing could be detected"
         )
     if dataset is None and split != "test":
