@@ -81,7 +81,7 @@ def classify_audio(
     Parameters embedded in the .tflite (MLTK's SL_PARAMSv1) are used unless overridden here.
     """
     from microspeech.audio import AudioError, decode_audio
-    from microspeech.detection.classify import KeywordSpotter, detection_params_with
+    from microspeech.detection.classify import MODEL_THRESHOLDS, KeywordSpotter, detection_params_with
     from microspeech.evaluation.streaming import resolve_keyword_model
 
     if not wav and not mic:
@@ -123,8 +123,7 @@ def classify_audio(
         params = keyword_model.detection
         if verbose:
             params = detection_params_with(params, {"verbose_model_output_logs": True})
-        spotter = KeywordSpotter(keyword_model, params, backend=backend, reset_after_detection=not no_reset)
-    except (FileNotFoundError, ValueError, RuntimeError) as error:  # RuntimeError: the runtime refused it
+    except (FileNotFoundError, ValueError) as error:
         fail(str(error))
     if params.minimum_count > params.results_in_window:
         # Nothing can ever be detected: an error for the options given, a warning for a model's own.
@@ -140,14 +139,23 @@ def classify_audio(
         from microspeech.cli.app import err_console
 
         err_console.print(f"warning: the model's parameters: {problem}", markup=False)
+    try:
+        # The device would keep a stored per-class list; a threshold asked for here is meant to apply.
+        spotter = KeywordSpotter(
+            keyword_model,
+            params,
+            backend=backend,
+            reset_after_detection=not no_reset,
+            class_thresholds=MODEL_THRESHOLDS if detection_threshold is None else None,
+        )
+    except (FileNotFoundError, ValueError, RuntimeError) as error:  # RuntimeError: the runtime refused it
+        fail(str(error))
     settings = ", ".join(f"{key}={value}" for key, value in params.to_dict().items())
     if keyword_model.class_thresholds is not None:
         if detection_threshold is None:
             listed = keyword_model.class_thresholds
             settings += f", detection_threshold_list={listed} (per class, used instead)"
         else:
-            # The device would keep the stored list; a threshold asked for here is meant to apply.
-            spotter.set_params(params, class_thresholds=None)
             settings += " (--threshold replaces the stored detection_threshold_list)"
     console.print(
         f"[bold]{escape(keyword_model.name)}[/] ({escape(keyword_model.source)})",

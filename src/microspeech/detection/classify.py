@@ -77,8 +77,8 @@ class KeywordSpotter:
 
     Times are milliseconds of audio consumed since the start (or the last `reset`). `params`:
     the model's embedded parameters by default, DetectionParams, or a dict of those to change
-    ({"detection_threshold": 200}); a model's detection_threshold_list stays in use unless
-    `set_params(..., class_thresholds=None)` drops it (the firmware uses the list when present).
+    ({"detection_threshold": 200}). `class_thresholds` as in `set_params`: by default a model's
+    detection_threshold_list stays in use (the firmware uses the list when present); None drops it.
     """
 
     def __init__(
@@ -88,6 +88,7 @@ class KeywordSpotter:
         *,
         backend: str = "litert",
         reset_after_detection: bool = True,
+        class_thresholds: Sequence[int] | None | str = MODEL_THRESHOLDS,
     ) -> None:
         from microspeech.frontend import StreamingFrontend, uint16_to_int8
         from microspeech.tflite.runtime import TfliteRunner
@@ -122,7 +123,7 @@ class KeywordSpotter:
                 f"{self.model.source}: model input {self._input.shape} does not hold "
                 f"{self.n_frames}x{self.n_channels} features"
             )
-        self.set_params(self.params)
+        self.set_params(self.params, class_thresholds=class_thresholds)
 
     @property
     def classes(self) -> list[str]:

@@ -311,7 +311,7 @@ def evaluate_streaming(
     `report.default_results_dir`'s; `plot=False` leaves out the PNG.
     """
     from microspeech.checks import check_stream_request
-    from microspeech.detection.classify import KeywordSpotter, detection_params_with
+    from microspeech.detection.classify import MODEL_THRESHOLDS, KeywordSpotter, detection_params_with
 
     minutes, snr_db = check_stream_request(minutes, snr_db, seed, tolerance_ms, segmented=segmented)
     keyword_model = resolve_keyword_model(model, params_override)
@@ -329,11 +329,16 @@ def evaluate_streaming(
     )
     # The pass without resets (the curve's scores) goes first: the firmware pass then computes
     # only what its resets change (`run_stream(reference=...)`), with the same result.
-    spotter = KeywordSpotter(keyword_model, params, backend=backend, reset_after_detection=False)
-    if (params_override or {}).get("detection_threshold") is not None:
-        # A threshold asked for is meant to apply: the device would use a stored list instead
-        # (as classify_audio --threshold, which says so).
-        spotter.set_params(params, class_thresholds=None)
+    # A threshold asked for is meant to apply: the device would use a stored list instead (as
+    # classify_audio --threshold, which says so).
+    threshold_given = (params_override or {}).get("detection_threshold") is not None
+    spotter = KeywordSpotter(
+        keyword_model,
+        params,
+        backend=backend,
+        reset_after_detection=False,
+        class_thresholds=None if threshold_given else MODEL_THRESHOLDS,
+    )
     replay_run, replay_seconds = run_spotter(
         spotter, stream, "Detector (for the curve)", show_progress, record=True
     )
