@@ -34,9 +34,10 @@ def view_command(
             check_output_folder(out, "--out")
         path = model_file(model, "tflite" if tflite else "keras")
         # An archive's .tflite is copied out to a cache folder: its diagram goes where the user is.
-        folder = Path.cwd() if Path(model).name.endswith(".zip") else path.parent
+        archive = Path(model).name.endswith(".zip")
+        folder = Path.cwd() if archive else path.parent
         if out is None and not netron:  # checked before the drawing, not after
-            default = "the current folder, for an archive" if folder == Path.cwd() else "the model's folder"
+            default = "the current folder, for an archive" if archive else "the model's folder"
             check_output_folder(folder, f"--out (default: {default})")
     except (ModelResolutionError, OptionError) as error:
         fail(str(error))
