@@ -52,7 +52,8 @@ def test_atomic_directory_builds_a_folder_as_a_whole(tmp_path):
     assert (target / "data.txt").read_text() == "first" and (target / COMPLETE_MARKER).exists()
     with atomic_directory(target) as again:
         assert again is None  # complete: nothing to build
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["built", "built.lock"]
+    # Nothing beside the folder: no partial, old copy or lock file.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["built"]
 
 
 def test_atomic_directory_resume_keeps_the_partial_work(tmp_path):

@@ -180,7 +180,8 @@ def atomic_directory(
         yield None
         return
     target.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(target.with_name(target.name + ".lock")) if lock else nullcontext():
+    lock_path = target.with_name(target.name + ".lock")
+    with exclusive_lock(lock_path) if lock else nullcontext():
         if marker and (target / marker).exists():
             yield None
             return
@@ -202,6 +203,9 @@ def atomic_directory(
             target.rename(previous)
         partial.rename(target)
         shutil.rmtree(previous, ignore_errors=True)
+        if marker and lock:
+            # Not left beside the folder: whoever waits on it, or comes later, finds the marker.
+            lock_path.unlink(missing_ok=True)
 
 
 # System temporary folders with short paths, for what must fit a fixed-size buffer.

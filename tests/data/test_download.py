@@ -180,7 +180,7 @@ def test_an_archive_found_in_the_download_folder_is_checked_too(server, tmp_path
     server.files.clear()
     target.write_bytes(same_size)
     # Offline: refused, never handed on for extraction, and the user is told the file is gone.
-    with pytest.raises(DownloadError, match=r"a.tar.gz.*SHA-256.*: removed, to be downloaded again"):
+    with pytest.raises(DownloadError, match=r"the archive already at .*a.tar.gz: SHA-256 .*; removed\)"):
         _get(server, target, **CHECKS)
     assert not target.exists()
 

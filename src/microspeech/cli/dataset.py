@@ -29,11 +29,25 @@ def _load(name_or_path: str, download: bool):
         return load_dataset(name_or_path, download=download)
     except (DatasetUnavailableError, SynthesisError, ValueError, FileNotFoundError) as error:
         fail(str(error))
+    except KeyboardInterrupt:
+        _interrupted("the work done so far (downloaded bytes, rendered clips) is kept")
+
+
+def _interrupted(kept: str) -> None:
+    """Ctrl-C: one line saying what is kept. A process pool's shutdown, racing its stopped
+    workers, may still report a closed pipe from a thread or an exit handler: not news to them."""
+    import threading
+
+    sys.unraisablehook = lambda unraisable: None
+    threading.excepthook = lambda args: None
+    fail(f"interrupted; {kept}, run the same command to resume", code=130)
 
 
 @dataset_app.command("download")
 def download_command(
-    name: str = typer.Argument(..., help="speech_commands_v2, speech_commands_test_set_v0.02 or synthetic."),
+    name: str = typer.Argument(
+        ..., help="speech_commands_v2, speech_commands_test_set_v0.02, synthetic or synthetic-tiny."
+    ),
 ) -> None:
     """Fetch a named dataset into ~/.microspeech/datasets (MICROSPEECH_HOME): resumable and verified."""
     from microspeech.data import list_datasets
@@ -82,7 +96,7 @@ def info_command(
     if manifest is not None:
         voices = ", ".join(f"{split} {len(names)}" for split, names in manifest["voices"].items())
         engines = ", ".join(manifest["engines"])
-        console.print(f"synthetic voices (no voice in two splits): {voices}; engines: {engines}")
+        console.print(f"synthetic voices each split draws from (none in two): {voices}; engines: {engines}")
     console.print(f"speakers in train and in validation/test: {len(shared)}")
     console.print(
         f"skipped: {len(dataset.skipped)} unusable file(s); converted when read: {len(dataset.converted)} "
@@ -177,13 +191,7 @@ def synth_command(
     except (SynthesisError, ValueError) as error:
         fail(str(error))
     except KeyboardInterrupt:
-        # The user stopped it: the process pool's own shutdown, racing its stopped workers, may
-        # still report a closed pipe from a thread or an exit handler; that is not news to them.
-        import threading
-
-        sys.unraisablehook = lambda unraisable: None
-        threading.excepthook = lambda args: None
-        fail("interrupted; the clips already rendered are kept, run the same command to resume", code=130)
+        _interrupted("the clips already rendered are kept")
     if generation.clips_rendered:
         console.print(
             f"generated {generation.clips_rendered:,} clips in {generation.seconds:.1f} s "

@@ -31,12 +31,15 @@ def new_model(
 ) -> None:
     """Write a commented spec file (classes, frontend, layers, training, augmentation, detection)."""
     from microspeech.models import resolve_model_spec
-    from microspeech.models.registry import check_model_name, model_source
+    from microspeech.models.registry import DRY_RUN_SUFFIX, check_model_name, model_source
     from microspeech.models.template import write_spec_file
 
+    if source.endswith(DRY_RUN_SUFFIX):
+        # A dry run's settings (3 epochs, 12 clips a class) would become the new model's recipe.
+        fail(f"--from {source}: that is a dry run's recipe; start from {source[: -len(DRY_RUN_SUFFIX)]}")
     try:
         check_model_name(name)
-        spec = resolve_model_spec(source, keywords=keywords.split(",") if keywords else None)
+        spec = resolve_model_spec(source, keywords=None if keywords is None else keywords.split(","))
     except KeyError as error:
         fail(f"--from {source}: {error.args[0]}")
     except ValueError as error:
@@ -51,6 +54,10 @@ def new_model(
     target = output if output is not None else Path("models") / f"{name}.py"
     try:
         path = write_spec_file(spec, name, target, source=source)
-    except (FileExistsError, OSError) as error:
+    except (FileExistsError, ValueError) as error:
         fail(str(error))
+    except OSError as error:
+        # e.g. a file where a folder of the path should be, a read-only folder
+        where = f" ({error.filename})" if error.filename and str(error.filename) != str(target) else ""
+        fail(f"--output {target}: cannot write it: {error.strerror or error}{where}")
     console.print(f"wrote {path}; dry run: microspeech train {shlex.quote(str(path))} --test", markup=False)

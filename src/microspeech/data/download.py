@@ -31,16 +31,19 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _verify(path: Path, url: str, size: int | None, sha256: str | None) -> None:
+def _verify(path: Path, url: str, size: int | None, sha256: str | None, *, found: bool = False) -> None:
+    """Size and SHA-256 as published; `found`: a file that was already there, not one downloaded
+    (the message says what the caller does with it)."""
     actual_size = path.stat().st_size
+    what = "holds" if found else "got"
+    outcome = "" if found else "; the partial file was deleted"
     if size is not None and actual_size != size:
-        raise DownloadError(f"{url}: got {actual_size} bytes, expected {size}; the partial file was deleted")
+        raise DownloadError(f"{url}: {what} {actual_size} bytes, expected {size}{outcome}")
     if sha256 is not None:
         actual = sha256_of(path)
         if actual != sha256.lower():
-            raise DownloadError(
-                f"{url}: SHA-256 {actual} does not match the published {sha256}; the file was deleted"
-            )
+            outcome = "" if found else "; the file was deleted"
+            raise DownloadError(f"{url}: SHA-256 {actual} does not match the published {sha256}{outcome}")
 
 
 def download_file(
@@ -66,11 +69,11 @@ def download_file(
             # version) gets the same size and SHA-256 check as a fresh download; a mismatch is
             # deleted and downloaded again.
             try:
-                _verify(destination, str(destination), size, sha256)
+                _verify(destination, str(destination), size, sha256, found=True)
                 return destination
             except DownloadError as error:
                 destination.unlink()
-                removed = f" ({error}: removed, to be downloaded again)"
+                removed = f" (the archive already at {error}; removed)"
         else:
             removed = ""
         have = partial.stat().st_size if partial.exists() else 0

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from microspeech.audio import AudioError
 from microspeech.checks import is_whole_number
 from microspeech.data.augmentation import (
     FRAGMENT,
@@ -418,6 +419,20 @@ class TrainingPipeline:
             on_item=(lambda: progress(next(done), len(ordered))) if progress else None,
             store=store,
         )
+        bank = self.bank
+        silent = [
+            clip.path
+            for i, clip in enumerate(ordered)
+            if bank.levels[i] == 0 and not bank.audio[bank.starts[i] : bank.starts[i] + bank.lengths[i]].any()
+        ]
+        if silent:
+            # A clip of digital zeros would teach its label to mean silence.
+            raise AudioError(
+                f"{silent[0]}: all samples are zero (digital silence)"
+                + (f", as are {len(silent) - 1} more training clips" if len(silent) > 1 else "")
+                + f"; remove {'them' if len(silent) > 1 else 'it'} (`microspeech dataset verify` lists every "
+                "unusable file)"
+            )
         warm_up = warm_up_samples(target.augmentation, self.frontend)
         self.noise = _noise_bank(dataset, self.frontend.n_samples + warm_up)
         self.n_fragments = (

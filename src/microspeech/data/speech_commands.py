@@ -77,6 +77,13 @@ def fetch(remote: RemoteArchive, *, download: bool = True, show_progress: bool =
         "or use the offline --dataset synthetic"
     )
     if not download:
+        if remote.directory.is_dir():
+            # Unpacked by hand, or an extraction cut short: not known to be complete.
+            raise DatasetUnavailableError(
+                f"{remote.directory} holds no completed download of {remote.name} (no "
+                f"{COMPLETE_MARKER} marker: unpacked by hand, or an extraction cut short) and download is "
+                f"off; download it again, or {alternatives}"
+            )
         raise DatasetUnavailableError(
             f"{remote.name} is not in {remote.directory} and download is off; {alternatives}"
         )

@@ -36,7 +36,7 @@ __all__ = [
     "parse_bytes",
 ]
 
-CARD_FORMAT = 1
+CARD_FORMAT = 2
 REPRESENTATIVE_SAMPLES = 32
 
 
@@ -123,6 +123,8 @@ def parse_bytes(text: str) -> int:
     size = decimal.Decimal(match.group(1)) * _UNITS[(match.group(2) or "").lower()]
     if size < 1:
         raise ValueError(f"{text!r} is less than one byte")
+    if size != size.to_integral_value():  # 16384.5 bytes: not a size to round silently
+        raise ValueError(f"{text!r} is {size} bytes; give a whole number of bytes (1.5k = 1536 is fine)")
     return int(size)
 
 
@@ -133,9 +135,18 @@ def _spec_key(spec) -> str:
 
 
 def _untrained_tflite(spec, model) -> bytes:
-    """The untrained build converted as `train` converts (random int8 features calibrate it)."""
+    """The untrained build converted as `train` converts (random int8 features calibrate it).
+
+    Weights that start at zero (biases) get small values first: the converter drops an all-zero
+    bias tensor, so the untrained graph would lack a tensor every trained one has (a smaller
+    .tflite and arena than training gives)."""
     from microspeech.tflite.convert import build_tflite
 
+    rng = np.random.default_rng(0)
+    for weight in model.weights:
+        values = np.asarray(weight.numpy())
+        if values.size and not values.any():
+            weight.assign(rng.normal(0.0, 1e-3, values.shape).astype(values.dtype))
     features = np.random.default_rng(0).integers(-128, 128, (REPRESENTATIVE_SAMPLES, *spec.input_shape))
     return build_tflite(model, features.astype(np.float32), spec.parameters())
 
@@ -235,9 +246,11 @@ def fit_budget(
 ) -> tuple[list[ModelCard], ModelCard | None]:
     """The cards whose measured arena fits `max_ram` and whose .tflite fits `max_flash` (bytes),
     and, when none does, the closest (smallest worst ratio to its budget); else None."""
-    for label, value in (("--max-ram", max_ram), ("--max-flash", max_flash)):
-        if value is not None and value <= 0:
-            raise ValueError(f"{label} must be positive, got {value}")
+    from microspeech.checks import check_int
+
+    for label, value in (("max_ram", max_ram), ("max_flash", max_flash)):
+        if value is not None:
+            check_int(value, label, low=1)  # bytes: "16k" is for parse_bytes first
     fitting = [card for card in cards if _excess(card, max_ram, max_flash) <= 1.0]
     if fitting or not cards:
         return fitting, None

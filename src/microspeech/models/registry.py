@@ -87,12 +87,21 @@ class _DuplicateModel(ValueError):
         self.name = name
 
 
+# A name becomes folder and file names (`NAME-test/NAME-test.keras`, `NAME-eval`): kept far
+# below the usual 255-byte limit of one file name.
+MAX_MODEL_NAME = 100
+
+
 def check_model_name(name: str) -> str:
     """`name` if it can name a model (a letter, then letters, digits or _), else ValueError."""
-    if not _MODEL_NAME.fullmatch(name) or keyword.iskeyword(name):
+    if keyword.iskeyword(name):
+        raise ValueError(f"model name {name!r} is a Python keyword; choose another (e.g. my_{name})")
+    if not _MODEL_NAME.fullmatch(name):
         raise ValueError(
             f"model name {name!r}: use a letter then letters, digits or underscores (e.g. my_model)"
         )
+    if len(name) > MAX_MODEL_NAME:
+        raise ValueError(f"model name {name[:20]}...: {len(name)} characters; at most {MAX_MODEL_NAME}")
     return name
 
 

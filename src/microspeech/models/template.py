@@ -7,6 +7,7 @@ as written: `microspeech train ./models/NAME.py` or `python models/NAME.py [--te
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import inspect
 import json
@@ -104,10 +105,25 @@ def _builder_source(spec: ModelSpec) -> str:
     return "\n".join(constants) + ("\n\n\n" if constants else "") + source
 
 
+def _check_free(name: str, spec: ModelSpec) -> None:
+    """The file defines a function `name`: refuse a name the file itself reads (an import, the
+    builder, a Python builtin or a module constant the builder uses), which that function would hide."""
+    build = spec.build
+    constants = {read for read in build.__code__.co_names if read in build.__globals__}
+    used = set(_FILE_NAMES) | {"build", "keras"} | set(dir(builtins)) | constants
+    if name in used:
+        raise ValueError(
+            f"model name {name!r}: the spec file itself uses the name {name!r} (an import, the "
+            f"builder, a Python builtin), which the model's function would hide; choose another "
+            f"(e.g. my_{name})"
+        )
+
+
 def render_spec_file(spec: ModelSpec, name: str, *, source: str, location: str | None = None) -> str:
     """A spec file registering `name`: `spec`'s recipe written out; `source` says where it came from,
     `location` where the file is written (as its docstring's commands name it; ./models/NAME.py)."""
     check_model_name(name)
+    _check_free(name, spec)
     location = location or f"models/{name}.py"
     in_models = Path(location).parent.name == "models"
     as_typed = location if Path(location).is_absolute() or location.startswith(".") else f"./{location}"
@@ -182,7 +198,10 @@ def write_spec_file(spec: ModelSpec, name: str, output: str | Path, *, source: s
     """Write `render_spec_file` to `output`, refusing to overwrite an existing file."""
     path = Path(output).expanduser()
     text = render_spec_file(spec, name, source=source, location=str(output))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as error:  # a file where a folder of the path should be
+        raise NotADirectoryError(error.errno, "a file is in the way of its folder", error.filename) from None
     try:
         with path.open("x", encoding="utf-8") as file:
             file.write(text)

@@ -165,7 +165,7 @@ def parse_words(text: str) -> tuple[str, ...]:
         if not word:
             raise ValueError(f"an empty word in {text!r} (two commas, or a comma at an end)")
         if not all(_WORD_PATTERN.fullmatch(part) for part in word.split(" ")):
-            raise ValueError(f"{word!r}: only letters, spaces and inner ' or - can be spoken")
+            raise ValueError(f"{word!r}: only the letters a-z, spaces and inner ' or - can be spoken")
         if len(word) > MAX_WORD_CHARACTERS or len(word.split(" ")) > MAX_WORDS_IN_PHRASE:
             raise ValueError(
                 f"{word!r} is too long for a one-second clip: at most {MAX_WORDS_IN_PHRASE} words "
