@@ -111,9 +111,16 @@ def check_audio_header(
     if not 1 <= channels <= MAX_CHANNELS:
         raise AudioError(f"{source}: implausible channel count {channels} (accepted: 1 to {MAX_CHANNELS})")
     seconds = frames / file_rate
-    if frames * channels > MAX_AUDIO_SECONDS * MAX_FILE_RATE or seconds > MAX_AUDIO_SECONDS:
+    if seconds > MAX_AUDIO_SECONDS:
         raise AudioError(
             f"{source}: {seconds:.0f} s of audio; at most {MAX_AUDIO_SECONDS:.0f} s is read at once"
+        )
+    # Decoding holds every channel's samples: the bound of one hour of mono at the highest rate.
+    most_samples = int(MAX_AUDIO_SECONDS * MAX_FILE_RATE)
+    if frames * channels > most_samples:
+        raise AudioError(
+            f"{source}: {seconds:.0f} s of {channels} channels at {file_rate} Hz is {frames * channels:,} "
+            f"samples; at most {most_samples:,} are read at once (fewer channels or a lower rate)"
         )
     if frames * sample_rate / file_rate > MAX_AUDIO_SECONDS * sample_rate:
         raise AudioError(f"{source}: too long once resampled to {sample_rate} Hz")

@@ -174,7 +174,7 @@ def test_a_reused_score_buffer_does_not_change_the_results_held():
 
 def test_a_full_queue_refuses_the_newest_result():
     # A window longer than 50 results: the firmware's queue keeps the first 50.
-    rec = CommandRecognizer(CLASSES, params(average_window_duration_ms=100_000, minimum_count=1))
+    rec = CommandRecognizer(CLASSES, params(average_window_duration_ms=10_000, minimum_count=1))
     for step in range(MAX_RESULT_COUNT):
         rec.process(u8(0, 0, 255, 0), 10 * step)
     late = rec.process(u8(255, 0, 0, 0), 10 * MAX_RESULT_COUNT)
@@ -267,6 +267,10 @@ def test_results_in_window_is_the_largest_minimum_count_that_can_detect(window, 
     capacity = params(average_window_duration_ms=window, latency_ms=latency).results_in_window
     steps = [(latency * k, u8(250, 0, 0, 5)) for k in range(200)]
     for count, detects in ((capacity, True), (capacity + 1, False)):
+        if count > MAX_RESULT_COUNT:  # beyond the firmware's queue: refused as a parameter
+            with pytest.raises(ValueError, match="minimum_count=51 is out of range"):
+                params(minimum_count=count)
+            continue
         rec = CommandRecognizer(
             CLASSES, params(average_window_duration_ms=window, latency_ms=latency, minimum_count=count)
         )

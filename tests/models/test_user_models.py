@@ -338,8 +338,6 @@ def test_a_spec_is_checked_as_a_whole():
     seed = get_model_spec("tflite_micro_speech")
     for changes, message in (
         ({"classes": [UNKNOWN, SILENCE]}, "name no keyword to spot"),
-        ({"detection": DetectionParams(minimum_count=100)}, "detection minimum_count=100: must be 0 to 50"),
-        ({"detection": DetectionParams(latency_ms=1_000_000)}, "detection latency_ms=1000000"),
         ({"augmentation": AugmentationSettings(time_mask_max_frames=1000)}, "the features have 49 frames"),
         (
             {
@@ -352,6 +350,13 @@ def test_a_spec_is_checked_as_a_whole():
     ):
         with pytest.raises(ValueError, match=message):
             dataclasses.replace(seed, **changes)
+    # Detection parameters are refused where they are made, with the ranges classify_audio's options take.
+    for changes, message in (
+        ({"minimum_count": 100}, r"minimum_count=100 is out of range \(expected 0 to 50\)"),
+        ({"latency_ms": 1_000_000}, r"latency_ms=1000000 is out of range \(expected 1 to 10000\)"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            DetectionParams(**changes)
     # What converts without loss is taken: a flag as a word, an int written as a float.
     from microspeech.models import TrainSettings
 

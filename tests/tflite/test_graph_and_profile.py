@@ -143,6 +143,26 @@ def test_arena_search_never_runs_tflm_where_it_crashes(model, request, tmp_path)
     assert int(done.stdout.split()[-1]) == find_min_arena_size(tflite_bytes)
 
 
+def test_arena_report_works_from_a_plain_script_without_a_main_guard(mltk_tflite_bytes, tmp_path):
+    """The README's profile snippet pasted into a script: the arena search's child must not run
+    the script again (multiprocessing's spawn did, and the child died on the unguarded call)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "model.tflite"
+    path.write_bytes(mltk_tflite_bytes)
+    script = tmp_path / "profile_it.py"
+    script.write_text(
+        "import sys\nfrom microspeech.tflite.profile import arena_report\nprint('script body runs')\n"
+        "print(arena_report(sys.argv[1]).min_arena_bytes)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script), str(path)], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["script body runs", str(find_min_arena_size(mltk_tflite_bytes))]
+
+
 def test_a_native_crash_during_the_arena_search_is_one_named_error():
     """Issue 16, case 5: should TFLM still crash, `profile` says so instead of dying silently."""
     import os

@@ -134,3 +134,13 @@ def model_file(model: str, kind: str = "tflite") -> Path:
     if kind == "keras" and suffix not in (".tflite", ".zip") and (resolved.keras_path or not resolved.tflite):
         return resolved.require_keras()
     return materialize_tflite(resolved.require_tflite())
+
+
+def shown_as(model: str, path: Path) -> str:
+    """How to name the file `model_file(model)` gave in output: an archive's .tflite (copied to
+    the temporary folder for tools that take a path) by the archive, as classify_audio names it."""
+    if not str(model).endswith(".zip"):
+        return str(path)
+    from microspeech.models import resolve_model
+
+    return str(resolve_model(model).require_tflite().path)

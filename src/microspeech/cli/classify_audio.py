@@ -152,11 +152,10 @@ def classify_audio(
         fail(str(error))
     settings = ", ".join(f"{key}={value}" for key, value in params.to_dict().items())
     if keyword_model.class_thresholds is not None:
-        if detection_threshold is None:
-            listed = keyword_model.class_thresholds
-            settings += f", detection_threshold_list={listed} (per class, used instead)"
-        else:
-            settings += " (--threshold replaces the stored detection_threshold_list)"
+        listed = keyword_model.class_thresholds
+        settings += f", detection_threshold_list={listed} (per class, used instead)"
+    elif "detection_threshold_list" in keyword_model.parameters:  # dropped at load for --threshold
+        settings += " (--threshold replaces the stored detection_threshold_list)"
     console.print(
         f"[bold]{escape(keyword_model.name)}[/] ({escape(keyword_model.source)})",
         highlight=False,

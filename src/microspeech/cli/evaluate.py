@@ -58,7 +58,7 @@ def evaluate(
         None,
         "--dataset",
         help="Dataset name or folder (default: the test split of the training dataset the model's manifest "
-        "records; for a model without one, e.g. a bare .tflite, the official test set).",
+        "records, for --streaming too; for a model without one, e.g. a bare .tflite, the official test set).",
     ),
     output: Path = typer.Option(
         None,
@@ -121,7 +121,8 @@ def evaluate(
             "segmented": "--segmented",
             "noise_dataset": "--noise-dataset",
         }
-        for name, option in (stream_only if not streaming else {"word_offset": "--word-offset"}).items():
+        clip_only = {"word_offset": "--word-offset", "tflite": "--tflite"}
+        for name, option in (stream_only if not streaming else clip_only).items():
             if given(name):
                 raise OptionError(
                     f"{option} applies to --streaming only"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import typer
@@ -29,7 +30,14 @@ def export_command(
 
     try:
         check_output_folder(c_dir, "--c")
+        if name is not None and not (_C_NAME.fullmatch(name) and len(name) <= 100):
+            # Rewriting it (kwś -> kw, ../x -> x) would give symbols and files the user never named.
+            raise OptionError(
+                f"--name {name!r}: a symbol prefix is a C name of at most 100 characters: a letter or _, "
+                "then letters, digits or _"
+            )
         path = model_file(model, "tflite")
+        _check_detection_parameters(path)
         files = export_c(path, c_dir, name=name)
     except (ModelResolutionError, ParameterError, OptionError, ValueError) as error:
         fail(str(error))
@@ -37,3 +45,27 @@ def export_command(
         fail(f"cannot write into --c {c_dir}: {error}")
     for written in (files.source, files.header, files.settings):
         console.print(f"wrote {written} ({written.stat().st_size:,} bytes)", markup=False)
+
+
+_C_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _check_detection_parameters(path: Path) -> None:
+    """The detection parameters as the firmware would take them: a header with a threshold of
+    300 or a list entry "a" builds, and detects nothing or everything on the part."""
+    from dataclasses import fields
+
+    from microspeech.detection.params import DetectionParams, checked_threshold_list
+    from microspeech.tflite.metadata import classes_from_parameters, read_parameters
+
+    params = read_parameters(path.read_bytes())
+    try:
+        if any(field.name in params for field in fields(DetectionParams)):
+            DetectionParams.from_dict(params)
+        if "detection_threshold_list" in params:
+            checked_threshold_list(params["detection_threshold_list"], len(classes_from_parameters(params)))
+    except ValueError as error:
+        raise ValueError(
+            f"{path}: {error}; store valid values first "
+            "(microspeech.evaluation.tuning.write_detection_params)"
+        ) from None

@@ -78,7 +78,13 @@ def features_command(
                     f"expected a JSON object of fe.* keys, got a {type(values).__name__}"
                 )
             settings = FrontendSettings.from_dict(values)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, FrontendSettingsError) as error:
+        except IsADirectoryError:
+            fail(f"--settings {settings_file}: is a folder; give a JSON file of fe.* settings")
+        except OSError as error:
+            fail(f"--settings {settings_file}: not readable ({error.strerror or error})")
+        except UnicodeDecodeError:
+            fail(f"--settings {settings_file}: not a text file; give a JSON file of fe.* settings")
+        except (json.JSONDecodeError, FrontendSettingsError) as error:
             fail(f"--settings {settings_file}: {error}")
     if model is not None:
         settings = _model_settings(model)

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from microspeech.cli.app import app, console, fail, model_file
+from microspeech.cli.app import app, console, fail, model_file, shown_as
 
 
 def format_value(value: object, limit: int = 80) -> str:
@@ -58,6 +58,6 @@ def params_command(
         console.print_json(json.dumps({key: plain(value) for key, value in params.items()}, allow_nan=False))
         return
     if not params:
-        console.print(f"{path}: no SL_PARAMSv1 parameters embedded", markup=False)
+        console.print(f"{shown_as(model, path)}: no SL_PARAMSv1 parameters embedded", markup=False)
         return
-    console.print(parameters_table(params, dtypes, f"{path} ({len(params)} parameters)"))
+    console.print(parameters_table(params, dtypes, f"{shown_as(model, path)} ({len(params)} parameters)"))

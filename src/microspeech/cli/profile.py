@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from microspeech.cli.app import app, compact_table, console, fail, model_file, path_option
+from microspeech.cli.app import app, compact_table, console, fail, model_file, path_option, shown_as
 
 DEFAULT_RUNS = 500  # host inferences timed for the median latency
 
@@ -20,8 +20,8 @@ def profile_command(
     clock_mhz: float = typer.Option(
         78.0, "--clock-mhz", help="Cortex-M33 core clock for the latency estimate."
     ),
-    runs: int = typer.Option(
-        DEFAULT_RUNS, "--runs", help="Host inferences to time (the median is reported)."
+    runs: int | None = typer.Option(
+        None, "--runs", help=f"Host inferences to time (the median is reported; default {DEFAULT_RUNS})."
     ),
     json_path: Path | None = typer.Option(
         None, "--json", parser=path_option, help="Also write the full report to this JSON file."
@@ -39,6 +39,11 @@ def profile_command(
     from microspeech.tflite.profile import CYCLE_MODEL, profile_model
     from microspeech.tflite.summary import format_units
 
+    if accelerator.lower() not in ("none", "mvp"):
+        fail(f"--accelerator must be none or mvp, got {accelerator!r}")
+    if accelerator.lower() == "mvp" and runs is not None:
+        fail("--runs times inferences on this host; --accelerator mvp counts simulated cycles and takes none")
+    runs = DEFAULT_RUNS if runs is None else runs
     try:
         check_number(clock_mhz, "--clock-mhz", low=0.001, high=10_000.0)  # 1 kHz up: 1e-300 printed 1e+303 ms
         check_int(runs, "--runs", low=10, high=1_000_000)
@@ -46,10 +51,6 @@ def profile_command(
             check_output_file(json_path, "--json")
     except OptionError as error:
         fail(str(error))
-    if accelerator.lower() not in ("none", "mvp"):
-        fail(f"--accelerator must be none or mvp, got {accelerator!r}")
-    if accelerator.lower() == "mvp" and runs != DEFAULT_RUNS:
-        fail("--runs times inferences on this host; --accelerator mvp counts simulated cycles and takes none")
     if accelerator.lower() == "mvp":
         from microspeech.tflite.mvp import INSTALL_HINT, mvp_available
 
@@ -61,15 +62,16 @@ def profile_command(
     except (ModelResolutionError, ValueError, OSError) as error:
         fail(str(error))
     if accelerator.lower() == "mvp":
-        _profile_mvp(path, clock_mhz, json_path)
+        _profile_mvp(path, clock_mhz, json_path, shown_as(model, path))
         return
     try:
         with console.status(f"profiling {path.name} (arena search, {runs} timed runs)"):
             report = profile_model(path, clock_mhz=clock_mhz, runs=runs)
+        report.path = report.summary.path = shown_as(model, path)
     except (ModelResolutionError, ValueError, RuntimeError, OSError) as error:
         fail(str(error))
 
-    table = Table(title=str(path), title_justify="left")
+    table = Table(title=report.path, title_justify="left")
     for column in ("Index", "OpCode", "MACs", "OPs", f"Est. ms @ {clock_mhz:g} MHz"):
         table.add_column(column, justify="left" if column in ("Index", "OpCode") else "right")
     for layer, ms in zip(report.summary.layers, report.mcu.per_layer_ms, strict=True):
@@ -126,7 +128,7 @@ def profile_command(
         console.print(f"wrote {json_path}", markup=False)
 
 
-def _profile_mvp(path: Path, clock_mhz: float, json_path: Path | None) -> None:
+def _profile_mvp(path: Path, clock_mhz: float, json_path: Path | None, shown: str) -> None:
     from microspeech.tflite.mvp import MvpError, profile_mvp
     from microspeech.tflite.summary import format_units
 
@@ -135,7 +137,8 @@ def _profile_mvp(path: Path, clock_mhz: float, json_path: Path | None) -> None:
             report = profile_mvp(path, clock_mhz=clock_mhz)
     except (MvpError, ValueError) as error:
         fail(str(error))
-    table = compact_table(f"{path} on the MVP (EFR32xG24) simulator", title_justify="left")
+    report.path = shown
+    table = compact_table(f"{shown} on the MVP (EFR32xG24) simulator", title_justify="left")
     columns = (
         "Index",
         "OpCode",

@@ -6,7 +6,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from microspeech.cli.app import app, console, fail, model_file
+from microspeech.cli.app import app, console, fail, model_file, shown_as
 
 
 def _tflite_table(summary) -> Table:  # noqa: ANN001 (ModelSummary, imported lazily)
@@ -61,6 +61,7 @@ def summarize_command(
         path = model_file(model, "tflite" if tflite else "keras")
         if path.suffix == ".tflite":
             summary = summarize_tflite(path)
+            summary.path = shown_as(model, path)
             console.print(_tflite_table(summary))
             params, dtypes = read_parameters(path, with_dtypes=True)
         else:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from microspeech.audio import SAMPLE_RATE
-from microspeech.detection.params import DetectionParams
+from microspeech.detection.params import DetectionParams, checked_threshold_list
 
 
 class ModelLoadError(ValueError):
@@ -84,11 +84,13 @@ def load_keyword_model(
         detection = DetectionParams.from_dict({**parameters, **given})
     except ValueError as error:
         raise ModelLoadError(f"{source}: {error}") from error
-    thresholds = parameters.get("detection_threshold_list")
-    if thresholds is not None and len(thresholds) != len(classes):
-        raise ModelLoadError(
-            f"{source}: detection_threshold_list has {len(thresholds)} entries for {len(classes)} classes"
-        )
+    # A threshold given replaces a stored per-class list (as classify_audio --threshold says).
+    thresholds = None if "detection_threshold" in given else parameters.get("detection_threshold_list")
+    if thresholds is not None:
+        try:
+            thresholds = checked_threshold_list(thresholds, len(classes))
+        except ValueError as error:
+            raise ModelLoadError(f"{source}: {error}") from None
     return KeywordModel(
         name=str(parameters.get("name") or name or "model"),
         source=str(source),
@@ -96,7 +98,7 @@ def load_keyword_model(
         parameters=parameters,
         classes=classes,
         detection=detection,
-        class_thresholds=None if thresholds is None else [int(t) for t in thresholds],
+        class_thresholds=thresholds,
     )
 
 

@@ -54,17 +54,14 @@ class DetectionParams:
                 field.name,
                 _coerce(field.name, getattr(self, field.name), type(getattr(DetectionParams, field.name))),
             )
-        checks = {
-            "average_window_duration_ms": self.average_window_duration_ms > 0,
-            "detection_threshold": 0 <= self.detection_threshold <= 255,
-            "suppression_ms": self.suppression_ms >= 0,
-            "minimum_count": self.minimum_count >= 0,  # 0: no averaging (MLTK)
-            "volume_gain": math.isfinite(self.volume_gain) and self.volume_gain >= 0,
-            "latency_ms": self.latency_ms > 0,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"detection parameter {name}={getattr(self, name)!r} is out of range")
+        # The CLI's ranges (a minimum count of 0: no averaging, as MLTK), so the Python API, a
+        # parameter block and the options accept the same values.
+        for name, (low, high) in PARAM_RANGES.items():
+            value = getattr(self, name)
+            if not (math.isfinite(value) and low <= value <= high):
+                raise ValueError(
+                    f"detection parameter {name}={value!r} is out of range (expected {low:g} to {high:g})"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,6 +81,20 @@ class DetectionParams:
             if name in values:
                 picked[name] = values[name]  # __post_init__ converts what converts without loss
         return cls(**picked)
+
+
+def checked_threshold_list(thresholds: Any, class_count: int) -> list[int]:
+    """A stored detection_threshold_list as ints: one whole 0-255 entry per class, else ValueError."""
+    entries = list(thresholds) if isinstance(thresholds, list | tuple) else [thresholds]
+    if len(entries) != class_count:
+        raise ValueError(f"detection_threshold_list has {len(entries)} entries for {class_count} classes")
+    try:
+        values = [exact_value(entry, int) for entry in entries]
+    except (TypeError, ValueError, OverflowError):
+        values = []
+    if len(values) != len(entries) or not all(0 <= value <= 255 for value in values):
+        raise ValueError(f"detection_threshold_list {entries!r}: needs one whole 0-255 threshold per class")
+    return [int(value) for value in values]
 
 
 def _coerce(name: str, value: Any, kind: type) -> Any:

@@ -10,6 +10,7 @@ array, built once, so float and int8 see identical inputs.
 from __future__ import annotations
 
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import numpy as np
 
 from microspeech.evaluation.metrics import compute_metrics
 from microspeech.evaluation.plots import PLOTS, write_plots
-from microspeech.evaluation.report import EvaluationReport, VariantResult, default_results_dir, write_results
+from microspeech.evaluation.report import EvaluationReport, VariantResult, checked_results_dir, write_results
 from microspeech.progress import progress_bar
 
 # Without a recorded training dataset, score on the official Speech Commands test set.
@@ -154,6 +155,11 @@ def evaluate_model(
     backend = choose_backend(tflm, runtime)
     from microspeech.models import ModelResolutionError, resolve_model
 
+    if str(model).endswith(".keras") and Path(model).is_file() and not zipfile.is_zipfile(model):
+        # Said before the classes: a cut .keras names neither, and its damage is the news.
+        raise EvaluationError(
+            f"not a readable Keras model: {model} (not a zip archive: truncated or other format)"
+        )
     try:
         target = resolve_model(model)
         target.require_classes()
@@ -174,6 +180,11 @@ def evaluate_model(
     if tflite_file is None and (tflite or runtime or tflm or keras_path is None):
         where = target.directory or model
         raise EvaluationError(f"{where}: no .tflite model to evaluate (train it, or drop --tflite/--tflm)")
+    try:
+        model_file = target.tflite_path or target.keras_path or Path.cwd() / "model"
+        output_dir = checked_results_dir(model_file, output_dir)
+    except OptionError as error:
+        raise EvaluationError(str(error)) from None
     available = {"float": keras_path is not None, "int8": tflite_file is not None}
     wanted = ["int8"] if tflite else [variant for variant in VARIANTS if available[variant]]
 
@@ -246,6 +257,7 @@ def evaluate_model(
                     source=str(tflite_file.path),
                 )
                 path, runtime = tflite_file.path, backend
+                variant = _tflite_variant(tflite_file.tflite_bytes)
             progress.remove_task(task)
             if scores.shape[1] != len(target.classes):
                 raise EvaluationError(
@@ -270,9 +282,7 @@ def evaluate_model(
         words=[spoken_word(clip) for clip in eval_set.clips],
         results=results,
     )
-    if output_dir is None:
-        output_dir = default_results_dir(target.tflite_path or target.keras_path or Path.cwd() / "model")
-    report.output_dir = Path(output_dir)
+    report.output_dir = output_dir
     report.files = write_results(report, report.output_dir)
     if plots:
         for result in results:
@@ -280,6 +290,16 @@ def evaluate_model(
             report.files += write_plots(result.metrics, report.output_dir, result.variant, title)
     _remove_stale_plots(report.output_dir, keep=set(report.files))
     return report
+
+
+def _tflite_variant(tflite_bytes: bytes) -> str:
+    """"int8" for a .tflite with an int8 input (what `train` writes); otherwise named by its input
+    type ("tflite-float32"), so a float .tflite is never reported as the int8 model."""
+    from microspeech.tflite.flatbuffer import read_model, tensor_type_names
+
+    graph = read_model(tflite_bytes).Subgraphs(0)
+    kind = tensor_type_names()[graph.Tensors(graph.Inputs(0)).Type()]
+    return "int8" if kind == "int8" else f"tflite-{kind}"
 
 
 def _remove_stale_plots(output_dir: Path, keep: set[Path]) -> None:

@@ -32,6 +32,20 @@ def default_results_dir(model_file: Path) -> Path:
         return Path.cwd() / f"{model_file.name.split('.')[0]}-eval"
     return model_file.parent / "eval"
 
+
+def checked_results_dir(model_file: Path, output_dir: str | Path | None) -> Path:
+    """`output_dir`, or the default of `default_results_dir`, checked writable before any work
+    (an evaluation must not run for minutes to fail at its first file); OptionError else."""
+    from microspeech.checks import OptionError, check_output_folder
+
+    if output_dir is not None:
+        return check_output_folder(Path(output_dir), "--output")
+    folder = default_results_dir(model_file)
+    try:
+        return check_output_folder(folder, "the results folder")
+    except OptionError as error:
+        raise OptionError(f"{error} (the default beside the model); pass --output FOLDER") from None
+
 @dataclass(frozen=True)
 class VariantResult:
     """One model variant (float Keras, int8 on LiteRT, int8 on TFLM) scored on the test clips."""

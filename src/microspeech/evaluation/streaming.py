@@ -39,7 +39,7 @@ from microspeech.data.streams import (
 from microspeech.detection.keyword_model import KeywordModel
 from microspeech.detection.params import DetectionParams
 from microspeech.detection.stream_run import run_spotter
-from microspeech.evaluation.report import default_results_dir
+from microspeech.evaluation.report import checked_results_dir
 from microspeech.files import write_bytes_atomic, write_text_atomic
 
 __all__ = [
@@ -189,6 +189,23 @@ def resolve_keyword_model(
     return load_keyword_model(
         tflite.tflite_bytes, name=resolved.name, source=str(tflite.path), overrides=overrides
     )
+
+
+def _manifest_dataset(model: str | Path) -> str | None:
+    """The training dataset a model's manifest records (the clip evaluation's default too), when
+    it can be found from anywhere (a name or an absolute folder); else None (the official test set)."""
+    from microspeech.data import list_datasets
+    from microspeech.models import ModelResolutionError, resolve_model
+
+    try:
+        recorded = resolve_model(model).training_dataset
+    except (ModelResolutionError, ValueError, OSError):
+        return None
+    if recorded is None or not (Path(recorded).is_absolute() or recorded in list_datasets()):
+        return None
+    return recorded
+
+
 STREAM_PLOT = "streaming_miss_vs_fa.png"
 
 
@@ -307,14 +324,18 @@ def evaluate_streaming(
     `params_override` replaces detection parameters embedded in the model (a detection_threshold
     there replaces a stored detection_threshold_list too). With `segmented`,
     each SNR of `snr_db` (inf: clean) is a segment of its own (`stream_from_dataset`). Returns the report
-    (the headline numbers at its top level). Output goes to `output_dir`, by default
-    `report.default_results_dir`'s; `plot=False` leaves out the PNG.
+    (the headline numbers at its top level). `dataset` by default: the training dataset the model's
+    manifest records (as the clip evaluation), else the official test set. Output goes to
+    `output_dir`, by default `report.default_results_dir`'s; `plot=False` leaves out the PNG.
     """
     from microspeech.checks import check_stream_request
     from microspeech.detection.classify import MODEL_THRESHOLDS, KeywordSpotter, detection_params_with
 
     minutes, snr_db = check_stream_request(minutes, snr_db, seed, tolerance_ms, segmented=segmented)
     keyword_model = resolve_keyword_model(model, params_override)
+    if dataset is None and not isinstance(model, KeywordModel):
+        dataset = _manifest_dataset(model)
+    out = checked_results_dir(Path(keyword_model.source), output_dir)
     params = detection_params_with(keyword_model.detection, params_override)
     stream, data_name, noise_name = stream_from_dataset(
         dataset,
@@ -425,9 +446,6 @@ def evaluate_streaming(
             {"time_ms": d.time_ms, "label": d.label, "score": d.score, "outcome": outcome}
             for d, outcome in zip(firmware_run.detections, operating.outcomes, strict=True)
         ],
-    )
-    out = (
-        Path(output_dir) if output_dir is not None else default_results_dir(Path(keyword_model.source))
     )
     title = f"{keyword_model.name} on {data_name}: {report.minutes:g} min, SNR {report.snr_db} dB"
     if plot:

@@ -18,7 +18,7 @@ from microspeech.checks import MAX_FA_PER_HOUR, MAX_STREAM_MINUTES, SNR_DB_RANGE
 from microspeech.config import check_field_types, from_known_keys
 from microspeech.data.settings import AugmentationSettings
 from microspeech.data.streams import CLEAN
-from microspeech.detection.params import PARAM_RANGES, DetectionParams
+from microspeech.detection.params import DetectionParams
 from microspeech.labels import SILENCE, UNKNOWN
 
 if TYPE_CHECKING:
@@ -252,10 +252,6 @@ class ModelSpec:
                 f"model {self.name}: fe.sample_rate_hz={self.frontend.sample_rate_hz}; only "
                 f"{SAMPLE_RATE} Hz models are supported"
             )
-        for key, (low, high) in PARAM_RANGES.items():  # what classify_audio would accept as an option
-            value = getattr(self.detection, key)
-            if not low <= value <= high:
-                raise ValueError(f"model {self.name}: detection {key}={value!r}: must be {low:g} to {high:g}")
         frames, channels = self.frontend.n_frames, self.frontend.n_channels
         for setting, size, unit in (
             ("time_mask_max_frames", frames, "frames"),

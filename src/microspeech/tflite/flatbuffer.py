@@ -264,3 +264,35 @@ def tensor_type_names() -> dict[int, str]:
     return {
         value: name.lower() for name, value in vars(schema.TensorType).items() if not name.startswith("_")
     }
+
+
+# Layers whose weights a dynamic-range ("hybrid") conversion keeps int8 under a float input.
+_WEIGHTED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"})
+
+
+def hybrid_layers(tflite_bytes: bytes) -> list[str]:
+    """"layer N OPCODE" for each layer of the main graph with a float input and integer weights
+    (dynamic-range quantization): TFLM's kernels refuse them, and Silicon Labs' build crashes on
+    them instead of saying so."""
+    model = read_model(tflite_bytes)
+    graph = model.Subgraphs(0)
+    ops, types = builtin_op_names(), tensor_type_names()
+    found = []
+    for index in range(graph.OperatorsLength()):
+        op = graph.Operators(index)
+        code = model.OperatorCodes(op.OpcodeIndex())
+        name = ops.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "")
+        if name not in _WEIGHTED_OPS or op.InputsLength() < 2 or min(op.Inputs(0), op.Inputs(1)) < 0:
+            continue
+        data, weights = (types[graph.Tensors(op.Inputs(i)).Type()] for i in (0, 1))
+        if data in ("float32", "float16") and weights in ("int8", "uint8", "int4"):
+            found.append(f"layer {index} {name}")
+    return found
+
+
+def hybrid_message(layers: list[str]) -> str:
+    """What `hybrid_layers` found, in words, with the way out."""
+    return (
+        f"{', '.join(layers)}: a float input with int8 weights (dynamic-range quantization); "
+        "convert with full int8 quantization (as `microspeech train` does)"
+    )

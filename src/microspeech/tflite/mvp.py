@@ -216,7 +216,7 @@ def profile_mvp(path_or_bytes: str | Path | bytes, *, clock_mhz: float = 78.0) -
 
     Raises MvpError when the wheel is missing, the simulator refuses the model or its process dies.
     """
-    from microspeech.tflite.flatbuffer import load_bytes
+    from microspeech.tflite.flatbuffer import hybrid_layers, hybrid_message, load_bytes
     from microspeech.tflite.profile import CYCLE_MODEL, estimate_mcu_latency
     from microspeech.tflite.summary import summarize_tflite
 
@@ -233,6 +233,9 @@ def profile_mvp(path_or_bytes: str | Path | bytes, *, clock_mhz: float = 78.0) -
         summary = summarize_tflite(tflite_bytes)
     except Exception as error:  # noqa: BLE001 (any parse failure means "not a .tflite")
         raise MvpError(f"{source}: not a readable .tflite model ({error})") from error
+    if hybrid := hybrid_layers(tflite_bytes):
+        # The simulator "runs" such a model and reports cycles for kernels the part would refuse.
+        raise MvpError(f"{source}: the MVP and TFLM cannot run {hybrid_message(hybrid)}")
     results = _run_child(*paths, tflite_bytes, source)
     reasons = {}
     for message in results["layer_messages"]:

@@ -12,10 +12,13 @@ Latency on a microcontroller is an estimate from a cycles-per-operation model (s
 
 from __future__ import annotations
 
-import multiprocessing
+import os
+import pickle
 import re
 import signal
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -139,44 +142,48 @@ _TOTAL = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
 _CATEGORY = re.compile(r"'([^']+)' used (\d+) bytes")
 
 
-def _child_main(sender: Any, function: Any, args: tuple) -> None:
-    try:
-        outcome: tuple[bool, Any] = (True, function(*args))
-    except Exception as error:
-        outcome = (False, error)
-    try:
-        sender.send(outcome)
-    except Exception:  # an exception that does not pickle: keep its message
-        sender.send((False, RuntimeError(str(outcome[1]))))
-
-
 def run_isolated(function: Any, *args: Any, doing: str) -> Any:
     """`function(*args)` in a fresh interpreter; its result or exception comes back here.
 
     TFLM fails some allocations by crashing the process (a segfault, not an error). In a child
     that becomes a RuntimeError naming the signal and `doing`, so the user sees one line instead
-    of a silent exit 139.
+    of a silent exit 139. The child is `python -m microspeech.tflite.profile`, fed a pickle on
+    stdin: multiprocessing's spawn would run the caller's script again, which a plain script
+    without a `__main__` guard does not survive. `function` must be importable by name.
     """
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_child_main, args=(sender, function, args), daemon=True)
-    child.start()
-    sender.close()
+    child = subprocess.run(
+        [sys.executable, "-m", "microspeech.tflite.profile"],
+        input=pickle.dumps((function, args), protocol=pickle.HIGHEST_PROTOCOL),
+        stdout=subprocess.PIPE,
+        check=False,
+    )
     try:
-        outcome = receiver.recv()
-    except EOFError:
-        outcome = None
-    finally:
-        receiver.close()
-        child.join()
-    if outcome is None:
-        code = child.exitcode or 0
+        succeeded, value = pickle.loads(child.stdout)
+    except Exception:  # noqa: BLE001 (nothing or a cut reply: the child died)
+        code = child.returncode
         how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-        raise RuntimeError(f"TFLM crashed ({how}) while {doing}")
-    succeeded, value = outcome
+        raise RuntimeError(f"TFLM crashed ({how}) while {doing}") from None
     if not succeeded:
         raise value
     return value
+
+
+def _serve_isolated() -> None:
+    """The child of `run_isolated`: one call, its outcome pickled to the real stdout (anything the
+    C++ code prints goes to stderr)."""
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    function, args = pickle.loads(sys.stdin.buffer.read())
+    try:
+        outcome: tuple[bool, Any] = (True, function(*args))
+    except Exception as error:  # noqa: BLE001 (sent back, raised there)
+        outcome = (False, error)
+    try:
+        payload = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 (an exception that does not pickle: keep its message)
+        payload = pickle.dumps((False, RuntimeError(str(outcome[1]))))
+    replies.write(payload)
+    replies.flush()
 
 
 def arena_report(
@@ -338,7 +345,11 @@ def profile_model(
     path_or_bytes: str | Path | bytes, *, clock_mhz: float = DEFAULT_CLOCK_MHZ, runs: int = 200
 ) -> ProfileReport:
     """Arena, per-layer cost, host latency and the MCU estimate; also the RESHAPE-free variant."""
+    from microspeech.checks import check_int, check_number
     from microspeech.tflite.graph import remove_redundant_reshapes
+
+    check_number(clock_mhz, "clock_mhz", low=0.001, high=10_000.0)
+    check_int(runs, "runs", low=1, high=1_000_000)
 
     tflite_bytes = load_bytes(path_or_bytes)
     summary = summarize_tflite(tflite_bytes)
@@ -366,3 +377,7 @@ def profile_model(
             mcu_latency_ms=estimate_mcu_latency(slim_summary, clock_mhz).latency_ms,
         )
     return report
+
+
+if __name__ == "__main__":
+    _serve_isolated()

@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from microspeech.mltk_wheel import INSTALL_HINT, find_mltk_file
+from microspeech.tflite.flatbuffer import hybrid_layers, hybrid_message
 
 __all__ = ["SilabsTflmError", "SilabsTflmProcess", "silabs_tflm_available"]
 
@@ -106,6 +107,9 @@ class SilabsTflmProcess:
                 f"({INSTALL_HINT})"
             )
         self.source = source
+        hybrid = hybrid_layers(bytes(tflite_bytes))
+        if hybrid:
+            raise SilabsTflmError(f"{source}: Silicon Labs' TFLM cannot run {hybrid_message(hybrid)}")
         self._process = subprocess.Popen(
             [sys.executable, "-m", "microspeech.tflite.silabs_tflm"],
             stdin=subprocess.PIPE,
