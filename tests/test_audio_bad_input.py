@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from microspeech.audio import MAX_AUDIO_SECONDS, AudioError, read_audio
+from microspeech.audio import MAX_AUDIO_SECONDS, AudioError, check_audio_header, read_audio
 from microspeech.cli import app
 
 
@@ -67,6 +67,10 @@ def test_channel_count_and_length_budget(tmp_path):
     long.write_bytes(wav_bytes(1000, payload=bytes(2 * 1000)))
     assert len(read_audio(long)) == 16000
     assert MAX_AUDIO_SECONDS >= 600  # background-noise recordings (minutes) stay readable
+    # 40 minutes is under the hour: the refusal names what is over (16 channels at 96 kHz), where
+    # it said "2400 s of audio; at most 3600 s".
+    with pytest.raises(AudioError, match="2400 s of 16 channels at 96000 Hz is 3,686,400,000 samples"):
+        check_audio_header("wide.wav", 96_000, 16, 2400 * 96_000)
 
 
 def test_missing_folder_and_unreadable_files_are_named(tmp_path, unprivileged):

@@ -97,6 +97,9 @@ def test_short_recording_is_padded_and_noted(clip_path, tmp_path):
         (lambda clip, tmp: ["features", clip, "--settings", tmp / "bad.json"], "fe.window_sise_ms"),
         (lambda clip, tmp: ["features", tmp / "tiny.wav", "--whole"], "shorter than one 30 ms window"),
         (lambda clip, tmp: ["features", tmp / "bad.json"], "not a readable audio file"),
+        # Raw Python errors before: "[Errno 21] Is a directory", "'utf-8' codec can't decode".
+        (lambda clip, tmp: ["features", clip, "--settings", tmp], "is a folder; give a JSON file"),
+        (lambda clip, tmp: ["features", clip, "--settings", clip], "not a text file; give a JSON file"),
     ],
 )
 def test_bad_input_fails_clearly(clip_path, tmp_path, make_args, message):

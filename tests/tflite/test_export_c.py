@@ -103,6 +103,35 @@ def test_a_failed_export_leaves_the_previous_one_intact(mltk_tflite_path, tmp_pa
     assert {path.name: path.read_bytes() for path in out.iterdir()} == before
 
 
+@pytest.mark.parametrize("name", ["kwś", "../evil", "1abc", "---", "", "a" * 101])
+def test_export_refuses_a_name_that_is_no_c_name(mltk_tflite_path, tmp_path, name):
+    # Rewritten silently before (kwś -> kw_, ../evil -> evil); 300 characters left an empty folder.
+    out = tmp_path / "firmware"
+    result = CliRunner().invoke(app, ["export", str(mltk_tflite_path), "--c", str(out), "--name", name])
+    assert result.exit_code == 2 and "a symbol prefix is a C name" in " ".join(result.output.split())
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "stored, message",
+    [
+        ({"detection_threshold": 300}, "detection_threshold=300 is out of range"),
+        ({"detection_threshold_list": ["a", "b", "c", "d"]}, "needs one whole 0-255 threshold per class"),
+        ({"detection_threshold_list": [180, 999, 255, 255]}, "needs one whole 0-255 threshold per class"),
+    ],
+)
+def test_export_refuses_detection_parameters_the_firmware_cannot_use(
+    mltk_tflite_bytes, tmp_path, stored, message
+):
+    # A header with DETECTION_THRESHOLD 300 built, and the part then detected nothing.
+    model = tmp_path / "odd.tflite"
+    model.write_bytes(write_parameters(mltk_tflite_bytes, {**read_parameters(mltk_tflite_bytes), **stored}))
+    result = CliRunner().invoke(app, ["export", str(model), "--c", str(tmp_path / "out")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and f"{model}: " in said and message in said, said
+    assert not (tmp_path / "out").exists()
+
+
 def test_export_refuses_a_file_as_the_folder(mltk_tflite_path, tmp_path):
     target = tmp_path / "not_a_folder"
     target.write_text("x")
