@@ -159,6 +159,25 @@ def test_cli_list_names_a_broken_spec_file_and_lists_the_rest(cards, home, model
     assert "half_written.py, line 3" in result.output.replace("\n", "")
 
 
+def test_cli_list_says_once_that_two_files_register_one_name(
+    cards, home, model_registry, monkeypatch, tmp_path
+):
+    # The second file's error was printed twice, once as a spec that failed to load, once as one
+    # that failed to convert.
+    monkeypatch.setenv("MICROSPEECH_HOME", str(home))
+    runner = CliRunner()
+    assert runner.invoke(app, ["new-model", "twice"]).exit_code == 0
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    Path("models/twice.py").rename(extra / "twice.py")
+    assert runner.invoke(app, ["new-model", "twice"]).exit_code == 0
+    monkeypatch.setenv("MICROSPEECH_MODEL_PATH", str(extra))
+    result = _run("list")
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert said.count("model 'twice' is registered twice") == 1, said
+
+
 def test_a_user_model_that_cannot_convert_hides_only_itself(cards, home, model_registry, monkeypatch):
     # `list` with an LSTM spec in ./models crashed the process (the converter's segfault); one
     # returning 3 scores for 4 classes, with GlobalAveragePooling2D (MEAN) or a typo in build() stopped

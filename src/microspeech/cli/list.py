@@ -138,9 +138,11 @@ def list_command(
             notes.append(f"{card.name} accuracy / miss rate: {measured.source}, {measured.date}")
     for note in filter(None, notes):
         console.print(note, style="dim")
-    for error in broken_spec_files().values():
-        console.print(f"[yellow]Not listed, its spec file failed to load:[/] {escape(str(error))}")
-    for error in unmeasured:
+    broken = [str(error) for error in broken_spec_files().values()]
+    for error in broken:
+        console.print(f"[yellow]Not listed, its spec file failed to load:[/] {escape(error)}")
+    # A name two files register fails with the second file's error, said once above.
+    for error in (text for text in unmeasured if not any(file_error in text for file_error in broken)):
         console.print(
             f"[yellow]Not listed, its spec does not load, build or convert for TFLM:[/] {escape(error)}"
         )
