@@ -160,7 +160,7 @@ def test_synth_words_cli_speaks_phrases_into_a_folder_dataset(tmp_path):
 @pytest.mark.parametrize(
     ("words", "message"),
     [("yes,,no", "empty word"), ("yes,YES", "given twice"), ("turn the lights on now", "too long"),
-     ("on!", "only letters"), (" ", "empty word")],
+     ("on!", "only the letters a-z"), (" ", "empty word")],
 )  # fmt: skip
 def test_synth_refuses_bad_words_naming_the_option(words, message, tmp_path):
     from typer.testing import CliRunner
