@@ -65,13 +65,22 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     os.close(handle)
     try:
         yield Path(temporary)
-        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide outputs from other users
+        os.chmod(temporary, kept_mode(path))
         os.replace(temporary, path)
     except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
         if isinstance(error, OSError) and not isinstance(error, WriteError):
             raise _write_error(path, error) from error
         raise
+
+
+def kept_mode(path: Path) -> int:
+    """The mode a file written anew at `path` gets: the old file's (a private model stays private,
+    `tune --write` made it world-readable), else 0644 (mkstemp's 0600 would hide outputs)."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode) if path.is_file() else 0o644
+    except OSError:
+        return 0o644
 
 
 def _write_error(path: Path, error: OSError) -> WriteError:
@@ -114,7 +123,7 @@ def write_files_atomic(contents: dict[Path, bytes]) -> list[Path]:
             staged.append((Path(temporary), path))
             with os.fdopen(handle, "wb") as stream:
                 stream.write(data)
-            os.chmod(temporary, 0o644)
+            os.chmod(temporary, kept_mode(path))
         for temporary, path in staged:
             os.replace(temporary, path)
     except BaseException as error:

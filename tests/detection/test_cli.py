@@ -37,6 +37,13 @@ def says(result, text: str) -> bool:
     return "".join(text.split()) in "".join(result.output.split())
 
 
+def test_classify_audio_refuses_a_file_and_the_microphone_together(archive, yes_wav):
+    # The file's detections were printed, then --mic failed (or would listen on after them).
+    result = invoke("classify_audio", archive, "--wav", yes_wav, "--mic")
+    assert result.exit_code == 2 and says(result, "--wav and --mic: give one or the other")
+    assert "detected" not in result.output
+
+
 def test_classify_audio_prints_each_detection_with_time_label_and_score(archive, yes_wav):
     result = invoke("classify_audio", archive, "--wav", yes_wav)
     assert result.exit_code == 0, result.output

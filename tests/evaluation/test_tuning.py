@@ -253,3 +253,58 @@ def test_counts_a_window_cannot_hold_are_never_picked(trained_test_model):
     grid["minimum_counts"] = [1, 5]
     report = tune_detection(trained_test_model, max_fa_per_hour=1000, split="validation", **grid)
     assert {row.setting.minimum_count for row in report.tuning.rows} == {1}
+
+
+def test_suppressions_are_swept_and_the_grid_is_bounded(trained_test_model):
+    # tune had no --suppressions (train's calibration sweeps four), and a grid of 256 x 1000 x 51
+    # points ran for minutes past 1.7 GB before anything was said.
+    from microspeech.checks import OptionError
+    from microspeech.evaluation.tuning import MAX_GRID_POINTS, tune_detection
+
+    grid = {**SMALL_GRID, "suppressions": [500, 1500]}
+    report = tune_detection(trained_test_model, max_fa_per_hour=1000, split="validation", **grid)
+    assert {row.setting.suppression_ms for row in report.tuning.rows} == {500, 1500}
+    huge = {"thresholds": range(256), "windows": range(10, 10_001, 10), "minimum_counts": range(51)}
+    with pytest.raises(OptionError, match=f"13,056,000 grid points; at most {MAX_GRID_POINTS:,}"):
+        tune_detection(trained_test_model, max_fa_per_hour=2, split="validation", **huge)
+
+
+def test_another_split_of_a_model_without_a_manifest_asks_for_a_dataset(trained_test_model, tmp_path):
+    # It fell back to the official test set (a download), which has no validation split anyway.
+    from microspeech.checks import OptionError
+    from microspeech.evaluation.tuning import tune_detection
+
+    bare = tmp_path / "bare.tflite"
+    bare.write_bytes((trained_test_model / "tflite_micro_speech-test.tflite").read_bytes())
+    with pytest.raises(OptionError, match="--split validation: .*bare.tflite records no training dataset"):
+        tune_detection(bare, max_fa_per_hour=2, split="validation", **SMALL_GRID)
+
+
+def test_tune_never_writes_over_the_model_and_keeps_its_mode(trained_test_model, tmp_path):
+    # --output at the model's own .tflite replaced it with JSON; --write made a 0600 model 0644
+    # and wrote into a read-only one (as root).
+    import shutil
+    import stat
+
+    from typer.testing import CliRunner
+
+    from microspeech.cli import app
+
+    model = tmp_path / "model"
+    shutil.copytree(trained_test_model, model)
+    tflite = model / "tflite_micro_speech-test.tflite"
+    before = tflite.read_bytes()
+    runner = CliRunner()
+    small = ["--max-fa-per-hour", "1000", "--split", "validation", "--thresholds", "150,200"]
+    small += ["--windows", "500", "--minutes", "1"]
+    refused = runner.invoke(app, ["tune", str(model), *small, "--counts", "1", "--output", str(tflite)])
+    assert refused.exit_code == 2 and "that is the model being tuned" in " ".join(refused.output.split())
+    assert tflite.read_bytes() == before
+    tflite.chmod(0o444)
+    refused = runner.invoke(app, ["tune", str(model), *small, "--counts", "1", "--write"])
+    assert refused.exit_code == 2 and "cannot be written (read-only" in " ".join(refused.output.split())
+    assert tflite.read_bytes() == before
+    tflite.chmod(0o600)
+    written = runner.invoke(app, ["tune", str(model), *small, "--counts", "1", "--write"])
+    assert written.exit_code == 0, written.output
+    assert stat.S_IMODE(tflite.stat().st_mode) == 0o600

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from microspeech.models import list_models
-from microspeech.tflite.runtime import BATCH, TWO_LANES_FROM, TfliteRunner, arena_floor
+from microspeech.tflite.runtime import BATCH, SILABS_TWO_LANES_FROM, TWO_LANES_FROM, TfliteRunner, arena_floor
 
 
 def test_litert_equals_tflm_on_mltk_model(mltk_tflite_bytes, random_features):
@@ -117,10 +117,15 @@ def test_a_transposed_sample_is_refused_not_scored(mltk_tflite_bytes):
 
 def test_silicon_labs_batches_split_between_two_processes_are_each_samples_own(mltk_tflite_bytes):
     runner = TfliteRunner(mltk_tflite_bytes, "silabs-tflm")
-    samples = np.random.default_rng(9).integers(-128, 128, (TWO_LANES_FROM + 3, 49, 40, 1), dtype=np.int8)
-    assert np.array_equal(runner.predict(samples), _one_by_one(runner, samples))
+    rng = np.random.default_rng(9)
+    samples = rng.integers(-128, 128, (TWO_LANES_FROM + 3, 49, 40, 1), dtype=np.int8)
+    short = samples[: SILABS_TWO_LANES_FROM - 1]
+    assert np.array_equal(runner.predict(short), _one_by_one(runner, short))
+    assert runner._silabs_second is None  # a short batch stays in one process
+    short = samples[: SILABS_TWO_LANES_FROM + 1]  # as the firmware checks after resets send
+    assert np.array_equal(runner.predict(short), _one_by_one(runner, short))
     assert runner._silabs_second is not None  # the second half went to a second process
-    assert np.array_equal(runner.predict(samples[:5]), _one_by_one(runner, samples[:5]))
+    assert np.array_equal(runner.predict(samples), _one_by_one(runner, samples))
 
 
 def test_an_interrupted_silicon_labs_batch_leaves_no_stale_reply_for_the_next(mltk_tflite_bytes):

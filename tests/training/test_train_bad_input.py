@@ -195,6 +195,35 @@ def test_resume_on_another_dataset_names_both(tmp_path, words):
     assert f"resume with --dataset {tmp_path / 'elsewhere'}" in message
 
 
+def test_resume_with_another_budget_says_so(tmp_path, words):
+    # One run scored its epochs for 2 FA/h, then for 10, and kept the best across both.
+    from microspeech.data import load_datasets
+    from microspeech.data.pipeline import dataset_fingerprint
+    from microspeech.models import get_model_spec
+    from microspeech.training.trainer import resume_settings
+
+    output = tmp_path / "model"
+    state = _state(
+        dataset_fingerprint=dataset_fingerprint(load_datasets([str(words)])),
+        settings=resume_settings(get_model_spec(DRY_RUN)),
+    )
+    save_checkpoint(output / "checkpoint", {"w/0": np.zeros(4, np.float32)}, state)
+    result = _train("--dataset", str(words), "--output", str(output), "--resume", "--max-fa-per-hour", "10")
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert "other settings of tflite_micro_speech-test: train.max_fa_per_hour 2.0 (now 10.0)" in message
+
+
+def test_an_empty_output_or_keywords_from_python_or_the_cli_are_refused(tmp_path, words, monkeypatch):
+    # train_model(output="") trained into the current folder; --keywords "" trained yes/no.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="--output '': an empty folder name"):
+        train_model(DRY_RUN, dataset=str(words), output="", progress=False)
+    result = _train("--dataset", str(words), "--keywords", "", "--output", str(tmp_path / "m"))
+    assert result.exit_code == 2 and "keywords ''" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["words"]
+
+
 @pytest.mark.parametrize("options", [{"epochs": 1.5}, {"dataset": None}, {"dataset": []}])
 def test_the_python_api_names_a_bad_argument_before_any_work(tmp_path, options):
     # epochs=1.5 failed inside the epoch loop after the folder was made; dataset=None was

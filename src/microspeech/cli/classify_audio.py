@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from microspeech.checks import OptionError, check_number
-from microspeech.cli.app import app, console, fail
+from microspeech.cli.app import app, console, fail, warn_if_unfinished
 from microspeech.detection.params import PARAM_RANGES
 
 OPTION_NAMES = {
@@ -86,6 +86,8 @@ def classify_audio(
 
     if not wav and not mic:
         fail("give --wav FILE (one or more) or --mic")
+    if wav and mic:  # the files ran to the end, then --mic failed (or listened on after them)
+        fail("--wav and --mic: give one or the other")
     overrides = {
         "average_window_duration_ms": average_window_duration_ms,
         "detection_threshold": detection_threshold,
@@ -119,6 +121,7 @@ def classify_audio(
     except ValueError as error:
         fail(str(error))
     try:
+        warn_if_unfinished(model)  # an interrupted run's parameters are not calibrated
         keyword_model = resolve_keyword_model(model, overrides)
         params = keyword_model.detection
         if verbose:

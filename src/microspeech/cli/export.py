@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from microspeech.cli.app import app, console, fail, model_file, path_option
+from microspeech.cli.app import app, console, fail, model_file, path_option, warn_if_unfinished
 
 
 @app.command("export")
@@ -36,6 +36,7 @@ def export_command(
                 f"--name {name!r}: a symbol prefix is a C name of at most 100 characters: a letter or _, "
                 "then letters, digits or _"
             )
+        warn_if_unfinished(model)  # an interrupted run's parameters are not calibrated
         path = model_file(model, "tflite")
         _check_detection_parameters(path)
         files = export_c(path, c_dir, name=name)

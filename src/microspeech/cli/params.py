@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from microspeech.cli.app import app, console, fail, model_file, shown_as
+from microspeech.cli.app import app, console, fail, model_file, shown_as, warn_if_unfinished
 
 
 def format_value(value: object, limit: int = 80) -> str:
@@ -39,6 +39,7 @@ def params_command(
     from microspeech.tflite.metadata import ParameterError, read_parameters
 
     try:
+        warn_if_unfinished(model)  # an interrupted run's parameters are not calibrated
         path = model_file(model, "tflite")
         params, dtypes = read_parameters(path, with_dtypes=True)
     except (ModelResolutionError, ParameterError, ValueError, OSError) as error:

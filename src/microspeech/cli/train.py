@@ -68,7 +68,8 @@ def train(
     if output is not None and not output.strip():
         fail("--output '': an empty folder name (it would train into the current folder); name a folder")
     try:
-        spec = resolve_model_spec(name, keywords=keywords.split(",") if keywords else None, dry_run=test)
+        words = None if keywords is None else keywords.split(",")
+        spec = resolve_model_spec(name, keywords=words, dry_run=test)
     except KeyError as error:
         fail(str(error.args[0]))
     except ValueError as error:
@@ -111,7 +112,8 @@ def train(
     command += ["--output", str(output)] if output is not None else []
     command += ["--resume"] if resume else []
     command += ["--epochs", str(epochs)] if epochs is not None else []
-    command += ["--max-fa-per-hour", f"{max_fa_per_hour:g}"] if max_fa_per_hour is not None else []
+    if max_fa_per_hour is not None:  # every digit: the recorded command must rerun the same budget
+        command += ["--max-fa-per-hour", repr(float(max_fa_per_hour)).removesuffix(".0")]
     command += ["--calibration-runtime", calibration_runtime] if calibration_runtime is not None else []
     command += ["--test"] if test else []
     command += ["--keywords", keywords] if keywords else []
@@ -136,8 +138,9 @@ def train(
         folder = model_directory(spec.name, output)
         fail(
             f"{err}; the trained .keras and .tflite are in {folder}, not calibrated (no manifest): "
-            f"calibrate with microspeech tune {folder} --split validation --write, or train again "
-            "with another --calibration-runtime"
+            f"calibrate with microspeech tune {folder} --split validation --write (train's grid: "
+            "--thresholds 60-255/4 --windows 300,500,750,1000 --counts 1-4 --suppressions "
+            "500,750,1000,1500), or train again with another --calibration-runtime"
         )
     except KeyboardInterrupt:
         _interrupted(spec.name, output, command)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,7 @@ from microspeech.checks import (
     parse_int_list,
     parse_snr_list,
 )
-from microspeech.cli.app import app, compact_table, console, fail, path_option
+from microspeech.cli.app import app, compact_table, console, fail, path_option, warn_if_unfinished
 from microspeech.detection.params import PARAM_RANGES
 
 if TYPE_CHECKING:
@@ -60,6 +61,12 @@ def tune(
         "500,750,1000,1250,1500", "--windows", help="average_window_duration_ms values."
     ),
     counts: str = typer.Option("1,2,3,4,5", "--counts", help="minimum_count values."),
+    suppressions: str | None = typer.Option(
+        None,
+        "--suppressions",
+        help="suppression_ms values (default: the model's own). train's calibration grid: --thresholds "
+        "60-255/4 --windows 300,500,750,1000 --counts 1-4 --suppressions 500,750,1000,1500.",
+    ),
     per_class: bool = typer.Option(
         False,
         "--per-class",
@@ -120,11 +127,22 @@ def tune(
                 low=PARAM_RANGES["minimum_count"][0],
                 high=PARAM_RANGES["minimum_count"][1],
             ),
+            "suppressions": None
+            if suppressions is None
+            else parse_int_list(
+                suppressions,
+                "--suppressions",
+                low=PARAM_RANGES["suppression_ms"][0],
+                high=PARAM_RANGES["suppression_ms"][1],
+            ),
         }
         if output is not None:
             check_output_file(output, "--output")
     except OptionError as error:
         fail(str(error))
+    warn_if_unfinished(model)
+    if output is not None:
+        _refuse_output_over_the_model(model, output)
     if write:
         from microspeech.models import resolve_model
 
@@ -134,7 +152,9 @@ def tune(
             fail(str(error))
         if source.suffix != ".tflite":
             fail(f"--write: {source} is an archive; give the .tflite file to write into")
-        if not os.access(source, os.W_OK) or not os.access(source.parent, os.W_OK | os.X_OK):
+        # The mode bits too: root may write a file its owner made read-only, which it should not.
+        read_only = not source.stat().st_mode & stat.S_IWUSR
+        if read_only or not os.access(source, os.W_OK) or not os.access(source.parent, os.W_OK | os.X_OK):
             fail(f"--write: {source} cannot be written (read-only file or folder); nothing was swept")
     try:
         report = tune_detection(
@@ -204,9 +224,12 @@ def tune(
         )
     if chosen is None:
         # Per-class lists far over the budget are never kept as rows, so there may be none.
-        fewest = min((row.score.fa_per_hour for row in report.tuning.rows), default=None)
+        # The firmware-checked rates when any (the table's), else the replay's: the replay skips
+        # the resets after detections, so the two differ.
+        checked = [entry.firmware.fa_per_hour for entry in report.tuning.verified]
+        fewest = min(checked or [row.score.fa_per_hour for row in report.tuning.rows], default=None)
         closest = (
-            f"the fewest: {fewest:.2f}/h"
+            f"the fewest{' checked with the firmware loop' if checked else ' in the sweep'}: {fewest:.2f}/h"
             if fewest is not None
             else "no per-class threshold list on the grid came within twice that, or one false accept over"
         )
@@ -230,3 +253,17 @@ def tune(
             highlight=False,
             soft_wrap=True,
         )
+
+
+def _refuse_output_over_the_model(model: str, output: Path) -> None:
+    """--output naming one of the model's own files: the JSON would replace the model (and
+    --write then fail on it)."""
+    from microspeech.models import resolve_model
+
+    try:
+        resolved = resolve_model(model)
+    except ValueError:
+        return  # tune names the model's own problem
+    own = [path for path in (resolved.tflite_path, resolved.keras_path) if path is not None]
+    if any(output.resolve() == Path(path).resolve() for path in own):
+        fail(f"--output {output}: that is the model being tuned; name another file for the JSON")

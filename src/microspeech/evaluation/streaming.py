@@ -191,7 +191,7 @@ def resolve_keyword_model(
     )
 
 
-def _manifest_dataset(model: str | Path) -> str | None:
+def manifest_dataset(model: str | Path) -> str | None:
     """The training dataset a model's manifest records (the clip evaluation's default too), when
     it can be found from anywhere (a name or an absolute folder); else None (the official test set)."""
     from microspeech.data import list_datasets
@@ -334,7 +334,7 @@ def evaluate_streaming(
     minutes, snr_db = check_stream_request(minutes, snr_db, seed, tolerance_ms, segmented=segmented)
     keyword_model = resolve_keyword_model(model, params_override)
     if dataset is None and not isinstance(model, KeywordModel):
-        dataset = _manifest_dataset(model)
+        dataset = manifest_dataset(model)
     out = checked_results_dir(Path(keyword_model.source), output_dir)
     params = detection_params_with(keyword_model.detection, params_override)
     stream, data_name, noise_name = stream_from_dataset(

@@ -17,6 +17,7 @@ together; those rows then compete like the global ones.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -397,21 +398,19 @@ def choose(
     return min(fitting, key=lambda entry: _preference(entry.setting, entry.firmware)) if fitting else None
 
 
-def _training_dataset(model: str | Path) -> str | None:
-    """The dataset a trained model's manifest records (None for a bare .tflite or archive)."""
-    from microspeech.models import ModelResolutionError, resolve_model
-
-    try:
-        return resolve_model(model).training_dataset
-    except ModelResolutionError:
-        return None
+# The most grid points one sweep takes: each is a replay of the whole stream (the defaults hold
+# 800, train's calibration 3,136); 256 x 1000 x 51 held 13 million and grew past 1.7 GB.
+MAX_GRID_POINTS = 100_000
 
 
 def _checked_grid(
-    thresholds: Sequence[int], windows: Sequence[int], minimum_counts: Sequence[int]
-) -> tuple[list[int], list[int], list[int]]:
+    thresholds: Sequence[int],
+    windows: Sequence[int],
+    minimum_counts: Sequence[int],
+    suppressions: Sequence[int] | None = None,
+) -> tuple[list[int], list[int], list[int], list[int] | None]:
     """The grid's values as whole numbers within the parameters' ranges (150.5 was truncated and
-    a minimum count of 100 accepted); errors name the option."""
+    a minimum count of 100 accepted), and at most MAX_GRID_POINTS of them; errors name the option."""
     from microspeech.checks import OptionError, whole_within
 
     checked = []
@@ -419,16 +418,26 @@ def _checked_grid(
         ("--thresholds", "detection_threshold", thresholds),
         ("--windows", "average_window_duration_ms", windows),
         ("--counts", "minimum_count", minimum_counts),
+        ("--suppressions", "suppression_ms", suppressions),
     ):
+        if values is None and key == "suppression_ms":  # the model's own suppression
+            checked.append(None)
+            continue
         low, high = PARAM_RANGES[key]
-        if isinstance(values, str) or not len(values):
+        if isinstance(values, str) or values is None or not len(values):
             raise OptionError(f"{option} {values!r}: expected a list of whole numbers from {low} to {high}")
         whole = [whole_within(value, low, high) for value in values]
         if None in whole:
             value = values[whole.index(None)]
             raise OptionError(f"{option} {value!r}: expected whole numbers from {low} to {high}")
         checked.append([int(number) for number in whole if number is not None])
-    return checked[0], checked[1], checked[2]
+    points = math.prod(len(values) for values in checked if values is not None)
+    if points > MAX_GRID_POINTS:
+        raise OptionError(
+            f"--thresholds x --windows x --counts x --suppressions: {points:,} grid points; at most "
+            f"{MAX_GRID_POINTS:,} (each replays the whole stream): take coarser steps"
+        )
+    return checked[0], checked[1], checked[2], checked[3]
 
 
 def tune_detection(
@@ -444,6 +453,7 @@ def tune_detection(
     thresholds: Sequence[int] = DEFAULT_THRESHOLDS,
     windows: Sequence[int] = DEFAULT_WINDOWS,
     minimum_counts: Sequence[int] = DEFAULT_MINIMUM_COUNTS,
+    suppressions: Sequence[int] | None = None,
     backend: str = "litert",
     tolerance_ms: int = 1500,
     verify: int = 4,
@@ -461,12 +471,14 @@ def tune_detection(
     """
     from microspeech.checks import MAX_FA_PER_HOUR, OptionError, check_int, check_number, check_stream_request
     from microspeech.data.streams import stream_from_dataset
-    from microspeech.evaluation.streaming import resolve_keyword_model
+    from microspeech.evaluation.streaming import manifest_dataset, resolve_keyword_model
 
     # As the CLI checks its options: inf overflowed, "2" failed inside a comparison.
     max_fa_per_hour = check_number(max_fa_per_hour, "--max-fa-per-hour", above=0.0, high=MAX_FA_PER_HOUR)
     minutes, snr_db = check_stream_request(minutes, snr_db, seed, tolerance_ms, segmented=segmented)
-    thresholds, windows, minimum_counts = _checked_grid(thresholds, windows, minimum_counts)
+    thresholds, windows, minimum_counts, suppressions = _checked_grid(
+        thresholds, windows, minimum_counts, suppressions
+    )
     check_int(verify, "verify", low=1, high=MAX_FIRMWARE_CHECKS)
     keyword_model = resolve_keyword_model(model)
     base = keyword_model.detection
@@ -479,7 +491,12 @@ def tune_detection(
         )
     if dataset is None and split != "test":
         # The official test set has only test clips: another split is the training dataset's.
-        dataset = _training_dataset(model)
+        dataset = manifest_dataset(model)
+        if dataset is None:
+            raise OptionError(
+                f"--split {split}: {model} records no training dataset (no manifest beside it), and the "
+                "official test set has only test clips; pass --dataset"
+            )
     stream, data_name, noise_name = stream_from_dataset(
         dataset,
         keyword_model.classes,
@@ -498,6 +515,7 @@ def tune_detection(
         thresholds=thresholds,
         windows=windows,
         minimum_counts=minimum_counts,
+        suppressions=suppressions,
         backend=backend,
         tolerance_ms=tolerance_ms,
         verify=verify,

@@ -181,10 +181,17 @@ class ResolvedModel:
         if self.tflite_problem is not None:
             raise ModelResolutionError(self.tflite_problem)
         if self.tflite is None:
+            import shlex
+
+            # A folder elsewhere than the name's own: `train NAME` alone would train into that one.
+            own = (models_dir() / self.name).resolve()
+            elsewhere = self.directory is not None and self.directory.resolve() != own
+            output = f" --output {shlex.quote(str(self.directory))}" if elsewhere else ""
             raise ModelResolutionError(
                 f"model {self.argument!r} has no quantized .tflite yet"
                 + (f" (expected {self.directory / (self.name + '.tflite')})" if self.directory else "")
-                + f"; train it first: microspeech train {self.name}"
+                + f"; train it first: microspeech train {self.name}{output} (with --resume when its "
+                "checkpoint is there)"
             )
         return self.tflite
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from microspeech.data.pipeline import DatasetError
 from microspeech.data.streams import EventIndex, KeywordStream, rate_interval, stream_from_dataset
 from microspeech.detection.detector import detection_steps, scores_to_uint8, smooth_scores
 from microspeech.detection.params import DetectionParams
@@ -86,7 +87,6 @@ class StreamOperatingPoint:
 
 def check_stream_data(dataset: AudioDataset, spec: ModelSpec) -> None:
     """Clear errors before training when the validation split cannot make a stream."""
-    from microspeech.data.pipeline import DatasetError
 
     where = f"dataset {dataset.name!r} ({dataset.root})"
     validation = dataset.split("validation")
@@ -114,18 +114,33 @@ CALIBRATION_SEED_OFFSET = 500
 
 
 def _validation_split_stream(
-    dataset: AudioDataset, spec: ModelSpec, minutes: float, seed: int, show_progress: bool = False
+    dataset: AudioDataset,
+    spec: ModelSpec,
+    minutes: float,
+    seed: int,
+    show_progress: bool = False,
+    *,
+    setting: str = "stream_validation_minutes",
 ) -> KeywordStream:
-    stream, _, _ = stream_from_dataset(
-        dataset,
-        spec.classes,
-        minutes=minutes,
-        snr_db=spec.train.stream_conditions,
-        seed=seed + 7919,  # not the test benchmark's seeds
-        split="validation",
-        show_progress=show_progress,
-        segmented=True,
-    )
+    try:
+        stream, _, _ = stream_from_dataset(
+            dataset,
+            spec.classes,
+            minutes=minutes,
+            snr_db=spec.train.stream_conditions,
+            seed=seed + 7919,  # not the test benchmark's seeds
+            split="validation",
+            show_progress=show_progress,
+            segmented=True,
+        )
+    except ValueError as error:
+        if "holds no keyword clip" not in str(error):
+            raise
+        # The stream's length is the spec's setting here, not an option of train (it has no --minutes).
+        raise DatasetError(
+            f"{dataset.name}: the {minutes:g}-minute validation stream (the spec's train.{setting}) "
+            "drew no keyword clip with this seed; lengthen it in the spec, or train with another --seed"
+        ) from None
     return stream
 
 
@@ -137,7 +152,9 @@ def calibration_stream(
     minutes = spec.train.calibration_minutes
     if not minutes > 0:
         return None
-    return _validation_split_stream(dataset, spec, minutes, seed + CALIBRATION_SEED_OFFSET, show_progress)
+    return _validation_split_stream(
+        dataset, spec, minutes, seed + CALIBRATION_SEED_OFFSET, show_progress, setting="calibration_minutes"
+    )
 
 
 def keyword_count(stream: KeywordStream) -> int:

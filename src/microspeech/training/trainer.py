@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import json
 import logging
 import math
 import shlex
@@ -198,6 +199,10 @@ def train_model(
 
     check_backend(calibration_runtime, "--calibration-runtime")
     check_seed(seed)
+    if output is not None and not str(output).strip():  # Path("") is the current folder
+        raise ValueError(
+            "--output '': an empty folder name (it would train into the current folder); name a folder"
+        )
     if epochs is not None:  # 1.5 failed deep in the epoch loop, after the output folder was made
         check_int(epochs, "epochs", low=1)
     if not isinstance(dataset, str | Path) and not (
@@ -372,6 +377,37 @@ def _check_resumable(
             f"{artifacts.checkpoint_dir} was written on another version of the dataset (its files "
             f"or lists changed since); resume with the same --dataset {start_over}"
         )
+    recorded_settings = state.get("settings")  # checkpoints before stop 58 lack it
+    if recorded_settings is not None and recorded_settings != resume_settings(spec):
+        # One run with two recipes (e.g. its epochs scored for 2 and then for 10 FA/h, the best
+        # chosen across both) is not a run of either.
+        was, now = _flat(recorded_settings), _flat(resume_settings(spec))
+        changed = [
+            f"{key} {was.get(key)!r} (now {now.get(key)!r})"
+            for key in sorted(set(was) | set(now))
+            if was.get(key) != now.get(key)
+        ]
+        raise ResumeError(
+            f"{artifacts.checkpoint_dir} was written with other settings of {spec.name}: "
+            f"{'; '.join(changed[:6])}{' ...' if len(changed) > 6 else ''}; resume with the same options "
+            f"and spec (e.g. --max-fa-per-hour) {start_over}"
+        )
+
+
+def resume_settings(spec: ModelSpec) -> dict[str, Any]:
+    """The recipe a checkpoint was written with, as JSON reads it back (tuples as lists)."""
+    settings = {key: value for key, value in spec.to_dict().items() if key != "description"}
+    return json.loads(json.dumps(settings, default=str))
+
+
+def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def loss_class_weights(spec: ModelSpec, labels: Any) -> list[float]:
@@ -570,6 +606,7 @@ def _fit(
                     "selection": selection.to_dict(),
                     "history": history,
                     "mining_rounds": mining_rounds,
+                    "settings": resume_settings(spec),
                 },
             )
             _write_history(artifacts.history_path, history)
