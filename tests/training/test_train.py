@@ -187,6 +187,13 @@ def test_resume_refuses_a_checkpoint_of_another_seed(subset_dir, tmp_path):
         train_model(
             DRY_RUN, dataset=str(subset_dir), seed=4, output=tmp_path / "m", progress=False, resume=True
         )
+    # A fresh run into the same folder replaces the earlier one: its log and TensorBoard curves
+    # ran on into the new run's before.
+    again = train_model(
+        DRY_RUN, dataset=str(subset_dir), seed=4, output=tmp_path / "m", progress=False, epochs=1
+    )
+    assert again.train_log_path.read_text().count(f"train {DRY_RUN} on ") == 1
+    assert len(list((again.logs_dir / "train").iterdir())) == 1
 
 
 def test_dry_run_on_tiny_synthetic_dataset(tmp_path):

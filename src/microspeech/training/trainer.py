@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import shlex
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -286,6 +287,16 @@ def _train_locked(
         bars.remove_task(task)
 
     artifacts.directory.mkdir(parents=True, exist_ok=True)
+    if checkpoint is None and artifacts.train_log_path.exists():
+        # A fresh run where an earlier one trained: its log and TensorBoard curves would run on
+        # into this one's (the model files are replaced at the end, as any fresh run does).
+        console.print(
+            f"{artifacts.directory} holds an earlier run: this one replaces it (its train.log and "
+            "TensorBoard logs start again; --resume continues a run instead)",
+            markup=False,
+        )
+        artifacts.train_log_path.unlink()
+        shutil.rmtree(artifacts.logs_dir / "train", ignore_errors=True)
     handler = _attach_log(artifacts.train_log_path)
     try:
         logger.info(
