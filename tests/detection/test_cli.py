@@ -381,6 +381,13 @@ def test_a_float_tflite_is_not_reported_as_the_int8_model(tflite_copy, tmp_path,
     assert "tflite-float32" in result.output and "int8" not in result.output
     results = json.loads((tmp_path / "eval" / "eval-results.json").read_text())["results"]
     assert list(results) == ["tflite-float32"]
+    # Named by the arithmetic, not the input type: full-integer weights under a float input (the
+    # converter's default) are the int8 model; integer weights under float arithmetic are hybrid.
+    from microspeech.tflite.flatbuffer import quantization_kind
+
+    assert quantization_kind(_converted(model, int8=True)) == "int8"
+    assert quantization_kind(_converted(model, int8=False)) == "hybrid"
+    assert quantization_kind(converted) == "float32"
 
 
 def test_a_transposed_convolution_runs_in_tflm_without_an_arena_given():

@@ -205,6 +205,9 @@ def test_default_dataset_is_the_training_one(
     shutil.copytree(subset_dir / "yes", tmp_path / "base" / "yes")
     with pytest.raises(EvaluationError, match="relative path.*pass --dataset"):
         evaluate_model(old / "tflite_micro_speech-test")
+    # The stream took such a manifest for no dataset at all: the official test set, a download.
+    with pytest.raises(ValueError, match="relative path.*pass --dataset"):
+        evaluate_streaming(old / "tflite_micro_speech-test", minutes=1, show_progress=False)
     # --tflite on a directory without a .tflite names the directory.
     keras_only = trained_test_model.parent / "keras_only"
     keras_only.mkdir()

@@ -265,7 +265,7 @@ def test_suppressions_are_swept_and_the_grid_is_bounded(trained_test_model):
     report = tune_detection(trained_test_model, max_fa_per_hour=1000, split="validation", **grid)
     assert {row.setting.suppression_ms for row in report.tuning.rows} == {500, 1500}
     huge = {"thresholds": range(256), "windows": range(10, 10_001, 10), "minimum_counts": range(51)}
-    with pytest.raises(OptionError, match=f"13,056,000 grid points; at most {MAX_GRID_POINTS:,}"):
+    with pytest.raises(OptionError, match=f"13,056,000 replays of the stream; at most {MAX_GRID_POINTS:,}"):
         tune_detection(trained_test_model, max_fa_per_hour=2, split="validation", **huge)
 
 

@@ -151,11 +151,14 @@ def test_arena_report_works_from_a_plain_script_without_a_main_guard(mltk_tflite
 
     path = tmp_path / "model.tflite"
     path.write_bytes(mltk_tflite_bytes)
-    script = tmp_path / "profile_it.py"
+    script = tmp_path / "scripts" / "profile_it.py"
+    script.parent.mkdir()
     script.write_text(
         "import sys\nfrom microspeech.tflite.profile import arena_report\nprint('script body runs')\n"
         "print(arena_report(sys.argv[1]).min_arena_bytes)\n"
     )
+    # A module of the user's in the current folder shadowed the real one in the child only.
+    (tmp_path / "signal.py").write_text("raise ImportError('the current folder is on the path')\n")
     done = subprocess.run(
         [sys.executable, str(script), str(path)], capture_output=True, text=True, timeout=300, cwd=tmp_path
     )

@@ -295,3 +295,31 @@ def test_stream_inputs_of_the_hand_made_stream_line_up_with_the_hops():
     inputs = stream_inputs(stream.audio, get_model_spec("tflite_micro_speech").frontend, _spec().detection)
     assert inputs.times_ms[0] == 100 and np.all(np.diff(inputs.times_ms) == 100)
     assert inputs.features.shape == (300, 49, 40)
+
+
+def test_the_tune_command_train_suggests_sweeps_the_calibration_grid():
+    # train's hint for an uncalibrated model named tune without its required --max-fa-per-hour,
+    # and a grid written out by hand beside the constants.
+    from microspeech.checks import parse_int_list
+    from microspeech.models import get_model_spec
+    from microspeech.training.stream_selection import (
+        CALIBRATION_MINIMUM_COUNTS,
+        CALIBRATION_SUPPRESSIONS,
+        CALIBRATION_THRESHOLDS,
+        CALIBRATION_WINDOWS,
+        calibration_tune_options,
+    )
+
+    spec = get_model_spec("tflite_micro_speech")
+    options = calibration_tune_options(spec)
+    given = dict(zip(options[::2], options[1::2], strict=False))
+    assert float(options[options.index("--max-fa-per-hour") + 1]) == spec.train.max_fa_per_hour
+    assert "--segmented" in options and options[options.index("--split") + 1] == "validation"
+    for option, expected in (
+        ("--thresholds", CALIBRATION_THRESHOLDS),
+        ("--windows", CALIBRATION_WINDOWS),
+        ("--counts", CALIBRATION_MINIMUM_COUNTS),
+        ("--suppressions", CALIBRATION_SUPPRESSIONS),
+    ):
+        text = options[options.index(option) + 1]
+        assert parse_int_list(text, option, low=0, high=10**6) == list(expected), (option, given)

@@ -212,6 +212,9 @@ def test_resume_with_another_budget_says_so(tmp_path, words):
     assert result.exit_code == 2, result.output
     message = " ".join(result.output.split())
     assert "other settings of tflite_micro_speech-test: train.max_fa_per_hour 2.0 (now 10.0)" in message
+    # --epochs may change (it extends a run): refused for something else here (the two-word set).
+    result = _train("--dataset", str(words), "--output", str(output), "--resume", "--epochs", "7")
+    assert result.exit_code == 2 and "other settings" not in result.output, result.output
 
 
 def test_an_empty_output_or_keywords_from_python_or_the_cli_are_refused(tmp_path, words, monkeypatch):

@@ -169,7 +169,8 @@ def classify_audio(
     )
     console.print(f"settings: {settings}", markup=False, highlight=False, soft_wrap=True)
 
-    def show(decisions, source: str = "") -> None:
+    def show(decisions, source: str = "") -> int:
+        found = 0
         for decision in decisions:
             if params.verbose_model_output_logs:
                 averages = "-" if decision.averages is None else _format_scores(decision.averages)
@@ -177,12 +178,14 @@ def classify_audio(
                 line = f"[{decision.time_ms:8d} ms] scores {scores} | averages {averages}"
                 console.print(line, highlight=False, soft_wrap=True)
             if decision.is_detection:
+                found += 1
                 console.print(
                     f"{escape(source)}{decision.time_ms / 1000:9.2f} s  detected "
                     f"[bold green]{escape(decision.label)}[/] score={decision.score}",
                     highlight=False,
                     soft_wrap=True,
                 )
+        return found
 
     for path, decoded in recordings:
         spotter.reset()
@@ -192,9 +195,21 @@ def classify_audio(
         line = f"[dim]{escape(str(path))}: {len(audio) / 16000:.2f} s{escape(note)}[/]"
         console.print(line, highlight=False, soft_wrap=True)
         try:
-            show(spotter.process(audio), f"{path.name}: " if len(wav) > 1 else "")
+            found = show(spotter.process(audio), f"{path.name}: " if len(wav) > 1 else "")
         except RuntimeError as error:  # an op the interpreter prepared but could not run
             fail(str(error))
+        if not found:
+            console.print(f"{path.name}: no detection", markup=False, highlight=False, soft_wrap=True)
+            if len(audio) * 1000 // 16000 <= params.suppression_ms + params.average_window_duration_ms:
+                # A one-second clip of the first class, the obvious first test, shows nothing.
+                console.print(
+                    f"  note: as the firmware, the detector starts as if {keyword_model.classes[0]!r} had "
+                    f"been detected at 0 ms, so it reports no {keyword_model.classes[0]!r} in the first "
+                    f"{params.suppression_ms} ms (--suppression); pad a short recording with silence",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
     if mic:
         from microspeech.detection.mic import MicrophoneError, input_device, listen
 

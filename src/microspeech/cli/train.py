@@ -134,13 +134,14 @@ def train(
         fail(str(err))
     except RuntimeError as err:  # the calibration runtime refused the trained model, after training
         from microspeech.training.artifacts import model_directory
+        from microspeech.training.stream_selection import calibration_tune_options
 
         folder = model_directory(spec.name, output)
+        tune = shlex.join(["microspeech", "tune", str(folder), *calibration_tune_options(spec), "--write"])
         fail(
             f"{err}; the trained .keras and .tflite are in {folder}, not calibrated (no manifest): "
-            f"calibrate with microspeech tune {folder} --split validation --write (train's grid: "
-            "--thresholds 60-255/4 --windows 300,500,750,1000 --counts 1-4 --suppressions "
-            "500,750,1000,1500), or train again with another --calibration-runtime"
+            f"calibrate them as train would with {tune} (--runtime to choose the interpreter), or "
+            "train again with another --calibration-runtime"
         )
     except KeyboardInterrupt:
         _interrupted(spec.name, output, command)

@@ -64,8 +64,7 @@ def tune(
     suppressions: str | None = typer.Option(
         None,
         "--suppressions",
-        help="suppression_ms values (default: the model's own). train's calibration grid: --thresholds "
-        "60-255/4 --windows 300,500,750,1000 --counts 1-4 --suppressions 500,750,1000,1500.",
+        help="suppression_ms values (default: the model's own; train's calibration sweeps 500-1500).",
     ),
     per_class: bool = typer.Option(
         False,
@@ -265,5 +264,7 @@ def _refuse_output_over_the_model(model: str, output: Path) -> None:
     except ValueError:
         return  # tune names the model's own problem
     own = [path for path in (resolved.tflite_path, resolved.keras_path) if path is not None]
+    if resolved.directory is not None:  # its manifest records the dataset, the calibration
+        own.append(resolved.directory / "manifest.json")
     if any(output.resolve() == Path(path).resolve() for path in own):
         fail(f"--output {output}: that is the model being tuned; name another file for the JSON")

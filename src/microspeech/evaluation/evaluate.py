@@ -19,7 +19,13 @@ import numpy as np
 
 from microspeech.evaluation.metrics import compute_metrics
 from microspeech.evaluation.plots import PLOTS, write_plots
-from microspeech.evaluation.report import EvaluationReport, VariantResult, checked_results_dir, write_results
+from microspeech.evaluation.report import (
+    EvaluationReport,
+    VariantResult,
+    checked_results_dir,
+    manifest_dataset,
+    write_results,
+)
 from microspeech.progress import progress_bar
 
 # Without a recorded training dataset, score on the official Speech Commands test set.
@@ -135,7 +141,7 @@ def evaluate_model(
     room left (0, the default, left-aligns as training's validation does; 0.5 centres).
     """
     from microspeech.checks import OptionError, check_number, check_seed
-    from microspeech.data import list_datasets, load_dataset
+    from microspeech.data import load_dataset
     from microspeech.data.folder import spoken_word
     from microspeech.data.pipeline import make_eval_set
 
@@ -188,18 +194,17 @@ def evaluate_model(
     available = {"float": keras_path is not None, "int8": tflite_file is not None}
     wanted = ["int8"] if tflite else [variant for variant in VARIANTS if available[variant]]
 
-    dataset_name = dataset or target.training_dataset or DEFAULT_TEST_DATASET
+    try:
+        recorded = None if dataset else manifest_dataset(target)
+    except ValueError as error:
+        raise EvaluationError(str(error)) from None
+    dataset_name = dataset or recorded or DEFAULT_TEST_DATASET
     # Named as the user gave it: --dataset, or the training dataset the manifest records.
     source = f"--dataset {dataset_name}"
-    if not dataset and target.training_dataset:
+    if recorded:
         source = (
             f"the training dataset {dataset_name} ({target.argument}'s manifest; pass --dataset for another)"
         )
-        if not Path(dataset_name).is_absolute() and dataset_name not in list_datasets():
-            raise EvaluationError(
-                f"{source}: a relative path, recorded by an older microspeech, which would be looked "
-                "up from the current folder; pass --dataset"
-            )
     try:
         audio_dataset = load_dataset(dataset_name)
     except (FileNotFoundError, ValueError) as error:
@@ -293,19 +298,20 @@ def evaluate_model(
 
 
 def _tflite_variant(tflite_bytes: bytes) -> str:
-    """"int8" for a .tflite with an int8 input (what `train` writes); otherwise named by its input
-    type ("tflite-float32"), so a float .tflite is never reported as the int8 model."""
-    from microspeech.tflite.flatbuffer import read_model, tensor_type_names
+    """"int8" for an integer model (what `train` writes, or one a converter left a float input
+    on); otherwise named by its arithmetic ("tflite-float32", "tflite-hybrid"), so a float
+    .tflite is never reported as the int8 model."""
+    from microspeech.tflite.flatbuffer import quantization_kind
 
-    graph = read_model(tflite_bytes).Subgraphs(0)
-    kind = tensor_type_names()[graph.Tensors(graph.Inputs(0)).Type()]
+    kind = quantization_kind(tflite_bytes)
     return "int8" if kind == "int8" else f"tflite-{kind}"
 
 
 def _remove_stale_plots(output_dir: Path, keep: set[Path]) -> None:
     """Plots of a variant not evaluated this time would contradict the new eval-results.json."""
-    for variant in VARIANTS:
-        for plot in PLOTS:
-            path = output_dir / f"{variant}-{plot}.png"
+    for plot in PLOTS:
+        # Every variant's: float, int8 and a float or hybrid .tflite's (tflite-float32-...).
+        named = [output_dir / f"{variant}-{plot}.png" for variant in VARIANTS]
+        for path in [*named, *output_dir.glob(f"tflite-*-{plot}.png")]:
             if path not in keep:
                 path.unlink(missing_ok=True)

@@ -33,6 +33,27 @@ def default_results_dir(model_file: Path) -> Path:
     return model_file.parent / "eval"
 
 
+def manifest_dataset(resolved: Any) -> str | None:
+    """The training dataset a resolved model's manifest records (the default of `evaluate`, clips
+    and stream, and of `tune --split validation`), None when it records none. ValueError naming the
+    manifest for one that cannot be found again: an older manifest's relative path (it would be
+    looked up from the current folder, where another dataset may have that name) or a folder gone."""
+    from microspeech.data import list_datasets
+
+    recorded = resolved.training_dataset
+    if recorded is None:
+        return None
+    source = f"the training dataset {recorded} ({resolved.argument}'s manifest; pass --dataset for another)"
+    if not Path(recorded).is_absolute() and recorded not in list_datasets():
+        raise ValueError(
+            f"{source}: a relative path, recorded by an older microspeech, which would be looked up from "
+            "the current folder; pass --dataset"
+        )
+    if Path(recorded).is_absolute() and not Path(recorded).is_dir():
+        raise ValueError(f"{source}: that folder is gone; pass --dataset")
+    return recorded
+
+
 def checked_results_dir(model_file: Path, output_dir: str | Path | None) -> Path:
     """`output_dir`, or the default of `default_results_dir`, checked writable before any work
     (an evaluation must not run for minutes to fail at its first file); OptionError else."""

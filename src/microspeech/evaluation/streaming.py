@@ -39,7 +39,7 @@ from microspeech.data.streams import (
 from microspeech.detection.keyword_model import KeywordModel
 from microspeech.detection.params import DetectionParams
 from microspeech.detection.stream_run import run_spotter
-from microspeech.evaluation.report import checked_results_dir
+from microspeech.evaluation.report import checked_results_dir, manifest_dataset
 from microspeech.files import write_bytes_atomic, write_text_atomic
 
 __all__ = [
@@ -191,21 +191,6 @@ def resolve_keyword_model(
     )
 
 
-def manifest_dataset(model: str | Path) -> str | None:
-    """The training dataset a model's manifest records (the clip evaluation's default too), when
-    it can be found from anywhere (a name or an absolute folder); else None (the official test set)."""
-    from microspeech.data import list_datasets
-    from microspeech.models import ModelResolutionError, resolve_model
-
-    try:
-        recorded = resolve_model(model).training_dataset
-    except (ModelResolutionError, ValueError, OSError):
-        return None
-    if recorded is None or not (Path(recorded).is_absolute() or recorded in list_datasets()):
-        return None
-    return recorded
-
-
 STREAM_PLOT = "streaming_miss_vs_fa.png"
 
 
@@ -333,21 +318,32 @@ def evaluate_streaming(
 
     minutes, snr_db = check_stream_request(minutes, snr_db, seed, tolerance_ms, segmented=segmented)
     keyword_model = resolve_keyword_model(model, params_override)
+    recorded = None
     if dataset is None and not isinstance(model, KeywordModel):
-        dataset = manifest_dataset(model)
+        from microspeech.models import resolve_model
+
+        dataset = recorded = manifest_dataset(resolve_model(model))
     out = checked_results_dir(Path(keyword_model.source), output_dir)
     params = detection_params_with(keyword_model.detection, params_override)
-    stream, data_name, noise_name = stream_from_dataset(
-        dataset,
-        keyword_model.classes,
-        minutes=minutes,
-        snr_db=snr_db,
-        seed=seed,
-        split=split,
-        noise_dataset=noise_dataset,
-        show_progress=show_progress,
-        segmented=segmented,
-    )
+    try:
+        stream, data_name, noise_name = stream_from_dataset(
+            dataset,
+            keyword_model.classes,
+            minutes=minutes,
+            snr_db=snr_db,
+            seed=seed,
+            split=split,
+            noise_dataset=noise_dataset,
+            show_progress=show_progress,
+            segmented=segmented,
+        )
+    except ValueError as error:
+        if recorded is None:
+            raise
+        # e.g. a subset without a test split: say where the dataset came from and the way out.
+        raise ValueError(
+            f"{error} (the training dataset {model}'s manifest records); pass --dataset"
+        ) from None
     # The pass without resets (the curve's scores) goes first: the firmware pass then computes
     # only what its resets change (`run_stream(reference=...)`), with the same result.
     # A threshold asked for is meant to apply: the device would use a stored list instead (as

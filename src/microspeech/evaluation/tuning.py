@@ -398,8 +398,8 @@ def choose(
     return min(fitting, key=lambda entry: _preference(entry.setting, entry.firmware)) if fitting else None
 
 
-# The most grid points one sweep takes: each is a replay of the whole stream (the defaults hold
-# 800, train's calibration 3,136); 256 x 1000 x 51 held 13 million and grew past 1.7 GB.
+# The most replays of the stream one sweep takes, one per grid point (the defaults hold 800,
+# train's calibration 3,136); 256 x 1000 x 51 held 13 million and grew past 1.7 GB.
 MAX_GRID_POINTS = 100_000
 
 
@@ -431,13 +431,22 @@ def _checked_grid(
             value = values[whole.index(None)]
             raise OptionError(f"{option} {value!r}: expected whole numbers from {low} to {high}")
         checked.append([int(number) for number in whole if number is not None])
-    points = math.prod(len(values) for values in checked if values is not None)
-    if points > MAX_GRID_POINTS:
-        raise OptionError(
-            f"--thresholds x --windows x --counts x --suppressions: {points:,} grid points; at most "
-            f"{MAX_GRID_POINTS:,} (each replays the whole stream): take coarser steps"
-        )
     return checked[0], checked[1], checked[2], checked[3]
+
+
+def _check_grid_size(grid: list[Sequence[int] | None], per_class_keywords: int = 0) -> None:
+    """At most MAX_GRID_POINTS replays of the stream: one per grid point, or with --per-class one
+    per threshold and keyword at each window, count and suppression."""
+    from microspeech.checks import OptionError
+
+    points = math.prod(len(values) for values in grid if values is not None)
+    replays = points * per_class_keywords if per_class_keywords else points
+    if replays > MAX_GRID_POINTS:
+        per_class = f" x {per_class_keywords} keywords (--per-class)" if per_class_keywords else ""
+        raise OptionError(
+            f"--thresholds x --windows x --counts x --suppressions{per_class}: {replays:,} replays of the "
+            f"stream; at most {MAX_GRID_POINTS:,}: take coarser steps"
+        )
 
 
 def tune_detection(
@@ -471,7 +480,8 @@ def tune_detection(
     """
     from microspeech.checks import MAX_FA_PER_HOUR, OptionError, check_int, check_number, check_stream_request
     from microspeech.data.streams import stream_from_dataset
-    from microspeech.evaluation.streaming import manifest_dataset, resolve_keyword_model
+    from microspeech.evaluation.report import manifest_dataset
+    from microspeech.evaluation.streaming import resolve_keyword_model
 
     # As the CLI checks its options: inf overflowed, "2" failed inside a comparison.
     max_fa_per_hour = check_number(max_fa_per_hour, "--max-fa-per-hour", above=0.0, high=MAX_FA_PER_HOUR)
@@ -481,6 +491,8 @@ def tune_detection(
     )
     check_int(verify, "verify", low=1, high=MAX_FIRMWARE_CHECKS)
     keyword_model = resolve_keyword_model(model)
+    keywords = sum(not name.startswith("_") for name in keyword_model.classes)
+    _check_grid_size([thresholds, windows, minimum_counts, suppressions], keywords if per_class else 0)
     base = keyword_model.detection
     longest = results_in_window(max(windows), base.latency_ms)  # the longest window holds the most
     if min(minimum_counts) > longest:
@@ -491,7 +503,9 @@ def tune_detection(
         )
     if dataset is None and split != "test":
         # The official test set has only test clips: another split is the training dataset's.
-        dataset = manifest_dataset(model)
+        from microspeech.models import resolve_model
+
+        dataset = manifest_dataset(resolve_model(model))
         if dataset is None:
             raise OptionError(
                 f"--split {split}: {model} records no training dataset (no manifest beside it), and the "

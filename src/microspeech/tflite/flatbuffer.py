@@ -11,6 +11,7 @@ import lzma
 import struct
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import flatbuffers
@@ -266,25 +267,56 @@ def tensor_type_names() -> dict[int, str]:
     }
 
 
-# Layers whose weights a dynamic-range ("hybrid") conversion keeps int8 under a float input.
-_WEIGHTED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"})
+# Layers whose weights a dynamic-range ("hybrid") conversion keeps int8 under a float input:
+# the positions of their data and weight inputs (TRANSPOSE_CONV's first is the output shape).
+_WEIGHTED_OPS = {
+    "CONV_2D": (0, 1),
+    "DEPTHWISE_CONV_2D": (0, 1),
+    "FULLY_CONNECTED": (0, 1),
+    "TRANSPOSE_CONV": (2, 1),
+    "BATCH_MATMUL": (0, 1),
+}
+
+
+def _weighted_layers(tflite_bytes: bytes) -> Iterator[tuple[int, str, str, str]]:
+    """(index, opcode, data type, weight type) of each weighted layer of the main graph."""
+    model = read_model(tflite_bytes)
+    graph = model.Subgraphs(0)
+    ops, types = builtin_op_names(), tensor_type_names()
+    for index in range(graph.OperatorsLength()):
+        op = graph.Operators(index)
+        code = model.OperatorCodes(op.OpcodeIndex())
+        name = ops.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "")
+        positions = _WEIGHTED_OPS.get(name)
+        if positions is None or op.InputsLength() <= max(positions):
+            continue
+        indices = [op.Inputs(position) for position in positions]
+        if min(indices) < 0:
+            continue
+        data, weights = (types[graph.Tensors(tensor).Type()] for tensor in indices)
+        yield index, name, data, weights
+
+
+def quantization_kind(tflite_bytes: bytes) -> str:
+    """"int8" (integer weights and arithmetic, whatever the input type: a converter may keep a
+    float input and quantize it inside), "hybrid" (integer weights under float inputs) or the
+    weights' float type ("float32"); a graph without weighted layers by its input's type."""
+    layers = list(_weighted_layers(tflite_bytes))
+    if not layers:
+        graph = read_model(tflite_bytes).Subgraphs(0)
+        return tensor_type_names()[graph.Tensors(graph.Inputs(0)).Type()]
+    if hybrid_layers(tflite_bytes):
+        return "hybrid"
+    floats = [weights for _, _, _, weights in layers if weights.startswith("float")]
+    return floats[0] if floats else "int8"
 
 
 def hybrid_layers(tflite_bytes: bytes) -> list[str]:
     """"layer N OPCODE" for each layer of the main graph with a float input and integer weights
     (dynamic-range quantization): TFLM's kernels refuse them, and Silicon Labs' build crashes on
     them instead of saying so."""
-    model = read_model(tflite_bytes)
-    graph = model.Subgraphs(0)
-    ops, types = builtin_op_names(), tensor_type_names()
     found = []
-    for index in range(graph.OperatorsLength()):
-        op = graph.Operators(index)
-        code = model.OperatorCodes(op.OpcodeIndex())
-        name = ops.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "")
-        if name not in _WEIGHTED_OPS or op.InputsLength() < 2 or min(op.Inputs(0), op.Inputs(1)) < 0:
-            continue
-        data, weights = (types[graph.Tensors(op.Inputs(i)).Type()] for i in (0, 1))
+    for index, name, data, weights in _weighted_layers(tflite_bytes):
         if data in ("float32", "float16") and weights in ("int8", "uint8", "int4"):
             found.append(f"layer {index} {name}")
     return found

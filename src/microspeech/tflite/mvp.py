@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from microspeech.mltk_wheel import INSTALL_HINT, find_mltk_file
+from microspeech.tflite.child import child_command
 from microspeech.tflite.silabs_tflm import _receive, _send, log_text
 
 __all__ = ["MvpError", "MvpLayer", "MvpProfile", "mvp_available", "profile_mvp"]
@@ -174,8 +175,10 @@ class MvpProfile:
 
 
 def _run_child(tflm_path: Path, mvp_path: Path, tflite_bytes: bytes, source: str) -> dict[str, Any]:
+    argv, environment = child_command("microspeech.tflite.mvp")
     process = subprocess.Popen(
-        [sys.executable, "-m", "microspeech.tflite.mvp"],
+        argv,
+        env=environment,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

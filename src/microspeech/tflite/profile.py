@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from microspeech.tflite.child import child_command
 from microspeech.tflite.flatbuffer import load_bytes
 from microspeech.tflite.runtime import (
     TfliteRunner,
@@ -151,16 +152,20 @@ def run_isolated(function: Any, *args: Any, doing: str) -> Any:
     stdin: multiprocessing's spawn would run the caller's script again, which a plain script
     without a `__main__` guard does not survive. `function` must be importable by name.
     """
+    argv, environment = child_command("microspeech.tflite.profile")
     child = subprocess.run(
-        [sys.executable, "-m", "microspeech.tflite.profile"],
+        argv,
+        env=environment,
         input=pickle.dumps((function, args), protocol=pickle.HIGHEST_PROTOCOL),
         stdout=subprocess.PIPE,
         check=False,
     )
     try:
         succeeded, value = pickle.loads(child.stdout)
-    except Exception:  # noqa: BLE001 (nothing or a cut reply: the child died)
+    except Exception as error:  # noqa: BLE001 (nothing or a cut reply: the child died)
         code = child.returncode
+        if code == 0:  # it ended normally, yet its answer cannot be read back here
+            raise RuntimeError(f"the child process {doing} sent no readable result ({error})") from None
         how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
         raise RuntimeError(f"TFLM crashed ({how}) while {doing}") from None
     if not succeeded:

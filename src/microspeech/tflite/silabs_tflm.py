@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from microspeech.mltk_wheel import INSTALL_HINT, find_mltk_file
+from microspeech.tflite.child import child_command
 from microspeech.tflite.flatbuffer import hybrid_layers, hybrid_message
 
 __all__ = ["SilabsTflmError", "SilabsTflmProcess", "silabs_tflm_available"]
@@ -110,8 +111,10 @@ class SilabsTflmProcess:
         hybrid = hybrid_layers(bytes(tflite_bytes))
         if hybrid:
             raise SilabsTflmError(f"{source}: Silicon Labs' TFLM cannot run {hybrid_message(hybrid)}")
+        argv, environment = child_command("microspeech.tflite.silabs_tflm")
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "microspeech.tflite.silabs_tflm"],
+            argv,
+            env=environment,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )

@@ -15,6 +15,7 @@ suppression) are chosen for the budget with the firmware loop, as `microspeech t
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -270,6 +271,29 @@ CALIBRATION_THRESHOLDS = tuple(range(60, 256, 4))
 CALIBRATION_WINDOWS = (300, 500, 750, 1000)
 CALIBRATION_MINIMUM_COUNTS = (1, 2, 3, 4)
 CALIBRATION_SUPPRESSIONS = (500, 750, 1000, 1500)
+
+
+def calibration_tune_options(spec: ModelSpec) -> list[str]:
+    """`microspeech tune` options for the budget, kind of stream (validation clips, the spec's
+    conditions, the calibration's length) and grid `train` calibrates with (not its very audio:
+    tune draws its stream from --seed)."""
+
+    def listed(values: tuple[int, ...]) -> str:
+        steps = {b - a for a, b in zip(values, values[1:], strict=False)}
+        if len(values) > 2 and len(steps) == 1:
+            step = steps.pop()
+            return f"{values[0]}-{values[-1]}" + (f"/{step}" if step != 1 else "")
+        return ",".join(map(str, values))
+
+    settings = spec.train
+    minutes = settings.calibration_minutes or settings.stream_validation_minutes
+    conditions = ",".join("inf" if math.isinf(snr) else f"{snr:g}" for snr in settings.stream_conditions)
+    return [
+        "--max-fa-per-hour", f"{settings.max_fa_per_hour:g}", "--split", "validation",
+        "--minutes", f"{minutes:g}", "--snr-db", conditions, "--segmented",
+        "--thresholds", listed(CALIBRATION_THRESHOLDS), "--windows", listed(CALIBRATION_WINDOWS),
+        "--counts", listed(CALIBRATION_MINIMUM_COUNTS), "--suppressions", listed(CALIBRATION_SUPPRESSIONS),
+    ]  # fmt: skip
 
 
 @dataclass(frozen=True)

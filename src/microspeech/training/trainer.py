@@ -287,7 +287,7 @@ def _train_locked(
         bars.remove_task(task)
 
     artifacts.directory.mkdir(parents=True, exist_ok=True)
-    if checkpoint is None and artifacts.train_log_path.exists():
+    if checkpoint is None and (artifacts.train_log_path.exists() or (artifacts.logs_dir / "train").exists()):
         # A fresh run where an earlier one trained: its log and TensorBoard curves would run on
         # into this one's (the model files are replaced at the end, as any fresh run does).
         console.print(
@@ -295,7 +295,7 @@ def _train_locked(
             "TensorBoard logs start again; --resume continues a run instead)",
             markup=False,
         )
-        artifacts.train_log_path.unlink()
+        artifacts.train_log_path.unlink(missing_ok=True)
         shutil.rmtree(artifacts.logs_dir / "train", ignore_errors=True)
     handler = _attach_log(artifacts.train_log_path)
     try:
@@ -389,20 +389,25 @@ def _check_resumable(
             f"or lists changed since); resume with the same --dataset {start_over}"
         )
     recorded_settings = state.get("settings")  # checkpoints before stop 58 lack it
-    if recorded_settings is not None and recorded_settings != resume_settings(spec):
-        # One run with two recipes (e.g. its epochs scored for 2 and then for 10 FA/h, the best
-        # chosen across both) is not a run of either.
-        was, now = _flat(recorded_settings), _flat(resume_settings(spec))
-        changed = [
-            f"{key} {was.get(key)!r} (now {now.get(key)!r})"
-            for key in sorted(set(was) | set(now))
-            if was.get(key) != now.get(key)
-        ]
+    # One run with two recipes (e.g. its epochs scored for 2 and then for 10 FA/h, the best chosen
+    # across both) is not a run of either. The epoch limit may change (--epochs extends a run), and
+    # a setting one side lacks (added by a newer microspeech) is not compared.
+    was, now = _flat(recorded_settings or {}), _flat(resume_settings(spec))
+    changed = [
+        f"{key} {was[key]!r} (now {now[key]!r})"
+        for key in sorted(set(was) & set(now))
+        if was[key] != now[key] and key not in RESUMABLE_CHANGES
+    ]
+    if changed:
         raise ResumeError(
             f"{artifacts.checkpoint_dir} was written with other settings of {spec.name}: "
             f"{'; '.join(changed[:6])}{' ...' if len(changed) > 6 else ''}; resume with the same options "
             f"and spec (e.g. --max-fa-per-hour) {start_over}"
         )
+
+
+# Settings a resumed run may change: `train --epochs` extends (or shortens) a run.
+RESUMABLE_CHANGES = frozenset({"train.epochs"})
 
 
 def resume_settings(spec: ModelSpec) -> dict[str, Any]:

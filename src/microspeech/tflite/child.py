@@ -1,0 +1,21 @@
+"""The command and environment of a Python child process running one of our modules.
+
+Silicon Labs' TFLM, the MVP simulator and TFLM's arena search each run in a child of their own
+(a crash or a symbol clash stays there). `python -m` alone puts the current folder first on the
+child's path, so a user's `numpy.py` or `signal.py` there would shadow the real one in the child
+only, and a package the parent reached through its own `sys.path` would be missing: the child
+gets the parent's path instead, as multiprocessing's spawn gave it, and `-P` keeps the current
+folder off it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def child_command(module: str) -> tuple[list[str], dict[str, str]]:
+    """(argv, environment) that run `python -m module` with this process's import path."""
+    environment = dict(os.environ)
+    environment["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)
+    return [sys.executable, "-P", "-m", module], environment
