@@ -191,6 +191,21 @@ def resolve_keyword_model(
     )
 
 
+def model_stream(
+    keyword_model: KeywordModel, dataset: str | None, *, recorded_by: str | None = None, **options: Any
+) -> tuple[KeywordStream, str, str]:
+    """`stream_from_dataset` for a model's classes; `recorded_by`: the model whose manifest named
+    `dataset`, which an error then says (e.g. a subset without a test split), with the way out."""
+    try:
+        return stream_from_dataset(dataset, keyword_model.classes, **options)
+    except ValueError as error:
+        if recorded_by is None:
+            raise
+        raise ValueError(
+            f"{error} (the training dataset {recorded_by}'s manifest records); pass --dataset"
+        ) from None
+
+
 STREAM_PLOT = "streaming_miss_vs_fa.png"
 
 
@@ -325,25 +340,18 @@ def evaluate_streaming(
         dataset = recorded = manifest_dataset(resolve_model(model))
     out = checked_results_dir(Path(keyword_model.source), output_dir)
     params = detection_params_with(keyword_model.detection, params_override)
-    try:
-        stream, data_name, noise_name = stream_from_dataset(
-            dataset,
-            keyword_model.classes,
-            minutes=minutes,
-            snr_db=snr_db,
-            seed=seed,
-            split=split,
-            noise_dataset=noise_dataset,
-            show_progress=show_progress,
-            segmented=segmented,
-        )
-    except ValueError as error:
-        if recorded is None:
-            raise
-        # e.g. a subset without a test split: say where the dataset came from and the way out.
-        raise ValueError(
-            f"{error} (the training dataset {model}'s manifest records); pass --dataset"
-        ) from None
+    stream, data_name, noise_name = model_stream(
+        keyword_model,
+        dataset,
+        recorded_by=None if recorded is None else str(model),
+        minutes=minutes,
+        snr_db=snr_db,
+        seed=seed,
+        split=split,
+        noise_dataset=noise_dataset,
+        show_progress=show_progress,
+        segmented=segmented,
+    )
     # The pass without resets (the curve's scores) goes first: the firmware pass then computes
     # only what its resets change (`run_stream(reference=...)`), with the same result.
     # A threshold asked for is meant to apply: the device would use a stored list instead (as

@@ -479,9 +479,8 @@ def tune_detection(
     pick holds on the part to the rounding; `microspeech.tflite.runtime`).
     """
     from microspeech.checks import MAX_FA_PER_HOUR, OptionError, check_int, check_number, check_stream_request
-    from microspeech.data.streams import stream_from_dataset
     from microspeech.evaluation.report import manifest_dataset
-    from microspeech.evaluation.streaming import resolve_keyword_model
+    from microspeech.evaluation.streaming import model_stream, resolve_keyword_model
 
     # As the CLI checks its options: inf overflowed, "2" failed inside a comparison.
     max_fa_per_hour = check_number(max_fa_per_hour, "--max-fa-per-hour", above=0.0, high=MAX_FA_PER_HOUR)
@@ -501,19 +500,21 @@ def tune_detection(
             f"at one inference every {base.latency_ms} ms (a {max(windows)} ms window holds {longest}), "
             "so nothing could be detected"
         )
+    recorded = None
     if dataset is None and split != "test":
         # The official test set has only test clips: another split is the training dataset's.
         from microspeech.models import resolve_model
 
-        dataset = manifest_dataset(resolve_model(model))
+        dataset = recorded = manifest_dataset(resolve_model(model))
         if dataset is None:
             raise OptionError(
                 f"--split {split}: {model} records no training dataset (no manifest beside it), and the "
                 "official test set has only test clips; pass --dataset"
             )
-    stream, data_name, noise_name = stream_from_dataset(
+    stream, data_name, noise_name = model_stream(
+        keyword_model,
         dataset,
-        keyword_model.classes,
+        recorded_by=None if recorded is None else str(model),
         minutes=minutes,
         snr_db=snr_db,
         seed=seed,
