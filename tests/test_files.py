@@ -174,22 +174,29 @@ def test_a_lock_file_removed_by_its_holder_is_never_held_twice(tmp_path):
     from microspeech.files import exclusive_lock
 
     lock = tmp_path / "built.lock"
-    inside: list[str] = []
+    holders, most = [0], [0]
+    guard = threading.Lock()
     waiter_started = threading.Event()
+
+    def hold(name: str) -> None:
+        with exclusive_lock(lock):
+            with guard:
+                holders[0] += 1
+                most[0] = max(most[0], holders[0])
+            time.sleep(0.3)  # long enough for the other to get in, were it let in
+            with guard:
+                holders[0] -= 1
 
     def waiter() -> None:
         waiter_started.set()
-        with exclusive_lock(lock):
-            inside.append("waiter")
+        hold("waiter")
 
     with exclusive_lock(lock):
         thread = threading.Thread(target=waiter)
         thread.start()
         waiter_started.wait()
-        time.sleep(0.2)  # the waiter now blocks on the old file
+        time.sleep(0.2)  # the waiter now blocks on the file about to be removed
         lock.unlink()
-    with exclusive_lock(lock, wait=True):  # a newcomer takes the new file
-        time.sleep(0.3)
-        inside.append("newcomer")  # the waiter must still be outside
+    hold("newcomer")  # takes a new file at the same path
     thread.join(timeout=10)
-    assert inside == ["newcomer", "waiter"]
+    assert not thread.is_alive() and most[0] == 1
