@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Callable
@@ -30,6 +31,17 @@ def mltk_model_zip() -> Path:
             "(`make dev` installs it)"
         )
     return MLTK_ZIP
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1 (--repeats 0 divided by zero, or printed 'nanx')."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: expected at least 1")
+    return value
 
 
 def run(main: Callable[[], None]) -> None:

@@ -78,6 +78,16 @@ def main() -> None:
     parser.add_argument("--stream-offset", type=int, default=1000)
     args = parser.parse_args()
     print(machine_description(), flush=True)
+    from microspeech.checks import check_minutes, check_seed
+    from microspeech.models import get_model_spec
+
+    try:  # before any training: an unknown model was a traceback after its folder was made
+        get_model_spec(args.model)
+    except KeyError as error:
+        raise ValueError(f"--model {args.model}: {error.args[0]}") from None
+    check_minutes(args.minutes)
+    for seed in args.seeds:
+        check_seed(seed)
 
     import keras
 

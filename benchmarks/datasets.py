@@ -29,7 +29,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bundles import SUBSET, machine_description, run, shared_bundle
+from bundles import SUBSET, machine_description, positive_int, run, shared_bundle
 from microspeech.data import load_dataset
 
 console = Console()
@@ -65,9 +65,13 @@ def tensorflow_index(root: Path) -> list[tuple[str, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, help="a Speech Commands folder (default: the subset bundle)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per contender (best is kept)")
+    parser.add_argument(
+        "--repeats", type=positive_int, default=3, help="timed runs per contender (best is kept)"
+    )
     parser.add_argument("--skip-synthetic", action="store_true", help="do not time synthetic generation")
-    parser.add_argument("--workers", type=int, default=None, help="synthetic worker processes (default: all)")
+    parser.add_argument(
+        "--workers", type=positive_int, default=None, help="synthetic worker processes (default: all)"
+    )
     args = parser.parse_args()
     print(machine_description(), flush=True)
     root = args.dataset or shared_bundle(SUBSET, "pass --dataset")

@@ -183,19 +183,34 @@ def main() -> None:
         "--output", type=Path, default=Path(tempfile.gettempdir()) / "microspeech-bench-detection"
     )
     args = parser.parse_args()
+    # Every option and model checked before anything is printed or written, each error naming it.
+    from microspeech.checks import check_int, check_minutes, check_output_folder, check_seed, parse_snr_list
+
+    check_minutes(args.minutes)
+    if args.speed_minutes:
+        check_minutes(args.speed_minutes, "--speed-minutes")
+    check_seed(args.seed)
+    check_int(args.repeats, "--repeats", low=1)
+    check_output_folder(args.output, "--output")
+    conditions = parse_snr_list(args.conditions.replace("clean", "inf"), "--conditions", segmented=True)
+    for option, folder in (("--dataset", args.dataset), ("--noise-dataset", args.noise_dataset)):
+        if folder is not None and "/" in folder and not Path(folder).is_dir():
+            raise ValueError(f"{option} {folder}: no such folder")
+    ours = [resolve_keyword_model(name) for name in args.model]
     if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {args.cpu})
+        try:
+            os.sched_setaffinity(0, {args.cpu})
+        except OSError as error:
+            raise ValueError(f"--cpu {args.cpu}: cannot pin to it ({error.strerror})") from None
     dataset = args.dataset or str(shared_bundle(DEV_TEST_SET, HINT))
     noise = args.noise_dataset or str(shared_bundle(SUBSET, HINT))
-    conditions = [float("inf") if v.strip() == "clean" else float(v) for v in args.conditions.split(",")]
 
     with zipfile.ZipFile(mltk_model_zip()) as archive:
         reference_path = args.output / "mltk" / "tflite_micro_speech.tflite"
         reference_path.parent.mkdir(parents=True, exist_ok=True)
         reference_path.write_bytes(archive.read("tflite_micro_speech.tflite"))
     models = [("MLTK tflite_micro_speech (shipped)", reference_path, "mltk")]
-    for number, name in enumerate(args.model, 1):
-        model = resolve_keyword_model(name)
+    for number, (name, model) in enumerate(zip(args.model, ours, strict=True), 1):
         models.append((f"ours: {name}", Path(model.source), f"ours-{number}"))
     print(machine_description())
     print(
@@ -245,7 +260,7 @@ def main() -> None:
         + " | ".join(f"miss at <= {b:g} FA/h (thr)" for b in budgets)
         + " | 20 yes: found / FA |"
     )
-    print("|---" * (6 + len(conditions) + len(budgets)) + "|")
+    print("|---" * (5 + len(conditions) + len(budgets)) + "|")
     curves = {}
     word_errors: dict[str, dict[str, WordErrors]] = {}
     false_accept_words: dict[str, dict[str, int]] = {}

@@ -31,7 +31,7 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from bundles import DEV_TEST_SET, machine_description, run, shared_bundle
+from bundles import DEV_TEST_SET, machine_description, positive_int, run, shared_bundle
 from microspeech.audio import fit_length, read_audio
 from microspeech.frontend import FrontendSettings, compute_features
 from microspeech.testing.mltk_oracle import INSTALL_HINT, MltkFrontend, find_wrapper
@@ -72,7 +72,9 @@ def main() -> None:
     global _worker_clips
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, help="folder of .wav clips (default: the dev test bundle)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per contender (best is kept)")
+    parser.add_argument(
+        "--repeats", type=positive_int, default=5, help="timed runs per contender (best is kept)"
+    )
     args = parser.parse_args()
     print(machine_description(), flush=True)
     if find_wrapper() is None:

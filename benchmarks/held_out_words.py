@@ -25,7 +25,7 @@ import argparse
 import os
 from pathlib import Path
 
-from bundles import SUBSET, linked_copy, run, shared_bundle
+from bundles import SUBSET, linked_copy, machine_description, run, shared_bundle
 
 
 def main() -> None:
@@ -38,6 +38,7 @@ def main() -> None:
         help="comma-separated words whose synthetic (eSpeak NG) training clips join the copy's training",
     )
     args = parser.parse_args()
+    print(machine_description(), flush=True)
     words = {word.strip() for word in args.words.split(",") if word.strip()}
     synthetic_words = {word.strip() for word in args.synthetic_words.split(",") if word.strip()}
     source = shared_bundle(SUBSET)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from bundles import machine_description, run
+from bundles import machine_description, positive_int, run
 from microspeech.data import load_dataset
 from microspeech.data.clip_bank import trim
 from microspeech.data.pipeline import TrainingPipeline
@@ -54,7 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default=str(DEFAULT_DATASET))
     parser.add_argument("--reference-clips", type=int, default=400)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=positive_int, default=3)
     args = parser.parse_args()
     print(machine_description(), flush=True)
     dataset = load_dataset(args.dataset)

@@ -8,8 +8,20 @@
 # written .tflite), then evaluates the float and int8 models on
 # speech_commands_test_set_v0.02_dev mapped to yes/no/_unknown_/_silence_.
 set -euo pipefail
+usage="usage: benchmarks/train_subset.sh [OUTPUT_DIR]   (SEED=N to change the seed)"
+case "${1:-}" in
+    -h|--help) echo "$usage"; exit 0 ;;
+    -*) echo "$usage" >&2; echo "error: unknown option $1" >&2; exit 2 ;;
+esac
+[ $# -le 1 ] || { echo "$usage" >&2; exit 2; }
+OUTPUT=$(realpath -m "${1:-/tmp/microspeech-train-subset}")
+# The folder is replaced: only one that is absent, empty or an earlier run of this script's.
+if [ -e "$OUTPUT" ] && [ -n "$(ls -A "$OUTPUT" 2>/dev/null || echo file)" ] \
+        && [ ! -f "$OUTPUT/train.log" ]; then
+    echo "error: $OUTPUT exists and holds no earlier training run (no train.log): not replacing it" >&2
+    exit 2
+fi
 cd "$(dirname "$0")/.."
-OUTPUT=${1:-/tmp/microspeech-train-subset}
 SEED=${SEED:-0}
 SHARED=${MICROSPEECH_SHARED_DATA:-$(cd .. && pwd)/shared/data}
 [ -d "$SHARED" ] || SHARED=/work/shared/data

@@ -18,7 +18,7 @@ import argparse
 import random
 from pathlib import Path
 
-from bundles import SPLIT_LISTS, SUBSET, linked_copy, run, shared_bundle
+from bundles import SPLIT_LISTS, SUBSET, linked_copy, machine_description, run, shared_bundle
 
 
 def main() -> None:
@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--draw", required=True, help="names the random draw (e.g. half, quarter)")
     parser.add_argument("--output", type=Path, required=True, help="folder that receives the copy")
     args = parser.parse_args()
+    print(machine_description(), flush=True)
     if not 0.0 < args.fraction <= 1.0:
         parser.error(f"--fraction must be within (0, 1], got {args.fraction}")
     source = shared_bundle(SUBSET)

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 
-from bundles import CPU_CHOICES, CPU_HELP, machine_description, run, tensorflow_environment
+from bundles import CPU_CHOICES, CPU_HELP, machine_description, positive_int, run, tensorflow_environment
 
 BATCH = 32
 VARIANTS = ("keras", "keras-1-thread", "microspeech")
@@ -71,8 +71,8 @@ def measure(variant: str, samples: int) -> tuple[float, bool]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=6400)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--samples", type=positive_int, default=6400)
+    parser.add_argument("--repeats", type=positive_int, default=3)
     parser.add_argument("--cpu", choices=CPU_CHOICES, default="native", help=CPU_HELP)
     parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # one child process
     args = parser.parse_args()
