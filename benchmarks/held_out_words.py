@@ -51,6 +51,12 @@ def main() -> None:
         )
     if args.output.exists() and any(args.output.iterdir()):
         parser.error(f"--output {args.output}: not empty")
+    if synthetic_words:  # checked before the copy: a late error left a half copy that blocked the retry
+        from microspeech.data.synthetic import PRESETS
+
+        known = set(PRESETS["synthetic"].words)
+        if unknown := sorted(synthetic_words - known):
+            parser.error(f"--synthetic-words: {', '.join(unknown)} not in the synthetic dataset")
     linked, left_out = linked_copy(source, args.output, lambda relative: relative.parts[0] not in words)
     print(
         f"{args.output}: {linked} files linked to {source}, {left_out} clips of {', '.join(sorted(words))} "
