@@ -1,4 +1,4 @@
-"""The command and environment of a Python child process running one of our modules.
+"""A Python child process running one of our modules: its command and environment, and its stdout.
 
 Silicon Labs' TFLM, the MVP simulator and TFLM's arena search each run in a child of their own
 (a crash or a symbol clash stays there). `python -m` alone puts the current folder first on the
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import BinaryIO
 
 
 def child_command(module: str) -> tuple[list[str], dict[str, str]]:
@@ -19,3 +20,11 @@ def child_command(module: str) -> tuple[list[str], dict[str, str]]:
     environment = dict(os.environ)
     environment["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)
     return [sys.executable, "-P", "-m", module], environment
+
+
+def protocol_stdout() -> BinaryIO:
+    """In the child: the real stdout, kept for the protocol's replies; file descriptor 1 then
+    points at stderr, so anything the C++ code prints cannot corrupt a reply."""
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    return replies

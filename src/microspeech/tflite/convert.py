@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from microspeech.tflite.flatbuffer import operator_names
 from microspeech.version import __version__
 
 if TYPE_CHECKING:
@@ -148,21 +149,6 @@ def convert_to_int8(
         tflite_bytes = simplify_graph(tflite_bytes)
     check_int8_model(tflite_bytes)
     return tflite_bytes
-
-
-def operator_names(tflite_bytes: bytes) -> list[str]:
-    """Builtin op names of every operator in the main subgraph, in execution order."""
-    from microspeech.tflite.flatbuffer import builtin_op_names, read_model
-
-    names = builtin_op_names()
-    model = read_model(tflite_bytes)
-    codes = [model.OperatorCodes(i) for i in range(model.OperatorCodesLength())]
-    subgraph = model.Subgraphs(0)
-    ops = []
-    for i in range(subgraph.OperatorsLength()):
-        code = codes[subgraph.Operators(i).OpcodeIndex()]
-        ops.append(names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())])
-    return ops
 
 
 def check_int8_model(tflite_bytes: bytes) -> None:

@@ -278,15 +278,25 @@ _WEIGHTED_OPS = {
 }
 
 
+def operator_names(tflite_bytes: bytes) -> list[str]:
+    """Builtin op names of every operator in the main subgraph, in execution order."""
+    names = builtin_op_names()
+    model = read_model(tflite_bytes)
+    codes = [model.OperatorCodes(i) for i in range(model.OperatorCodesLength())]
+    subgraph = model.Subgraphs(0)
+    ops = []
+    for i in range(subgraph.OperatorsLength()):
+        code = codes[subgraph.Operators(i).OpcodeIndex()]
+        ops.append(names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())])
+    return ops
+
+
 def _weighted_layers(tflite_bytes: bytes) -> Iterator[tuple[int, str, str, str]]:
     """(index, opcode, data type, weight type) of each weighted layer of the main graph."""
-    model = read_model(tflite_bytes)
-    graph = model.Subgraphs(0)
-    ops, types = builtin_op_names(), tensor_type_names()
-    for index in range(graph.OperatorsLength()):
+    graph = read_model(tflite_bytes).Subgraphs(0)
+    types = tensor_type_names()
+    for index, name in enumerate(operator_names(tflite_bytes)):
         op = graph.Operators(index)
-        code = model.OperatorCodes(op.OpcodeIndex())
-        name = ops.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "")
         positions = _WEIGHTED_OPS.get(name)
         if positions is None or op.InputsLength() <= max(positions):
             continue
@@ -305,21 +315,25 @@ def quantization_kind(tflite_bytes: bytes) -> str:
     if not layers:
         graph = read_model(tflite_bytes).Subgraphs(0)
         return tensor_type_names()[graph.Tensors(graph.Inputs(0)).Type()]
-    if hybrid_layers(tflite_bytes):
+    if any(_is_hybrid(data, weights) for _, _, data, weights in layers):
         return "hybrid"
     floats = [weights for _, _, _, weights in layers if weights.startswith("float")]
     return floats[0] if floats else "int8"
+
+
+def _is_hybrid(data: str, weights: str) -> bool:
+    return data in ("float32", "float16") and weights in ("int8", "uint8", "int4")
 
 
 def hybrid_layers(tflite_bytes: bytes) -> list[str]:
     """"layer N OPCODE" for each layer of the main graph with a float input and integer weights
     (dynamic-range quantization): TFLM's kernels refuse them, and Silicon Labs' build crashes on
     them instead of saying so."""
-    found = []
-    for index, name, data, weights in _weighted_layers(tflite_bytes):
-        if data in ("float32", "float16") and weights in ("int8", "uint8", "int4"):
-            found.append(f"layer {index} {name}")
-    return found
+    return [
+        f"layer {index} {name}"
+        for index, name, data, weights in _weighted_layers(tflite_bytes)
+        if _is_hybrid(data, weights)
+    ]
 
 
 def hybrid_message(layers: list[str]) -> str:

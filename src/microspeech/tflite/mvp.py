@@ -21,7 +21,6 @@ estimate), so the total is measured accelerator cycles plus an estimate, labelle
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from microspeech.mltk_wheel import INSTALL_HINT, find_mltk_file
-from microspeech.tflite.child import child_command
+from microspeech.tflite.child import child_command, protocol_stdout
 from microspeech.tflite.silabs_tflm import _receive, _send, log_text
 
 __all__ = ["MvpError", "MvpLayer", "MvpProfile", "mvp_available", "profile_mvp"]
@@ -273,7 +272,5 @@ def profile_mvp(path_or_bytes: str | Path | bytes, *, clock_mhz: float = 78.0) -
 
 
 if __name__ == "__main__":
-    # The protocol owns the real stdout; anything the C++ code prints goes to stderr.
-    replies = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
+    replies = protocol_stdout()
     _send(replies, _simulate(*_receive(sys.stdin.buffer)))

@@ -12,7 +12,6 @@ Latency on a microcontroller is an estimate from a cycles-per-operation model (s
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
 import signal
@@ -26,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from microspeech.tflite.child import child_command
+from microspeech.tflite.child import child_command, protocol_stdout
 from microspeech.tflite.flatbuffer import load_bytes
 from microspeech.tflite.runtime import (
     TfliteRunner,
@@ -176,8 +175,7 @@ def run_isolated(function: Any, *args: Any, doing: str) -> Any:
 def _serve_isolated() -> None:
     """The child of `run_isolated`: one call, its outcome pickled to the real stdout (anything the
     C++ code prints goes to stderr)."""
-    replies = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
+    replies = protocol_stdout()
     function, args = pickle.loads(sys.stdin.buffer.read())
     try:
         outcome: tuple[bool, Any] = (True, function(*args))

@@ -13,7 +13,6 @@ None, False, False, False, False, [arena])`, then input / `invoke()` / outputs p
 from __future__ import annotations
 
 import importlib.util
-import os
 import pickle
 import struct
 import subprocess
@@ -23,7 +22,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from microspeech.mltk_wheel import INSTALL_HINT, find_mltk_file
-from microspeech.tflite.child import child_command
+from microspeech.tflite.child import child_command, protocol_stdout
 from microspeech.tflite.flatbuffer import hybrid_layers, hybrid_message
 
 __all__ = ["SilabsTflmError", "SilabsTflmProcess", "silabs_tflm_available"]
@@ -185,7 +184,5 @@ class SilabsTflmProcess:
 
 
 if __name__ == "__main__":
-    # The protocol owns the real stdout; anything the C++ code prints goes to stderr.
-    replies = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
+    replies = protocol_stdout()
     _serve(sys.stdin.buffer, replies)
