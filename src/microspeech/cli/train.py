@@ -65,8 +65,6 @@ def train(
     from microspeech.training import train_model
     from microspeech.training.trainer import ResumeError
 
-    if output is not None and not output.strip():
-        fail("--output '': an empty folder name (it would train into the current folder); name a folder")
     try:
         words = None if keywords is None else keywords.split(",")
         spec = resolve_model_spec(name, keywords=words, dry_run=test)
