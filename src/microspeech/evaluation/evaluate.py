@@ -24,6 +24,7 @@ from microspeech.evaluation.report import (
     VariantResult,
     checked_results_dir,
     manifest_dataset,
+    manifest_label,
     write_results,
 )
 from microspeech.progress import progress_bar
@@ -202,9 +203,7 @@ def evaluate_model(
     # Named as the user gave it: --dataset, or the training dataset the manifest records.
     source = f"--dataset {dataset_name}"
     if recorded:
-        source = (
-            f"the training dataset {dataset_name} ({target.argument}'s manifest; pass --dataset for another)"
-        )
+        source = manifest_label(recorded, target.argument)
     try:
         audio_dataset = load_dataset(dataset_name)
     except (FileNotFoundError, ValueError) as error:

@@ -43,7 +43,7 @@ def manifest_dataset(resolved: Any) -> str | None:
     recorded = resolved.training_dataset
     if recorded is None:
         return None
-    source = f"the training dataset {recorded} ({resolved.argument}'s manifest; pass --dataset for another)"
+    source = manifest_label(recorded, resolved.argument)
     if not Path(recorded).is_absolute() and recorded not in list_datasets():
         raise ValueError(
             f"{source}: a relative path, recorded by an older microspeech, which would be looked up from "
@@ -52,6 +52,11 @@ def manifest_dataset(resolved: Any) -> str | None:
     if Path(recorded).is_absolute() and not Path(recorded).is_dir():
         raise ValueError(f"{source}: that folder is gone; pass --dataset")
     return recorded
+
+
+def manifest_label(dataset: str, model: str) -> str:
+    """How errors name a dataset that a model's manifest chose (not the user's --dataset)."""
+    return f"the training dataset {dataset} ({model}'s manifest; pass --dataset for another)"
 
 
 def checked_results_dir(model_file: Path, output_dir: str | Path | None) -> Path:

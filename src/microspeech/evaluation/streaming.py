@@ -39,7 +39,7 @@ from microspeech.data.streams import (
 from microspeech.detection.keyword_model import KeywordModel
 from microspeech.detection.params import DetectionParams
 from microspeech.detection.stream_run import run_spotter
-from microspeech.evaluation.report import checked_results_dir, manifest_dataset
+from microspeech.evaluation.report import checked_results_dir, manifest_dataset, manifest_label
 from microspeech.files import write_bytes_atomic, write_text_atomic
 
 __all__ = [
@@ -199,11 +199,9 @@ def model_stream(
     try:
         return stream_from_dataset(dataset, keyword_model.classes, **options)
     except ValueError as error:
-        if recorded_by is None:
+        if recorded_by is None or dataset is None:
             raise
-        raise ValueError(
-            f"{error} (the training dataset {recorded_by}'s manifest records); pass --dataset"
-        ) from None
+        raise ValueError(f"{manifest_label(dataset, recorded_by)}: {error}") from None
 
 
 STREAM_PLOT = "streaming_miss_vs_fa.png"

@@ -410,7 +410,8 @@ def _checked_grid(
     suppressions: Sequence[int] | None = None,
 ) -> tuple[list[int], list[int], list[int], list[int] | None]:
     """The grid's values as whole numbers within the parameters' ranges (150.5 was truncated and
-    a minimum count of 100 accepted), and at most MAX_GRID_POINTS of them; errors name the option."""
+    a minimum count of 100 accepted); no suppressions: the model's own. Errors name the option;
+    `_check_grid_size` bounds the sweep once the keywords are known."""
     from microspeech.checks import OptionError, whole_within
 
     checked = []
