@@ -81,7 +81,7 @@ def classify_audio(
     Parameters embedded in the .tflite (MLTK's SL_PARAMSv1) are used unless overridden here.
     """
     from microspeech.audio import AudioError, decode_audio
-    from microspeech.detection.classify import MODEL_THRESHOLDS, KeywordSpotter, detection_params_with
+    from microspeech.detection.classify import KeywordSpotter, detection_params_with
     from microspeech.evaluation.streaming import resolve_keyword_model
 
     if not wav and not mic:
@@ -143,14 +143,9 @@ def classify_audio(
 
         err_console.print(f"warning: the model's parameters: {problem}", markup=False)
     try:
-        # The device would keep a stored per-class list; a threshold asked for here is meant to apply.
-        spotter = KeywordSpotter(
-            keyword_model,
-            params,
-            backend=backend,
-            reset_after_detection=not no_reset,
-            class_thresholds=MODEL_THRESHOLDS if detection_threshold is None else None,
-        )
+        # A --threshold dropped a stored per-class list when the model loaded (the device would
+        # keep it; a threshold asked for here is meant to apply).
+        spotter = KeywordSpotter(keyword_model, params, backend=backend, reset_after_detection=not no_reset)
     except (FileNotFoundError, ValueError, RuntimeError) as error:  # RuntimeError: the runtime refused it
         fail(str(error))
     settings = ", ".join(f"{key}={value}" for key, value in params.to_dict().items())
