@@ -441,6 +441,10 @@ def _naming_noise(noise_source: Any) -> Iterator[None]:
         ) from None
 
 
+class NoKeywordError(ValueError):
+    """A stream too short (or unlucky) to hold a keyword clip: scored, it would report 0% missed."""
+
+
 def stream_from_dataset(
     dataset: Any,
     classes: Sequence[str],
@@ -537,7 +541,7 @@ def stream_from_dataset(
             )
     # Scored without a keyword, a stream reports 0% missed: refuse it rather than print that.
     if keyword_fraction > 0 and not any(event.is_keyword for event in stream.events):
-        raise ValueError(
+        raise NoKeywordError(
             f"a {minutes:g}-minute stream ({stream.seconds:.1f} s) holds no keyword clip to find; "
             "give it more minutes (--minutes)"
         )

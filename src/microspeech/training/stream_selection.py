@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from microspeech.data.pipeline import DatasetError
-from microspeech.data.streams import EventIndex, KeywordStream, rate_interval, stream_from_dataset
+from microspeech.data.streams import (
+    EventIndex,
+    KeywordStream,
+    NoKeywordError,
+    rate_interval,
+    stream_from_dataset,
+)
 from microspeech.detection.detector import detection_steps, scores_to_uint8, smooth_scores
 from microspeech.detection.params import DetectionParams
 from microspeech.detection.windows import StreamInputs, stream_inputs
@@ -134,9 +140,7 @@ def _validation_split_stream(
             show_progress=show_progress,
             segmented=True,
         )
-    except ValueError as error:
-        if "holds no keyword clip" not in str(error):
-            raise
+    except NoKeywordError:
         # The stream's length is the spec's setting here, not an option of train (it has no --minutes).
         raise DatasetError(
             f"{dataset.name}: the {minutes:g}-minute validation stream (the spec's train.{setting}) "
