@@ -231,6 +231,36 @@ def test_one_threshold_tuning_never_keeps_a_stored_list(trained_test_model, subs
     assert report.tuning.chosen is not None and report.tuning.chosen.setting.detection_threshold_list is None
 
 
+def test_a_stored_list_the_firmware_cannot_use_is_set_aside_and_writing_mends_it(
+    trained_test_model, subset_dir, tmp_path
+):
+    # A hand-edited list with a 999 stopped tune like every other command, though tune --write is
+    # what replaces it.
+    from microspeech.detection.keyword_model import ModelLoadError, load_keyword_model
+    from microspeech.evaluation.tuning import tune_detection, write_detection_params
+    from microspeech.tflite.metadata import read_parameters, write_parameters
+
+    source = next(trained_test_model.glob("*.tflite"))
+    broken = tmp_path / source.name
+    parameters = read_parameters(source.read_bytes())
+    parameters["detection_threshold_list"] = [120, 999, 255, 255]
+    broken.write_bytes(write_parameters(source.read_bytes(), parameters))
+    with pytest.raises(ModelLoadError, match=r"detection_threshold_list .*tune MODEL --write. replaces it"):
+        load_keyword_model(broken)
+    report = tune_detection(broken, max_fa_per_hour=1e6, split="validation", dataset=str(subset_dir), **SMALL_GRID)
+    assert "detection_threshold_list [120, 999, 255, 255]" in report.ignored_threshold_list
+    assert "replaces it" not in report.ignored_threshold_list
+    assert report.tuning.current.setting.detection_threshold == parameters["detection_threshold"]
+    assert report.tuning.current.setting.detection_threshold_list is None
+    assert report.to_dict()["ignored_threshold_list"] == report.ignored_threshold_list
+    write_detection_params(broken, report.tuning.chosen.setting.to_dict())
+    mended = load_keyword_model(broken)
+    assert mended.class_thresholds is None
+    assert mended.detection.detection_threshold == report.tuning.chosen.setting.detection_threshold
+    clean = tune_detection(source, max_fa_per_hour=1e6, split="validation", dataset=str(subset_dir), **SMALL_GRID)
+    assert clean.ignored_threshold_list is None
+
+
 def test_tuning_on_silicon_labs_kernels_says_so(trained_test_model, subset_dir):
     from microspeech.evaluation.tuning import tune_detection
 

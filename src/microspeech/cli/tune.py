@@ -176,6 +176,8 @@ def tune(
         from microspeech.files import write_text_atomic
 
         write_text_atomic(output, json.dumps(report.to_dict(), indent=2) + "\n")
+    if report.ignored_threshold_list is not None:
+        console.print(f"[yellow]warning:[/] {escape(report.ignored_threshold_list)}")
 
     # Short row names, so every digit fits in 80 columns.
     table = compact_table(
@@ -244,7 +246,8 @@ def tune(
         except ValueError as error:
             fail(str(error))
         written = [f"{key}={values[key]}" for key in PARAM_KEYS if values[key] is not None]
-        removed = values[THRESHOLD_LIST] is None and current.setting.detection_threshold_list
+        had_list = current.setting.detection_threshold_list or report.ignored_threshold_list
+        removed = values[THRESHOLD_LIST] is None and had_list
         console.print(
             f"Wrote {', '.join(written)} into {report.model_source}"
             + (f" (removed its {THRESHOLD_LIST}, which the device would use instead)" if removed else ""),

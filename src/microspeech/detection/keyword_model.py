@@ -15,6 +15,16 @@ class ModelLoadError(ValueError):
     """A model that cannot be found or used for streaming detection; the message names it."""
 
 
+class ThresholdListError(ModelLoadError):
+    """A stored detection_threshold_list the firmware loop cannot use (hand-edited metadata);
+    `detection_threshold`: the model's stored single threshold, which a caller may run instead."""
+
+    def __init__(self, problem: str, detection_threshold: int) -> None:
+        super().__init__(f"{problem} (`microspeech tune MODEL --write` replaces it)")
+        self.problem = problem
+        self.detection_threshold = detection_threshold
+
+
 @dataclass(frozen=True)
 class KeywordModel:
     """A .tflite with what streaming needs from its SL_PARAMSv1 parameters."""
@@ -90,7 +100,7 @@ def load_keyword_model(
         try:
             thresholds = checked_threshold_list(thresholds, len(classes))
         except ValueError as error:
-            raise ModelLoadError(f"{source}: {error}") from None
+            raise ThresholdListError(f"{source}: {error}", detection.detection_threshold) from None
     return KeywordModel(
         name=str(parameters.get("name") or name or "model"),
         source=str(source),
@@ -102,4 +112,4 @@ def load_keyword_model(
     )
 
 
-__all__ = ["KeywordModel", "ModelLoadError", "load_keyword_model"]
+__all__ = ["KeywordModel", "ModelLoadError", "ThresholdListError", "load_keyword_model"]

@@ -151,6 +151,8 @@ class TuningReport:
     seed: int
     max_fa_per_hour: float
     tuning: StreamTuning
+    # Why a stored detection_threshold_list was set aside (the firmware loop cannot use it), else None.
+    ignored_threshold_list: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The stream's description, then the sweep's fields at the same level."""
@@ -481,6 +483,7 @@ def tune_detection(
     """
     from microspeech.checks import MAX_FA_PER_HOUR, OptionError, check_int, check_number, check_stream_request
     from microspeech.evaluation.report import manifest_dataset
+    from microspeech.detection.keyword_model import ThresholdListError
     from microspeech.evaluation.streaming import model_stream, resolve_keyword_model
 
     # As the CLI checks its options: inf overflowed, "2" failed inside a comparison.
@@ -490,7 +493,16 @@ def tune_detection(
         thresholds, windows, minimum_counts, suppressions
     )
     check_int(verify, "verify", low=1, high=MAX_FIRMWARE_CHECKS)
-    keyword_model = resolve_keyword_model(model)
+    ignored_threshold_list = None
+    try:
+        keyword_model = resolve_keyword_model(model)
+    except ThresholdListError as error:
+        # Tuning is how such a model is mended: run its single threshold; writing replaces the list.
+        keyword_model = resolve_keyword_model(model, {"detection_threshold": error.detection_threshold})
+        ignored_threshold_list = (
+            f"{error.problem}; set aside: the current row uses its detection_threshold "
+            f"{error.detection_threshold}"
+        )
     keywords = sum(not name.startswith("_") for name in keyword_model.classes)
     _check_grid_size([thresholds, windows, minimum_counts, suppressions], keywords if per_class else 0)
     base = keyword_model.detection
@@ -550,6 +562,7 @@ def tune_detection(
         seed=seed,
         max_fa_per_hour=max_fa_per_hour,
         tuning=tuned,
+        ignored_threshold_list=ignored_threshold_list,
     )
 
 
