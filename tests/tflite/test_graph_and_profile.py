@@ -177,3 +177,25 @@ def test_a_native_crash_during_the_arena_search_is_one_named_error():
         run_isolated(int, "x", doing="parsing")
     with pytest.raises(RuntimeError, match=r"^TFLM crashed \(signal SIGABRT\) while probing arenas$"):
         run_isolated(os.abort, doing="probing arenas")
+
+
+def test_a_child_that_cannot_start_is_not_called_a_tflm_crash(tmp_path, monkeypatch):
+    # A child failing in Python (here: the function's module is not importable there) read
+    # "TFLM crashed (exit code 1)" after a traceback on the terminal.
+    import importlib.util
+    import sys
+
+    from microspeech.tflite.profile import run_isolated
+
+    source = tmp_path / "module_only_the_parent_has.py"
+    source.write_text("def answer():\n    return 42\n")
+    spec = importlib.util.spec_from_file_location("module_only_the_parent_has", source)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setitem(sys.modules, "module_only_the_parent_has", module)
+    with pytest.raises(
+        RuntimeError,
+        match=r"^the child process probing arenas failed \(exit code 1\): ModuleNotFoundError: "
+        r"No module named 'module_only_the_parent_has'$",
+    ):
+        run_isolated(module.answer, doing="probing arenas")

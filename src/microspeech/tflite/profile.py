@@ -157,16 +157,20 @@ def run_isolated(function: Any, *args: Any, doing: str) -> Any:
         env=environment,
         input=pickle.dumps((function, args), protocol=pickle.HIGHEST_PROTOCOL),
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,  # TFLM's allocation chatter; its last line explains a failure
         check=False,
     )
     try:
         succeeded, value = pickle.loads(child.stdout)
     except Exception as error:  # noqa: BLE001 (nothing or a cut reply: the child died)
         code = child.returncode
+        last = child.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
+        said = f": {last[0]}" if last else ""
         if code == 0:  # it ended normally, yet its answer cannot be read back here
             raise RuntimeError(f"the child process {doing} sent no readable result ({error})") from None
-        how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-        raise RuntimeError(f"TFLM crashed ({how}) while {doing}") from None
+        if code > 0:  # Python itself failed there (an import, a broken environment), not TFLM
+            raise RuntimeError(f"the child process {doing} failed (exit code {code}){said}") from None
+        raise RuntimeError(f"TFLM crashed (signal {signal.Signals(-code).name}) while {doing}{said}") from None
     if not succeeded:
         raise value
     return value
