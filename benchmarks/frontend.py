@@ -19,7 +19,6 @@ import argparse
 import multiprocessing
 import os
 import platform
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -31,7 +30,7 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from bundles import DEV_TEST_SET, machine_description, positive_int, run, shared_bundle
+from bundles import DEV_TEST_SET, fail, machine_description, positive_int, run, shared_bundle
 from microspeech.audio import fit_length, read_audio
 from microspeech.frontend import FrontendSettings, compute_features
 from microspeech.testing.mltk_oracle import INSTALL_HINT, MltkFrontend, find_wrapper
@@ -43,7 +42,7 @@ _worker_clips: np.ndarray | None = None  # set before forking the oracle's worke
 def load_clips(root: Path, n_samples: int) -> np.ndarray:
     files = sorted(root.rglob("*.wav"))
     if not files:
-        sys.exit(f"error: no .wav files under {root}")
+        fail(f"no .wav files under {root}")
     return np.stack([fit_length(read_audio(path), n_samples) for path in track(files, "reading clips")])
 
 
@@ -78,7 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     print(machine_description(), flush=True)
     if find_wrapper() is None:
-        sys.exit(f"error: MLTK's compiled frontend is not installed ({INSTALL_HINT})")
+        fail(f"MLTK's compiled frontend is not installed ({INSTALL_HINT})")
 
     settings = FrontendSettings()
     clips = load_clips(args.dataset or shared_bundle(DEV_TEST_SET, "pass --dataset"), settings.n_samples)

@@ -47,6 +47,7 @@ from bundles import (
     REPO,
     SUBSET,
     cpu_flags,
+    fail,
     machine_description,
     run,
     shared_bundle,
@@ -143,12 +144,10 @@ def write_mltk_spec(env_bin: Path, dataset: Path, folder: Path) -> Path:
         (env_bin.parent / "lib").glob(f"python3.*/site-packages/mltk/models/tflite_micro/{MODEL}.py")
     )
     if not shipped:
-        sys.exit(
-            f"error: {MODEL}.py not found under {env_bin.parent / 'lib'}; delete {MLTK_ENV} to rebuild it"
-        )
+        fail(f"{MODEL}.py not found under {env_bin.parent / 'lib'}; delete {MLTK_ENV} to rebuild it")
     source = shipped[0].read_text()
     if source.count(SHIPPED_DATASET_LINE) != 1:
-        sys.exit(f"error: {shipped[0]} does not contain the line {SHIPPED_DATASET_LINE!r} exactly once")
+        fail(f"{shipped[0]} does not contain the line {SHIPPED_DATASET_LINE!r} exactly once")
     folder.mkdir(parents=True, exist_ok=True)
     spec = folder / f"{MODEL}.py"
     spec.write_text(source.replace(SHIPPED_DATASET_LINE, LOCAL_DATASET_LINES.format(dataset=str(dataset))))
@@ -251,7 +250,7 @@ def main() -> None:
     dataset = (args.dataset or shared_bundle(SUBSET, "pass --dataset")).resolve()
     missing = [name for name in ("yes", "no", "_background_noise_") if not (dataset / name).is_dir()]
     if missing:
-        sys.exit(f"error: {dataset} is not a Speech Commands folder (no {', '.join(missing)} folder)")
+        fail(f"{dataset} is not a Speech Commands folder (no {', '.join(missing)} folder)")
     output = (args.output or Path(tempfile.mkdtemp(prefix="mltk-training-"))).resolve()
     output.mkdir(parents=True, exist_ok=True)
 

@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from bundles import DEV_TEST_SET, SUBSET, machine_description, run, shared_bundle
+from bundles import DEV_TEST_SET, SUBSET, fail, machine_description, run, shared_bundle
 from microspeech.evaluation.metrics import balanced_accuracy, class_accuracies, overall_accuracy
 
 
@@ -35,18 +34,18 @@ def apply_overrides(spec, assignments: list[str]):
     for assignment in assignments:
         key, separator, text = assignment.partition("=")
         if not separator:
-            sys.exit(f"error: --set {assignment!r} is not KEY=VALUE")
+            fail(f"--set {assignment!r} is not KEY=VALUE")
         try:
             value = json.loads(text)
         except json.JSONDecodeError:
-            sys.exit(f"error: --set {key}: {text!r} is not JSON (strings need quotes)")
+            fail(f"--set {key}: {text!r} is not JSON (strings need quotes)")
         if key in train_keys:
             train = dataclasses.replace(train, **{key: value})
         elif key in augmentation_keys:
             value = tuple(value) if isinstance(value, list) else value
             augmentation = dataclasses.replace(augmentation, **{key: value})
         else:
-            sys.exit(f"error: --set {key}: not a TrainSettings or AugmentationSettings field")
+            fail(f"--set {key}: not a TrainSettings or AugmentationSettings field")
     return dataclasses.replace(spec, train=train, augmentation=augmentation)
 
 

@@ -23,7 +23,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bundles import REPO, SUBSET, cpu_flags, machine_description, run, shared_bundle
+from bundles import REPO, SUBSET, cpu_flags, fail, machine_description, run, shared_bundle
 from mltk_training import manifest_summary, timed
 
 MODEL = "tflite_micro_speech"
@@ -35,7 +35,7 @@ def short_commit(ref: str) -> str:
         ["git", "-C", str(REPO), "rev-parse", "--short", ref], capture_output=True, text=True
     )
     if found.returncode != 0:
-        sys.exit(f"error: --baseline {ref!r} is not a commit of {REPO}: {found.stderr.strip()}")
+        fail(f"--baseline {ref!r} is not a commit of {REPO}: {found.stderr.strip()}")
     return found.stdout.strip()
 
 

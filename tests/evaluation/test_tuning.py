@@ -247,7 +247,8 @@ def test_a_stored_list_the_firmware_cannot_use_is_set_aside_and_writing_mends_it
     broken.write_bytes(write_parameters(source.read_bytes(), parameters))
     with pytest.raises(ModelLoadError, match=r"detection_threshold_list .*tune MODEL --write. replaces it"):
         load_keyword_model(broken)
-    report = tune_detection(broken, max_fa_per_hour=1e6, split="validation", dataset=str(subset_dir), **SMALL_GRID)
+    stream = {"split": "validation", "dataset": str(subset_dir), **SMALL_GRID}
+    report = tune_detection(broken, max_fa_per_hour=1e6, **stream)
     assert "detection_threshold_list [120, 999, 255, 255]" in report.ignored_threshold_list
     assert "replaces it" not in report.ignored_threshold_list
     assert report.tuning.current.setting.detection_threshold == parameters["detection_threshold"]
@@ -257,7 +258,7 @@ def test_a_stored_list_the_firmware_cannot_use_is_set_aside_and_writing_mends_it
     mended = load_keyword_model(broken)
     assert mended.class_thresholds is None
     assert mended.detection.detection_threshold == report.tuning.chosen.setting.detection_threshold
-    clean = tune_detection(source, max_fa_per_hour=1e6, split="validation", dataset=str(subset_dir), **SMALL_GRID)
+    clean = tune_detection(source, max_fa_per_hour=1e6, **stream)
     assert clean.ignored_threshold_list is None
 
 

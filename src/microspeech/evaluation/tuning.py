@@ -482,8 +482,8 @@ def tune_detection(
     pick holds on the part to the rounding; `microspeech.tflite.runtime`).
     """
     from microspeech.checks import MAX_FA_PER_HOUR, OptionError, check_int, check_number, check_stream_request
-    from microspeech.evaluation.report import manifest_dataset
     from microspeech.detection.keyword_model import ThresholdListError
+    from microspeech.evaluation.report import manifest_dataset
     from microspeech.evaluation.streaming import model_stream, resolve_keyword_model
 
     # As the CLI checks its options: inf overflowed, "2" failed inside a comparison.

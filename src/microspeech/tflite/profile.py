@@ -156,8 +156,7 @@ def run_isolated(function: Any, *args: Any, doing: str) -> Any:
         argv,
         env=environment,
         input=pickle.dumps((function, args), protocol=pickle.HIGHEST_PROTOCOL),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,  # TFLM's allocation chatter; its last line explains a failure
+        capture_output=True,  # stderr: TFLM's allocation chatter, whose last line explains a failure
         check=False,
     )
     try:
@@ -170,7 +169,8 @@ def run_isolated(function: Any, *args: Any, doing: str) -> Any:
             raise RuntimeError(f"the child process {doing} sent no readable result ({error})") from None
         if code > 0:  # Python itself failed there (an import, a broken environment), not TFLM
             raise RuntimeError(f"the child process {doing} failed (exit code {code}){said}") from None
-        raise RuntimeError(f"TFLM crashed (signal {signal.Signals(-code).name}) while {doing}{said}") from None
+        signal_name = signal.Signals(-code).name
+        raise RuntimeError(f"TFLM crashed (signal {signal_name}) while {doing}{said}") from None
     if not succeeded:
         raise value
     return value
