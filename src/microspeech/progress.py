@@ -6,6 +6,8 @@ from typing import Any
 
 __all__ = ["NullProgress", "progress_bar"]
 
+LOG_WIDTH = 160  # the columns of a bar drawn into a log or a pipe
+
 
 def progress_bar(
     enabled: bool = True,
@@ -50,6 +52,9 @@ def progress_bar(
     if kind not in tails:
         raise ValueError(f"progress kind {kind!r}: expected one of {', '.join(tails)}")
     console = console or Console(stderr=True)
+    if not only_on_terminal and not console.is_terminal:
+        # A log or a pipe has no width: rich's 80 columns cut the end of each line (the time).
+        console = Console(file=console.file, width=max(console.width, LOG_WIDTH), no_color=console.no_color)
     # Narrow for the training stats, which must fit an 80-column terminal.
     bar = BarColumn(bar_width=10) if kind == "stats" else BarColumn()
     return Progress(
