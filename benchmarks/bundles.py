@@ -45,6 +45,116 @@ def positive_int(text: str) -> int:
     return value
 
 
+def _number(text: str, **bounds: float) -> float:
+    """A finite number within `bounds` (check_number's low, high, above), else argparse's error."""
+    from microspeech.checks import check_number
+
+    try:
+        return check_number(text, "", **bounds)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).strip()) from None
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number above 0 (a gain of 0 or NaN went on into the work)."""
+    return _number(text, above=0.0)
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number of at least 0 (a negative noise RMS failed in numpy, late)."""
+    return _number(text, low=0.0)
+
+
+def stream_minutes(text: str) -> float:
+    """argparse type: a stream length above 0 and at most MAX_STREAM_MINUTES, as the CLI accepts."""
+    from microspeech.checks import MAX_STREAM_MINUTES
+
+    return _number(text, above=0.0, high=MAX_STREAM_MINUTES)
+
+
+def seed_number(text: str) -> int:
+    """argparse type: a seed, a whole number from 0 to 2**32 - 1 (-1 failed after the slow work)."""
+    from microspeech.checks import MAX_SEED
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{value}: out of range; expected a seed from 0 to {MAX_SEED}")
+    return value
+
+
+def existing_folder(text: str) -> Path:
+    """argparse type: a folder that exists (a mistyped --dataset failed late, without naming it)."""
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: {'not a folder' if path.exists() else 'no such folder'}")
+    return path
+
+
+def dataset_argument(text: str) -> str:
+    """argparse type: a dataset folder that exists, or a registered dataset's name."""
+    from microspeech.data import list_datasets
+
+    if text in list_datasets() or Path(text).expanduser().is_dir():
+        return text
+    raise argparse.ArgumentTypeError(
+        f"{text}: no such folder, and not a dataset name ({', '.join(list_datasets())})"
+    )
+
+
+def description(doc: str | None) -> str:
+    """A module docstring's first paragraph as one line, for argparse's description: its first line
+    alone cut a sentence that runs on to the next."""
+    paragraph = (doc or "").strip().split("\n\n")[0]
+    return " ".join(paragraph.split())
+
+
+def resolve_models(arguments: list, option: str, *, trained: bool = False) -> list:
+    """Each MODEL argument resolved (`microspeech.models.resolve_model`) before any work, or exit
+    naming `option`; `trained`: each must be a training output folder (a .tflite and a manifest
+    with the run's seed), as the scripts that rebuild a run's streams need."""
+    from microspeech.models import resolve_model
+
+    models = []
+    for argument in arguments:
+        try:
+            model = resolve_model(str(argument))
+        except ValueError as error:
+            fail(f"{option}: {error}")
+        if trained and (model.tflite_path is None or model.spec is None or "seed" not in model.manifest):
+            fail(
+                f"{option} {argument}: not a trained model folder (a .tflite and a manifest.json "
+                "with the run's seed, as `microspeech train` writes them)"
+            )
+        models.append(model)
+    return models
+
+
+def check_output(path: Path | None, option: str, *own: str) -> None:
+    """Refuse an output folder the script cannot use before any work: a file, a folder it cannot
+    write, or one holding anything but what the script writes there (`own`: fnmatch patterns of
+    those entries, so an earlier run's folder is reused; none: the folder must be empty)."""
+    from fnmatch import fnmatch
+
+    from microspeech.checks import check_output_folder
+
+    if path is None:
+        return
+    try:
+        check_output_folder(path, option)
+    except ValueError as error:
+        fail(str(error))
+    if path.is_dir():
+        entries = [entry.name for entry in path.iterdir()]
+        foreign = sorted(name for name in entries if not any(fnmatch(name, pattern) for pattern in own))
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            what = "not empty" if not own else "holds what this script does not write"
+            fail(f"{option} {path}: {what} ({shown}); give a new or empty folder")
+
+
 def fail(message: str) -> NoReturn:
     """Stop on bad input (an option, a missing file or package): "error: ..." and exit code 2, as
     `run` and argparse end."""

@@ -27,7 +27,9 @@ from bundles import (
     SUBSET,
     headline_stream,
     machine_description,
+    resolve_models,
     run,
+    seed_number,
     shared_bundle,
 )
 
@@ -61,12 +63,16 @@ def main() -> None:
     )
     parser.add_argument("models", nargs="+", type=Path, help="trained model folders (with manifest.json)")
     parser.add_argument("--minutes", type=float, default=60.0, help="benchmark stream length (default 60)")
-    parser.add_argument("--seed", type=int, default=3, help="benchmark stream seed (default 3)")
+    parser.add_argument("--seed", type=seed_number, default=3, help="benchmark stream seed (default 3)")
     args = parser.parse_args()
     if not 0 < args.minutes <= 240:
         parser.error(f"--minutes {args.minutes:g}: expected above 0 and at most 240")
+    # Every folder checked before any work: a bad second one stopped after the first's calibrations.
+    models = resolve_models(args.models, "MODEL_FOLDER", trained=True)
+    for folder, model in zip(args.models, models, strict=True):
+        if not model.manifest.get("detection_calibration"):
+            parser.error(f"{folder}: no detection calibration in its manifest")
     from microspeech.data import load_dataset
-    from microspeech.models import resolve_model
     from microspeech.tflite.runtime import check_backend
     from microspeech.training.stream_selection import (
         ValidationStream,
@@ -82,11 +88,8 @@ def main() -> None:
         f"segments {', '.join(f'{c:g}' for c in HEADLINE_CONDITIONS)} dB; every figure below from the "
         "firmware loop, with its resets"
     )
-    for folder in args.models:
-        model = resolve_model(str(folder))
+    for folder, model in zip(args.models, models, strict=True):
         spec, manifest = model.spec, model.manifest
-        if model.tflite_path is None or not manifest.get("detection_calibration"):
-            raise ValueError(f"{folder}: not a trained model with a calibration in its manifest")
         seed = manifest["seed"]
         recorded = manifest["detection_calibration"]
         stream = calibration_stream(subset, spec, seed=seed)

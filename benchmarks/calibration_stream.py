@@ -24,29 +24,47 @@ from pathlib import Path
 
 import numpy as np
 
-from bundles import SUBSET, machine_description, run, shared_bundle
+from bundles import (
+    SUBSET,
+    description,
+    machine_description,
+    resolve_models,
+    run,
+    shared_bundle,
+    stream_minutes,
+)
 from validation_scoring import best_misses
 
 KEYS = ("detection_threshold", "average_window_duration_ms", "minimum_count", "suppression_ms")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("models", nargs="+", type=Path)
-    parser.add_argument("--minutes", type=float, default=120.0, help="the calibration stream of its own")
-    parser.add_argument("--checkpoint-minutes", type=float, default=30.0, help="the checkpoint stream")
     parser.add_argument(
-        "--check-minutes", type=float, default=120.0, help="the stream the choice is judged on"
+        "--minutes", type=stream_minutes, default=120.0, help="the calibration stream of its own"
+    )
+    parser.add_argument(
+        "--checkpoint-minutes", type=stream_minutes, default=30.0, help="the checkpoint stream"
+    )
+    parser.add_argument(
+        "--check-minutes", type=stream_minutes, default=120.0, help="the stream the choice is judged on"
     )
     parser.add_argument("--check-offset", type=int, default=1000, help="its seed offset")
     args = parser.parse_args()
+    # Every folder checked before any work: a bad one stopped the run after the models before it.
+    models = resolve_models(args.models, "MODEL_FOLDER", trained=True)
+    for folder, model in zip(args.models, models, strict=True):
+        if not 0 <= model.manifest["seed"] + args.check_offset < 2**32:
+            parser.error(
+                f"--check-offset {args.check_offset}: {folder}'s seed plus it is out of 0 to 2**32 - 1"
+            )
     print(machine_description(), flush=True)
     from microspeech.data import load_dataset
     from microspeech.data.streams import score_detections
     from microspeech.detection.classify import KeywordSpotter
     from microspeech.detection.keyword_model import load_keyword_model
     from microspeech.detection.stream_run import run_spotter
-    from microspeech.models import resolve_model
     from microspeech.training.stream_selection import (
         ValidationStream,
         calibrate_detection,
@@ -57,8 +75,7 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="calibration-stream-"))
     summary: dict[str, list[tuple[float, float]]] = {}
     try:
-        for folder in args.models:
-            model = resolve_model(str(folder))
+        for folder, model in zip(args.models, models, strict=True):
             spec, seed = model.spec, model.manifest["seed"]
             budget = spec.train.max_fa_per_hour
             train = dataclasses.replace(

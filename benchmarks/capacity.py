@@ -22,7 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
-from bundles import DEV_TEST_SET, SUBSET, machine_description, run, shared_bundle
+from bundles import (
+    DEV_TEST_SET,
+    SUBSET,
+    check_output,
+    description,
+    machine_description,
+    positive_int,
+    run,
+    seed_number,
+    shared_bundle,
+)
 from microspeech.evaluation.metrics import balanced_accuracy, overall_accuracy
 
 GOAL_ACCURACY, GOAL_BALANCED = 90.0, 88.0
@@ -69,11 +79,14 @@ def oracle_point(scores: np.ndarray, labels: np.ndarray, classes: list[str]) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--filters", type=int, default=32, help="conv filters of the comparison model")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
+    parser.add_argument(
+        "--filters", type=positive_int, default=32, help="conv filters of the comparison model"
+    )
+    parser.add_argument("--seeds", type=seed_number, nargs="+", default=[0])
     parser.add_argument("--output", type=Path, help="where the trained models go (default: temporary)")
     args = parser.parse_args()
+    check_output(args.output, "--output", "seed-*", "wide-*")  # a file failed after the first training
     print(machine_description(), flush=True)
 
     import keras

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bundles import SUBSET, machine_description, run, shared_bundle
+from bundles import SUBSET, check_output, description, machine_description, run, shared_bundle
 from validation_scoring import best_misses, validation_clips
 
 BUDGETS = (2, 6, 20)
@@ -70,7 +70,7 @@ def train_keeping_epochs(model: str, dataset: Path, seed: int, folder: Path) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--model", default="tflite_micro_speech")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--output", type=Path, required=True, help="trained folders, kept and reused")
@@ -88,6 +88,8 @@ def main() -> None:
     check_minutes(args.minutes)
     for seed in args.seeds:
         check_seed(seed)
+        check_seed(seed + args.stream_offset, "--seeds plus --stream-offset")  # its stream's seed
+    check_output(args.output, "--output", "*-s[0-9]*")  # a file failed after the bundle loaded
 
     import keras
 

@@ -18,7 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from bundles import SUBSET, fail, machine_description, run, shared_bundle
+from bundles import (
+    SUBSET,
+    description,
+    fail,
+    machine_description,
+    non_negative_float,
+    resolve_models,
+    run,
+    shared_bundle,
+)
 
 # A detection counts for a clip from the clip's start until this long after its end (the firmware's
 # latency and averaging window delay it), as the streaming benchmark's tolerance does.
@@ -104,26 +113,36 @@ def found_line(runs: list[CleanKeywordRun]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("models", nargs="+", type=Path, help="training output folders or .tflite files")
     parser.add_argument(
-        "--split", default="validation", help="the subset bundle's split (default: validation)"
+        "--split",
+        choices=("train", "validation", "test"),
+        default="validation",
+        help="the subset bundle's split (default: validation)",
     )
     parser.add_argument(
-        "--gap-noise", type=float, default=0.0, help="white noise of this RMS (int16 units) in the gaps"
+        "--gap-noise",
+        type=non_negative_float,
+        default=0.0,
+        help="white noise of this RMS (int16 units) in the gaps",
     )
     args = parser.parse_args()
+    # Every model checked before the bundle is read: a bad one stopped after the models before it.
+    tflites = [model.require_tflite().path for model in resolve_models(args.models, "MODEL")]
     print(machine_description(), flush=True)
     from microspeech.data import load_dataset
     from microspeech.detection.keyword_model import load_keyword_model
-    from microspeech.models import resolve_model
 
     dataset = load_dataset(shared_bundle(SUBSET))
+    models = [load_keyword_model(tflite) for tflite in tflites]
+    words = {clip.word for clip in dataset.split(args.split)}
+    for path, model in zip(args.models, models, strict=True):  # before the first model's run
+        if missing := [word for word in model.classes if not word.startswith("_") and word not in words]:
+            fail(f"{path}: the {args.split} split of {dataset.root} has no clips of {', '.join(missing)}")
     gaps = f"white noise of RMS {args.gap_noise:g}" if args.gap_noise else "digital silence"
     print(f"every {args.split} clip of each keyword, 2 s of {gaps} apart, embedded parameters")
-    for path in args.models:
-        tflite = path if path.suffix == ".tflite" else resolve_model(str(path)).tflite_path
-        model = load_keyword_model(tflite)
+    for path, model in zip(args.models, models, strict=True):
         runs = clean_keyword_runs(model, dataset, args.split, args.gap_noise)
         detection = model.detection
         print(

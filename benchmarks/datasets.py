@@ -29,7 +29,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bundles import SUBSET, machine_description, positive_int, run, shared_bundle
+from bundles import (
+    SUBSET,
+    description,
+    existing_folder,
+    machine_description,
+    positive_int,
+    run,
+    shared_bundle,
+)
 from microspeech.data import load_dataset
 
 console = Console()
@@ -63,8 +71,10 @@ def tensorflow_index(root: Path) -> list[tuple[str, str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", type=Path, help="a Speech Commands folder (default: the subset bundle)")
+    parser = argparse.ArgumentParser(description=description(__doc__))
+    parser.add_argument(
+        "--dataset", type=existing_folder, help="a Speech Commands folder (default: the subset bundle)"
+    )
     parser.add_argument(
         "--repeats", type=positive_int, default=3, help="timed runs per contender (best is kept)"
     )
@@ -73,6 +83,8 @@ def main() -> None:
         "--workers", type=positive_int, default=None, help="synthetic worker processes (default: all)"
     )
     args = parser.parse_args()
+    if args.skip_synthetic and args.workers:
+        parser.error("--workers: only for synthetic generation, which --skip-synthetic leaves out")
     print(machine_description(), flush=True)
     root = args.dataset or shared_bundle(SUBSET, "pass --dataset")
 

@@ -34,7 +34,16 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from bundles import DEV_TEST_SET, SUBSET, machine_description, mltk_model_zip, run, shared_bundle  # noqa: E402
+from bundles import (  # noqa: E402
+    DEV_TEST_SET,
+    SUBSET,
+    check_output,
+    description,
+    machine_description,
+    mltk_model_zip,
+    run,
+    shared_bundle,
+)
 from clean_keywords import clean_keyword_run  # noqa: E402
 from microspeech.audio import SAMPLE_RATE  # noqa: E402
 from microspeech.data import load_dataset  # noqa: E402
@@ -165,7 +174,7 @@ def print_word_errors(errors: dict[str, dict[str, WordErrors]], count: int = 8) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--model", action="append", default=[], help="our model(s): name, folder or .tflite")
     parser.add_argument("--dataset", help="clips for the streams (default: the dev test bundle)")
     parser.add_argument("--noise-dataset", help="background noise (default: the subset bundle's recordings)")
@@ -184,19 +193,22 @@ def main() -> None:
     )
     args = parser.parse_args()
     # Every option and model checked before anything is printed or written, each error naming it.
-    from microspeech.checks import check_int, check_minutes, check_output_folder, check_seed, parse_snr_list
+    from microspeech.checks import check_int, check_minutes, check_seed, parse_snr_list
 
     check_minutes(args.minutes)
     if args.speed_minutes:
         check_minutes(args.speed_minutes, "--speed-minutes")
     check_seed(args.seed)
     check_int(args.repeats, "--repeats", low=1)
-    check_output_folder(args.output, "--output")
+    check_output(args.output, "--output", "mltk", "ours-*", "miss_vs_fa.png")  # an earlier run's, or new
     conditions = parse_snr_list(args.conditions.replace("clean", "inf"), "--conditions", segmented=True)
     for option, folder in (("--dataset", args.dataset), ("--noise-dataset", args.noise_dataset)):
         if folder is not None and "/" in folder and not Path(folder).is_dir():
             raise ValueError(f"{option} {folder}: no such folder")
-    ours = [resolve_keyword_model(name) for name in args.model]
+    try:
+        ours = [resolve_keyword_model(name) for name in args.model]
+    except ValueError as error:
+        raise ValueError(f"--model: {error}") from None
     if hasattr(os, "sched_setaffinity"):
         try:
             os.sched_setaffinity(0, {args.cpu})

@@ -22,7 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
-from bundles import DEV_TEST_SET, machine_description, mltk_model_zip, run, shared_bundle
+from bundles import (
+    DEV_TEST_SET,
+    check_output,
+    dataset_argument,
+    description,
+    machine_description,
+    mltk_model_zip,
+    resolve_models,
+    run,
+    shared_bundle,
+)
 from microspeech.evaluation.evaluate import evaluate_model
 from microspeech.evaluation.metrics import compute_metrics
 from microspeech.evaluation.report import EvaluationReport, VariantResult, rich_table
@@ -62,12 +72,17 @@ def mltk_float_result(reference: EvaluationReport, scratch: Path, dataset: str) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--model", help="our model (name or directory); omitted: the reference only")
-    parser.add_argument("--dataset", help="test set name or folder (default: the dev test bundle)")
+    parser.add_argument(
+        "--dataset", type=dataset_argument, help="test set name or folder (default: the dev test bundle)"
+    )
     parser.add_argument("--output", type=Path, help="where eval folders go (default: a temporary folder)")
     parser.add_argument("--tflm", action="store_true", help="run the int8 models in TFLM instead of LiteRT")
     args = parser.parse_args()
+    # Checked before the reference is scored: a bad --model or --output failed after it.
+    resolve_models([args.model] if args.model else [], "--model")
+    check_output(args.output, "--output", "reference-eval", "model-eval")
     print(machine_description(), flush=True)
     mltk_model_zip()  # before any work: exits naming the missing wheel
     dataset = args.dataset or str(shared_bundle(DEV_TEST_SET, "pass --dataset"))

@@ -30,7 +30,16 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from bundles import DEV_TEST_SET, fail, machine_description, positive_int, run, shared_bundle
+from bundles import (
+    DEV_TEST_SET,
+    description,
+    existing_folder,
+    fail,
+    machine_description,
+    positive_int,
+    run,
+    shared_bundle,
+)
 from microspeech.audio import fit_length, read_audio
 from microspeech.frontend import FrontendSettings, compute_features
 from microspeech.testing.mltk_oracle import INSTALL_HINT, MltkFrontend, find_wrapper
@@ -69,8 +78,10 @@ def oracle_all_cores(pool: multiprocessing.pool.Pool, n_clips: int, cores: int) 
 
 def main() -> None:
     global _worker_clips
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", type=Path, help="folder of .wav clips (default: the dev test bundle)")
+    parser = argparse.ArgumentParser(description=description(__doc__))
+    parser.add_argument(
+        "--dataset", type=existing_folder, help="folder of .wav clips (default: the dev test bundle)"
+    )
     parser.add_argument(
         "--repeats", type=positive_int, default=5, help="timed runs per contender (best is kept)"
     )

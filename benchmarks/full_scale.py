@@ -35,7 +35,16 @@ import sys
 import time
 from pathlib import Path
 
-from bundles import SUBSET, machine_description, run, shared_bundle
+from bundles import (
+    SUBSET,
+    check_output,
+    description,
+    machine_description,
+    positive_int,
+    run,
+    seed_number,
+    shared_bundle,
+)
 
 # Speech Commands v0.02: clips per word (105,829 in all).
 V2_COUNTS = {
@@ -199,10 +208,10 @@ def report_pipeline(label: str, stage: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--dataset-dir", type=Path, default=DEFAULT_DIR)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=positive_int, default=2)
+    parser.add_argument("--seed", type=seed_number, default=0)
     parser.add_argument("--output", type=Path, default=Path("/tmp/microspeech-full-scale"))
     parser.add_argument("--skip-train", action="store_true", help="no end-to-end `microspeech train`")
     parser.add_argument("--stage", choices=("index", "pipeline"), help=argparse.SUPPRESS)
@@ -215,6 +224,18 @@ def main() -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         print(json.dumps(stage_pipeline(args.dataset_dir, args.epochs, args.seed, args.bank_cache)))
         return
+    # Before the dataset is written: a bad --output failed at the end; a folder of other files in
+    # --dataset-dir would be replaced by the built one.
+    check_output(args.output, "--output", "clip_banks", "model")
+    from microspeech.files import COMPLETE_MARKER
+
+    folder = args.dataset_dir
+    if folder.exists() and not (folder / COMPLETE_MARKER).exists():
+        if not folder.is_dir() or any(folder.iterdir()):
+            parser.error(
+                f"--dataset-dir {folder}: not a full-size dataset this script built (no {COMPLETE_MARKER}), "
+                "and building one would replace it: give a new folder"
+            )
     print(machine_description(), flush=True)
     started = time.perf_counter()
     existed = (args.dataset_dir / "yes").is_dir()

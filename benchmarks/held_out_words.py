@@ -25,11 +25,11 @@ import argparse
 import os
 from pathlib import Path
 
-from bundles import SUBSET, linked_copy, machine_description, run, shared_bundle
+from bundles import SUBSET, check_output, description, linked_copy, machine_description, run, shared_bundle
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--words", required=True, help="comma-separated words to hold out, e.g. go,left")
     parser.add_argument("--output", type=Path, required=True, help="a new (or empty) folder")
     parser.add_argument(
@@ -38,25 +38,25 @@ def main() -> None:
         help="comma-separated words whose synthetic (eSpeak NG) training clips join the copy's training",
     )
     args = parser.parse_args()
-    print(machine_description(), flush=True)
     words = {word.strip() for word in args.words.split(",") if word.strip()}
     synthetic_words = {word.strip() for word in args.synthetic_words.split(",") if word.strip()}
-    source = shared_bundle(SUBSET)
-    present = {path.name for path in source.iterdir() if path.is_dir()}
-    missing = sorted(words - present)
-    if not words or missing:
-        parser.error(
-            f"--words: {', '.join(missing) or 'none given'} not in the subset (it has: "
-            f"{', '.join(sorted(present))})"
-        )
-    if args.output.exists() and any(args.output.iterdir()):
-        parser.error(f"--output {args.output}: not empty")
+    if not words:
+        parser.error("--words: none given")
+    check_output(args.output, "--output")  # before the bundle is unpacked; a file was an OSError
     if synthetic_words:  # checked before the copy: a late error left a half copy that blocked the retry
         from microspeech.data.synthetic import PRESETS
 
         known = set(PRESETS["synthetic"].words)
         if unknown := sorted(synthetic_words - known):
             parser.error(f"--synthetic-words: {', '.join(unknown)} not in the synthetic dataset")
+    print(machine_description(), flush=True)
+    source = shared_bundle(SUBSET)
+    present = {path.name for path in source.iterdir() if path.is_dir()}
+    missing = sorted(words - present)
+    if missing:
+        parser.error(
+            f"--words: {', '.join(missing)} not in the subset (it has: {', '.join(sorted(present))})"
+        )
     linked, left_out = linked_copy(source, args.output, lambda relative: relative.parts[0] not in words)
     print(
         f"{args.output}: {linked} files linked to {source}, {left_out} clips of {', '.join(sorted(words))} "

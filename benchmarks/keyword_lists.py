@@ -25,7 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
-from bundles import DEV_TEST_SET, SUBSET, machine_description, shared_bundle
+from bundles import (
+    DEV_TEST_SET,
+    SUBSET,
+    check_output,
+    description,
+    fail,
+    machine_description,
+    seed_number,
+    shared_bundle,
+    stream_minutes,
+)
 from bundles import run as run_benchmark
 
 EIGHT_COMMANDS = "yes,no,up,down,left,right,stop,go"
@@ -47,14 +57,30 @@ def run(*args: str, log: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--output", type=Path, required=True, help="trained models and reports (reused)")
     parser.add_argument("--keywords", default=EIGHT_COMMANDS)
     parser.add_argument("--models", nargs="+", default=["tflite_micro_speech", "two_conv", "ds_cnn"])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--stream-minutes", type=float, default=60.0)
+    parser.add_argument("--seeds", type=seed_number, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--stream-minutes", type=stream_minutes, default=60.0)
     parser.add_argument("--snr-db", type=float, default=10.0)
     args = parser.parse_args()
+    # Before any training: a bad model name, keyword list or SNR failed in the training (or the
+    # evaluation) of that model, after every model before it had trained.
+    from microspeech.checks import parse_snr_list
+    from microspeech.models import resolve_model_spec, with_keywords
+
+    for model in args.models:
+        try:
+            spec = resolve_model_spec(model)
+        except (KeyError, ValueError) as error:
+            fail(f"--models {model}: {error.args[0]}")
+        try:
+            with_keywords(spec, args.keywords)
+        except ValueError as error:
+            fail(f"--keywords: {error}")
+    parse_snr_list(str(args.snr_db), "--snr-db")
+    check_output(args.output, "--output", "*_s[0-9]*")
     print(machine_description(), flush=True)
 
     from microspeech.data import load_dataset
@@ -64,8 +90,10 @@ def main() -> None:
 
     subset, test = shared_bundle(SUBSET), shared_bundle(DEV_TEST_SET)
     clips = Counter(clip.word for clip in load_dataset(str(subset)).split("train"))
-    words = args.keywords.split(",")
+    words = [word.strip() for word in args.keywords.split(",")]
     print(f"training clips per keyword in {subset.name}: " + ", ".join(f"{w} {clips[w]}" for w in words))
+    if missing := [word for word in words if not clips[word]]:
+        fail(f"--keywords: {subset.name} has no training clips of {', '.join(missing)}")
     print("12-class words the list leaves out: " + ", ".join(f"{w} {clips[w]}" for w in ("on", "off")))
     args.output.mkdir(parents=True, exist_ok=True)
 

@@ -6,10 +6,11 @@
 Both tools train `tflite_micro_speech` from the command line, as their users run them:
 - MLTK: `mltk train tflite_micro_speech` (and `-test`, its dry run) in a virtualenv of its own
   with `silabs-mltk==0.20.0`, TensorFlow 2.16 and what training needs (`MLTK_REQUIREMENTS`),
-  built once into `~/.cache/microspeech/mltk-env` (`$MICROSPEECH_MLTK_ENV`). The model is MLTK's shipped
-  specification, copied into a folder of its own with one line changed: its dataset is the
-  subset bundle instead of the 2.3 GB download (a `load_data()` that returns the folder,
-  MLTK's own Speech Commands file lister kept), which is how MLTK documents custom datasets.
+  built once into `~/.cache/microspeech/mltk-env` (`$MICROSPEECH_MLTK_ENV`) with `--python` (one
+  built with another interpreter is refused, not rebuilt: delete it to rebuild). The model is
+  MLTK's shipped specification, copied into a folder of its own with one line changed: its
+  dataset is the subset bundle instead of the 2.3 GB download (a `load_data()` that returns the
+  folder, MLTK's own Speech Commands file lister kept), which is how MLTK documents custom datasets.
   MLTK writes a `.index/` folder into its dataset, so it reads a hard-linked copy of the bundle.
 - microspeech: `microspeech train tflite_micro_speech --dataset <bundle>` (and `-test`), from
   the interpreter running this script (`PYTHONPATH=src` selects a worktree's code).
@@ -46,10 +47,15 @@ from bundles import (
     CPU_HELP,
     REPO,
     SUBSET,
+    check_output,
     cpu_flags,
+    description,
+    existing_folder,
     fail,
     machine_description,
+    positive_int,
     run,
+    seed_number,
     shared_bundle,
     tensorflow_environment,
 )
@@ -103,12 +109,39 @@ my_model.dataset = _types.SimpleNamespace(
 )"""
 
 
+MLTK_STAMP = MLTK_ENV / "microspeech-requirements.txt"
+MLTK_STAMP_TEXT = "\n".join((MLTK_WHEEL, *MLTK_REQUIREMENTS)) + "\n"
+
+
+def cached_env_python() -> str | None:
+    """The base interpreter the cached MLTK environment was built with (pyvenv.cfg, else where its
+    python links to); None when no complete environment is cached (the stamp file marks it)."""
+    if not (MLTK_STAMP.is_file() and MLTK_STAMP.read_text() == MLTK_STAMP_TEXT):
+        return None
+    config = MLTK_ENV / "pyvenv.cfg"
+    lines = config.read_text().splitlines() if config.is_file() else []
+    values = {key.strip(): value.strip() for key, _, value in (line.partition("=") for line in lines)}
+    return os.path.realpath(values.get("executable") or MLTK_ENV / "bin" / "python")
+
+
+def base_interpreter(python: str) -> tuple[str, tuple[int, int]]:
+    """(real path, version) of the base interpreter `python -m venv` builds on, or exit naming --python."""
+    code = "import os, sys; print(os.path.realpath(sys._base_executable)); print(*sys.version_info[:2])"
+    try:
+        found = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        fail(f"--python {python}: cannot run it ({error})")
+    if found.returncode != 0 or len(found.stdout.split()) != 3:
+        last = (found.stderr.strip().splitlines() or ["no output"])[-1]
+        fail(f"--python {python}: not a Python 3 interpreter ({last})")
+    path, major, minor = found.stdout.split()
+    return path, (int(major), int(minor))
+
+
 def build_mltk_env(python: str) -> Path:
     """The MLTK virtualenv, built on first use; a stamp file holding the requirements marks it complete."""
-    stamp = MLTK_ENV / "microspeech-requirements.txt"
-    wanted = "\n".join((MLTK_WHEEL, *MLTK_REQUIREMENTS)) + "\n"
-    if stamp.is_file() and stamp.read_text() == wanted:
-        print(f"MLTK environment: cached in {MLTK_ENV}")
+    if cached := cached_env_python():
+        print(f"MLTK environment: cached in {MLTK_ENV} (built with {cached})")
         return MLTK_ENV / "bin"
     shutil.rmtree(MLTK_ENV, ignore_errors=True)
     print(
@@ -121,7 +154,7 @@ def build_mltk_env(python: str) -> Path:
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
     subprocess.run([*pip, *MLTK_REQUIREMENTS], check=True)
     subprocess.run([*pip, "--no-deps", MLTK_WHEEL], check=True)
-    stamp.write_text(wanted)
+    MLTK_STAMP.write_text(MLTK_STAMP_TEXT)
     print(f"MLTK environment: built in {time.perf_counter() - started:.0f} s", flush=True)
     return MLTK_ENV / "bin"
 
@@ -223,24 +256,52 @@ def manifest_summary(folder: Path) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--skip-full", action="store_true", help="only the two dry runs (-test)")
-    parser.add_argument("--seed", type=int, default=0, help="microspeech's seed (MLTK has none)")
+    parser.add_argument("--seed", type=seed_number, default=0, help="microspeech's seed (MLTK has none)")
     parser.add_argument(
         "--repeats",
-        type=int,
+        type=positive_int,
         default=1,
         help="full runs of each tool, alternated; microspeech's seeds are seed, seed + 1, ...",
     )
     parser.add_argument(
         "--output", type=Path, help="logs, models and results.json (default: a temporary folder)"
     )
-    parser.add_argument("--dataset", type=Path, help="a Speech Commands folder (default: the subset bundle)")
-    parser.add_argument("--python", default=sys._base_executable, help="Python 3.9-3.12 for the MLTK env")
+    parser.add_argument(
+        "--dataset", type=existing_folder, help="a Speech Commands folder (default: the subset bundle)"
+    )
+    parser.add_argument(
+        "--python",
+        help=f"Python 3.9-3.12 that builds the MLTK environment in {MLTK_ENV} (default: this script's "
+        "base interpreter). An environment already built there with another interpreter is refused, "
+        "not rebuilt (a rebuild takes minutes and the network): delete that folder to rebuild it "
+        "with --python, or set MICROSPEECH_MLTK_ENV to another folder",
+    )
     parser.add_argument("--cpu", choices=CPU_CHOICES, default="native", help=CPU_HELP)
     args = parser.parse_args()
-    if args.repeats < 1:
-        parser.error(f"--repeats {args.repeats}: give at least 1")
+    # Every option checked before anything is built or run.
+    if args.skip_full and args.repeats > 1:
+        parser.error("--repeats: repeats the full runs, which --skip-full leaves out")
+    if args.seed + args.repeats - 1 >= 2**32:
+        parser.error(f"--seed {args.seed} --repeats {args.repeats}: the last seed passes 2**32 - 1")
+    if args.dataset is not None:
+        folders = ("yes", "no", "_background_noise_")
+        if missing := [name for name in folders if not (args.dataset / name).is_dir()]:
+            parser.error(f"--dataset {args.dataset}: not a Speech Commands folder (no {', '.join(missing)})")
+    check_output(args.output, "--output", "mltk", "mltk*.log", "microspeech*", "results.json")
+    cached = cached_env_python()
+    python = args.python or sys._base_executable
+    if args.python is not None or cached is None:  # the interpreter that builds (or built) it
+        interpreter, version = base_interpreter(python)
+        if not (3, 9) <= version <= (3, 12):
+            parser.error(f"--python {python}: Python {version[0]}.{version[1]}; MLTK 0.20 needs 3.9-3.12")
+        if cached is not None and cached != interpreter:
+            parser.error(
+                f"--python {python}: the MLTK environment cached in {MLTK_ENV} was built with {cached}, "
+                f"and is not rebuilt behind your back: delete it (rm -r {MLTK_ENV}) to rebuild it with "
+                f"{interpreter}, or set MICROSPEECH_MLTK_ENV to another folder"
+            )
 
     commit = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
@@ -248,13 +309,12 @@ def main() -> None:
     when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit.stdout.strip() or '?'}"
     print(f"{when}; {machine_description()}")
     dataset = (args.dataset or shared_bundle(SUBSET, "pass --dataset")).resolve()
-    missing = [name for name in ("yes", "no", "_background_noise_") if not (dataset / name).is_dir()]
-    if missing:
-        fail(f"{dataset} is not a Speech Commands folder (no {', '.join(missing)} folder)")
+    if args.output is not None and dataset in [args.output.resolve(), *args.output.resolve().parents]:
+        fail(f"--output {args.output}: inside the dataset {dataset}; MLTK's copy of it would copy itself")
     output = (args.output or Path(tempfile.mkdtemp(prefix="mltk-training-"))).resolve()
     output.mkdir(parents=True, exist_ok=True)
 
-    env_bin = build_mltk_env(args.python)
+    env_bin = build_mltk_env(python)
     mltk_versions = package_versions(env_bin / "python", MLTK_PACKAGES)
     ours_versions = package_versions(
         sys.executable, ("microspeech", "tensorflow-cpu", "keras", "numpy", "numba")

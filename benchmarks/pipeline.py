@@ -14,19 +14,24 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from bundles import machine_description, positive_int, run
+from bundles import (
+    SUBSET,
+    dataset_argument,
+    description,
+    machine_description,
+    positive_int,
+    run,
+    shared_bundle,
+)
 from microspeech.data import load_dataset
 from microspeech.data.clip_bank import trim
 from microspeech.data.pipeline import TrainingPipeline
 from microspeech.frontend import compute_features
 from microspeech.models import get_model_spec
-
-DEFAULT_DATASET = Path.home() / ".cache/microspeech/data/speech_commands_v0.02_subset"
 
 
 def reference_rate(dataset, count: int, seed: int = 0) -> float:
@@ -51,13 +56,20 @@ def reference_rate(dataset, count: int, seed: int = 0) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default=str(DEFAULT_DATASET))
-    parser.add_argument("--reference-clips", type=int, default=400)
+    parser = argparse.ArgumentParser(description=description(__doc__))
+    parser.add_argument(
+        "--dataset", type=dataset_argument, help="dataset folder or name (default: the subset bundle)"
+    )
+    parser.add_argument("--reference-clips", type=positive_int, default=400)
     parser.add_argument("--epochs", type=positive_int, default=3)
     args = parser.parse_args()
     print(machine_description(), flush=True)
-    dataset = load_dataset(args.dataset)
+    dataset = load_dataset(args.dataset or str(shared_bundle(SUBSET, "pass --dataset")))
+    if args.reference_clips > len(dataset.split("train")):  # the rate was counted over clips never run
+        parser.error(
+            f"--reference-clips {args.reference_clips}: {dataset.root} has "
+            f"{len(dataset.split('train'))} training clips"
+        )
     started = time.perf_counter()
     pipeline = TrainingPipeline(dataset, get_model_spec("tflite_micro_speech").training_target(), seed=0)
     decode_seconds = time.perf_counter() - started

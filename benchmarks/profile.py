@@ -19,8 +19,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from bundles import machine_description, mltk_model_zip, run
-from microspeech.models import resolve_model
+from bundles import machine_description, mltk_model_zip, resolve_models, run
 from microspeech.tflite.graph import simplify_graph
 from microspeech.tflite.profile import arena_report, estimate_mcu_latency, host_latency
 from microspeech.tflite.runtime import TfliteRunner
@@ -79,6 +78,8 @@ def main() -> None:
         parser.error(f"--runs {args.runs}: at least 1")
     if not 0 < args.clock_mhz < 10_000:
         parser.error(f"--clock-mhz {args.clock_mhz:g}: expected above 0 and below 10000")
+    # Before MLTK's model is profiled: a bad model stopped the run after it.
+    tflites = [model.require_tflite() for model in resolve_models(args.models, "MODEL")]
     print(machine_description(), flush=True)
     console = Console()
     rows = []
@@ -86,8 +87,7 @@ def main() -> None:
         rows.append(
             _profile("MLTK shipped", archive.read("tflite_micro_speech.tflite"), args.runs, args.clock_mhz)
         )
-    for model in args.models:
-        tflite = resolve_model(model).require_tflite()
+    for tflite in tflites:
         rows.append(_profile(tflite.path.name, tflite.tflite_bytes, args.runs, args.clock_mhz))
     reference = rows[0]
     table = Table(

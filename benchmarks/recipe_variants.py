@@ -22,7 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
-from bundles import DEV_TEST_SET, SUBSET, fail, machine_description, run, shared_bundle
+from bundles import (
+    DEV_TEST_SET,
+    SUBSET,
+    check_output,
+    description,
+    fail,
+    machine_description,
+    run,
+    seed_number,
+    shared_bundle,
+)
 from microspeech.evaluation.metrics import balanced_accuracy, class_accuracies, overall_accuracy
 
 
@@ -50,22 +60,25 @@ def apply_overrides(spec, assignments: list[str]):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser = argparse.ArgumentParser(description=description(__doc__))
+    parser.add_argument("--seeds", type=seed_number, nargs="+", default=[0, 1, 2])
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--output", type=Path, help="where the trained models go (default: temporary)")
     args = parser.parse_args()
+    from microspeech.models import get_model_spec
+
+    # Before TensorFlow is imported and anything is read: a bad --set or --output failed after that.
+    spec = apply_overrides(get_model_spec("tflite_micro_speech"), args.assignments)
+    check_output(args.output, "--output", "seed-*")
     print(machine_description(), flush=True)
 
     import keras
 
     from microspeech.data import load_dataset
     from microspeech.data.pipeline import make_eval_set
-    from microspeech.models import get_model_spec
     from microspeech.tflite.runtime import TfliteRunner
     from microspeech.training import train_model
 
-    spec = apply_overrides(get_model_spec("tflite_micro_speech"), args.assignments)
     subset = shared_bundle(SUBSET)
     test_root = shared_bundle(DEV_TEST_SET)
     test = make_eval_set(load_dataset(str(test_root)), "test", spec.classes, spec.frontend)

@@ -13,21 +13,28 @@ int8 accuracy of each conversion beside the float model's.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-import keras
 import numpy as np
 
-from bundles import DEV_TEST_SET, machine_description, mltk_model_zip, run, shared_bundle
-from microspeech.data import load_dataset
+from bundles import (
+    DEV_TEST_SET,
+    description,
+    existing_folder,
+    fail,
+    machine_description,
+    mltk_model_zip,
+    resolve_models,
+    run,
+    shared_bundle,
+)
+from microspeech.data import list_datasets, load_dataset
 from microspeech.data.pipeline import make_eval_set
 from microspeech.evaluation.evaluate import score_keras
 from microspeech.frontend import FrontendSettings
-from microspeech.models import resolve_model
 from microspeech.tflite.convert import convert_to_int8
 from microspeech.tflite.parity import check_parity
 from microspeech.tflite.runtime import TfliteRunner
@@ -60,13 +67,26 @@ def row(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument(
         "models", nargs="*", type=Path, help="trained model folders (with .keras and manifest)"
     )
-    parser.add_argument("--dataset", help="test set folder (default: the dev test bundle)")
+    parser.add_argument(
+        "--dataset", type=existing_folder, help="test set folder (default: the dev test bundle)"
+    )
     args = parser.parse_args()
-    dataset = load_dataset(args.dataset or str(shared_bundle(DEV_TEST_SET, "pass --dataset")))
+    # Before any clip is scored: a bad folder stopped the run after MLTK's model and the models before it.
+    targets = resolve_models(args.models, "MODEL_DIR")
+    for folder, target in zip(args.models, targets, strict=True):
+        if target.keras_path is None or target.training_dataset is None:
+            fail(f"MODEL_DIR {folder}: no .keras model, or no training dataset in its manifest")
+        training = target.training_dataset  # its validation clips calibrate the conversions
+        if training not in list_datasets() and not Path(training).is_dir():
+            fail(f"MODEL_DIR {folder}: its training dataset {training} is not there")
+    mltk_model_zip()  # exits naming the missing wheel
+    import keras  # seconds: after the checks
+
+    dataset = load_dataset(args.dataset or shared_bundle(DEV_TEST_SET, "pass --dataset"))
     test_sets: dict[FrontendSettings, tuple[np.ndarray, np.ndarray]] = {}
 
     def test_set(frontend: FrontendSettings) -> tuple[np.ndarray, np.ndarray]:
@@ -88,8 +108,7 @@ def main() -> None:
     with zipfile.ZipFile(mltk_model_zip()) as archive:
         shipped = archive.read("tflite_micro_speech.tflite")
         print(row("MLTK shipped", shipped, mltk_features, mltk_labels, "-"))
-    for folder in args.models:
-        target = resolve_model(folder)
+    for folder, target in zip(args.models, targets, strict=True):
         keras_path = target.keras_path
         model = keras.saving.load_model(keras_path, compile=False)
         features, labels = test_set(target.frontend)  # the test clips through the model's own frontend
@@ -97,7 +116,7 @@ def main() -> None:
         validation = make_eval_set(
             load_dataset(target.training_dataset), "validation", CLASSES, target.frontend
         )
-        seed = int(json.loads((folder / "manifest.json").read_text()).get("seed", 0))
+        seed = int(target.manifest.get("seed", 0))
         for label, per_channel in (("before (per-channel FC, input RESHAPE)", True), ("now", False)):
             converted = convert_to_int8(model, np.asarray(validation.features), seed=seed, legacy=per_channel)
             print(row(f"{folder.name} {label}", converted, features, labels, float_acc))

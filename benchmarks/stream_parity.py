@@ -28,6 +28,7 @@ from bundles import (
     machine_description,
     mltk_model_zip,
     run,
+    seed_number,
 )
 from microspeech.data.streams import score_detections
 from microspeech.detection.classify import KeywordSpotter
@@ -49,7 +50,7 @@ def main() -> None:
     )
     parser.add_argument("models", nargs="*", help="trained model folders, .tflite files or names")
     parser.add_argument("--minutes", type=float, default=30.0, help="stream length (default 30)")
-    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--seed", type=seed_number, default=3)
     args = parser.parse_args()
     if not 0 < args.minutes <= 240:
         parser.error(f"--minutes {args.minutes:g}: expected above 0 and at most 240")

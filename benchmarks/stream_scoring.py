@@ -36,7 +36,17 @@ from pathlib import Path
 
 import numpy as np
 
-from bundles import SUBSET, machine_description, mltk_model_zip, run, shared_bundle
+from bundles import (
+    SUBSET,
+    description,
+    machine_description,
+    mltk_model_zip,
+    positive_int,
+    run,
+    seed_number,
+    shared_bundle,
+    stream_minutes,
+)
 from microspeech.data import load_dataset
 from microspeech.detection.classify import KeywordSpotter
 from microspeech.detection.keyword_model import load_keyword_model
@@ -77,22 +87,28 @@ def same(ours: StreamRun, reference: StreamRun) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--model", type=Path, help="an int8 keyword .tflite (default: MLTK's shipped model)")
-    parser.add_argument("--minutes", type=float, default=120.0, help="stream length (train's default: 120)")
     parser.add_argument(
-        "--seed", type=int, default=0, help="the train seed whose calibration stream to build"
+        "--minutes", type=stream_minutes, default=120.0, help="stream length (train's default: 120)"
     )
-    parser.add_argument("--repeats", type=int, default=2, help="best of this many timed runs")
+    parser.add_argument(
+        "--seed", type=seed_number, default=0, help="the train seed whose calibration stream to build"
+    )
+    parser.add_argument("--repeats", type=positive_int, default=2, help="best of this many timed runs")
     parser.add_argument(
         "--keras-model", type=Path, help="a float tflite_micro_speech .keras (default: as built)"
     )
     parser.add_argument(
-        "--validation-minutes", type=float, default=30.0, help="float scoring's stream (train's default: 30)"
+        "--validation-minutes",
+        type=stream_minutes,
+        default=30.0,
+        help="float scoring's stream (train's default: 30)",
     )
     args = parser.parse_args()
-    if args.minutes <= 0 or args.validation_minutes <= 0 or args.repeats < 1:
-        parser.error("--minutes and --validation-minutes must be above 0 and --repeats at least 1")
+    for option, path in (("--model", args.model), ("--keras-model", args.keras_model)):
+        if path is not None and not path.is_file():  # the .keras was loaded last of all
+            parser.error(f"{option} {path}: no such file")
 
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine_description()}")
     model = load_keyword_model(args.model or mltk_model_zip())

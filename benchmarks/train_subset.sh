@@ -10,22 +10,34 @@
 set -euo pipefail
 usage="usage: benchmarks/train_subset.sh [OUTPUT_DIR]   (SEED=N to change the seed)"
 case "${1:-}" in
-    -h|--help) echo "$usage"; exit 0 ;;
+    -h|--help) echo "$usage"; echo; sed -n '2s/^# //p;5,9s/^# \{0,1\}//p' "$0"; exit 0 ;;
     -*) echo "$usage" >&2; echo "error: unknown option $1" >&2; exit 2 ;;
 esac
 [ $# -le 1 ] || { echo "$usage" >&2; exit 2; }
 OUTPUT=$(realpath -m "${1:-/tmp/microspeech-train-subset}")
 # The folder is replaced: only one that is absent, empty or an earlier run of this script's.
-if [ -e "$OUTPUT" ] && [ -n "$(ls -A "$OUTPUT" 2>/dev/null || echo file)" ] \
-        && [ ! -f "$OUTPUT/train.log" ]; then
-    echo "error: $OUTPUT exists and holds no earlier training run (no train.log): not replacing it" >&2
+if [ -e "$OUTPUT" ] && [ ! -d "$OUTPUT" ]; then
+    echo "error: OUTPUT_DIR $OUTPUT is a file, not a folder" >&2
+    exit 2
+fi
+if [ -n "$(ls -A "$OUTPUT" 2>/dev/null)" ] && [ ! -f "$OUTPUT/train.log" ]; then
+    echo "error: OUTPUT_DIR $OUTPUT holds no earlier training run (no train.log): not replacing it" >&2
     exit 2
 fi
 cd "$(dirname "$0")/.."
 SEED=${SEED:-0}
+# Checked before the earlier run is deleted: a bad SEED failed in `microspeech train`, after that.
+if ! [[ "$SEED" =~ ^[0-9]+$ ]] || [ "${#SEED}" -gt 10 ] || [ "$SEED" -gt 4294967295 ]; then
+    echo "error: SEED=$SEED: expected a whole number from 0 to 4294967295" >&2
+    exit 2
+fi
 SHARED=${MICROSPEECH_SHARED_DATA:-$(cd .. && pwd)/shared/data}
 [ -d "$SHARED" ] || SHARED=/work/shared/data
 CACHE=${MICROSPEECH_TEST_CACHE:-$HOME/.cache/microspeech/data}
+for name in speech_commands_v0.02_subset speech_commands_test_set_v0.02_dev; do
+    [ -f "$SHARED/$name.tar.xz" ] || { echo "error: $name.tar.xz not found in $SHARED" \
+        "(set MICROSPEECH_SHARED_DATA)" >&2; exit 2; }
+done
 
 .venv/bin/python - "$SHARED" "$CACHE" <<'PY'
 import sys

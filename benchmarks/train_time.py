@@ -23,7 +23,19 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bundles import REPO, SUBSET, cpu_flags, fail, machine_description, run, shared_bundle
+from bundles import (
+    REPO,
+    SUBSET,
+    check_output,
+    cpu_flags,
+    description,
+    existing_folder,
+    fail,
+    machine_description,
+    run,
+    seed_number,
+    shared_bundle,
+)
 from mltk_training import manifest_summary, timed
 
 MODEL = "tflite_micro_speech"
@@ -40,12 +52,17 @@ def short_commit(ref: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--baseline", default="382fc18", help="the commit to compare with (default 382fc18)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=seed_number, nargs="+", default=[0, 1, 2])
     parser.add_argument("--output", type=Path, help="logs, models, results.json (default: a new temp folder)")
-    parser.add_argument("--dataset", type=Path, help="a Speech Commands folder (default: the subset bundle)")
+    parser.add_argument(
+        "--dataset", type=existing_folder, help="a Speech Commands folder (default: the subset bundle)"
+    )
     args = parser.parse_args()
+    # Before the baseline's worktree is made: a file as --output failed there, a bad dataset in the
+    # first training.
+    check_output(args.output, "--output", "baseline-*", "today-*", "results.json")
 
     baseline = short_commit(args.baseline)
     today = short_commit("HEAD")

@@ -18,24 +18,27 @@ import argparse
 import random
 from pathlib import Path
 
-from bundles import SPLIT_LISTS, SUBSET, linked_copy, machine_description, run, shared_bundle
+from bundles import SPLIT_LISTS, SUBSET, description, linked_copy, machine_description, run, shared_bundle
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument(
         "--fraction", type=float, required=True, help="share of each word's training clips kept"
     )
     parser.add_argument("--draw", required=True, help="names the random draw (e.g. half, quarter)")
     parser.add_argument("--output", type=Path, required=True, help="folder that receives the copy")
     args = parser.parse_args()
-    print(machine_description(), flush=True)
     if not 0.0 < args.fraction <= 1.0:
         parser.error(f"--fraction must be within (0, 1], got {args.fraction}")
-    source = shared_bundle(SUBSET)
+    from microspeech.checks import check_output_folder
+
+    check_output_folder(args.output, "--output")  # a file failed in the copy, after the bundle was read
     target = args.output / SUBSET
     if target.exists():
         parser.error(f"--output: {target} exists already; give an empty folder")
+    print(machine_description(), flush=True)
+    source = shared_bundle(SUBSET)
     held_out = set()
     for name in SPLIT_LISTS:
         held_out |= set((source / name).read_text().split())

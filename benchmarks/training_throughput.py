@@ -26,7 +26,15 @@ import subprocess
 import sys
 import time
 
-from bundles import CPU_CHOICES, CPU_HELP, machine_description, positive_int, run, tensorflow_environment
+from bundles import (
+    CPU_CHOICES,
+    CPU_HELP,
+    description,
+    machine_description,
+    positive_int,
+    run,
+    tensorflow_environment,
+)
 
 BATCH = 32
 VARIANTS = ("keras", "keras-1-thread", "microspeech")
@@ -70,7 +78,7 @@ def measure(variant: str, samples: int) -> tuple[float, bool]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--samples", type=positive_int, default=6400)
     parser.add_argument("--repeats", type=positive_int, default=3)
     parser.add_argument("--cpu", choices=CPU_CHOICES, default="native", help=CPU_HELP)

@@ -25,15 +25,26 @@ from pathlib import Path
 
 import numpy as np
 
-from bundles import SUBSET, machine_description, run, shared_bundle
+from bundles import (
+    SUBSET,
+    dataset_argument,
+    description,
+    machine_description,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    resolve_models,
+    run,
+    shared_bundle,
+)
 from clean_keywords import clean_keyword_runs, found_line
 from validation_scoring import best_misses, event_peaks, validation_clips
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("models", nargs="+", type=Path)
-    parser.add_argument("--top", type=int, default=8, help="confusions listed per model")
+    parser.add_argument("--top", type=positive_int, default=8, help="confusions listed per model")
     parser.add_argument(
         "--stream-offset",
         type=int,
@@ -46,26 +57,33 @@ def main() -> None:
     parser.add_argument("--peaks", action="store_true", help="print words' peak scores on the stream")
     parser.add_argument(
         "--volume-gain",
-        type=float,
+        type=positive_float,
         help="scale the stream by this gain before the frontend instead of the .tflite's embedded "
         "volume_gain (how much the stream's level matters)",
     )
     parser.add_argument(
         "--gap-noise",
-        type=float,
+        type=non_negative_float,
         default=0.0,
         help="the clean-keyword check's gaps hold white noise of this RMS (int16 units) instead of "
         "digital silence",
     )
     parser.add_argument(
         "--dataset",
-        type=Path,
+        type=dataset_argument,
         help="the dataset whose validation split is scored (default: the subset bundle); e.g. the whole "
         "subset for models trained on a copy with some words held out, so those words are unseen",
     )
     args = parser.parse_args()
     if args.minutes is not None and not 0 < args.minutes <= 240:
         parser.error(f"--minutes {args.minutes:g}: expected above 0 and at most 240")  # 0 ran the default
+    # Every folder checked before any work: a bad one stopped the run after the models before it.
+    models = resolve_models(args.models, "MODEL_FOLDER", trained=True)
+    for folder, model in zip(args.models, models, strict=True):
+        if not 0 <= model.manifest["seed"] + args.stream_offset < 2**32:
+            parser.error(
+                f"--stream-offset {args.stream_offset}: {folder}'s seed plus it is out of 0 to 2**32 - 1"
+            )
     print(machine_description(), flush=True)
     from microspeech.data import load_dataset
     from microspeech.data.streams import score_detections
@@ -79,12 +97,10 @@ def main() -> None:
         overall_accuracy,
         predicted_classes,
     )
-    from microspeech.models import resolve_model
     from microspeech.training.stream_selection import ValidationStream
 
-    dataset = load_dataset(str(args.dataset) if args.dataset else shared_bundle(SUBSET))
-    for folder in args.models:
-        model = resolve_model(str(folder))
+    dataset = load_dataset(args.dataset or shared_bundle(SUBSET))
+    for folder, model in zip(args.models, models, strict=True):
         spec = model.spec
         manifest = model.manifest
         seed = manifest["seed"]

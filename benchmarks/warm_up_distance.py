@@ -17,18 +17,20 @@ import dataclasses
 
 import numpy as np
 
-from bundles import SUBSET, machine_description, run, shared_bundle
+from bundles import SUBSET, description, machine_description, run, seed_number, shared_bundle
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--windows", type=int, default=200, help="windows drawn from the stream")
     parser.add_argument("--warm-up-ms", type=int, nargs="+", default=[0, 500, 1000, 2000, 3000])
     parser.add_argument("--history-s", type=int, default=10, help="audio before the reference window")
-    parser.add_argument("--seed", type=int, default=0, help="where the windows are drawn")
+    parser.add_argument("--seed", type=seed_number, default=0, help="where the windows are drawn")
     args = parser.parse_args()
     if args.windows < 1 or args.history_s < 1 or any(ms < 0 for ms in args.warm_up_ms):
         parser.error("--windows and --history-s must be at least 1, --warm-up-ms at least 0")
+    if max(args.warm_up_ms) > 1000 * args.history_s:  # its audio began before the stream's: wrong windows
+        parser.error(f"--warm-up-ms {max(args.warm_up_ms)}: longer than --history-s {args.history_s}")
     print(machine_description(), flush=True)
     from microspeech.data import load_dataset
     from microspeech.data.pipeline import warm_up_samples
@@ -47,6 +49,9 @@ def main() -> None:
         }
     except ValueError as error:
         parser.error(f"--warm-up-ms: {error}")
+    minutes = spec.train.stream_validation_minutes
+    if args.history_s + 2 > 60 * minutes:  # no window fitted after it: numpy's error, after the stream
+        parser.error(f"--history-s {args.history_s}: longer than the {minutes:g}-minute stream")
     stream = ValidationStream.build(load_dataset(shared_bundle(SUBSET)), spec, seed=1000).stream
     rate, step = settings.sample_rate_hz, settings.window_step
 
