@@ -155,6 +155,49 @@ def test_an_archive_with_two_models_side_by_side_is_ambiguous(tmp_path, mltk_tfl
     assert result.exit_code == 2 and "holds 2 .tflite models (a.tflite, b.tflite)" in message
 
 
+def test_mltks_float_build_beside_its_model_is_not_ambiguous(tmp_path, mltk_tflite_bytes):
+    # MLTK's keyword_spotting_on_off_v3.mltk.zip holds NAME.tflite and NAME.float32.tflite; every
+    # command refused it as ambiguous. MLTK loads NAME.tflite.
+    path = tmp_path / "kws.mltk.zip"
+    with zipfile.ZipFile(path, "w") as bundle:
+        bundle.writestr("kws.float32.tflite", b"MLTK's float build")
+        bundle.writestr("kws.tflite", mltk_tflite_bytes)
+    assert read_archive_member(path) == ("kws", mltk_tflite_bytes)
+
+
+def test_a_zip_named_tflite_is_an_archive_for_every_command(tmp_path, mltk_tflite_bytes):
+    # classify_audio read it (by the zip's magic) while params, summarize, profile, view and
+    # features --model took it for a flatbuffer (by its name) and refused it.
+    path = tmp_path / "zipped.tflite"
+    with zipfile.ZipFile(path, "w") as bundle:
+        bundle.writestr("kws.tflite", mltk_tflite_bytes)
+    for command in (["params"], ["summarize"], ["view", "--out", str(tmp_path / "drawn")]):
+        result = CliRunner().invoke(app, [*command, str(path)])
+        assert result.exit_code == 0, (command, result.output)
+    assert {file.name for file in (tmp_path / "drawn").iterdir()} == {"kws-tflite.svg", "kws-tflite.png"}
+
+
+def test_an_archives_model_is_copied_where_no_other_user_can_plant_one(tmp_path, mltk_tflite_bytes):
+    # The copy went to /tmp/microspeech-<digest>/NAME.tflite and was reused as found: anyone could
+    # put another model there for a public archive's digest, and export or profile used it.
+    import os
+    import stat
+
+    from microspeech.tflite.files import is_archive_copy, materialize_tflite, read_tflite_file
+
+    path = tmp_path / "kws.mltk.zip"
+    with zipfile.ZipFile(path, "w") as bundle:
+        bundle.writestr("kws.tflite", mltk_tflite_bytes)
+    copy = materialize_tflite(read_tflite_file(path))
+    assert copy.read_bytes() == mltk_tflite_bytes and is_archive_copy(copy)
+    folder = copy.parent.parent
+    assert folder.stat().st_uid == os.getuid() and stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert materialize_tflite(read_tflite_file(path)) == copy
+    plain = tmp_path / "kws.tflite"
+    plain.write_bytes(mltk_tflite_bytes)
+    assert materialize_tflite(read_tflite_file(plain)) == plain and not is_archive_copy(plain)
+
+
 def test_archives_are_models_for_params_and_summarize(tmp_path, mltk_tflite_bytes):
     path = tmp_path / "kws.mltk.zip"
     with zipfile.ZipFile(path, "w") as bundle:

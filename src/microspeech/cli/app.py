@@ -139,7 +139,9 @@ def model_file(model: str, kind: str = "tflite") -> Path:
 def shown_as(model: str, path: Path) -> str:
     """How to name the file `model_file(model)` gave in output: an archive's .tflite (copied to
     the temporary folder for tools that take a path) by the archive, as classify_audio names it."""
-    if not str(model).endswith(".zip"):
+    from microspeech.tflite.files import is_archive_copy
+
+    if not is_archive_copy(path):
         return str(path)
     from microspeech.models import resolve_model
 

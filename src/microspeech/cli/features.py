@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from microspeech.cli.app import app, console, fail, model_file, path_option
+from microspeech.cli.app import app, console, fail, model_file, path_option, shown_as
 
 if TYPE_CHECKING:
     from microspeech.frontend import FrontendSettings
@@ -120,7 +120,7 @@ def _model_settings(model: str) -> FrontendSettings:
     except (ModelResolutionError, OSError, ValueError) as error:
         fail(f"--model {model}: {error}")
     if not any(str(key).startswith("fe.") for key in params):
-        fail(f"--model {model}: {path} stores no frontend settings (fe.* parameters)")
+        fail(f"--model {model}: {shown_as(model, path)} stores no frontend settings (fe.* parameters)")
     try:
         return FrontendSettings.from_dict(params)
     except FrontendSettingsError as error:

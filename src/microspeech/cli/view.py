@@ -28,13 +28,14 @@ def view_command(
     """Diagram of the model's ops, tensor shapes and byte sizes, as SVG and PNG."""
     from microspeech.checks import OptionError, check_output_folder
     from microspeech.models import ModelResolutionError
+    from microspeech.tflite.files import is_archive_copy
 
     try:
         if out is not None:
             check_output_folder(out, "--out")
         path = model_file(model, "tflite" if tflite else "keras")
-        # An archive's .tflite is copied out to a cache folder: its diagram goes where the user is.
-        archive = Path(model).name.endswith(".zip")
+        # An archive's .tflite is copied out to a private temporary folder: its diagram goes where the user is.
+        archive = is_archive_copy(path)
         folder = Path.cwd() if archive else path.parent
         if out is None and not netron:  # checked before the drawing, not after
             default = "the current folder, for an archive" if archive else "the model's folder"
@@ -48,7 +49,7 @@ def view_command(
     from microspeech.tflite.summary import summarize_keras, summarize_tflite
 
     try:
-        summary = summarize_tflite(path) if path.suffix in (".tflite", ".zip") else summarize_keras(path)
+        summary = summarize_tflite(path) if path.suffix == ".tflite" else summarize_keras(path)
         written = draw_model(summary, out or folder, stem=f"{path.stem}{path.suffix.replace('.', '-')}")
     except (ValueError, OSError) as error:
         fail(str(error))

@@ -67,7 +67,8 @@ def read_file_capped(path: Path, limit: int = MAX_TFLITE_BYTES, *, what: str = "
 def read_archive_member(
     path: Path, suffix: str = ".tflite", limit: int = MAX_TFLITE_BYTES
 ) -> tuple[str, bytes]:
-    """(member name, bytes) of the shallowest `suffix` member of a zip archive (MLTK's .mltk.zip).
+    """(member name, bytes) of the shallowest `suffix` member of a zip archive (MLTK's .mltk.zip);
+    beside MLTK's float build (NAME.float32.tflite), the other one, as MLTK loads it.
 
     The member is read in chunks and refused past `limit` bytes, whatever its header claims, so
     a small archive that expands to gigabytes costs nothing; a truncated or corrupt archive is a
@@ -80,6 +81,10 @@ def read_archive_member(
                 raise TfliteFormatError(f"{path}: the archive holds no {suffix} model")
             depth = min(info.filename.count("/") for info in members)
             shallowest = sorted(info.filename for info in members if info.filename.count("/") == depth)
+            if len(shallowest) > 1:
+                # MLTK stores its float build beside the model as NAME.float32.tflite and loads NAME.tflite.
+                quantized = [name for name in shallowest if not name.endswith(".float32" + suffix)]
+                shallowest = quantized if len(quantized) == 1 else shallowest
             if len(shallowest) > 1:  # the first by name was taken silently
                 raise TfliteFormatError(
                     f"{path}: the archive holds {len(shallowest)} {suffix} models ({', '.join(shallowest)}); "
