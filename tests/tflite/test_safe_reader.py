@@ -198,6 +198,28 @@ def test_an_archives_model_is_copied_where_no_other_user_can_plant_one(tmp_path,
     assert materialize_tflite(read_tflite_file(plain)) == plain and not is_archive_copy(plain)
 
 
+def test_unusable_frontend_settings_stop_only_what_needs_the_frontend(
+    tmp_path, mltk_tflite_bytes, test_set_dir
+):
+    # MLTK's older models store fe.n_channels and the like: params, summarize, profile, view and
+    # export all refused them for a frontend they never use, so nobody could see what was stored.
+    from microspeech.models import ModelResolutionError, resolve_model
+    from microspeech.tflite.metadata import write_parameters
+
+    parameters = {**read_parameters(mltk_tflite_bytes), "fe.n_channels": 40}
+    path = tmp_path / "older.tflite"
+    path.write_bytes(write_parameters(mltk_tflite_bytes, parameters))
+    for command in (["params"], ["summarize"]):
+        result = CliRunner().invoke(app, [*command, str(path)])
+        assert result.exit_code == 0, (command, result.output)
+    resolved = resolve_model(str(path))
+    assert resolved.classes == ["yes", "no", "_unknown_", "_silence_"]
+    with pytest.raises(ModelResolutionError, match=r"older.tflite: bad frontend settings .*'fe.n_channels'"):
+        _ = resolved.frontend
+    result = CliRunner().invoke(app, ["evaluate", str(path), "--dataset", str(test_set_dir)])
+    assert result.exit_code == 2 and "bad frontend settings" in " ".join(result.output.split())
+
+
 def test_archives_are_models_for_params_and_summarize(tmp_path, mltk_tflite_bytes):
     path = tmp_path / "kws.mltk.zip"
     with zipfile.ZipFile(path, "w") as bundle:

@@ -34,7 +34,7 @@ def view_command(
         if out is not None:
             check_output_folder(out, "--out")
         path = model_file(model, "tflite" if tflite else "keras")
-        # An archive's .tflite is copied out to a private temporary folder: its diagram goes where the user is.
+        # An archive's .tflite is copied to a private temporary folder: its diagram goes where the user is.
         archive = is_archive_copy(path)
         folder = Path.cwd() if archive else path.parent
         if out is None and not netron:  # checked before the drawing, not after

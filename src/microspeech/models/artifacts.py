@@ -128,11 +128,22 @@ class ResolvedModel:
     tflite: TfliteFile | None
     parameters: dict[str, Any]
     classes: list[str]
-    frontend: FrontendSettings
+    # None when the .tflite's fe.* parameters are unusable: `frontend` then says why, and only
+    # what needs the frontend stops (params, summarize, profile still inspect the model).
+    frontend_settings: FrontendSettings | None
     spec: ModelSpec | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
     # Why the .tflite beside a Keras model could not be read (require_tflite says it), else None.
     tflite_problem: str | None = None
+    frontend_problem: str | None = None
+
+    @property
+    def frontend(self) -> FrontendSettings:
+        """The frontend the model was trained with; ModelResolutionError naming the file when its
+        stored settings are unusable."""
+        if self.frontend_settings is None:
+            raise ModelResolutionError(self.frontend_problem or f"{self.argument}: no frontend settings")
+        return self.frontend_settings
 
     @property
     def tflite_path(self) -> Path | None:
@@ -347,15 +358,14 @@ def resolve_model(model: str | Path) -> ResolvedModel:
 
     # Empty when neither the .tflite nor a manifest names them: `require_classes` says so.
     classes = classes_from_parameters(parameters) or (list(spec.classes) if spec else [])
+    frontend, frontend_problem = None, None
     try:
         if any(key.startswith("fe.") for key in parameters):
             frontend = FrontendSettings.from_dict(parameters)
         else:
             frontend = spec.frontend if spec is not None else FrontendSettings()
     except ValueError as error:
-        raise ModelResolutionError(
-            f"{tflite_path}: bad frontend settings in its parameters ({error})"
-        ) from error
+        frontend_problem = f"{tflite_path}: bad frontend settings in its parameters ({error})"
     return ResolvedModel(
         name=str(parameters.get("name") or (spec.name if spec else name)),
         argument=argument,
@@ -364,8 +374,9 @@ def resolve_model(model: str | Path) -> ResolvedModel:
         tflite=tflite,
         parameters=parameters,
         classes=classes,
-        frontend=frontend,
+        frontend_settings=frontend,
         spec=spec,
         manifest=manifest,
         tflite_problem=tflite_problem,
+        frontend_problem=frontend_problem,
     )
