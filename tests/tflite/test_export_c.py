@@ -118,6 +118,8 @@ def test_export_refuses_a_name_that_is_no_c_name(mltk_tflite_path, tmp_path, nam
         ({"detection_threshold": 300}, "detection_threshold=300 is out of range"),
         ({"detection_threshold_list": ["a", "b", "c", "d"]}, "needs one whole 0-255 threshold per class"),
         ({"detection_threshold_list": [180, 999, 255, 255]}, "needs one whole 0-255 threshold per class"),
+        # CLASSES_COUNT 2 beside OUTPUT_DIM1 4: firmware read past the class names.
+        ({"classes": ["a", "b"]}, "'classes' names 2 classes for an output of 4 scores"),
     ],
 )
 def test_export_refuses_detection_parameters_the_firmware_cannot_use(
@@ -143,7 +145,7 @@ def test_export_refuses_a_file_as_the_folder(mltk_tflite_path, tmp_path):
 def test_odd_metadata_is_still_valid_c_that_reads_back(mltk_tflite_bytes, tmp_path):
     # A CR or a NUL in a class name ended the string literal, "??/" formed a trigraph, 1e39f
     # exceeded float's range and -2**63 was "so large that it is unsigned".
-    classes = ["cr\rx", "tab\there", "tri??/g", 'caf\u00e9"q\\', "nul\0end"]
+    classes = ["cr\rx\ttab", "tri??/g", 'caf\u00e9"q\\', "nul\0end"]  # one per score
     parameters = {**read_parameters(mltk_tflite_bytes), "classes": classes, "big": 1e39, "low": -(2**63)}
     files = export_c(write_parameters(mltk_tflite_bytes, parameters), tmp_path)
     main = tmp_path / "odd.c"
@@ -153,7 +155,7 @@ def test_odd_metadata_is_still_valid_c_that_reads_back(mltk_tflite_bytes, tmp_pa
         "    for (int i = 0; i < TFLITE_MICRO_SPEECH_CLASSES_COUNT; i++) {\n"
         "        const char *name = TFLITE_MICRO_SPEECH_CLASSES[i];\n"
         "        size_t length = strlen(name);\n"
-        "        if (i == 4) length = 7;  /* past the NUL */\n"
+        "        if (i == 3) length = 7;  /* past the NUL */\n"
         "        fwrite(name, 1, length, stdout); fputc(10, stdout);\n"
         "    }\n"
         '    printf("%g %lld\\n", (double)TFLITE_MICRO_SPEECH_BIG, (long long)TFLITE_MICRO_SPEECH_LOW);\n'
