@@ -13,6 +13,8 @@ import numpy as np  # noqa: E402
 from microspeech.files import atomic_output  # noqa: E402
 from microspeech.frontend.settings import FrontendSettings  # noqa: E402
 
+MAX_WAVEFORM_POINTS = 8000  # past this many samples the waveform is drawn as its envelope
+
 
 def plot_features(
     features: np.ndarray,
@@ -42,8 +44,17 @@ def plot_features(
     )
     if audio is not None:
         wave_axes = axes[0, 0]
-        times = np.arange(len(audio)) / settings.sample_rate_hz
-        wave_axes.plot(times, np.asarray(audio) / 32768.0, linewidth=0.5, color="tab:blue")
+        audio = np.asarray(audio)
+        if len(audio) <= MAX_WAVEFORM_POINTS:
+            times = np.arange(len(audio)) / settings.sample_rate_hz
+            wave_axes.plot(times, audio / 32768.0, linewidth=0.5, color="tab:blue")
+        else:
+            # An hour drawn sample by sample took 4 GB: the envelope (each bucket's min and max)
+            # is what 880 pixels can show anyway.
+            starts = np.linspace(0, len(audio), MAX_WAVEFORM_POINTS // 2, endpoint=False).astype(np.int64)
+            lows, highs = np.minimum.reduceat(audio, starts), np.maximum.reduceat(audio, starts)
+            times = starts / settings.sample_rate_hz
+            wave_axes.fill_between(times, lows / 32768.0, highs / 32768.0, linewidth=0.5, color="tab:blue")
         wave_axes.set_ylabel("amplitude")
         wave_axes.set_ylim(-1.0, 1.0)
     image_axes = axes[-1, 0]
