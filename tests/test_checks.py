@@ -131,3 +131,17 @@ def test_exact_value_converts_only_without_loss():
     ]:
         with pytest.raises(ValueError):
             exact_value(value, kind)
+
+
+def test_an_output_file_through_a_link_is_checked_where_the_link_points(tmp_path):
+    # profile --json LINK ran the whole profile, then failed writing where LINK pointed.
+    from microspeech.checks import check_output_file
+
+    (tmp_path / "plain.txt").write_text("x")
+    link = tmp_path / "out.json"
+    link.symlink_to(tmp_path / "plain.txt" / "x.json")
+    with pytest.raises(OptionError, match=r"--json .*out.json: .*plain.txt is a file, not a folder"):
+        check_output_file(link, "--json")
+    good = tmp_path / "good.json"
+    good.symlink_to(tmp_path / "folder" / "x.json")  # dangling into a folder to be created
+    assert check_output_file(good, "--json") == good

@@ -253,11 +253,13 @@ def check_stream_request(
 
 
 def check_output_file(path: Path, option: str) -> Path:
-    """`path` if a file can be written there: not a folder, its parent a writable folder (or creatable)."""
+    """`path` if a file can be written there: not a folder, its parent a writable folder (or creatable).
+    A link is checked where it points, as the write follows it (the work ran, then failed there)."""
     path = Path(path)
     if path.is_dir():
         raise OptionError(f"{option} {path}: is a folder; give a file name")
-    parent = path.parent
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    parent = target.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
