@@ -339,3 +339,29 @@ def test_tune_never_writes_over_the_model_and_keeps_its_mode(trained_test_model,
     written = runner.invoke(app, ["tune", str(model), *small, "--counts", "1", "--write"])
     assert written.exit_code == 0, written.output
     assert stat.S_IMODE(tflite.stat().st_mode) == 0o600
+
+
+def test_writing_detection_parameters_keeps_to_them_and_their_stored_types(mltk_tflite_path, tmp_path):
+    # An fe.* value or an unknown key was stored, leaving a model no command could read; a list
+    # entry 200.7 was cut to 200; volume_gain 3 turned a stored float into a uint8.
+    import shutil
+
+    from microspeech.evaluation.tuning import write_detection_params
+    from microspeech.tflite.metadata import read_parameters
+
+    model = tmp_path / "model.tflite"
+    shutil.copyfile(mltk_tflite_path, model)
+    before = model.read_bytes()
+    for values, message in (
+        ({"fe.filterbank_n_channels": 0, "foo": 1}, r"fe.filterbank_n_channels, foo: not detection param"),
+        ({"detection_threshold_list": [200.7, 255, 255, 255]}, "needs one whole 0-255 threshold per class"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            write_detection_params(model, values)
+        assert model.read_bytes() == before
+    write_detection_params(model, {"volume_gain": 1.5})  # MLTK's uint8 cannot hold it
+    assert read_parameters(model.read_bytes(), with_dtypes=True)[1]["volume_gain"] == "float"
+    write_detection_params(model, {"volume_gain": 3, "detection_threshold": 190})
+    values, dtypes = read_parameters(model.read_bytes(), with_dtypes=True)
+    assert values["volume_gain"] == 3.0 and dtypes["volume_gain"] == "float"
+    assert values["detection_threshold"] == 190 and dtypes["detection_threshold"] == "uint8"

@@ -676,11 +676,16 @@ def write_detection_params(model_path: str | Path, values: dict[str, Any]) -> No
     `detection_threshold_list`: a list of one 0-255 threshold per class is stored as MLTK's
     int32 list; None removes a stored list (the firmware would use it instead of the threshold).
     """
+    from microspeech.detection.params import checked_threshold_list
     from microspeech.tflite.metadata import classes_from_parameters, read_parameters, write_parameters
 
     path = Path(model_path)
     if path.suffix != ".tflite" or not path.is_file():
         raise ValueError(f"{path}: --write needs the model's .tflite file (not an archive or a name)")
+    # Detection parameters only: an fe.* value written here left a model no command could read.
+    others = sorted(set(values) - set(DetectionParams().to_dict()) - {THRESHOLD_LIST})
+    if others:
+        raise ValueError(f"{', '.join(others)}: not detection parameters ({', '.join(PARAM_KEYS)}, ...)")
     data = path.read_bytes()
     params, dtypes = read_parameters(data, with_dtypes=True)
     values = dict(values)
@@ -688,13 +693,11 @@ def write_detection_params(model_path: str | Path, values: dict[str, Any]) -> No
         listed = values.pop(THRESHOLD_LIST)
         params = {key: value for key, value in params.items() if key != THRESHOLD_LIST}
         if listed is not None:
-            listed = [int(value) for value in listed]
             classes = classes_from_parameters(params)
-            if len(listed) != len(classes) or not all(0 <= value <= 255 for value in listed):
-                raise ValueError(
-                    f"{THRESHOLD_LIST}={listed}: needs one 0-255 threshold per class ({len(classes)})"
-                )
-            values[THRESHOLD_LIST] = listed
+            try:  # 200.7 was cut to 200
+                values[THRESHOLD_LIST] = checked_threshold_list(listed, len(classes))
+            except ValueError as error:
+                raise ValueError(f"{error} ({len(classes)} classes)") from None
     DetectionParams.from_dict({**params, **values})  # refuse out-of-range values before writing
     updated = {**params, **values}
     # Keep each stored entry's type where the new value fits it; new keys get MLTK's choice.
@@ -707,6 +710,8 @@ def write_detection_params(model_path: str | Path, values: dict[str, Any]) -> No
 
 
 def _fits(dtype: str, value: Any) -> bool:
+    if dtype in ("float", "double"):  # volume_gain 3 turned MLTK's float into a uint8
+        return isinstance(value, int | float) and not isinstance(value, bool)
     bounds = {
         "uint8": (0, 255),
         "uint16": (0, 65535),
