@@ -196,6 +196,8 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 
 def decode_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> DecodedAudio:
     """`read_audio`, also saying what it changed, so a user can be told (one read of the file)."""
+    if not str(path).strip():  # Path("") is the current folder, "is a folder" the wrong complaint
+        raise AudioError("an empty path: give an audio file")
     path = Path(path)
     # The rate asked for, checked as a file's is (None or "16000" blamed the file; 1e9 allocated 2 GB).
     if not is_whole_number(sample_rate):

@@ -275,3 +275,28 @@ def test_archive_fuzz_named_error_or_result(tmp_path, payload, cut, flips):
 
 def test_the_good_model_still_loads(mltk_tflite_bytes):
     assert load_bytes(mltk_tflite_bytes) == mltk_tflite_bytes
+
+
+def test_an_empty_path_is_refused_as_empty_not_taken_for_the_current_folder(mltk_tflite_bytes, tmp_path):
+    # Path("") is ".": readers said ".: is a folder", and export_c(model, "") wrote here.
+    from microspeech.audio import AudioError, read_audio
+    from microspeech.tflite.c_export import export_c
+    from microspeech.tflite.files import TfliteFileError, read_tflite_file
+
+    with pytest.raises(AudioError, match="an empty path"):
+        read_audio("")
+    with pytest.raises(TfliteFileError, match="an empty path"):
+        read_tflite_file("")
+    with pytest.raises(FileNotFoundError, match="an empty path"):
+        load_bytes("")
+    with pytest.raises(ValueError, match="directory: an empty path"):
+        export_c(mltk_tflite_bytes, "")
+    result = CliRunner().invoke(app, ["features", ""])
+    assert result.exit_code == 2 and "an empty path" in result.output
+
+
+def test_a_zip_named_tflite_loads_as_the_archive_it_is(tmp_path, mltk_tflite_bytes):
+    path = tmp_path / "zipped.tflite"
+    with zipfile.ZipFile(path, "w") as bundle:
+        bundle.writestr("kws.tflite", mltk_tflite_bytes)
+    assert load_bytes(path) == mltk_tflite_bytes

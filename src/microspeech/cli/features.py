@@ -22,7 +22,9 @@ class FeatureDtype(StrEnum):
 
 @app.command("features")
 def features_command(
-    audio: Path = typer.Argument(..., help="Audio file (any rate, channels or encoding soundfile reads)."),
+    audio: Path = typer.Argument(
+        ..., parser=path_option, help="Audio file (any rate, channels or encoding soundfile reads)."
+    ),
     out: Path | None = typer.Option(
         None, "--out", parser=path_option, help="Save the features to this .npy file."
     ),

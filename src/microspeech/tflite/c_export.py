@@ -230,6 +230,8 @@ def export_c(
         Path(path_or_bytes).stem if isinstance(path_or_bytes, (str, Path)) else "model"
     )
     symbol = c_identifier(name or str(default_name))
+    if not str(directory).strip():  # Path("") wrote into the current folder
+        raise ValueError("directory: an empty path; give the folder for the C files ('.' for this one)")
     directory = Path(directory)
     source = directory / f"{symbol}_model_data.cc"
     header = directory / f"{symbol}_model_data.h"

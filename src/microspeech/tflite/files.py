@@ -42,6 +42,8 @@ def read_tflite_file(path: str | Path) -> TfliteFile:
         read_file_capped,
     )
 
+    if not str(path).strip():  # Path("") is the current folder, "is a folder" the wrong complaint
+        raise TfliteFileError("an empty path: give a .tflite file or an .mltk.zip archive")
     path = Path(path).expanduser()
     try:
         archive = path.is_file() and (path.name.endswith(".zip") or zipfile.is_zipfile(path))

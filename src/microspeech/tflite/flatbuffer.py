@@ -136,8 +136,11 @@ def load_bytes(
         data = bytes(path_or_bytes)
         where = where or "the given bytes"
     else:
+        if not str(path_or_bytes).strip():  # Path("") is the current folder
+            raise FileNotFoundError("an empty path: give a .tflite file")
         path = Path(path_or_bytes)
-        if path.name.endswith(".zip"):  # MLTK's .mltk.zip: the model inside it
+        # MLTK's .mltk.zip (by its name or its bytes, as read_tflite_file decides): the model inside it
+        if path.name.endswith(".zip") or (path.is_file() and zipfile.is_zipfile(path)):
             member, data = read_archive_member(path) if path.is_file() else (None, read_file_capped(path))
             where = f"{path} ({member}.tflite)"
         else:
