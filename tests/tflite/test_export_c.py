@@ -196,3 +196,11 @@ def test_every_input_and_output_is_described(tmp_path):
     assert "#define TWO_INPUT_COUNT 2" in settings and "#define TWO_OUTPUT_COUNT 2" in settings
     elements = sorted(line.split()[-1] for line in settings.splitlines() if "_ELEMENTS" in line)
     assert elements == ["2", "3", "4", "5"]
+
+
+def test_the_api_takes_a_given_name_as_given_or_refuses_it(mltk_tflite_bytes, tmp_path):
+    # export_c(model, folder, name="1x") silently wrote m_1x_* (the CLI refused --name 1x).
+    with pytest.raises(ValueError, match=r"name '1x': a symbol prefix is a C name"):
+        export_c(mltk_tflite_bytes, tmp_path / "out", name="1x")
+    assert not (tmp_path / "out").exists()
+    assert export_c(mltk_tflite_bytes, tmp_path / "out", name="kws_2").symbol == "kws_2"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import typer
@@ -25,17 +24,13 @@ def export_command(
     """
     from microspeech.checks import OptionError, check_output_folder
     from microspeech.models import ModelResolutionError
-    from microspeech.tflite.c_export import export_c
+    from microspeech.tflite.c_export import check_symbol_prefix, export_c
     from microspeech.tflite.metadata import ParameterError
 
     try:
         check_output_folder(c_dir, "--c")
-        if name is not None and not (_C_NAME.fullmatch(name) and len(name) <= 100):
-            # Rewriting it (kwś -> kw, ../x -> x) would give symbols and files the user never named.
-            raise OptionError(
-                f"--name {name!r}: a symbol prefix is a C name of at most 100 characters: a letter or _, "
-                "then letters, digits or _"
-            )
+        if name is not None:
+            check_symbol_prefix(name, "--name")
         warn_if_unfinished(model)  # an interrupted run's parameters are not calibrated
         path = model_file(model, "tflite")
         _check_detection_parameters(path)
@@ -46,9 +41,6 @@ def export_command(
         fail(f"cannot write into --c {c_dir}: {error}")
     for written in (files.source, files.header, files.settings):
         console.print(f"wrote {written} ({written.stat().st_size:,} bytes)", markup=False)
-
-
-_C_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _check_detection_parameters(path: Path) -> None:

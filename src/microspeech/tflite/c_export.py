@@ -35,6 +35,19 @@ class ExportedFiles:
     symbol: str
 
 
+_C_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_symbol_prefix(name: str, option: str = "name") -> None:
+    """ValueError naming `option` unless `name` is a C name of at most 100 characters: a name the
+    user gives is used as given (kwś -> kw, ../x -> x gave symbols and files nobody named)."""
+    if not (_C_NAME.fullmatch(name) and len(name) <= 100):
+        raise ValueError(
+            f"{option} {name!r}: a symbol prefix is a C name of at most 100 characters: a letter or _, "
+            "then letters, digits or _"
+        )
+
+
 def c_identifier(text: str) -> str:
     """A valid C identifier from a model name ('tflite_micro_speech-test' -> 'tflite_micro_speech_test')."""
     ident = re.sub(r"[^0-9A-Za-z_]", "_", text).strip("_") or "model"
@@ -229,7 +242,10 @@ def export_c(
     default_name = params.get("name") or (
         Path(path_or_bytes).stem if isinstance(path_or_bytes, (str, Path)) else "model"
     )
-    symbol = c_identifier(name or str(default_name))
+    if name is not None:
+        check_symbol_prefix(name)
+    # The model's own name is made a C name (tflite_micro_speech-test -> tflite_micro_speech_test).
+    symbol = name or c_identifier(str(default_name))
     if not str(directory).strip():  # Path("") wrote into the current folder
         raise ValueError("directory: an empty path; give the folder for the C files ('.' for this one)")
     directory = Path(directory)
