@@ -102,3 +102,18 @@ def test_an_archives_diagram_lands_in_the_current_folder_and_a_lone_tflite_is_dr
         result = CliRunner().invoke(app, [command, str(folder)])
         assert result.exit_code == 0, result.output
     assert (folder / "kws-tflite.svg").is_file()
+
+
+def test_draw_model_refuses_what_it_cannot_draw_or_would_write_elsewhere(mltk_tflite_bytes, tmp_path):
+    # stem="../escaped" wrote beside the folder; a path for the summary failed on .layers; a file
+    # as the folder read "cannot write prof.json/x.svg: File exists".
+    summary = summarize_tflite(mltk_tflite_bytes)
+    for stem in ("../escaped", "a/b", "", ".."):
+        with pytest.raises(ValueError, match="a file name without folders"):
+            draw_model(summary, tmp_path / "out", stem=stem)
+    with pytest.raises(TypeError, match="draw_model takes a summary, not str"):
+        draw_model("model.tflite", tmp_path)
+    (tmp_path / "prof.json").write_text("{}")
+    with pytest.raises(ValueError, match="prof.json: is a file, not a folder"):
+        draw_model(summary, tmp_path / "prof.json")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["prof.json"]

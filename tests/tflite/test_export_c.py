@@ -204,3 +204,9 @@ def test_the_api_takes_a_given_name_as_given_or_refuses_it(mltk_tflite_bytes, tm
         export_c(mltk_tflite_bytes, tmp_path / "out", name="1x")
     assert not (tmp_path / "out").exists()
     assert export_c(mltk_tflite_bytes, tmp_path / "out", name="kws_2").symbol == "kws_2"
+
+
+def test_the_api_says_a_file_given_as_the_folder_is_a_file(mltk_tflite_bytes, tmp_path):
+    (tmp_path / "prof.json").write_text("{}")
+    with pytest.raises(ValueError, match="prof.json: is a file, not a folder"):
+        export_c(mltk_tflite_bytes, tmp_path / "prof.json")

@@ -249,6 +249,8 @@ def export_c(
     if not str(directory).strip():  # Path("") wrote into the current folder
         raise ValueError("directory: an empty path; give the folder for the C files ('.' for this one)")
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():  # read "cannot write X/Y.cc: File exists"
+        raise ValueError(f"{directory}: is a file, not a folder")
     source = directory / f"{symbol}_model_data.cc"
     header = directory / f"{symbol}_model_data.h"
     settings = directory / f"{symbol}_model_settings.h"

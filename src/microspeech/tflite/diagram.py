@@ -183,6 +183,15 @@ def draw_model(
     import matplotlib
     from matplotlib import pyplot as plt
 
+    if not isinstance(summary, ModelSummary | KerasSummary):  # a path failed deep inside, on .layers
+        raise TypeError(
+            f"draw_model takes a summary, not {type(summary).__name__}: "
+            "draw_model(summarize_tflite(path), folder) or draw_model(summarize_keras(path), folder)"
+        )
+    if stem is not None and (not stem.strip() or Path(stem).name != stem or stem in (".", "..")):
+        raise ValueError(f"stem {stem!r}: a file name without folders (the files go in output_dir)")
+    if Path(output_dir).exists() and not Path(output_dir).is_dir():
+        raise ValueError(f"{output_dir}: is a file, not a folder")
     if isinstance(summary, ModelSummary):
         nodes, edges = _tflite_graph(summary)
         footer = (
