@@ -414,3 +414,24 @@ def test_a_spec_is_checked_as_a_whole():
 
     settings = TrainSettings(batch_size=16.0, stream_clean_segment="no", learning_rate="0.001")
     assert (settings.batch_size, settings.stream_clean_segment, settings.learning_rate) == (16, False, 0.001)
+
+
+def test_a_keras_file_of_your_own_is_read_whatever_lies_beside_it(tmp_path):
+    # summarize plain.keras failed on a broken plain.tflite beside it that it never needs, and
+    # without a .tflite the advice was `microspeech train plain`, a name nobody registered.
+    import keras
+    from typer.testing import CliRunner
+
+    from microspeech.cli import app
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.save(tmp_path / "plain.keras")
+    (tmp_path / "plain.tflite").write_text("junk")
+    result = CliRunner().invoke(app, ["summarize", str(tmp_path / "plain.keras")])
+    assert result.exit_code == 0 and "Total MACs" in result.output, result.output
+    result = CliRunner().invoke(app, ["params", str(tmp_path / "plain.keras")])
+    assert result.exit_code == 2 and "plain.tflite: not a .tflite flatbuffer" in result.output
+    (tmp_path / "plain.tflite").unlink()
+    result = CliRunner().invoke(app, ["params", str(tmp_path / "plain.keras")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "writes one beside the .keras" in said and "train plain" not in said

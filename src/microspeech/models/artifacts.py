@@ -198,11 +198,19 @@ class ResolvedModel:
             own = (models_dir() / self.name).resolve()
             elsewhere = self.directory is not None and self.directory.resolve() != own
             output = f" --output {shlex.quote(str(self.directory))}" if elsewhere else ""
+            expected = f" (expected {self.directory / (self.name + '.tflite')})" if self.directory else ""
+            from microspeech.models.registry import list_models
+
+            if self.spec is None and self.name.removesuffix("-test") not in list_models():
+                # No spec to train it from: `train NAME` would only say the name is unknown.
+                raise ModelResolutionError(
+                    f"model {self.argument!r} has no quantized .tflite{expected}; `microspeech train` "
+                    "writes one beside the .keras, for a registered model or a spec file of your own "
+                    "(see `microspeech list` and `microspeech new-model`)"
+                )
             raise ModelResolutionError(
-                f"model {self.argument!r} has no quantized .tflite yet"
-                + (f" (expected {self.directory / (self.name + '.tflite')})" if self.directory else "")
-                + f"; train it first: microspeech train {self.name}{output} (with --resume when its "
-                "checkpoint is there)"
+                f"model {self.argument!r} has no quantized .tflite yet{expected}; train it first: "
+                f"microspeech train {self.name}{output} (with --resume when its checkpoint is there)"
             )
         return self.tflite
 
@@ -348,10 +356,10 @@ def resolve_model(model: str | Path) -> ResolvedModel:
         try:
             tflite, parameters = _load_tflite(tflite_path)
         except ModelResolutionError as error:
-            if keras_path is None or tflite_path == path or spec is None:
+            if keras_path is None or tflite_path == path:
                 raise
-            # A bad .tflite beside a trained Keras model (whose spec gives classes and frontend)
-            # stops only what needs the .tflite.
+            # A bad .tflite beside a Keras model given or trained (whose spec, if any, gives classes
+            # and frontend) stops only what needs the .tflite.
             tflite_problem = str(error)
     if tflite is None and keras_path is None:
         raise ModelResolutionError(f"{directory}: holds no {name}.tflite and no {name}.keras")
