@@ -68,6 +68,7 @@ def test_profile(mltk_tflite_path, tmp_path):
     assert "9,616 B" in result.output and "estimate" in result.output and "7,440 B" in result.output
     report = json.loads(report_path.read_text())
     assert report["arena"]["min_arena_bytes"] == 9616 and report["mcu_estimate"]["clock_mhz"] == 100
+    assert report_path.read_text().endswith("}\n")  # a text file (--json /dev/stdout ran into the next line)
     result = _run("profile", str(mltk_tflite_path), "--clock-mhz", "0")
     assert result.exit_code == 2 and "--clock-mhz" in result.output
 

@@ -60,6 +60,7 @@ def test_cli_profile_mvp(simulator, mltk_tflite_path, tmp_path):
     assert "weights_shape[1] (4000) > 2048" in result.output and "at 78 MHz" in result.output
     report = json.loads(report_path.read_text())
     assert [layer["accelerator_cycles"] for layer in report["layers"]] == [299_992, 0, 24_012, 0]
+    assert report_path.read_text().endswith("}\n")
     result = _run("profile", str(mltk_tflite_path), "--accelerator", "gpu")
     assert result.exit_code == 2 and "--accelerator must be none or mvp" in result.output
 

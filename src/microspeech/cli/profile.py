@@ -124,7 +124,7 @@ def profile_command(
     if json_path is not None:
         from microspeech.files import write_bytes_atomic
 
-        write_bytes_atomic(json_path, json.dumps(report.to_dict(), indent=2).encode())
+        write_bytes_atomic(json_path, (json.dumps(report.to_dict(), indent=2) + "\n").encode())
         console.print(f"wrote {json_path}", markup=False)
 
 
@@ -190,5 +190,5 @@ def _profile_mvp(path: Path, clock_mhz: float, json_path: Path | None, shown: st
     if json_path is not None:
         from microspeech.files import write_bytes_atomic
 
-        write_bytes_atomic(json_path, json.dumps(report.to_dict(), indent=2).encode())
+        write_bytes_atomic(json_path, (json.dumps(report.to_dict(), indent=2) + "\n").encode())
         console.print(f"wrote {json_path}", markup=False)
