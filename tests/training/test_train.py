@@ -196,6 +196,28 @@ def test_resume_refuses_a_checkpoint_of_another_seed(subset_dir, tmp_path):
     assert len(list((again.logs_dir / "train").iterdir())) == 1
 
 
+def test_a_fresh_run_stopped_early_leaves_no_earlier_runs_manifest_vouching_for_it(
+    subset_dir, tmp_path, monkeypatch
+):
+    # The earlier run's manifest stayed while the new run wrote its uncalibrated model, so an
+    # interrupted run passed for a finished one; and the --resume advice read its checkpoint.
+    from microspeech.models import resolve_model
+    from microspeech.training import loop
+
+    folder = tmp_path / "m"
+    train_model(DRY_RUN, dataset=str(subset_dir), seed=3, output=folder, progress=False, epochs=1)
+    assert (folder / "manifest.json").is_file() and (folder / "checkpoint").is_dir()
+
+    def stopped(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop.FastTrainer, "train_epoch", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(DRY_RUN, dataset=str(subset_dir), seed=4, output=folder, progress=False, epochs=1)
+    assert not (folder / "manifest.json").exists() and not (folder / "checkpoint").exists()
+    assert resolve_model(str(folder)).unfinished_run
+
+
 def test_dry_run_on_tiny_synthetic_dataset(tmp_path):
     artifacts = train_model(
         DRY_RUN, dataset="synthetic-tiny", seed=0, output=tmp_path / "syn", progress=False

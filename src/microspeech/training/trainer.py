@@ -287,16 +287,21 @@ def _train_locked(
         bars.remove_task(task)
 
     artifacts.directory.mkdir(parents=True, exist_ok=True)
-    if checkpoint is None and (artifacts.train_log_path.exists() or (artifacts.logs_dir / "train").exists()):
+    earlier = (artifacts.train_log_path, artifacts.logs_dir / "train", artifacts.manifest_path)
+    if checkpoint is None and any(path.exists() for path in (*earlier, artifacts.checkpoint_dir)):
         # A fresh run where an earlier one trained: its log and TensorBoard curves would run on
-        # into this one's (the model files are replaced at the end, as any fresh run does).
+        # into this one's; its manifest would vouch for this run's model files should it stop
+        # before its own (they are replaced at the end, as any fresh run does); its checkpoint
+        # would be the one an interrupted run's --resume advice named.
         console.print(
-            f"{artifacts.directory} holds an earlier run: this one replaces it (its train.log and "
-            "TensorBoard logs start again; --resume continues a run instead)",
+            f"{artifacts.directory} holds an earlier run: this one replaces it (its train.log, "
+            "manifest, checkpoint and TensorBoard logs go now; --resume continues a run instead)",
             markup=False,
         )
         artifacts.train_log_path.unlink(missing_ok=True)
+        artifacts.manifest_path.unlink(missing_ok=True)
         shutil.rmtree(artifacts.logs_dir / "train", ignore_errors=True)
+        shutil.rmtree(artifacts.checkpoint_dir, ignore_errors=True)
     handler = _attach_log(artifacts.train_log_path)
     try:
         logger.info(
