@@ -6,7 +6,8 @@ Every import counts, at module level, inside functions and under TYPE_CHECKING a
 package is a folder under microspeech/ (a top-level module counts as its own package). The
 contract (STYLE.md, "Layers"):
 - no cycle between packages;
-- leaves (files, paths, labels, config, progress, mltk_wheel, version, checks, lazy) import only leaves;
+- leaves (files, paths, labels, config, progress, mltk_wheel, version, checks, lazy, stopping) import
+  only leaves;
 - frontend imports nothing above audio;
 - tflite (the artifact) knows nothing of data, models, training, evaluation or detection;
 - detection (the firmware loop) needs only frontend, tflite and the leaves;
@@ -22,7 +23,7 @@ import sys
 from pathlib import Path
 
 LEAVES = frozenset(
-    {"files", "paths", "labels", "config", "progress", "mltk_wheel", "version", "checks", "lazy"}
+    {"files", "paths", "labels", "config", "progress", "mltk_wheel", "version", "checks", "lazy", "stopping"}
 )
 UPPER = frozenset({"cli", "demo", "microspeech"})
 # package -> the packages it may import (None: anything the no-cycle rule allows).

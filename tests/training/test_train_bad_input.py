@@ -182,6 +182,56 @@ def test_ctrl_c_says_how_to_go_on(tmp_path, words, monkeypatch, saved_epochs):
         assert "interrupted: no epoch was saved yet" in message
 
 
+def test_a_stop_signal_tensorflow_turned_into_its_own_error_still_ends_as_interrupted(
+    tmp_path, subset_dir, monkeypatch
+):
+    # SIGINT while TensorFlow traced the training step came out as a StagingError traceback with
+    # status 1, and train.log said "training stopped: StagingError"; `kill` (SIGTERM) had no
+    # handler at all: no message, no line in train.log, temporary folders left.
+    import signal
+
+    from microspeech import stopping
+    from microspeech.training import loop
+
+    monkeypatch.setattr(stopping, "_received", [])
+
+    def stopped_while_tracing(*args, **kwargs):
+        stopping._received.append(signal.SIGTERM)  # what stopping's handler records
+        raise SystemError("Objects/listobject.c:338: bad argument to internal function")
+
+    monkeypatch.setattr(loop.FastTrainer, "train_epoch", stopped_while_tracing)
+    output = tmp_path / "model"
+    result = _train("--dataset", str(subset_dir), "--output", str(output), "--seed", "0")
+    assert result.exit_code == 143, result.output
+    assert "interrupted: no epoch was saved yet" in " ".join(result.output.split())
+    last_line = (output / "train.log").read_text().splitlines()[-1]
+    assert last_line.endswith("training stopped: interrupted (SIGTERM)")
+
+
+def test_kill_ends_a_command_as_ctrl_c_does(tmp_path):
+    # SIGTERM killed the process where it stood: no finally block ran, no status a shell reads.
+    import subprocess
+    import sys
+
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import os, signal, sys, time\n"
+        "from microspeech.cli import app, main\n"
+        "@app.command('wait-for-kill')\n"
+        "def wait() -> None:\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        time.sleep(30)\n"
+        "    finally:\n"
+        "        print('cleaned up', flush=True)\n"
+        "sys.argv = ['microspeech', 'wait-for-kill']\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 143, done.stderr[-2000:]
+    assert done.stdout == "cleaned up\n"
+
+
 def test_resume_on_another_dataset_names_both(tmp_path, words):
     # "written on another version of the dataset (its files or lists changed since)" was said of a
     # different dataset altogether; the checkpoint now records its folders.

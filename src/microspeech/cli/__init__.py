@@ -19,8 +19,17 @@ for _module in pkgutil.iter_modules(__path__):
 
 
 def main() -> None:
+    from microspeech import stopping
+
+    stopping.install()  # `kill` ends a command as Ctrl-C does: cleaned up, status 128 + signal
     try:
         app()
+    except SystemExit as exit_:
+        # Typer ends a stop it caught with 130, Click with 1 ("Aborted!"), whatever the signal;
+        # a shell expects 128 + the signal (143 for kill).
+        if stopping.received() is not None and exit_.code in (1, 130):
+            raise SystemExit(stopping.exit_status()) from None
+        raise
     except OSError as error:
         # What the commands do not catch themselves (a full disk, a folder that refuses the
         # write, a device gone): one line that names the file, not a traceback.

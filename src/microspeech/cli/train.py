@@ -4,10 +4,14 @@ int8 .tflite); `--test` (or NAME-test) is the dry run, `--keywords` the same mod
 from __future__ import annotations
 
 import shlex
+from typing import TYPE_CHECKING
 
 import typer
 
 from microspeech.cli.app import app, console, fail
+
+if TYPE_CHECKING:
+    from microspeech.models import ModelSpec
 
 
 @app.command()
@@ -128,22 +132,33 @@ def train(
             command_line=command,
             calibration_runtime=calibration_runtime or "litert",
         )
-    except (DatasetError, ResumeError, LockedError, QuantizationError, FileNotFoundError, ValueError) as err:
-        fail(str(err))
-    except RuntimeError as err:  # the calibration runtime refused the trained model, after training
-        from microspeech.training.artifacts import model_directory
-        from microspeech.training.stream_selection import calibration_tune_options
+    except BaseException as err:
+        from microspeech import stopping
 
-        folder = model_directory(spec.name, output)
-        tune = shlex.join(["microspeech", "tune", str(folder), *calibration_tune_options(spec), "--write"])
-        fail(
-            f"{err}; the trained .keras and .tflite are in {folder}, not calibrated (no manifest): "
-            f"calibrate them as train would with {tune} (--runtime to choose the interpreter), or "
-            "train again with another --calibration-runtime"
-        )
-    except KeyboardInterrupt:
-        _interrupted(spec.name, output, command)
+        # Ctrl-C or kill, also when TensorFlow, tracing a graph, turned it into an error of its own.
+        if isinstance(err, KeyboardInterrupt) or stopping.received() is not None:
+            _interrupted(spec.name, output, command)
+        bad_input = (DatasetError, ResumeError, LockedError, QuantizationError, FileNotFoundError, ValueError)
+        if isinstance(err, bad_input):
+            fail(str(err))
+        if isinstance(err, RuntimeError):  # the calibration runtime refused the model, after training
+            _uncalibrated(spec, output, err)
+        raise
     console.print(f"model: {artifacts.tflite_path}", markup=False)
+
+
+def _uncalibrated(spec: ModelSpec, output: str | None, error: RuntimeError) -> None:
+    """The calibration's runtime refused the trained model: where it is, and how to calibrate it."""
+    from microspeech.training.artifacts import model_directory
+    from microspeech.training.stream_selection import calibration_tune_options
+
+    folder = model_directory(spec.name, output)
+    tune = shlex.join(["microspeech", "tune", str(folder), *calibration_tune_options(spec), "--write"])
+    fail(
+        f"{error}; the trained .keras and .tflite are in {folder}, not calibrated (no manifest): "
+        f"calibrate them as train would with {tune} (--runtime to choose the interpreter), or "
+        "train again with another --calibration-runtime"
+    )
 
 
 def _interrupted(name: str, output: str | None, command: list[str]) -> None:
@@ -163,5 +178,7 @@ def _interrupted(name: str, output: str | None, command: list[str]) -> None:
         again = [*command, "--resume"] if "--resume" not in command else command
         saved = int(checkpoint[1]["epoch"]) + 1  # the state counts epochs from 0
         advice = f"the last saved epoch is {saved}; continue with: {shlex.join(again)}"
+    from microspeech import stopping
+
     err_console.print(f"interrupted: {advice}", markup=False)
-    raise typer.Exit(130)
+    raise typer.Exit(stopping.exit_status())

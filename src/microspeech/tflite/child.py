@@ -14,6 +14,10 @@ import os
 import sys
 from typing import BinaryIO
 
+# A session of its own: a terminal's Ctrl-C goes to the parent alone, which stops its children by
+# closing their pipes, instead of each child printing a KeyboardInterrupt traceback of its own.
+CHILD_SESSION = True
+
 
 def child_command(module: str) -> tuple[list[str], dict[str, str]]:
     """(argv, environment) that run `python -m module` with this process's import path."""

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from microspeech.mltk_wheel import INSTALL_HINT, find_mltk_file
-from microspeech.tflite.child import child_command, protocol_stdout
+from microspeech.tflite.child import CHILD_SESSION, child_command, protocol_stdout
 from microspeech.tflite.silabs_tflm import _receive, _send, log_text
 
 __all__ = ["MvpError", "MvpLayer", "MvpProfile", "mvp_available", "profile_mvp"]
@@ -181,6 +181,7 @@ def _run_child(tflm_path: Path, mvp_path: Path, tflite_bytes: bytes, source: str
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        start_new_session=CHILD_SESSION,
     )
     assert process.stdin is not None and process.stdout is not None
     try:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from microspeech.tflite.child import child_command, protocol_stdout
+from microspeech.tflite.child import CHILD_SESSION, child_command, protocol_stdout
 from microspeech.tflite.flatbuffer import load_bytes
 from microspeech.tflite.runtime import (
     TfliteRunner,
@@ -158,6 +158,7 @@ def run_isolated(function: Any, *args: Any, doing: str) -> Any:
         input=pickle.dumps((function, args), protocol=pickle.HIGHEST_PROTOCOL),
         capture_output=True,  # stderr: TFLM's allocation chatter, whose last line explains a failure
         check=False,
+        start_new_session=CHILD_SESSION,
     )
     try:
         succeeded, value = pickle.loads(child.stdout)

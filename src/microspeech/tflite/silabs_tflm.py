@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from microspeech.mltk_wheel import INSTALL_HINT, find_mltk_file
-from microspeech.tflite.child import child_command, protocol_stdout
+from microspeech.tflite.child import CHILD_SESSION, child_command, protocol_stdout
 from microspeech.tflite.flatbuffer import hybrid_layers, hybrid_message
 
 __all__ = ["SilabsTflmError", "SilabsTflmProcess", "silabs_tflm_available"]
@@ -116,6 +116,7 @@ class SilabsTflmProcess:
             env=environment,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            start_new_session=CHILD_SESSION,
         )
         assert self._process.stdin is not None and self._process.stdout is not None
         self._requests, self._replies = self._process.stdin, self._process.stdout

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from rich.console import Console
 
+from microspeech import stopping
 from microspeech.checks import check_int, check_output_folder, check_seed
 from microspeech.files import atomic_output, write_bytes_atomic, write_text_atomic
 from microspeech.labels import UNKNOWN
@@ -349,7 +350,12 @@ def _train_locked(
         )
     except BaseException as error:
         # The folder keeps its log (and any checkpoint to --resume from): the log says why it ends.
-        reason = "interrupted" if isinstance(error, KeyboardInterrupt) else f"{type(error).__name__}: {error}"
+        # A stop signal counts even when TensorFlow turned its KeyboardInterrupt into its own error.
+        signal_name = stopping.received()
+        if isinstance(error, KeyboardInterrupt) or signal_name is not None:
+            reason = f"interrupted ({signal_name})" if signal_name else "interrupted"
+        else:
+            reason = f"{type(error).__name__}: {error}"
         logger.error("training stopped: %s", reason)
         raise
     finally:
