@@ -1,4 +1,4 @@
-"""Scoring a long stream, as `train`'s calibration, `tune` and `evaluate --stream` do it, against
+"""Scoring a long stream, as `train`'s calibration, `tune` and `evaluate --streaming` do it, against
 the firmware loop run hop by hop (how they all ran it before), in one run on one machine.
 
 The stream is `train`'s calibration stream: `--minutes` of the subset bundle's validation split

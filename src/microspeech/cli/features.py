@@ -41,8 +41,8 @@ def features_command(
         None,
         "--settings",
         parser=path_option,
-        help="JSON with MLTK fe.* keys (default: MLTK's own tflite_micro_speech frontend, which the "
-        "models registered here change; --model reads a model's own).",
+        help="JSON with MLTK fe.* keys (default: MLTK's own tflite_micro_speech frontend; the registered "
+        "tflite_micro_speech changes its noise estimate: --model reads a model's own).",
     ),
     model: str | None = typer.Option(
         None, "--model", help="Use the frontend settings stored in this model (.tflite, or a trained name)."

@@ -58,7 +58,7 @@ def train(
         "--calibration-runtime",
         help="Interpreter whose scores calibrate the detection parameters: litert (default), tflm or "
         "silabs-tflm (Silicon Labs' TFLM from the MLTK wheel: the part's kernels and rounding, so the "
-        "calibrated operating point holds on the part; the calibration takes about 10x as long).",
+        "calibrated operating point holds on the part; the calibration takes about 5-7x as long).",
     ),
 ) -> None:
     """Train MODEL on a dataset: NAME.keras, NAME.tflite (int8 + parameters), history, logs, manifest."""

@@ -78,7 +78,7 @@ def tune(
         "--runtime",
         help="Interpreter that scores the stream: litert (default), tflm (tflite-micro package) or "
         "silabs-tflm (Silicon Labs' TFLM from the MLTK wheel: the part's kernels and their rounding, so "
-        "the pick holds on the part; its scoring takes about 10x as long).",
+        "the pick holds on the part; its scoring takes about 5-7x as long).",
     ),
     output: Path = typer.Option(
         None, "--output", parser=path_option, help="Also write the full sweep as JSON here."
