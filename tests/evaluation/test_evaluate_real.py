@@ -331,3 +331,25 @@ def test_clip_and_stream_results_of_an_archive_go_to_one_default_folder(test_set
         archive, dataset=str(test_set_dir), minutes=0.5, show_progress=False, plot=False
     )
     assert clips.output_dir == stream.output_dir == tmp_path / "tflite_micro_speech-eval"
+
+
+def test_a_stopped_evaluation_leaves_the_previous_results_whole(
+    reference_eval: Path, mltk_tflite_path: Path, test_set_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    # Stopped after eval-results.json and summary.txt were written, the folder held one model's
+    # results beside another's plots, and nothing said so.
+    import shutil
+
+    from microspeech.evaluation import evaluate as evaluate_module
+
+    output = tmp_path / "eval"
+    shutil.copytree(reference_eval, output)
+    before = {path.name: path.read_bytes() for path in output.iterdir()}
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate_module, "render_plots", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_model(mltk_tflite_path, dataset=str(test_set_dir), output_dir=output, word_offset=0.0)
+    assert {path.name: path.read_bytes() for path in output.iterdir()} == before

@@ -18,15 +18,16 @@ from typing import Any
 import numpy as np
 
 from microspeech.evaluation.metrics import compute_metrics
-from microspeech.evaluation.plots import PLOTS, write_plots
+from microspeech.evaluation.plots import PLOTS, render_plots
 from microspeech.evaluation.report import (
     EvaluationReport,
     VariantResult,
     checked_results_dir,
     manifest_dataset,
     manifest_label,
-    write_results,
+    results_files,
 )
+from microspeech.files import write_files_atomic
 from microspeech.progress import progress_bar
 
 # Without a recorded training dataset, score on the official Speech Commands test set.
@@ -287,11 +288,14 @@ def evaluate_model(
         results=results,
     )
     report.output_dir = output_dir
-    report.files = write_results(report, report.output_dir)
+    # Everything rendered first, then written as one set: stopped halfway, the folder held this
+    # model's results beside the previous model's plots.
+    contents = results_files(report, report.output_dir)
     if plots:
         for result in results:
             title = f"{report.name} {result.variant} ({result.runtime})"
-            report.files += write_plots(result.metrics, report.output_dir, result.variant, title)
+            contents |= render_plots(result.metrics, report.output_dir, result.variant, title)
+    report.files = write_files_atomic(contents)
     _remove_stale_plots(report.output_dir, keep=set(report.files))
     return report
 

@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from microspeech.evaluation.metrics import ClassifierMetrics
-from microspeech.files import write_bytes_atomic
+from microspeech.files import write_files_atomic
 
 # MLTK's zoomed ROC window (its plot_roc), shown next to the full curve.
 _ROC_ZOOM = ((0.0, 0.1), (0.5, 1.01))
@@ -24,11 +24,10 @@ def _label(name: str) -> str:
     return name.strip("_")
 
 
-def _save(figure: Figure, path: Path) -> Path:
+def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    write_bytes_atomic(path, buffer.getvalue())
-    return path
+    return buffer.getvalue()
 
 
 def plot_roc(metrics: ClassifierMetrics, title: str) -> Figure:
@@ -117,9 +116,11 @@ PLOTS: dict[str, Callable[[ClassifierMetrics, str], Figure]] = {
 }
 
 
+def render_plots(metrics: ClassifierMetrics, output_dir: Path, prefix: str, title: str) -> dict[Path, bytes]:
+    """Every plot as PNG bytes by its path, `<output_dir>/<prefix>-<plot>.png`, nothing written yet."""
+    return {output_dir / f"{prefix}-{name}.png": _png(make(metrics, title)) for name, make in PLOTS.items()}
+
+
 def write_plots(metrics: ClassifierMetrics, output_dir: Path, prefix: str, title: str) -> list[Path]:
-    """Write every plot as `<output_dir>/<prefix>-<plot>.png`; returns the paths."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    return [
-        _save(make(metrics, title), output_dir / f"{prefix}-{name}.png") for name, make in PLOTS.items()
-    ]
+    """Write every plot as `<output_dir>/<prefix>-<plot>.png`, as a set; returns the paths."""
+    return write_files_atomic(render_plots(metrics, output_dir, prefix, title))

@@ -15,7 +15,7 @@ import numpy as np
 from rich.table import Table
 
 from microspeech.evaluation.metrics import ClassifierMetrics, WordErrors, errors_by_word
-from microspeech.files import write_text_atomic
+from microspeech.files import write_files_atomic
 
 RESULTS_FILE = "eval-results.json"
 SUMMARY_FILE = "summary.txt"
@@ -286,10 +286,14 @@ def rich_table(report: EvaluationReport) -> Table:
     return table
 
 
+def results_files(report: EvaluationReport, output_dir: Path) -> dict[Path, bytes]:
+    """eval-results.json and summary.txt as bytes by their paths in `output_dir`, nothing written yet."""
+    return {
+        output_dir / RESULTS_FILE: (json.dumps(report.to_dict(), separators=(",", ":")) + "\n").encode(),
+        output_dir / SUMMARY_FILE: summary_text(report).encode(),
+    }
+
+
 def write_results(report: EvaluationReport, output_dir: Path) -> list[Path]:
-    """Write eval-results.json and summary.txt into `output_dir`; returns their paths."""
-    results_path = output_dir / RESULTS_FILE
-    summary_path = output_dir / SUMMARY_FILE
-    write_text_atomic(results_path, json.dumps(report.to_dict(), separators=(",", ":")) + "\n")
-    write_text_atomic(summary_path, summary_text(report))
-    return [results_path, summary_path]
+    """Write eval-results.json and summary.txt into `output_dir`, as a set; returns their paths."""
+    return write_files_atomic(results_files(report, output_dir))
