@@ -69,8 +69,13 @@ def test_channel_count_and_length_budget(tmp_path):
     assert MAX_AUDIO_SECONDS >= 600  # background-noise recordings (minutes) stay readable
     # 40 minutes is under the hour: the refusal names what is over (16 channels at 96 kHz), where
     # it said "2400 s of audio; at most 3600 s".
-    with pytest.raises(AudioError, match="2400 s of 16 channels at 96000 Hz is 3,686,400,000 samples"):
+    with pytest.raises(AudioError, match=r"2400 s of 16 channel\(s\) at 96000 Hz is 3,686,400,000 samples"):
         check_audio_header("wide.wav", 96_000, 16, 2400 * 96_000)
+    # An hour of 192 kHz stereo passed the old bound (an hour of mono at 768 kHz) and needed about
+    # 17 GB to decode; an hour of 48 kHz stereo (about 4.4 GB) is the most now.
+    with pytest.raises(AudioError, match=r"an hour of 48 kHz stereo\) are decoded at once"):
+        check_audio_header("hifi.wav", 192_000, 2, 3600 * 192_000)
+    check_audio_header("hour.wav", 48_000, 2, 3600 * 48_000)
 
 
 def test_missing_folder_and_unreadable_files_are_named(tmp_path, unprivileged):
@@ -173,3 +178,45 @@ def test_float_samples_past_full_scale_are_said_to_be_clipped(tmp_path):
     decoded = decode_audio(path)
     assert "100 sample(s) beyond full scale clipped" in decoded.conversions  # clipped without a word
     assert decoded.samples[:100].tolist() == [32767] * 100
+
+
+def test_verify_lists_a_float_clip_that_clips_when_read(tmp_path):
+    # A float WAV scaled to +-32768 passed as "all files are usable" (listed only as converted
+    # from FLOAT) though 15,948 of its samples clip when read, and train would learn them.
+    import soundfile as sf
+
+    words = tmp_path / "yes"
+    words.mkdir()
+    loud = (32768 * np.sin(np.arange(16000) / 3)).astype(np.float32)
+    sf.write(words / "loud_nohash_0.wav", loud, 16000, subtype="FLOAT")
+    good = (3000 * np.sin(np.arange(16000) / 3)).astype(np.int16).tobytes()
+    (words / "good_nohash_0.wav").write_bytes(wav_bytes(16000, payload=good))
+    result = CliRunner().invoke(app, ["dataset", "verify", str(tmp_path)], terminal_width=300)
+    lines = [" ".join(line.split()) for line in result.output.splitlines()]
+    assert result.exit_code == 0, result.output  # usable, listed
+    assert "1 file(s) clip when read (float samples past full scale):" in lines, lines
+    named = [line for line in lines if line.startswith("yes/loud_nohash_0.wav: ")]
+    assert any("beyond full scale clipped" in line for line in named), lines
+
+
+def test_a_wav_whose_recorder_never_finished_its_header_is_read_to_its_end(tmp_path):
+    # A recorder killed before closing the file leaves data size 0 with 4 s of samples after it:
+    # refused as "the file holds no audio samples", and skipped when indexing a dataset.
+    from microspeech.audio import decode_audio
+    from microspeech.data import load_dataset
+
+    samples = (3000 * np.sin(np.arange(64000) / 3)).astype(np.int16)
+    words = tmp_path / "yes"
+    words.mkdir()
+    path = words / "stream_nohash_0.wav"
+    path.write_bytes(wav_bytes(16000, payload=samples.tobytes(), declared=0))
+    decoded = decode_audio(path)
+    assert np.array_equal(decoded.samples, samples)
+    assert decoded.conversions == ("unfinished header (data size 0): 64000 samples read to the file's end",)
+    dataset = load_dataset(str(tmp_path))
+    assert [clip.path for clip in dataset.clips] == [path] and not dataset.skipped
+    assert any("unfinished header" in issue.problem for issue in dataset.converted)
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(wav_bytes(16000, payload=b"", declared=0))
+    with pytest.raises(AudioError, match="the file holds no audio samples"):
+        read_audio(empty)

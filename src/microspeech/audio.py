@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ MIN_FILE_RATE = 1000
 MAX_FILE_RATE = 768_000
 MAX_CHANNELS = 64
 MAX_AUDIO_SECONDS = 3600.0
+MAX_DECODED_SAMPLES = int(MAX_AUDIO_SECONDS) * 48_000 * 2  # all channels' samples decoded at once
 
 
 class AudioError(ValueError):
@@ -115,12 +117,13 @@ def check_audio_header(
         raise AudioError(
             f"{source}: {seconds:.0f} s of audio; at most {MAX_AUDIO_SECONDS:.0f} s is read at once"
         )
-    # Decoding holds every channel's samples: the bound of one hour of mono at the highest rate.
-    most_samples = int(MAX_AUDIO_SECONDS * MAX_FILE_RATE)
-    if frames * channels > most_samples:
+    # Decoding holds every channel's samples as float64 for all but 16-bit PCM: an hour of 48 kHz
+    # stereo peaks near 4.4 GB; an hour at 192 kHz (the old bound of mono at the highest rate) took 17.
+    if frames * channels > MAX_DECODED_SAMPLES:
         raise AudioError(
-            f"{source}: {seconds:.0f} s of {channels} channels at {file_rate} Hz is {frames * channels:,} "
-            f"samples; at most {most_samples:,} are read at once (fewer channels or a lower rate)"
+            f"{source}: {seconds:.0f} s of {channels} channel(s) at {file_rate} Hz is {frames * channels:,} "
+            f"samples; at most {MAX_DECODED_SAMPLES:,} (an hour of 48 kHz stereo) are decoded at once: "
+            "split the file, or give it fewer channels or a lower rate"
         )
     if frames * sample_rate / file_rate > MAX_AUDIO_SECONDS * sample_rate:
         raise AudioError(f"{source}: too long once resampled to {sample_rate} Hz")
@@ -164,6 +167,44 @@ def _wav_declared_frames(path: Path, channels: int, subtype: str) -> int | None:
     return None
 
 
+def unfinished_wav(path: Path) -> bytes | None:
+    """A WAV whose `data` chunk declares 0 bytes though samples follow (a recorder stopped before it
+    wrote the header's sizes): its bytes with the sizes filled in from the file's length, which
+    libsndfile then reads. None for any other file, or one past MAX_DECODED_SAMPLES' bytes."""
+    if path.stat().st_size > 8 * MAX_DECODED_SAMPLES:
+        return None
+    data = bytearray(path.read_bytes())
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    at = 12
+    while at + 8 <= len(data):
+        size = int.from_bytes(data[at + 4 : at + 8], "little")
+        if data[at : at + 4] == b"data":
+            present = len(data) - at - 8
+            if size != 0 or present <= 0:
+                return None
+            data[at + 4 : at + 8] = min(present, 0xFFFFFFFE).to_bytes(4, "little")
+            data[4:8] = min(len(data) - 8, 0xFFFFFFFF).to_bytes(4, "little")
+            return bytes(data)
+        at += 8 + size + (size & 1)
+    return None
+
+
+MAX_STREAM_BYTES = 2**30  # what is read from a pipe at once (an hour of 16 kHz int16 is 115 MB)
+
+
+def _read_stream(path: Path) -> bytes:
+    """All of a pipe's or device's bytes, refused past MAX_STREAM_BYTES."""
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read(MAX_STREAM_BYTES + 1)
+    except OSError as error:
+        raise AudioError(f"{path}: cannot be read ({error.strerror or error})") from error
+    if len(data) > MAX_STREAM_BYTES:
+        raise AudioError(f"{path}: more than {MAX_STREAM_BYTES:,} bytes from a pipe; give a file")
+    return data
+
+
 def truncated_wav_frames(path: Path, info: Any) -> int | None:
     """The frames a WAV header declares when the file holds fewer (a cut-off copy or download),
     else None: libsndfile reads such a file silently shortened. `info`: what `sf.info` returned."""
@@ -205,11 +246,23 @@ def decode_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> DecodedAud
     if not MIN_FILE_RATE <= sample_rate <= MAX_FILE_RATE:
         raise ValueError(f"sample_rate={sample_rate}: expected {MIN_FILE_RATE} to {MAX_FILE_RATE} Hz")
     check_file_readable(path)
+    source: str | io.BytesIO = str(path)
+    if not path.is_file():  # a pipe (<(...), /dev/stdin) is read once: libsndfile opens a file twice
+        source = io.BytesIO(_read_stream(path))
+    finished = []  # the note for an unfinished header read to the file's end
     try:
-        info = sf.info(str(path))
+        info = sf.info(source)
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+        unfinished = info.format == "WAV" and info.frames == 0 and path.is_file()
+        if unfinished and (repaired := unfinished_wav(path)) is not None:
+            source = io.BytesIO(repaired)
+            info = sf.info(source)
+            finished = [f"unfinished header (data size 0): {info.frames} samples read to the file's end"]
+            source.seek(0)
         check_audio_header(str(path), info.samplerate, info.channels, info.frames, sample_rate)
         dtype = "int16" if info.subtype == "PCM_16" else "float64"
-        samples, file_rate = sf.read(str(path), dtype=dtype, always_2d=False)
+        samples, file_rate = sf.read(source, dtype=dtype, always_2d=False)
     except (sf.LibsndfileError, RuntimeError, TypeError) as error:
         raise AudioError(f"{path}: not a readable audio file ({error})") from error
     except OSError as error:
@@ -222,10 +275,10 @@ def decode_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> DecodedAud
     if samples.dtype.kind == "f" and samples.size and np.abs(samples).max() > 1.0:
         over = int(np.count_nonzero(np.abs(samples) > 1.0))  # a float file may go past full scale
         conversions = [*conversions, f"{over} sample(s) beyond full scale clipped"]
-    declared = truncated_wav_frames(path, info)
+    declared = None if finished or not path.is_file() else truncated_wav_frames(path, info)
     if declared is not None:
         conversions = [*conversions, truncation_note(info.frames, declared)]
-    return DecodedAudio(to_int16(samples, source=str(path)), tuple(conversions))
+    return DecodedAudio(to_int16(samples, source=str(path)), tuple([*conversions, *finished]))
 
 
 def fit_length(samples: np.ndarray, length: int) -> np.ndarray:

@@ -62,6 +62,31 @@ def test_command_line_overrides_the_embedded_parameters(archive, yes_wav):
     assert len([line for line in result.output.splitlines() if "averages" in line]) == 10
 
 
+def test_a_recording_too_short_to_score_says_so(archive, tmp_path):
+    # 10 ms of audio read "reports no 'yes' in the first 0 ms (--suppression)": nothing ran at all.
+    short = tmp_path / "short.wav"
+    write_wav(short, np.zeros(160, np.int16))
+    result = invoke("classify_audio", archive, "--wav", short, "--suppression", "0")
+    assert result.exit_code == 0, result.output
+    assert says(result, "10 ms of audio is shorter than one inference step (100 ms), so nothing was scored")
+    assert "--suppression" not in result.output
+
+
+def test_reading_from_a_pipe(archive, yes_wav):
+    # <(cat x.wav) or /dev/stdin read "Format not recognised": libsndfile opened the pipe twice.
+    import os
+
+    read_end, write_end = os.pipe()
+    os.write(write_end, yes_wav.read_bytes()[:60000])  # within the pipe's buffer
+    os.close(write_end)
+    try:
+        result = invoke("classify_audio", archive, "--wav", f"/dev/fd/{read_end}")
+    finally:
+        os.close(read_end)
+    assert result.exit_code == 0, result.output
+    assert says(result, f"/dev/fd/{read_end}: 1.87 s")  # the bytes written, header and all
+
+
 def test_several_files_are_named_on_their_lines(archive, yes_wav):
     result = invoke("classify_audio", archive, "--wav", yes_wav, "--wav", yes_wav)
     assert result.exit_code == 0, result.output

@@ -195,7 +195,17 @@ def classify_audio(
             fail(str(error))
         if not found:
             console.print(f"{path.name}: no detection", markup=False, highlight=False, soft_wrap=True)
-            if len(audio) * 1000 // 16000 <= params.suppression_ms + params.average_window_duration_ms:
+            audio_ms = len(audio) * 1000 // 16000
+            suppressed_ms = params.suppression_ms + params.average_window_duration_ms
+            if audio_ms < params.latency_ms:  # not one inference ran: the suppression is not why
+                console.print(
+                    f"  note: {audio_ms} ms of audio is shorter than one inference step ({params.latency_ms} "
+                    "ms), so nothing was scored; pad a short recording with silence",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            elif params.suppression_ms and audio_ms <= suppressed_ms:
                 # A one-second clip of the first class, the obvious first test, shows nothing.
                 console.print(
                     f"  note: as the firmware, the detector starts as if {keyword_model.classes[0]!r} had "

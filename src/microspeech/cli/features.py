@@ -57,7 +57,7 @@ def features_command(
 
     if audio.is_dir():
         fail(f"{audio}: is a folder, not an audio file")
-    if not audio.is_file():
+    if not audio.exists():  # a pipe, <(...), is no regular file but reads as one
         fail(f"{audio}: no such file")
     try:
         for option, path in (("--out", out), ("--plot", plot)):

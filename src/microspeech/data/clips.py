@@ -7,6 +7,7 @@ warning naming them, instead of failing in the middle of training.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from collections import Counter
@@ -27,6 +28,7 @@ from microspeech.audio import (
     read_audio,
     truncated_wav_frames,
     truncation_note,
+    unfinished_wav,
 )
 from microspeech.labels import SILENCE
 
@@ -70,12 +72,15 @@ class ProbeResult:
     frames: int
     subtype: str
     declared_frames: int | None = None  # what a WAV header promises, when more than is present
+    unfinished: bool = False  # a WAV header whose data size is 0: read to the file's end
 
     def conversions(self, clip_samples: int | None) -> list[str]:
         """What reading will change; `clip_samples` None for recordings of any length (noise)."""
         notes = format_conversions(self.sample_rate, self.channels, self.subtype)
         if self.declared_frames is not None:
             notes.append(truncation_note(self.frames, self.declared_frames))
+        if self.unfinished:
+            notes.append(f"unfinished header (data size 0): {self.frames} samples read to the file's end")
         duration = self.frames / self.sample_rate
         if clip_samples is not None and duration * SAMPLE_RATE > clip_samples:
             notes.append(f"{duration:.2f} s long: its loudest {clip_samples / SAMPLE_RATE:g} s is used")
@@ -97,11 +102,14 @@ def probe_audio(path: Path) -> ProbeResult:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as error:
         raise AudioError(f"{path}: not a readable audio file ({error})") from error
+    unfinished = False
+    if info.frames <= 0 and info.format == "WAV" and (repaired := unfinished_wav(path)) is not None:
+        info, unfinished = sf.info(io.BytesIO(repaired)), True  # read to the file's end, as decoding does
     if info.frames <= 0:
         raise AudioError(f"{path}: the file holds no audio samples")
     check_audio_header(str(path), info.samplerate, info.channels, info.frames)
-    truncated = truncated_wav_frames(path, info)
-    return ProbeResult(info.samplerate, info.channels, info.frames, info.subtype, truncated)
+    truncated = None if unfinished else truncated_wav_frames(path, info)
+    return ProbeResult(info.samplerate, info.channels, info.frames, info.subtype, truncated, unfinished)
 
 
 def loudest_window(samples: np.ndarray, length: int) -> np.ndarray:
