@@ -233,6 +233,13 @@ def verify_command(
         for issue in dataset.converted:
             line = f"  {_shown(issue.path, dataset.root)}: {issue.problem}"
             console.print(line, soft_wrap=True, markup=False)
+    clipping = [issue for issue in problems if not issue.skipped]
+    problems = [issue for issue in problems if issue.skipped]
+    if clipping:  # usable, but damaged: training would learn the distortion
+        console.print(f"[yellow]{len(clipping)} file(s) clip when read[/] (float samples past full scale):")
+        for issue in clipping:
+            line = f"  {_shown(issue.path, dataset.root)}: {issue.problem}"
+            console.print(line, soft_wrap=True, markup=False, highlight=False)
     if not problems:
         console.print(f"[green]all {total:,} files are usable[/]")
         return
