@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from microspeech.audio import active_rms
-from microspeech.files import COMPLETE_MARKER, atomic_directory
+from microspeech.files import COMPLETE_MARKER, LockedError, atomic_directory, exclusive_lock
 
 __all__ = ["ClipBank", "bank_store", "trim", "trim_bounds"]
 
@@ -201,3 +201,13 @@ def _prune_stores(keep: Path) -> None:
     for old in stores[KEPT_STORES - 1 :]:
         shutil.rmtree(old, ignore_errors=True)
         old.with_name(old.name + ".lock").unlink(missing_ok=True)
+    # A build killed mid-write (SIGKILL, a power cut) leaves `<key>.partial`, up to 1.4 GB of the
+    # full dataset, until that very dataset is used again: gone once no process builds it.
+    for partial in keep.parent.glob("*.partial"):
+        target = partial.with_name(partial.name.removesuffix(".partial"))
+        if partial.is_dir() and target != keep:
+            try:
+                with exclusive_lock(target.with_name(target.name + ".lock"), wait=False):
+                    shutil.rmtree(partial, ignore_errors=True)
+            except LockedError:
+                continue  # another process is building it now
