@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from microspeech.data.streams import DetectionSummary
@@ -336,9 +338,18 @@ def test_tune_never_writes_over_the_model_and_keeps_its_mode(trained_test_model,
     assert refused.exit_code == 2 and "cannot be written (read-only" in " ".join(refused.output.split())
     assert tflite.read_bytes() == before
     tflite.chmod(0o600)
+    calibrated = json.loads((model / "manifest.json").read_text())["detection_calibration"]
     written = runner.invoke(app, ["tune", str(model), *small, "--counts", "1", "--write"])
     assert written.exit_code == 0, written.output
     assert stat.S_IMODE(tflite.stat().st_mode) == 0o600
+    # The manifest said train's calibration still described the .tflite: now it says what tune wrote.
+    from microspeech.tflite.metadata import read_parameters
+
+    manifest = json.loads((model / "manifest.json").read_text())
+    tuned, stored = manifest["detection_tuning"], read_parameters(tflite)
+    assert manifest["detection_calibration"] == calibrated
+    assert tuned["stream"]["minutes"] == 1 and tuned["max_fa_per_hour"] == 1000
+    assert all(stored[key] == value for key, value in tuned["parameters"].items() if value is not None)
 
 
 def test_writing_detection_parameters_keeps_to_them_and_their_stored_types(mltk_tflite_path, tmp_path):

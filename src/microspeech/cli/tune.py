@@ -93,6 +93,7 @@ def tune(
         PARAM_KEYS,
         THRESHOLD_LIST,
         TUNED_KEYS,
+        record_tuning,
         tune_detection,
         write_detection_params,
     )
@@ -243,6 +244,8 @@ def tune(
         values = chosen.setting.to_dict()
         try:
             write_detection_params(report.model_source, values)
+            # The manifest's train-time calibration no longer describes the .tflite: say what did.
+            record_tuning(report)
         except ValueError as error:
             fail(str(error))
         written = [f"{key}={values[key]}" for key in PARAM_KEYS if values[key] is not None]

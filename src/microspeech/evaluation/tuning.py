@@ -709,6 +709,39 @@ def write_detection_params(model_path: str | Path, values: dict[str, Any]) -> No
     write_bytes_atomic(path, write_parameters(data, updated, keep))
 
 
+def record_tuning(report: TuningReport) -> Path | None:
+    """After `write_detection_params` into a trained model's .tflite: its manifest's
+    "detection_tuning" says what was written, on which stream and with what result, beside train's
+    "detection_calibration" (which the .tflite no longer holds). The manifest's path, or None when
+    the .tflite has no manifest beside it."""
+    from datetime import UTC, datetime
+
+    from microspeech.models import ModelArtifacts
+
+    source = Path(report.model_source)
+    artifacts = ModelArtifacts(source.parent, source.name.removesuffix(".tflite"))
+    if not artifacts.manifest_path.is_file() or artifacts.tflite_path != source:
+        return None
+    chosen = report.tuning.chosen
+    if chosen is None:
+        raise ValueError("record_tuning: nothing was chosen, so nothing was written")
+    manifest = artifacts.manifest
+    manifest["detection_tuning"] = {
+        "parameters": chosen.setting.to_dict(),
+        "firmware": chosen.firmware.to_dict(),
+        "max_fa_per_hour": report.max_fa_per_hour,
+        "runtime": report.tuning.runtime,
+        "stream": {
+            key: report.to_dict()[key]
+            for key in ("dataset", "noise_dataset", "minutes", "snr_db", "segmented", "seed")
+        },
+        "grid_points": report.tuning.grid_points,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    artifacts.write_manifest(manifest)
+    return artifacts.manifest_path
+
+
 def _fits(dtype: str, value: Any) -> bool:
     if dtype in ("float", "double"):  # volume_gain 3 turned MLTK's float into a uint8
         return isinstance(value, int | float) and not isinstance(value, bool)
