@@ -9,26 +9,47 @@ the KeyboardInterrupt into an error of its own.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from types import FrameType
+from typing import Any
 
-__all__ = ["exit_status", "install", "received"]
+__all__ = ["exit_status", "install", "received", "restore"]
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _received: list[signal.Signals] = []
 
 
-def install() -> None:
-    """Route SIGINT and SIGTERM to `_stop` (the main thread only: Python delivers signals there)."""
+def install() -> dict[signal.Signals, Any]:
+    """Route SIGINT and SIGTERM to `_stop` (the main thread only: Python delivers signals there),
+    except one the process was started to ignore (`command &` in a script ignores SIGINT); returns
+    the handlers replaced, for `restore`."""
     if threading.current_thread() is not threading.main_thread():
-        return
+        return {}
+    _received.clear()  # a new command: an earlier one's stop (main() called again) is not this one's
+    replaced = {}
     for number in STOP_SIGNALS:
-        signal.signal(number, _stop)
+        if signal.getsignal(number) is not signal.SIG_IGN:
+            replaced[number] = signal.signal(number, _stop)
+    return replaced
+
+
+def restore(replaced: dict[signal.Signals, Any]) -> None:
+    """Put back the handlers `install` replaced (a caller that goes on running Python: tests)."""
+    for number, handler in replaced.items():
+        signal.signal(number, handler)
 
 
 def _stop(number: int, frame: FrameType | None) -> None:
+    received_before = bool(_received)
     _received.append(signal.Signals(number))
+    if received_before:
+        # A second stop: the first is waiting on native code (a numba kernel, a TensorFlow op) that
+        # never returns to Python, or on its cleanup. End now, as the signal would by default.
+        signal.signal(number, signal.SIG_DFL)
+        os.kill(os.getpid(), number)
+        return
     raise KeyboardInterrupt(signal.Signals(number).name)
 
 

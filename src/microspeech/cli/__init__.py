@@ -21,7 +21,7 @@ for _module in pkgutil.iter_modules(__path__):
 def main() -> None:
     from microspeech import stopping
 
-    stopping.install()  # `kill` ends a command as Ctrl-C does: cleaned up, status 128 + signal
+    replaced = stopping.install()  # kill ends a command as Ctrl-C does: cleaned up, status 128 + signal
     try:
         app()
     except SystemExit as exit_:
@@ -39,6 +39,8 @@ def main() -> None:
             fail(_describe(error))
         except typer.Exit as exit_:  # outside the app now: no Click to turn it into an exit status
             raise SystemExit(exit_.exit_code) from None
+    finally:
+        stopping.restore(replaced)  # main() called from Python (tests) leaves the handlers it found
 
 
 def _describe(error: OSError) -> str:

@@ -14,8 +14,9 @@ import os
 import sys
 from typing import BinaryIO
 
-# A session of its own: a terminal's Ctrl-C goes to the parent alone, which stops its children by
-# closing their pipes, instead of each child printing a KeyboardInterrupt traceback of its own.
+# A session of its own: a terminal's Ctrl-C goes to the parent alone, which ends its children
+# (closing their request pipe, or killing one busy with a request), instead of each child printing
+# a KeyboardInterrupt traceback of its own.
 CHILD_SESSION = True
 
 

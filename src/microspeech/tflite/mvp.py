@@ -199,6 +199,11 @@ def _run_child(tflm_path: Path, mvp_path: Path, tflite_bytes: bytes, source: str
             f"{source}: the MVP simulator process ended (exit code {process.returncode})"
             + (f": {last[0]}" if last else "")
         ) from error
+    except BaseException:
+        # Ctrl-C or kill here: the child, in a session of its own, simulates on until it writes its
+        # reply; waiting for it below would hang for CHILD_TIMEOUT_S.
+        process.kill()
+        raise
     finally:
         process.stdout.close()
         if process.poll() is None:
