@@ -135,13 +135,20 @@ def test_exact_value_converts_only_without_loss():
 
 def test_an_output_file_through_a_link_is_checked_where_the_link_points(tmp_path):
     # profile --json LINK ran the whole profile, then failed writing where LINK pointed.
+    from pathlib import Path
+
     from microspeech.checks import check_output_file
 
     (tmp_path / "plain.txt").write_text("x")
     link = tmp_path / "out.json"
     link.symlink_to(tmp_path / "plain.txt" / "x.json")
-    with pytest.raises(OptionError, match=r"--json .*out.json: .*plain.txt is a file, not a folder"):
+    with pytest.raises(OptionError, match=r"--json .*out.json: a link to .*plain.txt/x.json, whose folder"):
         check_output_file(link, "--json")
+    missing = tmp_path / "missing.json"
+    missing.symlink_to(tmp_path / "folder" / "x.json")  # the write refuses a folder a link names
+    with pytest.raises(OptionError, match=r"--json .*missing.json: a link to .*x.json, whose folder"):
+        check_output_file(missing, "--json")
     good = tmp_path / "good.json"
-    good.symlink_to(tmp_path / "folder" / "x.json")  # dangling into a folder to be created
+    good.symlink_to(tmp_path / "x.json")  # dangling into a folder that exists: the file is created
     assert check_output_file(good, "--json") == good
+    assert check_output_file(Path("/dev/null"), "--json") == Path("/dev/null")  # written in place

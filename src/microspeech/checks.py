@@ -255,10 +255,17 @@ def check_stream_request(
 def check_output_file(path: Path, option: str) -> Path:
     """`path` if a file can be written there: not a folder, its parent a writable folder (or creatable).
     A link is checked where it points, as the write follows it (the work ran, then failed there)."""
+    from microspeech.files import WriteError, is_special_file, output_target
+
     path = Path(path)
     if path.is_dir():
         raise OptionError(f"{option} {path}: is a folder; give a file name")
-    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    try:
+        target = output_target(path)  # where the write lands, as the writers decide it
+    except WriteError as error:  # a dangling link into a folder that does not exist
+        raise OptionError(f"{option} {path}: {str(error).removeprefix(f'cannot write {path}: ')}") from None
+    if is_special_file(target):  # /dev/null, /dev/stdout, a pipe: written in place
+        return path
     parent = target.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
