@@ -167,13 +167,10 @@ def _wav_declared_frames(path: Path, channels: int, subtype: str) -> int | None:
     return None
 
 
-def unfinished_wav(path: Path) -> bytes | None:
+def repaired_wav_bytes(data: bytes) -> bytes | None:
     """A WAV whose `data` chunk declares 0 bytes though samples follow (a recorder stopped before it
-    wrote the header's sizes): its bytes with the sizes filled in from the file's length, which
-    libsndfile then reads. None for any other file, or one past MAX_DECODED_SAMPLES' bytes."""
-    if path.stat().st_size > 8 * MAX_DECODED_SAMPLES:
-        return None
-    data = bytearray(path.read_bytes())
+    wrote the header's sizes), with the sizes filled in from the bytes' length, which libsndfile
+    then reads; None for any other bytes."""
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         return None
     at = 12
@@ -183,14 +180,26 @@ def unfinished_wav(path: Path) -> bytes | None:
             present = len(data) - at - 8
             if size != 0 or present <= 0:
                 return None
-            data[at + 4 : at + 8] = min(present, 0xFFFFFFFE).to_bytes(4, "little")
-            data[4:8] = min(len(data) - 8, 0xFFFFFFFF).to_bytes(4, "little")
-            return bytes(data)
+            header = bytearray(data[: at + 8])  # the samples are not copied twice
+            header[at + 4 : at + 8] = min(present, 0xFFFFFFFE).to_bytes(4, "little")
+            header[4:8] = min(len(data) - 8, 0xFFFFFFFF).to_bytes(4, "little")
+            return bytes(header) + data[at + 8 :]
         at += 8 + size + (size & 1)
     return None
 
 
-MAX_STREAM_BYTES = 2**30  # what is read from a pipe at once (an hour of 16 kHz int16 is 115 MB)
+def repaired_wav_file(path: Path) -> bytes | None:
+    """`repaired_wav_bytes` of a file of at most MAX_STREAM_BYTES (larger ones are not repaired)."""
+    if path.stat().st_size > MAX_STREAM_BYTES:
+        return None
+    return repaired_wav_bytes(path.read_bytes())
+
+
+def unfinished_note(frames: int) -> str:
+    return f"unfinished header (data size 0): {frames} samples read to the file's end"
+
+
+MAX_STREAM_BYTES = 2**30  # read at once from a pipe, or to repair a WAV (an hour of 16 kHz int16: 115 MB)
 
 
 def _read_stream(path: Path) -> bytes:
@@ -247,19 +256,21 @@ def decode_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> DecodedAud
         raise ValueError(f"sample_rate={sample_rate}: expected {MIN_FILE_RATE} to {MAX_FILE_RATE} Hz")
     check_file_readable(path)
     source: str | io.BytesIO = str(path)
-    if not path.is_file():  # a pipe (<(...), /dev/stdin) is read once: libsndfile opens a file twice
-        source = io.BytesIO(_read_stream(path))
-    finished = []  # the note for an unfinished header read to the file's end
+    streamed = None if path.is_file() else _read_stream(path)  # a pipe (<(...), /dev/stdin) is
+    if streamed is not None:  # read once: libsndfile opens a file twice
+        source = io.BytesIO(streamed)
+    finished = []  # the note for an unfinished header read to the end
     try:
         info = sf.info(source)
         if isinstance(source, io.BytesIO):
             source.seek(0)
-        unfinished = info.format == "WAV" and info.frames == 0 and path.is_file()
-        if unfinished and (repaired := unfinished_wav(path)) is not None:
-            source = io.BytesIO(repaired)
-            info = sf.info(source)
-            finished = [f"unfinished header (data size 0): {info.frames} samples read to the file's end"]
-            source.seek(0)
+        if info.format == "WAV" and info.frames == 0:  # recorders left unfinished, to files and pipes
+            repaired = repaired_wav_bytes(streamed) if streamed is not None else repaired_wav_file(path)
+            if repaired is not None:
+                source = io.BytesIO(repaired)
+                info = sf.info(source)
+                finished = [unfinished_note(info.frames)]
+                source.seek(0)
         check_audio_header(str(path), info.samplerate, info.channels, info.frames, sample_rate)
         dtype = "int16" if info.subtype == "PCM_16" else "float64"
         samples, file_rate = sf.read(source, dtype=dtype, always_2d=False)

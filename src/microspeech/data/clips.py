@@ -26,9 +26,10 @@ from microspeech.audio import (
     check_file_readable,
     format_conversions,
     read_audio,
+    repaired_wav_file,
     truncated_wav_frames,
     truncation_note,
-    unfinished_wav,
+    unfinished_note,
 )
 from microspeech.labels import SILENCE
 
@@ -80,7 +81,7 @@ class ProbeResult:
         if self.declared_frames is not None:
             notes.append(truncation_note(self.frames, self.declared_frames))
         if self.unfinished:
-            notes.append(f"unfinished header (data size 0): {self.frames} samples read to the file's end")
+            notes.append(unfinished_note(self.frames))
         duration = self.frames / self.sample_rate
         if clip_samples is not None and duration * SAMPLE_RATE > clip_samples:
             notes.append(f"{duration:.2f} s long: its loudest {clip_samples / SAMPLE_RATE:g} s is used")
@@ -103,7 +104,7 @@ def probe_audio(path: Path) -> ProbeResult:
     except (sf.LibsndfileError, RuntimeError, TypeError) as error:
         raise AudioError(f"{path}: not a readable audio file ({error})") from error
     unfinished = False
-    if info.frames <= 0 and info.format == "WAV" and (repaired := unfinished_wav(path)) is not None:
+    if info.frames <= 0 and info.format == "WAV" and (repaired := repaired_wav_file(path)) is not None:
         info, unfinished = sf.info(io.BytesIO(repaired)), True  # read to the file's end, as decoding does
     if info.frames <= 0:
         raise AudioError(f"{path}: the file holds no audio samples")
