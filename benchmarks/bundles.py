@@ -73,16 +73,17 @@ def stream_minutes(text: str) -> float:
 
 
 def seed_number(text: str) -> int:
-    """argparse type: a seed, a whole number from 0 to 2**32 - 1 (-1 failed after the slow work)."""
-    from microspeech.checks import MAX_SEED
+    """argparse type: a seed as `microspeech train --seed` takes it (-1 failed after the slow work)."""
+    from microspeech.checks import check_seed
 
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"{value}: out of range; expected a seed from 0 to {MAX_SEED}")
-    return value
+    try:
+        return check_seed(value, "")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).strip()) from None
 
 
 def existing_folder(text: str) -> Path:

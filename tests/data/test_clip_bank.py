@@ -126,6 +126,7 @@ def test_a_build_killed_mid_write_is_removed_by_the_next_run_unless_one_is_build
     with exclusive_lock(tmp_path / "4567ef01.lock"):  # another process building that store now
         ClipBank.read(subset.read, clips, 16000, 20.0, store=store)
     assert not killed.exists() and building.exists()
+    assert not (tmp_path / "0123abcd.lock").exists() and (tmp_path / "4567ef01.lock").exists()
 
 
 def test_training_epochs_are_the_same_from_a_mapped_store(subset, tmp_path):

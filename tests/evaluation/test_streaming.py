@@ -223,6 +223,19 @@ def test_evaluate_streaming_writes_the_report_and_the_curve(mltk_tflite, test_se
         == report.params.detection_threshold
     )
     assert report.hits + report.misses == report.keywords > 0
+    # Again without the plot: the first run's curve no longer sits beside the new JSON.
+    evaluate_streaming(
+        mltk_tflite,
+        dataset=str(test_set_dir),
+        noise_dataset=str(subset_dir),
+        minutes=1.0,
+        snr_db=[10],
+        seed=3,
+        output_dir=tmp_path / "out",
+        show_progress=False,
+        plot=False,
+    )
+    assert not (tmp_path / "out" / STREAM_PLOT).exists()
     assert report.fa_per_hour == pytest.approx(report.false_accepts / (report.minutes / 60), abs=1e-3)
     assert [p.detection_threshold for p in report.curve] == list(range(256))
     assert report.curve[255].score.hits == report.curve[255].score.false_accepts == 0  # none above 255

@@ -350,6 +350,11 @@ def test_tune_never_writes_over_the_model_and_keeps_its_mode(trained_test_model,
     assert manifest["detection_calibration"] == calibrated
     assert tuned["stream"]["minutes"] == 1 and tuned["max_fa_per_hour"] == 1000
     assert all(stored[key] == value for key, value in tuned["parameters"].items() if value is not None)
+    variant = model / "variant.tflite"  # another model beside it: the manifest is not its own
+    shutil.copyfile(tflite, variant)
+    written = runner.invoke(app, ["tune", str(variant), *small, "--counts", "1", "--write"])
+    assert written.exit_code == 0, written.output
+    assert json.loads((model / "manifest.json").read_text())["detection_tuning"] == tuned
 
 
 def test_writing_detection_parameters_keeps_to_them_and_their_stored_types(mltk_tflite_path, tmp_path):

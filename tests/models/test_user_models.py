@@ -431,6 +431,9 @@ def test_a_keras_file_of_your_own_is_read_whatever_lies_beside_it(tmp_path):
     assert result.exit_code == 0 and "Total MACs" in result.output, result.output
     result = CliRunner().invoke(app, ["params", str(tmp_path / "plain.keras")])
     assert result.exit_code == 2 and "plain.tflite: not a .tflite flatbuffer" in result.output
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "plain.keras")])  # its classes were there
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "its .tflite could not be read" in said, said
     (tmp_path / "plain.tflite").unlink()
     result = CliRunner().invoke(app, ["params", str(tmp_path / "plain.keras")])
     said = " ".join(result.output.split())

@@ -209,8 +209,9 @@ def test_unusable_frontend_settings_stop_only_what_needs_the_frontend(
     parameters = {**read_parameters(mltk_tflite_bytes), "fe.n_channels": 40}
     path = tmp_path / "older.tflite"
     path.write_bytes(write_parameters(mltk_tflite_bytes, parameters))
-    for command in (["params"], ["summarize"]):
-        result = CliRunner().invoke(app, [*command, str(path)])
+    inspections = (["params"], ["summarize"], ["profile", "--runs", "10"], ["export", "--c", str(tmp_path)])
+    for command in (*inspections, ["view", "--out", str(tmp_path / "drawn")]):
+        result = CliRunner().invoke(app, [command[0], str(path), *command[1:]])
         assert result.exit_code == 0, (command, result.output)
     resolved = resolve_model(str(path))
     assert resolved.classes == ["yes", "no", "_unknown_", "_silence_"]

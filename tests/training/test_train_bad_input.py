@@ -208,6 +208,24 @@ def test_a_stop_signal_tensorflow_turned_into_its_own_error_still_ends_as_interr
     assert last_line.endswith("training stopped: interrupted (SIGTERM)")
 
 
+def test_only_a_refused_calibration_is_told_how_to_calibrate(tmp_path, subset_dir, monkeypatch):
+    # Any RuntimeError, one in the third epoch included, said "the trained .keras and .tflite are
+    # in X, not calibrated": nothing was trained then.
+    from microspeech.training import loop, stream_selection
+
+    def refused(*args, **kwargs):
+        raise RuntimeError("Silicon Labs' TFLM cannot run the model")
+
+    monkeypatch.setattr(stream_selection, "calibrate_detection", refused)
+    output = tmp_path / "model"
+    result = _train("--dataset", str(subset_dir), "--output", str(output), "--seed", "0")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "cannot run the model; the trained .keras and .tflite are in" in said
+    monkeypatch.setattr(loop.FastTrainer, "train_epoch", refused)
+    result = _train("--dataset", str(subset_dir), "--output", str(tmp_path / "other"), "--seed", "0")
+    assert isinstance(result.exception, RuntimeError) and "not calibrated" not in result.output
+
+
 def test_kill_ends_a_command_as_ctrl_c_does(tmp_path):
     # SIGTERM killed the process where it stood: no finally block ran, no status a shell reads.
     import subprocess

@@ -67,7 +67,7 @@ def train(
     from microspeech.models import resolve_model_spec
     from microspeech.tflite.convert import QuantizationError
     from microspeech.training import train_model
-    from microspeech.training.trainer import ResumeError
+    from microspeech.training.trainer import CalibrationError, ResumeError
 
     try:
         words = None if keywords is None else keywords.split(",")
@@ -141,13 +141,13 @@ def train(
         bad_input = (DatasetError, ResumeError, LockedError, QuantizationError, FileNotFoundError, ValueError)
         if isinstance(err, bad_input):
             fail(str(err))
-        if isinstance(err, RuntimeError):  # the calibration runtime refused the model, after training
+        if isinstance(err, CalibrationError):  # the calibration runtime refused the model, after training
             _uncalibrated(spec, output, err)
         raise
     console.print(f"model: {artifacts.tflite_path}", markup=False)
 
 
-def _uncalibrated(spec: ModelSpec, output: str | None, error: RuntimeError) -> None:
+def _uncalibrated(spec: ModelSpec, output: str | None, error: Exception) -> None:
     """The calibration's runtime refused the trained model: where it is, and how to calibrate it."""
     from microspeech.training.artifacts import model_directory
     from microspeech.training.stream_selection import calibration_tune_options

@@ -206,8 +206,10 @@ def _prune_stores(keep: Path) -> None:
     for partial in keep.parent.glob("*.partial"):
         target = partial.with_name(partial.name.removesuffix(".partial"))
         if partial.is_dir() and target != keep:
+            lock = target.with_name(target.name + ".lock")
             try:
-                with exclusive_lock(target.with_name(target.name + ".lock"), wait=False):
+                with exclusive_lock(lock, wait=False):
                     shutil.rmtree(partial, ignore_errors=True)
+                    lock.unlink(missing_ok=True)  # as atomic_directory does: a later holder takes a new one
             except LockedError:
                 continue  # another process is building it now

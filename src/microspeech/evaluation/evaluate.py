@@ -172,6 +172,7 @@ def evaluate_model(
         target = resolve_model(model)
         target.require_classes()
         target.require_raw_features()
+        frontend = target.frontend  # unusable fe.* parameters: said before the dataset is indexed
     except ModelResolutionError as error:
         message = str(error)
         raise EvaluationError(message if str(model) in message else f"MODEL {model}: {message}") from error
@@ -222,7 +223,7 @@ def evaluate_model(
         audio_dataset,
         split,
         target.classes,
-        target.frontend,
+        frontend,
         seed=seed,
         word_offset=word_offset,
         trim_threshold_db=target.trim_threshold_db,

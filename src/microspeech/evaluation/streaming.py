@@ -40,7 +40,7 @@ from microspeech.detection.keyword_model import KeywordModel
 from microspeech.detection.params import DetectionParams
 from microspeech.detection.stream_run import run_spotter
 from microspeech.evaluation.report import checked_results_dir, manifest_dataset, manifest_label
-from microspeech.files import write_bytes_atomic, write_text_atomic
+from microspeech.files import write_files_atomic
 
 __all__ = [
     "STREAM_JSON",
@@ -450,8 +450,12 @@ def evaluate_streaming(
         ],
     )
     title = f"{keyword_model.name} on {data_name}: {report.minutes:g} min, SNR {report.snr_db} dB"
+    # One set, as the clip evaluation's: an earlier model's plot never stays beside this JSON.
+    contents = {out / STREAM_JSON: (json.dumps(report.to_dict(), indent=2) + "\n").encode()}
     if plot:
-        write_bytes_atomic(out / STREAM_PLOT, plot_curve(curve, firmware_point, title))
-    write_text_atomic(out / STREAM_JSON, json.dumps(report.to_dict(), indent=2) + "\n")
+        contents[out / STREAM_PLOT] = plot_curve(curve, firmware_point, title)
+    write_files_atomic(contents)
+    if not plot:
+        (out / STREAM_PLOT).unlink(missing_ok=True)
     report.output_dir = out
     return report

@@ -719,8 +719,10 @@ def record_tuning(report: TuningReport) -> Path | None:
     from microspeech.models import ModelArtifacts
 
     source = Path(report.model_source)
-    artifacts = ModelArtifacts(source.parent, source.name.removesuffix(".tflite"))
-    if not artifacts.manifest_path.is_file() or artifacts.tflite_path != source:
+    name = source.name.removesuffix(".tflite")
+    artifacts = ModelArtifacts(source.parent, name)
+    # The folder's manifest describes NAME.tflite only: a copy beside it (NAME-v2.tflite) is not it.
+    if not artifacts.manifest_path.is_file() or artifacts.manifest.get("name") != name:
         return None
     chosen = report.tuning.chosen
     if chosen is None:

@@ -227,6 +227,7 @@ class ResolvedModel:
             raise ModelResolutionError(
                 f"{self.tflite_path or self.directory}: no 'classes' in its embedded parameters "
                 "(SL_PARAMSv1) and no manifest naming them"
+                + (f" (its .tflite could not be read: {self.tflite_problem})" if self.tflite_problem else "")
             )
         return self.classes
 
@@ -370,8 +371,12 @@ def resolve_model(model: str | Path) -> ResolvedModel:
     try:
         if any(key.startswith("fe.") for key in parameters):
             frontend = FrontendSettings.from_dict(parameters)
-        else:
-            frontend = spec.frontend if spec is not None else FrontendSettings()
+        elif spec is not None:
+            frontend = spec.frontend
+        elif tflite_problem is None:
+            frontend = FrontendSettings()  # a bare .tflite without fe.* parameters: MLTK's
+        else:  # its settings were in the .tflite that could not be read: not MLTK's by default
+            frontend_problem = f"no frontend settings: {tflite_problem}"
     except ValueError as error:
         frontend_problem = f"{tflite_path}: bad frontend settings in its parameters ({error})"
     return ResolvedModel(

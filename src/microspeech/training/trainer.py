@@ -108,6 +108,11 @@ def configure_threads() -> None:
         pass
 
 
+class CalibrationError(RuntimeError):
+    """The calibration's runtime refused the trained model: its .keras and .tflite are written,
+    uncalibrated, and the manifest is not."""
+
+
 def _progress(console: Console, enabled: bool) -> Any:
 
     # The epoch lines stay on screen (not transient), as Keras' do.
@@ -709,13 +714,16 @@ def _finish(
         calibration_audio = (
             calibration_stream(data, spec, seed=manifest["seed"], show_progress=progress) or stream.stream
         )
-        calibration = calibrate_detection(
-            artifacts.tflite_path,
-            calibration_audio,
-            spec.train.max_fa_per_hour,
-            backend=calibration_runtime,
-            show_progress=progress,
-        )
+        try:
+            calibration = calibrate_detection(
+                artifacts.tflite_path,
+                calibration_audio,
+                spec.train.max_fa_per_hour,
+                backend=calibration_runtime,
+                show_progress=progress,
+            )
+        except RuntimeError as error:  # the runtime refused the trained model: the files are there
+            raise CalibrationError(str(error)) from error
         tflite_bytes = artifacts.tflite_path.read_bytes()  # the chosen parameters are in it now
         manifest["detection_calibration"] = calibration.to_dict()
         logger.info("detection calibration: %s", calibration.describe())
