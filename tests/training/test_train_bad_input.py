@@ -226,6 +226,20 @@ def test_only_a_refused_calibration_is_told_how_to_calibrate(tmp_path, subset_di
     assert isinstance(result.exception, RuntimeError) and "not calibrated" not in result.output
 
 
+def test_a_stop_whose_interrupt_was_swallowed_still_ends_the_run(tmp_path, subset_dir, monkeypatch):
+    # In a few of twenty tries a Ctrl-C had no effect: the run trained on and wrote its model.
+    import signal
+
+    from microspeech import stopping
+
+    monkeypatch.setattr(stopping, "_received", [signal.SIGINT])  # recorded, its exception lost
+    output = tmp_path / "model"
+    result = _train("--dataset", str(subset_dir), "--output", str(output), "--seed", "0")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 130 and "interrupted: no epoch was saved yet" in said, said
+    assert not (output / f"{DRY_RUN}.tflite").exists()
+
+
 def test_kill_ends_a_command_as_ctrl_c_does(tmp_path):
     # SIGTERM killed the process where it stood: no finally block ran, no status a shell reads.
     import subprocess

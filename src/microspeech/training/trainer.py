@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from rich.console import Console
 
-from microspeech import stopping
+from microspeech import stopping as stop_requests  # "stopping" below is the EarlyStopping
 from microspeech.checks import check_int, check_output_folder, check_seed
 from microspeech.files import atomic_output, write_bytes_atomic, write_text_atomic
 from microspeech.labels import UNKNOWN
@@ -356,7 +356,7 @@ def _train_locked(
     except BaseException as error:
         # The folder keeps its log (and any checkpoint to --resume from): the log says why it ends.
         # A stop signal counts even when TensorFlow turned its KeyboardInterrupt into its own error.
-        signal_name = stopping.received()
+        signal_name = stop_requests.received()
         if isinstance(error, KeyboardInterrupt) or signal_name is not None:
             reason = f"interrupted ({signal_name})" if signal_name else "interrupted"
         else:
@@ -533,6 +533,10 @@ def _fit(
         for epoch in range(start_epoch, settings.epochs):
             if stopped:
                 break
+            if (signal_name := stop_requests.received()) is not None:
+                # A stop whose KeyboardInterrupt a library swallowed (a worker thread, a traced graph)
+                # still ends the run here, at the latest.
+                raise KeyboardInterrupt(signal_name)
             epoch_started = time.perf_counter()
             if settings.learning_rate_schedule == "cosine":
                 trainer.learning_rate = cosine_learning_rate(
