@@ -51,3 +51,27 @@ def test_a_signal_the_process_was_told_to_ignore_stays_ignored():
         "print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)\n"
     )
     assert done.stdout == "True ['SIGTERM']\nTrue\n", done.stderr
+
+
+def test_a_stop_during_the_renames_of_a_set_of_files_waits_for_the_last(tmp_path):
+    # A stop between two renames of write_files_atomic published half a set (new results beside
+    # old plots): the stop now lands when the renames are done.
+    done = _run(
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from microspeech import files, stopping\n"
+        "stopping.install()\n"
+        "real, calls = os.replace, []\n"
+        "def replace(a, b):\n"
+        "    real(a, b)\n"
+        "    calls.append(b)\n"
+        "    if len(calls) == 1:\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)  # after the first rename\n"
+        "os.replace = replace\n"
+        f"folder = Path({str(tmp_path)!r})\n"
+        "try:\n"
+        "    files.write_files_atomic({folder / 'a.txt': b'a', folder / 'b.txt': b'b'})\n"
+        "except KeyboardInterrupt:\n"
+        "    print(sorted(p.name for p in folder.iterdir()))\n"
+    )
+    assert done.stdout == "['a.txt', 'b.txt']\n", done.stderr

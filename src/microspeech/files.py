@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
+from microspeech.stopping import deferred
+
 
 class WriteError(OSError):
     """An output file could not be written; the message names the file, not its temporary."""
@@ -124,8 +126,9 @@ def write_files_atomic(contents: dict[Path, bytes]) -> list[Path]:
             with os.fdopen(handle, "wb") as stream:
                 stream.write(data)
             os.chmod(temporary, kept_mode(path))
-        for temporary, path in staged:
-            os.replace(temporary, path)
+        with deferred():  # a stop between two renames would publish half the set
+            for temporary, path in staged:
+                os.replace(temporary, path)
     except BaseException as error:
         for temporary, _ in staged:
             temporary.unlink(missing_ok=True)

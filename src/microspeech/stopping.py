@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-__all__ = ["exit_status", "install", "received", "restore"]
+__all__ = ["deferred", "exit_status", "install", "received", "restore"]
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _received: list[signal.Signals] = []
@@ -50,7 +52,27 @@ def _stop(number: int, frame: FrameType | None) -> None:
         signal.signal(number, signal.SIG_DFL)
         os.kill(os.getpid(), number)
         return
+    if _deferring:
+        return  # raised when the deferring block ends
     raise KeyboardInterrupt(signal.Signals(number).name)
+
+
+_deferring = 0
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """A block a stop does not cut short (the renames that publish a set of files together): a
+    stop received inside it raises KeyboardInterrupt when it ends."""
+    global _deferring
+    before = len(_received)
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+    if not _deferring and len(_received) > before:
+        raise KeyboardInterrupt(_received[before].name)
 
 
 def received() -> str | None:
