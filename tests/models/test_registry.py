@@ -16,7 +16,7 @@ from microspeech.models import (
     list_models,
     register_model,
 )
-from microspeech.models.registry import DRY_RUN_CLIPS_PER_CLASS
+from microspeech.models.registry import DRY_RUN_CLIPS_PER_CLASS, dry_run_spec, with_keywords
 
 
 def test_tflite_micro_speech_is_registered_with_the_reference_recipe():
@@ -233,3 +233,46 @@ def test_keywords_given_as_one_string_and_a_spec_path_given_by_mistake():
     assert with_keywords(spec, "on,off").classes == ["on", "off", "_unknown_", "_silence_"]
     with pytest.raises(TypeError, match="resolve_model_spec"):
         get_model_spec(Path("my_model.py"))  # type: ignore[arg-type]
+
+
+def test_a_spec_is_refused_when_built_for_what_failed_only_after_training():
+    # Each of these was accepted, then failed in training or at its very end: "" trained into the
+    # models folder itself, "../x" outside it; version "v2" after every epoch (1.5 became 1);
+    # classes "yes,up" became letters; no _unknown_ crashed at the first mining round.
+    spec = get_model_spec("tflite_micro_speech")
+    unweighted = dataclasses.replace(spec.train, class_weight_scale={})
+    for change, message in (
+        ({"name": ""}, "model name '': letters, digits, _ and -"),
+        ({"name": "../escape"}, "model name '../escape'"),
+        ({"name": "a" * 201}, "at most 200 characters"),
+        ({"classes": "yes,up"}, "classes is a list of names, got 'yes,up'"),
+        ({"classes": ["yes", "yes", "_unknown_"]}, "classes 'yes' given twice"),
+        ({"version": "v2"}, "version is a whole number >= 0, got 'v2'"),
+        ({"version": 1.5}, "version is a whole number >= 0, got 1.5"),
+        (
+            {"classes": ["yes", "up", "_silence_"], "train": unweighted},
+            "mines as _unknown_, which classes lack",
+        ),
+    ):
+        with pytest.raises(ValueError, match=message):
+            dataclasses.replace(spec, **change)
+
+
+def test_keywords_name_the_model_as_keras_takes_it_and_come_as_an_ordered_list():
+    # "don't" trained up to the first epoch, then Keras refused the scope name; a set's order (the
+    # classes', the name's) followed PYTHONHASHSEED.
+    spec = get_model_spec("tflite_micro_speech")
+    named = with_keywords(spec, ["don't", "up"])
+    assert named.name == "tflite_micro_speech-dont-up" and named.classes[:2] == ["don't", "up"]
+    refused = (({"a", "b"}, "a list of words"), (None, "a list of words"), ([1, 2], "each word"))
+    for keywords, message in refused:
+        with pytest.raises(TypeError, match=message):
+            with_keywords(spec, keywords)
+
+
+def test_a_cosine_schedule_still_has_a_dry_run():
+    spec = get_model_spec("tflite_micro_speech")
+    cosine = dataclasses.replace(
+        spec, train=dataclasses.replace(spec.train, learning_rate_schedule="cosine", cosine_hold_epochs=20)
+    )
+    assert dry_run_spec(cosine).train.cosine_hold_epochs == 2

@@ -92,6 +92,17 @@ def test_a_broken_file_on_the_search_path_hides_only_itself(model_registry, tmp_
         get_model_spec("eta_model")
     with pytest.raises(ModelFileError, match=rf"unknown model 'theta_model'.*{broken.resolve()}, line 3"):
         get_model_spec("theta_model")
+    # A trained model of another name still resolves from its manifest (it failed from the folder
+    # holding the broken file, and worked from any other).
+    import dataclasses
+
+    from microspeech.models import ModelArtifacts
+
+    recorded = dataclasses.replace(get_model_spec("tflite_micro_speech"), name="theta_model").to_dict()
+    artifacts = ModelArtifacts(tmp_path / "trained", "theta_model")
+    artifacts.directory.mkdir()
+    artifacts.write_manifest({"name": "theta_model", "spec": recorded})
+    assert artifacts.spec.name == "theta_model" and artifacts.spec.classes == recorded["classes"]
     broken.unlink()
     assert model_registry.broken_spec_files() == {}
     with pytest.raises(KeyError, match="unknown model 'theta_model'"):

@@ -90,7 +90,7 @@ class ModelArtifacts:
     @property
     def spec(self) -> ModelSpec:
         """The registered spec of this name, else the one recorded in the manifest (no builder)."""
-        from microspeech.models.registry import get_model_spec
+        from microspeech.models.registry import ModelFileError, get_model_spec
         from microspeech.models.spec import ModelSpec
 
         recorded = self.manifest.get("spec")
@@ -101,6 +101,12 @@ class ModelArtifacts:
                 raise KeyError(
                     f"model {self.name!r} is not registered and {self.manifest_path} is missing"
                 ) from None
+            return ModelSpec.from_dict(recorded, build=_no_builder)
+        except ModelFileError:
+            # A broken spec file on the search path (maybe another model's): a trained model's
+            # manifest still says what it is; only training it again needs the file.
+            if recorded is None:
+                raise
             return ModelSpec.from_dict(recorded, build=_no_builder)
         if recorded is None:
             return registered

@@ -271,6 +271,7 @@ def dry_run_spec(spec: ModelSpec) -> ModelSpec:
         # A few dozen steps: an average over hundreds would keep the initial weights.
         weight_averaging=0.0,
         norm_windows=0,
+        cosine_hold_epochs=min(spec.train.cosine_hold_epochs, 2),  # within the 3 epochs
     )
     return dataclasses.replace(spec, name=spec.name + DRY_RUN_SUFFIX, train=train)
 
@@ -328,6 +329,11 @@ def with_keywords(spec: ModelSpec, keywords: str | Sequence[str]) -> ModelSpec:
     the spec's `_unknown_`/`_silence_`, named `<spec name>-<word>-<word>...`."""
     if isinstance(keywords, str):  # "on,off" was read as the words o, n, ",", ...
         keywords = keywords.split(",")
+    if isinstance(keywords, set | frozenset) or not isinstance(keywords, Sequence):
+        # A set's order (the classes' order, the model's name) changed with PYTHONHASHSEED.
+        raise TypeError(f"keywords: a list of words, in the classes' order, or 'a,b'; got {keywords!r}")
+    if not all(isinstance(word, str) for word in keywords):
+        raise TypeError(f"keywords {list(keywords)!r}: each word a string")
     words = [word.strip() for word in keywords]
     bad = [word for word in words if not _KEYWORD.fullmatch(word) or word in (UNKNOWN, SILENCE)]
     if not words or bad:
@@ -341,7 +347,8 @@ def with_keywords(spec: ModelSpec, keywords: str | Sequence[str]) -> ModelSpec:
     scales = {name: scale for name, scale in spec.train.class_weight_scale.items() if name in classes}
     return dataclasses.replace(
         spec,
-        name=f"{spec.name}-{'-'.join(words)}",
+        # An apostrophe is a word's (don't) but no part of a Keras name scope.
+        name=f"{spec.name}-{'-'.join(word.replace(chr(39), '') for word in words)}",
         classes=classes,
         train=dataclasses.replace(spec.train, class_weight_scale=scales),
         description=f"{spec.description} (keywords {', '.join(words)})".strip(),

@@ -8,6 +8,7 @@ the .tflite metadata records.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,10 @@ __all__ = ["ModelSpec", "TrainSettings"]
 
 # TrainSettings keys older manifests may hold that no longer mean anything.
 RETIRED_KEYS = frozenset({"validation_fraction"})
+# A spec's name: a registered one, -test, -<keyword>... (a folder, file names, a Keras name scope);
+# 200 leaves a temporary file's additions within a file name's 255 bytes.
+MAX_SPEC_NAME = 200
+SPEC_NAME = re.compile(rf"[A-Za-z0-9_][A-Za-z0-9_-]{{0,{MAX_SPEC_NAME - 1}}}")
 
 
 @dataclass
@@ -242,7 +247,22 @@ class ModelSpec:
     description: str = ""
 
     def __post_init__(self) -> None:
-        if len(set(self.classes)) != len(self.classes) or len(self.classes) < 2:
+        # The name becomes a folder, file names and a Keras name scope: "" trained into the models
+        # folder itself, "../x" outside it, both failing only at the end.
+        if not isinstance(self.name, str) or not SPEC_NAME.fullmatch(self.name):
+            raise ValueError(
+                f"model name {self.name!r}: letters, digits, _ and - (a letter, digit or _ first), "
+                f"at most {MAX_SPEC_NAME} characters"
+            )
+        if isinstance(self.classes, str) or not all(isinstance(name, str) for name in self.classes):
+            raise ValueError(f"model {self.name}: classes is a list of names, got {self.classes!r}")
+        if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 0:
+            # "v2" failed with a bare int() error after every epoch; 1.5 became 1.
+            raise ValueError(f"model {self.name}: version is a whole number >= 0, got {self.version!r}")
+        twice = sorted({name for name in self.classes if self.classes.count(name) > 1})
+        if twice:
+            raise ValueError(f"model {self.name}: classes {', '.join(map(repr, twice))} given twice")
+        if len(self.classes) < 2:
             raise ValueError(f"model {self.name}: classes must be >= 2 distinct names, got {self.classes}")
         if not any(name not in (UNKNOWN, SILENCE) for name in self.classes):
             raise ValueError(f"model {self.name}: classes {self.classes} name no keyword to spot")
@@ -268,6 +288,12 @@ class ModelSpec:
                     f"model {self.name}: class_weight_scale names unknown class {name!r}; "
                     f"classes: {self.classes}"
                 )
+        if self.train.mining_rounds and UNKNOWN not in self.classes:
+            # Mined windows are added as _unknown_: the first round crashed, after epoch 10.
+            raise ValueError(
+                f"model {self.name}: train mining_rounds={self.train.mining_rounds} adds the windows it "
+                f"mines as {UNKNOWN}, which classes lack; add {UNKNOWN} or set mining_rounds=0"
+            )
         keywords = [word for word in self.train.unknown_word_weights if word in self.classes]
         if keywords:
             raise ValueError(
