@@ -86,3 +86,7 @@ def test_train_on_the_subset_and_a_synthesized_folder_together(model_registry, s
     assert synth_part["noise_files"] == 3 and len(synth_part["fingerprint"]) == 64
     assert entry["clips"] == sum(part["clips"] for part in entry["parts"])
     assert manifest["command_line"].count("--dataset") == 2
+    # evaluate's default dataset was the folder the parts share ("no usable audio clips found").
+    result = runner.invoke(app, ["evaluate", str(models_dir() / "tflite_micro_speech-test")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "was trained on several datasets" in said and "pass --dataset" in said

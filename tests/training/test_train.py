@@ -218,6 +218,19 @@ def test_a_fresh_run_stopped_early_leaves_no_earlier_runs_manifest_vouching_for_
     assert resolve_model(str(folder)).unfinished_run
 
 
+def test_a_fresh_run_never_deletes_files_no_microspeech_run_wrote(subset_dir, tmp_path):
+    # A folder holding checkpoint/weights.bin and a manifest.json of the user's own: "holds an
+    # earlier run: this one replaces it", and they were gone.
+    folder = tmp_path / "project"
+    (folder / "checkpoint").mkdir(parents=True)
+    (folder / "checkpoint" / "weights.bin").write_bytes(b"mine")
+    (folder / "manifest.json").write_text('{"project": "mine"}')
+    with pytest.raises(ValueError, match=r"holds manifest.json, checkpoint/, which no microspeech run wrote"):
+        train_model(DRY_RUN, dataset=str(subset_dir), seed=0, output=folder, progress=False, epochs=1)
+    assert (folder / "checkpoint" / "weights.bin").read_bytes() == b"mine"
+    assert sorted(path.name for path in folder.iterdir()) == ["checkpoint", "manifest.json"]
+
+
 def test_dry_run_on_tiny_synthetic_dataset(tmp_path):
     artifacts = train_model(
         DRY_RUN, dataset="synthetic-tiny", seed=0, output=tmp_path / "syn", progress=False

@@ -40,6 +40,13 @@ def manifest_dataset(resolved: Any) -> str | None:
     looked up from the current folder, where another dataset may have that name) or a folder gone."""
     from microspeech.data import list_datasets
 
+    entry = resolved.manifest.get("dataset")
+    parts = entry.get("parts") if isinstance(entry, dict) else None
+    if parts:  # its "root" is the folder the parts share, which is no dataset
+        names = ", ".join(str(part.get("root") or part.get("name")) for part in parts)
+        raise ValueError(
+            f"{resolved.argument} was trained on several datasets ({names}); pass --dataset with one of them"
+        )
     recorded = resolved.training_dataset
     if recorded is None:
         return None

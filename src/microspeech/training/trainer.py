@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import math
+import re
 import shlex
 import shutil
 import sys
@@ -106,6 +107,43 @@ def configure_threads() -> None:
         tf.config.threading.set_inter_op_parallelism_threads(2)
     except RuntimeError:
         pass
+
+
+def _check_earlier_run_is_ours(artifacts: ModelArtifacts) -> None:
+    """Refuse an output folder whose train.log, manifest.json, checkpoint/ or logs/train/ a
+    microspeech run did not write: a fresh run removes those, and deleted a user's own files."""
+    foreign = []
+    log = artifacts.train_log_path
+    if log.exists():
+        with open(log, "rb") as handle:
+            first = handle.readline(4096).decode("utf-8", "replace")
+        if not (log.is_file() and _LOG_START.match(first)):
+            foreign.append(log.name)
+    manifest = artifacts.manifest_path
+    if manifest.exists():
+        try:
+            values = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            values = None
+        if not (isinstance(values, dict) and "spec" in values):
+            foreign.append(manifest.name)
+    for folder, ours in (
+        (artifacts.checkpoint_dir, lambda name: name in ("state.json", "arrays.npz")),
+        (artifacts.logs_dir / "train", lambda name: name.startswith("events.out.tfevents.")),
+    ):
+        if folder.exists():
+            entries = [entry.name for entry in folder.iterdir()] if folder.is_dir() else [""]
+            if not all(ours(name) for name in entries):
+                foreign.append(str(folder.relative_to(artifacts.directory)) + "/")
+    if foreign:
+        raise ValueError(
+            f"--output {artifacts.directory}: holds {', '.join(foreign)}, which no microspeech run "
+            "wrote; a fresh run would replace them: give another folder"
+        )
+
+
+# The first line train.log gets ("2026-12-06 20:59:17,965 INFO train NAME on ...").
+_LOG_START = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ \w+ ")
 
 
 class CalibrationError(RuntimeError):
@@ -222,6 +260,8 @@ def train_model(
     artifacts = ModelArtifacts(model_directory(spec.name, output), spec.name)
     check_output_folder(artifacts.directory, "--output")
     _check_output_outside(artifacts.directory, [dataset] if isinstance(dataset, str | Path) else dataset)
+    if not resume:  # before the lock file is made there, and before the data is read
+        _check_earlier_run_is_ours(artifacts)
     with output_lock(artifacts.directory):
         return _train_locked(
             spec,
@@ -294,6 +334,8 @@ def _train_locked(
 
     artifacts.directory.mkdir(parents=True, exist_ok=True)
     earlier = (artifacts.train_log_path, artifacts.logs_dir / "train", artifacts.manifest_path)
+    if checkpoint is None:
+        _check_earlier_run_is_ours(artifacts)
     if checkpoint is None and any(path.exists() for path in (*earlier, artifacts.checkpoint_dir)):
         # A fresh run where an earlier one trained: its log and TensorBoard curves would run on
         # into this one's; its manifest would vouch for this run's model files should it stop
