@@ -85,7 +85,8 @@ def label_of(word: str, classes: Sequence[str]) -> int | None:
 
 
 def dataset_fingerprint(dataset: AudioDataset) -> str:
-    """sha256 over every clip's relative path, word, split and size, and the noise files."""
+    """sha256 over every clip's relative path, word, split and size, and the noise files: what
+    `--resume` compares (a file rewritten with other audio of the same size is not seen)."""
     digest = hashlib.sha256()
     entries = [(c.path, c.word, c.split) for c in dataset.clips] + [
         (p, "", "noise") for p in dataset.noise_paths

@@ -443,8 +443,9 @@ def _check_resumable(
         )
     if state["dataset_fingerprint"] != fingerprint:
         raise ResumeError(
-            f"{artifacts.checkpoint_dir} was written on another version of the dataset (its files "
-            f"or lists changed since); resume with the same --dataset {start_over}"
+            f"{artifacts.checkpoint_dir} was written on another version of the dataset (a file added, "
+            f"removed, resized or moved to another word or split since); resume with the same --dataset "
+            f"{start_over}"
         )
     recorded_settings = state.get("settings")  # checkpoints before stop 58 lack it
     # One run with two recipes (e.g. its epochs scored for 2 and then for 10 FA/h, the best chosen
