@@ -76,6 +76,20 @@ def test_hops_in_one_pass_equal_the_hop_by_hop_loop(real_clips, hop, options):
     assert trace.same_state(3, trace, 3) and not trace.same_state(3, trace, 4)
 
 
+def test_hops_that_complete_no_frame_record_their_states(real_clips):
+    # Under one window (480 samples) with nothing pending, process_hops raised "range() arg 3 must
+    # not be zero": evaluate --streaming and tune at latency_ms <= 7 crashed after a detection.
+    looped, bulk = StreamingFrontend(), StreamingFrontend()
+    audio = real_clips[3][:448]
+    states = []
+    for start in range(0, len(audio), 112):
+        looped.process(audio[start : start + 112])
+        states.append(looped.state_bytes())
+    trace = bulk.process_hops(audio, 112)
+    assert trace.frames.shape == (0, 40) and list(trace.frame_counts) == [0, 0, 0, 0]
+    assert [trace.state_bytes(k) for k in range(4)] == states and bulk.state_bytes() == looped.state_bytes()
+
+
 def test_reset_starts_over(real_clips):
     frontend = StreamingFrontend()
     first = frontend.process(real_clips[3])

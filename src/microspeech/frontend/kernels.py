@@ -468,7 +468,9 @@ def process_frames(samples, n_frames, window, source, stages, twiddles, super_tw
     ad_snapshots gets the state once snapshot_counts[i] frames are done.
     """
     step = params[P_WINDOW_STEP]
-    capacity = min(TARGET_LANES, (n_frames + LANE_MULTIPLE - 1) // LANE_MULTIPLE * LANE_MULTIPLE)
+    # At least one lane: a call that completes no frame (a short chunk) still takes its snapshots,
+    # where range(0, 0, 0) raised.
+    capacity = max(1, min(TARGET_LANES, (n_frames + LANE_MULTIPLE - 1) // LANE_MULTIPLE * LANE_MULTIPLE))
     scratch = _scratch(params, capacity)
     lane_offset, signal, smoothing = scratch[8], scratch[6], scratch[9]
     streams_estimate = estimate.reshape(1, -1)
