@@ -283,6 +283,10 @@ def test_tune_refuses_an_impossible_budget_and_writes_nothing(tflite_copy, test_
     result = invoke(*args, "--thresholds", "0", "--windows", "1000", "--counts", "1", "--per-class")
     assert result.exit_code == 1 and says(result, "no per-class threshold list on the grid came within")
     assert tflite_copy.read_bytes() == original
+    # Threshold 255 never fires, so it always fits: tune wrote it, and the model detected nothing.
+    result = invoke(*args, "--thresholds", "255", "--windows", "1000", "--counts", "3", "--write")
+    assert result.exit_code == 1 and says(result, "detects no keyword of the stream")
+    assert tflite_copy.read_bytes() == original
     result = invoke(*args[:-1], "0.001")
     assert result.exit_code == 2 and says(result, "holds no keyword clip") and says(result, "--minutes")
     result = invoke("tune", tflite_copy, "--max-fa-per-hour", "5", "--windows", "a,b")
