@@ -152,3 +152,13 @@ def test_an_output_file_through_a_link_is_checked_where_the_link_points(tmp_path
     good.symlink_to(tmp_path / "x.json")  # dangling into a folder that exists: the file is created
     assert check_output_file(good, "--json") == good
     assert check_output_file(Path("/dev/null"), "--json") == Path("/dev/null")  # written in place
+
+
+def test_snr_lists_take_clean_and_refuse_a_value_given_twice():
+    # "clean" (as BENCHMARKS.md names it) was "not a number"; 10,10 built another stream than 10,
+    # and with --segmented two segments under one key.
+    import math
+
+    assert parse_snr_list("clean,10", "--snr-db", segmented=True) == [math.inf, 10.0]
+    with pytest.raises(OptionError, match=r"--snr-db 10,10: 10 given twice"):
+        parse_snr_list("10,10", "--snr-db")

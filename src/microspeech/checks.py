@@ -227,7 +227,12 @@ def parse_float_list(
 def parse_snr_list(text: str, option: str = "--snr-db", *, segmented: bool = False) -> list[float]:
     """Signal-to-noise ratios in dB (SNR_DB_RANGE), `inf` for clean; clean mixes with noisy
     ratios only when each is a segment of its own (`segmented`), not word by word."""
+    # "clean" as BENCHMARKS.md and benchmarks/detection.py name it: inf, a segment without noise.
+    text = ",".join("inf" if part.strip().lower() == "clean" else part for part in str(text).split(","))
     snrs = parse_float_list(text, option, low=SNR_DB_RANGE[0], high=SNR_DB_RANGE[1], allow_inf=True)
+    twice = sorted({snr for snr in snrs if snrs.count(snr) > 1})
+    if twice:  # 10,10 built another stream than 10, and two segments under one key
+        raise OptionError(f"{option} {text}: {', '.join(f'{snr:g}' for snr in twice)} given twice")
     if len(snrs) > 1 and math.inf in snrs and not segmented:
         raise OptionError(
             f"{option} {text}: a clean stream (inf) cannot mix with noisy SNRs word by word; "

@@ -381,3 +381,11 @@ def test_writing_detection_parameters_keeps_to_them_and_their_stored_types(mltk_
     values, dtypes = read_parameters(model.read_bytes(), with_dtypes=True)
     assert values["volume_gain"] == 3.0 and dtypes["volume_gain"] == "float"
     assert values["detection_threshold"] == 190 and dtypes["detection_threshold"] == "uint8"
+
+
+def test_a_grid_value_given_twice_is_replayed_once(trained_test_model):
+    from microspeech.evaluation.tuning import tune_detection
+
+    grid = {**SMALL_GRID, "thresholds": [200, 200, 128, 200], "windows": [1000, 1000]}
+    report = tune_detection(trained_test_model, max_fa_per_hour=1000, split="validation", **grid)
+    assert report.tuning.grid_points == len(report.tuning.rows) == 2 * len(SMALL_GRID["minimum_counts"])

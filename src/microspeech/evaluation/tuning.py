@@ -433,7 +433,8 @@ def _checked_grid(
         if None in whole:
             value = values[whole.index(None)]
             raise OptionError(f"{option} {value!r}: expected whole numbers from {low} to {high}")
-        checked.append([int(number) for number in whole if number is not None])
+        # Each value once (200,200,200 replayed three identical points and counted them to the cap).
+        checked.append(list(dict.fromkeys(int(number) for number in whole if number is not None)))
     return checked[0], checked[1], checked[2], checked[3]
 
 
