@@ -122,8 +122,9 @@ def test_classify_audio_errors_name_the_problem(archive, yes_wav, tmp_path):
     assert result.exit_code == 2 and says(result, "--threshold (detection_threshold) 300")
 
 
-def fake_sounddevice(audio: np.ndarray | None) -> types.ModuleType:
-    """A sounddevice stand-in: no input device when `audio` is None, else a microphone playing `audio`."""
+def fake_sounddevice(audio: np.ndarray | None, status: object = None) -> types.ModuleType:
+    """A sounddevice stand-in: no input device when `audio` is None, else a microphone playing
+    `audio` (each block's callback given `status`)."""
     module = types.ModuleType("sounddevice")
 
     class PortAudioError(Exception):
@@ -142,7 +143,7 @@ def fake_sounddevice(audio: np.ndarray | None) -> types.ModuleType:
         def __enter__(self):
             for start in range(0, len(audio), self.blocksize):
                 block = audio[start : start + self.blocksize]
-                self.callback(block.reshape(-1, 1), len(block), None, None)
+                self.callback(block.reshape(-1, 1), len(block), None, status)
             return self
 
         def __exit__(self, *exc):
@@ -174,6 +175,15 @@ def test_mic_audio_goes_through_the_detector(archive, yes_wav, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "Listening" in result.output
     assert len([line for line in result.output.splitlines() if "detected" in line and "yes" in line]) == 1
+
+
+def test_mic_input_overflow_is_said(archive, yes_wav, monkeypatch):
+    # The callback never looked at PortAudio's status: dropped audio went unreported.
+    status = type("Status", (), {"input_overflow": True, "__bool__": lambda self: True})()
+    monkeypatch.setitem(sys.modules, "sounddevice", fake_sounddevice(read_audio(yes_wav), status))
+    with pytest.warns(UserWarning, match="input overflowed: audio was dropped"):
+        result = invoke("classify_audio", archive, "--mic", "--seconds", "2")
+    assert result.exit_code == 0, result.output
 
 
 @pytest.fixture

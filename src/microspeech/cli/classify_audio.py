@@ -227,4 +227,8 @@ def classify_audio(
         except MicrophoneError as error:
             fail(str(error))
         except KeyboardInterrupt:
+            from microspeech import stopping
+
             console.print("stopped")
+            if stopping.received() == "SIGTERM":  # Ctrl-C is how one stops listening; kill is not
+                raise typer.Exit(stopping.exit_status()) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -58,8 +59,11 @@ def listen(
     sd = _sounddevice()
     info = input_device(device)
     chunks: queue.Queue[np.ndarray] = queue.Queue()
+    overflows: list[int | None] = []  # PortAudio's input overflows: audio dropped before we read it
 
     def callback(indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        if status and getattr(status, "input_overflow", False):
+            overflows.append(frames)
         chunks.put(indata[:, 0].copy())
 
     rate = SAMPLE_RATE
@@ -79,10 +83,17 @@ def listen(
         raise MicrophoneError(f"cannot open the microphone {info.get('name', device)!r}: {error}") from error
     with stream:
         while total is None or fed < total:
-            try:
-                chunk = chunks.get(timeout=2.0)
+            try:  # a block is one hop: up to 10 s at --latency 10000, so wait past that
+                chunk = chunks.get(timeout=2.0 + 2 * blocksize / rate)
             except queue.Empty as error:
                 raise MicrophoneError("the microphone stopped delivering audio") from error
+            if overflows and overflows[0] is not None:
+                overflows[0] = None  # said once
+                warnings.warn(
+                    "the microphone's input overflowed: audio was dropped before the detector read it "
+                    "(a busy machine, or a --latency too short for it)",
+                    stacklevel=2,
+                )
             if resampler is not None:
                 chunk = resampler.resample_chunk(chunk)
             if total is not None:
