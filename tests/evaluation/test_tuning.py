@@ -328,11 +328,18 @@ def test_tune_never_writes_over_the_model_and_keeps_its_mode(trained_test_model,
     tflite = model / "tflite_micro_speech-test.tflite"
     before = tflite.read_bytes()
     runner = CliRunner()
-    small = ["--max-fa-per-hour", "1000", "--split", "validation", "--thresholds", "150,200"]
+    # A budget any detection fits: the dry run's model scores low, and a pick that detects nothing
+    # is not written.
+    small = ["--max-fa-per-hour", "1000000", "--split", "validation", "--thresholds", "0,150,200"]
     small += ["--windows", "500", "--minutes", "1"]
     refused = runner.invoke(app, ["tune", str(model), *small, "--counts", "1", "--output", str(tflite)])
     assert refused.exit_code == 2 and "that is the model being tuned" in " ".join(refused.output.split())
     assert tflite.read_bytes() == before
+    history = (model / "history.csv").read_bytes()  # replaced by the JSON before
+    over_history = ["--counts", "1", "--output", str(model / "history.csv")]
+    refused = runner.invoke(app, ["tune", str(model), *small, *over_history])
+    assert refused.exit_code == 2 and "a file of the training run" in " ".join(refused.output.split())
+    assert (model / "history.csv").read_bytes() == history
     tflite.chmod(0o444)
     refused = runner.invoke(app, ["tune", str(model), *small, "--counts", "1", "--write"])
     assert refused.exit_code == 2 and "cannot be written (read-only" in " ".join(refused.output.split())
@@ -348,7 +355,7 @@ def test_tune_never_writes_over_the_model_and_keeps_its_mode(trained_test_model,
     manifest = json.loads((model / "manifest.json").read_text())
     tuned, stored = manifest["detection_tuning"], read_parameters(tflite)
     assert manifest["detection_calibration"] == calibrated
-    assert tuned["stream"]["minutes"] == 1 and tuned["max_fa_per_hour"] == 1000
+    assert tuned["stream"]["minutes"] == 1 and tuned["max_fa_per_hour"] == 1e6
     assert all(stored[key] == value for key, value in tuned["parameters"].items() if value is not None)
     variant = model / "variant.tflite"  # another model beside it: the manifest is not its own
     shutil.copyfile(tflite, variant)

@@ -278,7 +278,14 @@ def _refuse_output_over_the_model(model: str, output: Path) -> None:
     except ValueError:
         return  # tune names the model's own problem
     own = [path for path in (resolved.tflite_path, resolved.keras_path) if path is not None]
-    if resolved.directory is not None:  # its manifest records the dataset, the calibration
-        own.append(resolved.directory / "manifest.json")
     if any(output.resolve() == Path(path).resolve() for path in own):
         fail(f"--output {output}: that is the model being tuned; name another file for the JSON")
+    artifacts = resolved.artifacts
+    if artifacts is not None:  # a training run's own files: its manifest, history, log, checkpoint
+        run_files = [artifacts.manifest_path, artifacts.history_path, artifacts.train_log_path]
+        inside = [artifacts.checkpoint_dir, artifacts.logs_dir, artifacts.eval_dir]
+        target = output.resolve()
+        if target in [path.resolve() for path in run_files] or any(
+            folder.resolve() in target.parents for folder in inside
+        ):
+            fail(f"--output {output}: a file of the training run in {artifacts.directory}; name another")
