@@ -149,3 +149,23 @@ def test_audio_that_is_not_int16_mono_is_refused(mltk_model):
     spotter = KeywordSpotter(mltk_model)
     with pytest.raises(ValueError, match="expected 1-D int16"):
         spotter.process(np.zeros(100, np.float32))
+
+
+def test_a_threshold_given_replaces_the_models_per_class_list(mltk_model, tmp_path):
+    # KeywordSpotter(model, {"detection_threshold": 250}) and set_params() kept a stored list
+    # deciding, so the threshold changed nothing; classify_audio --threshold dropped it.
+    from microspeech.detection.keyword_model import load_keyword_model
+
+    listed = {**read_parameters(mltk_model.tflite_bytes), "detection_threshold_list": [120, 120, 255, 255]}
+    path = tmp_path / "listed.tflite"
+    path.write_bytes(write_parameters(mltk_model.tflite_bytes, listed))
+    model = load_keyword_model(path)
+    assert KeywordSpotter(model).recognizer.class_thresholds is not None  # the model's own list
+    spotter = KeywordSpotter(model, {"detection_threshold": 250})
+    assert spotter.recognizer.class_thresholds is None and spotter.params.detection_threshold == 250
+    spotter.set_params({"average_window_duration_ms": 500})  # no threshold named: the list again
+    assert spotter.recognizer.class_thresholds is not None
+    spotter.set_params({"detection_threshold": 240})
+    assert spotter.recognizer.class_thresholds is None
+    with pytest.raises(ValueError, match="class_thresholds='none'"):
+        spotter.set_params({}, class_thresholds="none")

@@ -123,7 +123,7 @@ class KeywordSpotter:
                 f"{self.model.source}: model input {self._input.shape} does not hold "
                 f"{self.n_frames}x{self.n_channels} features"
             )
-        self.set_params(self.params, class_thresholds=class_thresholds)
+        self.set_params(self.params if params is None else params, class_thresholds=class_thresholds)
 
     @property
     def classes(self) -> list[str]:
@@ -140,14 +140,21 @@ class KeywordSpotter:
 
         `class_thresholds`: a per-class list (MLTK's detection_threshold_list, which the firmware
         uses instead of detection_threshold), None for the global threshold alone, or by default
-        the model's own list (when it has one).
+        the model's own list (when it has one), unless `params` names a detection_threshold: a
+        threshold given replaces the list, as `classify_audio --threshold` does (the list went on
+        deciding, and the threshold changed nothing).
         """
+        if isinstance(class_thresholds, str) and class_thresholds != MODEL_THRESHOLDS:
+            raise ValueError(
+                f"class_thresholds={class_thresholds!r}: a list of thresholds, None, or {MODEL_THRESHOLDS!r}"
+            )
+        threshold_given = isinstance(params, Mapping) and params.get("detection_threshold") is not None
         params = _as_params(params, self.params)
         hop_samples = params.latency_ms * SAMPLE_RATE // 1000
         if hop_samples < 1:
             raise ValueError(f"latency_ms={params.latency_ms} is shorter than one sample")
-        if isinstance(class_thresholds, str):
-            class_thresholds = self.model.class_thresholds
+        if isinstance(class_thresholds, str):  # MODEL_THRESHOLDS (any other string refused above)
+            class_thresholds = None if threshold_given else self.model.class_thresholds
         self.params = params
         self.hop_samples = hop_samples
         self.recognizer = CommandRecognizer(self.classes, params, class_thresholds=class_thresholds)
