@@ -229,6 +229,9 @@ def test_a_fresh_run_never_deletes_files_no_microspeech_run_wrote(subset_dir, tm
         train_model(DRY_RUN, dataset=str(subset_dir), seed=0, output=folder, progress=False, epochs=1)
     assert (folder / "checkpoint" / "weights.bin").read_bytes() == b"mine"
     assert sorted(path.name for path in folder.iterdir()) == ["checkpoint", "manifest.json"]
+    (tmp_path / "other" / "train.log").mkdir(parents=True)  # a folder of that name: no log of ours
+    with pytest.raises(ValueError, match=r"holds train.log, which no microspeech run wrote"):
+        train_model(DRY_RUN, dataset=str(subset_dir), seed=0, output=tmp_path / "other", progress=False)
 
 
 def test_dry_run_on_tiny_synthetic_dataset(tmp_path):

@@ -115,9 +115,11 @@ def _check_earlier_run_is_ours(artifacts: ModelArtifacts) -> None:
     foreign = []
     log = artifacts.train_log_path
     if log.exists():
-        with open(log, "rb") as handle:
-            first = handle.readline(4096).decode("utf-8", "replace")
-        if not (log.is_file() and _LOG_START.match(first)):
+        first = ""
+        if log.is_file():  # a folder of that name is no log of ours either
+            with open(log, "rb") as handle:
+                first = handle.readline(4096).decode("utf-8", "replace")
+        if not _LOG_START.match(first):
             foreign.append(log.name)
     manifest = artifacts.manifest_path
     if manifest.exists():
