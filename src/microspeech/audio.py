@@ -188,8 +188,14 @@ def repaired_wav_bytes(data: bytes) -> bytes | None:
     return None
 
 
-def repaired_wav_file(path: Path) -> bytes | None:
-    """`repaired_wav_bytes` of a file of at most MAX_STREAM_BYTES (larger ones are not repaired)."""
+def repaired_wav(path: Path, info: Any, streamed: bytes | None = None) -> bytes | None:
+    """When `info` (sf.info) reads a WAV of no frames: the bytes of `path` (or of `streamed`, what
+    a pipe gave) repaired by `repaired_wav_bytes`, else None; files past MAX_STREAM_BYTES are not
+    repaired. Decoding and dataset indexing both read such a file to its end."""
+    if info.format != "WAV" or info.frames > 0:
+        return None
+    if streamed is not None:
+        return repaired_wav_bytes(streamed)
     if path.stat().st_size > MAX_STREAM_BYTES:
         return None
     return repaired_wav_bytes(path.read_bytes())
@@ -264,13 +270,12 @@ def decode_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> DecodedAud
         info = sf.info(source)
         if isinstance(source, io.BytesIO):
             source.seek(0)
-        if info.format == "WAV" and info.frames == 0:  # recorders left unfinished, to files and pipes
-            repaired = repaired_wav_bytes(streamed) if streamed is not None else repaired_wav_file(path)
-            if repaired is not None:
-                source = io.BytesIO(repaired)
-                info = sf.info(source)
-                finished = [unfinished_note(info.frames)]
-                source.seek(0)
+        repaired = repaired_wav(path, info, streamed)  # recorders left unfinished, to files and pipes
+        if repaired is not None:
+            source = io.BytesIO(repaired)
+            info = sf.info(source)
+            finished = [unfinished_note(info.frames)]
+            source.seek(0)
         check_audio_header(str(path), info.samplerate, info.channels, info.frames, sample_rate)
         dtype = "int16" if info.subtype == "PCM_16" else "float64"
         samples, file_rate = sf.read(source, dtype=dtype, always_2d=False)
@@ -286,7 +291,7 @@ def decode_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> DecodedAud
     if samples.dtype.kind == "f" and samples.size and np.abs(samples).max() > 1.0:
         over = int(np.count_nonzero(np.abs(samples) > 1.0))  # a float file may go past full scale
         conversions = [*conversions, f"{over} sample(s) beyond full scale clipped"]
-    declared = None if finished or not path.is_file() else truncated_wav_frames(path, info)
+    declared = None if finished or streamed is not None else truncated_wav_frames(path, info)
     if declared is not None:
         conversions = [*conversions, truncation_note(info.frames, declared)]
     return DecodedAudio(to_int16(samples, source=str(path)), tuple([*conversions, *finished]))

@@ -163,6 +163,7 @@ def _uncalibrated(spec: ModelSpec, output: str | None, error: Exception) -> None
 
 def _interrupted(name: str, output: str | None, command: list[str]) -> None:
     """Ctrl-C: say where the run stopped and how to go on, instead of a bare exit status 130."""
+    from microspeech import stopping
     from microspeech.cli.app import err_console
     from microspeech.models import ModelArtifacts
     from microspeech.training.artifacts import ResumeError, load_checkpoint, model_directory
@@ -178,7 +179,5 @@ def _interrupted(name: str, output: str | None, command: list[str]) -> None:
         again = [*command, "--resume"] if "--resume" not in command else command
         saved = int(checkpoint[1]["epoch"]) + 1  # the state counts epochs from 0
         advice = f"the last saved epoch is {saved}; continue with: {shlex.join(again)}"
-    from microspeech import stopping
-
     err_console.print(f"interrupted: {advice}", markup=False)
     raise typer.Exit(stopping.exit_status())

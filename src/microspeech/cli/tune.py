@@ -240,15 +240,15 @@ def tune(
             f"({closest}); nothing written",
             code=1,
         )
-    if write and chosen.firmware.hits == 0:
-        # Threshold 255 never fires, so it always "fits": written, the model detected nothing.
-        fail(
-            f"the pick within {max_fa_per_hour:g} false accepts per hour detects no keyword of the stream "
-            f"(threshold {chosen.setting.detection_threshold}); nothing written: raise --max-fa-per-hour, "
-            "or tune on a stream nearer the device's (--snr-db, --minutes)",
-            code=1,
-        )
     if write:
+        if chosen.firmware.hits == 0:
+            # Threshold 255 never fires, so it always "fits": written, the model detected nothing.
+            fail(
+                f"the pick within {max_fa_per_hour:g} false accepts per hour detects no keyword of the "
+                f"stream (threshold {chosen.setting.detection_threshold}); nothing written: raise "
+                "--max-fa-per-hour, or tune on a stream nearer the device's (--snr-db, --minutes)",
+                code=1,
+            )
         values = chosen.setting.to_dict()
         try:
             write_detection_params(report.model_source, values)

@@ -26,7 +26,7 @@ from microspeech.audio import (
     check_file_readable,
     format_conversions,
     read_audio,
-    repaired_wav_file,
+    repaired_wav,
     truncated_wav_frames,
     truncation_note,
     unfinished_note,
@@ -104,7 +104,7 @@ def probe_audio(path: Path) -> ProbeResult:
     except (sf.LibsndfileError, RuntimeError, TypeError) as error:
         raise AudioError(f"{path}: not a readable audio file ({error})") from error
     unfinished = False
-    if info.frames <= 0 and info.format == "WAV" and (repaired := repaired_wav_file(path)) is not None:
+    if (repaired := repaired_wav(path, info)) is not None:
         info, unfinished = sf.info(io.BytesIO(repaired)), True  # read to the file's end, as decoding does
     if info.frames <= 0:
         raise AudioError(f"{path}: the file holds no audio samples")

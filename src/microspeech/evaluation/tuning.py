@@ -710,6 +710,10 @@ def write_detection_params(model_path: str | Path, values: dict[str, Any]) -> No
     write_bytes_atomic(path, write_parameters(data, updated, keep))
 
 
+# What a TuningReport says of its stream (the rest of `to_dict()` is the sweep).
+STREAM_KEYS = ("dataset", "noise_dataset", "minutes", "snr_db", "segmented", "seed")
+
+
 def record_tuning(report: TuningReport) -> Path | None:
     """After `write_detection_params` into a trained model's .tflite: its manifest's
     "detection_tuning" says what was written, on which stream and with what result, beside train's
@@ -722,22 +726,21 @@ def record_tuning(report: TuningReport) -> Path | None:
     source = Path(report.model_source)
     name = source.name.removesuffix(".tflite")
     artifacts = ModelArtifacts(source.parent, name)
-    # The folder's manifest describes NAME.tflite only: a copy beside it (NAME-v2.tflite) is not it.
-    if not artifacts.manifest_path.is_file() or artifacts.manifest.get("name") != name:
+    if not artifacts.manifest_path.is_file():
+        return None
+    manifest = artifacts.manifest
+    if manifest.get("name") != name:  # it describes NAME.tflite only, not a copy beside it
         return None
     chosen = report.tuning.chosen
     if chosen is None:
         raise ValueError("record_tuning: nothing was chosen, so nothing was written")
-    manifest = artifacts.manifest
+    described = report.to_dict()  # the stream's description and every replayed row: built once
     manifest["detection_tuning"] = {
         "parameters": chosen.setting.to_dict(),
         "firmware": chosen.firmware.to_dict(),
         "max_fa_per_hour": report.max_fa_per_hour,
         "runtime": report.tuning.runtime,
-        "stream": {
-            key: report.to_dict()[key]
-            for key in ("dataset", "noise_dataset", "minutes", "snr_db", "segmented", "seed")
-        },
+        "stream": {key: described[key] for key in STREAM_KEYS},
         "grid_points": report.tuning.grid_points,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }

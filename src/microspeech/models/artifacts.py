@@ -200,13 +200,13 @@ class ResolvedModel:
         if self.tflite is None:
             import shlex
 
+            from microspeech.models.registry import list_models
+
             # A folder elsewhere than the name's own: `train NAME` alone would train into that one.
             own = (models_dir() / self.name).resolve()
             elsewhere = self.directory is not None and self.directory.resolve() != own
             output = f" --output {shlex.quote(str(self.directory))}" if elsewhere else ""
             expected = f" (expected {self.directory / (self.name + '.tflite')})" if self.directory else ""
-            from microspeech.models.registry import list_models
-
             if self.spec is None and self.name.removesuffix("-test") not in list_models():
                 # No spec to train it from: `train NAME` would only say the name is unknown.
                 raise ModelResolutionError(
