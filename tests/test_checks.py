@@ -97,6 +97,15 @@ def test_seeds_are_32_bit():
             check_seed(seed)
     with pytest.raises(OptionError, match="integer"):
         check_int(1.5, "--runs")  # type: ignore[arg-type]
+    with pytest.raises(OptionError, match="integer"):
+        check_int(True, "--runs")
+
+
+def test_numpy_integers_are_integers_and_come_back_as_int():
+    checked = check_seed(np.uint32(7))
+    assert checked == 7 and type(checked) is int
+    with pytest.raises(OptionError, match="--seed -1"):
+        check_seed(np.int64(-1))
 
 
 @settings(max_examples=300, deadline=None)

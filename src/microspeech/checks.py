@@ -141,12 +141,13 @@ def whole_within(value: object, low: float, high: float) -> int | None:
 
 
 def check_int(value: int, option: str, *, low: int | None = None, high: int | None = None) -> int:
-    """`value` if it is an integer within [low, high]."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    """`value` as an int if it is an integer (a numpy one too: a seed from a numpy array) within
+    [low, high]."""
+    if not is_whole_number(value):
         raise OptionError(f"{option} {value!r}: expected an integer")
     if (low is not None and value < low) or (high is not None and value > high):
         raise OptionError(f"{option} {value}: out of range; expected an integer {_range_text(low, high)}")
-    return value
+    return int(value)
 
 
 def check_seed(seed: int, option: str = "--seed") -> int:
@@ -243,18 +244,20 @@ def parse_snr_list(text: str, option: str = "--snr-db", *, segmented: bool = Fal
 
 def check_stream_request(
     minutes: object, snr_db: object, seed: object, tolerance_ms: object, *, segmented: bool
-) -> tuple[float, list[float]]:
+) -> tuple[float, list[float], int, int]:
     """What a stream is built and scored from, checked as the CLI checks --minutes, --snr-db and
     --seed (the Python API took NaN, "3", seed None or 1.0 and an empty SNR list into numpy's
-    errors, and 1000 minutes or a negative tolerance silently); the minutes and SNRs as floats."""
+    errors, and 1000 minutes or a negative tolerance silently); the minutes and SNRs as floats,
+    the seed and tolerance as ints (a numpy integer would not go into the results' JSON)."""
     minutes = check_minutes(minutes)  # type: ignore[arg-type]
-    check_seed(seed)  # type: ignore[arg-type]
-    check_int(tolerance_ms, "tolerance_ms", low=0, high=60_000)  # type: ignore[arg-type]
+    seed = check_seed(seed)  # type: ignore[arg-type]
+    tolerance_ms = check_int(tolerance_ms, "tolerance_ms", low=0, high=60_000)  # type: ignore[arg-type]
     # One value (numpy's scalars are numbers.Real too) or several.
     values = [snr_db] if isinstance(snr_db, numbers.Real | str) else list(snr_db)  # type: ignore[call-overload]
     if not values:
         raise OptionError("--snr-db: give at least one SNR (inf: clean)")
-    return minutes, parse_snr_list(",".join(str(value) for value in values), segmented=segmented)
+    snrs = parse_snr_list(",".join(str(value) for value in values), segmented=segmented)
+    return minutes, snrs, seed, tolerance_ms
 
 
 def check_output_file(path: Path, option: str) -> Path:

@@ -145,10 +145,21 @@ def test_activity_detection_gates_inference_like_firmware(mltk_model, clips, tmp
     assert 0 < len(decisions) < len(speech) // gated.hop_samples
 
 
-def test_audio_that_is_not_int16_mono_is_refused(mltk_model):
+def test_audio_is_taken_as_the_streaming_frontend_takes_it(mltk_model, clips):
+    # float and int32 audio were refused here while StreamingFrontend.process converted them.
+    from microspeech.audio import AudioError
+
+    audio = np.concatenate([clips["yes"][0], clips["no"][0]])
+    as_int16 = [d.scores_u8.tolist() for d in KeywordSpotter(mltk_model).process(audio)]
+    as_float = [d.scores_u8.tolist() for d in KeywordSpotter(mltk_model).process(audio / 32768.0)]
+    as_int32 = [d.scores_u8.tolist() for d in KeywordSpotter(mltk_model).process(audio.astype(np.int32) << 16)]
+    assert as_int16 and as_float == as_int16 and as_int32 == as_int16
     spotter = KeywordSpotter(mltk_model)
-    with pytest.raises(ValueError, match="expected 1-D int16"):
-        spotter.process(np.zeros(100, np.float32))
+    assert spotter.process(np.zeros(0, np.float32)) == []
+    with pytest.raises(ValueError, match="expected 1-D mono audio"):
+        spotter.process(np.zeros((100, 2), np.int16))
+    with pytest.raises(AudioError, match="audio: unsupported sample type int64"):
+        spotter.process(np.zeros(100, np.int64))
 
 
 def test_a_threshold_given_replaces_the_models_per_class_list(mltk_model, tmp_path):

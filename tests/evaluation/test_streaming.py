@@ -360,8 +360,17 @@ def test_a_numpy_scalar_snr_is_one_snr():
     from microspeech.checks import check_stream_request
 
     # np.float32(10) was iterated (TypeError) after the stream checks came in.
-    assert check_stream_request(1, np.float32(10), 0, 1500, segmented=False) == (1.0, [10.0])
-    assert check_stream_request(1, np.array([5, 10]), 0, 1500, segmented=False) == (1.0, [5.0, 10.0])
+    assert check_stream_request(1, np.float32(10), 0, 1500, segmented=False) == (1.0, [10.0], 0, 1500)
+    assert check_stream_request(1, np.array([5, 10]), 0, 1500, segmented=False)[1] == [5.0, 10.0]
+
+
+def test_a_numpy_seed_is_a_seed():
+    from microspeech.checks import check_stream_request
+
+    # A seed drawn from numpy (np.int64) was refused as "expected an integer".
+    checked = check_stream_request(1, 10, np.int64(3), np.int32(1500), segmented=False)
+    assert checked == (1.0, [10.0], 3, 1500)
+    assert all(type(value) is int for value in checked[2:])
 
 
 def test_tuning_checks_its_budget_and_grid_as_the_cli_does(mltk_tflite):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -21,6 +23,15 @@ def test_float_and_int32_are_converted_as_documented(clip):
     assert np.array_equal(compute_features(as_float), compute_features(clip))
     as_int32 = clip.astype(np.int32) << 16
     assert np.array_equal(compute_features(as_int32), compute_features(clip))
+
+
+def test_16_bit_values_in_an_int32_array_are_warned_about(clip):
+    # Read as 32-bit PCM they are near-silence: the features of +-1 samples, without a word.
+    with pytest.warns(UserWarning, match=r"largest magnitude is \d+, within the int16 range.*astype\(np.int16\)"):
+        compute_features(clip.astype(np.int32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        compute_features(np.zeros(16000, np.int32))  # digital silence is silence in any format
 
 
 @pytest.mark.parametrize(

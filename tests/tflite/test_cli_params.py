@@ -43,3 +43,58 @@ def test_json_stays_strict_json_with_a_nan_parameter(mltk_tflite_path, tmp_path)
     assert result.exit_code == 0, result.output
     values = json.loads(result.output, parse_constant=lambda name: pytest.fail(f"bare {name} in JSON"))
     assert values["volume_gain"] == "nan" and values["detection_threshold"] == 185
+
+
+def test_set_stores_detection_parameters_as_mltk_update_params_does(mltk_tflite_path, tmp_path):
+    # MLTK's older models store latency_ms=0, which no stream command runs; --set rewrites it.
+    from microspeech.detection.keyword_model import ModelLoadError, load_keyword_model
+    from microspeech.tflite.metadata import read_parameters, write_parameters
+
+    model = tmp_path / "old.tflite"
+    model.write_bytes(write_parameters(mltk_tflite_path.read_bytes(), {
+        **read_parameters(mltk_tflite_path.read_bytes()), "latency_ms": 0,
+    }))
+    with pytest.raises(ModelLoadError, match=f"params {model} --set latency_ms=VALUE` rewrites it"):
+        load_keyword_model(model)
+    result = CliRunner().invoke(
+        app, ["params", str(model), "--set", "latency_ms=100", "--set", "detection_threshold_list=90,91,255,255",
+              "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "stored latency_ms=100, detection_threshold_list=[90, 91, 255, 255]" in result.stderr
+    assert json.loads(result.stdout)["latency_ms"] == 100  # the note stays off --json's output
+    loaded = load_keyword_model(model)
+    assert loaded.detection.latency_ms == 100 and loaded.class_thresholds == [90, 91, 255, 255]
+    result = CliRunner().invoke(app, ["params", str(model), "--set", "detection_threshold_list=none"])
+    assert result.exit_code == 0 and "detection_threshold_list" not in read_parameters(model.read_bytes())
+
+
+@pytest.mark.parametrize(
+    ("assignment", "said"),
+    [
+        ("latency_ms", "--set 'latency_ms': expected KEY=VALUE"),
+        ("latency_ms=1.5", "--set latency_ms=1.5: expected a whole number"),
+        ("latency_ms=0", "--set: detection parameter latency_ms=0 is out of range"),
+        ("fe.window_size_ms=20", "--set fe.window_size_ms: not a detection parameter"),
+        ("detection_threshold_list=1,2,3", "detection_threshold_list has 3 entries for 4 classes"),
+        ("detection_threshold_list=1,x,3,4", "expected whole numbers, comma-separated, or none"),
+    ],
+)
+def test_set_refuses_a_bad_value_and_leaves_the_file_as_it_was(mltk_tflite_path, tmp_path, assignment, said):
+    model = tmp_path / "model.tflite"
+    model.write_bytes(mltk_tflite_path.read_bytes())
+    result = CliRunner().invoke(app, ["params", str(model), "--set", assignment])
+    assert result.exit_code == 2 and said in result.output, result.output
+    assert model.read_bytes() == mltk_tflite_path.read_bytes()
+
+
+def test_set_on_a_trained_model_is_noted_in_its_manifest(trained_model_dir, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_model_dir, run)
+    result = CliRunner().invoke(app, ["params", str(run), "--set", "suppression_ms=1000"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["detection_parameters_set"][-1]["parameters"] == {"suppression_ms": 1000}
+    assert "detection_calibration" in manifest  # what train chose stays on record

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
+from typing import Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from microspeech.cli.app import app, console, fail, model_file, shown_as, warn_if_unfinished
+from microspeech.cli.app import app, console, err_console, fail, model_file, shown_as, warn_if_unfinished
 
 
 def format_value(value: object, limit: int = 80) -> str:
@@ -29,18 +31,68 @@ def parameters_table(params: dict, dtypes: dict[str, str], title: str) -> Table:
     return table
 
 
+def parse_assignments(assignments: list[str]) -> dict[str, Any]:
+    """--set KEY=VALUE (repeatable) -> {key: value}: detection parameters only, each value as its
+    parameter's type; detection_threshold_list takes one 0-255 value per class, comma-separated,
+    or `none` to remove a stored list."""
+    from microspeech.checks import exact_value
+    from microspeech.detection.params import DetectionParams
+
+    kinds = {name: type(value) for name, value in DetectionParams().to_dict().items()}
+    values: dict[str, Any] = {}
+    for assignment in assignments:
+        key, equals, text = assignment.partition("=")
+        key, text = key.strip(), text.strip()
+        if not equals or not key or not text:
+            raise ValueError(f"--set {assignment!r}: expected KEY=VALUE, e.g. --set latency_ms=100")
+        if key not in kinds and key != THRESHOLD_LIST:
+            raise ValueError(
+                f"--set {key}: not a detection parameter; these can be set: {', '.join([*kinds, THRESHOLD_LIST])}"
+            )
+        if key in values:
+            raise ValueError(f"--set {key}: given twice")
+        kind = int if key == THRESHOLD_LIST else kinds[key]
+        try:
+            if key == THRESHOLD_LIST:
+                parts = text.split(",")
+                values[key] = None if text.lower() == "none" else [exact_value(part, int) for part in parts]
+            else:
+                values[key] = exact_value(text, kind)
+        except (TypeError, ValueError, OverflowError):
+            expected = "whole numbers, comma-separated, or none" if key == THRESHOLD_LIST else (
+                "a whole number" if kind is int else f"a {kind.__name__}"
+            )
+            raise ValueError(f"--set {key}={text}: expected {expected}") from None
+    return values
+
+
+THRESHOLD_LIST = "detection_threshold_list"
+
+
 @app.command("params")
 def params_command(
     model: str = typer.Argument(..., help="A .tflite file or a trained model's name."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table (bytes as hex)."),
+    assignments: list[str] = typer.Option(
+        [],
+        "--set",
+        metavar="KEY=VALUE",
+        help="Store a detection parameter in the .tflite, as MLTK's update_params does (repeatable): "
+        "detection_threshold, average_window_duration_ms, minimum_count, suppression_ms, volume_gain, "
+        "latency_ms, verbose_model_output_logs, or detection_threshold_list (comma-separated, one per "
+        "class; none removes it). Every value is checked before the file is rewritten.",
+    ),
 ) -> None:
-    """Print the model parameters (MLTK SL_PARAMSv1 metadata) embedded in a .tflite."""
+    """Print the model parameters (MLTK SL_PARAMSv1 metadata) embedded in a .tflite, or change
+    its detection parameters with --set."""
     from microspeech.models import ModelResolutionError
     from microspeech.tflite.metadata import ParameterError, read_parameters
 
     try:
         warn_if_unfinished(model)  # an interrupted run's parameters are not calibrated
         path = model_file(model, "tflite")
+        if assignments:
+            _store(model, path, parse_assignments(assignments))
         params, dtypes = read_parameters(path, with_dtypes=True)
     except (ModelResolutionError, ParameterError, ValueError, OSError) as error:
         fail(str(error))
@@ -62,3 +114,24 @@ def params_command(
         console.print(f"{shown_as(model, path)}: no SL_PARAMSv1 parameters embedded", markup=False)
         return
     console.print(parameters_table(params, dtypes, f"{shown_as(model, path)} ({len(params)} parameters)"))
+
+
+def _store(model: str, path: Path, values: dict[str, Any]) -> None:
+    """Write `values` into the .tflite itself (not an archive's copy), and note them in the
+    trained run's manifest, whose detection_calibration no longer describes the file."""
+    from microspeech.evaluation.tuning import record_parameters_set, write_detection_params
+    from microspeech.tflite.files import is_archive_copy
+
+    if is_archive_copy(path):
+        raise ValueError(
+            f"{model}: --set rewrites a .tflite file, not one inside an archive; unpack the archive's "
+            ".tflite and give its path"
+        )
+    try:
+        write_detection_params(path, values)
+    except ValueError as error:  # a value out of range, a list of the wrong length: nothing written
+        raise ValueError(f"--set: {error}; {path} is unchanged") from None
+    manifest = record_parameters_set(path, values)
+    shown = ", ".join(f"{key}={value}" for key, value in values.items())
+    # On stderr: --json's output stays one JSON document.
+    err_console.print(f"stored {shown} in {path}" + (f" (noted in {manifest})" if manifest else ""), markup=False)

@@ -225,11 +225,17 @@ class KeywordSpotter:
         return scores_to_uint8(self.runner.predict(inputs).reshape(len(windows), -1))
 
     def process(self, audio: np.ndarray) -> list[Decision]:
-        """Consume int16 mono audio; returns the decision of every inference this audio completed."""
+        """Consume mono audio at 16 kHz: int16, or int32 and float (full scale +-1.0) converted as
+        StreamingFrontend.process converts them; returns the decision of every inference this
+        audio completed."""
+        from microspeech.frontend.batch import as_samples
+
         audio = np.asarray(audio)
-        if audio.dtype != np.int16 or audio.ndim != 1:
-            raise ValueError(f"expected 1-D int16 audio at {SAMPLE_RATE} Hz, got {audio.dtype} {audio.shape}")
-        audio = apply_volume_gain(audio, self.params.volume_gain)
+        if audio.ndim != 1:
+            raise ValueError(f"expected 1-D mono audio at {SAMPLE_RATE} Hz, got {audio.dtype} {audio.shape}")
+        if not audio.size:
+            return []
+        audio = apply_volume_gain(as_samples(audio, source="audio"), self.params.volume_gain)
         decisions: list[Decision] = []
         position = 0
         while position < len(audio):

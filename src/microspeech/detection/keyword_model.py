@@ -3,6 +3,7 @@ its SL_PARAMSv1 parameters embed (what the firmware loop needs to run it)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,12 @@ def load_keyword_model(
             raise ValueError(f"unknown detection parameter(s) {', '.join(unknown)}")
         detection = DetectionParams.from_dict({**parameters, **given})
     except ValueError as error:
+        stored = re.match(r"detection parameter (\w+)=", str(error))
+        if stored and stored[1] not in given and not str(source).startswith("<"):
+            raise ModelLoadError(
+                f"{source}: {error}; the model stores it: `microspeech params {source} --set "
+                f"{stored[1]}=VALUE` rewrites it"
+            ) from error
         raise ModelLoadError(f"{source}: {error}") from error
     # A threshold given replaces a stored per-class list (as classify_audio --threshold says).
     thresholds = None if "detection_threshold" in given else parameters.get("detection_threshold_list")

@@ -93,7 +93,10 @@ def checked_threshold_list(thresholds: Any, class_count: int) -> list[int]:
     except (TypeError, ValueError, OverflowError):
         values = []
     if len(values) != len(entries) or not all(0 <= value <= 255 for value in values):
-        raise ValueError(f"detection_threshold_list {entries!r}: needs one whole 0-255 threshold per class")
+        raise ValueError(
+            f"detection_threshold_list {entries!r}: needs one whole 0-255 threshold per class "
+            f"({class_count} classes)"
+        )
     return [int(value) for value in values]
 
 

@@ -148,7 +148,7 @@ def evaluate_model(
     from microspeech.data.pipeline import make_eval_set
 
     try:  # numpy's "expected non-negative integer" named no option
-        check_seed(seed)
+        seed = check_seed(seed)
     except OptionError as error:
         raise EvaluationError(str(error)) from None
     try:  # "0.5" or None failed inside the comparison

@@ -329,7 +329,9 @@ def evaluate_streaming(
     from microspeech.checks import check_stream_request
     from microspeech.detection.classify import MODEL_THRESHOLDS, KeywordSpotter, detection_params_with
 
-    minutes, snr_db = check_stream_request(minutes, snr_db, seed, tolerance_ms, segmented=segmented)
+    minutes, snr_db, seed, tolerance_ms = check_stream_request(
+        minutes, snr_db, seed, tolerance_ms, segmented=segmented
+    )
     keyword_model = resolve_keyword_model(model, params_override)
     recorded = None
     if dataset is None and not isinstance(model, KeywordModel):

@@ -489,7 +489,9 @@ def tune_detection(
 
     # As the CLI checks its options: inf overflowed, "2" failed inside a comparison.
     max_fa_per_hour = check_number(max_fa_per_hour, "--max-fa-per-hour", above=0.0, high=MAX_FA_PER_HOUR)
-    minutes, snr_db = check_stream_request(minutes, snr_db, seed, tolerance_ms, segmented=segmented)
+    minutes, snr_db, seed, tolerance_ms = check_stream_request(
+        minutes, snr_db, seed, tolerance_ms, segmented=segmented
+    )
     thresholds, windows, minimum_counts, suppressions = _checked_grid(
         thresholds, windows, minimum_counts, suppressions
     )
@@ -695,10 +697,8 @@ def write_detection_params(model_path: str | Path, values: dict[str, Any]) -> No
         params = {key: value for key, value in params.items() if key != THRESHOLD_LIST}
         if listed is not None:
             classes = classes_from_parameters(params)
-            try:  # 200.7 was cut to 200
-                values[THRESHOLD_LIST] = checked_threshold_list(listed, len(classes))
-            except ValueError as error:
-                raise ValueError(f"{error} ({len(classes)} classes)") from None
+            # 200.7 was cut to 200; its errors name the number of classes.
+            values[THRESHOLD_LIST] = checked_threshold_list(listed, len(classes))
     DetectionParams.from_dict({**params, **values})  # refuse out-of-range values before writing
     updated = {**params, **values}
     # Keep each stored entry's type where the new value fits it; new keys get MLTK's choice.
@@ -744,6 +744,32 @@ def record_tuning(report: TuningReport) -> Path | None:
         "grid_points": report.tuning.grid_points,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    artifacts.write_manifest(manifest)
+    return artifacts.manifest_path
+
+
+def record_parameters_set(model_path: str | Path, values: dict[str, Any]) -> Path | None:
+    """After `write_detection_params` by hand (`params --set`): the trained run's manifest lists
+    the values under "detection_parameters_set", newest last, since its detection_calibration (and
+    any detection_tuning) no longer describe the .tflite. The manifest's path, or None when the
+    .tflite has no manifest of its own beside it."""
+    from datetime import UTC, datetime
+
+    from microspeech.models import ModelArtifacts
+
+    source = Path(model_path)
+    name = source.name.removesuffix(".tflite")
+    artifacts = ModelArtifacts(source.parent, name)
+    if not artifacts.manifest_path.is_file():
+        return None
+    manifest = artifacts.manifest
+    if manifest.get("name") != name:
+        return None
+    edits = manifest.get("detection_parameters_set")
+    manifest["detection_parameters_set"] = [
+        *(edits if isinstance(edits, list) else []),
+        {"parameters": dict(values), "date": datetime.now(UTC).isoformat(timespec="seconds")},
+    ]
     artifacts.write_manifest(manifest)
     return artifacts.manifest_path
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from microspeech.audio import AudioError, to_int16
@@ -57,7 +59,24 @@ def check_rate(sample_rate: int | None, settings: FrontendSettings, source: str)
         )
 
 
+def _warn_if_int16_in_int32(audio: object, source: str) -> None:
+    """int32 is read as 32-bit PCM (its top 16 bits), so 16-bit values held in an int32 array
+    (np.array(values, dtype=np.int32)) become near-silence: at most +-1 after the shift."""
+    array = np.asarray(audio)
+    if array.dtype != np.int32 or not array.size:
+        return
+    peak = int(np.abs(array.astype(np.int64)).max())
+    if 0 < peak < 2**15:
+        warnings.warn(
+            f"{source}: int32 samples whose largest magnitude is {peak}, within the int16 range: "
+            "int32 is read as 32-bit PCM, so these are below -90 dBFS. If they are 16-bit samples, "
+            "pass audio.astype(np.int16)",
+            stacklevel=4,  # the caller of compute_features
+        )
+
+
 def _as_clips(audio: object, settings: FrontendSettings, source: str, warm_up: int = 0) -> np.ndarray:
+    _warn_if_int16_in_int32(audio, source)
     samples = as_samples(audio, source=source)
     expected = settings.n_samples + warm_up
     if samples.ndim == 1:

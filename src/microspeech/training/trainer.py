@@ -245,13 +245,13 @@ def train_model(
     from microspeech.tflite.runtime import check_backend
 
     check_backend(calibration_runtime, "--calibration-runtime")
-    check_seed(seed)
+    seed = check_seed(seed)
     if output is not None and not str(output).strip():  # Path("") is the current folder
         raise ValueError(
             "--output '': an empty folder name (it would train into the current folder); name a folder"
         )
     if epochs is not None:  # 1.5 failed deep in the epoch loop, after the output folder was made
-        check_int(epochs, "epochs", low=1)
+        epochs = check_int(epochs, "epochs", low=1)
     if not isinstance(dataset, str | Path) and not (
         isinstance(dataset, Sequence) and dataset and all(isinstance(d, str | Path) for d in dataset)
     ):
