@@ -152,7 +152,8 @@ def test_audio_is_taken_as_the_streaming_frontend_takes_it(mltk_model, clips):
     audio = np.concatenate([clips["yes"][0], clips["no"][0]])
     as_int16 = [d.scores_u8.tolist() for d in KeywordSpotter(mltk_model).process(audio)]
     as_float = [d.scores_u8.tolist() for d in KeywordSpotter(mltk_model).process(audio / 32768.0)]
-    as_int32 = [d.scores_u8.tolist() for d in KeywordSpotter(mltk_model).process(audio.astype(np.int32) << 16)]
+    wide = audio.astype(np.int32) << 16
+    as_int32 = [d.scores_u8.tolist() for d in KeywordSpotter(mltk_model).process(wide)]
     assert as_int16 and as_float == as_int16 and as_int32 == as_int16
     spotter = KeywordSpotter(mltk_model)
     assert spotter.process(np.zeros(0, np.float32)) == []

@@ -27,7 +27,8 @@ def test_float_and_int32_are_converted_as_documented(clip):
 
 def test_16_bit_values_in_an_int32_array_are_warned_about(clip):
     # Read as 32-bit PCM they are near-silence: the features of +-1 samples, without a word.
-    with pytest.warns(UserWarning, match=r"largest magnitude is \d+, within the int16 range.*astype\(np.int16\)"):
+    said = r"largest magnitude is \d+, within the int16 range.*astype\(np.int16\)"
+    with pytest.warns(UserWarning, match=said):
         compute_features(clip.astype(np.int32))
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -56,10 +56,8 @@ def test_set_stores_detection_parameters_as_mltk_update_params_does(mltk_tflite_
     }))
     with pytest.raises(ModelLoadError, match=f"params {model} --set latency_ms=VALUE` rewrites it"):
         load_keyword_model(model)
-    result = CliRunner().invoke(
-        app, ["params", str(model), "--set", "latency_ms=100", "--set", "detection_threshold_list=90,91,255,255",
-              "--json"]
-    )
+    setting = ["--set", "latency_ms=100", "--set", "detection_threshold_list=90,91,255,255"]
+    result = CliRunner().invoke(app, ["params", str(model), *setting, "--json"])
     assert result.exit_code == 0, result.output
     assert "stored latency_ms=100, detection_threshold_list=[90, 91, 255, 255]" in result.stderr
     assert json.loads(result.stdout)["latency_ms"] == 100  # the note stays off --json's output

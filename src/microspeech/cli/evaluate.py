@@ -43,7 +43,9 @@ def _print_streaming(report: StreamingReport) -> None:
 @app.command()
 def evaluate(
     ctx: typer.Context,
-    model: str = typer.Argument(..., help="Model name, model directory, .keras file or bare .tflite file."),
+    model: str = typer.Argument(
+        ..., help="Model name, model directory, .keras or .h5 file (the float model) or bare .tflite file."
+    ),
     tflite: bool = typer.Option(
         False, "--tflite", help="Evaluate only the int8 .tflite (default: float and int8)."
     ),

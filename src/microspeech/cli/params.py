@@ -47,7 +47,8 @@ def parse_assignments(assignments: list[str]) -> dict[str, Any]:
             raise ValueError(f"--set {assignment!r}: expected KEY=VALUE, e.g. --set latency_ms=100")
         if key not in kinds and key != THRESHOLD_LIST:
             raise ValueError(
-                f"--set {key}: not a detection parameter; these can be set: {', '.join([*kinds, THRESHOLD_LIST])}"
+                f"--set {key}: not a detection parameter; these can be set: "
+                + ", ".join([*kinds, THRESHOLD_LIST])
             )
         if key in values:
             raise ValueError(f"--set {key}: given twice")
@@ -134,4 +135,5 @@ def _store(model: str, path: Path, values: dict[str, Any]) -> None:
     manifest = record_parameters_set(path, values)
     shown = ", ".join(f"{key}={value}" for key, value in values.items())
     # On stderr: --json's output stays one JSON document.
-    err_console.print(f"stored {shown} in {path}" + (f" (noted in {manifest})" if manifest else ""), markup=False)
+    noted = f" (noted in {manifest})" if manifest else ""
+    err_console.print(f"stored {shown} in {path}{noted}", markup=False)

@@ -46,7 +46,9 @@ def _keras_table(summary) -> Table:  # noqa: ANN001 (KerasSummary)
 
 @app.command("summarize")
 def summarize_command(
-    model: str = typer.Argument(..., help="A .tflite or .keras file, or a trained model's name."),
+    model: str = typer.Argument(
+        ..., help="A .tflite, .keras or .h5 (MLTK's Keras) file, or a trained model's name."
+    ),
     tflite: bool = typer.Option(
         False, "--tflite", help="For a model name or .keras file: summarize its .tflite, not the Keras model."
     ),

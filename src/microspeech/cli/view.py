@@ -11,7 +11,9 @@ from microspeech.cli.app import app, console, fail, model_file, path_option
 
 @app.command("view")
 def view_command(
-    model: str = typer.Argument(..., help="A .tflite or .keras file, or a trained model's name."),
+    model: str = typer.Argument(
+        ..., help="A .tflite, .keras or .h5 (MLTK's Keras) file, or a trained model's name."
+    ),
     tflite: bool = typer.Option(
         False, "--tflite", help="For a model name or .keras file: draw its .tflite, not the Keras model."
     ),

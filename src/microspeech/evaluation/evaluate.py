@@ -162,6 +162,7 @@ def evaluate_model(
         dataset = str(dataset)
     backend = choose_backend(tflm, runtime)
     from microspeech.models import ModelResolutionError, resolve_model
+    from microspeech.models.artifacts import KERAS_SUFFIXES
 
     if str(model).endswith(".keras") and Path(model).is_file() and not zipfile.is_zipfile(model):
         # Said before the classes: a cut .keras names neither, and its damage is the news.
@@ -179,11 +180,11 @@ def evaluate_model(
     # A file argument names one variant: a .keras the float model, a .tflite or archive the int8 one.
     suffix = Path(str(model)).suffix
     keras_path = target.keras_path if suffix not in (".tflite", ".zip") else None
-    tflite_file = target.tflite if suffix != ".keras" else None
-    if suffix == ".keras" and (tflite or runtime or tflm):
+    tflite_file = target.tflite if suffix not in KERAS_SUFFIXES else None
+    if suffix in KERAS_SUFFIXES and (tflite or runtime or tflm):
         # "no .tflite model" misled when one lay beside the .keras.
         raise EvaluationError(
-            f"{model}: a .keras file is the float model; --tflite/--tflm/--runtime evaluate the int8 "
+            f"{model}: a {suffix} file is the float model; --tflite/--tflm/--runtime evaluate the int8 "
             "one: give its .tflite or the model's folder"
         )
     if tflite_file is None and (tflite or runtime or tflm or keras_path is None):

@@ -29,7 +29,9 @@ __all__ = ["MANIFEST", "ModelArtifacts", "ModelResolutionError", "ResolvedModel"
 
 MANIFEST = "manifest.json"
 CHECKPOINT = "checkpoint"
-MODEL_SUFFIXES = (".tflite", ".keras", ".zip")
+# A Keras model file: .keras, or the legacy HDF5 .h5 that MLTK saves beside its .tflite.
+KERAS_SUFFIXES = (".keras", ".h5")
+MODEL_SUFFIXES = (".tflite", *KERAS_SUFFIXES, ".zip")
 
 
 class ModelResolutionError(ValueError):
@@ -312,7 +314,7 @@ def resolve_model(model: str | Path) -> ResolvedModel:
         directory = path
         name = _folder_model_name(path)
     elif path.is_file():
-        if path.suffix == ".keras":
+        if path.suffix in KERAS_SUFFIXES:
             directory, name, keras_path = path.parent, path.stem, path
         elif path.suffix == ".tflite" or path.name.endswith(".zip"):
             tflite_path = path
@@ -322,7 +324,9 @@ def resolve_model(model: str | Path) -> ResolvedModel:
             if path.suffix == ".tflite" and in_folder:
                 directory = path.parent
         else:
-            raise ModelResolutionError(f"{path}: not a model file (.tflite, .keras or .mltk.zip expected)")
+            raise ModelResolutionError(
+                f"{path}: not a model file (.tflite, .keras, .h5 or .mltk.zip expected)"
+            )
     elif path.exists():  # a FIFO, a device: "no such file" would be untrue
         raise ModelResolutionError(f"{path}: not a regular file or folder")
     elif path.suffix in MODEL_SUFFIXES or len(path.parts) > 1:
