@@ -177,6 +177,15 @@ def test_interrupted_run_resumes_to_the_same_result(subset_dir, tmp_path, monkey
     assert "resumed after epoch 2" in resumed.train_log_path.read_text()
     a, b = (TfliteRunner(x.tflite_path).predict(np.zeros((1, 49, 40), np.int8)) for x in (straight, resumed))
     np.testing.assert_array_equal(a, b)
+    # Three trainings in this process: the third named its layers conv2d_1_1, and its .tflite's
+    # tensors after them, until Keras' name counters were reset for each run.
+    assert _tensor_names(resumed.tflite_path) == _tensor_names(straight.tflite_path)
+
+
+def _tensor_names(path: Path) -> list[str]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    return [tensor["name"] for tensor in Interpreter(model_path=str(path)).get_tensor_details()]
 
 
 def test_resume_refuses_a_checkpoint_of_another_seed(subset_dir, tmp_path):

@@ -80,10 +80,13 @@ STREAM_HISTORY_COLUMNS = (
 
 
 def configure_determinism(seed: int) -> None:
-    """Same seed, same result: Python/numpy/TF seeds and deterministic TF ops."""
+    """Same seed, same result: Python/numpy/TF seeds and deterministic TF ops, and Keras' name
+    counters reset, so a second training in one process names its layers (and the .tflite's
+    tensors) as the first did, not conv2d_1."""
     import keras
     import tensorflow as tf
 
+    keras.utils.clear_session()
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 
