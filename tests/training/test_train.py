@@ -180,6 +180,12 @@ def test_interrupted_run_resumes_to_the_same_result(subset_dir, tmp_path, monkey
     # Three trainings in this process: the third named its layers conv2d_1_1, and its .tflite's
     # tensors after them, until Keras' name counters were reset for each run.
     assert _tensor_names(resumed.tflite_path) == _tensor_names(straight.tflite_path)
+    # A Python call records the command that reruns it, not the host's argv (pytest's here).
+    recorded = json.loads(straight.manifest_path.read_text())["command_line"]
+    assert recorded == [
+        "microspeech", "train", DRY_RUN, "--dataset", str(subset_dir), "--seed", "2",
+        "--output", str(tmp_path / "straight"),
+    ]
 
 
 def _tensor_names(path: Path) -> list[str]:
@@ -318,3 +324,16 @@ def test_an_unknown_calibration_runtime_is_refused_before_training(tmp_path):
     with pytest.raises(ValueError, match="--calibration-runtime cmsis-nn"):
         train_model(DRY_RUN, output=output, calibration_runtime="cmsis-nn", progress=False)
     assert not output.exists()
+
+
+def test_a_spec_object_is_recorded_as_the_call_it_was():
+    # A ModelSpec has no command line: the manifest says what was called instead of pytest's argv.
+    from microspeech.training.trainer import _api_call
+
+    spec = get_model_spec(DRY_RUN)
+    call = _api_call(spec, spec, "synthetic", 3, None, False, 2, "tflm")
+    assert call == [
+        "python", "-c",
+        "microspeech.training.train_model(<ModelSpec 'tflite_micro_speech-test'>, dataset=['synthetic'], "
+        "seed=3, epochs=2, calibration_runtime='tflm')",
+    ]

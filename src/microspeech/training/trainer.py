@@ -17,7 +17,6 @@ import math
 import re
 import shlex
 import shutil
-import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -262,6 +261,8 @@ def train_model(
     spec = resolve_model_spec(model) if isinstance(model, str | Path) else model
     if epochs is not None:
         spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=epochs))
+    if command_line is None:  # sys.argv would be the host's (a notebook's kernel, pytest)
+        command_line = _api_call(model, spec, dataset, seed, output, resume, epochs, calibration_runtime)
     artifacts = ModelArtifacts(model_directory(spec.name, output), spec.name)
     check_output_folder(artifacts.directory, "--output")
     _check_output_outside(artifacts.directory, [dataset] if isinstance(dataset, str | Path) else dataset)
@@ -279,6 +280,39 @@ def train_model(
             command_line,
             calibration_runtime,
         )
+
+
+def _api_call(
+    model: str | Path | ModelSpec,
+    spec: ModelSpec,
+    dataset: str | Path | Sequence[str | Path],
+    seed: int,
+    output: str | Path | None,
+    resume: bool,
+    epochs: int | None,
+    calibration_runtime: str,
+) -> list[str]:
+    """What a manifest records for a train_model() call: the `microspeech train` command that
+    reruns it when MODEL is a name or spec file, else the call itself (a ModelSpec object has no
+    command line)."""
+    datasets = [dataset] if isinstance(dataset, str | Path) else list(dataset)
+    if not isinstance(model, str | Path):
+        arguments = [f"<ModelSpec {spec.name!r}>", f"dataset={[str(d) for d in datasets]!r}", f"seed={seed}"]
+        arguments += [f"output={str(output)!r}"] if output is not None else []
+        arguments += ["resume=True"] if resume else []
+        arguments += [f"epochs={epochs}"] if epochs is not None else []
+        if calibration_runtime != "litert":
+            arguments += [f"calibration_runtime={calibration_runtime!r}"]
+        return ["python", "-c", f"microspeech.training.train_model({', '.join(arguments)})"]
+    command = ["microspeech", "train", str(model)]
+    for item in datasets:
+        command += ["--dataset", str(item)]
+    command += ["--seed", str(seed)]
+    command += ["--output", str(output)] if output is not None else []
+    command += ["--resume"] if resume else []
+    command += ["--epochs", str(epochs)] if epochs is not None else []
+    command += ["--calibration-runtime", calibration_runtime] if calibration_runtime != "litert" else []
+    return command
 
 
 def _check_output_outside(directory: Path, datasets: Sequence[str | Path]) -> None:
@@ -302,7 +336,7 @@ def _train_locked(
     resume: bool,
     progress: bool,
     console: Console,
-    command_line: list[str] | None,
+    command_line: list[str],
     calibration_runtime: str,
 ) -> ModelArtifacts:
     from microspeech.data import load_datasets
@@ -390,8 +424,8 @@ def _train_locked(
                 "hard_negative_mining": mining_rounds,
                 "best_epoch": best_epoch,
                 "best_val_accuracy": max((r["val_accuracy"] for r in history), default=math.nan),
-                "command_line": command_line if command_line is not None else [sys.argv[0], *sys.argv[1:]],
-                "command": shlex.join(command_line if command_line is not None else sys.argv),
+                "command_line": command_line,
+                "command": shlex.join(command_line),
                 "wall_seconds": round(time.perf_counter() - started, 2),
             },
             console,
