@@ -402,6 +402,11 @@ def test_a_spec_is_checked_as_a_whole():
     for changes, message in (
         ({"classes": [UNKNOWN, SILENCE]}, "name no keyword to spot"),
         ({"augmentation": AugmentationSettings(time_mask_max_frames=1000)}, "the features have 49 frames"),
+        # Said by the data pipeline after every clip was decoded, before.
+        (
+            {"augmentation": AugmentationSettings(warm_up_ms=2010)},
+            r"warm_up_ms=2010 must be a multiple of the frontend step \(20 ms\)",
+        ),
         (
             {
                 "frontend": dataclasses.replace(

@@ -147,6 +147,27 @@ def test_a_layer_the_training_loop_cannot_apply_is_named_and_logged(tmp_path, su
 
 
 
+def test_a_build_that_fails_is_named_before_any_clip_is_read(tmp_path, words, monkeypatch):
+    import dataclasses
+
+    from microspeech import data
+    from microspeech.models import get_model_spec
+    from microspeech.models.registry import ModelFileError
+
+    def build(spec):
+        raise RuntimeError("a typo in my layers")
+
+    def unread(*args, **kwargs):
+        raise AssertionError("the dataset was read before the model was built")
+
+    monkeypatch.setattr(data, "load_datasets", unread)
+    spec = dataclasses.replace(get_model_spec(DRY_RUN), build=build)
+    said = r"build\(\) of model 'tflite_micro_speech-test' raised RuntimeError: a typo"
+    with pytest.raises(ModelFileError, match=said):
+        train_model(spec, dataset=str(words), output=tmp_path / "model", progress=False)
+    assert not (tmp_path / "model").exists()
+
+
 def test_an_empty_output_or_one_inside_the_dataset_is_refused(tmp_path, words):
     result = _train("--dataset", str(words), "--output", "")
     assert result.exit_code == 2 and "--output ''" in " ".join(result.output.split())

@@ -282,6 +282,13 @@ class ModelSpec:
                     f"model {self.name}: augmentation {setting}={getattr(self.augmentation, setting)}: "
                     f"the features have {size} {unit}"
                 )
+        if self.augmentation.warm_up_ms % self.frontend.window_step_ms:
+            # Said by the data pipeline only after every clip was decoded.
+            raise ValueError(
+                f"model {self.name}: augmentation warm_up_ms={self.augmentation.warm_up_ms} must be a "
+                f"multiple of the frontend step ({self.frontend.window_step_ms} ms), so the window's "
+                "frames line up with a stream's"
+            )
         for name in self.train.class_weight_scale:
             if name not in self.classes:
                 raise ValueError(

@@ -261,6 +261,11 @@ def train_model(
     spec = resolve_model_spec(model) if isinstance(model, str | Path) else model
     if epochs is not None:
         spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=epochs))
+    # The spec's build() (a user's code) and its layers, checked before any clip is read: on the
+    # full dataset the reading takes a minute or more. configure_determinism resets the names.
+    from microspeech.tflite.convert import check_convertible_layers
+
+    check_convertible_layers(spec.build_model())
     if command_line is None:  # sys.argv would be the host's (a notebook's kernel, pytest)
         command_line = _api_call(model, spec, dataset, seed, output, resume, epochs, calibration_runtime)
     artifacts = ModelArtifacts(model_directory(spec.name, output), spec.name)
