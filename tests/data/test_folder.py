@@ -1,6 +1,7 @@
 """User folders and bad input: each file is converted as documented or skipped by name."""
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,3 +137,21 @@ def test_a_folder_without_audio_is_a_clear_error(tmp_path):
         index_folder(tmp_path)
     with pytest.raises(FileNotFoundError, match="not_here"):
         index_folder(tmp_path / "not_here")
+
+
+def test_a_dataset_built_by_hand_takes_string_paths(subset_dir):
+    # str paths (a user's own list of clips) failed late, deep in the feature pipeline.
+    from microspeech.data import AudioDataset
+    from microspeech.data.clips import Clip
+    from microspeech.data.pipeline import make_eval_set
+    from microspeech.frontend import FrontendSettings
+
+    indexed = load_dataset(subset_dir)
+    clips = [Clip(str(c.path), c.word, c.speaker_id, c.split) for c in indexed.split("validation")[:30]]
+    by_hand = AudioDataset("mine", str(subset_dir), clips, noise_paths=[str(p) for p in indexed.noise_paths])
+    assert by_hand.root == subset_dir and all(isinstance(clip.path, Path) for clip in by_hand.clips)
+    classes = ["yes", "no", "_unknown_", "_silence_"]
+    made = make_eval_set(by_hand, "validation", classes, FrontendSettings(), seed=0)
+    assert made.features.shape[1:] == (49, 40) and len(made.labels) > 0
+    with pytest.raises(ValueError, match="clip path None: expected a file path"):
+        Clip(None, "yes", "a", "train")  # type: ignore[arg-type]

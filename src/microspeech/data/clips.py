@@ -51,6 +51,11 @@ class Clip:
     split: str
 
     def __post_init__(self) -> None:
+        # A path given as a string (a user's own list of clips) failed late, deep in the pipeline.
+        if isinstance(self.path, str) and self.path:
+            object.__setattr__(self, "path", Path(self.path))
+        if not isinstance(self.path, Path):
+            raise ValueError(f"clip path {self.path!r}: expected a file path")
         if self.split not in SPLITS:
             raise ValueError(f"{self.path}: split must be one of {', '.join(SPLITS)}, got {self.split!r}")
 
@@ -142,6 +147,11 @@ class AudioDataset:
     split_notes: dict[str, str] = field(default_factory=dict)
     # A combined dataset (see `combine`): the datasets it was made of, in order; empty otherwise.
     parts: list[AudioDataset] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Strings are paths to a user building a dataset by hand; they failed late, in the pipeline.
+        self.root = Path(self.root)
+        self.noise_paths = [Path(path) for path in self.noise_paths]
 
     @classmethod
     def combine(cls, datasets: Sequence[AudioDataset]) -> AudioDataset:
