@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,9 @@ from microspeech.checks import (
     OptionError,
     check_int,
     check_minutes,
+    check_named,
     check_number,
+    check_output_folder,
     check_seed,
     exact_value,
     parse_float_list,
@@ -171,3 +174,25 @@ def test_snr_lists_take_clean_and_refuse_a_value_given_twice():
     assert parse_snr_list("clean,10", "--snr-db", segmented=True) == [math.inf, 10.0]
     with pytest.raises(OptionError, match=r"--snr-db 10,10: 10 given twice"):
         parse_snr_list("10,10", "--snr-db")
+
+
+def test_an_output_folder_is_refused_before_the_work_where_it_cannot_be_made(tmp_path):
+    # A dangling link and /sys (os.access answers yes to root there) failed at the first file
+    # written, after the work: "File exists", "Operation not permitted".
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    for folder, said in (
+        (tmp_path / "dangling", "dangling is a link to"),
+        (tmp_path / "dangling" / "deeper", "dangling is a link to"),
+        (Path("/sys/microspeech-probe"), "the folder /sys is not writable"),
+    ):
+        with pytest.raises(OptionError, match=said):
+            check_output_folder(folder, "--output")
+    assert check_output_folder(tmp_path / "new" / "deeper", "--output") == tmp_path / "new" / "deeper"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["dangling"]  # the probe is gone
+
+
+def test_an_empty_dataset_name_is_refused_not_taken_as_the_default():
+    check_named(None, "--dataset")
+    check_named("speech_commands_test_set_v0.02", "--dataset")
+    with pytest.raises(OptionError, match="--dataset '  ': an empty name"):
+        check_named("  ", "--dataset")

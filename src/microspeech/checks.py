@@ -7,6 +7,7 @@ caller allows infinity explicitly; ranges are counted before they are expanded.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import os
@@ -260,6 +261,15 @@ def check_stream_request(
     return minutes, snrs, seed, tolerance_ms
 
 
+def check_named(value: object, option: str) -> None:
+    """An empty or blank name given for an optional dataset or folder: refused, since it fell back
+    to the default (another dataset, or the current folder) without a word. None is "not given"."""
+    if isinstance(value, str) and not value.strip():
+        raise OptionError(
+            f"{option} {value!r}: an empty name; give a dataset name or folder (or leave it out)"
+        )
+
+
 def check_output_file(path: Path, option: str) -> Path:
     """`path` if a file can be written there: not a folder, its parent a writable folder (or creatable).
     A link is checked where it points, as the write follows it (the work ran, then failed there)."""
@@ -291,9 +301,28 @@ def check_output_folder(path: Path, option: str) -> Path:
         raise OptionError(f"{option} {path}: is a file, not a folder")
     existing = path
     while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():  # a dangling link: "File exists" came only after the work
+            raise OptionError(
+                f"{option} {path}: {existing} is a link to {os.readlink(existing)}, which does not exist"
+            )
         existing = existing.parent
     if not existing.is_dir():
         raise OptionError(f"{option} {path}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
+    if not os.access(existing, os.W_OK | os.X_OK) or not _can_create_in(existing):
         raise OptionError(f"{option} {path}: the folder {existing} is not writable")
     return path
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a file can be made in `folder`, tried: os.access says yes to root everywhere, also
+    where nothing can be written (/sys, a read-only mount). The probe is removed at once."""
+    import tempfile
+
+    try:
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".microspeech-probe-")
+    except OSError:
+        return False
+    os.close(handle)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    return True

@@ -63,6 +63,7 @@ def _report_of(tmp_path, labels: np.ndarray, results: list[VariantResult]) -> Ev
         labels=labels,
         clip_paths=[f"clip{i}.wav" for i in range(len(labels))],
         results=results,
+        seed=7,
     )
 
 
@@ -78,6 +79,8 @@ def test_written_results_and_plots(tmp_path) -> None:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     saved = json.loads((output / "eval-results.json").read_text())
     assert saved["n_samples"] == 50 and len(saved["clips"]) == 50
+    # The seed that drew generated _silence_ clips: results of two seeds differed with nothing to say so.
+    assert saved["seed"] == 7 and ", seed 7" in (output / "summary.txt").read_text()
     for result in report.results:
         stored = saved["results"][result.variant]
         assert stored["overall_accuracy"] == result.metrics.overall_accuracy

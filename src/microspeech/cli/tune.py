@@ -219,9 +219,12 @@ def tune(
         # A rate measured from a few false accepts: say how far other audio may fall from it.
         false_accepts = chosen.firmware.false_accepts
         low, high = rate_interval(false_accepts, report.minutes / 60)
+        repeats = chosen.firmware.repeats
         console.print(
             f"chosen: {false_accepts} false accepts in {report.minutes:g} min, "
-            f"{chosen.firmware.fa_per_hour:.2f} FA/h (95% interval {low:.2f}-{high:.2f})",
+            f"{chosen.firmware.fa_per_hour:.2f} FA/h (95% interval {low:.2f}-{high:.2f})"
+            # Not false accepts, but an application acting on each would act twice.
+            + (f"; {repeats} repeats (second detections of a keyword already found)" if repeats else ""),
             markup=False,
         )
     if chosen is None:

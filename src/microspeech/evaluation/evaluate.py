@@ -142,7 +142,7 @@ def evaluate_model(
     `word_offset`: where each trimmed word sits in the one-second window, as a fraction of the
     room left (0, the default, left-aligns as training's validation does; 0.5 centres).
     """
-    from microspeech.checks import OptionError, check_number, check_seed
+    from microspeech.checks import OptionError, check_named, check_number, check_seed
     from microspeech.data import load_dataset
     from microspeech.data.folder import spoken_word
     from microspeech.data.pipeline import make_eval_set
@@ -158,6 +158,10 @@ def evaluate_model(
     if output_dir is not None and not str(output_dir).strip():
         # Path("") is the current folder: results would land there unasked.
         raise EvaluationError("--output '': an empty folder name; name a folder (or leave it out)")
+    try:  # "" fell back to the manifest's dataset (the stream, to the official test set)
+        check_named(dataset, "--dataset")
+    except OptionError as error:
+        raise EvaluationError(str(error)) from None
     if isinstance(dataset, Path):  # recorded in the results JSON as the user gave it
         dataset = str(dataset)
     backend = choose_backend(tflm, runtime)
@@ -207,6 +211,8 @@ def evaluate_model(
     source = f"--dataset {dataset_name}"
     if recorded:
         source = manifest_label(recorded, target.argument)
+    elif not dataset:  # no --dataset given and no manifest: the default, not an option's value
+        source = f"the default test set {dataset_name} (no --dataset given)"
     try:
         audio_dataset = load_dataset(dataset_name)
     except (FileNotFoundError, ValueError) as error:
@@ -288,6 +294,7 @@ def evaluate_model(
         clip_paths=[str(clip.path) if clip is not None else None for clip in eval_set.clips],
         words=[spoken_word(clip) for clip in eval_set.clips],
         results=results,
+        seed=seed,
     )
     report.output_dir = output_dir
     # Everything rendered first, then written as one set: stopped halfway, the folder held this

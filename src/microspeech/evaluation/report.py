@@ -119,6 +119,7 @@ class EvaluationReport:
     word_offset: float = 0.0  # where each trimmed word sat in the window (0 = left-aligned)
     # What each clip says (data.folder.spoken_word), aligned with `labels`; empty when unknown.
     words: list[str] = field(default_factory=list)
+    seed: int = 0  # generated _silence_ clips (a dataset without its own) depend on it
 
     def __repr__(self) -> str:
         # The generated repr printed every label, clip path and score (megabytes for a test set).
@@ -150,6 +151,7 @@ class EvaluationReport:
             "dataset": self.dataset,
             "dataset_root": str(self.dataset_root),
             "split": self.split,
+            "seed": self.seed,
             "word_offset": self.word_offset,
             "classes": self.classes,
             "n_samples": int(self.labels.size),
@@ -253,7 +255,7 @@ def summary_text(report: EvaluationReport) -> str:
     lines = [
         f"Name: {report.name}",
         "Model Type: classification",
-        f"Dataset: {_dataset_label(report)}, split '{report.split}'",
+        f"Dataset: {_dataset_label(report)}, split '{report.split}', seed {report.seed}",
         f"Clips: {report.labels.size} ({per_class}), each scored exactly once",
         "",
     ]

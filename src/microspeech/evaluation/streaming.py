@@ -326,12 +326,15 @@ def evaluate_streaming(
     manifest records (as the clip evaluation), else the official test set. Output goes to
     `output_dir`, by default `report.default_results_dir`'s; `plot=False` leaves out the PNG.
     """
-    from microspeech.checks import check_stream_request
+    from microspeech.checks import OptionError, check_named, check_stream_request
     from microspeech.detection.classify import MODEL_THRESHOLDS, KeywordSpotter, detection_params_with
 
     minutes, snr_db, seed, tolerance_ms = check_stream_request(
         minutes, snr_db, seed, tolerance_ms, segmented=segmented
     )
+    check_named(dataset, "--dataset")
+    if isinstance(output_dir, str) and not output_dir.strip():  # Path("") is the current folder
+        raise OptionError("--output '': an empty folder name; name a folder (or leave it out)")
     keyword_model = resolve_keyword_model(model, params_override)
     recorded = None
     if dataset is None and not isinstance(model, KeywordModel):

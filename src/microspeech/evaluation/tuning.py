@@ -482,7 +482,14 @@ def tune_detection(
     interpreter of every score (litert, tflm, or silabs-tflm: Silicon Labs' kernels, so that the
     pick holds on the part to the rounding; `microspeech.tflite.runtime`).
     """
-    from microspeech.checks import MAX_FA_PER_HOUR, OptionError, check_int, check_number, check_stream_request
+    from microspeech.checks import (
+        MAX_FA_PER_HOUR,
+        OptionError,
+        check_int,
+        check_named,
+        check_number,
+        check_stream_request,
+    )
     from microspeech.detection.keyword_model import ThresholdListError
     from microspeech.evaluation.report import manifest_dataset
     from microspeech.evaluation.streaming import model_stream, resolve_keyword_model
@@ -492,6 +499,7 @@ def tune_detection(
     minutes, snr_db, seed, tolerance_ms = check_stream_request(
         minutes, snr_db, seed, tolerance_ms, segmented=segmented
     )
+    check_named(dataset, "--dataset")  # "" fell back to the official test set
     thresholds, windows, minimum_counts, suppressions = _checked_grid(
         thresholds, windows, minimum_counts, suppressions
     )

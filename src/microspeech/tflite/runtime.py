@@ -1,4 +1,5 @@
-"""Run a .tflite with LiteRT (reference kernels, XNNPACK off), TFLite Micro, or Silicon Labs' TFLM.
+"""Run a .tflite with LiteRT (its optimized builtin kernels or its reference ones; XNNPACK off),
+TFLite Micro, or Silicon Labs' TFLM.
 
 Three backends behind one small class so evaluation, profiling and tests can compare
 them sample for sample: firmware runs TFLM, so "what the device computes" is the TFLM output.
