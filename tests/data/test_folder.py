@@ -155,3 +155,42 @@ def test_a_dataset_built_by_hand_takes_string_paths(subset_dir):
     assert made.features.shape[1:] == (49, 40) and len(made.labels) > 0
     with pytest.raises(ValueError, match="clip path None: expected a file path"):
         Clip(None, "yes", "a", "train")  # type: ignore[arg-type]
+
+
+def _copy_clip(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(source.read_bytes())
+
+
+def test_a_speaker_is_one_speaker_in_every_word_folder_and_unicode_form(subset_dir, tmp_path):
+    # An _unknown_ folder of the user's read mary_ann_nohash_0.wav as the word "mary" said by
+    # "ann", and "André" composed (NFC) and decomposed (NFD, as macOS stores it) were two people:
+    # either way one speaker could land in train and in test.
+    import unicodedata
+
+    clip = next(iter(sorted((subset_dir / "yes").glob("*.wav"))))
+    names = ["mary_ann", "office_desk", "kid_03", "john_doe", "zo\u00eb_x"]
+    for word in ("yes", "no", "_unknown_"):
+        for index, name in enumerate(names):
+            form = "NFD" if (word == "no") != bool(index % 2) else "NFC"
+            _copy_clip(clip, tmp_path / "mine" / word / unicodedata.normalize(form, f"{name}_nohash_0.wav"))
+    (tmp_path / "mine" / "_background_noise_").mkdir()
+    clips = load_dataset(tmp_path / "mine").clips
+    for name in names:
+        theirs = [c for c in clips if unicodedata.normalize("NFC", c.path.name).startswith(f"{name}_nohash")]
+        assert len(theirs) == 3 and {c.speaker_id for c in theirs} == {name}
+        assert len({c.split for c in theirs}) == 1
+    from microspeech.data.folder import spoken_word
+
+    assert {spoken_word(c) for c in clips if c.word == "_unknown_"} == {"_unknown_"}
+
+
+def test_a_split_list_saved_with_a_byte_order_mark_names_its_first_clip(subset_dir, tmp_path):
+    root = tmp_path / "listed"
+    clips = sorted((subset_dir / "yes").glob("*.wav"))[:4]
+    for clip in clips:
+        _copy_clip(clip, root / "yes" / clip.name)
+    listed = [f"yes/{clip.name}" for clip in clips[:2]]
+    (root / "validation_list.txt").write_text("\ufeff" + "\r\n".join(listed), encoding="utf-8")
+    splits = {c.path.name: c.split for c in load_dataset(root).clips}
+    assert [splits[clip.name] for clip in clips] == ["validation", "validation", "train", "train"]

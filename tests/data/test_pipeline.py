@@ -291,6 +291,11 @@ def test_clear_errors_before_training(tmp_path):
     tiny = load_dataset(str(_folder_dataset(tmp_path / "tiny", {"yes": 2, "no": 2, "cat": 2})))
     with pytest.raises(DatasetError, match="too small for the split|no training clips"):
         TrainingPipeline(tiny, spec.training_target())
+    # With split lists it is the list that leaves validation empty, not too few speakers.
+    listed_root = _folder_dataset(tmp_path / "listed", {"yes": 30, "no": 30, "cat": 30})
+    (listed_root / "testing_list.txt").write_text("")
+    with pytest.raises(DatasetError, match="no validation clips of yes, no .* comes from its validation_list"):
+        TrainingPipeline(load_dataset(str(listed_root)), spec.training_target())
 
 
 def test_an_all_zero_training_clip_stops_training_naming_it(tmp_path):

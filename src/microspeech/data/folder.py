@@ -8,6 +8,7 @@ One indexer serves the three on-disk layouts:
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
 from microspeech.audio import AudioError
@@ -21,10 +22,12 @@ from microspeech.data.clips import (
     report_issues,
 )
 from microspeech.data.splits import (
+    NOHASH,
     hash_split,
     read_split_lists,
     speaker_from_filename,
     split_list_problems,
+    strip_audio_extensions,
     word_prefix,
 )
 from microspeech.labels import BACKGROUND_NOISE_DIR
@@ -43,7 +46,12 @@ def spoken_word(clip: Clip | None) -> str:
     if clip is None:
         return SILENCE_DIR
     if clip.word == UNKNOWN_DIR:
-        return word_prefix(clip.path.name) or UNKNOWN_DIR
+        # Its name's prefix is a word only where the indexer took it off the speaker (the test set).
+        before = unicodedata.normalize("NFC", strip_audio_extensions(clip.path.name)).split(NOHASH, 1)[0]
+        prefix = word_prefix(clip.path.name)
+        if prefix is not None and before != clip.speaker_id:
+            return prefix
+        return UNKNOWN_DIR
     return clip.word
 
 
@@ -139,7 +147,10 @@ def index_folder(
     for path, word in candidates:
         if path in unusable:
             continue
-        speaker = speaker_from_filename(path.name, word_prefixed=(word == UNKNOWN_DIR))
+        # Only the official test set names its _unknown_ clips <word>_<speaker>_nohash_: in a
+        # folder of the user's, mary_ann_nohash_0.wav is speaker mary_ann, as in every other word.
+        prefixed = word == UNKNOWN_DIR and layout == LAYOUT_TEST_SET
+        speaker = speaker_from_filename(path.name, word_prefixed=prefixed)
         if layout == LAYOUT_TEST_SET:
             split = "test"
         elif split_lists is not None:

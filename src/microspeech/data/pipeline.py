@@ -573,9 +573,19 @@ def check_dataset(dataset: AudioDataset, target: TrainingTarget) -> None:
     missing = [w for w in target.keywords if w not in validation_words]
     if missing:
         note = dataset.split_notes.get("validation")
+        # The lists decide the split when present: more speakers would not help, the list would.
+        listed = dataset.layout == "speech_commands" or any(
+            part.layout == "speech_commands" for part in dataset.parts
+        )
+        remedy = (
+            "the split comes from its validation_list.txt / testing_list.txt (a clip they do not name "
+            "is train): list clips of these words there, or remove the lists to split by speaker"
+            if listed
+            else "add recordings from more speakers"
+        )
         raise DatasetError(
             f"{where} is too small for the split: no validation clips of {', '.join(missing)} "
             f"({len(train)} train, {len(validation)} validation clips"
             + (f"; {note}" if note else "")
-            + "); add recordings from more speakers"
+            + f"); {remedy}"
         )

@@ -8,6 +8,7 @@ all clips of one speaker land in the same split and adding files never moves old
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from pathlib import Path
 
 from microspeech.data.clips import AUDIO_EXTENSIONS
@@ -35,7 +36,9 @@ def speaker_from_filename(filename: str, *, word_prefixed: bool = False) -> str:
 
     `word_prefixed` handles the test set's `_unknown_` names, `<word>_<speaker>_nohash_<n>.wav.wav`.
     """
-    stem = strip_audio_extensions(filename)
+    # One name, one speaker: macOS stores "André" decomposed (NFD), other systems composed (NFC),
+    # and the two hashed to different splits.
+    stem = unicodedata.normalize("NFC", strip_audio_extensions(filename))
     if NOHASH not in stem:
         return stem
     speaker = stem.split(NOHASH, 1)[0]
@@ -71,7 +74,8 @@ def _split_list_paths(root: Path) -> dict[str, Path]:
 
 def _list_entries(path: Path) -> list[str]:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # utf-8-sig: a list saved by Notepad or PowerShell starts with a BOM, which hid its first entry.
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         raise ValueError(f"{path}: cannot read the split list ({reason})") from None
