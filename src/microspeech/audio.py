@@ -338,3 +338,13 @@ def active_rms(audio: np.ndarray) -> float:
     if loudest <= 0:
         return 0.0
     return float(np.sqrt(energy[energy >= loudest * 10 ** (-ACTIVE_DB / 10)].mean()))
+
+
+def loudest_window(samples: np.ndarray, length: int) -> np.ndarray:
+    """The `length`-sample window with the most energy (where the word is in an over-long clip)."""
+    if samples.shape[0] <= length:
+        return samples
+    energy = np.concatenate([[0], np.cumsum(samples.astype(np.int64) ** 2)])
+    window_energy = energy[length:] - energy[:-length]
+    start = int(np.argmax(window_energy))
+    return samples[start : start + length]

@@ -11,6 +11,7 @@ import contextlib
 import math
 import numbers
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 # A list option expands to at most this many values (a grid of three such lists is still small).
@@ -311,6 +312,22 @@ def check_output_folder(path: Path, option: str) -> Path:
     if not os.access(existing, os.W_OK | os.X_OK) or not _can_create_in(existing):
         raise OptionError(f"{option} {path}: the folder {existing} is not writable")
     return path
+
+
+def check_output_outside(
+    directory: Path, datasets: Sequence[str | Path], what: str = "its checkpoint, logs and model"
+) -> None:
+    """An output folder inside a dataset folder would add `what` to the dataset's files (a word
+    folder of JSON and PNG files, unusable clips to every later load). Names that are no folder
+    (a registered dataset's name) are skipped: give their roots."""
+    folder = Path(directory).resolve()
+    for dataset in datasets:
+        root = Path(dataset).expanduser()
+        if root.is_dir() and (folder == root.resolve() or root.resolve() in folder.parents):
+            raise OptionError(
+                f"--output {directory}: inside the dataset {dataset}; {what} would become files of "
+                "the dataset. Choose a folder outside it"
+            )
 
 
 def _can_create_in(folder: Path) -> bool:

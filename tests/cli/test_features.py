@@ -115,6 +115,21 @@ def test_short_recording_is_padded_and_noted(clip_path, tmp_path):
     assert result.exit_code == 0 and "zero-padded" in result.output
 
 
+def test_a_long_recording_shows_the_second_training_reads(clip_path, tmp_path):
+    # The first second was shown: silence, for a word the model trains on from its loudest second.
+    from microspeech.audio import loudest_window
+
+    word = read_audio(clip_path)
+    path = tmp_path / "long.wav"
+    sf.write(path, np.concatenate([np.zeros(20000, np.int16), word, np.zeros(12000, np.int16)]), 16000)
+    result = invoke("features", path, "--out", tmp_path / "long.npy")
+    assert result.exit_code == 0 and "cut to its loudest second" in result.output
+    shown = np.load(tmp_path / "long.npy")
+    expected = compute_features(loudest_window(read_audio(path), 16000))
+    np.testing.assert_array_equal(shown, expected)
+    assert shown.max() > -128  # the word, not the silence before it
+
+
 @pytest.mark.parametrize(
     ("make_args", "message"),
     [

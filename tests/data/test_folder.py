@@ -194,3 +194,23 @@ def test_a_split_list_saved_with_a_byte_order_mark_names_its_first_clip(subset_d
     (root / "validation_list.txt").write_text("\ufeff" + "\r\n".join(listed), encoding="utf-8")
     splits = {c.path.name: c.split for c in load_dataset(root).clips}
     assert [splits[clip.name] for clip in clips] == ["validation", "validation", "train", "train"]
+
+
+def test_what_a_folder_holds_but_cannot_use_is_named(subset_dir, tmp_path):
+    # A recording at the root (or a word folder given as the dataset) was ignored without a word,
+    # an mp3 was "not an audio file" though features reads it, and a noise scrap passed verify
+    # only for train to refuse it after every clip was read.
+    clip = sorted((subset_dir / "yes").glob("*.wav"))[0]
+    root = tmp_path / "mine"
+    for index in range(3):
+        _copy_clip(clip, root / "yes" / f"s{index}_nohash_0.wav")
+    _copy_clip(clip, root / "loose_nohash_0.wav")
+    (root / "yes" / "song.mp3").write_bytes(b"ID3")
+    (root / "_background_noise_").mkdir()
+    sf.write(root / "_background_noise_" / "scrap.wav", np.full(1000, 500, np.int16), 16000)
+    dataset = load_dataset(root)
+    problems = {issue.path.name: issue.problem for issue in dataset.skipped}
+    assert problems["loose_nohash_0.wav"].startswith("an audio file outside any word folder")
+    assert problems["song.mp3"].startswith("a .mp3 file; datasets take .wav or .flac clips")
+    assert problems["scrap.wav"] == "shorter than 0.25 s: too short for background noise"
+    assert dataset.noise_paths == [] and len(dataset.clips) == 3

@@ -294,7 +294,8 @@ def test_clear_errors_before_training(tmp_path):
     # With split lists it is the list that leaves validation empty, not too few speakers.
     listed_root = _folder_dataset(tmp_path / "listed", {"yes": 30, "no": 30, "cat": 30})
     (listed_root / "testing_list.txt").write_text("")
-    with pytest.raises(DatasetError, match="no validation clips of yes, no .* comes from its validation_list"):
+    said = "no validation clips of yes, no .* comes from its validation_list"
+    with pytest.raises(DatasetError, match=said):
         TrainingPipeline(load_dataset(str(listed_root)), spec.training_target())
 
 

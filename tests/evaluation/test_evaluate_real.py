@@ -110,6 +110,13 @@ def test_bad_model_and_dataset_are_named(tmp_path: Path, mltk_tflite_path: Path,
         evaluate_model(mltk_tflite_path, dataset=str(subset_dir), word_offset="middle")
     with pytest.raises(EvaluationError, match="--output '': an empty folder name"):
         evaluate_model(mltk_tflite_path, dataset=str(subset_dir), output_dir="")
+    # "" fell back to the manifest's dataset here, and to the official test set on a stream.
+    with pytest.raises(EvaluationError, match="--dataset '': an empty name"):
+        evaluate_model(mltk_tflite_path, dataset="", output_dir=tmp_path / "out")
+    # Results in a dataset folder became a word folder of unusable files, as train's run would.
+    with pytest.raises(EvaluationError, match="inside the dataset .*its results and plots would become"):
+        evaluate_model(mltk_tflite_path, dataset=str(subset_dir), output_dir=subset_dir / "eval")
+    assert not (subset_dir / "eval").exists()
     with pytest.raises(EvaluationError, match="--dataset .* has no 'test' clips"):
         evaluate_model(mltk_tflite_path, dataset=str(subset_dir), output_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()

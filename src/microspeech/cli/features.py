@@ -97,7 +97,8 @@ def features_command(
     features = result.features
     seconds = result.source_samples / settings.sample_rate_hz
     note = "".join(f", {conversion}" for conversion in result.conversions)
-    note += {"padded": ", zero-padded", "trimmed": ", trimmed"}.get(result.adjusted, "")
+    adjustments = {"padded": ", zero-padded", "loudest": ", cut to its loudest second (as training reads it)"}
+    note += adjustments.get(result.adjusted, "")
     console.print(
         f"{audio}: {seconds:.3f} s{note} -> {features.shape[0]} frames x {features.shape[1]} channels "
         f"{features.dtype}, min {features.min()}, max {features.max()}, mean {features.mean():.1f}",

@@ -25,6 +25,7 @@ from microspeech.audio import (
     check_audio_header,
     check_file_readable,
     format_conversions,
+    loudest_window,
     read_audio,
     repaired_wav,
     truncated_wav_frames,
@@ -38,7 +39,11 @@ logger = logging.getLogger("microspeech.data")
 Split = Literal["train", "validation", "test"]
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac")
+# Audio, but not what a dataset folder is indexed from (only WAV and FLAC headers are probed fast).
+OTHER_AUDIO_EXTENSIONS: tuple[str, ...] = (".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aif", ".aiff")
 CLIP_SAMPLES = SAMPLE_RATE  # every word clip is at most one second
+# A background-noise recording shorter than this is a scrap, never mixed in (data.streams, verify).
+MIN_NOISE_SAMPLES = SAMPLE_RATE // 4
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,11 @@ class ProbeResult:
 def probe_audio(path: Path) -> ProbeResult:
     """Read an audio file's header; AudioError naming the file when it is not usable audio."""
     if path.suffix.lower() not in AUDIO_EXTENSIONS:
+        if path.suffix.lower() in OTHER_AUDIO_EXTENSIONS:  # `features` and classify_audio read these
+            raise AudioError(
+                f"{path}: a {path.suffix.lower()} file; datasets take {' or '.join(AUDIO_EXTENSIONS)} "
+                "clips (convert it, e.g. with sox or ffmpeg)"
+            )
         raise AudioError(f"{path}: not an audio file (expected {' or '.join(AUDIO_EXTENSIONS)})")
     check_file_readable(path)  # "permission denied", not libsndfile's "System error"
     try:
@@ -116,16 +126,6 @@ def probe_audio(path: Path) -> ProbeResult:
     check_audio_header(str(path), info.samplerate, info.channels, info.frames)
     truncated = None if unfinished else truncated_wav_frames(path, info)
     return ProbeResult(info.samplerate, info.channels, info.frames, info.subtype, truncated, unfinished)
-
-
-def loudest_window(samples: np.ndarray, length: int) -> np.ndarray:
-    """The `length`-sample window with the most energy (where the word is in an over-long clip)."""
-    if samples.shape[0] <= length:
-        return samples
-    energy = np.concatenate([[0], np.cumsum(samples.astype(np.int64) ** 2)])
-    window_energy = energy[length:] - energy[:-length]
-    start = int(np.argmax(window_energy))
-    return samples[start : start + length]
 
 
 @dataclass

@@ -11,9 +11,12 @@ from __future__ import annotations
 import unicodedata
 from pathlib import Path
 
-from microspeech.audio import AudioError
+from microspeech.audio import SAMPLE_RATE, AudioError
 from microspeech.data.clips import (
+    AUDIO_EXTENSIONS,
     CLIP_SAMPLES,
+    MIN_NOISE_SAMPLES,
+    OTHER_AUDIO_EXTENSIONS,
     AudioDataset,
     Clip,
     FileIssue,
@@ -82,9 +85,15 @@ def _probe_all(paths: list[Path], clip_samples: int | None) -> list[FileIssue | 
 
     def check(path: Path) -> FileIssue | None:
         try:
-            notes = probe_audio(path).conversions(clip_samples)
+            probed = probe_audio(path)
         except AudioError as error:
             return FileIssue(path, str(error).removeprefix(f"{path}: "), skipped=True)
+        if clip_samples is None and probed.frames * SAMPLE_RATE < MIN_NOISE_SAMPLES * probed.sample_rate:
+            # Passed by verify, then refused by the streams after every clip was read.
+            seconds = MIN_NOISE_SAMPLES / SAMPLE_RATE
+            problem = f"shorter than {seconds:g} s: too short for background noise"
+            return FileIssue(path, problem, skipped=True)
+        notes = probed.conversions(clip_samples)
         return FileIssue(path, "; ".join(notes), skipped=False) if notes else None
 
     return [check(path) for path in paths]
@@ -119,7 +128,12 @@ def index_folder(
     candidates: list[tuple[Path, str]] = []
     for entry in top_entries:
         if not entry.is_dir():
-            continue  # LICENSE, README, the split lists
+            # LICENSE, README and the split lists are not data; a recording here was ignored without
+            # a word (and a word folder given as the dataset lost every clip).
+            if entry.suffix.lower() in (*AUDIO_EXTENSIONS, *OTHER_AUDIO_EXTENSIONS):
+                problem = "an audio file outside any word folder (clips go in <root>/<word>/)"
+                issues.append(FileIssue(entry, problem, True))
+            continue
         try:
             entries = _visible_entries(entry)
         except OSError as error:  # e.g. a word folder without read permission

@@ -565,9 +565,15 @@ def check_dataset(dataset: AudioDataset, target: TrainingTarget) -> None:
             f"{', '.join(sorted(other_words))}"
         )
     if SILENCE in target.classes and not dataset.noise_paths:
+        skipped = [issue for issue in dataset.skipped if issue.path.parent.name == "_background_noise_"]
+        found = (
+            f"all {len(skipped)} skipped (e.g. {skipped[0].path.name}: {skipped[0].problem})"
+            if skipped
+            else "found none"
+        )
         raise DatasetError(
             f"{where}: class {SILENCE!r} and noise augmentation need background-noise "
-            "recordings (a _background_noise_ folder), found none"
+            f"recordings (a _background_noise_ folder), {found}"
         )
     validation_words = {c.word for c in validation}
     missing = [w for w in target.keywords if w not in validation_words]

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from microspeech.audio import SAMPLE_RATE, active_rms
+from microspeech.data.clips import MIN_NOISE_SAMPLES
 from microspeech.labels import UNKNOWN
 from microspeech.progress import progress_bar
 
@@ -76,7 +77,7 @@ def _noise_bed(sources: Sequence[np.ndarray], length: int, rng: np.random.Genera
     for source in sources:
         source = np.asarray(source, dtype=np.float64)
         rms = np.sqrt(np.mean(source**2)) if len(source) else 0.0
-        if rms >= 1.0 and len(source) >= SAMPLE_RATE // 4:  # skip digital silence and scraps
+        if rms >= 1.0 and len(source) >= MIN_NOISE_SAMPLES:  # skip digital silence and scraps
             normalized.append(source / rms)
     if not normalized:
         raise UnusableNoiseError("the background-noise recordings are all silent or shorter than 0.25 s")
@@ -431,14 +432,20 @@ def score_detections(
 
 
 @contextlib.contextmanager
-def _naming_noise(noise_source: Any) -> Iterator[None]:
-    """An `UnusableNoiseError` with the dataset whose noise it is, and the option that picks another."""
+def _naming_noise(noise_source: Any, option: str | None) -> Iterator[None]:
+    """An `UnusableNoiseError` with the dataset whose noise it is, and what gives other noise."""
     try:
         yield
     except UnusableNoiseError as error:
         raise UnusableNoiseError(
-            f"dataset {noise_source.name!r} ({noise_source.root}): {error}; give another (--noise-dataset)"
+            f"dataset {noise_source.name!r} ({noise_source.root}): {error}; {_noise_remedy(option)}"
         ) from None
+
+
+def _noise_remedy(option: str | None) -> str:
+    if option:
+        return f"give another ({option})"
+    return "add background-noise recordings of 0.25 s or more to its _background_noise_ folder"
 
 
 class NoKeywordError(ValueError):
@@ -457,8 +464,11 @@ def stream_from_dataset(
     show_progress: bool = True,
     segmented: bool = False,
     keyword_fraction: float = 0.5,
+    noise_option: str | None = "--noise-dataset",
 ) -> tuple[KeywordStream, str, str]:
     """A stream from a dataset's `split` clips and its (or `noise_dataset`'s) background noise.
+    `noise_option`: the caller's option that names another noise dataset, for the errors (None:
+    the caller has none, as in training: they ask for recordings in the dataset instead).
 
     `dataset` and `noise_dataset`: a name, a folder or a loaded `AudioDataset`. Noise comes
     from the noise recordings (`_background_noise_`), else from the dataset's `_silence_`
@@ -494,7 +504,7 @@ def stream_from_dataset(
         if not silence:
             raise ValueError(
                 f"dataset {noise_source.name!r} has neither background-noise recordings nor _silence_ "
-                "clips; give a noise dataset"
+                f"clips; {_noise_remedy(noise_option)}"
             )
         noise = [noise_source.read(clip) for clip in silence]
 
@@ -503,7 +513,7 @@ def stream_from_dataset(
         name = str(path.relative_to(data.root)) if path.is_relative_to(data.root) else str(path)
         return spoken_word(clip), name, lambda: data.read(clip)  # "backward", not "_unknown_"
 
-    with progress_bar(show_progress) as progress, _naming_noise(noise_source):
+    with progress_bar(show_progress) as progress, _naming_noise(noise_source, noise_option):
         task = progress.add_task("Building the stream", total=None)
 
         def advance(done: int, total: int) -> None:

@@ -142,7 +142,7 @@ def evaluate_model(
     `word_offset`: where each trimmed word sits in the one-second window, as a fraction of the
     room left (0, the default, left-aligns as training's validation does; 0.5 centres).
     """
-    from microspeech.checks import OptionError, check_named, check_number, check_seed
+    from microspeech.checks import OptionError, check_named, check_number, check_output_outside, check_seed
     from microspeech.data import load_dataset
     from microspeech.data.folder import spoken_word
     from microspeech.data.pipeline import make_eval_set
@@ -217,6 +217,11 @@ def evaluate_model(
         audio_dataset = load_dataset(dataset_name)
     except (FileNotFoundError, ValueError) as error:
         raise EvaluationError(f"{source}: {error}") from error
+    try:  # each part's own root: a combined dataset's common root may be a far larger folder
+        roots = [part.root for part in audio_dataset.parts] or [audio_dataset.root]
+        check_output_outside(output_dir, roots, "its results and plots")
+    except OptionError as error:
+        raise EvaluationError(str(error)) from None
     if not audio_dataset.split(split):
         note = audio_dataset.split_notes.get(split)
         shown_root = "" if str(audio_dataset.root) in source else f" ({audio_dataset.root})"

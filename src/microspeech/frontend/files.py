@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from microspeech.audio import AudioError, decode_audio, fit_length
+from microspeech.audio import AudioError, decode_audio, fit_length, loudest_window
 from microspeech.files import atomic_output
 from microspeech.frontend.batch import compute_features
 from microspeech.frontend.quantize import uint16_to_int8
@@ -22,7 +22,7 @@ class FileFeatures:
     features: np.ndarray
     audio: np.ndarray  # the int16 samples the frontend saw (after padding/trimming)
     source_samples: int  # length of the file's audio at settings.sample_rate_hz
-    adjusted: str  # "", "padded" or "trimmed"
+    adjusted: str  # "", "padded" or "loudest" (cut to its loudest window)
     # What reading changed: rate, channels, sample format (audio.format_conversions).
     conversions: tuple[str, ...] = ()
 
@@ -36,8 +36,8 @@ def features_from_file(
 ) -> FileFeatures:
     """Read `path` (any rate/channels/encoding, converted to mono int16) and compute its features.
 
-    By default the audio is zero-padded or trimmed to settings.sample_length_ms, as for
-    training, giving (n_frames, n_channels). With `whole=True` every complete window of the
+    By default the audio is zero-padded, or cut to its loudest settings.sample_length_ms, as
+    training reads a clip, giving (n_frames, n_channels). With `whole=True` every complete window of the
     recording is used (the streaming frontend, as firmware runs it); a recording shorter
     than one window is then an error.
     """
@@ -53,9 +53,11 @@ def features_from_file(
         if dtype == "int8":
             features = uint16_to_int8(features, settings)
         return FileFeatures(features, samples, len(samples), "", conversions)
-    fitted = fit_length(samples, settings.n_samples)
+    # An over-long clip is cut to its loudest window, as training and evaluate read it (its first
+    # second was shown: often silence before the word the model trains on).
+    fitted = fit_length(loudest_window(samples, settings.n_samples), settings.n_samples)
     adjusted = "padded" if len(samples) < settings.n_samples else ""
-    adjusted = "trimmed" if len(samples) > settings.n_samples else adjusted
+    adjusted = "loudest" if len(samples) > settings.n_samples else adjusted
     features = compute_features(fitted, settings, dtype)
     return FileFeatures(features, fitted, len(samples), adjusted, conversions)
 

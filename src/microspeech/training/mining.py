@@ -82,6 +82,7 @@ def mine_hard_negatives(
         show_progress=False,
         segmented=True,
         keyword_fraction=0.0,
+        noise_option=None,  # train has no option for other noise
     )
     inputs = stream_inputs(stream.audio, spec.frontend, spec.detection)
     scores_u8 = scores_to_uint8(np.asarray(predict(inputs)).reshape(len(inputs.times_ms), -1))

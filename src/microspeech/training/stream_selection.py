@@ -138,6 +138,7 @@ def _validation_split_stream(
             seed=seed + 7919,  # not the test benchmark's seeds
             split="validation",
             show_progress=show_progress,
+            noise_option=None,  # train has no option for other noise
             segmented=True,
         )
     except NoKeywordError:

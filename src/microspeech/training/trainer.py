@@ -27,7 +27,7 @@ import numpy as np
 from rich.console import Console
 
 from microspeech import stopping as stop_requests  # "stopping" below is the EarlyStopping
-from microspeech.checks import check_int, check_output_folder, check_seed
+from microspeech.checks import check_int, check_output_folder, check_output_outside, check_seed
 from microspeech.files import atomic_output, write_bytes_atomic, write_text_atomic
 from microspeech.labels import UNKNOWN
 from microspeech.models import ModelArtifacts, ModelSpec, resolve_model_spec
@@ -270,7 +270,7 @@ def train_model(
         command_line = _api_call(model, spec, dataset, seed, output, resume, epochs, calibration_runtime)
     artifacts = ModelArtifacts(model_directory(spec.name, output), spec.name)
     check_output_folder(artifacts.directory, "--output")
-    _check_output_outside(artifacts.directory, [dataset] if isinstance(dataset, str | Path) else dataset)
+    check_output_outside(artifacts.directory, [dataset] if isinstance(dataset, str | Path) else dataset)
     if not resume:  # before the lock file is made there, and before the data is read
         _check_earlier_run_is_ours(artifacts)
     with output_lock(artifacts.directory):
@@ -318,19 +318,6 @@ def _api_call(
     command += ["--epochs", str(epochs)] if epochs is not None else []
     command += ["--calibration-runtime", calibration_runtime] if calibration_runtime != "litert" else []
     return command
-
-
-def _check_output_outside(directory: Path, datasets: Sequence[str | Path]) -> None:
-    """A run's folder inside a dataset folder would add its checkpoint, logs and model to the
-    dataset's files (checked before the folder is made)."""
-    folder = Path(directory).resolve()
-    for dataset in datasets:
-        root = Path(dataset).expanduser()
-        if root.is_dir() and (folder == root.resolve() or root.resolve() in folder.parents):
-            raise ValueError(
-                f"--output {directory}: inside the dataset {dataset}; its checkpoint, logs and model "
-                "would become files of the dataset. Choose a folder outside it"
-            )
 
 
 def _train_locked(
