@@ -126,7 +126,8 @@ def test_silent_noise_is_refused_naming_its_dataset(test_set_dir, tmp_path):
     (tmp_path / "quiet" / "yes" / clip.name).write_bytes(clip.read_bytes())
     request = {"minutes": 0.5, "snr_db": 10, "seed": 0, "noise_dataset": str(tmp_path / "quiet")}
     classes = ["yes", "no", "_unknown_", "_silence_"]
-    with pytest.raises(UnusableNoiseError, match=r"dataset 'quiet' \(.*quiet\): the background-noise.*--noise-d"):
+    said = r"dataset 'quiet' \(.*quiet\): the background-noise.*--noise-dataset"
+    with pytest.raises(UnusableNoiseError, match=said):
         stream_from_dataset(str(test_set_dir), classes, show_progress=False, **request)
     # Training has no --noise-dataset: it is told to add recordings instead.
     with pytest.raises(UnusableNoiseError, match=r"add background-noise recordings of 0.25 s or more"):
