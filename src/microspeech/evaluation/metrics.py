@@ -181,8 +181,10 @@ class ClassifierMetrics:
 
     @property
     def classes_without_samples(self) -> list[str]:
-        """Classes the test set has no sample of: their accuracy and ROC AUC (0 in MLTK's
-        definitions, kept in the JSON) are undefined."""
+        """Classes the test set has no sample of: their accuracy and ROC AUC are undefined. The
+        JSON keeps what MLTK's formulas give them (accuracy 0; an ROC AUC from the false-positive
+        curve alone, since the first point is forced to TPR 1), which `roc_auc_avg` averages in;
+        `roc_auc_avg_present` leaves them out."""
         return [name for name, count in zip(self.classes, self.class_counts, strict=True) if not count]
 
     @property
