@@ -165,6 +165,25 @@ def test_a_spec_file_resolves_to_its_trained_folder(model_registry, tmp_path):
         resolve_model(str(path))
 
 
+def test_a_spec_file_is_not_taken_for_another_files_model_of_its_name(model_registry, tmp_path):
+    # Two projects' models/kws.py share models_dir()/kws: the up/down model was used for the
+    # on/off file without a word.
+    import json
+
+    from microspeech.paths import models_dir
+
+    ours = spec_file(tmp_path / "ours", "kappa_model", classes=("on", "off"))
+    trained = models_dir() / "kappa_model"
+    trained.mkdir(parents=True)
+    theirs = {**json.loads(json.dumps(resolve_model_spec(str(ours)).to_dict(), default=str))}
+    theirs["classes"] = ["up", "down", "_unknown_"]
+    (trained / "manifest.json").write_text(json.dumps({"name": "kappa_model", "spec": theirs}))
+    (trained / "kappa_model.tflite").write_bytes(b"")
+    said = r"holds model 'kappa_model' trained from another spec than .*up', 'down'.*'on', 'off'"
+    with pytest.raises(ModelResolutionError, match=said):
+        resolve_model(str(ours))
+
+
 def test_keywords_swap_the_words_and_keep_unknown_and_silence():
     seed = get_model_spec("tflite_micro_speech")
     spec = with_keywords(seed, ["on", " off"])

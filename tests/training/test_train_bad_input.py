@@ -320,6 +320,31 @@ def test_resume_with_another_budget_says_so(tmp_path, words):
     assert result.exit_code == 2 and "other settings" not in result.output, result.output
 
 
+def test_resume_after_the_layers_were_edited_says_which(tmp_path, words):
+    # The spec's settings leave build() out: 16 filters instead of 8 dumped 127 lines of weight
+    # values, and another dropout rate resumed into a run of two architectures.
+    import dataclasses
+
+    from microspeech.data import load_datasets
+    from microspeech.data.pipeline import dataset_fingerprint
+    from microspeech.models import get_model_spec
+    from microspeech.training.trainer import layer_summary, resume_settings
+
+    spec = get_model_spec(DRY_RUN)
+    layers = layer_summary(spec.build_model())
+    conv = next(layer for layer in layers if layer["class"] == "Conv2D")
+    conv["config"]["filters"] = 16
+    output = tmp_path / "model"
+    state = _state(
+        dataset_fingerprint=dataset_fingerprint(load_datasets([str(words)])),
+        settings=resume_settings(spec),
+        layers=layers,
+    )
+    save_checkpoint(output / "checkpoint", {"w/0": np.zeros(4, np.float32)}, state)
+    with pytest.raises(ResumeError, match=r"other layers than .*layer \d, Conv2D: filters 16 -> 8"):
+        train_model(dataclasses.replace(spec), dataset=str(words), output=output, resume=True, progress=False)
+
+
 def test_an_empty_output_or_keywords_from_python_or_the_cli_are_refused(tmp_path, words, monkeypatch):
     # train_model(output="") trained into the current folder; --keywords "" trained yes/no.
     monkeypatch.chdir(tmp_path)

@@ -291,7 +291,32 @@ def _spec_file_model(path: Path) -> tuple[Path, str]:
             f"model {name!r} of {path} is not trained yet: {directory} does not exist; "
             f"train it with `microspeech train {path}` (or name a trained folder)"
         )
+    _check_trained_from(path, name, directory)
     return directory, _folder_model_name(directory)
+
+
+def _check_trained_from(path: Path, name: str, directory: Path) -> None:
+    """The trained folder of a spec file's name holds a model of that file's spec: two projects'
+    models/kws.py share ~/.microspeech/models/kws, and the other one's model (other classes) was
+    used without a word. Compared as the manifest records a spec (its layers are not: build() is
+    code)."""
+    import json
+
+    from microspeech.models.registry import get_model_spec
+
+    recorded = ModelArtifacts(directory, name).manifest.get("spec")
+    if not isinstance(recorded, dict):
+        return
+    current = json.loads(json.dumps(get_model_spec(name).to_dict(), default=str))
+    # What the model is, not how it was trained (train --epochs and --max-fa-per-hour change those).
+    differ = [key for key in ("classes", "frontend") if recorded.get(key) != current.get(key)]
+    if differ:
+        shown = f"classes {recorded.get('classes')}" if "classes" in differ else ", ".join(differ)
+        raise ModelResolutionError(
+            f"{directory} holds model {name!r} trained from another spec than {path} ({shown}, where "
+            f"{path} says {current.get('classes') if 'classes' in differ else 'otherwise'}); train "
+            f"{path} again (`microspeech train {path}`), or give that folder itself"
+        )
 
 
 def resolve_model(model: str | Path) -> ResolvedModel:

@@ -494,6 +494,52 @@ def _check_resumable(
             f"{'; '.join(changed[:6])}{' ...' if len(changed) > 6 else ''}; resume with the same options "
             f"and spec (e.g. --max-fa-per-hour) {start_over}"
         )
+    # The spec's settings leave out what build() makes: an edited layer dumped 127 lines of weight
+    # values (a new shape) or was resumed into a run of two architectures (a new dropout rate).
+    recorded_layers = state.get("layers")  # checkpoints before stop 60 lack it
+    if recorded_layers is not None:
+        difference = _layers_difference(recorded_layers, layer_summary(spec.build_model()))
+        if difference:
+            raise ResumeError(
+                f"{artifacts.checkpoint_dir} was written by other layers than {spec.name}'s build() makes "
+                f"now ({difference}); resume with the layers it was written with {start_over}"
+            )
+
+
+def layer_summary(model: Any) -> list[dict[str, Any]]:
+    """Per layer its class, its settings (but its name) and its weights' shapes, as JSON reads
+    them back: what a checkpoint's weights belong to."""
+    layers = []
+    for layer in model.layers:
+        config = {key: value for key, value in layer.get_config().items() if key != "name"}
+        layers.append(
+            {
+                "class": type(layer).__name__,
+                "config": config,
+                "shapes": [list(weight.shape) for weight in layer.weights],
+            }
+        )
+    return json.loads(json.dumps(layers, sort_keys=True, default=str))
+
+
+def _layers_difference(was: list[dict[str, Any]], now: list[dict[str, Any]]) -> str:
+    """The first difference between two `layer_summary`s, in words; "" when equal."""
+    for index, (before, after) in enumerate(zip(was, now, strict=False), start=1):
+        if before["class"] != after["class"]:
+            return f"layer {index}: {before['class']}, now {after['class']}"
+        keys = sorted(set(before["config"]) | set(after["config"]))
+        changed = [
+            f"{key} {before['config'].get(key)!r} -> {after['config'].get(key)!r}"
+            for key in keys
+            if before["config"].get(key) != after["config"].get(key)
+        ]
+        if before["shapes"] != after["shapes"]:
+            changed.append(f"weight shapes {before['shapes']} -> {after['shapes']}")
+        if changed:
+            return f"layer {index}, {before['class']}: {'; '.join(changed)[:300]}"
+    if len(was) != len(now):
+        return f"{len(was)} layers, now {len(now)}"
+    return ""
 
 
 # Settings a resumed run may change: `train --epochs` extends (or shortens) a run.
@@ -552,6 +598,7 @@ def _fit(
     weights = loss_class_weights(spec, first_labels)
     model = spec.build_model()
     check_convertible_layers(model)  # before the epochs: the conversion at the end would fail
+    layers = layer_summary(model)
     trainer = FastTrainer(
         model,
         settings.learning_rate,
@@ -717,6 +764,7 @@ def _fit(
                     "history": history,
                     "mining_rounds": mining_rounds,
                     "settings": resume_settings(spec),
+                    "layers": layers,
                 },
             )
             _write_history(artifacts.history_path, history)
