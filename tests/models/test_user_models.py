@@ -343,6 +343,20 @@ def test_build_model_checks_what_build_returned():
     with pytest.raises(ValueError, match=r"test_user_models.py, line \d+: build\(\) of model .* Attribute"):
         dataclasses.replace(seed, build=raises).build_model()
 
+    def logits(spec):  # trained to a loss of 0 while learning nothing
+        features = keras.Input(shape=(49, 40))
+        return keras.Model(features, keras.layers.Dense(4, name="scores")(keras.layers.Flatten()(features)))
+
+    with pytest.raises(ValueError, match=r"last layer \(scores\) ends in linear, not a softmax"):
+        dataclasses.replace(seed, build=logits).build_model()
+
+    def softmax_layer(spec):
+        features = keras.Input(shape=(49, 40))
+        scores = keras.layers.Dense(4)(keras.layers.Flatten()(features))
+        return keras.Model(features, keras.layers.Softmax()(scores))
+
+    assert dataclasses.replace(seed, build=softmax_layer).build_model() is not None
+
 
 def test_a_folder_of_several_models_without_a_manifest_is_ambiguous(tmp_path):
     # The first .tflite by name was taken, silently: evaluate scored a.tflite of a folder of two.

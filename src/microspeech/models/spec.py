@@ -349,6 +349,15 @@ class ModelSpec:
                 f"model {self.name!r}: build() returned a model whose output is {got_out}; expected "
                 f"{expected_out}, one score per class ({', '.join(self.classes)})"
             )
+        ending = _final_activation(model)
+        if ending != "softmax":
+            # Logits trained to a loss of 0 learning nothing (the loss takes scores in [0, 1]), and
+            # the detector's 0-255 threshold reads each output as a probability.
+            raise ValueError(
+                f"model {self.name!r}: build() returned a model whose last layer "
+                f"({model.layers[-1].name}) ends in {ending}, not a softmax; end it with "
+                "Dense(len(spec.classes), activation='softmax')"
+            )
         return model
 
     def training_target(self) -> TrainingTarget:
@@ -404,3 +413,14 @@ class ModelSpec:
             augmentation=AugmentationSettings.from_dict(values.get("augmentation", {})),
             detection=DetectionParams.from_dict(values.get("detection", {})),
         )
+
+
+def _final_activation(model: keras.Model) -> str:
+    """The activation the model's output comes out of: a layer's `activation` (Dense, Conv2D,
+    Activation) or a Softmax layer; "no activation" for a layer that has none."""
+    layer = model.layers[-1]
+    if type(layer).__name__ == "Softmax":
+        return "softmax"
+    activation = getattr(layer, "activation", None)
+    name = getattr(activation, "__name__", None)
+    return name if isinstance(name, str) else "no activation"

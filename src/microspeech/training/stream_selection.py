@@ -328,7 +328,12 @@ class Calibration:
             f"{count_words(self.other_words)}, scored with {self.runtime}"
         )
         if self.chosen is None:
-            return f"kept the spec's (nothing reached {budget})"
+            kept = self.spec_params.firmware
+            return (
+                f"kept the spec's, which miss {100 * kept.miss_rate:.1f}% at {kept.fa_per_hour:.1f} FA/h: "
+                f"nothing reached {budget}. The model is not ready for a stream at this budget: train it "
+                "longer or on more data, or choose parameters with `microspeech tune`"
+            )
         score = self.chosen.firmware
         params = ", ".join(
             f"{key} {value}" for key, value in self.chosen.setting.to_dict().items() if value is not None

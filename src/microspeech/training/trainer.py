@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 
 from microspeech import stopping as stop_requests  # "stopping" below is the EarlyStopping
 from microspeech.checks import check_int, check_output_folder, check_output_outside, check_seed
@@ -853,7 +854,11 @@ def _finish(
         tflite_bytes = artifacts.tflite_path.read_bytes()  # the chosen parameters are in it now
         manifest["detection_calibration"] = calibration.to_dict()
         logger.info("detection calibration: %s", calibration.describe())
-        console.print(f"[green]detection parameters[/] {calibration.describe()}")
+        if calibration.chosen is None:  # the spec's parameters, measured over the budget
+            logger.warning("detection parameters over the budget")
+            console.print(f"[yellow]warning:[/] detection parameters {escape(calibration.describe())}")
+        else:
+            console.print(f"[green]detection parameters[/] {escape(calibration.describe())}")
     manifest.update(
         {
             "runtime_parity": parity.to_dict(),
