@@ -96,3 +96,35 @@ def test_set_on_a_trained_model_is_noted_in_its_manifest(trained_model_dir, tmp_
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["detection_parameters_set"][-1]["parameters"] == {"suppression_ms": 1000}
     assert "detection_calibration" in manifest  # what train chose stays on record
+
+
+def test_a_new_threshold_drops_a_stored_per_class_list_and_says_so(mltk_tflite_path, tmp_path):
+    # The firmware reads a stored list instead of the threshold: --set detection_threshold did nothing.
+    from microspeech.tflite.metadata import read_parameters, write_parameters
+
+    source = mltk_tflite_path.read_bytes()
+    model = tmp_path / "listed.tflite"
+    listed = {**read_parameters(source), "detection_threshold_list": [242] * 4}
+    model.write_bytes(write_parameters(source, listed))
+    result = CliRunner().invoke(app, ["params", str(model), "--set", "detection_threshold=100"])
+    assert result.exit_code == 0, result.output
+    said = "dropped the stored detection_threshold_list [242, 242, 242, 242]"
+    assert said in " ".join(result.output.split())
+    stored = read_parameters(model.read_bytes())
+    assert stored["detection_threshold"] == 100 and "detection_threshold_list" not in stored
+
+
+def test_export_takes_mltks_latency_of_zero(mltk_tflite_path, tmp_path):
+    # MLTK's older models store latency_ms=0 (its loop runs as fast as it can): export refused them.
+    from microspeech.tflite.metadata import read_parameters, write_parameters
+
+    source = mltk_tflite_path.read_bytes()
+    model = tmp_path / "old.tflite"
+    model.write_bytes(write_parameters(source, {**read_parameters(source), "latency_ms": 0}))
+    result = CliRunner().invoke(app, ["export", str(model), "--c", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    header = (tmp_path / "c" / "tflite_micro_speech_model_settings.h").read_text()
+    assert "_LATENCY_MS 0\n" in header
+    model.write_bytes(write_parameters(source, {**read_parameters(source), "detection_threshold": 300}))
+    result = CliRunner().invoke(app, ["export", str(model), "--c", str(tmp_path / "c2")])
+    assert result.exit_code == 2 and f"microspeech params {model} --set NAME=VALUE" in result.output

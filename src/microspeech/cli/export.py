@@ -52,13 +52,17 @@ def _check_detection_parameters(path: Path) -> None:
     from microspeech.tflite.metadata import classes_from_parameters, read_parameters
 
     params = read_parameters(path.read_bytes())
+    checked = dict(params)
+    if checked.get("latency_ms") == 0:
+        # MLTK's older models store 0 (its loop runs as fast as it can): the part takes it; only a
+        # stream replayed on the host needs a hop length.
+        checked["latency_ms"] = 1
     try:
-        if any(field.name in params for field in fields(DetectionParams)):
-            DetectionParams.from_dict(params)
-        if "detection_threshold_list" in params:
-            checked_threshold_list(params["detection_threshold_list"], len(classes_from_parameters(params)))
+        if any(field.name in checked for field in fields(DetectionParams)):
+            DetectionParams.from_dict(checked)
+        if "detection_threshold_list" in checked:
+            checked_threshold_list(checked["detection_threshold_list"], len(classes_from_parameters(checked)))
     except ValueError as error:
         raise ValueError(
-            f"{path}: {error}; store valid values first "
-            "(microspeech.evaluation.tuning.write_detection_params)"
+            f"{path}: {error}; store valid values first (`microspeech params {path} --set NAME=VALUE`)"
         ) from None

@@ -122,18 +122,27 @@ def _store(model: str, path: Path, values: dict[str, Any]) -> None:
     trained run's manifest, whose detection_calibration no longer describes the file."""
     from microspeech.evaluation.tuning import record_parameters_set, write_detection_params
     from microspeech.tflite.files import is_archive_copy
+    from microspeech.tflite.metadata import read_parameters
 
     if is_archive_copy(path):
         raise ValueError(
             f"{model}: --set rewrites a .tflite file, not one inside an archive; unpack the archive's "
             ".tflite and give its path"
         )
+    stored_list = read_parameters(path.read_bytes()).get(THRESHOLD_LIST)
+    dropped = ""
+    if "detection_threshold" in values and THRESHOLD_LIST not in values and stored_list is not None:
+        # The firmware reads a stored list instead of the threshold, so the new one did nothing:
+        # dropped, as classify_audio --threshold and tune --write drop it.
+        values = {**values, THRESHOLD_LIST: None}
+        dropped = f"; dropped the stored {THRESHOLD_LIST} {stored_list}, which the device would use instead"
     try:
         write_detection_params(path, values)
     except ValueError as error:  # a value out of range, a list of the wrong length: nothing written
         raise ValueError(f"--set: {error}; {path} is unchanged") from None
     manifest = record_parameters_set(path, values)
-    shown = ", ".join(f"{key}={value}" for key, value in values.items())
+    asked = {key: value for key, value in values.items() if not (dropped and key == THRESHOLD_LIST)}
+    shown = ", ".join(f"{key}={value}" for key, value in asked.items())
     # On stderr: --json's output stays one JSON document.
     noted = f" (noted in {manifest})" if manifest else ""
-    err_console.print(f"stored {shown} in {path}{noted}", markup=False)
+    err_console.print(f"stored {shown} in {path}{noted}{dropped}", markup=False)
