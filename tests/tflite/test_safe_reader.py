@@ -56,6 +56,16 @@ def bad_models(mltk_tflite_bytes, tmp_path_factory):
     model = unpack_model(data)
     model.subgraphs[0].tensors[0].name = b"\xff" + model.subgraphs[0].tensors[0].name
     files["tensor_name.tflite"] = pack_model(model)
+    # A type code no tensor type has (a KeyError traceback in profile --accelerator mvp), and a
+    # convolution without inputs (an IndexError traceback in summarize, profile, export and view).
+    model = unpack_model(data)
+    model.subgraphs[0].tensors[0].type = -53
+    files["tensor_type.tflite"] = pack_model(model)
+    model = unpack_model(data)
+    codes = model.operatorCodes
+    conv = next(op for op in model.subgraphs[0].operators if codes[op.opcodeIndex].builtinCode == 3)
+    conv.inputs = []
+    files["conv_inputs.tflite"] = pack_model(model)
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as bundle:
         bundle.writestr("tflite_micro_speech.tflite", data)
@@ -110,6 +120,7 @@ def test_archive_whose_header_lies_about_the_size_is_read_streaming_and_capped(t
         ("opcode_index.tflite", "operator 0 has operator code 77, which does not exist"),
         ("operator_tensor.tflite", "uses tensor 999, which does not exist"),
         ("tensor_name.tflite", "is not UTF-8 text"),
+        ("tensor_type.tflite", "has type code -53, which does not exist"),
         ("truncated.mltk.zip", "not a readable zip archive"),
     ],
 )
@@ -142,6 +153,20 @@ def test_every_command_names_the_malformed_model(bad_models, tmp_path, command, 
     assert result.exit_code == 2, (args, result.output, result.exception)
     assert name in text and message in text, text
     assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["summarize"], ["profile"], ["profile", "--accelerator", "mvp"], ["export", "--c", "{tmp}/c"]],
+    ids=lambda c: " ".join(c),
+)
+def test_an_operator_whose_tensors_no_such_operator_has_is_named(bad_models, tmp_path, command):
+    model = bad_models / "conv_inputs.tflite"
+    args = [command[0], str(model), *(part.format(tmp=tmp_path) for part in command[1:])]
+    result = CliRunner().invoke(app, args)
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "(CONV_2D) has no inputs, which no CONV_2D has" in text, text
+    assert "conv_inputs.tflite" in text
 
 
 def test_an_archive_with_two_models_side_by_side_is_ambiguous(tmp_path, mltk_tflite_bytes):
@@ -301,3 +326,19 @@ def test_a_zip_named_tflite_loads_as_the_archive_it_is(tmp_path, mltk_tflite_byt
     with zipfile.ZipFile(path, "w") as bundle:
         bundle.writestr("kws.tflite", mltk_tflite_bytes)
     assert load_bytes(path) == mltk_tflite_bytes
+
+
+def test_a_model_litert_cannot_read_is_named_by_its_file(mltk_tflite_bytes, tmp_path):
+    # LiteRT's reader raises ValueError ("Model provided is schema version 7 ..."), which reached
+    # the user without the file's name.
+    from microspeech.tflite.runtime import TfliteRunner
+
+    model = unpack_model(mltk_tflite_bytes)
+    model.version = 7
+    path = tmp_path / "v7.tflite"
+    path.write_bytes(pack_model(model))
+    with pytest.raises(ValueError, match=rf"{path}: LiteRT could not read the model: .*schema version 7"):
+        TfliteRunner(path)
+    result = CliRunner().invoke(app, ["profile", str(path), "--runs", "10"])
+    said = "v7.tflite: LiteRT could not read the model"
+    assert result.exit_code == 2 and said in " ".join(result.output.split())

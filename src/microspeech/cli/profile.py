@@ -69,7 +69,9 @@ def profile_command(
             report = profile_model(path, clock_mhz=clock_mhz, runs=runs)
         report.path = report.summary.path = shown_as(model, path)
     except (ModelResolutionError, ValueError, RuntimeError, OSError) as error:
-        fail(str(error))
+        # The profile reads the file's bytes, so their errors name "<bytes>": named by the file.
+        message = str(error).replace("<bytes>", shown_as(model, path))
+        fail(message if shown_as(model, path) in message else f"{shown_as(model, path)}: {message}")
 
     table = Table(title=report.path, title_justify="left")
     for column in ("Index", "OpCode", "MACs", "OPs", f"Est. ms @ {clock_mhz:g} MHz"):
@@ -136,7 +138,8 @@ def _profile_mvp(path: Path, clock_mhz: float, json_path: Path | None, shown: st
         with console.status(f"simulating {path.name} on the MVP"):
             report = profile_mvp(path, clock_mhz=clock_mhz)
     except (MvpError, ValueError) as error:
-        fail(str(error))
+        message = str(error).replace("<bytes>", shown)
+        fail(message if shown in message else f"{shown}: {message}")
     report.path = shown
     table = compact_table(f"{shown} on the MVP (EFR32xG24) simulator", title_justify="left")
     columns = (

@@ -177,9 +177,12 @@ def _flatbuffer_defect(tflite_bytes: bytes) -> str | None:
             if not 0 <= meta.buffer < len(unpacked.buffers or []):
                 return f"metadata {meta.name!r} points to buffer {meta.buffer}, which does not exist"
         codes = len(unpacked.operatorCodes or [])
+        known_types = tensor_type_names()
         for subgraph in unpacked.subgraphs or []:
             tensors = subgraph.tensors or []
             for tensor in tensors:
+                if tensor.type not in known_types:
+                    return f"tensor {_shown(tensor.name)} has type code {tensor.type}, which does not exist"
                 try:
                     (tensor.name or b"").decode("utf-8")
                 except UnicodeDecodeError:

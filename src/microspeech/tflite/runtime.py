@@ -247,6 +247,10 @@ class TfliteRunner:
             except RuntimeError as error:  # an op it lacks (a custom op): said with the file
                 message = " ".join(str(error).split())
                 raise RuntimeError(f"{self.source}: LiteRT could not prepare the model: {message}") from error
+            except ValueError as error:  # its reader's own checks ("not a valid Flatbuffer buffer"), the
+                # signature names' text (UnicodeDecodeError is one), a tensor's size: named by the file
+                message = " ".join(str(error).split())
+                raise ValueError(f"{self.source}: LiteRT could not read the model: {message}") from error
             inputs = self._litert.get_input_details()
             outputs = self._litert.get_output_details()
             self._input_indices = [d["index"] for d in inputs]

@@ -314,7 +314,15 @@ def summarize_tflite(path_or_bytes: str | Path | bytes) -> ModelSummary:
         ins = tuple(tensors[i] for i in (op.inputs if op.inputs is not None else ()) if i >= 0)
         outs = tuple(tensors[i] for i in (op.outputs if op.outputs is not None else ()) if i >= 0)
         options = _options_dict(op.builtinOptions)
-        macs, ops = _cost(opcode, options, ins, outs)
+        try:
+            macs, ops = _cost(opcode, options, ins, outs)
+        except (IndexError, ValueError, TypeError):  # a damaged file whose offsets all hold
+            shapes = ", ".join(str(tensor.shape) for tensor in ins)
+            inputs = f"inputs of shapes {shapes}" if ins else "no inputs"
+            raise ValueError(
+                f"{_source(path_or_bytes)}: not a valid .tflite: operator {index} ({opcode}) has {inputs}, "
+                f"which no {opcode} has"
+            ) from None
         layers.append(LayerInfo(index, opcode, ins, outs, _config(opcode, options, outs), macs, ops, options))
     return ModelSummary(
         path=_source(path_or_bytes),
