@@ -189,7 +189,6 @@ def _profile_mvp(path: Path, clock_mhz: float, json_path: Path | None, shown: st
         f"{clock_mhz:g} MHz (each layer max(accelerator, CPU); CPU cycles are a [yellow]Cortex-M33 "
         "estimate[/] from microspeech's cycle model, not MLTK's downloaded estimators)"
     )
-    console.print(f"TFLM runtime memory reported by the simulator: {report.runtime_memory_bytes:,} B")
     if json_path is not None:
         from microspeech.files import write_bytes_atomic
 

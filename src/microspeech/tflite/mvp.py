@@ -20,6 +20,7 @@ estimate), so the total is measured accelerator cycles plus an estimate, labelle
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import re
 import subprocess
@@ -140,7 +141,6 @@ class MvpProfile:
     path: str
     clock_mhz: float
     layers: list[MvpLayer]
-    runtime_memory_bytes: int
     log: list[str] = field(default_factory=list)
 
     @property
@@ -164,7 +164,6 @@ class MvpProfile:
             "path": self.path,
             "accelerator": "mvp",
             "clock_mhz": self.clock_mhz,
-            "runtime_memory_bytes": self.runtime_memory_bytes,
             "accelerator_cycles": self.accelerator_cycles,
             "total_cycles": self.total_cycles,
             "latency_ms": self.latency_ms,
@@ -189,12 +188,19 @@ def _run_child(tflm_path: Path, mvp_path: Path, tflite_bytes: bytes, source: str
         process.stdin.close()
         status, detail = _receive(process.stdout)
     except (EOFError, BrokenPipeError, OSError) as error:
+        # communicate() flushes stdin first, and a closed one raised "flush of closed file",
+        # which hid the crash: closed here, if the send failed first, and handed back.
+        with contextlib.suppress(OSError):
+            process.stdin.close()
+        process.stdin = None
         try:
             _, stderr = process.communicate(timeout=CHILD_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             process.kill()
             _, stderr = process.communicate()
-        last = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] if stderr else []
+        lines = stderr.decode("utf-8", "replace").strip().splitlines() if stderr else []
+        # The last message, not the last frame of a backtrace (indented lines).
+        last = [line for line in lines if line[:1].strip()][-1:] or lines[-1:]
         raise MvpError(
             f"{source}: the MVP simulator process ended (exit code {process.returncode})"
             + (f": {last[0]}" if last else "")
@@ -272,7 +278,6 @@ def profile_mvp(path_or_bytes: str | Path | bytes, *, clock_mhz: float = 78.0) -
         path=source,
         clock_mhz=clock_mhz,
         layers=layers,
-        runtime_memory_bytes=int(results["details"].get("runtime_memory_size", 0)),
         log=[line[2:].strip() for line in results["log"]],
     )
 
