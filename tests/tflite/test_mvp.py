@@ -118,3 +118,11 @@ def test_a_simulator_that_crashes_is_named_with_its_last_message(simulator, mltk
     said = r"m.tflite: the MVP simulator process ended \(exit code 1\): SystemC"
     with pytest.raises(mvp.MvpError, match=said):
         mvp._run_child(Path("tflm"), Path("mvp"), mltk_tflite_bytes, "m.tflite")
+
+
+def test_the_mvp_profile_counts_macs_and_ops_as_summarize_does(simulator, mltk_tflite_bytes):
+    from microspeech.tflite.summary import summarize_tflite
+
+    profiled = profile_mvp(mltk_tflite_bytes)
+    counted = summarize_tflite(mltk_tflite_bytes)
+    assert [(layer.macs, layer.ops) for layer in profiled.layers] == [(x.macs, x.ops) for x in counted.layers]
