@@ -261,11 +261,49 @@ def export_c(
     except ValueError as error:
         where = path_or_bytes if isinstance(path_or_bytes, (str, Path)) else "the model"
         raise ValueError(f"{where}: cannot write its settings header: {error}") from None
+    header_text = _model_data_header(symbol, len(tflite_bytes), _header_guard(header.name))
+    clash = _defined_twice(settings_text, header_text)
+    if clash is not None:
+        where = path_or_bytes if isinstance(path_or_bytes, (str, Path)) else "the model"
+        owner = _parameter_of(clash, symbol, params)
+        raise ValueError(
+            f"{where}: cannot write its settings header: {clash} would be defined twice"
+            + (f" (parameter {owner!r} becomes it, and the export defines it too); rename the parameter"
+               if owner else "")
+        )
     write_files_atomic(
         {
-            header: _model_data_header(symbol, len(tflite_bytes), _header_guard(header.name)).encode(),
+            header: header_text.encode(),
             settings: settings_text.encode(),
             source: _model_data_source(symbol, tflite_bytes, header.name).encode(),
         }
     )
     return ExportedFiles(source, header, settings, symbol)
+
+
+def _defined_twice(*texts: str) -> str | None:
+    """The first macro the headers define twice: a parameter named model_data_len, classes_count
+    or input_count became a name the export derives, and firmware saw whichever came last."""
+    seen: set[str] = set()
+    for text in texts:
+        for line in text.splitlines():
+            if line.startswith("#define "):
+                name = line.split()[1]
+                if name in seen:
+                    return name
+                seen.add(name)
+    return None
+
+
+def _parameter_of(macro: str, symbol: str, params: dict[str, Any]) -> str | None:
+    """The parameter whose C name is `macro`, or the one it is derived from (NAME_COUNT, NAME_LEN)."""
+    prefix = symbol.upper()
+    for key in params:
+        name = f"{prefix}_{c_identifier(key).upper()}"
+        if macro == name:
+            return key
+    for key in params:
+        name = f"{prefix}_{c_identifier(key).upper()}"
+        if macro.startswith(name + "_"):
+            return key
+    return None
