@@ -437,6 +437,10 @@ def test_a_spec_is_checked_as_a_whole():
         ({"augmentation": AugmentationSettings(time_mask_max_frames=1000)}, "the features have 49 frames"),
         # Said by the data pipeline after every clip was decoded, before.
         (
+            {"detection": DetectionParams(minimum_count=50)},
+            r"minimum_count=50, but a 1000 ms window holds at most 11 results .* nothing would ever",
+        ),
+        (
             {"augmentation": AugmentationSettings(warm_up_ms=2010)},
             r"warm_up_ms=2010 must be a multiple of the frontend step \(20 ms\)",
         ),

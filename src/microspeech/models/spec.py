@@ -282,6 +282,14 @@ class ModelSpec:
                     f"model {self.name}: augmentation {setting}={getattr(self.augmentation, setting)}: "
                     f"the features have {size} {unit}"
                 )
+        if self.detection.minimum_count > self.detection.results_in_window:
+            # Written into the .tflite when the calibration keeps the spec's: nothing ever detected.
+            raise ValueError(
+                f"model {self.name}: detection minimum_count={self.detection.minimum_count}, but a "
+                f"{self.detection.average_window_duration_ms} ms window holds at most "
+                f"{self.detection.results_in_window} results at one every {self.detection.latency_ms} ms; "
+                "nothing would ever be detected"
+            )
         if self.augmentation.warm_up_ms % self.frontend.window_step_ms:
             # Said by the data pipeline only after every clip was decoded.
             raise ValueError(
