@@ -233,7 +233,9 @@ def test_the_template_refuses_keywords_as_names_and_builders_it_cannot_copy(mode
         "    seed = get_model_spec('tflite_micro_speech')\n"
         "    return dataclasses.replace(seed, name='helper_model', build=build)\n"
     )
-    with pytest.raises(ValueError, match="uses layers from its module.*copy that file"):
+    # Named by its file: the module of a loaded spec file has an internal name.
+    said = rf"{path.name}, line 7: build\(\) uses layers from its file.*copy that"
+    with pytest.raises(ValueError, match=said):
         render_spec_file(resolve_model_spec(str(path)), "copied", source=str(path))
 
 

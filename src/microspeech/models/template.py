@@ -95,9 +95,11 @@ def _builder_source(spec: ModelSpec) -> str:
         if name not in _FILE_NAMES and not isinstance(build.__globals__[name], int | float | str | tuple)
     ]
     if others:
+        # Named by its file and line: a spec file's module has an internal name of ours.
+        where = f"{build.__code__.co_filename}, line {build.__code__.co_firstlineno}"
         raise ValueError(
-            f"{build.__module__}.{build.__name__} uses {', '.join(others)} from its module, which a "
-            "written spec file would lack: copy that file instead"
+            f"{where}: {build.__name__}() uses {', '.join(others)} from its file, which a written spec "
+            "file would lack: copy that file instead"
         )
     source = textwrap.dedent(inspect.getsource(build))
     if build.__name__ != "build":
