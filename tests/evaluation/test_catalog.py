@@ -245,3 +245,42 @@ def test_list_names_a_cut_trained_model_reads_a_bad_cache_again_and_lists_in_a_r
     result = _run("list", "--refresh")
     assert result.exit_code == 0, result.output
     assert all(card.name in result.output for card in cards)
+
+
+def test_a_trained_models_row_counts_its_own_parameters_not_an_edited_specs(
+    trained_test_model, tmp_path, model_registry, monkeypatch
+):
+    # After models/NAME.py went from 8 to 16 filters, the row put 16 filters' parameters beside the
+    # trained 8-filter model's MACs, size and arena.
+    import shutil
+
+    from microspeech.evaluation.catalog import model_card
+    from microspeech.models import resolve_model_spec
+    from microspeech.tflite.summary import load_keras_file
+
+    monkeypatch.setenv("MICROSPEECH_HOME", str(tmp_path / "home"))
+    trained = tmp_path / "home" / "models" / "widened_kws"
+    trained.mkdir(parents=True)
+    for suffix in (".tflite", ".keras"):
+        source = trained_test_model / f"tflite_micro_speech-test{suffix}"
+        shutil.copyfile(source, trained / f"widened_kws{suffix}")
+    Path("models").mkdir()
+    Path("models/widened_kws.py").write_text(
+        "import dataclasses\n"
+        "import keras\n"
+        "from microspeech.models import get_model_spec, register_model\n\n"
+        "def build(spec):\n"
+        "    features = keras.Input(shape=(49, 40))\n"
+        "    x = keras.layers.Reshape((49, 40, 1))(features)\n"
+        "    x = keras.layers.Conv2D(16, (10, 8), strides=(2, 2), padding='same')(x)\n"
+        "    x = keras.layers.Flatten()(x)\n"
+        "    return keras.Model(features, keras.layers.Dense(4, activation='softmax')(x))\n\n"
+        "@register_model('widened_kws')\n"
+        "def widened_kws():\n"
+        "    seed = get_model_spec('tflite_micro_speech')\n"
+        "    return dataclasses.replace(seed, name='widened_kws', build=build)\n"
+    )
+    card = model_card("widened_kws", use_cache=False)
+    assert card.source == "trained"
+    assert card.parameters == load_keras_file(trained / "widened_kws.keras").count_params()
+    assert card.parameters != resolve_model_spec("widened_kws").build_model().count_params()
