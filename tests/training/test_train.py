@@ -337,3 +337,25 @@ def test_a_spec_object_is_recorded_as_the_call_it_was():
         "microspeech.training.train_model(<ModelSpec 'tflite_micro_speech-test'>, dataset=['synthetic'], "
         "seed=3, epochs=2, calibration_runtime='tflm')",
     ]
+
+
+def test_training_runs_tensorflow_on_one_intra_op_thread(subset_dir, tmp_path):
+    # Building the model before the data is read ran TensorFlow's first op before its threads were
+    # set: two intra-op threads summed in another order, and every model's digits changed.
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, tensorflow as tf\n"
+        "from microspeech.training import train_model\n"
+        f"train_model({DRY_RUN!r}, dataset=sys.argv[1], output=sys.argv[2], progress=False)\n"
+        "print('threads', tf.config.threading.get_intra_op_parallelism_threads())\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script, str(subset_dir), str(tmp_path / "model")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip().splitlines()[-1] == "threads 1"

@@ -264,8 +264,11 @@ def train_model(
         spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=epochs))
     # The spec's build() (a user's code) and its layers, checked before any clip is read: on the
     # full dataset the reading takes a minute or more. configure_determinism resets the names.
+    # TensorFlow's threads first: they can be set only before its first op, which building runs
+    # (two intra-op threads changed the sums' order, and every model's digits).
     from microspeech.tflite.convert import check_convertible_layers
 
+    configure_threads()
     check_convertible_layers(spec.build_model())
     if command_line is None:  # sys.argv would be the host's (a notebook's kernel, pytest)
         command_line = _api_call(model, spec, dataset, seed, output, resume, epochs, calibration_runtime)
