@@ -9,15 +9,28 @@ MLTK_ORACLE := silabs-mltk==0.20.0
 
 .PHONY: install dev demo test lint bench clean
 
-$(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+IS_311 := -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# The venv, made with a Python 3.11 (a venv another PYTHON made is made again: pip refused every
+# later install into it, and nothing said to run `make clean`).
+$(VENV)/.python-3.11:
+	@if [ -x $(BIN)/python ] && ! $(BIN)/python $(IS_311); then \
+	  echo "$(VENV) holds Python $$($(BIN)/python -V 2>&1 | cut -d' ' -f2), not 3.11: making it again"; \
+	  rm -rf $(VENV); \
+	fi
+	@if [ ! -x $(BIN)/python ]; then \
+	  $(PYTHON) $(IS_311) 2>/dev/null || { \
+	    echo "error: microspeech needs Python 3.11; PYTHON=$(PYTHON) is $$($(PYTHON) -V 2>&1 || echo missing)."; \
+	    echo "       Name one: make $(or $(MAKECMDGOALS),install) PYTHON=python3.11"; exit 2; }; \
+	  $(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet --upgrade pip; \
+	fi
+	touch $@
+
+$(VENV)/.installed: pyproject.toml | $(VENV)/.python-3.11
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-dev: pyproject.toml | $(VENV)/.python-3.11
 	$(BIN)/pip install --quiet -e '.[dev]'
 	$(BIN)/pip install --quiet --no-deps $(MLTK_ORACLE)
 	touch $(VENV)/.installed $@

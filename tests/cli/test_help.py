@@ -34,3 +34,10 @@ def test_each_paragraph_of_a_commands_help_is_wrapped_as_one():
             assert one_line in lines, f"{' '.join(path)} --help:\n{shown.output}"
             checked += 1
     assert checked >= 3  # tune, export and classify_audio have a second paragraph
+
+
+def test_a_group_given_alone_prints_its_help_without_an_empty_error():
+    # `microspeech` and `microspeech dataset` alone printed the help, then "error:  (see: ...)".
+    for args in ([], ["dataset"]):
+        result = CliRunner().invoke(app, args)
+        assert "Usage" in result.output and "error" not in result.output, result.output

@@ -39,9 +39,12 @@ err_console = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 def _one_line_usage_error(error: Any) -> None:
     """Typer's usage errors (an unknown option, `--seed abc`) in the one line every other error
     takes, instead of its multi-line box: what the README promises for any bad input."""
+    message = error.format_message()
+    if not message.strip():  # `microspeech` or `microspeech dataset` alone: the help says it all
+        return
     context = getattr(error, "ctx", None)
     hint = f" (see: {context.command_path} --help)" if context is not None else ""
-    err_console.print(f"[bold red]error:[/] {escape(error.format_message())}{escape(hint)}")
+    err_console.print(f"[bold red]error:[/] {escape(message)}{escape(hint)}")
 
 
 # Typer prints a usage error through this function (typer.core._main); it stays one line here.
