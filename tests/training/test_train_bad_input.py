@@ -363,3 +363,19 @@ def test_the_python_api_names_a_bad_argument_before_any_work(tmp_path, options):
     with pytest.raises(ValueError, match=name):
         train_model(DRY_RUN, output=tmp_path / "model", progress=False, **options)
     assert not (tmp_path / "model").exists()
+
+
+def test_a_dry_run_without_dataset_trains_on_synthetic_tiny(monkeypatch, tmp_path):
+    # The 4,680-clip synthetic set was generated first: minutes, for a dry run the README calls < 1 min.
+    from microspeech import training
+
+    given = {}
+
+    def record(spec, **options):
+        given[spec.name] = options["dataset"]
+        raise SystemExit(0)
+
+    monkeypatch.setattr(training, "train_model", record)
+    for args in (["tflite_micro_speech-test"], ["tflite_micro_speech", "--test"], ["tflite_micro_speech"]):
+        CliRunner().invoke(app, ["train", *args, "--output", str(tmp_path / "x")])
+    assert given == {"tflite_micro_speech-test": ["synthetic-tiny"], "tflite_micro_speech": ["synthetic"]}
