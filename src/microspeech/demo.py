@@ -66,10 +66,9 @@ def train_and_show(
     data = load_dataset(dataset)
     console.print(repr(data))
     console.rule(f"train {MODEL} (seed {seed})")
-    command = ["python", "-m", "microspeech.demo", "--dataset", dataset, "--seed", str(seed)]
-    artifacts = train_model(
-        MODEL, dataset=dataset, seed=seed, output=output, epochs=epochs, console=console, command_line=command
-    )
+    # The manifest records the `microspeech train` command that trains this very model (the
+    # demo's own command line lost --epochs and --output, and trained another).
+    artifacts = train_model(MODEL, dataset=dataset, seed=seed, output=output, epochs=epochs, console=console)
     console.rule("summary of the int8 .tflite")
     app(["summarize", str(artifacts.tflite_path)], standalone_mode=False)
     console.rule(f"evaluation on the test split of {data.name}")
@@ -109,7 +108,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=None, help="cap on the training epochs")
     args = parser.parse_args(argv)
 
-    settings = FrontendSettings()
+    # The frontend the trained model reads (its noise estimate is faster than MLTK's default).
+    from microspeech.models import get_model_spec
+
+    settings = get_model_spec(MODEL).frontend
     clip = spoken_clip(args.word, seed=args.seed, settings=settings)
     features = compute_features(clip, settings)
     stem = args.output / f"{args.word}-seed{args.seed}"
