@@ -49,8 +49,10 @@ lint: dev
 test: lint
 	$(BIN)/pytest -n 2 --dist loadgroup tests
 
+# make bench BENCH_ARGS="--dataset PATH" (the frontend benchmark's options).
 bench: dev
-	$(BIN)/python benchmarks/frontend.py
+	$(BIN)/python benchmarks/frontend.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache .ruff_cache .hypothesis
+	find src tests benchmarks -name __pycache__ -type d -prune -exec rm -rf {} +

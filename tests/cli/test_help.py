@@ -41,3 +41,10 @@ def test_a_group_given_alone_prints_its_help_without_an_empty_error():
     for args in ([], ["dataset"]):
         result = CliRunner().invoke(app, args)
         assert "Usage" in result.output and "error" not in result.output, result.output
+
+
+def test_an_on_off_flag_shows_no_value_to_give():
+    # "--quiet -q <bool>" was read as "--quiet true": "Got unexpected extra argument(s) (true)".
+    result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "<bool>" not in result.output and "<int>" in result.output  # --seed still shows its type

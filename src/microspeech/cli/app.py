@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+import typer.core
 import typer.rich_utils
 from rich import box
 from rich.console import Console
@@ -49,6 +50,16 @@ def _one_line_usage_error(error: Any) -> None:
 
 # Typer prints a usage error through this function (typer.core._main); it stays one line here.
 typer.rich_utils.rich_format_error = _one_line_usage_error
+
+_typed_column = typer.core.TyperOption.display_type_rich
+
+
+def _flags_take_no_value(self: Any, ctx: Any) -> str | None:
+    """No type column for an on/off flag: "--quiet <bool>" read as "--quiet true", an error."""
+    return None if getattr(self, "is_flag", False) else _typed_column(self, ctx)
+
+
+typer.core.TyperOption.display_type_rich = _flags_take_no_value  # type: ignore[method-assign]
 
 
 def _reflowed_paragraphs(paragraphs: list[str], markup_mode: Any) -> str:
