@@ -203,7 +203,8 @@ def test_a_user_model_that_cannot_convert_hides_only_itself(cards, home, model_r
     listed = [line.split()[0] for line in result.output.splitlines() if line.strip()]
     assert [name for name in list_models() if name in listed] == [card.name for card in cards]
     text = " ".join(result.output.split())  # rich may wrap a long line anywhere
-    unlisted = text.split("Not listed, its spec does not load, build or convert for TFLM: ")[1:]
+    said = "Not listed, its spec or trained .tflite does not load, build or convert for TFLM: "
+    unlisted = text.split(said)[1:]
     assert len(unlisted) == 4, result.output
     assert any(re.match(r"with_lstm: layer 'lstm\w*' \(LSTM\): recurrent layers", line) for line in unlisted)
     assert any(

@@ -144,5 +144,6 @@ def list_command(
     # A name two files register fails with the second file's error, said once above.
     for error in (text for text in unmeasured if not any(file_error in text for file_error in broken)):
         console.print(
-            f"[yellow]Not listed, its spec does not load, build or convert for TFLM:[/] {escape(error)}"
+            f"[yellow]Not listed, its spec or trained .tflite does not load, build or convert for TFLM:[/] "
+            f"{escape(error)}"
         )
