@@ -211,7 +211,8 @@ def model_card(name: str, *, use_cache: bool = True) -> ModelCard:
             # counted beside the 8-filter model's MACs, size and arena).
             from microspeech.tflite.summary import load_keras_file
 
-            model = load_keras_file(trained_keras)
+            with contextlib.suppress(ValueError, OSError):  # a Lambda layer Keras will not load safely
+                model = load_keras_file(trained_keras)
         card = _measure(name, source, tflite_bytes, int(model.count_params()))
         with contextlib.suppress(OSError):  # a read-only home: measured again next time
             write_text_atomic(cache, json.dumps(card.to_dict(), indent=2) + "\n")

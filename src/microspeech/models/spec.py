@@ -282,14 +282,6 @@ class ModelSpec:
                     f"model {self.name}: augmentation {setting}={getattr(self.augmentation, setting)}: "
                     f"the features have {size} {unit}"
                 )
-        if self.detection.minimum_count > self.detection.results_in_window:
-            # Written into the .tflite when the calibration keeps the spec's: nothing ever detected.
-            raise ValueError(
-                f"model {self.name}: detection minimum_count={self.detection.minimum_count}, but a "
-                f"{self.detection.average_window_duration_ms} ms window holds at most "
-                f"{self.detection.results_in_window} results at one every {self.detection.latency_ms} ms; "
-                "nothing would ever be detected"
-            )
         if self.augmentation.warm_up_ms % self.frontend.window_step_ms:
             # Said by the data pipeline only after every clip was decoded.
             raise ValueError(
@@ -324,6 +316,19 @@ class ModelSpec:
     def keywords(self) -> list[str]:
         """The classes that are real words (not `_unknown_`/`_silence_`)."""
         return [name for name in self.classes if name not in (UNKNOWN, SILENCE)]
+
+    def check_trainable(self) -> None:
+        """What only training needs of a spec (a stored spec read back is not refused for it:
+        its .tflite holds the parameters it runs with): detection parameters that can detect,
+        written into the .tflite when the calibration keeps the spec's."""
+        detection = self.detection
+        if detection.minimum_count > detection.results_in_window:
+            raise ValueError(
+                f"model {self.name}: detection minimum_count={detection.minimum_count}, but a "
+                f"{detection.average_window_duration_ms} ms window holds at most "
+                f"{detection.results_in_window} results at one every {detection.latency_ms} ms; "
+                "nothing would ever be detected"
+            )
 
     def build_model(self) -> keras.Model:
         """`build(self)`, checked: one input of the frontend's (frames, channels) and one output of a
@@ -423,12 +428,24 @@ class ModelSpec:
         )
 
 
+# Layers that pass their input's values through unchanged at inference: the softmax may be before them.
+_VALUE_KEEPING = frozenset({"Reshape", "Flatten", "Dropout", "Identity", "Permute"})
+
+
 def _final_activation(model: keras.Model) -> str:
-    """The activation the model's output comes out of: a layer's `activation` (Dense, Conv2D,
-    Activation) or a Softmax layer; "no activation" for a layer that has none."""
-    layer = model.layers[-1]
-    if type(layer).__name__ == "Softmax":
-        return "softmax"
-    activation = getattr(layer, "activation", None)
-    name = getattr(activation, "__name__", None)
-    return name if isinstance(name, str) else "no activation"
+    """The activation the model's output comes out of: a Softmax layer, or a layer's `activation`
+    (Dense, Conv2D, Activation; TensorFlow's softmax is named softmax_v2), looking through layers
+    that keep their input's values and into a nested model's last layer; "softmax" or the name
+    found ("no activation" for a layer that has none)."""
+    for layer in reversed(model.layers):
+        if hasattr(layer, "layers") and layer.layers:  # a nested Sequential or Model head
+            return _final_activation(layer)
+        if type(layer).__name__ in _VALUE_KEEPING:
+            continue
+        if type(layer).__name__ == "Softmax":
+            return "softmax"
+        name = getattr(getattr(layer, "activation", None), "__name__", None)
+        if not isinstance(name, str):
+            return "no activation"
+        return "softmax" if name in ("softmax", "softmax_v2") else name
+    return "no activation"

@@ -268,6 +268,7 @@ def train_model(
     # (two intra-op threads changed the sums' order, and every model's digits).
     from microspeech.tflite.convert import check_convertible_layers
 
+    spec.check_trainable()
     configure_threads()
     check_convertible_layers(spec.build_model())
     if command_line is None:  # sys.argv would be the host's (a notebook's kernel, pytest)
@@ -515,7 +516,9 @@ def layer_summary(model: Any) -> list[dict[str, Any]]:
     them back: what a checkpoint's weights belong to."""
     layers = []
     for layer in model.layers:
-        config = {key: value for key, value in layer.get_config().items() if key != "name"}
+        # Names left out at every depth: a wrapper's or a nested block's inner layers carry Keras'
+        # counters (dense_1 on a rebuild), which say nothing of the weights.
+        config = _without_names(layer.get_config())
         layers.append(
             {
                 "class": type(layer).__name__,
@@ -524,6 +527,14 @@ def layer_summary(model: Any) -> list[dict[str, Any]]:
             }
         )
     return json.loads(json.dumps(layers, sort_keys=True, default=str))
+
+
+def _without_names(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _without_names(item) for key, item in value.items() if key != "name"}
+    if isinstance(value, list | tuple):
+        return [_without_names(item) for item in value]
+    return value
 
 
 def _layers_difference(was: list[dict[str, Any]], now: list[dict[str, Any]]) -> str:
