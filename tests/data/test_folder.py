@@ -185,6 +185,28 @@ def test_a_speaker_is_one_speaker_in_every_word_folder_and_unicode_form(subset_d
     assert {spoken_word(c) for c in clips if c.word == "_unknown_"} == {"_unknown_"}
 
 
+def test_unknown_clips_named_as_the_test_sets_keep_their_speaker(subset_dir, tmp_path):
+    # Other Speech Commands words gathered into _unknown_ as <word>_<speaker>_nohash_<n>.wav: the
+    # word comes off where the rest is a speaker of another folder or follows two words.
+    from microspeech.data.folder import spoken_word
+
+    clip = sorted((subset_dir / "yes").glob("*.wav"))[0]
+    speakers = [f"{index:08x}" for index in range(12)]
+    for speaker in speakers:
+        _copy_clip(clip, tmp_path / "mine" / "yes" / f"{speaker}_nohash_0.wav")
+        _copy_clip(clip, tmp_path / "mine" / "_unknown_" / f"backward_{speaker}_nohash_0.wav")
+    for word in ("cat", "dog"):  # a speaker only _unknown_ has, under two words
+        _copy_clip(clip, tmp_path / "mine" / "_unknown_" / f"{word}_feedf00d_nohash_0.wav")
+    (tmp_path / "mine" / "_background_noise_").mkdir()
+    clips = load_dataset(tmp_path / "mine").clips
+    unknown = [c for c in clips if c.word == "_unknown_"]
+    assert {c.speaker_id for c in unknown} == {*speakers, "feedf00d"}
+    assert {spoken_word(c) for c in unknown} == {"backward", "cat", "dog"}
+    split_of = {c.speaker_id: c.split for c in clips if c.word == "yes"}
+    assert all(c.split == split_of[c.speaker_id] for c in unknown if c.speaker_id in split_of)
+    assert len({c.split for c in unknown if c.speaker_id == "feedf00d"}) == 1
+
+
 def test_a_split_list_saved_with_a_byte_order_mark_names_its_first_clip(subset_dir, tmp_path):
     root = tmp_path / "listed"
     clips = sorted((subset_dir / "yes").glob("*.wav"))[:4]

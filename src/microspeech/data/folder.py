@@ -58,6 +58,32 @@ def spoken_word(clip: Clip | None) -> str:
     return clip.word
 
 
+def _unknown_speakers(clips: list[tuple[Path, str]], *, always_prefixed: bool) -> dict[Path, str]:
+    """The speaker of each `_unknown_` clip. The official test set names them
+    <word>_<speaker>_nohash_<n>; a user's folder may copy that naming (other Speech Commands
+    words gathered into `_unknown_`) or not (mary_ann_nohash_0.wav is the speaker mary_ann). The
+    word is taken off where the rest is a speaker of another folder or follows two words there;
+    else the whole name is the speaker, so no person is split across train and test either way."""
+    unknown = [path for path, word in clips if word == UNKNOWN_DIR]
+    if always_prefixed:
+        return {path: speaker_from_filename(path.name, word_prefixed=True) for path in unknown}
+    elsewhere = {speaker_from_filename(path.name) for path, word in clips if word != UNKNOWN_DIR}
+    rests: dict[Path, str] = {}
+    for path in unknown:
+        whole = speaker_from_filename(path.name)
+        if word_prefix(path.name) is not None and "_" in whole:
+            rests[path] = whole.split("_", 1)[1]
+    prefixes_per_rest: dict[str, set[str]] = {}
+    for path, rest in rests.items():
+        prefixes_per_rest.setdefault(rest, set()).add(str(word_prefix(path.name)))
+    speakers = {}
+    for path in unknown:
+        rest = rests.get(path)
+        prefixed = rest is not None and (rest in elsewhere or len(prefixes_per_rest[rest]) > 1)
+        speakers[path] = rest if prefixed else speaker_from_filename(path.name)
+    return speakers
+
+
 def _visible_entries(folder: Path) -> list[Path]:
     # Dot-files are OS metadata (.DS_Store, ._x.wav, our completion marker), never data.
     return sorted(entry for entry in folder.iterdir() if not entry.name.startswith("."))
@@ -157,14 +183,11 @@ def index_folder(
             if issue.skipped:
                 unusable.add(issue.path)
 
+    usable = [(path, word) for path, word in candidates if path not in unusable]
+    speakers = _unknown_speakers(usable, always_prefixed=layout == LAYOUT_TEST_SET)
     clips: list[Clip] = []
-    for path, word in candidates:
-        if path in unusable:
-            continue
-        # Only the official test set names its _unknown_ clips <word>_<speaker>_nohash_: in a
-        # folder of the user's, mary_ann_nohash_0.wav is speaker mary_ann, as in every other word.
-        prefixed = word == UNKNOWN_DIR and layout == LAYOUT_TEST_SET
-        speaker = speaker_from_filename(path.name, word_prefixed=prefixed)
+    for path, word in usable:
+        speaker = speakers.get(path) or speaker_from_filename(path.name)
         if layout == LAYOUT_TEST_SET:
             split = "test"
         elif split_lists is not None:
