@@ -315,7 +315,10 @@ def check_output_folder(path: Path, option: str) -> Path:
 
 
 def check_output_outside(
-    directory: Path, datasets: Sequence[str | Path], what: str = "its checkpoint, logs and model"
+    directory: Path,
+    datasets: Sequence[str | Path],
+    what: str = "its checkpoint, logs and model",
+    option: str = "--output",
 ) -> None:
     """An output folder inside a dataset folder would add `what` to the dataset's files (a word
     folder of JSON and PNG files, unusable clips to every later load). Names that are no folder
@@ -325,8 +328,8 @@ def check_output_outside(
         root = Path(dataset).expanduser()
         if root.is_dir() and (folder == root.resolve() or root.resolve() in folder.parents):
             raise OptionError(
-                f"--output {directory}: inside the dataset {dataset}; {what} would become files of "
-                "the dataset. Choose a folder outside it"
+                f"{option} {directory}: inside the dataset {dataset}; {what} would become files of "
+                "the dataset. Choose a folder outside it" + (" (--output)" if option != "--output" else "")
             )
 
 
@@ -336,7 +339,8 @@ def _can_create_in(folder: Path) -> bool:
     import tempfile
 
     try:
-        handle, probe = tempfile.mkstemp(dir=folder, prefix=".microspeech-probe-")
+        # Not a dotfile: shares that veto those (Samba's "veto files = /.*/") refused a writable folder.
+        handle, probe = tempfile.mkstemp(dir=folder, prefix="microspeech-write-probe-")
     except OSError:
         return False
     os.close(handle)

@@ -117,6 +117,15 @@ def test_bad_model_and_dataset_are_named(tmp_path: Path, mltk_tflite_path: Path,
     with pytest.raises(EvaluationError, match="inside the dataset .*its results and plots would become"):
         evaluate_model(mltk_tflite_path, dataset=str(subset_dir), output_dir=subset_dir / "eval")
     assert not (subset_dir / "eval").exists()
+    # The default folder beside a model kept in the dataset: named as the default, not as --output.
+    inside = tmp_path / "words"
+    (inside / "yes").mkdir(parents=True)
+    for clip in sorted((subset_dir / "yes").glob("*.wav"))[:3]:
+        (inside / "yes" / clip.name).write_bytes(clip.read_bytes())
+    (inside / "model.tflite").write_bytes(mltk_tflite_path.read_bytes())
+    said = r"^the results folder \(the default beside the model\) .*eval: inside"
+    with pytest.raises(EvaluationError, match=said):
+        evaluate_model(inside / "model.tflite", dataset=str(inside))
     with pytest.raises(EvaluationError, match="--dataset .* has no 'test' clips"):
         evaluate_model(mltk_tflite_path, dataset=str(subset_dir), output_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()

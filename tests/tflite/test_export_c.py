@@ -178,6 +178,8 @@ def test_metadata_c_cannot_hold_is_refused_naming_the_parameter(mltk_tflite_path
         ({"model_data_len": 5}, ".*_MODEL_DATA_LEN would be defined twice .*'model_data_len'"),
         ({"classes_count": 9}, "TFLITE_MICRO_SPEECH_CLASSES_COUNT would be defined twice .*'classes_count'"),
         ({"input_count": 2}, "TFLITE_MICRO_SPEECH_INPUT_COUNT would be defined twice .*'input_count'"),
+        # The longest name it is derived from: model_data's _LEN, not model's.
+        ({"model": "m", "model_data": b"\x01"}, ".*_MODEL_DATA_LEN would be defined twice .*'model_data'"),
     ):
         model = tmp_path / "odd.tflite"
         model.write_bytes(write_parameters(source, {**read_parameters(source), **extra}))

@@ -369,13 +369,18 @@ def test_a_dry_run_without_dataset_trains_on_synthetic_tiny(monkeypatch, tmp_pat
     # The 4,680-clip synthetic set was generated first: minutes, for a dry run the README calls < 1 min.
     from microspeech import training
 
-    given = {}
+    given = []
 
     def record(spec, **options):
-        given[spec.name] = options["dataset"]
+        given.append((spec.name, options["dataset"]))
         raise SystemExit(0)
 
     monkeypatch.setattr(training, "train_model", record)
     for args in (["tflite_micro_speech-test"], ["tflite_micro_speech", "--test"], ["tflite_micro_speech"]):
-        CliRunner().invoke(app, ["train", *args, "--output", str(tmp_path / "x")])
-    assert given == {"tflite_micro_speech-test": ["synthetic-tiny"], "tflite_micro_speech": ["synthetic"]}
+        result = CliRunner().invoke(app, ["train", *args, "--output", str(tmp_path / "x")])
+        assert result.exit_code == 0, result.output
+    assert given == [
+        ("tflite_micro_speech-test", ["synthetic-tiny"]),
+        ("tflite_micro_speech-test", ["synthetic-tiny"]),
+        ("tflite_micro_speech", ["synthetic"]),
+    ]

@@ -194,6 +194,7 @@ def evaluate_model(
     if tflite_file is None and (tflite or runtime or tflm or keras_path is None):
         where = target.directory or model
         raise EvaluationError(f"{where}: no .tflite model to evaluate (train it, or drop --tflite/--tflm)")
+    output_given = output_dir is not None
     try:
         model_file = target.tflite_path or target.keras_path or Path.cwd() / "model"
         output_dir = checked_results_dir(model_file, output_dir)
@@ -219,7 +220,8 @@ def evaluate_model(
         raise EvaluationError(f"{source}: {error}") from error
     try:  # each part's own root: a combined dataset's common root may be a far larger folder
         roots = [part.root for part in audio_dataset.parts] or [audio_dataset.root]
-        check_output_outside(output_dir, roots, "its results and plots")
+        given = "--output" if output_given else "the results folder (the default beside the model)"
+        check_output_outside(output_dir, roots, "its results and plots", given)
     except OptionError as error:
         raise EvaluationError(str(error)) from None
     if not audio_dataset.split(split):

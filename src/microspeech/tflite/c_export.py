@@ -302,8 +302,6 @@ def _parameter_of(macro: str, symbol: str, params: dict[str, Any]) -> str | None
         name = f"{prefix}_{c_identifier(key).upper()}"
         if macro == name:
             return key
-    for key in params:
-        name = f"{prefix}_{c_identifier(key).upper()}"
-        if macro.startswith(name + "_"):
-            return key
-    return None
+    # The longest: with parameters model and model_data, X_MODEL_DATA_LEN is model_data's.
+    derived = [key for key in params if macro.startswith(f"{prefix}_{c_identifier(key).upper()}_")]
+    return max(derived, key=lambda key: len(c_identifier(key)), default=None)

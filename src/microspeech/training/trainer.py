@@ -224,7 +224,7 @@ def dataset_entry(data: AudioDataset, fingerprint: str) -> dict:
 def train_model(
     model: str | ModelSpec,
     *,
-    dataset: str | Sequence[str] = "synthetic",
+    dataset: str | Sequence[str] | None = None,
     seed: int = 0,
     output: str | Path | None = None,
     resume: bool = False,
@@ -235,7 +235,7 @@ def train_model(
     calibration_runtime: str = "litert",
 ) -> ModelArtifacts:
     """Train a registered model (NAME or NAME-test), a spec file (.py) or a spec on a dataset name
-    or folder; returns its artifacts.
+    or folder (default: synthetic; synthetic-tiny for a dry run); returns its artifacts.
 
     `calibration_runtime`: the interpreter whose scores choose the detection parameters at the
     end (litert; tflm; silabs-tflm: Silicon Labs' kernels, so that the calibrated operating point
@@ -255,11 +255,13 @@ def train_model(
         )
     if epochs is not None:  # 1.5 failed deep in the epoch loop, after the output folder was made
         epochs = check_int(epochs, "epochs", low=1)
-    if not isinstance(dataset, str | Path) and not (
+    if dataset is not None and not isinstance(dataset, str | Path) and not (
         isinstance(dataset, Sequence) and dataset and all(isinstance(d, str | Path) for d in dataset)
     ):
         raise ValueError(f"dataset={dataset!r}: expected a dataset name or folder, or a list of them")
     spec = resolve_model_spec(model) if isinstance(model, str | Path) else model
+    if dataset is None:  # as train without --dataset: a dry run needs no 4,680-clip set
+        dataset = "synthetic-tiny" if spec.name.endswith("-test") else "synthetic"
     if epochs is not None:
         spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=epochs))
     # The spec's build() (a user's code) and its layers, checked before any clip is read: on the
@@ -274,8 +276,9 @@ def train_model(
     if command_line is None:  # sys.argv would be the host's (a notebook's kernel, pytest)
         command_line = _api_call(model, spec, dataset, seed, output, resume, epochs, calibration_runtime)
     artifacts = ModelArtifacts(model_directory(spec.name, output), spec.name)
-    check_output_folder(artifacts.directory, "--output")
+    # Outside the dataset first: the writability check makes a probe file where the folder would go.
     check_output_outside(artifacts.directory, [dataset] if isinstance(dataset, str | Path) else dataset)
+    check_output_folder(artifacts.directory, "--output")
     if not resume:  # before the lock file is made there, and before the data is read
         _check_earlier_run_is_ours(artifacts)
     with output_lock(artifacts.directory):
