@@ -9,28 +9,32 @@ MLTK_ORACLE := silabs-mltk==0.20.0
 
 .PHONY: install dev demo test lint bench clean
 
-IS_311 := -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'
+# Prints True on a Python 3.11 only (a program that exits 0, /bin/echo, passed an exit-status check).
+IS_311 = $(1) -c 'import sys; print(sys.version_info[:2] == (3, 11))' 2>/dev/null | grep -qx True
 
 # The venv, made with a Python 3.11 (a venv another PYTHON made is made again: pip refused every
 # later install into it, and nothing said to run `make clean`).
 $(VENV)/.python-3.11:
-	@if [ -x $(BIN)/python ] && ! $(BIN)/python $(IS_311); then \
-	  echo "$(VENV) holds Python $$($(BIN)/python -V 2>&1 | cut -d' ' -f2), not 3.11: making it again"; \
+	@if [ -x $(BIN)/python ] && ! $(call IS_311,$(BIN)/python); then \
+	  echo "$(VENV) holds $$($(BIN)/python -V 2>&1), not Python 3.11: making it again"; \
 	  rm -rf $(VENV); \
 	fi
 	@if [ ! -x $(BIN)/python ]; then \
-	  $(PYTHON) $(IS_311) 2>/dev/null || { \
-	    echo "error: microspeech needs Python 3.11; PYTHON=$(PYTHON) is $$($(PYTHON) -V 2>&1 || echo missing)."; \
+	  $(call IS_311,$(PYTHON)) || { \
+	    found=$$($(PYTHON) -V 2>/dev/null); case "$$found" in Python*) ;; *) found="not a Python that runs here";; esac; \
+	    echo "error: microspeech needs Python 3.11; PYTHON=$(PYTHON) is $$found."; \
 	    echo "       Name one: make $(or $(MAKECMDGOALS),install) PYTHON=python3.11"; exit 2; }; \
 	  $(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet --upgrade pip; \
 	fi
 	touch $@
 
-$(VENV)/.installed: pyproject.toml | $(VENV)/.python-3.11
+# A normal prerequisite, not order-only: a venv made again (its markers gone with it) is
+# installed into in the same run.
+$(VENV)/.installed: pyproject.toml $(VENV)/.python-3.11
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(VENV)/.python-3.11
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.python-3.11
 	$(BIN)/pip install --quiet -e '.[dev]'
 	$(BIN)/pip install --quiet --no-deps $(MLTK_ORACLE)
 	touch $(VENV)/.installed $@
