@@ -197,11 +197,16 @@ def test_unknown_clips_named_as_the_test_sets_keep_their_speaker(subset_dir, tmp
         _copy_clip(clip, tmp_path / "mine" / "_unknown_" / f"backward_{speaker}_nohash_0.wav")
     for word in ("cat", "dog"):  # a speaker only _unknown_ has, under two words
         _copy_clip(clip, tmp_path / "mine" / "_unknown_" / f"{word}_feedf00d_nohash_0.wav")
+    # mary_eve is a speaker of yes/ as is eve: her _unknown_ clip is hers, not eve's.
+    for name in ("mary_eve", "eve"):
+        _copy_clip(clip, tmp_path / "mine" / "yes" / f"{name}_nohash_0.wav")
+    _copy_clip(clip, tmp_path / "mine" / "_unknown_" / "mary_eve_nohash_1.wav")
+    speakers.append("mary_eve")
     (tmp_path / "mine" / "_background_noise_").mkdir()
     clips = load_dataset(tmp_path / "mine").clips
     unknown = [c for c in clips if c.word == "_unknown_"]
     assert {c.speaker_id for c in unknown} == {*speakers, "feedf00d"}
-    assert {spoken_word(c) for c in unknown} == {"backward", "cat", "dog"}
+    assert {spoken_word(c) for c in unknown} == {"backward", "cat", "dog", "_unknown_"}
     split_of = {c.speaker_id: c.split for c in clips if c.word == "yes"}
     assert all(c.split == split_of[c.speaker_id] for c in unknown if c.speaker_id in split_of)
     assert len({c.split for c in unknown if c.speaker_id == "feedf00d"}) == 1
@@ -236,3 +241,9 @@ def test_what_a_folder_holds_but_cannot_use_is_named(subset_dir, tmp_path):
     assert problems["song.mp3"].startswith("a .mp3 file; datasets take .wav or .flac clips")
     assert problems["scrap.wav"] == "shorter than 0.25 s: too short for background noise"
     assert dataset.noise_paths == [] and len(dataset.clips) == 3
+    # With no usable clip at all the error lists what was skipped, as verify would.
+    only_loose = tmp_path / "loose"
+    _copy_clip(clip, only_loose / "a_nohash_0.wav")
+    said = r"1 file\(s\) skipped: a_nohash_0.wav: an audio file outside any word"
+    with pytest.raises(ValueError, match=said):
+        load_dataset(only_loose)

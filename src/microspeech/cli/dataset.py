@@ -20,17 +20,27 @@ DOWNLOAD_HELP = "Download a named dataset when it is not on disk."
 NAME_HELP = "speech_commands_v2, speech_commands_test_set_v0.02, synthetic, synthetic-tiny, or a folder PATH."
 
 
-def _load(name_or_path: str, download: bool):
+def _load(name_or_path: str, download: bool, *, quiet_skips: bool = False):
+    """The dataset; `quiet_skips`: the indexer's warnings of skipped files are left out (verify
+    lists each file itself: they were printed twice)."""
+    import logging
+
     from microspeech.data import load_dataset
     from microspeech.data.speech_commands import DatasetUnavailableError
     from microspeech.data.synthetic import SynthesisError
 
+    data_logger = logging.getLogger("microspeech.data")
+    level = data_logger.level
+    if quiet_skips:
+        data_logger.setLevel(logging.ERROR)
     try:
         return load_dataset(name_or_path, download=download)
     except (DatasetUnavailableError, SynthesisError, ValueError, FileNotFoundError) as error:
         fail(str(error))
     except KeyboardInterrupt:
         _interrupted("the work done so far (downloaded bytes, rendered clips) is kept")
+    finally:
+        data_logger.setLevel(level)
 
 
 def _interrupted(kept: str) -> None:
@@ -222,7 +232,7 @@ def verify_command(
     """Decode every file; list each unusable one with the reason (exit code 1 when any)."""
     from microspeech.data.verify import verify_dataset
 
-    dataset = _load(name_or_path, download)
+    dataset = _load(name_or_path, download, quiet_skips=True)
     total = len(dataset.clips) + len(dataset.noise_paths)
     progress = progress_bar(kind="count-eta", console=console, only_on_terminal=False)
     with progress:

@@ -62,8 +62,9 @@ def _unknown_speakers(clips: list[tuple[Path, str]], *, always_prefixed: bool) -
     """The speaker of each `_unknown_` clip. The official test set names them
     <word>_<speaker>_nohash_<n>; a user's folder may copy that naming (other Speech Commands
     words gathered into `_unknown_`) or not (mary_ann_nohash_0.wav is the speaker mary_ann). The
-    word is taken off where the rest is a speaker of another folder or follows two words there;
-    else the whole name is the speaker, so no person is split across train and test either way."""
+    word is taken off where the whole name is no speaker of another folder and the rest is one,
+    or follows two words there; else the whole name is the speaker. A wrong guess joins two
+    people in one split; it never puts one person on both sides."""
     unknown = [path for path, word in clips if word == UNKNOWN_DIR]
     if always_prefixed:
         return {path: speaker_from_filename(path.name, word_prefixed=True) for path in unknown}
@@ -79,9 +80,18 @@ def _unknown_speakers(clips: list[tuple[Path, str]], *, always_prefixed: bool) -
     speakers = {}
     for path in unknown:
         rest = rests.get(path)
-        prefixed = rest is not None and (rest in elsewhere or len(prefixes_per_rest[rest]) > 1)
-        speakers[path] = rest if prefixed else speaker_from_filename(path.name)
+        whole = speaker_from_filename(path.name)
+        prefixed = (
+            rest is not None
+            and whole not in elsewhere  # yes/mary_eve_nohash_0.wav: the same mary_eve, not "eve"
+            and (rest in elsewhere or len(prefixes_per_rest[rest]) > 1)
+        )
+        speakers[path] = rest if prefixed else whole
     return speakers
+
+
+def _relative(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def _visible_entries(folder: Path) -> list[Path]:
@@ -198,9 +208,13 @@ def index_folder(
     noise_paths = [path for path in noise_candidates if path not in unusable]
 
     if not clips:
+        # verify's job is to list them: said here, since nothing is indexed to report them.
+        skipped = [issue for issue in issues if issue.skipped]
+        listed = "; ".join(f"{_relative(issue.path, root)}: {issue.problem}" for issue in skipped[:5])
+        more = f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""
         raise ValueError(
             f"{root}: no usable audio clips found; expected <root>/<word>/*.wav or *.flac"
-            + (f" ({len(issues)} file(s) skipped)" if issues else "")
+            + (f" ({len(skipped)} file(s) skipped: {listed}{more})" if skipped else "")
         )
     report_issues(issues, str(root))
     split_notes = {}
