@@ -104,6 +104,14 @@ def test_mltk_keras_h5_model_is_a_keras_model(tmp_path):
     result = _run("summarize", str(h5))
     assert result.exit_code == 0, result.output
     assert "Total MACs: 336.000 k" in result.output and "Total params: 16,684" in result.output
+    # MLTK's folder layout: the folder is the model, its .h5 the float one.
+    assert resolve_model(tmp_path).keras_path == h5
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / h5.name).write_bytes(h5.read_bytes())
+    assert "Total MACs: 336.000 k" in _run("summarize", str(alone)).output
+    result = _run("params", str(alone / h5.name))
+    assert result.exit_code == 2 and "is MLTK's float Keras model and no quantized .tflite" in result.output
     h5.with_name("cut.h5").write_bytes(h5.read_bytes()[:3000])
     result = _run("summarize", str(h5.with_name("cut.h5")))
     assert result.exit_code == 2 and "not a readable Keras model" in result.output

@@ -209,6 +209,13 @@ class ResolvedModel:
             elsewhere = self.directory is not None and self.directory.resolve() != own
             output = f" --output {shlex.quote(str(self.directory))}" if elsewhere else ""
             expected = f" (expected {self.directory / (self.name + '.tflite')})" if self.directory else ""
+            if self.keras_path is not None and self.keras_path.suffix == ".h5":
+                # MLTK's Keras file: training ours into its folder would not quantize it.
+                raise ModelResolutionError(
+                    f"model {self.argument!r}: {self.keras_path.name} is MLTK's float Keras model and no "
+                    f"quantized .tflite is beside it{expected}; give the .tflite MLTK wrote with it "
+                    "(its .mltk.zip archive holds both)"
+                )
             if self.spec is None and self.name.removesuffix("-test") not in list_models():
                 # No spec to train it from: `train NAME` would only say the name is unknown.
                 raise ModelResolutionError(
@@ -265,7 +272,8 @@ def _folder_model_name(folder: Path) -> str:
     name = artifacts.manifest.get("name")
     if isinstance(name, str) and name:
         return name
-    for pattern in (f"{folder.name}.tflite", "*.tflite", f"{folder.name}.keras", "*.keras"):
+    stem = folder.name
+    for pattern in (f"{stem}.tflite", "*.tflite", f"{stem}.keras", "*.keras", f"{stem}.h5", "*.h5"):
         found = sorted(path for path in folder.glob(pattern) if path.is_file())
         if len(found) > 1:  # the first by name would be a guess
             raise ModelResolutionError(
@@ -274,7 +282,7 @@ def _folder_model_name(folder: Path) -> str:
             )
         if found:
             return found[0].name.removesuffix(found[0].suffix)
-    raise ModelResolutionError(f"{folder}: no manifest.json, .tflite or .keras model in this folder")
+    raise ModelResolutionError(f"{folder}: no manifest.json, .tflite, .keras or .h5 model in this folder")
 
 
 def _spec_file_model(path: Path) -> tuple[Path, str]:
@@ -382,6 +390,8 @@ def resolve_model(model: str | Path) -> ResolvedModel:
         manifest = artifacts.manifest
         if keras_path is None and artifacts.keras_path.is_file():
             keras_path = artifacts.keras_path
+        elif keras_path is None and (directory / f"{name}.h5").is_file():  # MLTK's folder layout
+            keras_path = directory / f"{name}.h5"
         if tflite_path is None and artifacts.tflite_path.is_file():
             tflite_path = artifacts.tflite_path
         try:
