@@ -128,3 +128,34 @@ def test_export_takes_mltks_latency_of_zero(mltk_tflite_path, tmp_path):
     model.write_bytes(write_parameters(source, {**read_parameters(source), "detection_threshold": 300}))
     result = CliRunner().invoke(app, ["export", str(model), "--c", str(tmp_path / "c2")])
     assert result.exit_code == 2 and f"microspeech params {model} --set NAME=VALUE" in result.output
+
+
+def test_set_names_a_bad_stored_value_and_refuses_a_count_no_window_holds(mltk_tflite_path, tmp_path):
+    from microspeech.tflite.metadata import read_parameters, write_parameters
+
+    source = mltk_tflite_path.read_bytes()
+    model = tmp_path / "old.tflite"
+    model.write_bytes(write_parameters(source, {**read_parameters(source), "latency_ms": 0}))
+    # The stored latency is the problem, not the threshold the user set.
+    result = CliRunner().invoke(app, ["params", str(model), "--set", "detection_threshold=100"])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "stores latency_ms=0, out of range" in text
+    assert "--set latency_ms=VALUE" in text
+    # Written, it would never detect (classify_audio only warns of it at run time).
+    fine = tmp_path / "fine.tflite"
+    fine.write_bytes(source)
+    result = CliRunner().invoke(app, ["params", str(fine), "--set", "minimum_count=50"])
+    assert result.exit_code == 2 and "nothing would ever be detected" in " ".join(result.output.split())
+    assert fine.read_bytes() == source
+
+
+def test_set_on_a_trained_run_keeps_its_manifests_file_size_true(trained_model_dir, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_model_dir, run)
+    listed = "detection_threshold_list=250,120,255,255"
+    result = CliRunner().invoke(app, ["params", str(run), "--set", listed])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["files"]["tflite_bytes"] == (run / manifest["files"]["tflite"]).stat().st_size

@@ -129,13 +129,16 @@ def _store(model: str, path: Path, values: dict[str, Any]) -> None:
             f"{model}: --set rewrites a .tflite file, not one inside an archive; unpack the archive's "
             ".tflite and give its path"
         )
-    stored_list = read_parameters(path.read_bytes()).get(THRESHOLD_LIST)
+    stored = read_parameters(path.read_bytes())
+    _check_stored(path, stored, values)
+    stored_list = stored.get(THRESHOLD_LIST)
     dropped = ""
     if "detection_threshold" in values and THRESHOLD_LIST not in values and stored_list is not None:
         # The firmware reads a stored list instead of the threshold, so the new one did nothing:
         # dropped, as classify_audio --threshold and tune --write drop it.
         values = {**values, THRESHOLD_LIST: None}
         dropped = f"; dropped the stored {THRESHOLD_LIST} {stored_list}, which the device would use instead"
+    _check_detects(path, stored, values)
     try:
         write_detection_params(path, values)
     except ValueError as error:  # a value out of range, a list of the wrong length: nothing written
@@ -146,3 +149,48 @@ def _store(model: str, path: Path, values: dict[str, Any]) -> None:
     # On stderr: --json's output stays one JSON document.
     noted = f" (noted in {manifest})" if manifest else ""
     err_console.print(f"stored {shown} in {path}{noted}{dropped}", markup=False)
+
+
+def _check_detects(path: Path, stored: dict[str, Any], values: dict[str, Any]) -> None:
+    """A minimum_count that no averaging window holds: written, nothing would ever be detected."""
+    from microspeech.detection.params import DetectionParams
+
+    try:
+        scalars = {key: value for key, value in values.items() if key != THRESHOLD_LIST}
+        merged = DetectionParams.from_dict({**stored, **scalars})
+    except ValueError:  # a value out of range: write_detection_params names it
+        return
+    if merged.minimum_count > merged.results_in_window:
+        raise ValueError(
+            f"--set: minimum_count {merged.minimum_count}, but a {merged.average_window_duration_ms} ms "
+            f"window holds at most {merged.results_in_window} results at one every {merged.latency_ms} ms: "
+            f"nothing would ever be detected; {path} is unchanged"
+        )
+
+
+def _check_stored(path: Path, stored: dict[str, Any], values: dict[str, Any]) -> None:
+    """A stored value that no command can run (MLTK's latency_ms=0, a threshold list of another
+    length) and that --set leaves as it is: named as the model's, not blamed on the option."""
+    from microspeech.detection.params import PARAM_RANGES, checked_threshold_list
+    from microspeech.tflite.metadata import classes_from_parameters
+
+    for key, (low, high) in PARAM_RANGES.items():
+        if key in stored and key not in values:
+            try:
+                ok = low <= float(stored[key]) <= high
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ValueError(
+                    f"{path} stores {key}={stored[key]!r}, out of range ({low:g} to {high:g}): set it too "
+                    f"(--set {key}=VALUE); {path} is unchanged"
+                )
+    dropping = THRESHOLD_LIST in values or "detection_threshold" in values
+    if THRESHOLD_LIST in stored and not dropping:
+        try:
+            checked_threshold_list(stored[THRESHOLD_LIST], len(classes_from_parameters(stored)))
+        except ValueError as error:
+            raise ValueError(
+                f"{path} stores a {THRESHOLD_LIST} no command can use ({error}): set it too "
+                f"(--set {THRESHOLD_LIST}=... or none); {path} is unchanged"
+            ) from None

@@ -742,6 +742,9 @@ def record_tuning(report: TuningReport) -> Path | None:
     chosen = report.tuning.chosen
     if chosen is None:
         raise ValueError("record_tuning: nothing was chosen, so nothing was written")
+    files = manifest.get("files")
+    if isinstance(files, dict) and "tflite_bytes" in files:  # the parameters block changed its size
+        files["tflite_bytes"] = source.stat().st_size
     described = report.to_dict()  # the stream's description and every replayed row: built once
     manifest["detection_tuning"] = {
         "parameters": chosen.setting.to_dict(),
@@ -773,6 +776,9 @@ def record_parameters_set(model_path: str | Path, values: dict[str, Any]) -> Pat
     manifest = artifacts.manifest
     if manifest.get("name") != name:
         return None
+    files = manifest.get("files")
+    if isinstance(files, dict) and "tflite_bytes" in files:  # the parameters block changed its size
+        files["tflite_bytes"] = source.stat().st_size
     edits = manifest.get("detection_parameters_set")
     manifest["detection_parameters_set"] = [
         *(edits if isinstance(edits, list) else []),
