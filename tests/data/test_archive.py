@@ -31,3 +31,24 @@ def test_refuses_members_outside_the_target(tmp_path):
         extract_archive(archive, tmp_path / "out")
     assert not (tmp_path / "escape.txt").exists()
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
+
+
+@pytest.mark.parametrize("with_filter", [True, False], ids=["data filter", "fallback below 3.11.4"])
+def test_a_member_through_the_archives_own_link_is_refused(tmp_path, monkeypatch, with_filter):
+    # lnk -> . first, then lnk/lnk/lnk/../../../x: checked against the still-empty folder, the
+    # fallback (Debian 12's Python 3.11.2 takes it) let it land above the target.
+    if not with_filter:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    archive = tmp_path / "chain.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        link = tarfile.TarInfo("lnk")
+        link.type, link.linkname = tarfile.SYMTYPE, "."
+        tar.addfile(link)
+        escape = tarfile.TarInfo("lnk/lnk/lnk/../../../via_link.txt")
+        escape.size = 3
+        tar.addfile(escape, io.BytesIO(b"bad"))
+    target = tmp_path / "deep" / "out"
+    target.parent.mkdir()
+    with pytest.raises(ArchiveError, match="chain.tar.gz"):
+        extract_archive(archive, target)
+    assert not list(tmp_path.rglob("via_link.txt"))

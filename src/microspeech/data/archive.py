@@ -34,16 +34,25 @@ def _safe_members(tar: tarfile.TarFile, target: Path) -> list[tarfile.TarInfo]:
     `target` (absolute paths, `..`, links pointing out) and special files; drop set-id bits."""
     root = target.resolve()
     members = []
+    links: set[str] = set()  # the archive's own symlinks, which the target does not hold yet
     for member in tar.getmembers():
         destination = (root / member.name).resolve()
         if member.name.startswith("/") or not destination.is_relative_to(root):
             raise tarfile.TarError(f"member {member.name!r} would be extracted outside the target")
+        # Resolved against the still-empty folder, lnk/../x looked inside; with the archive's
+        # link lnk -> . extracted first, lnk/lnk/../../x landed above it. A name through one of
+        # its links, or with "..", is refused (Speech Commands' archives have neither).
+        parts = [part for part in member.name.split("/") if part not in ("", ".")]
+        if ".." in parts or any("/".join(parts[:index]) in links for index in range(1, len(parts))):
+            raise tarfile.TarError(f"member {member.name!r} would be extracted through a link or '..'")
         if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
             raise tarfile.TarError(f"member {member.name!r} is a special file")
         if member.issym() or member.islnk():
             base = destination.parent if member.issym() else root
             if member.linkname.startswith("/") or not (base / member.linkname).resolve().is_relative_to(root):
                 raise tarfile.TarError(f"link {member.name!r} points outside the target")
+        if member.issym():
+            links.add("/".join(parts))
         member.mode &= 0o755
         members.append(member)
     return members
