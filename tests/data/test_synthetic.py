@@ -1,5 +1,6 @@
 """The synthetic dataset: real eSpeak NG speech, deterministic, split by voice, published atomically."""
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -185,6 +186,17 @@ def test_an_interrupted_run_of_another_recipe_is_not_resumed(small_root, tmp_pat
     generate_synthetic(SMALL, root=target, workers=1, show_progress=False)
     assert not (target / "sheila").exists() and not (target / PARTIAL_RECIPE).exists()
     assert _digest(target) == _digest(small_root)
+
+
+def test_a_finished_dataset_of_other_options_is_not_returned_as_this_ones(small_root):
+    # A second run with other words, waiting for the first into the same folder, returned the
+    # first run's dataset as its own (exit 0, no clip of its words made).
+    from microspeech.data.synthetic import SynthesisError
+
+    assert generate_synthetic(SMALL, root=small_root, show_progress=False).clips_rendered == 0
+    other = dataclasses.replace(SMALL, words=("zulu",))
+    with pytest.raises(SynthesisError, match=r"small holds a synthetic dataset made with other options"):
+        generate_synthetic(other, root=small_root, show_progress=False)
 
 
 def test_importing_the_data_package_leaves_scipy_unloaded():

@@ -399,6 +399,17 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def _check_made_with(root: Path, config: SyntheticConfig) -> None:
+    """A finished dataset is this config's: a second run with other words into the same folder,
+    waiting for the first, returned the first run's dataset as its own (exit 0)."""
+    made = read_synthetic_manifest(root)
+    if made is not None and made.get("config") != config.to_dict():
+        raise SynthesisError(
+            f"{root} holds a synthetic dataset made with other options (words, counts or seed); "
+            "choose another folder"
+        )
+
+
 def generate_synthetic(
     config: SyntheticConfig | None = None,
     *,
@@ -414,6 +425,7 @@ def generate_synthetic(
     config = config or SyntheticConfig()
     root = Path(root) if root is not None else synthetic_dir(config)
     if (root / COMPLETE_MARKER).exists():
+        _check_made_with(root, config)
         return Generation(root, 0, 0.0)
     if _importing_main():
         # A worker importing the caller's script, which generates at import (no __main__ guard):
@@ -424,7 +436,8 @@ def generate_synthetic(
         )
     # resume: an interrupted run's finished batches stay in <root>.partial for the next one.
     with atomic_directory(root, resume=True) as partial:
-        if partial is None:  # another process finished it while this one waited
+        if partial is None:  # another process finished it while this one waited: with these options?
+            _check_made_with(root, config)
             return Generation(root, 0, 0.0)
         # Resume only the same recipe: clips an interrupted run rendered for other words or
         # options must not end up in this dataset.
