@@ -83,6 +83,27 @@ def test_atomic_directory_without_a_marker_replaces_the_previous_folder(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
 
 
+def test_atomic_directory_builds_through_a_link_and_refuses_the_current_folder(tmp_path, monkeypatch):
+    # --output linked -> bigdisk/data: the link was renamed to linked.old and a real folder put in
+    # its place; "." failed with "PosixPath('.') has an empty name".
+    from microspeech.files import atomic_directory
+
+    (tmp_path / "bigdisk" / "data").mkdir(parents=True)
+    (tmp_path / "linked").symlink_to(tmp_path / "bigdisk" / "data")
+    with atomic_directory(tmp_path / "linked") as partial:
+        (partial / "a.txt").write_text("x")
+    assert (tmp_path / "linked").is_symlink() and (tmp_path / "bigdisk" / "data" / "a.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bigdisk", "linked"]
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="dangling is a link to"):
+        with atomic_directory(tmp_path / "dangling"):
+            pass
+    monkeypatch.chdir(tmp_path / "bigdisk")
+    (tmp_path / "bigdisk" / "data" / ".microspeech-complete").unlink(missing_ok=True)
+    with pytest.raises(ValueError, match="name a new folder"), atomic_directory("."):
+        pass
+
+
 def test_a_symbolic_link_is_written_through_to_its_target(tmp_path):
     target = tmp_path / "real.json"
     target.write_text("old")

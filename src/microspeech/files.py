@@ -201,9 +201,17 @@ def atomic_directory(
     `<target>.lock` (serializes processes building the same folder).
     """
     target = Path(target)
+    if target.is_symlink():
+        # Built where the link points (the user's larger disk): the link itself was renamed away
+        # to <target>.old and a real folder put in its place.
+        if not target.exists():
+            raise FileNotFoundError(f"{target} is a link to {os.readlink(target)}, which does not exist")
+        target = target.resolve()
     if marker and (target / marker).exists():
         yield None
         return
+    if target.name in ("", ".", ".."):  # no name to put .partial beside; "." is in use as the cwd
+        raise ValueError(f"{target}: name a new folder to build (the current folder cannot be replaced)")
     target.parent.mkdir(parents=True, exist_ok=True)
     lock_path = target.with_name(target.name + ".lock")
     with exclusive_lock(lock_path) if lock else nullcontext():
