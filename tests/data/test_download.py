@@ -30,6 +30,8 @@ class _Server:
         self.files: dict[str, bytes] = {}
         self.cut_after: int | None = None
         self.honour_range = True
+        self.content_type: str | None = None
+        self.send_length = True
         self.ranges: list[str | None] = []
         server = self
 
@@ -47,11 +49,19 @@ class _Server:
                 start = 0
                 if requested and server.honour_range:
                     start = int(requested.removeprefix("bytes=").split("-")[0])
+                    if start >= len(body):
+                        self.send_error(416)
+                        return
                     self.send_response(206)
                     self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
                 else:
                     self.send_response(200)
-                self.send_header("Content-Length", str(len(body) - start))
+                if server.send_length:
+                    self.send_header("Content-Length", str(len(body) - start))
+                else:
+                    self.close_connection = True
+                if server.content_type:
+                    self.send_header("Content-Type", server.content_type)
                 self.end_headers()
                 chunk = body[start:]
                 if server.cut_after is not None:
@@ -196,3 +206,24 @@ def test_an_answer_of_another_size_is_not_taken_for_the_archive(server, tmp_path
     with pytest.raises(DownloadError, match=f"answered with 18 bytes, not the {len(PAYLOAD)}-byte archive"):
         _get(server, target, **CHECKS)
     assert partial.read_bytes() == PAYLOAD[:100] and not target.exists()
+
+
+def test_a_web_page_is_not_kept_as_a_partial_download(server, tmp_path):
+    # Sent without a length it was kept, and the next run resumed the real archive onto it.
+    target = tmp_path / "a.tar.gz"
+    server.files["a.tar.gz"] = b"<html>please log in</html>"
+    server.content_type, server.send_length = "text/html; charset=utf-8", False
+    with pytest.raises(DownloadError, match="answered with a web page, not the archive"):
+        _get(server, target, **CHECKS)
+    assert not target.exists() and not (tmp_path / "a.tar.gz.part").exists()
+
+
+def test_a_server_refusing_to_resume_a_longer_partial_file_is_said_once(server, tmp_path):
+    # HTTP 416 read as "the connection closed; run again to resume", on every run.
+    target = tmp_path / "a.tar.gz"
+    partial = tmp_path / "a.tar.gz.part"
+    partial.write_bytes(PAYLOAD[:5000])
+    server.files["a.tar.gz"] = PAYLOAD[:3000]
+    with pytest.raises(DownloadError, match=r"refused to resume after 5000 of \d+ bytes \(HTTP 416\)"):
+        _get(server, target, **CHECKS)
+    assert not partial.exists() and not target.exists()

@@ -108,8 +108,16 @@ def _fetch(url: str, partial: Path, have: int, size: int | None, timeout_s: floa
     try:
         response = urllib.request.urlopen(request, timeout=timeout_s)
     except urllib.error.HTTPError as error:
-        if error.code == 416 and have:  # the partial file already holds everything
+        if error.code == 416 and have and (size is None or have == size):  # it holds everything
             return size
+        if error.code == 416 and have:
+            # The server's file is shorter than the partial one: not the published archive, and
+            # "run again to resume" would never help. The partial file goes.
+            partial.unlink(missing_ok=True)
+            raise DownloadError(
+                f"{url}: the server refused to resume after {have} of {size} bytes (HTTP 416): its file "
+                f"is not the published archive; the partial download {partial} was deleted"
+            ) from error
         raise DownloadError(f"{url}: HTTP {error.code} {error.reason}") from error
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
@@ -119,6 +127,13 @@ def _fetch(url: str, partial: Path, have: int, size: int | None, timeout_s: floa
         if not resumed:
             have = 0  # the server ignored the Range header: start over
         length = response.headers.get("Content-Length")
+        if "html" in (response.headers.get("Content-Type") or "").lower():
+            # A proxy's or a login page, sent without a length: kept, the next run resumed the
+            # real archive onto it and found the checksum wrong only after the whole download.
+            raise DownloadError(
+                f"{url}: the server answered with a web page, not the archive (a proxy or login "
+                "page?); nothing was written"
+            )
         if size is not None and length and length.isdigit() and have + int(length) != size:
             # Not the archive: a proxy's or a login page, or another file; the partial download
             # kept so far stays for the next run (opened below only once the answer fits).
