@@ -148,6 +148,7 @@ def test_offline_error_says_how_to_go_on(tmp_path, monkeypatch):
         load_dataset("speech_commands_v2")
     message = str(raised.value)
     assert "cannot connect" in message and "--dataset PATH" in message and "synthetic" in message
+    assert "as PATH to `microspeech dataset info/verify`" in message  # they take no --dataset
     with pytest.raises(DatasetUnavailableError, match="download is off"):
         load_dataset("speech_commands_v2", download=False)
     assert not (tmp_path / "datasets" / "speech_commands_v2").exists()

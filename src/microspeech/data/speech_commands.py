@@ -72,9 +72,12 @@ def fetch(remote: RemoteArchive, *, download: bool = True, show_progress: bool =
     """The unpacked dataset directory, downloading and extracting it first when needed."""
     if (remote.directory / COMPLETE_MARKER).exists():
         return remote.directory
+    # Named as every command takes a dataset: train/evaluate/tune's --dataset, the dataset
+    # commands' argument.
     alternatives = (
-        f"point at a local copy instead (--dataset PATH, a folder unpacked from {Path(remote.url).name}), "
-        "or use the offline --dataset synthetic"
+        f"point at a local copy instead (a folder unpacked from {Path(remote.url).name}, given as "
+        "--dataset PATH, or as PATH to `microspeech dataset info/verify`), or use the offline synthetic "
+        "dataset (--dataset synthetic)"
     )
     if not download:
         if remote.directory.is_dir():
