@@ -26,7 +26,8 @@ $(VENV)/.python-3.11:
 	    echo "       Name one: make $(or $(MAKECMDGOALS),install) PYTHON=python3.11"; exit 2; }; \
 	  $(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet --upgrade pip; \
 	fi
-	touch $@
+	@# As old as the venv: one made before this marker existed is not installed into again.
+	touch -r $(VENV)/pyvenv.cfg $@
 
 # A normal prerequisite, not order-only: a venv made again (its markers gone with it) is
 # installed into in the same run.

@@ -83,23 +83,26 @@ def test_atomic_directory_without_a_marker_replaces_the_previous_folder(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
 
 
-def test_atomic_directory_builds_through_a_link_and_refuses_the_current_folder(tmp_path, monkeypatch):
+def test_atomic_directory_refuses_to_build_through_a_link_or_in_the_current_folder(tmp_path, monkeypatch):
     # --output linked -> bigdisk/data: the link was renamed to linked.old and a real folder put in
-    # its place; "." failed with "PosixPath('.') has an empty name".
+    # its place; "." failed with "PosixPath('.') has an empty name". A finished folder is still
+    # read through a link.
     from microspeech.files import atomic_directory
 
     (tmp_path / "bigdisk" / "data").mkdir(parents=True)
     (tmp_path / "linked").symlink_to(tmp_path / "bigdisk" / "data")
-    with atomic_directory(tmp_path / "linked") as partial:
-        (partial / "a.txt").write_text("x")
-    assert (tmp_path / "linked").is_symlink() and (tmp_path / "bigdisk" / "data" / "a.txt").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bigdisk", "linked"]
     (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
-    with pytest.raises(FileNotFoundError, match="dangling is a link to"):
-        with atomic_directory(tmp_path / "dangling"):
-            pass
+    refusals = (("linked", "linked is a link to .*: a folder is built"), ("dangling", "which does not exist"))
+    for link, said in refusals:
+        with pytest.raises(ValueError, match=said):
+            with atomic_directory(tmp_path / link):
+                pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bigdisk", "dangling", "linked"]
+    with atomic_directory(tmp_path / "bigdisk" / "data") as partial:  # the folder itself: built
+        (partial / "a.txt").write_text("x")
+    with atomic_directory(tmp_path / "linked") as partial:
+        assert partial is None  # finished: read through the link
     monkeypatch.chdir(tmp_path / "bigdisk")
-    (tmp_path / "bigdisk" / "data" / ".microspeech-complete").unlink(missing_ok=True)
     with pytest.raises(ValueError, match="name a new folder"), atomic_directory("."):
         pass
 

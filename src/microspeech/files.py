@@ -201,15 +201,20 @@ def atomic_directory(
     `<target>.lock` (serializes processes building the same folder).
     """
     target = Path(target)
-    if target.is_symlink():
-        # Built where the link points (the user's larger disk): the link itself was renamed away
-        # to <target>.old and a real folder put in its place.
-        if not target.exists():
-            raise FileNotFoundError(f"{target} is a link to {os.readlink(target)}, which does not exist")
-        target = target.resolve()
-    if marker and (target / marker).exists():
+    if marker and (target / marker).exists():  # a finished folder is read through a link too
         yield None
         return
+    if target.is_symlink():
+        # Building swaps a whole folder in: through a link it replaced the link with a real folder
+        # (and left <target>.old); at the link's target it needs the target's parent (a mount
+        # point's is not the user's). Refused, with both ways on.
+        where = os.readlink(target)
+        raise ValueError(
+            f"{target} is a link to {where}"
+            + ("" if target.exists() else ", which does not exist")
+            + ": a folder is built as a whole and swapped in, which would replace the link; give the "
+            "folder it points to, or a new name"
+        )
     if target.name in ("", ".", ".."):  # no name to put .partial beside; "." is in use as the cwd
         raise ValueError(f"{target}: name a new folder to build (the current folder cannot be replaced)")
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -47,8 +47,16 @@ def test_a_member_through_the_archives_own_link_is_refused(tmp_path, monkeypatch
         escape = tarfile.TarInfo("lnk/lnk/lnk/../../../via_link.txt")
         escape.size = 3
         tar.addfile(escape, io.BytesIO(b"bad"))
+    hard = tmp_path / "hard.tar.gz"  # a hard link whose target goes through the link
+    with tarfile.open(hard, "w:gz") as tar:
+        tar.addfile(link)
+        through = tarfile.TarInfo("h.txt")
+        through.type, through.linkname = tarfile.LNKTYPE, "lnk/lnk/lnk/../../secret.txt"
+        tar.addfile(through)
+    (tmp_path / "deep").mkdir()
+    with pytest.raises(ArchiveError, match="hard.tar.gz"):
+        extract_archive(hard, tmp_path / "deep" / "hard")
     target = tmp_path / "deep" / "out"
-    target.parent.mkdir()
     with pytest.raises(ArchiveError, match="chain.tar.gz"):
         extract_archive(archive, target)
     assert not list(tmp_path.rglob("via_link.txt"))

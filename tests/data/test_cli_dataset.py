@@ -117,3 +117,12 @@ def test_the_test_sets_silence_recordings_are_not_counted_as_speakers(test_set_d
     assert result.exit_code == 0, result.output
     row = next(line for line in result.output.splitlines() if line.startswith("│ speakers "))
     assert [cell.strip() for cell in row.split("│")[2:6]] == ["0", "0", "130", "130"]
+
+
+def test_verify_still_warns_of_a_split_list_pointing_outside_the_folder(tmp_path, caplog):
+    # Quieting the indexer's skip warnings for verify silenced this one too.
+    (tmp_path / "yes").mkdir()
+    sf.write(tmp_path / "yes" / "a_nohash_0.wav", 0.2 * np.sin(np.arange(16000) / 3), 16000, subtype="PCM_16")
+    (tmp_path / "validation_list.txt").write_text("../outside/x.wav\n")
+    runner.invoke(app, ["dataset", "verify", str(tmp_path)], terminal_width=200)
+    assert any("outside the dataset folder" in record.getMessage() for record in caplog.records)

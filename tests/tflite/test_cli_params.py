@@ -147,6 +147,11 @@ def test_set_names_a_bad_stored_value_and_refuses_a_count_no_window_holds(mltk_t
     result = CliRunner().invoke(app, ["params", str(fine), "--set", "minimum_count=50"])
     assert result.exit_code == 2 and "nothing would ever be detected" in " ".join(result.output.split())
     assert fine.read_bytes() == source
+    # Stored so before, it is the model's value, not the threshold the user set.
+    counted = tmp_path / "counted.tflite"
+    counted.write_bytes(write_parameters(source, {**read_parameters(source), "minimum_count": 50}))
+    result = CliRunner().invoke(app, ["params", str(counted), "--set", "detection_threshold=150"])
+    assert result.exit_code == 2 and f"{counted} stores minimum_count 50" in " ".join(result.output.split())
 
 
 def test_set_on_a_trained_run_keeps_its_manifests_file_size_true(trained_model_dir, tmp_path):

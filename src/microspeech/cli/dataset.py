@@ -29,10 +29,12 @@ def _load(name_or_path: str, download: bool, *, quiet_skips: bool = False):
     from microspeech.data.speech_commands import DatasetUnavailableError
     from microspeech.data.synthetic import SynthesisError
 
+    def not_a_skip(record: logging.LogRecord) -> bool:  # other warnings (a broken split list) stay
+        return not (record.msg == "skipped %s: %s" or str(record.msg).endswith("unusable file(s) skipped"))
+
     data_logger = logging.getLogger("microspeech.data")
-    level = data_logger.level
     if quiet_skips:
-        data_logger.setLevel(logging.ERROR)
+        data_logger.addFilter(not_a_skip)
     try:
         return load_dataset(name_or_path, download=download)
     except (DatasetUnavailableError, SynthesisError, ValueError, FileNotFoundError) as error:
@@ -40,7 +42,7 @@ def _load(name_or_path: str, download: bool, *, quiet_skips: bool = False):
     except KeyboardInterrupt:
         _interrupted("the work done so far (downloaded bytes, rendered clips) is kept")
     finally:
-        data_logger.setLevel(level)
+        data_logger.removeFilter(not_a_skip)
 
 
 def _interrupted(kept: str) -> None:

@@ -161,10 +161,12 @@ def _check_detects(path: Path, stored: dict[str, Any], values: dict[str, Any]) -
     except ValueError:  # a value out of range: write_detection_params names it
         return
     if merged.minimum_count > merged.results_in_window:
+        asked = {"minimum_count", "average_window_duration_ms", "latency_ms"} & set(values)
+        whose = "--set:" if asked else f"{path} stores"  # not the user's option when it was there before
         raise ValueError(
-            f"--set: minimum_count {merged.minimum_count}, but a {merged.average_window_duration_ms} ms "
+            f"{whose} minimum_count {merged.minimum_count}, but a {merged.average_window_duration_ms} ms "
             f"window holds at most {merged.results_in_window} results at one every {merged.latency_ms} ms: "
-            f"nothing would ever be detected; {path} is unchanged"
+            f"nothing would ever be detected; set them too; {path} is unchanged"
         )
 
 

@@ -30,8 +30,9 @@ def _open_for_reading(archive: Path, show_progress: bool):
 
 
 def _safe_members(tar: tarfile.TarFile, target: Path) -> list[tarfile.TarInfo]:
-    """The members, checked as tarfile's `data` filter checks them: refuse what would land outside
-    `target` (absolute paths, `..`, links pointing out) and special files; drop set-id bits."""
+    """The members, checked as tarfile's `data` filter checks them and stricter: refuse what would
+    land outside `target` (absolute paths, `..`, links pointing out, anything through one of the
+    archive's own links) and special files; drop set-id bits."""
     root = target.resolve()
     members = []
     links: set[str] = set()  # the archive's own symlinks, which the target does not hold yet
@@ -51,6 +52,12 @@ def _safe_members(tar: tarfile.TarFile, target: Path) -> list[tarfile.TarInfo]:
             base = destination.parent if member.issym() else root
             if member.linkname.startswith("/") or not (base / member.linkname).resolve().is_relative_to(root):
                 raise tarfile.TarError(f"link {member.name!r} points outside the target")
+            # Its target through one of the archive's links, or with "..": resolved against the
+            # still-empty folder it looked inside (a hard link to lnk/lnk/../../x reached out).
+            target_parts = [part for part in member.linkname.split("/") if part not in ("", ".")]
+            through = any("/".join(target_parts[:index]) in links for index in range(1, len(target_parts)))
+            if ".." in target_parts or through:
+                raise tarfile.TarError(f"link {member.name!r} points through a link or '..'")
         if member.issym():
             links.add("/".join(parts))
         member.mode &= 0o755
@@ -83,7 +90,8 @@ def extract_archive(archive: str | Path, target_dir: str | Path, *, show_progres
                     tar.extractall(partial, filter="data")
                 else:  # Python < 3.11.4 (e.g. Debian 12's 3.11.2) has no extraction filters
                     tar.extractall(partial, members=_safe_members(tar, partial))
-        except (tarfile.TarError, OSError, EOFError) as error:
+        # KeyError: a hard link whose target the archive lacks.
+        except (tarfile.TarError, OSError, EOFError, KeyError) as error:
             raise ArchiveError(f"{archive}: extraction failed ({error}); nothing was kept") from error
         # Archives hold one top-level folder; unwrap it so target_dir is the dataset root.
         entries = list(partial.iterdir())

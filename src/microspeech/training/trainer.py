@@ -506,7 +506,9 @@ def _check_resumable(
     # values (a new shape) or was resumed into a run of two architectures (a new dropout rate).
     recorded_layers = state.get("layers")  # checkpoints before stop 60 lack it
     if recorded_layers is not None:
-        difference = _layers_difference(recorded_layers, layer_summary(spec.build_model()))
+        # Both sides as layer_summary words them now (a checkpoint may keep inner names).
+        was = [{**layer, "config": _without_names(layer.get("config", {}))} for layer in recorded_layers]
+        difference = _layers_difference(was, layer_summary(spec.build_model()))
         if difference:
             raise ResumeError(
                 f"{artifacts.checkpoint_dir} was written by other layers than {spec.name}'s build() makes "
@@ -534,6 +536,8 @@ def layer_summary(model: Any) -> list[dict[str, Any]]:
 
 def _without_names(value: Any) -> Any:
     if isinstance(value, dict):
+        if "DTypePolicy" in str(value.get("class_name", "")):  # its name is the dtype: kept
+            return value
         return {key: _without_names(item) for key, item in value.items() if key != "name"}
     if isinstance(value, list | tuple):
         return [_without_names(item) for item in value]
