@@ -355,14 +355,26 @@ def test_an_empty_output_or_keywords_from_python_or_the_cli_are_refused(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["words"]
 
 
-@pytest.mark.parametrize("options", [{"epochs": 1.5}, {"dataset": None}, {"dataset": []}])
+@pytest.mark.parametrize("options", [{"epochs": 1.5}, {"dataset": 3}, {"dataset": []}])
 def test_the_python_api_names_a_bad_argument_before_any_work(tmp_path, options):
-    # epochs=1.5 failed inside the epoch loop after the folder was made; dataset=None was
-    # "'NoneType' object is not iterable".
+    # epochs=1.5 failed inside the epoch loop after the folder was made; a dataset that is no
+    # name was "'int' object is not iterable" (None is the default: synthetic, or synthetic-tiny).
     name = next(iter(options))
     with pytest.raises(ValueError, match=name):
         train_model(DRY_RUN, output=tmp_path / "model", progress=False, **options)
     assert not (tmp_path / "model").exists()
+
+
+def test_the_python_api_defaults_a_dry_run_to_synthetic_tiny(monkeypatch, tmp_path):
+    from microspeech.training import trainer
+
+    given = []
+    monkeypatch.setattr(
+        trainer, "_train_locked", lambda spec, artifacts, dataset, *rest: given.append(dataset)
+    )
+    train_model(DRY_RUN, output=tmp_path / "dry", progress=False)
+    train_model("tflite_micro_speech", output=tmp_path / "full", progress=False)
+    assert given == ["synthetic-tiny", "synthetic"]
 
 
 def test_a_dry_run_without_dataset_trains_on_synthetic_tiny(monkeypatch, tmp_path):
