@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from microspeech.cli.app import app, console, err_console, fail, model_file, shown_as, warn_if_unfinished
+from microspeech.detection.params import THRESHOLD_LIST
 
 
 def format_value(value: object, limit: int = 80) -> str:
@@ -65,9 +66,6 @@ def parse_assignments(assignments: list[str]) -> dict[str, Any]:
             )
             raise ValueError(f"--set {key}={text}: expected {expected}") from None
     return values
-
-
-THRESHOLD_LIST = "detection_threshold_list"
 
 
 @app.command("params")

@@ -29,6 +29,16 @@ def _open_for_reading(archive: Path, show_progress: bool):
         yield handle
 
 
+def _parts(name: str) -> list[str]:
+    """An archive path's components, without the empty and "." ones ("./yes/a.wav" -> yes, a.wav)."""
+    return [part for part in name.split("/") if part not in ("", ".")]
+
+
+def _through_links(parts: list[str], links: set[str]) -> bool:
+    """Whether a path has ".." or passes through one of the archive's own symlinks."""
+    return ".." in parts or any("/".join(parts[:index]) in links for index in range(1, len(parts)))
+
+
 def _safe_members(tar: tarfile.TarFile, target: Path) -> list[tarfile.TarInfo]:
     """The members, checked as tarfile's `data` filter checks them and stricter: refuse what would
     land outside `target` (absolute paths, `..`, links pointing out, anything through one of the
@@ -43,8 +53,8 @@ def _safe_members(tar: tarfile.TarFile, target: Path) -> list[tarfile.TarInfo]:
         # Resolved against the still-empty folder, lnk/../x looked inside; with the archive's
         # link lnk -> . extracted first, lnk/lnk/../../x landed above it. A name through one of
         # its links, or with "..", is refused (Speech Commands' archives have neither).
-        parts = [part for part in member.name.split("/") if part not in ("", ".")]
-        if ".." in parts or any("/".join(parts[:index]) in links for index in range(1, len(parts))):
+        parts = _parts(member.name)
+        if _through_links(parts, links):
             raise tarfile.TarError(f"member {member.name!r} would be extracted through a link or '..'")
         if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
             raise tarfile.TarError(f"member {member.name!r} is a special file")
@@ -54,9 +64,7 @@ def _safe_members(tar: tarfile.TarFile, target: Path) -> list[tarfile.TarInfo]:
                 raise tarfile.TarError(f"link {member.name!r} points outside the target")
             # Its target through one of the archive's links, or with "..": resolved against the
             # still-empty folder it looked inside (a hard link to lnk/lnk/../../x reached out).
-            target_parts = [part for part in member.linkname.split("/") if part not in ("", ".")]
-            through = any("/".join(target_parts[:index]) in links for index in range(1, len(target_parts)))
-            if ".." in target_parts or through:
+            if _through_links(_parts(member.linkname), links):
                 raise tarfile.TarError(f"link {member.name!r} points through a link or '..'")
         if member.issym():
             links.add("/".join(parts))

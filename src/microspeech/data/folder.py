@@ -69,18 +69,19 @@ def _unknown_speakers(clips: list[tuple[Path, str]], *, always_prefixed: bool) -
     if always_prefixed:
         return {path: speaker_from_filename(path.name, word_prefixed=True) for path in unknown}
     elsewhere = {speaker_from_filename(path.name) for path, word in clips if word != UNKNOWN_DIR}
-    rests: dict[Path, str] = {}
-    for path in unknown:
-        whole = speaker_from_filename(path.name)
-        if word_prefix(path.name) is not None and "_" in whole:
-            rests[path] = whole.split("_", 1)[1]
+    wholes = {path: speaker_from_filename(path.name) for path in unknown}
+    # (word, rest) of each name that may start with a word: backward_0c540988 -> backward, 0c540988.
+    split_names = {
+        path: (str(word_prefix(path.name)), whole.split("_", 1)[1])
+        for path, whole in wholes.items()
+        if word_prefix(path.name) is not None and "_" in whole
+    }
     prefixes_per_rest: dict[str, set[str]] = {}
-    for path, rest in rests.items():
-        prefixes_per_rest.setdefault(rest, set()).add(str(word_prefix(path.name)))
+    for prefix, rest in split_names.values():
+        prefixes_per_rest.setdefault(rest, set()).add(prefix)
     speakers = {}
-    for path in unknown:
-        rest = rests.get(path)
-        whole = speaker_from_filename(path.name)
+    for path, whole in wholes.items():
+        rest = split_names[path][1] if path in split_names else None
         prefixed = (
             rest is not None
             and whole not in elsewhere  # yes/mary_eve_nohash_0.wav: the same mary_eve, not "eve"

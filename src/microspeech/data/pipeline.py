@@ -36,6 +36,7 @@ from microspeech.data.augmentation import (
     render,
 )
 from microspeech.data.clip_bank import ClipBank, bank_store
+from microspeech.data.folder import LAYOUT_SPEECH_COMMANDS
 from microspeech.data.settings import AugmentationSettings
 from microspeech.labels import SILENCE, UNKNOWN, is_word_class
 
@@ -580,8 +581,8 @@ def check_dataset(dataset: AudioDataset, target: TrainingTarget) -> None:
     if missing:
         note = dataset.split_notes.get("validation")
         # The lists decide the split when present: more speakers would not help, the list would.
-        listed = dataset.layout == "speech_commands" or any(
-            part.layout == "speech_commands" for part in dataset.parts
+        listed = dataset.layout == LAYOUT_SPEECH_COMMANDS or any(
+            part.layout == LAYOUT_SPEECH_COMMANDS for part in dataset.parts
         )
         remedy = (
             "the split comes from its validation_list.txt / testing_list.txt (a clip they do not name "

@@ -22,6 +22,9 @@ PARAM_RANGES: dict[str, tuple[float, float]] = {
 }
 
 
+# MLTK's key of a per-class threshold list, which the firmware reads instead of the threshold.
+THRESHOLD_LIST = "detection_threshold_list"
+
 # The firmware's fixed-size result queue; a full queue refuses the newest result.
 MAX_RESULT_COUNT = 50
 

@@ -26,11 +26,10 @@ from typing import Any
 
 from microspeech.data.streams import DetectionSummary, snr_to_json
 from microspeech.detection.detector import detection_steps, smooth_scores
-from microspeech.detection.params import PARAM_RANGES, DetectionParams, results_in_window
+from microspeech.detection.params import PARAM_RANGES, THRESHOLD_LIST, DetectionParams, results_in_window
 from microspeech.files import write_bytes_atomic
 
 TUNED_KEYS = ("detection_threshold", "average_window_duration_ms", "minimum_count", "suppression_ms")
-THRESHOLD_LIST = "detection_threshold_list"
 PARAM_KEYS = (*TUNED_KEYS, THRESHOLD_LIST)
 # Above any 0-255 average: a class with this threshold never fires.
 NEVER = 256
@@ -729,22 +728,13 @@ def record_tuning(report: TuningReport) -> Path | None:
     the .tflite has no manifest beside it."""
     from datetime import UTC, datetime
 
-    from microspeech.models import ModelArtifacts
-
-    source = Path(report.model_source)
-    name = source.name.removesuffix(".tflite")
-    artifacts = ModelArtifacts(source.parent, name)
-    if not artifacts.manifest_path.is_file():
+    own = _own_manifest(Path(report.model_source))
+    if own is None:
         return None
-    manifest = artifacts.manifest
-    if manifest.get("name") != name:  # it describes NAME.tflite only, not a copy beside it
-        return None
+    artifacts, manifest = own
     chosen = report.tuning.chosen
     if chosen is None:
         raise ValueError("record_tuning: nothing was chosen, so nothing was written")
-    files = manifest.get("files")
-    if isinstance(files, dict) and "tflite_bytes" in files:  # the parameters block changed its size
-        files["tflite_bytes"] = source.stat().st_size
     described = report.to_dict()  # the stream's description and every replayed row: built once
     manifest["detection_tuning"] = {
         "parameters": chosen.setting.to_dict(),
@@ -766,19 +756,10 @@ def record_parameters_set(model_path: str | Path, values: dict[str, Any]) -> Pat
     .tflite has no manifest of its own beside it."""
     from datetime import UTC, datetime
 
-    from microspeech.models import ModelArtifacts
-
-    source = Path(model_path)
-    name = source.name.removesuffix(".tflite")
-    artifacts = ModelArtifacts(source.parent, name)
-    if not artifacts.manifest_path.is_file():
+    own = _own_manifest(Path(model_path))
+    if own is None:
         return None
-    manifest = artifacts.manifest
-    if manifest.get("name") != name:
-        return None
-    files = manifest.get("files")
-    if isinstance(files, dict) and "tflite_bytes" in files:  # the parameters block changed its size
-        files["tflite_bytes"] = source.stat().st_size
+    artifacts, manifest = own
     edits = manifest.get("detection_parameters_set")
     manifest["detection_parameters_set"] = [
         *(edits if isinstance(edits, list) else []),
@@ -786,6 +767,25 @@ def record_parameters_set(model_path: str | Path, values: dict[str, Any]) -> Pat
     ]
     artifacts.write_manifest(manifest)
     return artifacts.manifest_path
+
+
+def _own_manifest(source: Path) -> tuple[Any, dict[str, Any]] | None:
+    """The trained run's artifacts and manifest of NAME.tflite (None when it has none, or the
+    manifest beside it describes another model: a copy), with the .tflite's size as it is now
+    (rewriting the parameters block changed it)."""
+    from microspeech.models import ModelArtifacts
+
+    name = source.name.removesuffix(".tflite")
+    artifacts = ModelArtifacts(source.parent, name)
+    if not artifacts.manifest_path.is_file():
+        return None
+    manifest = artifacts.manifest
+    if manifest.get("name") != name:  # it describes NAME.tflite only, not a copy beside it
+        return None
+    files = manifest.get("files")
+    if isinstance(files, dict) and "tflite_bytes" in files:
+        files["tflite_bytes"] = source.stat().st_size
+    return artifacts, manifest
 
 
 def _fits(dtype: str, value: Any) -> bool:
