@@ -20,7 +20,7 @@ from microspeech.data.pipeline import (
     make_eval_set,
     weighted_quotas,
 )
-from microspeech.models import get_model_spec
+from microspeech.models import get_model_spec, with_keywords
 
 pytestmark = pytest.mark.xdist_group("pipeline")
 
@@ -232,6 +232,20 @@ def test_eval_set_on_the_official_test_layout(test_set_dir):
     assert counts["_unknown_"] == sum(n for w, n in folders.items() if w not in ("yes", "no", "_silence_"))
     assert all(clip is not None for clip in eval_set.clips)
     assert eval_set.features.dtype == np.int8 and eval_set.features.shape[1:] == (49, 40)
+
+
+def test_a_keyword_among_the_test_sets_unknown_files_is_scored_as_the_keyword(test_set_dir):
+    """The official test set keeps "happy" as _unknown_/happy_<speaker>_nohash_<n>.wav: a model
+    whose keyword it is scored those clips as _unknown_, and its "happy accuracy" as no clips."""
+    spec = with_keywords(get_model_spec("tflite_micro_speech"), ["happy", "marvin"])
+    dataset = load_dataset(str(test_set_dir))
+    unknown = test_set_dir / "_unknown_"
+    on_disk = {word: len(list(unknown.glob(f"{word}_*.wav"))) for word in ("happy", "marvin")}
+    assert on_disk["happy"] > 0 and on_disk["marvin"] > 0
+    eval_set = make_eval_set(dataset, "test", spec.classes, spec.frontend, max_per_class=None)
+    counts = eval_set.counts()
+    assert counts["happy"] == on_disk["happy"] and counts["marvin"] == on_disk["marvin"]
+    assert counts["_unknown_"] == len(dataset.split("test")) - sum(on_disk.values()) - counts["_silence_"]
 
 
 def test_eval_set_word_offset_moves_words_not_silence(test_set_dir):

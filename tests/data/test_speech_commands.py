@@ -39,17 +39,22 @@ def test_subset_clips_read_as_16k_mono_int16(subset_dir):
     assert noise.dtype == np.int16 and noise.size > 16000 * 10
 
 
-def test_test_set_layout_words_from_folders_speakers_from_names(test_set_dir):
+def test_test_set_layout_words_from_folders_and_names_speakers_from_names(test_set_dir):
     dataset = load_dataset(str(test_set_dir))
     assert dataset.layout == "test_set"
     assert {clip.split for clip in dataset.clips} == {"test"}
-    assert dataset.words == sorted(
-        ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "_unknown_", "_silence_"]
-    )
+    commands = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
+    # _unknown_/<word>_<speaker>_nohash_<n>.wav holds 25 other words, each its own word: a model
+    # whose keyword is one of them ("happy") scores those clips as its keyword.
+    others = set(dataset.words) - {*commands, "_silence_"}
+    assert len(others) == 25 and {"happy", "marvin", "sheila", "backward"} <= others
+    assert "_unknown_" not in dataset.words
     counts = dataset.counts()
     assert counts["yes"]["test"] == 232 and counts["no"]["test"] == 224
-    assert counts["_unknown_"]["test"] == 231 and counts["_silence_"]["test"] == 202
-    unknown = [clip for clip in dataset.clips if clip.word == "_unknown_"]
+    assert sum(counts[word]["test"] for word in others) == 231 and counts["_silence_"]["test"] == 202
+    unknown = [clip for clip in dataset.clips if clip.path.parent.name == "_unknown_"]
+    assert {clip.word for clip in unknown} == others
+    assert all(clip.path.name.startswith(f"{clip.word}_") for clip in unknown)
     by_name = {clip.path.name: clip for clip in unknown}
     some = next(name for name in by_name if name.startswith("backward_"))
     assert by_name[some].speaker_id == some.removeprefix("backward_").split("_nohash_")[0]

@@ -44,18 +44,23 @@ LAYOUT_FOLDER = "folder"
 
 
 def spoken_word(clip: Clip | None) -> str:
-    """What a clip says: its folder's word, the word a test-set `_unknown_` file name starts with,
-    and `_silence_` for silence made from noise (no clip)."""
+    """What a clip says: its word (for a test-set `_unknown_` file, the word its name starts
+    with), and `_silence_` for silence made from noise (no clip)."""
     if clip is None:
         return SILENCE_DIR
-    if clip.word == UNKNOWN_DIR:
-        # Its name's prefix is a word only where the indexer took it off the speaker (the test set).
-        before = unicodedata.normalize("NFC", strip_audio_extensions(clip.path.name)).split(NOHASH, 1)[0]
-        prefix = word_prefix(clip.path.name)
-        if prefix is not None and before != clip.speaker_id:
-            return prefix
-        return UNKNOWN_DIR
+    if clip.word == UNKNOWN_DIR:  # a Clip made by hand: the indexer's reading of its name
+        return _said_in_unknown(clip.path, clip.speaker_id)
     return clip.word
+
+
+def _said_in_unknown(path: Path, speaker: str) -> str:
+    """The word an `_unknown_` file's name starts with, where the speaker rule took it off the
+    speaker (<word>_<speaker>_nohash_<n>); else `_unknown_`."""
+    before = unicodedata.normalize("NFC", strip_audio_extensions(path.name)).split(NOHASH, 1)[0]
+    prefix = word_prefix(path.name)
+    if prefix and before != speaker:  # "" from a name starting with "_": no word
+        return prefix
+    return UNKNOWN_DIR
 
 
 def _unknown_speakers(clips: list[tuple[Path, str]], *, always_prefixed: bool) -> dict[Path, str]:
@@ -205,6 +210,10 @@ def index_folder(
             split = split_lists.get(f"{word}/{path.name}", "train")
         else:
             split = hash_split(speaker, validation_percent, test_percent)
+        if word == UNKNOWN_DIR and speakers.get(path) is not None:
+            # The official test set's _unknown_/happy_<speaker>_nohash_0.wav says "happy": a model
+            # whose keyword it is must score it as the keyword (it was scored as _unknown_).
+            word = _said_in_unknown(path, speaker)
         clips.append(Clip(path=path, word=word, speaker_id=speaker, split=split))
     noise_paths = [path for path in noise_candidates if path not in unusable]
 
@@ -220,7 +229,8 @@ def index_folder(
     report_issues(issues, str(root))
     split_notes = {}
     if split_lists is not None:
-        split_notes = split_list_problems(root, {f"{clip.word}/{clip.path.name}" for clip in clips})
+        listed_as = {f"{clip.path.parent.name}/{clip.path.name}" for clip in clips}  # folder, not word
+        split_notes = split_list_problems(root, listed_as)
         for note in split_notes.values():
             # Entries outside the folder are a broken list: say so. Entries naming clips that are
             # not there are what any subset of Speech Commands has (its lists name the full
