@@ -316,19 +316,22 @@ def check_output_folder(path: Path, option: str) -> Path:
 
 def check_output_outside(
     directory: Path,
-    datasets: Sequence[str | Path],
+    datasets: Sequence[str | Path | tuple[str, Path]],
     what: str = "its checkpoint, logs and model",
     option: str = "--output",
 ) -> None:
     """An output folder inside a dataset folder would add `what` to the dataset's files (a word
-    folder of JSON and PNG files, unusable clips to every later load). Names that are no folder
-    (a registered dataset's name) are skipped: give their roots."""
+    folder of JSON and PNG files, unusable clips to every later load). A dataset is a folder, or
+    (name, root) for a name whose folder is elsewhere; names that are no folder are skipped."""
     folder = Path(directory).resolve()
     for dataset in datasets:
-        root = Path(dataset).expanduser()
-        if root.is_dir() and (folder == root.resolve() or root.resolve() in folder.parents):
+        named, root = dataset if isinstance(dataset, tuple) else (str(dataset), Path(dataset).expanduser())
+        # A named dataset's folder may not exist yet: made (downloaded, generated) by this run.
+        exists = isinstance(dataset, tuple) or root.is_dir()
+        if exists and (folder == root.resolve() or root.resolve() in folder.parents):
+            shown = named if Path(named).expanduser() == root else f"{named} (kept in {root})"
             raise OptionError(
-                f"{option} {directory}: inside the dataset {dataset}; {what} would become files of "
+                f"{option} {directory}: inside the dataset {shown}; {what} would become files of "
                 "the dataset. Choose a folder outside it" + (" (--output)" if option != "--output" else "")
             )
 

@@ -117,6 +117,10 @@ def test_the_test_sets_silence_recordings_are_not_counted_as_speakers(test_set_d
     assert result.exit_code == 0, result.output
     row = next(line for line in result.output.splitlines() if line.startswith("│ speakers "))
     assert [cell.strip() for cell in row.split("│")[2:6]] == ["0", "0", "130", "130"]
+    # Why every clip is a test clip: a user's folder with the same two folders is read the same way.
+    said = " ".join(result.output.split())
+    why = "_unknown_/ and _silence_/ without _background_noise_/: the official test-set archive's layout"
+    assert why in said
 
 
 def test_verify_still_warns_of_a_split_list_pointing_outside_the_folder(tmp_path, caplog):

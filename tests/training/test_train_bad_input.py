@@ -178,6 +178,19 @@ def test_an_empty_output_or_one_inside_the_dataset_is_refused(tmp_path, words):
     assert not (words / "runs").exists()  # the folder the refused run created is gone
 
 
+def test_an_output_among_the_registered_datasets_is_refused(tmp_path, monkeypatch):
+    """A registered name's folder is made under MICROSPEECH_HOME/datasets: an output there (here
+    before that folder exists) would become files beside the dataset, so it is refused before
+    anything is generated or read."""
+    monkeypatch.setenv("MICROSPEECH_HOME", str(tmp_path / "home"))
+    inside = tmp_path / "home" / "datasets" / "runs" / "model"
+    result = _train("--dataset", "synthetic-tiny", "--output", str(inside))
+    assert result.exit_code == 2, result.output
+    said = f"--output {inside}: inside the dataset synthetic-tiny (kept in {tmp_path / 'home' / 'datasets'})"
+    assert said in " ".join(result.output.split())
+    assert not (tmp_path / "home" / "datasets").exists()  # nothing generated, nothing left
+
+
 @pytest.mark.parametrize("saved_epochs", [0, 4])
 def test_ctrl_c_says_how_to_go_on(tmp_path, words, monkeypatch, saved_epochs):
     """Ctrl-C ended `train` with a blank line and exit status 130; now it says whether a saved

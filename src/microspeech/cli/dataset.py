@@ -81,10 +81,20 @@ def info_command(
 ) -> None:
     """Clips per word and split, speakers per split, background noise, skipped and converted files."""
     from microspeech.data import SPLITS
+    from microspeech.data.folder import LAYOUT_TEST_SET, SILENCE_DIR, UNKNOWN_DIR
     from microspeech.data.synthetic import read_synthetic_manifest
+    from microspeech.labels import BACKGROUND_NOISE_DIR
 
     dataset = _load(name_or_path, download)
     console.print(f"[bold]{escape(dataset.name)}[/] ({dataset.layout} layout): {escape(str(dataset.root))}")
+    if dataset.layout == LAYOUT_TEST_SET:  # a user's folder can look like it, and then has no train split
+        console.print(
+            f"  {UNKNOWN_DIR}/ and {SILENCE_DIR}/ without {BACKGROUND_NOISE_DIR}/: the official test-set "
+            "archive's layout, every clip a test clip (a folder of your own to train on needs a "
+            f"{BACKGROUND_NOISE_DIR}/ folder, or validation_list.txt and testing_list.txt).",
+            style="dim",
+            markup=False,
+        )
     table = Table()
     table.add_column("word")
     for split in SPLITS:

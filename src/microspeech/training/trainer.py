@@ -32,7 +32,7 @@ from microspeech.checks import check_int, check_output_folder, check_output_outs
 from microspeech.files import atomic_output, write_bytes_atomic, write_text_atomic
 from microspeech.labels import UNKNOWN
 from microspeech.models import ModelArtifacts, ModelSpec, resolve_model_spec
-from microspeech.paths import cache_dir
+from microspeech.paths import cache_dir, datasets_dir
 from microspeech.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -277,7 +277,7 @@ def train_model(
         command_line = _api_call(model, spec, dataset, seed, output, resume, epochs, calibration_runtime)
     artifacts = ModelArtifacts(model_directory(spec.name, output), spec.name)
     # Outside the dataset first: the writability check makes a probe file where the folder would go.
-    check_output_outside(artifacts.directory, [dataset] if isinstance(dataset, str | Path) else dataset)
+    check_output_outside(artifacts.directory, _dataset_folders(dataset))
     check_output_folder(artifacts.directory, "--output")
     if not resume:  # before the lock file is made there, and before the data is read
         _check_earlier_run_is_ours(artifacts)
@@ -293,6 +293,18 @@ def train_model(
             command_line,
             calibration_runtime,
         )
+
+
+def _dataset_folders(dataset: str | Path | Sequence[str | Path]) -> list[str | Path | tuple[str, Path]]:
+    """The folders an output must stay out of: a folder as given; a registered name, the folder
+    every registered dataset is downloaded or generated into (not read yet: loading takes time)."""
+    from microspeech.data.registry import list_datasets
+
+    names = [dataset] if isinstance(dataset, str | Path) else list(dataset)
+    registered = set(list_datasets())
+    return [
+        (item, datasets_dir()) if isinstance(item, str) and item in registered else item for item in names
+    ]
 
 
 def _api_call(
