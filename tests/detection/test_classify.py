@@ -1,11 +1,18 @@
 """The firmware loop (KeywordSpotter) on real clips with MLTK's shipped tflite_micro_speech model."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from microspeech.audio import SAMPLE_RATE, fit_length
 from microspeech.data import load_dataset
-from microspeech.detection.classify import KeywordSpotter, apply_volume_gain, detection_params_with
+from microspeech.detection.classify import (
+    KeywordSpotter,
+    apply_volume_gain,
+    detection_params_with,
+    wrapped_samples,
+)
 from microspeech.detection.detector import replay, scores_to_uint8
 from microspeech.detection.params import DetectionParams
 from microspeech.detection.stream_run import run_stream
@@ -88,16 +95,24 @@ def test_tflm_and_litert_give_the_same_scores(mltk_model, clips):
     assert np.array_equal(litert.scores, tflm.scores) and litert.detections == tflm.detections
 
 
-def test_volume_gain_saturates_instead_of_wrapping():
-    audio = np.array([-30000, -100, 0, 100, 20000], np.int16)
-    assert apply_volume_gain(audio, 2).tolist() == [-32768, -200, 0, 200, 32767]
-    assert apply_volume_gain(audio, 0) is audio and apply_volume_gain(audio, 1) is audio
-    assert apply_volume_gain(audio, 0.5).tolist() == [-15000, -50, 0, 50, 10000]
-    # Whole gains take an integer path: the same samples as rounding the float product.
-    noise = np.random.default_rng(0).integers(-32768, 32768, 5000).astype(np.int16)
-    for gain in (2, 3.0, 1000, 1.5, 0.3):
-        expected = np.clip(np.rint(noise.astype(np.float64) * gain), -32768, 32767).astype(np.int16)
-        np.testing.assert_array_equal(apply_volume_gain(noise, gain), expected)
+def test_volume_gain_is_the_firmwares_whole_factor_wrapping_at_the_int16_limits():
+    """MLTK's audio feature generator stores `sample * audio_volume_scaler` (an int, applied when
+    above 1) into its int16 audio buffer: a product beyond the int16 range keeps its low 16 bits."""
+    audio = np.array([-30000, -16385, -16384, -100, 0, 100, 16383, 16384, 20000, 32767], np.int16)
+    assert apply_volume_gain(audio, 2).tolist() == [
+        5536, 32766, -32768, -200, 0, 200, 32766, -32768, -25536, -2
+    ]
+    assert wrapped_samples(audio, 2) == 5
+    for gain in (0, 1, 0.5, 1.9):  # nothing above 1 after C's float-to-int conversion
+        assert apply_volume_gain(audio, gain) is audio and wrapped_samples(audio, gain) == 0
+    assert apply_volume_gain(audio, 2.7).tolist() == apply_volume_gain(audio, 2).tolist()
+    # The C store written out: the product's low 16 bits as two's complement, for every sample.
+    everything = np.arange(-32768, 32768, dtype=np.int16)
+    for factor in (2, 3, 7, 1000):
+        product = everything.astype(np.int64) * factor
+        expected = ((product + 32768) % 65536 - 32768).astype(np.int16)
+        np.testing.assert_array_equal(apply_volume_gain(everything, factor), expected)
+        assert wrapped_samples(everything, factor) == int(np.count_nonzero(expected != product))
 
 
 def test_parameter_overrides_are_checked():
@@ -179,5 +194,9 @@ def test_a_threshold_given_replaces_the_models_per_class_list(mltk_model, tmp_pa
     assert spotter.recognizer.class_thresholds is not None
     spotter.set_params({"detection_threshold": 240})
     assert spotter.recognizer.class_thresholds is None
+    # DetectionParams: its threshold was ignored for the list; the model's own keeps the list.
+    spotter.set_params(dataclasses.replace(model.detection, detection_threshold=255))
+    assert spotter.recognizer.class_thresholds is None and spotter.params.detection_threshold == 255
+    assert KeywordSpotter(model, model.detection).recognizer.class_thresholds is not None
     with pytest.raises(ValueError, match="class_thresholds='none'"):
         spotter.set_params({}, class_thresholds="none")

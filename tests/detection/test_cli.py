@@ -62,6 +62,24 @@ def test_command_line_overrides_the_embedded_parameters(archive, yes_wav):
     assert len([line for line in result.output.splitlines() if "averages" in line]) == 10
 
 
+def test_a_recording_loud_enough_to_wrap_at_the_volume_gain_says_so(archive, yes_wav, tmp_path):
+    """MLTK's model stores volume_gain 2: samples past +-16383 wrap around on the part, as here."""
+    audio = read_audio(yes_wav)
+    loud = tmp_path / "loud.wav"
+    write_wav(loud, (audio.astype(np.int32) * 32000 // max(1, int(np.abs(audio).max()))).astype(np.int16))
+    samples = read_audio(loud)
+    wrapped = int(np.count_nonzero((samples > 16383) | (samples < -16384)))  # x2 beyond int16
+    assert wrapped
+    result = invoke("classify_audio", archive, "--wav", loud)
+    assert result.exit_code == 0, result.output
+    assert says(result, f"{wrapped:,} samples")
+    assert says(result, "at volume_gain 2 and wrap around, as on the part")
+    for quiet in (["--wav", yes_wav], ["--wav", loud, "--volume", "1"]):
+        assert "wrap around" not in invoke("classify_audio", archive, *quiet).output
+    result = invoke("classify_audio", archive, "--wav", loud, "--volume", "1.5")
+    assert result.exit_code == 2 and "--volume" in result.output
+
+
 def test_a_recording_too_short_to_score_says_so(archive, tmp_path):
     # 10 ms of audio read "reports no 'yes' in the first 0 ms (--suppression)": nothing ran at all.
     short = tmp_path / "short.wav"

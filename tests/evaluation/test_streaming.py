@@ -263,6 +263,23 @@ def test_evaluate_streaming_writes_the_report_and_the_curve(mltk_tflite, test_se
         show_progress=False,
     )
     assert again.curve == report.curve and again.detections == report.detections
+    # Samples the gain pushes past int16 wrap on the part, and the report counts them.
+    wrapped = {
+        gain: evaluate_streaming(
+            mltk_tflite,
+            dataset=str(test_set_dir),
+            noise_dataset=str(subset_dir),
+            minutes=0.5,
+            seed=2,
+            output_dir=tmp_path / f"gain{gain}",
+            params_override={"volume_gain": gain},
+            show_progress=False,
+            plot=False,
+        ).wrapped_samples
+        for gain in (1, 2, 1000)
+    }
+    assert wrapped[1] == 0 and wrapped[2] <= wrapped[1000] and wrapped[1000] > 0.5 * 0.5 * 60 * 16000
+    assert written["wrapped_samples"] == report.wrapped_samples
     with pytest.raises(ValueError, match="unknown detection parameter"):
         evaluate_streaming(
             mltk_tflite,
@@ -325,6 +342,11 @@ def test_a_stored_threshold_list_is_reported_and_replayed_as_the_detector_used_i
     )
     assert firmware.hits > 0 and abs(replayed.hits - firmware.hits) <= 1
     assert next(point for point in report.curve if point.detection_threshold == 255).score.hits == 0
+    # Both operating points name the list that decided (they said "threshold 255" alone).
+    for point in ("firmware", "replayed_without_resets"):
+        assert written["operating_point"][point]["detection_threshold_list"] == [150, 150, 255, 255]
+    assert report.operating_point.firmware.decided_by == "per-class thresholds [150, 150, 255, 255]"
+    assert "detection_threshold_list" not in written["curve"][0]
     # A threshold asked for applies, as classify_audio --threshold: the stored list was used
     # instead while the report claimed the threshold.
     overridden = evaluated("overridden", params_override={"detection_threshold": 255})

@@ -396,3 +396,14 @@ def test_a_grid_value_given_twice_is_replayed_once(trained_test_model):
     grid = {**SMALL_GRID, "thresholds": [200, 200, 128, 200], "windows": [1000, 1000]}
     report = tune_detection(trained_test_model, max_fa_per_hour=1000, split="validation", **grid)
     assert report.tuning.grid_points == len(report.tuning.rows) == 2 * len(SMALL_GRID["minimum_counts"])
+
+
+def test_a_per_class_list_that_silences_a_keyword_is_named():
+    """tune --per-class --write stored 255 for a keyword the stream never found within the budget:
+    the device then never detects it, and nothing said so (tune now refuses to write it)."""
+    from microspeech.evaluation.tuning import silenced_keywords
+
+    classes = ["marvin", "happy", "_unknown_", "_silence_"]
+    assert silenced_keywords(classes, [255, 105, 255, 255]) == ["marvin"]
+    assert silenced_keywords(classes, [254, 105, 255, 255]) == []
+    assert silenced_keywords(classes, None) == []

@@ -73,6 +73,8 @@ def test_set_stores_detection_parameters_as_mltk_update_params_does(mltk_tflite_
         ("latency_ms", "--set 'latency_ms': expected KEY=VALUE"),
         ("latency_ms=1.5", "--set latency_ms=1.5: expected a whole number"),
         ("latency_ms=0", "--set: detection parameter latency_ms=0 is out of range"),
+        # The part multiplies by an int: 1.5 would act as 1 there.
+        ("volume_gain=1.5", "--set volume_gain=1.5: expected a whole number (the firmware multiplies"),
         ("fe.window_size_ms=20", "--set fe.window_size_ms: not a detection parameter"),
         ("detection_threshold_list=1,2,3", "detection_threshold_list has 3 entries for 4 classes"),
         ("detection_threshold_list=1,x,3,4", "expected whole numbers, comma-separated, or none"),

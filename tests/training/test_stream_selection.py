@@ -178,6 +178,29 @@ def test_the_checkpoint_is_the_epoch_with_the_best_stream_score_plus_clip_accura
 
 
 @pytest.mark.slow
+def test_tune_with_the_recorded_stream_seed_scores_the_calibration_stream(
+    streamed_dry_run, subset_dir, tmp_path
+):
+    """The manifest records the calibration stream's seed and conditions (a user could not
+    check the recorded figures without reading the code): tune with them scores the model's
+    embedded parameters as the calibration did, to the count."""
+    from microspeech.training.stream_selection import calibration_stream_seed, calibration_tune_options
+
+    spec, output = streamed_dry_run
+    calibration = json.loads((output / "manifest.json").read_text())["detection_calibration"]
+    assert calibration["stream_seed"] == calibration_stream_seed(5, spec)
+    conditions = spec.train.stream_conditions
+    assert calibration["stream_snr_db"] == ["inf" if snr == float("inf") else snr for snr in conditions]
+    chosen = calibration["chosen"] or calibration["spec_params"]
+    options = calibration_tune_options(spec, calibration["stream_seed"])
+    tune = ["tune", str(output), *options, "--dataset", str(subset_dir), "--output", str(tmp_path / "t.json")]
+    result = CliRunner().invoke(app, tune)
+    assert result.exit_code == 0, result.output
+    tuned = json.loads((tmp_path / "t.json").read_text())
+    assert tuned["current"]["firmware"] == chosen["firmware"]
+
+
+@pytest.mark.slow
 def test_calibrated_parameters_are_the_ones_classify_audio_uses(streamed_dry_run):
     _, output = streamed_dry_run
     tflite = next(output.glob("*.tflite"))

@@ -54,11 +54,12 @@ def classify_audio(
         "-c",
         help="Results needed in the window before deciding; 0: no averaging (minimum_count).",
     ),
-    volume_gain: float = typer.Option(
+    volume_gain: int = typer.Option(
         None,
         "--volume",
         "-u",
-        help="Multiply the audio by this, saturating; 0 or 1: unchanged (volume_gain).",
+        help="Multiply the samples by this whole number as the part does, a product past the int16 "
+        "limits wrapping around; 0 or 1: unchanged (volume_gain).",
     ),
     latency_ms: int = typer.Option(
         None, "--latency", "-l", help="Ms of audio between inferences (latency_ms)."
@@ -81,7 +82,12 @@ def classify_audio(
     Parameters embedded in the .tflite (MLTK's SL_PARAMSv1) are used unless overridden here.
     """
     from microspeech.audio import AudioError, decode_audio
-    from microspeech.detection.classify import KeywordSpotter, detection_params_with
+    from microspeech.detection.classify import (
+        KeywordSpotter,
+        detection_params_with,
+        whole_volume_gain,
+        wrapped_samples,
+    )
     from microspeech.evaluation.streaming import resolve_keyword_model
 
     if not wav and not mic:
@@ -189,6 +195,16 @@ def classify_audio(
         note = "".join(f", {conversion}" for conversion in decoded.conversions)
         line = f"[dim]{escape(str(path))}: {len(audio) / 16000:.2f} s{escape(note)}[/]"
         console.print(line, highlight=False, soft_wrap=True)
+        wrapped = wrapped_samples(audio, params.volume_gain)
+        if wrapped:  # what the part hears: loud passages turned into full-scale clicks
+            console.print(
+                f"  note: {wrapped:,} samples ({100 * wrapped / len(audio):.2g}%) pass the int16 limits at "
+                f"volume_gain {whole_volume_gain(params.volume_gain)} and wrap around, as on the part "
+                "(MLTK's firmware keeps the product's low 16 bits); a recording this loud wants --volume 1",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
         try:
             found = show(spotter.process(audio), f"{path.name}: " if len(wav) > 1 else "")
         except RuntimeError as error:  # an op the interpreter prepared but could not run

@@ -37,6 +37,12 @@ def _print_streaming(report: StreamingReport) -> None:
             for name, threshold in zip(report.classes, report.detection_threshold_list, strict=True)
         )
         console.print(f"Per-class thresholds (used instead of detection_threshold): {listed}", markup=False)
+    if report.wrapped_samples:
+        console.print(
+            f"{report.wrapped_samples:,} samples of the stream pass the int16 limits at volume_gain "
+            f"{report.params.volume_gain:g} and wrap around, as on the part",
+            markup=False,
+        )
     console.print(f"Results written to {report.output_dir}", markup=False)
 
 

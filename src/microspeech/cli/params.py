@@ -58,12 +58,16 @@ def parse_assignments(assignments: list[str]) -> dict[str, Any]:
             if key == THRESHOLD_LIST:
                 parts = text.split(",")
                 values[key] = None if text.lower() == "none" else [exact_value(part, int) for part in parts]
+            elif key == "volume_gain":  # the part multiplies by an int: 1.5 would act as 1
+                values[key] = float(exact_value(text, int))
             else:
                 values[key] = exact_value(text, kind)
         except (TypeError, ValueError, OverflowError):
             expected = "whole numbers, comma-separated, or none" if key == THRESHOLD_LIST else (
                 "a whole number" if kind is int else f"a {kind.__name__}"
             )
+            if key == "volume_gain":
+                expected = "a whole number (the firmware multiplies the samples by an int; 0 or 1: none)"
             raise ValueError(f"--set {key}={text}: expected {expected}") from None
     return values
 

@@ -146,18 +146,19 @@ def train(
         if isinstance(err, bad_input):
             fail(str(err))
         if isinstance(err, CalibrationError):  # the calibration runtime refused the model, after training
-            _uncalibrated(spec, output, err)
+            _uncalibrated(spec, output, err, seed)
         raise
     console.print(f"model: {artifacts.tflite_path}", markup=False)
 
 
-def _uncalibrated(spec: ModelSpec, output: str | None, error: Exception) -> None:
+def _uncalibrated(spec: ModelSpec, output: str | None, error: Exception, seed: int) -> None:
     """The calibration's runtime refused the trained model: where it is, and how to calibrate it."""
     from microspeech.training.artifacts import model_directory
-    from microspeech.training.stream_selection import calibration_tune_options
+    from microspeech.training.stream_selection import calibration_stream_seed, calibration_tune_options
 
     folder = model_directory(spec.name, output)
-    tune = shlex.join(["microspeech", "tune", str(folder), *calibration_tune_options(spec), "--write"])
+    options = calibration_tune_options(spec, calibration_stream_seed(seed, spec))
+    tune = shlex.join(["microspeech", "tune", str(folder), *options, "--write"])
     fail(
         f"{error}; the trained .keras and .tflite are in {folder}, not calibrated (no manifest): "
         f"calibrate them as train would with {tune} (--runtime to choose the interpreter), or "

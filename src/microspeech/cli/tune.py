@@ -94,6 +94,7 @@ def tune(
         THRESHOLD_LIST,
         TUNED_KEYS,
         record_tuning,
+        silenced_keywords,
         tune_detection,
         write_detection_params,
     )
@@ -250,6 +251,16 @@ def tune(
                 f"the pick within {max_fa_per_hour:g} false accepts per hour detects no keyword of the "
                 f"stream (threshold {chosen.setting.detection_threshold}); nothing written: raise "
                 "--max-fa-per-hour, or tune on a stream nearer the device's (--snr-db, --minutes)",
+                code=1,
+            )
+        switched_off = silenced_keywords(report.classes, chosen.setting.detection_threshold_list)
+        if switched_off:
+            # A score is never above 255: the list would silence the keyword on the device.
+            fail(
+                f"the per-class pick within {max_fa_per_hour:g} false accepts per hour gives "
+                f"{', '.join(switched_off)} threshold 255, which never detects (the stream found none of "
+                "its clips within the budget); nothing written: tune without --per-class, raise "
+                "--max-fa-per-hour, or tune on a stream with more of its clips (--minutes)",
                 code=1,
             )
         values = chosen.setting.to_dict()

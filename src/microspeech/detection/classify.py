@@ -1,12 +1,12 @@
 """The firmware loop on a PC: `KeywordSpotter`, the way MLTK's audio_classifier firmware runs a model.
 
-Audio is scaled by `volume_gain` (saturating), fed to the streaming micro frontend whose
-state persists across calls, and every `latency_ms` of audio the newest 49 frames (zeros
-until that many exist) go through the int8 model (only when the frontend's activity
-detector tripped, if the model enables it); `CommandRecognizer` turns the scores into
-detections. As in the firmware, a detection resets the frontend and clears the feature
-buffer (`reset_after_detection`), so one word cannot trigger twice. Whole streams:
-`detection.stream_run`.
+Audio is scaled by `volume_gain` (a whole factor, wrapping at the int16 limits as the part
+does), fed to the streaming micro frontend whose state persists across calls, and every
+`latency_ms` of audio the newest 49 frames (zeros until that many exist) go through the int8
+model (only when the frontend's activity detector tripped, if the model enables it);
+`CommandRecognizer` turns the scores into detections. As in the firmware, a detection resets
+the frontend and clears the feature buffer (`reset_after_detection`), so one word cannot
+trigger twice. Whole streams: `detection.stream_run`.
 """
 
 from __future__ import annotations
@@ -31,21 +31,37 @@ MODEL_THRESHOLDS = "model"
 
 
 def apply_volume_gain(audio: np.ndarray, gain: float) -> np.ndarray:
-    """Scale int16 audio by `gain`, rounded to the nearest (ties to even) and saturating at the
-    int16 range (0 or 1: unchanged, as in MLTK)."""
-    if gain in (0, 1):
+    """Scale int16 audio as MLTK's firmware does (its audio feature generator): by the gain's
+    whole part (an int there), only when that is above 1, each product stored back into int16,
+    so a sample beyond the int16 range wraps around (at a gain of 2, 20000 becomes -25536)."""
+    factor = whole_volume_gain(gain)
+    if factor <= 1:
         return audio
-    return _scaled_int16(np.ascontiguousarray(audio, dtype=np.int16), float(gain))
+    return _scaled_int16(np.ascontiguousarray(audio, dtype=np.int16), factor)
+
+
+def whole_volume_gain(gain: float) -> int:
+    """The factor the firmware applies for `volume_gain`: C's float-to-int conversion (1.9 -> 1)."""
+    return int(gain)
+
+
+def wrapped_samples(audio: np.ndarray, gain: float) -> int:
+    """How many samples `apply_volume_gain` wraps around (0 where the gain applies none)."""
+    factor = whole_volume_gain(gain)
+    if factor <= 1 or not len(audio):
+        return 0
+    limit = 32767 // factor  # |sample| * factor within int16: sample in [-(32768 // factor), limit]
+    return int(np.count_nonzero((audio > limit) | (audio < -(32768 // factor))))
 
 
 @numba.njit(cache=True)
-def _scaled_int16(audio: np.ndarray, gain: float) -> np.ndarray:
-    # One pass without temporaries: the firmware loop scales every 100 ms hop, and numpy's
-    # clip costs tens of microseconds per call. int16 * gain is exact in float64 for integer gains.
+def _scaled_int16(audio: np.ndarray, factor: int) -> np.ndarray:
+    # One pass without temporaries: the firmware loop scales every 100 ms hop. The low 16 bits of
+    # the product, as the firmware's int-to-int16_t store keeps them (GCC, two's complement).
     scaled = np.empty(audio.shape[0], np.int16)
     for i in range(audio.shape[0]):
-        value = np.rint(audio[i] * gain)
-        scaled[i] = min(max(value, -32768.0), 32767.0)
+        low = (np.int64(audio[i]) * factor) & 0xFFFF
+        scaled[i] = low - 65536 if low >= 32768 else low
     return scaled
 
 
@@ -140,15 +156,22 @@ class KeywordSpotter:
 
         `class_thresholds`: a per-class list (MLTK's detection_threshold_list, which the firmware
         uses instead of detection_threshold), None for the global threshold alone, or by default
-        the model's own list (when it has one), unless `params` names a detection_threshold: a
-        threshold given replaces the list, as `classify_audio --threshold` does (the list went on
-        deciding, and the threshold changed nothing).
+        the model's own list (when it has one), unless `params` names a detection_threshold (a
+        dict naming one, or DetectionParams whose threshold is not the model's own): a threshold
+        given replaces the list, as `classify_audio --threshold` does (the list went on deciding,
+        and the threshold changed nothing).
         """
         if isinstance(class_thresholds, str) and class_thresholds != MODEL_THRESHOLDS:
             raise ValueError(
                 f"class_thresholds={class_thresholds!r}: a list of thresholds, None, or {MODEL_THRESHOLDS!r}"
             )
-        threshold_given = isinstance(params, Mapping) and params.get("detection_threshold") is not None
+        if isinstance(params, Mapping):
+            threshold_given = params.get("detection_threshold") is not None
+        else:  # a whole parameter set: its threshold was asked for where it is not the model's
+            threshold_given = (
+                isinstance(params, DetectionParams)
+                and params.detection_threshold != self.model.detection.detection_threshold
+            )
         params = _as_params(params, self.params)
         hop_samples = params.latency_ms * SAMPLE_RATE // 1000
         if hop_samples < 1:
@@ -256,4 +279,10 @@ class KeywordSpotter:
         return decisions
 
 
-__all__ = ["KeywordSpotter", "apply_volume_gain", "detection_params_with"]
+__all__ = [
+    "KeywordSpotter",
+    "apply_volume_gain",
+    "detection_params_with",
+    "whole_volume_gain",
+    "wrapped_samples",
+]

@@ -276,12 +276,18 @@ def summary_text(report: EvaluationReport) -> str:
 
 def most_errors_line(report: EvaluationReport, count: int = 3) -> str | None:
     """One line for the console: the words with the most errors of the last variant scored
-    (int8 when there is one), e.g. "go 105/233 as no"; None without words or errors."""
+    (int8 when there is one), e.g. "go 105/233 (104 as no)"; None without words or errors."""
     variant = report.results[-1].variant
     wrong = [entry for entry in report.word_errors(variant) if entry.errors][:count]
     if not wrong:
         return None
-    parts = [f"{e.word} {e.errors}/{e.clips} as {next(iter(e.predicted_as))}" for e in wrong]
+
+    def taken(entry: WordErrors) -> str:
+        # Only the most frequent class: "left 68/236 as yes" read as if all 68 were "yes" (59 were).
+        name, clips = next(iter(entry.predicted_as.items()))
+        return f"as {name}" if clips == entry.errors else f"{clips} as {name}"
+
+    parts = [f"{e.word} {e.errors}/{e.clips} ({taken(e)})" for e in wrong]
     return f"Most errors ({variant}, by spoken word): " + ", ".join(parts)
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,9 @@ from microspeech.data.streams import (
     snr_to_json,
     stream_from_dataset,
 )
+from microspeech.detection.classify import wrapped_samples
 from microspeech.detection.keyword_model import KeywordModel
-from microspeech.detection.params import DetectionParams
+from microspeech.detection.params import THRESHOLD_LIST, DetectionParams
 from microspeech.detection.stream_run import run_spotter
 from microspeech.evaluation.report import checked_results_dir, manifest_dataset, manifest_label
 from microspeech.files import write_files_atomic
@@ -73,14 +74,26 @@ class ThresholdPoint:
 
     detection_threshold: int
     score: DetectionSummary
+    # The per-class thresholds that decided instead of detection_threshold (a stored list).
+    class_thresholds: tuple[int, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"detection_threshold": self.detection_threshold, **self.score.to_dict()}
+        listed = {} if self.class_thresholds is None else {THRESHOLD_LIST: list(self.class_thresholds)}
+        return {"detection_threshold": self.detection_threshold, **listed, **self.score.to_dict()}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ThresholdPoint:
         """From a curve point of `streaming.json`."""
-        return cls(int(values["detection_threshold"]), DetectionSummary.from_dict(values))
+        listed = values.get(THRESHOLD_LIST)
+        thresholds = None if listed is None else tuple(int(value) for value in listed)
+        return cls(int(values["detection_threshold"]), DetectionSummary.from_dict(values), thresholds)
+
+    @property
+    def decided_by(self) -> str:
+        """The threshold(s) that decided, in words: "threshold 185" or "per-class thresholds [..]"."""
+        if self.class_thresholds is None:
+            return f"threshold {self.detection_threshold}"
+        return f"per-class thresholds {list(self.class_thresholds)}"
 
 
 @dataclass(frozen=True)
@@ -139,6 +152,8 @@ class StreamingReport:
     backend: str
     tolerance_ms: int
     clipped_samples: int
+    # Stream samples the volume gain pushes past the int16 limits: they wrap around, as on the part.
+    wrapped_samples: int
     classes: list[str]
     params: DetectionParams
     # MLTK's per-class thresholds when the model stores them: the detector uses these, not
@@ -271,7 +286,7 @@ def plot_curves(
             [100 * operating.score.miss_rate],
             "o",
             color="red",
-            label=f"operating point (threshold {operating.detection_threshold}, firmware run)",
+            label=f"operating point ({operating.decided_by}, firmware run)",
         )
     axes.set_xscale("symlog", linthresh=1.0)
     axes.set_xlim(left=0, right=max_fa_per_hour)
@@ -400,7 +415,10 @@ def evaluate_streaming(
             class_thresholds=class_thresholds,
             tolerance_ms=tolerance_ms,
         )[0]
-    firmware_point = ThresholdPoint(params.detection_threshold, operating.summary())
+    # A stored list decided, not the threshold: both points say so (JSON, the plot's legend).
+    listed = None if class_thresholds is None else tuple(int(value) for value in class_thresholds)
+    curve_at_operating = replace(curve_at_operating, class_thresholds=listed)
+    firmware_point = ThresholdPoint(params.detection_threshold, operating.summary(), listed)
     summary = firmware_point.score
     report = StreamingReport(
         model=keyword_model.name,
@@ -429,6 +447,7 @@ def evaluate_streaming(
         backend=backend,
         tolerance_ms=tolerance_ms,
         clipped_samples=stream.clipped_samples,
+        wrapped_samples=wrapped_samples(stream.audio, params.volume_gain),
         classes=list(keyword_model.classes),
         params=params,
         detection_threshold_list=None if class_thresholds is None else [int(v) for v in class_thresholds],

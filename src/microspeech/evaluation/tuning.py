@@ -207,6 +207,12 @@ def sweep(
     return rows
 
 
+def silenced_keywords(classes: Sequence[str], class_thresholds: Sequence[int] | None) -> list[str]:
+    """The keywords a per-class list switches off: a 0-255 score is never above 255."""
+    pairs = zip(classes, class_thresholds or (), strict=False)
+    return [name for name, threshold in pairs if not name.startswith("_") and threshold >= NEVER - 1]
+
+
 def _per_class_rows(
     events: Any,
     smoothed: Any,

@@ -118,6 +118,15 @@ def check_stream_data(dataset: AudioDataset, spec: ModelSpec) -> None:
 # The calibration stream's seed offset: neither the checkpoint stream's (0) nor the one
 # `benchmarks/validation_diagnosis.py --stream-offset 1000` reports on.
 CALIBRATION_SEED_OFFSET = 500
+# Added to a run's seed for its validation streams: not the test benchmark's seeds.
+VALIDATION_STREAM_SEED_OFFSET = 7919
+
+
+def calibration_stream_seed(seed: int, spec: ModelSpec) -> int:
+    """The `tune --seed` that draws the very stream `train --seed SEED` calibrated on (its own
+    stream, or the checkpoint stream when the spec has no calibration_minutes)."""
+    offset = CALIBRATION_SEED_OFFSET if spec.train.calibration_minutes > 0 else 0
+    return seed + offset + VALIDATION_STREAM_SEED_OFFSET
 
 
 def _validation_split_stream(
@@ -135,7 +144,7 @@ def _validation_split_stream(
             spec.classes,
             minutes=minutes,
             snr_db=spec.train.stream_conditions,
-            seed=seed + 7919,  # not the test benchmark's seeds
+            seed=seed + VALIDATION_STREAM_SEED_OFFSET,
             split="validation",
             show_progress=show_progress,
             noise_option=None,  # train has no option for other noise
@@ -278,10 +287,10 @@ CALIBRATION_MINIMUM_COUNTS = (1, 2, 3, 4)
 CALIBRATION_SUPPRESSIONS = (500, 750, 1000, 1500)
 
 
-def calibration_tune_options(spec: ModelSpec) -> list[str]:
+def calibration_tune_options(spec: ModelSpec, stream_seed: int | None = None) -> list[str]:
     """`microspeech tune` options for the budget, kind of stream (validation clips, the spec's
-    conditions, the calibration's length) and grid `train` calibrates with (not its very audio:
-    tune draws its stream from --seed)."""
+    conditions, the calibration's length) and grid `train` calibrates with; with `stream_seed`
+    (calibration_stream_seed), its very stream too (on the same dataset)."""
 
     def listed(values: tuple[int, ...]) -> str:
         steps = {b - a for a, b in zip(values, values[1:], strict=False)}
@@ -298,6 +307,7 @@ def calibration_tune_options(spec: ModelSpec) -> list[str]:
         "--minutes", f"{minutes:g}", "--snr-db", conditions, "--segmented",
         "--thresholds", listed(CALIBRATION_THRESHOLDS), "--windows", listed(CALIBRATION_WINDOWS),
         "--counts", listed(CALIBRATION_MINIMUM_COUNTS), "--suppressions", listed(CALIBRATION_SUPPRESSIONS),
+        *([] if stream_seed is None else ["--seed", str(stream_seed)]),
     ]  # fmt: skip
 
 
@@ -312,6 +322,10 @@ class Calibration:
     chosen: CheckedSetting | None  # the four parameters and their firmware score; None: nothing fits
     spec_params: CheckedSetting  # the spec's parameters with their firmware score, for comparison
     runtime: str = "litert"  # the interpreter of every score (silabs-tflm: the part's kernels)
+    # `tune --seed` for this very stream (calibration_stream_seed), with its conditions: the
+    # recorded figures can be checked with calibration_tune_options on the same dataset.
+    stream_seed: int | None = None
+    snr_db: tuple[float, ...] = ()
 
     @property
     def fa_per_hour_interval(self) -> tuple[float, float] | None:
@@ -354,6 +368,8 @@ class Calibration:
             "minutes": round(self.minutes, 3),
             "keywords": self.keywords,
             "other_words": self.other_words,
+            "stream_seed": self.stream_seed,
+            "stream_snr_db": ["inf" if math.isinf(snr) else snr for snr in self.snr_db],
             "chosen": None if self.chosen is None else self.chosen.to_dict(),
             "chosen_fa_per_hour_interval": None if interval is None else [round(v, 3) for v in interval],
             "spec_params": self.spec_params.to_dict(),

@@ -868,7 +868,11 @@ def _finish(
         logger.warning("runtime parity on the validation features: %s", parity.describe())
         console.print(f"[bold red]runtimes disagree[/] on the validation clips: {parity.describe()}")
     if stream is not None:
-        from microspeech.training.stream_selection import calibrate_detection, calibration_stream
+        from microspeech.training.stream_selection import (
+            calibrate_detection,
+            calibration_stream,
+            calibration_stream_seed,
+        )
 
         # A longer stream of its own, when the spec asks: the checkpoint stream chose this epoch.
         calibration_audio = (
@@ -884,6 +888,11 @@ def _finish(
             )
         except RuntimeError as error:  # the runtime refused the trained model: the files are there
             raise CalibrationError(str(error)) from error
+        calibration = dataclasses.replace(
+            calibration,
+            stream_seed=calibration_stream_seed(manifest["seed"], spec),
+            snr_db=tuple(spec.train.stream_conditions),
+        )
         tflite_bytes = artifacts.tflite_path.read_bytes()  # the chosen parameters are in it now
         manifest["detection_calibration"] = calibration.to_dict()
         logger.info("detection calibration: %s", calibration.describe())
