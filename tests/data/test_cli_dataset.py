@@ -38,6 +38,11 @@ def test_verify_lists_each_unusable_file_and_fails(tmp_path, caplog):
     assert "a_nohash_0.wav" not in result.output.split("unusable")[1]
     # Listed once: the indexer's own warnings of skipped files were printed before the list.
     assert not [record for record in caplog.records if "c_nohash_0.wav" in record.getMessage()]
+    # A float file of NaNs: unusable, and not also "converted from FLOAT samples".
+    sf.write(tmp_path / "yes" / "d_nohash_0.wav", np.full(16000, np.nan), 16000, subtype="FLOAT")
+    result = runner.invoke(app, ["dataset", "verify", str(tmp_path)], terminal_width=200)
+    assert result.exit_code == 1 and "3 unusable file(s)" in result.output
+    assert result.output.count("d_nohash_0.wav") == 1 and "NaN" in result.output
 
 
 @pytest.mark.parametrize("manifest", ["{}", "", '{"config": {}, "engines": ["espeak'])

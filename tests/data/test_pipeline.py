@@ -302,6 +302,18 @@ def test_clear_errors_before_training(tmp_path):
     misspelt = dataclasses.replace(spec.training_target(), unknown_word_weights={"cat": 2.0, "lfet": 2.0})
     with pytest.raises(DatasetError, match="unknown_word_weights .* name 'lfet', .* other words: cat"):
         TrainingPipeline(words, misspelt)
+    # A keyword recorded by one person (a wake word one records oneself): all its clips share one
+    # split; the error said "no training clips" and not why, nor the way out.
+    from microspeech.data.splits import hash_split
+
+    alone = _folder_dataset(tmp_path / "alone", {"yes": 30, "cat": 30})
+    me = next(name for name in (f"me{i}" for i in range(1000)) if hash_split(name) != "train")
+    for index in range(15):
+        write_wav(alone / "no" / f"{me}_nohash_{index}.wav", np.full(8000, 1000, np.int16))
+    said = r"'no'.*no training clips.* its 15 clip\(s\) of 'no' are all in (test|validation) \(15\)"
+    said += r".* 1 speaker.*validation_list.txt"
+    with pytest.raises(DatasetError, match=said):
+        TrainingPipeline(load_dataset(str(alone)), spec.training_target())
     tiny = load_dataset(str(_folder_dataset(tmp_path / "tiny", {"yes": 2, "no": 2, "cat": 2})))
     with pytest.raises(DatasetError, match="too small for the split|no training clips"):
         TrainingPipeline(tiny, spec.training_target())

@@ -269,6 +269,9 @@ def test_keywords_name_the_model_as_keras_takes_it_and_come_as_an_ordered_list()
     for keywords, message in refused:
         with pytest.raises(TypeError, match=message):
             with_keywords(spec, keywords)
+    # "letters" read as any letter: é is one, and was refused without a word of why.
+    with pytest.raises(ValueError, match=r"ASCII letters a-z"):
+        with_keywords(spec, ["héllo"])
 
 
 def test_a_cosine_schedule_still_has_a_dry_run():

@@ -65,6 +65,11 @@ def test_set_stores_detection_parameters_as_mltk_update_params_does(mltk_tflite_
     assert loaded.detection.latency_ms == 100 and loaded.class_thresholds == [90, 91, 255, 255]
     result = CliRunner().invoke(app, ["params", str(model), "--set", "detection_threshold_list=none"])
     assert result.exit_code == 0 and "detection_threshold_list" not in read_parameters(model.read_bytes())
+    # Again, with no list left: said, and the file left as it is (it claimed to store a change).
+    before = model.read_bytes()
+    result = CliRunner().invoke(app, ["params", str(model), "--set", "detection_threshold_list=none"])
+    assert result.exit_code == 0 and "has no detection_threshold_list: nothing to remove" in result.output
+    assert "stored" not in result.output and model.read_bytes() == before
 
 
 @pytest.mark.parametrize(

@@ -250,9 +250,12 @@ def verify_command(
     with progress:
         task = progress.add_task("verifying", total=total)
         problems = verify_dataset(dataset, on_progress=lambda done: progress.update(task, completed=done))
-    if dataset.converted:  # usable, but not what the device records: each named, as `dataset info` promises
-        console.print(f"{len(dataset.converted)} file(s) are converted when read:")
-        for issue in dataset.converted:
+    unusable = {issue.path for issue in problems if issue.skipped}
+    # A float file whose samples turn out NaN is unusable, not converted: listed once, there.
+    converted = [issue for issue in dataset.converted if issue.path not in unusable]
+    if converted:  # usable, but not what the device records: each named, as `dataset info` promises
+        console.print(f"{len(converted)} file(s) are converted when read:")
+        for issue in converted:
             line = f"  {_shown(issue.path, dataset.root)}: {issue.problem}"
             console.print(line, soft_wrap=True, markup=False)
     clipping = [issue for issue in problems if not issue.skipped]

@@ -132,6 +132,12 @@ def _store(model: str, path: Path, values: dict[str, Any]) -> None:
             ".tflite and give its path"
         )
     stored = read_parameters(path.read_bytes())
+    if THRESHOLD_LIST in values and values[THRESHOLD_LIST] is None and THRESHOLD_LIST not in stored:
+        # Removing a list the model lacks: said, and neither the file nor its manifest touched.
+        values = {key: value for key, value in values.items() if key != THRESHOLD_LIST}
+        err_console.print(f"{path} has no {THRESHOLD_LIST}: nothing to remove", markup=False)
+        if not values:
+            return
     _check_stored(path, stored, values)
     stored_list = stored.get(THRESHOLD_LIST)
     dropped = ""

@@ -548,10 +548,27 @@ def check_dataset(dataset: AudioDataset, target: TrainingTarget) -> None:
     if missing:
         counts = Counter(clip.word for clip in train)
         found = ", ".join(f"{word} ({counts[word]})" for word in sorted(counts)) or "none"
+        elsewhere = []  # clips of the word that the split put in validation or test: why, and the way out
+        for word in missing:
+            held = [clip for clip in dataset.clips if clip.word == word]
+            if held:
+                splits = Counter(clip.split for clip in held)
+                speakers = len({clip.speaker_id for clip in held})
+                elsewhere.append(
+                    f"its {len(held)} clip(s) of {word!r} are all in "
+                    + " and ".join(f"{split} ({n})" for split, n in sorted(splits.items()))
+                    + f": a split keeps each speaker's clips together and they have {speakers} speaker(s)"
+                )
+        remedy = (
+            "; " + "; ".join(elsewhere) + " (record more speakers, or give validation_list.txt and "
+            "testing_list.txt in the dataset folder to choose the splits)"
+            if elsewhere
+            else ""
+        )
         raise DatasetError(
             f"{where}: {'classes' if len(missing) > 1 else 'class'} {', '.join(map(repr, missing))} "
             f"of model {target.name!r} {'have' if len(missing) > 1 else 'has'} no training clips; "
-            f"the words it has, with their training clips: {found}"
+            f"the words it has, with their training clips: {found}{remedy}"
         )
     if UNKNOWN in target.classes and not other_words:
         raise DatasetError(

@@ -338,7 +338,7 @@ def with_keywords(spec: ModelSpec, keywords: str | Sequence[str]) -> ModelSpec:
     bad = [word for word in words if not _KEYWORD.fullmatch(word) or word in (UNKNOWN, SILENCE)]
     if not words or bad:
         raise ValueError(
-            f"keywords {','.join(keywords)!r}: give one or more words (letters, digits, _ or '), "
+            f"keywords {','.join(keywords)!r}: give one or more words (ASCII letters a-z, digits, _ or '), "
             f"comma-separated; {UNKNOWN} and {SILENCE} are kept by themselves"
         )
     if len(set(words)) != len(words):
