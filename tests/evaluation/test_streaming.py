@@ -364,6 +364,7 @@ def test_a_stored_threshold_list_is_reported_and_replayed_as_the_detector_used_i
         ("snr_db", [], "--snr-db: give at least one SNR"),
         ("snr_db", 200, "--snr-db 200: out of range"),
         ("tolerance_ms", -1, "tolerance_ms -1: out of range"),
+        ("tolerance_ms", 3000, "tolerance_ms 3000: out of range"),  # past the gap to the next clip
     ],
 )
 def test_the_python_api_checks_a_stream_request_as_the_cli_does(mltk_tflite, option, value, said):
