@@ -445,6 +445,15 @@ def test_a_float_tflite_is_not_reported_as_the_int8_model(tflite_copy, tmp_path,
     assert quantization_kind(_converted(model, int8=True)) == "int8"
     assert quantization_kind(_converted(model, int8=False)) == "hybrid"
     assert quantization_kind(converted) == "float32"
+    # The stream feeds it what the clip evaluation does, the int8 features as floats (it fed the
+    # raw uint16 frontend values: MLTK's .float32.tflite said "off" at every word).
+    from microspeech.detection.classify import KeywordSpotter
+    from microspeech.frontend import uint16_to_int8
+
+    spotter = KeywordSpotter(path)
+    window = np.random.default_rng(0).integers(0, 1200, (49, 40)).astype(np.uint16)
+    expected = uint16_to_int8(window, spotter.model.frontend_settings).astype(np.float32)
+    np.testing.assert_array_equal(spotter._model_input(window), expected)
 
 
 def test_a_transposed_convolution_runs_in_tflm_without_an_arena_given():

@@ -172,6 +172,18 @@ def input_reshape_tflite_bytes(seed_keras, random_features) -> bytes:
 
 
 @pytest.fixture(scope="session")
+def flat_input_tflite_bytes(random_features) -> bytes:
+    """TF micro_speech's layout: one flat 1x1960 input of the 49x40 features, frame after frame."""
+    import keras
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((1960,))
+    model = keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(inputs), name="flat")
+    _randomize(model, 3)
+    return _convert_int8(model, random_features.reshape(len(random_features), -1).astype(np.float32))
+
+
+@pytest.fixture(scope="session")
 def trained_model_dir(subset_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`tflite_micro_speech-test` (the dry run) trained here on the real subset bundle."""
     from microspeech.training import train_model

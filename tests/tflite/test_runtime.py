@@ -102,6 +102,19 @@ def test_batched_outputs_on_other_graphs(mltk_tflite_bytes, tiny_tflite_bytes, i
         assert np.array_equal(runner.predict(samples[:1]), _one_by_one(runner, samples[:1]))
 
 
+@pytest.mark.parametrize("backend", ["litert", "tflm", "silabs-tflm"])
+def test_a_flat_input_takes_frames_by_channels_on_every_runtime(flat_input_tflite_bytes, backend):
+    # TF micro_speech's 1x1960: (49, 40) features were refused ("does not fit (1, 1960)") and the
+    # TFLM runtimes raised a traceback; they are the same values, flattened frame after frame.
+    runner = TfliteRunner(flat_input_tflite_bytes, backend)
+    features = np.random.default_rng(4).integers(-128, 128, (5, 49, 40), dtype=np.int8)
+    flat = features.reshape(5, 1960)
+    assert np.array_equal(runner.predict_one(features[0]), runner.predict_one(flat[0]))
+    assert np.array_equal(runner.predict(features), runner.predict(flat))
+    with pytest.raises(ValueError, match="does not fit"):
+        runner.predict_one(np.zeros((49, 41), np.int8))
+
+
 def test_a_transposed_sample_is_refused_not_scored(mltk_tflite_bytes):
     # Only the size was checked: (40, 49) features ran and returned scores of scrambled input.
     runner = TfliteRunner(mltk_tflite_bytes)

@@ -246,6 +246,21 @@ def test_unusable_frontend_settings_stop_only_what_needs_the_frontend(
     assert result.exit_code == 2 and "bad frontend settings" in " ".join(result.output.split())
 
 
+@pytest.mark.parametrize("spec", ["garbage", {"name": "tflite_micro_speech", "classes": 5}])
+def test_a_manifest_whose_spec_was_edited_into_another_shape_is_named(tmp_path, mltk_tflite_bytes, spec):
+    # A TypeError traceback from every command (string indices must be integers).
+    import json
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "tflite_micro_speech.tflite").write_bytes(mltk_tflite_bytes)
+    (folder / "manifest.json").write_text(json.dumps({"name": "tflite_micro_speech", "spec": spec}))
+    for command in ("params", "summarize"):
+        result = CliRunner().invoke(app, [command, str(folder)])
+        assert result.exit_code == 2, result.output
+        assert f"{folder / 'manifest.json'}: its 'spec' cannot be read" in " ".join(result.output.split())
+
+
 def test_archives_are_models_for_params_and_summarize(tmp_path, mltk_tflite_bytes):
     path = tmp_path / "kws.mltk.zip"
     with zipfile.ZipFile(path, "w") as bundle:

@@ -207,14 +207,16 @@ class KeywordSpotter:
             return self._to_int8(features, self._settings)
         if self._input.dtype == np.uint16:
             return features
-        # Float models get what MLTK's feature generator gives them: scaled, standardized or raw.
-        values = features.astype(np.float32)
+        # Float models with MLTK's sample-wise normalization get it on the raw spectrogram, as its
+        # feature generator gives it; others the int8 features as floats, as evaluate scores them
+        # (a float build of an int8-trained model: MLTK's .float32.tflite, a converted .keras).
         rescale = float(self.model.parameters.get("samplewise_norm.rescale") or 0.0)
         if rescale:
-            return values * np.float32(rescale)
+            return features.astype(np.float32) * np.float32(rescale)
         if self.model.parameters.get("samplewise_norm.mean_and_std"):
+            values = features.astype(np.float32)
             return (values - values.mean()) / np.float32(max(float(values.std()), 1e-12))
-        return values
+        return self._to_int8(features, self._settings).astype(np.float32)
 
     def _push_frames(self, frames: np.ndarray) -> None:
         if len(frames) >= self.n_frames:

@@ -93,7 +93,6 @@ class ModelArtifacts:
     def spec(self) -> ModelSpec:
         """The registered spec of this name, else the one recorded in the manifest (no builder)."""
         from microspeech.models.registry import ModelFileError, get_model_spec
-        from microspeech.models.spec import ModelSpec
 
         recorded = self.manifest.get("spec")
         try:
@@ -103,17 +102,27 @@ class ModelArtifacts:
                 raise KeyError(
                     f"model {self.name!r} is not registered and {self.manifest_path} is missing"
                 ) from None
-            return ModelSpec.from_dict(recorded, build=_no_builder)
+            return self._recorded_spec(recorded, _no_builder)
         except ModelFileError:
             # A broken spec file on the search path (maybe another model's): a trained model's
             # manifest still says what it is; only training it again needs the file.
             if recorded is None:
                 raise
-            return ModelSpec.from_dict(recorded, build=_no_builder)
+            return self._recorded_spec(recorded, _no_builder)
         if recorded is None:
             return registered
         # Keep the trained classes/frontend/settings even if the registry changed since.
-        return ModelSpec.from_dict(recorded, build=registered.build)
+        return self._recorded_spec(recorded, registered.build)
+
+    def _recorded_spec(self, recorded: Any, build: Any) -> ModelSpec:
+        """The manifest's spec; one edited by hand into another shape (a string, a number of
+        classes) is a ValueError naming the manifest (it was a TypeError traceback)."""
+        from microspeech.models.spec import ModelSpec
+
+        try:
+            return ModelSpec.from_dict(recorded, build=build)
+        except (TypeError, AttributeError, ValueError) as error:
+            raise ValueError(f"{self.manifest_path}: its 'spec' cannot be read ({error})") from None
 
     def write_manifest(self, values: dict[str, Any]) -> None:
         write_text_atomic(

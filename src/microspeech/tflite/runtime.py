@@ -163,9 +163,14 @@ def _core_shape(shape: tuple[int, ...] | Any) -> tuple[int, ...]:
 
 
 def _fits(shape: tuple[int, ...], model_shape: tuple[int, ...] | Any) -> bool:
-    """A sample of `shape` is the model's input: the same up to axes of 1, or flattened."""
+    """A sample of `shape` is the model's input: the same up to axes of 1, flattened, or for a
+    flat input (TF micro_speech's 1x1960) the frames x channels it flattens row by row."""
     core, model_core = _core_shape(shape), _core_shape(model_shape)
-    return core == model_core or (len(core) == 1 and core[0] == int(np.prod(model_shape)))
+    if core == model_core:
+        return True
+    if len(core) == 1 and core[0] == int(np.prod(model_shape)):
+        return True
+    return len(model_core) == 1 and model_core[0] == int(np.prod(shape))
 
 
 def _check_arena_size(arena_size: int, tflite_bytes: bytes, source: str) -> None:
