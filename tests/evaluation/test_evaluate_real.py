@@ -151,6 +151,26 @@ def test_bad_model_and_dataset_are_named(tmp_path: Path, mltk_tflite_path: Path,
     assert result.exit_code == 2 and f"{missing}:nosuchmodelfileorfolder" in "".join(result.output.split())
 
 
+def test_a_damaged_tflite_beside_the_float_model_is_named_not_skipped(
+    trained_test_model: Path, test_set_dir: Path, tmp_path: Path
+) -> None:
+    # The float model alone was evaluated, without a word of the int8 one; --tflite said there
+    # was "no .tflite model to evaluate" beside the damaged file.
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(trained_test_model, copy)
+    tflite = copy / "tflite_micro_speech-test.tflite"
+    tflite.write_bytes(tflite.read_bytes()[:5000])
+    said = r"tflite_micro_speech-test\.tflite: not a valid \.tflite.*the float model alone"
+    for flags in ({}, {"tflite": True}):
+        with pytest.raises(EvaluationError, match=said):
+            evaluate_model(copy, dataset=str(test_set_dir), show_progress=False, **flags)
+    keras, test_set = copy / "tflite_micro_speech-test.keras", str(test_set_dir)
+    float_only = evaluate_model(keras, dataset=test_set, show_progress=False, output_dir=tmp_path / "out")
+    assert [result.variant for result in float_only.results] == ["float"]
+
+
 def test_trained_model_float_and_int8_side_by_side(trained_test_model: Path, test_set_dir: Path) -> None:
     report = evaluate_model(trained_test_model, dataset=str(test_set_dir), show_progress=False)
     assert report.output_dir == trained_test_model / "eval"
@@ -371,3 +391,21 @@ def test_a_stopped_evaluation_leaves_the_previous_results_whole(
     with pytest.raises(KeyboardInterrupt):
         evaluate_model(mltk_tflite_path, dataset=str(test_set_dir), output_dir=output, word_offset=0.0)
     assert {path.name: path.read_bytes() for path in output.iterdir()} == before
+
+
+def test_a_model_without_a_softmax_is_named_with_its_outputs(mltk_tflite_path, test_set_dir, tmp_path):
+    # Logits met the metrics' check, which named no file and spoke of dequantizing (an API hint).
+    import keras
+    import tensorflow as tf
+
+    from microspeech.tflite.metadata import read_parameters, write_parameters
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((49, 40, 1))
+    logits = keras.layers.Dense(4, kernel_initializer="ones")(keras.layers.Flatten()(inputs))
+    converted = tf.lite.TFLiteConverter.from_keras_model(keras.Model(inputs, logits)).convert()
+    path = tmp_path / "logits.tflite"
+    path.write_bytes(write_parameters(converted, read_parameters(mltk_tflite_path)))
+    said = r"logits\.tflite: its outputs .* are not probabilities.*softmax"
+    with pytest.raises(EvaluationError, match=said):
+        evaluate_model(path, dataset=str(test_set_dir), show_progress=False, output_dir=tmp_path / "out")

@@ -191,6 +191,10 @@ def evaluate_model(
             f"{model}: a {suffix} file is the float model; --tflite/--tflm/--runtime evaluate the int8 "
             "one: give its .tflite or the model's folder"
         )
+    if suffix not in KERAS_SUFFIXES and target.tflite_problem is not None:
+        # The float model alone was evaluated without a word of the int8 one (--tflite: "no .tflite").
+        keras = f"; the float model alone: give {target.keras_path}" if target.keras_path else ""
+        raise EvaluationError(f"{target.tflite_problem}{keras}")
     if tflite_file is None and (tflite or runtime or tflm or keras_path is None):
         where = target.directory or model
         raise EvaluationError(f"{where}: no .tflite model to evaluate (train it, or drop --tflite/--tflm)")
@@ -284,6 +288,12 @@ def evaluate_model(
                     f"{path}: {scores.shape[1]} outputs for {len(target.classes)} classes {target.classes}"
                 )
             _check_each_clip_once(eval_set.clips, scores.shape[0], labels.size)
+            low, high = float(scores.min()), float(scores.max())
+            if low < 0.0 or high > 1.0:  # the metrics' own check names no file, and speaks of dequantizing
+                raise EvaluationError(
+                    f"{path}: its outputs ({low:.3g} to {high:.3g}) are not probabilities: the model must "
+                    "end in a softmax (logits have no 0-1 scale for the thresholds and curves)"
+                )
             metrics = compute_metrics(scores, labels, target.classes)
             results.append(
                 VariantResult(variant, runtime, path, metrics, scores, time.perf_counter() - started)
