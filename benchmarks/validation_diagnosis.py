@@ -10,7 +10,7 @@ threshold sweep at the calibrated window and count on the same stream). With `--
 high keywords and other words score on that stream: per condition, the percentiles of each word's
 peak window average (at the calibrated window) and the share at or above the calibrated threshold,
 and the other words that come closest to firing. With `--volume-gain G`, the stream is scaled by G
-before the frontend instead of the .tflite's embedded gain (does the level matter?).
+before the frontend, as the part scales it, instead of the .tflite's embedded gain.
 Each model also runs every validation clip of each keyword one after another, 2 s of silence apart,
 at the embedded parameters (the streaming issue's "20 clean yes" check, on validation clips); with
 `--gap-noise RMS`, white noise in the gaps instead of digital silence.
@@ -31,7 +31,6 @@ from bundles import (
     description,
     machine_description,
     non_negative_float,
-    positive_float,
     positive_int,
     resolve_models,
     run,
@@ -57,9 +56,9 @@ def main() -> None:
     parser.add_argument("--peaks", action="store_true", help="print words' peak scores on the stream")
     parser.add_argument(
         "--volume-gain",
-        type=positive_float,
-        help="scale the stream by this gain before the frontend instead of the .tflite's embedded "
-        "volume_gain (how much the stream's level matters)",
+        type=positive_int,
+        help="scale the stream by this whole gain before the frontend, as the part does (wrapping past "
+        "the int16 limits; 1: unscaled), instead of the .tflite's embedded volume_gain",
     )
     parser.add_argument(
         "--gap-noise",
