@@ -126,6 +126,7 @@ def test_the_test_sets_silence_recordings_are_not_counted_as_speakers(test_set_d
     said = " ".join(result.output.split())
     why = "_unknown_/ and _silence_/ without _background_noise_/: the official test-set archive's layout"
     assert why in said
+    assert "231 clip(s) of _unknown_/ are counted under the word their name starts with" in said
 
 
 def test_verify_still_warns_of_a_split_list_pointing_outside_the_folder(tmp_path, caplog):

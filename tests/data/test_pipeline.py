@@ -314,6 +314,13 @@ def test_clear_errors_before_training(tmp_path):
     said += r".* 1 speaker.*validation_list.txt"
     with pytest.raises(DatasetError, match=said):
         TrainingPipeline(load_dataset(str(alone)), spec.training_target())
+    # The folder's lists put them there: say so, not speakers (they were 15 and the lists decided).
+    listed = _folder_dataset(tmp_path / "listed_no", {"yes": 30, "no": 15, "cat": 30})
+    (listed / "validation_list.txt").write_text("".join(f"no/spk{i % 7}_nohash_{i}.wav\n" for i in range(15)))
+    (listed / "testing_list.txt").write_text("")
+    said = r"'no'.*no training clips.* all in validation \(15\): as the folder's validation_list.txt"
+    with pytest.raises(DatasetError, match=said + r".*leave some of them out of the lists"):
+        TrainingPipeline(load_dataset(str(listed)), spec.training_target())
     tiny = load_dataset(str(_folder_dataset(tmp_path / "tiny", {"yes": 2, "no": 2, "cat": 2})))
     with pytest.raises(DatasetError, match="too small for the split|no training clips"):
         TrainingPipeline(tiny, spec.training_target())

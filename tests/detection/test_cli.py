@@ -297,6 +297,27 @@ def test_tune_per_class_writes_a_threshold_list_that_classify_audio_uses(
     assert "detection_threshold_list" not in read_parameters(tflite_copy)
 
 
+def test_tune_names_a_pick_that_silences_a_keyword_and_writes_nothing(
+    tflite_copy, test_set_dir, subset_dir
+):
+    # Threshold 255 never fires: a per-class pick with it switched the keyword off on the device
+    # without a word. Here the model's own list (yes 255) is the one pick within the budget.
+    from microspeech.tflite.metadata import write_parameters
+
+    parameters = {**read_parameters(tflite_copy), "detection_threshold_list": [255, 150, 255, 255]}
+    tflite_copy.write_bytes(write_parameters(tflite_copy.read_bytes(), parameters))
+    before = tflite_copy.read_bytes()
+    args = ["tune", tflite_copy, "--dataset", test_set_dir, "--noise-dataset", subset_dir, "--minutes", "1"]
+    args += ["--windows", "1000", "--counts", "3", "--thresholds", "0", "--per-class"]
+    args += ["--max-fa-per-hour", "200"]
+    said = "gives yes threshold 255, which never detects"
+    shown = invoke(*args)
+    assert shown.exit_code == 0 and says(shown, f"warning: the pick within 200 false accepts per hour {said}")
+    refused = invoke(*args, "--write")
+    assert refused.exit_code == 1 and says(refused, said) and says(refused, "nothing written")
+    assert tflite_copy.read_bytes() == before
+
+
 def test_tune_refuses_an_impossible_budget_and_writes_nothing(tflite_copy, test_set_dir, archive):
     original = tflite_copy.read_bytes()
     backup = tflite_copy.with_suffix(".orig")

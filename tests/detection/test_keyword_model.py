@@ -24,6 +24,18 @@ def test_mltk_archive_parameters_are_read_like_firmware(mltk_model):
     assert mltk_model.class_thresholds is None
 
 
+def test_a_model_storing_no_volume_gain_is_not_scaled(tmp_path, mltk_model):
+    # As MLTK's audio_classifier: its default gain is 1; microspeech's 2 wrapped such a model's
+    # loud samples (a TF micro_speech .tflite stores no parameters of MLTK's at all).
+    from microspeech.detection.classify import KeywordSpotter
+
+    stored = {k: v for k, v in read_parameters(mltk_model.tflite_bytes).items() if k != "volume_gain"}
+    path = tmp_path / "no_gain.tflite"
+    path.write_bytes(write_parameters(mltk_model.tflite_bytes, stored))
+    assert load_keyword_model(path).detection.volume_gain == 1.0
+    assert KeywordSpotter(path).params.volume_gain == 1.0
+
+
 def test_models_that_cannot_be_used_are_named(tmp_path, mltk_model):
     with pytest.raises(ModelLoadError, match="missing.tflite: no such .tflite file"):
         load_keyword_model(tmp_path / "missing.tflite")

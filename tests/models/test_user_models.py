@@ -501,6 +501,10 @@ def test_a_spec_is_checked_as_a_whole():
     with pytest.raises(ValueError, match=r"minimum_count=50, but a 1000 ms window holds at most 11 results"):
         few.check_trainable()
     assert type(few).from_dict(few.to_dict(), build=seed.build).detection.minimum_count == 50
+    # A gain the part cannot apply (it multiplies by an int: 1.5 acts as 1) is refused for training.
+    halfway = dataclasses.replace(seed, detection=DetectionParams(volume_gain=1.5))
+    with pytest.raises(ValueError, match=r"volume_gain=1.5; the firmware multiplies the samples by a whole"):
+        halfway.check_trainable()
     # Detection parameters are refused where they are made, with the ranges classify_audio's options take.
     for changes, message in (
         ({"minimum_count": 100}, r"minimum_count=100 is out of range \(expected 0 to 50\)"),

@@ -201,6 +201,31 @@ def test_tune_with_the_recorded_stream_seed_scores_the_calibration_stream(
 
 
 @pytest.mark.slow
+def test_the_tune_command_train_gives_when_calibration_fails_runs_without_a_manifest(
+    streamed_dry_run, subset_dir, tmp_path
+):
+    """The runtime refused the trained model: no manifest, so the command must name the dataset
+    (it said "records no training dataset ... pass --dataset"); it rebuilds the calibration's stream."""
+    import shutil
+
+    from microspeech.cli.train import calibration_command
+
+    spec, output = streamed_dry_run
+    calibration = json.loads((output / "manifest.json").read_text())["detection_calibration"]
+    copy = tmp_path / "uncalibrated"
+    shutil.copytree(output, copy)
+    (copy / "manifest.json").unlink()
+    command = calibration_command(spec, copy, 5, [str(subset_dir)])
+    assert command[:2] == ["microspeech", "tune"] and command[-1] == "--write"
+    result = CliRunner().invoke(app, [*command[1:-1], "--output", str(tmp_path / "t.json")])
+    assert result.exit_code == 0, result.output
+    chosen = calibration["chosen"] or calibration["spec_params"]
+    assert json.loads((tmp_path / "t.json").read_text())["current"]["firmware"] == chosen["firmware"]
+    several = calibration_command(spec, copy, 5, [str(subset_dir), "synthetic-tiny"])
+    assert "--seed" not in several  # tune builds one dataset's stream: not the calibration's own
+
+
+@pytest.mark.slow
 def test_calibrated_parameters_are_the_ones_classify_audio_uses(streamed_dry_run):
     _, output = streamed_dry_run
     tflite = next(output.glob("*.tflite"))

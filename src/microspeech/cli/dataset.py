@@ -109,6 +109,14 @@ def info_command(
     speakers = [f"{len(dataset.speakers(split)):,}" for split in SPLITS]
     table.add_row("speakers", *speakers, f"{len(dataset.speakers()):,}")
     console.print(table)
+    in_unknown = [clip for clip in dataset.clips if clip.path.parent.name == UNKNOWN_DIR]
+    named = sum(1 for clip in in_unknown if clip.word != UNKNOWN_DIR)
+    if named:  # rows such as "happy 11" with no happy/ folder: where they come from
+        console.print(
+            f"{named:,} clip(s) of {UNKNOWN_DIR}/ are counted under the word their name starts with "
+            f"(happy_<speaker>_nohash_0.wav: happy)",
+            markup=False,
+        )
     shared = dataset.speakers("train") & (dataset.speakers("validation") | dataset.speakers("test"))
     console.print(f"background noise: {len(dataset.noise_paths)} file(s)")
     try:

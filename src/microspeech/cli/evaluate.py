@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 
 def _print_streaming(report: StreamingReport) -> None:
+    from microspeech.detection.classify import whole_volume_gain
+
     table = Table(title="Streaming evaluation")
     table.add_column("Metric")
     table.add_column("Value", justify="right")
@@ -40,7 +42,7 @@ def _print_streaming(report: StreamingReport) -> None:
     if report.wrapped_samples:
         console.print(
             f"{report.wrapped_samples:,} samples of the stream pass the int16 limits at volume_gain "
-            f"{report.params.volume_gain:g} and wrap around, as on the part",
+            f"{whole_volume_gain(report.params.volume_gain)} and wrap around, as on the part",
             markup=False,
         )
     console.print(f"Results written to {report.output_dir}", markup=False)

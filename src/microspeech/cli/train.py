@@ -11,6 +11,8 @@ import typer
 from microspeech.cli.app import app, console, fail
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from microspeech.models import ModelSpec
 
 
@@ -146,19 +148,32 @@ def train(
         if isinstance(err, bad_input):
             fail(str(err))
         if isinstance(err, CalibrationError):  # the calibration runtime refused the model, after training
-            _uncalibrated(spec, output, err, seed)
+            _uncalibrated(spec, output, err, seed, dataset)
         raise
     console.print(f"model: {artifacts.tflite_path}", markup=False)
 
 
-def _uncalibrated(spec: ModelSpec, output: str | None, error: Exception, seed: int) -> None:
-    """The calibration's runtime refused the trained model: where it is, and how to calibrate it."""
-    from microspeech.training.artifacts import model_directory
+def calibration_command(spec: ModelSpec, folder: Path, seed: int, dataset: list[str]) -> list[str]:
+    """The `microspeech tune ... --write` that calibrates a trained model as `train --seed SEED
+    --dataset ...` would have: with no manifest, tune needs the dataset; with one dataset, the
+    stream is the calibration's own (tune builds its stream from one dataset)."""
     from microspeech.training.stream_selection import calibration_stream_seed, calibration_tune_options
 
+    datasets = dataset or ["synthetic-tiny" if spec.name.endswith("-test") else "synthetic"]
+    stream_seed = calibration_stream_seed(seed, spec) if len(datasets) == 1 else None
+    options = calibration_tune_options(spec, stream_seed)
+    return ["microspeech", "tune", str(folder), "--dataset", datasets[0], *options, "--write"]
+
+
+def _uncalibrated(
+    spec: ModelSpec, output: str | None, error: Exception, seed: int, dataset: list[str]
+) -> None:
+    """The calibration's runtime refused the trained model: where it is, and how to calibrate it
+    (with no manifest, tune needs the dataset; one dataset's stream is the calibration's own)."""
+    from microspeech.training.artifacts import model_directory
+
     folder = model_directory(spec.name, output)
-    options = calibration_tune_options(spec, calibration_stream_seed(seed, spec))
-    tune = shlex.join(["microspeech", "tune", str(folder), *options, "--write"])
+    tune = shlex.join(calibration_command(spec, folder, seed, dataset))
     fail(
         f"{error}; the trained .keras and .tflite are in {folder}, not calibrated (no manifest): "
         f"calibrate them as train would with {tune} (--runtime to choose the interpreter), or "

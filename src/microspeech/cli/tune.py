@@ -244,6 +244,18 @@ def tune(
             f"({closest}); nothing written",
             code=1,
         )
+    # A score is never above 255: a per-class list with 255 silences that keyword on the device.
+    switched_off = silenced_keywords(report.classes, chosen.setting.detection_threshold_list)
+    silenced = (
+        f"the pick within {max_fa_per_hour:g} false accepts per hour gives {', '.join(switched_off)} "
+        "threshold 255, which never detects"
+    )
+    way_out = (
+        "tune without --per-class, raise --max-fa-per-hour, or tune on a stream with more of its clips "
+        "(--minutes)"
+    )
+    if switched_off and not write:
+        console.print(f"warning: {silenced} ({way_out})", markup=False, highlight=False, soft_wrap=True)
     if write:
         if chosen.firmware.hits == 0:
             # Threshold 255 never fires, so it always "fits": written, the model detected nothing.
@@ -253,16 +265,8 @@ def tune(
                 "--max-fa-per-hour, or tune on a stream nearer the device's (--snr-db, --minutes)",
                 code=1,
             )
-        switched_off = silenced_keywords(report.classes, chosen.setting.detection_threshold_list)
         if switched_off:
-            # A score is never above 255: the list would silence the keyword on the device.
-            fail(
-                f"the per-class pick within {max_fa_per_hour:g} false accepts per hour gives "
-                f"{', '.join(switched_off)} threshold 255, which never detects (the stream found none of "
-                "its clips within the budget); nothing written: tune without --per-class, raise "
-                "--max-fa-per-hour, or tune on a stream with more of its clips (--minutes)",
-                code=1,
-            )
+            fail(f"{silenced}; nothing written: {way_out}", code=1)
         values = chosen.setting.to_dict()
         try:
             write_detection_params(report.model_source, values)

@@ -537,6 +537,13 @@ class TrainingPipeline:
         )
 
 
+def _split_by_lists(dataset: AudioDataset) -> bool:
+    """Whether the folder's validation_list.txt / testing_list.txt decide the splits (not speakers)."""
+    return dataset.layout == LAYOUT_SPEECH_COMMANDS or any(
+        part.layout == LAYOUT_SPEECH_COMMANDS for part in dataset.parts
+    )
+
+
 def check_dataset(dataset: AudioDataset, target: TrainingTarget) -> None:
     """Clear errors before any training: a missing/empty class, no noise for silence, too small a split."""
     train = dataset.split("train")
@@ -548,23 +555,30 @@ def check_dataset(dataset: AudioDataset, target: TrainingTarget) -> None:
     if missing:
         counts = Counter(clip.word for clip in train)
         found = ", ".join(f"{word} ({counts[word]})" for word in sorted(counts)) or "none"
+        listed = _split_by_lists(dataset)
         elsewhere = []  # clips of the word that the split put in validation or test: why, and the way out
         for word in missing:
             held = [clip for clip in dataset.clips if clip.word == word]
             if held:
                 splits = Counter(clip.split for clip in held)
                 speakers = len({clip.speaker_id for clip in held})
+                why = (
+                    "as the folder's validation_list.txt / testing_list.txt say"
+                    if listed
+                    else f"a split keeps each speaker's clips together and they have {speakers} speaker(s)"
+                )
                 elsewhere.append(
                     f"its {len(held)} clip(s) of {word!r} are all in "
                     + " and ".join(f"{split} ({n})" for split, n in sorted(splits.items()))
-                    + f": a split keeps each speaker's clips together and they have {speakers} speaker(s)"
+                    + f": {why}"
                 )
-        remedy = (
-            "; " + "; ".join(elsewhere) + " (record more speakers, or give validation_list.txt and "
-            "testing_list.txt in the dataset folder to choose the splits)"
-            if elsewhere
-            else ""
+        way_out = (
+            "leave some of them out of the lists (a clip they do not name is train)"
+            if listed
+            else "record more speakers, or give validation_list.txt and testing_list.txt in the dataset "
+            "folder to choose the splits"
         )
+        remedy = f"; {'; '.join(elsewhere)} ({way_out})" if elsewhere else ""
         raise DatasetError(
             f"{where}: {'classes' if len(missing) > 1 else 'class'} {', '.join(map(repr, missing))} "
             f"of model {target.name!r} {'have' if len(missing) > 1 else 'has'} no training clips; "
@@ -598,13 +612,10 @@ def check_dataset(dataset: AudioDataset, target: TrainingTarget) -> None:
     if missing:
         note = dataset.split_notes.get("validation")
         # The lists decide the split when present: more speakers would not help, the list would.
-        listed = dataset.layout == LAYOUT_SPEECH_COMMANDS or any(
-            part.layout == LAYOUT_SPEECH_COMMANDS for part in dataset.parts
-        )
         remedy = (
             "the split comes from its validation_list.txt / testing_list.txt (a clip they do not name "
             "is train): list clips of these words there, or remove the lists to split by speaker"
-            if listed
+            if _split_by_lists(dataset)
             else "add recordings from more speakers"
         )
         raise DatasetError(

@@ -46,7 +46,9 @@ class DetectionParams:
     detection_threshold: int = 185  # on the 0-255 score scale
     suppression_ms: int = 750
     minimum_count: int = 3
-    volume_gain: float = 2.0
+    # MLTK's audio_classifier applies 1 (no scaling) when a model stores no volume_gain; its
+    # tflite_micro_speech stores 2, which wraps loud samples on the part.
+    volume_gain: float = 1.0
     latency_ms: int = 100
     verbose_model_output_logs: bool = False
 

@@ -329,6 +329,12 @@ class ModelSpec:
                 f"{detection.results_in_window} results at one every {detection.latency_ms} ms; "
                 "nothing would ever be detected"
             )
+        if detection.volume_gain != int(detection.volume_gain):
+            # The part multiplies by an int: 1.5 would be written into the .tflite and act as 1.
+            raise ValueError(
+                f"model {self.name}: detection volume_gain={detection.volume_gain:g}; the firmware "
+                "multiplies the samples by a whole number (0 or 1: none)"
+            )
 
     def build_model(self) -> keras.Model:
         """`build(self)`, checked: one input of the frontend's (frames, channels) and one output of a
