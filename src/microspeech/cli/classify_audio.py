@@ -200,7 +200,7 @@ def classify_audio(
         wrapped = wrapped_samples(audio, params.volume_gain)
         if wrapped:  # what the part hears: loud passages turned into full-scale clicks
             console.print(
-                f"  note: {wrapped:,} samples ({100 * wrapped / len(audio):.2g}%) pass the int16 limits at "
+                f"  note: {wrapped:,} samples ({_share(wrapped, len(audio))}) pass the int16 limits at "
                 f"volume_gain {whole_volume_gain(params.volume_gain)} and wrap around, as on the part "
                 "(MLTK's firmware keeps the product's low 16 bits); a recording this loud wants --volume 1",
                 markup=False,
@@ -250,3 +250,10 @@ def classify_audio(
             console.print("stopped")
             if stopping.received() == "SIGTERM":  # Ctrl-C is how one stops listening; kill is not
                 raise typer.Exit(stopping.exit_status()) from None
+
+
+def _share(part: int, whole: int) -> str:
+    """A share as a percentage: one decimal from 1% on, two significant digits below (never
+    "0.00%" for a count above 0, nor "1e+02%")."""
+    share = 100 * part / whole
+    return f"{share:.1f}%" if share >= 1 else f"{share:.2g}%"

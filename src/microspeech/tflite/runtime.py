@@ -170,6 +170,7 @@ def _fits(shape: tuple[int, ...], model_shape: tuple[int, ...] | Any) -> bool:
         return True
     if len(core) == 1 and core[0] == int(np.prod(model_shape)):
         return True
+    # A flat input holds no shape to check against: a transposed (40, 49) sample passes too.
     return len(model_core) == 1 and model_core[0] == int(np.prod(shape))
 
 
