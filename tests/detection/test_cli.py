@@ -488,3 +488,27 @@ def test_a_transposed_convolution_runs_in_tflm_without_an_arena_given():
     model = keras.Model(inputs, keras.layers.Conv2DTranspose(4, 3, strides=2, padding="same")(inputs))
     runner = TfliteRunner(_converted(model, int8=True), "tflm")
     assert runner.predict_one(np.zeros((1, 25, 20, 4), np.int8)).shape == (50, 40, 4)
+
+
+def test_classify_audio_warns_of_a_model_whose_outputs_are_no_softmax(tmp_path, yes_wav, tflite_copy):
+    # It printed "score=191" for logits + 128 without a word; evaluate refuses such a model.
+    import keras
+    import tensorflow as tf
+
+    from microspeech.tflite.metadata import write_parameters
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((49, 40, 1))
+    logits = keras.Model(inputs, keras.layers.Dense(4)(keras.layers.Flatten()(inputs)))
+    converter = tf.lite.TFLiteConverter.from_keras_model(logits)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    shape = (1, 49, 40, 1)
+    converter.representative_dataset = lambda: ([np.full(shape, v, np.float32)] for v in (-100.0, 100.0))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    path = tmp_path / "logits.tflite"
+    path.write_bytes(write_parameters(converter.convert(), read_parameters(tflite_copy)))
+    result = invoke("classify_audio", path, "--wav", yes_wav)
+    assert result.exit_code == 0, result.output
+    assert says(result, "is not a softmax's: the scores below are not probabilities")
+    assert "not a softmax" not in invoke("classify_audio", tflite_copy, "--wav", yes_wav).output

@@ -154,6 +154,18 @@ def classify_audio(
         spotter = KeywordSpotter(keyword_model, params, backend=backend, reset_after_detection=not no_reset)
     except (FileNotFoundError, ValueError, RuntimeError) as error:  # RuntimeError: the runtime refused it
         fail(str(error))
+    output = spotter.runner.output_details
+    if str(output.dtype) == "int8" and (abs(output.scale - 1 / 256) > 1e-9 or output.zero_point != -128):
+        # TFLite quantizes a softmax's int8 output at 1/256, -128 (MLTK's 0-255 scores): these
+        # outputs are something else, and the thresholds compare meaningless numbers.
+        from microspeech.cli.app import err_console
+
+        err_console.print(
+            f"warning: {keyword_model.source}: its int8 output (scale {output.scale:g}, zero point "
+            f"{output.zero_point}) is not a softmax's: the scores below are not probabilities",
+            markup=False,
+            soft_wrap=True,
+        )
     settings = ", ".join(f"{key}={value}" for key, value in params.to_dict().items())
     if params.volume_gain != whole_volume_gain(params.volume_gain):  # what the part applies
         settings += f" (the firmware's volume gain: {max(1, whole_volume_gain(params.volume_gain))})"
