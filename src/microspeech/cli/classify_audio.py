@@ -167,8 +167,8 @@ def classify_audio(
             soft_wrap=True,
         )
     settings = ", ".join(f"{key}={value}" for key, value in params.to_dict().items())
-    if params.volume_gain != whole_volume_gain(params.volume_gain):  # what the part applies
-        settings += f" (the firmware's volume gain: {max(1, whole_volume_gain(params.volume_gain))})"
+    if params.volume_gain != int(params.volume_gain):  # a fraction: what the part applies instead
+        settings += f" (the firmware's volume gain: {whole_volume_gain(params.volume_gain)})"
     if keyword_model.class_thresholds is not None:
         listed = keyword_model.class_thresholds
         settings += f", detection_threshold_list={listed} (per class, used instead)"

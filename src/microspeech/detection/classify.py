@@ -35,20 +35,21 @@ def apply_volume_gain(audio: np.ndarray, gain: float) -> np.ndarray:
     whole part (an int there), only when that is above 1, each product stored back into int16,
     so a sample beyond the int16 range wraps around (at a gain of 2, 20000 becomes -25536)."""
     factor = whole_volume_gain(gain)
-    if factor <= 1:
+    if factor == 1:
         return audio
     return _scaled_int16(np.ascontiguousarray(audio, dtype=np.int16), factor)
 
 
 def whole_volume_gain(gain: float) -> int:
-    """The factor the firmware applies for `volume_gain`: C's float-to-int conversion (1.9 -> 1)."""
-    return int(gain)
+    """The factor the firmware applies for `volume_gain`: C's float-to-int conversion (1.9 -> 1),
+    and 1 (no scaling) for what that makes 1 or less."""
+    return max(1, int(gain))
 
 
 def wrapped_samples(audio: np.ndarray, gain: float) -> int:
     """How many samples `apply_volume_gain` wraps around (0 where the gain applies none)."""
     factor = whole_volume_gain(gain)
-    if factor <= 1 or not len(audio):
+    if factor == 1 or not len(audio):
         return 0
     limit = 32767 // factor  # |sample| * factor within int16: sample in [-(32768 // factor), limit]
     return int(np.count_nonzero((audio > limit) | (audio < -(32768 // factor))))

@@ -450,7 +450,7 @@ def evaluate_streaming(
         wrapped_samples=wrapped_samples(stream.audio, params.volume_gain),
         classes=list(keyword_model.classes),
         params=params,
-        detection_threshold_list=None if class_thresholds is None else [int(v) for v in class_thresholds],
+        detection_threshold_list=None if listed is None else list(listed),
         per_class=operating.per_class,
         per_snr=_per_snr(stream.events, operating.found_ms),
         false_accept_contexts=operating.false_accept_contexts,
