@@ -105,6 +105,24 @@ def test_set_on_a_trained_model_is_noted_in_its_manifest(trained_model_dir, tmp_
     assert "detection_calibration" in manifest  # what train chose stays on record
 
 
+def test_a_tflite_given_as_a_file_is_read_past_a_damaged_manifest_beside_it(trained_model_dir, tmp_path):
+    # params and summarize of the .tflite itself stopped at "unreadable manifest": the file holds
+    # what they read. A folder or name still needs its manifest.
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_model_dir, run)
+    (run / "manifest.json").write_text("{broken")
+    tflite = next(run.glob("*.tflite"))
+    result = CliRunner().invoke(app, ["params", str(tflite), "--set", "suppression_ms=1000"])
+    assert result.exit_code == 0, result.output
+    assert "unreadable manifest" in result.output and "as a file of its own" in result.output
+    assert (run / "manifest.json").read_text() == "{broken"  # not rewritten
+    assert CliRunner().invoke(app, ["summarize", str(tflite)]).exit_code == 0
+    folder = CliRunner().invoke(app, ["params", str(run)])
+    assert folder.exit_code == 2 and "unreadable manifest" in folder.output
+
+
 def test_a_new_threshold_drops_a_stored_per_class_list_and_says_so(mltk_tflite_path, tmp_path):
     # The firmware reads a stored list instead of the threshold: --set detection_threshold did nothing.
     from microspeech.tflite.metadata import read_parameters, write_parameters

@@ -116,13 +116,19 @@ def fail(message: str, code: int = 2) -> None:
 
 
 def warn_if_unfinished(model: str) -> None:
-    """One line on standard error when MODEL is a training run that did not finish."""
+    """One line on standard error when MODEL is a training run that did not finish, or a .tflite
+    whose damaged manifest beside it was passed over."""
     from microspeech.models import ModelResolutionError, resolve_model
 
     try:
         resolved = resolve_model(model)
     except ModelResolutionError:
         return  # the command's own resolution names the problem
+    if resolved.ignored_manifest:
+        err_console.print(
+            f"[yellow]warning:[/] {escape(resolved.ignored_manifest)}: read {escape(model)} as a file of "
+            "its own (its training record is not used)"
+        )
     if resolved.unfinished_run:
         err_console.print(
             f"[yellow]warning:[/] {escape(str(resolved.directory))} has no manifest.json: its training did "

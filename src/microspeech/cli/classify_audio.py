@@ -154,15 +154,12 @@ def classify_audio(
         spotter = KeywordSpotter(keyword_model, params, backend=backend, reset_after_detection=not no_reset)
     except (FileNotFoundError, ValueError, RuntimeError) as error:  # RuntimeError: the runtime refused it
         fail(str(error))
-    output = spotter.runner.output_details
-    if str(output.dtype) == "int8" and (abs(output.scale - 1 / 256) > 1e-9 or output.zero_point != -128):
-        # TFLite quantizes a softmax's int8 output at 1/256, -128 (MLTK's 0-255 scores): these
-        # outputs are something else, and the thresholds compare meaningless numbers.
+    not_softmax = _not_a_softmax(keyword_model.tflite_bytes, spotter.runner.output_details)
+    if not_softmax:  # the thresholds would compare meaningless numbers
         from microspeech.cli.app import err_console
 
         err_console.print(
-            f"warning: {keyword_model.source}: its int8 output (scale {output.scale:g}, zero point "
-            f"{output.zero_point}) is not a softmax's: the scores below are not probabilities",
+            f"warning: {keyword_model.source}: {not_softmax}: the scores below are not probabilities",
             markup=False,
             soft_wrap=True,
         )
@@ -269,3 +266,22 @@ def _share(part: int, whole: int) -> str:
     "0.00%" for a count above 0, nor "1e+02%")."""
     share = 100 * part / whole
     return f"{share:.1f}%" if share >= 1 else f"{share:.2g}%"
+
+
+def _not_a_softmax(tflite_bytes: bytes, output) -> str:  # noqa: ANN001 (TensorDetails)
+    """Why the model's output is not a softmax's ("" when it is one)."""
+    if str(output.dtype) == "int8":
+        # TFLite quantizes a softmax's int8 output at 1/256, -128 (MLTK's 0-255 scores).
+        if abs(output.scale - 1 / 256) > 1e-9 or output.zero_point != -128:
+            quantized = f"scale {output.scale:g}, zero point {output.zero_point}"
+            return f"its int8 output ({quantized}) is not a softmax's"
+        return ""
+    from microspeech.tflite.summary import summarize_tflite
+
+    try:
+        last = summarize_tflite(tflite_bytes).output_opcode
+    except ValueError:  # a graph the runtime took but the summary cannot read: nothing to say
+        return ""
+    if last is None or last == "SOFTMAX":
+        return ""
+    return f"its {output.dtype} output comes from {last}, not a SOFTMAX"

@@ -778,14 +778,19 @@ def record_parameters_set(model_path: str | Path, values: dict[str, Any]) -> Pat
 def _own_manifest(source: Path) -> tuple[Any, dict[str, Any]] | None:
     """The trained run's artifacts and manifest of NAME.tflite (None when it has none, or the
     manifest beside it describes another model: a copy), with the .tflite's size as it is now
-    (rewriting the parameters block changed it)."""
-    from microspeech.models import ModelArtifacts
+    (rewriting the parameters block changed it). A damaged manifest is none: the .tflite given as
+    a file was read without it (`resolve_model` says so), and failing here would leave the .tflite
+    rewritten and the command reporting an error."""
+    from microspeech.models import ModelArtifacts, ModelResolutionError
 
     name = source.name.removesuffix(".tflite")
     artifacts = ModelArtifacts(source.parent, name)
     if not artifacts.manifest_path.is_file():
         return None
-    manifest = artifacts.manifest
+    try:
+        manifest = artifacts.manifest
+    except ModelResolutionError:
+        return None
     if manifest.get("name") != name:  # it describes NAME.tflite only, not a copy beside it
         return None
     files = manifest.get("files")

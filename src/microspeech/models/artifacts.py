@@ -153,6 +153,8 @@ class ResolvedModel:
     # Why the .tflite beside a Keras model could not be read (require_tflite says it), else None.
     tflite_problem: str | None = None
     frontend_problem: str | None = None
+    # Why the manifest beside a .tflite given as a file was not read (the file was taken alone).
+    ignored_manifest: str | None = None
 
     @property
     def frontend(self) -> FrontendSettings:
@@ -353,6 +355,7 @@ def resolve_model(model: str | Path) -> ResolvedModel:
     directory: Path | None = None
     keras_path: Path | None = None
     tflite_path: Path | None = None
+    ignored_manifest: str | None = None
     if path.suffix == ".py":
         directory, name = _spec_file_model(path)
     elif path.is_dir():
@@ -368,6 +371,12 @@ def resolve_model(model: str | Path) -> ResolvedModel:
             in_folder = path.with_suffix(".keras").is_file() or (path.parent / MANIFEST).is_file()
             if path.suffix == ".tflite" and in_folder:
                 directory = path.parent
+                try:
+                    _ = ModelArtifacts(directory, name).manifest
+                except ModelResolutionError as error:
+                    # The file given holds what the commands need: a damaged manifest beside it
+                    # stops a folder or name, not the file itself, which is read as a bare .tflite.
+                    directory, ignored_manifest = None, str(error)
         else:
             raise ModelResolutionError(
                 f"{path}: not a model file (.tflite, .keras, .h5 or .mltk.zip expected)"
@@ -449,4 +458,5 @@ def resolve_model(model: str | Path) -> ResolvedModel:
         manifest=manifest,
         tflite_problem=tflite_problem,
         frontend_problem=frontend_problem,
+        ignored_manifest=ignored_manifest,
     )

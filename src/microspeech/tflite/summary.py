@@ -121,6 +121,12 @@ class ModelSummary:
         )
 
     @property
+    def output_opcode(self) -> str | None:
+        """The operator that writes the first output (None when no operator does)."""
+        first = self.outputs[0] if self.outputs else None
+        return next((layer.opcode for layer in self.layers if any(t is first for t in layer.outputs)), None)
+
+    @property
     def total_macs(self) -> int:
         return sum(layer.macs for layer in self.layers)
 
