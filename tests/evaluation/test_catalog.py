@@ -262,9 +262,12 @@ def test_a_trained_models_row_counts_its_own_parameters_not_an_edited_specs(
     monkeypatch.setenv("MICROSPEECH_HOME", str(tmp_path / "home"))
     trained = tmp_path / "home" / "models" / "widened_kws"
     trained.mkdir(parents=True)
-    for suffix in (".tflite", ".keras"):
-        source = trained_test_model / f"tflite_micro_speech-test{suffix}"
-        shutil.copyfile(source, trained / f"widened_kws{suffix}")
+    from microspeech.tflite.metadata import read_parameters, write_parameters
+
+    shutil.copyfile(trained_test_model / "tflite_micro_speech-test.keras", trained / "widened_kws.keras")
+    tflite_bytes = (trained_test_model / "tflite_micro_speech-test.tflite").read_bytes()
+    named = write_parameters(tflite_bytes, {**read_parameters(tflite_bytes), "name": "widened_kws"})
+    (trained / "widened_kws.tflite").write_bytes(named)  # as `train` names what it trains
     Path("models").mkdir()
     Path("models/widened_kws.py").write_text(
         "import dataclasses\n"
@@ -285,3 +288,22 @@ def test_a_trained_models_row_counts_its_own_parameters_not_an_edited_specs(
     assert card.source == "trained"
     assert card.parameters == load_keras_file(trained / "widened_kws.keras").count_params()
     assert card.parameters != resolve_model_spec("widened_kws").build_model().count_params()
+
+
+def test_a_tflite_copied_into_a_models_folder_is_not_taken_for_that_model(
+    mltk_tflite_path, tmp_path, monkeypatch
+):
+    # MLTK's model saved as models/two_conv/two_conv.tflite was listed as two_conv's: its size,
+    # arena and cycles beside two_conv's name and measured accuracy.
+    import shutil
+
+    from microspeech.evaluation.catalog import model_card
+
+    monkeypatch.setenv("MICROSPEECH_HOME", str(tmp_path / "home"))
+    folder = tmp_path / "home" / "models" / "two_conv"
+    folder.mkdir(parents=True)
+    shutil.copyfile(mltk_tflite_path, folder / "two_conv.tflite")
+    card = model_card("two_conv", use_cache=False)
+    assert card.source == "untrained build"
+    assert card.tflite_bytes != mltk_tflite_path.stat().st_size
+

@@ -123,7 +123,8 @@ def list_command(
             for column, value in zip(columns[1:], row[1:], strict=True):
                 console.print(f"  {column}: {value}", markup=False)
     notes = [
-        "* sizes from the untrained build (no trained .tflite under the models folder); same graph."
+        "* sizes from the untrained build (no .tflite trained as this model under the models folder); "
+        "same graph."
         if any(card.source != "trained" for card in shown)
         else "",
         "arena: smallest TFLM arena that works, measured on this host. M33: Cortex-M33 @ 78 MHz, "

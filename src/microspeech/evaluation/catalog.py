@@ -194,8 +194,13 @@ def model_card(name: str, *, use_cache: bool = True) -> ModelCard:
     trained_bytes = trained.read_bytes() if trained.is_file() else None
     if trained_bytes is not None:
         from microspeech.tflite.flatbuffer import check_flatbuffer
+        from microspeech.tflite.metadata import read_parameters
 
         check_flatbuffer(trained_bytes, where=str(trained))  # a cut copy is named, not "the given bytes"
+        if read_parameters(trained_bytes).get("name") != name:
+            # Not trained as this model (MLTK's model copied in as two_conv.tflite was listed as
+            # two_conv's): the registered graph's figures come from its untrained build.
+            trained_bytes = None
     key = _spec_key(spec)
     if trained_bytes is not None:
         key += "-" + hashlib.sha256(trained_bytes).hexdigest()[:16]
