@@ -261,7 +261,9 @@ def decode_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> DecodedAud
     if not MIN_FILE_RATE <= sample_rate <= MAX_FILE_RATE:
         raise ValueError(f"sample_rate={sample_rate}: expected {MIN_FILE_RATE} to {MAX_FILE_RATE} Hz")
     check_file_readable(path)
-    source: str | io.BytesIO = str(path)
+    # The path as bytes: soundfile encodes a str strictly, and a name that is not UTF-8 (its
+    # undecodable bytes held as surrogates) failed with "surrogates not allowed", unnamed.
+    source: bytes | io.BytesIO = os.fsencode(path)
     streamed = None if path.is_file() else _read_stream(path)  # a pipe (<(...), /dev/stdin) is
     if streamed is not None:  # read once: libsndfile opens a file twice
         source = io.BytesIO(streamed)
@@ -319,7 +321,7 @@ def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int = SAMPLE_R
     samples = to_int16(samples, source=str(path))
     sample_rate = int(rate)
     with atomic_output(path) as partial:
-        sf.write(str(partial), samples, sample_rate, subtype="PCM_16", format="WAV")
+        sf.write(os.fsencode(partial), samples, sample_rate, subtype="PCM_16", format="WAV")
 
 
 # 10 ms frames within ACTIVE_DB of the loudest one count as speech (for SNRs).

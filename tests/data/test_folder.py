@@ -249,3 +249,26 @@ def test_what_a_folder_holds_but_cannot_use_is_named(subset_dir, tmp_path):
     said = r"1 file\(s\) skipped: a_nohash_0.wav: an audio file outside any word"
     with pytest.raises(ValueError, match=said):
         load_dataset(only_loose)
+
+
+def test_a_file_name_that_is_not_utf8_is_read_like_any_other(subset_dir, tmp_path):
+    # soundfile encodes a str path strictly, and the split hash, the dataset fingerprint and the
+    # clip bank's key encoded names as UTF-8: one such name (Latin-1 bytes from an old archive)
+    # stopped the whole dataset with "surrogates not allowed", naming no file.
+    import os
+
+    from microspeech.audio import decode_audio
+    from microspeech.data.clip_bank import bank_store
+    from microspeech.data.pipeline import dataset_fingerprint
+
+    clip = next(iter(sorted((subset_dir / "yes").glob("*.wav"))))
+    odd = os.fsdecode(b"caf\xe9_nohash_0.wav")
+    for word in ("yes", "no"):
+        _copy_clip(clip, tmp_path / "mine" / word / odd)
+        _copy_clip(clip, tmp_path / "mine" / word / "plain_nohash_0.wav")
+    dataset = load_dataset(tmp_path / "mine")
+    odd_clips = [c for c in dataset.clips if c.path.name == odd]
+    assert len(odd_clips) == 2 and len({c.split for c in odd_clips}) == 1
+    assert np.array_equal(decode_audio(odd_clips[0].path).samples, decode_audio(clip).samples)
+    assert dataset_fingerprint(dataset) and bank_store(tmp_path, [c.path for c in odd_clips], 16000, None)
+    assert hash_split("0a7c2a8d") == hash_split(os.fsdecode(b"0a7c2a8d"))  # TensorFlow's hash for UTF-8 names

@@ -84,3 +84,9 @@ def test_unknown_key_and_inconsistent_fft_length_are_errors():
         FrontendSettings.from_dict({"fe.windowsize_ms": 30})
     with pytest.raises(FrontendSettingsError, match="fe.fft_length=256"):
         FrontendSettings.from_dict({**FrontendSettings().to_dict(), "fe.fft_length": 256})
+    # A stored fft_length that is no number reached int() as a ValueError / TypeError / OverflowError
+    # traceback (features --settings); a whole float or a numeric string is MLTK's number.
+    for value in ("abc", None, 1e400, 512.5):
+        with pytest.raises(FrontendSettingsError, match=r"fe.fft_length=.*: expected an int"):
+            FrontendSettings.from_dict({"fe.fft_length": value})
+    assert FrontendSettings.from_dict({"fe.fft_length": 512.0}).fft_length == 512

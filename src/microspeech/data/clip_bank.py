@@ -183,7 +183,7 @@ def bank_store(cache: Path, paths: Iterable[Path], max_length: int, threshold_db
     digest = hashlib.sha256(f"clip bank v{BANK_FORMAT}\t{max_length}\t{threshold_db}\n".encode())
     for path in paths:
         status = path.stat()
-        digest.update(f"{path}\t{status.st_size}\t{status.st_mtime_ns}\n".encode())
+        digest.update(f"{path}\t{status.st_size}\t{status.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
     return cache / digest.hexdigest()[:32]
 
 

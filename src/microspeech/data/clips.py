@@ -115,7 +115,7 @@ def probe_audio(path: Path) -> ProbeResult:
     if size == 0:
         raise AudioError(f"{path}: empty file")
     try:
-        info = sf.info(str(path))
+        info = sf.info(os.fsencode(path))  # bytes: soundfile refuses a str name that is not UTF-8
     except (sf.LibsndfileError, RuntimeError, TypeError) as error:
         raise AudioError(f"{path}: not a readable audio file ({error})") from error
     unfinished = False

@@ -98,7 +98,7 @@ def dataset_fingerprint(dataset: AudioDataset) -> str:
         except OSError:
             size = -1
         relative = path.relative_to(dataset.root) if path.is_relative_to(dataset.root) else path
-        digest.update(f"{relative}\t{word}\t{split}\t{size}\n".encode())
+        digest.update(f"{relative}\t{word}\t{split}\t{size}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 
 

@@ -127,7 +127,12 @@ class FrontendSettings:
             kwargs[name] = value
         settings = cls(**kwargs)
         fft_key = KEY_PREFIX + "fft_length"
-        if fft_key in values and int(values[fft_key]) != settings.fft_length:
+        if fft_key in values:
+            try:  # "abc", null, 1e400 reached int() as tracebacks
+                fft_length = exact_value(values[fft_key], int)
+            except (TypeError, ValueError, OverflowError):
+                raise FrontendSettingsError(f"{fft_key}={values[fft_key]!r}: expected an int") from None
+        if fft_key in values and fft_length != settings.fft_length:
             raise FrontendSettingsError(
                 f"{fft_key}={values[fft_key]} does not match the window of {settings.window_size} samples "
                 f"(the frontend uses the next power of two, {settings.fft_length})"

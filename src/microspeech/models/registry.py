@@ -189,7 +189,7 @@ def load_spec_file(path: str | Path) -> list[str]:
     if path.suffix != SPEC_FILE_SUFFIX:
         raise ModelFileError(f"{path}: a model spec file is Python source (.py)")
     before = set(_FACTORIES)
-    digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
+    digest = hashlib.sha1(str(path).encode("utf-8", "surrogateescape")).hexdigest()[:10]
     stem = re.sub(r"\W", "_", path.stem)
     module_name = f"_microspeech_model_{stem}_{digest}"
     module_spec = importlib.util.spec_from_file_location(module_name, path)
