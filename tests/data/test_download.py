@@ -32,6 +32,7 @@ class _Server:
         self.honour_range = True
         self.content_type: str | None = None
         self.send_length = True
+        self.whole_as_partial = False  # answer a Range with 206 and the whole file
         self.ranges: list[str | None] = []
         server = self
 
@@ -48,7 +49,8 @@ class _Server:
                 server.ranges.append(requested)
                 start = 0
                 if requested and server.honour_range:
-                    start = int(requested.removeprefix("bytes=").split("-")[0])
+                    asked = int(requested.removeprefix("bytes=").split("-")[0])
+                    start = 0 if server.whole_as_partial else asked
                     if start >= len(body):
                         self.send_error(416)
                         return
@@ -128,6 +130,34 @@ def test_server_ignoring_range_restarts_from_zero(server, tmp_path):
     (tmp_path / "a.tar.gz.part").write_bytes(b"stale bytes from another file")
     target = _get(server, tmp_path / "a.tar.gz", **CHECKS)
     assert target.read_bytes() == PAYLOAD
+
+
+def test_a_whole_file_sent_as_partial_content_is_no_resume(server, tmp_path):
+    # A 206 whose Content-Range starts at 0 was appended to the partial file: the answer's size
+    # never fitted, and every later run failed the same way on the same partial file.
+    server.files["a.tar.gz"] = PAYLOAD
+    server.whole_as_partial = True
+    (tmp_path / "a.tar.gz.part").write_bytes(PAYLOAD[:1000])
+    assert _get(server, tmp_path / "a.tar.gz", **CHECKS).read_bytes() == PAYLOAD
+
+
+def test_a_full_disk_is_not_called_a_broken_connection(server, tmp_path, monkeypatch):
+    import builtins
+    import errno
+
+    class FullDisk(io.FileIO):
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def full_disk_open(path, mode="r", *args, **kwargs):
+        writing = "a" in mode or "w" in mode
+        return FullDisk(path, mode) if writing else builtins.open(path, mode, *args, **kwargs)
+
+    server.files["a.tar.gz"] = PAYLOAD
+    monkeypatch.setattr("microspeech.data.download.open", full_disk_open, raising=False)
+    said = r"a.tar.gz.part: cannot write the download \(No space left on device\); make room"
+    with pytest.raises(DownloadError, match=said):
+        _get(server, tmp_path / "a.tar.gz", **CHECKS)
 
 
 def test_checksum_mismatch_deletes_everything(server, tmp_path):

@@ -123,7 +123,10 @@ def _fetch(url: str, partial: Path, have: int, size: int | None, timeout_s: floa
         reason = getattr(error, "reason", error)
         raise DownloadError(f"{url}: cannot connect ({reason})") from error
     with response:
-        resumed = have and response.status == 206
+        # A 206 whose range starts elsewhere (a server that sends the whole file as "partial") is
+        # no resume: appended, every later run failed the same way on the same partial file.
+        content_range = response.headers.get("Content-Range") or ""
+        resumed = have and response.status == 206 and content_range.startswith(f"bytes {have}-")
         if not resumed:
             have = 0  # the server ignored the Range header: start over
         length = response.headers.get("Content-Length")
@@ -147,13 +150,22 @@ def _fetch(url: str, partial: Path, have: int, size: int | None, timeout_s: floa
             verb = "resuming" if resumed else "downloading"
             task = progress.add_task(f"{verb} {partial.stem}", total=total)
             progress.update(task, completed=have)
-            try:
-                while chunk := response.read(CHUNK_BYTES):
+            while True:
+                try:
+                    chunk = response.read(CHUNK_BYTES)
+                except (OSError, http.client.HTTPException) as error:
+                    raise DownloadError(
+                        f"{url}: the connection broke after {handle.tell()} bytes ({error}); "
+                        f"run again to resume from {partial}"
+                    ) from error
+                if not chunk:
+                    break
+                try:
                     handle.write(chunk)
-                    progress.advance(task, len(chunk))
-            except (OSError, http.client.HTTPException) as error:
-                raise DownloadError(
-                    f"{url}: the connection broke after {handle.tell()} bytes ({error}); "
-                    f"run again to resume from {partial}"
-                ) from error
+                except OSError as error:  # a full disk was reported as a broken connection
+                    raise DownloadError(
+                        f"{partial}: cannot write the download ({error.strerror or error}); make room, "
+                        "then run again to resume"
+                    ) from error
+                progress.advance(task, len(chunk))
     return total
