@@ -179,6 +179,11 @@ def test_float_samples_past_full_scale_are_said_to_be_clipped(tmp_path):
     decoded = decode_audio(path)
     assert "100 sample(s) beyond full scale clipped" in decoded.conversions  # clipped without a word
     assert decoded.samples[:100].tolist() == [32767] * 100
+    # A 44.1 kHz square wave peaking at 0.9: the resampler's overshoot went past 1.0 and was
+    # counted as the file's own clipping (1,078 samples said to clip in a file that never does).
+    square = 0.9 * np.sign(np.sin(2 * np.pi * 440 * np.arange(44100) / 44100))
+    sf.write(tmp_path / "square.wav", square, 44100, subtype="FLOAT")
+    assert not any("full scale" in line for line in decode_audio(tmp_path / "square.wav").conversions)
 
 
 def test_verify_lists_a_float_clip_that_clips_when_read(tmp_path):

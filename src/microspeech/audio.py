@@ -288,11 +288,13 @@ def decode_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> DecodedAud
     if samples.size == 0:
         raise AudioError(f"{path}: the file holds no audio samples")
     samples = to_mono(samples, source=str(path))
-    samples = resample(samples, file_rate, sample_rate)
     conversions = format_conversions(info.samplerate, info.channels, info.subtype, sample_rate)
     if samples.dtype.kind == "f" and samples.size and np.abs(samples).max() > 1.0:
-        over = int(np.count_nonzero(np.abs(samples) > 1.0))  # a float file may go past full scale
+        # A float file may go past full scale. Counted before resampling, whose overshoot near full
+        # scale is the conversion's, not the file's (a file peaking at 0.9 was said to clip).
+        over = int(np.count_nonzero(np.abs(samples) > 1.0))
         conversions = [*conversions, f"{over} sample(s) beyond full scale clipped"]
+    samples = resample(samples, file_rate, sample_rate)
     declared = None if finished or streamed is not None else truncated_wav_frames(path, info)
     if declared is not None:
         conversions = [*conversions, truncation_note(info.frames, declared)]
