@@ -67,6 +67,17 @@ def test_info_offline_names_the_alternatives(tmp_path, monkeypatch):
     assert "--dataset PATH" in result.output and "synthetic" in result.output
 
 
+def test_info_without_download_does_not_generate_a_synthetic_set(tmp_path, monkeypatch):
+    # --no-download (info's default) generated "synthetic" with eSpeak all the same (minutes).
+    monkeypatch.setenv("MICROSPEECH_HOME", str(tmp_path))
+    result = runner.invoke(app, ["dataset", "info", "synthetic-tiny"], terminal_width=300)
+    assert result.exit_code == 2 and "'synthetic-tiny' has not been generated yet" in result.output
+    assert not (tmp_path / "datasets").exists() or not any((tmp_path / "datasets").iterdir())
+    made = runner.invoke(app, ["dataset", "info", "synthetic-tiny", "--download"], terminal_width=300)
+    assert made.exit_code == 0, made.output
+    assert runner.invoke(app, ["dataset", "info", "synthetic-tiny"], terminal_width=300).exit_code == 0
+
+
 def test_offline_error_is_one_line_off_a_terminal_whatever_the_path_length(tmp_path):
     """CI logs and pipes: the message is not hard-wrapped, so no path length can split an option name."""
     home = tmp_path.joinpath(*["a_very_long_user_name_and_temporary_folder"] * 6, "microspeech home")

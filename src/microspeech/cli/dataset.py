@@ -16,7 +16,7 @@ from microspeech.progress import progress_bar
 dataset_app = typer.Typer(help="Download, inspect, generate and check datasets.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
 
-DOWNLOAD_HELP = "Download a named dataset when it is not on disk."
+DOWNLOAD_HELP = "Download a named dataset when it is not on disk (generate it, for the synthetic ones)."
 NAME_HELP = "speech_commands_v2, speech_commands_test_set_v0.02, synthetic, synthetic-tiny, or a folder PATH."
 
 

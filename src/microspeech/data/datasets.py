@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from microspeech.data.clips import AudioDataset
 from microspeech.data.registry import register_dataset
-from microspeech.data.speech_commands import SPEECH_COMMANDS_TEST_SET_V2, SPEECH_COMMANDS_V2, load_remote
-from microspeech.data.synthetic import load_synthetic
+from microspeech.data.speech_commands import (
+    SPEECH_COMMANDS_TEST_SET_V2,
+    SPEECH_COMMANDS_V2,
+    DatasetUnavailableError,
+    load_remote,
+)
+from microspeech.data.synthetic import PRESETS, load_synthetic, synthetic_dir
+from microspeech.files import COMPLETE_MARKER
 
 
 @register_dataset(SPEECH_COMMANDS_V2.name)
@@ -23,10 +29,21 @@ def speech_commands_test_set_v2(*, download: bool = True) -> AudioDataset:
 @register_dataset("synthetic")
 def synthetic(*, download: bool = True) -> AudioDataset:
     """eSpeak NG speaking all 35 words (~4,700 clips), generated offline on first use and cached."""
-    return load_synthetic("synthetic")
+    return _synthetic("synthetic", download)
 
 
 @register_dataset("synthetic-tiny")
 def synthetic_tiny(*, download: bool = True) -> AudioDataset:
     """Five clips per word: for tests and dry runs, made in seconds."""
-    return load_synthetic("synthetic-tiny")
+    return _synthetic("synthetic-tiny", download)
+
+
+def _synthetic(name: str, download: bool) -> AudioDataset:
+    """`download=False` does not make it (minutes for `synthetic`): `dataset info --no-download`,
+    the default, generated it all the same."""
+    if not download and not (synthetic_dir(PRESETS[name]) / COMPLETE_MARKER).exists():
+        raise DatasetUnavailableError(
+            f"dataset {name!r} has not been generated yet: it is made offline with eSpeak NG on first "
+            f"use (`microspeech dataset download {name}`, or --download)"
+        )
+    return load_synthetic(name)
