@@ -60,3 +60,32 @@ def test_a_member_through_the_archives_own_link_is_refused(tmp_path, monkeypatch
     with pytest.raises(ArchiveError, match="chain.tar.gz"):
         extract_archive(archive, target)
     assert not list(tmp_path.rglob("via_link.txt"))
+
+
+@pytest.mark.parametrize("mode", ["gz", "xz"])
+def test_damaged_compressed_data_is_not_extracted_as_complete(tmp_path, mode):
+    # tarfile stops at the end-of-archive blocks and never read the gzip CRC behind them: flipped
+    # bytes in a stored (random) block extracted a wrong file and marked the folder complete.
+    import os
+
+    archive = tmp_path / f"a.tar.{mode}"
+    with tarfile.open(archive, f"w:{mode}") as tar:
+        payload = os.urandom(1_000_000)  # incompressible: flipped bytes break no deflate structure
+        info = tarfile.TarInfo("top/yes/a.bin")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    damaged = bytearray(archive.read_bytes())
+    middle = len(damaged) // 2
+    damaged[middle : middle + 8] = bytes(b ^ 0xFF for b in damaged[middle : middle + 8])
+    archive.write_bytes(bytes(damaged))
+    with pytest.raises(ArchiveError, match=f"a.tar.{mode}: extraction failed"):
+        extract_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
+
+
+def test_an_archive_of_one_word_folder_keeps_it(tmp_path):
+    # Unwrapped as if it were a wrapper, "yes/*.wav" landed at the root and lost its word.
+    archive = tmp_path / "a.tar.gz"
+    _tar_with(archive, [("yes/a.wav", b"x"), ("yes/b.wav", b"y")])
+    root = extract_archive(archive, tmp_path / "out")
+    assert (root / "yes" / "a.wav").read_bytes() == b"x"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import lzma
 import tarfile
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -98,14 +100,25 @@ def extract_archive(archive: str | Path, target_dir: str | Path, *, show_progres
                     tar.extractall(partial, filter="data")
                 else:  # Python < 3.11.4 (e.g. Debian 12's 3.11.2) has no extraction filters
                     tar.extractall(partial, members=_safe_members(tar, partial))
-        # KeyError: a hard link whose target the archive lacks.
-        except (tarfile.TarError, OSError, EOFError, KeyError) as error:
+                # tarfile stops at the end-of-archive blocks: the compressed stream's own check (the
+                # gzip CRC after them) is read only here, so damaged data cannot pass as complete.
+                while tar.fileobj.read(1 << 20):
+                    pass
+        # KeyError: a hard link whose target the archive lacks; zlib/lzma: damaged compressed data.
+        except (tarfile.TarError, OSError, EOFError, KeyError, zlib.error, lzma.LZMAError) as error:
             raise ArchiveError(f"{archive}: extraction failed ({error}); nothing was kept") from error
-        # Archives hold one top-level folder; unwrap it so target_dir is the dataset root.
+        # An archive may wrap the dataset in one top-level folder: unwrapped, so target_dir is the
+        # dataset root. Not a word folder (audio directly in it): "yes/*.wav" alone lost its label.
         entries = list(partial.iterdir())
-        if len(entries) == 1 and entries[0].is_dir():
+        if len(entries) == 1 and entries[0].is_dir() and not _holds_audio(entries[0]):
             wrapper = entries[0].rename(partial / ".microspeech-unwrap")
             for item in wrapper.iterdir():
                 item.rename(partial / item.name)
             wrapper.rmdir()
     return target_dir
+
+
+def _holds_audio(folder: Path) -> bool:
+    from microspeech.data.clips import AUDIO_EXTENSIONS
+
+    return any(path.suffix.lower() in AUDIO_EXTENSIONS for path in folder.iterdir() if path.is_file())
