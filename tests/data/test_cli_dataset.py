@@ -25,6 +25,24 @@ def test_info_prints_counts_speakers_and_noise(subset_dir):
     assert "speakers in train and in validation/test: 22" in result.output
 
 
+def test_info_says_when_file_names_do_not_say_the_speaker(tmp_path):
+    # alice_1.wav and alice_2.wav are two "speakers" to the hash split: one person's clips could
+    # land in train and in test while info said "speakers in train and in validation/test: 0".
+    for word in ("yes", "no"):
+        (tmp_path / word).mkdir()
+        for index in range(3):
+            tone = 0.2 * np.sin(np.arange(16000) / (3 + index))
+            sf.write(tmp_path / word / f"alice_{index}.wav", tone, 16000, subtype="PCM_16")
+    result = runner.invoke(app, ["dataset", "info", str(tmp_path)], terminal_width=300)
+    assert result.exit_code == 0, result.output
+    assert "6 file name(s) without _nohash_ (e.g. alice_0.wav): each is a speaker of its own" in result.output
+    for word in ("yes", "no"):
+        for index in range(3):
+            (tmp_path / word / f"alice_{index}.wav").rename(tmp_path / word / f"alice_nohash_{index}.wav")
+    named = runner.invoke(app, ["dataset", "info", str(tmp_path)], terminal_width=300)
+    assert named.exit_code == 0 and "without _nohash_" not in named.output
+
+
 def test_verify_lists_each_unusable_file_and_fails(tmp_path, caplog):
     (tmp_path / "yes").mkdir()
     sf.write(tmp_path / "yes" / "a_nohash_0.wav", 0.2 * np.sin(np.arange(16000) / 3), 16000, subtype="PCM_16")
