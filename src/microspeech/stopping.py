@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-__all__ = ["deferred", "exit_status", "install", "received", "restore"]
+__all__ = ["deferred", "exit_status", "install", "raise_if_received", "received", "restore"]
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _received: list[signal.Signals] = []
@@ -73,6 +73,13 @@ def deferred() -> Iterator[None]:
         _deferring -= 1
     if not _deferring and len(_received) > before:
         raise KeyboardInterrupt(_received[before].name)
+
+
+def raise_if_received() -> None:
+    """KeyboardInterrupt for a stop a library swallowed (a worker thread, a traced graph, the TFLite
+    converter, which returns its model as if no Ctrl-C came): what follows does not run on."""
+    if _received:
+        raise KeyboardInterrupt(_received[0].name)
 
 
 def received() -> str | None:

@@ -174,6 +174,8 @@ def test_the_checkpoint_is_the_epoch_with_the_best_stream_score_plus_clip_accura
     recorded = np.array([float(row["val_stream_plus_accuracy"]) for row in rows])
     np.testing.assert_allclose(recorded, stream + clips, atol=1e-4)
     assert manifest["best_epoch"] == 1 + int(np.argmax(recorded))
+    # The kept epoch's clip accuracy (it was the run's highest, another epoch's when the stream chose).
+    assert manifest["best_val_accuracy"] == pytest.approx(clips[manifest["best_epoch"] - 1], abs=1e-6)
     assert manifest["hard_negative_mining"][0]["round"] == 1
 
 

@@ -274,6 +274,31 @@ def test_a_stop_whose_interrupt_was_swallowed_still_ends_the_run(tmp_path, subse
     assert not (output / f"{DRY_RUN}.tflite").exists()
 
 
+def test_a_stop_inside_the_int8_conversion_ends_the_run_before_calibrating(tmp_path, subset_dir, monkeypatch):
+    # TFLite's converter returns its model when Ctrl-C lands inside it: the run went on to check
+    # parity, calibrate on the stream, write its manifest and say "trained" (exit 0).
+    import signal
+
+    from microspeech import stopping
+    from microspeech.tflite import convert
+
+    monkeypatch.setattr(stopping, "_received", [])
+    real_build = convert.build_tflite
+
+    def interrupted_conversion(*args, **kwargs):
+        stopping._received.append(signal.SIGINT)  # recorded by the handler, the exception lost
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(convert, "build_tflite", interrupted_conversion)
+    output = tmp_path / "model"
+    result = _train("--dataset", str(subset_dir), "--output", str(output), "--seed", "0")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 130 and "interrupted" in said and "trained" not in said, said
+    assert not (output / "manifest.json").exists() and not (output / f"{DRY_RUN}.tflite").exists()
+    last_line = (output / "train.log").read_text().splitlines()[-1]
+    assert last_line.endswith("training stopped: interrupted (SIGINT)")
+
+
 def test_kill_ends_a_command_as_ctrl_c_does(tmp_path):
     # SIGTERM killed the process where it stood: no finally block ran, no status a shell reads.
     import subprocess

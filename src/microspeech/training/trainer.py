@@ -435,7 +435,10 @@ def _train_locked(
                 "epochs_run": len(history),
                 "hard_negative_mining": mining_rounds,
                 "best_epoch": best_epoch,
-                "best_val_accuracy": max((r["val_accuracy"] for r in history), default=math.nan),
+                # The kept epoch's: the highest of the run was another epoch's when the stream chose.
+                "best_val_accuracy": next(
+                    (r["val_accuracy"] for r in history if r["epoch"] == best_epoch), math.nan
+                ),
                 "command_line": command_line,
                 "command": shlex.join(command_line),
                 "wall_seconds": round(time.perf_counter() - started, 2),
@@ -688,10 +691,7 @@ def _fit(
         for epoch in range(start_epoch, settings.epochs):
             if stopped:
                 break
-            if (signal_name := stop_requests.received()) is not None:
-                # A stop whose KeyboardInterrupt a library swallowed (a worker thread, a traced graph)
-                # still ends the run here, at the latest.
-                raise KeyboardInterrupt(signal_name)
+            stop_requests.raise_if_received()  # a stop a library swallowed ends the run here at the latest
             epoch_started = time.perf_counter()
             if settings.learning_rate_schedule == "cosine":
                 trainer.learning_rate = cosine_learning_rate(
@@ -857,10 +857,14 @@ def _finish(
     with atomic_output(artifacts.keras_path) as partial:
         keras_model.save(partial)
     tflite_bytes = build_tflite(keras_model, representative, spec.parameters(), seed=manifest["seed"])
+    # A Ctrl-C inside the converter returned the model as if none came: the run went on to
+    # calibrate, wrote its manifest and said "trained".
+    stop_requests.raise_if_received()
     write_bytes_atomic(artifacts.tflite_path, tflite_bytes)
     # What the host measures must be what the part computes: the same bytes in every runtime,
     # up to one-step rounding ties (microspeech.tflite.parity says why those remain).
     parity = check_parity(tflite_bytes, representative)
+    stop_requests.raise_if_received()
     if parity.rounding_only:
         logger.info("runtime parity on the validation features: %s", parity.describe())
         console.print(f"[green]runtime parity[/] on the validation clips: {parity.describe()}")
