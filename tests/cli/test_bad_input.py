@@ -74,6 +74,19 @@ def test_evaluate_output_that_is_a_file(model_path, tmp_path):
     assert refused(result, "--output", "is a file, not a folder")
 
 
+def test_evaluate_output_inside_a_runs_checkpoint_or_logs_is_refused(model_path, tmp_path):
+    # Results written into run/checkpoint made `train --output run` refuse the folder ("holds
+    # checkpoint/, which no microspeech run wrote"), and a --resume deleted them.
+    run = tmp_path / "run"
+    (run / "checkpoint").mkdir(parents=True)
+    shutil.copyfile(model_path, run / "kws.tflite")
+    (run / "manifest.json").write_text(json.dumps({"name": "kws"}))
+    for inside in (run / "checkpoint", run / "logs" / "eval"):
+        result = invoke("evaluate", run, "--tflite", "--output", inside)
+        assert refused(result, f"--output {inside}: inside the training run's"), result.output
+    assert not (run / "logs").exists()
+
+
 def test_integer_ranges_are_one_line_not_a_box(model_path):
     # Typer's own min= check printed a multi-line box; every range is now the one-line check's.
     assert refused(invoke("profile", model_path, "--runs", "5"), "--runs 5", "from 10")

@@ -222,6 +222,16 @@ def test_a_fresh_run_stopped_early_leaves_no_earlier_runs_manifest_vouching_for_
     folder = tmp_path / "m"
     train_model(DRY_RUN, dataset=str(subset_dir), seed=3, output=folder, progress=False, epochs=1)
     assert (folder / "manifest.json").is_file() and (folder / "checkpoint").is_dir()
+    # evaluate's results of the earlier model (they stayed beside the new model's files); a user's
+    # own eval/ with other files in it is left alone.
+    (folder / "eval").mkdir()
+    for name in ("eval-results.json", "summary.txt", "tflite-roc.png"):
+        (folder / "eval" / name).write_text("earlier model")
+    from microspeech.training.trainer import _written_by_evaluate
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.md").write_text("mine")
+    assert _written_by_evaluate(folder / "eval") and not _written_by_evaluate(tmp_path / "mine")
 
     def stopped(self, *args, **kwargs):
         raise KeyboardInterrupt
@@ -230,6 +240,7 @@ def test_a_fresh_run_stopped_early_leaves_no_earlier_runs_manifest_vouching_for_
     with pytest.raises(KeyboardInterrupt):
         train_model(DRY_RUN, dataset=str(subset_dir), seed=4, output=folder, progress=False, epochs=1)
     assert not (folder / "manifest.json").exists() and not (folder / "checkpoint").exists()
+    assert not (folder / "eval").exists()
     assert resolve_model(str(folder)).unfinished_run
 
 

@@ -148,6 +148,8 @@ def evaluate(
             check_output_folder(output, "--output")
     except OptionError as error:
         fail(str(error))
+    if output is not None:
+        _refuse_output_in_the_run(model, output)
     warn_if_unfinished(model)
     if streaming:
         from microspeech.evaluation.evaluate import choose_backend
@@ -192,3 +194,21 @@ def evaluate(
     if (line := most_errors_line(report)) is not None:
         console.print(line, markup=False)
     console.print(f"Results written to {report.output_dir}", markup=False)
+
+
+def _refuse_output_in_the_run(model: str, output: Path) -> None:
+    """--output inside a training run's checkpoint/ or logs/: its results there made the folder
+    one `train --output` refuses ("holds checkpoint/, which no microspeech run wrote"), and a
+    --resume replaced checkpoint/ with them in it."""
+    from microspeech.models import resolve_model
+
+    try:
+        artifacts = resolve_model(model).artifacts
+    except ValueError:
+        return  # evaluate names the model's own problem
+    if artifacts is None:
+        return
+    target = output.resolve()
+    for folder in (artifacts.checkpoint_dir, artifacts.logs_dir):
+        if target == folder.resolve() or folder.resolve() in target.parents:
+            fail(f"--output {output}: inside the training run's {folder.name}/ ({folder}); name another")

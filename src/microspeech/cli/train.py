@@ -4,6 +4,7 @@ int8 .tflite); `--test` (or NAME-test) is the dry run, `--keywords` the same mod
 from __future__ import annotations
 
 import shlex
+import time
 from typing import TYPE_CHECKING
 
 import typer
@@ -125,6 +126,7 @@ def train(
     command += ["--calibration-runtime", calibration_runtime] if calibration_runtime is not None else []
     command += ["--test"] if test else []
     command += ["--keywords", keywords] if keywords else []
+    started = time.time()  # a checkpoint older than this is an earlier run's
     try:
         artifacts = train_model(
             spec,
@@ -143,7 +145,7 @@ def train(
 
         # Ctrl-C or kill, also when TensorFlow, tracing a graph, turned it into an error of its own.
         if isinstance(err, KeyboardInterrupt) or stopping.received() is not None:
-            _interrupted(spec.name, output, command)
+            _interrupted(spec.name, output, command, started)
         bad_input = (DatasetError, ResumeError, LockedError, QuantizationError, FileNotFoundError, ValueError)
         if isinstance(err, bad_input):
             fail(str(err))
@@ -181,8 +183,10 @@ def _uncalibrated(
     )
 
 
-def _interrupted(name: str, output: str | None, command: list[str]) -> None:
-    """Ctrl-C: say where the run stopped and how to go on, instead of a bare exit status 130."""
+def _interrupted(name: str, output: str | None, command: list[str], started: float) -> None:
+    """Ctrl-C: say where the run stopped and how to go on, instead of a bare exit status 130.
+    A fresh run removes an earlier run's checkpoint only once its data are loaded: one stopped
+    before names that checkpoint as none of its own (its --resume advice resumed the other run)."""
     from microspeech import stopping
     from microspeech.cli.app import err_console
     from microspeech.models import ModelArtifacts
@@ -193,7 +197,16 @@ def _interrupted(name: str, output: str | None, command: list[str]) -> None:
         checkpoint = load_checkpoint(artifacts.checkpoint_dir)
     except ResumeError:
         checkpoint = None
-    if checkpoint is None:
+    folder = artifacts.checkpoint_dir
+    states = [
+        state
+        for state in (folder / "state.json", folder.with_name(folder.name + ".old") / "state.json")
+        if state.is_file()
+    ]
+    # 2 s: file systems that keep coarse times (FAT's 2 s) date a file written just now earlier.
+    newest = max((state.stat().st_mtime for state in states), default=started)
+    earlier = "--resume" not in command and newest < started - 2.0
+    if checkpoint is None or earlier:
         advice = "no epoch was saved yet; run the command again to start over"
     else:
         again = [*command, "--resume"] if "--resume" not in command else command

@@ -112,6 +112,20 @@ def configure_threads() -> None:
         pass
 
 
+def _written_by_evaluate(folder: Path) -> bool:
+    """A folder of only what `evaluate` writes (results, summary, plots): a user's own files in an
+    eval/ of theirs are never removed."""
+    from microspeech.evaluation.report import RESULTS_FILE, SUMMARY_FILE
+    from microspeech.evaluation.streaming import STREAM_JSON
+
+    if not folder.is_dir():
+        return False
+    names = (RESULTS_FILE, SUMMARY_FILE, STREAM_JSON)
+    return all(
+        entry.is_file() and (entry.name in names or entry.suffix == ".png") for entry in folder.iterdir()
+    )
+
+
 def _check_earlier_run_is_ours(artifacts: ModelArtifacts) -> None:
     """Refuse an output folder whose train.log, manifest.json, checkpoint/ or logs/train/ a
     microspeech run did not write: a fresh run removes those, and deleted a user's own files."""
@@ -392,15 +406,20 @@ def _train_locked(
         # into this one's; its manifest would vouch for this run's model files should it stop
         # before its own (they are replaced at the end, as any fresh run does); its checkpoint
         # would be the one an interrupted run's --resume advice named.
+        # Its evaluation results (eval/, when evaluate wrote all of it) described the earlier
+        # model beside this run's.
         console.print(
             f"{artifacts.directory} holds an earlier run: this one replaces it (its train.log, "
-            "manifest, checkpoint and TensorBoard logs go now; --resume continues a run instead)",
+            "manifest, checkpoint, evaluation results and TensorBoard logs go now; --resume "
+            "continues a run instead)",
             markup=False,
         )
         artifacts.train_log_path.unlink(missing_ok=True)
         artifacts.manifest_path.unlink(missing_ok=True)
         shutil.rmtree(artifacts.logs_dir / "train", ignore_errors=True)
         shutil.rmtree(artifacts.checkpoint_dir, ignore_errors=True)
+        if _written_by_evaluate(artifacts.eval_dir):
+            shutil.rmtree(artifacts.eval_dir, ignore_errors=True)
     handler = _attach_log(artifacts.train_log_path)
     try:
         logger.info(
