@@ -241,6 +241,12 @@ class DecodedAudio:
     conversions: tuple[str, ...]
 
 
+def soundfile_reason(error: Exception) -> str:
+    """libsndfile's reason alone: its message quotes the path as given, and a path given as bytes
+    (how soundfile takes any name) read "Error opening b'clip.wav': ..."."""
+    return str(getattr(error, "error_string", "") or error)
+
+
 def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Read any audio file soundfile understands as mono int16 at `sample_rate`.
 
@@ -282,7 +288,7 @@ def decode_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> DecodedAud
         dtype = "int16" if info.subtype == "PCM_16" else "float64"
         samples, file_rate = sf.read(source, dtype=dtype, always_2d=False)
     except (sf.LibsndfileError, RuntimeError, TypeError) as error:
-        raise AudioError(f"{path}: not a readable audio file ({error})") from error
+        raise AudioError(f"{path}: not a readable audio file ({soundfile_reason(error)})") from error
     except OSError as error:
         raise AudioError(f"{path}: cannot be read ({error.strerror or error})") from error
     if samples.size == 0:

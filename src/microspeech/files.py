@@ -100,7 +100,8 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
-    return write_bytes_atomic(path, text.encode("utf-8"))
+    # surrogateescape: a file name that is not UTF-8 (held as surrogates) is written as its bytes.
+    return write_bytes_atomic(path, text.encode("utf-8", "surrogateescape"))
 
 
 def write_files_atomic(contents: dict[Path, bytes]) -> list[Path]:

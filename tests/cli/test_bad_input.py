@@ -84,6 +84,9 @@ def test_evaluate_output_inside_a_runs_checkpoint_or_logs_is_refused(model_path,
     for inside in (run / "checkpoint", run / "logs" / "eval"):
         result = invoke("evaluate", run, "--tflite", "--output", inside)
         assert refused(result, f"--output {inside}: inside the training run's"), result.output
+    # Another model's results into this run's checkpoint/ too (it was refused for the run's own model only).
+    result = invoke("evaluate", model_path, "--tflite", "--output", run / "checkpoint.old")
+    assert refused(result, "inside the training run's checkpoint.old/"), result.output
     assert not (run / "logs").exists()
 
 

@@ -33,6 +33,7 @@ class _Server:
         self.content_type: str | None = None
         self.send_length = True
         self.whole_as_partial = False  # answer a Range with 206 and the whole file
+        self.content_range = True  # a 206 names its range
         self.ranges: list[str | None] = []
         server = self
 
@@ -55,7 +56,8 @@ class _Server:
                         self.send_error(416)
                         return
                     self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                    if server.content_range:
+                        self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
                 else:
                     self.send_response(200)
                 if server.send_length:
@@ -139,6 +141,12 @@ def test_a_whole_file_sent_as_partial_content_is_no_resume(server, tmp_path):
     server.whole_as_partial = True
     (tmp_path / "a.tar.gz.part").write_bytes(PAYLOAD[:1000])
     assert _get(server, tmp_path / "a.tar.gz", **CHECKS).read_bytes() == PAYLOAD
+    # A 206 without a Content-Range is the range asked for: resumed, as before.
+    server.whole_as_partial, server.content_range = False, False
+    (tmp_path / "a.tar.gz").unlink()
+    (tmp_path / "a.tar.gz.part").write_bytes(PAYLOAD[:1000])
+    assert _get(server, tmp_path / "a.tar.gz", **CHECKS).read_bytes() == PAYLOAD
+    assert server.ranges[-1] == "bytes=1000-"
 
 
 def test_a_full_disk_is_not_called_a_broken_connection(server, tmp_path, monkeypatch):

@@ -260,15 +260,27 @@ def test_a_file_name_that_is_not_utf8_is_read_like_any_other(subset_dir, tmp_pat
     from microspeech.audio import decode_audio
     from microspeech.data.clip_bank import bank_store
     from microspeech.data.pipeline import dataset_fingerprint
+    from microspeech.files import write_text_atomic
 
     clip = next(iter(sorted((subset_dir / "yes").glob("*.wav"))))
     odd = os.fsdecode(b"caf\xe9_nohash_0.wav")
+    root = tmp_path / os.fsdecode(b"d\xe9mo")  # the dataset's own folder too (train.log, summary.txt)
     for word in ("yes", "no"):
-        _copy_clip(clip, tmp_path / "mine" / word / odd)
-        _copy_clip(clip, tmp_path / "mine" / word / "plain_nohash_0.wav")
-    dataset = load_dataset(tmp_path / "mine")
+        _copy_clip(clip, root / word / odd)
+        _copy_clip(clip, root / word / "plain_nohash_0.wav")
+    dataset = load_dataset(root)
+    written = write_text_atomic(tmp_path / "summary.txt", f"dataset: {dataset.root}\n")
+    assert written.read_bytes() == b"dataset: " + os.fsencode(root) + b"\n"
     odd_clips = [c for c in dataset.clips if c.path.name == odd]
     assert len(odd_clips) == 2 and len({c.split for c in odd_clips}) == 1
     assert np.array_equal(decode_audio(odd_clips[0].path).samples, decode_audio(clip).samples)
     assert dataset_fingerprint(dataset) and bank_store(tmp_path, [c.path for c in odd_clips], 16000, None)
-    assert hash_split("0a7c2a8d") == hash_split(os.fsdecode(b"0a7c2a8d"))  # TensorFlow's hash for UTF-8 names
+    # TensorFlow's which_set hashes a name's bytes: UTF-8 for a UTF-8 name, its own bytes otherwise.
+    import hashlib
+
+    def which_set(name: bytes) -> str:
+        percentage = (int(hashlib.sha1(name).hexdigest(), 16) % 2**27) * (100.0 / (2**27 - 1))
+        return "validation" if percentage < 10 else "test" if percentage < 20 else "train"
+
+    names = [b"caf\xc3\xa9", b"caf\xe9", b"0a196374", b"439c84f4"] + [b"x%d\xff" % n for n in range(40)]
+    assert [hash_split(os.fsdecode(name)) for name in names] == [which_set(name) for name in names]

@@ -282,6 +282,6 @@ def _not_a_softmax(tflite_bytes: bytes, output) -> str:  # noqa: ANN001 (TensorD
         last = summarize_tflite(tflite_bytes).output_opcode
     except ValueError:  # a graph the runtime took but the summary cannot read: nothing to say
         return ""
-    if last is None or last == "SOFTMAX":
+    if last is None or last in ("SOFTMAX", "LOGISTIC"):  # a sigmoid's scores are probabilities too
         return ""
     return f"its {output.dtype} output comes from {last}, not a SOFTMAX"

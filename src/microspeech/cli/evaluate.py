@@ -14,6 +14,9 @@ from microspeech.cli.app import app, console, fail, path_option, warn_if_unfinis
 if TYPE_CHECKING:
     from microspeech.evaluation.streaming import StreamingReport
 
+# A training run's folders that its own saves replace (checkpoint.old and .partial while a save swaps).
+RUN_FOLDERS = ("checkpoint", "checkpoint.old", "checkpoint.partial", "logs")
+
 
 def _print_streaming(report: StreamingReport) -> None:
     from microspeech.detection.classify import whole_volume_gain
@@ -149,7 +152,7 @@ def evaluate(
     except OptionError as error:
         fail(str(error))
     if output is not None:
-        _refuse_output_in_the_run(model, output)
+        _refuse_output_in_the_run(output)
     warn_if_unfinished(model)
     if streaming:
         from microspeech.evaluation.evaluate import choose_backend
@@ -196,19 +199,15 @@ def evaluate(
     console.print(f"Results written to {report.output_dir}", markup=False)
 
 
-def _refuse_output_in_the_run(model: str, output: Path) -> None:
-    """--output inside a training run's checkpoint/ or logs/: its results there made the folder
-    one `train --output` refuses ("holds checkpoint/, which no microspeech run wrote"), and a
-    --resume replaced checkpoint/ with them in it."""
-    from microspeech.models import resolve_model
+def _refuse_output_in_the_run(output: Path) -> None:
+    """--output inside a training run's checkpoint/ or logs/ (any run's, not only the model's):
+    results there made the folder one `train --output` refuses ("holds checkpoint/, which no
+    microspeech run wrote"), and a --resume replaced checkpoint/ with them in it."""
+    from microspeech.models import MANIFEST
 
-    try:
-        artifacts = resolve_model(model).artifacts
-    except ValueError:
-        return  # evaluate names the model's own problem
-    if artifacts is None:
-        return
     target = output.resolve()
-    for folder in (artifacts.checkpoint_dir, artifacts.logs_dir):
-        if target == folder.resolve() or folder.resolve() in target.parents:
+    for folder in (target, *target.parents):
+        run = folder.parent
+        in_run = (run / "train.log").is_file() or (run / MANIFEST).is_file()
+        if folder.name in RUN_FOLDERS and in_run:
             fail(f"--output {output}: inside the training run's {folder.name}/ ({folder}); name another")

@@ -28,6 +28,7 @@ from microspeech.audio import (
     loudest_window,
     read_audio,
     repaired_wav,
+    soundfile_reason,
     truncated_wav_frames,
     truncation_note,
     unfinished_note,
@@ -117,7 +118,7 @@ def probe_audio(path: Path) -> ProbeResult:
     try:
         info = sf.info(os.fsencode(path))  # bytes: soundfile refuses a str name that is not UTF-8
     except (sf.LibsndfileError, RuntimeError, TypeError) as error:
-        raise AudioError(f"{path}: not a readable audio file ({error})") from error
+        raise AudioError(f"{path}: not a readable audio file ({soundfile_reason(error)})") from error
     unfinished = False
     if (repaired := repaired_wav(path, info)) is not None:
         info, unfinished = sf.info(io.BytesIO(repaired)), True  # read to the file's end, as decoding does

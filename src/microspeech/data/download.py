@@ -7,11 +7,14 @@ mismatch deletes the partial file, so a bad download is never mistaken for a goo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from microspeech.files import exclusive_lock
 from microspeech.progress import progress_bar
@@ -125,8 +128,9 @@ def _fetch(url: str, partial: Path, have: int, size: int | None, timeout_s: floa
     with response:
         # A 206 whose range starts elsewhere (a server that sends the whole file as "partial") is
         # no resume: appended, every later run failed the same way on the same partial file.
-        content_range = response.headers.get("Content-Range") or ""
-        resumed = have and response.status == 206 and content_range.startswith(f"bytes {have}-")
+        content_range = (response.headers.get("Content-Range") or "").strip().lower()
+        elsewhere = bool(content_range) and not content_range.startswith(f"bytes {have}-")
+        resumed = have and response.status == 206 and not elsewhere
         if not resumed:
             have = 0  # the server ignored the Range header: start over
         length = response.headers.get("Content-Length")
@@ -146,7 +150,7 @@ def _fetch(url: str, partial: Path, have: int, size: int | None, timeout_s: floa
             )
         total = size if size is not None else (have + int(length) if length else None)
         progress = progress_bar(show, kind="bytes", only_on_terminal=False)
-        with progress, open(partial, "ab" if resumed else "wb") as handle:
+        with progress, _written(partial, resumed) as handle:
             verb = "resuming" if resumed else "downloading"
             task = progress.add_task(f"{verb} {partial.stem}", total=total)
             progress.update(task, completed=have)
@@ -163,9 +167,30 @@ def _fetch(url: str, partial: Path, have: int, size: int | None, timeout_s: floa
                 try:
                     handle.write(chunk)
                 except OSError as error:  # a full disk was reported as a broken connection
-                    raise DownloadError(
-                        f"{partial}: cannot write the download ({error.strerror or error}); make room, "
-                        "then run again to resume"
-                    ) from error
+                    raise _write_error(partial, error) from error
                 progress.advance(task, len(chunk))
     return total
+
+
+@contextlib.contextmanager
+def _written(partial: Path, resumed: bool) -> Iterator[BinaryIO]:
+    """The partial file, appended to or started over; a failed open or a failed last flush at
+    close (a full disk) is a DownloadError, not an OSError traceback."""
+    try:
+        handle = open(partial, "ab" if resumed else "wb")
+    except OSError as error:
+        raise _write_error(partial, error) from error
+    try:
+        yield handle
+    finally:
+        try:
+            handle.close()
+        except OSError as error:
+            raise _write_error(partial, error) from error
+
+
+def _write_error(partial: Path, error: OSError) -> DownloadError:
+    return DownloadError(
+        f"{partial}: cannot write the download ({error.strerror or error}); make room, then run again "
+        "to resume"
+    )

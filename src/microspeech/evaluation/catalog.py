@@ -194,10 +194,14 @@ def model_card(name: str, *, use_cache: bool = True) -> ModelCard:
     trained_bytes = trained.read_bytes() if trained.is_file() else None
     if trained_bytes is not None:
         from microspeech.tflite.flatbuffer import check_flatbuffer
-        from microspeech.tflite.metadata import read_parameters
+        from microspeech.tflite.metadata import ParameterError, read_parameters
 
         check_flatbuffer(trained_bytes, where=str(trained))  # a cut copy is named, not "the given bytes"
-        if read_parameters(trained_bytes).get("name") != name:
+        try:
+            embedded_name = read_parameters(trained_bytes).get("name")
+        except ParameterError:  # damaged parameters: not known to be this model
+            embedded_name = None
+        if embedded_name != name:
             # Not trained as this model (MLTK's model copied in as two_conv.tflite was listed as
             # two_conv's): the registered graph's figures come from its untrained build.
             trained_bytes = None

@@ -305,7 +305,8 @@ def results_files(report: EvaluationReport, output_dir: Path) -> dict[Path, byte
     """eval-results.json and summary.txt as bytes by their paths in `output_dir`, nothing written yet."""
     return {
         output_dir / RESULTS_FILE: (json.dumps(report.to_dict(), separators=(",", ":")) + "\n").encode(),
-        output_dir / SUMMARY_FILE: summary_text(report).encode(),
+        # The dataset's folder may be a name that is not UTF-8: written as its bytes.
+        output_dir / SUMMARY_FILE: summary_text(report).encode("utf-8", "surrogateescape"),
     }
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from microspeech import stopping
 from microspeech.tflite.flatbuffer import operator_names
 from microspeech.version import __version__
 
@@ -139,6 +140,9 @@ def convert_to_int8(
         converter._experimental_disable_per_channel_quantization_for_dense_layers = not legacy
         with _quiet_native_output():
             tflite_bytes = bytes(converter.convert())
+    # A Ctrl-C inside the converter's native code returns the model as if none came (train went
+    # on to calibrate and said "trained"; list went on measuring).
+    stopping.raise_if_received()
     # The rewrites are exact (tested bit for bit in microspeech.tflite.graph): the input
     # RESHAPE becomes the input's shape, and FULLY_CONNECTED flattens by itself, so the
     # RESHAPE before it goes too; TFLM then copies nothing and its arena is lower. A RESHAPE

@@ -96,6 +96,10 @@ class LayerInfo:
         )
 
 
+# Operators that hand on their input's values converted or reshaped, not computed anew.
+PASS_THROUGH_OPS = frozenset({"DEQUANTIZE", "QUANTIZE", "RESHAPE", "SQUEEZE", "CAST", "EXPAND_DIMS"})
+
+
 @dataclass
 class ModelSummary:
     """A .tflite: layers, totals, embedded parameters, file size."""
@@ -122,9 +126,16 @@ class ModelSummary:
 
     @property
     def output_opcode(self) -> str | None:
-        """The operator that writes the first output (None when no operator does)."""
-        first = self.outputs[0] if self.outputs else None
-        return next((layer.opcode for layer in self.layers if any(t is first for t in layer.outputs)), None)
+        """The operator whose values the first output holds, looking back through those that only
+        convert or reshape them (a SOFTMAX then DEQUANTIZE is a softmax's output); None when no
+        operator writes it."""
+        tensor = self.outputs[0] if self.outputs else None
+        for _ in range(len(self.layers)):  # each step moves to an earlier operator
+            layer = next((layer for layer in self.layers if any(t is tensor for t in layer.outputs)), None)
+            if layer is None or layer.opcode not in PASS_THROUGH_OPS or not layer.inputs:
+                return None if layer is None else layer.opcode
+            tensor = layer.inputs[0]
+        return None
 
     @property
     def total_macs(self) -> int:

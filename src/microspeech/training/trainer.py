@@ -200,7 +200,9 @@ def _write_history(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def _attach_log(path: Path) -> logging.Handler:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    # surrogateescape: a dataset folder whose name is not UTF-8 is logged as its bytes (it was a
+    # "--- Logging error ---" traceback and a lost line).
+    handler = logging.FileHandler(path, mode="a", encoding="utf-8", errors="surrogateescape")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
@@ -408,17 +410,18 @@ def _train_locked(
         # would be the one an interrupted run's --resume advice named.
         # Its evaluation results (eval/, when evaluate wrote all of it) described the earlier
         # model beside this run's.
+        evaluation = _written_by_evaluate(artifacts.eval_dir)
         console.print(
             f"{artifacts.directory} holds an earlier run: this one replaces it (its train.log, "
-            "manifest, checkpoint, evaluation results and TensorBoard logs go now; --resume "
-            "continues a run instead)",
+            f"manifest, checkpoint, {'evaluation results ' if evaluation else ''}and TensorBoard logs go "
+            "now; --resume continues a run instead)",
             markup=False,
         )
         artifacts.train_log_path.unlink(missing_ok=True)
         artifacts.manifest_path.unlink(missing_ok=True)
         shutil.rmtree(artifacts.logs_dir / "train", ignore_errors=True)
         shutil.rmtree(artifacts.checkpoint_dir, ignore_errors=True)
-        if _written_by_evaluate(artifacts.eval_dir):
+        if evaluation:
             shutil.rmtree(artifacts.eval_dir, ignore_errors=True)
     handler = _attach_log(artifacts.train_log_path)
     try:
@@ -876,9 +879,6 @@ def _finish(
     with atomic_output(artifacts.keras_path) as partial:
         keras_model.save(partial)
     tflite_bytes = build_tflite(keras_model, representative, spec.parameters(), seed=manifest["seed"])
-    # A Ctrl-C inside the converter returned the model as if none came: the run went on to
-    # calibrate, wrote its manifest and said "trained".
-    stop_requests.raise_if_received()
     write_bytes_atomic(artifacts.tflite_path, tflite_bytes)
     # What the host measures must be what the part computes: the same bytes in every runtime,
     # up to one-step rounding ties (microspeech.tflite.parity says why those remain).
