@@ -129,13 +129,14 @@ def info_command(
         engines = ", ".join(manifest["engines"])
         console.print(f"synthetic voices each split draws from (none in two): {voices}; engines: {engines}")
     console.print(f"speakers in train and in validation/test: {len(shared)}")
-    unnamed = sum(1 for clip in dataset.clips if NOHASH not in clip.path.name)
+    spoken = [clip for clip in dataset.clips if clip.word != SILENCE_DIR]  # noise slices have no speaker
+    unnamed = sum(1 for clip in spoken if NOHASH not in clip.path.name)
     if unnamed and dataset.layout not in (LAYOUT_SPEECH_COMMANDS, LAYOUT_TEST_SET):  # not split by lists
         # The hash split keeps a speaker's clips together only when the name says who spoke:
         # alice_1.wav and alice_2.wav are two "speakers", and may land in train and in test.
         console.print(
             f"[yellow]note:[/] {unnamed:,} file name(s) without {NOHASH} (e.g. "
-            f"{escape(next(c.path.name for c in dataset.clips if NOHASH not in c.path.name))}): each is a "
+            f"{escape(next(c.path.name for c in spoken if NOHASH not in c.path.name))}): each is a "
             f"speaker of its own, so one person's clips may be split across train and test; name them "
             f"<speaker>{NOHASH}<n>.wav to keep each person in one split"
         )
