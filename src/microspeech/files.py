@@ -233,6 +233,8 @@ def atomic_directory(
         except BaseException:
             if not resume:
                 shutil.rmtree(partial, ignore_errors=True)
+            # The lock file stays: a process waiting on it holds it open, and removing it would let
+            # a third one lock a new file and build beside that waiter (an flock file, never stale).
             raise
         if marker:
             (partial / marker).touch()
