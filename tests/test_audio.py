@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,7 @@ def test_pcm16_is_read_exactly_and_written_atomically(tmp_path, monkeypatch):
     import microspeech.audio as audio_module
 
     def dies_half_way(target, data, *args, **kwargs):
-        Path(target).write_bytes(b"RIFF\x00\x01")
+        Path(os.fsdecode(target)).write_bytes(b"RIFF\x00\x01")  # soundfile takes names as bytes
         raise OSError("disk full")
 
     monkeypatch.setattr(audio_module.sf, "write", dies_half_way)

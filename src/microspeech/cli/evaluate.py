@@ -203,7 +203,7 @@ def _refuse_output_in_the_run(output: Path) -> None:
     """--output inside a training run's checkpoint/ or logs/ (any run's, not only the model's):
     results there made the folder one `train --output` refuses ("holds checkpoint/, which no
     microspeech run wrote"), and a --resume replaced checkpoint/ with them in it."""
-    from microspeech.models import MANIFEST
+    from microspeech.models.artifacts import MANIFEST
 
     target = output.resolve()
     for folder in (target, *target.parents):
