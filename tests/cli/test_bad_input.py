@@ -80,7 +80,7 @@ def test_evaluate_output_inside_a_runs_checkpoint_or_logs_is_refused(model_path,
     run = tmp_path / "run"
     (run / "checkpoint").mkdir(parents=True)
     shutil.copyfile(model_path, run / "kws.tflite")
-    (run / "manifest.json").write_text(json.dumps({"name": "kws"}))
+    (run / "manifest.json").write_text(json.dumps({"name": "kws", "spec": {}}))
     for inside in (run / "checkpoint", run / "logs" / "eval"):
         result = invoke("evaluate", run, "--tflite", "--output", inside)
         assert refused(result, f"--output {inside}: inside the training run's"), result.output
@@ -88,6 +88,12 @@ def test_evaluate_output_inside_a_runs_checkpoint_or_logs_is_refused(model_path,
     result = invoke("evaluate", model_path, "--tflite", "--output", run / "checkpoint.old")
     assert refused(result, "inside the training run's checkpoint.old/"), result.output
     assert not (run / "logs").exists()
+    # A web project's manifest.json beside its logs/ is no training run.
+    (tmp_path / "site" / "logs").mkdir(parents=True)
+    (tmp_path / "site" / "manifest.json").write_text('{"name": "my app"}')
+    site_logs = tmp_path / "site" / "logs"
+    result = invoke("evaluate", model_path, "--tflite", "--dataset", tmp_path / "none", "--output", site_logs)
+    assert result.exit_code == 2 and "inside the training run" not in one_line(result)  # the dataset's error
 
 
 def test_integer_ranges_are_one_line_not_a_box(model_path):

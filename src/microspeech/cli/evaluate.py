@@ -203,11 +203,23 @@ def _refuse_output_in_the_run(output: Path) -> None:
     """--output inside a training run's checkpoint/ or logs/ (any run's, not only the model's):
     results there made the folder one `train --output` refuses ("holds checkpoint/, which no
     microspeech run wrote"), and a --resume replaced checkpoint/ with them in it."""
-    from microspeech.models.artifacts import MANIFEST
-
     target = output.resolve()
     for folder in (target, *target.parents):
-        run = folder.parent
-        in_run = (run / "train.log").is_file() or (run / MANIFEST).is_file()
-        if folder.name in RUN_FOLDERS and in_run:
+        if folder.name in RUN_FOLDERS and _training_run(folder.parent):
             fail(f"--output {output}: inside the training run's {folder.name}/ ({folder}); name another")
+
+
+def _training_run(folder: Path) -> bool:
+    """A folder `train` wrote into: its train.log, or a manifest.json that records a spec (a web
+    project's manifest.json beside its logs/ is none)."""
+    import json
+
+    from microspeech.models.artifacts import MANIFEST
+
+    if (folder / "train.log").is_file():
+        return True
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(manifest, dict) and "spec" in manifest
