@@ -112,6 +112,12 @@ def test_the_calibration_says_how_wide_its_false_accept_rate_is():
     # "kept the spec's" hid that those were measured far over the budget (2,758 FA/h in a short run).
     assert nothing.describe().startswith("kept the spec's, which miss 40.0% at 2.0 FA/h: nothing reached")
     assert "not ready for a stream" in nothing.describe()
+    # A pick within the budget that finds no keyword was printed in green as a calibration.
+    deaf = DetectionSummary(60, misses=60, miss_rate=1.0, false_accepts=0, fa_per_hour=0.0, repeats=0)
+    silent = Calibration(2.0, 120.0, 100, {"go": 50}, CheckedSetting(chosen.setting, deaf), spec_params)
+    assert silent.detects_nothing and not calibration.detects_nothing and not nothing.detects_nothing
+    assert "detect no keyword of the stream: the model is not ready for a stream" in silent.describe()
+    assert "not ready" not in calibration.describe()
 
 
 def test_mining_keeps_exactly_the_windows_that_fired(subset_dir):

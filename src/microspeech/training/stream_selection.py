@@ -331,6 +331,11 @@ class Calibration:
     snr_db: tuple[float, ...] = ()
 
     @property
+    def detects_nothing(self) -> bool:
+        """The pick finds no keyword on the stream: within the budget, but no use on a part."""
+        return self.chosen is not None and self.chosen.firmware.miss_rate >= 1.0
+
+    @property
     def fa_per_hour_interval(self) -> tuple[float, float] | None:
         """95% interval of the chosen parameters' false-accept rate: the few false accepts a
         validation stream holds leave it wide, and audio of other words can fall anywhere in it."""
@@ -357,11 +362,17 @@ class Calibration:
         )
         low, high = self.fa_per_hour_interval or (0.0, 0.0)
         spec_score = self.spec_params.firmware
-        return (
+        described = (
             f"{params}: {100 * score.miss_rate:.1f}% missed, {score.fa_per_hour:.1f} FA/h "
             f"({score.false_accepts} false accepts: 95% interval {low:.1f}-{high:.1f} FA/h; {budget}); "
             f"the spec's: {100 * spec_score.miss_rate:.1f}% missed, {spec_score.fa_per_hour:.1f} FA/h"
         )
+        if self.detects_nothing:  # printed in green as a calibration like any other
+            described += (
+                ". These detect no keyword of the stream: the model is not ready for a stream at this "
+                "budget: train it longer or on more data, or choose parameters with `microspeech tune`"
+            )
+        return described
 
     def to_dict(self) -> dict[str, Any]:
         interval = self.fa_per_hour_interval

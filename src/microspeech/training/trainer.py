@@ -919,8 +919,8 @@ def _finish(
         tflite_bytes = artifacts.tflite_path.read_bytes()  # the chosen parameters are in it now
         manifest["detection_calibration"] = calibration.to_dict()
         logger.info("detection calibration: %s", calibration.describe())
-        if calibration.chosen is None:  # the spec's parameters, measured over the budget
-            logger.warning("detection parameters over the budget")
+        if calibration.chosen is None or calibration.detects_nothing:  # over the budget, or finds nothing
+            logger.warning("detection parameters over the budget or detecting nothing")
             console.print(f"[yellow]warning:[/] detection parameters {escape(calibration.describe())}")
         else:
             console.print(f"[green]detection parameters[/] {escape(calibration.describe())}")
