@@ -99,9 +99,15 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     return Path(path)
 
 
+def text_bytes(text: str) -> bytes:
+    """`text` as UTF-8, where a file name that is not UTF-8 (Python holds its bytes as surrogates)
+    comes out as its own bytes: for what is written or hashed (strict UTF-8 raised "surrogates not
+    allowed" for such a name, and stopped the whole dataset)."""
+    return text.encode("utf-8", "surrogateescape")
+
+
 def write_text_atomic(path: str | Path, text: str) -> Path:
-    # surrogateescape: a file name that is not UTF-8 (held as surrogates) is written as its bytes.
-    return write_bytes_atomic(path, text.encode("utf-8", "surrogateescape"))
+    return write_bytes_atomic(path, text_bytes(text))
 
 
 def write_files_atomic(contents: dict[Path, bytes]) -> list[Path]:

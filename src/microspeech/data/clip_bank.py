@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from microspeech.audio import active_rms
-from microspeech.files import COMPLETE_MARKER, LockedError, atomic_directory, exclusive_lock
+from microspeech.files import COMPLETE_MARKER, LockedError, atomic_directory, exclusive_lock, text_bytes
 
 __all__ = ["ClipBank", "bank_store", "trim", "trim_bounds"]
 
@@ -183,7 +183,7 @@ def bank_store(cache: Path, paths: Iterable[Path], max_length: int, threshold_db
     digest = hashlib.sha256(f"clip bank v{BANK_FORMAT}\t{max_length}\t{threshold_db}\n".encode())
     for path in paths:
         status = path.stat()
-        digest.update(f"{path}\t{status.st_size}\t{status.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+        digest.update(text_bytes(f"{path}\t{status.st_size}\t{status.st_mtime_ns}\n"))
     return cache / digest.hexdigest()[:32]
 
 

@@ -38,6 +38,7 @@ from microspeech.data.augmentation import (
 from microspeech.data.clip_bank import ClipBank, bank_store
 from microspeech.data.folder import LAYOUT_SPEECH_COMMANDS
 from microspeech.data.settings import AugmentationSettings
+from microspeech.files import text_bytes
 from microspeech.labels import SILENCE, UNKNOWN, is_word_class
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ def dataset_fingerprint(dataset: AudioDataset) -> str:
         except OSError:
             size = -1
         relative = path.relative_to(dataset.root) if path.is_relative_to(dataset.root) else path
-        digest.update(f"{relative}\t{word}\t{split}\t{size}\n".encode("utf-8", "surrogateescape"))
+        digest.update(text_bytes(f"{relative}\t{word}\t{split}\t{size}\n"))
     return digest.hexdigest()
 
 

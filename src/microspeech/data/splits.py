@@ -12,6 +12,7 @@ import unicodedata
 from pathlib import Path
 
 from microspeech.data.clips import AUDIO_EXTENSIONS
+from microspeech.files import text_bytes
 
 NOHASH = "_nohash_"
 VALIDATION_LIST = "validation_list.txt"
@@ -59,9 +60,8 @@ def word_prefix(filename: str) -> str | None:
 
 def hash_split(speaker_id: str, validation_percent: float = 10.0, test_percent: float = 10.0) -> str:
     """TensorFlow's rule: sha1(speaker) -> percentage -> validation | test | train."""
-    # A file name that is not UTF-8 holds its bytes as surrogates: hashed as those bytes (it was a
-    # UnicodeEncodeError that stopped the whole dataset); every UTF-8 name hashes as TensorFlow's.
-    digest = int(hashlib.sha1(speaker_id.encode("utf-8", "surrogateescape")).hexdigest(), 16)
+    # A name that is not UTF-8 is hashed as its bytes; every UTF-8 name as TensorFlow hashes it.
+    digest = int(hashlib.sha1(text_bytes(speaker_id)).hexdigest(), 16)
     percentage = (digest % (MAX_NUM_WAVS_PER_CLASS + 1)) * (100.0 / MAX_NUM_WAVS_PER_CLASS)
     if percentage < validation_percent:
         return "validation"

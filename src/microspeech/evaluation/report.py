@@ -15,7 +15,7 @@ import numpy as np
 from rich.table import Table
 
 from microspeech.evaluation.metrics import ClassifierMetrics, WordErrors, errors_by_word
-from microspeech.files import write_files_atomic
+from microspeech.files import text_bytes, write_files_atomic
 
 RESULTS_FILE = "eval-results.json"
 SUMMARY_FILE = "summary.txt"
@@ -305,8 +305,7 @@ def results_files(report: EvaluationReport, output_dir: Path) -> dict[Path, byte
     """eval-results.json and summary.txt as bytes by their paths in `output_dir`, nothing written yet."""
     return {
         output_dir / RESULTS_FILE: (json.dumps(report.to_dict(), separators=(",", ":")) + "\n").encode(),
-        # The dataset's folder may be a name that is not UTF-8: written as its bytes.
-        output_dir / SUMMARY_FILE: summary_text(report).encode("utf-8", "surrogateescape"),
+        output_dir / SUMMARY_FILE: text_bytes(summary_text(report)),  # the dataset's folder may not be UTF-8
     }
 
 

@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
+from microspeech.files import text_bytes
 from microspeech.labels import SILENCE, UNKNOWN
 from microspeech.models.spec import ModelSpec
 
@@ -189,7 +190,7 @@ def load_spec_file(path: str | Path) -> list[str]:
     if path.suffix != SPEC_FILE_SUFFIX:
         raise ModelFileError(f"{path}: a model spec file is Python source (.py)")
     before = set(_FACTORIES)
-    digest = hashlib.sha1(str(path).encode("utf-8", "surrogateescape")).hexdigest()[:10]
+    digest = hashlib.sha1(text_bytes(str(path))).hexdigest()[:10]
     stem = re.sub(r"\W", "_", path.stem)
     module_name = f"_microspeech_model_{stem}_{digest}"
     module_spec = importlib.util.spec_from_file_location(module_name, path)
