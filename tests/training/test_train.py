@@ -255,6 +255,12 @@ def test_a_fresh_run_never_deletes_files_no_microspeech_run_wrote(subset_dir, tm
         train_model(DRY_RUN, dataset=str(subset_dir), seed=0, output=folder, progress=False, epochs=1)
     assert (folder / "checkpoint" / "weights.bin").read_bytes() == b"mine"
     assert sorted(path.name for path in folder.iterdir()) == ["checkpoint", "manifest.json"]
+    # A history.csv of the user's own (their notes on epochs) was replaced by the run's table.
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "history.csv").write_text("date,what\n2026-12-07,first try\n")
+    with pytest.raises(ValueError, match=r"holds history.csv, which no microspeech run wrote"):
+        train_model(DRY_RUN, dataset=str(subset_dir), seed=0, output=tmp_path / "notes", progress=False)
+    assert (tmp_path / "notes" / "history.csv").read_text().startswith("date,what")
     (tmp_path / "other" / "train.log").mkdir(parents=True)  # a folder of that name: no log of ours
     with pytest.raises(ValueError, match=r"holds train.log, which no microspeech run wrote"):
         train_model(DRY_RUN, dataset=str(subset_dir), seed=0, output=tmp_path / "other", progress=False)

@@ -127,8 +127,8 @@ def _written_by_evaluate(folder: Path) -> bool:
 
 
 def _check_earlier_run_is_ours(artifacts: ModelArtifacts) -> None:
-    """Refuse an output folder whose train.log, manifest.json, checkpoint/ or logs/train/ a
-    microspeech run did not write: a fresh run removes those, and deleted a user's own files."""
+    """Refuse an output folder whose train.log, history.csv, manifest.json, checkpoint/ or
+    logs/train/ a microspeech run did not write: a fresh run removes those, and deleted a user's own files."""
     foreign = []
     log = artifacts.train_log_path
     if log.exists():
@@ -138,6 +138,14 @@ def _check_earlier_run_is_ours(artifacts: ModelArtifacts) -> None:
                 first = handle.readline(4096).decode("utf-8", "replace")
         if not _LOG_START.match(first):
             foreign.append(log.name)
+    history = artifacts.history_path
+    if history.exists():  # ours starts "epoch,loss,accuracy," (Keras' CSVLogger: "epoch,accuracy,")
+        first = ""
+        if history.is_file():
+            with open(history, "rb") as handle:
+                first = handle.readline(4096).decode("utf-8", "replace")
+        if not first.startswith(",".join(HISTORY_COLUMNS[:3]) + ","):
+            foreign.append(history.name)
     manifest = artifacts.manifest_path
     if manifest.exists():
         try:
