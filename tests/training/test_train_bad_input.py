@@ -100,7 +100,7 @@ def test_resume_with_another_seed_says_so(tmp_path, words):
     assert "written with --seed 0, not --seed 5" in message and "dataset" not in message
 
 
-def test_a_second_training_into_the_same_output_fails_at_once(tmp_path, words):
+def test_a_second_training_into_the_same_output_fails_at_once(tmp_path, words, subset_dir):
     output = tmp_path / "model"
     with exclusive_lock(output / TRAINING_LOCK):  # as a running training holds it
         with pytest.raises(LockedError, match="another training"):
@@ -110,6 +110,9 @@ def test_a_second_training_into_the_same_output_fails_at_once(tmp_path, words):
         message = " ".join(result.output.split())
         assert f"--output {output}: another training is writing to this folder" in message
     assert sorted(entry.name for entry in output.iterdir()) == [TRAINING_LOCK]  # no train.log
+    # A finished run leaves no lock file behind (it stayed in every run folder).
+    artifacts = train_model(DRY_RUN, dataset=str(subset_dir), output=output, progress=False, epochs=1)
+    assert artifacts.tflite_path.exists() and not (output / TRAINING_LOCK).exists()
 
 
 def test_a_refused_dataset_leaves_no_output_folder(tmp_path, words):

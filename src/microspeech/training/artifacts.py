@@ -79,6 +79,10 @@ def output_lock(directory: Path) -> Iterator[Path]:
             shutil.rmtree(directory, ignore_errors=True)
         raise
     finally:
+        # Removed while still held, so a finished run's folder holds only its files: no training
+        # waits on this lock (a second one is refused at once), and one that opened the file just
+        # before finds it gone after winning it and locks the file at the path (exclusive_lock).
+        (directory / TRAINING_LOCK).unlink(missing_ok=True)
         lock.__exit__(None, None, None)
 
 
