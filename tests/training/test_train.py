@@ -209,6 +209,23 @@ def test_resume_refuses_a_checkpoint_of_another_seed(subset_dir, tmp_path):
     )
     assert again.train_log_path.read_text().count(f"train {DRY_RUN} on ") == 1
     assert len(list((again.logs_dir / "train").iterdir())) == 1
+    # A run that early stopping ended: --resume --epochs 3 trained nothing and said nothing.
+    import io
+
+    from rich.console import Console
+
+    state_path = again.checkpoint_dir / "state.json"
+    state = json.loads(state_path.read_text())
+    state_path.write_text(json.dumps({**state, "stopped": True}))
+    said = io.StringIO()
+    resumed = train_model(
+        DRY_RUN, dataset=str(subset_dir), seed=4, output=tmp_path / "m", progress=False, resume=True,
+        epochs=3, console=Console(file=said, width=400),
+    )
+    assert "the run stopped early after epoch 1 (val_accuracy no longer improving); no epoch to add" in (
+        said.getvalue()
+    )
+    assert json.loads(resumed.manifest_path.read_text())["epochs_run"] == 1
 
 
 def test_a_fresh_run_stopped_early_leaves_no_earlier_runs_manifest_vouching_for_it(

@@ -369,6 +369,25 @@ def test_resume_with_another_budget_says_so(tmp_path, words):
     assert result.exit_code == 2 and "other settings" not in result.output, result.output
 
 
+def test_resume_with_fewer_epochs_than_the_checkpoint_ran_says_so(tmp_path, words):
+    # --resume --epochs 2 on a checkpoint of 5 epochs trained nothing and wrote a manifest whose
+    # epochs_run (5) exceeded the run's epochs (2).
+    from microspeech.data import load_datasets
+    from microspeech.data.pipeline import dataset_fingerprint
+
+    output = tmp_path / "model"
+    state = _state(dataset_fingerprint=dataset_fingerprint(load_datasets([str(words)])), epoch=4)
+    save_checkpoint(output / "checkpoint", {"w/0": np.zeros(4, np.float32)}, state)
+    result = _train("--dataset", str(words), "--output", str(output), "--resume", "--epochs", "2")
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert f"{output / 'checkpoint'} has run 5 epochs, more than the 2 this run allows" in message
+    assert "resume with --epochs 5 or more" in message
+    # 5 is allowed past this check (refused for something else here: the two-word set).
+    result = _train("--dataset", str(words), "--output", str(output), "--resume", "--epochs", "5")
+    assert result.exit_code == 2 and "has run 5 epochs" not in result.output, result.output
+
+
 def test_resume_after_the_layers_were_edited_says_which(tmp_path, words):
     # The spec's settings leave build() out: 16 filters instead of 8 dumped 127 lines of weight
     # values, and another dropout rate resumed into a run of two architectures.

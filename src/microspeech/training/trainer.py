@@ -386,6 +386,14 @@ def _train_locked(
         _check_resumable(checkpoint[1], spec, seed, fingerprint, _dataset_roots(data), artifacts)
     elif resume:
         console.print(f"no checkpoint in {artifacts.checkpoint_dir}: starting from the first epoch")
+    if checkpoint is not None and checkpoint[1]["stopped"]:
+        # Early stopping ended it: a larger --epochs adds none (it would stop again at once).
+        console.print(
+            f"{artifacts.checkpoint_dir}: the run stopped early after epoch {checkpoint[1]['epoch'] + 1} "
+            f"({spec.train.stopping_monitor or spec.train.monitor} no longer improving); no epoch to add, "
+            "the model is written from its kept epoch",
+            markup=False,
+        )
 
     with _progress(console, progress) as bars:
         task = bars.add_task("decoding clips", total=None, stats="")
@@ -530,6 +538,12 @@ def _check_resumable(
             f"{artifacts.checkpoint_dir} was written on another version of the dataset (a file added, "
             f"removed, resized or moved to another word or split since); resume with the same --dataset "
             f"{start_over}"
+        )
+    saved = int(state["epoch"]) + 1  # the state counts epochs from 0
+    if saved > spec.train.epochs:  # nothing would train, and the manifest would say `saved` epochs ran
+        raise ResumeError(
+            f"{artifacts.checkpoint_dir} has run {saved} epochs, more than the {spec.train.epochs} this "
+            f"run allows; resume with --epochs {saved} or more {start_over}"
         )
     recorded_settings = state.get("settings")  # checkpoints before stop 58 lack it
     # One run with two recipes (e.g. its epochs scored for 2 and then for 10 FA/h, the best chosen
