@@ -134,6 +134,39 @@ def test_export_refuses_detection_parameters_the_firmware_cannot_use(
     assert not (tmp_path / "out").exists()
 
 
+def _archive(path, tflite_bytes: bytes):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(path.name.removesuffix(".mltk.zip") + ".tflite", tflite_bytes)
+    return path
+
+
+def test_export_of_an_archive_names_the_archive(mltk_tflite_bytes, tmp_path):
+    # The error named the temporary copy (/tmp/microspeech-archive-.../kws.tflite).
+    stored = {**read_parameters(mltk_tflite_bytes), "classes": ["a", "b"]}
+    archive = _archive(tmp_path / "kws.mltk.zip", write_parameters(mltk_tflite_bytes, stored))
+    result = CliRunner().invoke(app, ["export", str(archive), "--c", str(tmp_path / "out")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and f"{archive}: cannot write its settings header" in said, said
+    assert "microspeech-archive" not in said
+
+
+def test_export_keeps_class_names_of_a_model_that_is_no_detector(mltk_tflite_bytes, tmp_path):
+    # MLTK's fingerprint model stores "match, no-match" beside 16 signature values and no detection
+    # parameters: it was refused as a detector whose names run short of its scores.
+    detector = ("detection_threshold", "average_window_duration_ms", "detection_threshold_list")
+    stored = {k: v for k, v in read_parameters(mltk_tflite_bytes).items() if k not in detector}
+    stored["classes"] = ["match", "no-match"]
+    archive = _archive(tmp_path / "sig.mltk.zip", write_parameters(mltk_tflite_bytes, stored))
+    result = CliRunner().invoke(app, ["export", str(archive), "--c", str(tmp_path / "out")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, said
+    assert "note: 'classes' names 2 classes for an output of 4 values: the header keeps them" in said
+    settings = (tmp_path / "out" / "tflite_micro_speech_model_settings.h").read_text()
+    assert '{"match", "no-match"}' in settings and "// Note: 'classes' names 2 classes" in settings
+
+
 def test_export_refuses_a_file_as_the_folder(mltk_tflite_path, tmp_path):
     target = tmp_path / "not_a_folder"
     target.write_text("x")

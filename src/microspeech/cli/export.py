@@ -6,7 +6,16 @@ from pathlib import Path
 
 import typer
 
-from microspeech.cli.app import app, console, fail, model_file, path_option, warn_if_unfinished
+from microspeech.cli.app import (
+    app,
+    console,
+    err_console,
+    fail,
+    model_file,
+    path_option,
+    shown_as,
+    warn_if_unfinished,
+)
 
 
 @app.command("export")
@@ -33,17 +42,20 @@ def export_command(
             check_symbol_prefix(name, "--name")
         warn_if_unfinished(model)  # an interrupted run's parameters are not calibrated
         path = model_file(model, "tflite")
-        _check_detection_parameters(path)
-        files = export_c(path, c_dir, name=name)
+        shown = shown_as(model, path)  # an archive by its name, not its temporary copy
+        _check_detection_parameters(path, shown)
+        files = export_c(path, c_dir, name=name, shown_as=shown)
     except (ModelResolutionError, ParameterError, OptionError, ValueError) as error:
         fail(str(error))
     except OSError as error:
         fail(f"cannot write into --c {c_dir}: {error}")
     for written in (files.source, files.header, files.settings):
         console.print(f"wrote {written} ({written.stat().st_size:,} bytes)", markup=False)
+    for note in files.notes:
+        err_console.print(f"note: {note}", markup=False)
 
 
-def _check_detection_parameters(path: Path) -> None:
+def _check_detection_parameters(path: Path, shown: str) -> None:
     """The detection parameters as the firmware would take them: a header with a threshold of
     300 or a list entry "a" builds, and detects nothing or everything on the part."""
     from dataclasses import fields
@@ -64,5 +76,5 @@ def _check_detection_parameters(path: Path) -> None:
             checked_threshold_list(checked["detection_threshold_list"], len(classes_from_parameters(checked)))
     except ValueError as error:
         raise ValueError(
-            f"{path}: {error}; store valid values first (`microspeech params {path} --set NAME=VALUE`)"
+            f"{shown}: {error}; store valid values first (`microspeech params {shown} --set NAME=VALUE`)"
         ) from None
