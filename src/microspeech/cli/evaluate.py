@@ -212,14 +212,7 @@ def _refuse_output_in_the_run(output: Path) -> None:
 def _training_run(folder: Path) -> bool:
     """A folder `train` wrote into: its train.log, or a manifest.json that records a spec (a web
     project's manifest.json beside its logs/ is none)."""
-    import json
+    from microspeech.models.artifacts import ModelArtifacts
 
-    from microspeech.models.artifacts import MANIFEST
-
-    if (folder / "train.log").is_file():
-        return True
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
-    return isinstance(manifest, dict) and "spec" in manifest
+    artifacts = ModelArtifacts(folder, "")  # what it holds, whatever the model's name
+    return artifacts.log_written_by_training or artifacts.manifest_written_by_training

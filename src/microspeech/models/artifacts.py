@@ -13,6 +13,7 @@ where the files are, the .tflite bytes and parameters, and the classes and front
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["MANIFEST", "ModelArtifacts", "ModelResolutionError", "ResolvedModel", "resolve_model"]
 
 MANIFEST = "manifest.json"
+# The first line of a train.log ("2026-12-06 20:59:17,965 INFO train NAME on ...").
+_LOG_START = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ \w+ ")
 CHECKPOINT = "checkpoint"
 # A Keras model file: .keras, or the legacy HDF5 .h5 that MLTK saves beside its .tflite.
 KERAS_SUFFIXES = (".keras", ".h5")
@@ -123,6 +126,24 @@ class ModelArtifacts:
             return ModelSpec.from_dict(recorded, build=build)
         except (TypeError, AttributeError, ValueError) as error:
             raise ValueError(f"{self.manifest_path}: its 'spec' cannot be read ({error})") from None
+
+    @property
+    def log_written_by_training(self) -> bool:
+        """train.log is a file whose first line is one `train` logs ("2026-12-06 20:59:17,965 INFO ...")."""
+        if not self.train_log_path.is_file():
+            return False
+        with open(self.train_log_path, "rb") as handle:
+            first = handle.readline(4096).decode("utf-8", "replace")
+        return _LOG_START.match(first) is not None
+
+    @property
+    def manifest_written_by_training(self) -> bool:
+        """manifest.json is a JSON object that records a spec (a web project's manifest.json is none)."""
+        try:
+            values = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return False
+        return isinstance(values, dict) and "spec" in values
 
     def write_manifest(self, values: dict[str, Any]) -> None:
         write_text_atomic(

@@ -14,7 +14,6 @@ import io
 import json
 import logging
 import math
-import re
 import shlex
 import shutil
 import time
@@ -130,14 +129,8 @@ def _check_earlier_run_is_ours(artifacts: ModelArtifacts) -> None:
     """Refuse an output folder whose train.log, history.csv, manifest.json, checkpoint/ or
     logs/train/ a microspeech run did not write: a fresh run removes those, and deleted a user's own files."""
     foreign = []
-    log = artifacts.train_log_path
-    if log.exists():
-        first = ""
-        if log.is_file():  # a folder of that name is no log of ours either
-            with open(log, "rb") as handle:
-                first = handle.readline(4096).decode("utf-8", "replace")
-        if not _LOG_START.match(first):
-            foreign.append(log.name)
+    if artifacts.train_log_path.exists() and not artifacts.log_written_by_training:  # a folder is none
+        foreign.append(artifacts.train_log_path.name)
     history = artifacts.history_path
     if history.exists():  # ours starts "epoch,loss,accuracy," (Keras' CSVLogger: "epoch,accuracy,")
         first = ""
@@ -146,14 +139,8 @@ def _check_earlier_run_is_ours(artifacts: ModelArtifacts) -> None:
                 first = handle.readline(4096).decode("utf-8", "replace")
         if not first.startswith(",".join(HISTORY_COLUMNS[:3]) + ","):
             foreign.append(history.name)
-    manifest = artifacts.manifest_path
-    if manifest.exists():
-        try:
-            values = json.loads(manifest.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            values = None
-        if not (isinstance(values, dict) and "spec" in values):
-            foreign.append(manifest.name)
+    if artifacts.manifest_path.exists() and not artifacts.manifest_written_by_training:
+        foreign.append(artifacts.manifest_path.name)
     for folder, ours in (
         (artifacts.checkpoint_dir, lambda name: name in ("state.json", "arrays.npz")),
         (artifacts.logs_dir / "train", lambda name: name.startswith("events.out.tfevents.")),
@@ -168,9 +155,6 @@ def _check_earlier_run_is_ours(artifacts: ModelArtifacts) -> None:
             "wrote; a fresh run would replace them: give another folder"
         )
 
-
-# The first line train.log gets ("2026-12-06 20:59:17,965 INFO train NAME on ...").
-_LOG_START = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ \w+ ")
 
 
 class CalibrationError(RuntimeError):
