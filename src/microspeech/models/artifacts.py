@@ -31,6 +31,8 @@ __all__ = ["MANIFEST", "ModelArtifacts", "ModelResolutionError", "ResolvedModel"
 MANIFEST = "manifest.json"
 # The first line of a train.log ("2026-12-06 20:59:17,965 INFO train NAME on ...").
 _LOG_START = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ \w+ ")
+# How the history.csv that training writes begins (training.trainer.HISTORY_COLUMNS).
+HISTORY_START = "epoch,loss,accuracy,"
 CHECKPOINT = "checkpoint"
 # A Keras model file: .keras, or the legacy HDF5 .h5 that MLTK saves beside its .tflite.
 KERAS_SUFFIXES = (".keras", ".h5")
@@ -130,11 +132,14 @@ class ModelArtifacts:
     @property
     def log_written_by_training(self) -> bool:
         """train.log is a file whose first line is one `train` logs ("2026-12-06 20:59:17,965 INFO ...")."""
-        if not self.train_log_path.is_file():
-            return False
-        with open(self.train_log_path, "rb") as handle:
-            first = handle.readline(4096).decode("utf-8", "replace")
-        return _LOG_START.match(first) is not None
+        path = self.train_log_path
+        return path.is_file() and _LOG_START.match(_first_line(path)) is not None
+
+    @property
+    def history_written_by_training(self) -> bool:
+        """history.csv is a file whose header starts as `train` writes it (Keras' CSVLogger writes
+        "epoch,accuracy,...": a user's own table)."""
+        return self.history_path.is_file() and _first_line(self.history_path).startswith(HISTORY_START)
 
     @property
     def manifest_written_by_training(self) -> bool:
@@ -149,6 +154,11 @@ class ModelArtifacts:
         write_text_atomic(
             self.manifest_path, json.dumps(values, indent=2, sort_keys=True, default=str) + "\n"
         )
+
+
+def _first_line(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return handle.readline(4096).decode("utf-8", "replace")
 
 
 def _no_builder(spec: ModelSpec) -> Any:

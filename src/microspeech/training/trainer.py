@@ -54,6 +54,7 @@ from microspeech.training.callbacks import (
 
 logger = logging.getLogger("microspeech.training")
 logger.propagate = False  # epoch lines go to train.log; the console shows progress bars
+# models.artifacts.HISTORY_START is how the file begins: keep the first three in their order.
 HISTORY_COLUMNS = (
     "epoch",
     "loss",
@@ -127,18 +128,13 @@ def _written_by_evaluate(folder: Path) -> bool:
 
 def _check_earlier_run_is_ours(artifacts: ModelArtifacts) -> None:
     """Refuse an output folder whose train.log, history.csv, manifest.json, checkpoint/ or
-    logs/train/ a microspeech run did not write: a fresh run removes those, and deleted a user's own files."""
+    logs/train/ a microspeech run did not write: a fresh run replaces those, and they were a
+    user's own files."""
     foreign = []
     if artifacts.train_log_path.exists() and not artifacts.log_written_by_training:  # a folder is none
         foreign.append(artifacts.train_log_path.name)
-    history = artifacts.history_path
-    if history.exists():  # ours starts "epoch,loss,accuracy," (Keras' CSVLogger: "epoch,accuracy,")
-        first = ""
-        if history.is_file():
-            with open(history, "rb") as handle:
-                first = handle.readline(4096).decode("utf-8", "replace")
-        if not first.startswith(",".join(HISTORY_COLUMNS[:3]) + ","):
-            foreign.append(history.name)
+    if artifacts.history_path.exists() and not artifacts.history_written_by_training:
+        foreign.append(artifacts.history_path.name)
     if artifacts.manifest_path.exists() and not artifacts.manifest_written_by_training:
         foreign.append(artifacts.manifest_path.name)
     for folder, ours in (
@@ -154,7 +150,6 @@ def _check_earlier_run_is_ours(artifacts: ModelArtifacts) -> None:
             f"--output {artifacts.directory}: holds {', '.join(foreign)}, which no microspeech run "
             "wrote; a fresh run would replace them: give another folder"
         )
-
 
 
 class CalibrationError(RuntimeError):
