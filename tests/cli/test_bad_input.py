@@ -88,6 +88,15 @@ def test_evaluate_output_inside_a_runs_checkpoint_or_logs_is_refused(model_path,
     result = invoke("evaluate", model_path, "--tflite", "--output", run / "checkpoint.old")
     assert refused(result, "inside the training run's checkpoint.old/"), result.output
     assert not (run / "logs").exists()
+    # A train.log of another program's (its own lines) is no training run's either; an unreadable
+    # or absurd manifest is none, not a traceback.
+    (tmp_path / "tool" / "logs").mkdir(parents=True)
+    (tmp_path / "tool" / "train.log").write_text("epoch 1 done\n")
+    (tmp_path / "tool" / "manifest.json").write_text("[" * 100_000)
+    tool_logs = tmp_path / "tool" / "logs"
+    result = invoke("evaluate", model_path, "--tflite", "--dataset", tmp_path / "none", "--output", tool_logs)
+    assert result.exit_code == 2 and "inside the training run" not in one_line(result), one_line(result)
+    assert "Traceback" not in result.output
     # A web project's manifest.json beside its logs/ is no training run.
     (tmp_path / "site" / "logs").mkdir(parents=True)
     (tmp_path / "site" / "manifest.json").write_text('{"name": "my app"}')

@@ -152,11 +152,35 @@ def test_export_of_an_archive_names_the_archive(mltk_tflite_bytes, tmp_path):
     assert "microspeech-archive" not in said
 
 
+def test_export_of_an_archive_with_bad_detection_parameters_says_how_to_mend_them(
+    mltk_tflite_bytes, tmp_path
+):
+    # The advice was `microspeech params kws.mltk.zip --set ...`, which refuses archives.
+    stored = {**read_parameters(mltk_tflite_bytes), "detection_threshold": 300}
+    archive = _archive(tmp_path / "kws.mltk.zip", write_parameters(mltk_tflite_bytes, stored))
+    result = CliRunner().invoke(app, ["export", str(archive), "--c", str(tmp_path / "out")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "detection_threshold=300 is out of range" in said, said
+    assert f"unzip {archive} kws.tflite, then `microspeech params kws.tflite --set NAME=VALUE`" in said
+
+
+def test_detector_parameters_are_every_detection_parameter():
+    # A keyword model storing only suppression_ms and minimum_count is still a detector.
+    from dataclasses import fields
+
+    from microspeech.detection.params import DetectionParams
+    from microspeech.tflite.c_export import DETECTOR_PARAMETERS
+
+    names = {field.name for field in fields(DetectionParams)} | {"detection_threshold_list"}
+    assert set(DETECTOR_PARAMETERS) == names
+
+
 def test_export_keeps_class_names_of_a_model_that_is_no_detector(mltk_tflite_bytes, tmp_path):
     # MLTK's fingerprint model stores "match, no-match" beside 16 signature values and no detection
     # parameters: it was refused as a detector whose names run short of its scores.
-    detector = ("detection_threshold", "average_window_duration_ms", "detection_threshold_list")
-    stored = {k: v for k, v in read_parameters(mltk_tflite_bytes).items() if k not in detector}
+    from microspeech.tflite.c_export import DETECTOR_PARAMETERS
+
+    stored = {k: v for k, v in read_parameters(mltk_tflite_bytes).items() if k not in DETECTOR_PARAMETERS}
     stored["classes"] = ["match", "no-match"]
     archive = _archive(tmp_path / "sig.mltk.zip", write_parameters(mltk_tflite_bytes, stored))
     result = CliRunner().invoke(app, ["export", str(archive), "--c", str(tmp_path / "out")])

@@ -258,6 +258,7 @@ def test_a_fresh_run_stopped_early_leaves_no_earlier_runs_manifest_vouching_for_
         train_model(DRY_RUN, dataset=str(subset_dir), seed=4, output=folder, progress=False, epochs=1)
     assert not (folder / "manifest.json").exists() and not (folder / "checkpoint").exists()
     assert not (folder / "eval").exists()
+    assert not (folder / "history.csv").exists()  # the earlier run's epochs beside this run's log
     assert resolve_model(str(folder)).unfinished_run
 
 

@@ -75,6 +75,10 @@ def _check_detection_parameters(path: Path, shown: str) -> None:
         if "detection_threshold_list" in checked:
             checked_threshold_list(checked["detection_threshold_list"], len(classes_from_parameters(checked)))
     except ValueError as error:
-        raise ValueError(
-            f"{shown}: {error}; store valid values first (`microspeech params {shown} --set NAME=VALUE`)"
-        ) from None
+        from microspeech.tflite.files import is_archive_copy
+
+        # params --set rewrites a .tflite, not one inside an archive
+        unpack = f"unzip {shown} {path.name}, then " if is_archive_copy(path) else ""
+        target = path.name if unpack else shown
+        mend = f"{unpack}`microspeech params {target} --set NAME=VALUE`"
+        raise ValueError(f"{shown}: {error}; store valid values first ({mend})") from None

@@ -132,21 +132,20 @@ class ModelArtifacts:
     @property
     def log_written_by_training(self) -> bool:
         """train.log is a file whose first line is one `train` logs ("2026-12-06 20:59:17,965 INFO ...")."""
-        path = self.train_log_path
-        return path.is_file() and _LOG_START.match(_first_line(path)) is not None
+        return _LOG_START.match(_first_line(self.train_log_path)) is not None
 
     @property
     def history_written_by_training(self) -> bool:
         """history.csv is a file whose header starts as `train` writes it (Keras' CSVLogger writes
         "epoch,accuracy,...": a user's own table)."""
-        return self.history_path.is_file() and _first_line(self.history_path).startswith(HISTORY_START)
+        return _first_line(self.history_path).startswith(HISTORY_START)
 
     @property
     def manifest_written_by_training(self) -> bool:
         """manifest.json is a JSON object that records a spec (a web project's manifest.json is none)."""
         try:
             values = json.loads(self.manifest_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        except (OSError, ValueError, RecursionError):  # ValueError: bad UTF-8, JSON, a 5000-digit number
             return False
         return isinstance(values, dict) and "spec" in values
 
@@ -157,8 +156,12 @@ class ModelArtifacts:
 
 
 def _first_line(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return handle.readline(4096).decode("utf-8", "replace")
+    """The file's first line, "" for a folder or a file that cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.readline(4096).decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def _no_builder(spec: ModelSpec) -> Any:

@@ -66,7 +66,8 @@ def two_conv() -> ModelSpec:
         # seeds 0-3 on the 120-minute validation stream 43.6 / 32.3 / 19.0 -> 38.0 / 27.9 / 16.7%
         # (fewer in every seed at each budget), validation clips 92.0 -> 92.6%, for 96-136 epochs
         # instead of 60-86 (BENCHMARKS.md, "The larger models' schedule").
-        # The seed's augmentation as it is, each part measured for this model too. Two seconds of
+        # The seed's augmentation but its warm-up's length (below), each part measured for this model
+        # too. Two seconds of
         # frontend warm-up: over seeds 0-3 on the 120-minute validation stream, misses at <= 2 / 6
         # / 20 FA/h 38.0 / 27.9 / 16.7 -> 35.9 / 23.4 / 11.5% (fewer in every seed at <= 6 and
         # <= 20), validation clips 92.6 -> 92.8%, clean keywords one by one after silence fewer

@@ -176,9 +176,19 @@ def _parameter_lines(
     return lines, arrays
 
 
-# Parameters of a keyword detector: its firmware averages the output's scores and names each
-# by CLASSES[i] (MLTK's classify_audio loop).
-DETECTOR_PARAMETERS = ("detection_threshold", "detection_threshold_list", "average_window_duration_ms")
+# Parameters of a keyword detector (detection.params.DetectionParams' fields and the per-class
+# list): its firmware averages the output's scores and names each by CLASSES[i] (MLTK's
+# classify_audio loop). A model storing none of them runs no such loop.
+DETECTOR_PARAMETERS = (
+    "average_window_duration_ms",
+    "detection_threshold",
+    "detection_threshold_list",
+    "suppression_ms",
+    "minimum_count",
+    "volume_gain",
+    "latency_ms",
+    "verbose_model_output_logs",
+)
 
 
 def _settings_header(

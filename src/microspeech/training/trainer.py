@@ -367,10 +367,10 @@ def _train_locked(
         console.print(f"no checkpoint in {artifacts.checkpoint_dir}: starting from the first epoch")
     if checkpoint is not None and checkpoint[1]["stopped"]:
         # Early stopping ended it: a larger --epochs adds none (it would stop again at once).
+        monitor = checkpoint[1]["early_stopping"].get("monitor", "its monitor")
         console.print(
             f"{artifacts.checkpoint_dir}: the run stopped early after epoch {checkpoint[1]['epoch'] + 1} "
-            f"({spec.train.stopping_monitor or spec.train.monitor} no longer improving); no epoch to add, "
-            "the model is written from its kept epoch",
+            f"({monitor} no longer improving); no epoch to add, the model is written from its kept epoch",
             markup=False,
         )
 
@@ -395,24 +395,31 @@ def _train_locked(
         bars.remove_task(task)
 
     artifacts.directory.mkdir(parents=True, exist_ok=True)
-    earlier = (artifacts.train_log_path, artifacts.logs_dir / "train", artifacts.manifest_path)
+    earlier = (
+        artifacts.train_log_path,
+        artifacts.history_path,
+        artifacts.logs_dir / "train",
+        artifacts.manifest_path,
+    )
     if checkpoint is None:
         _check_earlier_run_is_ours(artifacts)
     if checkpoint is None and any(path.exists() for path in (*earlier, artifacts.checkpoint_dir)):
         # A fresh run where an earlier one trained: its log and TensorBoard curves would run on
-        # into this one's; its manifest would vouch for this run's model files should it stop
-        # before its own (they are replaced at the end, as any fresh run does); its checkpoint
-        # would be the one an interrupted run's --resume advice named.
+        # into this one's (its history.csv would stand beside them until the first epoch); its
+        # manifest would vouch for this run's model files should it stop before its own (they are
+        # replaced at the end, as any fresh run does); its checkpoint would be the one an
+        # interrupted run's --resume advice named.
         # Its evaluation results (eval/, when evaluate wrote all of it) described the earlier
         # model beside this run's.
         evaluation = _written_by_evaluate(artifacts.eval_dir)
         console.print(
             f"{artifacts.directory} holds an earlier run: this one replaces it (its train.log, "
-            f"manifest, checkpoint, {'evaluation results ' if evaluation else ''}and TensorBoard logs go "
-            "now; --resume continues a run instead)",
+            f"history.csv, manifest, checkpoint, {'evaluation results ' if evaluation else ''}and "
+            "TensorBoard logs go now; --resume continues a run instead)",
             markup=False,
         )
         artifacts.train_log_path.unlink(missing_ok=True)
+        artifacts.history_path.unlink(missing_ok=True)
         artifacts.manifest_path.unlink(missing_ok=True)
         shutil.rmtree(artifacts.logs_dir / "train", ignore_errors=True)
         shutil.rmtree(artifacts.checkpoint_dir, ignore_errors=True)
