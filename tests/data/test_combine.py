@@ -37,6 +37,22 @@ def test_combined_dataset_keeps_each_split_and_reads_from_each_root(subset_dir, 
         load_datasets([])
 
 
+def test_two_datasets_that_link_the_same_word_folder_are_refused(synth_dir, tmp_path):
+    # A folder whose word folders are links to another dataset's: both were loaded, every clip
+    # twice, and the two parts' hash splits put copies of one clip in training and in test.
+    import shutil
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for entry in synth_dir.iterdir():
+        if entry.is_dir() and entry.name == "yes":
+            (mirror / entry.name).symlink_to(entry, target_is_directory=True)
+        elif entry.is_dir():
+            shutil.copytree(entry, mirror / entry.name)
+    with pytest.raises(ValueError, match=r"both read the clips of .*yes \(a folder linked into both\)"):
+        load_datasets([str(synth_dir), str(mirror)])
+
+
 def test_one_dataset_given_alone_is_that_dataset(subset_dir):
     # A string was iterated character by character: "/" (the filesystem root) was scanned first.
     from microspeech.data import load_datasets

@@ -168,6 +168,7 @@ class AudioDataset:
         roots = [dataset.root.resolve() for dataset in datasets]
         if len(set(roots)) < len(roots):
             raise ValueError(f"a dataset is given twice: {', '.join(d.name for d in datasets)}")
+        _refuse_shared_folders(datasets)
         return cls(
             name="+".join(dataset.name for dataset in datasets),
             root=Path(os.path.commonpath(roots)),
@@ -244,3 +245,19 @@ def report_issues(issues: Iterable[FileIssue], source: str) -> None:
             logger.debug("%s: %s", issue.path, issue.problem)
     if skipped:
         logger.warning("%s: %d unusable file(s) skipped", source, skipped)
+
+
+def _refuse_shared_folders(datasets: Sequence[AudioDataset]) -> None:
+    """ValueError when two datasets read clips from one folder (a word folder linked into both):
+    its clips would count twice, and a clip could be in one part's training split and the other's
+    test split."""
+    owner: dict[Path, AudioDataset] = {}
+    for dataset in datasets:
+        folders = {clip.path.parent for clip in dataset.clips}
+        for folder in sorted({path.resolve() for path in folders}):
+            first = owner.setdefault(folder, dataset)
+            if first is not dataset:
+                raise ValueError(
+                    f"datasets {first.root} and {dataset.root} both read the clips of {folder} "
+                    "(a folder linked into both): give its clips to one dataset only"
+                )
