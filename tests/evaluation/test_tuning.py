@@ -313,7 +313,7 @@ def test_another_split_of_a_model_without_a_manifest_asks_for_a_dataset(trained_
         tune_detection(bare, max_fa_per_hour=2, split="validation", **SMALL_GRID)
 
 
-def test_tune_never_writes_over_the_model_and_keeps_its_mode(trained_test_model, tmp_path):
+def test_tune_never_writes_over_the_model_and_keeps_its_mode(trained_test_model, mltk_tflite_path, tmp_path):
     # --output at the model's own .tflite replaced it with JSON; --write made a 0600 model 0644
     # and wrote into a read-only one (as root).
     import shutil
@@ -322,14 +322,21 @@ def test_tune_never_writes_over_the_model_and_keeps_its_mode(trained_test_model,
     from typer.testing import CliRunner
 
     from microspeech.cli import app
+    from microspeech.tflite.metadata import read_parameters, write_parameters
 
     model = tmp_path / "model"
     shutil.copytree(trained_test_model, model)
     tflite = model / "tflite_micro_speech-test.tflite"
+    # The run's files with a model that finds keywords: a pick that detects nothing is not written,
+    # and whether a three-epoch dry run puts a keyword on top anywhere in a minute of stream is
+    # chance (it stopped doing so when the recipe's warm-up changed). MLTK's shipped model, under
+    # the run's name, finds most of them.
+    shipped = mltk_tflite_path.read_bytes()
+    renamed = {**read_parameters(shipped), "name": "tflite_micro_speech-test"}
+    tflite.write_bytes(write_parameters(shipped, renamed))
     before = tflite.read_bytes()
     runner = CliRunner()
-    # A budget any detection fits: the dry run's model scores low, and a pick that detects nothing
-    # is not written.
+    # A budget any detection fits.
     small = ["--max-fa-per-hour", "1000000", "--split", "validation", "--thresholds", "0,150,200"]
     small += ["--windows", "500", "--minutes", "1"]
     refused = runner.invoke(app, ["tune", str(model), *small, "--counts", "1", "--output", str(tflite)])
@@ -350,8 +357,6 @@ def test_tune_never_writes_over_the_model_and_keeps_its_mode(trained_test_model,
     assert written.exit_code == 0, written.output
     assert stat.S_IMODE(tflite.stat().st_mode) == 0o600
     # The manifest said train's calibration still described the .tflite: now it says what tune wrote.
-    from microspeech.tflite.metadata import read_parameters
-
     manifest = json.loads((model / "manifest.json").read_text())
     tuned, stored = manifest["detection_tuning"], read_parameters(tflite)
     assert manifest["detection_calibration"] == calibrated
