@@ -69,6 +69,43 @@ def test_a_spec_file_runs_by_itself(model_registry, subset_dir, test_set_dir):
     assert "--seed 2" in manifest["command"] and "--test" in manifest["command"]
 
 
+PAIR_OF_MODELS = """
+import dataclasses
+
+from microspeech.models import get_model_spec, register_model
+from microspeech.models.registry import main_for
+
+
+@register_model("pair_a")
+def pair_a():
+    return dataclasses.replace(get_model_spec("tflite_micro_speech"), name="pair_a")
+
+
+@register_model("pair_b")
+def pair_b():
+    return dataclasses.replace(get_model_spec("tflite_micro_speech"), name="pair_b")
+
+
+if __name__ == "__main__":
+    main_for(pair_b)
+"""
+
+
+def test_a_spec_file_of_two_models_runs_the_one_it_names(model_registry, subset_dir, test_set_dir, tmp_path):
+    # `python pair.py` failed: main_for ran `train pair.py`, which asks which of its two models.
+    script = tmp_path / "elsewhere" / "pair.py"
+    script.parent.mkdir()
+    script.write_text(PAIR_OF_MODELS)
+    environment = {**os.environ, "PYTHONPATH": str(SOURCE_ROOT)}
+    command = [sys.executable, str(script), "--test", "--dataset", str(subset_dir), "--quiet"]
+    command += ["--eval-dataset", str(test_set_dir)]
+    run = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=540, check=False)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    folder = models_dir() / "pair_b-test"
+    assert read_parameters(folder / "pair_b-test.tflite")["name"] == "pair_b-test"
+    assert (folder / "eval").is_dir() and not (models_dir() / "pair_a-test").exists()
+
+
 def test_train_on_the_subset_and_a_synthesized_folder_together(model_registry, subset_dir, tmp_path):
     runner = CliRunner()
     synth = tmp_path / "synth"

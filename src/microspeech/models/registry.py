@@ -396,11 +396,16 @@ def main_for(factory: Callable[[], ModelSpec], argv: Sequence[str] | None = None
     )
     known, rest = parser.parse_known_args(sys.argv[1:] if argv is None else list(argv))
     path = _source_file(factory)
-    train = [path, *rest]
+    # A file of several models is named by the model's name, the file on the child's search path
+    # (`train FILE` asks which of them to train).
+    names = [name for name, source in _SOURCES.items() if source == path]
+    own = [name for name in names if _FACTORIES[name] is factory]
+    model, search_path = (own[0], path) if len(names) > 1 and own else (path, None)
+    train = [model, *rest]
     train += ["--test"] if known.test else []
     train += ["--output", known.output] if known.output else []
     train += ["--keywords", known.keywords] if known.keywords else []
-    status = _run_cli(["train", *train])
+    status = _run_cli(["train", *train], search_path)
     if status == 0 and not known.no_evaluate:
         if known.output:
             trained = known.output
@@ -408,18 +413,22 @@ def main_for(factory: Callable[[], ModelSpec], argv: Sequence[str] | None = None
             from microspeech.paths import models_dir
 
             keywords = known.keywords.split(",") if known.keywords else None
-            spec = resolve_model_spec(path, keywords=keywords, dry_run=known.test)
+            spec = resolve_model_spec(model, keywords=keywords, dry_run=known.test)
             trained = str(models_dir() / spec.name)
         evaluate = ["--dataset", known.eval_dataset] if known.eval_dataset else []
-        status = _run_cli(["evaluate", trained, *evaluate])
+        status = _run_cli(["evaluate", trained, *evaluate], search_path)
     sys.exit(status)
 
 
-def _run_cli(arguments: list[str]) -> int:
-    """`microspeech ARGUMENTS` in a child process that imports this very microspeech."""
+def _run_cli(arguments: list[str], spec_file: str | None = None) -> int:
+    """`microspeech ARGUMENTS` in a child process that imports this very microspeech (and finds
+    `spec_file`'s models by name)."""
     import microspeech
 
     environment = dict(os.environ)
+    if spec_file is not None:
+        entries = [spec_file, *filter(None, [environment.get(MODEL_PATH_ENV)])]
+        environment[MODEL_PATH_ENV] = os.pathsep.join(entries)
     source_root = str(Path(microspeech.__file__).resolve().parents[1])
     environment["PYTHONPATH"] = os.pathsep.join([source_root, *filter(None, [environment.get("PYTHONPATH")])])
     command = [sys.executable, "-c", "from microspeech.cli import main; main()", *arguments]
