@@ -11,7 +11,8 @@ high keywords and other words score on that stream: per condition, the percentil
 peak window average (at the calibrated window) and the share at or above the calibrated threshold,
 and the other words that come closest to firing. With `--volume-gain G`, the stream is scaled by G
 before the frontend, as the part scales it, instead of the .tflite's embedded gain.
-Each model also runs every validation clip of each keyword one after another, 2 s of silence apart,
+Each model also classifies noise slices at every level up to full scale (`_silence_` for a right answer),
+and runs every validation clip of each keyword one after another, 2 s of silence apart,
 at the embedded parameters (the streaming issue's "20 clean yes" check, on validation clips); with
 `--gap-noise RMS`, white noise in the gaps instead of digital silence.
 """
@@ -37,7 +38,7 @@ from bundles import (
     shared_bundle,
 )
 from clean_keywords import clean_keyword_runs, found_line
-from validation_scoring import best_misses, event_peaks, validation_clips
+from validation_scoring import SILENCE_LEVEL_BANDS, best_misses, event_peaks, silence_levels, validation_clips
 
 
 def main() -> None:
@@ -96,6 +97,7 @@ def main() -> None:
         overall_accuracy,
         predicted_classes,
     )
+    from microspeech.labels import SILENCE
     from microspeech.training.stream_selection import ValidationStream
 
     dataset = load_dataset(args.dataset or shared_bundle(SUBSET))
@@ -159,6 +161,15 @@ def main() -> None:
         clean = clean_keyword_runs(keyword_model, dataset, "validation", args.gap_noise)
         gaps = f"white noise of RMS {args.gap_noise:g}" if args.gap_noise else "silence"
         print(f"clean keywords one by one, 2 s of {gaps} apart, embedded parameters: {found_line(clean)}")
+        if SILENCE in spec.classes and dataset.noise_paths:
+            levels = silence_levels(dataset, keyword_model, seed=seed)
+            bands = ", ".join(
+                f"RMS {low:g}-{high:g}: {100 * right:.1f}% ({100 * fired:.1f}% a keyword)"
+                for (low, high), right, fired in zip(
+                    SILENCE_LEVEL_BANDS, levels.silence, levels.keyword, strict=True
+                )
+            )
+            print(f"noise slices called _silence_, by level: {bands}")
         if args.peaks:
             detection = keyword_model.detection
             peaks = event_peaks(stream, run, keyword_model.classes, detection.average_window_duration_ms)

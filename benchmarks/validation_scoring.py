@@ -69,3 +69,48 @@ def event_peaks(stream: Any, run: Any, classes: list[str], window_ms: int) -> li
         peak_class = classes[columns[top]]
         peaks.append(EventPeak(event.word, event.is_keyword, event.snr_db, int(best[top]), peak_class))
     return peaks
+
+
+# Noise at every level a 16-bit input can hold: slices scaled to an RMS drawn log-uniformly over
+# these bands (int16 units; the subset's recordings are 71-192 as recorded), saturating at int16.
+SILENCE_LEVEL_BANDS = ((10.0, 100.0), (100.0, 1000.0), (1000.0, 10000.0))
+
+
+@dataclass(frozen=True)
+class SilenceLevelResult:
+    """Per level band (`SILENCE_LEVEL_BANDS`), the share of one-second noise slices a model calls
+    `_silence_`, and the share it calls a keyword (what could fire on a stream)."""
+
+    silence: tuple[float, ...]
+    keyword: tuple[float, ...]
+
+
+def silence_levels(
+    dataset: Any, keyword_model: Any, *, per_band: int = 200, seed: int = 0
+) -> SilenceLevelResult:
+    """One-second slices of the dataset's background-noise recordings (the recordings validation's
+    own silence slices come from), each scaled to an RMS in its band, through a fresh frontend
+    (as clip evaluation runs them) and the model's int8 .tflite."""
+    from microspeech.evaluation.evaluate import score_tflite
+    from microspeech.frontend.batch import compute_features
+    from microspeech.labels import SILENCE, is_word_class
+
+    settings = keyword_model.frontend_settings
+    recordings = [dataset.read_noise(path).astype(np.float64) for path in sorted(dataset.noise_paths)]
+    rng = np.random.default_rng([seed, 0x51E])
+    silence, keyword = [], []
+    keywords = [i for i, name in enumerate(keyword_model.classes) if is_word_class(name)]
+    for low, high in SILENCE_LEVEL_BANDS:
+        audio = np.empty((per_band, settings.n_samples), np.int16)
+        for row in range(per_band):
+            recording = recordings[row % len(recordings)]
+            start = int(rng.integers(0, len(recording) - settings.n_samples + 1))
+            piece = recording[start : start + settings.n_samples]
+            level = np.exp(rng.uniform(np.log(low), np.log(high)))
+            scaled = piece * (level / max(float(np.sqrt(np.mean(piece**2))), 1e-9))
+            audio[row] = np.clip(np.round(scaled), -32768, 32767).astype(np.int16)
+        scores = score_tflite(keyword_model.tflite_bytes, compute_features(audio, settings))
+        predicted = scores.argmax(-1)
+        silence.append(float(np.mean(predicted == keyword_model.classes.index(SILENCE))))
+        keyword.append(float(np.mean(np.isin(predicted, keywords))))
+    return SilenceLevelResult(tuple(silence), tuple(keyword))
