@@ -53,6 +53,29 @@ def test_two_datasets_that_link_the_same_word_folder_are_refused(synth_dir, tmp_
         load_datasets([str(synth_dir), str(mirror)])
 
 
+@pytest.mark.parametrize("link", ["hard", "symbolic"])
+def test_two_datasets_that_link_the_same_clip_file_are_refused(synth_dir, tmp_path, link):
+    # A copied dataset whose clip is a link to the original's file: its own folder, so only the
+    # file gives it away.
+    import shutil
+
+    mirror = tmp_path / "mirror"
+    shutil.copytree(synth_dir, mirror)
+    clip = sorted((synth_dir / "yes").glob("*.wav"))[0]
+    copy = mirror / "yes" / clip.name
+    copy.unlink()
+    if link == "hard":
+        copy.hardlink_to(clip)
+    else:
+        copy.symlink_to(clip)
+    refused = rf"both hold the file .*{clip.name} \(as .*mirror.*a link to one file\)"
+    with pytest.raises(ValueError, match=refused):
+        load_datasets([str(synth_dir), str(mirror)])
+    copy.unlink()
+    shutil.copy(clip, copy)  # a copy of the file is two files: allowed
+    assert len(load_datasets([str(synth_dir), str(mirror)]).clips) == 2 * len(load_dataset(synth_dir).clips)
+
+
 def test_one_dataset_given_alone_is_that_dataset(subset_dir):
     # A string was iterated character by character: "/" (the filesystem root) was scanned first.
     from microspeech.data import load_datasets

@@ -248,9 +248,9 @@ def report_issues(issues: Iterable[FileIssue], source: str) -> None:
 
 
 def _refuse_shared_folders(datasets: Sequence[AudioDataset]) -> None:
-    """ValueError when two datasets read clips from one folder (a word folder linked into both):
-    its clips would count twice, and a clip could be in one part's training split and the other's
-    test split."""
+    """ValueError when two datasets read clips from one folder (a word folder linked into both)
+    or one file (a clip hard-linked or symlinked into both): its clips would count twice, and a
+    clip could be in one part's training split and the other's test split."""
     owner: dict[Path, AudioDataset] = {}
     for dataset in datasets:
         folders = {clip.path.parent for clip in dataset.clips}
@@ -260,4 +260,18 @@ def _refuse_shared_folders(datasets: Sequence[AudioDataset]) -> None:
                 raise ValueError(
                     f"datasets {first.root} and {dataset.root} both read the clips of {folder} "
                     "(a folder linked into both): give its clips to one dataset only"
+                )
+    # One file under two names (a hard link, or a symlink to the file): the same device and inode.
+    files: dict[tuple[int, int], tuple[AudioDataset, Path]] = {}
+    for dataset in datasets:
+        for clip in dataset.clips:
+            try:
+                status = clip.path.stat()
+            except OSError:  # gone since the scan: reading it reports that, naming the file
+                continue
+            first, first_path = files.setdefault((status.st_dev, status.st_ino), (dataset, clip.path))
+            if first is not dataset:
+                raise ValueError(
+                    f"datasets {first.root} and {dataset.root} both hold the file {first_path} "
+                    f"(as {clip.path}: a link to one file): give each clip to one dataset only"
                 )
