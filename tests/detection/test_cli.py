@@ -4,6 +4,7 @@ import json
 import shutil
 import sys
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -201,6 +202,22 @@ def test_mic_input_overflow_is_said(archive, yes_wav, monkeypatch):
     monkeypatch.setitem(sys.modules, "sounddevice", fake_sounddevice(read_audio(yes_wav), status))
     with pytest.warns(UserWarning, match="input overflowed: audio was dropped"):
         result = invoke("classify_audio", archive, "--mic", "--seconds", "2")
+    assert result.exit_code == 0, result.output
+
+
+def test_mic_input_that_wraps_at_the_volume_gain_is_said_once(archive, yes_wav, monkeypatch):
+    # --wav noted wrapped samples; the microphone, where a loud room meets the gain, said nothing.
+    loud = np.clip(read_audio(yes_wav).astype(np.int64) * 8, -32768, 32767).astype(np.int16)
+    assert np.abs(loud).max() > 16383  # past what a gain of 2 keeps
+    monkeypatch.setitem(sys.modules, "sounddevice", fake_sounddevice(loud))
+    with pytest.warns(UserWarning, match="loud enough to wrap: .* volume_gain 2 .*--volume 1") as said:
+        result = invoke("classify_audio", archive, "--mic", "--seconds", "2", "--volume", "2")
+    assert result.exit_code == 0, result.output
+    assert len([w for w in said if "wrap" in str(w.message)]) == 1
+    monkeypatch.setitem(sys.modules, "sounddevice", fake_sounddevice(loud))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # at a gain of 1 nothing wraps, and nothing is said
+        result = invoke("classify_audio", archive, "--mic", "--seconds", "2", "--volume", "1")
     assert result.exit_code == 0, result.output
 
 

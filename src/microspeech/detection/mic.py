@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from microspeech.audio import SAMPLE_RATE
+from microspeech.detection.classify import whole_volume_gain, wrapped_samples
 from microspeech.detection.detector import Decision
 
 
@@ -52,7 +53,9 @@ def listen(
 ) -> None:
     """Stream the microphone into `spotter` until Ctrl+C or `seconds` of audio.
 
-    Devices that cannot record at 16 kHz are recorded at their own rate and resampled.
+    Devices that cannot record at 16 kHz are recorded at their own rate and resampled. The
+    first samples that the spotter's volume gain wraps past the int16 limits (as the part does)
+    are warned about once, as `classify_audio --wav` notes them for a file.
     """
     import soxr
 
@@ -75,6 +78,7 @@ def listen(
     blocksize = max(1, spotter.hop_samples * rate // SAMPLE_RATE)
     total = None if seconds is None else int(seconds * SAMPLE_RATE)
     fed = 0
+    wrap_said = False
     try:
         stream = sd.InputStream(
             samplerate=rate, channels=1, dtype="int16", blocksize=blocksize, device=device, callback=callback
@@ -99,5 +103,15 @@ def listen(
             if total is not None:
                 chunk = chunk[: total - fed]
             fed += len(chunk)
+            wrapped = wrapped_samples(chunk, spotter.params.volume_gain) if not wrap_said else 0
+            if wrapped:
+                wrap_said = True
+                gain = whole_volume_gain(spotter.params.volume_gain)
+                warnings.warn(
+                    f"the microphone's input is loud enough to wrap: {wrapped} samples of {len(chunk)} "
+                    f"at {fed / SAMPLE_RATE:.1f} s passed the int16 limits at volume_gain {gain} and "
+                    "wrapped around, as on the part; lower the input level, or --volume 1",
+                    stacklevel=2,
+                )
             if len(chunk):
                 on_decisions(spotter.process(np.ascontiguousarray(chunk, dtype=np.int16)))
