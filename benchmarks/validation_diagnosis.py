@@ -11,7 +11,7 @@ high keywords and other words score on that stream: per condition, the percentil
 peak window average (at the calibrated window) and the share at or above the calibrated threshold,
 and the other words that come closest to firing. With `--volume-gain G`, the stream is scaled by G
 before the frontend, as the part scales it, instead of the .tflite's embedded gain.
-Each model also classifies noise slices at every level up to full scale (`_silence_` for a right answer),
+Each model also classifies noise slices from RMS 10 to 10,000 (about -10 dBFS; `_silence_` is right),
 and runs every validation clip of each keyword one after another, 2 s of silence apart,
 at the embedded parameters (the streaming issue's "20 clean yes" check, on validation clips); with
 `--gap-noise RMS`, white noise in the gaps instead of digital silence.

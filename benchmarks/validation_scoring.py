@@ -71,8 +71,8 @@ def event_peaks(stream: Any, run: Any, classes: list[str], window_ms: int) -> li
     return peaks
 
 
-# Noise at every level a 16-bit input can hold: slices scaled to an RMS drawn log-uniformly over
-# these bands (int16 units; the subset's recordings are 71-192 as recorded), saturating at int16.
+# Noise from quiet to loud: slices scaled to an RMS drawn log-uniformly within these bands (int16
+# units; the subset's recordings are at 71-192 as recorded; 10,000 is about -10 dBFS), saturating.
 SILENCE_LEVEL_BANDS = ((10.0, 100.0), (100.0, 1000.0), (1000.0, 10000.0))
 
 
@@ -89,25 +89,33 @@ def silence_levels(
     dataset: Any, keyword_model: Any, *, per_band: int = 200, seed: int = 0
 ) -> SilenceLevelResult:
     """One-second slices of the dataset's background-noise recordings (the recordings validation's
-    own silence slices come from), each scaled to an RMS in its band, through a fresh frontend
-    (as clip evaluation runs them) and the model's int8 .tflite."""
+    own silence slices come from), each scaled to an RMS in its band, through a fresh frontend and
+    the model's int8 .tflite, as clip evaluation runs them (no volume gain). A recording shorter
+    than a slice is repeated, as training's noise bank repeats it; an all-zero stretch, which no
+    gain makes louder, is drawn again."""
     from microspeech.evaluation.evaluate import score_tflite
     from microspeech.frontend.batch import compute_features
     from microspeech.labels import SILENCE, is_word_class
 
     settings = keyword_model.frontend_settings
+    n = settings.n_samples
     recordings = [dataset.read_noise(path).astype(np.float64) for path in sorted(dataset.noise_paths)]
+    recordings = [np.resize(r, max(len(r), n)) for r in recordings if np.any(r)]
+    if not recordings:
+        raise ValueError(f"{dataset.root}: no background-noise recording with sound in it")
     rng = np.random.default_rng([seed, 0x51E])
     silence, keyword = [], []
     keywords = [i for i, name in enumerate(keyword_model.classes) if is_word_class(name)]
     for low, high in SILENCE_LEVEL_BANDS:
-        audio = np.empty((per_band, settings.n_samples), np.int16)
+        audio = np.empty((per_band, n), np.int16)
         for row in range(per_band):
             recording = recordings[row % len(recordings)]
-            start = int(rng.integers(0, len(recording) - settings.n_samples + 1))
-            piece = recording[start : start + settings.n_samples]
+            piece = np.zeros(0)
+            while not np.any(piece):  # a recording with sound has a stretch with sound
+                start = int(rng.integers(0, len(recording) - n + 1))
+                piece = recording[start : start + n]
             level = np.exp(rng.uniform(np.log(low), np.log(high)))
-            scaled = piece * (level / max(float(np.sqrt(np.mean(piece**2))), 1e-9))
+            scaled = piece * (level / float(np.sqrt(np.mean(piece**2))))
             audio[row] = np.clip(np.round(scaled), -32768, 32767).astype(np.int16)
         scores = score_tflite(keyword_model.tflite_bytes, compute_features(audio, settings))
         predicted = scores.argmax(-1)

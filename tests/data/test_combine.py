@@ -68,7 +68,7 @@ def test_two_datasets_that_link_the_same_clip_file_are_refused(synth_dir, tmp_pa
         copy.hardlink_to(clip)
     else:
         copy.symlink_to(clip)
-    refused = rf"both hold the file .*{clip.name} \(as .*mirror.*a link to one file\)"
+    refused = rf"both hold the file .*{clip.name} \(as .*{clip.name} and .*mirror.*: links to one file\)"
     with pytest.raises(ValueError, match=refused):
         load_datasets([str(synth_dir), str(mirror)])
     copy.unlink()

@@ -269,9 +269,12 @@ def _refuse_shared_folders(datasets: Sequence[AudioDataset]) -> None:
                 status = clip.path.stat()
             except OSError:  # gone since the scan: reading it reports that, naming the file
                 continue
+            if not status.st_ino:  # a filesystem without inode numbers: nothing to compare
+                continue
             first, first_path = files.setdefault((status.st_dev, status.st_ino), (dataset, clip.path))
             if first is not dataset:
                 raise ValueError(
-                    f"datasets {first.root} and {dataset.root} both hold the file {first_path} "
-                    f"(as {clip.path}: a link to one file): give each clip to one dataset only"
+                    f"datasets {first.root} and {dataset.root} both hold the file {clip.path.resolve()} "
+                    f"(as {first_path} and {clip.path}: links to one file): give each clip to one "
+                    "dataset only"
                 )

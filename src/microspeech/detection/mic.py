@@ -108,9 +108,9 @@ def listen(
                 wrap_said = True
                 gain = whole_volume_gain(spotter.params.volume_gain)
                 warnings.warn(
-                    f"the microphone's input is loud enough to wrap: {wrapped} samples of {len(chunk)} "
-                    f"at {fed / SAMPLE_RATE:.1f} s passed the int16 limits at volume_gain {gain} and "
-                    "wrapped around, as on the part; lower the input level, or --volume 1",
+                    f"the microphone's input is loud enough to wrap: {wrapped} samples of the "
+                    f"{len(chunk)} up to {fed / SAMPLE_RATE:.1f} s passed the int16 limits at volume_gain "
+                    f"{gain} and wrapped around, as on the part; lower the input level, or --volume 1",
                     stacklevel=2,
                 )
             if len(chunk):
