@@ -89,13 +89,20 @@ def test_unknown_class_weight_follows_what_was_measured_for_each_model():
 def test_larger_models_take_only_the_seeds_windows_measured_for_them():
     # They inherit the seed's augmentation; a setting the seed took is off for them until it is
     # measured for them on the validation stream (BENCHMARKS.md): the warm-up helped both, the
-    # noise onset two_conv only (the DS-CNN lost clips with it). Their warm-up stays two seconds:
-    # the seed's one second follows its faster noise estimate, which they do not have.
+    # noise onset two_conv only (the DS-CNN lost clips with it), loud silence the DS-CNN only.
+    # Their warm-up stays two seconds: the seed's one second follows its faster noise estimate,
+    # which they do not have.
     two_conv, ds_cnn = get_model_spec("two_conv").augmentation, get_model_spec("ds_cnn").augmentation
     seed = get_model_spec("tflite_micro_speech").augmentation
     assert two_conv == dataclasses.replace(seed, warm_up_ms=2000) and seed.warm_up_ms == 1000
     assert two_conv.warm_up_ms == 2000 and two_conv.noise_onset_probability == 1.0
     assert ds_cnn.warm_up_ms == 2000 and ds_cnn.noise_onset_probability == 0.0
+    # Loud silence: measured for the seed (not taken: fewer keywords) and the DS-CNN (taken).
+    assert seed.silence_gain_range == two_conv.silence_gain_range == (0.01, 1.0)
+    assert ds_cnn.silence_gain_range == (0.01, 64.0)
+    its_own = {"warm_up_ms", "noise_onset_probability", "silence_gain_range"}  # each measured for it
+    inherited = [f.name for f in dataclasses.fields(seed) if f.name not in its_own]
+    assert all(getattr(ds_cnn, name) == getattr(seed, name) for name in inherited)
 
 
 def test_larger_models_keep_mltks_frontend():
