@@ -90,17 +90,20 @@ def silence_levels(
 ) -> SilenceLevelResult:
     """One-second slices of the dataset's background-noise recordings (the recordings validation's
     own silence slices come from), each scaled to an RMS in its band, through a fresh frontend and
-    the model's int8 .tflite, as clip evaluation runs them (no volume gain). A recording shorter
-    than a slice is repeated, as training's noise bank repeats it; an all-zero stretch, which no
-    gain makes louder, is drawn again."""
+    the model's int8 .tflite, as clip evaluation runs them (no volume gain). Recordings are read
+    as training's noise bank reads them (one shorter than a slice repeats); an all-zero stretch,
+    which no gain makes louder, is drawn again."""
+    from microspeech.data.augmentation import NoiseBank
     from microspeech.evaluation.evaluate import score_tflite
     from microspeech.frontend.batch import compute_features
     from microspeech.labels import SILENCE, is_word_class
 
     settings = keyword_model.frontend_settings
     n = settings.n_samples
-    recordings = [dataset.read_noise(path).astype(np.float64) for path in sorted(dataset.noise_paths)]
-    recordings = [np.resize(r, max(len(r), n)) for r in recordings if np.any(r)]
+    bank = NoiseBank.read(dataset.read_noise, sorted(dataset.noise_paths), n)  # short ones repeated
+    spans = zip(bank.starts, bank.lengths, strict=True)
+    pieces = [bank.audio[start : start + length] for start, length in spans]
+    recordings = [r.astype(np.float64) for r in pieces if np.any(r)]  # int16 values: exact
     if not recordings:
         raise ValueError(f"{dataset.root}: no background-noise recording with sound in it")
     rng = np.random.default_rng([seed, 0x51E])
